@@ -1,0 +1,1 @@
+//! The batcher stage (being written).

@@ -1,0 +1,18 @@
+//! Anchord's core: the data model and the cryptography, with no I/O.
+//!
+//! Architecture invariant: this crate is the only place that defines how
+//! anything is hashed, encoded for hashing, or proven. It does no I/O (no
+//! files, no network, no clock): callers pass in bytes and times.
+//!
+//! - [`suite`]: the hash suites (SHA-256, SM3) and RFC 6962 domain separation.
+//! - [`entry`]: the evidence entry and its canonical, versioned encoding.
+//! - [`merkle`]: RFC 6962 / RFC 9162 trees, inclusion and consistency proofs.
+//! - [`vectors`]: the conformance kit (transparency-dev/merkle vector layout).
+
+pub mod entry;
+pub mod merkle;
+pub mod suite;
+pub mod vectors;
+
+pub use entry::{Entry, EntryError, EvidenceAlg};
+pub use suite::{Digest32, HashSuite};
