@@ -1,1 +1,165 @@
-//! Test harness (being written).
+//! Test harness on real services.
+//!
+//! Every test gets its own PostgreSQL database (created here, dropped when the
+//! handle drops) and its own Kafka topics, on the services that
+//! `scripts/services up` starts. Nothing here skips: a missing service is a
+//! loud failure that says how to start it.
+
+use std::time::Duration;
+
+use anchord_ledger::{DatabaseConfig, Ledger};
+use rand::Rng;
+
+pub mod kafka;
+
+/// Admin URL of the test PostgreSQL (a superuser; any database).
+pub const PG_URL_VAR: &str = "ANCHORD_TEST_DATABASE_URL";
+/// The dev services' PostgreSQL, used when the variable is unset.
+pub const DEFAULT_PG_URL: &str = "postgres://anchord@127.0.0.1:56432/postgres";
+
+const HOW_TO_START: &str =
+    "start the test services with `scripts/services up` (the README's test command does this)";
+
+/// A short random suffix for database, topic and group names.
+pub fn unique(prefix: &str) -> String {
+    let n: u64 = rand::rng().random();
+    format!("{prefix}_{n:016x}")
+}
+
+/// A private database, dropped (with FORCE) when this handle drops.
+#[derive(Debug)]
+pub struct TestDb {
+    name: String,
+    admin_url: String,
+    url: String,
+}
+
+impl TestDb {
+    /// Create a fresh, empty database. Panics with instructions when
+    /// PostgreSQL is unreachable.
+    pub async fn new() -> TestDb {
+        let admin_url = std::env::var(PG_URL_VAR).unwrap_or_else(|_| DEFAULT_PG_URL.to_owned());
+        let name = unique("anchord_test");
+        let client = admin_client(&admin_url).await;
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("creating test database {name}: {e}"));
+        let url = with_database(&admin_url, &name);
+        TestDb {
+            name,
+            admin_url,
+            url,
+        }
+    }
+
+    /// A fresh database with the ledger schema applied.
+    pub async fn migrated() -> (TestDb, Ledger) {
+        let db = TestDb::new().await;
+        let ledger = db.ledger();
+        ledger
+            .migrate()
+            .await
+            .expect("migrations apply to an empty database");
+        (db, ledger)
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn config(&self) -> DatabaseConfig {
+        DatabaseConfig::from_url(&self.url)
+    }
+
+    pub fn ledger(&self) -> Ledger {
+        Ledger::connect(&self.config()).expect("test database config is valid")
+    }
+
+    /// A plain client on this database, for tests that inspect or tamper
+    /// with rows directly.
+    pub async fn client(&self) -> tokio_postgres::Client {
+        admin_client(&self.url).await
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        // Drop runs inside the test's runtime; use a thread with its own.
+        let (url, name) = (self.admin_url.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(rt) = rt {
+                rt.block_on(async {
+                    if let Ok((c, conn)) =
+                        tokio_postgres::connect(&url, tokio_postgres::NoTls).await
+                    {
+                        tokio::spawn(conn);
+                        let _ = c
+                            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .await;
+                    }
+                });
+            }
+        })
+        .join();
+    }
+}
+
+async fn admin_client(url: &str) -> tokio_postgres::Client {
+    let connect = tokio_postgres::connect(url, tokio_postgres::NoTls);
+    match tokio::time::timeout(Duration::from_secs(10), connect).await {
+        Ok(Ok((client, conn))) => {
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            client
+        }
+        Ok(Err(e)) => panic!(
+            "PostgreSQL is not reachable at {url} ({e}); {HOW_TO_START}, or set {PG_URL_VAR}"
+        ),
+        Err(_) => panic!(
+            "PostgreSQL did not answer at {url} within 10 s; {HOW_TO_START}, or set {PG_URL_VAR}"
+        ),
+    }
+}
+
+/// Replace the database name of a `postgres://…/db` URL.
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{db}?{q}"),
+        None => format!("{base}/{db}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn with_database_replaces_only_the_name() {
+        use super::with_database;
+        assert_eq!(
+            with_database("postgres://a@h:1/postgres", "x"),
+            "postgres://a@h:1/x"
+        );
+        assert_eq!(with_database("postgres://a@h:1", "x"), "postgres://a@h:1/x");
+        assert_eq!(
+            with_database("postgres://a@h/postgres?sslmode=disable", "x"),
+            "postgres://a@h/x?sslmode=disable"
+        );
+    }
+}

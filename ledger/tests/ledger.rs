@@ -1,0 +1,288 @@
+//! The ledger against a real PostgreSQL: one fresh database per test.
+
+use anchord_core::{EvidenceAlg, HashSuite};
+use anchord_ledger::{
+    AppendBatch, ItemOutcome, LedgerError, MIGRATIONS, NewEntry, Position, Rejection, Source,
+};
+use anchord_testkit::TestDb;
+use bytes::Bytes;
+
+fn entry(tenant: &str, ext: &str, hash_byte: u8, offset: Option<i64>) -> NewEntry {
+    NewEntry {
+        tenant: tenant.into(),
+        external_id: ext.into(),
+        hash_alg: EvidenceAlg::Sha256,
+        evidence_hash: vec![hash_byte; 32],
+        metadata: None,
+        source: offset.map(|o| Source {
+            topic: "t".into(),
+            partition: 0,
+            offset: o,
+        }),
+        raw: Bytes::from(format!("raw {tenant}/{ext}")),
+    }
+}
+
+fn batch(entries: Vec<NewEntry>) -> AppendBatch {
+    AppendBatch {
+        suite: HashSuite::Sha256,
+        consumer_group: None,
+        received_at_us: 1_700_000_000_000_000,
+        entries,
+        rejections: vec![],
+        positions: vec![],
+    }
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent_and_safe_to_run_concurrently() {
+    let db = TestDb::new().await;
+    let ledger = db.ledger();
+    let mut runs = Vec::new();
+    for _ in 0..4 {
+        let l = ledger.clone();
+        runs.push(tokio::spawn(
+            async move { l.migrate().await.map(|v| v.len()) },
+        ));
+    }
+    let mut applied = 0;
+    for r in runs {
+        applied += r.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        applied,
+        MIGRATIONS.len(),
+        "each migration applied exactly once"
+    );
+    assert!(ledger.migrate().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_changed_migration_is_refused_with_both_checksums() {
+    let (db, ledger) = TestDb::migrated().await;
+    db.client()
+        .await
+        .execute(
+            "UPDATE schema_migrations SET checksum = 'deadbeef' WHERE version = 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let err = ledger.migrate().await.unwrap_err().to_string();
+    assert!(
+        err.contains("migration 1 (init)") && err.contains("deadbeef"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_hash_suite_is_pinned_on_first_use() {
+    let (_db, ledger) = TestDb::migrated().await;
+    ledger.ensure_suite(HashSuite::Sm3).await.unwrap();
+    ledger.ensure_suite(HashSuite::Sm3).await.unwrap();
+    match ledger.ensure_suite(HashSuite::Sha256).await {
+        Err(LedgerError::SuiteMismatch { stored, configured }) => {
+            assert_eq!((stored.as_str(), configured.as_str()), ("sm3", "sha256"));
+        }
+        other => panic!("expected a suite mismatch, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn sequence_numbers_are_gap_free_and_leaves_commit_to_the_entry() {
+    let (_db, ledger) = TestDb::migrated().await;
+    let a = ledger
+        .append(&batch(vec![
+            entry("b1", "x1", 1, None),
+            entry("b1", "x2", 2, None),
+        ]))
+        .await;
+    let a = a.unwrap();
+    assert_eq!(
+        a.items,
+        vec![
+            ItemOutcome::Accepted { seq: 0 },
+            ItemOutcome::Accepted { seq: 1 }
+        ]
+    );
+    let b = ledger
+        .append(&batch(vec![entry("b2", "x1", 3, None)]))
+        .await
+        .unwrap();
+    assert_eq!(b.items, vec![ItemOutcome::Accepted { seq: 2 }]);
+    assert_eq!(ledger.next_seq().await.unwrap(), 3);
+
+    let stored = ledger.entry_by_seq(1).await.unwrap().unwrap();
+    assert_eq!(stored.entry.external_id, "x2");
+    assert_eq!(stored.leaf_hash, stored.entry.leaf_hash(HashSuite::Sha256));
+    stored.entry.validate().unwrap();
+    let by_id = ledger.entry_by_identity("b2", "x1").await.unwrap().unwrap();
+    assert_eq!(by_id.entry.seq, 2);
+    let by_hash = ledger.entries_by_hash(&[3; 32]).await.unwrap();
+    assert_eq!(by_hash.len(), 1);
+    assert!(ledger.entries_by_hash(&[9; 32]).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn resubmission_is_a_duplicate_and_a_different_hash_is_a_recorded_conflict() {
+    let (_db, ledger) = TestDb::migrated().await;
+    ledger
+        .append(&batch(vec![entry("b1", "loan-1", 1, None)]))
+        .await
+        .unwrap();
+    let out = ledger
+        .append(&batch(vec![
+            entry("b1", "loan-1", 1, Some(10)), // same key, same hash: duplicate
+            entry("b1", "loan-1", 7, Some(11)), // same key, other hash: conflict
+            entry("b1", "loan-2", 2, Some(12)), // new
+            entry("b1", "loan-2", 2, Some(13)), // duplicate inside the batch
+            entry("b1", "loan-2", 8, Some(14)), // conflict inside the batch
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.items,
+        vec![
+            ItemOutcome::Duplicate { seq: 0 },
+            ItemOutcome::Conflict { existing_seq: 0 },
+            ItemOutcome::Accepted { seq: 1 },
+            ItemOutcome::Duplicate { seq: 1 },
+            ItemOutcome::Conflict { existing_seq: 1 },
+        ]
+    );
+    assert_eq!(
+        ledger.next_seq().await.unwrap(),
+        2,
+        "no sequence number was burnt"
+    );
+    let dl = ledger.unpublished_dead_letters(10).await.unwrap();
+    assert_eq!(dl.len(), 2);
+    assert!(dl.iter().all(|d| d.reason == "conflict"));
+    assert_eq!(dl[0].payload, b"raw b1/loan-1");
+    assert_eq!(dl[0].source.as_ref().unwrap().offset, 11);
+    assert!(dl[0].detail.contains("seq 0"), "{}", dl[0].detail);
+    // The stored entry was not overwritten.
+    let kept = ledger
+        .entry_by_identity("b1", "loan-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.entry.evidence_hash, vec![1; 32]);
+
+    ledger
+        .mark_dead_letters_published(&[dl[0].id])
+        .await
+        .unwrap();
+    assert_eq!(ledger.unpublished_dead_letters(10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn replaying_a_batch_with_its_positions_changes_nothing() {
+    let (_db, ledger) = TestDb::migrated().await;
+    let mut b = batch(vec![
+        entry("b1", "a", 1, Some(0)),
+        entry("b1", "b", 2, Some(2)),
+    ]);
+    b.consumer_group = Some("g".into());
+    b.rejections = vec![Rejection {
+        source: Some(Source {
+            topic: "t".into(),
+            partition: 0,
+            offset: 1,
+        }),
+        reason: "malformed_json",
+        detail: "expected value at line 1".into(),
+        payload: Bytes::from_static(b"{nope"),
+    }];
+    b.positions = vec![Position {
+        topic: "t".into(),
+        partition: 0,
+        next_offset: 3,
+    }];
+    let first = ledger.append(&b).await.unwrap();
+    assert_eq!(first.accepted(), 2);
+    assert_eq!(first.rejections_recorded, 1);
+
+    let again = ledger.append(&b).await.unwrap();
+    assert_eq!(again.items, vec![ItemOutcome::AlreadyCommitted; 2]);
+    assert_eq!(
+        (again.rejections_recorded, again.rejections_skipped),
+        (0, 1)
+    );
+    assert_eq!(ledger.next_seq().await.unwrap(), 2);
+    assert_eq!(
+        ledger.dead_letter_counts().await.unwrap(),
+        vec![("malformed_json".into(), 1)]
+    );
+
+    // A stale writer (rebalanced away) cannot move the position backwards.
+    let mut stale = batch(vec![]);
+    stale.consumer_group = Some("g".into());
+    stale.positions = vec![Position {
+        topic: "t".into(),
+        partition: 0,
+        next_offset: 1,
+    }];
+    ledger.append(&stale).await.unwrap();
+    assert_eq!(ledger.positions("g", "t").await.unwrap()[0].next_offset, 3);
+}
+
+#[tokio::test]
+async fn concurrent_appenders_never_share_or_skip_a_sequence_number() {
+    let (_db, ledger) = TestDb::migrated().await;
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let l = ledger.clone();
+        tasks.push(tokio::spawn(async move {
+            for b in 0..10 {
+                let es = (0..25)
+                    .map(|i| entry("bank", &format!("w{w}-b{b}-{i}"), 1, None))
+                    .collect();
+                l.append(&batch(es)).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let n = ledger.next_seq().await.unwrap();
+    assert_eq!(n, 4 * 10 * 25);
+    let all = ledger.entries_range(0, n).await.unwrap();
+    let seqs: Vec<u64> = all.iter().map(|e| e.entry.seq).collect();
+    assert_eq!(seqs, (0..n).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn the_schema_refuses_gapped_overlapping_or_dangling_blocks() {
+    let (db, ledger) = TestDb::migrated().await;
+    let es = (0..10)
+        .map(|i| entry("bank", &format!("e{i}"), 1, None))
+        .collect();
+    ledger.append(&batch(es)).await.unwrap();
+    let c = db.client().await;
+    let insert = |h: i64, first: i64, last: i64| {
+        let c = &c;
+        async move {
+            let hash = vec![h as u8 + 1; 32];
+            c.execute(
+                "INSERT INTO blocks (height, hash_suite, first_seq, last_seq, leaf_count, merkle_root, \
+                 prev_hash, block_hash, sealed_at_us) VALUES ($1, 1, $2, $3, $4, $5, $5, $6, 0)",
+                &[&h, &first, &last, &(last - first + 1), &vec![0u8; 32], &hash],
+            )
+            .await
+        }
+    };
+    assert!(
+        insert(0, 1, 3).await.is_err(),
+        "block 0 must start at seq 0"
+    );
+    insert(0, 0, 3).await.unwrap();
+    assert!(insert(1, 5, 6).await.is_err(), "gap between blocks");
+    assert!(insert(1, 3, 6).await.is_err(), "overlap between blocks");
+    assert!(insert(2, 4, 6).await.is_err(), "height gap");
+    assert!(
+        insert(1, 4, 12).await.is_err(),
+        "range past the last evidence"
+    );
+    insert(1, 4, 9).await.unwrap();
+}
