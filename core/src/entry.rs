@@ -107,14 +107,22 @@ impl FromStr for EvidenceAlg {
 /// Why an entry, or one of its fields, is not valid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EntryError {
-    #[error("tenant must be 1 to {MAX_TENANT_LEN} characters of [A-Za-z0-9._-] starting with a letter or digit, got {0:?}")]
+    #[error(
+        "tenant must be 1 to {MAX_TENANT_LEN} characters of [A-Za-z0-9._-] starting with a letter or digit, got {0:?}"
+    )]
     BadTenant(String),
-    #[error("external id must be 1 to {MAX_EXTERNAL_ID_LEN} bytes of UTF-8 without control characters")]
+    #[error(
+        "external id must be 1 to {MAX_EXTERNAL_ID_LEN} bytes of UTF-8 without control characters"
+    )]
     BadExternalId,
     #[error("unknown hash algorithm {0:?} (expected sha256, sm3 or sha512)")]
     UnknownAlg(String),
     #[error("a {alg} hash is {expected} bytes, got {got}")]
-    HashLength { alg: EvidenceAlg, expected: usize, got: usize },
+    HashLength {
+        alg: EvidenceAlg,
+        expected: usize,
+        got: usize,
+    },
     #[error("metadata must be a JSON object")]
     MetadataNotObject,
     #[error("metadata is {0} bytes in canonical form, more than the {MAX_METADATA_LEN} allowed")]
@@ -170,7 +178,15 @@ impl Entry {
     pub fn encode(&self) -> Vec<u8> {
         let meta = self.metadata.as_deref().unwrap_or("");
         let mut out = Vec::with_capacity(
-            ENTRY_MAGIC.len() + 1 + 8 + 8 + 2 + self.evidence_hash.len() + 2 + 2 + 4
+            ENTRY_MAGIC.len()
+                + 1
+                + 8
+                + 8
+                + 2
+                + self.evidence_hash.len()
+                + 2
+                + 2
+                + 4
                 + self.tenant.len()
                 + self.external_id.len()
                 + meta.len(),
@@ -266,7 +282,11 @@ pub fn validate_tenant(tenant: &str) -> Result<(), EntryError> {
         && tenant
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok { Ok(()) } else { Err(EntryError::BadTenant(tenant.chars().take(80).collect())) }
+    if ok {
+        Ok(())
+    } else {
+        Err(EntryError::BadTenant(tenant.chars().take(80).collect()))
+    }
 }
 
 /// External ids: 1..=256 bytes of UTF-8 with no control characters.
@@ -274,7 +294,11 @@ pub fn validate_external_id(external_id: &str) -> Result<(), EntryError> {
     let ok = !external_id.is_empty()
         && external_id.len() <= MAX_EXTERNAL_ID_LEN
         && !external_id.chars().any(char::is_control);
-    if ok { Ok(()) } else { Err(EntryError::BadExternalId) }
+    if ok {
+        Ok(())
+    } else {
+        Err(EntryError::BadExternalId)
+    }
 }
 
 /// The digest length must match the algorithm.
@@ -282,7 +306,11 @@ pub fn validate_hash(alg: EvidenceAlg, hash: &[u8]) -> Result<(), EntryError> {
     if hash.len() == alg.digest_len() {
         Ok(())
     } else {
-        Err(EntryError::HashLength { alg, expected: alg.digest_len(), got: hash.len() })
+        Err(EntryError::HashLength {
+            alg,
+            expected: alg.digest_len(),
+            got: hash.len(),
+        })
     }
 }
 
@@ -291,8 +319,8 @@ pub fn canonical_metadata(value: &serde_json::Value) -> Result<String, EntryErro
     if !value.is_object() {
         return Err(EntryError::MetadataNotObject);
     }
-    let s = serde_json_canonicalizer::to_string(value)
-        .map_err(|_| EntryError::MetadataNotCanonical)?;
+    let s =
+        serde_json_canonicalizer::to_string(value).map_err(|_| EntryError::MetadataNotCanonical)?;
     if s.len() > MAX_METADATA_LEN {
         return Err(EntryError::MetadataTooLarge(s.len()));
     }
@@ -349,8 +377,10 @@ mod tests {
             hash_alg: EvidenceAlg::Sha256,
             evidence_hash: HashSuite::Sha256.digest(b"signed loan agreement").to_vec(),
             metadata: Some(
-                canonical_metadata(&serde_json::json!({"type":"loan-contract","amount":"250000.00"}))
-                    .unwrap(),
+                canonical_metadata(
+                    &serde_json::json!({"type":"loan-contract","amount":"250000.00"}),
+                )
+                .unwrap(),
             ),
         }
     }
@@ -358,7 +388,10 @@ mod tests {
     #[test]
     fn worked_example_known_answer() {
         let e = example();
-        assert_eq!(e.metadata.as_deref(), Some(r#"{"amount":"250000.00","type":"loan-contract"}"#));
+        assert_eq!(
+            e.metadata.as_deref(),
+            Some(r#"{"amount":"250000.00","type":"loan-contract"}"#)
+        );
         let enc = e.encode();
         assert_eq!(
             hex::encode(&enc),
@@ -367,11 +400,14 @@ mod tests {
                 "01",                         // version
                 "000000000000002a",           // seq 42
                 "0006445941642240",           // received_at_us
-                "01", "20",                   // sha256, 32 bytes
+                "01",
+                "20", // sha256, 32 bytes
                 "7bbfeca40ad9a92de2aa7b191dee370f2361d90a94135a42c10f9d49008367e9",
-                "0007", "696362632d7368",     // tenant
-                "0010", "4c4f414e2d323032352d303030303137", // external id
-                "0000002d", // metadata length 45
+                "0007",
+                "696362632d7368", // tenant
+                "0010",
+                "4c4f414e2d323032352d303030303137", // external id
+                "0000002d",                         // metadata length 45
                 "7b22616d6f756e74223a223235303030302e3030222c2274797065223a226c6f616e2d636f6e7472616374227d"
             )
         );
@@ -385,7 +421,10 @@ mod tests {
     fn decode_rejects_every_single_byte_truncation_and_trailing_garbage() {
         let enc = example().encode();
         for n in 0..enc.len() {
-            assert!(Entry::decode(&enc[..n]).is_err(), "prefix of {n} bytes decoded");
+            assert!(
+                Entry::decode(&enc[..n]).is_err(),
+                "prefix of {n} bytes decoded"
+            );
         }
         let mut longer = enc.clone();
         longer.push(0);
@@ -403,13 +442,22 @@ mod tests {
         assert!(Entry::decode(&bad).is_err());
         let mut bad = enc.clone();
         bad[13] = 2;
-        assert_eq!(Entry::decode(&bad), Err(EntryError::Encoding("unsupported entry version")));
+        assert_eq!(
+            Entry::decode(&bad),
+            Err(EntryError::Encoding("unsupported entry version"))
+        );
         let mut bad = enc.clone();
         bad[30] = 9;
-        assert_eq!(Entry::decode(&bad), Err(EntryError::Encoding("unknown hash algorithm id")));
+        assert_eq!(
+            Entry::decode(&bad),
+            Err(EntryError::Encoding("unknown hash algorithm id"))
+        );
         let mut e = example();
         e.metadata = Some(r#"{"type":"loan-contract","amount":"250000.00"}"#.into());
-        assert_eq!(Entry::decode(&e.encode()), Err(EntryError::MetadataNotCanonical));
+        assert_eq!(
+            Entry::decode(&e.encode()),
+            Err(EntryError::MetadataNotCanonical)
+        );
     }
 
     #[test]
@@ -424,14 +472,21 @@ mod tests {
         assert!(validate_external_id(&"x".repeat(257)).is_err());
         assert_eq!(
             validate_hash(EvidenceAlg::Sha512, &[0; 32]),
-            Err(EntryError::HashLength { alg: EvidenceAlg::Sha512, expected: 64, got: 32 })
+            Err(EntryError::HashLength {
+                alg: EvidenceAlg::Sha512,
+                expected: 64,
+                got: 32
+            })
         );
         assert_eq!(
             canonical_metadata(&serde_json::json!([1])),
             Err(EntryError::MetadataNotObject)
         );
         let big = serde_json::json!({"k": "x".repeat(MAX_METADATA_LEN)});
-        assert!(matches!(canonical_metadata(&big), Err(EntryError::MetadataTooLarge(_))));
+        assert!(matches!(
+            canonical_metadata(&big),
+            Err(EntryError::MetadataTooLarge(_))
+        ));
     }
 
     #[test]
@@ -449,7 +504,11 @@ mod tests {
             "[^\\p{Cc}]{1,40}",
             prop::sample::select(EvidenceAlg::ALL.to_vec()),
             any::<[u8; 64]>(),
-            prop::option::of(prop::collection::btree_map("[a-z]{1,8}", "[ -~]{0,16}", 0..4)),
+            prop::option::of(prop::collection::btree_map(
+                "[a-z]{1,8}",
+                "[ -~]{0,16}",
+                0..4,
+            )),
         )
             .prop_map(|(seq, t, tenant, ext, alg, h, meta)| Entry {
                 seq,

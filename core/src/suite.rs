@@ -172,13 +172,22 @@ mod tests {
         let mut manual = vec![NODE_PREFIX];
         manual.extend_from_slice(&l);
         manual.extend_from_slice(&r);
-        assert_eq!(HashSuite::Sha256.node_hash(&l, &r), HashSuite::Sha256.digest(&manual));
-        assert_ne!(HashSuite::Sha256.node_hash(&l, &r), HashSuite::Sha256.node_hash(&r, &l));
+        assert_eq!(
+            HashSuite::Sha256.node_hash(&l, &r),
+            HashSuite::Sha256.digest(&manual)
+        );
+        assert_ne!(
+            HashSuite::Sha256.node_hash(&l, &r),
+            HashSuite::Sha256.node_hash(&r, &l)
+        );
     }
 
     #[test]
     fn suites_differ_and_round_trip() {
-        assert_ne!(HashSuite::Sha256.leaf_hash(b"x"), HashSuite::Sm3.leaf_hash(b"x"));
+        assert_ne!(
+            HashSuite::Sha256.leaf_hash(b"x"),
+            HashSuite::Sm3.leaf_hash(b"x")
+        );
         for s in HashSuite::ALL {
             assert_eq!(s.name().parse::<HashSuite>().unwrap(), s);
             assert_eq!(HashSuite::from_id(s.id()), Some(s));
