@@ -1,2 +1,143 @@
-//! `anchord`: parse the command line, set up logging, hand over to a stage.
-fn main() {}
+//! `anchord`: parse the command line, load and validate the configuration,
+//! set up logging, hand over to a stage library, wait for shutdown.
+//!
+//! Exit codes: 0 success, 1 failure (or a check that found a problem),
+//! 2 usage or configuration error (before anything was started).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod admin;
+mod config;
+mod conformance;
+mod shutdown;
+
+use config::Config;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "anchord",
+    version,
+    about = "Court-ready evidence ledger: ingest, seal, anchor, prove"
+)]
+struct Cli {
+    /// Configuration file (TOML); every key can also come from ANCHORD__SECTION__KEY.
+    #[arg(long, short, global = true, env = "ANCHORD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, global = true, default_value = "human", value_parser = ["human", "json"], env = "ANCHORD_LOG_FORMAT")]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Check every Merkle test vector file under DIR (transparency-dev layout).
+    Conformance {
+        /// Directory holding inclusion/ and consistency/ vector files.
+        dir: PathBuf,
+    },
+    /// Consume evidence from Kafka into the ledger.
+    Ingest,
+    /// Publish realistic bank evidence messages to Kafka.
+    Loadgen(anchord_ingest::loadgen::LoadgenArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log_format);
+    match cli.command {
+        Command::Conformance { dir } => match conformance::run(&dir) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+        command => {
+            let rt = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: starting the runtime: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            rt.block_on(run_service(cli.config, command))
+        }
+    }
+}
+
+async fn run_service(config_path: Option<PathBuf>, command: Command) -> ExitCode {
+    // Configuration is loaded and validated before any port is bound.
+    let config = match Config::load(config_path.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("configuration error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match command {
+        Command::Migrate => migrate(&config).await,
+        Command::Ingest => ingest(config).await,
+        Command::Loadgen(args) => anchord_ingest::loadgen::run(&config.ingest, args)
+            .await
+            .map_err(anyhow::Error::from),
+        Command::Conformance { .. } => unreachable!("handled before the runtime starts"),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn open_ledger(config: &Config) -> anyhow::Result<anchord_ledger::Ledger> {
+    let ledger = anchord_ledger::Ledger::connect(&config.database)?;
+    ledger.migrate().await?;
+    ledger.ensure_suite(config.hash_suite).await?;
+    Ok(ledger)
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let ledger = anchord_ledger::Ledger::connect(&config.database)?;
+    let applied = ledger.migrate().await?;
+    ledger.ensure_suite(config.hash_suite).await?;
+    println!(
+        "{} migration(s) applied; schema at version {}",
+        applied.len(),
+        anchord_ledger::MIGRATIONS.last().map_or(0, |m| m.version)
+    );
+    Ok(())
+}
+
+async fn ingest(config: Config) -> anyhow::Result<()> {
+    let ledger = open_ledger(&config).await?;
+    let shutdown = shutdown::on_signal();
+    let admin = admin::serve(config.admin.listen, ledger.clone(), shutdown.clone()).await?;
+    let result =
+        anchord_ingest::run(config.ingest, config.hash_suite, ledger, shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = admin.await;
+    Ok(result?)
+}
+
+fn init_tracing(format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("ANCHORD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,168 @@
+//! One TOML configuration file for every stage, each key overridable from the
+//! environment, validated before any port is bound.
+//!
+//! Environment overrides: `ANCHORD__<SECTION>__<KEY>=value` (double
+//! underscores separate the path; names are lower-cased), e.g.
+//! `ANCHORD__DATABASE__URL=postgres://…` or `ANCHORD__INGEST__BATCH_MAX=5000`.
+//! Values are read as TOML when they parse as such (numbers, booleans,
+//! arrays), otherwise as strings. `DATABASE_URL` and `KAFKA_BROKERS` are also
+//! honoured, as the conventional names.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use anchord_core::HashSuite;
+use anchord_ledger::DatabaseConfig;
+
+/// The whole configuration. See `anchord.example.toml` for every key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The deployment's tree hash suite: "sha256" (default) or "sm3".
+    #[serde(default = "default_suite")]
+    pub hash_suite: HashSuite,
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
+    pub ingest: anchord_ingest::IngestConfig,
+}
+
+fn default_suite() -> HashSuite {
+    HashSuite::Sha256
+}
+
+/// The admin HTTP listener: metrics, liveness, readiness.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    #[serde(default = "default_admin_listen")]
+    pub listen: std::net::SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: default_admin_listen(),
+        }
+    }
+}
+
+fn default_admin_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 9464))
+}
+
+impl Config {
+    /// Read the file (if any), apply the environment, parse and validate.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let mut doc: toml::Table = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading configuration {}", p.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("parsing configuration {}", p.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        apply_env(&mut doc, std::env::vars())?;
+        let config: Config = toml::Value::Table(doc)
+            .try_into()
+            .context("invalid configuration")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Cross-field checks, naming the key at fault.
+    pub fn validate(&self) -> Result<()> {
+        self.database.validate().context("database.url")?;
+        self.ingest.validate().context("ingest")?;
+        Ok(())
+    }
+}
+
+/// Fold `ANCHORD__A__B=v` (and the two conventional names) into the table.
+pub fn apply_env(
+    doc: &mut toml::Table,
+    vars: impl Iterator<Item = (String, String)>,
+) -> Result<()> {
+    let mut vars: Vec<(String, String)> = vars.collect();
+    vars.sort();
+    for (k, v) in vars {
+        let path: Vec<String> = match k.as_str() {
+            "DATABASE_URL" => vec!["database".into(), "url".into()],
+            "KAFKA_BROKERS" => vec!["ingest".into(), "brokers".into()],
+            _ => match k.strip_prefix("ANCHORD__") {
+                Some(rest) => rest.split("__").map(str::to_lowercase).collect(),
+                None => continue,
+            },
+        };
+        if path.iter().any(String::is_empty) {
+            bail!("environment variable {k}: empty path segment");
+        }
+        let value = parse_env_value(&v);
+        let (last, parents) = path.split_last().expect("path has at least one segment");
+        let mut table = &mut *doc;
+        for p in parents {
+            let entry = table
+                .entry(p.clone())
+                .or_insert_with(|| toml::Value::Table(Default::default()));
+            table = match entry {
+                toml::Value::Table(t) => t,
+                _ => bail!("environment variable {k}: {p} is not a table"),
+            };
+        }
+        table.insert(last.clone(), value);
+    }
+    Ok(())
+}
+
+fn parse_env_value(v: &str) -> toml::Value {
+    // `x = <v>` parses for numbers, booleans, arrays and quoted strings;
+    // anything else (a URL, a bare word) is a string.
+    match toml::from_str::<toml::Table>(&format!("x = {v}")) {
+        Ok(mut t) => t
+            .remove("x")
+            .unwrap_or_else(|| toml::Value::String(v.to_owned())),
+        Err(_) => toml::Value::String(v.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_nest_and_type_values() {
+        let mut doc: toml::Table = toml::from_str("[database]\nurl = \"postgres://file\"").unwrap();
+        apply_env(
+            &mut doc,
+            vec![
+                ("ANCHORD__INGEST__BATCH_MAX".to_string(), "5000".to_string()),
+                (
+                    "ANCHORD__INGEST__TENANTS".to_string(),
+                    "[\"a\", \"b\"]".to_string(),
+                ),
+                ("DATABASE_URL".to_string(), "postgres://env/db".to_string()),
+                ("UNRELATED".to_string(), "x".to_string()),
+            ]
+            .into_iter(),
+        )
+        .unwrap();
+        assert_eq!(doc["database"]["url"].as_str(), Some("postgres://env/db"));
+        assert_eq!(doc["ingest"]["batch_max"].as_integer(), Some(5000));
+        assert_eq!(doc["ingest"]["tenants"].as_array().map(Vec::len), Some(2));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let doc: toml::Table =
+            toml::from_str("[database]\nurl = \"postgres://x/y\"\nmax_conections = 3").unwrap();
+        let err = toml::Value::Table(doc)
+            .try_into::<Config>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_conections"), "{err}");
+    }
+}
