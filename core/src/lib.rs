@@ -7,8 +7,11 @@
 //! - [`suite`]: the hash suites (SHA-256, SM3) and RFC 6962 domain separation.
 //! - [`entry`]: the evidence entry and its canonical, versioned encoding.
 //! - [`merkle`]: RFC 6962 / RFC 9162 trees, inclusion and consistency proofs.
+//! - [`checkpoint`]: block headers, the block log's C2SP checkpoints, signed
+//!   notes, Ed25519 note keys and cosignatures.
 //! - [`vectors`]: the conformance kit (transparency-dev/merkle vector layout).
 
+pub mod checkpoint;
 pub mod entry;
 pub mod merkle;
 pub mod suite;
