@@ -4,12 +4,17 @@
 //! typed methods on [`Ledger`]; the schema lives in `migrations/` and the
 //! invariants it enforces are listed at the top of `0001_init.sql`.
 
+mod blocks;
 mod config;
 mod evidence;
 mod migrate;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
+pub use blocks::{
+    BATCHER_LOCK_KEY, LeaderSession, NewSeal, SignatureRole, SignatureRow, StoredBlock,
+    StoredCheckpoint, Tip,
+};
 pub use config::DatabaseConfig;
 pub use evidence::{
     AppendBatch, AppendOutcome, DeadLetter, ItemOutcome, NewEntry, Position, Rejection, Source,

@@ -17,11 +17,18 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first. Append only: never edit a released one.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../migrations/0001_init.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "batcher",
+        sql: include_str!("../migrations/0002_batcher.sql"),
+    },
+];
 
 /// Advisory lock key: "anchord migrate" folded into an i64.
 const LOCK_KEY: i64 = 0x616e_6368_6d69_6772;

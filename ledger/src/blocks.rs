@@ -1,0 +1,595 @@
+//! Blocks, checkpoints and their signatures; the batcher's leadership lock;
+//! the witness's compare-and-swap state.
+//!
+//! The sealer writes only through a [`LeaderSession`]: a dedicated
+//! connection, taken out of the pool, that holds a session-level advisory
+//! lock. Every seal runs on that same connection, so losing the connection
+//! loses the lock *and* aborts any seal in flight; a standby that takes the
+//! lock over can never interleave with a half-finished seal. The schema
+//! (0001: PK on height, unique first_seq, the chaining foreign key) rejects
+//! overlapping or gapped ranges on its own as well.
+
+use anchord_core::checkpoint::BlockHeader;
+use anchord_core::{Digest32, HashSuite};
+use futures::StreamExt;
+use tokio_postgres::Client;
+
+use crate::{Ledger, LedgerError};
+
+/// Advisory lock key of the sealer role: "anchord batcher" folded into an i64.
+pub const BATCHER_LOCK_KEY: i64 = 0x616e_6368_6261_7463;
+
+/// A sealed block as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredBlock {
+    pub header: BlockHeader,
+    /// The stored `block_hash` column (which should equal `header.hash()`).
+    pub block_hash: Digest32,
+}
+
+/// Who made a checkpoint signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignatureRole {
+    Sealer,
+    Witness,
+}
+
+impl SignatureRole {
+    fn as_str(self) -> &'static str {
+        match self {
+            SignatureRole::Sealer => "sealer",
+            SignatureRole::Witness => "witness",
+        }
+    }
+    fn parse(s: &str) -> Result<Self, LedgerError> {
+        match s {
+            "sealer" => Ok(SignatureRole::Sealer),
+            "witness" => Ok(SignatureRole::Witness),
+            other => Err(LedgerError::Corrupt(format!(
+                "unknown signature role {other:?}"
+            ))),
+        }
+    }
+}
+
+/// One row of `checkpoint_signatures`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignatureRow {
+    pub size: u64,
+    pub key_name: String,
+    pub key_id: [u8; 4],
+    pub role: SignatureRole,
+    /// The signature line's bytes after the key id (64 bytes for the
+    /// sealer; 8-byte timestamp + 64 for a cosignature).
+    pub signature: Vec<u8>,
+    pub signed_at_us: i64,
+}
+
+/// One row of `checkpoints`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub size: u64,
+    pub root: Digest32,
+    pub origin: String,
+    /// The C2SP signed note, with every signature collected so far.
+    pub signed_note: String,
+    pub created_at_us: i64,
+    pub timestamp_token: Option<Vec<u8>>,
+    pub final_at_us: Option<i64>,
+}
+
+/// What one seal writes, in one transaction.
+#[derive(Clone, Debug)]
+pub struct NewSeal {
+    pub block: StoredBlock,
+    pub checkpoint: StoredCheckpoint,
+    pub sealer_signature: SignatureRow,
+}
+
+/// The chain tip as the sealer needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tip {
+    /// Height the next block gets.
+    pub next_height: u64,
+    /// First sequence number of the next block.
+    pub next_seq: u64,
+    /// `prev_hash` of the next block.
+    pub prev_hash: Digest32,
+}
+
+fn d32(v: Vec<u8>, what: &str) -> Result<Digest32, LedgerError> {
+    v.try_into()
+        .map_err(|_| LedgerError::Corrupt(format!("{what} is not 32 bytes")))
+}
+
+const SELECT_BLOCK: &str = "SELECT height, hash_suite, first_seq, last_seq, leaf_count, merkle_root, \
+     prev_hash, block_hash, sealed_at_us FROM blocks";
+
+fn stored_block(r: &tokio_postgres::Row) -> Result<StoredBlock, LedgerError> {
+    let height: i64 = r.get(0);
+    let suite_id: i16 = r.get(1);
+    let suite = HashSuite::from_id(suite_id as u8).ok_or_else(|| {
+        LedgerError::Corrupt(format!("block {height}: unknown hash suite {suite_id}"))
+    })?;
+    let at = |what: &str| format!("block {height}: {what}");
+    Ok(StoredBlock {
+        header: BlockHeader {
+            suite,
+            height: height as u64,
+            first_seq: r.get::<_, i64>(2) as u64,
+            last_seq: r.get::<_, i64>(3) as u64,
+            leaf_count: r.get::<_, i64>(4) as u64,
+            merkle_root: d32(r.get(5), &at("merkle_root"))?,
+            prev_hash: d32(r.get(6), &at("prev_hash"))?,
+            sealed_at_us: r.get(8),
+        },
+        block_hash: d32(r.get(7), &at("block_hash"))?,
+    })
+}
+
+const SELECT_CHECKPOINT: &str = "SELECT size, root, origin, signed_note, created_at_us, \
+     timestamp_token, final_at_us FROM checkpoints";
+
+fn stored_checkpoint(r: &tokio_postgres::Row) -> Result<StoredCheckpoint, LedgerError> {
+    let size: i64 = r.get(0);
+    Ok(StoredCheckpoint {
+        size: size as u64,
+        root: d32(r.get(1), &format!("checkpoint {size}: root"))?,
+        origin: r.get(2),
+        signed_note: r.get(3),
+        created_at_us: r.get(4),
+        timestamp_token: r.get(5),
+        final_at_us: r.get(6),
+    })
+}
+
+/// Leaf hashes of `from..to` in sequence order, through `COPY … BINARY`
+/// (one 38-byte tuple per row, no per-row allocation on the client); fails
+/// unless exactly the rows `from..to` exist.
+async fn leaf_hashes_on(c: &Client, from: u64, to: u64) -> Result<Vec<Digest32>, LedgerError> {
+    if to <= from {
+        return Ok(Vec::new());
+    }
+    let q = format!(
+        "COPY (SELECT seq, leaf_hash FROM evidence WHERE seq >= {from} AND seq < {to} ORDER BY seq) \
+         TO STDOUT (FORMAT binary)"
+    );
+    let stream = c.copy_out(q.as_str()).await?;
+    futures::pin_mut!(stream);
+    let mut buf: Vec<u8> = Vec::with_capacity(((to - from) as usize) * 38 + 32);
+    while let Some(chunk) = stream.next().await {
+        buf.extend_from_slice(&chunk?);
+    }
+    parse_copy_leaf_hashes(&buf, from, to)
+}
+
+/// Parse PostgreSQL's binary COPY format for rows `(int8 seq, bytea(32))`.
+fn parse_copy_leaf_hashes(buf: &[u8], from: u64, to: u64) -> Result<Vec<Digest32>, LedgerError> {
+    const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+    let corrupt = |s: String| LedgerError::Corrupt(format!("leaf hashes {from}..{to}: {s}"));
+    if buf.len() < 19 || &buf[..11] != SIGNATURE {
+        return Err(corrupt("not a binary COPY stream".into()));
+    }
+    let ext = u32::from_be_bytes(buf[15..19].try_into().expect("4 bytes")) as usize;
+    let mut p = 19 + ext;
+    let want = (to - from) as usize;
+    let mut out = Vec::with_capacity(want);
+    let mut expect_seq = from;
+    loop {
+        let Some(fields) = buf.get(p..p + 2) else {
+            return Err(corrupt("truncated".into()));
+        };
+        let fields = i16::from_be_bytes([fields[0], fields[1]]);
+        p += 2;
+        if fields == -1 {
+            break;
+        }
+        // 2 fields: int4 len 8, int8 seq, int4 len 32, 32 bytes.
+        let row = buf
+            .get(p..p + 4 + 8 + 4 + 32)
+            .filter(|_| fields == 2)
+            .ok_or_else(|| corrupt("bad tuple".into()))?;
+        if row[..4] != 8i32.to_be_bytes() || row[12..16] != 32i32.to_be_bytes() {
+            return Err(corrupt(format!(
+                "seq {expect_seq}: leaf hash is not 32 bytes"
+            )));
+        }
+        let seq = u64::from_be_bytes(row[4..12].try_into().expect("8 bytes"));
+        if seq != expect_seq {
+            return Err(corrupt(format!(
+                "gap: expected seq {expect_seq}, found {seq}"
+            )));
+        }
+        out.push(row[16..48].try_into().expect("32 bytes"));
+        expect_seq += 1;
+        p += 48;
+    }
+    if out.len() != want {
+        return Err(corrupt(format!("{} rows, expected {want}", out.len())));
+    }
+    Ok(out)
+}
+
+impl Ledger {
+    /// Try to become the sealer: take a connection out of the pool for good
+    /// and try the session-level advisory lock on it. `None` when another
+    /// session holds it.
+    pub async fn try_lead(&self) -> Result<Option<LeaderSession>, LedgerError> {
+        let obj = self.pool().get().await?;
+        let client = deadpool_postgres::Object::take(obj);
+        let got: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&BATCHER_LOCK_KEY])
+            .await?
+            .get(0);
+        Ok(got.then_some(LeaderSession { client }))
+    }
+
+    /// Every block, by height (fine while the chain is in the millions).
+    pub async fn blocks(&self) -> Result<Vec<StoredBlock>, LedgerError> {
+        let c = self.pool().get().await?;
+        let q = format!("{SELECT_BLOCK} ORDER BY height");
+        c.query(&q, &[]).await?.iter().map(stored_block).collect()
+    }
+
+    /// The block at `height`.
+    pub async fn block(&self, height: u64) -> Result<Option<StoredBlock>, LedgerError> {
+        let c = self.pool().get().await?;
+        let q = format!("{SELECT_BLOCK} WHERE height = $1");
+        c.query_opt(&q, &[&(height as i64)])
+            .await?
+            .map(|r| stored_block(&r))
+            .transpose()
+    }
+
+    /// Stored leaf hashes of sequence numbers `from..to`, in order.
+    pub async fn leaf_hashes(&self, from: u64, to: u64) -> Result<Vec<Digest32>, LedgerError> {
+        let c = self.pool().get().await?;
+        leaf_hashes_on(&c, from, to).await
+    }
+
+    /// Every checkpoint, by size.
+    pub async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, LedgerError> {
+        let c = self.pool().get().await?;
+        let q = format!("{SELECT_CHECKPOINT} ORDER BY size");
+        c.query(&q, &[])
+            .await?
+            .iter()
+            .map(stored_checkpoint)
+            .collect()
+    }
+
+    /// The checkpoint of `size`.
+    pub async fn checkpoint(&self, size: u64) -> Result<Option<StoredCheckpoint>, LedgerError> {
+        let c = self.pool().get().await?;
+        let q = format!("{SELECT_CHECKPOINT} WHERE size = $1");
+        c.query_opt(&q, &[&(size as i64)])
+            .await?
+            .map(|r| stored_checkpoint(&r))
+            .transpose()
+    }
+
+    /// The largest checkpoint.
+    pub async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, LedgerError> {
+        let c = self.pool().get().await?;
+        let q = format!("{SELECT_CHECKPOINT} ORDER BY size DESC LIMIT 1");
+        c.query_opt(&q, &[])
+            .await?
+            .map(|r| stored_checkpoint(&r))
+            .transpose()
+    }
+
+    /// Every signature row, by checkpoint size then key name.
+    pub async fn checkpoint_signatures(&self) -> Result<Vec<SignatureRow>, LedgerError> {
+        let c = self.pool().get().await?;
+        let rows = c
+            .query(
+                "SELECT size, key_name, key_id, role, signature, signed_at_us \
+                 FROM checkpoint_signatures ORDER BY size, key_name",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let size: i64 = r.get(0);
+                let key_id: Vec<u8> = r.get(2);
+                let role: String = r.get(3);
+                Ok(SignatureRow {
+                    size: size as u64,
+                    key_name: r.get(1),
+                    key_id: key_id.try_into().map_err(|_| {
+                        LedgerError::Corrupt(format!("checkpoint {size}: key id is not 4 bytes"))
+                    })?,
+                    role: SignatureRole::parse(&role)?,
+                    signature: r.get(4),
+                    signed_at_us: r.get(5),
+                })
+            })
+            .collect()
+    }
+
+    /// Record witness cosignatures on checkpoint `size`, replace its signed
+    /// note with one carrying them, and mark it final if `final_at_us`.
+    /// Idempotent per (size, key name).
+    pub async fn add_cosignatures(
+        &self,
+        size: u64,
+        rows: &[SignatureRow],
+        signed_note: &str,
+        final_at_us: Option<i64>,
+    ) -> Result<(), LedgerError> {
+        let mut c = self.pool().get().await?;
+        let tx = c.transaction().await?;
+        for r in rows {
+            tx.execute(
+                "INSERT INTO checkpoint_signatures (size, key_name, key_id, role, signature, signed_at_us) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (size, key_name) DO NOTHING",
+                &[
+                    &(size as i64),
+                    &r.key_name,
+                    &r.key_id.as_slice(),
+                    &r.role.as_str(),
+                    &r.signature,
+                    &r.signed_at_us,
+                ],
+            )
+            .await?;
+        }
+        tx.execute(
+            "UPDATE checkpoints SET signed_note = $2, \
+             final_at_us = COALESCE(final_at_us, $3) WHERE size = $1",
+            &[&(size as i64), &signed_note, &final_at_us],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Attach an RFC 3161 timestamp token to checkpoint `size`.
+    pub async fn set_timestamp_token(&self, size: u64, token: &[u8]) -> Result<(), LedgerError> {
+        let c = self.pool().get().await?;
+        c.execute(
+            "UPDATE checkpoints SET timestamp_token = $2 WHERE size = $1",
+            &[&(size as i64), &token],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The newest non-final checkpoint, if any.
+    pub async fn latest_unfinal_checkpoint(&self) -> Result<Option<StoredCheckpoint>, LedgerError> {
+        let c = self.pool().get().await?;
+        let q = format!("{SELECT_CHECKPOINT} WHERE final_at_us IS NULL ORDER BY size DESC LIMIT 1");
+        c.query_opt(&q, &[])
+            .await?
+            .map(|r| stored_checkpoint(&r))
+            .transpose()
+    }
+
+    /// The first `received_at_us` of entry `seq`.
+    pub async fn received_at(&self, seq: u64) -> Result<Option<i64>, LedgerError> {
+        let c = self.pool().get().await?;
+        Ok(c.query_opt(
+            "SELECT received_at_us FROM evidence WHERE seq = $1",
+            &[&(seq as i64)],
+        )
+        .await?
+        .map(|r| r.get(0)))
+    }
+
+    // -- witness state ---------------------------------------------------
+
+    /// The witness's latest cosigned (size, root) for `origin`.
+    pub async fn witness_latest(
+        &self,
+        origin: &str,
+    ) -> Result<Option<(u64, Digest32)>, LedgerError> {
+        let c = self.pool().get().await?;
+        c.query_opt(
+            "SELECT size, root FROM witness_checkpoints WHERE origin = $1",
+            &[&origin],
+        )
+        .await?
+        .map(|r| {
+            let size: i64 = r.get(0);
+            Ok((size as u64, d32(r.get(1), "witness root")?))
+        })
+        .transpose()
+    }
+
+    /// Compare-and-swap the witness state of `origin` from `old` (None: no
+    /// row yet) to (`size`, `root`). False when someone else moved it first.
+    pub async fn witness_swap(
+        &self,
+        origin: &str,
+        old: Option<(u64, Digest32)>,
+        size: u64,
+        root: &Digest32,
+        checkpoint: &str,
+        now_us: i64,
+    ) -> Result<bool, LedgerError> {
+        let c = self.pool().get().await?;
+        let n = match old {
+            None => {
+                c.execute(
+                    "INSERT INTO witness_checkpoints (origin, size, root, checkpoint, updated_at_us) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (origin) DO NOTHING",
+                    &[&origin, &(size as i64), &root.as_slice(), &checkpoint, &now_us],
+                )
+                .await?
+            }
+            Some((old_size, old_root)) => {
+                c.execute(
+                    "UPDATE witness_checkpoints SET size = $2, root = $3, checkpoint = $4, updated_at_us = $5 \
+                     WHERE origin = $1 AND size = $6 AND root = $7",
+                    &[
+                        &origin,
+                        &(size as i64),
+                        &root.as_slice(),
+                        &checkpoint,
+                        &now_us,
+                        &(old_size as i64),
+                        &old_root.as_slice(),
+                    ],
+                )
+                .await?
+            }
+        };
+        Ok(n == 1)
+    }
+}
+
+/// The sealer's dedicated connection, holding the advisory lock. Dropping
+/// it closes the connection, which releases the lock.
+pub struct LeaderSession {
+    client: deadpool_postgres::ClientWrapper,
+}
+
+impl std::fmt::Debug for LeaderSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaderSession")
+            .field("closed", &self.client.is_closed())
+            .finish()
+    }
+}
+
+impl LeaderSession {
+    /// A round trip on the lock's connection: fails once the connection
+    /// (and so the lock) is gone.
+    pub async fn check(&self) -> Result<(), LedgerError> {
+        self.client.simple_query("SELECT 1").await?;
+        Ok(())
+    }
+
+    /// Where the chain stands.
+    pub async fn tip(&self) -> Result<Tip, LedgerError> {
+        let q = format!("{SELECT_BLOCK} ORDER BY height DESC LIMIT 1");
+        Ok(match self.client.query_opt(&q, &[]).await? {
+            None => Tip {
+                next_height: 0,
+                next_seq: 0,
+                prev_hash: anchord_core::checkpoint::GENESIS_PREV_HASH,
+            },
+            Some(r) => {
+                let b = stored_block(&r)?;
+                Tip {
+                    next_height: b.header.height + 1,
+                    next_seq: b.header.last_seq + 1,
+                    prev_hash: b.block_hash,
+                }
+            }
+        })
+    }
+
+    /// The ledger head: the next sequence number ingest will hand out.
+    pub async fn next_seq(&self) -> Result<u64, LedgerError> {
+        let n: i64 = self
+            .client
+            .query_one("SELECT next_seq FROM ledger_head", &[])
+            .await?
+            .get(0);
+        Ok(n as u64)
+    }
+
+    /// Leaf hashes of `from..to`.
+    pub async fn leaf_hashes(&self, from: u64, to: u64) -> Result<Vec<Digest32>, LedgerError> {
+        leaf_hashes_on(&self.client, from, to).await
+    }
+
+    /// `received_at_us` of entry `seq`.
+    pub async fn received_at(&self, seq: u64) -> Result<Option<i64>, LedgerError> {
+        Ok(self
+            .client
+            .query_opt(
+                "SELECT received_at_us FROM evidence WHERE seq = $1",
+                &[&(seq as i64)],
+            )
+            .await?
+            .map(|r| r.get(0)))
+    }
+
+    /// Write a block, its checkpoint and the sealer's signature in one
+    /// transaction on the lock's connection.
+    pub async fn seal(&mut self, s: &NewSeal) -> Result<(), LedgerError> {
+        let h = &s.block.header;
+        let cp = &s.checkpoint;
+        let sig = &s.sealer_signature;
+        let tx = self.client.transaction().await?;
+        tx.execute(
+            "INSERT INTO blocks (height, hash_suite, first_seq, last_seq, leaf_count, merkle_root, \
+             prev_hash, block_hash, sealed_at_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[
+                &(h.height as i64),
+                &(h.suite.id() as i16),
+                &(h.first_seq as i64),
+                &(h.last_seq as i64),
+                &(h.leaf_count as i64),
+                &h.merkle_root.as_slice(),
+                &h.prev_hash.as_slice(),
+                &s.block.block_hash.as_slice(),
+                &h.sealed_at_us,
+            ],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO checkpoints (size, root, origin, signed_note, created_at_us, final_at_us) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &(cp.size as i64),
+                &cp.root.as_slice(),
+                &cp.origin,
+                &cp.signed_note,
+                &cp.created_at_us,
+                &cp.final_at_us,
+            ],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO checkpoint_signatures (size, key_name, key_id, role, signature, signed_at_us) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &(cp.size as i64),
+                &sig.key_name,
+                &sig.key_id.as_slice(),
+                &sig.role.as_str(),
+                &sig.signature,
+                &sig.signed_at_us,
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copy_stream(rows: &[(u64, [u8; 32])]) -> Vec<u8> {
+        let mut b = b"PGCOPY\n\xff\r\n\0".to_vec();
+        b.extend_from_slice(&0u32.to_be_bytes());
+        b.extend_from_slice(&0u32.to_be_bytes());
+        for (seq, h) in rows {
+            b.extend_from_slice(&2i16.to_be_bytes());
+            b.extend_from_slice(&8i32.to_be_bytes());
+            b.extend_from_slice(&seq.to_be_bytes());
+            b.extend_from_slice(&32i32.to_be_bytes());
+            b.extend_from_slice(h);
+        }
+        b.extend_from_slice(&(-1i16).to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn copy_parser_checks_order_gaps_and_count() {
+        let ok = copy_stream(&[(5, [1; 32]), (6, [2; 32])]);
+        assert_eq!(
+            parse_copy_leaf_hashes(&ok, 5, 7).unwrap(),
+            vec![[1; 32], [2; 32]]
+        );
+        let gap = copy_stream(&[(5, [1; 32]), (7, [2; 32])]);
+        assert!(parse_copy_leaf_hashes(&gap, 5, 7).is_err());
+        assert!(parse_copy_leaf_hashes(&ok, 5, 8).is_err(), "missing row");
+        assert!(parse_copy_leaf_hashes(&ok[..ok.len() - 3], 5, 7).is_err());
+    }
+}
