@@ -17,16 +17,17 @@ use std::time::{Duration, Instant};
 use anchord_core::HashSuite;
 use anchord_core::merkle::{self, Rfc6962Sha256, Rfc6962Sm3};
 
-fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
-    let mut best = Duration::MAX;
+fn median_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
+    let mut times = Vec::with_capacity(runs);
     let mut out = None;
     for _ in 0..runs {
         let start = Instant::now();
         let v = black_box(f());
-        best = best.min(start.elapsed());
+        times.push(start.elapsed());
         out = Some(v);
     }
-    (best, out.expect("runs > 0"))
+    times.sort();
+    (times[times.len() / 2], out.expect("runs > 0"))
 }
 
 fn main() {
@@ -34,13 +35,13 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let runs = 3;
-    println!("{n} leaves, best of {runs} runs");
+    let runs = 5;
+    println!("{n} leaves, median of {runs} runs");
 
     // The limit: 2(n-1) compressions, 64 blocks (4 KiB, in L1) at a time.
     let blocks = [[0x5au8; 64]; 64];
     let calls = 2 * (n - 1);
-    let (limit, _) = best_of(runs, || {
+    let (limit, _) = median_of(runs, || {
         let mut state = [0u32; 8];
         for _ in 0..calls / blocks.len() {
             sha2::block_api::compress256(&mut state, black_box(&blocks));
@@ -58,8 +59,8 @@ fn main() {
         let leaves: Vec<_> = (0..n as u64)
             .map(|i| suite.leaf_hash(&i.to_be_bytes()))
             .collect();
-        let (fast, fast_root) = best_of(runs, || merkle::root(suite, &leaves));
-        let (slow, slow_root) = best_of(runs, || match suite {
+        let (fast, fast_root) = median_of(runs, || merkle::root(suite, &leaves));
+        let (slow, slow_root) = median_of(runs, || match suite {
             HashSuite::Sha256 => {
                 rs_merkle::MerkleTree::<Rfc6962Sha256>::from_leaves(&leaves).root()
             }

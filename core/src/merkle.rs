@@ -205,7 +205,7 @@ fn hex32(d: &Digest32) -> String {
 /// every size up to 512.
 pub fn root(suite: HashSuite, leaves: &[Digest32]) -> Digest32 {
     match suite {
-        HashSuite::Sha256 => reduce(suite, leaves, sha256_node_hash),
+        HashSuite::Sha256 => reduce(suite, leaves, |l, r| HashSuite::Sha256.node_hash(l, r)),
         HashSuite::Sm3 => reduce(suite, leaves, |l, r| HashSuite::Sm3.node_hash(l, r)),
     }
 }
@@ -241,36 +241,6 @@ fn reduce(
         len = len.div_ceil(2);
     }
     level[0]
-}
-
-/// SHA-256 initial hash value (FIPS 180-4 §5.3.3).
-const SHA256_IV: [u32; 8] = [
-    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
-];
-
-/// `HashSuite::Sha256.node_hash(left, right)`, i.e. SHA-256(0x01 || left ||
-/// right), computed with the two compression-function calls directly: the
-/// 65-byte message and its padding (0x80, zeros, bit length 520) are laid
-/// out in two fixed blocks. Going through the streaming `Digest` API costs
-/// about 25% more per node (buffering, finalisation), which put [`root`] at
-/// 1.6x the raw compression limit instead of 1.3x. Its equality with
-/// `HashSuite::node_hash` is tested directly and through every root test.
-#[inline]
-fn sha256_node_hash(left: &Digest32, right: &Digest32) -> Digest32 {
-    let mut blocks = [[0u8; 64]; 2];
-    blocks[0][0] = crate::suite::NODE_PREFIX;
-    blocks[0][1..33].copy_from_slice(left);
-    blocks[0][33..].copy_from_slice(&right[..31]);
-    blocks[1][0] = right[31];
-    blocks[1][1] = 0x80;
-    blocks[1][56..].copy_from_slice(&(65u64 * 8).to_be_bytes());
-    let mut state = SHA256_IV;
-    sha2::block_api::compress256(&mut state, &blocks);
-    let mut out = [0u8; 32];
-    for (bytes, word) in out.chunks_exact_mut(4).zip(state) {
-        bytes.copy_from_slice(&word.to_be_bytes());
-    }
-    out
 }
 
 /// The largest power of two strictly smaller than `n` (`n >= 2`): RFC 6962's
@@ -1076,23 +1046,6 @@ mod tests {
         assert_eq!(
             Rfc6962Sm3::concat_and_hash(&l, Some(&r)),
             HashSuite::Sm3.node_hash(&l, &r)
-        );
-    }
-
-    #[test]
-    fn fast_sha256_node_hash_equals_the_suite_definition() {
-        let mut l = HashSuite::Sha256.leaf_hash(b"left");
-        let mut r = HashSuite::Sha256.leaf_hash(b"right");
-        for _ in 0..1000 {
-            assert_eq!(
-                sha256_node_hash(&l, &r),
-                HashSuite::Sha256.node_hash(&l, &r)
-            );
-            (l, r) = (r, HashSuite::Sha256.node_hash(&l, &r));
-        }
-        assert_eq!(
-            sha256_node_hash(&[0; 32], &[0xff; 32]),
-            HashSuite::Sha256.node_hash(&[0; 32], &[0xff; 32])
         );
     }
 
