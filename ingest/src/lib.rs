@@ -1,56 +1,356 @@
-//! The ingest stage (being written): Kafka → ledger, exactly once.
+//! The ingest stage: evidence messages from Kafka into the ledger, exactly
+//! once.
+//!
+//! ```text
+//!  Kafka ──poll──▶ consumer thread ──bounded channel──▶ writer task ──▶ Ledger::append
+//!  (group)         decode + validate      (1 batch)      (1 append in flight:
+//!                  fill the next batch                    entries, dead letters and
+//!                  while one is written                   positions, one transaction)
+//!                                                            │ after commit
+//!                                                            ├─▶ advisory Kafka commit
+//!                                                            └─▶ dead-letter publisher ──▶ DLQ topic
+//! ```
+//!
+//! Exactly-once rests on the ledger, not on Kafka: each transaction stores
+//! the group's next offset per partition together with the rows those
+//! offsets cover; on assignment the consumer starts from those positions; and
+//! the ledger skips any message whose offset is below the stored position
+//! (a redelivery after a crash or a rebalance), while (tenant, external id)
+//! idempotency turns a resubmission into a duplicate, never a second entry.
+//!
+//! Backpressure: the channel holds one batch and the writer one more; when
+//! both are busy and the next batch is full, the consumer pauses its
+//! partitions and keeps polling (so the group membership and
+//! `max.poll.interval.ms` are safe) until the writer catches up. A transient
+//! ledger error (PostgreSQL down or restarting) is retried with exponential
+//! backoff, never dropped; any other ledger error stops the stage loudly.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anchord_core::HashSuite;
-use anchord_ledger::Ledger;
-use serde::Deserialize;
+use anchord_ledger::{AppendBatch, AppendOutcome, ItemOutcome, Ledger, LedgerError};
+use backoff::backoff::Backoff as _;
+use rdkafka::ClientConfig;
+use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::FutureProducer;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
+mod config;
+mod consumer;
+pub mod dlq;
+mod limit;
 pub mod loadgen;
+pub mod message;
+pub mod metrics;
 
-/// Ingest configuration (`[ingest]` in the configuration file).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IngestConfig {
-    #[serde(default = "default_brokers")]
-    pub brokers: String,
-    #[serde(default = "default_topic")]
-    pub topic: String,
+pub use config::IngestConfig;
+use consumer::{IngestConsumer, IngestContext, Pending, Shared, Work};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("ledger: {0}")]
+    Ledger(#[from] LedgerError),
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("dead-letter limit exceeded; stopped without committing the current batch: {0}")]
+    DeadLetterLimit(String),
+    #[error("shutdown: {0}")]
+    Shutdown(String),
+    #[error("internal: {0}")]
+    Internal(String),
 }
 
-fn default_brokers() -> String {
-    "127.0.0.1:59092".into()
-}
-fn default_topic() -> String {
-    "anchord.evidence.v1".into()
+/// librdkafka settings for the ingest consumer. `fetch.queue.backoff.ms`
+/// low (its 1 s default stalls a consumer whose queue filled once), large
+/// fetches, a bounded prefetch per partition.
+fn consumer_config(config: &IngestConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.brokers)
+        .set("group.id", &config.group_id)
+        .set("client.id", "anchord-ingest")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "roundrobin")
+        .set("enable.partition.eof", "false")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("fetch.queue.backoff.ms", "5")
+        .set("fetch.wait.max.ms", "50")
+        .set("fetch.min.bytes", "1")
+        .set("max.partition.fetch.bytes", "4194304")
+        .set("fetch.max.bytes", "67108864")
+        .set("queued.min.messages", "50000")
+        .set("queued.max.messages.kbytes", "16384")
+        .set("statistics.interval.ms", "5000");
+    for (k, v) in &config.librdkafka {
+        c.set(k, v);
+    }
+    c
 }
 
-impl Default for IngestConfig {
-    fn default() -> Self {
-        IngestConfig {
-            brokers: default_brokers(),
-            topic: default_topic(),
+fn producer_config(config: &IngestConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.brokers)
+        .set("client.id", "anchord-ingest-dlq")
+        .set("message.timeout.ms", "30000")
+        .set("linger.ms", "5");
+    for (k, v) in &config.librdkafka {
+        // Consumer-only keys would only produce warnings on a producer.
+        if !k.starts_with("fetch.") && !k.starts_with("queued.") && !k.starts_with("session.") {
+            c.set(k, v);
+        }
+    }
+    c
+}
+
+/// Run the stage until `shutdown` is cancelled (then finish the batch in
+/// flight, store positions and leave the group) or a fatal error.
+pub async fn run(
+    config: IngestConfig,
+    suite: HashSuite,
+    ledger: Ledger,
+    shutdown: CancellationToken,
+) -> Result<(), IngestError> {
+    config.validate_for_ingest()?;
+    metrics::init();
+    let rules = message::Rules {
+        tenants: config.tenants.iter().cloned().collect::<HashSet<_>>(),
+        accepted_algs: config.accepted_algs.clone(),
+        max_message_bytes: config.max_message_bytes,
+    };
+
+    // Dead letters recorded before a crash are published first thing.
+    let producer: FutureProducer = producer_config(&config).create()?;
+    let dlq_notify = Arc::new(Notify::new());
+    let dlq_done = CancellationToken::new();
+    let publisher = tokio::spawn(dlq::publish_loop(
+        ledger.clone(),
+        producer,
+        config.dead_letter_topic.clone(),
+        dlq_notify.clone(),
+        dlq_done.clone(),
+    ));
+
+    let (tx, rx) = mpsc::channel::<Work>(1);
+    let shared = Arc::new(Shared::new(
+        config.clone(),
+        rules,
+        ledger.clone(),
+        tokio::runtime::Handle::current(),
+        tx,
+    ));
+    let consumer = Arc::new(IngestConsumer::from_config_and_context(
+        &consumer_config(&config),
+        IngestContext {
+            shared: shared.clone(),
+        },
+    )?);
+    consumer.subscribe(&[&config.topic])?;
+    tracing::info!(topic = %config.topic, group = %config.group_id, brokers = %config.brokers,
+        tenants = config.tenants.len(), batch_max = config.batch_max, "ingest started");
+
+    // `stop` ends the poll loop when the writer fails; `consumer_done` tells
+    // the writer no more work will come.
+    let stop = CancellationToken::new();
+    let consumer_done = CancellationToken::new();
+    let writer = tokio::spawn(write_loop(
+        rx,
+        WriterDeps {
+            ledger: ledger.clone(),
+            suite,
+            group: config.group_id.clone(),
+            topic: config.topic.clone(),
+            consumer: consumer.clone(),
+            dlq_notify: dlq_notify.clone(),
+            shutdown: shutdown.clone(),
+            drain_timeout: Duration::from_millis(config.drain_timeout_ms),
+        },
+        stop.clone(),
+        consumer_done.clone(),
+    ));
+    let poller = {
+        let (consumer, shared, shutdown, stop) =
+            (consumer.clone(), shared.clone(), shutdown.clone(), stop.clone());
+        tokio::task::spawn_blocking(move || consumer::poll_loop(consumer, shared, shutdown, stop))
+    };
+    let polled = poller
+        .await
+        .map_err(|e| IngestError::Internal(format!("consumer thread: {e}")))?;
+    consumer_done.cancel();
+    let written = writer
+        .await
+        .map_err(|e| IngestError::Internal(format!("writer task: {e}")))?;
+    dlq_done.cancel();
+    let _ = publisher.await;
+    shared.halted.store(true, Ordering::SeqCst);
+    drop(shared);
+    drop(consumer);
+    // The writer's error is the cause when both failed (the poll loop only
+    // stopped because of it).
+    written?;
+    polled?;
+    tracing::info!("ingest stopped");
+    Ok(())
+}
+
+struct WriterDeps {
+    ledger: Ledger,
+    suite: HashSuite,
+    group: String,
+    topic: String,
+    consumer: Arc<IngestConsumer>,
+    dlq_notify: Arc<Notify>,
+    shutdown: CancellationToken,
+    drain_timeout: Duration,
+}
+
+/// One append in flight at a time (appends serialise on the ledger head lock
+/// anyway); the consumer fills the next batch meanwhile.
+async fn write_loop(
+    mut rx: mpsc::Receiver<Work>,
+    deps: WriterDeps,
+    stop: CancellationToken,
+    consumer_done: CancellationToken,
+) -> Result<(), IngestError> {
+    loop {
+        let work = tokio::select! {
+            biased;
+            w = rx.recv() => w,
+            _ = consumer_done.cancelled() => rx.try_recv().ok(),
+        };
+        let Some(work) = work else { return Ok(()) };
+        match work {
+            Work::Barrier(ack) => {
+                let _ = ack.send(());
+            }
+            Work::Batch(p) => {
+                if let Err(e) = write_batch(&deps, p).await {
+                    tracing::error!(error = %e, "ingest writer stopped");
+                    stop.cancel();
+                    return Err(e);
+                }
+            }
         }
     }
 }
 
-impl IngestConfig {
-    pub fn validate(&self) -> Result<(), IngestError> {
-        Ok(())
+async fn write_batch(deps: &WriterDeps, p: Pending) -> Result<(), IngestError> {
+    let rows = p.len();
+    let mut reasons: Vec<&'static str> = p.rejections.iter().map(|r| r.reason).collect();
+    let batch = AppendBatch {
+        suite: deps.suite,
+        consumer_group: Some(deps.group.clone()),
+        received_at_us: now_us(),
+        entries: p.entries,
+        rejections: p.rejections,
+        positions: p.positions,
+    };
+    let out = append_with_retry(deps, &batch).await?;
+
+    metrics::BATCH_ROWS.observe(rows as f64);
+    let mut accepted = 0u64;
+    let mut duplicate = 0u64;
+    let mut conflicts = 0u64;
+    for i in &out.items {
+        match i {
+            ItemOutcome::Accepted { .. } => accepted += 1,
+            ItemOutcome::Duplicate { .. } => duplicate += 1,
+            ItemOutcome::Conflict { .. } => conflicts += 1,
+            ItemOutcome::AlreadyCommitted => {}
+        }
+    }
+    metrics::ACCEPTED.inc_by(accepted);
+    metrics::DUPLICATE.inc_by(duplicate);
+    if conflicts > 0 {
+        metrics::DEAD_LETTERS
+            .with_label_values(&[message::reason::CONFLICT])
+            .inc_by(conflicts);
+    }
+    // Rejections skipped as already committed were counted by whoever
+    // committed them first; only count by reason when none was skipped.
+    if out.rejections_skipped == 0 {
+        reasons.sort_unstable();
+        for r in reasons {
+            metrics::DEAD_LETTERS.with_label_values(&[r]).inc();
+        }
+    }
+    if conflicts > 0 || out.rejections_recorded > 0 {
+        deps.dlq_notify.notify_one();
+    }
+
+    // Advisory commit to Kafka, after the ledger commit: never ahead of it.
+    if !batch.positions.is_empty() {
+        let mut tpl = TopicPartitionList::new();
+        for pos in &batch.positions {
+            let _ = tpl.add_partition_offset(
+                &deps.topic,
+                pos.partition,
+                Offset::Offset(pos.next_offset),
+            );
+        }
+        if let Err(e) = deps.consumer.commit(&tpl, CommitMode::Async) {
+            tracing::debug!(error = %e, "advisory Kafka offset commit not sent");
+        }
+    }
+    Ok(())
+}
+
+async fn append_with_retry(
+    deps: &WriterDeps,
+    batch: &AppendBatch,
+) -> Result<AppendOutcome, IngestError> {
+    let mut backoff = backoff::ExponentialBackoff {
+        initial_interval: Duration::from_millis(100),
+        max_interval: Duration::from_secs(5),
+        multiplier: 2.0,
+        max_elapsed_time: None,
+        ..Default::default()
+    };
+    let mut shutdown_seen: Option<Instant> = None;
+    loop {
+        let started = Instant::now();
+        match deps.ledger.append(batch).await {
+            Ok(out) => {
+                metrics::WRITE_SECONDS.observe(started.elapsed().as_secs_f64());
+                return Ok(out);
+            }
+            Err(e) if e.is_transient() => {
+                if deps.shutdown.is_cancelled() {
+                    let seen = *shutdown_seen.get_or_insert_with(Instant::now);
+                    if seen.elapsed() >= deps.drain_timeout {
+                        return Err(IngestError::Shutdown(format!(
+                            "the ledger stayed unreachable ({e}); a batch of {} message(s) was \
+                             not written and its positions were not stored: it is read again \
+                             on restart",
+                            batch.entries.len() + batch.rejections.len()
+                        )));
+                    }
+                }
+                metrics::LEDGER_RETRIES.inc();
+                let delay = backoff
+                    .next_backoff()
+                    .unwrap_or(Duration::from_secs(5));
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64,
+                    "ledger append failed (transient); consumption pauses until it succeeds");
+                tokio::time::sleep(delay).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum IngestError {
-    #[error("ledger: {0}")]
-    Ledger(#[from] anchord_ledger::LedgerError),
-}
-
-pub async fn run(
-    _config: IngestConfig,
-    _suite: HashSuite,
-    _ledger: Ledger,
-    shutdown: CancellationToken,
-) -> Result<(), IngestError> {
-    shutdown.cancelled().await;
-    Ok(())
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
 }

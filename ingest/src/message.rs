@@ -1,0 +1,459 @@
+//! Kafka message format v1 (`docs/kafka-message-v1.md`): decoding and
+//! validation into a ledger entry, or a rejection with a machine-readable
+//! reason.
+//!
+//! Decoding is two-speed: a borrowed, typed parse handles every well-formed
+//! message; only when it fails does a slower generic parse run to say
+//! precisely what is wrong (missing field, wrong type, unsupported version).
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use anchord_core::EvidenceAlg;
+use anchord_core::entry::{canonical_metadata, validate_external_id, validate_tenant};
+use anchord_ledger::{NewEntry, Source};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// The only format version this build understands.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// Machine-readable rejection reasons (`[a-z_]+`), as recorded in the ledger
+/// and in the dead-letter envelope.
+pub mod reason {
+    pub const UNSUPPORTED_VERSION: &str = "unsupported_version";
+    pub const MALFORMED_JSON: &str = "malformed_json";
+    pub const MISSING_FIELD: &str = "missing_field";
+    pub const BAD_FIELD: &str = "bad_field";
+    pub const BAD_HASH_HEX: &str = "bad_hash_hex";
+    pub const BAD_HASH_LENGTH: &str = "bad_hash_length";
+    pub const ALGORITHM_NOT_ACCEPTED: &str = "algorithm_not_accepted";
+    pub const OVERSIZED: &str = "oversized";
+    pub const UNKNOWN_TENANT: &str = "unknown_tenant";
+    /// Produced by the ledger: same (tenant, external id), another hash.
+    pub const CONFLICT: &str = "conflict";
+
+    /// Every reason, for metrics and documentation.
+    pub const ALL: [&str; 10] = [
+        UNSUPPORTED_VERSION,
+        MALFORMED_JSON,
+        MISSING_FIELD,
+        BAD_FIELD,
+        BAD_HASH_HEX,
+        BAD_HASH_LENGTH,
+        ALGORITHM_NOT_ACCEPTED,
+        OVERSIZED,
+        UNKNOWN_TENANT,
+        CONFLICT,
+    ];
+}
+
+/// A v1 message as a producer writes it (used by the load generator and the
+/// tests; the decoder below does not go through this type).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MessageV1 {
+    pub v: u64,
+    pub tenant: String,
+    pub external_id: String,
+    pub hash_alg: String,
+    pub hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
+    /// Unix time in milliseconds at the producer.
+    pub produced_at: i64,
+}
+
+impl MessageV1 {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a MessageV1 always serialises")
+    }
+}
+
+/// What the decoder needs from the deployment.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub tenants: HashSet<String>,
+    pub accepted_algs: Vec<EvidenceAlg>,
+    pub max_message_bytes: usize,
+}
+
+/// A rejected message: reason code and a human-readable detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    pub reason: &'static str,
+    pub detail: String,
+}
+
+fn reject(reason: &'static str, detail: impl Into<String>) -> Reject {
+    Reject {
+        reason,
+        detail: detail.into(),
+    }
+}
+
+/// The fast path: every field borrowed where the JSON has no escapes.
+/// Unknown fields are ignored (forward compatibility within v1).
+#[derive(Deserialize)]
+struct Fast<'a> {
+    v: u64,
+    #[serde(borrow)]
+    tenant: Cow<'a, str>,
+    #[serde(borrow)]
+    external_id: Cow<'a, str>,
+    #[serde(borrow)]
+    hash_alg: Cow<'a, str>,
+    #[serde(borrow)]
+    hash: Cow<'a, str>,
+    #[serde(default, borrow)]
+    metadata: Option<&'a RawValue>,
+    produced_at: i64,
+}
+
+/// Fields after the shape check, before the content rules.
+struct Fields<'a> {
+    tenant: Cow<'a, str>,
+    external_id: Cow<'a, str>,
+    hash_alg: Cow<'a, str>,
+    hash: Cow<'a, str>,
+    metadata: Option<Metadata<'a>>,
+    produced_at: i64,
+}
+
+enum Metadata<'a> {
+    Raw(&'a RawValue),
+    Value(serde_json::Value),
+}
+
+/// Decode and validate one message value.
+pub fn decode(payload: &[u8], rules: &Rules) -> Result<Decoded, Reject> {
+    if payload.len() > rules.max_message_bytes {
+        return Err(reject(
+            reason::OVERSIZED,
+            format!(
+                "message is {} bytes, more than the {} allowed",
+                payload.len(),
+                rules.max_message_bytes
+            ),
+        ));
+    }
+    let fields = match serde_json::from_slice::<Fast<'_>>(payload) {
+        Ok(f) => {
+            if f.v != FORMAT_VERSION {
+                return Err(unsupported(f.v));
+            }
+            Fields {
+                tenant: f.tenant,
+                external_id: f.external_id,
+                hash_alg: f.hash_alg,
+                hash: f.hash,
+                metadata: f.metadata.map(Metadata::Raw),
+                produced_at: f.produced_at,
+            }
+        }
+        Err(fast_err) => {
+            // Report the precise shape or content problem; if there is none,
+            // the typed parse failed on something structural only it sees
+            // (a duplicated key, say): still malformed.
+            let fields = slow_shape(payload)?;
+            check(fields, rules)?;
+            return Err(reject(
+                reason::MALFORMED_JSON,
+                format!("not a valid v1 message: {fast_err}"),
+            ));
+        }
+    };
+    check(fields, rules)
+}
+
+/// A decoded, valid message (everything the ledger entry needs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    pub tenant: String,
+    pub external_id: String,
+    pub hash_alg: EvidenceAlg,
+    pub hash: Vec<u8>,
+    pub metadata: Option<String>,
+    pub produced_at_ms: i64,
+}
+
+impl Decoded {
+    pub fn into_entry(self, source: Source, raw: Bytes) -> NewEntry {
+        NewEntry {
+            tenant: self.tenant,
+            external_id: self.external_id,
+            hash_alg: self.hash_alg,
+            evidence_hash: self.hash,
+            metadata: self.metadata,
+            source: Some(source),
+            raw,
+        }
+    }
+}
+
+fn unsupported(v: u64) -> Reject {
+    reject(
+        reason::UNSUPPORTED_VERSION,
+        format!("format version {v} is not supported (this build reads version {FORMAT_VERSION})"),
+    )
+}
+
+/// The slow path: say exactly why the typed parse failed.
+fn slow_shape(payload: &[u8]) -> Result<Fields<'static>, Reject> {
+    let value: serde_json::Value = serde_json::from_slice(payload)
+        .map_err(|e| reject(reason::MALFORMED_JSON, format!("not valid JSON: {e}")))?;
+    let serde_json::Value::Object(mut obj) = value else {
+        return Err(reject(reason::MALFORMED_JSON, "not a JSON object"));
+    };
+    // The version decides the shape of everything else: check it first.
+    match obj.get("v") {
+        None | Some(serde_json::Value::Null) => {
+            return Err(reject(reason::MISSING_FIELD, "v"));
+        }
+        Some(v) => match v.as_u64() {
+            Some(FORMAT_VERSION) => {}
+            Some(other) => return Err(unsupported(other)),
+            None => {
+                return Err(reject(
+                    reason::BAD_FIELD,
+                    format!("v: must be a non-negative integer, got {v}"),
+                ));
+            }
+        },
+    }
+    let mut take_str = |name: &'static str| -> Result<String, Reject> {
+        match obj.remove(name) {
+            None | Some(serde_json::Value::Null) => Err(reject(reason::MISSING_FIELD, name)),
+            Some(serde_json::Value::String(s)) => Ok(s),
+            Some(other) => Err(reject(
+                reason::BAD_FIELD,
+                format!("{name}: must be a string, got {}", type_name(&other)),
+            )),
+        }
+    };
+    let tenant = take_str("tenant")?;
+    let external_id = take_str("external_id")?;
+    let hash_alg = take_str("hash_alg")?;
+    let hash = take_str("hash")?;
+    let produced_at = match obj.remove("produced_at") {
+        None | Some(serde_json::Value::Null) => {
+            return Err(reject(reason::MISSING_FIELD, "produced_at"));
+        }
+        Some(v) => v.as_i64().ok_or_else(|| {
+            reject(
+                reason::BAD_FIELD,
+                format!("produced_at: must be an integer (Unix milliseconds), got {v}"),
+            )
+        })?,
+    };
+    let metadata = match obj.remove("metadata") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => Some(Metadata::Value(v)),
+    };
+    Ok(Fields {
+        tenant: Cow::Owned(tenant),
+        external_id: Cow::Owned(external_id),
+        hash_alg: Cow::Owned(hash_alg),
+        hash: Cow::Owned(hash),
+        metadata,
+        produced_at,
+    })
+}
+
+fn type_name(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// The content rules, in a fixed order (documented).
+fn check(f: Fields<'_>, rules: &Rules) -> Result<Decoded, Reject> {
+    validate_tenant(&f.tenant).map_err(|e| reject(reason::BAD_FIELD, format!("tenant: {e}")))?;
+    if !rules.tenants.contains(f.tenant.as_ref()) {
+        return Err(reject(
+            reason::UNKNOWN_TENANT,
+            format!("tenant {:?} is not configured", f.tenant),
+        ));
+    }
+    validate_external_id(&f.external_id)
+        .map_err(|e| reject(reason::BAD_FIELD, format!("external_id: {e}")))?;
+    let alg = match f.hash_alg.parse::<EvidenceAlg>() {
+        Ok(a) if rules.accepted_algs.contains(&a) => a,
+        Ok(a) => {
+            return Err(reject(
+                reason::ALGORITHM_NOT_ACCEPTED,
+                format!("hash_alg {a} is not accepted by this deployment"),
+            ));
+        }
+        Err(_) => {
+            return Err(reject(
+                reason::ALGORITHM_NOT_ACCEPTED,
+                format!(
+                    "hash_alg {:?} is unknown",
+                    f.hash_alg.chars().take(40).collect::<String>()
+                ),
+            ));
+        }
+    };
+    let hex = f.hash.as_bytes();
+    if let Some(i) = hex.iter().position(|b| !b.is_ascii_hexdigit()) {
+        return Err(reject(
+            reason::BAD_HASH_HEX,
+            format!("hash: character {i} is not a hex digit"),
+        ));
+    }
+    if hex.len() != 2 * alg.digest_len() {
+        return Err(reject(
+            reason::BAD_HASH_LENGTH,
+            format!(
+                "hash: a {alg} hash is {} hex digits, got {}",
+                2 * alg.digest_len(),
+                hex.len()
+            ),
+        ));
+    }
+    let hash = hex::decode(hex).map_err(|e| reject(reason::BAD_HASH_HEX, format!("hash: {e}")))?;
+    let metadata = match f.metadata {
+        None => None,
+        Some(m) => {
+            let value = match m {
+                Metadata::Value(v) => v,
+                Metadata::Raw(raw) => serde_json::from_str(raw.get())
+                    .map_err(|e| reject(reason::BAD_FIELD, format!("metadata: {e}")))?,
+            };
+            Some(
+                canonical_metadata(&value)
+                    .map_err(|e| reject(reason::BAD_FIELD, format!("metadata: {e}")))?,
+            )
+        }
+    };
+    if f.produced_at < 0 {
+        return Err(reject(
+            reason::BAD_FIELD,
+            "produced_at: must be a non-negative integer (Unix milliseconds)",
+        ));
+    }
+    Ok(Decoded {
+        tenant: f.tenant.into_owned(),
+        external_id: f.external_id.into_owned(),
+        hash_alg: alg,
+        hash,
+        metadata,
+        produced_at_ms: f.produced_at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> Rules {
+        Rules {
+            tenants: ["icbc-sh".to_string()].into_iter().collect(),
+            accepted_algs: vec![EvidenceAlg::Sha256, EvidenceAlg::Sm3],
+            max_message_bytes: 16 * 1024,
+        }
+    }
+
+    const H: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    fn good() -> serde_json::Value {
+        serde_json::json!({
+            "v": 1, "tenant": "icbc-sh", "external_id": "LOAN-2025-000017",
+            "hash_alg": "sha256", "hash": H,
+            "metadata": {"type": "loan-contract", "amount": "250000.00"},
+            "produced_at": 1_764_000_000_123i64
+        })
+    }
+
+    fn with(f: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) -> Vec<u8> {
+        let mut v = good();
+        f(v.as_object_mut().unwrap());
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    fn reason_of(payload: &[u8]) -> (&'static str, String) {
+        let r = decode(payload, &rules()).expect_err("must be rejected");
+        (r.reason, r.detail)
+    }
+
+    #[test]
+    fn the_documented_example_decodes_with_canonical_metadata() {
+        let d = decode(&serde_json::to_vec(&good()).unwrap(), &rules()).unwrap();
+        assert_eq!(d.tenant, "icbc-sh");
+        assert_eq!(d.hash, hex::decode(H).unwrap());
+        assert_eq!(
+            d.metadata.as_deref(),
+            Some(r#"{"amount":"250000.00","type":"loan-contract"}"#)
+        );
+        // Uppercase hex, escapes in strings, unknown fields and null metadata.
+        let p = with(|o| {
+            o.insert("hash".into(), H.to_uppercase().into());
+            o.insert("external_id".into(), "LOAN\u{00e9}/\"x\"".into());
+            o.insert("trace_id".into(), "abc".into());
+            o.insert("metadata".into(), serde_json::Value::Null);
+        });
+        let d = decode(&p, &rules()).unwrap();
+        assert_eq!(d.hash, hex::decode(H).unwrap());
+        assert_eq!(d.external_id, "LOAN\u{00e9}/\"x\"");
+        assert_eq!(d.metadata, None);
+    }
+
+    #[test]
+    fn every_rejection_class_gets_its_reason() {
+        use reason::*;
+        let big = with(|o| {
+            o.insert("metadata".into(), serde_json::json!({"pad": "x".repeat(20_000)}));
+        });
+        let cases: Vec<(Vec<u8>, &str, &str)> = vec![
+            (big, OVERSIZED, "bytes"),
+            (b"{\"v\":1,".to_vec(), MALFORMED_JSON, "JSON"),
+            (b"[1,2]".to_vec(), MALFORMED_JSON, "object"),
+            (b"".to_vec(), MALFORMED_JSON, "JSON"),
+            (with(|o| { o.insert("v".into(), 2.into()); }), UNSUPPORTED_VERSION, "2"),
+            (with(|o| { o.remove("v"); }), MISSING_FIELD, "v"),
+            (with(|o| { o.remove("hash"); }), MISSING_FIELD, "hash"),
+            (with(|o| { o.insert("tenant".into(), serde_json::Value::Null); }), MISSING_FIELD, "tenant"),
+            (with(|o| { o.remove("produced_at"); }), MISSING_FIELD, "produced_at"),
+            (with(|o| { o.insert("tenant".into(), 5.into()); }), BAD_FIELD, "tenant"),
+            (with(|o| { o.insert("tenant".into(), "-x".into()); }), BAD_FIELD, "tenant"),
+            (with(|o| { o.insert("external_id".into(), "".into()); }), BAD_FIELD, "external_id"),
+            (with(|o| { o.insert("metadata".into(), serde_json::json!([1])); }), BAD_FIELD, "metadata"),
+            (with(|o| { o.insert("produced_at".into(), "2025-01-01".into()); }), BAD_FIELD, "produced_at"),
+            (with(|o| { o.insert("produced_at".into(), (-5).into()); }), BAD_FIELD, "produced_at"),
+            (with(|o| { o.insert("v".into(), "1".into()); }), BAD_FIELD, "v"),
+            (with(|o| { o.insert("tenant".into(), "ccb-bj".into()); }), UNKNOWN_TENANT, "ccb-bj"),
+            (with(|o| { o.insert("hash_alg".into(), "sha512".into()); }), ALGORITHM_NOT_ACCEPTED, "sha512"),
+            (with(|o| { o.insert("hash_alg".into(), "md5".into()); }), ALGORITHM_NOT_ACCEPTED, "md5"),
+            (with(|o| { o.insert("hash".into(), format!("{}zz", &H[..62]).into()); }), BAD_HASH_HEX, "62"),
+            (with(|o| { o.insert("hash".into(), H[..62].into()); }), BAD_HASH_LENGTH, "62"),
+            (with(|o| { o.insert("hash".into(), format!("{H}0").into()); }), BAD_HASH_LENGTH, "65"),
+            // A duplicated key: valid JSON, not a valid message.
+            (
+                format!(r#"{{"v":1,"v":1,"tenant":"icbc-sh","external_id":"x","hash_alg":"sha256","hash":"{H}","produced_at":1}}"#).into_bytes(),
+                MALFORMED_JSON,
+                "duplicate",
+            ),
+        ];
+        for (payload, want, detail_has) in cases {
+            let (got, detail) = reason_of(&payload);
+            assert_eq!(got, want, "{}: {detail}", String::from_utf8_lossy(&payload[..payload.len().min(120)]));
+            assert!(detail.contains(detail_has), "{want}: {detail:?} lacks {detail_has:?}");
+            assert!(got.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+        }
+    }
+
+    #[test]
+    fn the_load_generator_writes_valid_messages() {
+        let g = crate::loadgen::Generator::new("t1", vec!["icbc-sh".into()], 0.0, 0.0);
+        for i in 0..50 {
+            let m = g.good(i);
+            decode(&m.to_bytes(), &rules()).unwrap();
+        }
+    }
+}
