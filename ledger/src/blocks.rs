@@ -211,17 +211,15 @@ fn parse_copy_leaf_hashes(buf: &[u8], from: u64, to: u64) -> Result<Vec<Digest32
 }
 
 impl Ledger {
-    /// Try to become the sealer: take a connection out of the pool for good
-    /// and try the session-level advisory lock on it. `None` when another
-    /// session holds it.
-    pub async fn try_lead(&self) -> Result<Option<LeaderSession>, LedgerError> {
+    /// A connection taken out of the pool for good, to hold the sealer's
+    /// advisory lock ([`LeaderSession::try_acquire`]). A standby keeps one
+    /// and retries on it.
+    pub async fn leader_session(&self) -> Result<LeaderSession, LedgerError> {
         let obj = self.pool().get().await?;
-        let client = deadpool_postgres::Object::take(obj);
-        let got: bool = client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&BATCHER_LOCK_KEY])
-            .await?
-            .get(0);
-        Ok(got.then_some(LeaderSession { client }))
+        Ok(LeaderSession {
+            client: deadpool_postgres::Object::take(obj),
+            held: false,
+        })
     }
 
     /// Every block, by height (fine while the chain is in the millions).
@@ -442,17 +440,36 @@ impl Ledger {
 /// it closes the connection, which releases the lock.
 pub struct LeaderSession {
     client: deadpool_postgres::ClientWrapper,
+    held: bool,
 }
 
 impl std::fmt::Debug for LeaderSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LeaderSession")
             .field("closed", &self.client.is_closed())
+            .field("held", &self.held)
             .finish()
     }
 }
 
 impl LeaderSession {
+    /// Try the session-level advisory lock; true once this session holds it.
+    pub async fn try_acquire(&mut self) -> Result<bool, LedgerError> {
+        if !self.held {
+            self.held = self
+                .client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&BATCHER_LOCK_KEY])
+                .await?
+                .get(0);
+        }
+        Ok(self.held)
+    }
+
+    /// Whether this session holds the lock (as far as it knows).
+    pub fn is_held(&self) -> bool {
+        self.held && !self.client.is_closed()
+    }
+
     /// A round trip on the lock's connection: fails once the connection
     /// (and so the lock) is gone.
     pub async fn check(&self) -> Result<(), LedgerError> {
@@ -510,6 +527,11 @@ impl LeaderSession {
     /// Write a block, its checkpoint and the sealer's signature in one
     /// transaction on the lock's connection.
     pub async fn seal(&mut self, s: &NewSeal) -> Result<(), LedgerError> {
+        if !self.held {
+            return Err(LedgerError::Config(
+                "sealing without holding the sealer lock".into(),
+            ));
+        }
         let h = &s.block.header;
         let cp = &s.checkpoint;
         let sig = &s.sealer_signature;

@@ -1,0 +1,666 @@
+//! The batcher, the audit and the witness against a real PostgreSQL: one
+//! fresh database per test (and per witness).
+
+// Helpers outside #[test] functions unwrap too: a failure is a test failure.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anchord_batcher::audit::{AuditKeys, audit};
+use anchord_batcher::config::{BatcherConfig, WitnessPeer};
+use anchord_batcher::cosign::add_checkpoint_body;
+use anchord_batcher::witness::{Witness, start};
+use anchord_core::checkpoint::{
+    ALG_COSIGNATURE_V1, ALG_ED25519, Checkpoint, NoteSigner, NoteVerifier, SignedNote,
+};
+use anchord_core::{EvidenceAlg, HashSuite, merkle};
+use anchord_ledger::{AppendBatch, Ledger, NewEntry};
+use anchord_testkit::TestDb;
+use tokio_util::sync::CancellationToken;
+
+const SUITE: HashSuite = HashSuite::Sha256;
+const ORIGIN: &str = "anchord.test/ledger";
+
+fn sealer_key() -> NoteSigner {
+    NoteSigner::from_seed(ORIGIN, ALG_ED25519, &[42; 32]).unwrap()
+}
+
+fn witness_key(i: u8) -> NoteSigner {
+    NoteSigner::from_seed(
+        &format!("witness-{i}.test"),
+        ALG_COSIGNATURE_V1,
+        &[100 + i; 32],
+    )
+    .unwrap()
+}
+
+/// Write the sealer key to a private temp file.
+fn key_file(signer: &NoteSigner) -> PathBuf {
+    let dir = std::env::temp_dir().join(anchord_testkit::unique("anchord_keys"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("sealer.key");
+    std::fs::write(&p, signer.private_key_text()).unwrap();
+    p
+}
+
+fn config(max: u64, interval_ms: u64) -> BatcherConfig {
+    BatcherConfig {
+        block_max_entries: max,
+        block_interval_ms: interval_ms,
+        origin: ORIGIN.into(),
+        signing_key: Some(key_file(&sealer_key())),
+        standby_poll_ms: 50,
+        request_timeout_ms: 2000,
+        ..BatcherConfig::default()
+    }
+}
+
+async fn append(ledger: &Ledger, tag: &str, n: usize) {
+    let entries = (0..n)
+        .map(|i| NewEntry {
+            tenant: "bank-a".into(),
+            external_id: format!("{tag}-{i}"),
+            hash_alg: EvidenceAlg::Sha256,
+            evidence_hash: SUITE.digest(format!("{tag}-{i}").as_bytes()).to_vec(),
+            metadata: None,
+            source: None,
+            raw: bytes::Bytes::new(),
+        })
+        .collect();
+    let out = ledger
+        .append(&AppendBatch {
+            suite: SUITE,
+            consumer_group: None,
+            received_at_us: 1_700_000_000_000_000,
+            entries,
+            rejections: vec![],
+            positions: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(out.accepted(), n);
+}
+
+/// Poll (bounded) until `f` holds.
+async fn wait_for<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..400 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+struct Running {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), anchord_batcher::BatcherError>>,
+}
+
+impl Running {
+    async fn stop(self) -> Result<(), anchord_batcher::BatcherError> {
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .expect("batcher stops")
+            .unwrap()
+    }
+}
+
+fn spawn(config: BatcherConfig, ledger: &Ledger) -> Running {
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(anchord_batcher::run(
+        config,
+        SUITE,
+        ledger.clone(),
+        stop.clone(),
+    ));
+    Running { stop, task }
+}
+
+fn keys() -> AuditKeys {
+    AuditKeys {
+        sealer: sealer_key().verifier(),
+        witnesses: vec![],
+        quorum: 0,
+        tsa_cert: None,
+    }
+}
+
+/// Blocks are contiguous, gap-free, never empty, and cover `0..n`.
+async fn assert_ranges(ledger: &Ledger, n: u64) -> Vec<u64> {
+    let blocks = ledger.blocks().await.unwrap();
+    let mut next = 0;
+    let mut sizes = vec![];
+    for (i, b) in blocks.iter().enumerate() {
+        assert_eq!(b.header.height, i as u64);
+        assert_eq!(b.header.first_seq, next, "gap or overlap at block {i}");
+        assert!(b.header.leaf_count > 0, "empty block {i}");
+        next = b.header.last_seq + 1;
+        sizes.push(b.header.leaf_count);
+    }
+    assert_eq!(next, n, "sealed up to {next}, want {n}");
+    sizes
+}
+
+#[tokio::test]
+async fn seals_by_size_into_contiguous_signed_blocks() {
+    let (_db, ledger) = TestDb::migrated().await;
+    append(&ledger, "a", 25).await;
+    // A long interval: only the size limit can seal.
+    let b = spawn(config(10, 600_000), &ledger);
+    wait_for("two full blocks", || async {
+        ledger.blocks().await.unwrap().len() >= 2
+    })
+    .await;
+    b.stop().await.unwrap();
+    let blocks = ledger.blocks().await.unwrap();
+    assert_eq!(
+        blocks.len(),
+        2,
+        "the 5 remaining entries wait for the interval"
+    );
+    assert_eq!(assert_ranges(&ledger, 20).await, vec![10, 10]);
+    // Block roots match the leaf hashes; checkpoints are signed and final
+    // (no witnesses configured).
+    let leaves = ledger.leaf_hashes(0, 10).await.unwrap();
+    assert_eq!(blocks[0].header.merkle_root, merkle::root(SUITE, &leaves));
+    let cps = ledger.checkpoints().await.unwrap();
+    assert_eq!(cps.iter().map(|c| c.size).collect::<Vec<_>>(), vec![1, 2]);
+    let hashes: Vec<_> = blocks.iter().map(|b| b.block_hash).collect();
+    for cp in &cps {
+        let note = SignedNote::parse(&cp.signed_note).unwrap();
+        note.verify_by(&sealer_key().verifier()).unwrap();
+        let body = Checkpoint::parse(&note.text).unwrap();
+        assert_eq!(body.origin, ORIGIN);
+        assert_eq!(body.root, merkle::root(SUITE, &hashes[..cp.size as usize]));
+        assert!(cp.final_at_us.is_some());
+    }
+    // Consistency between the two checkpoints.
+    let proof = merkle::consistency_proof(SUITE, &hashes, 1).unwrap();
+    merkle::verify_consistency(SUITE, 1, 2, &cps[0].root, &cps[1].root, &proof).unwrap();
+    let report = audit(&ledger, SUITE, &keys(), false).await.unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.entries_unsealed, 5);
+}
+
+#[tokio::test]
+async fn seals_by_interval_and_never_seals_an_empty_block() {
+    let (_db, ledger) = TestDb::migrated().await;
+    let b = spawn(config(1000, 100), &ledger);
+    append(&ledger, "a", 3).await;
+    wait_for("the first block", || async {
+        !ledger.blocks().await.unwrap().is_empty()
+    })
+    .await;
+    append(&ledger, "b", 2).await;
+    wait_for("the second block", || async {
+        ledger.blocks().await.unwrap().len() >= 2
+    })
+    .await;
+    // Several intervals with nothing pending: still two blocks.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    b.stop().await.unwrap();
+    assert_eq!(assert_ranges(&ledger, 5).await, vec![3, 2]);
+}
+
+#[tokio::test]
+async fn a_restart_continues_the_chain_and_the_block_log() {
+    let (_db, ledger) = TestDb::migrated().await;
+    append(&ledger, "a", 7).await;
+    let b = spawn(config(4, 50), &ledger);
+    wait_for("7 sealed", || async {
+        ledger
+            .blocks()
+            .await
+            .unwrap()
+            .last()
+            .map(|b| b.header.last_seq)
+            == Some(6)
+    })
+    .await;
+    b.stop().await.unwrap();
+    append(&ledger, "b", 3).await;
+    let b = spawn(config(4, 50), &ledger);
+    wait_for("10 sealed", || async {
+        ledger
+            .blocks()
+            .await
+            .unwrap()
+            .last()
+            .map(|b| b.header.last_seq)
+            == Some(9)
+    })
+    .await;
+    b.stop().await.unwrap();
+    assert_ranges(&ledger, 10).await;
+    let report = audit(&ledger, SUITE, &keys(), false).await.unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+}
+
+/// Seal 3 blocks of 4 (entries 0..12), then stop.
+async fn sealed_ledger() -> (TestDb, Ledger) {
+    let (db, ledger) = TestDb::migrated().await;
+    append(&ledger, "a", 12).await;
+    let b = spawn(config(4, 600_000), &ledger);
+    wait_for("3 blocks", || async {
+        ledger.blocks().await.unwrap().len() == 3
+    })
+    .await;
+    b.stop().await.unwrap();
+    (db, ledger)
+}
+
+async fn start_error(ledger: &Ledger) -> String {
+    let b = spawn(config(4, 600_000), ledger);
+    let r = tokio::time::timeout(Duration::from_secs(20), b.task)
+        .await
+        .expect("refuses promptly")
+        .unwrap();
+    b.stop.cancel();
+    r.expect_err("start-up must refuse").to_string()
+}
+
+#[tokio::test]
+async fn tampering_with_an_evidence_row_is_caught_by_startup_and_audit() {
+    let (db, ledger) = sealed_ledger().await;
+    // The latest block: the start-up check recomputes it from the entries.
+    db.client()
+        .await
+        .execute(
+            "UPDATE evidence SET evidence_hash = $1 WHERE seq = 9",
+            &[&vec![0u8; 32]],
+        )
+        .await
+        .unwrap();
+    let err = start_error(&ledger).await;
+    assert!(err.contains("evidence seq 9"), "{err}");
+    assert!(
+        err.contains("stored leaf hash") && err.contains("recomputes"),
+        "{err}"
+    );
+    let report = audit(&ledger, SUITE, &keys(), false).await.unwrap();
+    assert!(!report.ok());
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.starts_with("evidence seq 9 (block 2)")),
+        "{:?}",
+        report.problems
+    );
+}
+
+#[tokio::test]
+async fn tampering_with_an_old_evidence_row_is_caught_by_audit() {
+    let (db, ledger) = sealed_ledger().await;
+    // Rewrite entry 1 *and* its leaf hash consistently: only the block root
+    // can tell.
+    let c = db.client().await;
+    let mut e = ledger.entry_by_seq(1).await.unwrap().unwrap().entry;
+    e.evidence_hash = vec![7u8; 32];
+    c.execute(
+        "UPDATE evidence SET evidence_hash = $1, leaf_hash = $2 WHERE seq = 1",
+        &[&e.evidence_hash, &e.leaf_hash(SUITE).to_vec()],
+    )
+    .await
+    .unwrap();
+    let report = audit(&ledger, SUITE, &keys(), false).await.unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.starts_with("block 0: stored merkle root")),
+        "{:?}",
+        report.problems
+    );
+}
+
+#[tokio::test]
+async fn tampering_with_a_block_root_is_caught_by_startup_and_audit() {
+    let (db, ledger) = sealed_ledger().await;
+    db.client()
+        .await
+        .execute(
+            "UPDATE blocks SET merkle_root = $1 WHERE height = 1",
+            &[&vec![1u8; 32]],
+        )
+        .await
+        .unwrap();
+    let err = start_error(&ledger).await;
+    assert!(
+        err.contains("block 1: stored block hash") && err.contains("header recomputes"),
+        "{err}"
+    );
+    let report = audit(&ledger, SUITE, &keys(), false).await.unwrap();
+    let p = &report.problems;
+    assert!(
+        p.iter()
+            .any(|p| p.starts_with("block 1: stored block hash")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|p| p.starts_with("block 1: stored merkle root")),
+        "{p:?}"
+    );
+}
+
+#[tokio::test]
+async fn tampering_with_a_checkpoint_is_caught_by_startup_and_audit() {
+    let (db, ledger) = sealed_ledger().await;
+    let c = db.client().await;
+    // Latest checkpoint: a different root (and a note re-signed by an
+    // attacker's key).
+    let attacker = NoteSigner::from_seed(ORIGIN, ALG_ED25519, &[9; 32]).unwrap();
+    let body = Checkpoint::new(ORIGIN, 3, [5; 32]).body();
+    let mut note = SignedNote::new(body.clone());
+    note.signatures.push(attacker.sign(&body).unwrap());
+    c.execute(
+        "UPDATE checkpoints SET root = $1, signed_note = $2 WHERE size = 3",
+        &[&vec![5u8; 32], &note.format()],
+    )
+    .await
+    .unwrap();
+    let err = start_error(&ledger).await;
+    assert!(err.contains("checkpoint 3: stored block-log root"), "{err}");
+    // An older checkpoint's note only: a byte of its signature.
+    let cp1 = ledger.checkpoint(1).await.unwrap().unwrap();
+    let mut n1 = SignedNote::parse(&cp1.signed_note).unwrap();
+    n1.signatures[0].payload[0] ^= 1;
+    c.execute(
+        "UPDATE checkpoints SET signed_note = $1 WHERE size = 1",
+        &[&n1.format()],
+    )
+    .await
+    .unwrap();
+    let report = audit(&ledger, SUITE, &keys(), false).await.unwrap();
+    let p = &report.problems;
+    assert!(
+        p.iter()
+            .any(|p| p.starts_with("checkpoint 3: stored block-log root")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|p| p.starts_with("checkpoint 1: sealer signature")),
+        "{p:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Witnesses
+// ---------------------------------------------------------------------------
+
+struct TestWitness {
+    _db: TestDb,
+    url: String,
+    key: NoteSigner,
+    stop: CancellationToken,
+}
+
+async fn witness(i: u8) -> TestWitness {
+    let (db, ledger) = TestDb::migrated().await;
+    let key = witness_key(i);
+    let logs = HashMap::from([(ORIGIN.to_string(), (SUITE, vec![sealer_key().verifier()]))]);
+    let stop = CancellationToken::new();
+    let (addr, _task) = start(
+        Witness::new(ledger, key.clone(), logs),
+        "127.0.0.1:0".parse().unwrap(),
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    TestWitness {
+        _db: db,
+        url: format!("http://{addr}"),
+        key,
+        stop,
+    }
+}
+
+fn peer(w: &TestWitness) -> WitnessPeer {
+    WitnessPeer {
+        name: w.key.name().into(),
+        url: w.url.clone(),
+        vkey: w.key.verifier().vkey(),
+    }
+}
+
+fn signed(size: u64, root: [u8; 32], signer: &NoteSigner) -> String {
+    let body = Checkpoint::new(ORIGIN, size, root).body();
+    let mut note = SignedNote::new(body.clone());
+    note.signatures.push(signer.sign(&body).unwrap());
+    note.format()
+}
+
+async fn post(url: &str, body: String) -> (u16, String, String) {
+    let r = reqwest::Client::new()
+        .post(format!("{url}/add-checkpoint"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, ct, r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn witness_protocol_status_codes() {
+    let w = witness(1).await;
+    let s = sealer_key();
+    let leaves: Vec<[u8; 32]> = (0..8u8).map(|i| SUITE.leaf_hash(&[i])).collect();
+    let root = |n: usize| merkle::root(SUITE, &leaves[..n]);
+
+    // First checkpoint: old 0, no proof.
+    let (st, _, body) = post(&w.url, add_checkpoint_body(0, &[], &signed(3, root(3), &s))).await;
+    assert_eq!(st, 200, "{body}");
+    let line = body.lines().next().unwrap();
+    let sig = anchord_core::checkpoint::NoteSignature::parse_line(line).unwrap();
+    let t = w
+        .key
+        .verifier()
+        .verify(&Checkpoint::new(ORIGIN, 3, root(3)).body(), &sig)
+        .unwrap();
+    assert!(t.unwrap() > 1_600_000_000);
+
+    // Unknown origin: 404.
+    let other = {
+        let body = Checkpoint::new("someone.else/log", 3, root(3)).body();
+        let mut n = SignedNote::new(body.clone());
+        n.signatures.push(s.sign(&body).unwrap());
+        n.format()
+    };
+    assert_eq!(
+        post(&w.url, add_checkpoint_body(0, &[], &other)).await.0,
+        404
+    );
+    // Not signed by a trusted key: 403.
+    let stranger = NoteSigner::from_seed(ORIGIN, ALG_ED25519, &[1; 32]).unwrap();
+    let proof = merkle::consistency_proof(SUITE, &leaves[..5], 3).unwrap();
+    assert_eq!(
+        post(
+            &w.url,
+            add_checkpoint_body(3, &proof, &signed(5, root(5), &stranger))
+        )
+        .await
+        .0,
+        403
+    );
+    // A trusted key's signature that does not verify: 403.
+    let mut forged = SignedNote::parse(&signed(5, root(5), &s)).unwrap();
+    forged.signatures[0].payload[3] ^= 1;
+    assert_eq!(
+        post(&w.url, add_checkpoint_body(3, &proof, &forged.format()))
+            .await
+            .0,
+        403
+    );
+    // Old size greater than the checkpoint: 400.
+    assert_eq!(
+        post(&w.url, add_checkpoint_body(6, &[], &signed(5, root(5), &s)))
+            .await
+            .0,
+        400
+    );
+    // Old size is not the witness's size: 409 with its size.
+    let (st, ct, body) = post(&w.url, add_checkpoint_body(2, &[], &signed(5, root(5), &s))).await;
+    assert_eq!(
+        (st, ct.as_str(), body.as_str()),
+        (409, "text/x.tlog.size", "3\n")
+    );
+    // A wrong proof: 422. A fork (same sizes, different leaves): 422.
+    let mut bad = proof.clone();
+    bad[0][0] ^= 1;
+    assert_eq!(
+        post(
+            &w.url,
+            add_checkpoint_body(3, &bad, &signed(5, root(5), &s))
+        )
+        .await
+        .0,
+        422
+    );
+    let mut forked = leaves.clone();
+    forked[4] = SUITE.leaf_hash(b"rewritten");
+    let fork_root = merkle::root(SUITE, &forked[..5]);
+    let fork_proof = merkle::consistency_proof(SUITE, &forked[..5], 3).unwrap();
+    assert_eq!(
+        post(
+            &w.url,
+            add_checkpoint_body(3, &fork_proof, &signed(5, fork_root, &s))
+        )
+        .await
+        .0,
+        200,
+        "a fork of only the new part is consistent: nothing cosigned was rewritten"
+    );
+    // Now the witness is at 5 with fork_root; the honest 5 conflicts.
+    let (st, _, _) = post(&w.url, add_checkpoint_body(5, &[], &signed(5, root(5), &s))).await;
+    assert_eq!(st, 409, "same size, different root");
+    // And a rewrite of a cosigned leaf can never be proven consistent.
+    let mut rewritten = forked.clone();
+    rewritten[1] = SUITE.leaf_hash(b"history");
+    let p = merkle::consistency_proof(SUITE, &rewritten[..8], 5).unwrap();
+    assert_eq!(
+        post(
+            &w.url,
+            add_checkpoint_body(5, &p, &signed(8, merkle::root(SUITE, &rewritten), &s))
+        )
+        .await
+        .0,
+        422
+    );
+    w.stop.cancel();
+}
+
+#[tokio::test]
+async fn concurrent_add_checkpoints_never_roll_the_witness_back() {
+    let w = witness(2).await;
+    let s = sealer_key();
+    let leaves: Vec<[u8; 32]> = (0..20u8).map(|i| SUITE.leaf_hash(&[i])).collect();
+    assert_eq!(
+        post(
+            &w.url,
+            add_checkpoint_body(0, &[], &signed(2, merkle::root(SUITE, &leaves[..2]), &s))
+        )
+        .await
+        .0,
+        200
+    );
+    // Ten requests from the same old size race; exactly one may win.
+    let mut tasks = vec![];
+    for n in 3..13usize {
+        let proof = merkle::consistency_proof(SUITE, &leaves[..n], 2).unwrap();
+        let body = add_checkpoint_body(
+            2,
+            &proof,
+            &signed(n as u64, merkle::root(SUITE, &leaves[..n]), &s),
+        );
+        let url = w.url.clone();
+        tasks.push(tokio::spawn(async move { post(&url, body).await.0 }));
+    }
+    let mut codes = vec![];
+    for t in tasks {
+        codes.push(t.await.unwrap());
+    }
+    assert_eq!(codes.iter().filter(|c| **c == 200).count(), 1, "{codes:?}");
+    assert!(codes.iter().all(|c| *c == 200 || *c == 409), "{codes:?}");
+}
+
+#[tokio::test]
+async fn k_of_n_witnesses_decide_finality() {
+    let (_db, ledger) = TestDb::migrated().await;
+    let ws = [witness(1).await, witness(2).await, witness(3).await];
+    // Witness 3 goes away: 2 of 3 can still cosign.
+    ws[2].stop.cancel();
+    append(&ledger, "a", 6).await;
+    let mut c = config(3, 600_000);
+    c.witnesses = ws.iter().map(peer).collect();
+    c.quorum = Some(2);
+    c.witness_attempts = 2;
+    let b = spawn(c.clone(), &ledger);
+    wait_for("checkpoint 2 final with 2 of 3", || async {
+        ledger
+            .checkpoint(2)
+            .await
+            .unwrap()
+            .is_some_and(|c| c.final_at_us.is_some())
+    })
+    .await;
+    b.stop().await.unwrap();
+    let cp = ledger.checkpoint(2).await.unwrap().unwrap();
+    let note = SignedNote::parse(&cp.signed_note).unwrap();
+    for w in &ws[..2] {
+        note.verify_by(&w.key.verifier()).unwrap();
+    }
+    assert!(note.verify_by(&ws[2].key.verifier()).is_err());
+    let verifiers: Vec<NoteVerifier> = ws.iter().map(|w| w.key.verifier()).collect();
+    let v =
+        anchord_core::checkpoint::verify_checkpoint(&note, &sealer_key().verifier(), &verifiers, 2)
+            .unwrap();
+    assert!(v.is_final);
+    let report = audit(
+        &ledger,
+        SUITE,
+        &AuditKeys {
+            sealer: sealer_key().verifier(),
+            witnesses: verifiers.clone(),
+            quorum: 2,
+            tsa_cert: None,
+        },
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+
+    // Requiring all three: new checkpoints are signed but never final.
+    append(&ledger, "b", 3).await;
+    c.quorum = Some(3);
+    let b = spawn(c, &ledger);
+    wait_for("checkpoint 3", || async {
+        ledger.checkpoint(3).await.unwrap().is_some()
+    })
+    .await;
+    // Let the cosigner finish its attempts, then stop.
+    wait_for("two cosignatures on checkpoint 3", || async {
+        let cp = ledger.checkpoint(3).await.unwrap().unwrap();
+        SignedNote::parse(&cp.signed_note).unwrap().signatures.len() == 3
+    })
+    .await;
+    b.stop().await.unwrap();
+    let cp = ledger.checkpoint(3).await.unwrap().unwrap();
+    assert!(cp.final_at_us.is_none(), "2 of 3 is not a 3-quorum");
+}
