@@ -28,6 +28,10 @@ pub struct Config {
     pub admin: AdminConfig,
     #[serde(default)]
     pub ingest: anchord_ingest::IngestConfig,
+    #[serde(default)]
+    pub batcher: anchord_batcher::BatcherConfig,
+    #[serde(default)]
+    pub witness: anchord_batcher::WitnessConfig,
 }
 
 fn default_suite() -> HashSuite {
@@ -78,6 +82,8 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         self.database.validate().context("database.url")?;
         self.ingest.validate().context("ingest")?;
+        self.batcher.validate()?;
+        self.witness.validate()?;
         Ok(())
     }
 }

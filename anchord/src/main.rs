@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod admin;
+mod batcher_cmd;
 mod config;
 mod conformance;
 mod shutdown;
@@ -46,6 +47,17 @@ enum Command {
     Ingest,
     /// Publish realistic bank evidence messages to Kafka.
     Loadgen(anchord_ingest::loadgen::LoadgenArgs),
+    /// Seal ledger entries into signed blocks and checkpoints (one active
+    /// sealer through a PostgreSQL lock; other instances stand by).
+    Batcher,
+    /// Generate an Ed25519 key file: a sealer note key, or with --witness a
+    /// cosignature/v1 key. Prints the public key (vkey).
+    Keygen(batcher_cmd::KeygenArgs),
+    /// Serve the witness (c2sp.org/tlog-witness) for the configured logs.
+    Witness,
+    /// Recompute and verify every block, the block log, the checkpoints and
+    /// their signatures; exit 1 on any inconsistency.
+    Audit(batcher_cmd::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +72,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Keygen(args) => batcher_cmd::keygen(&args),
         command => {
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
@@ -88,7 +101,12 @@ async fn run_service(config_path: Option<PathBuf>, command: Command) -> ExitCode
         Command::Loadgen(args) => anchord_ingest::loadgen::run(&config.ingest, args)
             .await
             .map_err(anyhow::Error::from),
-        Command::Conformance { .. } => unreachable!("handled before the runtime starts"),
+        Command::Batcher => batcher_cmd::batcher(config).await,
+        Command::Witness => batcher_cmd::witness(config).await,
+        Command::Audit(args) => batcher_cmd::audit(config, args).await,
+        Command::Conformance { .. } | Command::Keygen(_) => {
+            unreachable!("handled before the runtime starts")
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

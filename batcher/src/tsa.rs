@@ -49,3 +49,10 @@ pub fn verify_token(
 ) -> Result<TokenInfo, BatcherError> {
     Err(BatcherError::Tsa("not implemented yet".into()))
 }
+
+/// Read a certificate file, PEM or DER, as DER.
+pub fn load_cert_der(path: &Path) -> Result<Vec<u8>, BatcherError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| BatcherError::Config(format!("batcher.tsa_cert {}: {e}", path.display())))?;
+    Ok(bytes)
+}

@@ -1,0 +1,235 @@
+//! The `anchord` binary as operators run it: keygen, two batchers with one
+//! killed mid-stream (failover without gap or overlap), audit exit codes and
+//! the start-up check refusing a tampered ledger.
+
+// Helpers outside #[test] functions unwrap too: a failure is a test failure.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use anchord_core::{EvidenceAlg, HashSuite};
+use anchord_ledger::{AppendBatch, Ledger, NewEntry};
+use anchord_testkit::TestDb;
+
+const BIN: &str = env!("CARGO_BIN_EXE_anchord");
+
+/// A child process killed (SIGKILL) when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn command(db: &TestDb, key: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("ANCHORD_LOG", "info")
+        .env("DATABASE_URL", db.url())
+        .env("ANCHORD__BATCHER__SIGNING_KEY", key)
+        .env("ANCHORD__BATCHER__ORIGIN", "anchord.test/ledger")
+        .env("ANCHORD__BATCHER__BLOCK_MAX_ENTRIES", "5")
+        .env("ANCHORD__BATCHER__BLOCK_INTERVAL_MS", "50")
+        .env("ANCHORD__BATCHER__STANDBY_POLL_MS", "100")
+        .env(
+            "ANCHORD__ADMIN__LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        );
+    c
+}
+
+fn keygen(dir: &Path) -> PathBuf {
+    let key = dir.join("sealer.key");
+    let out = Command::new(BIN)
+        .args(["keygen", "--name", "anchord.test/ledger", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let vkey = String::from_utf8(out.stdout).unwrap();
+    assert!(vkey.starts_with("anchord.test/ledger+"), "{vkey}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("sealer.key.pub"))
+            .unwrap()
+            .trim(),
+        vkey.trim()
+    );
+    key
+}
+
+fn spawn_batcher(db: &TestDb, key: &Path) -> Proc {
+    Proc(
+        command(db, key)
+            .arg("batcher")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn audit(db: &TestDb, key: &Path) -> Output {
+    command(db, key)
+        .args(["audit", "--no-progress"])
+        .output()
+        .unwrap()
+}
+
+async fn append(ledger: &Ledger, tag: &str, n: usize) {
+    let entries = (0..n)
+        .map(|i| NewEntry {
+            tenant: "bank-a".into(),
+            external_id: format!("{tag}-{i}"),
+            hash_alg: EvidenceAlg::Sha256,
+            evidence_hash: HashSuite::Sha256
+                .digest(format!("{tag}-{i}").as_bytes())
+                .to_vec(),
+            metadata: None,
+            source: None,
+            raw: bytes::Bytes::new(),
+        })
+        .collect();
+    ledger
+        .append(&AppendBatch {
+            suite: HashSuite::Sha256,
+            consumer_group: None,
+            received_at_us: 1_700_000_000_000_000,
+            entries,
+            rejections: vec![],
+            positions: vec![],
+        })
+        .await
+        .unwrap();
+}
+
+async fn sealed_through(ledger: &Ledger) -> Option<u64> {
+    ledger
+        .blocks()
+        .await
+        .unwrap()
+        .last()
+        .map(|b| b.header.last_seq)
+}
+
+async fn wait_sealed(ledger: &Ledger, last_seq: u64) {
+    for _ in 0..600 {
+        if sealed_through(ledger).await == Some(last_seq) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "timed out waiting for seq {last_seq} to be sealed (at {:?})",
+        sealed_through(ledger).await
+    );
+}
+
+fn temp_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(anchord_testkit::unique("anchord_proc"));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[tokio::test]
+async fn killing_the_leader_hands_over_to_the_standby_without_gap_or_overlap() {
+    let (db, ledger) = TestDb::migrated().await;
+    let dir = temp_dir();
+    let key = keygen(&dir);
+    ledger.ensure_suite(HashSuite::Sha256).await.unwrap();
+
+    let mut leader = spawn_batcher(&db, &key);
+    append(&ledger, "a", 12).await;
+    wait_sealed(&ledger, 11).await;
+    // The standby starts while the leader holds the lock.
+    let _standby = spawn_batcher(&db, &key);
+    append(&ledger, "b", 8).await;
+    wait_sealed(&ledger, 19).await;
+
+    // Kill the leader outright (SIGKILL: no graceful shutdown).
+    leader.0.kill().unwrap();
+    leader.0.wait().unwrap();
+    for round in 0..5 {
+        append(&ledger, &format!("c{round}"), 7).await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    wait_sealed(&ledger, 54).await;
+
+    let blocks = ledger.blocks().await.unwrap();
+    let mut next = 0;
+    for (i, b) in blocks.iter().enumerate() {
+        assert_eq!(b.header.height, i as u64);
+        assert_eq!(b.header.first_seq, next, "gap or overlap at block {i}");
+        assert!(b.header.leaf_count > 0 && b.header.leaf_count <= 5);
+        next = b.header.last_seq + 1;
+    }
+    assert_eq!(next, 55);
+    let out = audit(&db, &key);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("verdict: OK"), "{stdout}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn audit_and_startup_refuse_a_tampered_ledger() {
+    let (db, ledger) = TestDb::migrated().await;
+    let dir = temp_dir();
+    let key = keygen(&dir);
+    ledger.ensure_suite(HashSuite::Sha256).await.unwrap();
+    append(&ledger, "a", 15).await;
+    {
+        let _b = spawn_batcher(&db, &key);
+        wait_sealed(&ledger, 14).await;
+    }
+    let out = audit(&db, &key);
+    assert!(out.status.success(), "{out:?}");
+
+    // Tamper with one evidence row of the latest block.
+    db.client()
+        .await
+        .execute(
+            "UPDATE evidence SET external_id = 'forged' WHERE seq = 12",
+            &[],
+        )
+        .await
+        .unwrap();
+    let out = audit(&db, &key);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("INCONSISTENT: evidence seq 12 (block 2)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("verdict: FAILED"), "{stdout}");
+
+    // The batcher refuses to start, naming both values.
+    let out = command(&db, &key)
+        .arg("batcher")
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("evidence seq 12: stored leaf hash") && stderr.contains("recomputes"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
