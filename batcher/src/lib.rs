@@ -162,3 +162,56 @@ pub async fn run(
         }
     }
 }
+
+/// What [`seal_once`] did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SealReport {
+    pub height: u64,
+    pub entries: u64,
+    /// Wall time of the seal itself: read leaf hashes, Merkle root, header,
+    /// block-log root, sign, commit.
+    pub seconds: f64,
+}
+
+/// Take the sealer lock, run the start-up check and seal one block of up to
+/// `block_max_entries` pending entries (`None` if nothing is pending or
+/// another batcher leads). For tools and benchmarks; no witnesses asked.
+pub async fn seal_once(
+    config: &BatcherConfig,
+    suite: HashSuite,
+    ledger: &Ledger,
+) -> Result<Option<SealReport>, BatcherError> {
+    config.validate()?;
+    let key_path = config
+        .signing_key
+        .as_ref()
+        .ok_or_else(|| BatcherError::Config("batcher.signing_key is required to seal".into()))?;
+    let signer = keys::load_signer(key_path, ALG_ED25519)?;
+    let mut session = ledger.leader_session().await?;
+    if !session.try_acquire().await? {
+        return Ok(None);
+    }
+    let log = sealer::startup_check(ledger, suite, &signer.verifier()).await?;
+    let s = sealer::Sealer {
+        suite,
+        origin: config.origin.clone(),
+        max_entries: config.block_max_entries,
+        interval: config.block_interval(),
+        signer,
+        quorum: config.effective_quorum(),
+    };
+    let tip = session.tip().await?;
+    let pending = session.next_seq().await?.saturating_sub(tip.next_seq);
+    if pending == 0 {
+        return Ok(None);
+    }
+    let n = pending.min(s.max_entries);
+    let log = RwLock::new(log);
+    let started = std::time::Instant::now();
+    sealer::seal_one(&s, &mut session, &log, tip, n).await?;
+    Ok(Some(SealReport {
+        height: tip.next_height,
+        entries: n,
+        seconds: started.elapsed().as_secs_f64(),
+    }))
+}
