@@ -925,6 +925,24 @@ mod tests {
     }
 
     #[test]
+    fn cosignature_known_answer_from_an_independent_implementation() {
+        // Computed with Python `cryptography`: seed 0x03 * 32, algorithm
+        // byte 0x04, message "cosignature/v1\ntime 1790000000\n" + body.
+        let w =
+            NoteSigner::from_seed("witness.example/w1", ALG_COSIGNATURE_V1, &[3u8; 32]).unwrap();
+        assert_eq!(
+            w.verifier().vkey(),
+            "witness.example/w1+d9ed62c5+BO1JKMYo0cLG6ukDOJBZlWEpWSc6XGP5NjbBRhSshzfR"
+        );
+        let body =
+            Checkpoint::new("anchord.local/ledger", 5, HashSuite::Sha256.digest(b"log")).body();
+        assert_eq!(
+            w.cosign(&body, 1_790_000_000).unwrap().line(),
+            "\u{2014} witness.example/w1 2e1ixQAAAABqsTuALT/zlUulo/FOEs7Wg+e59ZpOixBkx+9tGQkSfSZd3M/ni953TdMgWln+MnAe686cZKIM4szEPcJlWEdJMBXRCA==\n"
+        );
+    }
+
+    #[test]
     fn quorum_decides_finality() {
         let sealer = fixed_signer();
         let ws: Vec<NoteSigner> = (0..3)
