@@ -38,6 +38,12 @@ struct Cli {
 enum Command {
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Print where the ledger stands (entries, blocks, checkpoints, dead letters, anchors).
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check every Merkle test vector file under DIR (transparency-dev layout).
     Conformance {
         /// Directory holding inclusion/ and consistency/ vector files.
@@ -97,6 +103,7 @@ async fn run_service(config_path: Option<PathBuf>, command: Command) -> ExitCode
     };
     let result = match command {
         Command::Migrate => migrate(&config).await,
+        Command::Status { json } => status(&config, json).await,
         Command::Ingest => ingest(config).await,
         Command::Loadgen(args) => anchord_ingest::loadgen::run(&config.ingest, args)
             .await
@@ -122,6 +129,27 @@ async fn open_ledger(config: &Config) -> anyhow::Result<anchord_ledger::Ledger> 
     ledger.migrate().await?;
     ledger.ensure_suite(config.hash_suite).await?;
     Ok(ledger)
+}
+
+async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
+    let ledger = anchord_ledger::Ledger::connect(&config.database)?;
+    let s = ledger.summary().await?;
+    if json {
+        println!("{}", serde_json::to_string(&s)?);
+    } else {
+        println!(
+            "entries {}  sealed {} in {} blocks  checkpoint {} (final {})  dead letters {} ({} unpublished)  anchors {}",
+            s.entries,
+            s.sealed_entries,
+            s.blocks,
+            s.checkpoint_size,
+            s.final_checkpoint_size,
+            s.dead_letters,
+            s.dead_letters_unpublished,
+            s.anchors
+        );
+    }
+    Ok(())
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {

@@ -8,6 +8,7 @@ mod blocks;
 mod config;
 mod evidence;
 mod migrate;
+mod summary;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
@@ -21,6 +22,7 @@ pub use evidence::{
     StoredEntry,
 };
 pub use migrate::{MIGRATIONS, Migration};
+pub use summary::Summary;
 
 /// Everything that can go wrong talking to the ledger.
 #[derive(Debug, thiserror::Error)]

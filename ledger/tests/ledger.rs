@@ -286,3 +286,28 @@ async fn the_schema_refuses_gapped_overlapping_or_dangling_blocks() {
     );
     insert(1, 4, 9).await.unwrap();
 }
+
+#[tokio::test]
+async fn summary_counts_entries_and_dead_letters() {
+    let (_db, ledger) = TestDb::migrated().await;
+    assert_eq!(
+        ledger.summary().await.unwrap(),
+        anchord_ledger::Summary::default()
+    );
+    let mut b = batch(vec![
+        entry("b1", "a", 1, Some(0)),
+        entry("b1", "a", 2, Some(1)),
+    ]);
+    b.consumer_group = Some("g".into());
+    ledger.append(&b).await.unwrap();
+    let s = ledger.summary().await.unwrap();
+    assert_eq!(
+        (
+            s.entries,
+            s.blocks,
+            s.dead_letters,
+            s.dead_letters_unpublished
+        ),
+        (1, 0, 1, 1)
+    );
+}
