@@ -203,3 +203,81 @@ async fn a_token_over_another_digest_or_from_another_key_does_not_verify() {
     assert!(verify_token(&t, &right, &rsa).is_err());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test]
+async fn the_batcher_timestamps_each_checkpoint_and_audit_verifies_the_tokens() {
+    use anchord_batcher::BatcherConfig;
+    use anchord_core::checkpoint::{ALG_ED25519, NoteSigner};
+    let (dir, rsa_crt, _) = setup();
+    let tsa_srv = local_tsa(&dir, "fractional", rsa_crt.clone()).await;
+    let (_db, ledger) = anchord_testkit::TestDb::migrated().await;
+    let signer = NoteSigner::from_seed("anchord.test/ledger", ALG_ED25519, &[4; 32]).unwrap();
+    let key = dir.join("sealer.key");
+    std::fs::write(&key, signer.private_key_text()).unwrap();
+    let entries = (0..3)
+        .map(|i| anchord_ledger::NewEntry {
+            tenant: "bank-a".into(),
+            external_id: format!("e-{i}"),
+            hash_alg: anchord_core::EvidenceAlg::Sha256,
+            evidence_hash: vec![i as u8; 32],
+            metadata: None,
+            source: None,
+            raw: Default::default(),
+        })
+        .collect();
+    ledger
+        .append(&anchord_ledger::AppendBatch {
+            suite: HashSuite::Sha256,
+            consumer_group: None,
+            received_at_us: 1_700_000_000_000_000,
+            entries,
+            rejections: vec![],
+            positions: vec![],
+        })
+        .await
+        .unwrap();
+    let config = BatcherConfig {
+        block_interval_ms: 50,
+        origin: "anchord.test/ledger".into(),
+        signing_key: Some(key),
+        tsa_url: Some(tsa_srv.url.clone()),
+        tsa_cert: Some(rsa_crt.clone()),
+        ..BatcherConfig::default()
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(anchord_batcher::run(
+        config,
+        HashSuite::Sha256,
+        ledger.clone(),
+        stop.clone(),
+    ));
+    let mut stamped = false;
+    for _ in 0..200 {
+        if let Some(cp) = ledger.checkpoint(1).await.unwrap()
+            && cp.timestamp_token.is_some()
+        {
+            stamped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    assert!(stamped, "checkpoint 1 never got a timestamp token");
+    let report = anchord_batcher::audit::audit(
+        &ledger,
+        HashSuite::Sha256,
+        &anchord_batcher::audit::AuditKeys {
+            sealer: signer.verifier(),
+            witnesses: vec![],
+            quorum: 0,
+            tsa_cert: Some(anchord_batcher::tsa::load_cert_der(&rsa_crt).unwrap()),
+        },
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.timestamped_checkpoints, 1);
+    std::fs::remove_dir_all(dir).unwrap();
+}
