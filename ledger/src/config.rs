@@ -95,10 +95,10 @@ impl fmt::Debug for DatabaseConfig {
 /// `password=` key of a key-value connection string.
 fn redact(url: &str) -> String {
     if let Some((scheme, rest)) = url.split_once("://") {
-        if let Some((userinfo, host)) = rest.rsplit_once('@') {
-            if let Some((user, _)) = userinfo.split_once(':') {
-                return format!("{scheme}://{user}:***@{host}");
-            }
+        if let Some((userinfo, host)) = rest.rsplit_once('@')
+            && let Some((user, _)) = userinfo.split_once(':')
+        {
+            return format!("{scheme}://{user}:***@{host}");
         }
         return url.to_owned();
     }

@@ -353,21 +353,21 @@ impl Ledger {
                 .await? as usize;
         }
 
-        if let Some(group) = &batch.consumer_group {
-            if !batch.positions.is_empty() {
-                let topics: Vec<&str> = batch.positions.iter().map(|p| p.topic.as_str()).collect();
-                let parts: Vec<i32> = batch.positions.iter().map(|p| p.partition).collect();
-                let offs: Vec<i64> = batch.positions.iter().map(|p| p.next_offset).collect();
-                tx.execute(
-                    "INSERT INTO kafka_positions (consumer_group, topic, kafka_partition, next_offset) \
-                     SELECT $1, * FROM unnest($2::text[], $3::int4[], $4::int8[]) \
-                     ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE \
-                     SET next_offset = GREATEST(kafka_positions.next_offset, EXCLUDED.next_offset), \
-                         updated_at = now()",
-                    &[group, &topics, &parts, &offs],
-                )
-                .await?;
-            }
+        if let Some(group) = &batch.consumer_group
+            && !batch.positions.is_empty()
+        {
+            let topics: Vec<&str> = batch.positions.iter().map(|p| p.topic.as_str()).collect();
+            let parts: Vec<i32> = batch.positions.iter().map(|p| p.partition).collect();
+            let offs: Vec<i64> = batch.positions.iter().map(|p| p.next_offset).collect();
+            tx.execute(
+                "INSERT INTO kafka_positions (consumer_group, topic, kafka_partition, next_offset) \
+                 SELECT $1, * FROM unnest($2::text[], $3::int4[], $4::int8[]) \
+                 ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE \
+                 SET next_offset = GREATEST(kafka_positions.next_offset, EXCLUDED.next_offset), \
+                     updated_at = now()",
+                &[group, &topics, &parts, &offs],
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(AppendOutcome {

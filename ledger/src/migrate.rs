@@ -65,14 +65,14 @@ async fn apply_pending(
         .await?;
     let applied: std::collections::HashMap<i32, String> =
         rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    if let Some(max) = applied.keys().max() {
-        if *max > MIGRATIONS.last().map_or(0, |m| m.version) {
-            return Err(LedgerError::Migration {
-                version: *max,
-                name: "?",
-                reason: "the database is newer than this binary; upgrade anchord".into(),
-            });
-        }
+    if let Some(max) = applied.keys().max()
+        && *max > MIGRATIONS.last().map_or(0, |m| m.version)
+    {
+        return Err(LedgerError::Migration {
+            version: *max,
+            name: "?",
+            reason: "the database is newer than this binary; upgrade anchord".into(),
+        });
     }
     let mut done = Vec::new();
     for m in MIGRATIONS {
