@@ -162,6 +162,37 @@ mod tests {
     }
 
     #[test]
+    fn the_reference_configuration_parses_with_every_key_uncommented() {
+        let text = include_str!("../../anchord.example.toml");
+        let parsed: Config = toml::from_str(text).expect("anchord.example.toml parses as is");
+        parsed.validate().unwrap();
+        // Uncommenting every `# key = value` line must still parse: the
+        // reference cannot document a key the code does not know.
+        let mut uncommented = String::new();
+        let mut in_array = false;
+        for line in text.lines() {
+            let body = line.trim_start().strip_prefix("# ").unwrap_or("");
+            let is_key = body.split_once(" = ").is_some_and(|(k, _)| {
+                !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            });
+            if is_key || (in_array && !body.is_empty()) {
+                // Drop a trailing explanation, keep the code.
+                let code = body.split("  #").next().unwrap_or(body).trim_end();
+                in_array = code.ends_with('[') || (in_array && code != "]");
+                uncommented.push_str(code);
+            } else {
+                uncommented.push_str(line);
+            }
+            uncommented.push('\n');
+        }
+        let err = toml::from_str::<Config>(&uncommented).err();
+        assert!(
+            err.is_none(),
+            "uncommented reference fails: {err:?}\n{uncommented}"
+        );
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let doc: toml::Table =
             toml::from_str("[database]\nurl = \"postgres://x/y\"\nmax_conections = 3").unwrap();
