@@ -11,6 +11,7 @@
 //!   notes, Ed25519 note keys and cosignatures.
 //! - [`vectors`]: the conformance kit (transparency-dev/merkle vector layout).
 
+pub mod bundle;
 pub mod checkpoint;
 pub mod entry;
 pub mod merkle;
