@@ -4,6 +4,7 @@
 //! typed methods on [`Ledger`]; the schema lives in `migrations/` and the
 //! invariants it enforces are listed at the top of `0001_init.sql`.
 
+mod anchors;
 mod blocks;
 mod config;
 mod evidence;
@@ -12,6 +13,9 @@ mod summary;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
+pub use anchors::{
+    AnchorJobState, AnchorReceipt, ClaimedJob, Confirmed, CoverageRow, NewReceipt,
+};
 pub use blocks::{
     BATCHER_LOCK_KEY, LeaderSession, NewSeal, SignatureRole, SignatureRow, StoredBlock,
     StoredCheckpoint, Tip,

@@ -28,6 +28,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "batcher",
         sql: include_str!("../migrations/0002_batcher.sql"),
     },
+    Migration {
+        version: 3,
+        name: "relay",
+        sql: include_str!("../migrations/0003_relay.sql"),
+    },
 ];
 
 /// Advisory lock key: "anchord migrate" folded into an i64.

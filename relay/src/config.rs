@@ -1,0 +1,330 @@
+//! `[relay]` configuration: typed, defaulted, validated before anything
+//! starts; errors name the key at fault (`relay.targets[1].rpc_url`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::RelayError;
+
+/// The relay (`[relay]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayConfig {
+    /// Where to anchor. Empty: the relay has nothing to do (and says so).
+    #[serde(default)]
+    pub targets: Vec<TargetConfig>,
+    /// How often to look for new final checkpoints and due jobs.
+    #[serde(default = "default_poll_ms")]
+    pub poll_ms: u64,
+    /// How long a claimed job stays leased to this instance; another
+    /// instance takes it over (asking the target first) after that.
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
+    /// Retry backoff: first delay, cap, and jitter (0..1, the `backoff`
+    /// crate's randomisation factor).
+    #[serde(default = "default_backoff_initial_ms")]
+    pub backoff_initial_ms: u64,
+    #[serde(default = "default_backoff_max_ms")]
+    pub backoff_max_ms: u64,
+    #[serde(default = "default_backoff_jitter")]
+    pub backoff_jitter: f64,
+    /// Circuit breaker: consecutive failures that open it, and how long it
+    /// stays open (doubling on each failed probe, up to the max).
+    #[serde(default = "default_breaker_failures")]
+    pub breaker_failures: u32,
+    #[serde(default = "default_breaker_open_ms")]
+    pub breaker_open_ms: u64,
+    #[serde(default = "default_breaker_open_max_ms")]
+    pub breaker_open_max_ms: u64,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            targets: Vec::new(),
+            poll_ms: default_poll_ms(),
+            lease_ms: default_lease_ms(),
+            backoff_initial_ms: default_backoff_initial_ms(),
+            backoff_max_ms: default_backoff_max_ms(),
+            backoff_jitter: default_backoff_jitter(),
+            breaker_failures: default_breaker_failures(),
+            breaker_open_ms: default_breaker_open_ms(),
+            breaker_open_max_ms: default_breaker_open_max_ms(),
+        }
+    }
+}
+
+/// Which kind of chain a target is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    /// An HTTPS + JSON judicial-chain gateway (`docs/judicial-gateway-v1.md`).
+    Judicial,
+    /// An Ethereum-compatible chain over JSON-RPC.
+    Evm,
+}
+
+/// One anchoring target (`[[relay.targets]]`). Keys that do not apply to
+/// the kind are rejected by [`RelayConfig::validate`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// Name used in the database, metrics and the CLI (a bounded label:
+    /// `[a-z0-9-]`, 1..32 characters). Never change it once anchors exist.
+    pub name: String,
+    pub kind: TargetKind,
+    /// Per-request timeout.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// How often a submitted, unconfirmed transaction is looked up.
+    #[serde(default = "default_confirm_poll_ms")]
+    pub confirm_poll_ms: u64,
+
+    // -- judicial --
+    /// Gateway base URL (`…/v1/anchors` is posted to).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The platform's account id at the gateway.
+    #[serde(default)]
+    pub account_id: Option<String>,
+    /// Judicial: RSA private key (PKCS#8 PEM) signing requests.
+    /// EVM: file holding the hex secp256k1 private key.
+    #[serde(default)]
+    pub signing_key: Option<PathBuf>,
+
+    // -- evm --
+    /// JSON-RPC endpoint.
+    #[serde(default)]
+    pub rpc_url: Option<String>,
+    /// Expected chain id (checked against the node at start).
+    #[serde(default)]
+    pub chain_id: Option<u64>,
+    /// Blocks on top of the inclusion block before an anchor counts.
+    #[serde(default)]
+    pub confirmations: Option<u64>,
+    /// Recipient of the anchoring transactions (default: the sender itself).
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+impl TargetConfig {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+fn default_poll_ms() -> u64 {
+    500
+}
+fn default_lease_ms() -> u64 {
+    30_000
+}
+fn default_backoff_initial_ms() -> u64 {
+    200
+}
+fn default_backoff_max_ms() -> u64 {
+    5_000
+}
+fn default_backoff_jitter() -> f64 {
+    0.5
+}
+fn default_breaker_failures() -> u32 {
+    5
+}
+fn default_breaker_open_ms() -> u64 {
+    500
+}
+fn default_breaker_open_max_ms() -> u64 {
+    2_000
+}
+fn default_request_timeout_ms() -> u64 {
+    10_000
+}
+fn default_confirm_poll_ms() -> u64 {
+    1_000
+}
+
+/// A key name and whether it is set.
+type KeyPresence<'a> = (&'a str, bool);
+
+/// Valid target names: bounded metric label values and CLI arguments.
+pub fn valid_target_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+impl RelayConfig {
+    pub fn poll(&self) -> Duration {
+        Duration::from_millis(self.poll_ms)
+    }
+
+    /// Cross-field checks, naming the key at fault.
+    pub fn validate(&self) -> Result<(), RelayError> {
+        let bad = |k: String, why: &str| Err(RelayError::Config(format!("{k}: {why}")));
+        if self.poll_ms == 0 {
+            return bad("relay.poll_ms".into(), "must be > 0");
+        }
+        if self.lease_ms < 1_000 {
+            return bad("relay.lease_ms".into(), "must be at least 1000");
+        }
+        if self.backoff_initial_ms == 0 || self.backoff_max_ms < self.backoff_initial_ms {
+            return bad(
+                "relay.backoff_max_ms".into(),
+                "must be >= relay.backoff_initial_ms > 0",
+            );
+        }
+        if !(0.0..1.0).contains(&self.backoff_jitter) {
+            return bad("relay.backoff_jitter".into(), "must be in [0, 1)");
+        }
+        if self.breaker_failures == 0 {
+            return bad("relay.breaker_failures".into(), "must be > 0");
+        }
+        if self.breaker_open_ms == 0 || self.breaker_open_max_ms < self.breaker_open_ms {
+            return bad(
+                "relay.breaker_open_max_ms".into(),
+                "must be >= relay.breaker_open_ms > 0",
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, t) in self.targets.iter().enumerate() {
+            let key = |k: &str| format!("relay.targets[{i}].{k}");
+            if !valid_target_name(&t.name) {
+                return bad(key("name"), "1..32 characters from [a-z0-9-]");
+            }
+            if !seen.insert(&t.name) {
+                return bad(key("name"), &format!("duplicate target name {:?}", t.name));
+            }
+            if t.request_timeout_ms == 0 {
+                return bad(key("request_timeout_ms"), "must be > 0");
+            }
+            if t.lease_ms_ok(self.lease_ms).is_err() {
+                return bad(
+                    key("request_timeout_ms"),
+                    "must be shorter than relay.lease_ms",
+                );
+            }
+            let (required, forbidden): (&[KeyPresence], &[KeyPresence]) = match t.kind {
+                TargetKind::Judicial => (
+                    &[
+                        ("url", t.url.is_some()),
+                        ("account_id", t.account_id.is_some()),
+                        ("signing_key", t.signing_key.is_some()),
+                    ],
+                    &[
+                        ("rpc_url", t.rpc_url.is_some()),
+                        ("chain_id", t.chain_id.is_some()),
+                        ("confirmations", t.confirmations.is_some()),
+                        ("to", t.to.is_some()),
+                    ],
+                ),
+                TargetKind::Evm => (
+                    &[
+                        ("rpc_url", t.rpc_url.is_some()),
+                        ("chain_id", t.chain_id.is_some()),
+                        ("signing_key", t.signing_key.is_some()),
+                    ],
+                    &[
+                        ("url", t.url.is_some()),
+                        ("account_id", t.account_id.is_some()),
+                    ],
+                ),
+            };
+            for (k, present) in required {
+                if !present {
+                    return bad(key(k), &format!("required for kind {:?}", t.kind));
+                }
+            }
+            for (k, present) in forbidden {
+                if *present {
+                    return bad(key(k), &format!("does not apply to kind {:?}", t.kind));
+                }
+            }
+            for (k, u) in [("url", &t.url), ("rpc_url", &t.rpc_url)] {
+                if let Some(u) = u
+                    && reqwest::Url::parse(u)
+                        .ok()
+                        .filter(|u| matches!(u.scheme(), "http" | "https"))
+                        .is_none()
+                {
+                    return bad(key(k), "not an http(s) URL");
+                }
+            }
+            if let Some(a) = &t.account_id
+                && !(1..=128).contains(&a.len())
+            {
+                return bad(key("account_id"), "1..128 bytes");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl TargetConfig {
+    fn lease_ms_ok(&self, lease_ms: u64) -> Result<(), ()> {
+        if self.request_timeout_ms < lease_ms {
+            Ok(())
+        } else {
+            Err(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn parse(s: &str) -> Result<RelayConfig, String> {
+        let c: RelayConfig = toml::from_str(s).map_err(|e| e.to_string())?;
+        c.validate().map_err(|e| e.to_string())?;
+        Ok(c)
+    }
+
+    #[test]
+    fn judicial_and_evm_targets_parse() {
+        let c = parse(
+            r#"
+            poll_ms = 100
+            [[targets]]
+            name = "hz-court"
+            kind = "judicial"
+            url = "http://127.0.0.1:1"
+            account_id = "bank"
+            signing_key = "k.pem"
+            [[targets]]
+            name = "eth"
+            kind = "evm"
+            rpc_url = "http://127.0.0.1:2"
+            chain_id = 31337
+            signing_key = "k.hex"
+            confirmations = 2
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.targets.len(), 2);
+        assert_eq!(c.targets[1].kind, TargetKind::Evm);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = parse(
+            "[[targets]]\nname = \"eth\"\nkind = \"evm\"\nchain_id = 1\nsigning_key = \"k\"\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("relay.targets[0].rpc_url"), "{e}");
+        let e = parse("[[targets]]\nname = \"Bad Name\"\nkind = \"evm\"\n").unwrap_err();
+        assert!(e.contains("relay.targets[0].name"), "{e}");
+        let e = parse(
+            "[[targets]]\nname = \"j\"\nkind = \"judicial\"\nurl = \"http://x\"\naccount_id = \"a\"\nsigning_key = \"k\"\nchain_id = 3\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("relay.targets[0].chain_id"), "{e}");
+        let e =
+            parse("[[targets]]\nname = \"j\"\nkind = \"judicial\"\nurll = \"x\"\n").unwrap_err();
+        assert!(e.contains("urll"), "{e}");
+    }
+}

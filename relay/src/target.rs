@@ -1,0 +1,242 @@
+//! What an anchoring target is: submit a checkpoint, look a submission up,
+//! and say which errors a retry can fix.
+
+use std::future::Future;
+
+use anchord_core::HashSuite;
+use anchord_core::checkpoint::encode_hash;
+use anchord_ledger::StoredCheckpoint;
+use serde::{Deserialize, Serialize};
+
+/// What gets anchored: the checkpoint's origin, size and root, plus the
+/// idempotency key the relay derives from them and the target name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnchorPayload {
+    pub origin: String,
+    pub size: u64,
+    /// Base64 (standard, padded), as in the checkpoint body.
+    pub root: String,
+    pub idempotency_key: String,
+}
+
+/// Tag that starts the EVM data field and the judicial evidence content.
+pub const PAYLOAD_TAG: &[u8; 8] = b"ANCHORD1";
+
+impl AnchorPayload {
+    pub fn new(target: &str, cp: &StoredCheckpoint) -> Self {
+        AnchorPayload {
+            origin: cp.origin.clone(),
+            size: cp.size,
+            root: encode_hash(&cp.root),
+            idempotency_key: idempotency_key(target, cp),
+        }
+    }
+
+    /// The checkpoint body (`origin\nsize\nroot\n`), what the payload binds.
+    pub fn body(&self) -> String {
+        format!("{}\n{}\n{}\n", self.origin, self.size, self.root)
+    }
+
+    /// The tagged binary payload: `ANCHORD1 || size (u64 BE) || root (32)
+    /// || origin (UTF-8)`. Carried in the EVM data field.
+    pub fn tagged(&self, root: &[u8; 32]) -> Vec<u8> {
+        let mut v = Vec::with_capacity(8 + 8 + 32 + self.origin.len());
+        v.extend_from_slice(PAYLOAD_TAG);
+        v.extend_from_slice(&self.size.to_be_bytes());
+        v.extend_from_slice(root);
+        v.extend_from_slice(self.origin.as_bytes());
+        v
+    }
+
+    /// Parse [`AnchorPayload::tagged`] back: (origin, size, root).
+    pub fn parse_tagged(data: &[u8]) -> Option<(String, u64, [u8; 32])> {
+        if data.len() < 48 || &data[..8] != PAYLOAD_TAG {
+            return None;
+        }
+        let size = u64::from_be_bytes(data[8..16].try_into().ok()?);
+        let root: [u8; 32] = data[16..48].try_into().ok()?;
+        let origin = String::from_utf8(data[48..].to_vec()).ok()?;
+        Some((origin, size, root))
+    }
+}
+
+/// `hex(SHA-256("anchord-anchor/v1\n" || target || "\n" || checkpoint body))`
+/// truncated to 32 hex digits: the same checkpoint on the same target always
+/// gets the same key, so a resubmission is recognisable.
+pub fn idempotency_key(target: &str, cp: &StoredCheckpoint) -> String {
+    let body = format!("{}\n{}\n{}\n", cp.origin, cp.size, encode_hash(&cp.root));
+    let d = HashSuite::Sha256.digest_parts(&[
+        b"anchord-anchor/v1\n",
+        target.as_bytes(),
+        b"\n",
+        body.as_bytes(),
+    ]);
+    hex::encode(&d[..16])
+}
+
+/// A confirmed anchor as a target reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainReceipt {
+    /// "judicial" or "evm".
+    pub chain_kind: String,
+    pub chain_id: String,
+    pub tx_id: String,
+    pub block_number: u64,
+    pub block_hash: String,
+    pub block_time_us: i64,
+    /// Everything else a verifier needs to find and check the anchor
+    /// independently (endpoint, account, payload, raw response…).
+    pub details: serde_json::Value,
+}
+
+/// Where a submission stands on the target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// On chain with enough confirmations.
+    Confirmed(ChainReceipt),
+    /// Accepted (known to the target) but not yet confirmed.
+    Pending { tx_id: String },
+    /// The target does not know this submission.
+    NotFound,
+}
+
+/// What a target records before sending, so that a resubmission after a
+/// crash reuses it (same EVM nonce and transaction; same idempotency key).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prepared {
+    /// The transaction id, when known before sending (EVM: the hash).
+    pub tx_id: Option<String>,
+    pub data: serde_json::Value,
+}
+
+/// How a failed request may be retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The target certainly did not accept the request (connection refused,
+    /// 503 before processing, 429): retry; nothing can be on chain.
+    Unavailable,
+    /// The request may have been accepted (timeout, reset, 5xx after
+    /// sending): retry only after asking the target.
+    Ambiguous,
+    /// Retrying the same request cannot succeed (bad signature, rejected
+    /// payload, wrong chain).
+    Permanent,
+}
+
+impl ErrorClass {
+    /// Metric label value (a fixed set).
+    pub fn label(self) -> &'static str {
+        match self {
+            ErrorClass::Unavailable => "unavailable",
+            ErrorClass::Ambiguous => "ambiguous",
+            ErrorClass::Permanent => "permanent",
+        }
+    }
+}
+
+/// A classified target error (Vector's `RetryLogic` idea).
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct TargetError {
+    pub class: ErrorClass,
+    pub message: String,
+}
+
+impl TargetError {
+    pub fn unavailable(m: impl Into<String>) -> Self {
+        TargetError {
+            class: ErrorClass::Unavailable,
+            message: m.into(),
+        }
+    }
+    pub fn ambiguous(m: impl Into<String>) -> Self {
+        TargetError {
+            class: ErrorClass::Ambiguous,
+            message: m.into(),
+        }
+    }
+    pub fn permanent(m: impl Into<String>) -> Self {
+        TargetError {
+            class: ErrorClass::Permanent,
+            message: m.into(),
+        }
+    }
+
+    /// Classify a reqwest error: a failure to connect means nothing was
+    /// sent; anything after the request left is ambiguous.
+    pub fn from_reqwest(what: &str, e: &reqwest::Error) -> Self {
+        let m = format!("{what}: {e}");
+        if e.is_connect() || e.is_builder() {
+            TargetError::unavailable(m)
+        } else {
+            TargetError::ambiguous(m)
+        }
+    }
+}
+
+/// An external chain the relay anchors on. One implementation per kind;
+/// the worker is generic over it (no dynamic dispatch needed).
+pub trait Target: Send + Sync + 'static {
+    /// The configured target name.
+    fn name(&self) -> &str;
+
+    /// Build what will be sent (for EVM: sign the transaction). Recorded in
+    /// the outbox before [`Target::send`] is called.
+    fn prepare(
+        &self,
+        p: &AnchorPayload,
+    ) -> impl Future<Output = Result<Prepared, TargetError>> + Send;
+
+    /// Send (or resend) a prepared submission.
+    fn send(
+        &self,
+        p: &AnchorPayload,
+        prepared: &Prepared,
+    ) -> impl Future<Output = Result<Status, TargetError>> + Send;
+
+    /// Ask the target where a submission stands, by idempotency key or by
+    /// the recorded transaction. `prepared` is `None` when nothing was
+    /// recorded (and so nothing was sent).
+    fn lookup(
+        &self,
+        p: &AnchorPayload,
+        prepared: Option<&Prepared>,
+    ) -> impl Future<Output = Result<Status, TargetError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn cp(size: u64) -> StoredCheckpoint {
+        StoredCheckpoint {
+            size,
+            root: [7; 32],
+            origin: "bank.example/ledger".into(),
+            signed_note: String::new(),
+            created_at_us: 0,
+            timestamp_token: None,
+            final_at_us: Some(0),
+        }
+    }
+
+    #[test]
+    fn idempotency_key_is_stable_and_distinct() {
+        assert_eq!(idempotency_key("a", &cp(3)), idempotency_key("a", &cp(3)));
+        assert_ne!(idempotency_key("a", &cp(3)), idempotency_key("b", &cp(3)));
+        assert_ne!(idempotency_key("a", &cp(3)), idempotency_key("a", &cp(4)));
+        assert_eq!(idempotency_key("a", &cp(3)).len(), 32);
+    }
+
+    #[test]
+    fn tagged_payload_round_trips() {
+        let p = AnchorPayload::new("t", &cp(9));
+        let t = p.tagged(&[7; 32]);
+        assert_eq!(
+            AnchorPayload::parse_tagged(&t),
+            Some(("bank.example/ledger".into(), 9, [7; 32]))
+        );
+        assert_eq!(AnchorPayload::parse_tagged(&t[..40]), None);
+    }
+}

@@ -1,0 +1,403 @@
+//! One worker per target: enqueue the newest final checkpoint, claim due
+//! jobs from the PostgreSQL outbox, ask the target before any resubmission,
+//! send, record; back off on retriable errors; stop hammering a target that
+//! is down (circuit breaker).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anchord_ledger::{ClaimedJob, Ledger, LedgerError, NewReceipt};
+use backoff::backoff::Backoff;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RelayConfig;
+use crate::metrics;
+use crate::target::{
+    AnchorPayload, ChainReceipt, ErrorClass, Prepared, Status, Target, TargetError, idempotency_key,
+};
+use crate::{RelayError, now_us};
+
+/// Breaker states (metric values 0, 1, 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BreakerState {
+    Closed,
+    HalfOpen,
+    Open,
+}
+
+/// A per-target circuit breaker: `failures` consecutive failures open it
+/// for `open_for`; then one probe is let through (half-open); a failed
+/// probe re-opens it for twice as long (up to the max), a success closes it.
+#[derive(Debug)]
+pub struct Breaker {
+    threshold: u32,
+    base: Duration,
+    max: Duration,
+    failures: u32,
+    state: BreakerState,
+    open_for: Duration,
+    open_until: Instant,
+}
+
+impl Breaker {
+    pub fn new(threshold: u32, base: Duration, max: Duration) -> Self {
+        Breaker {
+            threshold,
+            base,
+            max,
+            failures: 0,
+            state: BreakerState::Closed,
+            open_for: base,
+            open_until: Instant::now(),
+        }
+    }
+
+    pub fn state(&self) -> BreakerState {
+        self.state
+    }
+
+    /// May a request go out now? Moves Open → HalfOpen once the period is
+    /// over. `Err(wait)` says how long until the next probe.
+    pub fn allow(&mut self, now: Instant) -> Result<(), Duration> {
+        if self.state == BreakerState::Open {
+            if now < self.open_until {
+                return Err(self.open_until - now);
+            }
+            self.state = BreakerState::HalfOpen;
+        }
+        Ok(())
+    }
+
+    pub fn success(&mut self) {
+        self.failures = 0;
+        self.state = BreakerState::Closed;
+        self.open_for = self.base;
+    }
+
+    pub fn failure(&mut self, now: Instant) {
+        self.failures = self.failures.saturating_add(1);
+        match self.state {
+            BreakerState::HalfOpen => {
+                self.open_for = (self.open_for * 2).min(self.max);
+                self.state = BreakerState::Open;
+                self.open_until = now + self.open_for;
+            }
+            BreakerState::Closed if self.failures >= self.threshold => {
+                self.state = BreakerState::Open;
+                self.open_until = now + self.open_for;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The delay before attempt `attempts + 1`: exponential with jitter, from
+/// the `backoff` crate.
+pub fn retry_delay(c: &RelayConfig, attempts: i32) -> Duration {
+    let mut b = backoff::ExponentialBackoffBuilder::new()
+        .with_initial_interval(Duration::from_millis(c.backoff_initial_ms))
+        .with_max_interval(Duration::from_millis(c.backoff_max_ms))
+        .with_randomization_factor(c.backoff_jitter)
+        .with_multiplier(2.0)
+        .with_max_elapsed_time(None)
+        .build();
+    let mut d = Duration::from_millis(c.backoff_initial_ms);
+    for _ in 0..attempts.clamp(1, 32) {
+        d = b
+            .next_backoff()
+            .unwrap_or(Duration::from_millis(c.backoff_max_ms));
+    }
+    d
+}
+
+/// What one job's processing said about the target's health.
+enum Health {
+    Ok,
+    Failed,
+    /// The claim was lost or nothing was asked of the target.
+    Neutral,
+}
+
+pub(crate) struct Worker<T: Target> {
+    pub target: Arc<T>,
+    pub ledger: Ledger,
+    pub config: RelayConfig,
+    pub confirm_poll_ms: u64,
+    pub breaker: Breaker,
+}
+
+impl<T: Target> Worker<T> {
+    fn name(&self) -> &str {
+        self.target.name()
+    }
+
+    /// Run until `shutdown`.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), RelayError> {
+        let name = self.name().to_owned();
+        tracing::info!(target_name = %name, "relay worker starting");
+        metrics::BREAKER.with_label_values(&[&name]).set(0);
+        while !shutdown.is_cancelled() {
+            let idle = match self.step().await {
+                Ok(idle) => idle,
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(target_name = %name, error = %e, "ledger unavailable; retrying");
+                    Some(self.config.poll())
+                }
+                Err(e) => return Err(e.into()),
+            };
+            metrics::BREAKER
+                .with_label_values(&[&name])
+                .set(match self.breaker.state() {
+                    crate::worker::BreakerState::Closed => 0,
+                    crate::worker::BreakerState::HalfOpen => 1,
+                    crate::worker::BreakerState::Open => 2,
+                });
+            if let Some(wait) = idle {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+        tracing::info!(target_name = %name, "relay worker stopped");
+        Ok(())
+    }
+
+    /// One round: enqueue, maybe claim and process one job. Returns how long
+    /// to sleep (`None`: go again at once).
+    async fn step(&mut self) -> Result<Option<Duration>, LedgerError> {
+        let name = self.name().to_owned();
+        if let Some(cp) = self.ledger.latest_final_checkpoint().await?
+            && self
+                .ledger
+                .enqueue_anchor(&name, cp.size, &idempotency_key(&name, &cp))
+                .await?
+        {
+            tracing::debug!(target_name = %name, size = cp.size, "anchor job enqueued");
+        }
+        if let Err(wait) = self.breaker.allow(Instant::now()) {
+            self.update_backlog().await?;
+            return Ok(Some(wait.min(self.config.poll())));
+        }
+        let Some(job) = self
+            .ledger
+            .claim_anchor_job(&name, self.config.lease_ms as i64)
+            .await?
+        else {
+            self.update_backlog().await?;
+            return Ok(Some(self.config.poll()));
+        };
+        match self.process(&job).await? {
+            Health::Ok => self.breaker.success(),
+            Health::Failed => self.breaker.failure(Instant::now()),
+            Health::Neutral => {}
+        }
+        Ok(None)
+    }
+
+    async fn update_backlog(&self) -> Result<(), LedgerError> {
+        let n = self.ledger.anchor_backlog(self.name()).await?;
+        metrics::BACKLOG
+            .with_label_values(&[self.name()])
+            .set(n as i64);
+        Ok(())
+    }
+
+    async fn process(&self, job: &ClaimedJob) -> Result<Health, LedgerError> {
+        let name = self.name();
+        let payload = AnchorPayload::new(name, &job.checkpoint);
+        if payload.idempotency_key != job.idempotency_key {
+            return Err(LedgerError::Corrupt(format!(
+                "job {} on {name}: stored idempotency key {} does not match checkpoint {} ({})",
+                job.id, job.idempotency_key, job.checkpoint.size, payload.idempotency_key
+            )));
+        }
+        let recorded: Option<Prepared> = match &job.submission {
+            Some(s) => Some(serde_json::from_str(s).map_err(|e| {
+                LedgerError::Corrupt(format!("job {}: recorded submission: {e}", job.id))
+            })?),
+            None => None,
+        };
+        // A request may already have reached the target: ask first.
+        if job.prev_state.maybe_sent() {
+            metrics::LOOKUPS.with_label_values(&[name]).inc();
+            match self.target.lookup(&payload, recorded.as_ref()).await {
+                Ok(Status::Confirmed(r)) => return self.confirm(job, &payload, r).await,
+                Ok(Status::Pending { tx_id }) => {
+                    self.ledger
+                        .record_anchor_submitted(job, &tx_id, self.confirm_poll_ms as i64)
+                        .await?;
+                    return Ok(Health::Ok);
+                }
+                Ok(Status::NotFound) => {
+                    if self
+                        .ledger
+                        .anchor_superseded(name, job.checkpoint.size)
+                        .await?
+                    {
+                        tracing::info!(target_name = %name, size = job.checkpoint.size,
+                            "not on chain and covered by a newer anchor; not resending");
+                        self.ledger.record_anchor_superseded(job).await?;
+                        return Ok(Health::Ok);
+                    }
+                }
+                Err(e) => return self.failed(job, e, true).await,
+            }
+        }
+        let prepared = match recorded {
+            Some(p) => p,
+            None => match self.target.prepare(&payload).await {
+                Ok(p) => {
+                    let data = serde_json::to_string(&p).unwrap_or_default();
+                    if !self
+                        .ledger
+                        .record_anchor_prepared(job, p.tx_id.as_deref(), &data)
+                        .await?
+                    {
+                        return Ok(Health::Neutral);
+                    }
+                    p
+                }
+                Err(e) => return self.failed(job, e, false).await,
+            },
+        };
+        metrics::SUBMISSIONS.with_label_values(&[name]).inc();
+        match self.target.send(&payload, &prepared).await {
+            Ok(Status::Confirmed(r)) => self.confirm(job, &payload, r).await,
+            Ok(Status::Pending { tx_id }) => {
+                self.ledger
+                    .record_anchor_submitted(job, &tx_id, self.confirm_poll_ms as i64)
+                    .await?;
+                Ok(Health::Ok)
+            }
+            Ok(Status::NotFound) => {
+                let e = TargetError::ambiguous("target answered a submission with not-found");
+                self.failed(job, e, true).await
+            }
+            Err(e) => {
+                let maybe_sent = e.class == ErrorClass::Ambiguous;
+                self.failed(job, e, maybe_sent).await
+            }
+        }
+    }
+
+    async fn failed(
+        &self,
+        job: &ClaimedJob,
+        e: TargetError,
+        maybe_sent: bool,
+    ) -> Result<Health, LedgerError> {
+        let name = self.name();
+        metrics::FAILURES
+            .with_label_values(&[name, e.class.label()])
+            .inc();
+        if e.class == ErrorClass::Permanent {
+            tracing::error!(target_name = %name, size = job.checkpoint.size, error = %e,
+                "permanent anchoring error; job failed (a later anchor will cover it)");
+            self.ledger.record_anchor_failed(job, &e.message).await?;
+        } else {
+            let delay = retry_delay(&self.config, job.attempts);
+            tracing::warn!(target_name = %name, size = job.checkpoint.size, error = %e,
+                class = e.class.label(), retry_in_ms = delay.as_millis() as u64, "anchoring attempt failed");
+            metrics::RETRIES.with_label_values(&[name]).inc();
+            self.ledger
+                .record_anchor_retry(job, maybe_sent, &e.message, delay.as_millis() as i64)
+                .await?;
+        }
+        Ok(Health::Failed)
+    }
+
+    async fn confirm(
+        &self,
+        job: &ClaimedJob,
+        payload: &AnchorPayload,
+        r: ChainReceipt,
+    ) -> Result<Health, LedgerError> {
+        let name = self.name();
+        let receipt_json = json!({
+            "version": 1,
+            "target": name,
+            "chainKind": r.chain_kind,
+            "chainId": r.chain_id,
+            "txId": r.tx_id,
+            "blockNumber": r.block_number,
+            "blockHash": r.block_hash,
+            "blockTimeUs": r.block_time_us,
+            "idempotencyKey": payload.idempotency_key,
+            "checkpoint": {
+                "origin": payload.origin,
+                "size": payload.size,
+                "root": payload.root,
+                "body": payload.body(),
+            },
+            "details": r.details,
+        });
+        let new = NewReceipt {
+            chain_kind: r.chain_kind.clone(),
+            chain_id: r.chain_id.clone(),
+            tx_id: r.tx_id.clone(),
+            block_number: r.block_number,
+            block_hash: r.block_hash.clone(),
+            block_time_us: r.block_time_us,
+            receipt_json: receipt_json.to_string(),
+        };
+        match self.ledger.record_anchor_confirmed(job, &new).await? {
+            Some(c) => {
+                metrics::CONFIRMATIONS.with_label_values(&[name]).inc();
+                metrics::COVERED
+                    .with_label_values(&[name])
+                    .inc_by(c.covered);
+                let secs = (now_us() - job.checkpoint.created_at_us).max(0) as f64 / 1e6;
+                metrics::SEAL_TO_ANCHOR
+                    .with_label_values(&[name])
+                    .observe(secs);
+                tracing::info!(target_name = %name, size = payload.size, tx = %r.tx_id,
+                    block = r.block_number, covered = c.covered, "anchor confirmed");
+                Ok(Health::Ok)
+            }
+            None => Ok(Health::Neutral),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn breaker_opens_probes_and_closes() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(3, Duration::from_millis(100), Duration::from_millis(400));
+        for _ in 0..2 {
+            b.failure(t0);
+        }
+        assert_eq!(b.allow(t0), Ok(()));
+        b.failure(t0);
+        assert_eq!(b.state(), BreakerState::Open);
+        assert!(b.allow(t0 + Duration::from_millis(50)).is_err());
+        assert_eq!(b.allow(t0 + Duration::from_millis(100)), Ok(()));
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        let t1 = t0 + Duration::from_millis(100);
+        b.failure(t1);
+        assert_eq!(
+            b.allow(t1 + Duration::from_millis(150)),
+            Err(Duration::from_millis(50)),
+            "a failed probe doubles the open period"
+        );
+        assert_eq!(b.allow(t1 + Duration::from_millis(200)), Ok(()));
+        b.success();
+        assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    #[test]
+    fn retry_delay_grows_and_is_capped() {
+        let c = RelayConfig {
+            backoff_jitter: 0.0,
+            ..RelayConfig::default()
+        };
+        assert_eq!(retry_delay(&c, 1), Duration::from_millis(200));
+        assert_eq!(retry_delay(&c, 3), Duration::from_millis(800));
+        assert_eq!(retry_delay(&c, 30), Duration::from_millis(5000));
+    }
+}

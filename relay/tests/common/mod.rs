@@ -1,0 +1,259 @@
+//! Shared helpers: a ledger with final checkpoints (sealed by the batcher's
+//! own seal path, no witnesses: final at once), RSA keys from openssl, the
+//! simulator, and checks against its on-disk chain.
+
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anchord_batcher::BatcherConfig;
+use anchord_core::checkpoint::{ALG_ED25519, NoteSigner};
+use anchord_core::{EvidenceAlg, HashSuite};
+use anchord_ledger::{AppendBatch, Ledger, NewEntry};
+use anchord_relay::config::{RelayConfig, TargetConfig, TargetKind};
+use anchord_relay::sim::{self, Faults, SimConfig, SimHandle};
+use anchord_testkit::TestDb;
+
+pub const SUITE: HashSuite = HashSuite::Sha256;
+pub const ORIGIN: &str = "anchord.test/relay";
+pub const ACCOUNT: &str = "anchord-test-bank";
+
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(anchord_testkit::unique(tag));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A ledger whose checkpoints we make one by one.
+pub struct Chainlet {
+    pub db: TestDb,
+    pub ledger: Ledger,
+    batcher: BatcherConfig,
+    n: usize,
+}
+
+impl Chainlet {
+    pub async fn new() -> Chainlet {
+        let (db, ledger) = TestDb::migrated().await;
+        let key = NoteSigner::from_seed(ORIGIN, ALG_ED25519, &[9; 32]).unwrap();
+        let p = temp_dir("anchord_relay_keys").join("sealer.key");
+        std::fs::write(&p, key.private_key_text()).unwrap();
+        Chainlet {
+            db,
+            ledger,
+            batcher: BatcherConfig {
+                origin: ORIGIN.into(),
+                signing_key: Some(p),
+                ..BatcherConfig::default()
+            },
+            n: 0,
+        }
+    }
+
+    /// Append two entries and seal them: one more final checkpoint. Its size.
+    pub async fn seal(&mut self) -> u64 {
+        let entries = (0..2)
+            .map(|_| {
+                self.n += 1;
+                NewEntry {
+                    tenant: "bank-a".into(),
+                    external_id: format!("loan-{}", self.n),
+                    hash_alg: EvidenceAlg::Sha256,
+                    evidence_hash: SUITE.digest(format!("e{}", self.n).as_bytes()).to_vec(),
+                    metadata: None,
+                    source: None,
+                    raw: bytes::Bytes::new(),
+                }
+            })
+            .collect();
+        self.ledger
+            .append(&AppendBatch {
+                suite: SUITE,
+                consumer_group: None,
+                received_at_us: 1_700_000_000_000_000,
+                entries,
+                rejections: vec![],
+                positions: vec![],
+            })
+            .await
+            .unwrap();
+        let r = anchord_batcher::seal_once(&self.batcher, SUITE, &self.ledger)
+            .await
+            .unwrap()
+            .expect("sealed a block");
+        r.height + 1
+    }
+}
+
+/// An RSA key pair made by openssl: (private PKCS#8 PEM path, public SPKI PEM).
+pub fn rsa_keys(dir: &Path) -> (PathBuf, String) {
+    let key = dir.join("judicial.pem");
+    let st = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&key)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl is installed (Debian package openssl)");
+    assert!(st.success(), "openssl genpkey failed");
+    let out = std::process::Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    (key, String::from_utf8(out.stdout).unwrap())
+}
+
+pub struct Sim {
+    pub handle: SimHandle,
+    pub dir: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Start the simulator on a loopback port with `faults`.
+pub async fn start_sim(faults: Faults) -> Sim {
+    let dir = temp_dir("anchord_sim");
+    let (key, public) = rsa_keys(&dir);
+    let handle = sim::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.join("chain"),
+        chain_id: "sim-court".into(),
+        accounts: vec![(
+            ACCOUNT.into(),
+            anchord_relay::gateway::load_public_key(&public).unwrap(),
+        )],
+        block_ms: 20,
+        wait_ms: 1000,
+        faults,
+    })
+    .await
+    .unwrap();
+    Sim { handle, dir, key }
+}
+
+pub fn judicial_target(name: &str, sim: &Sim, timeout_ms: u64) -> TargetConfig {
+    TargetConfig {
+        name: name.into(),
+        kind: TargetKind::Judicial,
+        request_timeout_ms: timeout_ms,
+        confirm_poll_ms: 100,
+        url: Some(sim.handle.url()),
+        account_id: Some(ACCOUNT.into()),
+        signing_key: Some(sim.key.clone()),
+        rpc_url: None,
+        chain_id: None,
+        confirmations: None,
+        to: None,
+    }
+}
+
+/// Fast retry settings for tests.
+pub fn relay_config(targets: Vec<TargetConfig>) -> RelayConfig {
+    RelayConfig {
+        targets,
+        poll_ms: 50,
+        lease_ms: 15_000,
+        backoff_initial_ms: 50,
+        backoff_max_ms: 400,
+        backoff_jitter: 0.3,
+        breaker_failures: 3,
+        breaker_open_ms: 100,
+        breaker_open_max_ms: 400,
+    }
+}
+
+/// Poll (bounded) until `f` holds.
+pub async fn wait_for<F, Fut>(what: &str, secs: u64, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while tokio::time::Instant::now() < deadline {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out after {secs} s waiting for {what}");
+}
+
+/// Every final checkpoint anchored or covered, and no job in flight.
+pub async fn settled(ledger: &Ledger, target: &str) -> bool {
+    ledger.anchor_uncovered(target, 0).await.unwrap().is_empty()
+        && ledger
+            .anchor_job_counts(target)
+            .await
+            .unwrap()
+            .iter()
+            .all(|(s, _)| !matches!(s.as_str(), "pending" | "sending" | "submitted"))
+}
+
+/// The guarantees, checked against the simulator's on-disk chain:
+/// - every final checkpoint has a receipt or a coverage row;
+/// - no checkpoint is on chain twice;
+/// - the chain's anchors and the receipts are the same set, and every
+///   receipt's block height, block hash and transaction are on disk.
+pub async fn check_against_chain(ledger: &Ledger, target: &str, sim: &Sim) {
+    assert_eq!(
+        ledger.anchor_uncovered(target, 0).await.unwrap(),
+        Vec::<u64>::new(),
+        "uncovered checkpoints"
+    );
+    let blocks = sim::load_chain(&sim.dir.join("chain")).expect("the on-disk chain verifies");
+    let mut on_chain: HashMap<u64, (String, u64, String)> = HashMap::new();
+    for b in &blocks {
+        for t in &b.txs {
+            assert_eq!(t.evidence.origin, ORIGIN);
+            if let Some(prev) =
+                on_chain.insert(t.evidence.size, (t.tx_id.clone(), b.height, b.hash.clone()))
+            {
+                panic!(
+                    "checkpoint {} anchored twice: tx {} and tx {}",
+                    t.evidence.size, prev.0, t.tx_id
+                );
+            }
+        }
+    }
+    let receipts = ledger.anchor_receipts(Some(target)).await.unwrap();
+    assert_eq!(
+        receipts.len(),
+        on_chain.len(),
+        "receipts {:?} vs on chain {:?}",
+        receipts
+            .iter()
+            .map(|r| r.checkpoint_size)
+            .collect::<Vec<_>>(),
+        on_chain.keys().collect::<Vec<_>>()
+    );
+    for r in &receipts {
+        let (tx, h, hash) = on_chain
+            .get(&r.checkpoint_size)
+            .unwrap_or_else(|| panic!("receipt for {} not on chain", r.checkpoint_size));
+        assert_eq!(&r.tx_id, tx);
+        assert_eq!(r.block_number, *h);
+        assert_eq!(&r.block_hash, hash);
+        let cp = ledger.checkpoint(r.checkpoint_size).await.unwrap().unwrap();
+        let tx = blocks[*h as usize]
+            .txs
+            .iter()
+            .find(|t| &t.tx_id == tx)
+            .unwrap();
+        assert_eq!(
+            tx.evidence.root,
+            anchord_core::checkpoint::encode_hash(&cp.root)
+        );
+        let json: serde_json::Value = serde_json::from_str(&r.receipt_json).unwrap();
+        assert_eq!(json["checkpoint"]["size"].as_u64(), Some(r.checkpoint_size));
+        assert_eq!(json["chainId"], "sim-court");
+    }
+}
