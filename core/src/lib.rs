@@ -14,8 +14,11 @@
 pub mod bundle;
 pub mod checkpoint;
 pub mod entry;
+pub mod filehash;
 pub mod merkle;
+pub mod ots;
 pub mod suite;
+pub mod tiles;
 pub mod vectors;
 
 pub use entry::{Entry, EntryError, EvidenceAlg};

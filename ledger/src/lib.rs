@@ -9,6 +9,7 @@ mod blocks;
 mod config;
 mod evidence;
 mod migrate;
+mod proofs;
 mod summary;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -26,6 +27,7 @@ pub use evidence::{
     StoredEntry,
 };
 pub use migrate::{MIGRATIONS, Migration};
+pub use proofs::ReceiptRow;
 pub use summary::Summary;
 
 /// Everything that can go wrong talking to the ledger.

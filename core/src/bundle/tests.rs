@@ -359,3 +359,15 @@ fn tampered_receipts_fail() {
         "pending is valid"
     );
 }
+
+#[test]
+fn ots_operations_lead_from_the_evidence_hash_to_the_checkpoint_root() {
+    let b = fixture();
+    let ops = crate::ots::operations(&b).unwrap();
+    let end = ops
+        .iter()
+        .fold(b.entry.evidence_hash.clone(), |m, op| op.apply(&m));
+    assert_eq!(end, b.checkpoint.root.to_vec());
+    let file = crate::ots::encode(&b, &[crate::ots::Attestation::pending("http://x/y")]).unwrap();
+    assert!(file.starts_with(crate::ots::MAGIC));
+}

@@ -1,0 +1,71 @@
+//! `[verifier]` configuration.
+
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+
+use crate::VerifierError;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerifierConfig {
+    /// Where the public API listens.
+    pub listen: SocketAddr,
+    /// Public base URL of this API, for verification links (certificates).
+    pub public_url: String,
+    /// Largest request body (uploaded file) accepted, bytes.
+    pub max_body_bytes: usize,
+    /// Requests per second allowed per client IP (sustained).
+    pub rate_per_second: u32,
+    /// Burst allowance per client IP.
+    pub rate_burst: u32,
+    /// How often the relay anchors, seconds: a pending bundle's expected
+    /// anchor time is its checkpoint's creation time plus this.
+    pub anchor_interval_s: u64,
+    /// Leaves per cached chunk root (a power of two): a proof reads one
+    /// chunk of leaf hashes.
+    pub chunk_leaves: u64,
+    /// Serialized bundles kept in memory.
+    pub bundle_cache_entries: usize,
+    /// How long a cached anchored bundle is served before being rebuilt
+    /// (other targets' receipts may be added), seconds.
+    pub anchored_cache_ttl_s: u64,
+    /// The same for a bundle still waiting for its anchor.
+    pub pending_cache_ttl_s: u64,
+}
+
+impl Default for VerifierConfig {
+    fn default() -> Self {
+        VerifierConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7480)),
+            public_url: "http://127.0.0.1:7480".into(),
+            max_body_bytes: 64 << 20,
+            rate_per_second: 2000,
+            rate_burst: 4000,
+            anchor_interval_s: 600,
+            chunk_leaves: 256,
+            bundle_cache_entries: 100_000,
+            anchored_cache_ttl_s: 60,
+            pending_cache_ttl_s: 2,
+        }
+    }
+}
+
+impl VerifierConfig {
+    pub fn validate(&self) -> Result<(), VerifierError> {
+        let bad = |s: &str| Err(VerifierError::Config(s.into()));
+        if !self.chunk_leaves.is_power_of_two() || self.chunk_leaves > 1 << 16 {
+            return bad("verifier.chunk_leaves must be a power of two up to 65536");
+        }
+        if self.rate_per_second == 0 || self.rate_burst == 0 {
+            return bad("verifier.rate_per_second and verifier.rate_burst must be positive");
+        }
+        if self.max_body_bytes < 1024 {
+            return bad("verifier.max_body_bytes must be at least 1024");
+        }
+        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
+            return bad("verifier.public_url must be an http(s) URL");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,72 @@
+//! The verifier stage: proof bundles (`docs/proof-format.md`), the public
+//! HTTP API (`docs/http-api.md`), offline verification and exports.
+//!
+//! - [`prover`]: assembles a [`Bundle`](anchord_core::bundle::Bundle) per
+//!   evidence item from the ledger. Proofs never rebuild a block's whole
+//!   tree per request: each block's chunk roots ([`anchord_core::tiles`]) and
+//!   the block log's leaves are cached; a proof reads one chunk of leaf
+//!   hashes. Serialized bundles are cached for a short time.
+//! - [`api`]: the axum router: proofs, verify, checkpoints, OpenAPI;
+//!   structured errors that never carry internal error text, body limits
+//!   and a per-client rate limit.
+//! - [`trust`]: trusted keys files and RFC 3161 token checking for
+//!   [`anchord_core::bundle::verify_bundle`].
+//! - [`ots`], [`tlog_proof`]: OpenTimestamps and C2SP tlog-proof exports.
+
+pub mod api;
+pub mod config;
+pub mod ots;
+pub mod prover;
+pub mod tlog_proof;
+pub mod trust;
+
+use std::sync::Arc;
+
+use anchord_core::HashSuite;
+use anchord_core::bundle::DeclaredKeys;
+use anchord_ledger::Ledger;
+use tokio_util::sync::CancellationToken;
+
+pub use config::VerifierConfig;
+
+/// Everything that stops the verifier service.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifierError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("listen {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("serving: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Bind `config.listen` and serve the API until `shutdown`.
+pub async fn run(
+    config: VerifierConfig,
+    suite: HashSuite,
+    keys: DeclaredKeys,
+    ledger: Ledger,
+    shutdown: CancellationToken,
+) -> Result<(), VerifierError> {
+    config.validate()?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| VerifierError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(VerifierError::Serve)?;
+    tracing::info!(%addr, "verifier API listening");
+    let prover = Arc::new(prover::Prover::new(ledger, suite, keys, &config));
+    let app = api::router(prover, &config);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
+    .map_err(VerifierError::Serve)
+}

@@ -1,0 +1,451 @@
+//! The verifier against a real ledger: entries appended, blocks sealed by
+//! the batcher's own code, the API served on loopback, bundles fetched and
+//! verified offline.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anchord_batcher::config::BatcherConfig;
+use anchord_core::bundle::{AnchorState, Bundle, DeclaredKeys, TrustedKeys, verify_bundle};
+use anchord_core::checkpoint::{ALG_ED25519, NoteSigner};
+use anchord_core::{EvidenceAlg, HashSuite};
+use anchord_ledger::{AppendBatch, Ledger, NewEntry, ReceiptRow};
+use anchord_testkit::TestDb;
+use anchord_verifier::VerifierConfig;
+use anchord_verifier::prover::Prover;
+
+const SUITE: HashSuite = HashSuite::Sha256;
+const ORIGIN: &str = "anchord.test/ledger";
+
+fn sealer() -> NoteSigner {
+    NoteSigner::from_seed(ORIGIN, ALG_ED25519, &[42; 32]).unwrap()
+}
+
+fn file(i: usize) -> Vec<u8> {
+    format!("借款合同 LOAN-{i:04} signed by both parties").into_bytes()
+}
+
+struct Env {
+    _db: TestDb,
+    ledger: Ledger,
+    base: String,
+    http: reqwest::Client,
+}
+
+fn key_file() -> PathBuf {
+    let dir = std::env::temp_dir().join(anchord_testkit::unique("anchord_verifier_keys"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("sealer.key");
+    std::fs::write(&p, sealer().private_key_text()).unwrap();
+    p
+}
+
+/// 10 entries in blocks of at most 4, served with `config`.
+async fn env(config: VerifierConfig) -> Env {
+    let (db, ledger) = TestDb::migrated().await;
+    ledger.ensure_suite(SUITE).await.unwrap();
+    let entries = (0..10)
+        .map(|i| NewEntry {
+            tenant: "bank-a".into(),
+            external_id: format!("LOAN-{i:04}"),
+            hash_alg: EvidenceAlg::Sha256,
+            evidence_hash: EvidenceAlg::Sha256.hash(&file(i)),
+            metadata: None,
+            source: None,
+            raw: bytes::Bytes::new(),
+        })
+        .collect();
+    let out = ledger
+        .append(&AppendBatch {
+            suite: SUITE,
+            consumer_group: None,
+            received_at_us: 1_764_000_000_000_000,
+            entries,
+            rejections: vec![],
+            positions: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(out.accepted(), 10);
+    let bc = BatcherConfig {
+        block_max_entries: 4,
+        origin: ORIGIN.into(),
+        signing_key: Some(key_file()),
+        ..BatcherConfig::default()
+    };
+    // seal_once returns None while the previous call's lock connection is
+    // still closing: retry, bounded.
+    let mut sealed = 0;
+    for _ in 0..200 {
+        if sealed == 3 {
+            break;
+        }
+        match anchord_batcher::seal_once(&bc, SUITE, &ledger)
+            .await
+            .unwrap()
+        {
+            Some(_) => sealed += 1,
+            None => tokio::time::sleep(std::time::Duration::from_millis(25)).await,
+        }
+    }
+    assert_eq!(sealed, 3, "10 entries in blocks of 4");
+    let base = serve(&ledger, config).await;
+    Env {
+        _db: db,
+        ledger,
+        base,
+        http: reqwest::Client::new(),
+    }
+}
+
+fn declared() -> DeclaredKeys {
+    DeclaredKeys {
+        sealer: sealer().verifier().vkey(),
+        witnesses: vec![],
+        quorum: 0,
+    }
+}
+
+async fn serve(ledger: &Ledger, config: VerifierConfig) -> String {
+    let prover = Arc::new(Prover::new(ledger.clone(), SUITE, declared(), &config));
+    let app = anchord_verifier::api::router(prover, &config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    format!("http://{addr}")
+}
+
+fn no_cache() -> VerifierConfig {
+    VerifierConfig {
+        pending_cache_ttl_s: 0,
+        anchored_cache_ttl_s: 0,
+        chunk_leaves: 2,
+        ..VerifierConfig::default()
+    }
+}
+
+fn trusted() -> TrustedKeys {
+    TrustedKeys {
+        sealers: vec![sealer().verifier()],
+        witnesses: vec![],
+        quorum: 0,
+        timestamps: None,
+        from_bundle: false,
+    }
+}
+
+async fn get_bundle(e: &Env, i: usize) -> Bundle {
+    let h = hex::encode(EvidenceAlg::Sha256.hash(&file(i)));
+    let r = e
+        .http
+        .get(format!("{}/v1/proofs/{h}", e.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+async fn error_code(r: reqwest::Response) -> (u16, String) {
+    let status = r.status().as_u16();
+    let v: serde_json::Value = r.json().await.unwrap();
+    (status, v["error"]["code"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn every_fresh_bundle_verifies_offline_and_is_pending_until_anchored() {
+    let e = env(no_cache()).await;
+    for i in 0..10 {
+        let b = get_bundle(&e, i).await;
+        let r = verify_bundle(&b, &trusted(), Some(&EvidenceAlg::Sha256.hash(&file(i)))).unwrap();
+        assert_eq!(r.seq, i as u64);
+        assert_eq!(r.block_height, i as u64 / 4);
+        assert_eq!(b.anchor.status, AnchorState::Pending);
+        assert!(b.anchor.expected_at_us.is_some());
+        assert_eq!(b.checkpoint.size, 3, "latest checkpoint while not anchored");
+    }
+    // Anchor checkpoint 2 on one target and 3 on another: block 0 and 1
+    // entries now end at checkpoint 2, with target b's receipt proven
+    // consistent; block 2 entries end at 3.
+    let cp2 = e.ledger.checkpoint(2).await.unwrap().unwrap();
+    for (target, size) in [("court-a", 2u64), ("chain-b", 3)] {
+        e.ledger
+            .record_anchor_receipt(&ReceiptRow {
+                target: target.into(),
+                checkpoint_size: size,
+                chain_kind: "evm".into(),
+                chain_id: "31337".into(),
+                tx_id: format!("0x{target}"),
+                block_number: 7,
+                block_hash: "0xabc".into(),
+                block_time_us: 1_764_000_100_000_000,
+                receipt: "{}".into(),
+            })
+            .await
+            .unwrap();
+    }
+    let b = get_bundle(&e, 1).await;
+    assert_eq!(b.anchor.status, AnchorState::Anchored);
+    assert_eq!(b.checkpoint.size, 2);
+    assert_eq!(b.checkpoint.root, cp2.root);
+    assert_eq!(b.anchor.receipts.len(), 2);
+    let r = verify_bundle(&b, &trusted(), None).unwrap();
+    assert!(r.anchored);
+    let b9 = get_bundle(&e, 9).await;
+    assert_eq!(b9.checkpoint.size, 3);
+    assert_eq!(b9.anchor.receipts.len(), 1);
+    verify_bundle(&b9, &trusted(), None).unwrap();
+    // The tlog-proof export checks against its own checkpoint.
+    let t = anchord_verifier::tlog_proof::export(&b);
+    let (extra, index, _) = anchord_verifier::tlog_proof::check(&t, SUITE).unwrap();
+    assert_eq!(index, 0);
+    assert_eq!(SUITE.leaf_hash(&extra), b.block.hash);
+}
+
+#[tokio::test]
+async fn lookups_by_id_unknown_and_malformed_hashes() {
+    let e = env(VerifierConfig::default()).await;
+    let r = e
+        .http
+        .get(format!("{}/v1/proofs/by-id/bank-a/LOAN-0003", e.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let b: Bundle = r.json().await.unwrap();
+    assert_eq!(b.entry.seq, 3);
+    let unknown = hex::encode([7u8; 32]);
+    let r = e
+        .http
+        .get(format!("{}/v1/proofs/{unknown}", e.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(r).await, (404, "not_found".into()));
+    for bad in ["xyz", "00", &"g".repeat(64)] {
+        let r = e
+            .http
+            .get(format!("{}/v1/proofs/{bad}", e.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(error_code(r).await, (400, "bad_hash".into()), "{bad}");
+    }
+    let r = e
+        .http
+        .get(format!("{}/v1/proofs/by-id/bank-a/NOPE", e.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(r).await, (404, "not_found".into()));
+    let r = e
+        .http
+        .get(format!("{}/v2/nothing", e.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(r).await, (404, "not_found".into()));
+}
+
+async fn verify_file(e: &Env, bytes: Vec<u8>, id: Option<&str>) -> serde_json::Value {
+    let mut form = reqwest::multipart::Form::new();
+    if let Some(id) = id {
+        form = form
+            .text("tenant", "bank-a")
+            .text("external_id", id.to_owned());
+    }
+    form = form.part(
+        "file",
+        reqwest::multipart::Part::bytes(bytes).file_name("f.pdf"),
+    );
+    let r = e
+        .http
+        .post(format!("{}/v1/verify", e.base))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn verify_a_file_or_a_hash() {
+    let e = env(VerifierConfig::default()).await;
+    let v = verify_file(&e, file(5), None).await;
+    assert_eq!(v["result"], "match");
+    assert_eq!(v["message"], "结果一致，数据未篡改");
+    assert_eq!(v["bundle"]["entry"]["external_id"], "LOAN-0005");
+    let mut changed = file(5);
+    changed[3] ^= 1;
+    let v = verify_file(&e, changed.clone(), Some("LOAN-0005")).await;
+    assert_eq!(v["result"], "mismatch");
+    assert_eq!(v["bundle"]["entry"]["external_id"], "LOAN-0005");
+    let v = verify_file(&e, changed, None).await;
+    assert_eq!(v["result"], "not_found");
+    let v: serde_json::Value = e
+        .http
+        .post(format!("{}/v1/verify", e.base))
+        .json(&serde_json::json!({"hash": hex::encode(EvidenceAlg::Sha256.hash(&file(2)))}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["result"], "match");
+    let r = e
+        .http
+        .post(format!("{}/v1/verify", e.base))
+        .body("hash=00")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(r).await, (415, "unsupported_media_type".into()));
+    let r = e
+        .http
+        .post(format!("{}/v1/verify", e.base))
+        .header("content-type", "application/json")
+        .body("{\"hash\": 5}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(r).await, (400, "bad_json".into()));
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_refused() {
+    let e = env(VerifierConfig {
+        max_body_bytes: 4096,
+        ..VerifierConfig::default()
+    })
+    .await;
+    let form = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(vec![0u8; 100_000]));
+    let r = e
+        .http
+        .post(format!("{}/v1/verify", e.base))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(r).await, (413, "too_large".into()));
+}
+
+#[tokio::test]
+async fn clients_over_their_rate_get_429() {
+    let e = env(VerifierConfig {
+        rate_per_second: 1,
+        rate_burst: 3,
+        ..VerifierConfig::default()
+    })
+    .await;
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        let r = e
+            .http
+            .get(format!("{}/v1/checkpoints/latest", e.base))
+            .send()
+            .await
+            .unwrap();
+        codes.push(r.status().as_u16());
+    }
+    assert!(codes.contains(&429), "{codes:?}");
+    let r = e
+        .http
+        .get(format!("{}/v1/checkpoints/latest", e.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert_eq!(error_code(r).await, (429, "rate_limited".into()));
+}
+
+#[tokio::test]
+async fn checkpoints_consistency_and_openapi() {
+    let e = env(VerifierConfig::default()).await;
+    let v: serde_json::Value = e
+        .http
+        .get(format!("{}/v1/checkpoints/latest", e.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["size"], 3);
+    let r = e
+        .http
+        .get(format!("{}/v1/checkpoints/2", e.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = e
+        .http
+        .get(format!("{}/v1/checkpoints/9", e.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(r).await, (404, "not_found".into()));
+    let r = e
+        .http
+        .get(format!("{}/v1/checkpoints/0", e.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(r).await, (400, "bad_size".into()));
+    let c: serde_json::Value = e
+        .http
+        .get(format!("{}/v1/checkpoints/consistency?from=1&to=3", e.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let hx = |v: &serde_json::Value| -> [u8; 32] {
+        hex::decode(v.as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap()
+    };
+    let proof: Vec<[u8; 32]> = c["proof"].as_array().unwrap().iter().map(hx).collect();
+    anchord_core::merkle::verify_consistency(
+        SUITE,
+        1,
+        3,
+        &hx(&c["from_root"]),
+        &hx(&c["to_root"]),
+        &proof,
+    )
+    .unwrap();
+    let r = e
+        .http
+        .get(format!("{}/v1/checkpoints/consistency?from=3&to=1", e.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(r).await, (400, "bad_size".into()));
+    let doc: serde_json::Value = e
+        .http
+        .get(format!("{}/v1/openapi.json", e.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["paths"]["/v1/proofs/{evidence_hash}"]["get"].is_object());
+    assert!(doc["paths"]["/v1/verify"]["post"].is_object());
+}
