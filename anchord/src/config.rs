@@ -32,6 +32,8 @@ pub struct Config {
     pub batcher: anchord_batcher::BatcherConfig,
     #[serde(default)]
     pub witness: anchord_batcher::WitnessConfig,
+    #[serde(default)]
+    pub verifier: anchord_verifier::VerifierConfig,
 }
 
 fn default_suite() -> HashSuite {
@@ -84,6 +86,7 @@ impl Config {
         self.ingest.validate().context("ingest")?;
         self.batcher.validate()?;
         self.witness.validate()?;
+        self.verifier.validate()?;
         Ok(())
     }
 }

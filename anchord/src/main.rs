@@ -14,6 +14,7 @@ mod batcher_cmd;
 mod config;
 mod conformance;
 mod shutdown;
+mod verify_cmd;
 
 use config::Config;
 
@@ -64,6 +65,13 @@ enum Command {
     /// Recompute and verify every block, the block log, the checkpoints and
     /// their signatures; exit 1 on any inconsistency.
     Audit(batcher_cmd::AuditArgs),
+    /// Verify a proof bundle offline: exit 0 valid, 1 invalid (with the
+    /// failed check), 2 usage error. No network unless --online.
+    Verify(verify_cmd::VerifyArgs),
+    /// Export a proof bundle as an OpenTimestamps (.ots) or C2SP tlog-proof file.
+    Export(verify_cmd::ExportArgs),
+    /// Serve the proof API (bundles, verify, checkpoints, OpenAPI).
+    Verifier,
 }
 
 fn main() -> ExitCode {
@@ -79,6 +87,8 @@ fn main() -> ExitCode {
             }
         },
         Command::Keygen(args) => batcher_cmd::keygen(&args),
+        Command::Verify(args) => verify_cmd::verify(&args),
+        Command::Export(args) => verify_cmd::export(&args),
         command => {
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
@@ -111,6 +121,10 @@ async fn run_service(config_path: Option<PathBuf>, command: Command) -> ExitCode
         Command::Batcher => batcher_cmd::batcher(config).await,
         Command::Witness => batcher_cmd::witness(config).await,
         Command::Audit(args) => batcher_cmd::audit(config, args).await,
+        Command::Verifier => verify_cmd::serve(config).await,
+        Command::Verify(_) | Command::Export(_) => {
+            unreachable!("handled before the runtime starts")
+        }
         Command::Conformance { .. } | Command::Keygen(_) => {
             unreachable!("handled before the runtime starts")
         }
