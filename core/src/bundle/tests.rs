@@ -371,3 +371,18 @@ fn ots_operations_lead_from_the_evidence_hash_to_the_checkpoint_root() {
     let file = crate::ots::encode(&b, &[crate::ots::Attestation::pending("http://x/y")]).unwrap();
     assert!(file.starts_with(crate::ots::MAGIC));
 }
+
+#[test]
+fn docs_worked_example_verifies() {
+    let doc = include_str!("../../../docs/proof-format.md");
+    let json = doc
+        .split("```json\n")
+        .nth(1)
+        .and_then(|s| s.split("\n```").next())
+        .expect("a json block in docs/proof-format.md");
+    let b: Bundle = serde_json::from_str(json).unwrap();
+    let mut f = fixture();
+    f.anchor.receipts.truncate(1);
+    assert_eq!(b, f, "the docs example is the fixture");
+    verify_bundle(&b, &trusted(), Some(&b.entry.evidence_hash)).unwrap();
+}
