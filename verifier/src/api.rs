@@ -329,7 +329,7 @@ pub struct VerifyResponse {
     pub evidence_hash: String,
     pub hash_alg: String,
     /// The bundle (for a mismatch: of the named entry).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub bundle: Option<serde_json::Value>,
 }
 

@@ -449,3 +449,53 @@ async fn checkpoints_consistency_and_openapi() {
     assert!(doc["paths"]["/v1/proofs/{evidence_hash}"]["get"].is_object());
     assert!(doc["paths"]["/v1/verify"]["post"].is_object());
 }
+
+/// The running service against its own OpenAPI document: schemathesis
+/// (PyPI, installed by scripts/test-peers) generates requests for every
+/// operation, valid and invalid, and checks status codes, content types,
+/// response schemas and server errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_service_conforms_to_its_openapi_document() {
+    let st = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../.anchord/peers/venv/bin/schemathesis");
+    assert!(
+        st.exists(),
+        "{} is missing: run scripts/test-peers (installs schemathesis from PyPI)",
+        st.display()
+    );
+    let e = env(VerifierConfig {
+        rate_per_second: 100_000,
+        rate_burst: 100_000,
+        max_body_bytes: 1 << 20,
+        ..VerifierConfig::default()
+    })
+    .await;
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(300),
+        tokio::process::Command::new(&st)
+            .env("SCHEMATHESIS_HOOKS", "")
+            .args([
+                "run",
+                "--checks",
+                "all",
+                "--hypothesis-max-examples",
+                "40",
+                "--hypothesis-derandomize",
+                "--request-timeout",
+                "5000",
+                "--no-color",
+                "--experimental=openapi-3.1",
+            ])
+            .arg(format!("{}/v1/openapi.json", e.base))
+            .output(),
+    )
+    .await
+    .expect("schemathesis finishes within 300 s")
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
