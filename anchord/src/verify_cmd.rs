@@ -42,9 +42,13 @@ pub struct ExportArgs {
     /// The proof bundle (JSON).
     #[arg(long)]
     pub bundle: PathBuf,
-    /// `ots` (OpenTimestamps) or `tlog-proof` (C2SP).
-    #[arg(long, value_parser = ["ots", "tlog-proof"])]
+    /// `ots` (OpenTimestamps), `tlog-proof` (C2SP) or `pdf` (the
+    /// preservation certificate, 电子数据保全证书).
+    #[arg(long, value_parser = ["ots", "tlog-proof", "pdf"])]
     pub format: String,
+    /// CJK font for the certificate (TTF/OTF/TTC; subsetted into the PDF).
+    #[arg(long, default_value = anchord_verifier::certificate::DEFAULT_FONT)]
+    pub font: PathBuf,
     /// Output file.
     #[arg(long)]
     pub out: PathBuf,
@@ -189,6 +193,29 @@ pub fn export(args: &ExportArgs) -> ExitCode {
             match anchord_verifier::ots::export(&b, &url) {
                 Ok(v) => v,
                 Err(e) => return invalid("ots", e),
+            }
+        }
+        "pdf" => {
+            let font = match anchord_verifier::certificate::CjkFont::load(&args.font) {
+                Ok(f) => f,
+                Err(e) => return usage(format!("--font: {e}")),
+            };
+            let url = format!(
+                "{}/{}",
+                args.proof_url.trim_end_matches('/'),
+                hex::encode(&b.entry.evidence_hash)
+            );
+            let issued_at_us = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as i64);
+            let input = anchord_verifier::certificate::CertificateInput {
+                bundle: &b,
+                verify_url: &url,
+                issued_at_us,
+            };
+            match anchord_verifier::certificate::render(&input, &font) {
+                Ok(v) => v,
+                Err(e) => return invalid("certificate", e),
             }
         }
         _ => anchord_verifier::tlog_proof::export(&b).into_bytes(),

@@ -242,6 +242,28 @@ async fn verify_exit_codes_and_reasons() {
         );
     }
 
+    // The certificate from the command line, read back with pdftotext.
+    let pdf = dir.join("cert.pdf");
+    let o = Command::new(BIN)
+        .args(["export", "--format", "pdf", "--bundle"])
+        .arg(&bpath)
+        .arg("--out")
+        .arg(&pdf)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t = Command::new("pdftotext")
+        .args(["-enc", "UTF-8"])
+        .arg(&pdf)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils, installed by scripts/test-peers)");
+    let t = String::from_utf8(t.stdout).unwrap();
+    assert!(
+        t.contains("电子数据保全证书") && t.contains("CONTRACT-005"),
+        "{t}"
+    );
+
     // Usage errors.
     let o = verify(&["--bundle".as_ref(), dir.join("missing.json").as_os_str()]);
     assert_eq!(code(&o), 2);

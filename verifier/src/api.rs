@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::VerifierConfig;
+use crate::certificate::{CertificateInput, CjkFont};
 use crate::prover::{Lookup, ProveError, Prover};
 
 /// The message of a verification that matched (the wording courts expect).
@@ -41,6 +42,9 @@ pub const NOT_FOUND_MESSAGE: &str = "未找到保全记录";
 struct AppState {
     prover: Arc<Prover>,
     limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    font_path: Arc<std::path::PathBuf>,
+    font: Arc<tokio::sync::OnceCell<Arc<CjkFont>>>,
+    public_url: Arc<str>,
 }
 
 /// The API router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`
@@ -53,6 +57,9 @@ pub fn router(prover: Arc<Prover>, config: &VerifierConfig) -> Router {
     let state = AppState {
         prover,
         limiter: limiter.clone(),
+        font_path: Arc::new(config.cjk_font.clone()),
+        font: Arc::new(tokio::sync::OnceCell::new()),
+        public_url: config.public_url.trim_end_matches('/').into(),
     };
     // Forget idle clients now and then.
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -70,6 +77,10 @@ pub fn router(prover: Arc<Prover>, config: &VerifierConfig) -> Router {
     Router::new()
         .route("/v1/proofs/{evidence_hash}", get(proof_by_hash))
         .route("/v1/proofs/by-id/{tenant}/{external_id}", get(proof_by_id))
+        .route(
+            "/v1/proofs/{evidence_hash}/certificate.pdf",
+            get(certificate),
+        )
         .route("/v1/verify", post(verify))
         .route("/v1/checkpoints/latest", get(checkpoint_latest))
         .route("/v1/checkpoints/consistency", get(consistency))
@@ -287,6 +298,79 @@ fn validate_identity(tenant: &str, external_id: &str) -> Result<(), ApiError> {
         .map_err(|_| ApiError::bad("bad_tenant", "malformed tenant"))?;
     anchord_core::entry::validate_external_id(external_id)
         .map_err(|_| ApiError::bad("bad_external_id", "malformed external id"))
+}
+
+/// The preservation certificate (电子数据保全证书) of an evidence item, PDF.
+#[utoipa::path(
+    get,
+    path = "/v1/proofs/{evidence_hash}/certificate.pdf",
+    params(
+        ("evidence_hash" = String, Path, description = "hex evidence hash (64 or 128 hex digits)"),
+        ProofQuery,
+    ),
+    responses(
+        (status = 200, description = "the certificate", body = Vec<u8>, content_type = "application/pdf"),
+        (status = 202, description = "recorded, block not sealed yet", body = Object),
+        (status = 400, description = "malformed hash", body = ErrorBody),
+        (status = 404, description = "unknown hash", body = ErrorBody),
+        (status = 429, description = "rate limited", body = ErrorBody),
+        (status = 503, description = "no CJK font configured", body = ErrorBody),
+    )
+)]
+async fn certificate(
+    State(s): State<AppState>,
+    hash: Result<Path<String>, PathRejection>,
+    q: Result<Query<ProofQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Path(hash) = hash.map_err(path_error)?;
+    let Query(q) = q.map_err(query_error)?;
+    let hash = parse_hash(&hash)?;
+    let served = match s.prover.by_hash(&hash, q.tenant.as_deref()).await? {
+        Lookup::Found(b) => b,
+        other => return lookup_response(other),
+    };
+    let path = s.font_path.clone();
+    let font = s
+        .font
+        .get_or_try_init(|| async move {
+            tokio::task::spawn_blocking(move || CjkFont::load(&path).map(Arc::new))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "loading the certificate font");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "certificate_unavailable",
+                "certificates are not available on this server",
+            )
+        })?
+        .clone();
+    let url = format!("{}/v1/proofs/{}", s.public_url, hex::encode(&hash));
+    let issued_at_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    let pdf = tokio::task::spawn_blocking(move || {
+        crate::certificate::render(
+            &CertificateInput {
+                bundle: &served.bundle,
+                verify_url: &url,
+                issued_at_us,
+            },
+            &font,
+        )
+    })
+    .await
+    .map_err(|e| ProveError::Corrupt(format!("certificate task: {e}")))?
+    .map_err(|e| ProveError::Corrupt(format!("certificate: {e}")))?;
+    let mut r = Response::new(Body::from(pdf));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/pdf"),
+    );
+    Ok(r)
 }
 
 // ---------------------------------------------------------------------------

@@ -32,6 +32,8 @@ pub struct VerifierConfig {
     pub anchored_cache_ttl_s: u64,
     /// The same for a bundle still waiting for its anchor.
     pub pending_cache_ttl_s: u64,
+    /// CJK font (TTF/OTF/TTC) for certificates, subsetted into each PDF.
+    pub cjk_font: std::path::PathBuf,
 }
 
 impl Default for VerifierConfig {
@@ -47,6 +49,7 @@ impl Default for VerifierConfig {
             bundle_cache_entries: 100_000,
             anchored_cache_ttl_s: 60,
             pending_cache_ttl_s: 2,
+            cjk_font: crate::certificate::DEFAULT_FONT.into(),
         }
     }
 }

@@ -12,8 +12,10 @@
 //! - [`trust`]: trusted keys files and RFC 3161 token checking for
 //!   [`anchord_core::bundle::verify_bundle`].
 //! - [`ots`], [`tlog_proof`]: OpenTimestamps and C2SP tlog-proof exports.
+//! - [`certificate`]: the PDF preservation certificate (电子数据保全证书).
 
 pub mod api;
+pub mod certificate;
 pub mod config;
 pub mod ots;
 pub mod prover;

@@ -499,3 +499,73 @@ async fn the_running_service_conforms_to_its_openapi_document() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The certificate's text, as `pdftotext` (Debian poppler-utils, installed
+/// by scripts/test-peers) extracts it: Chinese rendered with the embedded
+/// subsetted CJK font and mapped back to Unicode.
+#[tokio::test]
+async fn the_certificate_pdf_carries_the_facts_in_chinese() {
+    assert!(
+        std::process::Command::new("pdftotext")
+            .arg("-v")
+            .output()
+            .is_ok(),
+        "pdftotext is missing: run scripts/test-peers (installs poppler-utils)"
+    );
+    let e = env(VerifierConfig {
+        public_url: "https://proofs.bank-a.example".into(),
+        ..VerifierConfig::default()
+    })
+    .await;
+    let h = hex::encode(EvidenceAlg::Sha256.hash(&file(6)));
+    let r = e
+        .http
+        .get(format!("{}/v1/proofs/{h}/certificate.pdf", e.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/pdf");
+    let pdf = r.bytes().await.unwrap();
+    assert!(pdf.starts_with(b"%PDF-"));
+    assert!(
+        pdf.len() < 200_000,
+        "the font is subsetted: {} bytes",
+        pdf.len()
+    );
+    let dir = std::env::temp_dir().join(anchord_testkit::unique("anchord_cert"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("c.pdf");
+    std::fs::write(&path, &pdf).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .args(["-enc", "UTF-8"])
+        .arg(&path)
+        .arg("-")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for want in [
+        "电子数据保全证书",
+        "提交方 Submitter: bank-a",
+        "业务编号 External ID: LOAN-0006",
+        &h,
+        "区块高度 Block height: 1",
+        "保全时间 Preserved at: 2025-11-25 00:00:00 (北京时间) / 2025-11-24 16:00:00 UTC",
+        "待锚定",
+        &format!("https://proofs.bank-a.example/v1/proofs/{h}"),
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    let r = e
+        .http
+        .get(format!(
+            "{}/v1/proofs/{}/certificate.pdf",
+            e.base,
+            "ab".repeat(32)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(r).await, (404, "not_found".into()));
+}

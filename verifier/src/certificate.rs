@@ -1,0 +1,350 @@
+//! The preservation certificate (电子数据保全证书): one A4 PDF page per
+//! evidence item with the submitter, external id, hash, times, block,
+//! checkpoint and anchors, and a QR code with the verification link.
+//!
+//! Chinese text is set in a CJK font read from disk (default Debian's
+//! `fonts-noto-cjk`, Simplified Chinese face of the collection), subsetted
+//! to the glyphs used (`subsetter`) and embedded as a CID font with
+//! Identity-H encoding and a ToUnicode map, so that text extraction
+//! (`pdftotext`) and copy-paste return the original characters. The PDF is
+//! written with `pdf-writer`; the QR code is drawn as filled squares.
+
+use std::collections::BTreeMap;
+
+use anchord_core::bundle::{AnchorState, Bundle};
+use pdf_writer::types::{CidFontType, FontFlags, SystemInfo, UnicodeCmap};
+use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
+
+/// Debian's `fonts-noto-cjk` collection.
+pub const DEFAULT_FONT: &str = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc";
+
+/// Why a certificate could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum CertificateError {
+    #[error("font: {0}")]
+    Font(String),
+    #[error("the font has no glyph for {0:?}")]
+    MissingGlyph(char),
+    #[error("QR code: {0}")]
+    Qr(String),
+}
+
+/// A font collection and the face to use.
+#[derive(Debug)]
+pub struct CjkFont {
+    data: Vec<u8>,
+    index: u32,
+}
+
+impl CjkFont {
+    /// Load a font file (TTF/OTF/TTC). In a collection, prefer the face
+    /// whose family name ends in "SC" (Simplified Chinese).
+    pub fn load(path: &std::path::Path) -> Result<Self, CertificateError> {
+        let data = std::fs::read(path)
+            .map_err(|e| CertificateError::Font(format!("{}: {e}", path.display())))?;
+        let n = ttf_parser::fonts_in_collection(&data).unwrap_or(1);
+        let mut index = 0;
+        for i in 0..n {
+            if let Ok(face) = ttf_parser::Face::parse(&data, i) {
+                let sc = face.names().into_iter().any(|name| {
+                    name.name_id == ttf_parser::name_id::FAMILY
+                        && name.to_string().is_some_and(|s| s.ends_with(" SC"))
+                });
+                if sc {
+                    index = i;
+                    break;
+                }
+            }
+        }
+        ttf_parser::Face::parse(&data, index)
+            .map_err(|e| CertificateError::Font(format!("{}: {e}", path.display())))?;
+        Ok(CjkFont { data, index })
+    }
+}
+
+/// What the certificate shows besides the bundle.
+#[derive(Debug)]
+pub struct CertificateInput<'a> {
+    pub bundle: &'a Bundle,
+    /// The verification link (also in the QR code).
+    pub verify_url: &'a str,
+    /// When the certificate was issued, microseconds since the epoch.
+    pub issued_at_us: i64,
+}
+
+/// `YYYY-MM-DD HH:MM:SS` in UTC+offset hours, with microseconds if non-zero.
+pub fn format_time(us: i64, offset_hours: i64) -> String {
+    let secs = us.div_euclid(1_000_000) + offset_hours * 3600;
+    let frac = us.rem_euclid(1_000_000);
+    let Ok(t) = time::OffsetDateTime::from_unix_timestamp(secs) else {
+        return format!("{us} µs");
+    };
+    let base = format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    if frac == 0 {
+        base
+    } else {
+        format!("{base}.{frac:06}")
+    }
+}
+
+fn both_times(us: i64) -> String {
+    format!(
+        "{} (北京时间) / {} UTC",
+        format_time(us, 8),
+        format_time(us, 0)
+    )
+}
+
+/// The certificate's lines: (font size, text).
+pub fn lines(input: &CertificateInput<'_>) -> Vec<(f32, String)> {
+    let b = input.bundle;
+    let e = &b.entry;
+    let mut l = vec![
+        (22.0, "电子数据保全证书".to_owned()),
+        (9.0, "Electronic Data Preservation Certificate".to_owned()),
+        (9.0, String::new()),
+        (
+            11.0,
+            format!("证书编号 No.: {}", hex::encode(&b.leaf_hash[..16])),
+        ),
+        (11.0, format!("提交方 Submitter: {}", e.tenant)),
+        (11.0, format!("业务编号 External ID: {}", e.external_id)),
+        (11.0, format!("摘要算法 Algorithm: {}", e.hash_alg)),
+        (11.0, "数据摘要 Evidence hash:".to_owned()),
+        (9.0, format!("    {}", hex::encode(&e.evidence_hash))),
+        (
+            11.0,
+            format!("保全时间 Preserved at: {}", both_times(e.received_at_us)),
+        ),
+        (11.0, format!("账本序号 Ledger seq: {}", e.seq)),
+        (11.0, format!("区块高度 Block height: {}", b.block.height)),
+        (
+            11.0,
+            format!("封块时间 Sealed at: {}", both_times(b.block.sealed_at_us)),
+        ),
+        (11.0, "区块哈希 Block hash:".to_owned()),
+        (9.0, format!("    {}", hex::encode(b.block.hash))),
+        (
+            11.0,
+            format!(
+                "检查点 Checkpoint: {} 第 {} 号 (size {})",
+                b.checkpoint.origin, b.checkpoint.size, b.checkpoint.size
+            ),
+        ),
+        (9.0, format!("    root {}", hex::encode(b.checkpoint.root))),
+        (11.0, "司法链锚定 Anchors:".to_owned()),
+    ];
+    match b.anchor.status {
+        AnchorState::Anchored => {
+            for r in &b.anchor.receipts {
+                l.push((
+                    9.0,
+                    format!(
+                        "    {}: {} {} 交易 tx {} 区块 block {} ({})",
+                        r.target,
+                        r.chain_kind,
+                        r.chain_id,
+                        r.tx_id,
+                        r.block_number,
+                        format_time(r.block_time_us, 8)
+                    ),
+                ));
+            }
+        }
+        AnchorState::Pending => l.push((
+            9.0,
+            format!(
+                "    待锚定 pending, 预计 expected {}",
+                b.anchor
+                    .expected_at_us
+                    .map_or_else(|| "-".to_owned(), |t| format_time(t, 8))
+            ),
+        )),
+    }
+    l.extend([
+        (9.0, String::new()),
+        (11.0, "验证方式 How to verify:".to_owned()),
+        (9.0, "    扫描二维码或访问 Scan the QR code or open:".to_owned()),
+        (8.0, format!("    {}", input.verify_url)),
+        (
+            9.0,
+            "    离线验证 Offline: anchord verify --bundle <证明包 bundle.json> --file <原始文件 file>"
+                .to_owned(),
+        ),
+        (9.0, String::new()),
+        (9.0, format!("出具时间 Issued at: {}", both_times(input.issued_at_us))),
+    ]);
+    l
+}
+
+/// Render the certificate as a PDF.
+pub fn render(input: &CertificateInput<'_>, font: &CjkFont) -> Result<Vec<u8>, CertificateError> {
+    let lines = lines(input);
+    let face = ttf_parser::Face::parse(&font.data, font.index)
+        .map_err(|e| CertificateError::Font(e.to_string()))?;
+    let upem = f32::from(face.units_per_em());
+    let is_cff = face.tables().cff.is_some();
+
+    // Map every character to its glyph, remapped into the subset.
+    let mut remapper = subsetter::GlyphRemapper::new();
+    let mut to_unicode: BTreeMap<u16, char> = BTreeMap::new();
+    let mut encoded: Vec<Vec<u8>> = Vec::new();
+    for (_, text) in &lines {
+        let mut bytes = Vec::with_capacity(text.len() * 2);
+        for c in text.chars() {
+            let gid = face
+                .glyph_index(c)
+                .ok_or(CertificateError::MissingGlyph(c))?;
+            let cid = remapper.remap(gid.0);
+            to_unicode.insert(cid, c);
+            bytes.extend_from_slice(&cid.to_be_bytes());
+        }
+        encoded.push(bytes);
+    }
+    let subset = subsetter::subset(&font.data, font.index, &remapper)
+        .map_err(|e| CertificateError::Font(format!("subsetting: {e}")))?;
+    let widths: Vec<f32> = remapper
+        .remapped_gids()
+        .map(|old| {
+            f32::from(
+                face.glyph_hor_advance(ttf_parser::GlyphId(old))
+                    .unwrap_or(0),
+            ) * 1000.0
+                / upem
+        })
+        .collect();
+
+    let mut ids = (1..).map(Ref::new);
+    let mut next = || ids.next().unwrap_or(Ref::new(1));
+    let (catalog, pages, page, content_id) = (next(), next(), next(), next());
+    let (type0, cid, descriptor, file, cmap) = (next(), next(), next(), next(), next());
+    let font_name = Name(b"F1");
+    let base = Name(b"AAAAAA+NotoSansCJK");
+
+    let mut pdf = Pdf::new();
+    pdf.catalog(catalog).pages(pages);
+    pdf.pages(pages).kids([page]).count(1);
+    let a4 = Rect::new(0.0, 0.0, 595.0, 842.0);
+    let mut p = pdf.page(page);
+    p.media_box(a4).parent(pages).contents(content_id);
+    p.resources().fonts().pair(font_name, type0);
+    p.finish();
+
+    pdf.type0_font(type0)
+        .base_font(base)
+        .encoding_predefined(Name(b"Identity-H"))
+        .descendant_font(cid)
+        .to_unicode(cmap);
+    let mut c = pdf.cid_font(cid);
+    c.subtype(if is_cff {
+        CidFontType::Type0
+    } else {
+        CidFontType::Type2
+    })
+    .base_font(base)
+    .system_info(SystemInfo {
+        registry: Str(b"Adobe"),
+        ordering: Str(b"Identity"),
+        supplement: 0,
+    })
+    .font_descriptor(descriptor)
+    .default_width(1000.0);
+    if !is_cff {
+        c.cid_to_gid_map_predefined(Name(b"Identity"));
+    }
+    c.widths().consecutive(0, widths);
+    c.finish();
+    let bbox = face.global_bounding_box();
+    let s = |v: i16| f32::from(v) * 1000.0 / upem;
+    let mut d = pdf.font_descriptor(descriptor);
+    d.name(base)
+        .flags(FontFlags::SYMBOLIC)
+        .bbox(Rect::new(
+            s(bbox.x_min),
+            s(bbox.y_min),
+            s(bbox.x_max),
+            s(bbox.y_max),
+        ))
+        .italic_angle(0.0)
+        .ascent(s(face.ascender()))
+        .descent(s(face.descender()))
+        .cap_height(s(face.capital_height().unwrap_or(face.ascender())))
+        .stem_v(80.0);
+    if is_cff {
+        d.font_file3(file);
+    } else {
+        d.font_file2(file);
+    }
+    d.finish();
+    let mut f = pdf.stream(file, &subset);
+    if is_cff {
+        f.pair(Name(b"Subtype"), Name(b"OpenType"));
+    }
+    f.finish();
+    let info = SystemInfo {
+        registry: Str(b"Adobe"),
+        ordering: Str(b"UCS"),
+        supplement: 0,
+    };
+    let mut um = UnicodeCmap::new(Name(b"Anchord-UTF16"), info);
+    for (cid, ch) in &to_unicode {
+        um.pair(*cid, *ch);
+    }
+    let um = um.finish();
+    pdf.cmap(cmap, um.as_slice())
+        .name(Name(b"Anchord-UTF16"))
+        .system_info(info);
+
+    // Page content: a frame, the lines, the QR code.
+    let mut content = Content::new();
+    content.set_line_width(1.5);
+    content.rect(36.0, 36.0, 523.0, 770.0);
+    content.stroke();
+    let mut y = 780.0;
+    for ((size, text), bytes) in lines.iter().zip(&encoded) {
+        y -= size * 1.6;
+        if text.is_empty() {
+            continue;
+        }
+        let x = if *size > 20.0 {
+            // Centre the title.
+            let w: f32 = text.chars().count() as f32 * size;
+            (595.0 - w) / 2.0
+        } else {
+            56.0
+        };
+        content.begin_text();
+        content.set_font(font_name, *size);
+        content.next_line(x, y);
+        content.show(Str(bytes));
+        content.end_text();
+    }
+    let qr = qrcode::QrCode::new(input.verify_url.as_bytes())
+        .map_err(|e| CertificateError::Qr(e.to_string()))?;
+    let n = qr.width();
+    let module = 120.0 / n as f32;
+    let (qx, qy) = (56.0, 60.0);
+    content.set_fill_gray(0.0);
+    for (i, color) in qr.to_colors().into_iter().enumerate() {
+        if color == qrcode::Color::Dark {
+            let (col, row) = ((i % n) as f32, (i / n) as f32);
+            content.rect(
+                qx + col * module,
+                qy + (n as f32 - 1.0 - row) * module,
+                module,
+                module,
+            );
+        }
+    }
+    content.fill_nonzero();
+    pdf.stream(content_id, &content.finish());
+    Ok(pdf.finish())
+}
