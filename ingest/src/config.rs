@@ -60,6 +60,13 @@ pub struct IngestConfig {
     /// flight to be committed, in milliseconds.
     #[serde(default = "default_drain_timeout_ms")]
     pub drain_timeout_ms: u64,
+    /// On (re)assignment, start fetching this many messages before the
+    /// ledger's stored position and drop the covered ones locally. 0 fetches
+    /// from the exact position (right for Apache Kafka); the default covers
+    /// brokers that cannot serve a fetch from inside a record batch (tansu
+    /// 0.6, used in development and tests).
+    #[serde(default = "default_resume_lookback_messages")]
+    pub resume_lookback_messages: u64,
     /// Extra librdkafka settings for the consumer (and the dead-letter
     /// producer), e.g. `{ "security.protocol" = "ssl" }`. They override
     /// anchord's defaults, except the ones exactly-once depends on
@@ -102,6 +109,9 @@ fn default_dead_letter_window() -> usize {
 fn default_dead_letter_max_consecutive() -> usize {
     200
 }
+fn default_resume_lookback_messages() -> u64 {
+    20_000
+}
 fn default_drain_timeout_ms() -> u64 {
     30_000
 }
@@ -131,6 +141,7 @@ impl Default for IngestConfig {
             dead_letter_window: default_dead_letter_window(),
             dead_letter_max_consecutive: default_dead_letter_max_consecutive(),
             drain_timeout_ms: default_drain_timeout_ms(),
+            resume_lookback_messages: default_resume_lookback_messages(),
             librdkafka: BTreeMap::new(),
         }
     }
@@ -234,7 +245,10 @@ mod tests {
     fn errors_name_the_key() {
         let cases: Vec<(&str, Box<dyn Fn(&mut IngestConfig)>)> = vec![
             ("ingest.batch_max", Box::new(|c| c.batch_max = 0)),
-            ("ingest.tenants", Box::new(|c| c.tenants = vec!["-bad".into()])),
+            (
+                "ingest.tenants",
+                Box::new(|c| c.tenants = vec!["-bad".into()]),
+            ),
             (
                 "ingest.dead_letter_topic",
                 Box::new(|c| c.dead_letter_topic = c.topic.clone()),
@@ -243,7 +257,10 @@ mod tests {
                 "ingest.dead_letter_max_ratio",
                 Box::new(|c| c.dead_letter_max_ratio = 0.0),
             ),
-            ("ingest.accepted_algs", Box::new(|c| c.accepted_algs.clear())),
+            (
+                "ingest.accepted_algs",
+                Box::new(|c| c.accepted_algs.clear()),
+            ),
             (
                 "enable.auto.commit",
                 Box::new(|c| {

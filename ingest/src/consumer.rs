@@ -14,13 +14,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use anchord_ledger::{Ledger, NewEntry, Position, Rejection, Source};
 use bytes::Bytes;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::Message;
@@ -169,6 +170,35 @@ pub(crate) struct Shared {
     /// Set when the poll loop must not hand over anything more (the
     /// dead-letter limit tripped, the writer failed).
     pub halted: AtomicBool,
+    /// The consumer itself, for splitting partition queues in callbacks.
+    pub consumer: OnceLock<Weak<IngestConsumer>>,
+    /// One queue per assigned partition (see [`poll_loop`]).
+    pub queues: Mutex<Vec<PartQueue>>,
+}
+
+/// An assigned partition's own message queue and where it must resume.
+pub(crate) struct PartQueue {
+    queue: PartitionQueue<IngestContext>,
+    state: PartState,
+}
+
+#[derive(Debug)]
+struct PartState {
+    partition: i32,
+    /// Messages below this offset are already in the ledger: dropped here.
+    skip_below: i64,
+    /// The offset the fetch was started from (`None`: the beginning).
+    fetched_from: Option<i64>,
+    /// Whether the first message since the (re)start was checked for a gap.
+    checked: bool,
+}
+
+impl std::fmt::Debug for PartQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartQueue")
+            .field("state", &self.state)
+            .finish()
+    }
 }
 
 impl Shared {
@@ -189,12 +219,18 @@ impl Shared {
             builder,
             paused: AtomicBool::new(false),
             halted: AtomicBool::new(false),
+            consumer: OnceLock::new(),
+            queues: Mutex::new(Vec::new()),
         }
     }
 
     fn builder(&self) -> MutexGuard<'_, Builder> {
         // A panic while holding the lock would already have ended the thread.
         self.builder.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn queues(&self) -> MutexGuard<'_, Vec<PartQueue>> {
+        self.queues.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn drain_timeout(&self) -> Duration {
@@ -328,19 +364,27 @@ impl ConsumerContext for IngestContext {
                 // so they are never ahead of it, and the ledger skips what it
                 // already covers — redelivery, never loss.
                 let positions = shared.ledger_positions();
+                let lookback = shared.config.resume_lookback_messages as i64;
                 let parts: Vec<i32> = tpl
                     .elements_for_topic(&topic)
                     .iter()
                     .map(|e| e.partition())
                     .collect();
+                let mut plan = Vec::with_capacity(parts.len());
                 for p in &parts {
-                    let offset = match &positions {
-                        Some(map) => map.get(p).map_or(Offset::Beginning, |o| Offset::Offset(*o)),
-                        None => Offset::Stored,
+                    let stored = positions.as_ref().and_then(|m| m.get(p).copied());
+                    let (offset, fetched_from) = match (&positions, stored) {
+                        (Some(_), Some(o)) => {
+                            let from = (o - lookback).max(0);
+                            (Offset::Offset(from), Some(from))
+                        }
+                        (Some(_), None) => (Offset::Beginning, None),
+                        (None, _) => (Offset::Stored, None),
                     };
                     if let Err(e) = tpl.set_partition_offset(&topic, *p, offset) {
                         tracing::error!(partition = p, error = %e, "setting the start offset");
                     }
+                    plan.push((*p, stored.unwrap_or(0), fetched_from));
                 }
                 tracing::info!(
                     partitions = ?parts,
@@ -350,6 +394,30 @@ impl ConsumerContext for IngestContext {
                 if let Err(e) = consumer.assign(tpl) {
                     tracing::error!(error = %e, "assign failed");
                 }
+                // Each partition gets its own queue (split after `assign`,
+                // which resets forwarding), so that backpressure can stop
+                // taking messages without stopping the consumer queue, which
+                // carries rebalances and keeps max.poll.interval.ms served.
+                let me = shared.consumer.get().and_then(Weak::upgrade);
+                let mut queues = shared.queues();
+                queues.clear();
+                if let Some(me) = me {
+                    for (p, skip_below, fetched_from) in plan {
+                        match me.split_partition_queue(&topic, p) {
+                            Some(queue) => queues.push(PartQueue {
+                                queue,
+                                state: PartState {
+                                    partition: p,
+                                    skip_below,
+                                    fetched_from,
+                                    checked: false,
+                                },
+                            }),
+                            None => tracing::error!(partition = p, "cannot split the partition queue"),
+                        }
+                    }
+                }
+                drop(queues);
                 shared.paused.store(false, Ordering::SeqCst);
                 metrics::PAUSED.set(0);
             }
@@ -378,6 +446,7 @@ impl ConsumerContext for IngestContext {
                 for p in parts {
                     let _ = metrics::LAG.remove_label_values(&[&p.to_string()]);
                 }
+                shared.queues().clear();
                 if let Err(e) = consumer.unassign() {
                     tracing::error!(error = %e, "unassign failed");
                 }
@@ -407,6 +476,16 @@ pub(crate) type IngestConsumer = BaseConsumer<IngestContext>;
 
 /// The poll loop. Returns when `shutdown` or `stop` is cancelled, the writer
 /// is gone, or the dead-letter limit trips.
+///
+/// Backpressure: when the batch being filled is full and the writer has no
+/// room, the loop stops taking messages from the partition queues but keeps
+/// polling the consumer queue (rebalances, `max.poll.interval.ms`);
+/// librdkafka stops fetching once its per-partition queue is full
+/// (`queued.max.messages.kbytes`). We deliberately do not use
+/// `rd_kafka_pause`: resuming rewinds the fetch to the last delivered offset,
+/// usually inside a record batch, and the tansu broker used in development
+/// and tests (0.6) answers a fetch from inside a batch with the *next* batch
+/// only — silently skipping the rest of the current one.
 pub(crate) fn poll_loop(
     consumer: Arc<IngestConsumer>,
     shared: Arc<Shared>,
@@ -416,13 +495,12 @@ pub(crate) fn poll_loop(
     let linger = Duration::from_millis(shared.config.batch_linger_ms);
     let batch_max = shared.config.batch_max;
     let mut result = Ok(());
-    loop {
+    'outer: loop {
         if shutdown.is_cancelled() || stop.is_cancelled() {
             break;
         }
-        // Hand over a full or lingering batch when the writer has room;
-        // pause the partitions when the batch is full and it has none.
-        {
+        // Hand over a full or lingering batch when the writer has room.
+        let blocked = {
             let mut b = shared.builder();
             let len = b.len();
             let ready = len >= batch_max
@@ -433,52 +511,69 @@ pub(crate) fn poll_loop(
                         if let Some(p) = b.take() {
                             permit.send(Work::Batch(p));
                         }
-                        drop(b);
-                        set_paused(&consumer, &shared, false);
+                        false
                     }
-                    Err(mpsc::error::TrySendError::Full(())) => {
-                        drop(b);
-                        if len >= batch_max {
-                            set_paused(&consumer, &shared, true);
-                        }
-                    }
+                    Err(mpsc::error::TrySendError::Full(())) => len >= batch_max,
                     Err(mpsc::error::TrySendError::Closed(())) => break,
                 }
-            } else if len < batch_max {
-                drop(b);
-                if shared.paused.load(Ordering::Relaxed) {
-                    set_paused(&consumer, &shared, false);
+            } else {
+                false
+            }
+        };
+        set_paused(&shared, blocked);
+
+        let mut got = 0usize;
+        if !blocked {
+            let mut queues = shared.queues();
+            for q in queues.iter_mut() {
+                for _ in 0..512 {
+                    let Some(polled) = q.queue.poll(Duration::ZERO) else {
+                        break;
+                    };
+                    match polled {
+                        Ok(m) => {
+                            got += 1;
+                            if let Err(limit) = accept(&consumer, &shared, &mut q.state, &m) {
+                                result = Err(limit);
+                                break 'outer;
+                            }
+                        }
+                        Err(e) => tracing::warn!(partition = q.state.partition, error = %e, "consumer error"),
+                    }
+                    if shared.builder().len() >= batch_max {
+                        break;
+                    }
                 }
             }
         }
-        let timeout = if shared.paused.load(Ordering::Relaxed) {
-            Duration::from_millis(50)
+        // Serve the consumer queue (rebalances, commits, statistics); wait a
+        // little when there was nothing to do.
+        let timeout = if got > 0 {
+            Duration::ZERO
+        } else if blocked {
+            Duration::from_millis(20)
         } else {
-            linger.clamp(Duration::from_millis(1), Duration::from_millis(50))
+            Duration::from_millis(5)
         };
         match consumer.poll(timeout) {
             None => {}
             Some(Ok(m)) => {
+                // Only possible for a partition whose queue was not split.
+                tracing::warn!(partition = m.partition(), offset = m.offset(),
+                    "message on the consumer queue; processing it in order");
+                let mut b = shared.builder();
                 metrics::CONSUMED.inc();
-                let payload = m.payload().unwrap_or(&[]);
-                let pushed =
-                    shared
-                        .builder()
-                        .push(m.partition(), m.offset(), payload, &shared.rules);
-                if let Err(limit) = pushed {
-                    // Nothing of this batch is committed: not its entries,
-                    // not its dead letters, not its positions.
-                    shared.halted.store(true, Ordering::SeqCst);
-                    shared.builder().discard();
-                    tracing::error!("{limit}");
-                    result = Err(IngestError::DeadLetterLimit(limit));
+                if let Err(limit) = b.push(m.partition(), m.offset(), m.payload().unwrap_or(&[]), &shared.rules) {
+                    drop(b);
+                    result = Err(trip(&shared, limit));
                     break;
                 }
             }
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "consumer error");
-            }
+            Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
         }
+    }
+    if let Err(IngestError::DeadLetterLimit(limit)) = &result {
+        tracing::error!("{limit}");
     }
 
     // Graceful stop: finish what was read, then leave the group (the
@@ -496,33 +591,73 @@ pub(crate) fn poll_loop(
     }
     shared.halted.store(true, Ordering::SeqCst);
     shared.builder().discard();
+    shared.queues().clear();
     close(&consumer);
     result
 }
 
-fn set_paused(consumer: &IngestConsumer, shared: &Shared, pause: bool) {
-    if shared.paused.load(Ordering::Relaxed) == pause {
-        return;
+/// The dead-letter limit tripped: nothing of the current batch is committed
+/// (not its entries, not its dead letters, not its positions).
+fn trip(shared: &Shared, limit: String) -> IngestError {
+    shared.halted.store(true, Ordering::SeqCst);
+    shared.builder().discard();
+    IngestError::DeadLetterLimit(limit)
+}
+
+/// One message from a partition queue: drop what the ledger already covers,
+/// detect a fetch that started past the wanted offset, decode the rest.
+fn accept(
+    consumer: &IngestConsumer,
+    shared: &Shared,
+    q: &mut PartState,
+    m: &rdkafka::message::BorrowedMessage<'_>,
+) -> Result<(), IngestError> {
+    metrics::CONSUMED.inc();
+    let offset = m.offset();
+    if !q.checked {
+        q.checked = true;
+        if let Some(from) = q.fetched_from {
+            if offset > from && offset > q.skip_below {
+                // The broker answered from past the wanted offset. Apache
+                // Kafka never does that for an uncompacted topic; tansu does
+                // when the offset is inside a record batch. Fetch again from
+                // further back (the messages below `skip_below` are dropped
+                // here, so this costs reads, never duplicates).
+                if from > 0 {
+                    let back = ((q.skip_below - from).max(1000)) * 10;
+                    let again = (q.skip_below - back).max(0);
+                    tracing::warn!(partition = q.partition, wanted = q.skip_below, fetched_from = from,
+                        first = offset, refetch_from = again,
+                        "the broker skipped past the wanted offset; fetching again from further back");
+                    match consumer.seek(&shared.config.topic, q.partition, Offset::Offset(again), Duration::from_secs(10)) {
+                        Ok(()) => {
+                            q.fetched_from = Some(again);
+                            q.checked = false;
+                            return Ok(());
+                        }
+                        Err(e) => tracing::error!(partition = q.partition, error = %e, "seek failed"),
+                    }
+                } else {
+                    tracing::error!(partition = q.partition, wanted = q.skip_below, first = offset,
+                        "messages between the stored position and the first available offset \
+                         are gone from the broker (retention?)");
+                }
+            }
+        }
     }
-    let assignment = match consumer.assignment() {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::warn!(error = %e, "reading the assignment to pause/resume");
-            return;
-        }
-    };
-    let r = if pause {
-        consumer.pause(&assignment)
-    } else {
-        consumer.resume(&assignment)
-    };
-    match r {
-        Ok(()) => {
-            shared.paused.store(pause, Ordering::SeqCst);
-            metrics::PAUSED.set(pause as i64);
-            tracing::debug!(paused = pause, "consumption {}", if pause { "paused" } else { "resumed" });
-        }
-        Err(e) => tracing::warn!(error = %e, pause, "pause/resume failed"),
+    if offset < q.skip_below {
+        return Ok(());
+    }
+    let pushed = shared
+        .builder()
+        .push(q.partition, offset, m.payload().unwrap_or(&[]), &shared.rules);
+    pushed.map_err(|limit| trip(shared, limit))
+}
+
+fn set_paused(shared: &Shared, paused: bool) {
+    if shared.paused.swap(paused, Ordering::Relaxed) != paused {
+        metrics::PAUSED.set(paused as i64);
+        tracing::debug!("consumption {}", if paused { "paused (writer busy)" } else { "resumed" });
     }
 }
 

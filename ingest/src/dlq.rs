@@ -174,7 +174,9 @@ pub(crate) async fn publish_loop(
     .await;
     match last {
         Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "final dead-letter publish failed; the next start retries"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "final dead-letter publish failed; the next start retries")
+        }
         Err(_) => tracing::warn!("final dead-letter publish timed out; the next start retries"),
     }
 }

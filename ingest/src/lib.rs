@@ -19,9 +19,10 @@
 //! idempotency turns a resubmission into a duplicate, never a second entry.
 //!
 //! Backpressure: the channel holds one batch and the writer one more; when
-//! both are busy and the next batch is full, the consumer pauses its
-//! partitions and keeps polling (so the group membership and
-//! `max.poll.interval.ms` are safe) until the writer catches up. A transient
+//! both are busy and the next batch is full, the consumer stops taking
+//! messages from its per-partition queues (librdkafka then stops fetching)
+//! but keeps polling the consumer queue, so group membership and
+//! `max.poll.interval.ms` are safe, until the writer catches up. A transient
 //! ledger error (PostgreSQL down or restarting) is retried with exponential
 //! backoff, never dropped; any other ledger error stops the stage loudly.
 
@@ -155,6 +156,7 @@ pub async fn run(
             shared: shared.clone(),
         },
     )?);
+    let _ = shared.consumer.set(Arc::downgrade(&consumer));
     consumer.subscribe(&[&config.topic])?;
     tracing::info!(topic = %config.topic, group = %config.group_id, brokers = %config.brokers,
         tenants = config.tenants.len(), batch_max = config.batch_max, "ingest started");
@@ -179,8 +181,12 @@ pub async fn run(
         consumer_done.clone(),
     ));
     let poller = {
-        let (consumer, shared, shutdown, stop) =
-            (consumer.clone(), shared.clone(), shutdown.clone(), stop.clone());
+        let (consumer, shared, shutdown, stop) = (
+            consumer.clone(),
+            shared.clone(),
+            shutdown.clone(),
+            stop.clone(),
+        );
         tokio::task::spawn_blocking(move || consumer::poll_loop(consumer, shared, shutdown, stop))
     };
     let polled = poller
@@ -337,9 +343,7 @@ async fn append_with_retry(
                     }
                 }
                 metrics::LEDGER_RETRIES.inc();
-                let delay = backoff
-                    .next_backoff()
-                    .unwrap_or(Duration::from_secs(5));
+                let delay = backoff.next_backoff().unwrap_or(Duration::from_secs(5));
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64,
                     "ledger append failed (transient); consumption pauses until it succeeds");
                 tokio::time::sleep(delay).await;

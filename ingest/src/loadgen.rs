@@ -100,9 +100,9 @@ pub struct Generator {
 
 impl Generator {
     pub fn new(run_id: &str, tenants: Vec<String>, dup_ratio: f64, bad_ratio: f64) -> Self {
-        let seed = run_id
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+        let seed = run_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
         Generator {
             run_id: run_id.to_owned(),
             tenants: if tenants.is_empty() {
@@ -255,7 +255,9 @@ pub struct PublishStats {
 }
 
 /// A producer tuned for throughput against a local broker.
-pub fn producer(brokers: &str) -> Result<(BaseProducer<Counting>, Arc<DeliveryCounter>), KafkaError> {
+pub fn producer(
+    brokers: &str,
+) -> Result<(BaseProducer<Counting>, Arc<DeliveryCounter>), KafkaError> {
     let counter = Arc::new(DeliveryCounter::default());
     let p = BaseProducer::from_config_and_context(
         ClientConfig::new()
@@ -369,7 +371,10 @@ pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> Result
 
 /// `anchord loadgen`.
 pub async fn run(config: &IngestConfig, args: LoadgenArgs) -> Result<(), IngestError> {
-    if !(0.0..=1.0).contains(&(args.dup_ratio + args.bad_ratio)) || args.dup_ratio < 0.0 || args.bad_ratio < 0.0 {
+    if !(0.0..=1.0).contains(&(args.dup_ratio + args.bad_ratio))
+        || args.dup_ratio < 0.0
+        || args.bad_ratio < 0.0
+    {
         return Err(IngestError::Config(
             "--dup-ratio and --bad-ratio must be >= 0 and add up to at most 1".into(),
         ));
@@ -390,8 +395,16 @@ pub async fn run(config: &IngestConfig, args: LoadgenArgs) -> Result<(), IngestE
     let brokers = config.brokers.clone();
     eprintln!(
         "loadgen: publishing {} to {topic} at {} (run id {run_id})",
-        if args.count == 0 { "until interrupted".to_string() } else { format!("{} messages", args.count) },
-        if args.rate == 0 { "full speed".to_string() } else { format!("{} msg/s", args.rate) },
+        if args.count == 0 {
+            "until interrupted".to_string()
+        } else {
+            format!("{} messages", args.count)
+        },
+        if args.rate == 0 {
+            "full speed".to_string()
+        } else {
+            format!("{} msg/s", args.rate)
+        },
     );
     let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
@@ -403,9 +416,15 @@ pub async fn run(config: &IngestConfig, args: LoadgenArgs) -> Result<(), IngestE
     }
     let stats = tokio::task::spawn_blocking(move || {
         let mut g = Generator::new(&run_id, tenants, args.dup_ratio, args.bad_ratio);
-        publish(&brokers, &topic, &mut g, args.count, args.rate, true, &|| {
-            interrupted.load(Ordering::Relaxed)
-        })
+        publish(
+            &brokers,
+            &topic,
+            &mut g,
+            args.count,
+            args.rate,
+            true,
+            &|| interrupted.load(Ordering::Relaxed),
+        )
     })
     .await
     .map_err(|e| IngestError::Internal(format!("loadgen thread: {e}")))??;

@@ -408,7 +408,10 @@ mod tests {
     fn every_rejection_class_gets_its_reason() {
         use reason::*;
         let big = with(|o| {
-            o.insert("metadata".into(), serde_json::json!({"pad": "x".repeat(20_000)}));
+            o.insert(
+                "metadata".into(),
+                serde_json::json!({"pad": "x".repeat(20_000)}),
+            );
         });
         let cases: Vec<(Vec<u8>, &str, &str)> = vec![
             (big, OVERSIZED, "bytes"),
@@ -442,8 +445,16 @@ mod tests {
         ];
         for (payload, want, detail_has) in cases {
             let (got, detail) = reason_of(&payload);
-            assert_eq!(got, want, "{}: {detail}", String::from_utf8_lossy(&payload[..payload.len().min(120)]));
-            assert!(detail.contains(detail_has), "{want}: {detail:?} lacks {detail_has:?}");
+            assert_eq!(
+                got,
+                want,
+                "{}: {detail}",
+                String::from_utf8_lossy(&payload[..payload.len().min(120)])
+            );
+            assert!(
+                detail.contains(detail_has),
+                "{want}: {detail:?} lacks {detail_has:?}"
+            );
             assert!(got.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
         }
     }
