@@ -33,6 +33,8 @@ pub struct Config {
     #[serde(default)]
     pub witness: anchord_batcher::WitnessConfig,
     #[serde(default)]
+    pub relay: anchord_relay::RelayConfig,
+    #[serde(default)]
     pub verifier: anchord_verifier::VerifierConfig,
 }
 
@@ -86,6 +88,7 @@ impl Config {
         self.ingest.validate().context("ingest")?;
         self.batcher.validate()?;
         self.witness.validate()?;
+        self.relay.validate()?;
         self.verifier.validate()?;
         Ok(())
     }

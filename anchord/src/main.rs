@@ -13,6 +13,7 @@ mod admin;
 mod batcher_cmd;
 mod config;
 mod conformance;
+mod relay_cmd;
 mod shutdown;
 mod verify_cmd;
 
@@ -65,6 +66,10 @@ enum Command {
     /// Recompute and verify every block, the block log, the checkpoints and
     /// their signatures; exit 1 on any inconsistency.
     Audit(batcher_cmd::AuditArgs),
+    /// Anchor final checkpoints on external chains (`relay gaps`, `relay replay`).
+    Relay(relay_cmd::RelayArgs),
+    /// Serve the judicial-chain simulator (tests and the demo).
+    JudicialSim(relay_cmd::SimArgs),
     /// Verify a proof bundle offline: exit 0 valid, 1 invalid (with the
     /// failed check), 2 usage error. No network unless --online.
     Verify(verify_cmd::VerifyArgs),
@@ -87,6 +92,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Keygen(args) => batcher_cmd::keygen(&args),
+        Command::JudicialSim(args) => relay_cmd::judicial_sim(args),
         Command::Verify(args) => verify_cmd::verify(&args),
         Command::Export(args) => verify_cmd::export(&args),
         command => {
@@ -121,11 +127,12 @@ async fn run_service(config_path: Option<PathBuf>, command: Command) -> ExitCode
         Command::Batcher => batcher_cmd::batcher(config).await,
         Command::Witness => batcher_cmd::witness(config).await,
         Command::Audit(args) => batcher_cmd::audit(config, args).await,
+        Command::Relay(args) => relay_cmd::relay(config, args).await,
         Command::Verifier => verify_cmd::serve(config).await,
         Command::Verify(_) | Command::Export(_) => {
             unreachable!("handled before the runtime starts")
         }
-        Command::Conformance { .. } | Command::Keygen(_) => {
+        Command::Conformance { .. } | Command::Keygen(_) | Command::JudicialSim(_) => {
             unreachable!("handled before the runtime starts")
         }
     };

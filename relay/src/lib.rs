@@ -23,6 +23,7 @@ use anchord_ledger::{Ledger, LedgerError};
 use tokio_util::sync::CancellationToken;
 
 pub mod config;
+pub mod evm;
 pub mod gateway;
 pub mod judicial;
 pub mod metrics;
@@ -57,16 +58,16 @@ pub(crate) fn now_us() -> i64 {
 pub async fn run(
     config: RelayConfig,
     ledger: Ledger,
-    only: Option<&str>,
+    only: Option<String>,
     shutdown: CancellationToken,
 ) -> Result<(), RelayError> {
     config.validate()?;
     let targets: Vec<&TargetConfig> = config
         .targets
         .iter()
-        .filter(|t| only.is_none_or(|n| n == t.name))
+        .filter(|t| only.as_ref().is_none_or(|n| *n == t.name))
         .collect();
-    if let Some(n) = only
+    if let Some(n) = &only
         && targets.is_empty()
     {
         return Err(RelayError::Config(format!(
@@ -99,10 +100,14 @@ pub async fn run(
                 tasks.spawn(w.run(stop.clone()));
             }
             TargetKind::Evm => {
-                return Err(RelayError::Config(format!(
-                    "relay.targets ({}): kind evm is not built into this binary yet",
-                    t.name
-                )));
+                let w = worker::Worker {
+                    target: Arc::new(evm::EvmTarget::new(t)?),
+                    ledger: ledger.clone(),
+                    config: config.clone(),
+                    confirm_poll_ms: t.confirm_poll_ms,
+                    breaker,
+                };
+                tasks.spawn(w.run(stop.clone()));
             }
         }
     }

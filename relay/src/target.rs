@@ -187,6 +187,18 @@ pub trait Target: Send + Sync + 'static {
         p: &AnchorPayload,
     ) -> impl Future<Output = Result<Prepared, TargetError>> + Send;
 
+    /// A recorded submission is about to be resent (the target said it
+    /// does not have it). `Some(new)` when the recorded one can never land
+    /// (an EVM nonce used by another transaction): the new one is recorded
+    /// before it is sent.
+    fn refresh(
+        &self,
+        _p: &AnchorPayload,
+        _prepared: &Prepared,
+    ) -> impl Future<Output = Result<Option<Prepared>, TargetError>> + Send {
+        async { Ok(None) }
+    }
+
     /// Send (or resend) a prepared submission.
     fn send(
         &self,

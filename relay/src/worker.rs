@@ -220,11 +220,12 @@ impl<T: Target> Worker<T> {
             None => None,
         };
         // A request may already have reached the target: ask first.
-        if job.prev_state.maybe_sent() {
+        if job.prev_state.maybe_sent() || recorded.is_some() {
             metrics::LOOKUPS.with_label_values(&[name]).inc();
             match self.target.lookup(&payload, recorded.as_ref()).await {
                 Ok(Status::Confirmed(r)) => return self.confirm(job, &payload, r).await,
                 Ok(Status::Pending { tx_id }) => {
+                    tracing::debug!(target_name = %name, size = job.checkpoint.size, tx = %tx_id, "still pending");
                     self.ledger
                         .record_anchor_submitted(job, &tx_id, self.confirm_poll_ms as i64)
                         .await?;
@@ -245,27 +246,40 @@ impl<T: Target> Worker<T> {
                 Err(e) => return self.failed(job, e, true).await,
             }
         }
-        let prepared = match recorded {
-            Some(p) => p,
+        // Resend the recorded submission unless it can never land; else
+        // prepare a new one and record it before sending.
+        let new = match &recorded {
+            Some(r) => match self.target.refresh(&payload, r).await {
+                Ok(n) => n,
+                Err(e) => return self.failed(job, e, false).await,
+            },
             None => match self.target.prepare(&payload).await {
-                Ok(p) => {
-                    let data = serde_json::to_string(&p).unwrap_or_default();
-                    if !self
-                        .ledger
-                        .record_anchor_prepared(job, p.tx_id.as_deref(), &data)
-                        .await?
-                    {
-                        return Ok(Health::Neutral);
-                    }
-                    p
-                }
+                Ok(p) => Some(p),
                 Err(e) => return self.failed(job, e, false).await,
             },
         };
+        let prepared = match (new, recorded) {
+            (Some(p), _) => {
+                let data = serde_json::to_string(&p).unwrap_or_default();
+                if !self
+                    .ledger
+                    .record_anchor_prepared(job, p.tx_id.as_deref(), &data)
+                    .await?
+                {
+                    return Ok(Health::Neutral);
+                }
+                p
+            }
+            (None, Some(r)) => r,
+            // Not reached: prepare always yields a submission.
+            (None, None) => return Ok(Health::Neutral),
+        };
         metrics::SUBMISSIONS.with_label_values(&[name]).inc();
+        tracing::debug!(target_name = %name, size = job.checkpoint.size, attempt = job.attempts, "sending");
         match self.target.send(&payload, &prepared).await {
             Ok(Status::Confirmed(r)) => self.confirm(job, &payload, r).await,
             Ok(Status::Pending { tx_id }) => {
+                tracing::debug!(target_name = %name, size = job.checkpoint.size, tx = %tx_id, "accepted; awaiting confirmation");
                 self.ledger
                     .record_anchor_submitted(job, &tx_id, self.confirm_poll_ms as i64)
                     .await?;

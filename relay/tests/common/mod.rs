@@ -20,6 +20,17 @@ pub const SUITE: HashSuite = HashSuite::Sha256;
 pub const ORIGIN: &str = "anchord.test/relay";
 pub const ACCOUNT: &str = "anchord-test-bank";
 
+/// Relay logs in the test output (shown for failing tests); ANCHORD_LOG
+/// filters them.
+pub fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ANCHORD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("anchord_relay=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
 pub fn temp_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(anchord_testkit::unique(tag));
     std::fs::create_dir_all(&d).unwrap();
