@@ -1,0 +1,261 @@
+//! End-to-end ingest throughput, with the raw limits measured in the same
+//! run (not a timed test; run it with `bench/ingest`).
+//!
+//! 1. Publish N realistic messages over P partitions (loadgen, untimed).
+//! 2. Bare consumer: drain the topic with the same librdkafka fetch settings,
+//!    doing nothing with the messages — first message to last.
+//! 3. Raw COPY: the same rows (decoded, sequence numbers, identities and leaf
+//!    hashes computed beforehand, untimed) COPYed in batches of B rows, one
+//!    transaction per batch, into an empty ledger's `evidence` table — no
+//!    ingest logic. The source partition/offset columns are synthetic.
+//! 4. Ingest: `anchord_ingest::run` on an empty ledger, from the first
+//!    message consumed to the last row committed (metrics polled every ms).
+//!
+//! Environment: BENCH_N (1000000), BENCH_PARTITIONS (16), BENCH_BATCH (10000).
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anchord_core::{HashSuite, entry::identity_key};
+use anchord_ingest::loadgen::Generator;
+use anchord_ingest::message::{self, Rules};
+use anchord_ingest::{IngestConfig, metrics};
+use anchord_testkit::TestDb;
+use futures::pin_mut;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+const TENANTS: [&str; 5] = ["icbc-sh", "ccb-bj", "boc-gd", "abc-zj", "cmb-sz"];
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(bench());
+}
+
+async fn bench() {
+    let n = env("BENCH_N", 1_000_000);
+    let parts = env("BENCH_PARTITIONS", 16) as i32;
+    let batch = env("BENCH_BATCH", 10_000);
+    let brokers = anchord_testkit::kafka::brokers();
+    println!("bench/ingest: {n} messages, {parts} partitions, batches of {batch} rows");
+
+    // 1. Publish.
+    let topic = anchord_testkit::kafka::topic("bench", parts).await;
+    anchord_testkit::kafka::create_topic(&format!("{topic}.dlq"), 1).await;
+    let run_id = anchord_testkit::unique("b");
+    let tenants: Vec<String> = TENANTS.iter().map(|s| s.to_string()).collect();
+    let stats = {
+        let (brokers, topic, run_id, tenants) = (brokers.clone(), topic.clone(), run_id.clone(), tenants.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut g = Generator::new(&run_id, tenants, 0.0, 0.0);
+            anchord_ingest::loadgen::publish(&brokers, &topic, &mut g, n as u64, 0, false, &|| false)
+        })
+        .await
+        .unwrap()
+        .expect("publish")
+    };
+    assert_eq!(stats.failed, 0);
+    println!(
+        "published            {:>10.0} msg/s   ({n} in {:.2} s, untimed setup)",
+        n as f64 / stats.elapsed.as_secs_f64(),
+        stats.elapsed.as_secs_f64()
+    );
+
+    // 2. Bare consumer.
+    let consume = {
+        let (brokers, topic) = (brokers.clone(), topic.clone());
+        tokio::task::spawn_blocking(move || bare_consumer(&brokers, &topic, parts, n)).await.unwrap()
+    };
+    let consumer_rate = n as f64 / consume.as_secs_f64();
+    println!("bare consumer        {consumer_rate:>10.0} msg/s   ({:.2} s)", consume.as_secs_f64());
+
+    // 3. Raw COPY.
+    let (copy_db, _) = TestDb::migrated().await;
+    let copy_time = raw_copy(&copy_db, &run_id, &tenants, &topic, parts, n, batch).await;
+    let copy_rate = n as f64 / copy_time.as_secs_f64();
+    println!("raw COPY             {copy_rate:>10.0} rows/s  ({:.2} s)", copy_time.as_secs_f64());
+    drop(copy_db);
+
+    // 4. Ingest.
+    let (ingest_db, ledger) = TestDb::migrated().await;
+    ledger.ensure_suite(HashSuite::Sha256).await.unwrap();
+    let config = IngestConfig {
+        brokers: brokers.clone(),
+        topic: topic.clone(),
+        group_id: anchord_testkit::unique("bench"),
+        dead_letter_topic: format!("{topic}.dlq"),
+        tenants: tenants.clone(),
+        batch_max: batch,
+        ..IngestConfig::default()
+    };
+    metrics::init();
+    let consumed0 = metrics::CONSUMED.get();
+    let accepted0 = metrics::ACCEPTED.get();
+    let token = tokio_util::sync::CancellationToken::new();
+    let handle = tokio::spawn(anchord_ingest::run(config, HashSuite::Sha256, ledger.clone(), token.clone()));
+    let mut first: Option<Instant> = None;
+    let mut last_report = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let done = loop {
+        let consumed = metrics::CONSUMED.get() - consumed0;
+        let accepted = metrics::ACCEPTED.get() - accepted0;
+        if first.is_none() && consumed > 0 {
+            first = Some(Instant::now());
+        }
+        if accepted >= n as u64 {
+            break Instant::now();
+        }
+        assert!(Instant::now() < deadline, "ingest did not finish within 600 s ({accepted} of {n})");
+        assert!(!handle.is_finished(), "ingest stopped early");
+        if last_report.elapsed() >= Duration::from_secs(2) {
+            println!("  ingest progress: {accepted} committed, {consumed} consumed");
+            last_report = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    let first = first.expect("something was consumed");
+    token.cancel();
+    handle.await.unwrap().expect("ingest stops cleanly");
+    assert_eq!(ledger.next_seq().await.unwrap(), n as u64);
+    let ingest_time = done - first;
+    let ingest_rate = n as f64 / ingest_time.as_secs_f64();
+    let batches = metrics::BATCH_ROWS.get_sample_count();
+    println!(
+        "ingest end to end    {ingest_rate:>10.0} evidence/s ({:.2} s, {batches} transactions, mean write {:.1} ms)",
+        ingest_time.as_secs_f64(),
+        1000.0 * metrics::WRITE_SECONDS.get_sample_sum() / metrics::WRITE_SECONDS.get_sample_count().max(1) as f64,
+    );
+    println!("ratio ingest / raw COPY       {:.2}", ingest_rate / copy_rate);
+    println!("ratio ingest / bare consumer  {:.2}", ingest_rate / consumer_rate);
+    println!(
+        "RESULT n={n} partitions={parts} batch={batch} ingest_per_s={ingest_rate:.0} copy_per_s={copy_rate:.0} \
+         consumer_per_s={consumer_rate:.0} ratio_copy={:.3} ratio_consumer={:.3}",
+        ingest_rate / copy_rate,
+        ingest_rate / consumer_rate
+    );
+    drop(ingest_db);
+}
+
+fn bare_consumer(brokers: &str, topic: &str, parts: i32, n: usize) -> Duration {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", anchord_testkit::unique("bare"))
+        .set("enable.auto.commit", "false")
+        .set("fetch.queue.backoff.ms", "5")
+        .set("fetch.wait.max.ms", "50")
+        .set("max.partition.fetch.bytes", "4194304")
+        .set("fetch.max.bytes", "67108864")
+        .set("queued.min.messages", "50000")
+        .set("queued.max.messages.kbytes", "16384")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..parts {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let mut first = None;
+    let mut count = 0;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while count < n {
+        assert!(Instant::now() < deadline, "bare consumer: {count} of {n}");
+        if let Some(Ok(_m)) = c.poll(Duration::from_millis(100)) {
+            first.get_or_insert_with(Instant::now);
+            count += 1;
+        }
+    }
+    first.map(|f| f.elapsed()).unwrap_or_default()
+}
+
+const COPY_EVIDENCE: &str = "COPY evidence (seq, identity, tenant, external_id, hash_alg, \
+     evidence_hash, metadata, received_at_us, entry_version, leaf_hash, src_topic, \
+     src_partition, src_offset) FROM STDIN BINARY";
+
+async fn raw_copy(
+    db: &TestDb,
+    run_id: &str,
+    tenants: &[String],
+    topic: &str,
+    parts: i32,
+    n: usize,
+    batch: usize,
+) -> Duration {
+    // Untimed: the rows, exactly as ingest would write them.
+    let rules = Rules {
+        tenants: tenants.iter().cloned().collect(),
+        accepted_algs: vec![anchord_core::EvidenceAlg::Sha256, anchord_core::EvidenceAlg::Sm3],
+        max_message_bytes: 16 * 1024,
+    };
+    let g = Generator::new(run_id, tenants.to_vec(), 0.0, 0.0);
+    let now_us = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as i64;
+    struct Row {
+        seq: i64,
+        identity: Vec<u8>,
+        tenant: String,
+        external_id: String,
+        alg: i16,
+        hash: Vec<u8>,
+        metadata: Option<String>,
+        leaf: Vec<u8>,
+        partition: i32,
+        offset: i64,
+    }
+    let rows: Vec<Row> = (0..n)
+        .map(|i| {
+            let d = message::decode(&g.good(i as u64).to_bytes(), &rules).expect("valid");
+            let entry = anchord_core::Entry {
+                seq: i as u64,
+                received_at_us: now_us,
+                tenant: d.tenant.clone(),
+                external_id: d.external_id.clone(),
+                hash_alg: d.hash_alg,
+                evidence_hash: d.hash.clone(),
+                metadata: d.metadata.clone(),
+            };
+            Row {
+                seq: i as i64,
+                identity: identity_key(&d.tenant, &d.external_id).to_vec(),
+                leaf: entry.leaf_hash(HashSuite::Sha256).to_vec(),
+                tenant: d.tenant,
+                external_id: d.external_id,
+                alg: d.hash_alg.id() as i16,
+                hash: d.hash,
+                metadata: d.metadata,
+                partition: i as i32 % parts,
+                offset: i as i64 / parts as i64,
+            }
+        })
+        .collect();
+    let types = [
+        Type::INT8, Type::BYTEA, Type::TEXT, Type::TEXT, Type::INT2, Type::BYTEA, Type::TEXT,
+        Type::INT8, Type::INT2, Type::BYTEA, Type::TEXT, Type::INT4, Type::INT8,
+    ];
+    let mut client = db.client().await;
+    let started = Instant::now();
+    for chunk in rows.chunks(batch) {
+        let tx = client.transaction().await.unwrap();
+        let sink = tx.copy_in(COPY_EVIDENCE).await.unwrap();
+        let writer = BinaryCopyInWriter::new(sink, &types);
+        pin_mut!(writer);
+        for r in chunk {
+            let row: [&(dyn ToSql + Sync); 13] = [
+                &r.seq, &r.identity, &r.tenant, &r.external_id, &r.alg, &r.hash, &r.metadata,
+                &now_us, &1i16, &r.leaf, &topic, &r.partition, &r.offset,
+            ];
+            writer.as_mut().write(&row).await.unwrap();
+        }
+        writer.finish().await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    started.elapsed()
+}
