@@ -166,3 +166,31 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn signing_string_matches_the_spec_example() {
+        let r = SubmitRequest {
+            account_id: "anchord-bank-a".into(),
+            timestamp: 1_732_350_000_123,
+            idempotency_key: "09cccc17ee9f74bb7b5efa8e16054497".into(),
+            evidence: Evidence {
+                kind: EVIDENCE_KIND.into(),
+                origin: "bank-a.example/ledger".into(),
+                size: 1042,
+                root: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into(),
+            },
+            signed_data: String::new(),
+        };
+        assert_eq!(
+            r.signing_string(),
+            "anchord-gateway/v1\nsubmit\nanchord-bank-a\n1732350000123\n\
+             09cccc17ee9f74bb7b5efa8e16054497\nc2sp-checkpoint\nbank-a.example/ledger\n1042\n\
+             AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n"
+        );
+    }
+}

@@ -694,3 +694,40 @@ async fn stats(State(s): State<Arc<Shared>>) -> Response {
     st.height = g.chain.len() as u64;
     Json(st).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_and_tx_hashes_match_the_spec_example() {
+        let e = Evidence {
+            kind: EVIDENCE_KIND.into(),
+            origin: "bank-a.example/ledger".into(),
+            size: 1042,
+            root: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into(),
+        };
+        let id = tx_id("anchord-bank-a", "09cccc17ee9f74bb7b5efa8e16054497", &e, 7);
+        assert_eq!(
+            id,
+            "beec159037543f4f0946b6137c7dfe86db89ce83775a8e62f3f51c219233411c"
+        );
+        let b = SimBlock {
+            height: 8,
+            prev_hash: "9".repeat(64),
+            time: 1_732_350_000_150,
+            txs: vec![SimTx {
+                tx_id: id,
+                account_id: "anchord-bank-a".into(),
+                idempotency_key: "09cccc17ee9f74bb7b5efa8e16054497".into(),
+                evidence: e,
+                received_at: 0,
+            }],
+            hash: String::new(),
+        };
+        assert_eq!(
+            b.compute_hash(),
+            "590b1ac6be53ca27e166498c6d377c6e4efe0c4a9bb79fae80a1776ad80dc146"
+        );
+    }
+}

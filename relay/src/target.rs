@@ -242,6 +242,26 @@ mod tests {
     }
 
     #[test]
+    fn idempotency_key_known_answer_from_the_gateway_spec() {
+        // docs/judicial-gateway-v1.md: checkpoint 1042 of
+        // bank-a.example/ledger, root 00 01 … 1f, target hz-court.
+        let mut root = [0u8; 32];
+        for (i, b) in root.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        let c = StoredCheckpoint {
+            size: 1042,
+            root,
+            origin: "bank-a.example/ledger".into(),
+            ..cp(1042)
+        };
+        assert_eq!(
+            idempotency_key("hz-court", &c),
+            "09cccc17ee9f74bb7b5efa8e16054497"
+        );
+    }
+
+    #[test]
     fn tagged_payload_round_trips() {
         let p = AnchorPayload::new("t", &cp(9));
         let t = p.tagged(&[7; 32]);

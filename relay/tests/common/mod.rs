@@ -90,11 +90,18 @@ impl Chainlet {
             })
             .await
             .unwrap();
-        let r = anchord_batcher::seal_once(&self.batcher, SUITE, &self.ledger)
-            .await
-            .unwrap()
-            .expect("sealed a block");
-        r.height + 1
+        // The previous seal's lock connection may still be closing on the
+        // server side (the advisory lock goes with it): retry, bounded.
+        for _ in 0..200 {
+            if let Some(r) = anchord_batcher::seal_once(&self.batcher, SUITE, &self.ledger)
+                .await
+                .unwrap()
+            {
+                return r.height + 1;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("could not seal: the sealer lock stayed taken");
     }
 }
 
