@@ -1,6 +1,7 @@
 //! The `anchord ingest` process against the real broker and PostgreSQL:
 //! SIGKILL mid-stream and restart loses nothing and duplicates nothing;
 //! SIGTERM finishes the batch in flight, stores positions and exits 0.
+#![allow(clippy::unwrap_used)] // test and bench code: a failed unwrap is a failed run
 
 use std::collections::{BTreeMap, HashSet};
 use std::process::{Child, Command, Stdio};
@@ -70,16 +71,26 @@ async fn wait_for_entries(ledger: &Ledger, n: u64, timeout: Duration, child: &mu
         if let Some(status) = child.try_wait().unwrap() {
             panic!("anchord ingest exited early ({status}) with {got} of {n} entries");
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?}: {got} of {n} entries");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?}: {got} of {n} entries"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 /// Exactly one entry per offset up to each stored position, nothing else.
 async fn assert_exactly_once(ledger: &Ledger, group: &str, topic: &str, n: usize) {
-    assert_eq!(ledger.next_seq().await.unwrap(), n as u64, "exactly N entries");
+    assert_eq!(
+        ledger.next_seq().await.unwrap(),
+        n as u64,
+        "exactly N entries"
+    );
     let entries = ledger.entries_range(0, n as u64).await.unwrap();
-    let ids: HashSet<&str> = entries.iter().map(|e| e.entry.external_id.as_str()).collect();
+    let ids: HashSet<&str> = entries
+        .iter()
+        .map(|e| e.entry.external_id.as_str())
+        .collect();
     assert_eq!(ids.len(), n, "no evidence twice");
     let mut per: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
     for (i, e) in entries.iter().enumerate() {
@@ -96,7 +107,11 @@ async fn assert_exactly_once(ledger: &Ledger, group: &str, topic: &str, n: usize
         .collect();
     for (p, offs) in &mut per {
         offs.sort_unstable();
-        assert_eq!(*offs, (0..positions[p]).collect::<Vec<_>>(), "partition {p}");
+        assert_eq!(
+            *offs,
+            (0..positions[p]).collect::<Vec<_>>(),
+            "partition {p}"
+        );
     }
     assert!(ledger.dead_letter_counts().await.unwrap().is_empty());
 }
@@ -117,7 +132,10 @@ async fn sigkill_mid_stream_then_restart_loses_nothing_and_duplicates_nothing() 
         child.kill().unwrap();
         child.wait().unwrap();
         let at = ledger.next_seq().await.unwrap();
-        assert!(at < N as u64, "the kill must land mid-stream (got {at} of {N})");
+        assert!(
+            at < N as u64,
+            "the kill must land mid-stream (got {at} of {N})"
+        );
     }
     let mut child = spawn_ingest(&db, &topic, &group);
     wait_for_entries(&ledger, N as u64, Duration::from_secs(180), &mut child).await;
@@ -159,7 +177,10 @@ fn terminate(child: &mut Child) -> std::process::ExitStatus {
         if let Some(s) = child.try_wait().unwrap() {
             return s;
         }
-        assert!(Instant::now() < deadline, "anchord ingest did not exit within 60 s of SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "anchord ingest did not exit within 60 s of SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

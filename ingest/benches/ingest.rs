@@ -12,6 +12,7 @@
 //!    message consumed to the last row committed (metrics polled every ms).
 //!
 //! Environment: BENCH_N (1000000), BENCH_PARTITIONS (16), BENCH_BATCH (10000).
+#![allow(clippy::unwrap_used)] // test and bench code: a failed unwrap is a failed run
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -28,7 +29,10 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 const TENANTS: [&str; 5] = ["icbc-sh", "ccb-bj", "boc-gd", "abc-zj", "cmb-sz"];
@@ -55,10 +59,17 @@ async fn bench() {
     let run_id = anchord_testkit::unique("b");
     let tenants: Vec<String> = TENANTS.iter().map(|s| s.to_string()).collect();
     let stats = {
-        let (brokers, topic, run_id, tenants) = (brokers.clone(), topic.clone(), run_id.clone(), tenants.clone());
+        let (brokers, topic, run_id, tenants) = (
+            brokers.clone(),
+            topic.clone(),
+            run_id.clone(),
+            tenants.clone(),
+        );
         tokio::task::spawn_blocking(move || {
             let mut g = Generator::new(&run_id, tenants, 0.0, 0.0);
-            anchord_ingest::loadgen::publish(&brokers, &topic, &mut g, n as u64, 0, false, &|| false)
+            anchord_ingest::loadgen::publish(&brokers, &topic, &mut g, n as u64, 0, false, &|| {
+                false
+            })
         })
         .await
         .unwrap()
@@ -74,16 +85,24 @@ async fn bench() {
     // 2. Bare consumer.
     let consume = {
         let (brokers, topic) = (brokers.clone(), topic.clone());
-        tokio::task::spawn_blocking(move || bare_consumer(&brokers, &topic, parts, n)).await.unwrap()
+        tokio::task::spawn_blocking(move || bare_consumer(&brokers, &topic, parts, n))
+            .await
+            .unwrap()
     };
     let consumer_rate = n as f64 / consume.as_secs_f64();
-    println!("bare consumer        {consumer_rate:>10.0} msg/s   ({:.2} s)", consume.as_secs_f64());
+    println!(
+        "bare consumer        {consumer_rate:>10.0} msg/s   ({:.2} s)",
+        consume.as_secs_f64()
+    );
 
     // 3. Raw COPY.
     let (copy_db, _) = TestDb::migrated().await;
     let copy_time = raw_copy(&copy_db, &run_id, &tenants, &topic, parts, n, batch).await;
     let copy_rate = n as f64 / copy_time.as_secs_f64();
-    println!("raw COPY             {copy_rate:>10.0} rows/s  ({:.2} s)", copy_time.as_secs_f64());
+    println!(
+        "raw COPY             {copy_rate:>10.0} rows/s  ({:.2} s)",
+        copy_time.as_secs_f64()
+    );
     drop(copy_db);
 
     // 4. Ingest.
@@ -102,7 +121,12 @@ async fn bench() {
     let consumed0 = metrics::CONSUMED.get();
     let accepted0 = metrics::ACCEPTED.get();
     let token = tokio_util::sync::CancellationToken::new();
-    let handle = tokio::spawn(anchord_ingest::run(config, HashSuite::Sha256, ledger.clone(), token.clone()));
+    let handle = tokio::spawn(anchord_ingest::run(
+        config,
+        HashSuite::Sha256,
+        ledger.clone(),
+        token.clone(),
+    ));
     let mut first: Option<Instant> = None;
     let mut last_report = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -115,7 +139,10 @@ async fn bench() {
         if accepted >= n as u64 {
             break Instant::now();
         }
-        assert!(Instant::now() < deadline, "ingest did not finish within 600 s ({accepted} of {n})");
+        assert!(
+            Instant::now() < deadline,
+            "ingest did not finish within 600 s ({accepted} of {n})"
+        );
         assert!(!handle.is_finished(), "ingest stopped early");
         if last_report.elapsed() >= Duration::from_secs(2) {
             println!("  ingest progress: {accepted} committed, {consumed} consumed");
@@ -133,10 +160,17 @@ async fn bench() {
     println!(
         "ingest end to end    {ingest_rate:>10.0} evidence/s ({:.2} s, {batches} transactions, mean write {:.1} ms)",
         ingest_time.as_secs_f64(),
-        1000.0 * metrics::WRITE_SECONDS.get_sample_sum() / metrics::WRITE_SECONDS.get_sample_count().max(1) as f64,
+        1000.0 * metrics::WRITE_SECONDS.get_sample_sum()
+            / metrics::WRITE_SECONDS.get_sample_count().max(1) as f64,
     );
-    println!("ratio ingest / raw COPY       {:.2}", ingest_rate / copy_rate);
-    println!("ratio ingest / bare consumer  {:.2}", ingest_rate / consumer_rate);
+    println!(
+        "ratio ingest / raw COPY       {:.2}",
+        ingest_rate / copy_rate
+    );
+    println!(
+        "ratio ingest / bare consumer  {:.2}",
+        ingest_rate / consumer_rate
+    );
     println!(
         "RESULT n={n} partitions={parts} batch={batch} ingest_per_s={ingest_rate:.0} copy_per_s={copy_rate:.0} \
          consumer_per_s={consumer_rate:.0} ratio_copy={:.3} ratio_consumer={:.3}",
@@ -161,7 +195,8 @@ fn bare_consumer(brokers: &str, topic: &str, parts: i32, n: usize) -> Duration {
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
     for p in 0..parts {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
     }
     c.assign(&tpl).unwrap();
     let mut first = None;
@@ -193,11 +228,17 @@ async fn raw_copy(
     // Untimed: the rows, exactly as ingest would write them.
     let rules = Rules {
         tenants: tenants.iter().cloned().collect(),
-        accepted_algs: vec![anchord_core::EvidenceAlg::Sha256, anchord_core::EvidenceAlg::Sm3],
+        accepted_algs: vec![
+            anchord_core::EvidenceAlg::Sha256,
+            anchord_core::EvidenceAlg::Sm3,
+        ],
         max_message_bytes: 16 * 1024,
     };
     let g = Generator::new(run_id, tenants.to_vec(), 0.0, 0.0);
-    let now_us = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as i64;
+    let now_us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
     struct Row {
         seq: i64,
         identity: Vec<u8>,
@@ -237,8 +278,19 @@ async fn raw_copy(
         })
         .collect();
     let types = [
-        Type::INT8, Type::BYTEA, Type::TEXT, Type::TEXT, Type::INT2, Type::BYTEA, Type::TEXT,
-        Type::INT8, Type::INT2, Type::BYTEA, Type::TEXT, Type::INT4, Type::INT8,
+        Type::INT8,
+        Type::BYTEA,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT2,
+        Type::BYTEA,
+        Type::TEXT,
+        Type::INT8,
+        Type::INT2,
+        Type::BYTEA,
+        Type::TEXT,
+        Type::INT4,
+        Type::INT8,
     ];
     let mut client = db.client().await;
     let started = Instant::now();
@@ -249,8 +301,19 @@ async fn raw_copy(
         pin_mut!(writer);
         for r in chunk {
             let row: [&(dyn ToSql + Sync); 13] = [
-                &r.seq, &r.identity, &r.tenant, &r.external_id, &r.alg, &r.hash, &r.metadata,
-                &now_us, &1i16, &r.leaf, &topic, &r.partition, &r.offset,
+                &r.seq,
+                &r.identity,
+                &r.tenant,
+                &r.external_id,
+                &r.alg,
+                &r.hash,
+                &r.metadata,
+                &now_us,
+                &1i16,
+                &r.leaf,
+                &topic,
+                &r.partition,
+                &r.offset,
             ];
             writer.as_mut().write(&row).await.unwrap();
         }

@@ -241,9 +241,11 @@ mod tests {
         assert!(err.contains("ingest.tenants"), "{err}");
     }
 
+    type Mutation = Box<dyn Fn(&mut IngestConfig)>;
+
     #[test]
     fn errors_name_the_key() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut IngestConfig)>)> = vec![
+        let cases: Vec<(&str, Mutation)> = vec![
             ("ingest.batch_max", Box::new(|c| c.batch_max = 0)),
             (
                 "ingest.tenants",

@@ -244,10 +244,10 @@ impl Shared {
             return false;
         }
         let batch = self.builder().take();
-        if let Some(b) = batch {
-            if !self.send_until(Work::Batch(b), deadline) {
-                return false;
-            }
+        if let Some(b) = batch
+            && !self.send_until(Work::Batch(b), deadline)
+        {
+            return false;
         }
         let (ack_tx, ack_rx) = std::sync::mpsc::sync_channel(1);
         if !self.send_until(Work::Barrier(ack_tx), deadline) {
@@ -413,7 +413,9 @@ impl ConsumerContext for IngestContext {
                                     checked: false,
                                 },
                             }),
-                            None => tracing::error!(partition = p, "cannot split the partition queue"),
+                            None => {
+                                tracing::error!(partition = p, "cannot split the partition queue")
+                            }
                         }
                     }
                 }
@@ -503,8 +505,8 @@ pub(crate) fn poll_loop(
         let blocked = {
             let mut b = shared.builder();
             let len = b.len();
-            let ready = len >= batch_max
-                || (len > 0 && b.first_at.is_some_and(|t| t.elapsed() >= linger));
+            let ready =
+                len >= batch_max || (len > 0 && b.first_at.is_some_and(|t| t.elapsed() >= linger));
             if ready {
                 match shared.tx.try_reserve() {
                     Ok(permit) => {
@@ -538,7 +540,9 @@ pub(crate) fn poll_loop(
                                 break 'outer;
                             }
                         }
-                        Err(e) => tracing::warn!(partition = q.state.partition, error = %e, "consumer error"),
+                        Err(e) => {
+                            tracing::warn!(partition = q.state.partition, error = %e, "consumer error")
+                        }
                     }
                     if shared.builder().len() >= batch_max {
                         break;
@@ -559,11 +563,19 @@ pub(crate) fn poll_loop(
             None => {}
             Some(Ok(m)) => {
                 // Only possible for a partition whose queue was not split.
-                tracing::warn!(partition = m.partition(), offset = m.offset(),
-                    "message on the consumer queue; processing it in order");
+                tracing::warn!(
+                    partition = m.partition(),
+                    offset = m.offset(),
+                    "message on the consumer queue; processing it in order"
+                );
                 let mut b = shared.builder();
                 metrics::CONSUMED.inc();
-                if let Err(limit) = b.push(m.partition(), m.offset(), m.payload().unwrap_or(&[]), &shared.rules) {
+                if let Err(limit) = b.push(
+                    m.partition(),
+                    m.offset(),
+                    m.payload().unwrap_or(&[]),
+                    &shared.rules,
+                ) {
                     drop(b);
                     result = Err(trip(&shared, limit));
                     break;
@@ -616,8 +628,11 @@ fn accept(
     let offset = m.offset();
     if !q.checked {
         q.checked = true;
-        if let Some(from) = q.fetched_from {
-            if offset > from && offset > q.skip_below {
+        if let Some(from) = q.fetched_from
+            && offset > from
+            && offset > q.skip_below
+        {
+            {
                 // The broker answered from past the wanted offset. Apache
                 // Kafka never does that for an uncompacted topic; tansu does
                 // when the offset is inside a record batch. Fetch again from
@@ -626,21 +641,37 @@ fn accept(
                 if from > 0 {
                     let back = ((q.skip_below - from).max(1000)) * 10;
                     let again = (q.skip_below - back).max(0);
-                    tracing::warn!(partition = q.partition, wanted = q.skip_below, fetched_from = from,
-                        first = offset, refetch_from = again,
-                        "the broker skipped past the wanted offset; fetching again from further back");
-                    match consumer.seek(&shared.config.topic, q.partition, Offset::Offset(again), Duration::from_secs(10)) {
+                    tracing::warn!(
+                        partition = q.partition,
+                        wanted = q.skip_below,
+                        fetched_from = from,
+                        first = offset,
+                        refetch_from = again,
+                        "the broker skipped past the wanted offset; fetching again from further back"
+                    );
+                    match consumer.seek(
+                        &shared.config.topic,
+                        q.partition,
+                        Offset::Offset(again),
+                        Duration::from_secs(10),
+                    ) {
                         Ok(()) => {
                             q.fetched_from = Some(again);
                             q.checked = false;
                             return Ok(());
                         }
-                        Err(e) => tracing::error!(partition = q.partition, error = %e, "seek failed"),
+                        Err(e) => {
+                            tracing::error!(partition = q.partition, error = %e, "seek failed")
+                        }
                     }
                 } else {
-                    tracing::error!(partition = q.partition, wanted = q.skip_below, first = offset,
+                    tracing::error!(
+                        partition = q.partition,
+                        wanted = q.skip_below,
+                        first = offset,
                         "messages between the stored position and the first available offset \
-                         are gone from the broker (retention?)");
+                         are gone from the broker (retention?)"
+                    );
                 }
             }
         }
@@ -648,16 +679,26 @@ fn accept(
     if offset < q.skip_below {
         return Ok(());
     }
-    let pushed = shared
-        .builder()
-        .push(q.partition, offset, m.payload().unwrap_or(&[]), &shared.rules);
+    let pushed = shared.builder().push(
+        q.partition,
+        offset,
+        m.payload().unwrap_or(&[]),
+        &shared.rules,
+    );
     pushed.map_err(|limit| trip(shared, limit))
 }
 
 fn set_paused(shared: &Shared, paused: bool) {
     if shared.paused.swap(paused, Ordering::Relaxed) != paused {
         metrics::PAUSED.set(paused as i64);
-        tracing::debug!("consumption {}", if paused { "paused (writer busy)" } else { "resumed" });
+        tracing::debug!(
+            "consumption {}",
+            if paused {
+                "paused (writer busy)"
+            } else {
+                "resumed"
+            }
+        );
     }
 }
 

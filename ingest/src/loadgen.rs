@@ -315,7 +315,7 @@ pub fn publish(
             }
         }
         sent += 1;
-        if sent % 1024 == 0 {
+        if sent.is_multiple_of(1024) {
             producer.poll(Duration::ZERO);
         }
         if progress && last_report.elapsed() >= Duration::from_secs(1) {

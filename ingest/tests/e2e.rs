@@ -2,6 +2,7 @@
 //! matching hashes and positions; every bad-input class dead-lettered with
 //! its reason while the good messages around it are ingested; the
 //! dead-letter limit stops a misconfigured deployment without committing.
+#![allow(clippy::unwrap_used)] // test and bench code: a failed unwrap is a failed run
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Two ingest instances in one consumer group: every message is ingested
 //! exactly once across the rebalances caused by the second instance joining
 //! and the first one leaving.
+#![allow(clippy::unwrap_used)] // test and bench code: a failed unwrap is a failed run
 
 mod common;
 
@@ -30,10 +31,14 @@ async fn two_instances_in_one_group_ingest_everything_once_across_joins_and_leav
 
     produce(&topic, chunk(0)).await;
     let (a, a_stop) = start(a_config, ledger.clone());
-    wait_until(Duration::from_secs(60), "instance A to make progress", || {
-        let l = ledger.clone();
-        async move { l.next_seq().await.unwrap() > 0 }
-    })
+    wait_until(
+        Duration::from_secs(60),
+        "instance A to make progress",
+        || {
+            let l = ledger.clone();
+            async move { l.next_seq().await.unwrap() > 0 }
+        },
+    )
     .await;
 
     // B joins mid-stream: a rebalance while A has batches in flight.
@@ -58,7 +63,10 @@ async fn two_instances_in_one_group_ingest_everything_once_across_joins_and_leav
     let n = ledger.next_seq().await.unwrap();
     assert_eq!(n, 3 * CHUNK as u64, "exactly one entry per message");
     let entries = ledger.entries_range(0, n).await.unwrap();
-    let ids: HashSet<&str> = entries.iter().map(|e| e.entry.external_id.as_str()).collect();
+    let ids: HashSet<&str> = entries
+        .iter()
+        .map(|e| e.entry.external_id.as_str())
+        .collect();
     assert_eq!(ids.len(), 3 * CHUNK, "no (tenant, external id) twice");
     let mut per_partition: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
     for e in &entries {
@@ -68,6 +76,10 @@ async fn two_instances_in_one_group_ingest_everything_once_across_joins_and_leav
     let positions = positions(&ledger, &group, &topic).await;
     for (p, offs) in &mut per_partition {
         offs.sort_unstable();
-        assert_eq!(*offs, (0..positions[p]).collect::<Vec<_>>(), "partition {p}");
+        assert_eq!(
+            *offs,
+            (0..positions[p]).collect::<Vec<_>>(),
+            "partition {p}"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! Helpers shared by the ingest integration tests (real broker, real
 //! PostgreSQL; see anchord_testkit).
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::future::Future;
