@@ -10,6 +10,7 @@ use std::time::Duration;
 use anchord_ledger::{DatabaseConfig, Ledger};
 use rand::Rng;
 
+pub mod chaos;
 pub mod kafka;
 
 /// Admin URL of the test PostgreSQL (a superuser; any database).
