@@ -84,21 +84,9 @@ async fn evm_anchor_confirms_on_anvil_and_the_payload_reads_back() {
     init_logs();
     let anvil = start_anvil();
     let mut c = Chainlet::new().await;
-    let dir = temp_dir("anchord_evm");
-    let key = dir.join("evm.key");
-    std::fs::write(&key, ANVIL_KEY).unwrap();
     let target = TargetConfig {
-        name: "anvil".into(),
-        kind: TargetKind::Evm,
-        request_timeout_ms: 5000,
-        confirm_poll_ms: 200,
-        url: None,
-        account_id: None,
-        signing_key: Some(key),
-        rpc_url: Some(anvil.url.clone()),
-        chain_id: Some(31337),
         confirmations: Some(2),
-        to: None,
+        ..evm_target(&anvil, &temp_dir("anchord_evm"))
     };
     let stop = CancellationToken::new();
     let relay = tokio::spawn(anchord_relay::run(
@@ -181,4 +169,142 @@ async fn evm_anchor_confirms_on_anvil_and_the_payload_reads_back() {
     nonces.sort();
     nonces.dedup();
     assert_eq!(nonces.len(), receipts.len());
+}
+
+fn evm_target(anvil: &Anvil, dir: &std::path::Path) -> TargetConfig {
+    let key = dir.join("evm.key");
+    std::fs::write(&key, ANVIL_KEY).unwrap();
+    TargetConfig {
+        name: "anvil".into(),
+        kind: TargetKind::Evm,
+        request_timeout_ms: 5000,
+        confirm_poll_ms: 200,
+        url: None,
+        account_id: None,
+        signing_key: Some(key),
+        rpc_url: Some(anvil.url.clone()),
+        chain_id: Some(31337),
+        confirmations: Some(1),
+        to: None,
+    }
+}
+
+/// A relay died after recording a signed transaction (state `sending`).
+/// Returns the recorded transaction hash.
+async fn die_after_recording(c: &Chainlet, t: &TargetConfig) -> String {
+    use anchord_relay::target::Target;
+    let size = c
+        .ledger
+        .latest_final_checkpoint()
+        .await
+        .unwrap()
+        .unwrap()
+        .size;
+    let cp = c.ledger.checkpoint(size).await.unwrap().unwrap();
+    let key = anchord_relay::target::idempotency_key("anvil", &cp);
+    assert!(c.ledger.enqueue_anchor("anvil", size, &key).await.unwrap());
+    let job = c
+        .ledger
+        .claim_anchor_job("anvil", 1000)
+        .await
+        .unwrap()
+        .unwrap();
+    let target = anchord_relay::evm::EvmTarget::new(t).unwrap();
+    let prepared = target
+        .prepare(&AnchorPayload::new("anvil", &cp))
+        .await
+        .unwrap();
+    assert!(
+        c.ledger
+            .record_anchor_prepared(
+                &job,
+                prepared.tx_id.as_deref(),
+                &serde_json::to_string(&prepared).unwrap()
+            )
+            .await
+            .unwrap()
+    );
+    prepared.tx_id.unwrap()
+}
+
+async fn run_until_settled(c: &Chainlet, t: TargetConfig) {
+    // Let the dead relay's 1 s lease run out.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let stop = CancellationToken::new();
+    let relay = tokio::spawn(anchord_relay::run(
+        relay_config(vec![t]),
+        c.ledger.clone(),
+        None,
+        stop.clone(),
+    ));
+    wait_for("the job resolved", 60, || settled(&c.ledger, "anvil")).await;
+    stop.cancel();
+    relay.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evm_recorded_transaction_is_resent_byte_for_byte_after_a_crash() {
+    init_logs();
+    let anvil = start_anvil();
+    let mut c = Chainlet::new().await;
+    let t = evm_target(&anvil, &temp_dir("anchord_evm"));
+    c.seal().await;
+    let recorded = die_after_recording(&c, &t).await;
+    run_until_settled(&c, t).await;
+    let receipts = c.ledger.anchor_receipts(Some("anvil")).await.unwrap();
+    assert_eq!(receipts.len(), 1);
+    assert_eq!(
+        receipts[0].tx_id, recorded,
+        "the recorded transaction, not a new one"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evm_recorded_transaction_whose_nonce_was_taken_is_re_signed_once() {
+    init_logs();
+    let anvil = start_anvil();
+    let mut c = Chainlet::new().await;
+    let t = evm_target(&anvil, &temp_dir("anchord_evm"));
+    c.seal().await;
+    let recorded = die_after_recording(&c, &t).await;
+    // Something else uses the account's nonce 0 meanwhile (anvil's dev
+    // account is unlocked node-side; the relay itself never uses that).
+    let from = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
+    let other = rpc(
+        &anvil.url,
+        "eth_sendTransaction",
+        json!([{"from": from, "to": from, "value": "0x1"}]),
+    )
+    .await;
+    assert!(other.is_string(), "{other}");
+    wait_for("the other transaction mined", 30, || async {
+        !rpc(&anvil.url, "eth_getTransactionReceipt", json!([other]))
+            .await
+            .is_null()
+    })
+    .await;
+    run_until_settled(&c, t).await;
+    let receipts = c.ledger.anchor_receipts(Some("anvil")).await.unwrap();
+    assert_eq!(receipts.len(), 1);
+    assert_ne!(receipts[0].tx_id, recorded, "re-signed at a fresh nonce");
+    let tx = rpc(
+        &anvil.url,
+        "eth_getTransactionByHash",
+        json!([receipts[0].tx_id]),
+    )
+    .await;
+    assert_eq!(tx["nonce"], "0x1");
+    assert!(
+        rpc(&anvil.url, "eth_getTransactionByHash", json!([recorded]))
+            .await
+            .is_null(),
+        "the stale transaction is nowhere"
+    );
+    let count = rpc(
+        &anvil.url,
+        "eth_getTransactionCount",
+        json!([from, "latest"]),
+    )
+    .await;
+    assert_eq!(count, "0x2", "the other transaction and one anchor");
 }

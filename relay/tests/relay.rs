@@ -108,6 +108,49 @@ async fn outage_then_recovery_covers_every_checkpoint_and_anchors_none_twice() {
     assert_eq!(sim.handle.stats().duplicate_submissions, 0);
     stop_relay(relay).await;
     sim.handle.stop().await;
+
+    // The metrics saw it: failures by class, retries, covered checkpoints,
+    // the seal-to-anchor histogram, the breaker and the backlog.
+    let families = prometheus::gather();
+    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        let f = families
+            .iter()
+            .find(|f| f.name() == name)
+            .unwrap_or_else(|| panic!("metric {name} missing"));
+        f.get_metric()
+            .iter()
+            .filter(|m| {
+                labels.iter().all(|(k, v)| {
+                    m.get_label()
+                        .iter()
+                        .any(|l| l.name() == *k && l.value() == *v)
+                })
+            })
+            .map(|m| match f.get_field_type() {
+                prometheus::proto::MetricType::COUNTER => m.get_counter().get_value(),
+                prometheus::proto::MetricType::GAUGE => m.get_gauge().get_value(),
+                _ => m.get_histogram().get_sample_count() as f64,
+            })
+            .sum()
+    };
+    let court = [("target", "court")];
+    assert!(value("anchord_relay_submissions_total", &court) >= 2.0);
+    assert!(value("anchord_relay_confirmations_total", &court) >= 2.0);
+    assert!(value("anchord_relay_retries_total", &court) >= 1.0);
+    assert!(
+        value(
+            "anchord_relay_failures_total",
+            &[("target", "court"), ("class", "unavailable")]
+        ) >= 1.0
+    );
+    assert!(value("anchord_relay_covered_checkpoints_total", &court) >= 3.0);
+    assert!(value("anchord_relay_seal_to_anchor_seconds", &court) >= 2.0);
+    assert_eq!(value("anchord_relay_backlog_checkpoints", &court), 0.0);
+    assert!(
+        families
+            .iter()
+            .any(|f| f.name() == "anchord_relay_breaker_state")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
