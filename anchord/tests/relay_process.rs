@@ -101,12 +101,18 @@ async fn seal(ledger: &Ledger, batcher: &BatcherConfig, n: usize) -> u64 {
         })
         .await
         .unwrap();
-    anchord_batcher::seal_once(batcher, HashSuite::Sha256, ledger)
-        .await
-        .unwrap()
-        .unwrap()
-        .height
-        + 1
+    // The previous seal's lock connection may still be closing on the
+    // server side (the advisory lock goes with it): retry, bounded.
+    for _ in 0..200 {
+        if let Some(r) = anchord_batcher::seal_once(batcher, HashSuite::Sha256, ledger)
+            .await
+            .unwrap()
+        {
+            return r.height + 1;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("could not seal: the sealer lock stayed taken");
 }
 
 fn batcher_config(dir: &Path) -> BatcherConfig {
