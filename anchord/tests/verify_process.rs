@@ -92,6 +92,7 @@ async fn ledger_with_blocks(dir: &Path) -> (TestDb, Ledger, Prover) {
     let config = VerifierConfig {
         pending_cache_ttl_s: 0,
         anchored_cache_ttl_s: 0,
+        anchor_view_ttl_ms: 0,
         ..VerifierConfig::default()
     };
     let prover = Prover::new(ledger.clone(), SUITE, keys, &config);

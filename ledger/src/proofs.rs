@@ -48,6 +48,28 @@ impl Ledger {
         }
     }
 
+    /// Blocks of heights `from..` in height order (the verifier caches
+    /// headers: they never change).
+    pub async fn blocks_from(&self, from: u64) -> Result<Vec<StoredBlock>, LedgerError> {
+        let c = self.pool().get().await?;
+        let rows = c
+            .query(
+                "SELECT height FROM blocks WHERE height >= $1 ORDER BY height",
+                &[&(from as i64)],
+            )
+            .await?;
+        drop(c);
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let h = r.get::<_, i64>(0) as u64;
+            match self.block(h).await? {
+                Some(b) => out.push(b),
+                None => return Err(LedgerError::Corrupt(format!("block {h} vanished"))),
+            }
+        }
+        Ok(out)
+    }
+
     /// Block hashes of heights `from..` in height order: the block log's
     /// leaves (the verifier caches them and asks only for new ones).
     pub async fn block_hashes_from(&self, from: u64) -> Result<Vec<Digest32>, LedgerError> {

@@ -32,6 +32,9 @@ pub struct VerifierConfig {
     pub anchored_cache_ttl_s: u64,
     /// The same for a bundle still waiting for its anchor.
     pub pending_cache_ttl_s: u64,
+    /// How long the choice of checkpoint and receipts for a block is
+    /// reused, milliseconds (saves three queries per proof).
+    pub anchor_view_ttl_ms: u64,
     /// CJK font (TTF/OTF/TTC) for certificates, subsetted into each PDF.
     pub cjk_font: std::path::PathBuf,
 }
@@ -49,6 +52,7 @@ impl Default for VerifierConfig {
             bundle_cache_entries: 100_000,
             anchored_cache_ttl_s: 60,
             pending_cache_ttl_s: 2,
+            anchor_view_ttl_ms: 1000,
             cjk_font: crate::certificate::DEFAULT_FONT.into(),
         }
     }

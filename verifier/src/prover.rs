@@ -51,6 +51,9 @@ pub enum Lookup {
     NotFound,
 }
 
+/// A block's chunk roots, filled once by the first request that needs them.
+type ChunkCell = Arc<tokio::sync::OnceCell<Arc<Vec<Digest32>>>>;
+
 struct CacheSlot {
     served: Arc<Served>,
     expires: Instant,
@@ -65,10 +68,24 @@ pub struct Prover {
     anchor_interval_us: i64,
     anchored_ttl: Duration,
     pending_ttl: Duration,
+    anchor_view_ttl: Duration,
     cache_cap: usize,
     log: RwLock<Arc<Vec<Digest32>>>,
-    chunk_roots: RwLock<HashMap<u64, Arc<Vec<Digest32>>>>,
+    /// Every block header by height (immutable once sealed).
+    headers: RwLock<Arc<Vec<BlockHeader>>>,
+    /// Per block: its chunk roots, computed once (single flight).
+    chunk_roots: RwLock<HashMap<u64, ChunkCell>>,
+    /// Per block: the checkpoint its bundles end at and the receipts, for
+    /// `anchor_view_ttl` (anchors arrive; headers do not change).
+    anchor_views: RwLock<HashMap<u64, (Instant, Arc<AnchorView>)>>,
     bundles: RwLock<HashMap<String, CacheSlot>>,
+}
+
+#[derive(Debug)]
+struct AnchorView {
+    checkpoint: StoredCheckpoint,
+    anchored: bool,
+    receipts: Vec<AnchorReceipt>,
 }
 
 impl std::fmt::Debug for Prover {
@@ -90,9 +107,12 @@ impl Prover {
             anchor_interval_us: (c.anchor_interval_s as i64).saturating_mul(1_000_000),
             anchored_ttl: Duration::from_secs(c.anchored_cache_ttl_s),
             pending_ttl: Duration::from_secs(c.pending_cache_ttl_s),
+            anchor_view_ttl: Duration::from_millis(c.anchor_view_ttl_ms),
             cache_cap: c.bundle_cache_entries,
             log: RwLock::new(Arc::new(Vec::new())),
+            headers: RwLock::new(Arc::new(Vec::new())),
             chunk_roots: RwLock::new(HashMap::new()),
+            anchor_views: RwLock::new(HashMap::new()),
             bundles: RwLock::new(HashMap::new()),
         }
     }
@@ -178,10 +198,10 @@ impl Prover {
     pub async fn bundle_for(&self, se: &StoredEntry) -> Result<Option<Bundle>, ProveError> {
         let suite = self.suite;
         let seq = se.entry.seq;
-        let Some(block) = self.ledger.block_containing(seq).await? else {
+        let Some(header) = self.header_containing(seq).await? else {
             return Ok(None);
         };
-        let h = &block.header;
+        let h = &header;
         if h.suite != suite {
             return Err(ProveError::Corrupt(format!(
                 "block {} is {} but the deployment is {}",
@@ -205,26 +225,13 @@ impl Prover {
         .map_err(|e| ProveError::Corrupt(format!("block {} audit path: {e}", h.height)))?;
 
         // The anchored checkpoint covering the block, else the latest.
-        let anchored = self.ledger.first_anchored_size_covering(h.height).await?;
-        let cp = match anchored {
-            Some(size) => self.ledger.checkpoint(size).await?,
-            None => self.ledger.latest_checkpoint().await?,
-        }
-        .ok_or_else(|| ProveError::Corrupt(format!("no checkpoint covers block {}", h.height)))?;
-        if cp.size <= h.height {
-            return Err(ProveError::Corrupt(format!(
-                "latest checkpoint {} does not cover block {}",
-                cp.size, h.height
-            )));
-        }
-        let receipts = match anchored {
-            Some(size) => self.receipts(size).await?,
-            None => Vec::new(),
-        };
+        let view = self.anchor_view(h.height).await?;
+        let cp = &view.checkpoint;
+        let receipts = view.receipts.clone();
         let log = self.log_upto(cp.size).await?;
         let block_log_path = merkle::inclusion_proof(suite, &log[..cp.size as usize], h.height)
             .map_err(|e| ProveError::Corrupt(format!("block log path: {e}")))?;
-        let anchor = if receipts.is_empty() {
+        let anchor = if !view.anchored {
             AnchorStatus {
                 status: AnchorState::Pending,
                 expected_at_us: Some(cp.created_at_us.saturating_add(self.anchor_interval_us)),
@@ -246,7 +253,7 @@ impl Prover {
             audit_path,
             block: BundleBlock::from_header(h),
             block_log_path,
-            checkpoint: bundle_checkpoint(&cp),
+            checkpoint: bundle_checkpoint(cp),
             keys: self.keys.clone(),
             anchor,
         }))
@@ -280,6 +287,82 @@ impl Prover {
         Ok(out)
     }
 
+    /// The header of the sealed block holding `seq`, from the cache
+    /// (refreshed when `seq` is beyond the last cached block).
+    async fn header_containing(&self, seq: u64) -> Result<Option<BlockHeader>, ProveError> {
+        let find = |hs: &[BlockHeader]| {
+            let i = hs.partition_point(|h| h.first_seq <= seq);
+            (i > 0 && hs[i - 1].last_seq >= seq).then(|| hs[i - 1].clone())
+        };
+        let have = self
+            .headers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(h) = find(&have) {
+            return Ok(Some(h));
+        }
+        let more = self.ledger.blocks_from(have.len() as u64).await?;
+        if more.is_empty() {
+            return Ok(None);
+        }
+        let mut w = self.headers.write().unwrap_or_else(|p| p.into_inner());
+        if w.len() == have.len() {
+            let mut v = (**w).clone();
+            for b in more {
+                if b.header.height != v.len() as u64 || b.header.hash() != b.block_hash {
+                    return Err(ProveError::Corrupt(format!(
+                        "block {}: stored hash does not match its header",
+                        b.header.height
+                    )));
+                }
+                v.push(b.header);
+            }
+            *w = Arc::new(v);
+        }
+        Ok(find(&w))
+    }
+
+    /// Which checkpoint a block's bundles end at, and its receipts.
+    async fn anchor_view(&self, height: u64) -> Result<Arc<AnchorView>, ProveError> {
+        if let Some((at, v)) = self
+            .anchor_views
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&height)
+            && at.elapsed() < self.anchor_view_ttl
+        {
+            return Ok(v.clone());
+        }
+        let anchored = self.ledger.first_anchored_size_covering(height).await?;
+        let cp = match anchored {
+            Some(size) => self.ledger.checkpoint(size).await?,
+            None => self.ledger.latest_checkpoint().await?,
+        }
+        .ok_or_else(|| ProveError::Corrupt(format!("no checkpoint covers block {height}")))?;
+        if cp.size <= height {
+            return Err(ProveError::Corrupt(format!(
+                "latest checkpoint {} does not cover block {height}",
+                cp.size
+            )));
+        }
+        let receipts = match anchored {
+            Some(size) => self.receipts(size).await?,
+            None => Vec::new(),
+        };
+        let v = Arc::new(AnchorView {
+            checkpoint: cp,
+            anchored: anchored.is_some(),
+            receipts,
+        });
+        let mut w = self.anchor_views.write().unwrap_or_else(|p| p.into_inner());
+        if w.len() > 100_000 {
+            w.clear();
+        }
+        w.insert(height, (Instant::now(), v.clone()));
+        Ok(v)
+    }
+
     /// The block log's leaves, at least `size` of them.
     pub async fn log_upto(&self, size: u64) -> Result<Arc<Vec<Digest32>>, ProveError> {
         let have = self.log.read().unwrap_or_else(|p| p.into_inner()).clone();
@@ -306,16 +389,32 @@ impl Prover {
     /// Chunk roots of a block, from its leaf hashes on first use; the
     /// leaves must reproduce the stored Merkle root.
     async fn chunk_roots(&self, h: &BlockHeader) -> Result<Arc<Vec<Digest32>>, ProveError> {
-        if let Some(r) = self
-            .chunk_roots
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&h.height)
-        {
-            return Ok(r.clone());
-        }
+        let cell = {
+            let map = self.chunk_roots.read().unwrap_or_else(|p| p.into_inner());
+            map.get(&h.height).cloned()
+        };
+        let cell = match cell {
+            Some(c) => c,
+            None => self
+                .chunk_roots
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(h.height)
+                .or_default()
+                .clone(),
+        };
+        cell.get_or_try_init(|| self.compute_chunk_roots(h))
+            .await
+            .cloned()
+    }
+
+    async fn compute_chunk_roots(&self, h: &BlockHeader) -> Result<Arc<Vec<Digest32>>, ProveError> {
         let leaves = self.ledger.leaf_hashes(h.first_seq, h.last_seq + 1).await?;
-        let roots = tiles::chunk_roots(self.suite, &leaves, self.chunk as usize);
+        let suite = self.suite;
+        let chunk = self.chunk as usize;
+        let roots = tokio::task::spawn_blocking(move || tiles::chunk_roots(suite, &leaves, chunk))
+            .await
+            .map_err(|e| ProveError::Corrupt(format!("chunk roots task: {e}")))?;
         let root = merkle::root(self.suite, &roots);
         if root != h.merkle_root {
             return Err(ProveError::Corrupt(format!(
@@ -327,12 +426,7 @@ impl Prover {
                 hex::encode(root)
             )));
         }
-        let roots = Arc::new(roots);
-        self.chunk_roots
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(h.height, roots.clone());
-        Ok(roots)
+        Ok(Arc::new(roots))
     }
 
     /// A consistency proof between two checkpoint sizes, with both roots.

@@ -129,6 +129,7 @@ fn no_cache() -> VerifierConfig {
     VerifierConfig {
         pending_cache_ttl_s: 0,
         anchored_cache_ttl_s: 0,
+        anchor_view_ttl_ms: 0,
         chunk_leaves: 2,
         ..VerifierConfig::default()
     }
