@@ -322,7 +322,15 @@ async fn run(wrk: &Path, nginx: &Path) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let ngx = run_wrk(wrk, &nginx_base, &script, "nginx, same bytes from files").await;
-    let _ = ng.kill();
+    // Stop the master with its own signal handling so its workers exit too
+    // (SIGKILL on the master would orphan them).
+    let _ = Command::new(nginx)
+        .arg("-c")
+        .arg(&conf)
+        .arg("-p")
+        .arg(&out)
+        .args(["-s", "stop"])
+        .status();
     let _ = ng.wait();
     println!(
         "ratio verifier/nginx: warm {:.2}, cold {:.2} (throughput); targets >= 20,000 proofs/s, p99 < 10 ms",
