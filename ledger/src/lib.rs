@@ -14,9 +14,7 @@ mod summary;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
-pub use anchors::{
-    AnchorJobState, AnchorReceipt, ClaimedJob, Confirmed, CoverageRow, NewReceipt,
-};
+pub use anchors::{AnchorJobState, AnchorReceipt, ClaimedJob, Confirmed, CoverageRow, NewReceipt};
 pub use blocks::{
     BATCHER_LOCK_KEY, LeaderSession, NewSeal, SignatureRole, SignatureRow, StoredBlock,
     StoredCheckpoint, Tip,
