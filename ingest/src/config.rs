@@ -67,6 +67,15 @@ pub struct IngestConfig {
     /// 0.6, used in development and tests).
     #[serde(default = "default_resume_lookback_messages")]
     pub resume_lookback_messages: u64,
+    /// Create the evidence and dead-letter topics at start when they are
+    /// missing. Off by default: in production the platform team provisions
+    /// topics, and a missing one stops ingest at start with an error naming
+    /// the key, instead of dead letters piling up unpublished.
+    #[serde(default)]
+    pub create_topics: bool,
+    /// Partitions of the evidence topic when `create_topics` creates it.
+    #[serde(default = "default_topic_partitions")]
+    pub topic_partitions: i32,
     /// Extra librdkafka settings for the consumer (and the dead-letter
     /// producer), e.g. `{ "security.protocol" = "ssl" }`. They override
     /// anchord's defaults, except the ones exactly-once depends on
@@ -125,6 +134,10 @@ const RESERVED_KEYS: &[&str] = &[
     "bootstrap.servers",
 ];
 
+fn default_topic_partitions() -> i32 {
+    16
+}
+
 impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
@@ -142,6 +155,8 @@ impl Default for IngestConfig {
             dead_letter_max_consecutive: default_dead_letter_max_consecutive(),
             drain_timeout_ms: default_drain_timeout_ms(),
             resume_lookback_messages: default_resume_lookback_messages(),
+            create_topics: false,
+            topic_partitions: default_topic_partitions(),
             librdkafka: BTreeMap::new(),
         }
     }

@@ -50,6 +50,7 @@ mod limit;
 pub mod loadgen;
 pub mod message;
 pub mod metrics;
+pub mod topics;
 
 pub use config::IngestConfig;
 use consumer::{IngestConsumer, IngestContext, Pending, Shared, Work};
@@ -124,6 +125,7 @@ pub async fn run(
 ) -> Result<(), IngestError> {
     config.validate_for_ingest()?;
     metrics::init();
+    topics::ensure(&config).await?;
     let rules = message::Rules {
         tenants: config.tenants.iter().cloned().collect::<HashSet<_>>(),
         accepted_algs: config.accepted_algs.clone(),

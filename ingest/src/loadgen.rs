@@ -14,8 +14,7 @@ use anchord_core::EvidenceAlg;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::client::ClientContext;
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
@@ -350,24 +349,7 @@ pub fn publish(
     Ok(stats)
 }
 
-/// Create `topic` with `partitions` partitions unless it exists.
-pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> Result<(), IngestError> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()?;
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(15)));
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    for r in admin.create_topics([&new], &opts).await? {
-        match r {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((t, code)) => {
-                return Err(IngestError::Kafka(KafkaError::AdminOp(code)))
-                    .map_err(|e| IngestError::Config(format!("creating topic {t}: {e}")));
-            }
-        }
-    }
-    Ok(())
-}
+pub use crate::topics::create_topic;
 
 /// `anchord loadgen`.
 pub async fn run(config: &IngestConfig, args: LoadgenArgs) -> Result<(), IngestError> {
