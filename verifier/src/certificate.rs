@@ -144,15 +144,18 @@ pub fn lines(input: &CertificateInput<'_>) -> Vec<(f32, String)> {
     ];
     match b.anchor.status {
         AnchorState::Anchored => {
+            // One receipt over three lines: a transaction id alone is up to
+            // 66 characters, which is all an A4 line holds at this size.
             for r in &b.anchor.receipts {
                 l.push((
                     9.0,
+                    format!("    {}: {} {}", r.target, r.chain_kind, r.chain_id),
+                ));
+                l.push((9.0, format!("      交易 tx {}", r.tx_id)));
+                l.push((
+                    9.0,
                     format!(
-                        "    {}: {} {} 交易 tx {} 区块 block {} ({})",
-                        r.target,
-                        r.chain_kind,
-                        r.chain_id,
-                        r.tx_id,
+                        "      区块 block {} ({})",
                         r.block_number,
                         format_time(r.block_time_us, 8)
                     ),
