@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "relay",
         sql: include_str!("../migrations/0003_relay.sql"),
     },
+    Migration {
+        version: 4,
+        name: "evidence_hash_index",
+        sql: include_str!("../migrations/0004_evidence_hash_index.sql"),
+    },
 ];
 
 /// Advisory lock key: "anchord migrate" folded into an i64.
