@@ -5,12 +5,13 @@
 // Helpers outside #[test] functions unwrap too: a failure is a test failure.
 #![allow(clippy::unwrap_used)]
 
+use anchord_testkit::evidence;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use anchord_core::{EvidenceAlg, HashSuite};
-use anchord_ledger::{AppendBatch, Ledger, NewEntry};
+use anchord_core::HashSuite;
+use anchord_ledger::Ledger;
 use anchord_testkit::TestDb;
 
 const BIN: &str = env!("CARGO_BIN_EXE_anchord");
@@ -89,30 +90,13 @@ fn audit(db: &TestDb, key: &Path) -> Output {
 }
 
 async fn append(ledger: &Ledger, tag: &str, n: usize) {
-    let entries = (0..n)
-        .map(|i| NewEntry {
-            tenant: "bank-a".into(),
-            external_id: format!("{tag}-{i}"),
-            hash_alg: EvidenceAlg::Sha256,
-            evidence_hash: HashSuite::Sha256
-                .digest(format!("{tag}-{i}").as_bytes())
-                .to_vec(),
-            metadata: None,
-            source: None,
-            raw: bytes::Bytes::new(),
-        })
-        .collect();
-    ledger
-        .append(&AppendBatch {
-            suite: HashSuite::Sha256,
-            consumer_group: None,
-            received_at_us: 1_700_000_000_000_000,
-            entries,
-            rejections: vec![],
-            positions: vec![],
-        })
-        .await
-        .unwrap();
+    evidence::append(
+        ledger,
+        HashSuite::Sha256,
+        evidence::RECEIVED_AT_US,
+        evidence::entries(tag, n),
+    )
+    .await;
 }
 
 async fn sealed_through(ledger: &Ledger) -> Option<u64> {

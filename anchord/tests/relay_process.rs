@@ -6,15 +6,16 @@
 // Helpers outside #[test] functions unwrap too: a failure is a test failure.
 #![allow(clippy::unwrap_used)]
 
+use anchord_testkit::evidence;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anchord_batcher::BatcherConfig;
+use anchord_core::HashSuite;
 use anchord_core::checkpoint::{ALG_ED25519, NoteSigner};
-use anchord_core::{EvidenceAlg, HashSuite};
-use anchord_ledger::{AppendBatch, Ledger, NewEntry};
+use anchord_ledger::Ledger;
 use anchord_relay::sim::{self, Faults, SimConfig};
 use anchord_testkit::TestDb;
 
@@ -78,29 +79,14 @@ fn rsa_keys(dir: &Path) -> (PathBuf, PathBuf) {
 /// Append two entries and seal them (no witnesses: final at once).
 async fn seal(ledger: &Ledger, batcher: &BatcherConfig, n: usize) -> u64 {
     let entries = (0..2)
-        .map(|i| NewEntry {
-            tenant: "bank-a".into(),
-            external_id: format!("loan-{n}-{i}"),
-            hash_alg: EvidenceAlg::Sha256,
-            evidence_hash: HashSuite::Sha256
+        .map(|i| {
+            let hash = HashSuite::Sha256
                 .digest(format!("{n}-{i}").as_bytes())
-                .to_vec(),
-            metadata: None,
-            source: None,
-            raw: bytes::Bytes::new(),
+                .to_vec();
+            evidence::entry("bank-a", format!("loan-{n}-{i}"), hash)
         })
         .collect();
-    ledger
-        .append(&AppendBatch {
-            suite: HashSuite::Sha256,
-            consumer_group: None,
-            received_at_us: 1_700_000_000_000_000,
-            entries,
-            rejections: vec![],
-            positions: vec![],
-        })
-        .await
-        .unwrap();
+    evidence::append(ledger, HashSuite::Sha256, evidence::RECEIVED_AT_US, entries).await;
     // The previous seal's lock connection may still be closing on the
     // server side (the advisory lock goes with it): retry, bounded.
     for _ in 0..200 {

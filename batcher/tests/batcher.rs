@@ -4,6 +4,7 @@
 // Helpers outside #[test] functions unwrap too: a failure is a test failure.
 #![allow(clippy::unwrap_used)]
 
+use anchord_testkit::evidence;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,8 +16,8 @@ use anchord_batcher::witness::{Witness, start};
 use anchord_core::checkpoint::{
     ALG_COSIGNATURE_V1, ALG_ED25519, Checkpoint, NoteSigner, NoteVerifier, SignedNote,
 };
-use anchord_core::{EvidenceAlg, HashSuite, merkle};
-use anchord_ledger::{AppendBatch, Ledger, NewEntry};
+use anchord_core::{HashSuite, merkle};
+use anchord_ledger::Ledger;
 use anchord_testkit::TestDb;
 use tokio_util::sync::CancellationToken;
 
@@ -58,29 +59,13 @@ fn config(max: u64, interval_ms: u64) -> BatcherConfig {
 }
 
 async fn append(ledger: &Ledger, tag: &str, n: usize) {
-    let entries = (0..n)
-        .map(|i| NewEntry {
-            tenant: "bank-a".into(),
-            external_id: format!("{tag}-{i}"),
-            hash_alg: EvidenceAlg::Sha256,
-            evidence_hash: SUITE.digest(format!("{tag}-{i}").as_bytes()).to_vec(),
-            metadata: None,
-            source: None,
-            raw: bytes::Bytes::new(),
-        })
-        .collect();
-    let out = ledger
-        .append(&AppendBatch {
-            suite: SUITE,
-            consumer_group: None,
-            received_at_us: 1_700_000_000_000_000,
-            entries,
-            rejections: vec![],
-            positions: vec![],
-        })
-        .await
-        .unwrap();
-    assert_eq!(out.accepted(), n);
+    evidence::append(
+        ledger,
+        SUITE,
+        evidence::RECEIVED_AT_US,
+        evidence::entries(tag, n),
+    )
+    .await;
 }
 
 /// Poll (bounded) until `f` holds.

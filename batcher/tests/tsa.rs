@@ -5,6 +5,7 @@
 // Helpers outside #[test] functions unwrap too: a failure is a test failure.
 #![allow(clippy::unwrap_used)]
 
+use anchord_testkit::evidence;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -215,27 +216,15 @@ async fn the_batcher_timestamps_each_checkpoint_and_audit_verifies_the_tokens() 
     let key = dir.join("sealer.key");
     std::fs::write(&key, signer.private_key_text()).unwrap();
     let entries = (0..3)
-        .map(|i| anchord_ledger::NewEntry {
-            tenant: "bank-a".into(),
-            external_id: format!("e-{i}"),
-            hash_alg: anchord_core::EvidenceAlg::Sha256,
-            evidence_hash: vec![i as u8; 32],
-            metadata: None,
-            source: None,
-            raw: Default::default(),
-        })
+        .map(|i| evidence::entry("bank-a", format!("e-{i}"), vec![i as u8; 32]))
         .collect();
-    ledger
-        .append(&anchord_ledger::AppendBatch {
-            suite: HashSuite::Sha256,
-            consumer_group: None,
-            received_at_us: 1_700_000_000_000_000,
-            entries,
-            rejections: vec![],
-            positions: vec![],
-        })
-        .await
-        .unwrap();
+    evidence::append(
+        &ledger,
+        HashSuite::Sha256,
+        evidence::RECEIVED_AT_US,
+        entries,
+    )
+    .await;
     let config = BatcherConfig {
         block_interval_ms: 50,
         origin: "anchord.test/ledger".into(),

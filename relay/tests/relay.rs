@@ -167,8 +167,14 @@ async fn error_rate_latency_and_drops_with_two_relays_still_anchor_each_checkpoi
     let config = relay_config(vec![judicial_target("court", &sim, 6000)]);
     let a = spawn_relay(config.clone(), &c.ledger);
     let b = spawn_relay(config, &c.ledger);
-    for _ in 0..12 {
+    // Keep sealing until the simulator has injected at least one error (the
+    // error draw is random and coalescing keeps submissions few), bounded:
+    // with a 30% rate, 100 seals without one error is about 1e-4 likely.
+    let injected = |s: &anchord_relay::sim::Stats| s.injected_after_accept + s.injected_unavailable;
+    let mut seals = 0;
+    while seals < 12 || (injected(&sim.handle.stats()) == 0 && seals < 100) {
         c.seal().await;
+        seals += 1;
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
     wait_for("every checkpoint covered", 150, || {

@@ -11,6 +11,7 @@ use anchord_ledger::{DatabaseConfig, Ledger};
 use rand::Rng;
 
 pub mod chaos;
+pub mod evidence;
 pub mod kafka;
 
 /// Admin URL of the test PostgreSQL (a superuser; any database).

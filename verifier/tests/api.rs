@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use anchord_testkit::evidence;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use anchord_batcher::config::BatcherConfig;
 use anchord_core::bundle::{AnchorState, Bundle, DeclaredKeys, TrustedKeys, verify_bundle};
 use anchord_core::checkpoint::{ALG_ED25519, NoteSigner};
 use anchord_core::{EvidenceAlg, HashSuite};
-use anchord_ledger::{AppendBatch, Ledger, NewEntry, ReceiptRow};
+use anchord_ledger::{Ledger, ReceiptRow};
 use anchord_testkit::TestDb;
 use anchord_verifier::VerifierConfig;
 use anchord_verifier::prover::Prover;
@@ -48,27 +49,15 @@ async fn env(config: VerifierConfig) -> Env {
     let (db, ledger) = TestDb::migrated().await;
     ledger.ensure_suite(SUITE).await.unwrap();
     let entries = (0..10)
-        .map(|i| NewEntry {
-            tenant: "bank-a".into(),
-            external_id: format!("LOAN-{i:04}"),
-            hash_alg: EvidenceAlg::Sha256,
-            evidence_hash: EvidenceAlg::Sha256.hash(&file(i)),
-            metadata: None,
-            source: None,
-            raw: bytes::Bytes::new(),
+        .map(|i| {
+            evidence::entry(
+                "bank-a",
+                format!("LOAN-{i:04}"),
+                EvidenceAlg::Sha256.hash(&file(i)),
+            )
         })
         .collect();
-    let out = ledger
-        .append(&AppendBatch {
-            suite: SUITE,
-            consumer_group: None,
-            received_at_us: 1_764_000_000_000_000,
-            entries,
-            rejections: vec![],
-            positions: vec![],
-        })
-        .await
-        .unwrap();
+    let out = evidence::append(&ledger, SUITE, 1_764_000_000_000_000, entries).await;
     assert_eq!(out.accepted(), 10);
     let bc = BatcherConfig {
         block_max_entries: 4,

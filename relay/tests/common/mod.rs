@@ -4,14 +4,15 @@
 
 #![allow(clippy::unwrap_used, dead_code)]
 
+use anchord_testkit::evidence;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anchord_batcher::BatcherConfig;
+use anchord_core::HashSuite;
 use anchord_core::checkpoint::{ALG_ED25519, NoteSigner};
-use anchord_core::{EvidenceAlg, HashSuite};
-use anchord_ledger::{AppendBatch, Ledger, NewEntry};
+use anchord_ledger::Ledger;
 use anchord_relay::config::{RelayConfig, TargetConfig, TargetKind};
 use anchord_relay::sim::{self, Faults, SimConfig, SimHandle};
 use anchord_testkit::TestDb;
@@ -68,28 +69,11 @@ impl Chainlet {
         let entries = (0..2)
             .map(|_| {
                 self.n += 1;
-                NewEntry {
-                    tenant: "bank-a".into(),
-                    external_id: format!("loan-{}", self.n),
-                    hash_alg: EvidenceAlg::Sha256,
-                    evidence_hash: SUITE.digest(format!("e{}", self.n).as_bytes()).to_vec(),
-                    metadata: None,
-                    source: None,
-                    raw: bytes::Bytes::new(),
-                }
+                let hash = SUITE.digest(format!("e{}", self.n).as_bytes()).to_vec();
+                evidence::entry("bank-a", format!("loan-{}", self.n), hash)
             })
             .collect();
-        self.ledger
-            .append(&AppendBatch {
-                suite: SUITE,
-                consumer_group: None,
-                received_at_us: 1_700_000_000_000_000,
-                entries,
-                rejections: vec![],
-                positions: vec![],
-            })
-            .await
-            .unwrap();
+        evidence::append(&self.ledger, SUITE, evidence::RECEIVED_AT_US, entries).await;
         // The previous seal's lock connection may still be closing on the
         // server side (the advisory lock goes with it): retry, bounded.
         for _ in 0..200 {
