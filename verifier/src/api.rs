@@ -54,6 +54,7 @@ pub fn router(prover: Arc<Prover>, config: &VerifierConfig) -> Router {
         Quota::per_second(NonZeroU32::new(config.rate_per_second).unwrap_or(NonZeroU32::MIN))
             .allow_burst(NonZeroU32::new(config.rate_burst).unwrap_or(NonZeroU32::MIN));
     let limiter = Arc::new(RateLimiter::keyed(quota));
+    crate::metrics::init();
     let state = AppState {
         prover,
         limiter: limiter.clone(),
@@ -98,6 +99,7 @@ pub fn router(prover: Arc<Prover>, config: &VerifierConfig) -> Router {
         })
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
+        .route_layer(middleware::from_fn(crate::metrics::track))
         .with_state(state)
 }
 
