@@ -116,17 +116,32 @@ pub fn verify(args: &VerifyArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return invalid(e.check(), e),
     };
-    if args.online
-        && let Some(r) = b.anchor.receipts.first()
-    {
-        // The relay's chain clients are not wired into the verifier yet.
-        return invalid(
-            "anchor_online",
-            format!(
-                "online lookup not supported for target kind {} (target {})",
-                r.chain_kind, r.target
-            ),
-        );
+    let mut online = Vec::new();
+    if args.online {
+        if b.anchor.receipts.is_empty() {
+            return invalid(
+                "anchor_online",
+                "the bundle has no anchor receipt to look up yet",
+            );
+        }
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => return invalid("anchor_online", e),
+        };
+        let http = match anchord_verifier::online::client() {
+            Ok(c) => c,
+            Err(e) => return invalid("anchor_online", e),
+        };
+        for r in &b.anchor.receipts {
+            let origin = &b.checkpoint.origin;
+            match rt.block_on(anchord_verifier::online::check_receipt(&http, origin, r)) {
+                Ok(what) => online.push(format!("{}: {what}", r.target)),
+                Err(e) => return invalid("anchor_online", format!("target {}: {e}", r.target)),
+            }
+        }
     }
     if args.json {
         match serde_json::to_string_pretty(&report) {
@@ -167,6 +182,9 @@ pub fn verify(args: &VerifyArgs) -> ExitCode {
                 "anchor     pending (expected at {} µs); fetch the bundle again later",
                 b.anchor.expected_at_us.unwrap_or_default()
             );
+        }
+        for line in &online {
+            println!("online     {line}");
         }
     }
     if report.keys_from_bundle {

@@ -290,7 +290,7 @@ async fn verify_exit_codes_and_reasons() {
     assert_eq!(code(&o), 1);
     assert!(stdout(&o).contains("INVALID (format)"));
 
-    // Anchored: the receipt is checked offline; --online says what it cannot do.
+    // Anchored: the receipt is checked offline; --online looks it up.
     ledger
         .record_anchor_receipt(&ReceiptRow {
             target: "hz-court".into(),
@@ -330,7 +330,19 @@ async fn verify_exit_codes_and_reasons() {
     );
     let o = verify(&["--bundle".as_ref(), bpath.as_os_str(), "--online".as_ref()]);
     assert_eq!(code(&o), 1);
-    assert!(stdout(&o).contains("online lookup not supported for target kind judicial"));
+    // This receipt records no endpoint to look it up at: --online must say so
+    // and refuse, never pass silently. (The lookup itself is tested against
+    // the judicial-chain simulator in tests/tests/pipeline.rs.)
+    assert!(
+        stdout(&o).contains("INVALID (anchor_online)"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains("records no block URL"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 fn python() -> PathBuf {

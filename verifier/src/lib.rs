@@ -18,6 +18,7 @@ pub mod api;
 pub mod certificate;
 pub mod config;
 pub mod metrics;
+pub mod online;
 pub mod ots;
 pub mod prover;
 pub mod tlog_proof;
