@@ -156,6 +156,26 @@ async fn evm_anchor_confirms_on_anvil_and_the_payload_reads_back() {
         nonces.push(tx["nonce"].as_str().unwrap().to_owned());
         let json: Value = serde_json::from_str(&r.receipt_json).unwrap();
         assert_eq!(json["details"]["confirmations"], 2);
+        // What `anchord verify --online` does with this receipt in a bundle.
+        let mut ar = anchord_core::bundle::AnchorReceipt {
+            target: r.target.clone(),
+            chain_kind: r.chain_kind.clone(),
+            chain_id: r.chain_id.clone(),
+            tx_id: r.tx_id.clone(),
+            block_number: r.block_number,
+            block_hash: r.block_hash.clone(),
+            block_time_us: r.block_time_us,
+            checkpoint_size: r.checkpoint_size,
+            checkpoint_root: cp.root,
+            consistency_proof: vec![],
+            receipt: json,
+        };
+        let http = anchord_verifier::online::client().unwrap();
+        let ok = anchord_verifier::online::check_receipt(&http, ORIGIN, &ar).await;
+        assert!(ok.is_ok(), "online lookup confirms the anchor: {ok:?}");
+        ar.checkpoint_root[0] ^= 1;
+        let err = anchord_verifier::online::check_receipt(&http, ORIGIN, &ar).await;
+        assert!(err.unwrap_err().contains("does not carry this checkpoint"));
     }
     // One transaction per anchor: the account's nonce equals the receipts.
     let count = rpc(
