@@ -154,20 +154,7 @@ fn anchord(config: &Path) -> Command {
     c
 }
 
-async fn wait_for<F, Fut>(what: &str, secs: u64, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while tokio::time::Instant::now() < deadline {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out after {secs} s waiting for {what}");
-}
+use anchord_testkit::wait_for;
 
 async fn settled(ledger: &Ledger) -> bool {
     ledger

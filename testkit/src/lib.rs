@@ -149,6 +149,22 @@ fn with_database(url: &str, db: &str) -> String {
     }
 }
 
+/// Poll `f` every 20 ms until it holds; panic naming `what` after `secs`.
+pub async fn wait_for<F, Fut>(what: &str, secs: u64, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while tokio::time::Instant::now() < deadline {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out after {secs} s waiting for {what}");
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

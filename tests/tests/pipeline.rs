@@ -66,21 +66,6 @@ fn rsa_keys(dir: &std::path::Path) -> (PathBuf, String) {
     (key, String::from_utf8(out.stdout).unwrap())
 }
 
-async fn wait_until<F, Fut>(what: &str, secs: u64, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while tokio::time::Instant::now() < deadline {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("timed out after {secs} s waiting for: {what}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loan_contract_travels_from_kafka_to_an_offline_verified_anchored_proof() {
     let (_db, ledger) = TestDb::migrated().await;
@@ -222,7 +207,7 @@ async fn a_loan_contract_travels_from_kafka_to_an_offline_verified_anchored_proo
         }),
     ];
 
-    wait_until("every contract sealed, witnessed and anchored", 120, || {
+    anchord_testkit::wait_for("every contract sealed, witnessed and anchored", 120, || {
         let l = ledger.clone();
         async move {
             let s = l.summary().await.unwrap();

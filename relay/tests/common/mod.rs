@@ -173,21 +173,7 @@ pub fn relay_config(targets: Vec<TargetConfig>) -> RelayConfig {
     }
 }
 
-/// Poll (bounded) until `f` holds.
-pub async fn wait_for<F, Fut>(what: &str, secs: u64, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while tokio::time::Instant::now() < deadline {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out after {secs} s waiting for {what}");
-}
+pub use anchord_testkit::wait_for;
 
 /// Every final checkpoint anchored or covered, and no job in flight.
 pub async fn settled(ledger: &Ledger, target: &str) -> bool {
