@@ -174,6 +174,9 @@ pub(crate) struct Shared {
     pub consumer: OnceLock<Weak<IngestConsumer>>,
     /// One queue per assigned partition (see [`poll_loop`]).
     pub queues: Mutex<Vec<PartQueue>>,
+    /// Set by the assignment callback when a stored position is past the end
+    /// of its partition; the poll loop stops with it.
+    pub fatal: Mutex<Option<String>>,
 }
 
 /// An assigned partition's own message queue and where it must resume.
@@ -221,6 +224,7 @@ impl Shared {
             halted: AtomicBool::new(false),
             consumer: OnceLock::new(),
             queues: Mutex::new(Vec::new()),
+            fatal: Mutex::new(None),
         }
     }
 
@@ -385,6 +389,28 @@ impl ConsumerContext for IngestContext {
                         tracing::error!(partition = p, error = %e, "setting the start offset");
                     }
                     plan.push((*p, stored.unwrap_or(0), fetched_from));
+                    // A stored position past the partition's end means the
+                    // topic was deleted and recreated (or truncated): its
+                    // offsets restarted, and reading on would treat new
+                    // evidence as already committed. Stop, loudly.
+                    if let Some(o) = stored
+                        && let Ok((_, high)) =
+                            consumer.fetch_watermarks(&topic, *p, Duration::from_secs(10))
+                        && o > high
+                    {
+                        let msg = format!(
+                            "partition {p} of {topic}: the ledger has consumed up to offset {o} but \
+                             the partition ends at {high}; the topic was recreated or truncated. \
+                             If that was deliberate, start a new consumer group (ingest.group_id): \
+                             evidence already in the ledger is recognised by its identity"
+                        );
+                        tracing::error!("{msg}");
+                        shared
+                            .fatal
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_or_insert(msg);
+                    }
                 }
                 tracing::info!(
                     partitions = ?parts,
@@ -499,6 +525,17 @@ pub(crate) fn poll_loop(
     let mut result = Ok(());
     'outer: loop {
         if shutdown.is_cancelled() || stop.is_cancelled() {
+            break;
+        }
+        let fatal = shared
+            .fatal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(msg) = fatal {
+            shared.halted.store(true, Ordering::SeqCst);
+            shared.builder().discard();
+            result = Err(IngestError::PositionBeyondLog(msg));
             break;
         }
         // Hand over a full or lingering batch when the writer has room.

@@ -65,6 +65,8 @@ pub enum IngestError {
     Kafka(#[from] KafkaError),
     #[error("dead-letter limit exceeded; stopped without committing the current batch: {0}")]
     DeadLetterLimit(String),
+    #[error("the ledger and the topic disagree; stopped without skipping anything: {0}")]
+    PositionBeyondLog(String),
     #[error("shutdown: {0}")]
     Shutdown(String),
     #[error("internal: {0}")]

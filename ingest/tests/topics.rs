@@ -38,3 +38,40 @@ async fn create_topics_creates_both_topics() {
     c.create_topics = false;
     anchord_ingest::topics::ensure(&c).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_position_past_the_end_of_a_recreated_topic_stops_ingest_loudly() {
+    let (_db, ledger) = TestDb::migrated().await;
+    let topic = topics("recreated", 1).await;
+    let c = config(&topic);
+    // The ledger remembers consuming 100 messages of partition 0; the topic
+    // (as if deleted and recreated) is empty.
+    ledger
+        .append(&anchord_ledger::AppendBatch {
+            suite: anchord_core::HashSuite::Sha256,
+            consumer_group: Some(c.group_id.clone()),
+            received_at_us: 1_700_000_000_000_000,
+            entries: vec![],
+            rejections: vec![],
+            positions: vec![anchord_ledger::Position {
+                topic: topic.clone(),
+                partition: 0,
+                next_offset: 100,
+            }],
+        })
+        .await
+        .unwrap();
+    let (h, _token) = start(c, ledger);
+    let err = tokio::time::timeout(std::time::Duration::from_secs(60), h)
+        .await
+        .expect("ingest stops on its own")
+        .unwrap()
+        .unwrap_err();
+    match err {
+        IngestError::PositionBeyondLog(msg) => {
+            assert!(msg.contains("offset 100"), "{msg}");
+            assert!(msg.contains("ingest.group_id"), "{msg}");
+        }
+        other => panic!("expected PositionBeyondLog, got {other:?}"),
+    }
+}
