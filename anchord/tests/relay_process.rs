@@ -47,34 +47,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// RSA key pair by openssl: (private key path, public key path).
-fn rsa_keys(dir: &Path) -> (PathBuf, PathBuf) {
-    let key = dir.join("judicial.pem");
-    let public = dir.join("judicial.pub.pem");
-    let st = Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-        ])
-        .arg(&key)
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl is installed");
-    assert!(st.success());
-    let st = Command::new("openssl")
-        .args(["pkey", "-pubout", "-in"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&public)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    (key, public)
-}
+use anchord_testkit::rsa_keypair as rsa_keys;
 
 /// Append two entries and seal them (no witnesses: final at once).
 async fn seal(ledger: &Ledger, batcher: &BatcherConfig, n: usize) -> u64 {

@@ -165,6 +165,41 @@ where
     panic!("timed out after {secs} s waiting for {what}");
 }
 
+/// A 2048-bit RSA key pair made with the `openssl` CLI (the key a bank's
+/// platform account signs judicial-gateway requests with): the private key
+/// `judicial.pem` and public key `judicial.pub.pem` in `dir`.
+pub fn rsa_keypair(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let key = dir.join("judicial.pem");
+    let public = dir.join("judicial.pub.pem");
+    let run = |args: &[&std::ffi::OsStr]| {
+        let ok = std::process::Command::new("openssl")
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl is installed (Debian package openssl)")
+            .success();
+        assert!(ok, "openssl {args:?} failed");
+    };
+    run(&[
+        "genpkey".as_ref(),
+        "-algorithm".as_ref(),
+        "RSA".as_ref(),
+        "-pkeyopt".as_ref(),
+        "rsa_keygen_bits:2048".as_ref(),
+        "-out".as_ref(),
+        key.as_os_str(),
+    ]);
+    run(&[
+        "pkey".as_ref(),
+        "-pubout".as_ref(),
+        "-in".as_ref(),
+        key.as_os_str(),
+        "-out".as_ref(),
+        public.as_os_str(),
+    ]);
+    (key, public)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -40,32 +40,6 @@ fn temp_dir(prefix: &str) -> PathBuf {
     d
 }
 
-/// An RSA key pair for the bank's judicial-gateway account (openssl CLI).
-fn rsa_keys(dir: &std::path::Path) -> (PathBuf, String) {
-    let key = dir.join("judicial.pem");
-    let ok = std::process::Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-        ])
-        .arg(&key)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl is installed (Debian package openssl)")
-        .success();
-    assert!(ok, "openssl genpkey failed");
-    let out = std::process::Command::new("openssl")
-        .args(["pkey", "-pubout", "-in"])
-        .arg(&key)
-        .output()
-        .unwrap();
-    (key, String::from_utf8(out.stdout).unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loan_contract_travels_from_kafka_to_an_offline_verified_anchored_proof() {
     let (_db, ledger) = TestDb::migrated().await;
@@ -88,7 +62,8 @@ async fn a_loan_contract_travels_from_kafka_to_an_offline_verified_anchored_proo
 
     // The court's judicial chain (simulated, on disk).
     let dir = temp_dir("anchord_pipeline");
-    let (gateway_key, gateway_pub) = rsa_keys(&dir);
+    let (gateway_key, gateway_pub) = anchord_testkit::rsa_keypair(&dir);
+    let gateway_pub = std::fs::read_to_string(gateway_pub).unwrap();
     let court = sim::start(SimConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.join("chain"),

@@ -6,7 +6,7 @@
 
 use anchord_testkit::evidence;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anchord_batcher::BatcherConfig;
@@ -89,32 +89,6 @@ impl Chainlet {
     }
 }
 
-/// An RSA key pair made by openssl: (private PKCS#8 PEM path, public SPKI PEM).
-pub fn rsa_keys(dir: &Path) -> (PathBuf, String) {
-    let key = dir.join("judicial.pem");
-    let st = std::process::Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-        ])
-        .arg(&key)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl is installed (Debian package openssl)");
-    assert!(st.success(), "openssl genpkey failed");
-    let out = std::process::Command::new("openssl")
-        .args(["pkey", "-pubout", "-in"])
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    (key, String::from_utf8(out.stdout).unwrap())
-}
-
 pub struct Sim {
     pub handle: SimHandle,
     pub dir: PathBuf,
@@ -124,7 +98,8 @@ pub struct Sim {
 /// Start the simulator on a loopback port with `faults`.
 pub async fn start_sim(faults: Faults) -> Sim {
     let dir = temp_dir("anchord_sim");
-    let (key, public) = rsa_keys(&dir);
+    let (key, public) = anchord_testkit::rsa_keypair(&dir);
+    let public = std::fs::read_to_string(public).unwrap();
     let handle = sim::start(SimConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.join("chain"),
