@@ -1,9 +1,19 @@
 //! The admin listener: `/metrics` (Prometheus text format), `/livez`,
-//! `/readyz` (PostgreSQL reachable). Kept off the public API port.
+//! `/readyz`. Kept off the public API port.
+//!
+//! Readiness reflects what the process depends on: PostgreSQL always; the
+//! brokers and the evidence topic for stages that consume or produce
+//! (ingest); each anchoring target's endpoint for the relay. `/readyz`
+//! answers 200 with one `ok` line per check, or 503 naming each failing
+//! check and why.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
+use anchord_ingest::probe::BrokerProbe;
 use anchord_ledger::Ledger;
+use anchord_relay::config::RelayConfig;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -11,17 +21,110 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
-/// Bind and serve until `shutdown`; binding errors are returned at once.
+/// How long one readiness check may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What `/readyz` checks.
+#[derive(Clone, Debug)]
+pub struct Readiness {
+    ledger: Ledger,
+    broker: Option<BrokerProbe>,
+    relay: Option<Arc<RelayConfig>>,
+}
+
+impl Readiness {
+    /// PostgreSQL only.
+    pub fn new(ledger: Ledger) -> Self {
+        Readiness {
+            ledger,
+            broker: None,
+            relay: None,
+        }
+    }
+
+    /// Also the brokers and the evidence topic.
+    pub fn with_broker(mut self, probe: BrokerProbe) -> Self {
+        self.broker = Some(probe);
+        self
+    }
+
+    /// Also every configured anchoring target's endpoint.
+    pub fn with_targets(mut self, relay: &RelayConfig) -> Self {
+        self.relay = Some(Arc::new(relay.clone()));
+        self
+    }
+
+    /// Run every check concurrently: `(all ok, one line per check)`.
+    pub async fn check(&self) -> (bool, Vec<String>) {
+        let pg = async {
+            match tokio::time::timeout(CHECK_TIMEOUT, self.ledger.ping()).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(format!("postgres: {e}")),
+                Err(_) => Err(format!("postgres: no answer within {CHECK_TIMEOUT:?}")),
+            }
+        };
+        let kafka = async {
+            match &self.broker {
+                Some(p) => Some(
+                    p.check(CHECK_TIMEOUT)
+                        .await
+                        .map_err(|e| format!("kafka: {e}")),
+                ),
+                None => None,
+            }
+        };
+        let targets = async {
+            match &self.relay {
+                Some(r) => Some(anchord_relay::probe::unreachable_targets(r, CHECK_TIMEOUT).await),
+                None => None,
+            }
+        };
+        let (pg, kafka, targets) = tokio::join!(pg, kafka, targets);
+        let mut ok = true;
+        let mut lines = Vec::new();
+        let mut push = |name: &str, r: Result<(), String>| match r {
+            Ok(()) => lines.push(format!("{name} ok")),
+            Err(e) => {
+                ok = false;
+                lines.push(format!("FAIL {e}"));
+            }
+        };
+        push("postgres", pg);
+        if let Some(k) = kafka {
+            push("kafka", k);
+        }
+        if let Some(failed) = targets {
+            if failed.is_empty() {
+                push("targets", Ok(()));
+            }
+            for f in failed {
+                push("target", Err(f));
+            }
+        }
+        (ok, lines)
+    }
+}
+
+/// Bind and serve until `shutdown`, checking PostgreSQL only for readiness.
 pub async fn serve(
     addr: SocketAddr,
     ledger: Ledger,
+    shutdown: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    serve_ready(addr, Readiness::new(ledger), shutdown).await
+}
+
+/// Bind and serve until `shutdown`; binding errors are returned at once.
+pub async fn serve_ready(
+    addr: SocketAddr,
+    readiness: Readiness,
     shutdown: CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/livez", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
-        .with_state(ledger);
+        .with_state(readiness);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("admin.listen {addr}: {e}"))?;
@@ -46,9 +149,12 @@ async fn metrics() -> impl IntoResponse {
     }
 }
 
-async fn ready(State(ledger): State<Ledger>) -> impl IntoResponse {
-    match ledger.ping().await {
-        Ok(()) => (StatusCode::OK, "ready\n"),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "postgres unreachable\n"),
-    }
+async fn ready(State(readiness): State<Readiness>) -> impl IntoResponse {
+    let (ok, lines) = readiness.check().await;
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, lines.join("\n") + "\n")
 }

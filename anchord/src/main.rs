@@ -12,10 +12,13 @@ use clap::{Parser, Subcommand};
 mod admin;
 mod batcher_cmd;
 mod config;
+mod config_cmd;
 mod conformance;
 mod relay_cmd;
+mod run_cmd;
 mod shutdown;
 mod verify_cmd;
+mod watch;
 
 use config::Config;
 
@@ -43,8 +46,10 @@ enum Command {
     /// Print where the ledger stands (entries, blocks, checkpoints, dead letters, anchors).
     Status {
         /// Print JSON instead of text.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "watch")]
         json: bool,
+        #[command(flatten)]
+        watch: watch::WatchArgs,
     },
     /// Check every Merkle test vector file under DIR (transparency-dev layout).
     Conformance {
@@ -77,6 +82,11 @@ enum Command {
     Export(verify_cmd::ExportArgs),
     /// Serve the proof API (bundles, verify, checkpoints, OpenAPI).
     Verifier,
+    /// Validate the configuration without starting anything (`config check`).
+    Config(config_cmd::ConfigArgs),
+    /// Run every pipeline stage (ingest, batcher, relay, verifier) in one
+    /// process, or the subset given with --stages.
+    Run(run_cmd::RunArgs),
 }
 
 fn main() -> ExitCode {
@@ -92,6 +102,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Keygen(args) => batcher_cmd::keygen(&args),
+        Command::Config(args) => config_cmd::run(cli.config.as_deref(), &args),
         Command::JudicialSim(args) => relay_cmd::judicial_sim(args),
         Command::Verify(args) => verify_cmd::verify(&args),
         Command::Export(args) => verify_cmd::export(&args),
@@ -119,7 +130,7 @@ async fn run_service(config_path: Option<PathBuf>, command: Command) -> ExitCode
     };
     let result = match command {
         Command::Migrate => migrate(&config).await,
-        Command::Status { json } => status(&config, json).await,
+        Command::Status { json, watch } => status(&config, json, &watch).await,
         Command::Ingest => ingest(config).await,
         Command::Loadgen(args) => anchord_ingest::loadgen::run(&config.ingest, args)
             .await
@@ -129,10 +140,14 @@ async fn run_service(config_path: Option<PathBuf>, command: Command) -> ExitCode
         Command::Audit(args) => batcher_cmd::audit(config, args).await,
         Command::Relay(args) => relay_cmd::relay(config, args).await,
         Command::Verifier => verify_cmd::serve(config).await,
+        Command::Run(args) => run_cmd::run(config, args).await,
         Command::Verify(_) | Command::Export(_) => {
             unreachable!("handled before the runtime starts")
         }
-        Command::Conformance { .. } | Command::Keygen(_) | Command::JudicialSim(_) => {
+        Command::Conformance { .. }
+        | Command::Keygen(_)
+        | Command::JudicialSim(_)
+        | Command::Config(_) => {
             unreachable!("handled before the runtime starts")
         }
     };
@@ -152,8 +167,11 @@ async fn open_ledger(config: &Config) -> anyhow::Result<anchord_ledger::Ledger> 
     Ok(ledger)
 }
 
-async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
+async fn status(config: &Config, json: bool, watch: &watch::WatchArgs) -> anyhow::Result<()> {
     let ledger = anchord_ledger::Ledger::connect(&config.database)?;
+    if watch.watch {
+        return watch::watch(&ledger, watch).await;
+    }
     let s = ledger.summary().await?;
     if json {
         println!("{}", serde_json::to_string(&s)?);
@@ -169,6 +187,12 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
             s.dead_letters_unpublished,
             s.anchors
         );
+        for t in &s.targets {
+            println!(
+                "  target {}: {} anchors, checkpoint {} anchored ({} entries)",
+                t.target, t.anchors, t.checkpoint_size, t.entries
+            );
+        }
     }
     Ok(())
 }
@@ -188,7 +212,9 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
 async fn ingest(config: Config) -> anyhow::Result<()> {
     let ledger = open_ledger(&config).await?;
     let shutdown = shutdown::on_signal();
-    let admin = admin::serve(config.admin.listen, ledger.clone(), shutdown.clone()).await?;
+    let readiness = admin::Readiness::new(ledger.clone())
+        .with_broker(anchord_ingest::probe::BrokerProbe::new(&config.ingest)?);
+    let admin = admin::serve_ready(config.admin.listen, readiness, shutdown.clone()).await?;
     let result =
         anchord_ingest::run(config.ingest, config.hash_suite, ledger, shutdown.clone()).await;
     shutdown.cancel();

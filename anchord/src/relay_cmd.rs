@@ -66,7 +66,8 @@ async fn run(config: Config, target: Option<String>) -> anyhow::Result<()> {
     config.relay.validate()?;
     let ledger = crate::open_ledger(&config).await?;
     let shutdown = crate::shutdown::on_signal();
-    let admin = crate::admin::serve(config.admin.listen, ledger.clone(), shutdown.clone()).await?;
+    let readiness = crate::admin::Readiness::new(ledger.clone()).with_targets(&config.relay);
+    let admin = crate::admin::serve_ready(config.admin.listen, readiness, shutdown.clone()).await?;
     let result = anchord_relay::run(config.relay, ledger, target, shutdown.clone()).await;
     shutdown.cancel();
     let _ = admin.await;

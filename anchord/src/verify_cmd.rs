@@ -245,15 +245,21 @@ pub fn export(args: &ExportArgs) -> ExitCode {
 }
 
 /// `anchord verifier`: serve the proof API.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let ledger = crate::open_ledger(&config).await?;
+/// The keys the verifier declares in every bundle: the sealer's and the
+/// witnesses' (from the batcher section) and the quorum.
+pub fn declared_keys(config: &Config) -> anyhow::Result<anchord_core::bundle::DeclaredKeys> {
     let sealer = anchord_batcher::sealer_verifier(&config.batcher)?;
     let witnesses = config.batcher.witness_verifiers()?;
-    let keys = anchord_core::bundle::DeclaredKeys {
+    Ok(anchord_core::bundle::DeclaredKeys {
         sealer: sealer.vkey(),
         witnesses: witnesses.iter().map(|w| w.vkey()).collect(),
         quorum: config.batcher.effective_quorum(),
-    };
+    })
+}
+
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let keys = declared_keys(&config)?;
+    let ledger = crate::open_ledger(&config).await?;
     let shutdown = crate::shutdown::on_signal();
     let admin = crate::admin::serve(config.admin.listen, ledger.clone(), shutdown.clone()).await?;
     let result = anchord_verifier::run(

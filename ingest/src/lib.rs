@@ -50,6 +50,7 @@ mod limit;
 pub mod loadgen;
 pub mod message;
 pub mod metrics;
+pub mod probe;
 pub mod topics;
 
 pub use config::IngestConfig;

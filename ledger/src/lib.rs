@@ -11,6 +11,7 @@ mod evidence;
 mod migrate;
 mod proofs;
 mod summary;
+mod workflow_queries;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
@@ -26,7 +27,8 @@ pub use evidence::{
 };
 pub use migrate::{MIGRATIONS, Migration};
 pub use proofs::ReceiptRow;
-pub use summary::Summary;
+pub use summary::{Summary, TargetHead};
+pub use workflow_queries::ChainEvent;
 
 /// Everything that can go wrong talking to the ledger.
 #[derive(Debug, thiserror::Error)]

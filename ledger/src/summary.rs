@@ -23,6 +23,21 @@ pub struct Summary {
     pub dead_letters_unpublished: u64,
     /// Confirmed anchor receipts, over all targets.
     pub anchors: u64,
+    /// Per target that has confirmed at least one anchor: its head.
+    pub targets: Vec<TargetHead>,
+}
+
+/// How far one anchoring target has got.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TargetHead {
+    pub target: String,
+    /// Confirmed anchor receipts on this target.
+    pub anchors: u64,
+    /// Size of the largest checkpoint anchored (in blocks).
+    pub checkpoint_size: u64,
+    /// Entries covered by that checkpoint: every entry with a smaller
+    /// sequence number is anchored on this target.
+    pub entries: u64,
 }
 
 impl Ledger {
@@ -54,6 +69,32 @@ impl Ledger {
             dead_letters: u(5),
             dead_letters_unpublished: u(6),
             anchors: u(7),
+            targets: self.target_heads(&c).await?,
         })
+    }
+
+    async fn target_heads(
+        &self,
+        c: &deadpool_postgres::Object,
+    ) -> Result<Vec<TargetHead>, LedgerError> {
+        let rows = c
+            .query(
+                "SELECT r.target, r.n, r.size, coalesce(b.last_seq + 1, 0)
+                 FROM (SELECT target, count(*) AS n, max(checkpoint_size) AS size
+                       FROM anchor_receipts GROUP BY target) r
+                 LEFT JOIN blocks b ON b.height = r.size - 1
+                 ORDER BY r.target",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| TargetHead {
+                target: r.get(0),
+                anchors: r.get::<_, i64>(1) as u64,
+                checkpoint_size: r.get::<_, i64>(2) as u64,
+                entries: r.get::<_, i64>(3) as u64,
+            })
+            .collect())
     }
 }

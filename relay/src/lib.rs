@@ -27,6 +27,7 @@ pub mod evm;
 pub mod gateway;
 pub mod judicial;
 pub mod metrics;
+pub mod probe;
 pub mod report;
 pub mod sim;
 pub mod target;
