@@ -55,7 +55,7 @@ impl BrokerProbe {
                 Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(()),
                 Some(t) => Err(format!(
                     "topic {topic:?} unavailable: {:?}",
-                    t.error().map(rdkafka::types::RDKafkaRespErr::from)
+                    t.error().map(rdkafka::error::RDKafkaErrorCode::from)
                 )),
                 None => Err(format!("topic {topic:?} not found")),
             }
