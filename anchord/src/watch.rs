@@ -68,8 +68,11 @@ pub fn render(now: &Summary, prev: &Summary, secs: f64, elapsed: Duration) -> Ve
             now.blocks.saturating_sub(1)
         ),
         format!(
-            "  checkpoint {:>12} blocks   final (witnessed) {}",
-            now.checkpoint_size, now.final_checkpoint_size
+            "  witnessed  {:>12} entries  {:>9.0}/s   checkpoint {} (final {})",
+            now.witnessed_entries,
+            rate(now.witnessed_entries, prev.witnessed_entries, secs),
+            now.checkpoint_size,
+            now.final_checkpoint_size
         ),
     ];
     if now.targets.is_empty() {
@@ -208,7 +211,7 @@ mod tests {
         assert!(text.contains("t+   7s"), "{text}");
         assert!(text.contains("6000 entries       5000/s"), "{text}");
         assert!(text.contains("block height 3"), "{text}");
-        assert!(text.contains("final (witnessed) 3"), "{text}");
+        assert!(text.contains("checkpoint 4 (final 3)"), "{text}");
         assert!(text.contains("court-sim checkpoint 3"), "{text}");
         assert!(text.contains("dead letters"), "{text}");
     }

@@ -18,6 +18,8 @@ pub struct Summary {
     pub checkpoint_size: u64,
     /// Size of the latest checkpoint that reached its witness quorum.
     pub final_checkpoint_size: u64,
+    /// Entries covered by that checkpoint (witnessed).
+    pub witnessed_entries: u64,
     /// Dead letters recorded, and how many are not yet on the topic.
     pub dead_letters: u64,
     pub dead_letters_unpublished: u64,
@@ -55,7 +57,9 @@ impl Ledger {
                    (SELECT coalesce(max(size), 0) FROM checkpoints WHERE final_at_us IS NOT NULL),
                    (SELECT count(*) FROM dead_letters),
                    (SELECT count(*) FROM dead_letters WHERE published_at IS NULL),
-                   (SELECT count(*) FROM anchor_receipts)",
+                   (SELECT count(*) FROM anchor_receipts),
+                   (SELECT coalesce(max(b.last_seq) + 1, 0) FROM blocks b
+                     WHERE b.height = (SELECT max(size) - 1 FROM checkpoints WHERE final_at_us IS NOT NULL))",
                 &[],
             )
             .await?;
@@ -69,6 +73,7 @@ impl Ledger {
             dead_letters: u(5),
             dead_letters_unpublished: u(6),
             anchors: u(7),
+            witnessed_entries: u(8),
             targets: self.target_heads(&c).await?,
         })
     }
