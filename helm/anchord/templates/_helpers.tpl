@@ -146,7 +146,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- $svcDomain := printf "%s.svc" .Release.Namespace -}}
 {{- if and .Values.witness.enabled .Values.witness.vkey -}}
 {{- $url := printf "http://%s-witness.%s:%d" (include "anchord.fullname" .) $svcDomain (int .Values.witness.port) -}}
-{{- $own := dict "name" .Values.witness.name "url" $url "vkey" .Values.witness.vkey -}}
+{{- $own := dict "name" (splitList "+" .Values.witness.vkey | first) "url" $url "vkey" .Values.witness.vkey -}}
 {{- $_ := set $c.batcher "witnesses" (append ($c.batcher.witnesses | default list) $own) -}}
 {{- end -}}
 {{- $_ := set $c.witness "listen" (printf "0.0.0.0:%d" (int .Values.witness.port)) -}}
