@@ -138,9 +138,24 @@ impl Cosigner {
             .await?;
         if is_final {
             metrics::FINAL_CHECKPOINT_SIZE.set(size as i64);
+            observe_witnessed(&self.ledger, size).await;
             tracing::info!(size, cosigned, quorum = self.quorum, "checkpoint final");
         }
         Ok(())
+    }
+}
+
+/// Pipeline latency, stage `witnessed`: now minus the received time of the
+/// first entry of checkpoint `size`'s newest block. Best effort: a failed
+/// lookup only skips the observation.
+async fn observe_witnessed(ledger: &Ledger, size: u64) {
+    let Some(height) = size.checked_sub(1) else {
+        return;
+    };
+    if let Ok(Some(block)) = ledger.block(height).await
+        && let Ok(Some(received)) = ledger.received_at(block.header.first_seq).await
+    {
+        metrics::TIME_TO_WITNESSED.observe((now_us() - received).max(0) as f64 / 1e6);
     }
 }
 

@@ -105,6 +105,7 @@ pub async fn run(
         quorum: config.effective_quorum(),
     };
     tracing::info!(vkey = %signer.verifier().vkey(), origin = %s.origin, "batcher starting");
+    metrics::register();
     metrics::IS_LEADER.set(0);
     loop {
         let Some(mut session) = sealer::acquire(&ledger, config.standby_poll(), &shutdown).await?

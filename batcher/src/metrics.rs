@@ -3,10 +3,18 @@
 
 use std::sync::LazyLock;
 
+use prometheus::core::Collector;
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, register_histogram,
     register_int_counter, register_int_counter_vec, register_int_gauge,
 };
+
+/// Buckets shared by every pipeline-latency histogram (`anchord_*_time_to_*_seconds`
+/// in every crate), so that stages compare bucket for bucket.
+pub const PIPELINE_LATENCY_BUCKETS: &[f64] = &[
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+    1800.0, 3600.0,
+];
 
 fn counter(name: &str, help: &str) -> IntCounter {
     register_int_counter!(name, help).expect("metric registers once")
@@ -42,11 +50,42 @@ pub static SEAL_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
         prometheus::exponential_buckets(0.001, 2.0, 14).expect("valid buckets"),
     )
 });
+/// Pipeline latency, stage `sealed`: per block.
 pub static TIME_TO_SEALED: LazyLock<Histogram> = LazyLock::new(|| {
     histogram(
         "anchord_batcher_time_to_sealed_seconds",
-        "Seal time minus the received time of the block's first entry.",
-        prometheus::exponential_buckets(0.01, 2.0, 14).expect("valid buckets"),
+        "Block seal time minus the ledger received time of the block's first (oldest) entry.",
+        PIPELINE_LATENCY_BUCKETS.to_vec(),
+    )
+});
+/// Pipeline latency, stage `checkpointed`: per checkpoint.
+pub static TIME_TO_CHECKPOINTED: LazyLock<Histogram> = LazyLock::new(|| {
+    histogram(
+        "anchord_batcher_time_to_checkpointed_seconds",
+        "Commit of the signed checkpoint (block, checkpoint and signature in one transaction) \
+         minus the received time of its newest block's first entry.",
+        PIPELINE_LATENCY_BUCKETS.to_vec(),
+    )
+});
+/// Pipeline latency, stage `witnessed`: per checkpoint made final.
+pub static TIME_TO_WITNESSED: LazyLock<Histogram> = LazyLock::new(|| {
+    histogram(
+        "anchord_batcher_time_to_witnessed_seconds",
+        "Witness quorum recorded (checkpoint final) minus the received time of the \
+         checkpoint's newest block's first entry.",
+        PIPELINE_LATENCY_BUCKETS.to_vec(),
+    )
+});
+pub static LEDGER_ENTRIES: LazyLock<IntGauge> = LazyLock::new(|| {
+    gauge(
+        "anchord_batcher_ledger_entries",
+        "Entries in the ledger (its next sequence number), as last read by the leading sealer.",
+    )
+});
+pub static SEALED_ENTRIES: LazyLock<IntGauge> = LazyLock::new(|| {
+    gauge(
+        "anchord_batcher_sealed_entries",
+        "Entries sealed into blocks (the next sequence number to seal).",
     )
 });
 pub static BLOCK_HEIGHT: LazyLock<IntGauge> = LazyLock::new(|| {
@@ -73,7 +112,7 @@ pub static IS_LEADER: LazyLock<IntGauge> = LazyLock::new(|| {
         "1 while this process holds the sealer lock.",
     )
 });
-/// `result`: ok, conflict, rejected, error.
+/// `result`: [`WITNESS_RESULTS`].
 pub static WITNESS_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counter_vec(
         "anchord_batcher_witness_requests_total",
@@ -81,7 +120,7 @@ pub static WITNESS_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
         &["result"],
     )
 });
-/// `result`: ok, error.
+/// `result`: [`TSA_RESULTS`].
 pub static TSA_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counter_vec(
         "anchord_batcher_tsa_requests_total",
@@ -89,7 +128,7 @@ pub static TSA_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
         &["result"],
     )
 });
-/// `status`: the HTTP status class answered (200, 400, 403, 404, 409, 422, 500).
+/// `status`: the HTTP status code answered ([`WITNESS_STATUSES`]).
 pub static WITNESS_SERVED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counter_vec(
         "anchord_witness_add_checkpoint_requests_total",
@@ -103,3 +142,55 @@ pub static WITNESS_COSIGNED: LazyLock<IntCounter> = LazyLock::new(|| {
         "Checkpoints this witness cosigned.",
     )
 });
+
+/// Values of `anchord_batcher_witness_requests_total{result}`.
+pub const WITNESS_RESULTS: &[&str] = &["ok", "conflict", "rejected", "error"];
+/// Values of `anchord_batcher_tsa_requests_total{result}`.
+pub const TSA_RESULTS: &[&str] = &["ok", "error"];
+/// Values of `anchord_witness_add_checkpoint_requests_total{status}`.
+pub const WITNESS_STATUSES: &[&str] = &["200", "400", "403", "404", "409", "422", "500"];
+
+/// Every batcher (sealer) metric, registering each on first use.
+pub fn collectors() -> Vec<&'static dyn Collector> {
+    vec![
+        &*BLOCKS_SEALED,
+        &*BLOCK_ENTRIES,
+        &*SEAL_SECONDS,
+        &*TIME_TO_SEALED,
+        &*TIME_TO_CHECKPOINTED,
+        &*TIME_TO_WITNESSED,
+        &*LEDGER_ENTRIES,
+        &*SEALED_ENTRIES,
+        &*BLOCK_HEIGHT,
+        &*CHECKPOINT_SIZE,
+        &*FINAL_CHECKPOINT_SIZE,
+        &*IS_LEADER,
+        &*WITNESS_REQUESTS,
+        &*TSA_REQUESTS,
+    ]
+}
+
+/// Every witness-service metric (`anchord witness`), registering each.
+pub fn witness_collectors() -> Vec<&'static dyn Collector> {
+    vec![&*WITNESS_SERVED, &*WITNESS_COSIGNED]
+}
+
+/// Register every batcher metric, label values of the fixed sets included,
+/// so that `/metrics` shows every series from the start (zeros included).
+pub fn register() {
+    let _ = collectors();
+    for r in WITNESS_RESULTS {
+        WITNESS_REQUESTS.with_label_values(&[r]);
+    }
+    for r in TSA_RESULTS {
+        TSA_REQUESTS.with_label_values(&[r]);
+    }
+}
+
+/// Register every witness-service metric (see [`register`]).
+pub fn register_witness() {
+    let _ = witness_collectors();
+    for s in WITNESS_STATUSES {
+        WITNESS_SERVED.with_label_values(&[s]);
+    }
+}

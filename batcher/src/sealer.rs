@@ -275,6 +275,8 @@ pub(crate) async fn seal_loop(
             return Ok(());
         }
         let head = session.next_seq().await?;
+        metrics::LEDGER_ENTRIES.set(head as i64);
+        metrics::SEALED_ENTRIES.set(tip.next_seq as i64);
         let pending = head.saturating_sub(tip.next_seq);
         if pending == 0 {
             pending_since = None;
@@ -348,6 +350,7 @@ pub(crate) async fn seal_one(
         },
     };
     session.seal(&seal).await?;
+    let committed_at_us = now_us();
     log.write().expect("block log lock").push(block_hash);
 
     let elapsed = started.elapsed().as_secs_f64();
@@ -359,8 +362,15 @@ pub(crate) async fn seal_one(
     if s.quorum == 0 {
         metrics::FINAL_CHECKPOINT_SIZE.set(size as i64);
     }
+    metrics::SEALED_ENTRIES.set((first + n) as i64);
     if let Ok(Some(received)) = session.received_at(first).await {
-        metrics::TIME_TO_SEALED.observe((sealed_at_us - received).max(0) as f64 / 1e6);
+        let secs = |at: i64| (at - received).max(0) as f64 / 1e6;
+        metrics::TIME_TO_SEALED.observe(secs(sealed_at_us));
+        metrics::TIME_TO_CHECKPOINTED.observe(secs(committed_at_us));
+        if s.quorum == 0 {
+            // Final when written: witnessed at the same instant.
+            metrics::TIME_TO_WITNESSED.observe(secs(committed_at_us));
+        }
     }
     tracing::info!(
         height = tip.next_height,

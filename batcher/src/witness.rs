@@ -97,6 +97,7 @@ pub async fn start(
     addr: SocketAddr,
     shutdown: CancellationToken,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), BatcherError> {
+    metrics::register_witness();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| BatcherError::Io(format!("witness.listen {addr}: {e}")))?;

@@ -47,6 +47,8 @@ pub(crate) enum Work {
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
     pub entries: Vec<NewEntry>,
+    /// Each entry's `produced_at` (Unix ms), for the sequencing latency.
+    pub produced_at_ms: Vec<i64>,
     pub rejections: Vec<Rejection>,
     pub positions: Vec<Position>,
 }
@@ -62,6 +64,7 @@ impl Pending {
 pub(crate) struct Builder {
     topic: String,
     entries: Vec<NewEntry>,
+    produced_at_ms: Vec<i64>,
     rejections: Vec<Rejection>,
     /// Next offset per partition covered by this batch.
     next: BTreeMap<i32, i64>,
@@ -74,6 +77,7 @@ impl Builder {
         Builder {
             topic: config.topic.clone(),
             entries: Vec::with_capacity(config.batch_max),
+            produced_at_ms: Vec::with_capacity(config.batch_max),
             rejections: Vec::new(),
             next: BTreeMap::new(),
             first_at: None,
@@ -105,6 +109,7 @@ impl Builder {
         let raw = Bytes::copy_from_slice(payload);
         let rejected = match message::decode(payload, rules) {
             Ok(d) => {
+                self.produced_at_ms.push(d.produced_at_ms);
                 self.entries.push(d.into_entry(source, raw));
                 false
             }
@@ -142,6 +147,7 @@ impl Builder {
         let cap = self.entries.capacity();
         Some(Pending {
             entries: std::mem::replace(&mut self.entries, Vec::with_capacity(cap)),
+            produced_at_ms: std::mem::replace(&mut self.produced_at_ms, Vec::with_capacity(cap)),
             rejections: std::mem::take(&mut self.rejections),
             positions,
         })
@@ -150,6 +156,7 @@ impl Builder {
     /// Forget the batch being filled (nothing of it is committed).
     fn discard(&mut self) {
         self.entries.clear();
+        self.produced_at_ms.clear();
         self.rejections.clear();
         self.next.clear();
         self.first_at = None;

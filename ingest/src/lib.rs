@@ -267,14 +267,22 @@ async fn write_batch(deps: &WriterDeps, p: Pending) -> Result<(), IngestError> {
         positions: p.positions,
     };
     let out = append_with_retry(deps, &batch).await?;
+    let committed_ms = now_us() / 1000;
 
     metrics::BATCH_ROWS.observe(rows as f64);
     let mut accepted = 0u64;
     let mut duplicate = 0u64;
     let mut conflicts = 0u64;
-    for i in &out.items {
+    for (k, i) in out.items.iter().enumerate() {
         match i {
-            ItemOutcome::Accepted { .. } => accepted += 1,
+            ItemOutcome::Accepted { .. } => {
+                accepted += 1;
+                // `items` follows `entries`; `produced_at` is the producer's clock.
+                if let Some(produced) = p.produced_at_ms.get(k) {
+                    metrics::TIME_TO_SEQUENCED
+                        .observe((committed_ms - produced).max(0) as f64 / 1e3);
+                }
+            }
             ItemOutcome::Duplicate { .. } => duplicate += 1,
             ItemOutcome::Conflict { .. } => conflicts += 1,
             ItemOutcome::AlreadyCommitted => {}

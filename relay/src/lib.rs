@@ -63,6 +63,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), RelayError> {
     config.validate()?;
+    metrics::register();
     let targets: Vec<&TargetConfig> = config
         .targets
         .iter()

@@ -4,10 +4,20 @@
 
 use std::sync::LazyLock;
 
+use prometheus::core::Collector;
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, register_histogram_vec,
     register_int_counter_vec, register_int_gauge_vec,
 };
+
+/// Buckets shared by every pipeline-latency histogram
+/// (`anchord_*_time_to_*_seconds`, in every crate).
+pub const PIPELINE_LATENCY_BUCKETS: &[f64] = &[
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+    1800.0, 3600.0,
+];
+/// Values of `anchord_relay_failures_total{class}`.
+pub const FAILURE_CLASSES: &[&str] = &["unavailable", "ambiguous", "permanent"];
 
 fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     register_int_counter_vec!(Opts::new(name, help), labels).expect("metric registers once")
@@ -85,3 +95,68 @@ pub static SEAL_TO_ANCHOR: LazyLock<HistogramVec> = LazyLock::new(|| {
     )
     .expect("metric registers once")
 });
+/// Pipeline latency, stage `anchored`, per target.
+pub static TIME_TO_ANCHORED: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register_histogram_vec!(
+        HistogramOpts::new(
+            "anchord_relay_time_to_anchored_seconds",
+            "Confirmed anchor recorded minus the ledger received time of the first entry of \
+             the anchored checkpoint's newest block."
+        )
+        .buckets(PIPELINE_LATENCY_BUCKETS.to_vec()),
+        &["target"]
+    )
+    .expect("metric registers once")
+});
+pub static ANCHORED_SIZE: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    gauge_vec(
+        "anchord_relay_anchored_checkpoint_size",
+        "Size of the newest checkpoint this process saw confirmed on the target.",
+        &["target"],
+    )
+});
+
+/// Every relay metric, registering each on first use.
+pub fn collectors() -> Vec<&'static dyn Collector> {
+    vec![
+        &*SUBMISSIONS,
+        &*CONFIRMATIONS,
+        &*COVERED,
+        &*RETRIES,
+        &*FAILURES,
+        &*LOOKUPS,
+        &*BACKLOG,
+        &*BREAKER,
+        &*SEAL_TO_ANCHOR,
+        &*TIME_TO_ANCHORED,
+        &*ANCHORED_SIZE,
+    ]
+}
+
+/// Register every relay metric (label values come per target: see
+/// [`init_target`]).
+pub fn register() {
+    let _ = collectors();
+}
+
+/// Create every series of target `name` (zeros), so that `/metrics` shows
+/// them before the first anchor.
+pub fn init_target(name: &str) {
+    for c in [
+        &*SUBMISSIONS,
+        &*CONFIRMATIONS,
+        &*COVERED,
+        &*RETRIES,
+        &*LOOKUPS,
+    ] {
+        c.with_label_values(&[name]);
+    }
+    for class in FAILURE_CLASSES {
+        FAILURES.with_label_values(&[name, class]);
+    }
+    BACKLOG.with_label_values(&[name]);
+    BREAKER.with_label_values(&[name]);
+    ANCHORED_SIZE.with_label_values(&[name]);
+    SEAL_TO_ANCHOR.with_label_values(&[name]);
+    TIME_TO_ANCHORED.with_label_values(&[name]);
+}

@@ -136,6 +136,7 @@ impl<T: Target> Worker<T> {
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), RelayError> {
         let name = self.name().to_owned();
         tracing::info!(target_name = %name, "relay worker starting");
+        metrics::init_target(&name);
         metrics::BREAKER.with_label_values(&[&name]).set(0);
         while !shutdown.is_cancelled() {
             let idle = match self.step().await {
@@ -194,6 +195,21 @@ impl<T: Target> Worker<T> {
             Health::Neutral => {}
         }
         Ok(None)
+    }
+
+    /// Pipeline latency, stage `anchored`: now minus the received time of
+    /// the first entry of checkpoint `size`'s newest block (best effort).
+    async fn observe_anchored(&self, size: u64) {
+        let Some(height) = size.checked_sub(1) else {
+            return;
+        };
+        if let Ok(Some(block)) = self.ledger.block(height).await
+            && let Ok(Some(received)) = self.ledger.received_at(block.header.first_seq).await
+        {
+            metrics::TIME_TO_ANCHORED
+                .with_label_values(&[self.name()])
+                .observe((now_us() - received).max(0) as f64 / 1e6);
+        }
     }
 
     async fn update_backlog(&self) -> Result<(), LedgerError> {
@@ -366,6 +382,10 @@ impl<T: Target> Worker<T> {
                 metrics::SEAL_TO_ANCHOR
                     .with_label_values(&[name])
                     .observe(secs);
+                metrics::ANCHORED_SIZE
+                    .with_label_values(&[name])
+                    .set(job.checkpoint.size as i64);
+                self.observe_anchored(job.checkpoint.size).await;
                 tracing::info!(target_name = %name, size = payload.size, tx = %r.tx_id,
                     block = r.block_number, covered = c.covered, "anchor confirmed");
                 Ok(Health::Ok)

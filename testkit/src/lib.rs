@@ -13,6 +13,7 @@ use rand::Rng;
 pub mod chaos;
 pub mod evidence;
 pub mod kafka;
+pub mod metrics_spec;
 
 /// Admin URL of the test PostgreSQL (a superuser; any database).
 pub const PG_URL_VAR: &str = "ANCHORD_TEST_DATABASE_URL";

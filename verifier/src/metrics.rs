@@ -36,10 +36,15 @@ pub static REQUEST_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
-/// Register every verifier metric (so they are exported before traffic).
+/// Every verifier metric, registering each on first use.
+pub fn collectors() -> Vec<&'static dyn prometheus::core::Collector> {
+    vec![&*REQUESTS, &*REQUEST_SECONDS]
+}
+
+/// Register every verifier metric (so they are exported before traffic;
+/// label values come with the first request of each route).
 pub fn init() {
-    LazyLock::force(&REQUESTS);
-    LazyLock::force(&REQUEST_SECONDS);
+    let _ = collectors();
 }
 
 /// The label for a request's route: its template, or `unmatched`.
