@@ -1,0 +1,227 @@
+//! The axum router, the audit middleware and the OpenAPI document.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::Method;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use utoipa::OpenApi;
+
+use crate::auth::{self, Caller};
+use crate::error::ApiError;
+use crate::{Workflow, audit, contracts, judicial, monitor, preservations, products, webhooks};
+
+/// Every route of `docs/workflow-api.md`.
+pub fn router(wf: Arc<Workflow>) -> Router {
+    let uploads = Router::new()
+        .route("/v1/preservations/{id}/file", put(preservations::upload))
+        .route(
+            "/v1/judicial-requests/{id}/compare",
+            post(judicial::compare),
+        )
+        .route(
+            "/v1/judicial-requests/{id}/certificate",
+            post(judicial::issue_certificate),
+        )
+        .layer(DefaultBodyLimit::disable());
+    let api = Router::new()
+        .route("/v1/auth/login", post(auth::login))
+        .route("/v1/auth/logout", post(auth::logout))
+        .route("/v1/me", get(auth::me))
+        .route("/v1/me/signing-key", put(contracts::register_key))
+        .route("/v1/users", get(auth::list_users).post(auth::post_user))
+        .route(
+            "/v1/institutions",
+            get(auth::list_institutions).post(auth::post_institution),
+        )
+        .route("/v1/products", get(products::list).post(products::create))
+        .route(
+            "/v1/products/{id}",
+            get(products::get)
+                .patch(products::patch)
+                .delete(products::delete),
+        )
+        .route("/v1/products/{id}/preview", get(products::preview))
+        .route("/v1/products/{id}/fields", post(products::add_field))
+        .route("/v1/products/{id}/fields/order", put(products::reorder))
+        .route(
+            "/v1/products/{id}/fields/{key}",
+            axum::routing::patch(products::edit_field).delete(products::delete_field),
+        )
+        .route(
+            "/v1/preservations",
+            get(preservations::list).post(preservations::create),
+        )
+        .route(
+            "/v1/preservations/{id}",
+            get(preservations::get).patch(preservations::edit),
+        )
+        .route("/v1/preservations/{id}/file", get(preservations::download))
+        .route("/v1/preservations/{id}/submit", post(preservations::submit))
+        .route(
+            "/v1/preservations/{id}/approve",
+            post(preservations::approve),
+        )
+        .route("/v1/preservations/{id}/reject", post(preservations::reject))
+        .route("/v1/preservations/{id}/proof", get(preservations::proof))
+        .route(
+            "/v1/contract-types",
+            get(contracts::list_types).post(contracts::create_type),
+        )
+        .route(
+            "/v1/contracts",
+            get(contracts::list).post(contracts::create),
+        )
+        .route("/v1/contracts/{id}", get(contracts::get))
+        .route("/v1/contracts/{id}/sign", post(contracts::sign))
+        .route("/v1/contracts/{id}/refuse", post(contracts::refuse))
+        .route("/v1/contracts/{id}/approve", post(contracts::approve))
+        .route("/v1/contracts/{id}/reject", post(contracts::reject))
+        .route("/v1/contracts/{id}/proof", get(contracts::proof))
+        .route(
+            "/v1/judicial-requests",
+            get(judicial::list).post(judicial::create),
+        )
+        .route("/v1/judicial-requests/{id}", get(judicial::get))
+        .route("/v1/judicial-requests/{id}/refuse", post(judicial::refuse))
+        .route(
+            "/v1/judicial-requests/{id}/certificate",
+            get(judicial::download_certificate),
+        )
+        .route("/v1/audit", get(audit::list))
+        .route("/v1/audit/verify", get(audit::verify))
+        .route("/v1/audit/anchor", post(audit::anchor_now))
+        .route("/v1/system/events", get(monitor::events))
+        .route("/v1/monitoring/summary", get(monitor::summary))
+        .route("/v1/webhooks", post(webhooks::create))
+        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route("/v1/openapi.json", get(openapi_json))
+        .layer(DefaultBodyLimit::max(wf.config.max_json_bytes))
+        .merge(uploads);
+    api.route_layer(middleware::from_fn_with_state(wf.clone(), audit_layer))
+        .route_layer(middleware::from_fn(crate::metrics::track))
+        .fallback(not_found)
+        .with_state(wf)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; see /v1/openapi.json",
+    )
+}
+
+/// Resolve the session once (handlers reuse it) and append every change,
+/// and every denied read, to the audit chain.
+async fn audit_layer(State(wf): State<Arc<Workflow>>, mut req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let caller = {
+        let (mut parts, body) = req.into_parts();
+        let caller = match auth::bearer(&parts) {
+            Some(t) => auth::resolve(&wf, t).await.ok(),
+            None => None,
+        };
+        if let Some(c) = &caller {
+            parts.extensions.insert(c.clone());
+        }
+        req = Request::from_parts(parts, body);
+        caller
+    };
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let mutating = !(method == Method::GET || method == Method::HEAD);
+    let denied = status.as_u16() == 401 || status.as_u16() == 403;
+    if (mutating || denied) && route != "/v1/auth/login" {
+        let result = if status.is_success() {
+            "ok"
+        } else if denied {
+            "denied"
+        } else {
+            "failed"
+        };
+        let (uid, name) = match &caller {
+            Some(Caller { id, username, .. }) => (Some(*id), username.as_str()),
+            None => (None, "anonymous"),
+        };
+        audit::record(
+            &wf,
+            uid,
+            name,
+            &format!("{method} {route}"),
+            &path,
+            result,
+            status.as_str(),
+        )
+        .await;
+    }
+    resp
+}
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "Anchord workflow API",
+        version = "1",
+        description = "Products, preservations, e-contracts, judicial services, audit and webhooks (docs/workflow-api.md)."
+    ),
+    paths(
+        auth::login, auth::logout, auth::me, auth::post_user, auth::list_users,
+        auth::post_institution, auth::list_institutions,
+        products::create, products::list, products::get, products::patch, products::delete,
+        products::add_field, products::edit_field, products::delete_field, products::reorder,
+        products::preview,
+        preservations::create, preservations::edit, preservations::upload, preservations::submit,
+        preservations::approve, preservations::reject, preservations::get, preservations::proof,
+        preservations::download, preservations::list,
+        contracts::create_type, contracts::list_types, contracts::register_key, contracts::create,
+        contracts::get, contracts::list, contracts::sign, contracts::refuse, contracts::approve,
+        contracts::reject, contracts::proof,
+        judicial::create, judicial::list, judicial::get, judicial::compare,
+        judicial::issue_certificate, judicial::refuse, judicial::download_certificate,
+        audit::list, audit::verify, audit::anchor_now,
+        monitor::summary, monitor::events,
+        webhooks::create, webhooks::deliveries,
+        openapi_json
+    ),
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+pub struct ApiDoc;
+
+#[derive(Debug)]
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("a token from POST /v1/auth/login"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// This document.
+#[utoipa::path(get, path = "/v1/openapi.json", security(()), responses(
+    (status = 200, description = "the OpenAPI document", body = Object),
+))]
+async fn openapi_json() -> Response {
+    axum::Json(ApiDoc::openapi()).into_response()
+}

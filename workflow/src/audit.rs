@@ -1,0 +1,460 @@
+//! The application audit log: every action (time, user, action, object,
+//! result), hash-chained so that an edited, deleted or reordered row is
+//! detectable, and periodically anchored in the ledger like evidence.
+//!
+//! Row hash (`docs/workflow-api.md` §Audit chain):
+//!
+//! ```text
+//! row_hash = SHA-256(prev_hash || JCS({"action","at_us","detail","id","object","result","user_id","username"}))
+//! ```
+//!
+//! with `prev_hash` of the first row = 32 zero bytes and JCS the RFC 8785
+//! canonical JSON. Rows are appended under a transaction-scoped advisory
+//! lock with consecutive ids, so the chain order is the id order.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use deadpool_postgres::Pool;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::Workflow;
+use crate::auth::{Caller, Role};
+use crate::error::{ApiError, Query};
+use crate::evidence::{self, NewSubmission};
+
+/// Advisory lock serialising appends to the chain.
+const AUDIT_LOCK: i64 = 0x616e_6368_6175_6474;
+
+/// One row, as hashed and as served.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct AuditRow {
+    pub id: i64,
+    /// Unix microseconds.
+    pub at_us: i64,
+    pub user_id: Option<i64>,
+    pub username: String,
+    pub action: String,
+    pub object: String,
+    /// `ok`, `denied` or `failed`.
+    pub result: String,
+    pub detail: String,
+}
+
+impl AuditRow {
+    /// The canonical encoding that is hashed (RFC 8785 JSON).
+    pub fn canonical(&self) -> String {
+        serde_json_canonicalizer::to_string(self).expect("a struct of strings and integers encodes")
+    }
+
+    /// `SHA-256(prev || canonical)`.
+    pub fn hash(&self, prev: &[u8; 32]) -> [u8; 32] {
+        anchord_core::HashSuite::Sha256.digest_parts(&[prev, self.canonical().as_bytes()])
+    }
+}
+
+fn now_us() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64
+}
+
+/// Append a row; returns it with its hash.
+pub async fn append(
+    pool: &Pool,
+    user_id: Option<i64>,
+    username: &str,
+    action: &str,
+    object: &str,
+    result: &str,
+    detail: &str,
+) -> Result<(AuditRow, [u8; 32]), ApiError> {
+    let mut c = pool.get().await?;
+    let tx = c.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK])
+        .await?;
+    let last = tx
+        .query_opt(
+            "SELECT id, row_hash FROM workflow.audit_log ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .await?;
+    let (id, prev) = match last {
+        Some(r) => {
+            let h: Vec<u8> = r.get(1);
+            (r.get::<_, i64>(0) + 1, to32(&h))
+        }
+        None => (1, [0u8; 32]),
+    };
+    let row = AuditRow {
+        id,
+        at_us: now_us(),
+        user_id,
+        username: username.chars().take(200).collect(),
+        action: action.chars().take(200).collect(),
+        object: object.chars().take(500).collect(),
+        result: result.into(),
+        detail: detail.chars().take(1000).collect(),
+    };
+    let hash = row.hash(&prev);
+    tx.execute(
+        "INSERT INTO workflow.audit_log
+            (id, at_us, user_id, username, action, object, result, detail, prev_hash, row_hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        &[
+            &row.id,
+            &row.at_us,
+            &row.user_id,
+            &row.username,
+            &row.action,
+            &row.object,
+            &row.result,
+            &row.detail,
+            &prev.as_slice(),
+            &hash.as_slice(),
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    crate::metrics::AUDIT_ROWS
+        .with_label_values(&[match result {
+            "ok" => "ok",
+            "denied" => "denied",
+            _ => "failed",
+        }])
+        .inc();
+    Ok((row, hash))
+}
+
+/// Append, logging (not returning) a failure: auditing never turns a
+/// completed action into an error response.
+pub async fn record(
+    wf: &Workflow,
+    user_id: Option<i64>,
+    username: &str,
+    action: &str,
+    object: &str,
+    result: &str,
+    detail: &str,
+) {
+    if let Err(e) = append(&wf.pool, user_id, username, action, object, result, detail).await {
+        tracing::error!(action, object, error = ?e, "could not append to the audit log");
+    }
+}
+
+fn to32(v: &[u8]) -> [u8; 32] {
+    let mut a = [0u8; 32];
+    if v.len() == 32 {
+        a.copy_from_slice(v);
+    }
+    a
+}
+
+/// What [`verify_chain`] found.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChainReport {
+    /// True when every row and every anchored head recomputes.
+    pub ok: bool,
+    /// Rows checked.
+    pub rows: i64,
+    /// Hex hash of the last row.
+    pub head: Option<String>,
+    /// The first row that does not recompute (edited, deleted, reordered).
+    pub first_bad_id: Option<i64>,
+    pub problem: Option<String>,
+    /// Anchored heads checked against the recomputed chain.
+    pub anchors_checked: i64,
+}
+
+/// Recompute the whole chain, and every anchored head against it.
+pub async fn verify_chain(pool: &Pool) -> Result<ChainReport, ApiError> {
+    let c = pool.get().await?;
+    let rows = c
+        .query(
+            "SELECT id, at_us, user_id, username, action, object, result, detail, prev_hash, row_hash
+               FROM workflow.audit_log ORDER BY id",
+            &[],
+        )
+        .await?;
+    let anchors: std::collections::HashMap<i64, Vec<u8>> = c
+        .query("SELECT upto_id, head_hash FROM workflow.audit_anchors", &[])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let mut prev = [0u8; 32];
+    let mut expect_id = 1i64;
+    let mut anchors_checked = 0;
+    let bad = |id: i64, problem: String, n: i64, checked: i64| ChainReport {
+        ok: false,
+        rows: n,
+        head: None,
+        first_bad_id: Some(id),
+        problem: Some(problem),
+        anchors_checked: checked,
+    };
+    for (n, r) in rows.iter().enumerate() {
+        let row = AuditRow {
+            id: r.get(0),
+            at_us: r.get(1),
+            user_id: r.get(2),
+            username: r.get(3),
+            action: r.get(4),
+            object: r.get(5),
+            result: r.get(6),
+            detail: r.get(7),
+        };
+        let n = n as i64 + 1;
+        if row.id != expect_id {
+            return Ok(bad(
+                row.id,
+                format!("row {expect_id} is missing (next row is {})", row.id),
+                n,
+                anchors_checked,
+            ));
+        }
+        let stored_prev: Vec<u8> = r.get(8);
+        let stored: Vec<u8> = r.get(9);
+        if stored_prev != prev {
+            return Ok(bad(
+                row.id,
+                "prev_hash does not equal the previous row's hash".into(),
+                n,
+                anchors_checked,
+            ));
+        }
+        let h = row.hash(&prev);
+        if stored != h {
+            return Ok(bad(
+                row.id,
+                format!(
+                    "the row's content hashes to {}, the stored hash is {}",
+                    hex::encode(h),
+                    hex::encode(&stored)
+                ),
+                n,
+                anchors_checked,
+            ));
+        }
+        if let Some(head) = anchors.get(&row.id) {
+            anchors_checked += 1;
+            if *head != h {
+                return Ok(bad(
+                    row.id,
+                    "the chain differs from the head anchored in the ledger".into(),
+                    n,
+                    anchors_checked,
+                ));
+            }
+        }
+        prev = h;
+        expect_id += 1;
+    }
+    Ok(ChainReport {
+        ok: true,
+        rows: rows.len() as i64,
+        head: (!rows.is_empty()).then(|| hex::encode(prev)),
+        first_bad_id: None,
+        problem: None,
+        anchors_checked,
+    })
+}
+
+/// Publish the chain's head as evidence (when it moved since the last
+/// anchoring). Returns the submission id, if one was made.
+pub async fn anchor_head(wf: &Workflow) -> Result<Option<i64>, ApiError> {
+    let mut c = wf.db().await?;
+    let tx = c.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK])
+        .await?;
+    let Some(last) = tx
+        .query_opt(
+            "SELECT id, row_hash FROM workflow.audit_log ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let (upto, head): (i64, Vec<u8>) = (last.get(0), last.get(1));
+    let done = tx
+        .query_opt(
+            "SELECT 1 FROM workflow.audit_anchors WHERE upto_id >= $1",
+            &[&upto],
+        )
+        .await?;
+    if done.is_some() {
+        return Ok(None);
+    }
+    let sub = evidence::enqueue(
+        &tx,
+        &NewSubmission {
+            kind: "audit_head",
+            object_id: upto,
+            tenant: wf.config.audit_tenant.clone(),
+            external_id: format!("wf-audit-head-{upto}"),
+            hash_alg: "sha256",
+            hash: hex::encode(&head),
+            metadata: serde_json::json!({
+                "source": "anchord-workflow",
+                "kind": "audit_head",
+                "upto_id": upto,
+            }),
+        },
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO workflow.audit_anchors (upto_id, head_hash, submission_id) VALUES ($1, $2, $3)",
+        &[&upto, &head, &sub],
+    )
+    .await?;
+    tx.commit().await?;
+    wf.submissions_kick.notify_one();
+    Ok(Some(sub))
+}
+
+/// Background task: anchor the head every `audit_anchor_interval_s`.
+pub async fn run_anchoring(wf: Arc<Workflow>, shutdown: CancellationToken) {
+    let every = std::time::Duration::from_secs(wf.config.audit_anchor_interval_s);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        match anchor_head(&wf).await {
+            Ok(Some(id)) => tracing::info!(submission = id, "anchoring the audit chain's head"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = ?e, "could not anchor the audit chain's head"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// HTTP
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// From (inclusive), RFC 3339.
+    pub from: Option<String>,
+    /// To (exclusive), RFC 3339.
+    pub to: Option<String>,
+    /// `ok`, `denied` or `failed`.
+    pub result: Option<String>,
+    /// Username.
+    pub user: Option<String>,
+    /// Action prefix, e.g. `preservation.`.
+    pub action: Option<String>,
+    pub limit: Option<i64>,
+}
+
+fn parse_time_us(s: &Option<String>, key: &str) -> Result<Option<i64>, ApiError> {
+    match s {
+        None => Ok(None),
+        Some(s) => time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            .map(|t| Some((t.unix_timestamp_nanos() / 1000) as i64))
+            .map_err(|_| ApiError::field(key, "an RFC 3339 time, e.g. 2026-01-31T00:00:00Z")),
+    }
+}
+
+/// Query the audit log (administrators).
+#[utoipa::path(get, path = "/v1/audit", params(AuditQuery), responses(
+    (status = 200, body = [AuditRow]),
+    (status = 403, body = crate::error::ErrorBody),
+))]
+pub async fn list(
+    State(wf): State<Arc<Workflow>>,
+    caller: Caller,
+    Query(q): Query<AuditQuery>,
+) -> Result<axum::Json<Vec<AuditRow>>, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let from = parse_time_us(&q.from, "from")?;
+    let to = parse_time_us(&q.to, "to")?;
+    let action = q.action.as_ref().map(|a| format!("{a}%"));
+    let limit = q.limit.unwrap_or(500).clamp(1, 10_000);
+    let c = wf.db().await?;
+    let rows = c
+        .query(
+            "SELECT id, at_us, user_id, username, action, object, result, detail
+               FROM workflow.audit_log
+              WHERE ($1::bigint IS NULL OR at_us >= $1) AND ($2::bigint IS NULL OR at_us < $2)
+                AND ($3::text IS NULL OR result = $3) AND ($4::text IS NULL OR username = $4)
+                AND ($5::text IS NULL OR action LIKE $5)
+              ORDER BY id DESC LIMIT $6",
+            &[&from, &to, &q.result, &q.user, &action, &limit],
+        )
+        .await?;
+    Ok(axum::Json(
+        rows.iter()
+            .map(|r| AuditRow {
+                id: r.get(0),
+                at_us: r.get(1),
+                user_id: r.get(2),
+                username: r.get(3),
+                action: r.get(4),
+                object: r.get(5),
+                result: r.get(6),
+                detail: r.get(7),
+            })
+            .collect(),
+    ))
+}
+
+/// Recompute the audit chain (administrators).
+#[utoipa::path(get, path = "/v1/audit/verify", responses(
+    (status = 200, description = "`ok` says whether the chain is intact", body = ChainReport),
+))]
+pub async fn verify(
+    State(wf): State<Arc<Workflow>>,
+    caller: Caller,
+) -> Result<axum::Json<ChainReport>, ApiError> {
+    caller.require(&[Role::Admin])?;
+    Ok(axum::Json(verify_chain(&wf.pool).await?))
+}
+
+/// Anchor the chain's head now (administrators); otherwise it happens every
+/// `workflow.audit_anchor_interval_s`.
+#[utoipa::path(post, path = "/v1/audit/anchor", responses(
+    (status = 200, body = Object),
+))]
+pub async fn anchor_now(
+    State(wf): State<Arc<Workflow>>,
+    caller: Caller,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let sub = anchor_head(&wf).await?;
+    Ok(axum::Json(serde_json::json!({ "submission_id": sub })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sha256;
+
+    #[test]
+    fn the_row_hash_covers_every_column_and_the_previous_hash() {
+        let row = AuditRow {
+            id: 1,
+            at_us: 1_700_000_000_000_000,
+            user_id: Some(3),
+            username: "alice".into(),
+            action: "POST /v1/preservations".into(),
+            object: "/v1/preservations".into(),
+            result: "ok".into(),
+            detail: "201".into(),
+        };
+        assert_eq!(
+            row.canonical(),
+            r#"{"action":"POST /v1/preservations","at_us":1700000000000000,"detail":"201","id":1,"object":"/v1/preservations","result":"ok","user_id":3,"username":"alice"}"#
+        );
+        let h = row.hash(&[0; 32]);
+        let mut pre = vec![0u8; 32];
+        pre.extend_from_slice(row.canonical().as_bytes());
+        assert_eq!(h, sha256(&pre));
+        let mut edited = row.clone();
+        edited.result = "denied".into();
+        assert_ne!(edited.hash(&[0; 32]), h);
+        assert_ne!(row.hash(&[1; 32]), h);
+    }
+}

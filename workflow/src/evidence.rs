@@ -1,0 +1,324 @@
+//! Evidence from the workflow enters the ledger exactly like a bank's stream:
+//! a Kafka evidence message v1 (`docs/kafka-message-v1.md`) on the evidence
+//! topic, which `anchord ingest` records with a gap-free sequence number.
+//!
+//! `workflow.submissions` is a transactional outbox: an approval writes its
+//! submission row in the same transaction as the status change; this task
+//! publishes pending rows (idempotent producer, `acks=all`), then links each
+//! published row to its ledger entry by identity
+//! (`Ledger::entry_by_identity(tenant, external_id)`) and, once its block is
+//! sealed, marks the preservation or contract `on_chain`. A resend after a
+//! crash is harmless: the ledger treats the same (tenant, external id, hash)
+//! as a duplicate.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::ApiError;
+use crate::{Workflow, WorkflowConfig, WorkflowError, audit, webhooks};
+
+/// A row for the outbox.
+#[derive(Debug)]
+pub struct NewSubmission {
+    /// `preservation`, `contract`, `certificate` or `audit_head`.
+    pub kind: &'static str,
+    pub object_id: i64,
+    pub tenant: String,
+    pub external_id: String,
+    pub hash_alg: &'static str,
+    /// Hex digest.
+    pub hash: String,
+    pub metadata: serde_json::Value,
+}
+
+/// The idempotent producer (`enable.idempotence`, `acks=all`).
+pub fn producer(config: &WorkflowConfig) -> Result<FutureProducer, WorkflowError> {
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", &config.brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", "30000");
+    for (k, v) in &config.librdkafka {
+        cc.set(k, v);
+    }
+    cc.create()
+        .map_err(|e| WorkflowError::Kafka(format!("workflow.brokers: {e}")))
+}
+
+/// Insert a submission in the caller's transaction; returns its id.
+pub async fn enqueue(
+    tx: &tokio_postgres::Transaction<'_>,
+    s: &NewSubmission,
+) -> Result<i64, ApiError> {
+    let row = tx
+        .query_one(
+            "INSERT INTO workflow.submissions (kind, object_id, tenant, external_id, hash_alg, hash, metadata)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            &[
+                &s.kind,
+                &s.object_id,
+                &s.tenant,
+                &s.external_id,
+                &s.hash_alg,
+                &s.hash,
+                &s.metadata,
+            ],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Where a submission stands in the ledger.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SubmissionJson {
+    pub id: i64,
+    pub tenant: String,
+    pub external_id: String,
+    pub hash_alg: String,
+    pub hash: String,
+    /// `pending` (not yet on the topic), `published`, `recorded` (in the
+    /// ledger), `sealed` (in a block).
+    pub state: String,
+    pub ledger_seq: Option<i64>,
+    pub block_height: Option<i64>,
+    pub published_at: Option<String>,
+    pub sealed_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+pub async fn get(c: &tokio_postgres::Client, id: i64) -> Result<Option<SubmissionJson>, ApiError> {
+    let r = c
+        .query_opt(
+            "SELECT id, tenant, external_id, hash_alg, hash, state, ledger_seq, block_height,
+                    published_at, sealed_at, last_error
+               FROM workflow.submissions WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+    Ok(r.map(|r| SubmissionJson {
+        id: r.get(0),
+        tenant: r.get(1),
+        external_id: r.get(2),
+        hash_alg: r.get(3),
+        hash: r.get(4),
+        state: r.get(5),
+        ledger_seq: r.get(6),
+        block_height: r.get(7),
+        published_at: crate::ts_opt(r.get(8)),
+        sealed_at: crate::ts_opt(r.get(9)),
+        last_error: r.get(10),
+    }))
+}
+
+/// The proof bundle of a sealed submission (the verifier's prover).
+pub async fn bundle(
+    wf: &Workflow,
+    s: &SubmissionJson,
+) -> Result<Option<anchord_core::bundle::Bundle>, ApiError> {
+    use anchord_verifier::prover::Lookup;
+    match wf.prover.by_identity(&s.tenant, &s.external_id).await? {
+        Lookup::Found(served) => Ok(Some(served.bundle.clone())),
+        _ => Ok(None),
+    }
+}
+
+/// The background task: publish, link, repeat.
+pub async fn run(wf: Arc<Workflow>, shutdown: CancellationToken) {
+    let every = Duration::from_millis(wf.config.link_poll_ms);
+    loop {
+        if let Err(e) = publish_pending(&wf).await {
+            tracing::warn!(error = ?e, "publishing workflow evidence");
+        }
+        if let Err(e) = link(&wf).await {
+            tracing::warn!(error = ?e, "linking workflow evidence to the ledger");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = wf.submissions_kick.notified() => {}
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+/// Publish every pending submission; returns how many were sent.
+pub async fn publish_pending(wf: &Workflow) -> Result<usize, ApiError> {
+    let c = wf.db().await?;
+    let rows = c
+        .query(
+            "SELECT id, tenant, external_id, hash_alg, hash, metadata
+               FROM workflow.submissions WHERE state = 'pending' ORDER BY id LIMIT 200",
+            &[],
+        )
+        .await?;
+    let mut sent = 0;
+    for r in rows {
+        let id: i64 = r.get(0);
+        let external_id: String = r.get(2);
+        let msg = serde_json::json!({
+            "v": 1,
+            "tenant": r.get::<_, String>(1),
+            "external_id": external_id,
+            "hash_alg": r.get::<_, String>(3),
+            "hash": r.get::<_, String>(4),
+            "metadata": r.get::<_, serde_json::Value>(5),
+            "produced_at": (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64,
+        });
+        let payload = serde_json::to_vec(&msg).map_err(|_| ApiError::internal())?;
+        let rec = FutureRecord::to(&wf.config.evidence_topic)
+            .key(&external_id)
+            .payload(&payload);
+        match wf.producer.send(rec, Duration::from_secs(30)).await {
+            Ok(_) => {
+                c.execute(
+                    "UPDATE workflow.submissions SET state = 'published', published_at = now(),
+                            attempts = attempts + 1, last_error = NULL
+                      WHERE id = $1 AND state = 'pending'",
+                    &[&id],
+                )
+                .await?;
+                crate::metrics::EVIDENCE_PUBLISHED
+                    .with_label_values(&["ok"])
+                    .inc();
+                sent += 1;
+            }
+            Err((e, _)) => {
+                tracing::warn!(submission = id, error = %e, "evidence message not delivered; will retry");
+                c.execute(
+                    "UPDATE workflow.submissions SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
+                    &[&id, &e.to_string()],
+                )
+                .await?;
+                crate::metrics::EVIDENCE_PUBLISHED
+                    .with_label_values(&["error"])
+                    .inc();
+            }
+        }
+    }
+    Ok(sent)
+}
+
+/// Link published submissions to their ledger entries and blocks.
+pub async fn link(wf: &Workflow) -> Result<(), ApiError> {
+    let c = wf.db().await?;
+    let rows = c
+        .query(
+            "SELECT id, kind, object_id, tenant, external_id, hash, ledger_seq
+               FROM workflow.submissions WHERE state IN ('published', 'recorded') ORDER BY id LIMIT 500",
+            &[],
+        )
+        .await?;
+    for r in rows {
+        let id: i64 = r.get(0);
+        let kind: String = r.get(1);
+        let object_id: i64 = r.get(2);
+        let (tenant, external_id, hash): (String, String, String) = (r.get(3), r.get(4), r.get(5));
+        let mut seq: Option<i64> = r.get(6);
+        if seq.is_none() {
+            let Some(e) = wf.ledger.entry_by_identity(&tenant, &external_id).await? else {
+                continue;
+            };
+            if hex::encode(&e.entry.evidence_hash) != hash {
+                // The ledger keeps the first entry with this identity.
+                c.execute(
+                    "UPDATE workflow.submissions SET last_error = $2 WHERE id = $1",
+                    &[
+                        &id,
+                        &format!(
+                            "the ledger holds another hash under this identity (seq {})",
+                            e.entry.seq
+                        ),
+                    ],
+                )
+                .await?;
+                continue;
+            }
+            seq = Some(e.entry.seq as i64);
+            c.execute(
+                "UPDATE workflow.submissions SET state = 'recorded', ledger_seq = $2 WHERE id = $1",
+                &[&id, &seq],
+            )
+            .await?;
+        }
+        let Some(s) = seq else { continue };
+        let Some(block) = wf.ledger.block_containing(s as u64).await? else {
+            continue;
+        };
+        let height = block.header.height as i64;
+        on_sealed(wf, id, &kind, object_id, &tenant, height).await?;
+    }
+    Ok(())
+}
+
+/// A submission's block is sealed: record it and move its object on chain.
+async fn on_sealed(
+    wf: &Workflow,
+    id: i64,
+    kind: &str,
+    object_id: i64,
+    tenant: &str,
+    height: i64,
+) -> Result<(), ApiError> {
+    let mut c = wf.db().await?;
+    let tx = c.transaction().await?;
+    let n = tx
+        .execute(
+            "UPDATE workflow.submissions SET state = 'sealed', block_height = $2, sealed_at = now()
+              WHERE id = $1 AND state <> 'sealed'",
+            &[&id, &height],
+        )
+        .await?;
+    if n == 0 {
+        return Ok(());
+    }
+    let event = match kind {
+        "preservation" => {
+            tx.execute(
+                "UPDATE workflow.preservations SET status = 'on_chain', updated_at = now()
+                  WHERE id = $1 AND status = 'approved'",
+                &[&object_id],
+            )
+            .await?;
+            Some(("preservation.on_chain", "preservation"))
+        }
+        "contract" => {
+            tx.execute(
+                "UPDATE workflow.contracts SET status = 'on_chain', updated_at = now()
+                  WHERE id = $1 AND status = 'approved'",
+                &[&object_id],
+            )
+            .await?;
+            Some(("contract.on_chain", "contract"))
+        }
+        "certificate" => Some(("judicial_request.certificate_on_chain", "judicial_request")),
+        _ => None,
+    };
+    if let Some((event, object)) = event {
+        webhooks::enqueue(
+            &tx,
+            Some(tenant),
+            event,
+            serde_json::json!({"type": object, "id": object_id, "block_height": height}),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    crate::metrics::EVIDENCE_SEALED.inc();
+    wf.webhooks_kick.notify_one();
+    if let Some((event, object)) = event {
+        audit::record(
+            wf,
+            None,
+            "system",
+            event,
+            &format!("{object}/{object_id}"),
+            "ok",
+            &format!("block {height}"),
+        )
+        .await;
+    }
+    Ok(())
+}

@@ -1,0 +1,269 @@
+//! The workflow layer (`docs/workflow-api.md`): how people use Anchord.
+//!
+//! Platform administrators define products (preservation service types with
+//! field templates) and contract types; a bank's users preserve evidence and
+//! start multi-party e-contracts; the bank's reviewers approve what goes on
+//! chain; notary offices and courts process notarization and ruling
+//! requests. Approved evidence enters the ledger through **the same path as
+//! bank streams**: a Kafka evidence message v1 on the evidence topic
+//! (`evidence.rs`), then is linked back to its ledger entry, block and proof
+//! bundle (built by the verifier's [`Prover`]).
+//!
+//! - [`api`]: the axum router and the OpenAPI document.
+//! - `auth`: argon2id passwords, opaque session tokens (SHA-256 stored),
+//!   lockout; the [`auth::Caller`] extractor every handler authorises with.
+//! - `audit`: the hash-chained application log, its verification and the
+//!   periodic anchoring of its head.
+//! - `evidence`: the submission outbox, the Kafka producer and the linker.
+//! - `webhooks`: the signed delivery outbox with exponential backoff.
+//!
+//! The crate owns the PostgreSQL schema `workflow` (its own migrations,
+//! `migrate.rs`); it reads the ledger only through `anchord-ledger`'s API.
+
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod contracts;
+pub mod error;
+pub mod evidence;
+pub mod files;
+pub mod judicial;
+pub mod metrics;
+pub mod migrate;
+pub mod monitor;
+pub mod preservations;
+pub mod products;
+pub mod webhooks;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anchord_core::bundle::DeclaredKeys;
+use anchord_core::{EvidenceAlg, HashSuite};
+use anchord_ledger::Ledger;
+use anchord_verifier::prover::Prover;
+use deadpool_postgres::Pool;
+use rdkafka::producer::FutureProducer;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub use config::WorkflowConfig;
+pub use error::ApiError;
+
+/// Everything that stops the workflow service (or its set-up).
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("listen {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("serving: {0}")]
+    Serve(std::io::Error),
+    #[error("database: {0}")]
+    Db(String),
+    #[error("kafka producer: {0}")]
+    Kafka(String),
+    #[error("storage directory {path}: {source}")]
+    Storage {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl From<tokio_postgres::Error> for WorkflowError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        WorkflowError::Db(e.to_string())
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for WorkflowError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        WorkflowError::Db(e.to_string())
+    }
+}
+
+/// What the service needs besides its own configuration.
+#[derive(Clone, Debug)]
+pub struct Deps {
+    pub ledger: Ledger,
+    /// The deployment's tree hash suite (`hash_suite`): under `sm3`, files
+    /// are also hashed with SM3 and evidence is submitted as SM3.
+    pub suite: HashSuite,
+    /// The sealer's and witnesses' keys, declared in proof bundles.
+    pub keys: DeclaredKeys,
+}
+
+/// Shared state of every request and background task.
+pub struct Workflow {
+    pub(crate) pool: Pool,
+    pub(crate) ledger: Ledger,
+    pub(crate) config: WorkflowConfig,
+    pub(crate) suite: HashSuite,
+    pub(crate) prover: Arc<Prover>,
+    pub(crate) producer: FutureProducer,
+    /// Wakes the submission publisher (an approval just committed).
+    pub(crate) submissions_kick: Notify,
+    /// Wakes the webhook deliverer.
+    pub(crate) webhooks_kick: Notify,
+    pub(crate) http: reqwest::Client,
+}
+
+impl std::fmt::Debug for Workflow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workflow")
+            .field("suite", &self.suite)
+            .field("listen", &self.config.listen)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Workflow {
+    /// The evidence algorithm submissions use: SM3 under the sm3 suite,
+    /// SHA-256 otherwise.
+    pub fn evidence_alg(&self) -> EvidenceAlg {
+        match self.suite {
+            HashSuite::Sm3 => EvidenceAlg::Sm3,
+            _ => EvidenceAlg::Sha256,
+        }
+    }
+
+    pub(crate) async fn db(&self) -> Result<deadpool_postgres::Object, ApiError> {
+        Ok(self.pool.get().await?)
+    }
+}
+
+/// Build the shared state: check the configuration, apply the workflow
+/// migrations, prepare the storage directory and the Kafka producer, create
+/// the bootstrap administrator.
+pub async fn prepare(config: WorkflowConfig, deps: Deps) -> Result<Arc<Workflow>, WorkflowError> {
+    config.validate()?;
+    if config.brokers.is_empty() || config.evidence_topic.is_empty() {
+        return Err(WorkflowError::Config(
+            "workflow.brokers and workflow.evidence_topic must be set (they default to ingest.brokers and ingest.topic)".into(),
+        ));
+    }
+    std::fs::create_dir_all(config.storage_dir.join("tmp")).map_err(|source| {
+        WorkflowError::Storage {
+            path: config.storage_dir.clone(),
+            source,
+        }
+    })?;
+    let pool = deps.ledger.workflow_pool();
+    {
+        let mut c = pool.get().await?;
+        migrate::run(&mut c).await?;
+    }
+    let producer = evidence::producer(&config)?;
+    let verifier_config = anchord_verifier::VerifierConfig {
+        // Workflow pages want fresh anchors; keep bundle caching short.
+        anchored_cache_ttl_s: 5,
+        pending_cache_ttl_s: 1,
+        bundle_cache_entries: 10_000,
+        ..Default::default()
+    };
+    let prover = Arc::new(Prover::new(
+        deps.ledger.clone(),
+        deps.suite,
+        deps.keys,
+        &verifier_config,
+    ));
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(config.webhook_timeout_ms))
+        .build()
+        .map_err(|e| WorkflowError::Config(format!("webhook HTTP client: {e}")))?;
+    let wf = Arc::new(Workflow {
+        pool,
+        ledger: deps.ledger,
+        config,
+        suite: deps.suite,
+        prover,
+        producer,
+        submissions_kick: Notify::new(),
+        webhooks_kick: Notify::new(),
+        http,
+    });
+    auth::bootstrap_admin(&wf).await?;
+    metrics::init();
+    Ok(wf)
+}
+
+/// Bind `config.listen`, start the background tasks (submission publisher
+/// and linker, audit anchoring, webhook delivery) and serve until
+/// `shutdown`. Returns the bound address and the serving task.
+pub async fn start(
+    config: WorkflowConfig,
+    deps: Deps,
+    shutdown: CancellationToken,
+) -> Result<
+    (
+        SocketAddr,
+        tokio::task::JoinHandle<Result<(), WorkflowError>>,
+    ),
+    WorkflowError,
+> {
+    let listen = config.listen;
+    let wf = prepare(config, deps).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| WorkflowError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(WorkflowError::Serve)?;
+    tracing::info!(%addr, "workflow API listening");
+    tokio::spawn(evidence::run(wf.clone(), shutdown.clone()));
+    tokio::spawn(audit::run_anchoring(wf.clone(), shutdown.clone()));
+    tokio::spawn(webhooks::run(wf.clone(), shutdown.clone()));
+    let app = api::router(wf);
+    let handle = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .map_err(WorkflowError::Serve)
+    });
+    Ok((addr, handle))
+}
+
+/// Serve the workflow API until `shutdown` (the entry point of `anchord
+/// workflow` and of the all-in-one `anchord run`).
+pub async fn serve(
+    config: WorkflowConfig,
+    deps: Deps,
+    shutdown: CancellationToken,
+) -> Result<(), WorkflowError> {
+    let (_, handle) = start(config, deps, shutdown).await?;
+    match handle.await {
+        Ok(r) => r,
+        Err(e) => Err(WorkflowError::Serve(std::io::Error::other(e.to_string()))),
+    }
+}
+
+/// RFC 3339 UTC text of a timestamp.
+pub(crate) fn ts(t: time::OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+pub(crate) fn ts_opt(t: Option<time::OffsetDateTime>) -> Option<String> {
+    t.map(ts)
+}
+
+/// Hex SHA-256 through the core crate (the one place hashing is defined).
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
+    HashSuite::Sha256.digest(data)
+}
+
+/// 32 random bytes from the operating system.
+pub(crate) fn random32() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).expect("the operating system's random source works");
+    b
+}

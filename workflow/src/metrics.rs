@@ -1,0 +1,143 @@
+//! Workflow metrics in the `prometheus` default registry (served on the
+//! admin listener). Labels come from fixed sets: `route` is the matched
+//! route template, never a raw path.
+
+use std::sync::LazyLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus::{
+    HistogramVec, IntCounter, IntCounterVec, exponential_buckets, histogram_opts, opts,
+    register_histogram_vec, register_int_counter, register_int_counter_vec,
+};
+
+pub static REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        opts!(
+            "anchord_workflow_requests_total",
+            "HTTP requests answered, by route template and status class."
+        ),
+        &["route", "status"]
+    )
+    .expect("metric registers once")
+});
+
+pub static REQUEST_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register_histogram_vec!(
+        histogram_opts!(
+            "anchord_workflow_request_seconds",
+            "Time to answer an HTTP request, by route template.",
+            exponential_buckets(0.0005, 2.0, 16).expect("valid buckets")
+        ),
+        &["route"]
+    )
+    .expect("metric registers once")
+});
+
+pub static LOGINS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        opts!(
+            "anchord_workflow_logins_total",
+            "Login attempts, by outcome (ok, failed, locked)."
+        ),
+        &["outcome"]
+    )
+    .expect("metric registers once")
+});
+
+pub static UPLOADS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        opts!(
+            "anchord_workflow_uploads_total",
+            "File uploads, by outcome (ok, too_large)."
+        ),
+        &["outcome"]
+    )
+    .expect("metric registers once")
+});
+
+pub static UPLOAD_BYTES: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(opts!(
+        "anchord_workflow_upload_bytes_total",
+        "Bytes of files stored."
+    ))
+    .expect("metric registers once")
+});
+
+pub static EVIDENCE_PUBLISHED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        opts!(
+            "anchord_workflow_evidence_messages_total",
+            "Evidence messages sent to the evidence topic, by outcome (ok, error)."
+        ),
+        &["outcome"]
+    )
+    .expect("metric registers once")
+});
+
+pub static EVIDENCE_SEALED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(opts!(
+        "anchord_workflow_evidence_sealed_total",
+        "Workflow submissions found sealed in a ledger block."
+    ))
+    .expect("metric registers once")
+});
+
+pub static AUDIT_ROWS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        opts!(
+            "anchord_workflow_audit_rows_total",
+            "Rows appended to the audit chain, by result (ok, denied, failed)."
+        ),
+        &["result"]
+    )
+    .expect("metric registers once")
+});
+
+pub static WEBHOOK_ATTEMPTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        opts!(
+            "anchord_workflow_webhook_attempts_total",
+            "Webhook delivery attempts, by outcome (delivered, retry, failed)."
+        ),
+        &["outcome"]
+    )
+    .expect("metric registers once")
+});
+
+/// Register every workflow metric (so they are exported before traffic).
+pub fn init() {
+    LazyLock::force(&REQUESTS);
+    LazyLock::force(&REQUEST_SECONDS);
+    LazyLock::force(&LOGINS);
+    LazyLock::force(&UPLOADS);
+    LazyLock::force(&UPLOAD_BYTES);
+    LazyLock::force(&EVIDENCE_PUBLISHED);
+    LazyLock::force(&EVIDENCE_SEALED);
+    LazyLock::force(&AUDIT_ROWS);
+    LazyLock::force(&WEBHOOK_ATTEMPTS);
+}
+
+/// Middleware: count and time every request.
+pub async fn track(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    let class = match resp.status().as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    REQUESTS.with_label_values(&[&route, class]).inc();
+    REQUEST_SECONDS
+        .with_label_values(&[&route])
+        .observe(start.elapsed().as_secs_f64());
+    resp
+}

@@ -1,0 +1,597 @@
+//! Preservations: a bank user fills a product's template and uploads a file;
+//! a reviewer of the same bank (never the creator) approves it into the
+//! ledger, or rejects it with a reason.
+//!
+//! Status machine: `saved → submitted → approved → on_chain`, and
+//! `submitted → rejected → (edit) saved → submitted …`.
+
+use std::sync::Arc;
+
+use axum::extract::{Multipart, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::{Caller, Role};
+use crate::error::{ApiError, Json, Path, Query};
+use crate::evidence::{self, NewSubmission, SubmissionJson};
+use crate::{Workflow, files, products, ts, ts_opt, webhooks};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPreservation {
+    pub product_id: i64,
+    /// Field key → value (strings; numbers allowed for `number` fields).
+    #[schema(value_type = Object)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditPreservation {
+    #[schema(value_type = Object)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reason {
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FileJson {
+    pub name: String,
+    pub size: i64,
+    pub sha256: String,
+    /// Under the sm3 suite.
+    pub sm3: Option<String>,
+}
+
+/// Where the evidence stands in the ledger, with its anchors.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LedgerJson {
+    #[serde(flatten)]
+    pub submission: SubmissionJson,
+    /// `anchored` or `pending` (from the proof bundle), once sealed.
+    pub anchor_status: Option<String>,
+    /// `target chain_kind chain_id tx <id> block <n>`.
+    pub anchors: Vec<String>,
+    /// The proof bundle is at `proof_path` once sealed.
+    pub proof_path: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreservationJson {
+    pub id: i64,
+    /// Human-facing number, e.g. `BQ0000000017`.
+    pub number: String,
+    pub tenant: String,
+    pub product_id: i64,
+    /// `saved`, `submitted`, `approved`, `on_chain`, `rejected`.
+    pub status: String,
+    #[schema(value_type = Object)]
+    pub fields: serde_json::Value,
+    pub file: Option<FileJson>,
+    pub reject_reason: Option<String>,
+    pub created_by: i64,
+    pub reviewed_by: Option<i64>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub submitted_at: Option<String>,
+    pub reviewed_at: Option<String>,
+    pub ledger: Option<LedgerJson>,
+}
+
+const COLUMNS: &str = "id, number, tenant, product_id, status, fields, file_name, file_size, file_sha256,
+    file_sm3, reject_reason, created_by, reviewed_by, created_at, updated_at, submitted_at, reviewed_at,
+    submission_id";
+
+fn from_row(r: &tokio_postgres::Row) -> (PreservationJson, Option<i64>) {
+    let file = r.get::<_, Option<String>>(8).map(|sha256| FileJson {
+        name: r.get::<_, Option<String>>(6).unwrap_or_default(),
+        size: r.get::<_, Option<i64>>(7).unwrap_or(0),
+        sha256,
+        sm3: r.get(9),
+    });
+    (
+        PreservationJson {
+            id: r.get(0),
+            number: r.get(1),
+            tenant: r.get(2),
+            product_id: r.get(3),
+            status: r.get(4),
+            fields: r.get(5),
+            file,
+            reject_reason: r.get(10),
+            created_by: r.get(11),
+            reviewed_by: r.get(12),
+            created_at: ts(r.get(13)),
+            updated_at: ts(r.get(14)),
+            submitted_at: ts_opt(r.get(15)),
+            reviewed_at: ts_opt(r.get(16)),
+            ledger: None,
+        },
+        r.get(17),
+    )
+}
+
+/// Load a preservation the caller may read (403 otherwise).
+async fn load(
+    wf: &Workflow,
+    caller: &Caller,
+    id: i64,
+) -> Result<(PreservationJson, Option<i64>), ApiError> {
+    let c = wf.db().await?;
+    let r = c
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM workflow.preservations WHERE id = $1"),
+            &[&id],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("preservation"))?;
+    let (p, sub) = from_row(&r);
+    if !caller.can_read_tenant(&p.tenant) {
+        return Err(ApiError::forbidden(
+            "this preservation belongs to another bank",
+        ));
+    }
+    Ok((p, sub))
+}
+
+pub(crate) async fn ledger_view(
+    wf: &Workflow,
+    sub: Option<i64>,
+    proof_path: String,
+) -> Result<Option<LedgerJson>, ApiError> {
+    let Some(sub) = sub else { return Ok(None) };
+    let c = wf.db().await?;
+    let Some(s) = evidence::get(&c, sub).await? else {
+        return Ok(None);
+    };
+    let mut view = LedgerJson {
+        submission: s,
+        anchor_status: None,
+        anchors: Vec::new(),
+        proof_path: None,
+    };
+    if view.submission.state == "sealed"
+        && let Some(b) = evidence::bundle(wf, &view.submission).await?
+    {
+        view.anchor_status = Some(
+            match b.anchor.status {
+                anchord_core::bundle::AnchorState::Anchored => "anchored",
+                anchord_core::bundle::AnchorState::Pending => "pending",
+            }
+            .into(),
+        );
+        view.anchors = b
+            .anchor
+            .receipts
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} {} tx {} block {}",
+                    r.target, r.chain_kind, r.chain_id, r.tx_id, r.block_number
+                )
+            })
+            .collect();
+        view.proof_path = Some(proof_path);
+    }
+    Ok(Some(view))
+}
+
+fn fields_digest(fields: &serde_json::Value) -> String {
+    let canon = serde_json_canonicalizer::to_string(fields).unwrap_or_default();
+    hex::encode(crate::sha256(canon.as_bytes()))
+}
+
+fn clean_fields(v: std::collections::BTreeMap<String, String>) -> serde_json::Value {
+    serde_json::Value::Object(
+        v.into_iter()
+            .map(|(k, v)| (k, serde_json::Value::String(v)))
+            .collect(),
+    )
+}
+
+/// Create a preservation (status `saved`).
+#[utoipa::path(post, path = "/v1/preservations", request_body = NewPreservation, responses(
+    (status = 201, body = PreservationJson),
+    (status = 422, description = "a field violates the template; see `fields`", body = crate::error::ErrorBody),
+))]
+pub async fn create(
+    State(wf): State<Arc<Workflow>>,
+    caller: Caller,
+    Json(p): Json<NewPreservation>,
+) -> Result<(StatusCode, axum::Json<PreservationJson>), ApiError> {
+    caller.require(&[Role::User, Role::Reviewer])?;
+    let tenant = caller.tenant()?.to_owned();
+    let c = wf.db().await?;
+    let Some(template) = products::template(&c, p.product_id).await? else {
+        return Err(ApiError::field("product_id", "no such product"));
+    };
+    let values = products::validate_values(&template, &p.fields).map_err(ApiError::validation)?;
+    let fields = clean_fields(values);
+    let id: i64 = c
+        .query_one(
+            "INSERT INTO workflow.preservations (tenant, product_id, created_by, fields)
+             VALUES ($1, $2, $3, $4) RETURNING id",
+            &[&tenant, &p.product_id, &caller.id, &fields],
+        )
+        .await?
+        .get(0);
+    let (out, _) = load(&wf, &caller, id).await?;
+    Ok((StatusCode::CREATED, axum::Json(out)))
+}
+
+/// Edit the fields (creator; while `saved` or `rejected`).
+#[utoipa::path(patch, path = "/v1/preservations/{id}", params(("id" = i64, Path)), request_body = EditPreservation,
+    responses((status = 200, body = PreservationJson), (status = 409, body = crate::error::ErrorBody),
+              (status = 422, body = crate::error::ErrorBody)))]
+pub async fn edit(
+    State(wf): State<Arc<Workflow>>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Json(e): Json<EditPreservation>,
+) -> Result<axum::Json<PreservationJson>, ApiError> {
+    let (p, _) = load(&wf, &caller, id).await?;
+    if p.created_by != caller.id {
+        return Err(ApiError::forbidden("only the creator edits a preservation"));
+    }
+    if p.status != "saved" && p.status != "rejected" {
+        return Err(ApiError::invalid_state(format!(
+            "a {} preservation cannot be edited",
+            p.status
+        )));
+    }
+    let c = wf.db().await?;
+    let template = products::template(&c, p.product_id)
+        .await?
+        .ok_or_else(|| ApiError::invalid_state("the product was deleted"))?;
+    let values = products::validate_values(&template, &e.fields).map_err(ApiError::validation)?;
+    c.execute(
+        "UPDATE workflow.preservations SET fields = $2, status = 'saved', updated_at = now()
+          WHERE id = $1 AND status IN ('saved', 'rejected')",
+        &[&id, &clean_fields(values)],
+    )
+    .await?;
+    Ok(axum::Json(load(&wf, &caller, id).await?.0))
+}
+
+/// Upload (or replace) the evidence file (creator; while `saved` or
+/// `rejected`). Multipart form, part `file`; streamed and hashed.
+#[utoipa::path(put, path = "/v1/preservations/{id}/file", params(("id" = i64, Path)),
+    request_body(content_type = "multipart/form-data", description = "part `file`"),
+    responses((status = 200, body = PreservationJson),
+              (status = 413, description = "over workflow.max_upload_bytes", body = crate::error::ErrorBody)))]
+pub async fn upload(
+    State(wf): State<Arc<Workflow>>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    mp: Multipart,
+) -> Result<axum::Json<PreservationJson>, ApiError> {
+    let (p, _) = load(&wf, &caller, id).await?;
+    if p.created_by != caller.id {
+        return Err(ApiError::forbidden("only the creator uploads the file"));
+    }
+    if p.status != "saved" && p.status != "rejected" {
+        return Err(ApiError::invalid_state(format!(
+            "a {} preservation's file cannot change",
+            p.status
+        )));
+    }
+    let f = files::receive(&wf, mp).await?;
+    let c = wf.db().await?;
+    c.execute(
+        "UPDATE workflow.preservations SET file_name = $2, file_size = $3, file_sha256 = $4, file_sm3 = $5,
+                status = 'saved', updated_at = now()
+          WHERE id = $1 AND status IN ('saved', 'rejected')",
+        &[&id, &f.name, &(f.size as i64), &f.sha256, &f.sm3],
+    )
+    .await?;
+    Ok(axum::Json(load(&wf, &caller, id).await?.0))
+}
+
+/// Submit for review (creator; needs a file).
+#[utoipa::path(post, path = "/v1/preservations/{id}/submit", params(("id" = i64, Path)),
+    responses((status = 200, body = PreservationJson), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn submit(
+    State(wf): State<Arc<Workflow>>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<PreservationJson>, ApiError> {
+    let (p, _) = load(&wf, &caller, id).await?;
+    if p.created_by != caller.id {
+        return Err(ApiError::forbidden(
+            "only the creator submits a preservation",
+        ));
+    }
+    if p.file.is_none() {
+        return Err(ApiError::field(
+            "file",
+            "upload the evidence file before submitting",
+        ));
+    }
+    let mut c = wf.db().await?;
+    let tx = c.transaction().await?;
+    let n = tx
+        .execute(
+            "UPDATE workflow.preservations SET status = 'submitted', submitted_at = now(), updated_at = now()
+              WHERE id = $1 AND status IN ('saved', 'rejected')",
+            &[&id],
+        )
+        .await?;
+    if n == 0 {
+        return Err(ApiError::invalid_state(format!(
+            "a {} preservation cannot be submitted",
+            p.status
+        )));
+    }
+    webhooks::enqueue(
+        &tx,
+        Some(&p.tenant),
+        "preservation.submitted",
+        serde_json::json!({"type": "preservation", "id": id, "number": p.number}),
+    )
+    .await?;
+    tx.commit().await?;
+    wf.webhooks_kick.notify_one();
+    Ok(axum::Json(load(&wf, &caller, id).await?.0))
+}
+
+fn review_guard(caller: &Caller, p: &PreservationJson) -> Result<(), ApiError> {
+    caller.require(&[Role::Reviewer])?;
+    if caller.tenant.as_deref() != Some(p.tenant.as_str()) {
+        return Err(ApiError::forbidden(
+            "reviewers review only their own bank's records",
+        ));
+    }
+    if p.created_by == caller.id {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "self_approval",
+            "nobody reviews their own submission",
+        ));
+    }
+    Ok(())
+}
+
+/// Approve (a reviewer of the bank, not the creator): the evidence goes to
+/// the ledger through the evidence topic.
+#[utoipa::path(post, path = "/v1/preservations/{id}/approve", params(("id" = i64, Path)),
+    responses((status = 200, body = PreservationJson), (status = 403, body = crate::error::ErrorBody),
+              (status = 409, body = crate::error::ErrorBody)))]
+pub async fn approve(
+    State(wf): State<Arc<Workflow>>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<PreservationJson>, ApiError> {
+    let (p, _) = load(&wf, &caller, id).await?;
+    review_guard(&caller, &p)?;
+    let file = p
+        .file
+        .as_ref()
+        .ok_or_else(|| ApiError::invalid_state("no file"))?;
+    let alg = wf.evidence_alg();
+    let hash = match alg {
+        anchord_core::EvidenceAlg::Sm3 => file.sm3.clone().unwrap_or_default(),
+        _ => file.sha256.clone(),
+    };
+    if hash.is_empty() {
+        return Err(ApiError::invalid_state(
+            "the file was uploaded before the deployment switched suites; upload it again",
+        ));
+    }
+    let mut c = wf.db().await?;
+    let tx = c.transaction().await?;
+    let n = tx
+        .execute(
+            "UPDATE workflow.preservations SET status = 'approved', reviewed_by = $2, reviewed_at = now(),
+                    updated_at = now(), reject_reason = NULL
+              WHERE id = $1 AND status = 'submitted'",
+            &[&id, &caller.id],
+        )
+        .await?;
+    if n == 0 {
+        return Err(ApiError::invalid_state(format!(
+            "a {} preservation cannot be approved",
+            p.status
+        )));
+    }
+    let sub = evidence::enqueue(
+        &tx,
+        &NewSubmission {
+            kind: "preservation",
+            object_id: id,
+            tenant: p.tenant.clone(),
+            external_id: format!("wf-preservation-{id}"),
+            hash_alg: alg.name(),
+            hash,
+            metadata: serde_json::json!({
+                "source": "anchord-workflow",
+                "kind": "preservation",
+                "number": p.number,
+                "product_id": p.product_id,
+                "file_name": file.name,
+                "file_size": file.size,
+                "fields_sha256": fields_digest(&p.fields),
+            }),
+        },
+    )
+    .await?;
+    tx.execute(
+        "UPDATE workflow.preservations SET submission_id = $2 WHERE id = $1",
+        &[&id, &sub],
+    )
+    .await?;
+    webhooks::enqueue(
+        &tx,
+        Some(&p.tenant),
+        "preservation.approved",
+        serde_json::json!({"type": "preservation", "id": id, "number": p.number}),
+    )
+    .await?;
+    tx.commit().await?;
+    wf.submissions_kick.notify_one();
+    wf.webhooks_kick.notify_one();
+    Ok(axum::Json(load(&wf, &caller, id).await?.0))
+}
+
+/// Reject with a reason (a reviewer of the bank, not the creator).
+#[utoipa::path(post, path = "/v1/preservations/{id}/reject", params(("id" = i64, Path)), request_body = Reason,
+    responses((status = 200, body = PreservationJson), (status = 403, body = crate::error::ErrorBody)))]
+pub async fn reject(
+    State(wf): State<Arc<Workflow>>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Json(r): Json<Reason>,
+) -> Result<axum::Json<PreservationJson>, ApiError> {
+    let (p, _) = load(&wf, &caller, id).await?;
+    review_guard(&caller, &p)?;
+    if r.reason.trim().is_empty() || r.reason.chars().count() > 2000 {
+        return Err(ApiError::field("reason", "1-2000 characters"));
+    }
+    let mut c = wf.db().await?;
+    let tx = c.transaction().await?;
+    let n = tx
+        .execute(
+            "UPDATE workflow.preservations SET status = 'rejected', reject_reason = $3, reviewed_by = $2,
+                    reviewed_at = now(), updated_at = now()
+              WHERE id = $1 AND status = 'submitted'",
+            &[&id, &caller.id, &r.reason.trim()],
+        )
+        .await?;
+    if n == 0 {
+        return Err(ApiError::invalid_state(format!(
+            "a {} preservation cannot be rejected",
+            p.status
+        )));
+    }
+    webhooks::enqueue(
+        &tx,
+        Some(&p.tenant),
+        "preservation.rejected",
+        serde_json::json!({"type": "preservation", "id": id, "number": p.number, "reason": r.reason.trim()}),
+    )
+    .await?;
+    tx.commit().await?;
+    wf.webhooks_kick.notify_one();
+    Ok(axum::Json(load(&wf, &caller, id).await?.0))
+}
+
+/// Details, with the ledger entry, block height and anchors.
+#[utoipa::path(get, path = "/v1/preservations/{id}", params(("id" = i64, Path)),
+    responses((status = 200, body = PreservationJson), (status = 403, body = crate::error::ErrorBody),
+              (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get(
+    State(wf): State<Arc<Workflow>>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<PreservationJson>, ApiError> {
+    let (mut p, sub) = load(&wf, &caller, id).await?;
+    p.ledger = ledger_view(&wf, sub, format!("/v1/preservations/{id}/proof")).await?;
+    Ok(axum::Json(p))
+}
+
+/// The proof bundle (`docs/proof-format.md`), once the block is sealed.
+#[utoipa::path(get, path = "/v1/preservations/{id}/proof", params(("id" = i64, Path)),
+    responses((status = 200, description = "the proof bundle", body = Object),
+              (status = 409, description = "not on chain yet", body = crate::error::ErrorBody)))]
+pub async fn proof(
+    State(wf): State<Arc<Workflow>>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<anchord_core::bundle::Bundle>, ApiError> {
+    let (_, sub) = load(&wf, &caller, id).await?;
+    bundle_of(&wf, sub).await
+}
+
+pub(crate) async fn bundle_of(
+    wf: &Workflow,
+    sub: Option<i64>,
+) -> Result<axum::Json<anchord_core::bundle::Bundle>, ApiError> {
+    let not_yet = || ApiError::invalid_state("the evidence is not sealed in a block yet");
+    let sub = sub.ok_or_else(not_yet)?;
+    let c = wf.db().await?;
+    let s = evidence::get(&c, sub).await?.ok_or_else(not_yet)?;
+    let b = evidence::bundle(wf, &s).await?.ok_or_else(not_yet)?;
+    Ok(axum::Json(b))
+}
+
+/// Download the evidence file.
+#[utoipa::path(get, path = "/v1/preservations/{id}/file", params(("id" = i64, Path)),
+    responses((status = 200, description = "the file", content_type = "application/octet-stream")))]
+pub async fn download(
+    State(wf): State<Arc<Workflow>>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    let (p, _) = load(&wf, &caller, id).await?;
+    let f = p.file.ok_or_else(|| ApiError::not_found("file"))?;
+    files::download(&wf, &f.sha256, &f.name, "application/octet-stream").await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub product_id: Option<i64>,
+    /// `saved`, `submitted`, `approved`, `on_chain`, `rejected`.
+    pub status: Option<String>,
+    /// Exact number, e.g. `BQ0000000017`.
+    pub number: Option<String>,
+    /// With `field_value`: records whose field `field_key` equals it.
+    pub field_key: Option<String>,
+    pub field_value: Option<String>,
+    /// The file's SHA-256 (or SM3) in hex.
+    pub hash: Option<String>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+/// List (administrators: all banks; reviewers and users: their bank).
+#[utoipa::path(get, path = "/v1/preservations", params(ListQuery),
+    responses((status = 200, body = [PreservationJson])))]
+pub async fn list(
+    State(wf): State<Arc<Workflow>>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<axum::Json<Vec<PreservationJson>>, ApiError> {
+    caller.require(&[Role::Admin, Role::Reviewer, Role::User])?;
+    let tenant = if caller.role == Role::Admin {
+        None
+    } else {
+        Some(caller.tenant()?.to_owned())
+    };
+    if q.field_key.is_some() != q.field_value.is_some() {
+        return Err(ApiError::bad("field_key and field_value go together"));
+    }
+    let hash = q.hash.as_ref().map(|h| h.to_ascii_lowercase());
+    let c = wf.db().await?;
+    let rows = c
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM workflow.preservations
+                  WHERE ($1::text IS NULL OR tenant = $1)
+                    AND ($2::bigint IS NULL OR product_id = $2)
+                    AND ($3::text IS NULL OR status = $3)
+                    AND ($4::text IS NULL OR number = $4)
+                    AND ($5::text IS NULL OR fields ->> $5 = $6)
+                    AND ($7::text IS NULL OR file_sha256 = $7 OR file_sm3 = $7)
+                  ORDER BY id DESC LIMIT $8 OFFSET $9"
+            ),
+            &[
+                &tenant,
+                &q.product_id,
+                &q.status,
+                &q.number,
+                &q.field_key,
+                &q.field_value,
+                &hash,
+                &q.limit.unwrap_or(100).clamp(1, 1000),
+                &q.offset.unwrap_or(0).max(0),
+            ],
+        )
+        .await?;
+    Ok(axum::Json(rows.iter().map(|r| from_row(r).0).collect()))
+}
