@@ -183,7 +183,6 @@ pub async fn verify_chain(pool: &Pool) -> Result<ChainReport, ApiError> {
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     let mut prev = [0u8; 32];
-    let mut expect_id = 1i64;
     let mut anchors_checked = 0;
     let bad = |id: i64, problem: String, n: i64, checked: i64| ChainReport {
         ok: false,
@@ -193,7 +192,7 @@ pub async fn verify_chain(pool: &Pool) -> Result<ChainReport, ApiError> {
         problem: Some(problem),
         anchors_checked: checked,
     };
-    for (n, r) in rows.iter().enumerate() {
+    for (expect_id, (n, r)) in (1i64..).zip(rows.iter().enumerate()) {
         let row = AuditRow {
             id: r.get(0),
             at_us: r.get(1),
@@ -248,7 +247,6 @@ pub async fn verify_chain(pool: &Pool) -> Result<ChainReport, ApiError> {
             }
         }
         prev = h;
-        expect_id += 1;
     }
     Ok(ChainReport {
         ok: true,

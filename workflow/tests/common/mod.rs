@@ -1,0 +1,281 @@
+//! Test harness: a fresh database and topic per test, the workflow API on
+//! 127.0.0.1:0, and (for flows that reach the ledger) ingest and the batcher
+//! running in this process, as in `tests/tests/pipeline.rs`.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anchord_batcher::config::BatcherConfig;
+use anchord_core::HashSuite;
+use anchord_core::bundle::DeclaredKeys;
+use anchord_core::checkpoint::{ALG_ED25519, NoteSigner};
+use anchord_ingest::IngestConfig;
+use anchord_ledger::Ledger;
+use anchord_testkit::TestDb;
+use anchord_workflow::{Deps, WorkflowConfig};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+pub const SUITE: HashSuite = HashSuite::Sha256;
+const ORIGIN: &str = "anchord.test/workflow";
+pub const ADMIN: &str = "root";
+pub const ADMIN_PASSWORD: &str = "root-password-1";
+
+pub struct Env {
+    pub db: TestDb,
+    pub ledger: Ledger,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub stop: CancellationToken,
+    pub dir: PathBuf,
+    pub topic: String,
+    pub config: WorkflowConfig,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+pub fn temp_dir(prefix: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(anchord_testkit::unique(prefix));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Start everything. `pipeline`: also ingest and the batcher, so approved
+/// evidence gets sealed.
+pub async fn start(pipeline: bool, tweak: impl FnOnce(&mut WorkflowConfig)) -> Env {
+    let (db, ledger) = TestDb::migrated().await;
+    ledger.ensure_suite(SUITE).await.unwrap();
+    let stop = CancellationToken::new();
+    let dir = temp_dir("anchord_workflow");
+    let topic = anchord_testkit::kafka::topic("workflow", 1).await;
+    let sealer = NoteSigner::from_seed(ORIGIN, ALG_ED25519, &[9; 32]).unwrap();
+    if pipeline {
+        let dlq = format!("{topic}.dlq");
+        anchord_testkit::kafka::create_topic(&dlq, 1).await;
+        let ingest = IngestConfig {
+            brokers: anchord_testkit::kafka::brokers(),
+            topic: topic.clone(),
+            group_id: anchord_testkit::unique("g"),
+            dead_letter_topic: dlq,
+            tenants: vec!["bank-a".into(), "bank-b".into(), "anchord-workflow".into()],
+            batch_max: 100,
+            batch_linger_ms: 10,
+            ..IngestConfig::default()
+        };
+        let key_file = dir.join("sealer.key");
+        std::fs::write(&key_file, sealer.private_key_text()).unwrap();
+        let batcher = BatcherConfig {
+            origin: ORIGIN.into(),
+            signing_key: Some(key_file),
+            block_interval_ms: 200,
+            ..BatcherConfig::default()
+        };
+        tokio::spawn({
+            let (l, s) = (ledger.clone(), stop.clone());
+            async move {
+                if let Err(e) = anchord_ingest::run(ingest, SUITE, l, s).await {
+                    panic!("ingest stopped: {e}");
+                }
+            }
+        });
+        tokio::spawn({
+            let (l, s) = (ledger.clone(), stop.clone());
+            async move {
+                if let Err(e) = anchord_batcher::run(batcher, SUITE, l, s).await {
+                    panic!("batcher stopped: {e}");
+                }
+            }
+        });
+    }
+    let mut config = WorkflowConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        storage_dir: dir.join("files"),
+        max_upload_bytes: 64 * 1024,
+        brokers: anchord_testkit::kafka::brokers(),
+        evidence_topic: topic.clone(),
+        link_poll_ms: 100,
+        webhook_poll_ms: 100,
+        webhook_backoff_initial_ms: 200,
+        webhook_backoff_max_ms: 2000,
+        webhook_timeout_ms: 2000,
+        ..WorkflowConfig::default()
+    };
+    tweak(&mut config);
+    anchord_workflow::auth::create_admin(&ledger, ADMIN, ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    let deps = Deps {
+        ledger: ledger.clone(),
+        suite: SUITE,
+        keys: DeclaredKeys {
+            sealer: sealer.verifier().vkey(),
+            witnesses: vec![],
+            quorum: 0,
+        },
+    };
+    let (addr, _handle) = anchord_workflow::start(config.clone(), deps, stop.clone())
+        .await
+        .unwrap();
+    Env {
+        db,
+        ledger,
+        base: format!("http://{addr}"),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        stop,
+        dir,
+        topic,
+        config,
+    }
+}
+
+impl Env {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let bytes = resp.bytes().await.unwrap();
+        let v = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        (status, v)
+    }
+
+    /// Call and insist on `want`; returns the body.
+    pub async fn ok(
+        &self,
+        want: u16,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Value {
+        let (s, v) = self.call(method, path, token, body).await;
+        assert_eq!(s.as_u16(), want, "{method} {path}: {v}");
+        v
+    }
+
+    pub async fn upload(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        name: &str,
+        data: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(data).file_name(name.to_owned()),
+        );
+        let resp = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{}", self.base, path))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let v = resp.json().await.unwrap_or(Value::Null);
+        (status, v)
+    }
+
+    pub async fn login(&self, user: &str, password: &str) -> String {
+        let v = self
+            .ok(
+                200,
+                "POST",
+                "/v1/auth/login",
+                None,
+                Some(json!({"username": user, "password": password})),
+            )
+            .await;
+        v["token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn admin(&self) -> String {
+        self.login(ADMIN, ADMIN_PASSWORD).await
+    }
+
+    /// Create a user (as `admin`) and log them in.
+    pub async fn user(&self, admin: &str, name: &str, role: &str, extra: Value) -> String {
+        let mut body =
+            json!({"username": name, "password": format!("{name}-password"), "role": role});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        self.ok(201, "POST", "/v1/users", Some(admin), Some(body))
+            .await;
+        self.login(name, &format!("{name}-password")).await
+    }
+
+    /// Poll GET `path` until `f` holds.
+    pub async fn wait_until(
+        &self,
+        what: &str,
+        path: &str,
+        token: &str,
+        secs: u64,
+        f: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (s, v) = self.call("GET", path, Some(token), None).await;
+            if s == StatusCode::OK && f(&v) {
+                return v;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("timed out after {secs} s waiting for {what}: last answer {s} {v}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A standard product (as admin): returns its id.
+    pub async fn product(&self, admin: &str) -> i64 {
+        let v = self
+            .ok(
+                201,
+                "POST",
+                "/v1/products",
+                Some(admin),
+                Some(json!({
+                    "name": "信用卡催收 credit-card collection",
+                    "description": "evidence of collection calls",
+                    "channels": ["notarization", "judicial_ruling"],
+                    "fields": [
+                        {"key": "borrower", "display_name": "借款人", "type": "text", "max_length": 20, "required": true},
+                        {"key": "amount", "display_name": "金额", "type": "number", "max_length": 12, "required": true},
+                        {"key": "card_no", "display_name": "卡号", "type": "text", "max_length": 19, "required": false}
+                    ]
+                })),
+            )
+            .await;
+        v["id"].as_i64().unwrap()
+    }
+}
