@@ -36,6 +36,8 @@ pub struct Config {
     pub relay: anchord_relay::RelayConfig,
     #[serde(default)]
     pub verifier: anchord_verifier::VerifierConfig,
+    #[serde(default)]
+    pub workflow: anchord_workflow::WorkflowConfig,
 }
 
 fn default_suite() -> HashSuite {
@@ -90,6 +92,9 @@ impl Config {
         self.witness.validate()?;
         self.relay.validate()?;
         self.verifier.validate()?;
+        self.workflow
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(())
     }
 }

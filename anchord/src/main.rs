@@ -19,6 +19,7 @@ mod run_cmd;
 mod shutdown;
 mod verify_cmd;
 mod watch;
+mod workflow_cmd;
 
 use config::Config;
 
@@ -82,6 +83,10 @@ enum Command {
     Export(verify_cmd::ExportArgs),
     /// Serve the proof API (bundles, verify, checkpoints, OpenAPI).
     Verifier,
+    /// Serve the workflow API (docs/workflow-api.md): products, preservations,
+    /// e-contracts, judicial requests, audit, webhooks. `workflow create-admin`
+    /// bootstraps an administrator.
+    Workflow(workflow_cmd::WorkflowArgs),
     /// Validate the configuration without starting anything (`config check`).
     Config(config_cmd::ConfigArgs),
     /// Run every pipeline stage (ingest, batcher, relay, verifier) in one
@@ -140,6 +145,7 @@ async fn run_service(config_path: Option<PathBuf>, command: Command) -> ExitCode
         Command::Audit(args) => batcher_cmd::audit(config, args).await,
         Command::Relay(args) => relay_cmd::relay(config, args).await,
         Command::Verifier => verify_cmd::serve(config).await,
+        Command::Workflow(args) => workflow_cmd::run(config, args).await,
         Command::Run(args) => run_cmd::run(config, args).await,
         Command::Verify(_) | Command::Export(_) => {
             unreachable!("handled before the runtime starts")

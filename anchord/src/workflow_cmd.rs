@@ -1,0 +1,90 @@
+//! `anchord workflow` (the workflow API, docs/workflow-api.md) and
+//! `anchord workflow create-admin` (bootstrap a platform administrator).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+
+use crate::config::Config;
+
+#[derive(Debug, clap::Args)]
+pub struct WorkflowArgs {
+    #[command(subcommand)]
+    pub action: Option<WorkflowAction>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum WorkflowAction {
+    /// Create a platform administrator (applies the workflow migrations).
+    CreateAdmin {
+        #[arg(long)]
+        username: String,
+        /// File whose first line is the password (at least 8 characters).
+        #[arg(long)]
+        password_file: PathBuf,
+    },
+}
+
+pub async fn run(config: Config, args: WorkflowArgs) -> anyhow::Result<()> {
+    match args.action {
+        None => serve(config).await,
+        Some(WorkflowAction::CreateAdmin {
+            username,
+            password_file,
+        }) => {
+            let text = std::fs::read_to_string(&password_file)
+                .with_context(|| format!("reading {}", password_file.display()))?;
+            let password = text.lines().next().unwrap_or("").to_owned();
+            if password.chars().count() < 8 {
+                bail!("the password must have at least 8 characters");
+            }
+            let ledger = crate::open_ledger(&config).await?;
+            let id = anchord_workflow::auth::create_admin(&ledger, &username, &password).await?;
+            println!("created administrator {username} (id {id})");
+            Ok(())
+        }
+    }
+}
+
+/// The workflow configuration with the Kafka settings defaulted from
+/// `[ingest]` (the same evidence topic as the bank streams).
+pub fn effective_config(config: &Config) -> anchord_workflow::WorkflowConfig {
+    let mut wf = config.workflow.clone();
+    if wf.brokers.is_empty() {
+        wf.brokers = config.ingest.brokers.clone();
+    }
+    if wf.evidence_topic.is_empty() {
+        wf.evidence_topic = config.ingest.topic.clone();
+    }
+    wf
+}
+
+/// What `anchord_workflow::serve` needs besides its configuration.
+pub fn deps(
+    config: &Config,
+    ledger: anchord_ledger::Ledger,
+) -> anyhow::Result<anchord_workflow::Deps> {
+    let sealer = anchord_batcher::sealer_verifier(&config.batcher)?;
+    let witnesses = config.batcher.witness_verifiers()?;
+    Ok(anchord_workflow::Deps {
+        ledger,
+        suite: config.hash_suite,
+        keys: anchord_core::bundle::DeclaredKeys {
+            sealer: sealer.vkey(),
+            witnesses: witnesses.iter().map(|w| w.vkey()).collect(),
+            quorum: config.batcher.effective_quorum(),
+        },
+    })
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let ledger = crate::open_ledger(&config).await?;
+    let deps = deps(&config, ledger.clone())?;
+    let wf = effective_config(&config);
+    let shutdown = crate::shutdown::on_signal();
+    let admin = crate::admin::serve(config.admin.listen, ledger, shutdown.clone()).await?;
+    let result = anchord_workflow::serve(wf, deps, shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = admin.await;
+    Ok(result?)
+}
