@@ -1,6 +1,6 @@
 //! `anchord run`: every pipeline stage in one process, for small
 //! deployments and the demo. Each stage is the same code `anchord ingest`,
-//! `anchord batcher`, … run alone; here they share one ledger pool, one admin
+//! `anchord batcher`, `anchord workflow`, … run alone; here they share one ledger pool, one admin
 //! listener and one shutdown token. A stage that fails stops the others
 //! (after they drain), and the process exits non-zero naming it.
 //!
@@ -23,6 +23,7 @@ pub enum Stage {
     Batcher,
     Relay,
     Verifier,
+    Workflow,
 }
 
 impl fmt::Display for Stage {
@@ -32,6 +33,7 @@ impl fmt::Display for Stage {
             Stage::Batcher => "batcher",
             Stage::Relay => "relay",
             Stage::Verifier => "verifier",
+            Stage::Workflow => "workflow",
         })
     }
 }
@@ -43,7 +45,7 @@ pub struct RunArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "ingest,batcher,relay,verifier"
+        default_value = "ingest,batcher,relay,verifier,workflow"
     )]
     pub stages: Vec<Stage>,
 }
@@ -65,10 +67,18 @@ pub async fn run(config: Config, args: RunArgs) -> anyhow::Result<()> {
     };
 
     let ledger = crate::open_ledger(&config).await?;
+    let workflow_deps = if has(Stage::Workflow) {
+        Some(crate::workflow_cmd::deps(&config, ledger.clone())?)
+    } else {
+        None
+    };
     let shutdown = crate::shutdown::on_signal();
     let mut readiness = crate::admin::Readiness::new(ledger.clone());
     if has(Stage::Ingest) {
         readiness = readiness.with_broker(anchord_ingest::probe::BrokerProbe::new(&config.ingest)?);
+    }
+    if has(Stage::Workflow) && !has(Stage::Ingest) {
+        readiness = readiness.with_broker(crate::workflow_cmd::broker_probe(&config)?);
     }
     if has(Stage::Relay) {
         readiness = readiness.with_targets(&config.relay);
@@ -118,6 +128,17 @@ pub async fn run(config: Config, args: RunArgs) -> anyhow::Result<()> {
                 tasks.spawn(
                     async move {
                         let r = anchord_verifier::run(c, suite, keys, ledger, token).await;
+                        (stage, r.map_err(Into::into))
+                    }
+                    .instrument(span),
+                );
+            }
+            Stage::Workflow => {
+                let c = crate::workflow_cmd::effective_config(&config);
+                let deps = workflow_deps.clone().context("workflow dependencies")?;
+                tasks.spawn(
+                    async move {
+                        let r = anchord_workflow::serve(c, deps, token).await;
                         (stage, r.map_err(Into::into))
                     }
                     .instrument(span),

@@ -64,17 +64,21 @@ pub fn deps(
     config: &Config,
     ledger: anchord_ledger::Ledger,
 ) -> anyhow::Result<anchord_workflow::Deps> {
-    let sealer = anchord_batcher::sealer_verifier(&config.batcher)?;
-    let witnesses = config.batcher.witness_verifiers()?;
     Ok(anchord_workflow::Deps {
         ledger,
         suite: config.hash_suite,
-        keys: anchord_core::bundle::DeclaredKeys {
-            sealer: sealer.vkey(),
-            witnesses: witnesses.iter().map(|w| w.vkey()).collect(),
-            quorum: config.batcher.effective_quorum(),
-        },
+        keys: crate::verify_cmd::declared_keys(config)?,
     })
+}
+
+/// Readiness for the workflow API: PostgreSQL, and the brokers and evidence
+/// topic approvals publish to.
+pub fn broker_probe(config: &Config) -> anyhow::Result<anchord_ingest::probe::BrokerProbe> {
+    let wf = effective_config(config);
+    let mut ingest = config.ingest.clone();
+    ingest.brokers = wf.brokers;
+    ingest.topic = wf.evidence_topic;
+    Ok(anchord_ingest::probe::BrokerProbe::new(&ingest)?)
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
@@ -82,7 +86,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let deps = deps(&config, ledger.clone())?;
     let wf = effective_config(&config);
     let shutdown = crate::shutdown::on_signal();
-    let admin = crate::admin::serve(config.admin.listen, ledger, shutdown.clone()).await?;
+    let readiness = crate::admin::Readiness::new(ledger).with_broker(broker_probe(&config)?);
+    let admin = crate::admin::serve_ready(config.admin.listen, readiness, shutdown.clone()).await?;
     let result = anchord_workflow::serve(wf, deps, shutdown.clone()).await;
     shutdown.cancel();
     let _ = admin.await;

@@ -42,6 +42,7 @@ fn free_port() -> u16 {
 struct Ports {
     admin: u16,
     verifier: u16,
+    workflow: u16,
 }
 
 fn write_config(
@@ -57,6 +58,7 @@ fn write_config(
     let ports = Ports {
         admin: free_port(),
         verifier: free_port(),
+        workflow: free_port(),
     };
     let p = dir.join("anchord.toml");
     std::fs::write(
@@ -89,6 +91,9 @@ signing_key = "{rsa}"
 confirm_poll_ms = 100
 [verifier]
 listen = "127.0.0.1:{verifier}"
+[workflow]
+listen = "127.0.0.1:{workflow}"
+storage_dir = "{files}"
 "#,
             db = db.url(),
             admin = ports.admin,
@@ -96,6 +101,8 @@ listen = "127.0.0.1:{verifier}"
             sealer = sealer.display(),
             rsa = rsa_key.display(),
             verifier = ports.verifier,
+            workflow = ports.workflow,
+            files = dir.join("files").display(),
         ),
     )
     .unwrap();
@@ -228,6 +235,15 @@ async fn run_takes_evidence_from_kafka_to_an_anchored_proof_and_drains_on_sigter
         matches!(get(&url).await, Some((200, b)) if b.contains("\"anchored\""))
     })
     .await;
+
+    // The workflow API runs in the same process.
+    let (status, _) = get(&format!(
+        "http://127.0.0.1:{}/v1/openapi.json",
+        ports.workflow
+    ))
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "workflow API document");
 
     // One exposition carries every stage's metrics.
     let (status, metrics) = get(&format!("http://127.0.0.1:{}/metrics", ports.admin))
