@@ -126,15 +126,6 @@ fn vkey(name: &str, witness: bool, dir: &Path) -> String {
         .to_owned()
 }
 
-/// Whether this binary has the `workflow` stage (being built in parallel;
-/// until it lands its `[workflow]` section is unknown to the loader).
-fn binary_has_workflow() -> bool {
-    let out = Command::new(BIN).arg("--help").output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .any(|l| l.trim_start().starts_with("workflow "))
-}
-
 /// `anchord config check --json` on `toml` with exactly `env`.
 fn config_check(toml: &str, env: &[(String, String)], dir: &Path) -> Value {
     let file = dir.join("anchord.toml");
@@ -150,12 +141,6 @@ fn config_check(toml: &str, env: &[(String, String)], dir: &Path) -> Value {
         .unwrap_or_else(|e| panic!("config check printed no JSON ({e}): {out:?}"));
     assert_eq!(v["ok"].as_bool() == Some(true), out.status.success());
     v
-}
-
-fn without_workflow_section(toml: &str) -> String {
-    let mut t: toml::Table = toml::from_str(toml).unwrap();
-    t.remove("workflow");
-    toml::to_string(&t).unwrap()
 }
 
 /// What a values set should produce.
@@ -198,7 +183,6 @@ fn component(o: &Value) -> &str {
 
 fn check(r: &Rendered, e: &Expect) {
     let tmp = tempdir();
-    let has_workflow = binary_has_workflow();
     // Unique (kind, name).
     let mut seen = std::collections::HashSet::new();
     for o in &r.objects {
@@ -321,20 +305,7 @@ fn check(r: &Rendered, e: &Expect) {
                 .unwrap_or_else(|| panic!("{cwhat}: ConfigMap {cm} has no {key}"))
                 .to_owned();
             let stage = args[0];
-            let mut checked = config_check(&toml_text, &env, &tmp);
-            if !has_workflow && e.workflow {
-                // Until `anchord workflow` lands, its section is the one
-                // unknown key; everything else must pass as is.
-                let err = checked["error"].as_str().unwrap_or_default().to_owned();
-                assert!(
-                    err.contains("unknown field `workflow`"),
-                    "{cwhat}: rendered anchord.toml refused: {checked}"
-                );
-                eprintln!(
-                    "NOTE: this anchord has no workflow stage yet; [workflow] checked by name only"
-                );
-                checked = config_check(&without_workflow_section(&toml_text), &env, &tmp);
-            }
+            let checked = config_check(&toml_text, &env, &tmp);
             assert_eq!(
                 checked["ok"], true,
                 "{cwhat}: anchord config check refuses the rendered configuration with this environment: {checked}\n{toml_text}"

@@ -137,6 +137,33 @@ async fn get(url: &str) -> Option<(u16, String)> {
     Some((status, r.text().await.ok()?))
 }
 
+/// `promtool check metrics` on an exposition: no complaint at all. Fails
+/// loudly when promtool is missing.
+fn promtool_check(body: &str) {
+    use std::io::Write as _;
+    let promtool = ["/usr/bin/promtool", "/usr/local/bin/promtool"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .unwrap_or_else(|| {
+            panic!("promtool is missing: run scripts/test-peers (Debian's prometheus package)")
+        });
+    let mut c = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics on anchord run's exposition: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 async fn sim_for(dir: &Path, public: &Path) -> sim::SimHandle {
     sim::start(SimConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -257,6 +284,20 @@ async fn run_takes_evidence_from_kafka_to_an_anchored_proof_and_drains_on_sigter
         "anchord_verifier_",
     ] {
         assert!(metrics.contains(prefix), "no {prefix}* metric in /metrics");
+    }
+    // The combined exposition is valid for Prometheus, and every family in
+    // it is in the spec with its type.
+    promtool_check(&metrics);
+    let spec = anchord_testkit::metrics_spec::load();
+    for line in metrics.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE anchord_") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            let name = format!("anchord_{name}");
+            let s = spec
+                .get(&name)
+                .unwrap_or_else(|| panic!("anchord run exports {name}, not in docs/metrics.md"));
+            assert_eq!(s.kind, kind, "{name}'s type");
+        }
     }
 
     Command::new("kill")
