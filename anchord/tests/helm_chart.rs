@@ -151,6 +151,8 @@ struct Expect {
     existing_secret: Option<&'static str>,
     service_monitor: bool,
     workflow: bool,
+    /// `workflow.storage.persistence.existingClaim`, when set.
+    existing_claim: Option<&'static str>,
 }
 
 impl Default for Expect {
@@ -162,6 +164,7 @@ impl Default for Expect {
             existing_secret: None,
             service_monitor: false,
             workflow: true,
+            existing_claim: None,
         }
     }
 }
@@ -311,6 +314,37 @@ fn check(r: &Rendered, e: &Expect) {
                 "{cwhat}: anchord config check refuses the rendered configuration with this environment: {checked}\n{toml_text}"
             );
             let parsed: toml::Table = toml::from_str(&toml_text).unwrap();
+            // The workflow API writes uploads under workflow.storage_dir:
+            // on the read-only root filesystem that must be a writable
+            // mount, backed by a claim the chart renders (or an existing
+            // one the values name).
+            if stage == "workflow" {
+                let dir = parsed["workflow"]["storage_dir"]
+                    .as_str()
+                    .unwrap_or_else(|| {
+                        panic!("{cwhat}: the rendered config sets no workflow.storage_dir")
+                    });
+                let m = c["volumeMounts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|m| m["mountPath"] == dir)
+                    .unwrap_or_else(|| panic!("{cwhat}: nothing mounted at storage_dir {dir}"));
+                assert_ne!(
+                    m["readOnly"], true,
+                    "{cwhat}: storage_dir mounted read-only"
+                );
+                let v = volumes[m["name"].as_str().unwrap()];
+                if let Some(claim) = v["persistentVolumeClaim"]["claimName"].as_str() {
+                    assert!(
+                        r.get("PersistentVolumeClaim", claim).is_some()
+                            || e.existing_claim == Some(claim),
+                        "{cwhat}: claim {claim} is neither rendered nor an existing one"
+                    );
+                } else {
+                    assert!(v["emptyDir"].is_object(), "{cwhat}: storage volume {v}");
+                }
+            }
             // Listeners: 0.0.0.0 on the container's ports.
             let ports: Vec<(String, u64)> = c["ports"]
                 .as_array()
@@ -588,6 +622,7 @@ fn production_values_render_to_consistent_manifests() {
             existing_secret: Some("anchord-vault"),
             service_monitor: true,
             workflow: true,
+            existing_claim: None,
         },
     );
     assert!(
@@ -621,6 +656,7 @@ fn without_the_workflow_stage_everything_is_checked_by_the_binary() {
         &r,
         &Expect {
             workflow: false,
+            existing_claim: None,
             ..Expect::default()
         },
     );
@@ -656,6 +692,31 @@ fn a_grace_period_not_above_the_drain_time_fails_to_render() {
         .err()
         .expect("a grace period below the batcher's drain must not render");
     assert!(err.contains("batcher drain time (22 s)"), "{err}");
+}
+
+#[test]
+fn workflow_storage_is_a_claim_and_several_replicas_need_read_write_many() {
+    let r = render(&[
+        json!({"workflow": {"storage": {"persistence": {"existingClaim": "evidence-files"}}}}),
+    ])
+    .unwrap();
+    assert!(
+        r.of_kind("PersistentVolumeClaim").is_empty(),
+        "an existing claim is not created again"
+    );
+    check(
+        &r,
+        &Expect {
+            existing_claim: Some("evidence-files"),
+            ..Expect::default()
+        },
+    );
+    let err = render(&[json!({"workflow": {"replicas": 2}})])
+        .err()
+        .expect("two replicas on a ReadWriteOnce volume must not render");
+    assert!(err.contains("ReadWriteMany"), "{err}");
+    render(&[json!({"workflow": {"replicas": 2, "storage": {"persistence": {"accessModes": ["ReadWriteMany"]}}}})])
+        .unwrap();
 }
 
 #[test]

@@ -170,6 +170,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- if .Values.workflow.enabled -}}
 {{- $_ := set $c.workflow "listen" (printf "0.0.0.0:%d" (int .Values.workflow.port)) -}}
+{{- $_ := set $c.workflow "storage_dir" .Values.workflow.storage.mountPath -}}
 {{- else -}}
 {{- $_ := unset $c "workflow" -}}
 {{- end -}}
@@ -237,6 +238,9 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "anchord.validate" -}}
 {{- if and .Values.ingest.enabled (gt (int .Values.ingest.replicas) (int .Values.kafka.partitions)) -}}
 {{- fail (printf "ingest.replicas (%d) exceeds kafka.partitions (%d): a consumer group never gives one partition to two consumers, the extra ingest pods would idle" (int .Values.ingest.replicas) (int .Values.kafka.partitions)) -}}
+{{- end -}}
+{{- if and .Values.workflow.enabled (gt (int .Values.workflow.replicas) 1) .Values.workflow.storage.persistence.enabled (not (has "ReadWriteMany" .Values.workflow.storage.persistence.accessModes)) -}}
+{{- fail (printf "workflow.replicas (%d) > 1 needs workflow.storage.persistence.accessModes to include ReadWriteMany: every replica reads and writes the same uploaded files" (int .Values.workflow.replicas)) -}}
 {{- end -}}
 {{- if lt (int .Values.kafka.partitions) 1 -}}
 {{- fail "kafka.partitions must be at least 1" -}}

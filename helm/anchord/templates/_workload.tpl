@@ -111,6 +111,9 @@ spec:
               mountPath: {{ include "anchord.keyDir" $root }}
               readOnly: true
             {{- end }}
+            {{- with .mounts }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
       volumes:
         - name: config
           configMap:
@@ -118,6 +121,9 @@ spec:
         - name: tmp
           emptyDir:
             sizeLimit: 256Mi
+        {{- with .volumes }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
         {{- if .keyItems }}
         - name: keys
           secret:
