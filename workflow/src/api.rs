@@ -104,6 +104,7 @@ pub fn router(wf: Arc<Workflow>) -> Router {
     api.route_layer(middleware::from_fn_with_state(wf.clone(), audit_layer))
         .route_layer(middleware::from_fn(crate::metrics::track))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(wf)
 }
 
@@ -112,6 +113,14 @@ async fn not_found() -> ApiError {
         axum::http::StatusCode::NOT_FOUND,
         "not_found",
         "no such endpoint; see /v1/openapi.json",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take this method; see /v1/openapi.json",
     )
 }
 
@@ -193,8 +202,8 @@ async fn audit_layer(State(wf): State<Arc<Workflow>>, mut req: Request, next: Ne
         webhooks::create, webhooks::deliveries,
         openapi_json
     ),
-    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
-    modifiers(&BearerAuth),
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, crate::error::FileUpload)),
+    modifiers(&BearerAuth, &CommonResponses),
     security(("bearer" = []))
 )]
 pub struct ApiDoc;
@@ -215,6 +224,100 @@ impl utoipa::Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// Documents, on every operation, the error answers any request can get
+/// (all with the one error body): 400 for a malformed path, query or body;
+/// 401 and 403 where a session is needed; 404 where a record is named;
+/// 409 for changes refused in the record's state; 413, 415 and 422 where
+/// there is a body (and 422 for invalid query values); 500 and 503.
+#[derive(Debug)]
+struct CommonResponses;
+
+impl utoipa::Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if path == "/v1/openapi.json" {
+                continue;
+            }
+            let public = path == "/v1/auth/login";
+            let named = path.contains('{');
+            for (get, op) in [
+                (true, &mut item.get),
+                (false, &mut item.post),
+                (false, &mut item.put),
+                (false, &mut item.patch),
+                (false, &mut item.delete),
+            ] {
+                let Some(op) = op.as_mut() else { continue };
+                let has_query = op.parameters.as_ref().is_some_and(|ps| {
+                    ps.iter().any(|p| {
+                        matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query)
+                    })
+                });
+                let body = op.request_body.is_some();
+                let mut wanted: Vec<(&str, &str)> = vec![(
+                    "400",
+                    "`bad_request` / `bad_json`: a malformed path parameter, query or body",
+                )];
+                if !public {
+                    wanted.push((
+                        "401",
+                        "`unauthenticated` / `session_expired`: no, an unknown, a revoked or an expired session token",
+                    ));
+                    wanted.push((
+                        "403",
+                        "`forbidden` / `self_approval`: the caller's role, bank or institution does not allow it",
+                    ));
+                    if named || !get {
+                        wanted.push(("404", "`not_found`: no such record"));
+                    }
+                    if !get {
+                        wanted.push((
+                            "409",
+                            "`conflict` / `invalid_state`: a duplicate, or not allowed in the record's status",
+                        ));
+                    }
+                }
+                if body {
+                    wanted.push(("413", "`too_large`: the body is over the configured limit"));
+                    wanted.push((
+                        "415",
+                        "`unsupported_media_type`: the body is not of the documented content type",
+                    ));
+                }
+                if body || has_query {
+                    wanted.push((
+                        "422",
+                        "`validation_failed` (per-field problems in `fields`) / `bad_json` (well-formed JSON of the wrong shape)",
+                    ));
+                }
+                wanted.push(("500", "`internal`: an internal error (never with its text)"));
+                wanted.push((
+                    "503",
+                    "`unavailable`: the database or a needed facility is unavailable; retry later",
+                ));
+                for (code, description) in wanted {
+                    op.responses
+                        .responses
+                        .entry(code.to_owned())
+                        .or_insert_with(|| error(description).into());
+                }
+            }
+        }
     }
 }
 

@@ -333,17 +333,23 @@ pub async fn run_anchoring(wf: Arc<Workflow>, shutdown: CancellationToken) {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// From (inclusive), RFC 3339.
+    #[param(format = DateTime)]
     pub from: Option<String>,
     /// To (exclusive), RFC 3339.
+    #[param(format = DateTime)]
     pub to: Option<String>,
     /// `ok`, `denied` or `failed`.
+    #[param(pattern = "^(ok|denied|failed)$")]
     pub result: Option<String>,
     /// Username.
     pub user: Option<String>,
-    /// Action prefix, e.g. `preservation.`.
+    /// Action prefix, e.g. `POST /v1/preservations`.
     pub action: Option<String>,
+    /// At most this many rows, newest first (default 500).
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<i64>,
 }
 
@@ -369,8 +375,9 @@ pub async fn list(
     caller.require(&[Role::Admin])?;
     let from = parse_time_us(&q.from, "from")?;
     let to = parse_time_us(&q.to, "to")?;
-    let action = q.action.as_ref().map(|a| format!("{a}%"));
-    let limit = q.limit.unwrap_or(500).clamp(1, 10_000);
+    crate::error::one_of("result", &q.result, &["ok", "denied", "failed"])?;
+    crate::error::in_range("limit", q.limit, 1, 10_000)?;
+    let limit = q.limit.unwrap_or(500);
     let c = wf.db().await?;
     let rows = c
         .query(
@@ -378,9 +385,9 @@ pub async fn list(
                FROM workflow.audit_log
               WHERE ($1::bigint IS NULL OR at_us >= $1) AND ($2::bigint IS NULL OR at_us < $2)
                 AND ($3::text IS NULL OR result = $3) AND ($4::text IS NULL OR username = $4)
-                AND ($5::text IS NULL OR action LIKE $5)
+                AND ($5::text IS NULL OR left(action, length($5)) = $5)
               ORDER BY id DESC LIMIT $6",
-            &[&from, &to, &q.result, &q.user, &action, &limit],
+            &[&from, &to, &q.result, &q.user, &q.action, &limit],
         )
         .await?;
     Ok(axum::Json(

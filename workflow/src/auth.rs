@@ -207,7 +207,7 @@ pub struct LoginResponse {
 }
 
 /// Log in with username and password.
-#[utoipa::path(post, path = "/v1/auth/login", request_body = LoginRequest, responses(
+#[utoipa::path(post, path = "/v1/auth/login", request_body = LoginRequest, security(()), responses(
     (status = 200, body = LoginResponse),
     (status = 401, description = "wrong username or password", body = crate::error::ErrorBody),
     (status = 423, description = "account locked after repeated failures", body = crate::error::ErrorBody),

@@ -431,9 +431,15 @@ pub async fn get(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// `signing`, `awaiting_review`, `approved`, `on_chain`, `refused`, `rejected`.
+    #[param(pattern = "^(signing|awaiting_review|approved|on_chain|refused|rejected)$")]
     pub status: Option<String>,
+    /// Exact number.
     pub number: Option<String>,
+    /// The contract hash, hex.
+    #[param(pattern = "^[0-9a-fA-F]{64}$")]
     pub hash: Option<String>,
 }
 
@@ -450,6 +456,19 @@ pub async fn list(
     } else {
         Some(caller.tenant()?.to_owned())
     };
+    crate::error::one_of(
+        "status",
+        &q.status,
+        &[
+            "signing",
+            "awaiting_review",
+            "approved",
+            "on_chain",
+            "refused",
+            "rejected",
+        ],
+    )?;
+    crate::error::hex64("hash", &q.hash)?;
     let c = wf.db().await?;
     let ids: Vec<i64> = c
         .query(

@@ -153,15 +153,20 @@ where
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Json(v)),
-            Err(e) => Err(ApiError::new(
-                e.status(),
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    "too_large"
-                } else {
-                    "bad_json"
-                },
-                e.body_text(),
-            )),
+            Err(e) => Err(match e.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    "the request body is too large",
+                ),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "send the body as `Content-Type: application/json`",
+                ),
+                // 400 (syntax) or 422 (well-formed JSON of the wrong shape).
+                s => ApiError::new(s, "bad_json", e.body_text()),
+            }),
         }
     }
 }
@@ -208,4 +213,82 @@ where
             Err(e) => Err(ApiError::bad(format!("malformed query: {}", e.body_text()))),
         }
     }
+}
+
+/// A query value that must be one of `allowed` (422 otherwise).
+pub(crate) fn one_of(key: &str, v: &Option<String>, allowed: &[&str]) -> Result<(), ApiError> {
+    match v {
+        Some(s) if !allowed.contains(&s.as_str()) => Err(ApiError::field(
+            key,
+            format!("one of {}", allowed.join(", ")),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A query number that must be within `min..=max` (422 otherwise).
+pub(crate) fn in_range(key: &str, v: Option<i64>, min: i64, max: i64) -> Result<(), ApiError> {
+    match v {
+        Some(n) if n < min || n > max => {
+            Err(ApiError::field(key, format!("between {min} and {max}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A query hash: 64 hex digits (SHA-256 or SM3), 422 otherwise.
+pub(crate) fn hex64(key: &str, v: &Option<String>) -> Result<(), ApiError> {
+    match v {
+        Some(s) if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) => Err(
+            ApiError::field(key, "64 hexadecimal digits (a SHA-256 or SM3 digest)"),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Multipart extractor whose rejections (no or a malformed
+/// `multipart/form-data` content type) use the error body above.
+#[derive(Debug)]
+pub struct Multipart(pub axum::extract::Multipart);
+
+impl<S> axum::extract::FromRequest<S> for Multipart
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let is_multipart = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("multipart/form-data")
+            });
+        if !is_multipart {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the file as `multipart/form-data` with a part named `file`",
+            ));
+        }
+        match axum::extract::Multipart::from_request(req, state).await {
+            Ok(m) => Ok(Multipart(m)),
+            Err(e) => Err(ApiError::bad(format!(
+                "malformed multipart body: {}",
+                e.body_text()
+            ))),
+        }
+    }
+}
+
+/// The multipart form of an upload (OpenAPI only).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct FileUpload {
+    /// The file (any content; a PDF for certificates).
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
 }

@@ -10,14 +10,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anchord_core::bundle::{TrustedKeys, verify_bundle};
-use axum::extract::{Multipart, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Caller, Role};
-use crate::error::{ApiError, Json, Path, Query};
+use crate::error::{ApiError, Json, Multipart, Path, Query};
 use crate::evidence::{self, NewSubmission};
 use crate::preservations::Reason;
 use crate::{Workflow, files, ts, ts_opt, webhooks};
@@ -296,8 +296,13 @@ pub async fn create(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// `pending`, `in_review`, `certified`, `refused`.
+    #[param(pattern = "^(pending|in_review|certified|refused)$")]
     pub status: Option<String>,
+    /// `notarization` or `ruling`.
+    #[param(pattern = "^(notarization|ruling)$")]
     pub kind: Option<String>,
 }
 
@@ -314,6 +319,12 @@ pub async fn list(
         Role::Institution => (None, caller.institution_id.clone()),
         _ => (Some(caller.tenant()?.to_owned()), None),
     };
+    crate::error::one_of(
+        "status",
+        &q.status,
+        &["pending", "in_review", "certified", "refused"],
+    )?;
+    crate::error::one_of("kind", &q.kind, &["notarization", "ruling"])?;
     let c = wf.db().await?;
     let ids: Vec<i64> = c
         .query(
@@ -392,14 +403,14 @@ pub struct Comparison {
 /// Compare a file supplied now with the ledger entry, and verify the proof
 /// (the addressed institution). Multipart form, part `file`.
 #[utoipa::path(post, path = "/v1/judicial-requests/{id}/compare", params(("id" = i64, Path)),
-    request_body(content_type = "multipart/form-data", description = "part `file`"),
+    request_body(content = crate::error::FileUpload, content_type = "multipart/form-data", description = "part `file`"),
     responses((status = 200, body = Comparison), (status = 403, body = crate::error::ErrorBody),
               (status = 413, body = crate::error::ErrorBody)))]
 pub async fn compare(
     State(wf): State<Arc<Workflow>>,
     caller: Caller,
     Path(id): Path<i64>,
-    mp: Multipart,
+    Multipart(mp): Multipart,
 ) -> Result<axum::Json<Comparison>, ApiError> {
     let (r, _) = load(&wf, &caller, id).await?;
     institution_guard(&caller, &r)?;
@@ -466,14 +477,14 @@ pub async fn compare(
 /// Issue the certificate (the addressed institution): an uploaded PDF,
 /// hashed and anchored through the evidence topic.
 #[utoipa::path(post, path = "/v1/judicial-requests/{id}/certificate", params(("id" = i64, Path)),
-    request_body(content_type = "multipart/form-data", description = "part `file`: the PDF"),
+    request_body(content = crate::error::FileUpload, content_type = "multipart/form-data", description = "part `file`: the PDF"),
     responses((status = 200, body = RequestJson), (status = 409, body = crate::error::ErrorBody),
               (status = 413, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn issue_certificate(
     State(wf): State<Arc<Workflow>>,
     caller: Caller,
     Path(id): Path<i64>,
-    mp: Multipart,
+    Multipart(mp): Multipart,
 ) -> Result<axum::Json<RequestJson>, ApiError> {
     let (r, _) = load(&wf, &caller, id).await?;
     institution_guard(&caller, &r)?;

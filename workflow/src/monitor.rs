@@ -115,24 +115,54 @@ pub async fn summary(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// At most this many (default 200).
+    #[param(minimum = 1, maximum = 5000)]
     pub limit: Option<i64>,
     /// Only this kind: `block_sealed`, `checkpoint_signed`,
     /// `checkpoint_final`, `anchor_confirmed`, `anchor_failed`.
+    #[param(
+        pattern = "^(block_sealed|checkpoint_signed|checkpoint_final|anchor_confirmed|anchor_failed)$"
+    )]
     pub kind: Option<String>,
 }
 
+/// One chain event (`anchord_ledger::ChainEvent`).
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ChainEventJson {
+    /// `block_sealed`, `checkpoint_signed`, `checkpoint_final`,
+    /// `anchor_confirmed` or `anchor_failed`.
+    pub kind: String,
+    /// When it happened, Unix microseconds.
+    pub at_us: i64,
+    /// Block height or checkpoint size the event is about.
+    pub subject: i64,
+    /// A short description (target, transaction id, error).
+    pub detail: String,
+}
+
+const EVENT_KINDS: &[&str] = &[
+    "block_sealed",
+    "checkpoint_signed",
+    "checkpoint_final",
+    "anchor_confirmed",
+    "anchor_failed",
+];
+
 /// Chain events: blocks, checkpoints, anchors, relay failures (administrators).
 #[utoipa::path(get, path = "/v1/system/events", params(EventsQuery),
-    responses((status = 200, body = [Object])))]
+    responses((status = 200, body = [ChainEventJson])))]
 pub async fn events(
     State(wf): State<Arc<Workflow>>,
     caller: Caller,
     Query(q): Query<EventsQuery>,
 ) -> Result<axum::Json<Vec<anchord_ledger::ChainEvent>>, ApiError> {
     caller.require(&[Role::Admin])?;
-    let limit = q.limit.unwrap_or(200).clamp(1, 5000);
+    crate::error::in_range("limit", q.limit, 1, 5000)?;
+    crate::error::one_of("kind", &q.kind, EVENT_KINDS)?;
+    let limit = q.limit.unwrap_or(200);
     let mut ev = wf.ledger.chain_events(limit).await?;
     if let Some(k) = &q.kind {
         ev.retain(|e| &e.kind == k);

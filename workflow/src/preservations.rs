@@ -7,14 +7,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Multipart, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Caller, Role};
-use crate::error::{ApiError, Json, Path, Query};
+use crate::error::{ApiError, Json, Multipart, Path, Query};
 use crate::evidence::{self, NewSubmission, SubmissionJson};
 use crate::{Workflow, files, products, ts, ts_opt, webhooks};
 
@@ -262,14 +262,14 @@ pub async fn edit(
 /// Upload (or replace) the evidence file (creator; while `saved` or
 /// `rejected`). Multipart form, part `file`; streamed and hashed.
 #[utoipa::path(put, path = "/v1/preservations/{id}/file", params(("id" = i64, Path)),
-    request_body(content_type = "multipart/form-data", description = "part `file`"),
+    request_body(content = crate::error::FileUpload, content_type = "multipart/form-data", description = "part `file`"),
     responses((status = 200, body = PreservationJson),
               (status = 413, description = "over workflow.max_upload_bytes", body = crate::error::ErrorBody)))]
 pub async fn upload(
     State(wf): State<Arc<Workflow>>,
     caller: Caller,
     Path(id): Path<i64>,
-    mp: Multipart,
+    Multipart(mp): Multipart,
 ) -> Result<axum::Json<PreservationJson>, ApiError> {
     let (p, _) = load(&wf, &caller, id).await?;
     if p.created_by != caller.id {
@@ -534,9 +534,11 @@ pub async fn download(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub product_id: Option<i64>,
     /// `saved`, `submitted`, `approved`, `on_chain`, `rejected`.
+    #[param(pattern = "^(saved|submitted|approved|on_chain|rejected)$")]
     pub status: Option<String>,
     /// Exact number, e.g. `BQ0000000017`.
     pub number: Option<String>,
@@ -544,8 +546,13 @@ pub struct ListQuery {
     pub field_key: Option<String>,
     pub field_value: Option<String>,
     /// The file's SHA-256 (or SM3) in hex.
+    #[param(pattern = "^[0-9a-fA-F]{64}$")]
     pub hash: Option<String>,
+    /// At most this many, newest first (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+    /// Skip this many (default 0).
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 
@@ -566,6 +573,14 @@ pub async fn list(
     if q.field_key.is_some() != q.field_value.is_some() {
         return Err(ApiError::bad("field_key and field_value go together"));
     }
+    crate::error::one_of(
+        "status",
+        &q.status,
+        &["saved", "submitted", "approved", "on_chain", "rejected"],
+    )?;
+    crate::error::hex64("hash", &q.hash)?;
+    crate::error::in_range("limit", q.limit, 1, 1000)?;
+    crate::error::in_range("offset", q.offset, 0, i64::MAX)?;
     let hash = q.hash.as_ref().map(|h| h.to_ascii_lowercase());
     let c = wf.db().await?;
     let rows = c
@@ -588,8 +603,8 @@ pub async fn list(
                 &q.field_key,
                 &q.field_value,
                 &hash,
-                &q.limit.unwrap_or(100).clamp(1, 1000),
-                &q.offset.unwrap_or(0).max(0),
+                &q.limit.unwrap_or(100),
+                &q.offset.unwrap_or(0),
             ],
         )
         .await?;
