@@ -243,6 +243,37 @@ async fn sigkill_between_send_and_record_then_restart_anchors_nothing_twice() {
         "receipts match the chain"
     );
 
+    // A relay started now confirms nothing new, yet its anchored-size gauge
+    // reports the ledger's newest anchor, not 0.
+    let admin = free_port();
+    let _observer = Proc(
+        anchord(&config)
+            .env("ANCHORD__ADMIN__LISTEN", format!("127.0.0.1:{admin}"))
+            .arg("relay")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let newest = *sizes.last().unwrap();
+    let want = format!("anchord_relay_anchored_checkpoint_size{{target=\"court\"}} {newest}");
+    let url = format!("http://127.0.0.1:{admin}/metrics");
+    let mut seen = String::new();
+    for _ in 0..300 {
+        if let Ok(r) = reqwest::get(&url).await {
+            seen = r.text().await.unwrap_or_default();
+            if seen.lines().any(|l| l == want) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let gauge: Vec<&str> = seen
+        .lines()
+        .filter(|l| l.starts_with("anchord_relay_anchored_checkpoint_size"))
+        .collect();
+    assert!(gauge.contains(&want.as_str()), "want {want}; got {gauge:?}");
+
     // `relay gaps` lists the coalesced checkpoints with their anchor.
     let out = anchord(&config).args(["relay", "gaps"]).output().unwrap();
     assert!(out.status.success(), "{out:?}");

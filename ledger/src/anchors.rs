@@ -445,6 +445,19 @@ impl Ledger {
         Ok(rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect())
     }
 
+    /// Size of the largest checkpoint confirmed on `target` (0: none yet).
+    /// One index lookup.
+    pub async fn anchored_size(&self, target: &str) -> Result<u64, LedgerError> {
+        let c = self.pool().get().await?;
+        let r = c
+            .query_one(
+                "SELECT coalesce(max(checkpoint_size), 0) FROM anchor_receipts WHERE target = $1",
+                &[&target],
+            )
+            .await?;
+        Ok(r.get::<_, i64>(0) as u64)
+    }
+
     /// Receipts, by target then checkpoint size (`None`: every target).
     pub async fn anchor_receipts(
         &self,

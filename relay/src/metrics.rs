@@ -111,7 +111,7 @@ pub static TIME_TO_ANCHORED: LazyLock<HistogramVec> = LazyLock::new(|| {
 pub static ANCHORED_SIZE: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     gauge_vec(
         "anchord_relay_anchored_checkpoint_size",
-        "Size of the newest checkpoint this process saw confirmed on the target.",
+        "Size of the newest checkpoint confirmed on the target (read from the ledger at start).",
         &["target"],
     )
 });

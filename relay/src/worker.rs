@@ -138,6 +138,13 @@ impl<T: Target> Worker<T> {
         tracing::info!(target_name = %name, "relay worker starting");
         metrics::init_target(&name);
         metrics::BREAKER.with_label_values(&[&name]).set(0);
+        // The gauge starts from what the ledger holds, not 0, so a restart
+        // does not look like an anchoring regression on dashboards.
+        if let Ok(size) = self.ledger.anchored_size(&name).await {
+            metrics::ANCHORED_SIZE
+                .with_label_values(&[&name])
+                .set(size as i64);
+        }
         while !shutdown.is_cancelled() {
             let idle = match self.step().await {
                 Ok(idle) => idle,
@@ -382,9 +389,8 @@ impl<T: Target> Worker<T> {
                 metrics::SEAL_TO_ANCHOR
                     .with_label_values(&[name])
                     .observe(secs);
-                metrics::ANCHORED_SIZE
-                    .with_label_values(&[name])
-                    .set(job.checkpoint.size as i64);
+                let gauge = metrics::ANCHORED_SIZE.with_label_values(&[name]);
+                gauge.set(gauge.get().max(job.checkpoint.size as i64));
                 self.observe_anchored(job.checkpoint.size).await;
                 tracing::info!(target_name = %name, size = payload.size, tx = %r.tx_id,
                     block = r.block_number, covered = c.covered, "anchor confirmed");
