@@ -273,10 +273,12 @@ async fn write_batch(deps: &WriterDeps, p: Pending) -> Result<(), IngestError> {
     let mut accepted = 0u64;
     let mut duplicate = 0u64;
     let mut conflicts = 0u64;
+    let mut seqs: Option<(u64, u64)> = None;
     for (k, i) in out.items.iter().enumerate() {
         match i {
-            ItemOutcome::Accepted { .. } => {
+            ItemOutcome::Accepted { seq } => {
                 accepted += 1;
+                seqs = Some(seqs.map_or((*seq, *seq), |(a, b)| (a.min(*seq), b.max(*seq))));
                 // `items` follows `entries`; `produced_at` is the producer's clock.
                 if let Some(produced) = p.produced_at_ms.get(k) {
                     metrics::TIME_TO_SEQUENCED
@@ -284,10 +286,26 @@ async fn write_batch(deps: &WriterDeps, p: Pending) -> Result<(), IngestError> {
                 }
             }
             ItemOutcome::Duplicate { .. } => duplicate += 1,
-            ItemOutcome::Conflict { .. } => conflicts += 1,
+            ItemOutcome::Conflict { existing_seq } => {
+                conflicts += 1;
+                tracing::warn!(
+                    existing_seq,
+                    "conflict: same tenant and external id with another hash; dead-lettered"
+                );
+            }
             ItemOutcome::AlreadyCommitted => {}
         }
     }
+    let (first_seq, last_seq) = seqs.unzip();
+    tracing::debug!(
+        first_seq,
+        last_seq,
+        accepted,
+        duplicate,
+        conflicts,
+        rejected = out.rejections_recorded,
+        "batch committed"
+    );
     metrics::ACCEPTED.inc_by(accepted);
     metrics::DUPLICATE.inc_by(duplicate);
     if conflicts > 0 {
