@@ -56,6 +56,11 @@ pub struct WorkflowConfig {
     pub bootstrap_admin_password_file: Option<PathBuf>,
     /// Environment variable holding it instead.
     pub bootstrap_admin_password_env: String,
+    /// File holding the key-encryption key (32 random bytes: 64 hex digits
+    /// or raw) that seals platform-held signing keys at rest. Needed only
+    /// for `"custody": "platform"`; without it such requests answer 503
+    /// `not_configured`.
+    pub key_encryption_key_file: Option<PathBuf>,
 }
 
 impl Default for WorkflowConfig {
@@ -82,6 +87,7 @@ impl Default for WorkflowConfig {
             bootstrap_admin: String::new(),
             bootstrap_admin_password_file: None,
             bootstrap_admin_password_env: "ANCHORD_WORKFLOW_ADMIN_PASSWORD".into(),
+            key_encryption_key_file: None,
         }
     }
 }

@@ -145,6 +145,17 @@ pub struct SigningKeyJson {
     pub statement: Option<&'static str>,
 }
 
+/// The key-encryption key platform-held keys need, or 503 `not_configured`.
+fn platform_kek(wf: &Workflow) -> Result<&crate::keyseal::Kek, ApiError> {
+    wf.kek.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_configured",
+            "platform-held signing keys are not available: workflow.key_encryption_key_file is not configured; register your own key (custody client)",
+        )
+    })
+}
+
 /// Register (or replace) the caller's signing key.
 #[utoipa::path(put, path = "/v1/me/signing-key", request_body = SigningKeyRequest,
     responses((status = 200, body = SigningKeyJson), (status = 422, body = crate::error::ErrorBody)))]
@@ -171,17 +182,20 @@ pub async fn register_key(
             (pk.to_bytes().to_vec(), None)
         }
         "platform" => {
+            let kek = platform_kek(&wf)?;
             let seed = crate::random32();
-            let sk = SigningKey::from_bytes(&seed);
-            (sk.verifying_key().to_bytes().to_vec(), Some(seed.to_vec()))
+            let public = SigningKey::from_bytes(&seed).verifying_key().to_bytes();
+            // Sealed, bound to this row (the user's id) and the public key.
+            let sealed = kek.seal(caller.id, &public, &seed);
+            (public.to_vec(), Some(sealed))
         }
         _ => return Err(ApiError::field("custody", "client or platform")),
     };
     let c = wf.db().await?;
     c.execute(
-        "INSERT INTO workflow.signing_keys (user_id, custody, public_key, platform_seed)
+        "INSERT INTO workflow.signing_keys (user_id, custody, public_key, platform_seed_sealed)
          VALUES ($1, $2, $3, $4)
-         ON CONFLICT (user_id) DO UPDATE SET custody = $2, public_key = $3, platform_seed = $4, created_at = now()",
+         ON CONFLICT (user_id) DO UPDATE SET custody = $2, public_key = $3, platform_seed_sealed = $4, created_at = now()",
         &[&caller.id, &k.custody, &public, &seed],
     )
     .await?;
@@ -520,7 +534,7 @@ pub async fn sign(
     let mut c = wf.db().await?;
     let key = c
         .query_opt(
-            "SELECT custody, public_key, platform_seed FROM workflow.signing_keys WHERE user_id = $1",
+            "SELECT custody, public_key, platform_seed_sealed FROM workflow.signing_keys WHERE user_id = $1",
             &[&caller.id],
         )
         .await?
@@ -531,12 +545,35 @@ pub async fn sign(
     let public: Vec<u8> = key.get(1);
     let hash = hex::decode(&k.contract_hash).map_err(|_| ApiError::internal())?;
     let signature: Vec<u8> = if custody == "platform" {
-        let seed: Vec<u8> = key.get(2);
-        let seed: [u8; 32] = seed.try_into().map_err(|_| ApiError::internal())?;
-        SigningKey::from_bytes(&seed)
-            .sign(&hash)
-            .to_bytes()
-            .to_vec()
+        let kek = platform_kek(&wf)?;
+        let sealed: Vec<u8> = key.get(2);
+        let pk: [u8; 32] = public
+            .clone()
+            .try_into()
+            .map_err(|_| ApiError::internal())?;
+        let seed = kek.open(caller.id, &pk, &sealed).map_err(|e| match e {
+            crate::keyseal::OpenError::OtherKek { .. } => {
+                tracing::error!(user_id = caller.id, error = %e, "platform-held signing key");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not_configured",
+                    "your platform-held key was sealed under another key-encryption key than the configured one",
+                )
+            }
+            e => {
+                tracing::error!(user_id = caller.id, error = %e, "platform-held signing key does not open");
+                ApiError::internal()
+            }
+        })?;
+        let sk = SigningKey::from_bytes(&seed);
+        if sk.verifying_key().to_bytes() != pk {
+            tracing::error!(
+                user_id = caller.id,
+                "platform-held seed does not match its public key"
+            );
+            return Err(ApiError::internal());
+        }
+        sk.sign(&hash).to_bytes().to_vec()
     } else {
         let sig = s
             .signature

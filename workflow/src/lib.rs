@@ -29,6 +29,7 @@ pub mod error;
 pub mod evidence;
 pub mod files;
 pub mod judicial;
+pub mod keyseal;
 pub mod metrics;
 pub mod migrate;
 pub mod monitor;
@@ -110,6 +111,8 @@ pub struct Workflow {
     /// Wakes the webhook deliverer.
     pub(crate) webhooks_kick: Notify,
     pub(crate) http: reqwest::Client,
+    /// Seals platform-held signing keys (`workflow.key_encryption_key_file`).
+    pub(crate) kek: Option<keyseal::Kek>,
 }
 
 impl std::fmt::Debug for Workflow {
@@ -146,6 +149,14 @@ pub async fn prepare(config: WorkflowConfig, deps: Deps) -> Result<Arc<Workflow>
             "workflow.brokers and workflow.evidence_topic must be set (they default to ingest.brokers and ingest.topic)".into(),
         ));
     }
+    let kek = match &config.key_encryption_key_file {
+        Some(p) => {
+            let k = keyseal::Kek::load(p)?;
+            tracing::info!(kek_id = %k.id_hex(), "platform-held signing keys are sealed at rest");
+            Some(k)
+        }
+        None => None,
+    };
     std::fs::create_dir_all(config.storage_dir.join("tmp")).map_err(|source| {
         WorkflowError::Storage {
             path: config.storage_dir.clone(),
@@ -185,6 +196,7 @@ pub async fn prepare(config: WorkflowConfig, deps: Deps) -> Result<Arc<Workflow>
         submissions_kick: Notify::new(),
         webhooks_kick: Notify::new(),
         http,
+        kek,
     });
     auth::bootstrap_admin(&wf).await?;
     metrics::init();

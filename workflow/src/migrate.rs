@@ -13,11 +13,18 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first. Append only: never edit a released one.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../migrations/0001_init.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "sealed_platform_seeds",
+        sql: include_str!("../migrations/0002_sealed_platform_seeds.sql"),
+    },
+];
 
 /// Advisory lock key: "anchwkfl" folded into an i64 (the ledger's is
 /// "anchmigr").

@@ -37,6 +37,9 @@ async fn schemathesis(base: &str, who: &str, token: &str) {
                 "--hypothesis-max-examples",
                 MAX_EXAMPLES,
                 "--hypothesis-derandomize",
+                // Nothing written into the source tree.
+                "--hypothesis-database",
+                "none",
                 "--hypothesis-suppress-health-check",
                 "all",
                 // The token comes from --header; generated (and negated)

@@ -40,6 +40,13 @@ impl Drop for Env {
     }
 }
 
+/// 32 random bytes (test keys).
+pub fn rand_bytes() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).unwrap();
+    b
+}
+
 pub fn temp_dir(prefix: &str) -> PathBuf {
     let d = std::env::temp_dir().join(anchord_testkit::unique(prefix));
     std::fs::create_dir_all(&d).unwrap();
@@ -93,7 +100,12 @@ pub async fn start(pipeline: bool, tweak: impl FnOnce(&mut WorkflowConfig)) -> E
             }
         });
     }
+    // A key-encryption key for platform-held signing keys (hex, as the
+    // demo writes it with `openssl rand -hex 32`).
+    let kek_file = dir.join("workflow-kek");
+    std::fs::write(&kek_file, format!("{}\n", hex::encode(rand_bytes()))).unwrap();
     let mut config = WorkflowConfig {
+        key_encryption_key_file: Some(kek_file),
         listen: "127.0.0.1:0".parse().unwrap(),
         storage_dir: dir.join("files"),
         max_upload_bytes: 64 * 1024,
