@@ -25,6 +25,7 @@ pub const ADMIN_PASSWORD: &str = "root-password-1";
 
 pub struct Env {
     pub db: TestDb,
+    pub suite: HashSuite,
     pub ledger: Ledger,
     pub base: String,
     pub http: reqwest::Client,
@@ -56,8 +57,18 @@ pub fn temp_dir(prefix: &str) -> PathBuf {
 /// Start everything. `pipeline`: also ingest and the batcher, so approved
 /// evidence gets sealed.
 pub async fn start(pipeline: bool, tweak: impl FnOnce(&mut WorkflowConfig)) -> Env {
+    start_with(pipeline, SUITE, tweak).await
+}
+
+/// [`start`] under the tree hash suite `suite` (ledger, ingest, batcher and
+/// the workflow API alike).
+pub async fn start_with(
+    pipeline: bool,
+    suite: HashSuite,
+    tweak: impl FnOnce(&mut WorkflowConfig),
+) -> Env {
     let (db, ledger) = TestDb::migrated().await;
-    ledger.ensure_suite(SUITE).await.unwrap();
+    ledger.ensure_suite(suite).await.unwrap();
     let stop = CancellationToken::new();
     let dir = temp_dir("anchord_workflow");
     let topic = anchord_testkit::kafka::topic("workflow", 1).await;
@@ -86,7 +97,7 @@ pub async fn start(pipeline: bool, tweak: impl FnOnce(&mut WorkflowConfig)) -> E
         tokio::spawn({
             let (l, s) = (ledger.clone(), stop.clone());
             async move {
-                if let Err(e) = anchord_ingest::run(ingest, SUITE, l, s).await {
+                if let Err(e) = anchord_ingest::run(ingest, suite, l, s).await {
                     panic!("ingest stopped: {e}");
                 }
             }
@@ -94,7 +105,7 @@ pub async fn start(pipeline: bool, tweak: impl FnOnce(&mut WorkflowConfig)) -> E
         tokio::spawn({
             let (l, s) = (ledger.clone(), stop.clone());
             async move {
-                if let Err(e) = anchord_batcher::run(batcher, SUITE, l, s).await {
+                if let Err(e) = anchord_batcher::run(batcher, suite, l, s).await {
                     panic!("batcher stopped: {e}");
                 }
             }
@@ -124,7 +135,7 @@ pub async fn start(pipeline: bool, tweak: impl FnOnce(&mut WorkflowConfig)) -> E
         .unwrap();
     let deps = Deps {
         ledger: ledger.clone(),
-        suite: SUITE,
+        suite,
         keys: DeclaredKeys {
             sealer: sealer.verifier().vkey(),
             witnesses: vec![],
@@ -136,6 +147,7 @@ pub async fn start(pipeline: bool, tweak: impl FnOnce(&mut WorkflowConfig)) -> E
         .unwrap();
     Env {
         db,
+        suite,
         ledger,
         base: format!("http://{addr}"),
         http: reqwest::Client::builder()
