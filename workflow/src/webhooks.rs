@@ -305,7 +305,7 @@ pub async fn deliveries(
         .ok_or_else(|| ApiError::not_found("webhook"))?;
     let tenant: Option<String> = hook.get(0);
     if caller.role != Role::Admin && tenant != caller.tenant {
-        return Err(ApiError::not_found("webhook"));
+        return Err(ApiError::forbidden("this webhook belongs to another bank"));
     }
     let rows = c
         .query(

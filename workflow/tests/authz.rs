@@ -1,0 +1,566 @@
+//! Authorisation, route by route: every operation of the OpenAPI document
+//! refuses a request without a session (401), and every route × role that
+//! the roles table of docs/workflow-api.md does not allow answers 403 with
+//! the error body, and changes nothing.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+/// How a request carries its body.
+#[derive(Clone)]
+enum Body {
+    None,
+    Json(Value),
+    File,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_denies_every_role_the_table_does_not_allow() {
+    let e = common::start(true, |_| {}).await;
+    let admin = e.admin().await;
+    for (id, kind) in [("notary-1", "notary"), ("court-1", "court")] {
+        e.ok(
+            201,
+            "POST",
+            "/v1/institutions",
+            Some(&admin),
+            Some(json!({"id": id, "name": id, "kind": kind, "fee_cents": 100})),
+        )
+        .await;
+    }
+    let a = json!({"tenant": "bank-a"});
+    let b = json!({"tenant": "bank-b"});
+    let mut tokens: BTreeMap<&str, String> = BTreeMap::new();
+    tokens.insert("admin", admin.clone());
+    tokens.insert("user", e.user(&admin, "alice", "user", a.clone()).await);
+    tokens.insert(
+        "reviewer",
+        e.user(&admin, "rita", "reviewer", a.clone()).await,
+    );
+    tokens.insert(
+        "notary",
+        e.user(
+            &admin,
+            "nora",
+            "institution",
+            json!({"institution_id": "notary-1"}),
+        )
+        .await,
+    );
+    tokens.insert(
+        "court",
+        e.user(
+            &admin,
+            "carl",
+            "institution",
+            json!({"institution_id": "court-1"}),
+        )
+        .await,
+    );
+    tokens.insert("b_user", e.user(&admin, "bob", "user", b.clone()).await);
+    tokens.insert(
+        "b_reviewer",
+        e.user(&admin, "rex", "reviewer", b.clone()).await,
+    );
+    let (alice, rita, nora) = (
+        tokens["user"].clone(),
+        tokens["reviewer"].clone(),
+        tokens["notary"].clone(),
+    );
+
+    // Records of bank-a: a product, an on-chain preservation, a contract
+    // signed by alice, a notarization request addressed to notary-1, a
+    // webhook of bank-a.
+    let product = e.product(&admin).await;
+    let fields = json!({"borrower": "张三", "amount": "100"});
+    let p = e
+        .ok(
+            201,
+            "POST",
+            "/v1/preservations",
+            Some(&alice),
+            Some(json!({"product_id": product, "fields": fields})),
+        )
+        .await;
+    let pid = p["id"].as_i64().unwrap();
+    let pp = format!("/v1/preservations/{pid}");
+    let (s, _) = e
+        .upload(
+            "PUT",
+            &format!("{pp}/file"),
+            &alice,
+            "f.txt",
+            b"evidence".to_vec(),
+        )
+        .await;
+    assert_eq!(s, 200);
+    e.ok(200, "POST", &format!("{pp}/submit"), Some(&alice), None)
+        .await;
+    e.ok(200, "POST", &format!("{pp}/approve"), Some(&rita), None)
+        .await;
+    e.wait_until("the preservation on chain", &pp, &alice, 60, |v| {
+        v["status"] == "on_chain"
+    })
+    .await;
+    let t = e
+        .ok(
+            201,
+            "POST",
+            "/v1/contract-types",
+            Some(&admin),
+            Some(json!({"name": "loan", "template_text": "I, {{name}}, agree."})),
+        )
+        .await;
+    let tid = t["id"].as_i64().unwrap();
+    let k = e
+        .ok(
+            201,
+            "POST",
+            "/v1/contracts",
+            Some(&alice),
+            Some(
+                json!({"contract_type_id": tid, "title": "t", "variables": {"name": "alice"},
+                        "signers": ["alice"]}),
+            ),
+        )
+        .await;
+    let kid = k["id"].as_i64().unwrap();
+    let j = e
+        .ok(
+            201,
+            "POST",
+            "/v1/judicial-requests",
+            Some(&alice),
+            Some(
+                json!({"kind": "notarization", "subject_kind": "preservation",
+                        "subject_id": pid, "institution_id": "notary-1"}),
+            ),
+        )
+        .await;
+    let jid = j["id"].as_i64().unwrap();
+    let w = e
+        .ok(
+            201,
+            "POST",
+            "/v1/webhooks",
+            Some(&rita),
+            Some(json!({"url": "http://127.0.0.1:9/hook"})),
+        )
+        .await;
+    let wid = w["id"].as_i64().unwrap();
+
+    let pk = hex::encode(
+        ed25519_dalek::SigningKey::from_bytes(&[3; 32])
+            .verifying_key()
+            .to_bytes(),
+    );
+    let reason = Body::Json(json!({"reason": "no"}));
+    let all_but = |allowed: &[&str]| -> Vec<&'static str> {
+        [
+            "admin",
+            "user",
+            "reviewer",
+            "notary",
+            "court",
+            "b_user",
+            "b_reviewer",
+        ]
+        .into_iter()
+        .filter(|r| !allowed.contains(r))
+        .collect()
+    };
+    let admin_only = all_but(&["admin"]);
+    let bank_a_readers = all_but(&["admin", "user", "reviewer"]);
+    // (method, path, body, roles that must be denied with 403)
+    let table: Vec<(&str, String, Body, Vec<&str>)> = vec![
+        (
+            "POST",
+            "/v1/users".into(),
+            Body::Json(
+                json!({"username": "zed", "password": "password-123", "role": "user", "tenant": "bank-a"}),
+            ),
+            admin_only.clone(),
+        ),
+        (
+            "GET",
+            "/v1/users".into(),
+            Body::None,
+            vec!["user", "notary", "court", "b_user"],
+        ),
+        (
+            "POST",
+            "/v1/institutions".into(),
+            Body::Json(json!({"id": "x-1", "name": "x", "kind": "notary"})),
+            admin_only.clone(),
+        ),
+        (
+            "POST",
+            "/v1/products".into(),
+            Body::Json(
+                json!({"name": "p2", "description": "d", "channels": ["notarization"], "fields": []}),
+            ),
+            admin_only.clone(),
+        ),
+        (
+            "PATCH",
+            format!("/v1/products/{product}"),
+            Body::Json(json!({"description": "x"})),
+            admin_only.clone(),
+        ),
+        (
+            "POST",
+            format!("/v1/products/{product}/fields"),
+            Body::Json(
+                json!({"key": "k9", "display_name": "K", "type": "text", "max_length": 5, "required": false}),
+            ),
+            admin_only.clone(),
+        ),
+        (
+            "PATCH",
+            format!("/v1/products/{product}/fields/card_no"),
+            Body::Json(json!({"display_name": "x"})),
+            admin_only.clone(),
+        ),
+        (
+            "PUT",
+            format!("/v1/products/{product}/fields/order"),
+            Body::Json(json!({"keys": ["amount", "borrower", "card_no"]})),
+            admin_only.clone(),
+        ),
+        (
+            "DELETE",
+            format!("/v1/products/{product}/fields/card_no"),
+            Body::None,
+            admin_only.clone(),
+        ),
+        (
+            "DELETE",
+            format!("/v1/products/{product}"),
+            Body::None,
+            admin_only.clone(),
+        ),
+        (
+            "POST",
+            "/v1/contract-types".into(),
+            Body::Json(json!({"name": "n2", "template_text": "t"})),
+            admin_only.clone(),
+        ),
+        (
+            "POST",
+            "/v1/preservations".into(),
+            Body::Json(json!({"product_id": product, "fields": fields})),
+            vec!["admin", "notary", "court"],
+        ),
+        (
+            "GET",
+            "/v1/preservations".into(),
+            Body::None,
+            vec!["notary", "court"],
+        ),
+        ("GET", pp.clone(), Body::None, bank_a_readers.clone()),
+        (
+            "PATCH",
+            pp.clone(),
+            Body::Json(json!({"fields": fields})),
+            all_but(&["user"]),
+        ),
+        ("PUT", format!("{pp}/file"), Body::File, all_but(&["user"])),
+        (
+            "GET",
+            format!("{pp}/file"),
+            Body::None,
+            bank_a_readers.clone(),
+        ),
+        (
+            "GET",
+            format!("{pp}/proof"),
+            Body::None,
+            bank_a_readers.clone(),
+        ),
+        (
+            "POST",
+            format!("{pp}/submit"),
+            Body::None,
+            all_but(&["user"]),
+        ),
+        (
+            "POST",
+            format!("{pp}/approve"),
+            Body::None,
+            all_but(&["reviewer"]),
+        ),
+        (
+            "POST",
+            format!("{pp}/reject"),
+            reason.clone(),
+            all_but(&["reviewer"]),
+        ),
+        (
+            "PUT",
+            "/v1/me/signing-key".into(),
+            Body::Json(json!({"custody": "client", "public_key": pk})),
+            vec!["admin", "notary", "court"],
+        ),
+        (
+            "POST",
+            "/v1/contracts".into(),
+            Body::Json(
+                json!({"contract_type_id": tid, "title": "t", "variables": {"name": "x"}, "signers": ["alice"]}),
+            ),
+            vec!["admin", "notary", "court"],
+        ),
+        (
+            "GET",
+            "/v1/contracts".into(),
+            Body::None,
+            vec!["notary", "court"],
+        ),
+        (
+            "GET",
+            format!("/v1/contracts/{kid}"),
+            Body::None,
+            bank_a_readers.clone(),
+        ),
+        (
+            "GET",
+            format!("/v1/contracts/{kid}/proof"),
+            Body::None,
+            bank_a_readers.clone(),
+        ),
+        (
+            "POST",
+            format!("/v1/contracts/{kid}/sign"),
+            Body::Json(json!({})),
+            all_but(&["user"]),
+        ),
+        (
+            "POST",
+            format!("/v1/contracts/{kid}/refuse"),
+            reason.clone(),
+            all_but(&["user"]),
+        ),
+        (
+            "POST",
+            format!("/v1/contracts/{kid}/approve"),
+            Body::None,
+            all_but(&["reviewer"]),
+        ),
+        (
+            "POST",
+            format!("/v1/contracts/{kid}/reject"),
+            reason.clone(),
+            all_but(&["reviewer"]),
+        ),
+        (
+            "POST",
+            "/v1/judicial-requests".into(),
+            Body::Json(
+                json!({"kind": "notarization", "subject_kind": "preservation", "subject_id": pid,
+                           "institution_id": "notary-1"}),
+            ),
+            vec!["admin", "notary", "court", "b_user", "b_reviewer"],
+        ),
+        (
+            "GET",
+            format!("/v1/judicial-requests/{jid}"),
+            Body::None,
+            vec!["court", "b_user", "b_reviewer"],
+        ),
+        (
+            "POST",
+            format!("/v1/judicial-requests/{jid}/compare"),
+            Body::File,
+            all_but(&["notary"]),
+        ),
+        (
+            "POST",
+            format!("/v1/judicial-requests/{jid}/certificate"),
+            Body::File,
+            all_but(&["notary"]),
+        ),
+        (
+            "POST",
+            format!("/v1/judicial-requests/{jid}/refuse"),
+            reason.clone(),
+            all_but(&["notary"]),
+        ),
+        (
+            "GET",
+            format!("/v1/judicial-requests/{jid}/certificate"),
+            Body::None,
+            vec!["court", "b_user", "b_reviewer"],
+        ),
+        ("GET", "/v1/audit".into(), Body::None, admin_only.clone()),
+        (
+            "GET",
+            "/v1/audit/verify".into(),
+            Body::None,
+            admin_only.clone(),
+        ),
+        (
+            "POST",
+            "/v1/audit/anchor".into(),
+            Body::None,
+            admin_only.clone(),
+        ),
+        (
+            "GET",
+            "/v1/system/events".into(),
+            Body::None,
+            admin_only.clone(),
+        ),
+        (
+            "GET",
+            "/v1/monitoring/summary".into(),
+            Body::None,
+            admin_only.clone(),
+        ),
+        (
+            "POST",
+            "/v1/webhooks".into(),
+            Body::Json(json!({"url": "http://127.0.0.1:9/h2"})),
+            vec!["user", "notary", "court", "b_user"],
+        ),
+        (
+            "GET",
+            format!("/v1/webhooks/{wid}/deliveries"),
+            Body::None,
+            vec!["user", "notary", "court", "b_user", "b_reviewer"],
+        ),
+    ];
+
+    let send = |method: &str, path: &str, token: Option<&str>, body: &Body| {
+        let mut req = e
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", e.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req = match body {
+            Body::None => req,
+            Body::Json(v) => req.json(v),
+            Body::File => req.multipart(reqwest::multipart::Form::new().part(
+                "file",
+                reqwest::multipart::Part::bytes(b"%PDF-1.4 other".to_vec()).file_name("c.pdf"),
+            )),
+        };
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            (status, v)
+        }
+    };
+
+    let before = e
+        .ok(200, "GET", "/v1/monitoring/summary", Some(&admin), None)
+        .await;
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for (method, path, body, denied) in &table {
+        for role in denied {
+            let (s, v) = send(method, path, Some(&tokens[role]), body).await;
+            checked += 1;
+            let code = v["error"]["code"].as_str().unwrap_or("");
+            if s != 403 || !(code == "forbidden" || code == "self_approval") {
+                failures.push(format!("{method} {path} as {role}: {s} {v}"));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} denials did not answer 403:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    // Nothing changed: the records are as they were.
+    let after = e
+        .ok(200, "GET", "/v1/monitoring/summary", Some(&admin), None)
+        .await;
+    for k in ["preservations", "contracts", "users"] {
+        assert_eq!(before[k], after[k], "{k}");
+    }
+    let p = e.ok(200, "GET", &pp, Some(&alice), None).await;
+    assert_eq!(p["status"], "on_chain");
+    let k = e
+        .ok(
+            200,
+            "GET",
+            &format!("/v1/contracts/{kid}"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(k["status"], "signing");
+    let j = e
+        .ok(
+            200,
+            "GET",
+            &format!("/v1/judicial-requests/{jid}"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert!(
+        j["certificate"].is_null() && j["status"] != "refused",
+        "{j}"
+    );
+    let pr = e
+        .ok(
+            200,
+            "GET",
+            &format!("/v1/products/{product}"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(pr["fields"].as_array().unwrap().len(), 3);
+    // Every denial is in the audit log.
+    let denied = e
+        .ok(
+            200,
+            "GET",
+            "/v1/audit?result=denied&limit=10000",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert!(
+        denied.as_array().unwrap().len() >= checked,
+        "{} denied rows for {checked} denials",
+        denied.as_array().unwrap().len()
+    );
+
+    // Without a session, every operation of the document answers 401.
+    let doc = e.ok(200, "GET", "/v1/openapi.json", None, None).await;
+    let mut ops = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if path == "/v1/openapi.json" || path == "/v1/auth/login" {
+            continue;
+        }
+        let concrete = path.replace("{id}", "1").replace("{key}", "borrower");
+        for method in item.as_object().unwrap().keys() {
+            let m = method.to_ascii_uppercase();
+            let body = match item[method]["requestBody"]["content"]
+                .as_object()
+                .map(|c| c.contains_key("multipart/form-data"))
+            {
+                Some(true) => Body::File,
+                Some(false) => Body::Json(json!({})),
+                None => Body::None,
+            };
+            for token in [None, Some("not-a-session-token")] {
+                let (s, v) = send(&m, &concrete, token, &body).await;
+                assert_eq!(s, 401, "{m} {path} with token {token:?}: {v}");
+                assert_eq!(v["error"]["code"], "unauthenticated", "{m} {path}: {v}");
+            }
+            ops += 1;
+        }
+    }
+    assert!(ops >= 50, "only {ops} operations in the document");
+    let _ = nora;
+}
