@@ -32,33 +32,43 @@ impl Ledger {
     /// The newest `limit` chain events: sealed blocks, signed and final
     /// checkpoints, confirmed anchors and anchor jobs that failed or are
     /// retrying with an error.
-    pub async fn chain_events(&self, limit: i64) -> Result<Vec<ChainEvent>, LedgerError> {
+    pub async fn chain_events(
+        &self,
+        kind: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ChainEvent>, LedgerError> {
         let c = self.pool().get().await?;
         let rows = c
             .query(
                 "(SELECT 'block_sealed', sealed_at_us, height,
                          'entries ' || first_seq || '..' || last_seq
-                    FROM blocks ORDER BY height DESC LIMIT $1)
+                    FROM blocks WHERE $2::text IS NULL OR $2 = 'block_sealed'
+                   ORDER BY height DESC LIMIT $1)
                  UNION ALL
                  (SELECT 'checkpoint_signed', created_at_us, size, origin
-                    FROM checkpoints ORDER BY size DESC LIMIT $1)
+                    FROM checkpoints WHERE $2::text IS NULL OR $2 = 'checkpoint_signed'
+                   ORDER BY size DESC LIMIT $1)
                  UNION ALL
                  (SELECT 'checkpoint_final', final_at_us, size, origin
-                    FROM checkpoints WHERE final_at_us IS NOT NULL ORDER BY size DESC LIMIT $1)
+                    FROM checkpoints
+                   WHERE final_at_us IS NOT NULL AND ($2::text IS NULL OR $2 = 'checkpoint_final')
+                   ORDER BY size DESC LIMIT $1)
                  UNION ALL
                  (SELECT 'anchor_confirmed',
                          (extract(epoch FROM confirmed_at) * 1000000)::bigint, checkpoint_size,
                          target || ' ' || chain_kind || ' ' || chain_id || ' tx ' || tx_id
-                    FROM anchor_receipts ORDER BY confirmed_at DESC LIMIT $1)
+                    FROM anchor_receipts WHERE $2::text IS NULL OR $2 = 'anchor_confirmed'
+                   ORDER BY confirmed_at DESC LIMIT $1)
                  UNION ALL
                  (SELECT 'anchor_failed',
                          (extract(epoch FROM updated_at) * 1000000)::bigint, checkpoint_size,
                          target || ' ' || state || ': ' || coalesce(last_error, '')
                     FROM anchor_jobs
-                   WHERE state = 'failed' OR last_error IS NOT NULL
+                   WHERE (state = 'failed' OR last_error IS NOT NULL)
+                     AND ($2::text IS NULL OR $2 = 'anchor_failed')
                    ORDER BY updated_at DESC LIMIT $1)
                  ORDER BY 2 DESC, 3 DESC LIMIT $1",
-                &[&limit],
+                &[&limit, &kind],
             )
             .await?;
         Ok(rows

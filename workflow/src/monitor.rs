@@ -163,9 +163,7 @@ pub async fn events(
     crate::error::in_range("limit", q.limit, 1, 5000)?;
     crate::error::one_of("kind", &q.kind, EVENT_KINDS)?;
     let limit = q.limit.unwrap_or(200);
-    let mut ev = wf.ledger.chain_events(limit).await?;
-    if let Some(k) = &q.kind {
-        ev.retain(|e| &e.kind == k);
-    }
+    // The kind filters inside the query, so `limit` counts matching events.
+    let ev = wf.ledger.chain_events(q.kind.as_deref(), limit).await?;
     Ok(axum::Json(ev))
 }

@@ -653,6 +653,23 @@ async fn every_role_from_product_set_up_to_certificate_and_refused_ruling() {
         .collect();
     assert!(kinds.contains(&"block_sealed"), "{kinds:?}");
     assert!(kinds.contains(&"checkpoint_signed"), "{kinds:?}");
+    // `kind` filters before `limit`: the newest two of that kind, even
+    // when other kinds are newer.
+    let only = env
+        .ok(
+            200,
+            "GET",
+            "/v1/system/events?kind=checkpoint_final&limit=2",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let only = only.as_array().unwrap();
+    assert_eq!(only.len(), 2, "{only:?}");
+    assert!(
+        only.iter().all(|e| e["kind"] == "checkpoint_final"),
+        "{only:?}"
+    );
     let audit = env
         .ok(200, "GET", "/v1/audit?user=rita", Some(&admin), None)
         .await;
