@@ -46,7 +46,7 @@ fn code_metrics() -> BTreeMap<String, CodeMetric> {
         anchord_batcher::metrics::witness_collectors(),
         anchord_relay::metrics::collectors(),
         anchord_verifier::metrics::collectors(),
-        workflow_collectors(),
+        anchord_workflow::metrics::collectors(),
     ]
     .concat();
     let mut out = BTreeMap::new();
@@ -75,33 +75,6 @@ fn code_metrics() -> BTreeMap<String, CodeMetric> {
     }
     out
 }
-
-/// The workflow crate's metrics (it has no `collectors()` of its own yet).
-fn workflow_collectors() -> Vec<&'static dyn Collector> {
-    use anchord_workflow::metrics as w;
-    vec![
-        &*w::REQUESTS,
-        &*w::REQUEST_SECONDS,
-        &*w::LOGINS,
-        &*w::UPLOADS,
-        &*w::UPLOAD_BYTES,
-        &*w::EVIDENCE_PUBLISHED,
-        &*w::EVIDENCE_SEALED,
-        &*w::AUDIT_ROWS,
-        &*w::WEBHOOK_ATTEMPTS,
-    ]
-}
-
-/// Metrics with fixed label sets that are not created at registration yet
-/// (the workflow crate's `init()` only registers them): their series appear
-/// with the first event. Shrink this list, never grow it.
-const NOT_PREINITIALISED: &[&str] = &[
-    "anchord_workflow_logins_total",
-    "anchord_workflow_uploads_total",
-    "anchord_workflow_evidence_messages_total",
-    "anchord_workflow_audit_rows_total",
-    "anchord_workflow_webhook_attempts_total",
-];
 
 fn sorted(v: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut v: Vec<String> = v.into_iter().collect();
@@ -152,8 +125,7 @@ fn the_metrics_spec_and_the_code_agree() {
         let all_fixed = s
             .labels
             .iter()
-            .all(|l| l.values.is_some() || l.name == "target")
-            && !NOT_PREINITIALISED.contains(&name.as_str());
+            .all(|l| l.values.is_some() || l.name == "target");
         for l in s.labels.iter().filter(|l| l.values.is_some()) {
             let allowed: BTreeSet<&str> = l
                 .values
@@ -280,7 +252,6 @@ fn the_exposition_of_every_stage_is_well_formed_text() {
         if m.labels
             .iter()
             .any(|l| l.values.is_none() && l.name != "target")
-            || NOT_PREINITIALISED.contains(&name.as_str())
         {
             continue;
         }

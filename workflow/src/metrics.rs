@@ -107,17 +107,41 @@ pub static WEBHOOK_ATTEMPTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
-/// Register every workflow metric (so they are exported before traffic).
+/// Every workflow metric, registering each on first use.
+pub fn collectors() -> Vec<&'static dyn prometheus::core::Collector> {
+    vec![
+        &*REQUESTS,
+        &*REQUEST_SECONDS,
+        &*LOGINS,
+        &*UPLOADS,
+        &*UPLOAD_BYTES,
+        &*EVIDENCE_PUBLISHED,
+        &*EVIDENCE_SEALED,
+        &*AUDIT_ROWS,
+        &*WEBHOOK_ATTEMPTS,
+    ]
+}
+
+/// Register every workflow metric and create every fixed label set, so each
+/// series is exported (at 0) before the first event: `rate()` and alerts
+/// see the first login failure, not only the second.
 pub fn init() {
-    LazyLock::force(&REQUESTS);
-    LazyLock::force(&REQUEST_SECONDS);
-    LazyLock::force(&LOGINS);
-    LazyLock::force(&UPLOADS);
-    LazyLock::force(&UPLOAD_BYTES);
-    LazyLock::force(&EVIDENCE_PUBLISHED);
-    LazyLock::force(&EVIDENCE_SEALED);
-    LazyLock::force(&AUDIT_ROWS);
-    LazyLock::force(&WEBHOOK_ATTEMPTS);
+    let _ = collectors();
+    for o in ["ok", "failed", "locked"] {
+        LOGINS.with_label_values(&[o]);
+    }
+    for o in ["ok", "too_large"] {
+        UPLOADS.with_label_values(&[o]);
+    }
+    for o in ["ok", "error"] {
+        EVIDENCE_PUBLISHED.with_label_values(&[o]);
+    }
+    for r in ["ok", "denied", "failed"] {
+        AUDIT_ROWS.with_label_values(&[r]);
+    }
+    for o in ["delivered", "retry", "failed"] {
+        WEBHOOK_ATTEMPTS.with_label_values(&[o]);
+    }
 }
 
 /// Middleware: count and time every request.
