@@ -7,32 +7,15 @@
 
 use anchord_testkit::evidence;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use anchord_core::HashSuite;
 use anchord_ledger::Ledger;
 use anchord_testkit::TestDb;
+use anchord_testkit::process::{Proc, free_port, temp_dir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_anchord");
-
-/// A child process killed (SIGKILL) when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn command(db: &TestDb, key: &Path) -> Command {
     let mut c = Command::new(BIN);
@@ -121,16 +104,10 @@ async fn wait_sealed(ledger: &Ledger, last_seq: u64) {
     );
 }
 
-fn temp_dir() -> PathBuf {
-    let d = std::env::temp_dir().join(anchord_testkit::unique("anchord_proc"));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 #[tokio::test]
 async fn killing_the_leader_hands_over_to_the_standby_without_gap_or_overlap() {
     let (db, ledger) = TestDb::migrated().await;
-    let dir = temp_dir();
+    let dir = temp_dir("anchord_proc");
     let key = keygen(&dir);
     ledger.ensure_suite(HashSuite::Sha256).await.unwrap();
 
@@ -174,7 +151,7 @@ async fn killing_the_leader_hands_over_to_the_standby_without_gap_or_overlap() {
 #[tokio::test]
 async fn audit_and_startup_refuse_a_tampered_ledger() {
     let (db, ledger) = TestDb::migrated().await;
-    let dir = temp_dir();
+    let dir = temp_dir("anchord_proc");
     let key = keygen(&dir);
     ledger.ensure_suite(HashSuite::Sha256).await.unwrap();
     append(&ledger, "a", 15).await;

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use anchord_testkit::TestDb;
 use anchord_testkit::metrics_spec::{self, SpecMetric};
+use anchord_testkit::process::{free_port, peer, promtool_check};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_anchord");
@@ -50,32 +51,6 @@ impl Proc {
             panic!("{} exited early ({status}); its log:\n{log}", self.1);
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `prometheus` or `promtool`, or a panic saying how to install them.
-fn peer(name: &str) -> PathBuf {
-    for dir in std::env::var("PATH")
-        .unwrap_or_default()
-        .split(':')
-        .chain(["/usr/bin"])
-    {
-        let p = Path::new(dir).join(name);
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!(
-        "`{name}` is missing: run scripts/test-peers (it installs Debian's `prometheus` \
-         package, which brings the prometheus server and promtool)"
-    );
 }
 
 /// A minimal HTTP/1.0 GET (no client dependency): status and body.
@@ -398,21 +373,7 @@ logs = [{{ origin = "{ORIGIN}", vkeys = ["{sealer_vkey}"] }}]
             body.contains("# TYPE anchord_"),
             "{job} exports no metrics:\n{body}"
         );
-        let mut c = Command::new(&promtool)
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        c.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
-        let out = c.wait_with_output().unwrap();
-        assert!(
-            out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
-            "promtool check metrics on {job}'s exposition: {}{}\n{body}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        promtool_check(&body, &format!("{job}'s exposition"));
         // And every exported anchord family is in the spec, with its type.
         for line in body.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {

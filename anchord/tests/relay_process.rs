@@ -9,7 +9,7 @@
 use anchord_testkit::evidence;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anchord_batcher::BatcherConfig;
@@ -18,34 +18,11 @@ use anchord_core::checkpoint::{ALG_ED25519, NoteSigner};
 use anchord_ledger::Ledger;
 use anchord_relay::sim::{self, Faults, SimConfig};
 use anchord_testkit::TestDb;
+use anchord_testkit::process::{Proc, free_port, temp_dir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_anchord");
 const ORIGIN: &str = "anchord.test/relay-process";
 const ACCOUNT: &str = "bank-a";
-
-/// A child process killed (SIGKILL) when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(anchord_testkit::unique(tag));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 use anchord_testkit::rsa_keypair as rsa_keys;
 

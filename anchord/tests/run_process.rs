@@ -4,40 +4,17 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anchord_core::checkpoint::{ALG_ED25519, NoteSigner};
 use anchord_ingest::loadgen::Generator;
 use anchord_relay::sim::{self, Faults, SimConfig};
+use anchord_testkit::process::{Proc, free_port, promtool_check, temp_dir};
 use anchord_testkit::{TestDb, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_anchord");
 const TENANTS: &str = r#"["icbc-sh","ccb-bj"]"#;
-
-/// A child process killed (SIGKILL) when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(anchord_testkit::unique(tag));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Ports {
     admin: u16,
@@ -135,33 +112,6 @@ async fn get(url: &str) -> Option<(u16, String)> {
         .ok()?;
     let status = r.status().as_u16();
     Some((status, r.text().await.ok()?))
-}
-
-/// `promtool check metrics` on an exposition: no complaint at all. Fails
-/// loudly when promtool is missing.
-fn promtool_check(body: &str) {
-    use std::io::Write as _;
-    let promtool = ["/usr/bin/promtool", "/usr/local/bin/promtool"]
-        .into_iter()
-        .find(|p| Path::new(p).is_file())
-        .unwrap_or_else(|| {
-            panic!("promtool is missing: run scripts/test-peers (Debian's prometheus package)")
-        });
-    let mut c = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    c.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
-    let out = c.wait_with_output().unwrap();
-    assert!(
-        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
-        "promtool check metrics on anchord run's exposition: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 async fn sim_for(dir: &Path, public: &Path) -> sim::SimHandle {
@@ -287,7 +237,7 @@ async fn run_takes_evidence_from_kafka_to_an_anchored_proof_and_drains_on_sigter
     }
     // The combined exposition is valid for Prometheus, and every family in
     // it is in the spec with its type.
-    promtool_check(&metrics);
+    promtool_check(&metrics, "anchord run's exposition");
     let spec = anchord_testkit::metrics_spec::load();
     for line in metrics.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE anchord_") {

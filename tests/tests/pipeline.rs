@@ -8,7 +8,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anchord_batcher::config::{BatcherConfig, WitnessPeer};
@@ -20,6 +19,7 @@ use anchord_ingest::IngestConfig;
 use anchord_relay::config::{RelayConfig, TargetConfig, TargetKind};
 use anchord_relay::sim::{self, Faults, SimConfig};
 use anchord_testkit::TestDb;
+use anchord_testkit::process::temp_dir;
 use anchord_verifier::VerifierConfig;
 use anchord_verifier::prover::Prover;
 use rdkafka::ClientConfig;
@@ -32,12 +32,6 @@ const N: usize = 300;
 
 fn contract(i: usize) -> Vec<u8> {
     format!("signed loan agreement no. {i}, 250000.00 CNY").into_bytes()
-}
-
-fn temp_dir(prefix: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(anchord_testkit::unique(prefix));
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
