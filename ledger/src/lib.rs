@@ -8,7 +8,7 @@ mod anchors;
 mod blocks;
 mod config;
 mod evidence;
-mod migrate;
+pub mod migrate;
 mod proofs;
 mod summary;
 mod workflow_queries;
@@ -126,7 +126,7 @@ impl Ledger {
     /// processes at once).
     pub async fn migrate(&self) -> Result<Vec<&'static Migration>, LedgerError> {
         let mut c = self.pool.get().await?;
-        migrate::run(&mut c).await
+        migrate::apply(&mut c, &migrate::LEDGER).await
     }
 
     /// Record the deployment's hash suite on first use; refuse a different

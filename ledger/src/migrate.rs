@@ -40,18 +40,45 @@ pub const MIGRATIONS: &[Migration] = &[
     },
 ];
 
-/// Advisory lock key: "anchord migrate" folded into an i64.
-const LOCK_KEY: i64 = 0x616e_6368_6d69_6772;
+/// A schema's migrations and where their bookkeeping lives. The ledger has
+/// one; the workflow layer keeps its own `workflow` schema with another, so
+/// the two evolve apart under the same rules.
+#[derive(Debug)]
+pub struct MigrationSet {
+    /// What the set is called in errors and logs ("ledger", "workflow").
+    pub name: &'static str,
+    /// The cluster-wide advisory lock taken while applying.
+    pub lock_key: i64,
+    /// Run before anything else (e.g. `CREATE SCHEMA IF NOT EXISTS …`).
+    pub setup_sql: &'static str,
+    /// The bookkeeping table (schema-qualified where needed).
+    pub table: &'static str,
+    /// Every migration, oldest first.
+    pub migrations: &'static [Migration],
+}
 
-pub(crate) async fn run(
+/// The ledger's own set: advisory lock "anchmigr" folded into an i64.
+pub const LEDGER: MigrationSet = MigrationSet {
+    name: "ledger",
+    lock_key: 0x616e_6368_6d69_6772,
+    setup_sql: "",
+    table: "schema_migrations",
+    migrations: MIGRATIONS,
+};
+
+/// Apply `set`'s pending migrations under its advisory lock (safe from
+/// several processes at once); refuse a changed applied migration and a
+/// database newer than the binary. Returns the migrations applied.
+pub async fn apply(
     c: &mut deadpool_postgres::Object,
+    set: &MigrationSet,
 ) -> Result<Vec<&'static Migration>, LedgerError> {
-    c.execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
+    c.execute("SELECT pg_advisory_lock($1)", &[&set.lock_key])
         .await?;
-    let result = apply_pending(c).await;
+    let result = apply_pending(c, set).await;
     // Unlock even after a failure; the session may be pooled.
     let unlock = c
-        .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
+        .execute("SELECT pg_advisory_unlock($1)", &[&set.lock_key])
         .await;
     let applied = result?;
     unlock?;
@@ -60,32 +87,42 @@ pub(crate) async fn run(
 
 async fn apply_pending(
     c: &mut deadpool_postgres::Object,
+    set: &MigrationSet,
 ) -> Result<Vec<&'static Migration>, LedgerError> {
-    c.batch_execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
+    let table = set.table;
+    c.batch_execute(&format!(
+        "{}; CREATE TABLE IF NOT EXISTS {table} (
              version    integer PRIMARY KEY,
              name       text NOT NULL,
              checksum   text NOT NULL,
              applied_at timestamptz NOT NULL DEFAULT now()
          )",
-    )
+        if set.setup_sql.is_empty() {
+            "SELECT 1"
+        } else {
+            set.setup_sql
+        }
+    ))
     .await?;
     let rows = c
-        .query("SELECT version, checksum FROM schema_migrations", &[])
+        .query(&format!("SELECT version, checksum FROM {table}"), &[])
         .await?;
     let applied: std::collections::HashMap<i32, String> =
         rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     if let Some(max) = applied.keys().max()
-        && *max > MIGRATIONS.last().map_or(0, |m| m.version)
+        && *max > set.migrations.last().map_or(0, |m| m.version)
     {
         return Err(LedgerError::Migration {
             version: *max,
-            name: "?",
-            reason: "the database is newer than this binary; upgrade anchord".into(),
+            name: set.name,
+            reason: format!(
+                "the {} schema is newer than this binary; upgrade anchord",
+                set.name
+            ),
         });
     }
     let mut done = Vec::new();
-    for m in MIGRATIONS {
+    for m in set.migrations {
         let sum = checksum(m.sql);
         match applied.get(&m.version) {
             Some(stored) if *stored == sum => continue,
@@ -94,7 +131,8 @@ async fn apply_pending(
                     version: m.version,
                     name: m.name,
                     reason: format!(
-                        "its text changed after it was applied (stored checksum {stored}, now {sum})"
+                        "{} migration text changed after it was applied (stored checksum {stored}, now {sum})",
+                        set.name
                     ),
                 });
             }
@@ -109,19 +147,23 @@ async fn apply_pending(
                 reason: e.to_string(),
             })?;
         tx.execute(
-            "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+            &format!("INSERT INTO {table} (version, name, checksum) VALUES ($1, $2, $3)"),
             &[&m.version, &m.name, &sum],
         )
         .await?;
         tx.commit().await?;
-        tracing::info!(version = m.version, name = m.name, "applied migration");
+        tracing::info!(
+            set = set.name,
+            version = m.version,
+            name = m.name,
+            "applied migration"
+        );
         done.push(m);
     }
     Ok(done)
 }
 
-/// Hex SHA-256 of the migration text, through the core crate (the one place
-/// hashing is defined).
-fn checksum(sql: &str) -> String {
+/// Hex SHA-256 of a migration's text.
+pub fn checksum(sql: &str) -> String {
     hex::encode(anchord_core::HashSuite::Sha256.digest(sql.as_bytes()))
 }

@@ -76,6 +76,24 @@ async fn a_changed_migration_is_refused_with_both_checksums() {
 }
 
 #[tokio::test]
+async fn a_database_newer_than_the_binary_is_refused() {
+    let (db, ledger) = TestDb::migrated().await;
+    db.client()
+        .await
+        .execute(
+            "INSERT INTO schema_migrations (version, name, checksum) VALUES (9999, 'future', 'x')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let err = ledger.migrate().await.unwrap_err().to_string();
+    assert!(
+        err.contains("9999") && err.contains("newer than this binary"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn the_hash_suite_is_pinned_on_first_use() {
     let (_db, ledger) = TestDb::migrated().await;
     ledger.ensure_suite(HashSuite::Sm3).await.unwrap();
