@@ -596,6 +596,7 @@ fn production_values_render_to_consistent_manifests() {
             "extraEnv": [{"name": "ANCHORD__INGEST__BATCH_MAX", "value": "5000"}]
         },
         "relay": {"terminationGracePeriodSeconds": 120},
+        "workflow": {"keyEncryptionKey": {"enabled": true}},
         "config": {
             "hash_suite": "sm3",
             "ingest": {
@@ -717,6 +718,73 @@ fn workflow_storage_is_a_claim_and_several_replicas_need_read_write_many() {
     assert!(err.contains("ReadWriteMany"), "{err}");
     render(&[json!({"workflow": {"replicas": 2, "storage": {"persistence": {"accessModes": ["ReadWriteMany"]}}}})])
         .unwrap();
+}
+
+#[test]
+fn platform_held_keys_need_the_key_encryption_key_in_the_secret() {
+    let err = render(&[json!({"workflow": {"keyEncryptionKey": {"enabled": true}}})])
+        .err()
+        .expect("enabling platform-held keys without the key must not render");
+    assert!(err.contains("secrets.workflowKek is required"), "{err}");
+
+    let kek = "11".repeat(32);
+    let r = render(&[json!({
+        "workflow": {"keyEncryptionKey": {"enabled": true}},
+        "secrets": {"workflowKek": kek}
+    })])
+    .unwrap();
+    check(&r, &Expect::default());
+    let secret = r
+        .of_kind("Secret")
+        .into_iter()
+        .find(|o| !is_hook(o))
+        .expect("the chart's Secret");
+    assert!(
+        secret["data"]["workflow-kek"].is_string(),
+        "the Secret carries the key: {secret}"
+    );
+    let toml_text = r
+        .of_kind("ConfigMap")
+        .into_iter()
+        .find(|o| !is_hook(o))
+        .expect("the chart's ConfigMap")["data"]["anchord.toml"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let parsed: toml::Table = toml::from_str(&toml_text).unwrap();
+    let path = parsed["workflow"]["key_encryption_key_file"]
+        .as_str()
+        .unwrap();
+    let wf = r
+        .of_kind("Deployment")
+        .into_iter()
+        .find(|d| component(d) == "workflow")
+        .unwrap();
+    let pod = &wf["spec"]["template"]["spec"];
+    let mounted = pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| path.starts_with(m["mountPath"].as_str().unwrap()) && m["name"] == "keys");
+    assert!(
+        mounted,
+        "{path} is not under the workflow pod's key mount: {pod}"
+    );
+    let items = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "keys")
+        .map(|v| v["secret"]["items"].clone())
+        .unwrap();
+    assert!(
+        items
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["key"] == "workflow-kek" && path.ends_with(i["path"].as_str().unwrap())),
+        "{items}"
+    );
 }
 
 #[test]

@@ -171,6 +171,9 @@ app.kubernetes.io/component: {{ .component }}
 {{- if .Values.workflow.enabled -}}
 {{- $_ := set $c.workflow "listen" (printf "0.0.0.0:%d" (int .Values.workflow.port)) -}}
 {{- $_ := set $c.workflow "storage_dir" .Values.workflow.storage.mountPath -}}
+{{- if .Values.workflow.keyEncryptionKey.enabled -}}
+{{- $_ := set $c.workflow "key_encryption_key_file" (printf "%s/%s" $keys .Values.secrets.keys.workflowKek) -}}
+{{- end -}}
 {{- else -}}
 {{- $_ := unset $c "workflow" -}}
 {{- end -}}
@@ -300,6 +303,9 @@ data:
   {{- end }}
   {{- if and $root.Values.relay.enabled (include "anchord.relayNeedsSignerKey" $root) }}
   {{ $k.relaySignerKey }}: {{ $s.relaySignerKey | b64enc | quote }}
+  {{- end }}
+  {{- if and $root.Values.workflow.enabled $root.Values.workflow.keyEncryptionKey.enabled }}
+  {{ $k.workflowKek }}: {{ required "secrets.workflowKek is required with workflow.keyEncryptionKey.enabled (64 hex digits: openssl rand -hex 32)" $s.workflowKek | b64enc | quote }}
   {{- end }}
   {{- end }}
 {{- end -}}
