@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::Workflow;
-use crate::auth::{Caller, Role};
+use crate::auth::{Require, roles};
 use crate::error::{ApiError, Query};
 use crate::evidence::{self, NewSubmission};
 
@@ -369,10 +369,9 @@ fn parse_time_us(s: &Option<String>, key: &str) -> Result<Option<i64>, ApiError>
 ))]
 pub async fn list(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    _: Require<roles::Admin>,
     Query(q): Query<AuditQuery>,
 ) -> Result<axum::Json<Vec<AuditRow>>, ApiError> {
-    caller.require(&[Role::Admin])?;
     let from = parse_time_us(&q.from, "from")?;
     let to = parse_time_us(&q.to, "to")?;
     crate::error::one_of("result", &q.result, &["ok", "denied", "failed"])?;
@@ -412,9 +411,8 @@ pub async fn list(
 ))]
 pub async fn verify(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    _: Require<roles::Admin>,
 ) -> Result<axum::Json<ChainReport>, ApiError> {
-    caller.require(&[Role::Admin])?;
     Ok(axum::Json(verify_chain(&wf.pool).await?))
 }
 
@@ -425,9 +423,8 @@ pub async fn verify(
 ))]
 pub async fn anchor_now(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    _: Require<roles::Admin>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    caller.require(&[Role::Admin])?;
     let sub = anchor_head(&wf).await?;
     Ok(axum::Json(serde_json::json!({ "submission_id": sub })))
 }

@@ -2,9 +2,11 @@
 //!
 //! A session token is 32 random bytes, base64url, handed to the client once;
 //! the database keeps only its SHA-256, so a leaked table grants nothing.
-//! Every request is authorised here ([`Caller`]) and in each handler against
-//! the record it touches (tenant, institution, creator).
+//! Every request is authorised here — its session ([`Caller`]) and, before
+//! its body is read, the roles its route allows ([`Require`]) — and in each
+//! handler against the record it touches (tenant, institution, creator).
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -95,6 +97,66 @@ impl Caller {
         self.tenant
             .as_deref()
             .ok_or_else(|| ApiError::forbidden("this action needs a bank user"))
+    }
+}
+
+/// A set of roles, as a type: the `R` of [`Require<R>`].
+pub trait Roles: Send + Sync + 'static {
+    const ROLES: &'static [Role];
+}
+
+/// The role sets routes allow (the roles table of `docs/workflow-api.md`).
+pub mod roles {
+    use super::{Role, Roles};
+
+    macro_rules! role_sets {
+        ($($(#[$doc:meta])* $name:ident = [$($role:ident),+];)*) => {$(
+            $(#[$doc])*
+            #[derive(Debug)]
+            pub struct $name;
+            impl Roles for $name {
+                const ROLES: &'static [Role] = &[$(Role::$role),+];
+            }
+        )*};
+    }
+
+    role_sets! {
+        /// Administrators.
+        Admin = [Admin];
+        /// Administrators (all banks) and reviewers (their bank).
+        AdminOrReviewer = [Admin, Reviewer];
+        /// A bank's users and reviewers: creators, signers.
+        Bank = [User, Reviewer];
+        /// Administrators (all banks), reviewers and users (their bank).
+        AdminOrBank = [Admin, Reviewer, User];
+        /// Reviewers.
+        Reviewer = [Reviewer];
+        /// Notary offices and courts.
+        Institution = [Institution];
+    }
+}
+
+/// The caller of a route that only the roles `R` may use. It is extracted
+/// from the request's head; put first (after `State`), it answers 403 (as
+/// [`Caller::require`], and audited as such) before the path, query or body
+/// is read, so a caller of another role learns nothing from their
+/// validation. Record-level checks (tenant, creator, signer, addressed
+/// institution) stay in the handlers, which take the body as
+/// `Result<Json<T>, ApiError>` (or `Result<Multipart, ApiError>`) and answer
+/// its problems only after the check.
+#[derive(Debug)]
+pub struct Require<R>(pub Caller, pub PhantomData<R>);
+
+impl<R: Roles> FromRequestParts<Arc<Workflow>> for Require<R> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        wf: &Arc<Workflow>,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, wf).await?;
+        caller.require(R::ROLES)?;
+        Ok(Require(caller, PhantomData))
     }
 }
 
@@ -510,10 +572,9 @@ pub async fn create_user(wf: &Workflow, u: &NewUser) -> Result<i64, ApiError> {
 ))]
 pub async fn post_user(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    _: Require<roles::Admin>,
     Json(u): Json<NewUser>,
 ) -> Result<(StatusCode, axum::Json<UserJson>), ApiError> {
-    caller.require(&[Role::Admin])?;
     let id = create_user(&wf, &u).await?;
     Ok((StatusCode::CREATED, axum::Json(get_user(&wf, id).await?)))
 }
@@ -547,9 +608,8 @@ fn user_json(r: &tokio_postgres::Row) -> UserJson {
 #[utoipa::path(get, path = "/v1/users", responses((status = 200, body = [UserJson])))]
 pub async fn list_users(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    Require(caller, _): Require<roles::AdminOrReviewer>,
 ) -> Result<axum::Json<Vec<UserJson>>, ApiError> {
-    caller.require(&[Role::Admin, Role::Reviewer])?;
     let tenant = if caller.role == Role::Admin {
         None
     } else {
@@ -586,10 +646,9 @@ pub struct Institution {
 ))]
 pub async fn post_institution(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    _: Require<roles::Admin>,
     Json(i): Json<Institution>,
 ) -> Result<(StatusCode, axum::Json<Institution>), ApiError> {
-    caller.require(&[Role::Admin])?;
     let mut errs = std::collections::BTreeMap::new();
     if !valid_tenant(&i.id) || i.id.bytes().any(|b| b.is_ascii_uppercase()) {
         errs.insert("id".into(), "1-64 of [a-z0-9._-]".into());

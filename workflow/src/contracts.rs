@@ -18,7 +18,7 @@ use ed25519_dalek::{Signer as _, SigningKey, Verifier as _, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::{Caller, Role};
+use crate::auth::{Caller, Require, Role, roles};
 use crate::error::{ApiError, Json, Path, Query};
 use crate::evidence::{self, NewSubmission};
 use crate::preservations::{LedgerJson, Reason, bundle_of, ledger_view};
@@ -65,10 +65,9 @@ fn placeholders(t: &str) -> Vec<String> {
     responses((status = 201, body = ContractTypeJson), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn create_type(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    _: Require<roles::Admin>,
     Json(t): Json<NewContractType>,
 ) -> Result<(StatusCode, axum::Json<ContractTypeJson>), ApiError> {
-    caller.require(&[Role::Admin])?;
     let mut errs = BTreeMap::new();
     if t.name.trim().is_empty() || t.name.chars().count() > 200 {
         errs.insert("name".into(), "1-200 characters".into());
@@ -161,10 +160,9 @@ fn platform_kek(wf: &Workflow) -> Result<&crate::keyseal::Kek, ApiError> {
     responses((status = 200, body = SigningKeyJson), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn register_key(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    Require(caller, _): Require<roles::Bank>,
     Json(k): Json<SigningKeyRequest>,
 ) -> Result<axum::Json<SigningKeyJson>, ApiError> {
-    caller.require(&[Role::User, Role::Reviewer])?;
     let (public, seed): (Vec<u8>, Option<Vec<u8>>) = match k.custody.as_str() {
         "client" => {
             let pk = k
@@ -338,10 +336,9 @@ async fn load(
     responses((status = 201, body = ContractJson), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn create(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    Require(caller, _): Require<roles::Bank>,
     Json(n): Json<NewContract>,
 ) -> Result<(StatusCode, axum::Json<ContractJson>), ApiError> {
-    caller.require(&[Role::User, Role::Reviewer])?;
     let tenant = caller.tenant()?.to_owned();
     let mut c = wf.db().await?;
     let tpl = c
@@ -461,10 +458,9 @@ pub struct ListQuery {
 #[utoipa::path(get, path = "/v1/contracts", params(ListQuery), responses((status = 200, body = [ContractJson])))]
 pub async fn list(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    Require(caller, _): Require<roles::AdminOrBank>,
     Query(q): Query<ListQuery>,
 ) -> Result<axum::Json<Vec<ContractJson>>, ApiError> {
-    caller.require(&[Role::Admin, Role::Reviewer, Role::User])?;
     let tenant = if caller.role == Role::Admin {
         None
     } else {
@@ -517,14 +513,16 @@ pub struct SignRequest {
               (status = 422, description = "the signature does not verify", body = crate::error::ErrorBody)))]
 pub async fn sign(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    Require(caller, _): Require<roles::Bank>,
     Path(id): Path<i64>,
-    Json(s): Json<SignRequest>,
+    body: Result<Json<SignRequest>, ApiError>,
 ) -> Result<axum::Json<ContractJson>, ApiError> {
     let (k, _) = load(&wf, &caller, id).await?;
     let Some(me) = k.signers.iter().find(|s| s.user_id == caller.id) else {
         return Err(ApiError::forbidden("you are not a signer of this contract"));
     };
+    // The body only now: the caller may touch the record (auth::Require).
+    let Json(s) = body?;
     if k.status != "signing" || me.status != "pending" {
         return Err(ApiError::invalid_state(format!(
             "the contract is {} and your signature is {}",
@@ -649,14 +647,16 @@ pub async fn sign(
     responses((status = 200, body = ContractJson)))]
 pub async fn refuse(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    Require(caller, _): Require<roles::Bank>,
     Path(id): Path<i64>,
-    Json(r): Json<Reason>,
+    body: Result<Json<Reason>, ApiError>,
 ) -> Result<axum::Json<ContractJson>, ApiError> {
     let (k, _) = load(&wf, &caller, id).await?;
     if !k.signers.iter().any(|s| s.user_id == caller.id) {
         return Err(ApiError::forbidden("you are not a signer of this contract"));
     }
+    // The body only now: the caller may touch the record (auth::Require).
+    let Json(r) = body?;
     if r.reason.trim().is_empty() || r.reason.chars().count() > 2000 {
         return Err(ApiError::field("reason", "1-2000 characters"));
     }
@@ -691,7 +691,6 @@ pub async fn refuse(
 }
 
 fn review_guard(caller: &Caller, k: &ContractJson) -> Result<(), ApiError> {
-    caller.require(&[Role::Reviewer])?;
     if caller.tenant.as_deref() != Some(k.tenant.as_str()) {
         return Err(ApiError::forbidden(
             "reviewers review only their own bank's records",
@@ -713,7 +712,7 @@ fn review_guard(caller: &Caller, k: &ContractJson) -> Result<(), ApiError> {
     responses((status = 200, body = ContractJson), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn approve(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    Require(caller, _): Require<roles::Reviewer>,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<ContractJson>, ApiError> {
     let (k, _) = load(&wf, &caller, id).await?;
@@ -791,12 +790,14 @@ pub async fn approve(
     responses((status = 200, body = ContractJson)))]
 pub async fn reject(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    Require(caller, _): Require<roles::Reviewer>,
     Path(id): Path<i64>,
-    Json(r): Json<Reason>,
+    body: Result<Json<Reason>, ApiError>,
 ) -> Result<axum::Json<ContractJson>, ApiError> {
     let (k, _) = load(&wf, &caller, id).await?;
     review_guard(&caller, &k)?;
+    // The body only now: the caller may touch the record (auth::Require).
+    let Json(r) = body?;
     if r.reason.trim().is_empty() || r.reason.chars().count() > 2000 {
         return Err(ApiError::field("reason", "1-2000 characters"));
     }

@@ -16,7 +16,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::{Caller, Role};
+use crate::auth::{Caller, Require, Role, roles};
 use crate::error::{ApiError, Json, Multipart, Path, Query};
 use crate::evidence::{self, NewSubmission};
 use crate::preservations::Reason;
@@ -178,10 +178,9 @@ async fn subject(
               (status = 422, body = crate::error::ErrorBody)))]
 pub async fn create(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    Require(caller, _): Require<roles::Bank>,
     Json(n): Json<NewRequest>,
 ) -> Result<(StatusCode, axum::Json<RequestJson>), ApiError> {
-    caller.require(&[Role::User, Role::Reviewer])?;
     let tenant = caller.tenant()?.to_owned();
     let c = wf.db().await?;
     let mut errs = BTreeMap::new();
@@ -369,7 +368,6 @@ pub async fn get(
 }
 
 fn institution_guard(caller: &Caller, r: &RequestJson) -> Result<(), ApiError> {
-    caller.require(&[Role::Institution])?;
     if caller.institution_id.as_deref() != Some(r.institution_id.as_str()) {
         return Err(ApiError::forbidden("this request is not addressed to you"));
     }
@@ -408,12 +406,14 @@ pub struct Comparison {
               (status = 413, body = crate::error::ErrorBody)))]
 pub async fn compare(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    Require(caller, _): Require<roles::Institution>,
     Path(id): Path<i64>,
-    Multipart(mp): Multipart,
+    body: Result<Multipart, ApiError>,
 ) -> Result<axum::Json<Comparison>, ApiError> {
     let (r, _) = load(&wf, &caller, id).await?;
     institution_guard(&caller, &r)?;
+    // The body only now: the caller may touch the record (auth::Require).
+    let Multipart(mp) = body?;
     let c = wf.db().await?;
     let (_, _, _, sub) = subject(&c, &r.subject_kind, r.subject_id)
         .await?
@@ -482,12 +482,14 @@ pub async fn compare(
               (status = 413, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn issue_certificate(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    Require(caller, _): Require<roles::Institution>,
     Path(id): Path<i64>,
-    Multipart(mp): Multipart,
+    body: Result<Multipart, ApiError>,
 ) -> Result<axum::Json<RequestJson>, ApiError> {
     let (r, _) = load(&wf, &caller, id).await?;
     institution_guard(&caller, &r)?;
+    // The body only now: the caller may touch the record (auth::Require).
+    let Multipart(mp) = body?;
     if r.status != "pending" && r.status != "in_review" {
         return Err(ApiError::invalid_state(format!(
             "a {} request cannot be certified",
@@ -563,12 +565,14 @@ pub async fn issue_certificate(
     responses((status = 200, body = RequestJson), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn refuse(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    Require(caller, _): Require<roles::Institution>,
     Path(id): Path<i64>,
-    Json(reason): Json<Reason>,
+    body: Result<Json<Reason>, ApiError>,
 ) -> Result<axum::Json<RequestJson>, ApiError> {
     let (r, _) = load(&wf, &caller, id).await?;
     institution_guard(&caller, &r)?;
+    // The body only now: the caller may touch the record (auth::Require).
+    let Json(reason) = body?;
     if reason.reason.trim().is_empty() || reason.reason.chars().count() > 2000 {
         return Err(ApiError::field("reason", "1-2000 characters"));
     }

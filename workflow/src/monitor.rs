@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::Workflow;
-use crate::auth::{Caller, Role};
+use crate::auth::{Require, roles};
 use crate::error::{ApiError, Query};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -61,9 +61,8 @@ async fn counts(
 #[utoipa::path(get, path = "/v1/monitoring/summary", responses((status = 200, body = Summary)))]
 pub async fn summary(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    _: Require<roles::Admin>,
 ) -> Result<axum::Json<Summary>, ApiError> {
-    caller.require(&[Role::Admin])?;
     let s = wf.ledger.summary().await?;
     let c = wf.db().await?;
     let preservations = counts(
@@ -156,10 +155,9 @@ const EVENT_KINDS: &[&str] = &[
     responses((status = 200, body = [ChainEventJson])))]
 pub async fn events(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    _: Require<roles::Admin>,
     Query(q): Query<EventsQuery>,
 ) -> Result<axum::Json<Vec<anchord_ledger::ChainEvent>>, ApiError> {
-    caller.require(&[Role::Admin])?;
     crate::error::in_range("limit", q.limit, 1, 5000)?;
     crate::error::one_of("kind", &q.kind, EVENT_KINDS)?;
     let limit = q.limit.unwrap_or(200);

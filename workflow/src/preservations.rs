@@ -13,7 +13,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::{Caller, Role};
+use crate::auth::{Caller, Require, Role, roles};
 use crate::error::{ApiError, Json, Multipart, Path, Query};
 use crate::evidence::{self, NewSubmission, SubmissionJson};
 use crate::{Workflow, files, products, ts, ts_opt, webhooks};
@@ -202,10 +202,9 @@ fn clean_fields(v: std::collections::BTreeMap<String, String>) -> serde_json::Va
 ))]
 pub async fn create(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    Require(caller, _): Require<roles::Bank>,
     Json(p): Json<NewPreservation>,
 ) -> Result<(StatusCode, axum::Json<PreservationJson>), ApiError> {
-    caller.require(&[Role::User, Role::Reviewer])?;
     let tenant = caller.tenant()?.to_owned();
     let c = wf.db().await?;
     let Some(template) = products::template(&c, p.product_id).await? else {
@@ -231,14 +230,16 @@ pub async fn create(
               (status = 422, body = crate::error::ErrorBody)))]
 pub async fn edit(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    Require(caller, _): Require<roles::Bank>,
     Path(id): Path<i64>,
-    Json(e): Json<EditPreservation>,
+    body: Result<Json<EditPreservation>, ApiError>,
 ) -> Result<axum::Json<PreservationJson>, ApiError> {
     let (p, _) = load(&wf, &caller, id).await?;
     if p.created_by != caller.id {
         return Err(ApiError::forbidden("only the creator edits a preservation"));
     }
+    // The body only now: the caller may touch the record (auth::Require).
+    let Json(e) = body?;
     if p.status != "saved" && p.status != "rejected" {
         return Err(ApiError::invalid_state(format!(
             "a {} preservation cannot be edited",
@@ -267,14 +268,16 @@ pub async fn edit(
               (status = 413, description = "over workflow.max_upload_bytes", body = crate::error::ErrorBody)))]
 pub async fn upload(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    Require(caller, _): Require<roles::Bank>,
     Path(id): Path<i64>,
-    Multipart(mp): Multipart,
+    body: Result<Multipart, ApiError>,
 ) -> Result<axum::Json<PreservationJson>, ApiError> {
     let (p, _) = load(&wf, &caller, id).await?;
     if p.created_by != caller.id {
         return Err(ApiError::forbidden("only the creator uploads the file"));
     }
+    // The body only now: the caller may touch the record (auth::Require).
+    let Multipart(mp) = body?;
     if p.status != "saved" && p.status != "rejected" {
         return Err(ApiError::invalid_state(format!(
             "a {} preservation's file cannot change",
@@ -298,7 +301,7 @@ pub async fn upload(
     responses((status = 200, body = PreservationJson), (status = 409, body = crate::error::ErrorBody)))]
 pub async fn submit(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    Require(caller, _): Require<roles::Bank>,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<PreservationJson>, ApiError> {
     let (p, _) = load(&wf, &caller, id).await?;
@@ -341,7 +344,6 @@ pub async fn submit(
 }
 
 fn review_guard(caller: &Caller, p: &PreservationJson) -> Result<(), ApiError> {
-    caller.require(&[Role::Reviewer])?;
     if caller.tenant.as_deref() != Some(p.tenant.as_str()) {
         return Err(ApiError::forbidden(
             "reviewers review only their own bank's records",
@@ -364,7 +366,7 @@ fn review_guard(caller: &Caller, p: &PreservationJson) -> Result<(), ApiError> {
               (status = 409, body = crate::error::ErrorBody)))]
 pub async fn approve(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    Require(caller, _): Require<roles::Reviewer>,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<PreservationJson>, ApiError> {
     let (p, _) = load(&wf, &caller, id).await?;
@@ -443,12 +445,14 @@ pub async fn approve(
     responses((status = 200, body = PreservationJson), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn reject(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    Require(caller, _): Require<roles::Reviewer>,
     Path(id): Path<i64>,
-    Json(r): Json<Reason>,
+    body: Result<Json<Reason>, ApiError>,
 ) -> Result<axum::Json<PreservationJson>, ApiError> {
     let (p, _) = load(&wf, &caller, id).await?;
     review_guard(&caller, &p)?;
+    // The body only now: the caller may touch the record (auth::Require).
+    let Json(r) = body?;
     if r.reason.trim().is_empty() || r.reason.chars().count() > 2000 {
         return Err(ApiError::field("reason", "1-2000 characters"));
     }
@@ -561,10 +565,9 @@ pub struct ListQuery {
     responses((status = 200, body = [PreservationJson])))]
 pub async fn list(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    Require(caller, _): Require<roles::AdminOrBank>,
     Query(q): Query<ListQuery>,
 ) -> Result<axum::Json<Vec<PreservationJson>>, ApiError> {
-    caller.require(&[Role::Admin, Role::Reviewer, Role::User])?;
     let tenant = if caller.role == Role::Admin {
         None
     } else {

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{Caller, Role};
+use crate::auth::{Caller, Require, roles};
 use crate::error::{ApiError, Json, Path};
 use crate::{Workflow, ts};
 
@@ -272,10 +272,9 @@ async fn load(c: &tokio_postgres::Client, id: i64) -> Result<ProductJson, ApiErr
 ))]
 pub async fn create(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    _: Require<roles::Admin>,
     Json(p): Json<NewProduct>,
 ) -> Result<(StatusCode, axum::Json<ProductJson>), ApiError> {
-    caller.require(&[Role::Admin])?;
     let mut errs = BTreeMap::new();
     if p.name.trim().is_empty() || p.name.chars().count() > 200 {
         errs.insert("name".into(), "1-200 characters".into());
@@ -361,11 +360,10 @@ pub async fn get(
     responses((status = 200, body = ProductJson), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn patch(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    _: Require<roles::Admin>,
     Path(id): Path<i64>,
     Json(p): Json<ProductPatch>,
 ) -> Result<axum::Json<ProductJson>, ApiError> {
-    caller.require(&[Role::Admin])?;
     let mut errs = BTreeMap::new();
     if let Some(n) = &p.name
         && (n.trim().is_empty() || n.chars().count() > 200)
@@ -398,10 +396,9 @@ pub async fn patch(
     responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn delete(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    _: Require<roles::Admin>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(&[Role::Admin])?;
     let c = wf.db().await?;
     let n = c
         .execute(
@@ -460,11 +457,10 @@ async fn renumber(
               (status = 422, body = crate::error::ErrorBody)))]
 pub async fn add_field(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    _: Require<roles::Admin>,
     Path(id): Path<i64>,
     Json(nf): Json<NewField>,
 ) -> Result<(StatusCode, axum::Json<ProductJson>), ApiError> {
-    caller.require(&[Role::Admin])?;
     let mut errs = BTreeMap::new();
     check_field(&nf.field, "", &mut errs);
     if !errs.is_empty() {
@@ -491,11 +487,10 @@ pub async fn add_field(
     request_body = FieldPatch, responses((status = 200, body = ProductJson), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn edit_field(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    _: Require<roles::Admin>,
     Path((id, key)): Path<(i64, String)>,
     Json(p): Json<FieldPatch>,
 ) -> Result<axum::Json<ProductJson>, ApiError> {
-    caller.require(&[Role::Admin])?;
     let c = wf.db().await?;
     let Some(template) = template(&c, id).await? else {
         return Err(ApiError::not_found("product"));
@@ -529,10 +524,9 @@ pub async fn edit_field(
     responses((status = 200, body = ProductJson), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn delete_field(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    _: Require<roles::Admin>,
     Path((id, key)): Path<(i64, String)>,
 ) -> Result<axum::Json<ProductJson>, ApiError> {
-    caller.require(&[Role::Admin])?;
     let mut c = wf.db().await?;
     let tx = c.transaction().await?;
     let mut keys = lock_product(&tx, id).await?;
@@ -555,11 +549,10 @@ pub async fn delete_field(
     responses((status = 200, body = ProductJson), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn reorder(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    _: Require<roles::Admin>,
     Path(id): Path<i64>,
     Json(o): Json<FieldOrder>,
 ) -> Result<axum::Json<ProductJson>, ApiError> {
-    caller.require(&[Role::Admin])?;
     let mut c = wf.db().await?;
     let tx = c.transaction().await?;
     let keys = lock_product(&tx, id).await?;

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
-use crate::auth::{Caller, Role};
+use crate::auth::{Require, Role, roles};
 use crate::error::{ApiError, Json, Path};
 use crate::{Workflow, ts, ts_opt};
 
@@ -238,10 +238,9 @@ pub struct WebhookJson {
 ))]
 pub async fn create(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    Require(caller, _): Require<roles::AdminOrReviewer>,
     Json(w): Json<NewWebhook>,
 ) -> Result<(StatusCode, axum::Json<WebhookJson>), ApiError> {
-    caller.require(&[Role::Admin, Role::Reviewer])?;
     if !(w.url.starts_with("http://") || w.url.starts_with("https://")) || w.url.len() > 2000 {
         return Err(ApiError::field("url", "an http(s) URL"));
     }
@@ -294,10 +293,9 @@ pub struct DeliveryJson {
 ))]
 pub async fn deliveries(
     State(wf): State<Arc<Workflow>>,
-    caller: Caller,
+    Require(caller, _): Require<roles::AdminOrReviewer>,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<Vec<DeliveryJson>>, ApiError> {
-    caller.require(&[Role::Admin, Role::Reviewer])?;
     let c = wf.db().await?;
     let hook = c
         .query_opt("SELECT tenant FROM workflow.webhooks WHERE id = $1", &[&id])
