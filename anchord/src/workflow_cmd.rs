@@ -47,7 +47,8 @@ pub async fn run(config: Config, args: WorkflowArgs) -> anyhow::Result<()> {
 }
 
 /// The workflow configuration with the Kafka settings defaulted from
-/// `[ingest]` (the same evidence topic as the bank streams).
+/// `[ingest]` (the same evidence topic as the bank streams) and the proof
+/// URL on certificates from `verifier.public_url`.
 pub fn effective_config(config: &Config) -> anchord_workflow::WorkflowConfig {
     let mut wf = config.workflow.clone();
     if wf.brokers.is_empty() {
@@ -55,6 +56,12 @@ pub fn effective_config(config: &Config) -> anchord_workflow::WorkflowConfig {
     }
     if wf.evidence_topic.is_empty() {
         wf.evidence_topic = config.ingest.topic.clone();
+    }
+    if wf.proof_url.is_empty() {
+        wf.proof_url = format!(
+            "{}/v1/proofs",
+            config.verifier.public_url.trim_end_matches('/')
+        );
     }
     wf
 }

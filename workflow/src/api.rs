@@ -68,6 +68,10 @@ pub fn router(wf: Arc<Workflow>) -> Router {
         .route("/v1/preservations/{id}/reject", post(preservations::reject))
         .route("/v1/preservations/{id}/proof", get(preservations::proof))
         .route(
+            "/v1/preservations/{id}/certificate",
+            get(preservations::certificate),
+        )
+        .route(
             "/v1/contract-types",
             get(contracts::list_types).post(contracts::create_type),
         )
@@ -81,6 +85,10 @@ pub fn router(wf: Arc<Workflow>) -> Router {
         .route("/v1/contracts/{id}/approve", post(contracts::approve))
         .route("/v1/contracts/{id}/reject", post(contracts::reject))
         .route("/v1/contracts/{id}/proof", get(contracts::proof))
+        .route(
+            "/v1/contracts/{id}/certificate",
+            get(contracts::certificate),
+        )
         .route(
             "/v1/judicial-requests",
             get(judicial::list).post(judicial::create),
@@ -190,11 +198,11 @@ async fn audit_layer(State(wf): State<Arc<Workflow>>, mut req: Request, next: Ne
         products::add_field, products::edit_field, products::delete_field, products::reorder,
         products::preview,
         preservations::create, preservations::edit, preservations::upload, preservations::submit,
-        preservations::approve, preservations::reject, preservations::get, preservations::proof,
+        preservations::approve, preservations::reject, preservations::get, preservations::proof, preservations::certificate,
         preservations::download, preservations::list,
         contracts::create_type, contracts::list_types, contracts::register_key, contracts::create,
         contracts::get, contracts::list, contracts::sign, contracts::refuse, contracts::approve,
-        contracts::reject, contracts::proof,
+        contracts::reject, contracts::proof, contracts::certificate,
         judicial::create, judicial::list, judicial::get, judicial::compare,
         judicial::issue_certificate, judicial::refuse, judicial::download_certificate,
         audit::list, audit::verify, audit::anchor_now,

@@ -14,6 +14,12 @@ use crate::WorkflowError;
 pub struct WorkflowConfig {
     /// Where the workflow API listens.
     pub listen: SocketAddr,
+    /// Public base URL of proofs, printed (and as a QR code) on preservation
+    /// certificates: `<proof_url>/<evidence hash>` is where a court checks
+    /// one. Empty: `verifier.public_url` + `/v1/proofs`.
+    pub proof_url: String,
+    /// CJK font (TTF/OTF/TTC) embedded in preservation certificates.
+    pub certificate_font: PathBuf,
     /// Directory uploaded files are stored in, content-addressed by SHA-256.
     pub storage_dir: PathBuf,
     /// Largest file accepted by an upload, bytes (413 beyond).
@@ -67,6 +73,8 @@ impl Default for WorkflowConfig {
     fn default() -> Self {
         WorkflowConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8090)),
+            proof_url: String::new(),
+            certificate_font: PathBuf::from(anchord_verifier::certificate::DEFAULT_FONT),
             storage_dir: PathBuf::from(".anchord/workflow-files"),
             max_upload_bytes: 100 << 20,
             max_json_bytes: 1 << 20,
@@ -96,6 +104,12 @@ impl WorkflowConfig {
     /// Cross-field checks, naming the key at fault.
     pub fn validate(&self) -> Result<(), WorkflowError> {
         let bad = |s: &str| Err(WorkflowError::Config(s.into()));
+        if !(self.proof_url.is_empty()
+            || self.proof_url.starts_with("http://")
+            || self.proof_url.starts_with("https://"))
+        {
+            return bad("workflow.proof_url must be an http:// or https:// URL (or empty)");
+        }
         if self.storage_dir.as_os_str().is_empty() {
             return bad("workflow.storage_dir must not be empty");
         }

@@ -840,6 +840,22 @@ pub async fn proof(
     bundle_of(&wf, sub).await
 }
 
+/// The contract's preservation certificate (电子数据保全证书, PDF), once
+/// sealed: the verifier's certificate of its ledger entry.
+#[utoipa::path(get, path = "/v1/contracts/{id}/certificate", params(("id" = i64, Path)),
+    responses((status = 200, description = "the certificate", content_type = "application/pdf"),
+              (status = 409, description = "not sealed yet", body = crate::error::ErrorBody),
+              (status = 503, description = "no certificate font on this server", body = crate::error::ErrorBody)))]
+pub async fn certificate(
+    State(wf): State<Arc<Workflow>>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<axum::response::Response, ApiError> {
+    let (_, sub) = load(&wf, &caller, id).await?;
+    let axum::Json(bundle) = bundle_of(&wf, sub).await?;
+    crate::certificates::pdf(&wf, bundle, &format!("contract-{id}-certificate.pdf")).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,6 +23,7 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+mod certificates;
 pub mod config;
 pub mod contracts;
 pub mod error;
@@ -113,6 +114,8 @@ pub struct Workflow {
     pub(crate) http: reqwest::Client,
     /// Seals platform-held signing keys (`workflow.key_encryption_key_file`).
     pub(crate) kek: Option<keyseal::Kek>,
+    /// The certificate font, loaded on first use (`workflow.certificate_font`).
+    pub(crate) font: tokio::sync::OnceCell<Arc<anchord_verifier::certificate::CjkFont>>,
 }
 
 impl std::fmt::Debug for Workflow {
@@ -142,8 +145,17 @@ impl Workflow {
 /// Build the shared state: check the configuration, apply the workflow
 /// migrations, prepare the storage directory and the Kafka producer, create
 /// the bootstrap administrator.
-pub async fn prepare(config: WorkflowConfig, deps: Deps) -> Result<Arc<Workflow>, WorkflowError> {
+pub async fn prepare(
+    mut config: WorkflowConfig,
+    deps: Deps,
+) -> Result<Arc<Workflow>, WorkflowError> {
     config.validate()?;
+    if config.proof_url.is_empty() {
+        config.proof_url = format!(
+            "{}/v1/proofs",
+            anchord_verifier::VerifierConfig::default().public_url
+        );
+    }
     if config.brokers.is_empty() || config.evidence_topic.is_empty() {
         return Err(WorkflowError::Config(
             "workflow.brokers and workflow.evidence_topic must be set (they default to ingest.brokers and ingest.topic)".into(),
@@ -197,6 +209,7 @@ pub async fn prepare(config: WorkflowConfig, deps: Deps) -> Result<Arc<Workflow>
         webhooks_kick: Notify::new(),
         http,
         kek,
+        font: tokio::sync::OnceCell::new(),
     });
     auth::bootstrap_admin(&wf).await?;
     metrics::init();

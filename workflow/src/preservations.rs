@@ -60,6 +60,8 @@ pub struct LedgerJson {
     pub anchors: Vec<String>,
     /// The proof bundle is at `proof_path` once sealed.
     pub proof_path: Option<String>,
+    /// The preservation certificate (PDF) is at `certificate_path` once sealed.
+    pub certificate_path: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -155,6 +157,7 @@ pub(crate) async fn ledger_view(
         anchor_status: None,
         anchors: Vec::new(),
         proof_path: None,
+        certificate_path: None,
     };
     if view.submission.state == "sealed"
         && let Some(b) = evidence::bundle(wf, &view.submission).await?
@@ -177,6 +180,9 @@ pub(crate) async fn ledger_view(
                 )
             })
             .collect();
+        view.certificate_path = proof_path
+            .strip_suffix("/proof")
+            .map(|p| format!("{p}/certificate"));
         view.proof_path = Some(proof_path);
     }
     Ok(Some(view))
@@ -521,6 +527,22 @@ pub(crate) async fn bundle_of(
     let s = evidence::get(&c, sub).await?.ok_or_else(not_yet)?;
     let b = evidence::bundle(wf, &s).await?.ok_or_else(not_yet)?;
     Ok(axum::Json(b))
+}
+
+/// The preservation's preservation certificate (电子数据保全证书, PDF), once
+/// sealed: the verifier's certificate of its ledger entry.
+#[utoipa::path(get, path = "/v1/preservations/{id}/certificate", params(("id" = i64, Path)),
+    responses((status = 200, description = "the certificate", content_type = "application/pdf"),
+              (status = 409, description = "not sealed yet", body = crate::error::ErrorBody),
+              (status = 503, description = "no certificate font on this server", body = crate::error::ErrorBody)))]
+pub async fn certificate(
+    State(wf): State<Arc<Workflow>>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    let (_, sub) = load(&wf, &caller, id).await?;
+    let axum::Json(bundle) = bundle_of(&wf, sub).await?;
+    crate::certificates::pdf(&wf, bundle, &format!("preservation-{id}-certificate.pdf")).await
 }
 
 /// Download the evidence file.

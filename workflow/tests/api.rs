@@ -377,6 +377,15 @@ async fn every_role_from_product_set_up_to_certificate_and_refused_ruling() {
         .ok(200, "GET", &format!("{pp}/proof"), Some(&alice), None)
         .await;
     verify_proof(&bundle, &file);
+    // Its preservation certificate, for the owner; not for another bank.
+    let detail = env.ok(200, "GET", &pp, Some(&alice), None).await;
+    assert_eq!(
+        detail["ledger"]["certificate_path"],
+        format!("{pp}/certificate"),
+        "{detail}"
+    );
+    env.certificate_names(&format!("{pp}/certificate"), &alice, &sha)
+        .await;
 
     // List filters.
     let own_id = own.rsplit('/').next().unwrap().parse::<i64>().unwrap();
@@ -898,6 +907,12 @@ async fn a_three_signer_contract_goes_on_chain_and_a_refusal_is_recorded() {
         .ok(200, "GET", &format!("{kp}/proof"), Some(&alice), None)
         .await;
     verify_proof(&bundle, body.as_bytes());
+    let contract_hash = bundle["entry"]["evidence_hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    env.certificate_names(&format!("{kp}/certificate"), &alice, &contract_hash)
+        .await;
 
     // A refusal.
     let k2 = env

@@ -296,6 +296,12 @@ async fn every_route_denies_every_role_the_table_does_not_allow() {
             bank_a_readers.clone(),
         ),
         (
+            "GET",
+            format!("{pp}/certificate"),
+            Body::None,
+            bank_a_readers.clone(),
+        ),
+        (
             "POST",
             format!("{pp}/submit"),
             Body::None,
@@ -342,6 +348,12 @@ async fn every_route_denies_every_role_the_table_does_not_allow() {
         (
             "GET",
             format!("/v1/contracts/{kid}/proof"),
+            Body::None,
+            bank_a_readers.clone(),
+        ),
+        (
+            "GET",
+            format!("/v1/contracts/{kid}/certificate"),
             Body::None,
             bank_a_readers.clone(),
         ),

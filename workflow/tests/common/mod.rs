@@ -190,6 +190,49 @@ impl Env {
         (status, v)
     }
 
+    /// GET raw bytes: status, content type, body.
+    pub async fn get_bytes(&self, path: &str, token: &str) -> (u16, String, Vec<u8>) {
+        let resp = self
+            .http
+            .get(format!("{}{}", self.base, path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let ctype = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (status, ctype, resp.bytes().await.unwrap().to_vec())
+    }
+
+    /// The preservation certificate at `path`: a PDF whose text (read back
+    /// with poppler's pdftotext, a test peer) names `evidence_hash`.
+    pub async fn certificate_names(&self, path: &str, token: &str, evidence_hash: &str) {
+        let (status, ctype, pdf) = self.get_bytes(path, token).await;
+        assert_eq!(status, 200, "GET {path}: {}", String::from_utf8_lossy(&pdf));
+        assert_eq!(ctype, "application/pdf");
+        assert!(pdf.starts_with(b"%PDF-"), "not a PDF");
+        let dir = anchord_testkit::process::temp_dir("wf_cert");
+        let file = dir.join("certificate.pdf");
+        std::fs::write(&file, &pdf).unwrap();
+        let out = std::process::Command::new(anchord_testkit::process::peer("pdftotext"))
+            .arg(&file)
+            .arg("-")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("电子数据保全证书"), "{text}");
+        assert!(
+            text.contains(evidence_hash),
+            "the certificate names {evidence_hash}:\n{text}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     /// Call and insist on `want`; returns the body.
     pub async fn ok(
         &self,
