@@ -401,9 +401,7 @@ impl ConsumerContext for IngestContext {
                     // offsets restarted, and reading on would treat new
                     // evidence as already committed. Stop, loudly.
                     if let Some(o) = stored
-                        && let Ok((_, high)) =
-                            consumer.fetch_watermarks(&topic, *p, Duration::from_secs(10))
-                        && o > high
+                        && let Some(high) = partition_end_below(consumer, &topic, *p, o)
                     {
                         let msg = format!(
                             "partition {p} of {topic}: the ledger has consumed up to offset {o} but \
@@ -758,4 +756,41 @@ fn close(consumer: &IngestConsumer) {
         // stored, so they are read again by whoever owns the partition next.
         let _ = consumer.poll(Duration::from_millis(100));
     }
+}
+
+/// The partition's end offset when it is below `position` on every one of a
+/// few reads spread over about 3 s; `None` when it reaches `position` (or
+/// cannot be read). A broker may report a stale high watermark while
+/// records are being produced (tansu 0.6 has been seen 57 offsets behind
+/// records already consumed), so one low reading is not evidence that the
+/// topic was recreated; a recreated topic stays low on every read.
+fn partition_end_below(
+    consumer: &BaseConsumer<IngestContext>,
+    topic: &str,
+    partition: i32,
+    position: i64,
+) -> Option<i64> {
+    let mut high = None;
+    for attempt in 0..10 {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        match consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
+            Ok((_, h)) if h >= position => {
+                if let Some(low) = high {
+                    tracing::info!(
+                        partition,
+                        low,
+                        high = h,
+                        position,
+                        "the broker reported a stale end offset; it has caught up"
+                    );
+                }
+                return None;
+            }
+            Ok((_, h)) => high = Some(h),
+            Err(_) => return None,
+        }
+    }
+    high
 }
