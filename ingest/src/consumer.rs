@@ -401,7 +401,8 @@ impl ConsumerContext for IngestContext {
                     // offsets restarted, and reading on would treat new
                     // evidence as already committed. Stop, loudly.
                     if let Some(o) = stored
-                        && let Some(high) = partition_end_below(consumer, &topic, *p, o)
+                        && let Some(high) =
+                            partition_end_below(consumer, &shared.config, &topic, *p, o)
                     {
                         let msg = format!(
                             "partition {p} of {topic}: the ledger has consumed up to offset {o} but \
@@ -758,39 +759,43 @@ fn close(consumer: &IngestConsumer) {
     }
 }
 
-/// The partition's end offset when it is below `position` on every one of a
-/// few reads spread over about 3 s; `None` when it reaches `position` (or
-/// cannot be read). A broker may report a stale high watermark while
-/// records are being produced (tansu 0.6 has been seen 57 offsets behind
-/// records already consumed), so one low reading is not evidence that the
-/// topic was recreated; a recreated topic stays low on every read.
+/// The partition's end offset when the partition really ends below
+/// `position` (the ledger's next offset); `None` when records reach it (or
+/// the broker cannot be asked).
+///
+/// Apache Kafka's high watermark is exact, so a lower one means the topic
+/// was recreated or truncated. tansu 0.6 reports an end that can fall inside
+/// the last record batch (seen 2 and 57 offsets short of records already
+/// consumed), so a low reading is confirmed by reading the records
+/// themselves: from `resume_lookback_messages` before the reported end (the
+/// same allowance ingest uses when it resumes on such a broker) up to
+/// `position - 1`. Reaching the partition's end first confirms it.
 fn partition_end_below(
     consumer: &BaseConsumer<IngestContext>,
+    config: &IngestConfig,
     topic: &str,
     partition: i32,
     position: i64,
 ) -> Option<i64> {
-    let mut high = None;
-    for attempt in 0..10 {
-        if attempt > 0 {
-            std::thread::sleep(Duration::from_millis(300));
+    let high = match consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
+        Ok((_, h)) if h < position => h,
+        _ => return None,
+    };
+    let from = (high - config.resume_lookback_messages as i64).max(0);
+    match crate::topics::records_reach(config, topic, partition, from, position) {
+        Ok(true) => {
+            tracing::info!(
+                partition,
+                reported_end = high,
+                position,
+                "the broker reported an end offset below records it holds; not a recreated topic"
+            );
+            None
         }
-        match consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
-            Ok((_, h)) if h >= position => {
-                if let Some(low) = high {
-                    tracing::info!(
-                        partition,
-                        low,
-                        high = h,
-                        position,
-                        "the broker reported a stale end offset; it has caught up"
-                    );
-                }
-                return None;
-            }
-            Ok((_, h)) => high = Some(h),
-            Err(_) => return None,
+        Ok(false) => Some(high),
+        Err(e) => {
+            tracing::warn!(partition, error = %e, "could not confirm the partition's end; carrying on");
+            None
         }
     }
-    high
 }

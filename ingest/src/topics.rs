@@ -2,13 +2,15 @@
 //! joins its group, so a missing topic is a clear start-up error and not a
 //! silent stall or an ever-growing pile of unpublished dead letters.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::Message as _;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::{IngestConfig, IngestError};
@@ -72,4 +74,43 @@ async fn exists(brokers: &str, topic: &str) -> Result<bool, IngestError> {
     })
     .await
     .map_err(|e| IngestError::Config(format!("checking topic: {e}")))?
+}
+
+/// Whether the partition holds a record at offset `position - 1` or later,
+/// reading from `from` with a throwaway consumer (no group membership).
+/// `false` when the partition's end comes first (or nothing arrives within
+/// 10 s).
+pub fn records_reach(
+    config: &IngestConfig,
+    topic: &str,
+    partition: i32,
+    from: i64,
+    position: i64,
+) -> KafkaResult<bool> {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.brokers)
+        .set("group.id", "anchord-ingest-end-check")
+        .set("client.id", "anchord-ingest-end-check")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true");
+    for (k, v) in &config.librdkafka {
+        if k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.") {
+            c.set(k, v);
+        }
+    }
+    let probe: BaseConsumer = c.create()?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(from))?;
+    probe.assign(&tpl)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match probe.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) if m.offset() + 1 >= position => return Ok(true),
+            Some(Ok(_)) => {}
+            Some(Err(KafkaError::PartitionEOF(_))) => return Ok(false),
+            Some(Err(e)) => return Err(e),
+            None => {}
+        }
+    }
+    Ok(false)
 }

@@ -75,3 +75,50 @@ async fn a_stored_position_past_the_end_of_a_recreated_topic_stops_ingest_loudly
         other => panic!("expected PositionBeyondLog, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_reach_reads_the_partition_itself_not_the_reported_end() {
+    let topic = anchord_testkit::kafka::topic("reach", 1).await;
+    let c = config(&topic);
+    let t = topic.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut g =
+            anchord_ingest::loadgen::Generator::new("reach", vec!["icbc-sh".to_string()], 0.0, 0.0);
+        let stats = anchord_ingest::loadgen::publish(
+            &anchord_testkit::kafka::brokers(),
+            &t,
+            &mut g,
+            25,
+            0,
+            false,
+            &|| false,
+        )
+        .unwrap();
+        assert_eq!(stats.failed, 0);
+    })
+    .await
+    .unwrap();
+    let reach = |from: i64, position: i64| {
+        let c = c.clone();
+        let topic = topic.clone();
+        tokio::task::spawn_blocking(move || {
+            anchord_ingest::topics::records_reach(&c, &topic, 0, from, position).unwrap()
+        })
+    };
+    // Offsets 0..=24 exist: a ledger position of 25 is covered. (Reading
+    // starts at a batch boundary: tansu answers a fetch from inside a batch
+    // with the later batches only, which is why ingest reads from
+    // `resume_lookback_messages` before the reported end.)
+    let t0 = std::time::Instant::now();
+    assert!(reach(0, 25).await.unwrap());
+    assert!(reach(0, 1).await.unwrap());
+    // Position 26 would need offset 25: the partition's end comes first,
+    // and says so at once rather than after the 10 s bound.
+    assert!(!reach(0, 26).await.unwrap());
+    assert!(!reach(0, 1000).await.unwrap());
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        t0.elapsed()
+    );
+}
