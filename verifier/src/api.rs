@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::VerifierConfig;
-use crate::certificate::{CertificateInput, CjkFont};
+use crate::certificate::{IssueError, Issuer};
 use crate::prover::{Lookup, ProveError, Prover};
 
 /// The message of a verification that matched (the wording courts expect).
@@ -42,8 +42,7 @@ pub const NOT_FOUND_MESSAGE: &str = "未找到保全记录";
 struct AppState {
     prover: Arc<Prover>,
     limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
-    font_path: Arc<std::path::PathBuf>,
-    font: Arc<tokio::sync::OnceCell<Arc<CjkFont>>>,
+    certificates: Arc<Issuer>,
     public_url: Arc<str>,
 }
 
@@ -58,8 +57,7 @@ pub fn router(prover: Arc<Prover>, config: &VerifierConfig) -> Router {
     let state = AppState {
         prover,
         limiter: limiter.clone(),
-        font_path: Arc::new(config.cjk_font.clone()),
-        font: Arc::new(tokio::sync::OnceCell::new()),
+        certificates: Arc::new(Issuer::new(config.cjk_font.clone())),
         public_url: config.public_url.trim_end_matches('/').into(),
     };
     // Forget idle clients now and then.
@@ -331,42 +329,22 @@ async fn certificate(
         Lookup::Found(b) => b,
         other => return lookup_response(other),
     };
-    let path = s.font_path.clone();
-    let font = s
-        .font
-        .get_or_try_init(|| async move {
-            tokio::task::spawn_blocking(move || CjkFont::load(&path).map(Arc::new))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "loading the certificate font");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "certificate_unavailable",
-                "certificates are not available on this server",
-            )
-        })?
-        .clone();
     let url = format!("{}/v1/proofs/{}", s.public_url, hex::encode(&hash));
-    let issued_at_us = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
-    let pdf = tokio::task::spawn_blocking(move || {
-        crate::certificate::render(
-            &CertificateInput {
-                bundle: &served.bundle,
-                verify_url: &url,
-                issued_at_us,
-            },
-            &font,
-        )
-    })
-    .await
-    .map_err(|e| ProveError::Corrupt(format!("certificate task: {e}")))?
-    .map_err(|e| ProveError::Corrupt(format!("certificate: {e}")))?;
+    let pdf = s
+        .certificates
+        .pdf(served.bundle.clone(), url)
+        .await
+        .map_err(|e| match e {
+            IssueError::FontUnavailable(e) => {
+                tracing::error!(error = %e, "loading the certificate font");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "certificate_unavailable",
+                    "certificates are not available on this server",
+                )
+            }
+            IssueError::Render(e) => ProveError::Corrupt(e).into(),
+        })?;
     let mut r = Response::new(Body::from(pdf));
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -62,6 +62,68 @@ impl CjkFont {
     }
 }
 
+/// Issues certificates for a server: loads the font once, on first use
+/// (a missing font makes certificates unavailable, not the server), and
+/// renders off the async worker threads. The verifier's API and the
+/// workflow API share it.
+#[derive(Debug)]
+pub struct Issuer {
+    font_path: std::path::PathBuf,
+    font: tokio::sync::OnceCell<std::sync::Arc<CjkFont>>,
+}
+
+/// Why [`Issuer::pdf`] made no certificate.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    /// The configured font cannot be loaded (tried again on the next call).
+    #[error("certificate font: {0}")]
+    FontUnavailable(String),
+    #[error("certificate: {0}")]
+    Render(String),
+}
+
+impl Issuer {
+    pub fn new(font_path: impl Into<std::path::PathBuf>) -> Self {
+        Issuer {
+            font_path: font_path.into(),
+            font: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The PDF for `bundle`, issued now, with `verify_url` printed and in
+    /// the QR code.
+    pub async fn pdf(&self, bundle: Bundle, verify_url: String) -> Result<Vec<u8>, IssueError> {
+        let path = self.font_path.clone();
+        let font = self
+            .font
+            .get_or_try_init(|| async move {
+                tokio::task::spawn_blocking(move || CjkFont::load(&path).map(std::sync::Arc::new))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(IssueError::FontUnavailable)?
+            .clone();
+        let issued_at_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        tokio::task::spawn_blocking(move || {
+            render(
+                &CertificateInput {
+                    bundle: &bundle,
+                    verify_url: &verify_url,
+                    issued_at_us,
+                },
+                &font,
+            )
+        })
+        .await
+        .map_err(|e| IssueError::Render(format!("task: {e}")))?
+        .map_err(|e| IssueError::Render(e.to_string()))
+    }
+}
+
 /// What the certificate shows besides the bundle.
 #[derive(Debug)]
 pub struct CertificateInput<'a> {

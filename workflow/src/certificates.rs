@@ -3,10 +3,8 @@
 //! the same proof bundle `GET …/proof` serves, with a QR code pointing at
 //! the public proof URL (`workflow.proof_url`) where a court checks it.
 
-use std::sync::Arc;
-
 use anchord_core::bundle::Bundle;
-use anchord_verifier::certificate::{CertificateInput, CjkFont, render};
+use anchord_verifier::certificate::IssueError;
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -20,51 +18,24 @@ pub(crate) async fn pdf(
     bundle: Bundle,
     filename: &str,
 ) -> Result<Response, ApiError> {
-    let path = wf.config.certificate_font.clone();
-    let font = wf
-        .font
-        .get_or_try_init(|| async move {
-            tokio::task::spawn_blocking(move || CjkFont::load(&path).map(Arc::new))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| {
+    let url = format!(
+        "{}/{}",
+        wf.config.proof_url.trim_end_matches('/'),
+        hex::encode(&bundle.entry.evidence_hash)
+    );
+    let bytes = wf.certificates.pdf(bundle, url).await.map_err(|e| match e {
+        IssueError::FontUnavailable(e) => {
             tracing::error!(error = %e, "loading the certificate font (workflow.certificate_font)");
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not_configured",
                 "certificates are not available on this server: its CJK font (workflow.certificate_font) cannot be loaded",
             )
-        })?
-        .clone();
-    let url = format!(
-        "{}/{}",
-        wf.config.proof_url.trim_end_matches('/'),
-        hex::encode(&bundle.entry.evidence_hash)
-    );
-    let issued_at_us = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
-    let bytes = tokio::task::spawn_blocking(move || {
-        render(
-            &CertificateInput {
-                bundle: &bundle,
-                verify_url: &url,
-                issued_at_us,
-            },
-            &font,
-        )
-    })
-    .await
-    .map_err(|e| {
-        tracing::error!(error = %e, "certificate task");
-        ApiError::internal()
-    })?
-    .map_err(|e| {
-        tracing::error!(error = %e, "rendering a certificate");
-        ApiError::internal()
+        }
+        IssueError::Render(e) => {
+            tracing::error!(error = %e, "rendering a certificate");
+            ApiError::internal()
+        }
     })?;
     let mut r = Response::new(Body::from(bytes));
     let h = r.headers_mut();

@@ -657,9 +657,7 @@ pub async fn refuse(
     }
     // The body only now: the caller may touch the record (auth::Require).
     let Json(r) = body?;
-    if r.reason.trim().is_empty() || r.reason.chars().count() > 2000 {
-        return Err(ApiError::field("reason", "1-2000 characters"));
-    }
+    let reason_text = r.checked()?;
     let mut c = wf.db().await?;
     let tx = c.transaction().await?;
     let n = tx
@@ -667,7 +665,7 @@ pub async fn refuse(
             "UPDATE workflow.contract_signers SET status = 'refused', refuse_reason = $3, refused_at = now()
               WHERE contract_id = $1 AND user_id = $2 AND status = 'pending'
                 AND EXISTS (SELECT 1 FROM workflow.contracts WHERE id = $1 AND status = 'signing')",
-            &[&id, &caller.id, &r.reason.trim()],
+            &[&id, &caller.id, &reason_text],
         )
         .await?;
     if n == 0 {
@@ -675,7 +673,7 @@ pub async fn refuse(
     }
     tx.execute(
         "UPDATE workflow.contracts SET status = 'refused', reject_reason = $2, updated_at = now() WHERE id = $1",
-        &[&id, &format!("refused by {}: {}", caller.username, r.reason.trim())],
+        &[&id, &format!("refused by {}: {}", caller.username, reason_text)],
     )
     .await?;
     webhooks::enqueue(
@@ -798,9 +796,7 @@ pub async fn reject(
     review_guard(&caller, &k)?;
     // The body only now: the caller may touch the record (auth::Require).
     let Json(r) = body?;
-    if r.reason.trim().is_empty() || r.reason.chars().count() > 2000 {
-        return Err(ApiError::field("reason", "1-2000 characters"));
-    }
+    let reason_text = r.checked()?;
     let mut c = wf.db().await?;
     let tx = c.transaction().await?;
     let n = tx
@@ -808,7 +804,7 @@ pub async fn reject(
             "UPDATE workflow.contracts SET status = 'rejected', reject_reason = $3, reviewed_by = $2,
                     reviewed_at = now(), updated_at = now()
               WHERE id = $1 AND status = 'awaiting_review'",
-            &[&id, &caller.id, &r.reason.trim()],
+            &[&id, &caller.id, &reason_text],
         )
         .await?;
     if n == 0 {
@@ -820,7 +816,7 @@ pub async fn reject(
         &tx,
         Some(&k.tenant),
         "contract.rejected",
-        serde_json::json!({"type": "contract", "id": id, "reason": r.reason.trim()}),
+        serde_json::json!({"type": "contract", "id": id, "reason": reason_text}),
     )
     .await?;
     tx.commit().await?;

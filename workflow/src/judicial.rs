@@ -573,9 +573,7 @@ pub async fn refuse(
     institution_guard(&caller, &r)?;
     // The body only now: the caller may touch the record (auth::Require).
     let Json(reason) = body?;
-    if reason.reason.trim().is_empty() || reason.reason.chars().count() > 2000 {
-        return Err(ApiError::field("reason", "1-2000 characters"));
-    }
+    let reason_text = reason.checked()?;
     let mut c = wf.db().await?;
     let tx = c.transaction().await?;
     let n = tx
@@ -583,7 +581,7 @@ pub async fn refuse(
             "UPDATE workflow.judicial_requests SET status = 'refused', refuse_reason = $2, decided_by = $3,
                     decided_at = now(), updated_at = now()
               WHERE id = $1 AND status IN ('pending', 'in_review')",
-            &[&id, &reason.reason.trim(), &caller.id],
+            &[&id, &reason_text, &caller.id],
         )
         .await?;
     if n == 0 {
@@ -596,7 +594,7 @@ pub async fn refuse(
         &tx,
         Some(&r.tenant),
         "judicial_request.refused",
-        serde_json::json!({"type": "judicial_request", "id": id, "reason": reason.reason.trim()}),
+        serde_json::json!({"type": "judicial_request", "id": id, "reason": reason_text}),
     )
     .await?;
     tx.commit().await?;

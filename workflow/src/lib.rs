@@ -114,8 +114,8 @@ pub struct Workflow {
     pub(crate) http: reqwest::Client,
     /// Seals platform-held signing keys (`workflow.key_encryption_key_file`).
     pub(crate) kek: Option<keyseal::Kek>,
-    /// The certificate font, loaded on first use (`workflow.certificate_font`).
-    pub(crate) font: tokio::sync::OnceCell<Arc<anchord_verifier::certificate::CjkFont>>,
+    /// Preservation certificates (`workflow.certificate_font`).
+    pub(crate) certificates: anchord_verifier::certificate::Issuer,
 }
 
 impl std::fmt::Debug for Workflow {
@@ -198,6 +198,7 @@ pub async fn prepare(
         .timeout(std::time::Duration::from_millis(config.webhook_timeout_ms))
         .build()
         .map_err(|e| WorkflowError::Config(format!("webhook HTTP client: {e}")))?;
+    let certificates = anchord_verifier::certificate::Issuer::new(config.certificate_font.clone());
     let wf = Arc::new(Workflow {
         pool,
         ledger: deps.ledger,
@@ -209,7 +210,7 @@ pub async fn prepare(
         webhooks_kick: Notify::new(),
         http,
         kek,
-        font: tokio::sync::OnceCell::new(),
+        certificates,
     });
     auth::bootstrap_admin(&wf).await?;
     metrics::init();

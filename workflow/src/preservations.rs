@@ -40,6 +40,17 @@ pub struct Reason {
     pub reason: String,
 }
 
+impl Reason {
+    /// The reason, trimmed: 1-2000 characters, or a field error.
+    pub(crate) fn checked(&self) -> Result<&str, ApiError> {
+        let r = self.reason.trim();
+        if r.is_empty() || self.reason.chars().count() > 2000 {
+            return Err(ApiError::field("reason", "1-2000 characters"));
+        }
+        Ok(r)
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FileJson {
     pub name: String,
@@ -459,9 +470,7 @@ pub async fn reject(
     review_guard(&caller, &p)?;
     // The body only now: the caller may touch the record (auth::Require).
     let Json(r) = body?;
-    if r.reason.trim().is_empty() || r.reason.chars().count() > 2000 {
-        return Err(ApiError::field("reason", "1-2000 characters"));
-    }
+    let reason_text = r.checked()?;
     let mut c = wf.db().await?;
     let tx = c.transaction().await?;
     let n = tx
@@ -469,7 +478,7 @@ pub async fn reject(
             "UPDATE workflow.preservations SET status = 'rejected', reject_reason = $3, reviewed_by = $2,
                     reviewed_at = now(), updated_at = now()
               WHERE id = $1 AND status = 'submitted'",
-            &[&id, &caller.id, &r.reason.trim()],
+            &[&id, &caller.id, &reason_text],
         )
         .await?;
     if n == 0 {
@@ -482,7 +491,7 @@ pub async fn reject(
         &tx,
         Some(&p.tenant),
         "preservation.rejected",
-        serde_json::json!({"type": "preservation", "id": id, "number": p.number, "reason": r.reason.trim()}),
+        serde_json::json!({"type": "preservation", "id": id, "number": p.number, "reason": reason_text}),
     )
     .await?;
     tx.commit().await?;
