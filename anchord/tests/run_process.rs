@@ -295,20 +295,37 @@ async fn readiness_names_an_unreachable_target_and_a_failing_stage_stops_the_pro
 
     // A missing evidence topic (and create_topics off) fails the ingest
     // stage at start: the process stops every stage and names it.
-    let out = Command::new(BIN)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("ANCHORD__INGEST__TOPIC", anchord_testkit::unique("missing"))
-        .env("ANCHORD__INGEST__CREATE_TOPICS", "false")
-        .env("ANCHORD__ADMIN__LISTEN", "127.0.0.1:0")
-        .arg("--config")
-        .arg(&config)
-        .args(["run", "--stages", "batcher,ingest"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let log = dir.join("failing-run.log");
+    let mut failing = Proc(
+        Command::new(BIN)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("ANCHORD__INGEST__TOPIC", anchord_testkit::unique("missing"))
+            .env("ANCHORD__INGEST__CREATE_TOPICS", "false")
+            .env("ANCHORD__ADMIN__LISTEN", "127.0.0.1:0")
+            .arg("--config")
+            .arg(&config)
+            .args(["run", "--stages", "batcher,ingest"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    // Bounded: a process whose other stages did not stop would hang here.
+    let mut status = None;
+    for _ in 0..600 {
+        if let Some(s) = failing.0.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    let status = status.unwrap_or_else(|| {
+        panic!("a failing stage did not stop the process within 60 s:\n{stderr}")
+    });
+    assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("stage ingest"), "{stderr}");
     assert!(
         stderr.contains("stage stopped"),
