@@ -19,6 +19,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "sealed_platform_seeds",
         sql: include_str!("../migrations/0002_sealed_platform_seeds.sql"),
     },
+    Migration {
+        version: 3,
+        name: "private_evidence_webhooks_gc",
+        sql: include_str!("../migrations/0003_private_evidence_webhooks_gc.sql"),
+    },
 ];
 
 /// The workflow's set: advisory lock "anchwkfl" folded into an i64 (the
