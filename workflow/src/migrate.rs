@@ -24,6 +24,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "private_evidence_webhooks_gc",
         sql: include_str!("../migrations/0003_private_evidence_webhooks_gc.sql"),
     },
+    Migration {
+        version: 4,
+        name: "account_security",
+        sql: include_str!("../migrations/0004_account_security.sql"),
+    },
 ];
 
 /// The workflow's set: advisory lock "anchwkfl" folded into an i64 (the
