@@ -29,6 +29,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "account_security",
         sql: include_str!("../migrations/0004_account_security.sql"),
     },
+    Migration {
+        version: 5,
+        name: "signing_proof_and_guards",
+        sql: include_str!("../migrations/0005_signing_proof_and_guards.sql"),
+    },
 ];
 
 /// The workflow's set: advisory lock "anchwkfl" folded into an i64 (the
