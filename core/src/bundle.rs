@@ -620,5 +620,7 @@ mod opt_hex {
     }
 }
 
+pub mod corpus;
+
 #[cfg(test)]
 mod tests;

@@ -386,3 +386,67 @@ fn docs_worked_example_verifies() {
     assert_eq!(b, f, "the docs example is the fixture");
     verify_bundle(&b, &trusted(), Some(&b.entry.evidence_hash)).unwrap();
 }
+
+/// The frozen corpus of today's v1 bundles, written once by the v1 code
+/// (`ANCHORD_WRITE_FROZEN=dir`).
+fn frozen_specs() -> Vec<(&'static str, corpus::Spec)> {
+    use corpus::{Chain, Spec};
+    let hz = Chain::Judicial {
+        target: "hz-court".into(),
+        chain_id: "sim-court".into(),
+        gateway: "http://127.0.0.1:7471".into(),
+    };
+    let evm = Chain::Evm {
+        target: "evm-local".into(),
+        chain_id: "31337".into(),
+        rpc: "http://127.0.0.1:8545".into(),
+    };
+    vec![
+        (
+            "anchored-judicial-evm-sha256",
+            Spec {
+                receipts: vec![(hz.clone(), 3), (evm.clone(), 4)],
+                ..Spec::default()
+            },
+        ),
+        ("pending-sha256", Spec::default()),
+        (
+            "anchored-judicial-sm3",
+            Spec {
+                suite: HashSuite::Sm3,
+                evidence_alg: EvidenceAlg::Sm3,
+                seq: 12,
+                witnesses: vec![1],
+                quorum: 1,
+                receipts: vec![(hz.clone(), 3)],
+                ..Spec::default()
+            },
+        ),
+        (
+            "anchored-evm-sha512-evidence",
+            Spec {
+                evidence_alg: EvidenceAlg::Sha512,
+                seq: 0,
+                checkpoint_size: 1,
+                witnesses: vec![],
+                quorum: 0,
+                receipts: vec![(evm, 2)],
+                ..Spec::default()
+            },
+        ),
+    ]
+}
+
+#[test]
+fn write_frozen_v1_corpus() {
+    let Ok(dir) = std::env::var("ANCHORD_WRITE_FROZEN") else {
+        return;
+    };
+    for (name, spec) in frozen_specs() {
+        let b = corpus::build(&spec);
+        verify_bundle(&b, &TrustedKeys::from_bundle(&b).unwrap(), None).unwrap();
+        let mut text = serde_json::to_string_pretty(&b).unwrap();
+        text.push('\n');
+        std::fs::write(format!("{dir}/{name}.json"), text).unwrap();
+    }
+}
