@@ -98,7 +98,7 @@ impl Builder {
         &mut self,
         partition: i32,
         offset: i64,
-        payload: &[u8],
+        payload: Option<&[u8]>,
         rules: &Rules,
     ) -> Result<(), String> {
         let source = Source {
@@ -106,8 +106,8 @@ impl Builder {
             partition,
             offset,
         };
-        let raw = Bytes::copy_from_slice(payload);
-        let rejected = match message::decode(payload, rules) {
+        let raw = Bytes::copy_from_slice(payload.unwrap_or_default());
+        let rejected = match message::decode_record(payload, rules) {
             Ok(d) => {
                 self.produced_at_ms.push(d.produced_at_ms);
                 self.entries.push(d.into_entry(source, raw));
@@ -616,7 +616,7 @@ pub(crate) fn poll_loop(
                 if let Err(limit) = b.push(
                     m.partition(),
                     m.offset(),
-                    m.payload().unwrap_or(&[]),
+                    m.payload(),
                     &shared.rules,
                 ) {
                     drop(b);
@@ -725,7 +725,7 @@ fn accept(
     let pushed = shared.builder().push(
         q.partition,
         offset,
-        m.payload().unwrap_or(&[]),
+        m.payload(),
         &shared.rules,
     );
     pushed.map_err(|limit| trip(shared, limit))

@@ -46,6 +46,7 @@ use tokio_util::sync::CancellationToken;
 mod config;
 mod consumer;
 pub mod dlq;
+pub mod ijson;
 mod limit;
 pub mod loadgen;
 pub mod message;

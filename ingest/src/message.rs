@@ -16,6 +16,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::ijson::{self, KeyStr, StrictIgnored, StrictValue};
+
 /// The only format version this build understands.
 pub const FORMAT_VERSION: u64 = 1;
 
@@ -93,21 +95,93 @@ fn reject(reason: &'static str, detail: impl Into<String>) -> Reject {
 }
 
 /// The fast path: every field borrowed where the JSON has no escapes.
-/// Unknown fields are ignored (forward compatibility within v1).
-#[derive(Deserialize)]
+/// Unknown fields are ignored (forward compatibility within v1), but every
+/// member name, at every depth, must be unique (I-JSON): a repeated one fails
+/// this parse and the slow path reports it.
 struct Fast<'a> {
     v: u64,
-    #[serde(borrow)]
     tenant: Cow<'a, str>,
-    #[serde(borrow)]
     external_id: Cow<'a, str>,
-    #[serde(borrow)]
     hash_alg: Cow<'a, str>,
-    #[serde(borrow)]
     hash: Cow<'a, str>,
-    #[serde(default, borrow)]
-    metadata: Option<&'a RawValue>,
+    metadata: Option<serde_json::Value>,
     produced_at: i64,
+}
+
+impl<'de> Deserialize<'de> for Fast<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(FastVisitor)
+    }
+}
+
+struct FastVisitor;
+
+impl<'de> serde::de::Visitor<'de> for FastVisitor {
+    type Value = Fast<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a v1 evidence message (a JSON object)")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Fast<'de>, A::Error> {
+        use serde::de::Error as _;
+        let mut v = None;
+        let mut tenant = None;
+        let mut external_id = None;
+        let mut hash_alg = None;
+        let mut hash = None;
+        let mut metadata: Option<Option<serde_json::Value>> = None;
+        let mut produced_at = None;
+        let mut unknown: Vec<Cow<'de, str>> = Vec::new();
+        fn put<T, E: serde::de::Error>(slot: &mut Option<T>, name: &str, v: T) -> Result<(), E> {
+            if slot.is_some() {
+                return Err(E::custom(format_args!("{} {name:?}", ijson::DUPLICATE_KEY)));
+            }
+            *slot = Some(v);
+            Ok(())
+        }
+        while let Some(KeyStr(key)) = map.next_key()? {
+            match key.as_ref() {
+                "v" => put(&mut v, "v", map.next_value::<u64>()?)?,
+                "tenant" => put(&mut tenant, "tenant", map.next_value::<KeyStr<'de>>()?.0)?,
+                "external_id" => put(
+                    &mut external_id,
+                    "external_id",
+                    map.next_value::<KeyStr<'de>>()?.0,
+                )?,
+                "hash_alg" => put(
+                    &mut hash_alg,
+                    "hash_alg",
+                    map.next_value::<KeyStr<'de>>()?.0,
+                )?,
+                "hash" => put(&mut hash, "hash", map.next_value::<KeyStr<'de>>()?.0)?,
+                "metadata" => {
+                    let StrictValue(m) = map.next_value()?;
+                    put(&mut metadata, "metadata", (!m.is_null()).then_some(m))?
+                }
+                "produced_at" => put(&mut produced_at, "produced_at", map.next_value::<i64>()?)?,
+                _ => {
+                    if unknown.contains(&key) {
+                        return Err(A::Error::custom(format_args!(
+                            "{} {key:?}",
+                            ijson::DUPLICATE_KEY
+                        )));
+                    }
+                    map.next_value::<StrictIgnored>()?;
+                    unknown.push(key);
+                }
+            }
+        }
+        Ok(Fast {
+            v: v.ok_or_else(|| A::Error::missing_field("v"))?,
+            tenant: tenant.ok_or_else(|| A::Error::missing_field("tenant"))?,
+            external_id: external_id.ok_or_else(|| A::Error::missing_field("external_id"))?,
+            hash_alg: hash_alg.ok_or_else(|| A::Error::missing_field("hash_alg"))?,
+            hash: hash.ok_or_else(|| A::Error::missing_field("hash"))?,
+            metadata: metadata.flatten(),
+            produced_at: produced_at.ok_or_else(|| A::Error::missing_field("produced_at"))?,
+        })
+    }
 }
 
 /// Fields after the shape check, before the content rules.
@@ -116,13 +190,26 @@ struct Fields<'a> {
     external_id: Cow<'a, str>,
     hash_alg: Cow<'a, str>,
     hash: Cow<'a, str>,
-    metadata: Option<Metadata<'a>>,
+    metadata: Option<serde_json::Value>,
     produced_at: i64,
 }
 
-enum Metadata<'a> {
-    Raw(&'a RawValue),
-    Value(serde_json::Value),
+/// Latest accepted `produced_at`: 9999-12-31T23:59:59.999Z in Unix
+/// milliseconds (the last instant RFC 3339 can write). A larger value is
+/// almost always microseconds or nanoseconds sent by mistake.
+pub const MAX_PRODUCED_AT_MS: i64 = 253_402_300_799_999;
+
+/// The dead-letter detail of a Kafka tombstone (a record without a value).
+pub const TOMBSTONE_DETAIL: &str =
+    "the record has no value (a tombstone); a v1 message is a JSON object";
+
+/// Decode a Kafka record's value: `None` is a tombstone (no value at all),
+/// which is malformed like an empty value, with its own detail.
+pub fn decode_record(payload: Option<&[u8]>, rules: &Rules) -> Result<Decoded, Reject> {
+    match payload {
+        Some(p) => decode(p, rules),
+        None => Err(reject(reason::MALFORMED_JSON, TOMBSTONE_DETAIL)),
+    }
 }
 
 /// Decode and validate one message value.
@@ -140,14 +227,14 @@ pub fn decode(payload: &[u8], rules: &Rules) -> Result<Decoded, Reject> {
     let fields = match serde_json::from_slice::<Fast<'_>>(payload) {
         Ok(f) => {
             if f.v != FORMAT_VERSION {
-                return Err(unsupported(f.v));
+                return Err(unsupported(&f.v.to_string()));
             }
             Fields {
                 tenant: f.tenant,
                 external_id: f.external_id,
                 hash_alg: f.hash_alg,
                 hash: f.hash,
-                metadata: f.metadata.map(Metadata::Raw),
+                metadata: f.metadata,
                 produced_at: f.produced_at,
             }
         }
@@ -191,35 +278,60 @@ impl Decoded {
     }
 }
 
-fn unsupported(v: u64) -> Reject {
+fn unsupported(v: &str) -> Reject {
+    let v: String = v.chars().take(40).collect();
     reject(
         reason::UNSUPPORTED_VERSION,
         format!("format version {v} is not supported (this build reads version {FORMAT_VERSION})"),
     )
 }
 
+/// Whether JSON number text is an integer literal (`-?(0|[1-9][0-9]*)`, as
+/// the JSON grammar allows it), whatever its magnitude.
+fn is_integer_literal(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// The slow path: say exactly why the typed parse failed.
 fn slow_shape(payload: &[u8]) -> Result<Fields<'static>, Reject> {
-    let value: serde_json::Value = serde_json::from_slice(payload)
+    let value = ijson::from_slice(payload)
         .map_err(|e| reject(reason::MALFORMED_JSON, format!("not valid JSON: {e}")))?;
     let serde_json::Value::Object(mut obj) = value else {
         return Err(reject(reason::MALFORMED_JSON, "not a JSON object"));
     };
-    // The version decides the shape of everything else: check it first.
+    // The version decides the shape of everything else: check it first. Any
+    // integer other than 1 (negative or beyond 64 bits included) is a version
+    // this build does not read; anything else is not a version at all.
     match obj.get("v") {
         None | Some(serde_json::Value::Null) => {
             return Err(reject(reason::MISSING_FIELD, "v"));
         }
-        Some(v) => match v.as_u64() {
-            Some(FORMAT_VERSION) => {}
-            Some(other) => return Err(unsupported(other)),
-            None => {
+        Some(v @ serde_json::Value::Number(_)) => {
+            #[derive(Deserialize)]
+            struct VText<'a> {
+                #[serde(borrow)]
+                v: &'a RawValue,
+            }
+            let text = serde_json::from_slice::<VText<'_>>(payload)
+                .map(|t| t.v.get().to_owned())
+                .unwrap_or_else(|_| v.to_string());
+            if !is_integer_literal(&text) {
                 return Err(reject(
                     reason::BAD_FIELD,
-                    format!("v: must be a non-negative integer, got {v}"),
+                    format!("v: must be an integer, got {text:.40}"),
                 ));
             }
-        },
+            if v.as_u64() != Some(FORMAT_VERSION) {
+                return Err(unsupported(&text));
+            }
+        }
+        Some(v) => {
+            return Err(reject(
+                reason::BAD_FIELD,
+                format!("v: must be an integer, got {}", type_name(v)),
+            ));
+        }
     }
     let mut take_str = |name: &'static str| -> Result<String, Reject> {
         match obj.remove(name) {
@@ -248,7 +360,7 @@ fn slow_shape(payload: &[u8]) -> Result<Fields<'static>, Reject> {
     };
     let metadata = match obj.remove("metadata") {
         None | Some(serde_json::Value::Null) => None,
-        Some(v) => Some(Metadata::Value(v)),
+        Some(v) => Some(v),
     };
     Ok(Fields {
         tenant: Cow::Owned(tenant),
@@ -320,22 +432,33 @@ fn check(f: Fields<'_>, rules: &Rules) -> Result<Decoded, Reject> {
     let hash = hex::decode(hex).map_err(|e| reject(reason::BAD_HASH_HEX, format!("hash: {e}")))?;
     let metadata = match f.metadata {
         None => None,
-        Some(m) => {
-            let value = match m {
-                Metadata::Value(v) => v,
-                Metadata::Raw(raw) => serde_json::from_str(raw.get())
-                    .map_err(|e| reject(reason::BAD_FIELD, format!("metadata: {e}")))?,
-            };
+        Some(value) => {
+            if value.is_object()
+                && let Some(n) = ijson::inexact_integer(&value)
+            {
+                return Err(reject(
+                    reason::BAD_FIELD,
+                    format!(
+                        "metadata: the integer {n} is beyond ±(2^53-1) and would be sealed as \
+                         another number (RFC 8785 writes numbers as IEEE 754 doubles); send it as \
+                         a string"
+                    ),
+                ));
+            }
             Some(
                 canonical_metadata(&value)
                     .map_err(|e| reject(reason::BAD_FIELD, format!("metadata: {e}")))?,
             )
         }
     };
-    if f.produced_at < 0 {
+    if !(0..=MAX_PRODUCED_AT_MS).contains(&f.produced_at) {
         return Err(reject(
             reason::BAD_FIELD,
-            "produced_at: must be a non-negative integer (Unix milliseconds)",
+            format!(
+                "produced_at: must be Unix milliseconds in 0 ..= {MAX_PRODUCED_AT_MS} \
+                 (9999-12-31T23:59:59.999Z), got {}",
+                f.produced_at
+            ),
         ));
     }
     Ok(Decoded {
@@ -456,6 +579,300 @@ mod tests {
                 "{want}: {detail:?} lacks {detail_has:?}"
             );
             assert!(got.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+        }
+    }
+
+    fn raw(body: &str) -> Vec<u8> {
+        format!(
+            r#"{{"v":1,"tenant":"icbc-sh","external_id":"x","hash_alg":"sha256","hash":"{H}","produced_at":1{body}}}"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn duplicate_keys_are_malformed_at_every_depth() {
+        for body in [
+            r#","metadata":{"a":1,"a":2}"#,
+            r#","metadata":{"a":{"b":[{"c":1,"c":1}]}}"#,
+            r#","metadata":{"a":1,"\u0061":2}"#,
+            r#","trace_id":"t1","trace_id":"t2""#,
+            r#","trace":{"span":1,"span":2}"#,
+            r#","metadata":null,"metadata":{"a":1}"#,
+            r#","v":2"#,
+            r#","produced_at":"later""#,
+        ] {
+            let p = raw(body);
+            let (got, detail) = reason_of(&p);
+            assert_eq!(got, reason::MALFORMED_JSON, "{body}: {detail}");
+            assert!(detail.contains("duplicate key"), "{body}: {detail}");
+        }
+        // Distinct names at every depth are fine, and sealed as sent.
+        let d = decode(
+            &raw(r#","metadata":{"a":1,"b":{"a":2,"c":[{"a":3}]}}"#),
+            &rules(),
+        )
+        .unwrap();
+        assert_eq!(
+            d.metadata.as_deref(),
+            Some(r#"{"a":1,"b":{"a":2,"c":[{"a":3}]}}"#)
+        );
+    }
+
+    #[test]
+    fn any_integer_version_other_than_one_is_unsupported_and_anything_else_is_a_bad_field() {
+        for (v, want) in [
+            ("2", reason::UNSUPPORTED_VERSION),
+            ("0", reason::UNSUPPORTED_VERSION),
+            ("-1", reason::UNSUPPORTED_VERSION),
+            ("18446744073709551616", reason::UNSUPPORTED_VERSION),
+            (
+                "99999999999999999999999999999999999999",
+                reason::UNSUPPORTED_VERSION,
+            ),
+            ("1.0", reason::BAD_FIELD),
+            ("1e0", reason::BAD_FIELD),
+            ("\"1\"", reason::BAD_FIELD),
+            ("true", reason::BAD_FIELD),
+            ("[1]", reason::BAD_FIELD),
+        ] {
+            let p = format!(
+                r#"{{"v":{v},"tenant":"icbc-sh","external_id":"x","hash_alg":"sha256","hash":"{H}","produced_at":1}}"#
+            );
+            let (got, detail) = reason_of(p.as_bytes());
+            assert_eq!(got, want, "v = {v}: {detail}");
+            if want == reason::BAD_FIELD {
+                assert!(detail.starts_with("v: "), "{detail}");
+            } else {
+                assert!(detail.contains(&v[..v.len().min(20)]), "{detail}");
+            }
+        }
+        // The version is decided before anything else is looked at.
+        let (got, _) = reason_of(br#"{"v":-1}"#);
+        assert_eq!(got, reason::UNSUPPORTED_VERSION);
+    }
+
+    #[test]
+    fn hash_rules_empty_upper_case_and_algorithm() {
+        let (got, detail) = reason_of(&with(|o| {
+            o.insert("hash".into(), "".into());
+        }));
+        assert_eq!(
+            (got, detail.as_str()),
+            (
+                reason::BAD_HASH_LENGTH,
+                "hash: a sha256 hash is 64 hex digits, got 0"
+            )
+        );
+        // Upper, lower and mixed case are the same digest.
+        let lower = decode(&with(|_| {}), &rules()).unwrap();
+        for h in [
+            H.to_uppercase(),
+            format!("{}{}", &H[..32].to_uppercase(), &H[32..]),
+        ] {
+            let d = decode(
+                &with(|o| {
+                    o.insert("hash".into(), h.clone().into());
+                }),
+                &rules(),
+            )
+            .unwrap();
+            assert_eq!(d.hash, lower.hash, "{h}");
+        }
+        // The same digits under another algorithm are another claim.
+        let sm3 = decode(
+            &with(|o| {
+                o.insert("hash_alg".into(), "sm3".into());
+            }),
+            &rules(),
+        )
+        .unwrap();
+        assert_eq!(sm3.hash, lower.hash);
+        assert_ne!(sm3.hash_alg, lower.hash_alg);
+    }
+
+    #[test]
+    fn produced_at_is_unix_milliseconds_up_to_the_year_9999() {
+        for ok in [0, 1, 1_764_000_000_123, MAX_PRODUCED_AT_MS] {
+            let d = decode(
+                &with(|o| {
+                    o.insert("produced_at".into(), ok.into());
+                }),
+                &rules(),
+            )
+            .unwrap();
+            assert_eq!(d.produced_at_ms, ok);
+        }
+        for bad in [
+            "-1",
+            "253402300800000",
+            "1764000000123000",
+            "9223372036854775807",
+            "9223372036854775808",
+            "1.5",
+            "1e3",
+            "null",
+        ] {
+            let p = raw("").into_iter().collect::<Vec<u8>>();
+            let p = String::from_utf8(p)
+                .unwrap()
+                .replace(r#""produced_at":1"#, &format!(r#""produced_at":{bad}"#));
+            let (got, detail) = reason_of(p.as_bytes());
+            if bad == "null" {
+                assert_eq!(
+                    (got, detail.as_str()),
+                    (reason::MISSING_FIELD, "produced_at")
+                );
+            } else {
+                assert_eq!(got, reason::BAD_FIELD, "{bad}: {detail}");
+                assert!(detail.starts_with("produced_at: "), "{bad}: {detail}");
+            }
+        }
+    }
+
+    #[test]
+    fn metadata_integers_beyond_two_to_the_53_are_refused_not_rounded() {
+        let (got, detail) = reason_of(&raw(r#","metadata":{"n":9007199254740993}"#));
+        assert_eq!(got, reason::BAD_FIELD, "{detail}");
+        assert!(
+            detail.starts_with("metadata: ") && detail.contains("9007199254740993"),
+            "{detail}"
+        );
+        let d = decode(
+            &raw(r#","metadata":{"n":9007199254740991,"f":0.5}"#),
+            &rules(),
+        )
+        .unwrap();
+        assert_eq!(
+            d.metadata.as_deref(),
+            Some(r#"{"f":0.5,"n":9007199254740991}"#)
+        );
+    }
+
+    #[test]
+    fn a_tombstone_is_malformed_with_its_own_detail() {
+        let r = decode_record(None, &rules()).unwrap_err();
+        assert_eq!(
+            (r.reason, r.detail.as_str()),
+            (reason::MALFORMED_JSON, TOMBSTONE_DETAIL)
+        );
+        let r = decode_record(Some(b""), &rules()).unwrap_err();
+        assert_eq!(r.reason, reason::MALFORMED_JSON);
+        assert_ne!(r.detail, TOMBSTONE_DETAIL);
+    }
+
+    /// Each pair breaks two rules; the one documented first decides.
+    #[test]
+    fn checks_run_in_the_documented_order() {
+        let cases: Vec<(Vec<u8>, &str, &str)> = vec![
+            (
+                raw(r#","metadata":{"a":1,"a":1},"v":2"#),
+                reason::MALFORMED_JSON,
+                "duplicate",
+            ),
+            (
+                br#"{"v":2,"tenant":5}"#.to_vec(),
+                reason::UNSUPPORTED_VERSION,
+                "2",
+            ),
+            (
+                br#"{"tenant":"icbc-sh"}"#.to_vec(),
+                reason::MISSING_FIELD,
+                "v",
+            ),
+            (
+                with(|o| {
+                    o.remove("tenant");
+                    o.insert("hash".into(), 5.into());
+                }),
+                reason::MISSING_FIELD,
+                "tenant",
+            ),
+            (
+                with(|o| {
+                    o.insert("external_id".into(), 5.into());
+                    o.remove("hash");
+                }),
+                reason::BAD_FIELD,
+                "external_id",
+            ),
+            (
+                with(|o| {
+                    o.insert("produced_at".into(), "x".into());
+                    o.insert("tenant".into(), "-x".into());
+                }),
+                reason::BAD_FIELD,
+                "produced_at",
+            ),
+            (
+                with(|o| {
+                    o.insert("tenant".into(), "-x".into());
+                    o.insert("hash_alg".into(), "md5".into());
+                }),
+                reason::BAD_FIELD,
+                "tenant",
+            ),
+            (
+                with(|o| {
+                    o.insert("tenant".into(), "ccb-sz".into());
+                    o.insert("external_id".into(), "".into());
+                }),
+                reason::UNKNOWN_TENANT,
+                "ccb-sz",
+            ),
+            (
+                with(|o| {
+                    o.insert("external_id".into(), "a\nb".into());
+                    o.insert("hash_alg".into(), "md5".into());
+                }),
+                reason::BAD_FIELD,
+                "external_id",
+            ),
+            (
+                with(|o| {
+                    o.insert("hash_alg".into(), "md5".into());
+                    o.insert("hash".into(), "zz".into());
+                }),
+                reason::ALGORITHM_NOT_ACCEPTED,
+                "md5",
+            ),
+            (
+                with(|o| {
+                    o.insert("hash".into(), "zz".into());
+                }),
+                reason::BAD_HASH_HEX,
+                "hash",
+            ),
+            (
+                with(|o| {
+                    o.insert("hash".into(), "ab".into());
+                    o.insert("metadata".into(), serde_json::json!([1]));
+                }),
+                reason::BAD_HASH_LENGTH,
+                "2",
+            ),
+            (
+                with(|o| {
+                    o.insert("metadata".into(), serde_json::json!([1]));
+                    o.insert("produced_at".into(), (-1).into());
+                }),
+                reason::BAD_FIELD,
+                "metadata",
+            ),
+            (
+                with(|o| {
+                    o.insert("produced_at".into(), (-1).into());
+                }),
+                reason::BAD_FIELD,
+                "produced_at",
+            ),
+        ];
+        for (payload, want, detail_has) in cases {
+            let (got, detail) = reason_of(&payload);
+            assert_eq!(got, want, "{}: {detail}", String::from_utf8_lossy(&payload));
+            assert!(
+                detail.contains(detail_has),
+                "{want}: {detail:?} lacks {detail_has:?}"
+            );
         }
     }
 
