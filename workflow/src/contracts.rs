@@ -2,36 +2,373 @@
 //!
 //! A bank user starts a contract from a contract type (template text with
 //! `{{variable}}` placeholders) and names the signers (users of the same
-//! bank). The contract's hash is SHA-256 (SM3 under the sm3 suite) of the
-//! rendered UTF-8 text. Each signer signs the 32 raw hash bytes with
-//! Ed25519: with a key they hold (they register its public key and submit
-//! the signature) or with a key the platform keeps for them (stated as such
-//! in every response). Status: `signing → awaiting_review → approved →
-//! on_chain`, or `refused` (a signer refused) or `rejected` (the reviewer).
+//! bank). The template is filled in one pass: each of its own placeholders
+//! is replaced by its value as literal text (a value containing `{{x}}`
+//! stays `{{x}}`); variables the template does not name, and placeholders
+//! left without a value, are refused, and the rendered body is at most
+//! [`MAX_BODY_BYTES`]. The contract's hash is SHA-256 (SM3 under the sm3
+//! suite) of the rendered UTF-8 text.
+//!
+//! Each signer signs, with Ed25519, the domain-separated statement of
+//! [`signature_statement`], which names the contract, its hash and hash
+//! algorithm, the signer and the signer's key; so a signature is valid in
+//! exactly one signer's slot of exactly one contract. A signer holds their
+//! key (they register its public key with a proof of possession: a
+//! signature over [`registration_statement`], which names them and a
+//! one-time server challenge) or lets the platform keep it
+//! ([`crate::keyseal`]; stated as such in every response). Status:
+//! `signing → awaiting_review → approved → on_chain`, or `refused` (a signer
+//! refused) or `rejected` (the reviewer); every transition is guarded in SQL.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use ed25519_dalek::{Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use ed25519_dalek::{Signature, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Caller, Require, Role, roles};
 use crate::error::{ApiError, Json, Path, Query};
 use crate::evidence::{self, NewSubmission};
-use crate::preservations::{LedgerJson, Reason, bundle_of, ledger_view};
+use crate::preservations::{LedgerJson, Reason, bundle_of, ledger_view, state_conflict};
 use crate::{Workflow, ts, ts_opt, webhooks};
 
 /// What a platform-held key means, said wherever one is used.
 pub const PLATFORM_CUSTODY_STATEMENT: &str = "This signature was made with an Ed25519 key that the platform generated and keeps on the signer's behalf (platform custody), not with a key held by the signer.";
 
+/// The largest rendered contract body, in bytes (UTF-8).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// The longest template, in characters.
+pub const MAX_TEMPLATE_CHARS: usize = 100_000;
+/// The most distinct placeholders a template may have.
+pub const MAX_PLACEHOLDERS: usize = 100;
+/// The longest variable value, in characters.
+pub const MAX_VALUE_CHARS: usize = 2000;
+/// The longest placeholder name, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
+/// The first line of every contract signature statement.
+pub const SIGNATURE_DOMAIN: &str = "anchord-contract-signature/v1";
+/// The first line of every key-registration (proof of possession) statement.
+pub const REGISTRATION_DOMAIN: &str = "anchord-signing-key-registration/v1";
+/// How long a key-registration challenge is valid, in seconds.
+pub const CHALLENGE_TTL_S: i64 = 600;
+
+// ---------------------------------------------------------------------------
+// Templates
+
+/// One piece of a template: literal text, or a placeholder `{{name}}` (the
+/// name may be surrounded by spaces inside the braces).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece<'a> {
+    Text(&'a str),
+    Var {
+        /// The name, trimmed.
+        name: &'a str,
+        /// The placeholder as written, braces included.
+        raw: &'a str,
+    },
+}
+
+/// Is `name` a placeholder name: 1-64 characters, each a letter or digit
+/// (any script) or `_`, `-`, `.`.
+pub fn is_placeholder_name(name: &str) -> bool {
+    let mut n = 0usize;
+    for ch in name.chars() {
+        n += 1;
+        if n > MAX_NAME_CHARS || !(ch.is_alphanumeric() || matches!(ch, '_' | '-' | '.')) {
+            return false;
+        }
+    }
+    n > 0
+}
+
+/// Split a template into literal text and placeholders, in one pass
+/// (linear in the template's length). A `{{` that does not open a
+/// well-formed placeholder is literal text.
+pub fn parse_template(t: &str) -> Vec<Piece<'_>> {
+    let name_or_space = |c: char| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ' ');
+    let mut out = Vec::new();
+    // Byte offsets, always at char boundaries (after ASCII `{{`/`}}` or a
+    // whole run of chars); `get` never panics regardless.
+    let mut text_start = 0usize;
+    let mut pos = 0usize;
+    while let Some(found) = t.get(pos..).and_then(|r| r.find("{{")) {
+        let open = pos + found;
+        let inner_start = open + 2;
+        let after = t.get(inner_start..).unwrap_or_default();
+        let run: usize = after
+            .chars()
+            .take_while(|c| name_or_space(*c))
+            .map(char::len_utf8)
+            .sum();
+        let inner = after.get(..run).unwrap_or_default();
+        let name = inner.trim_matches(' ');
+        let closed = after.get(run..).is_some_and(|r| r.starts_with("}}"));
+        if closed && is_placeholder_name(name) {
+            let end = inner_start + run + 2;
+            if open > text_start {
+                out.push(Piece::Text(t.get(text_start..open).unwrap_or_default()));
+            }
+            out.push(Piece::Var {
+                name,
+                raw: t.get(open..end).unwrap_or_default(),
+            });
+            text_start = end;
+            pos = end;
+        } else {
+            pos = inner_start;
+        }
+    }
+    if text_start < t.len() {
+        out.push(Piece::Text(t.get(text_start..).unwrap_or_default()));
+    }
+    out
+}
+
+/// The distinct placeholder names of a template, in order of first use.
+pub fn placeholders(t: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for p in parse_template(t) {
+        if let Piece::Var { name, .. } = p
+            && !out.iter().any(|n| n == name)
+        {
+            out.push(name.to_owned());
+        }
+    }
+    out
+}
+
+/// Why a template cannot be filled with the given variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderError(pub BTreeMap<String, String>);
+
+/// Fill `template` in one pass: each placeholder of the template is
+/// replaced by its value as literal text (values are never scanned for
+/// placeholders). Refused, with a message per problem: variables the
+/// template does not name, placeholders without a value, values empty or
+/// over [`MAX_VALUE_CHARS`], and a result over `max_bytes` (computed before
+/// anything is built).
+pub fn render(
+    template: &str,
+    variables: &BTreeMap<String, String>,
+    max_bytes: usize,
+) -> Result<String, RenderError> {
+    let pieces = parse_template(template);
+    let mut errs = BTreeMap::new();
+    let names = placeholders(template);
+    for k in variables.keys() {
+        if !names.iter().any(|n| n == k) {
+            errs.insert(
+                format!("variables.{k}"),
+                "not a placeholder of this contract type".to_owned(),
+            );
+        }
+    }
+    for n in &names {
+        match variables.get(n) {
+            None => {
+                errs.insert(format!("variables.{n}"), "required".to_owned());
+            }
+            Some(v) if v.is_empty() || v.chars().count() > MAX_VALUE_CHARS => {
+                errs.insert(
+                    format!("variables.{n}"),
+                    format!("1-{MAX_VALUE_CHARS} characters"),
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    if !errs.is_empty() {
+        return Err(RenderError(errs));
+    }
+    let mut size = 0usize;
+    for p in &pieces {
+        size = size.saturating_add(match p {
+            Piece::Text(t) => t.len(),
+            Piece::Var { name, .. } => variables.get(*name).map_or(0, String::len),
+        });
+    }
+    if size > max_bytes {
+        errs.insert(
+            "variables".to_owned(),
+            format!("the rendered contract would be {size} bytes; the limit is {max_bytes} bytes"),
+        );
+        return Err(RenderError(errs));
+    }
+    let mut out = String::with_capacity(size);
+    for p in &pieces {
+        match p {
+            Piece::Text(t) => out.push_str(t),
+            Piece::Var { name, .. } => out.push_str(variables.get(*name).map_or("", String::as_str)),
+        }
+    }
+    Ok(out)
+}
+
+/// Check a new contract type: field-level messages.
+pub fn check_contract_type(t: &NewContractType) -> Result<(), ApiError> {
+    let mut errs = BTreeMap::new();
+    if t.name.trim().is_empty() || t.name.chars().count() > 200 {
+        errs.insert("name".into(), "1-200 characters".into());
+    }
+    if t.template_text.is_empty() || t.template_text.chars().count() > MAX_TEMPLATE_CHARS {
+        errs.insert(
+            "template_text".into(),
+            format!("1-{MAX_TEMPLATE_CHARS} characters"),
+        );
+    } else if placeholders(&t.template_text).len() > MAX_PLACEHOLDERS {
+        errs.insert(
+            "template_text".into(),
+            format!("at most {MAX_PLACEHOLDERS} distinct placeholders"),
+        );
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::validation(errs))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Signed statements
+
+/// The fields a contract signature statement names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementFields<'a> {
+    pub contract_id: i64,
+    /// e.g. `HT0000000017`.
+    pub contract_number: &'a str,
+    /// The contract's bank (ledger tenant).
+    pub tenant: &'a str,
+    /// `sha256` or `sm3`.
+    pub hash_alg: &'a str,
+    /// Lowercase hex digest of the contract body (UTF-8).
+    pub contract_hash: &'a str,
+    /// 0-based position of the signer's slot.
+    pub signer_index: i32,
+    pub signer_user_id: i64,
+    pub signer_username: &'a str,
+    /// Lowercase hex Ed25519 public key of the signer.
+    pub public_key: &'a str,
+}
+
+/// Is `s` safe on a statement line: 1-64 characters from `[A-Za-z0-9._@-]`
+/// (tenants, usernames, numbers, algorithm names and hex all are).
+fn statement_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars().count() <= 128
+        && s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-'))
+}
+
+/// The exact text a signer signs (Ed25519 over its UTF-8 bytes), or `None`
+/// when a field cannot be written unambiguously (never for stored records:
+/// every field comes from a checked alphabet).
+///
+/// ```text
+/// anchord-contract-signature/v1
+/// contract-id 17
+/// contract-number HT0000000017
+/// tenant bank-a
+/// hash-alg sha256
+/// contract-hash <64 lowercase hex digits>
+/// signer-index 0
+/// signer-user-id 42
+/// signer-username signer1
+/// public-key <64 lowercase hex digits>
+/// ```
+///
+/// Lines end with `\n` (the last one too); no other whitespace.
+pub fn signature_statement(f: &StatementFields<'_>) -> Option<String> {
+    let tokens = [
+        f.contract_number,
+        f.tenant,
+        f.hash_alg,
+        f.contract_hash,
+        f.signer_username,
+        f.public_key,
+    ];
+    if !tokens.iter().all(|t| statement_token(t)) {
+        return None;
+    }
+    Some(format!(
+        "{SIGNATURE_DOMAIN}\ncontract-id {}\ncontract-number {}\ntenant {}\nhash-alg {}\ncontract-hash {}\nsigner-index {}\nsigner-user-id {}\nsigner-username {}\npublic-key {}\n",
+        f.contract_id,
+        f.contract_number,
+        f.tenant,
+        f.hash_alg,
+        f.contract_hash,
+        f.signer_index,
+        f.signer_user_id,
+        f.signer_username,
+        f.public_key,
+    ))
+}
+
+/// The exact text signed to prove possession of a key at registration:
+///
+/// ```text
+/// anchord-signing-key-registration/v1
+/// user-id 42
+/// username signer1
+/// public-key <64 lowercase hex digits>
+/// challenge <64 lowercase hex digits>
+/// ```
+pub fn registration_statement(
+    user_id: i64,
+    username: &str,
+    public_key_hex: &str,
+    challenge_hex: &str,
+) -> Option<String> {
+    if ![username, public_key_hex, challenge_hex]
+        .iter()
+        .all(|t| statement_token(t))
+    {
+        return None;
+    }
+    Some(format!(
+        "{REGISTRATION_DOMAIN}\nuser-id {user_id}\nusername {username}\npublic-key {public_key_hex}\nchallenge {challenge_hex}\n"
+    ))
+}
+
+/// `hex` as exactly `N` bytes (any case), or `None`.
+pub fn hex_bytes<const N: usize>(hex_text: &str) -> Option<[u8; N]> {
+    if hex_text.len() != 2 * N || !hex_text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut out = [0u8; N];
+    hex::decode_to_slice(hex_text, &mut out).ok()?;
+    Some(out)
+}
+
+/// A hex Ed25519 public key that is a valid, not small-order point.
+pub fn parse_public_key(hex_text: &str) -> Option<VerifyingKey> {
+    let bytes = hex_bytes::<32>(hex_text)?;
+    let vk = VerifyingKey::from_bytes(&bytes).ok()?;
+    (!vk.is_weak()).then_some(vk)
+}
+
+/// Does `signature` (hex) verify over `message` under `key` (strict
+/// RFC 8032 verification: no small-order keys, canonical signatures)?
+pub fn verify_hex(key: &VerifyingKey, message: &str, signature_hex: &str) -> bool {
+    hex_bytes::<64>(signature_hex).is_some_and(|sig| {
+        key.verify_strict(message.as_bytes(), &Signature::from_bytes(&sig))
+            .is_ok()
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Contract types
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewContractType {
     pub name: String,
-    /// Template text; `{{name}}` placeholders are filled from `variables`.
+    /// Template text; `{{name}}` placeholders (names of letters, digits,
+    /// `_`, `-`, `.`; at most 100 distinct) are filled from `variables`.
     pub template_text: String,
 }
 
@@ -45,19 +382,16 @@ pub struct ContractTypeJson {
     pub created_at: String,
 }
 
-fn placeholders(t: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = t;
-    while let Some(i) = rest.find("{{") {
-        rest = &rest[i + 2..];
-        let Some(j) = rest.find("}}") else { break };
-        let name = rest[..j].trim().to_owned();
-        if !name.is_empty() && !out.contains(&name) {
-            out.push(name);
-        }
-        rest = &rest[j + 2..];
-    }
-    out
+/// A contract type in lists: without its template text.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContractTypeSummaryJson {
+    pub id: i64,
+    pub name: String,
+    /// Placeholders found in the template.
+    pub variables: Vec<String>,
+    /// The template's length in characters (the text: `GET /contract-types/{id}`).
+    pub template_chars: i64,
+    pub created_at: String,
 }
 
 /// Create a contract type (administrators).
@@ -68,16 +402,7 @@ pub async fn create_type(
     _: Require<roles::Admin>,
     Json(t): Json<NewContractType>,
 ) -> Result<(StatusCode, axum::Json<ContractTypeJson>), ApiError> {
-    let mut errs = BTreeMap::new();
-    if t.name.trim().is_empty() || t.name.chars().count() > 200 {
-        errs.insert("name".into(), "1-200 characters".into());
-    }
-    if t.template_text.is_empty() || t.template_text.chars().count() > 100_000 {
-        errs.insert("template_text".into(), "1-100000 characters".into());
-    }
-    if !errs.is_empty() {
-        return Err(ApiError::validation(errs));
-    }
+    check_contract_type(&t)?;
     let c = wf.db().await?;
     let r = c
         .query_one(
@@ -97,12 +422,12 @@ pub async fn create_type(
     ))
 }
 
-/// Contract types.
-#[utoipa::path(get, path = "/v1/contract-types", responses((status = 200, body = [ContractTypeJson])))]
+/// Contract types (without their template text).
+#[utoipa::path(get, path = "/v1/contract-types", responses((status = 200, body = [ContractTypeSummaryJson])))]
 pub async fn list_types(
     State(wf): State<Arc<Workflow>>,
     _caller: Caller,
-) -> Result<axum::Json<Vec<ContractTypeJson>>, ApiError> {
+) -> Result<axum::Json<Vec<ContractTypeSummaryJson>>, ApiError> {
     let c = wf.db().await?;
     let rows = c
         .query(
@@ -114,12 +439,12 @@ pub async fn list_types(
     Ok(axum::Json(
         rows.iter()
             .map(|r| {
-                let text: String = r.get(2);
-                ContractTypeJson {
+                let text: &str = r.get(2);
+                ContractTypeSummaryJson {
                     id: r.get(0),
                     name: r.get(1),
-                    variables: placeholders(&text),
-                    template_text: text,
+                    variables: placeholders(text),
+                    template_chars: text.chars().count() as i64,
                     created_at: ts(r.get(3)),
                 }
             })
@@ -127,14 +452,93 @@ pub async fn list_types(
     ))
 }
 
+/// One contract type, with its template text.
+#[utoipa::path(get, path = "/v1/contract-types/{id}", params(("id" = i64, Path)),
+    responses((status = 200, body = ContractTypeJson), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get_type(
+    State(wf): State<Arc<Workflow>>,
+    _caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<ContractTypeJson>, ApiError> {
+    let c = wf.db().await?;
+    let r = c
+        .query_opt(
+            "SELECT id, name, template_text, created_at FROM workflow.contract_types
+              WHERE id = $1 AND deleted_at IS NULL",
+            &[&id],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("contract type"))?;
+    let text: String = r.get(2);
+    Ok(axum::Json(ContractTypeJson {
+        id: r.get(0),
+        name: r.get(1),
+        variables: placeholders(&text),
+        template_text: text,
+        created_at: ts(r.get(3)),
+    }))
+}
+
+// ---------------------------------------------------------------------------
+// Signing keys
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChallengeJson {
+    /// 32 random bytes, hex: put it in the registration statement.
+    pub challenge: String,
+    pub expires_at: String,
+    /// The registration statement with the caller's identity filled in;
+    /// replace `<public-key>` with the key's 64 lowercase hex digits and
+    /// sign the UTF-8 bytes (Ed25519) with that key.
+    pub statement_template: String,
+}
+
+/// A one-time challenge for registering a client-held key (valid 10
+/// minutes; a new one replaces the previous one).
+#[utoipa::path(post, path = "/v1/me/signing-key/challenge",
+    responses((status = 201, body = ChallengeJson)))]
+pub async fn key_challenge(
+    State(wf): State<Arc<Workflow>>,
+    Require(caller, _): Require<roles::Bank>,
+) -> Result<(StatusCode, axum::Json<ChallengeJson>), ApiError> {
+    let challenge = crate::random32();
+    let c = wf.db().await?;
+    let r = c
+        .query_one(
+            "INSERT INTO workflow.signing_key_challenges (user_id, challenge, expires_at)
+             VALUES ($1, $2, now() + make_interval(secs => $3))
+             ON CONFLICT (user_id) DO UPDATE SET challenge = $2, expires_at = now() + make_interval(secs => $3)
+             RETURNING expires_at",
+            &[&caller.id, &challenge.as_slice(), &(CHALLENGE_TTL_S as f64)],
+        )
+        .await?;
+    let hex_challenge = hex::encode(challenge);
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(ChallengeJson {
+            statement_template: format!(
+                "{REGISTRATION_DOMAIN}\nuser-id {}\nusername {}\npublic-key <public-key>\nchallenge {hex_challenge}\n",
+                caller.id, caller.username
+            ),
+            challenge: hex_challenge,
+            expires_at: ts(r.get(0)),
+        }),
+    ))
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SigningKeyRequest {
-    /// `client` (send `public_key`) or `platform` (the platform generates
-    /// and keeps the key for you).
+    /// `client` (send `public_key`, `challenge` and `proof`) or `platform`
+    /// (the platform generates and keeps the key for you).
     pub custody: String,
     /// Hex Ed25519 public key (32 bytes), for `client`.
     pub public_key: Option<String>,
+    /// The challenge from `POST /v1/me/signing-key/challenge`, for `client`.
+    pub challenge: Option<String>,
+    /// Hex Ed25519 signature by the key over the registration statement
+    /// (proof of possession), for `client`.
+    pub proof: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -155,48 +559,151 @@ fn platform_kek(wf: &Workflow) -> Result<&crate::keyseal::Kek, ApiError> {
     })
 }
 
-/// Register (or replace) the caller's signing key.
+/// A client key request's checked parts: the key, the challenge and the
+/// proof's signed statement (field-level messages otherwise).
+pub fn check_client_key(
+    user_id: i64,
+    username: &str,
+    k: &SigningKeyRequest,
+) -> Result<(VerifyingKey, [u8; 32], String, Vec<u8>), ApiError> {
+    let mut errs = BTreeMap::new();
+    let key = k.public_key.as_deref().and_then(parse_public_key);
+    if key.is_none() {
+        errs.insert(
+            "public_key".to_owned(),
+            "a hex Ed25519 public key (64 hex digits), not a small-order point".to_owned(),
+        );
+    }
+    let challenge = k.challenge.as_deref().and_then(hex_bytes::<32>);
+    if challenge.is_none() {
+        errs.insert(
+            "challenge".to_owned(),
+            "required: the 64 hex digits from POST /v1/me/signing-key/challenge".to_owned(),
+        );
+    }
+    let proof = k.proof.as_deref().and_then(hex_bytes::<64>);
+    if proof.is_none() {
+        errs.insert(
+            "proof".to_owned(),
+            "required: a hex Ed25519 signature (128 hex digits) by the key over the registration statement (proof of possession)".to_owned(),
+        );
+    }
+    let (Some(key), Some(challenge), Some(proof)) = (key, challenge, proof) else {
+        return Err(ApiError::validation(errs));
+    };
+    let pk_hex = hex::encode(key.to_bytes());
+    let statement = registration_statement(user_id, username, &pk_hex, &hex::encode(challenge))
+        .ok_or_else(ApiError::internal)?;
+    if key
+        .verify_strict(statement.as_bytes(), &Signature::from_bytes(&proof))
+        .is_err()
+    {
+        return Err(ApiError::field(
+            "proof",
+            "does not verify: sign the registration statement (docs/workflow-api.md) with the key's private half",
+        ));
+    }
+    Ok((key, challenge, statement, proof.to_vec()))
+}
+
+/// Register (or replace) the caller's signing key: a client-held key with
+/// a proof of possession, or a platform-held one. A key registered to (or
+/// used by) another user answers 409.
 #[utoipa::path(put, path = "/v1/me/signing-key", request_body = SigningKeyRequest,
-    responses((status = 200, body = SigningKeyJson), (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = SigningKeyJson), (status = 409, body = crate::error::ErrorBody),
+              (status = 422, body = crate::error::ErrorBody)))]
 pub async fn register_key(
     State(wf): State<Arc<Workflow>>,
     Require(caller, _): Require<roles::Bank>,
     Json(k): Json<SigningKeyRequest>,
 ) -> Result<axum::Json<SigningKeyJson>, ApiError> {
-    let (public, seed): (Vec<u8>, Option<Vec<u8>>) = match k.custody.as_str() {
+    let (public, seed, challenge, pop): (
+        [u8; 32],
+        Option<Vec<u8>>,
+        Option<[u8; 32]>,
+        Option<(String, Vec<u8>)>,
+    ) = match k.custody.as_str() {
         "client" => {
-            let pk = k
-                .public_key
-                .as_deref()
-                .and_then(|h| hex::decode(h).ok())
-                .filter(|b| b.len() == 32)
-                .and_then(|b| {
-                    let arr: [u8; 32] = b.try_into().ok()?;
-                    VerifyingKey::from_bytes(&arr).ok()
-                })
-                .ok_or_else(|| {
-                    ApiError::field("public_key", "a hex Ed25519 public key (64 hex digits)")
-                })?;
-            (pk.to_bytes().to_vec(), None)
+            let (key, challenge, statement, proof) =
+                check_client_key(caller.id, &caller.username, &k)?;
+            (
+                key.to_bytes(),
+                None,
+                Some(challenge),
+                Some((statement, proof)),
+            )
         }
         "platform" => {
+            if k.public_key.is_some() || k.challenge.is_some() || k.proof.is_some() {
+                return Err(ApiError::field(
+                    "custody",
+                    "platform custody takes no public_key, challenge or proof",
+                ));
+            }
             let kek = platform_kek(&wf)?;
-            let seed = crate::random32();
-            let public = SigningKey::from_bytes(&seed).verifying_key().to_bytes();
-            // Sealed, bound to this row (the user's id) and the public key.
-            let sealed = kek.seal(caller.id, &public, &seed);
-            (public.to_vec(), Some(sealed))
+            let (public, sealed) = kek.generate(caller.id);
+            (public, Some(sealed), None, None)
         }
         _ => return Err(ApiError::field("custody", "client or platform")),
     };
-    let c = wf.db().await?;
-    c.execute(
-        "INSERT INTO workflow.signing_keys (user_id, custody, public_key, platform_seed_sealed)
-         VALUES ($1, $2, $3, $4)
-         ON CONFLICT (user_id) DO UPDATE SET custody = $2, public_key = $3, platform_seed_sealed = $4, created_at = now()",
-        &[&caller.id, &k.custody, &public, &seed],
-    )
-    .await?;
+    let mut c = wf.db().await?;
+    let tx = c.transaction().await?;
+    if let Some(ch) = challenge {
+        // One use, before it expires.
+        let used = tx
+            .execute(
+                "DELETE FROM workflow.signing_key_challenges
+                  WHERE user_id = $1 AND challenge = $2 AND expires_at > now()",
+                &[&caller.id, &ch.as_slice()],
+            )
+            .await?;
+        if used == 0 {
+            return Err(ApiError::field(
+                "challenge",
+                "unknown, already used or expired: request a new one (POST /v1/me/signing-key/challenge)",
+            ));
+        }
+    }
+    let used_elsewhere = tx
+        .query_opt(
+            "SELECT 1 FROM workflow.contract_signers WHERE public_key = $1 AND user_id <> $2 LIMIT 1",
+            &[&public.as_slice(), &caller.id],
+        )
+        .await?
+        .is_some();
+    if used_elsewhere {
+        return Err(ApiError::conflict(
+            "this public key has signed for another user; keys are not shared",
+        ));
+    }
+    let (pop_statement, pop_signature) = pop.unzip();
+    let r = tx
+        .execute(
+            "INSERT INTO workflow.signing_keys
+                 (user_id, custody, public_key, platform_seed_sealed, pop_statement, pop_signature)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (user_id) DO UPDATE SET custody = $2, public_key = $3, platform_seed_sealed = $4,
+                 pop_statement = $5, pop_signature = $6, created_at = now()",
+            &[
+                &caller.id,
+                &k.custody,
+                &public.as_slice(),
+                &seed,
+                &pop_statement,
+                &pop_signature,
+            ],
+        )
+        .await;
+    match r {
+        Ok(_) => {}
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+            return Err(ApiError::conflict(
+                "this public key is registered to another user; keys are not shared",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tx.commit().await?;
     Ok(axum::Json(SigningKeyJson {
         statement: (k.custody == "platform").then_some(PLATFORM_CUSTODY_STATEMENT),
         custody: k.custody,
@@ -204,16 +711,42 @@ pub async fn register_key(
     }))
 }
 
+// ---------------------------------------------------------------------------
+// Contracts
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewContract {
     pub contract_type_id: i64,
     pub title: String,
-    /// Values of the template's placeholders.
+    /// Values of the template's placeholders: exactly the template's
+    /// placeholders, each 1-2000 characters of literal text.
     #[serde(default)]
     pub variables: BTreeMap<String, String>,
     /// Usernames of the signers (users of the same bank), in signing order.
     pub signers: Vec<String>,
+}
+
+/// Check a new contract's own fields (not those that need the database):
+/// field-level messages into `errs`.
+pub fn check_new_contract(n: &NewContract, errs: &mut BTreeMap<String, String>) {
+    if n.title.trim().is_empty() || n.title.chars().count() > 200 {
+        errs.insert("title".into(), "1-200 characters".into());
+    }
+    if n.variables.len() > MAX_PLACEHOLDERS {
+        errs.insert(
+            "variables".into(),
+            format!("at most {MAX_PLACEHOLDERS} variables"),
+        );
+    }
+    if n.signers.is_empty() || n.signers.len() > 20 {
+        errs.insert("signers".into(), "1 to 20 signers".into());
+    }
+    for (i, name) in n.signers.iter().enumerate() {
+        if name.is_empty() || name.chars().count() > 64 {
+            errs.insert(format!("signers[{i}]"), "a username".into());
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -227,8 +760,12 @@ pub struct SignerJson {
     pub custody: Option<String>,
     pub custody_statement: Option<&'static str>,
     pub public_key: Option<String>,
-    /// Hex Ed25519 signature over the contract hash bytes.
+    /// Hex Ed25519 signature over `statement` (UTF-8).
     pub signature: Option<String>,
+    /// The exact statement signed (`anchord-contract-signature/v1`), once
+    /// signed; `null` for signatures made before version 1 (over the bare
+    /// hash bytes).
+    pub statement: Option<String>,
     pub refuse_reason: Option<String>,
     pub invited_at: String,
     pub signed_at: Option<String>,
@@ -244,7 +781,7 @@ pub struct ContractJson {
     pub title: String,
     pub body: String,
     pub hash_alg: String,
-    /// Hex digest of `body` (UTF-8): what each signer signs.
+    /// Hex digest of `body` (UTF-8), named in every signer's statement.
     pub contract_hash: String,
     /// `signing`, `awaiting_review`, `approved`, `on_chain`, `refused`, `rejected`.
     pub status: String,
@@ -258,17 +795,52 @@ pub struct ContractJson {
     pub ledger: Option<LedgerJson>,
 }
 
+/// A signer in lists.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignerSummaryJson {
+    pub index: i32,
+    pub user_id: i64,
+    pub username: String,
+    /// `pending`, `signed`, `refused`.
+    pub status: String,
+}
+
+/// A contract in lists: without its body or signatures
+/// (`GET /contracts/{id}` has them).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContractSummaryJson {
+    pub id: i64,
+    pub number: String,
+    pub tenant: String,
+    pub contract_type_id: i64,
+    pub title: String,
+    /// The body's length in bytes (UTF-8).
+    pub body_bytes: i64,
+    pub hash_alg: String,
+    pub contract_hash: String,
+    pub status: String,
+    pub reject_reason: Option<String>,
+    pub created_by: i64,
+    pub reviewed_by: Option<i64>,
+    pub signers: Vec<SignerSummaryJson>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub reviewed_at: Option<String>,
+}
+
+const CONTRACT_COLUMNS: &str = "id, number, tenant, contract_type_id, title, body, hash_alg, contract_hash, status,
+    reject_reason, created_by, reviewed_by, created_at, updated_at, reviewed_at, submission_id";
+
+/// Load a contract the caller may read (403 otherwise), on the caller's
+/// connection.
 async fn load(
-    wf: &Workflow,
+    c: &tokio_postgres::Client,
     caller: &Caller,
     id: i64,
 ) -> Result<(ContractJson, Option<i64>), ApiError> {
-    let c = wf.db().await?;
     let r = c
         .query_opt(
-            "SELECT id, number, tenant, contract_type_id, title, body, hash_alg, contract_hash, status,
-                    reject_reason, created_by, reviewed_by, created_at, updated_at, reviewed_at, submission_id
-               FROM workflow.contracts WHERE id = $1",
+            &format!("SELECT {CONTRACT_COLUMNS} FROM workflow.contracts WHERE id = $1"),
             &[&id],
         )
         .await?
@@ -276,7 +848,7 @@ async fn load(
     let signers: Vec<SignerJson> = c
         .query(
             "SELECT s.idx, s.user_id, u.username, s.status, s.custody, s.public_key, s.signature,
-                    s.refuse_reason, s.invited_at, s.signed_at, s.refused_at
+                    s.refuse_reason, s.invited_at, s.signed_at, s.refused_at, s.statement
                FROM workflow.contract_signers s JOIN workflow.users u ON u.id = s.user_id
               WHERE s.contract_id = $1 ORDER BY s.idx",
             &[&id],
@@ -299,6 +871,7 @@ async fn load(
                 invited_at: ts(s.get(8)),
                 signed_at: ts_opt(s.get(9)),
                 refused_at: ts_opt(s.get(10)),
+                statement: s.get(11),
             }
         })
         .collect();
@@ -331,6 +904,16 @@ async fn load(
     ))
 }
 
+/// Load on a connection of its own, returned before the caller goes on.
+async fn load_one(
+    wf: &Workflow,
+    caller: &Caller,
+    id: i64,
+) -> Result<(ContractJson, Option<i64>), ApiError> {
+    let c = wf.db().await?;
+    load(&c, caller, id).await
+}
+
 /// Start a contract (status `signing`).
 #[utoipa::path(post, path = "/v1/contracts", request_body = NewContract,
     responses((status = 201, body = ContractJson), (status = 422, body = crate::error::ErrorBody)))]
@@ -338,8 +921,11 @@ pub async fn create(
     State(wf): State<Arc<Workflow>>,
     Require(caller, _): Require<roles::Bank>,
     Json(n): Json<NewContract>,
-) -> Result<(StatusCode, axum::Json<ContractJson>), ApiError> {
+) -> Result<(StatusCode, [(axum::http::HeaderName, String); 1], axum::Json<ContractJson>), ApiError>
+{
     let tenant = caller.tenant()?.to_owned();
+    let mut errs = BTreeMap::new();
+    check_new_contract(&n, &mut errs);
     let mut c = wf.db().await?;
     let tpl = c
         .query_opt(
@@ -348,52 +934,41 @@ pub async fn create(
         )
         .await?
         .ok_or_else(|| ApiError::field("contract_type_id", "no such contract type"))?;
-    let mut body: String = tpl.get(0);
-    let mut errs = BTreeMap::new();
-    if n.title.trim().is_empty() || n.title.chars().count() > 200 {
-        errs.insert("title".into(), "1-200 characters".into());
-    }
-    for p in placeholders(&body) {
-        match n.variables.get(&p) {
-            Some(v) if !v.is_empty() && v.chars().count() <= 2000 => {}
-            _ => {
-                errs.insert(
-                    format!("variables.{p}"),
-                    "required, 1-2000 characters".into(),
-                );
-            }
+    let template: String = tpl.get(0);
+    let body = match render(&template, &n.variables, MAX_BODY_BYTES) {
+        Ok(b) => Some(b),
+        Err(RenderError(e)) => {
+            errs.extend(e);
+            None
         }
-    }
-    if n.signers.is_empty() || n.signers.len() > 20 {
-        errs.insert("signers".into(), "1 to 20 signers".into());
-    }
+    };
     let mut ids = Vec::new();
-    for (i, name) in n.signers.iter().enumerate() {
-        let u = c
-            .query_opt(
-                "SELECT id FROM workflow.users WHERE username = $1 AND tenant = $2 AND role IN ('user', 'reviewer')",
-                &[name, &tenant],
-            )
-            .await?;
-        match u {
-            Some(r) if !ids.contains(&r.get::<_, i64>(0)) => ids.push(r.get::<_, i64>(0)),
-            Some(_) => {
-                errs.insert(format!("signers[{i}]"), "listed twice".into());
-            }
-            None => {
-                errs.insert(
-                    format!("signers[{i}]"),
-                    "no user of this bank with this username".into(),
-                );
+    if n.signers.len() <= 20 {
+        for (i, name) in n.signers.iter().enumerate() {
+            let u = c
+                .query_opt(
+                    "SELECT id FROM workflow.users WHERE username = $1 AND tenant = $2 AND role IN ('user', 'reviewer')",
+                    &[name, &tenant],
+                )
+                .await?;
+            match u {
+                Some(r) if !ids.contains(&r.get::<_, i64>(0)) => ids.push(r.get::<_, i64>(0)),
+                Some(_) => {
+                    errs.insert(format!("signers[{i}]"), "listed twice".into());
+                }
+                None => {
+                    errs.insert(
+                        format!("signers[{i}]"),
+                        "no user of this bank with this username".into(),
+                    );
+                }
             }
         }
     }
-    if !errs.is_empty() {
-        return Err(ApiError::validation(errs));
-    }
-    for (k, v) in &n.variables {
-        body = body.replace(&format!("{{{{{k}}}}}"), v);
-    }
+    let body = match body {
+        Some(b) if errs.is_empty() => b,
+        _ => return Err(ApiError::validation(errs)),
+    };
     let alg = wf.evidence_alg();
     let hash = hex::encode(alg.hash(body.as_bytes()));
     let tx = c.transaction().await?;
@@ -421,9 +996,11 @@ pub async fn create(
     .await?;
     tx.commit().await?;
     wf.webhooks_kick.notify_one();
+    let (k, _) = load(&c, &caller, id).await?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(load(&wf, &caller, id).await?.0),
+        [(axum::http::header::LOCATION, format!("/v1/contracts/{id}"))],
+        axum::Json(k),
     ))
 }
 
@@ -435,7 +1012,7 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<ContractJson>, ApiError> {
-    let (mut k, sub) = load(&wf, &caller, id).await?;
+    let (mut k, sub) = load_one(&wf, &caller, id).await?;
     k.ledger = ledger_view(&wf, sub, format!("/v1/contracts/{id}/proof")).await?;
     Ok(axum::Json(k))
 }
@@ -452,15 +1029,21 @@ pub struct ListQuery {
     /// The contract hash, hex.
     #[param(pattern = "^[0-9a-fA-F]{64}$")]
     pub hash: Option<String>,
+    /// At most this many, newest first (default 100).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+    /// Skip this many (default 0).
+    #[param(minimum = 0)]
+    pub offset: Option<i64>,
 }
 
-/// Contracts of the caller's bank (administrators: all).
-#[utoipa::path(get, path = "/v1/contracts", params(ListQuery), responses((status = 200, body = [ContractJson])))]
+/// Contracts of the caller's bank (administrators: all), without bodies.
+#[utoipa::path(get, path = "/v1/contracts", params(ListQuery), responses((status = 200, body = [ContractSummaryJson])))]
 pub async fn list(
     State(wf): State<Arc<Workflow>>,
     Require(caller, _): Require<roles::AdminOrBank>,
     Query(q): Query<ListQuery>,
-) -> Result<axum::Json<Vec<ContractJson>>, ApiError> {
+) -> Result<axum::Json<Vec<ContractSummaryJson>>, ApiError> {
     let tenant = if caller.role == Role::Admin {
         None
     } else {
@@ -479,35 +1062,106 @@ pub async fn list(
         ],
     )?;
     crate::error::hex64("hash", &q.hash)?;
+    crate::error::in_range("limit", q.limit, 1, 500)?;
+    crate::error::in_range("offset", q.offset, 0, i64::MAX)?;
     let c = wf.db().await?;
-    let ids: Vec<i64> = c
+    let rows = c
         .query(
-            "SELECT id FROM workflow.contracts
+            "SELECT id, number, tenant, contract_type_id, title, octet_length(body)::bigint, hash_alg,
+                    contract_hash, status, reject_reason, created_by, reviewed_by, created_at, updated_at,
+                    reviewed_at
+               FROM workflow.contracts
               WHERE ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR status = $2)
                 AND ($3::text IS NULL OR number = $3) AND ($4::text IS NULL OR contract_hash = lower($4))
-              ORDER BY id DESC LIMIT 500",
-            &[&tenant, &q.status, &q.number, &q.hash],
+              ORDER BY id DESC LIMIT $5 OFFSET $6",
+            &[
+                &tenant,
+                &q.status,
+                &q.number,
+                &q.hash,
+                &q.limit.unwrap_or(100),
+                &q.offset.unwrap_or(0),
+            ],
+        )
+        .await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    let mut signers: BTreeMap<i64, Vec<SignerSummaryJson>> = BTreeMap::new();
+    for s in c
+        .query(
+            "SELECT s.contract_id, s.idx, s.user_id, u.username, s.status
+               FROM workflow.contract_signers s JOIN workflow.users u ON u.id = s.user_id
+              WHERE s.contract_id = ANY($1) ORDER BY s.contract_id, s.idx",
+            &[&ids],
         )
         .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let mut out = Vec::new();
-    for id in ids {
-        out.push(load(&wf, &caller, id).await?.0);
+    {
+        signers
+            .entry(s.get(0))
+            .or_default()
+            .push(SignerSummaryJson {
+                index: s.get(1),
+                user_id: s.get(2),
+                username: s.get(3),
+                status: s.get(4),
+            });
     }
-    Ok(axum::Json(out))
+    Ok(axum::Json(
+        rows.iter()
+            .map(|r| {
+                let id: i64 = r.get(0);
+                ContractSummaryJson {
+                    id,
+                    number: r.get(1),
+                    tenant: r.get(2),
+                    contract_type_id: r.get(3),
+                    title: r.get(4),
+                    body_bytes: r.get(5),
+                    hash_alg: r.get(6),
+                    contract_hash: r.get(7),
+                    status: r.get(8),
+                    reject_reason: r.get(9),
+                    created_by: r.get(10),
+                    reviewed_by: r.get(11),
+                    signers: signers.remove(&id).unwrap_or_default(),
+                    created_at: ts(r.get(12)),
+                    updated_at: ts(r.get(13)),
+                    reviewed_at: ts_opt(r.get(14)),
+                }
+            })
+            .collect(),
+    ))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignRequest {
-    /// Hex Ed25519 signature over the contract hash bytes (client custody).
-    /// Omit with a platform-held key: the platform signs.
+    /// Hex Ed25519 signature over the signer's statement (client custody;
+    /// docs/workflow-api.md). Omit with a platform-held key: the platform
+    /// signs the same statement.
     pub signature: Option<String>,
 }
 
-/// Sign (a pending signer).
+/// The statement `signer` signs on `k` with `public_key` (hex).
+fn statement_for(k: &ContractJson, signer: &SignerJson, public_key: &str) -> Result<String, ApiError> {
+    signature_statement(&StatementFields {
+        contract_id: k.id,
+        contract_number: &k.number,
+        tenant: &k.tenant,
+        hash_alg: &k.hash_alg,
+        contract_hash: &k.contract_hash,
+        signer_index: signer.index,
+        signer_user_id: signer.user_id,
+        signer_username: &signer.username,
+        public_key,
+    })
+    .ok_or_else(|| {
+        tracing::error!(contract = k.id, "a contract field cannot be written in a statement");
+        ApiError::internal()
+    })
+}
+
+/// Sign (a pending signer): the signature is over the caller's own
+/// statement for this contract (docs/workflow-api.md).
 #[utoipa::path(post, path = "/v1/contracts/{id}/sign", params(("id" = i64, Path)), request_body = SignRequest,
     responses((status = 200, body = ContractJson), (status = 409, body = crate::error::ErrorBody),
               (status = 422, description = "the signature does not verify", body = crate::error::ErrorBody)))]
@@ -517,7 +1171,8 @@ pub async fn sign(
     Path(id): Path<i64>,
     body: Result<Json<SignRequest>, ApiError>,
 ) -> Result<axum::Json<ContractJson>, ApiError> {
-    let (k, _) = load(&wf, &caller, id).await?;
+    let mut c = wf.db().await?;
+    let (k, _) = load(&c, &caller, id).await?;
     let Some(me) = k.signers.iter().find(|s| s.user_id == caller.id) else {
         return Err(ApiError::forbidden("you are not a signer of this contract"));
     };
@@ -529,7 +1184,6 @@ pub async fn sign(
             k.status, me.status
         )));
     }
-    let mut c = wf.db().await?;
     let key = c
         .query_opt(
             "SELECT custody, public_key, platform_seed_sealed FROM workflow.signing_keys WHERE user_id = $1",
@@ -541,72 +1195,77 @@ pub async fn sign(
         })?;
     let custody: String = key.get(0);
     let public: Vec<u8> = key.get(1);
-    let hash = hex::decode(&k.contract_hash).map_err(|_| ApiError::internal())?;
+    let pk: [u8; 32] = public
+        .as_slice()
+        .try_into()
+        .map_err(|_| ApiError::internal())?;
+    let statement = statement_for(&k, me, &hex::encode(pk))?;
     let signature: Vec<u8> = if custody == "platform" {
+        if s.signature.is_some() {
+            return Err(ApiError::field(
+                "signature",
+                "your key is held by the platform, which signs for you: omit `signature`",
+            ));
+        }
         let kek = platform_kek(&wf)?;
         let sealed: Vec<u8> = key.get(2);
-        let pk: [u8; 32] = public
-            .clone()
-            .try_into()
-            .map_err(|_| ApiError::internal())?;
-        let seed = kek.open(caller.id, &pk, &sealed).map_err(|e| match e {
-            crate::keyseal::OpenError::OtherKek { .. } => {
-                tracing::error!(user_id = caller.id, error = %e, "platform-held signing key");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "not_configured",
-                    "your platform-held key was sealed under another key-encryption key than the configured one",
-                )
-            }
-            e => {
-                tracing::error!(user_id = caller.id, error = %e, "platform-held signing key does not open");
-                ApiError::internal()
-            }
-        })?;
-        let sk = SigningKey::from_bytes(&seed);
-        if sk.verifying_key().to_bytes() != pk {
-            tracing::error!(
-                user_id = caller.id,
-                "platform-held seed does not match its public key"
-            );
-            return Err(ApiError::internal());
-        }
-        sk.sign(&hash).to_bytes().to_vec()
+        kek.sign(caller.id, &pk, &sealed, statement.as_bytes())
+            .map_err(|e| match e {
+                crate::keyseal::SignError::Open(crate::keyseal::OpenError::OtherKek { .. }) => {
+                    tracing::error!(user_id = caller.id, error = %e, "platform-held signing key");
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "not_configured",
+                        "your platform-held key was sealed under another key-encryption key than the configured one",
+                    )
+                }
+                e => {
+                    tracing::error!(user_id = caller.id, error = %e, "platform-held signing key does not sign");
+                    ApiError::internal()
+                }
+            })?
+            .to_vec()
     } else {
-        let sig = s
-            .signature
-            .as_deref()
-            .and_then(|h| hex::decode(h).ok())
-            .filter(|b| b.len() == 64)
-            .ok_or_else(|| {
-                ApiError::field("signature", "a hex Ed25519 signature (128 hex digits)")
-            })?;
-        let pk: [u8; 32] = public
-            .clone()
-            .try_into()
-            .map_err(|_| ApiError::internal())?;
         let vk = VerifyingKey::from_bytes(&pk).map_err(|_| ApiError::internal())?;
-        let sig_arr: [u8; 64] = sig.clone().try_into().map_err(|_| ApiError::internal())?;
-        vk.verify(&hash, &ed25519_dalek::Signature::from_bytes(&sig_arr))
-            .map_err(|_| {
-                ApiError::field(
-                    "signature",
-                    "does not verify against your registered public key over the contract hash",
-                )
-            })?;
-        sig
+        let sig_hex = s.signature.as_deref().unwrap_or_default();
+        if hex_bytes::<64>(sig_hex).is_none() {
+            return Err(ApiError::field(
+                "signature",
+                "a hex Ed25519 signature (128 hex digits) over your signature statement",
+            ));
+        }
+        if !verify_hex(&vk, &statement, sig_hex) {
+            return Err(ApiError::field(
+                "signature",
+                "does not verify against your registered public key over your statement for this contract (anchord-contract-signature/v1: contract, hash, signer, key)",
+            ));
+        }
+        hex_bytes::<64>(sig_hex)
+            .map(|b| b.to_vec())
+            .unwrap_or_default()
     };
     let tx = c.transaction().await?;
-    let n = tx
-        .execute(
+    // Guarded in SQL: the contract is still signing and this slot pending.
+    let signed = tx
+        .query_opt(
             "UPDATE workflow.contract_signers SET status = 'signed', custody = $3, public_key = $4,
-                    signature = $5, signed_at = now()
-              WHERE contract_id = $1 AND user_id = $2 AND status = 'pending'",
-            &[&id, &caller.id, &custody, &public, &signature],
+                    signature = $5, statement = $6, signed_at = now()
+              WHERE contract_id = $1 AND user_id = $2 AND status = 'pending'
+                AND EXISTS (SELECT 1 FROM workflow.contracts WHERE id = $1 AND status = 'signing')
+              RETURNING idx",
+            &[&id, &caller.id, &custody, &public, &signature, &statement],
         )
         .await?;
-    if n == 0 {
-        return Err(ApiError::invalid_state("already signed or refused"));
+    if signed.is_none() {
+        return Err(state_conflict(
+            &*tx,
+            "workflow.contracts",
+            "contract",
+            id,
+            "signing",
+            &["signing"],
+        )
+        .await);
     }
     let all = tx
         .query_one(
@@ -639,43 +1298,54 @@ pub async fn sign(
     }
     tx.commit().await?;
     wf.webhooks_kick.notify_one();
-    Ok(axum::Json(load(&wf, &caller, id).await?.0))
+    Ok(axum::Json(load(&c, &caller, id).await?.0))
 }
 
 /// Refuse to sign, with a reason (a pending signer): the contract is `refused`.
 #[utoipa::path(post, path = "/v1/contracts/{id}/refuse", params(("id" = i64, Path)), request_body = Reason,
-    responses((status = 200, body = ContractJson)))]
+    responses((status = 200, body = ContractJson), (status = 409, body = crate::error::ErrorBody)))]
 pub async fn refuse(
     State(wf): State<Arc<Workflow>>,
     Require(caller, _): Require<roles::Bank>,
     Path(id): Path<i64>,
     body: Result<Json<Reason>, ApiError>,
 ) -> Result<axum::Json<ContractJson>, ApiError> {
-    let (k, _) = load(&wf, &caller, id).await?;
+    let mut c = wf.db().await?;
+    let (k, _) = load(&c, &caller, id).await?;
     if !k.signers.iter().any(|s| s.user_id == caller.id) {
         return Err(ApiError::forbidden("you are not a signer of this contract"));
     }
     // The body only now: the caller may touch the record (auth::Require).
     let Json(r) = body?;
     let reason_text = r.checked()?;
-    let mut c = wf.db().await?;
     let tx = c.transaction().await?;
+    let moved = tx
+        .query_opt(
+            "UPDATE workflow.contracts SET status = 'refused', reject_reason = $2, updated_at = now()
+              WHERE id = $1 AND status = ANY($3) RETURNING status",
+            &[
+                &id,
+                &format!("refused by {}: {}", caller.username, reason_text),
+                &vec!["signing"],
+            ],
+        )
+        .await?;
+    if moved.is_none() {
+        return Err(state_conflict(&*tx, "workflow.contracts", "contract", id, "refusing", &["signing"]).await);
+    }
     let n = tx
         .execute(
             "UPDATE workflow.contract_signers SET status = 'refused', refuse_reason = $3, refused_at = now()
-              WHERE contract_id = $1 AND user_id = $2 AND status = 'pending'
-                AND EXISTS (SELECT 1 FROM workflow.contracts WHERE id = $1 AND status = 'signing')",
+              WHERE contract_id = $1 AND user_id = $2 AND status = 'pending'",
             &[&id, &caller.id, &reason_text],
         )
         .await?;
     if n == 0 {
-        return Err(ApiError::invalid_state("nothing to refuse"));
+        // Dropping the transaction rolls the contract back.
+        return Err(ApiError::invalid_state(
+            "your signature is not pending: you already signed or refused",
+        ));
     }
-    tx.execute(
-        "UPDATE workflow.contracts SET status = 'refused', reject_reason = $2, updated_at = now() WHERE id = $1",
-        &[&id, &format!("refused by {}: {}", caller.username, reason_text)],
-    )
-    .await?;
     webhooks::enqueue(
         &tx,
         Some(&k.tenant),
@@ -685,7 +1355,7 @@ pub async fn refuse(
     .await?;
     tx.commit().await?;
     wf.webhooks_kick.notify_one();
-    Ok(axum::Json(load(&wf, &caller, id).await?.0))
+    Ok(axum::Json(load(&c, &caller, id).await?.0))
 }
 
 fn review_guard(caller: &Caller, k: &ContractJson) -> Result<(), ApiError> {
@@ -713,7 +1383,8 @@ pub async fn approve(
     Require(caller, _): Require<roles::Reviewer>,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<ContractJson>, ApiError> {
-    let (k, _) = load(&wf, &caller, id).await?;
+    let mut c = wf.db().await?;
+    let (k, _) = load(&c, &caller, id).await?;
     review_guard(&caller, &k)?;
     let signatures = serde_json::Value::Array(
         k.signers
@@ -731,7 +1402,6 @@ pub async fn approve(
             .unwrap_or_default()
             .as_bytes(),
     ));
-    let mut c = wf.db().await?;
     let tx = c.transaction().await?;
     let n = tx
         .execute(
@@ -741,10 +1411,15 @@ pub async fn approve(
         )
         .await?;
     if n == 0 {
-        return Err(ApiError::invalid_state(format!(
-            "a contract that is {} cannot be approved",
-            k.status
-        )));
+        return Err(state_conflict(
+            &*tx,
+            "workflow.contracts",
+            "contract",
+            id,
+            "approval",
+            &["awaiting_review"],
+        )
+        .await);
     }
     let sub = evidence::enqueue(
         &tx,
@@ -752,10 +1427,9 @@ pub async fn approve(
             kind: "contract",
             object_id: id,
             tenant: k.tenant.clone(),
-            external_id: format!("wf-contract-{id}"),
             hash_alg: if k.hash_alg == "sm3" { "sm3" } else { "sha256" },
             hash: k.contract_hash.clone(),
-            metadata: serde_json::json!({
+            record: serde_json::json!({
                 "source": "anchord-workflow",
                 "kind": "contract",
                 "number": k.number,
@@ -780,7 +1454,7 @@ pub async fn approve(
     tx.commit().await?;
     wf.submissions_kick.notify_one();
     wf.webhooks_kick.notify_one();
-    Ok(axum::Json(load(&wf, &caller, id).await?.0))
+    Ok(axum::Json(load(&c, &caller, id).await?.0))
 }
 
 /// Reject with a reason (a reviewer of the bank).
@@ -792,12 +1466,12 @@ pub async fn reject(
     Path(id): Path<i64>,
     body: Result<Json<Reason>, ApiError>,
 ) -> Result<axum::Json<ContractJson>, ApiError> {
-    let (k, _) = load(&wf, &caller, id).await?;
+    let mut c = wf.db().await?;
+    let (k, _) = load(&c, &caller, id).await?;
     review_guard(&caller, &k)?;
     // The body only now: the caller may touch the record (auth::Require).
     let Json(r) = body?;
     let reason_text = r.checked()?;
-    let mut c = wf.db().await?;
     let tx = c.transaction().await?;
     let n = tx
         .execute(
@@ -808,9 +1482,15 @@ pub async fn reject(
         )
         .await?;
     if n == 0 {
-        return Err(ApiError::invalid_state(
-            "only a contract awaiting review can be rejected",
-        ));
+        return Err(state_conflict(
+            &*tx,
+            "workflow.contracts",
+            "contract",
+            id,
+            "rejection",
+            &["awaiting_review"],
+        )
+        .await);
     }
     webhooks::enqueue(
         &tx,
@@ -821,7 +1501,7 @@ pub async fn reject(
     .await?;
     tx.commit().await?;
     wf.webhooks_kick.notify_one();
-    Ok(axum::Json(load(&wf, &caller, id).await?.0))
+    Ok(axum::Json(load(&c, &caller, id).await?.0))
 }
 
 /// The contract's proof bundle, once sealed.
@@ -832,7 +1512,7 @@ pub async fn proof(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<anchord_core::bundle::Bundle>, ApiError> {
-    let (_, sub) = load(&wf, &caller, id).await?;
+    let (_, sub) = load_one(&wf, &caller, id).await?;
     bundle_of(&wf, sub).await
 }
 
@@ -847,12 +1527,13 @@ pub async fn certificate(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<axum::response::Response, ApiError> {
-    let (_, sub) = load(&wf, &caller, id).await?;
+    let (_, sub) = load_one(&wf, &caller, id).await?;
     let axum::Json(bundle) = bundle_of(&wf, sub).await?;
     crate::certificates::pdf(&wf, bundle, &format!("contract-{id}-certificate.pdf")).await
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -863,5 +1544,33 @@ mod tests {
             vec!["borrower", "lender", "amount"]
         );
         assert!(placeholders("no placeholders {{").is_empty());
+        assert_eq!(placeholders("{{ a {{b}} {{ c }} {{d e}} {{}}"), vec!["b", "c"]);
+        assert_eq!(placeholders("{{借款人}}"), vec!["借款人"]);
+    }
+
+    #[test]
+    fn rendering_is_one_pass_of_the_templates_own_placeholders() {
+        let vars = |kv: &[(&str, &str)]| -> BTreeMap<String, String> {
+            kv.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
+        };
+        // A value naming a placeholder stays literal.
+        assert_eq!(
+            render("A {{a}} B {{b}}", &vars(&[("a", "{{b}}{{b}}"), ("b", "x")]), 1000).unwrap(),
+            "A {{b}}{{b}} B x"
+        );
+        // Unknown and missing variables are named.
+        let e = render("{{a}}", &vars(&[("a", "1"), ("zz", "2")]), 1000).unwrap_err();
+        assert!(e.0.contains_key("variables.zz"), "{e:?}");
+        let e = render("{{a}} {{b}}", &vars(&[("a", "1")]), 1000).unwrap_err();
+        assert!(e.0.contains_key("variables.b"), "{e:?}");
+        // The size is checked before anything is built.
+        let e = render("{{a}}{{a}}{{a}}", &vars(&[("a", "0123456789")]), 29).unwrap_err();
+        assert!(e.0["variables"].contains("30 bytes"), "{e:?}");
+        assert_eq!(
+            render("{{a}}{{a}}{{a}}", &vars(&[("a", "0123456789")]), 30)
+                .unwrap()
+                .len(),
+            30
+        );
     }
 }

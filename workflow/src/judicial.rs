@@ -2,9 +2,12 @@
 //! preservations and contracts, processed by the institution they are
 //! addressed to (and only by it).
 //!
-//! Status: `pending → in_review` (the institution opened it) `→ certified`
-//! (a certificate PDF was issued; it is hashed and anchored through the
-//! evidence topic like any evidence) or `→ refused` (with a reason).
+//! Status: `pending → in_review` (the institution starts its review, `POST
+//! …/review`, or runs a comparison) `→ certified` (a certificate PDF was
+//! issued; it is hashed and anchored through the evidence topic like any
+//! evidence) or `→ refused` (with a reason). Reading a request never changes
+//! it; every transition, and the comparison, is guarded in SQL (409 with
+//! the current status otherwise): a decided request is final.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,7 +22,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::{Caller, Require, Role, roles};
 use crate::error::{ApiError, Json, Multipart, Path, Query};
 use crate::evidence::{self, NewSubmission};
-use crate::preservations::Reason;
+use crate::preservations::{Reason, state_conflict};
 use crate::{Workflow, files, ts, ts_opt, webhooks};
 
 pub const MATCH_MESSAGE: &str = "结果一致，数据未篡改";
@@ -76,12 +79,27 @@ pub struct CertificateJson {
     pub ledger: Option<evidence::SubmissionJson>,
 }
 
+const TABLE: &str = "workflow.judicial_requests";
+/// The states an institution acts on (compare, certify, refuse).
+const OPEN: &[&str] = &["pending", "in_review"];
+
+/// Load a request the caller may read (403 otherwise), on a connection of
+/// its own (returned before the caller goes on).
 async fn load(
     wf: &Workflow,
     caller: &Caller,
     id: i64,
 ) -> Result<(RequestJson, Option<i64>), ApiError> {
     let c = wf.db().await?;
+    load_on(&c, caller, id).await
+}
+
+/// [`load`] on the caller's connection: a handler never holds two.
+async fn load_on(
+    c: &tokio_postgres::Client,
+    caller: &Caller,
+    id: i64,
+) -> Result<(RequestJson, Option<i64>), ApiError> {
     let r = c
         .query_opt(
             "SELECT r.id, r.number, r.kind, r.tenant, r.subject_kind, r.subject_id, r.institution_id, i.name,
@@ -112,7 +130,7 @@ async fn load(
             size: r.get::<_, Option<i64>>(15).unwrap_or(0),
             download_path: format!("/v1/judicial-requests/{id}/certificate"),
             ledger: match cert_sub {
-                Some(s) => evidence::get(&c, s).await?,
+                Some(s) => evidence::get(c, s).await?,
                 None => None,
             },
         }),
@@ -172,6 +190,55 @@ async fn subject(
     Ok(row.map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))))
 }
 
+/// Check a new request's own fields (those that need no record) into
+/// `errs`; returns the institution kind and channel its `kind` needs
+/// (`None`: an unknown kind).
+pub fn check_new_request(
+    n: &NewRequest,
+    errs: &mut BTreeMap<String, String>,
+) -> Option<(&'static str, &'static str)> {
+    let kinds = match n.kind.as_str() {
+        "notarization" => Some(("notary", "notarization")),
+        "ruling" => Some(("court", "judicial_ruling")),
+        _ => {
+            errs.insert("kind".into(), "notarization or ruling".into());
+            None
+        }
+    };
+    if !matches!(n.subject_kind.as_str(), "preservation" | "contract") {
+        errs.insert("subject_kind".into(), "preservation or contract".into());
+    }
+    if n.institution_id.is_empty() || n.institution_id.chars().count() > 64 {
+        errs.insert("institution_id".into(), "no such institution".into());
+    }
+    match &n.case_description {
+        Some(d) if !d.trim().is_empty() && d.chars().count() <= 4000 => {}
+        None if n.kind != "ruling" => {}
+        _ => {
+            errs.insert(
+                "case_description".into(),
+                if n.kind == "ruling" {
+                    "required, 1-4000 characters"
+                } else {
+                    "1-4000 characters"
+                }
+                .into(),
+            );
+        }
+    }
+    match n.purpose.as_deref() {
+        Some("civil_litigation" | "evidence_retention" | "other") => {}
+        None if n.kind != "ruling" => {}
+        _ => {
+            errs.insert(
+                "purpose".into(),
+                "civil_litigation, evidence_retention or other".into(),
+            );
+        }
+    }
+    kinds
+}
+
 /// Apply for a notarization or a ruling (a user of the subject's bank).
 #[utoipa::path(post, path = "/v1/judicial-requests", request_body = NewRequest,
     responses((status = 201, body = RequestJson), (status = 409, body = crate::error::ErrorBody),
@@ -180,16 +247,19 @@ pub async fn create(
     State(wf): State<Arc<Workflow>>,
     Require(caller, _): Require<roles::Bank>,
     Json(n): Json<NewRequest>,
-) -> Result<(StatusCode, axum::Json<RequestJson>), ApiError> {
+) -> Result<
+    (
+        StatusCode,
+        [(axum::http::HeaderName, String); 1],
+        axum::Json<RequestJson>,
+    ),
+    ApiError,
+> {
     let tenant = caller.tenant()?.to_owned();
     let c = wf.db().await?;
     let mut errs = BTreeMap::new();
-    let (want_kind, channel) = match n.kind.as_str() {
-        "notarization" => ("notary", "notarization"),
-        "ruling" => ("court", "judicial_ruling"),
-        _ => {
-            return Err(ApiError::field("kind", "notarization or ruling"));
-        }
+    let Some((want_kind, channel)) = check_new_request(&n, &mut errs) else {
+        return Err(ApiError::validation(errs));
     };
     let inst = c
         .query_opt(
@@ -211,26 +281,6 @@ pub async fn create(
             0
         }
     };
-    if n.kind == "ruling" {
-        match &n.case_description {
-            Some(d) if !d.trim().is_empty() && d.chars().count() <= 4000 => {}
-            _ => {
-                errs.insert(
-                    "case_description".into(),
-                    "required, 1-4000 characters".into(),
-                );
-            }
-        }
-        match n.purpose.as_deref() {
-            Some("civil_litigation" | "evidence_retention" | "other") => {}
-            _ => {
-                errs.insert(
-                    "purpose".into(),
-                    "civil_litigation, evidence_retention or other".into(),
-                );
-            }
-        }
-    }
     let Some((subject_tenant, status, channels, _)) =
         subject(&c, &n.subject_kind, n.subject_id).await?
     else {
@@ -289,7 +339,11 @@ pub async fn create(
     wf.webhooks_kick.notify_one();
     Ok((
         StatusCode::CREATED,
-        axum::Json(load(&wf, &caller, id).await?.0),
+        [(
+            axum::http::header::LOCATION,
+            format!("/v1/judicial-requests/{id}"),
+        )],
+        axum::Json(load_on(&c, &caller, id).await?.0),
     ))
 }
 
@@ -339,13 +393,13 @@ pub async fn list(
         .collect();
     let mut out = Vec::new();
     for id in ids {
-        out.push(load(&wf, &caller, id).await?.0);
+        out.push(load_on(&c, &caller, id).await?.0);
     }
     Ok(axum::Json(out))
 }
 
-/// Open a request. The addressed institution opening a pending request
-/// moves it to `in_review`.
+/// One request. Reading never changes it (the institution starts its
+/// review with `POST /v1/judicial-requests/{id}/review`).
 #[utoipa::path(get, path = "/v1/judicial-requests/{id}", params(("id" = i64, Path)),
     responses((status = 200, body = RequestJson), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn get(
@@ -353,18 +407,32 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<RequestJson>, ApiError> {
-    let (r, _) = load(&wf, &caller, id).await?;
-    if caller.role == Role::Institution && r.status == "pending" {
-        let c = wf.db().await?;
-        c.execute(
+    Ok(axum::Json(load(&wf, &caller, id).await?.0))
+}
+
+/// Start the review (the addressed institution): `pending → in_review`.
+#[utoipa::path(post, path = "/v1/judicial-requests/{id}/review", params(("id" = i64, Path)),
+    responses((status = 200, body = RequestJson), (status = 403, body = crate::error::ErrorBody),
+              (status = 409, description = "not pending", body = crate::error::ErrorBody)))]
+pub async fn review(
+    State(wf): State<Arc<Workflow>>,
+    Require(caller, _): Require<roles::Institution>,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<RequestJson>, ApiError> {
+    let c = wf.db().await?;
+    let (r, _) = load_on(&c, &caller, id).await?;
+    institution_guard(&caller, &r)?;
+    let moved = c
+        .query_opt(
             "UPDATE workflow.judicial_requests SET status = 'in_review', updated_at = now()
-              WHERE id = $1 AND status = 'pending'",
-            &[&id],
+              WHERE id = $1 AND status = ANY($2) RETURNING status",
+            &[&id, &vec!["pending"]],
         )
         .await?;
-        return Ok(axum::Json(load(&wf, &caller, id).await?.0));
+    if moved.is_none() {
+        return Err(state_conflict::<tokio_postgres::Client>(&c, TABLE, "judicial request", id, "starting the review", &["pending"]).await);
     }
-    Ok(axum::Json(r))
+    Ok(axum::Json(load_on(&c, &caller, id).await?.0))
 }
 
 fn institution_guard(caller: &Caller, r: &RequestJson) -> Result<(), ApiError> {
@@ -410,18 +478,27 @@ pub async fn compare(
     Path(id): Path<i64>,
     body: Result<Multipart, ApiError>,
 ) -> Result<axum::Json<Comparison>, ApiError> {
-    let (r, _) = load(&wf, &caller, id).await?;
-    institution_guard(&caller, &r)?;
+    let s = {
+        let c = wf.db().await?;
+        let (r, _) = load_on(&c, &caller, id).await?;
+        institution_guard(&caller, &r)?;
+        if !OPEN.contains(&r.status.as_str()) {
+            return Err(
+                state_conflict::<tokio_postgres::Client>(&c, TABLE, "judicial request", id, "comparing", OPEN).await,
+            );
+        }
+        let (_, _, _, sub) = subject(&c, &r.subject_kind, r.subject_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("subject"))?;
+        let not_sealed = || ApiError::invalid_state("the subject is not sealed in the ledger");
+        evidence::get(&c, sub.ok_or_else(not_sealed)?)
+            .await?
+            .ok_or_else(not_sealed)?
+        // The connection goes back before the upload is read.
+    };
     // The body only now: the caller may touch the record (auth::Require).
     let Multipart(mp) = body?;
-    let c = wf.db().await?;
-    let (_, _, _, sub) = subject(&c, &r.subject_kind, r.subject_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("subject"))?;
     let not_sealed = || ApiError::invalid_state("the subject is not sealed in the ledger");
-    let s = evidence::get(&c, sub.ok_or_else(not_sealed)?)
-        .await?
-        .ok_or_else(not_sealed)?;
     let b = evidence::bundle(&wf, &s).await?.ok_or_else(not_sealed)?;
     let (sha256, sm3, size) = files::hash_only(&wf, mp).await?;
     let supplied = if b.entry.hash_alg == anchord_core::EvidenceAlg::Sm3 {
@@ -464,13 +541,19 @@ pub async fn compare(
         compared_at: ts(time::OffsetDateTime::now_utc()),
     };
     let json = serde_json::to_value(&cmp).map_err(|_| ApiError::internal())?;
-    c.execute(
-        "UPDATE workflow.judicial_requests SET comparison = $2, updated_at = now(),
-                status = CASE WHEN status = 'pending' THEN 'in_review' ELSE status END
-          WHERE id = $1",
-        &[&id, &json],
-    )
-    .await?;
+    let c = wf.db().await?;
+    // Guarded in SQL: a request decided meanwhile keeps its comparison.
+    let stored = c
+        .query_opt(
+            "UPDATE workflow.judicial_requests SET comparison = $2, updated_at = now(),
+                    status = CASE WHEN status = 'pending' THEN 'in_review' ELSE status END
+              WHERE id = $1 AND status = ANY($3) RETURNING status",
+            &[&id, &json, &OPEN.to_vec()],
+        )
+        .await?;
+    if stored.is_none() {
+        return Err(state_conflict::<tokio_postgres::Client>(&c, TABLE, "judicial request", id, "comparing", OPEN).await);
+    }
     Ok(axum::Json(cmp))
 }
 
@@ -490,11 +573,11 @@ pub async fn issue_certificate(
     institution_guard(&caller, &r)?;
     // The body only now: the caller may touch the record (auth::Require).
     let Multipart(mp) = body?;
-    if r.status != "pending" && r.status != "in_review" {
-        return Err(ApiError::invalid_state(format!(
-            "a {} request cannot be certified",
-            r.status
-        )));
+    if !OPEN.contains(&r.status.as_str()) {
+        let c = wf.db().await?;
+        return Err(
+            state_conflict::<tokio_postgres::Client>(&c, TABLE, "judicial request", id, "certifying", OPEN).await,
+        );
     }
     let f = files::receive(&wf, mp).await?;
     let mut head = [0u8; 5];
@@ -520,7 +603,9 @@ pub async fn issue_certificate(
         )
         .await?;
     if n == 0 {
-        return Err(ApiError::invalid_state("the request was decided meanwhile"));
+        return Err(
+            state_conflict(&*tx, TABLE, "judicial request", id, "certifying", OPEN).await,
+        );
     }
     let sub = evidence::enqueue(
         &tx,
@@ -528,10 +613,9 @@ pub async fn issue_certificate(
             kind: "certificate",
             object_id: id,
             tenant: r.tenant.clone(),
-            external_id: format!("wf-certificate-{id}"),
             hash_alg: alg.name(),
             hash: f.evidence_hash(alg),
-            metadata: serde_json::json!({
+            record: serde_json::json!({
                 "source": "anchord-workflow",
                 "kind": "certificate",
                 "request": r.number,
@@ -557,7 +641,7 @@ pub async fn issue_certificate(
     tx.commit().await?;
     wf.submissions_kick.notify_one();
     wf.webhooks_kick.notify_one();
-    Ok(axum::Json(load(&wf, &caller, id).await?.0))
+    Ok(axum::Json(load_on(&c, &caller, id).await?.0))
 }
 
 /// Refuse with a reason (the addressed institution).
@@ -569,12 +653,12 @@ pub async fn refuse(
     Path(id): Path<i64>,
     body: Result<Json<Reason>, ApiError>,
 ) -> Result<axum::Json<RequestJson>, ApiError> {
-    let (r, _) = load(&wf, &caller, id).await?;
+    let mut c = wf.db().await?;
+    let (r, _) = load_on(&c, &caller, id).await?;
     institution_guard(&caller, &r)?;
     // The body only now: the caller may touch the record (auth::Require).
     let Json(reason) = body?;
     let reason_text = reason.checked()?;
-    let mut c = wf.db().await?;
     let tx = c.transaction().await?;
     let n = tx
         .execute(
@@ -585,10 +669,7 @@ pub async fn refuse(
         )
         .await?;
     if n == 0 {
-        return Err(ApiError::invalid_state(format!(
-            "a {} request cannot be refused",
-            r.status
-        )));
+        return Err(state_conflict(&*tx, TABLE, "judicial request", id, "refusing", OPEN).await);
     }
     webhooks::enqueue(
         &tx,
@@ -599,7 +680,7 @@ pub async fn refuse(
     .await?;
     tx.commit().await?;
     wf.webhooks_kick.notify_one();
-    Ok(axum::Json(load(&wf, &caller, id).await?.0))
+    Ok(axum::Json(load_on(&c, &caller, id).await?.0))
 }
 
 /// Download the certificate PDF (the requesting bank or the institution).

@@ -21,6 +21,7 @@ use std::path::Path;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use ed25519_dalek::{Signer as _, SigningKey};
 
 use crate::WorkflowError;
 
@@ -191,6 +192,43 @@ impl Kek {
     }
 }
 
+/// Why a platform-held key did not sign.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SignError {
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error("the unsealed seed does not reproduce the registered public key")]
+    KeyMismatch,
+}
+
+impl Kek {
+    /// A new platform-held key for the row `user_id`: its public key and
+    /// its sealed seed (the seed itself never leaves this module).
+    pub fn generate(&self, user_id: i64) -> ([u8; 32], Vec<u8>) {
+        let seed = crate::random32();
+        let public = SigningKey::from_bytes(&seed).verifying_key().to_bytes();
+        (public, self.seal(user_id, &public, &seed))
+    }
+
+    /// Sign `message` (Ed25519) with the platform-held key of the row
+    /// `user_id`: the contract signature statement of
+    /// [`crate::contracts::signature_statement`], exactly as a client-held
+    /// key signs it. The unsealed seed must reproduce `public_key`.
+    pub fn sign(
+        &self,
+        user_id: i64,
+        public_key: &[u8; 32],
+        sealed: &[u8],
+        message: &[u8],
+    ) -> Result<[u8; 64], SignError> {
+        let key = SigningKey::from_bytes(&self.open(user_id, public_key, sealed)?);
+        if key.verifying_key().to_bytes() != *public_key {
+            return Err(SignError::KeyMismatch);
+        }
+        Ok(key.sign(message).to_bytes())
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -232,6 +270,22 @@ mod tests {
         assert_eq!(kek.open(5, &pk, &v2), Err(OpenError::Version(2)));
         assert_eq!(kek.open(5, &pk, &sealed[..40]), Err(OpenError::Length(40)));
         assert_eq!(kek.open(5, &pk, &[]), Err(OpenError::Length(0)));
+    }
+
+    #[test]
+    fn platform_keys_sign_only_for_their_row() {
+        let kek = Kek::from_bytes(&[7; 32]);
+        let (pk, sealed) = kek.generate(5);
+        let sig = kek.sign(5, &pk, &sealed, b"statement").unwrap();
+        use ed25519_dalek::Verifier as _;
+        ed25519_dalek::VerifyingKey::from_bytes(&pk)
+            .unwrap()
+            .verify(b"statement", &ed25519_dalek::Signature::from_bytes(&sig))
+            .unwrap();
+        assert_eq!(
+            kek.sign(6, &pk, &sealed, b"statement"),
+            Err(SignError::Open(OpenError::Tampered))
+        );
     }
 
     #[test]

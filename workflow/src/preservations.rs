@@ -42,7 +42,7 @@ pub struct Reason {
 
 impl Reason {
     /// The reason, trimmed: 1-2000 characters, or a field error.
-    pub(crate) fn checked(&self) -> Result<&str, ApiError> {
+    pub fn checked(&self) -> Result<&str, ApiError> {
         let r = self.reason.trim();
         if r.is_empty() || self.reason.chars().count() > 2000 {
             return Err(ApiError::field("reason", "1-2000 characters"));
@@ -97,6 +97,12 @@ pub struct PreservationJson {
     pub ledger: Option<LedgerJson>,
 }
 
+const TABLE: &str = "workflow.preservations";
+/// The states a preservation is edited, re-filed and submitted from.
+const EDITABLE: &[&str] = &["saved", "rejected"];
+/// The state a preservation is reviewed in.
+const SUBMITTED: &[&str] = &["submitted"];
+
 const COLUMNS: &str = "id, number, tenant, product_id, status, fields, file_name, file_size, file_sha256,
     file_sm3, reject_reason, created_by, reviewed_by, created_at, updated_at, submitted_at, reviewed_at,
     submission_id";
@@ -130,13 +136,23 @@ fn from_row(r: &tokio_postgres::Row) -> (PreservationJson, Option<i64>) {
     )
 }
 
-/// Load a preservation the caller may read (403 otherwise).
+/// Load a preservation the caller may read (403 otherwise), on a
+/// connection of its own (returned before the caller goes on).
 async fn load(
     wf: &Workflow,
     caller: &Caller,
     id: i64,
 ) -> Result<(PreservationJson, Option<i64>), ApiError> {
     let c = wf.db().await?;
+    load_on(&c, caller, id).await
+}
+
+/// [`load`] on the caller's connection: a handler never holds two.
+async fn load_on(
+    c: &tokio_postgres::Client,
+    caller: &Caller,
+    id: i64,
+) -> Result<(PreservationJson, Option<i64>), ApiError> {
     let r = c
         .query_opt(
             &format!("SELECT {COLUMNS} FROM workflow.preservations WHERE id = $1"),
@@ -159,8 +175,8 @@ pub(crate) async fn ledger_view(
     proof_path: String,
 ) -> Result<Option<LedgerJson>, ApiError> {
     let Some(sub) = sub else { return Ok(None) };
-    let c = wf.db().await?;
-    let Some(s) = evidence::get(&c, sub).await? else {
+    // The connection goes back before the prover reads the ledger (conn.rs).
+    let Some(s) = evidence::get(&*wf.db().await?, sub).await? else {
         return Ok(None);
     };
     let mut view = LedgerJson {
@@ -199,17 +215,44 @@ pub(crate) async fn ledger_view(
     Ok(Some(view))
 }
 
-fn fields_digest(fields: &serde_json::Value) -> String {
-    let canon = serde_json_canonicalizer::to_string(fields).unwrap_or_default();
-    hex::encode(crate::sha256(canon.as_bytes()))
-}
-
 fn clean_fields(v: std::collections::BTreeMap<String, String>) -> serde_json::Value {
     serde_json::Value::Object(
         v.into_iter()
             .map(|(k, v)| (k, serde_json::Value::String(v)))
             .collect(),
     )
+}
+
+/// The answer to a status transition its SQL guard refused: 409
+/// `invalid_state` naming the record's current status (also as
+/// `fields.status`), or 404 when the record is gone. `table` is a constant.
+pub(crate) async fn state_conflict<C>(
+    c: &C,
+    table: &'static str,
+    what: &str,
+    id: i64,
+    action: &str,
+    expected: &[&str],
+) -> ApiError
+where
+    C: tokio_postgres::GenericClient + Sync,
+{
+    match c
+        .query_opt(&format!("SELECT status FROM {table} WHERE id = $1"), &[&id])
+        .await
+    {
+        Ok(Some(r)) => {
+            let current: String = r.get(0);
+            let mut e = ApiError::invalid_state(format!(
+                "the {what} is {current}; {action} is allowed only when it is {}",
+                expected.join(" or ")
+            ));
+            e.fields.insert("status".into(), current);
+            e
+        }
+        Ok(None) => ApiError::not_found(what),
+        Err(e) => e.into(),
+    }
 }
 
 /// Create a preservation (status `saved`).
@@ -237,7 +280,7 @@ pub async fn create(
         )
         .await?
         .get(0);
-    let (out, _) = load(&wf, &caller, id).await?;
+    let (out, _) = load_on(&c, &caller, id).await?;
     Ok((StatusCode::CREATED, axum::Json(out)))
 }
 
@@ -251,7 +294,8 @@ pub async fn edit(
     Path(id): Path<i64>,
     body: Result<Json<EditPreservation>, ApiError>,
 ) -> Result<axum::Json<PreservationJson>, ApiError> {
-    let (p, _) = load(&wf, &caller, id).await?;
+    let c = wf.db().await?;
+    let (p, _) = load_on(&c, &caller, id).await?;
     if p.created_by != caller.id {
         return Err(ApiError::forbidden("only the creator edits a preservation"));
     }
@@ -263,18 +307,21 @@ pub async fn edit(
             p.status
         )));
     }
-    let c = wf.db().await?;
     let template = products::template(&c, p.product_id)
         .await?
         .ok_or_else(|| ApiError::invalid_state("the product was deleted"))?;
     let values = products::validate_values(&template, &e.fields).map_err(ApiError::validation)?;
-    c.execute(
-        "UPDATE workflow.preservations SET fields = $2, status = 'saved', updated_at = now()
-          WHERE id = $1 AND status IN ('saved', 'rejected')",
-        &[&id, &clean_fields(values)],
-    )
-    .await?;
-    Ok(axum::Json(load(&wf, &caller, id).await?.0))
+    let moved = c
+        .query_opt(
+            "UPDATE workflow.preservations SET fields = $2, status = 'saved', updated_at = now()
+              WHERE id = $1 AND status = ANY($3) RETURNING status",
+            &[&id, &clean_fields(values), &EDITABLE.to_vec()],
+        )
+        .await?;
+    if moved.is_none() {
+        return Err(state_conflict::<tokio_postgres::Client>(&c, TABLE, "preservation", id, "editing", EDITABLE).await);
+    }
+    Ok(axum::Json(load_on(&c, &caller, id).await?.0))
 }
 
 /// Upload (or replace) the evidence file (creator; while `saved` or
@@ -302,14 +349,40 @@ pub async fn upload(
         )));
     }
     let f = files::receive(&wf, mp).await?;
-    let c = wf.db().await?;
-    c.execute(
-        "UPDATE workflow.preservations SET file_name = $2, file_size = $3, file_sha256 = $4, file_sm3 = $5,
-                status = 'saved', updated_at = now()
-          WHERE id = $1 AND status IN ('saved', 'rejected')",
-        &[&id, &f.name, &(f.size as i64), &f.sha256, &f.sm3],
-    )
-    .await?;
+    {
+        // The reference change and the release of the file it replaces
+        // (or of this upload, when refused) in one transaction; the
+        // collector deletes after commit (files.rs).
+        let mut c = wf.db().await?;
+        let tx = c.transaction().await?;
+        let current = tx
+            .query_opt(
+                "SELECT file_sha256 FROM workflow.preservations
+                  WHERE id = $1 AND status IN ('saved', 'rejected') FOR UPDATE",
+                &[&id],
+            )
+            .await?;
+        let Some(current) = current else {
+            files::release(&tx, &f.sha256).await?;
+            tx.commit().await?;
+            return Err(ApiError::invalid_state(
+                "the preservation was submitted meanwhile; its file cannot change",
+            ));
+        };
+        tx.execute(
+            "UPDATE workflow.preservations SET file_name = $2, file_size = $3, file_sha256 = $4, file_sm3 = $5,
+                    status = 'saved', updated_at = now()
+              WHERE id = $1",
+            &[&id, &f.name, &(f.size as i64), &f.sha256, &f.sm3],
+        )
+        .await?;
+        if let Some(old) = current.get::<_, Option<String>>(0)
+            && old != f.sha256
+        {
+            files::release(&tx, &old).await?;
+        }
+        tx.commit().await?;
+    }
     Ok(axum::Json(load(&wf, &caller, id).await?.0))
 }
 
@@ -321,7 +394,8 @@ pub async fn submit(
     Require(caller, _): Require<roles::Bank>,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<PreservationJson>, ApiError> {
-    let (p, _) = load(&wf, &caller, id).await?;
+    let mut c = wf.db().await?;
+    let (p, _) = load_on(&c, &caller, id).await?;
     if p.created_by != caller.id {
         return Err(ApiError::forbidden(
             "only the creator submits a preservation",
@@ -333,20 +407,16 @@ pub async fn submit(
             "upload the evidence file before submitting",
         ));
     }
-    let mut c = wf.db().await?;
     let tx = c.transaction().await?;
-    let n = tx
-        .execute(
+    let moved = tx
+        .query_opt(
             "UPDATE workflow.preservations SET status = 'submitted', submitted_at = now(), updated_at = now()
-              WHERE id = $1 AND status IN ('saved', 'rejected')",
-            &[&id],
+              WHERE id = $1 AND status = ANY($2) AND file_sha256 IS NOT NULL RETURNING status",
+            &[&id, &EDITABLE.to_vec()],
         )
         .await?;
-    if n == 0 {
-        return Err(ApiError::invalid_state(format!(
-            "a {} preservation cannot be submitted",
-            p.status
-        )));
+    if moved.is_none() {
+        return Err(state_conflict(&*tx, TABLE, "preservation", id, "submitting", EDITABLE).await);
     }
     webhooks::enqueue(
         &tx,
@@ -357,7 +427,7 @@ pub async fn submit(
     .await?;
     tx.commit().await?;
     wf.webhooks_kick.notify_one();
-    Ok(axum::Json(load(&wf, &caller, id).await?.0))
+    Ok(axum::Json(load_on(&c, &caller, id).await?.0))
 }
 
 fn review_guard(caller: &Caller, p: &PreservationJson) -> Result<(), ApiError> {
@@ -386,7 +456,8 @@ pub async fn approve(
     Require(caller, _): Require<roles::Reviewer>,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<PreservationJson>, ApiError> {
-    let (p, _) = load(&wf, &caller, id).await?;
+    let mut c = wf.db().await?;
+    let (p, _) = load_on(&c, &caller, id).await?;
     review_guard(&caller, &p)?;
     let file = p
         .file
@@ -402,21 +473,18 @@ pub async fn approve(
             "the file was uploaded before the deployment switched suites; upload it again",
         ));
     }
-    let mut c = wf.db().await?;
     let tx = c.transaction().await?;
-    let n = tx
-        .execute(
+    // The guard also pins the file the reviewer saw.
+    let moved = tx
+        .query_opt(
             "UPDATE workflow.preservations SET status = 'approved', reviewed_by = $2, reviewed_at = now(),
                     updated_at = now(), reject_reason = NULL
-              WHERE id = $1 AND status = 'submitted'",
-            &[&id, &caller.id],
+              WHERE id = $1 AND status = ANY($3) AND file_sha256 = $4 RETURNING status",
+            &[&id, &caller.id, &SUBMITTED.to_vec(), &file.sha256],
         )
         .await?;
-    if n == 0 {
-        return Err(ApiError::invalid_state(format!(
-            "a {} preservation cannot be approved",
-            p.status
-        )));
+    if moved.is_none() {
+        return Err(state_conflict(&*tx, TABLE, "preservation", id, "approval", SUBMITTED).await);
     }
     let sub = evidence::enqueue(
         &tx,
@@ -424,17 +492,17 @@ pub async fn approve(
             kind: "preservation",
             object_id: id,
             tenant: p.tenant.clone(),
-            external_id: format!("wf-preservation-{id}"),
             hash_alg: alg.name(),
             hash,
-            metadata: serde_json::json!({
+            // Committed, never published (evidence.rs).
+            record: serde_json::json!({
                 "source": "anchord-workflow",
                 "kind": "preservation",
                 "number": p.number,
                 "product_id": p.product_id,
                 "file_name": file.name,
                 "file_size": file.size,
-                "fields_sha256": fields_digest(&p.fields),
+                "fields": p.fields,
             }),
         },
     )
@@ -454,7 +522,7 @@ pub async fn approve(
     tx.commit().await?;
     wf.submissions_kick.notify_one();
     wf.webhooks_kick.notify_one();
-    Ok(axum::Json(load(&wf, &caller, id).await?.0))
+    Ok(axum::Json(load_on(&c, &caller, id).await?.0))
 }
 
 /// Reject with a reason (a reviewer of the bank, not the creator).
@@ -466,26 +534,23 @@ pub async fn reject(
     Path(id): Path<i64>,
     body: Result<Json<Reason>, ApiError>,
 ) -> Result<axum::Json<PreservationJson>, ApiError> {
-    let (p, _) = load(&wf, &caller, id).await?;
+    let mut c = wf.db().await?;
+    let (p, _) = load_on(&c, &caller, id).await?;
     review_guard(&caller, &p)?;
     // The body only now: the caller may touch the record (auth::Require).
     let Json(r) = body?;
     let reason_text = r.checked()?;
-    let mut c = wf.db().await?;
     let tx = c.transaction().await?;
-    let n = tx
-        .execute(
+    let moved = tx
+        .query_opt(
             "UPDATE workflow.preservations SET status = 'rejected', reject_reason = $3, reviewed_by = $2,
                     reviewed_at = now(), updated_at = now()
-              WHERE id = $1 AND status = 'submitted'",
-            &[&id, &caller.id, &reason_text],
+              WHERE id = $1 AND status = ANY($4) RETURNING status",
+            &[&id, &caller.id, &reason_text, &SUBMITTED.to_vec()],
         )
         .await?;
-    if n == 0 {
-        return Err(ApiError::invalid_state(format!(
-            "a {} preservation cannot be rejected",
-            p.status
-        )));
+    if moved.is_none() {
+        return Err(state_conflict(&*tx, TABLE, "preservation", id, "rejection", SUBMITTED).await);
     }
     webhooks::enqueue(
         &tx,
@@ -496,7 +561,7 @@ pub async fn reject(
     .await?;
     tx.commit().await?;
     wf.webhooks_kick.notify_one();
-    Ok(axum::Json(load(&wf, &caller, id).await?.0))
+    Ok(axum::Json(load_on(&c, &caller, id).await?.0))
 }
 
 /// Details, with the ledger entry, block height and anchors.
@@ -532,8 +597,10 @@ pub(crate) async fn bundle_of(
 ) -> Result<axum::Json<anchord_core::bundle::Bundle>, ApiError> {
     let not_yet = || ApiError::invalid_state("the evidence is not sealed in a block yet");
     let sub = sub.ok_or_else(not_yet)?;
-    let c = wf.db().await?;
-    let s = evidence::get(&c, sub).await?.ok_or_else(not_yet)?;
+    // The connection goes back before the prover reads the ledger (conn.rs).
+    let s = evidence::get(&*wf.db().await?, sub)
+        .await?
+        .ok_or_else(not_yet)?;
     let b = evidence::bundle(wf, &s).await?.ok_or_else(not_yet)?;
     Ok(axum::Json(b))
 }
@@ -586,19 +653,25 @@ pub struct ListQuery {
     /// At most this many, newest first (default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
-    /// Skip this many (default 0).
+    /// Continue after the record with this id (the last id of the previous
+    /// page; the `Anchord-Next-After` header of a full page).
+    #[param(minimum = 1)]
+    pub after: Option<i64>,
+    /// Skip this many (default 0; prefer `after`).
     #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 
-/// List (administrators: all banks; reviewers and users: their bank).
+/// List (administrators: all banks; reviewers and users: their bank),
+/// newest first, paged (`limit`, `after`).
 #[utoipa::path(get, path = "/v1/preservations", params(ListQuery),
-    responses((status = 200, body = [PreservationJson])))]
+    responses((status = 200, body = [PreservationJson],
+        headers(("Anchord-Next-After" = i64, description = "`after` for the next page, on a full page")))))]
 pub async fn list(
     State(wf): State<Arc<Workflow>>,
     Require(caller, _): Require<roles::AdminOrBank>,
     Query(q): Query<ListQuery>,
-) -> Result<axum::Json<Vec<PreservationJson>>, ApiError> {
+) -> Result<crate::paging::Paged<PreservationJson>, ApiError> {
     let tenant = if caller.role == Role::Admin {
         None
     } else {
@@ -613,7 +686,11 @@ pub async fn list(
         &["saved", "submitted", "approved", "on_chain", "rejected"],
     )?;
     crate::error::hex64("hash", &q.hash)?;
-    crate::error::in_range("limit", q.limit, 1, 1000)?;
+    let page = crate::paging::Page {
+        limit: q.limit,
+        after: q.after,
+    }
+    .checked()?;
     crate::error::in_range("offset", q.offset, 0, i64::MAX)?;
     let hash = q.hash.as_ref().map(|h| h.to_ascii_lowercase());
     let c = wf.db().await?;
@@ -627,6 +704,7 @@ pub async fn list(
                     AND ($4::text IS NULL OR number = $4)
                     AND ($5::text IS NULL OR fields ->> $5 = $6)
                     AND ($7::text IS NULL OR file_sha256 = $7 OR file_sm3 = $7)
+                    AND ($10::bigint IS NULL OR id < $10)
                   ORDER BY id DESC LIMIT $8 OFFSET $9"
             ),
             &[
@@ -637,10 +715,15 @@ pub async fn list(
                 &q.field_key,
                 &q.field_value,
                 &hash,
-                &q.limit.unwrap_or(100),
+                &page.limit,
                 &q.offset.unwrap_or(0),
+                &page.after,
             ],
         )
         .await?;
-    Ok(axum::Json(rows.iter().map(|r| from_row(r).0).collect()))
+    Ok(crate::paging::Paged::new(
+        rows.iter().map(|r| from_row(r).0).collect(),
+        page,
+        |p| p.id,
+    ))
 }

@@ -89,13 +89,20 @@ pub struct FieldOrder {
     pub keys: Vec<String>,
 }
 
-fn check_field(f: &Field, prefix: &str, errs: &mut BTreeMap<String, String>) {
-    let key_ok = !f.key.is_empty()
-        && f.key.len() <= 64
-        && f.key.as_bytes()[0].is_ascii_lowercase()
-        && f.key
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+/// Is `k` a field key: `[a-z][a-z0-9_]*`, at most 64 characters (checked
+/// by characters: any input, never a panic).
+pub fn valid_key(k: &str) -> bool {
+    k.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && k.chars().count() <= 64
+        && k
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Check a field definition: field-level messages into `errs`, each key
+/// prefixed with `prefix`.
+pub fn check_field(f: &Field, prefix: &str, errs: &mut BTreeMap<String, String>) {
+    let key_ok = valid_key(&f.key);
     if !key_ok {
         errs.insert(format!("{prefix}key"), "[a-z][a-z0-9_]*, at most 64".into());
     }
@@ -113,7 +120,8 @@ fn check_field(f: &Field, prefix: &str, errs: &mut BTreeMap<String, String>) {
     }
 }
 
-fn check_channels(ch: &[String], errs: &mut BTreeMap<String, String>) {
+/// Check channels: each one of [`CHANNELS`].
+pub fn check_channels(ch: &[String], errs: &mut BTreeMap<String, String>) {
     if ch.iter().any(|c| !CHANNELS.contains(&c.as_str())) {
         errs.insert(
             "channels".into(),
@@ -173,7 +181,9 @@ pub fn validate_values(
     if errs.is_empty() { Ok(out) } else { Err(errs) }
 }
 
-fn check_type(t: &str, v: &str) -> Result<(), &'static str> {
+/// Check a value of field type `t` (already trimmed and within the
+/// field's length), by characters: any input, never a panic.
+pub fn check_type(t: &str, v: &str) -> Result<(), &'static str> {
     let ok = match t {
         "number" => v.parse::<f64>().is_ok_and(f64::is_finite),
         "date" => {
@@ -186,17 +196,12 @@ fn check_type(t: &str, v: &str) -> Result<(), &'static str> {
         }
         "phone" => {
             let digits = v.trim_start_matches('+');
-            (5..=20).contains(&digits.len())
+            (5..=20).contains(&digits.chars().count())
                 && digits
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || b == b'-' || b == b' ')
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == '-' || c == ' ')
         }
-        "id_number" => {
-            v.len() == 18
-                && v[..17].bytes().all(|b| b.is_ascii_digit())
-                && v.as_bytes()[17].is_ascii_digit()
-                    | (v.as_bytes()[17].eq_ignore_ascii_case(&b'x'))
-        }
+        "id_number" => valid_id_number(v),
         _ => true,
     };
     if ok {
@@ -211,6 +216,18 @@ fn check_type(t: &str, v: &str) -> Result<(), &'static str> {
             _ => "invalid",
         })
     }
+}
+
+/// A resident ID number (GB 11643): 17 digits and a check character (a
+/// digit or `X`, either case), counted and checked by characters, so any
+/// input (multi-byte characters included) is simply invalid.
+pub fn valid_id_number(v: &str) -> bool {
+    v.chars().count() == 18
+        && v.chars().take(17).all(|c| c.is_ascii_digit())
+        && v
+            .chars()
+            .nth(17)
+            .is_some_and(|c| c.is_ascii_digit() || c == 'x' || c == 'X')
 }
 
 /// The template of a live product (`None`: no such product).
@@ -282,7 +299,7 @@ pub async fn create(
     check_channels(&p.channels, &mut errs);
     for (i, f) in p.fields.iter().enumerate() {
         check_field(f, &format!("fields[{i}]."), &mut errs);
-        if p.fields[..i].iter().any(|g| g.key == f.key) {
+        if p.fields.iter().take(i).any(|g| g.key == f.key) {
             errs.insert(format!("fields[{i}].key"), "duplicate key".into());
         }
     }
@@ -654,6 +671,29 @@ mod tests {
             max_length: max,
             required: req,
         }
+    }
+
+    #[test]
+    fn id_numbers_are_checked_by_characters() {
+        assert!(valid_id_number("11010519491231002X"));
+        assert!(valid_id_number("110105194912310021"));
+        // 18 bytes, but a multi-byte character where the check digit goes,
+        // or inside: invalid, never a panic.
+        for bad in [
+            "1101051949123100é",
+            "é1101051949123100",
+            "11010519491231002é",
+            "一二三四五六",
+            "11010519491231002",
+            "",
+            "1101051949123100212",
+        ] {
+            assert!(!valid_id_number(bad), "{bad}");
+            assert!(check_type("id_number", bad).is_err(), "{bad}");
+        }
+        assert!(!valid_key("é"));
+        assert!(!valid_key(""));
+        assert!(valid_key("a_1"));
     }
 
     #[test]

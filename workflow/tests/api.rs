@@ -14,6 +14,54 @@ use common::{Env, start};
 use ed25519_dalek::Signer as _;
 use serde_json::{Value, json};
 
+/// A signer's statement on contract `k` (docs/workflow-api.md).
+fn statement(k: &Value, index: usize, public_key_hex: &str) -> String {
+    let s = &k["signers"][index];
+    format!(
+        "anchord-contract-signature/v1\ncontract-id {}\ncontract-number {}\ntenant {}\nhash-alg {}\ncontract-hash {}\nsigner-index {}\nsigner-user-id {}\nsigner-username {}\npublic-key {}\n",
+        k["id"],
+        k["number"].as_str().unwrap(),
+        k["tenant"].as_str().unwrap(),
+        k["hash_alg"].as_str().unwrap(),
+        k["contract_hash"].as_str().unwrap(),
+        s["index"],
+        s["user_id"],
+        s["username"].as_str().unwrap(),
+        public_key_hex,
+    )
+}
+
+/// `key`'s hex signature over signer `index`'s statement on `k`.
+fn sign_statement(key: &ed25519_dalek::SigningKey, k: &Value, index: usize) -> String {
+    let pk = hex::encode(key.verifying_key().to_bytes());
+    hex::encode(key.sign(statement(k, index, &pk).as_bytes()).to_bytes())
+}
+
+/// Register `key` as the caller's client-held key: a challenge, and the
+/// registration statement signed with the key (proof of possession).
+async fn register_client_key(env: &Env, token: &str, key: &ed25519_dalek::SigningKey) -> Value {
+    let me = env.ok(200, "GET", "/v1/me", Some(token), None).await;
+    let c = env
+        .ok(201, "POST", "/v1/me/signing-key/challenge", Some(token), None)
+        .await;
+    let pk = hex::encode(key.verifying_key().to_bytes());
+    let text = format!(
+        "anchord-signing-key-registration/v1\nuser-id {}\nusername {}\npublic-key {pk}\nchallenge {}\n",
+        me["id"],
+        me["username"].as_str().unwrap(),
+        c["challenge"].as_str().unwrap()
+    );
+    env.ok(
+        200,
+        "PUT",
+        "/v1/me/signing-key",
+        Some(token),
+        Some(json!({"custody": "client", "public_key": pk, "challenge": c["challenge"],
+                    "proof": hex::encode(key.sign(text.as_bytes()).to_bytes())})),
+    )
+    .await
+}
+
 fn evidence_file() -> Vec<u8> {
     b"%PDF-1.4 call recording transcript, borrower Zhang San, 2026-01-05".to_vec()
 }
@@ -470,7 +518,12 @@ async fn every_role_from_product_set_up_to_certificate_and_refused_ruling() {
         )
         .await;
     assert_eq!(queue.as_array().unwrap().len(), 1);
-    let opened = env.ok(200, "GET", &rp, Some(&notary), None).await;
+    // Reading changes nothing; the institution starts its review with a POST.
+    let read = env.ok(200, "GET", &rp, Some(&notary), None).await;
+    assert_eq!(read["status"], "pending");
+    let opened = env
+        .ok(200, "POST", &format!("{rp}/review"), Some(&notary), None)
+        .await;
     assert_eq!(opened["status"], "in_review");
     let (s, v) = env
         .upload(
@@ -797,16 +850,7 @@ async fn a_three_signer_contract_goes_on_chain_and_a_refusal_is_recorded() {
         .await;
     assert_eq!(s, 409, "no key registered yet");
     for (tok, key) in [(&s1, &keys[0]), (&s2, &keys[1])] {
-        let v = env
-            .ok(
-                200,
-                "PUT",
-                "/v1/me/signing-key",
-                Some(tok),
-                Some(json!({"custody": "client",
-                            "public_key": hex::encode(key.verifying_key().to_bytes())})),
-            )
-            .await;
+        let v = register_client_key(&env, tok, key).await;
         assert_eq!(v["custody"], "client");
     }
     // A signature by the wrong key does not verify.
@@ -815,7 +859,7 @@ async fn a_three_signer_contract_goes_on_chain_and_a_refusal_is_recorded() {
             "POST",
             &format!("{kp}/sign"),
             Some(&s1),
-            Some(json!({"signature": hex::encode(keys[1].sign(&hash).to_bytes())})),
+            Some(json!({"signature": sign_statement(&keys[1], &k, 0)})),
         )
         .await;
     assert_eq!(s, 422, "{v}");
@@ -826,7 +870,7 @@ async fn a_three_signer_contract_goes_on_chain_and_a_refusal_is_recorded() {
             "POST",
             &format!("{kp}/sign"),
             Some(&s1),
-            Some(json!({"signature": hex::encode(keys[0].sign(&hash).to_bytes())})),
+            Some(json!({"signature": sign_statement(&keys[0], &k, 0)})),
         )
         .await;
     assert_eq!(v["signers"][0]["status"], "signed");
@@ -843,7 +887,7 @@ async fn a_three_signer_contract_goes_on_chain_and_a_refusal_is_recorded() {
         "POST",
         &format!("{kp}/sign"),
         Some(&s2),
-        Some(json!({"signature": hex::encode(keys[1].sign(&hash).to_bytes())})),
+        Some(json!({"signature": sign_statement(&keys[1], &k, 1)})),
     )
     .await;
     // Signer 3 lets the platform keep the key, and is told so.
@@ -877,8 +921,9 @@ async fn a_three_signer_contract_goes_on_chain_and_a_refusal_is_recorded() {
             .contains("platform")
     );
     assert_eq!(s3j["public_key"], platform_pk);
-    // Every stored signature verifies over the contract hash.
-    for sj in v["signers"].as_array().unwrap() {
+    // Every stored signature verifies over its signer's statement, which
+    // names the contract hash.
+    for (i, sj) in v["signers"].as_array().unwrap().iter().enumerate() {
         let pk: [u8; 32] = hex::decode(sj["public_key"].as_str().unwrap())
             .unwrap()
             .try_into()
@@ -887,9 +932,12 @@ async fn a_three_signer_contract_goes_on_chain_and_a_refusal_is_recorded() {
             .unwrap()
             .try_into()
             .unwrap();
+        let text = statement(&v, i, sj["public_key"].as_str().unwrap());
+        assert_eq!(sj["statement"], text.as_str());
+        assert!(text.contains(&hex::encode(&hash)));
         ed25519_dalek::VerifyingKey::from_bytes(&pk)
             .unwrap()
-            .verify_strict(&hash, &ed25519_dalek::Signature::from_bytes(&sig))
+            .verify_strict(text.as_bytes(), &ed25519_dalek::Signature::from_bytes(&sig))
             .unwrap();
     }
     // A signer cannot approve; the reviewer (not a signer) does.
@@ -980,17 +1028,20 @@ async fn lockout_session_expiry_and_logout() {
         assert_eq!(s, 401, "{v}");
         assert_eq!(v["error"]["code"], "invalid_credentials");
     }
+    // The third failure locks the account; the answer is the same as for
+    // any failure (issue 12: no 423, no unlock time).
     let (s, v) = env
         .call("POST", "/v1/auth/login", None, Some(bad.clone()))
         .await;
-    assert_eq!(s, 423, "{v}");
-    assert_eq!(v["error"]["code"], "account_locked");
+    assert_eq!(s, 401, "{v}");
+    assert_eq!(v["error"]["code"], "invalid_credentials");
     // Even the right password is refused while locked.
     let good = json!({"username": common::ADMIN, "password": common::ADMIN_PASSWORD});
-    let (s, _) = env
+    let (s, v) = env
         .call("POST", "/v1/auth/login", None, Some(good.clone()))
         .await;
-    assert_eq!(s, 423);
+    assert_eq!(s, 401, "{v}");
+    assert_eq!(v["error"]["code"], "invalid_credentials");
     tokio::time::sleep(Duration::from_millis(2200)).await;
     let token = env.admin().await;
     env.ok(200, "GET", "/v1/me", Some(&token), None).await;
@@ -1155,7 +1206,7 @@ async fn an_edited_audit_row_is_detected() {
     assert_eq!(v["ok"], false, "{v}");
     assert_eq!(v["first_bad_id"], 3);
     // Only administrators read the audit log.
-    let alice = env.login("alice", "alice-password").await;
+    let alice = env.login("alice", &common::password_of("alice")).await;
     let (s, _) = env
         .call("GET", "/v1/audit/verify", Some(&alice), None)
         .await;

@@ -40,10 +40,15 @@ fn verify(signer: &Value, hash_hex: &str) {
         .unwrap()
         .try_into()
         .unwrap();
+    // The signature covers the signer's statement, which names the
+    // contract hash (anchord-contract-signature/v1).
+    let statement = signer["statement"].as_str().unwrap();
+    assert!(statement.starts_with("anchord-contract-signature/v1\n"));
+    assert!(statement.contains(&format!("\ncontract-hash {hash_hex}\n")));
     ed25519_dalek::VerifyingKey::from_bytes(&pk)
         .unwrap()
         .verify(
-            &hex::decode(hash_hex).unwrap(),
+            statement.as_bytes(),
             &ed25519_dalek::Signature::from_bytes(&sig),
         )
         .unwrap();
@@ -198,14 +203,30 @@ async fn without_a_key_encryption_key_platform_custody_is_refused_clearly() {
     );
     // Client-held keys need no key-encryption key.
     let sk = ed25519_dalek::SigningKey::from_bytes(&common::rand_bytes());
+    let pk = hex::encode(sk.verifying_key().to_bytes());
+    let me = e.ok(200, "GET", "/v1/me", Some(&alice), None).await;
+    let c = e
+        .ok(
+            201,
+            "POST",
+            "/v1/me/signing-key/challenge",
+            Some(&alice),
+            None,
+        )
+        .await;
+    let text = format!(
+        "anchord-signing-key-registration/v1\nuser-id {}\nusername alice\npublic-key {pk}\nchallenge {}\n",
+        me["id"],
+        c["challenge"].as_str().unwrap()
+    );
+    use ed25519_dalek::Signer as _;
     e.ok(
         200,
         "PUT",
         "/v1/me/signing-key",
         Some(&alice),
-        Some(
-            json!({"custody": "client", "public_key": hex::encode(sk.verifying_key().to_bytes())}),
-        ),
+        Some(json!({"custody": "client", "public_key": pk, "challenge": c["challenge"],
+                    "proof": hex::encode(sk.sign(text.as_bytes()).to_bytes())})),
     )
     .await;
 }
