@@ -32,7 +32,20 @@ pub fn router(wf: Arc<Workflow>) -> Router {
         .route("/v1/auth/logout", post(auth::logout))
         .route("/v1/me", get(auth::me))
         .route("/v1/me/signing-key", put(contracts::register_key))
+        .route(
+            "/v1/me/signing-key/challenge",
+            post(contracts::key_challenge),
+        )
+        .route("/v1/contract-types/{id}", get(contracts::get_type))
         .route("/v1/users", get(auth::list_users).post(auth::post_user))
+        .route("/v1/users/{id}/disable", post(auth::disable_user))
+        .route("/v1/users/{id}/enable", post(auth::enable_user))
+        .route("/v1/users/{id}/password", put(auth::reset_password))
+        .route(
+            "/v1/users/{id}/sessions",
+            axum::routing::delete(auth::revoke_user_sessions),
+        )
+        .route("/v1/me/password", put(auth::change_password))
         .route(
             "/v1/institutions",
             get(auth::list_institutions).post(auth::post_institution),
@@ -94,6 +107,7 @@ pub fn router(wf: Arc<Workflow>) -> Router {
             get(judicial::list).post(judicial::create),
         )
         .route("/v1/judicial-requests/{id}", get(judicial::get))
+        .route("/v1/judicial-requests/{id}/review", post(judicial::review))
         .route("/v1/judicial-requests/{id}/refuse", post(judicial::refuse))
         .route(
             "/v1/judicial-requests/{id}/certificate",
@@ -104,7 +118,10 @@ pub fn router(wf: Arc<Workflow>) -> Router {
         .route("/v1/audit/anchor", post(audit::anchor_now))
         .route("/v1/system/events", get(monitor::events))
         .route("/v1/monitoring/summary", get(monitor::summary))
-        .route("/v1/webhooks", post(webhooks::create))
+        .route("/v1/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/v1/webhooks/{id}", axum::routing::delete(webhooks::delete))
+        .route("/v1/webhooks/{id}/disable", post(webhooks::disable))
+        .route("/v1/webhooks/{id}/enable", post(webhooks::enable))
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route("/v1/openapi.json", get(openapi_json))
         .layer(DefaultBodyLimit::max(wf.config.max_json_bytes))
@@ -113,7 +130,52 @@ pub fn router(wf: Arc<Workflow>) -> Router {
         .route_layer(middleware::from_fn(crate::metrics::track))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Outermost: the security headers of every answer (fallbacks
+        // included), and the one-connection scope of every request.
+        .layer(middleware::from_fn_with_state(wf.clone(), security_headers))
+        .layer(middleware::from_fn(request_scope))
         .with_state(wf)
+}
+
+/// Every request is one unit of the one-connection rule (`conn.rs`).
+async fn request_scope(req: Request, next: Next) -> Response {
+    crate::conn::scope(next.run(req)).await
+}
+
+/// The security headers of every answer: `nosniff`, the configured strict
+/// `Content-Security-Policy` (no framing), `X-Frame-Options: DENY`,
+/// `Referrer-Policy: no-referrer`, `Cross-Origin-Opener-Policy` and
+/// `Cross-Origin-Resource-Policy: same-origin`, and `Cache-Control:
+/// no-store` (unless the handler set a cache policy; none of the answers
+/// that carry a session's data do).
+async fn security_headers(State(wf): State<Arc<Workflow>>, req: Request, next: Next) -> Response {
+    use axum::http::{HeaderValue, header};
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&wf.config.content_security_policy) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
 }
 
 async fn not_found() -> ApiError {
@@ -132,8 +194,13 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// Resolve the session once (handlers reuse it) and append every change,
-/// and every denied read, to the audit chain.
+/// Resolve the session once (handlers reuse it), apply the rate limits
+/// (`limits.rs`), and append every change, and every denied read, to the
+/// audit chain. Requests without a valid session and rate-limited ones are
+/// counted into the periodic `audit.noise_summary` row instead of one row
+/// each. The object of a creation (201) is the created record
+/// (`<path>/<id>`, from the answer's `id`), or what the handler put in an
+/// [`audit::AuditObject`].
 async fn audit_layer(State(wf): State<Arc<Workflow>>, mut req: Request, next: Next) -> Response {
     let route = req
         .extensions()
@@ -142,9 +209,26 @@ async fn audit_layer(State(wf): State<Arc<Workflow>>, mut req: Request, next: Ne
         .unwrap_or_default();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let caller = {
+    let action = format!("{method} {route}");
+    let ip = wf.limits.client_ip(req.headers(), req.extensions());
+    let mutating = !(method == Method::GET || method == Method::HEAD);
+    let login = route == "/v1/auth/login";
+    // Limits by address first: they cost no database work.
+    let by_ip = if login {
+        wf.limits.login_ip(ip)
+    } else if mutating {
+        wf.limits.writes_ip(ip)
+    } else {
+        Ok(())
+    };
+    if let Err(over) = by_ip {
+        wf.limits.note_noise("*", &action, 429, ip);
+        return crate::limits::too_many(over);
+    }
+    let (caller, had_token) = {
         let (mut parts, body) = req.into_parts();
-        let caller = match auth::bearer(&parts) {
+        let token = auth::bearer(&parts).map(str::to_owned);
+        let caller = match &token {
             Some(t) => auth::resolve(&wf, t).await.ok(),
             None => None,
         };
@@ -152,13 +236,45 @@ async fn audit_layer(State(wf): State<Arc<Workflow>>, mut req: Request, next: Ne
             parts.extensions.insert(c.clone());
         }
         req = Request::from_parts(parts, body);
-        caller
+        (caller, token.is_some())
     };
-    let resp = next.run(req).await;
+    let public = login || route == "/v1/openapi.json";
+    let by_caller = match &caller {
+        Some(c) if mutating => wf.limits.writes_user(c.id),
+        Some(_) => Ok(()),
+        None if public => Ok(()),
+        None => wf.limits.anonymous_ip(ip),
+    };
+    if let Err(over) = by_caller {
+        let who = caller.as_ref().map_or("anonymous", |c| c.username.as_str());
+        wf.limits.note_noise(who, &action, 429, ip);
+        return crate::limits::too_many(over);
+    }
+    let mut resp = next.run(req).await;
     let status = resp.status();
-    let mutating = !(method == Method::GET || method == Method::HEAD);
+    if status == axum::http::StatusCode::TOO_MANY_REQUESTS {
+        // The per-username login limit (inside the handler).
+        wf.limits.note_noise("anonymous", &action, 429, ip);
+        return resp;
+    }
+    if login || public {
+        // Logins audit themselves, one row per attempt.
+        return resp;
+    }
     let denied = status.as_u16() == 401 || status.as_u16() == 403;
-    if (mutating || denied) && route != "/v1/auth/login" {
+    let Some(Caller { id, username, .. }) = &caller else {
+        // No valid session: noise (a 401 from every route), aggregated.
+        if mutating || denied {
+            let who = if had_token {
+                "anonymous (bad token)"
+            } else {
+                "anonymous"
+            };
+            wf.limits.note_noise(who, &action, status.as_u16(), ip);
+        }
+        return resp;
+    };
+    if mutating || denied {
         let result = if status.is_success() {
             "ok"
         } else if denied {
@@ -166,22 +282,55 @@ async fn audit_layer(State(wf): State<Arc<Workflow>>, mut req: Request, next: Ne
         } else {
             "failed"
         };
-        let (uid, name) = match &caller {
-            Some(Caller { id, username, .. }) => (Some(*id), username.as_str()),
-            None => (None, "anonymous"),
+        let object = match resp.extensions().get::<audit::AuditObject>() {
+            Some(o) => o.0.clone(),
+            None if status == axum::http::StatusCode::CREATED => {
+                let (o, r) = created_object(&path, resp).await;
+                resp = r;
+                o
+            }
+            None => path.clone(),
         };
         audit::record(
             &wf,
-            uid,
-            name,
-            &format!("{method} {route}"),
-            &path,
+            Some(*id),
+            username,
+            &action,
+            &object,
             result,
             status.as_str(),
         )
         .await;
     }
     resp
+}
+
+/// `<path>/<id>` for a 201 answer whose JSON body has an `id` (the created
+/// record), else `path`; the answer is rebuilt unchanged.
+async fn created_object(path: &str, resp: Response) -> (String, Response) {
+    let (parts, body) = resp.into_parts();
+    // Creation answers are small JSON documents; a larger one keeps `path`.
+    let Ok(bytes) = axum::body::to_bytes(body, 4 << 20).await else {
+        return (
+            path.to_owned(),
+            Response::from_parts(parts, axum::body::Body::empty()),
+        );
+    };
+    let id = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| match v.get("id") {
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            _ => None,
+        });
+    let object = match id {
+        Some(id) => format!("{}/{id}", path.trim_end_matches('/')),
+        None => path.to_owned(),
+    };
+    (
+        object,
+        Response::from_parts(parts, axum::body::Body::from(bytes)),
+    )
 }
 
 #[derive(Debug, OpenApi)]
@@ -193,6 +342,8 @@ async fn audit_layer(State(wf): State<Arc<Workflow>>, mut req: Request, next: Ne
     ),
     paths(
         auth::login, auth::logout, auth::me, auth::post_user, auth::list_users,
+        auth::disable_user, auth::enable_user, auth::reset_password, auth::revoke_user_sessions,
+        auth::change_password,
         auth::post_institution, auth::list_institutions,
         products::create, products::list, products::get, products::patch, products::delete,
         products::add_field, products::edit_field, products::delete_field, products::reorder,
@@ -201,13 +352,15 @@ async fn audit_layer(State(wf): State<Arc<Workflow>>, mut req: Request, next: Ne
         preservations::approve, preservations::reject, preservations::get, preservations::proof, preservations::certificate,
         preservations::download, preservations::list,
         contracts::create_type, contracts::list_types, contracts::register_key, contracts::create,
+        contracts::key_challenge, contracts::get_type,
         contracts::get, contracts::list, contracts::sign, contracts::refuse, contracts::approve,
         contracts::reject, contracts::proof, contracts::certificate,
-        judicial::create, judicial::list, judicial::get, judicial::compare,
+        judicial::create, judicial::list, judicial::get, judicial::review, judicial::compare,
         judicial::issue_certificate, judicial::refuse, judicial::download_certificate,
         audit::list, audit::verify, audit::anchor_now,
         monitor::summary, monitor::events,
-        webhooks::create, webhooks::deliveries,
+        webhooks::create, webhooks::list, webhooks::delete, webhooks::disable, webhooks::enable,
+        webhooks::deliveries,
         openapi_json
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, crate::error::FileUpload)),
@@ -313,6 +466,10 @@ impl utoipa::Modify for CommonResponses {
                         "`validation_failed` (per-field problems in `fields`) / `bad_json` (well-formed JSON of the wrong shape)",
                     ));
                 }
+                wanted.push((
+                    "429",
+                    "`rate_limited`: over a rate limit (login attempts, changes, requests without a session); retry after `Retry-After` seconds",
+                ));
                 wanted.push(("500", "`internal`: an internal error (never with its text)"));
                 wanted.push((
                     "503",

@@ -69,8 +69,51 @@ pub async fn append(
     result: &str,
     detail: &str,
 ) -> Result<(AuditRow, [u8; 32]), ApiError> {
-    let mut c = pool.get().await?;
+    let mut c = crate::conn::get(pool).await?;
     let tx = c.transaction().await?;
+    let out = append_tx(&tx, user_id, username, action, object, result, detail).await?;
+    tx.commit().await?;
+    count(result);
+    Ok(out)
+}
+
+fn count(result: &str) {
+    crate::metrics::AUDIT_ROWS
+        .with_label_values(&[match result {
+            "ok" => "ok",
+            "denied" => "denied",
+            _ => "failed",
+        }])
+        .inc();
+}
+
+/// Append a row inside the caller's transaction (so that an action and its
+/// audit row commit together, on the one connection the request holds).
+/// The chain's advisory lock is held until that transaction ends: append
+/// last, and commit soon.
+pub async fn append_in(
+    tx: &tokio_postgres::Transaction<'_>,
+    user_id: Option<i64>,
+    username: &str,
+    action: &str,
+    object: &str,
+    result: &str,
+    detail: &str,
+) -> Result<(), ApiError> {
+    append_tx(tx, user_id, username, action, object, result, detail).await?;
+    count(result);
+    Ok(())
+}
+
+async fn append_tx(
+    tx: &tokio_postgres::Transaction<'_>,
+    user_id: Option<i64>,
+    username: &str,
+    action: &str,
+    object: &str,
+    result: &str,
+    detail: &str,
+) -> Result<(AuditRow, [u8; 32]), ApiError> {
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK])
         .await?;
     let last = tx
@@ -115,16 +158,14 @@ pub async fn append(
         ],
     )
     .await?;
-    tx.commit().await?;
-    crate::metrics::AUDIT_ROWS
-        .with_label_values(&[match result {
-            "ok" => "ok",
-            "denied" => "denied",
-            _ => "failed",
-        }])
-        .inc();
     Ok((row, hash))
 }
+
+/// What the audit layer records as a request's object, when the handler
+/// knows better than the path (put it in the response's extensions), e.g.
+/// `preservation/17` for the row a POST created.
+#[derive(Clone, Debug)]
+pub struct AuditObject(pub String);
 
 /// Append, logging (not returning) a failure: auditing never turns a
 /// completed action into an error response.
@@ -168,7 +209,7 @@ pub struct ChainReport {
 
 /// Recompute the whole chain, and every anchored head against it.
 pub async fn verify_chain(pool: &Pool) -> Result<ChainReport, ApiError> {
-    let c = pool.get().await?;
+    let c = crate::conn::get(pool).await?;
     let rows = c
         .query(
             "SELECT id, at_us, user_id, username, action, object, result, detail, prev_hash, row_hash
@@ -290,10 +331,9 @@ pub async fn anchor_head(wf: &Workflow) -> Result<Option<i64>, ApiError> {
             kind: "audit_head",
             object_id: upto,
             tenant: wf.config.audit_tenant.clone(),
-            external_id: format!("wf-audit-head-{upto}"),
             hash_alg: "sha256",
             hash: hex::encode(&head),
-            metadata: serde_json::json!({
+            record: serde_json::json!({
                 "source": "anchord-workflow",
                 "kind": "audit_head",
                 "upto_id": upto,

@@ -51,8 +51,27 @@ pub struct WorkflowConfig {
     pub webhook_backoff_initial_ms: u64,
     /// Webhook delivery: longest retry delay, ms.
     pub webhook_backoff_max_ms: u64,
-    /// Webhook delivery: request timeout, ms.
+    /// Webhook delivery: whole-request timeout, ms.
     pub webhook_timeout_ms: u64,
+    /// Webhook delivery: connect timeout, ms.
+    pub webhook_connect_timeout_ms: u64,
+    /// Webhook delivery: requests in flight at once, in all.
+    pub webhook_concurrency: usize,
+    /// Webhook delivery: requests in flight at once to one webhook.
+    pub webhook_per_target_concurrency: usize,
+    /// Webhooks a bank (and the platform, for every bank) may register.
+    pub webhook_max_per_tenant: i64,
+    /// Exceptions to the outbound address policy (`egress.rs`) for
+    /// on-premise webhook receivers: CIDRs (`10.20.0.0/16`), addresses
+    /// (`127.0.0.1`) or exact host names. Cloud metadata addresses stay
+    /// refused.
+    pub webhook_allow: Vec<String>,
+    /// How often released files are collected, seconds.
+    pub file_gc_interval_s: u64,
+    /// A file placed this recently is never collected, seconds.
+    pub file_gc_grace_s: u64,
+    /// How often the storage directory is swept for unreferenced files, seconds.
+    pub file_gc_sweep_interval_s: u64,
     /// Webhook delivery: how often the outbox is polled, ms.
     pub webhook_poll_ms: u64,
     /// Bootstrap administrator created at start-up when no user of that
@@ -67,7 +86,50 @@ pub struct WorkflowConfig {
     /// for `"custody": "platform"`; without it such requests answer 503
     /// `not_configured`.
     pub key_encryption_key_file: Option<PathBuf>,
+    /// Password hashes computed or verified at once (argon2id, 19 MiB and
+    /// a CPU each, off the async threads); 0: half the CPUs, at least 1.
+    pub password_hash_concurrency: usize,
+    /// How long a login or password change waits for a hashing slot before
+    /// it answers 503, ms.
+    pub password_hash_wait_ms: u64,
+    /// Least zxcvbn strength score (0-4) of a new password.
+    pub password_min_score: u8,
+    /// Extra refused passwords, one a line (e.g. the most common breached
+    /// passwords), besides the built-in list.
+    pub password_blocklist_file: Option<PathBuf>,
+    /// Request header naming the client's address, set by a reverse proxy in
+    /// front (e.g. `x-forwarded-for`: its right-most address is used);
+    /// empty: the TCP peer. Set it only behind such a proxy.
+    pub client_ip_header: String,
+    /// Login attempts per client address per minute (0: unlimited).
+    pub login_per_ip_per_min: u32,
+    /// Login attempts per username per minute (0: unlimited).
+    pub login_per_account_per_min: u32,
+    /// Changes (non-GET requests) per signed-in user per minute (0: unlimited).
+    pub writes_per_user_per_min: u32,
+    /// Changes per client address per minute (0: unlimited).
+    pub writes_per_ip_per_min: u32,
+    /// Requests without a valid session per client address per minute
+    /// (0: unlimited).
+    pub anonymous_per_ip_per_min: u32,
+    /// Requests without a valid session and rate-limited requests are not
+    /// audited one row each: they are counted and summarised in one audit
+    /// row (`audit.noise_summary`) this often, seconds.
+    pub noise_summary_interval_s: u64,
+    /// How often expired and revoked sessions are purged, seconds.
+    pub session_purge_interval_s: u64,
+    /// How long an expired or revoked session is kept (so its token still
+    /// answers `session_expired`) before it is purged, seconds.
+    pub session_purge_grace_s: u64,
+    /// The `Content-Security-Policy` of every answer.
+    pub content_security_policy: String,
 }
+
+/// The default `Content-Security-Policy`: nothing but same-origin scripts,
+/// styles, images, fonts and fetches (no inline code, no plugins, no
+/// framing, no base or form redirection), ready for a web console served by
+/// the same origin; API answers need none of it.
+pub const DEFAULT_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
 impl Default for WorkflowConfig {
     fn default() -> Self {
@@ -90,12 +152,34 @@ impl Default for WorkflowConfig {
             webhook_max_attempts: 8,
             webhook_backoff_initial_ms: 1000,
             webhook_backoff_max_ms: 600_000,
-            webhook_timeout_ms: 10_000,
+            webhook_timeout_ms: 5_000,
+            webhook_connect_timeout_ms: 2_000,
+            webhook_concurrency: 32,
+            webhook_per_target_concurrency: 2,
+            webhook_max_per_tenant: 10,
+            webhook_allow: Vec::new(),
+            file_gc_interval_s: 60,
+            file_gc_grace_s: 600,
+            file_gc_sweep_interval_s: 6 * 3600,
             webhook_poll_ms: 500,
             bootstrap_admin: String::new(),
             bootstrap_admin_password_file: None,
             bootstrap_admin_password_env: "ANCHORD_WORKFLOW_ADMIN_PASSWORD".into(),
             key_encryption_key_file: None,
+            password_hash_concurrency: 0,
+            password_hash_wait_ms: 10_000,
+            password_min_score: 3,
+            password_blocklist_file: None,
+            client_ip_header: String::new(),
+            login_per_ip_per_min: 30,
+            login_per_account_per_min: 10,
+            writes_per_user_per_min: 600,
+            writes_per_ip_per_min: 1200,
+            anonymous_per_ip_per_min: 300,
+            noise_summary_interval_s: 60,
+            session_purge_interval_s: 600,
+            session_purge_grace_s: 3600,
+            content_security_policy: DEFAULT_CSP.into(),
         }
     }
 }
@@ -141,8 +225,44 @@ impl WorkflowConfig {
                 "workflow.webhook_backoff_initial_ms must be positive and at most workflow.webhook_backoff_max_ms",
             );
         }
+        if self.webhook_timeout_ms == 0 || self.webhook_connect_timeout_ms == 0 {
+            return bad("workflow.webhook_timeout_ms and workflow.webhook_connect_timeout_ms must be positive");
+        }
+        if self.webhook_concurrency == 0 || self.webhook_per_target_concurrency == 0 {
+            return bad(
+                "workflow.webhook_concurrency and workflow.webhook_per_target_concurrency must be positive",
+            );
+        }
+        if self.webhook_max_per_tenant <= 0 {
+            return bad("workflow.webhook_max_per_tenant must be positive");
+        }
+        if let Err(e) = crate::egress::Policy::new(&self.webhook_allow) {
+            return Err(WorkflowError::Config(format!("workflow.webhook_allow: {e}")));
+        }
+        if self.file_gc_interval_s == 0 || self.file_gc_sweep_interval_s == 0 {
+            return bad("workflow.file_gc_interval_s and workflow.file_gc_sweep_interval_s must be positive");
+        }
         if self.audit_tenant.is_empty() || self.audit_tenant.len() > 64 {
             return bad("workflow.audit_tenant must be 1-64 bytes");
+        }
+        if self.password_min_score > 4 {
+            return bad("workflow.password_min_score must be 0-4 (zxcvbn scores)");
+        }
+        if self.password_hash_wait_ms == 0 {
+            return bad("workflow.password_hash_wait_ms must be positive");
+        }
+        if self.noise_summary_interval_s == 0 || self.session_purge_interval_s == 0 {
+            return bad(
+                "workflow.noise_summary_interval_s and workflow.session_purge_interval_s must be positive",
+            );
+        }
+        if !self.client_ip_header.is_empty()
+            && axum::http::HeaderName::from_bytes(self.client_ip_header.as_bytes()).is_err()
+        {
+            return bad("workflow.client_ip_header must be a header name");
+        }
+        if axum::http::HeaderValue::from_str(&self.content_security_policy).is_err() {
+            return bad("workflow.content_security_policy must be a valid header value");
         }
         if !self.bootstrap_admin.is_empty()
             && self.bootstrap_admin_password_file.is_none()

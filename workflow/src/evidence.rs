@@ -10,6 +10,15 @@
 //! sealed, marks the preservation or contract `on_chain`. A resend after a
 //! crash is harmless: the ledger treats the same (tenant, external id, hash)
 //! as a duplicate.
+//!
+//! What reaches the ledger is public (the verifier serves it to anyone), so
+//! a submission carries nothing about the bank's customer: its external id
+//! is random (`wf-<32 hex>`, 128 bits, not enumerable) and its metadata is
+//! only a salted commitment to the record (number, file name and size,
+//! fields, ...): `SHA-256("anchord-workflow/commitment/v1" || 0x00 || salt
+//! || JCS(record))` with a random 32-byte salt kept in `workflow.submissions`
+//! and shown, with the record, only to those who may read the object
+//! ([`SubmissionJson::commitment`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,18 +30,36 @@ use tokio_util::sync::CancellationToken;
 use crate::error::ApiError;
 use crate::{Workflow, WorkflowConfig, WorkflowError, audit, webhooks};
 
-/// A row for the outbox.
+/// A row for the outbox. Its external id and public metadata are made by
+/// [`enqueue`]: the caller names no id and publishes nothing of `record`.
 #[derive(Debug)]
 pub struct NewSubmission {
     /// `preservation`, `contract`, `certificate` or `audit_head`.
     pub kind: &'static str,
     pub object_id: i64,
     pub tenant: String,
-    pub external_id: String,
     pub hash_alg: &'static str,
     /// Hex digest.
     pub hash: String,
-    pub metadata: serde_json::Value,
+    /// What the evidence is (number, file name, fields, ...): kept in the
+    /// workflow database, only a salted commitment to it goes to the ledger.
+    pub record: serde_json::Value,
+}
+
+/// Domain separation of the commitment (`docs/workflow-api.md`).
+pub const COMMITMENT_DOMAIN: &[u8] = b"anchord-workflow/commitment/v1";
+/// The `scheme` named in the public metadata.
+pub const COMMITMENT_SCHEME: &str = "anchord-commitment-v1";
+
+/// `SHA-256(COMMITMENT_DOMAIN || 0x00 || salt || JCS(record))`.
+pub fn commitment(salt: &[u8], record: &serde_json::Value) -> Result<[u8; 32], ApiError> {
+    let canon = serde_json_canonicalizer::to_vec(record).map_err(|_| ApiError::internal())?;
+    Ok(anchord_core::HashSuite::Sha256.digest_parts(&[COMMITMENT_DOMAIN, &[0], salt, &canon]))
+}
+
+/// A fresh public id: `wf-` and 128 random bits in hex.
+pub fn random_external_id() -> String {
+    format!("wf-{}", hex::encode(&crate::random32()[..16]))
 }
 
 /// The idempotent producer (`enable.idempotence`, `acks=all`).
@@ -54,18 +81,29 @@ pub async fn enqueue(
     tx: &tokio_postgres::Transaction<'_>,
     s: &NewSubmission,
 ) -> Result<i64, ApiError> {
+    let salt = crate::random32();
+    let value = commitment(&salt, &s.record)?;
+    // Public: nothing personal, nothing guessable.
+    let metadata = serde_json::json!({
+        "source": "anchord-workflow",
+        "scheme": COMMITMENT_SCHEME,
+        "commitment": hex::encode(value),
+    });
     let row = tx
         .query_one(
-            "INSERT INTO workflow.submissions (kind, object_id, tenant, external_id, hash_alg, hash, metadata)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            "INSERT INTO workflow.submissions (kind, object_id, tenant, external_id, hash_alg, hash, metadata,
+                                               salt, record)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
             &[
                 &s.kind,
                 &s.object_id,
                 &s.tenant,
-                &s.external_id,
+                &random_external_id(),
                 &s.hash_alg,
                 &s.hash,
-                &s.metadata,
+                &metadata,
+                &salt.as_slice(),
+                &s.record,
             ],
         )
         .await?;
@@ -88,18 +126,53 @@ pub struct SubmissionJson {
     pub published_at: Option<String>,
     pub sealed_at: Option<String>,
     pub last_error: Option<String>,
+    /// The opening of the public commitment (for those who may read the
+    /// object; absent on submissions older than commitments).
+    pub commitment: Option<CommitmentJson>,
+}
+
+/// The salted commitment published as the entry's metadata, opened: anyone
+/// holding it recomputes `commitment` from `salt` and `record`.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct CommitmentJson {
+    /// `anchord-commitment-v1`.
+    pub scheme: String,
+    /// Hex of the 32-byte salt.
+    pub salt: String,
+    /// The committed record (JCS-canonicalised when hashed).
+    #[schema(value_type = Object)]
+    pub record: serde_json::Value,
+    /// Hex `SHA-256("anchord-workflow/commitment/v1" || 0x00 || salt || JCS(record))`:
+    /// the ledger metadata's `commitment`.
+    pub commitment: String,
 }
 
 pub async fn get(c: &tokio_postgres::Client, id: i64) -> Result<Option<SubmissionJson>, ApiError> {
     let r = c
         .query_opt(
             "SELECT id, tenant, external_id, hash_alg, hash, state, ledger_seq, block_height,
-                    published_at, sealed_at, last_error
+                    published_at, sealed_at, last_error, salt, record
                FROM workflow.submissions WHERE id = $1",
             &[&id],
         )
         .await?;
-    Ok(r.map(|r| SubmissionJson {
+    let r = match r {
+        Some(r) => r,
+        None => return Ok(None),
+    };
+    let commitment = match (
+        r.get::<_, Option<Vec<u8>>>(11),
+        r.get::<_, Option<serde_json::Value>>(12),
+    ) {
+        (Some(salt), Some(record)) => Some(CommitmentJson {
+            scheme: COMMITMENT_SCHEME.into(),
+            commitment: hex::encode(commitment(&salt, &record)?),
+            salt: hex::encode(salt),
+            record,
+        }),
+        _ => None,
+    };
+    Ok(Some(r).map(|r| SubmissionJson {
         id: r.get(0),
         tenant: r.get(1),
         external_id: r.get(2),
@@ -111,6 +184,7 @@ pub async fn get(c: &tokio_postgres::Client, id: i64) -> Result<Option<Submissio
         published_at: crate::ts_opt(r.get(8)),
         sealed_at: crate::ts_opt(r.get(9)),
         last_error: r.get(10),
+        commitment,
     }))
 }
 
@@ -120,6 +194,8 @@ pub async fn bundle(
     s: &SubmissionJson,
 ) -> Result<Option<anchord_core::bundle::Bundle>, ApiError> {
     use anchord_verifier::prover::Lookup;
+    // The prover takes a connection of its own from the same pool.
+    crate::conn::none_held("reading a proof bundle");
     match wf.prover.by_identity(&s.tenant, &s.external_id).await? {
         Lookup::Found(served) => Ok(Some(served.bundle.clone())),
         _ => Ok(None),
@@ -203,8 +279,11 @@ pub async fn publish_pending(wf: &Workflow) -> Result<usize, ApiError> {
 
 /// Link published submissions to their ledger entries and blocks.
 pub async fn link(wf: &Workflow) -> Result<(), ApiError> {
-    let c = wf.db().await?;
-    let rows = c
+    // One connection at a time (conn.rs): the ledger reads below take their
+    // own from the same pool, so none is held across them.
+    let rows = wf
+        .db()
+        .await?
         .query(
             "SELECT id, kind, object_id, tenant, external_id, hash, ledger_seq
                FROM workflow.submissions WHERE state IN ('published', 'recorded') ORDER BY id LIMIT 500",
@@ -223,7 +302,7 @@ pub async fn link(wf: &Workflow) -> Result<(), ApiError> {
             };
             if hex::encode(&e.entry.evidence_hash) != hash {
                 // The ledger keeps the first entry with this identity.
-                c.execute(
+                wf.db().await?.execute(
                     "UPDATE workflow.submissions SET last_error = $2 WHERE id = $1",
                     &[
                         &id,
@@ -237,7 +316,7 @@ pub async fn link(wf: &Workflow) -> Result<(), ApiError> {
                 continue;
             }
             seq = Some(e.entry.seq as i64);
-            c.execute(
+            wf.db().await?.execute(
                 "UPDATE workflow.submissions SET state = 'recorded', ledger_seq = $2 WHERE id = $1",
                 &[&id, &seq],
             )
@@ -306,6 +385,7 @@ async fn on_sealed(
         .await?;
     }
     tx.commit().await?;
+    drop(c);
     crate::metrics::EVIDENCE_SEALED.inc();
     wf.webhooks_kick.notify_one();
     if let Some((event, object)) = event {

@@ -2,14 +2,31 @@
 //! suite), written to a temporary file, size-limited, then moved to
 //! `storage_dir/sha256/<2 hex>/<64 hex>` (content-addressed: the same bytes
 //! are stored once).
+//!
+//! Multipart forms carry exactly one part, `file`: any other part (named or
+//! not) and a second `file` are refused before they are read.
+//!
+//! Garbage collection: a change that drops a reference to a file (a
+//! replaced upload, an upload refused after it was stored) records the
+//! file's SHA-256 in `workflow.file_gc` in the same transaction; the owned
+//! background task [`run_gc`] deletes such a file after commit, only when no
+//! row references it (preservations, judicial certificates, submissions)
+//! and only when the file was not placed within `workflow.file_gc_grace_s`
+//! (an upload of the same bytes may be between placing it and committing its
+//! reference). It also sweeps the storage directory now and then for files
+//! older than the grace period that nothing references (a crash between
+//! placing and committing), and removes stale temporary files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anchord_core::EvidenceAlg;
 use anchord_core::filehash::FileHasher;
 use axum::extract::Multipart;
 use axum::http::StatusCode;
 use tokio::io::AsyncWriteExt as _;
+use tokio_util::sync::CancellationToken;
 
 use crate::Workflow;
 use crate::error::ApiError;
@@ -61,10 +78,8 @@ fn mp_error(e: axum::extract::multipart::MultipartError) -> ApiError {
 pub async fn receive(wf: &Workflow, mut mp: Multipart) -> Result<Stored, ApiError> {
     let limit = wf.config.max_upload_bytes;
     let with_sm3 = wf.evidence_alg() == EvidenceAlg::Sm3;
-    while let Some(mut field) = mp.next_field().await.map_err(mp_error)? {
-        if field.name() != Some("file") {
-            continue;
-        }
+    if let Some(mut field) = mp.next_field().await.map_err(mp_error)? {
+        only_file_part(&field)?;
         let name: String = field
             .file_name()
             .unwrap_or("upload.bin")
@@ -125,6 +140,11 @@ pub async fn receive(wf: &Workflow, mut mp: Multipart) -> Result<Stored, ApiErro
         if let Some(dir) = dest.parent() {
             tokio::fs::create_dir_all(dir).await.map_err(io_error)?;
         }
+        drop(field);
+        if let Err(e) = no_more_parts(&mut mp).await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e);
+        }
         tokio::fs::rename(&tmp, &dest).await.map_err(io_error)?;
         crate::metrics::UPLOADS.with_label_values(&["ok"]).inc();
         crate::metrics::UPLOAD_BYTES.inc_by(size);
@@ -140,6 +160,38 @@ pub async fn receive(wf: &Workflow, mut mp: Multipart) -> Result<Stored, ApiErro
         "file",
         "no `file` part in the multipart form",
     ))
+}
+
+/// The one part a form may have: `file`.
+fn only_file_part(field: &axum::extract::multipart::Field<'_>) -> Result<(), ApiError> {
+    match field.name() {
+        Some("file") => Ok(()),
+        Some(other) => Err(ApiError::field(
+            "file",
+            format!(
+                "unexpected multipart part {:?}: the form has one part, `file`",
+                other.chars().take(64).collect::<String>()
+            ),
+        )),
+        None => Err(ApiError::field(
+            "file",
+            "a multipart part without a name: the form has one part, `file`",
+        )),
+    }
+}
+
+/// After `file`, the form must end.
+async fn no_more_parts(mp: &mut Multipart) -> Result<(), ApiError> {
+    match mp.next_field().await.map_err(mp_error)? {
+        None => Ok(()),
+        Some(f) => {
+            let name = f.name().unwrap_or("").chars().take(64).collect::<String>();
+            Err(ApiError::field(
+                "file",
+                format!("unexpected multipart part {name:?} after `file`: the form has one part"),
+            ))
+        }
+    }
 }
 
 /// Read and discard the rest of a part, at most `bound` bytes.
@@ -179,10 +231,8 @@ pub async fn hash_only(
 ) -> Result<(String, Option<String>, u64), ApiError> {
     let limit = wf.config.max_upload_bytes;
     let with_sm3 = wf.evidence_alg() == EvidenceAlg::Sm3;
-    while let Some(mut field) = mp.next_field().await.map_err(mp_error)? {
-        if field.name() != Some("file") {
-            continue;
-        }
+    if let Some(mut field) = mp.next_field().await.map_err(mp_error)? {
+        only_file_part(&field)?;
         let mut sha = FileHasher::new(EvidenceAlg::Sha256);
         let mut sm3 = with_sm3.then(|| FileHasher::new(EvidenceAlg::Sm3));
         let mut size = 0u64;
@@ -200,6 +250,8 @@ pub async fn hash_only(
                 h.update(&chunk);
             }
         }
+        drop(field);
+        no_more_parts(&mut mp).await?;
         return Ok((
             hex::encode(sha.finalize()),
             sm3.map(|h| hex::encode(h.finalize())),
@@ -212,7 +264,8 @@ pub async fn hash_only(
     ))
 }
 
-/// Serve a stored file.
+/// Serve a stored file, streamed from disk, with an RFC 6266
+/// `Content-Disposition` (`filename*=UTF-8''...` for non-ASCII names).
 pub async fn download(
     wf: &Workflow,
     sha256_hex: &str,
@@ -220,19 +273,243 @@ pub async fn download(
     content_type: &'static str,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse as _;
-    let bytes = tokio::fs::read(path_of(wf, sha256_hex))
-        .await
-        .map_err(io_error)?;
-    let disposition = format!(
-        "attachment; filename=\"{}\"",
-        name.replace(['"', '\\'], "_")
-    );
+    let file = match tokio::fs::File::open(path_of(wf, sha256_hex)).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::error!(sha256 = sha256_hex, "a referenced file is missing from storage");
+            return Err(ApiError::not_found("file"));
+        }
+        Err(e) => return Err(io_error(e)),
+    };
+    let len = file.metadata().await.map_err(io_error)?.len();
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+        file,
+        64 * 1024,
+    ));
     Ok((
         [
             (axum::http::header::CONTENT_TYPE, content_type.to_owned()),
-            (axum::http::header::CONTENT_DISPOSITION, disposition),
+            (axum::http::header::CONTENT_LENGTH, len.to_string()),
+            (axum::http::header::CONTENT_DISPOSITION, content_disposition(name)),
         ],
-        bytes,
+        body,
     )
         .into_response())
+}
+
+/// `attachment; filename="<ASCII fallback>"; filename*=UTF-8''<percent-encoded>`
+/// (RFC 6266 with RFC 8187 encoding; the fallback replaces what is not
+/// printable ASCII, quotes and backslashes with `_`). Hand-written: a dozen
+/// lines of a fixed grammar.
+pub fn content_disposition(name: &str) -> String {
+    let fallback: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut encoded = String::new();
+    for b in name.bytes() {
+        // RFC 8187 attr-char.
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+}
+
+/// Record that `sha256_hex` may have lost its last reference, in the
+/// caller's transaction (the collector decides after commit).
+pub async fn release(
+    tx: &tokio_postgres::Transaction<'_>,
+    sha256_hex: &str,
+) -> Result<(), ApiError> {
+    tx.execute(
+        "INSERT INTO workflow.file_gc (sha256) VALUES ($1) ON CONFLICT (sha256) DO NOTHING",
+        &[&sha256_hex],
+    )
+    .await?;
+    Ok(())
+}
+
+/// [`release`] outside a transaction (an upload refused after its file was
+/// stored).
+pub async fn release_now(c: &tokio_postgres::Client, sha256_hex: &str) -> Result<(), ApiError> {
+    c.execute(
+        "INSERT INTO workflow.file_gc (sha256) VALUES ($1) ON CONFLICT (sha256) DO NOTHING",
+        &[&sha256_hex],
+    )
+    .await?;
+    Ok(())
+}
+
+const REFERENCED: &str = "SELECT EXISTS (SELECT 1 FROM workflow.preservations WHERE file_sha256 = $1)
+        OR EXISTS (SELECT 1 FROM workflow.judicial_requests WHERE certificate_sha256 = $1)
+        OR EXISTS (SELECT 1 FROM workflow.submissions WHERE hash = $1)";
+
+/// The owned background task: collect released files every
+/// `file_gc_interval_s` (and on a kick), sweep the storage directory every
+/// `file_gc_sweep_interval_s`.
+pub async fn run_gc(wf: Arc<Workflow>, shutdown: CancellationToken) {
+    let every = Duration::from_secs(wf.config.file_gc_interval_s);
+    let sweep_every = Duration::from_secs(wf.config.file_gc_sweep_interval_s);
+    let mut last_sweep: Option<tokio::time::Instant> = None;
+    loop {
+        if last_sweep.is_none_or(|t| t.elapsed() >= sweep_every) {
+            last_sweep = Some(tokio::time::Instant::now());
+            if let Err(e) = sweep(&wf, &shutdown).await {
+                tracing::warn!(error = ?e, "sweeping the workflow file storage");
+            }
+        }
+        if let Err(e) = collect(&wf).await {
+            tracing::warn!(error = ?e, "collecting unreferenced workflow files");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+/// Delete released files nothing references; returns how many were deleted.
+pub async fn collect(wf: &Workflow) -> Result<usize, ApiError> {
+    let grace = Duration::from_secs(wf.config.file_gc_grace_s);
+    let mut deleted = 0;
+    let c = wf.db().await?;
+    let candidates = c
+        .query(
+            "SELECT sha256 FROM workflow.file_gc ORDER BY since LIMIT 500",
+            &[],
+        )
+        .await?;
+    for r in candidates {
+        let sha: String = r.get(0);
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            c.execute("DELETE FROM workflow.file_gc WHERE sha256 = $1", &[&sha])
+                .await?;
+            continue;
+        }
+        let referenced: bool = c.query_one(REFERENCED, &[&sha]).await?.get(0);
+        if !referenced && remove_unless_fresh(&path_of(wf, &sha), grace).await? == Gc::Fresh {
+            // Placed moments ago: an upload of the same bytes may be about to
+            // commit its reference. Look again later.
+            continue;
+        }
+        if !referenced {
+            deleted += 1;
+            tracing::info!(sha256 = %sha, "unreferenced stored file deleted");
+        }
+        c.execute("DELETE FROM workflow.file_gc WHERE sha256 = $1", &[&sha])
+            .await?;
+    }
+    Ok(deleted)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Gc {
+    Removed,
+    Fresh,
+}
+
+/// Move the file out of its name (atomically: a concurrent upload of the
+/// same bytes then simply places a new one), then delete it unless it was
+/// placed within `grace` (then it goes back: same name, same bytes).
+async fn remove_unless_fresh(path: &Path, grace: Duration) -> Result<Gc, ApiError> {
+    let doomed = path.with_extension(format!("gc-{}", hex::encode(&crate::random32()[..6])));
+    match tokio::fs::rename(path, &doomed).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Gc::Removed),
+        Err(e) => return Err(io_error(e)),
+    }
+    let fresh = tokio::fs::metadata(&doomed)
+        .await
+        .ok()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age < grace);
+    if fresh {
+        tokio::fs::rename(&doomed, path).await.map_err(io_error)?;
+        return Ok(Gc::Fresh);
+    }
+    tokio::fs::remove_file(&doomed).await.map_err(io_error)?;
+    Ok(Gc::Removed)
+}
+
+/// Release every stored file older than the grace period (the collector
+/// keeps referenced ones) and delete temporary files older than a day.
+async fn sweep(wf: &Workflow, shutdown: &CancellationToken) -> Result<(), ApiError> {
+    let grace = Duration::from_secs(wf.config.file_gc_grace_s);
+    let old = |m: &std::fs::Metadata, age: Duration| {
+        m.modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|a| a >= age)
+    };
+    let root = wf.config.storage_dir.join("sha256");
+    let mut shards = match tokio::fs::read_dir(&root).await {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_error(e)),
+    };
+    let mut unreferenced = Vec::new();
+    while let Some(shard) = shards.next_entry().await.map_err(io_error)? {
+        let Ok(mut files) = tokio::fs::read_dir(shard.path()).await else {
+            continue;
+        };
+        while let Some(f) = files.next_entry().await.map_err(io_error)? {
+            if shutdown.is_cancelled() {
+                return Ok(());
+            }
+            let name = f.file_name().to_string_lossy().into_owned();
+            if name.len() != 64 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                continue;
+            }
+            if let Ok(m) = f.metadata().await
+                && old(&m, grace)
+            {
+                let c = wf.db().await?;
+                let referenced: bool = c.query_one(REFERENCED, &[&name]).await?.get(0);
+                if !referenced {
+                    release_now(&c, &name).await?;
+                    unreferenced.push(name);
+                }
+            }
+        }
+    }
+    if !unreferenced.is_empty() {
+        tracing::info!(files = unreferenced.len(), "unreferenced stored files released");
+    }
+    if let Ok(mut tmp) = tokio::fs::read_dir(wf.config.storage_dir.join("tmp")).await {
+        while let Ok(Some(f)) = tmp.next_entry().await {
+            if let Ok(m) = f.metadata().await
+                && old(&m, Duration::from_secs(86_400))
+            {
+                let _ = tokio::fs::remove_file(f.path()).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_disposition_has_an_ascii_fallback_and_rfc_8187_name() {
+        assert_eq!(
+            content_disposition("催收录音 2026.pdf"),
+            "attachment; filename=\"____ 2026.pdf\"; filename*=UTF-8''%E5%82%AC%E6%94%B6%E5%BD%95%E9%9F%B3%202026.pdf"
+        );
+        assert_eq!(
+            content_disposition("a\"b\\c;d.txt"),
+            "attachment; filename=\"a_b_c;d.txt\"; filename*=UTF-8''a%22b%5Cc%3Bd.txt"
+        );
+    }
 }

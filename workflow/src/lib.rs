@@ -25,15 +25,19 @@ pub mod audit;
 pub mod auth;
 mod certificates;
 pub mod config;
+pub mod conn;
 pub mod contracts;
+pub mod egress;
 pub mod error;
 pub mod evidence;
 pub mod files;
 pub mod judicial;
 pub mod keyseal;
+pub mod limits;
 pub mod metrics;
 pub mod migrate;
 pub mod monitor;
+pub mod paging;
 pub mod preservations;
 pub mod products;
 pub mod webhooks;
@@ -111,11 +115,19 @@ pub struct Workflow {
     pub(crate) submissions_kick: Notify,
     /// Wakes the webhook deliverer.
     pub(crate) webhooks_kick: Notify,
+    /// Webhook deliveries: connects only where `egress` permits.
     pub(crate) http: reqwest::Client,
+    /// The outbound address policy (`workflow.webhook_allow`).
+    pub(crate) egress: Arc<egress::Policy>,
     /// Seals platform-held signing keys (`workflow.key_encryption_key_file`).
     pub(crate) kek: Option<keyseal::Kek>,
     /// Preservation certificates (`workflow.certificate_font`).
     pub(crate) certificates: anchord_verifier::certificate::Issuer,
+    /// Password hashing and verification: bounded concurrency off the
+    /// async threads, the dummy hash of unknown users, the blocklist.
+    pub(crate) passwords: auth::Passwords,
+    /// Rate limits and the aggregated anonymous-noise counters.
+    pub(crate) limits: limits::Limits,
 }
 
 impl std::fmt::Debug for Workflow {
@@ -137,8 +149,14 @@ impl Workflow {
         }
     }
 
-    pub(crate) async fn db(&self) -> Result<deadpool_postgres::Object, ApiError> {
-        Ok(self.pool.get().await?)
+    /// A pool connection; a request or background task never holds two
+    /// (`conn.rs`: a nested acquire panics in test builds).
+    #[track_caller]
+    pub(crate) fn db(
+        &self,
+    ) -> impl std::future::Future<Output = Result<conn::Conn, ApiError>> + Send + '_ {
+        let get = conn::get(&self.pool);
+        async move { Ok(get.await?) }
     }
 }
 
@@ -194,11 +212,19 @@ pub async fn prepare(
         deps.keys,
         &verifier_config,
     ));
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_millis(config.webhook_timeout_ms))
-        .build()
+    let egress = Arc::new(
+        egress::Policy::new(&config.webhook_allow)
+            .map_err(|e| WorkflowError::Config(format!("workflow.webhook_allow: {e}")))?,
+    );
+    let http = egress
+        .client(
+            std::time::Duration::from_millis(config.webhook_connect_timeout_ms),
+            std::time::Duration::from_millis(config.webhook_timeout_ms),
+        )
         .map_err(|e| WorkflowError::Config(format!("webhook HTTP client: {e}")))?;
     let certificates = anchord_verifier::certificate::Issuer::new(config.certificate_font.clone());
+    let passwords = auth::Passwords::new(&config).await?;
+    let limits = limits::Limits::new(&config);
     let wf = Arc::new(Workflow {
         pool,
         ledger: deps.ledger,
@@ -209,8 +235,11 @@ pub async fn prepare(
         submissions_kick: Notify::new(),
         webhooks_kick: Notify::new(),
         http,
+        egress,
         kek,
         certificates,
+        passwords,
+        limits,
     });
     auth::bootstrap_admin(&wf).await?;
     metrics::init();
@@ -241,9 +270,14 @@ pub async fn start(
         })?;
     let addr = listener.local_addr().map_err(WorkflowError::Serve)?;
     tracing::info!(%addr, "workflow API listening");
-    tokio::spawn(evidence::run(wf.clone(), shutdown.clone()));
-    tokio::spawn(audit::run_anchoring(wf.clone(), shutdown.clone()));
-    tokio::spawn(webhooks::run(wf.clone(), shutdown.clone()));
+    // Each background task is one unit of the one-connection rule.
+    tokio::spawn(conn::scope(evidence::run(wf.clone(), shutdown.clone())));
+    tokio::spawn(conn::scope(audit::run_anchoring(wf.clone(), shutdown.clone())));
+    tokio::spawn(conn::scope(webhooks::run(wf.clone(), shutdown.clone())));
+    // Collection of unreferenced stored files (files.rs).
+    tokio::spawn(conn::scope(files::run_gc(wf.clone(), shutdown.clone())));
+    // Session purge, limiter upkeep, anonymous-noise summaries.
+    tokio::spawn(conn::scope(limits::run_housekeeping(wf.clone(), shutdown.clone())));
     let app = api::router(wf);
     let handle = tokio::spawn(async move {
         axum::serve(

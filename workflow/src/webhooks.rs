@@ -14,7 +14,20 @@
 //! `webhook_backoff_initial_ms · 2^(attempt-1)` (at most
 //! `webhook_backoff_max_ms`, with ±20 % jitter) until
 //! `webhook_max_attempts`, then the delivery is `failed`.
+//!
+//! Delivery never holds a transaction or a lock across a request: due rows
+//! are *claimed* by one short statement (`FOR UPDATE SKIP LOCKED`, moving
+//! `next_attempt_at` past the request timeout, so another replica or a
+//! restart retries a claim that never reports), sent concurrently by owned
+//! tasks (at most `webhook_concurrency` in all and
+//! `webhook_per_target_concurrency` per webhook, connect and total timeouts
+//! `webhook_connect_timeout_ms` / `webhook_timeout_ms`), and each result is
+//! recorded afterwards. A slow or hanging receiver therefore holds only its
+//! own slots. Targets pass the address policy of [`crate::egress`] at
+//! registration and again at every delivery (a refusal is recorded as the
+//! attempt's error); redirects are not followed.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,11 +35,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Require, Role, roles};
-use crate::error::{ApiError, Json, Path};
+use crate::error::{ApiError, Json, Path, Query};
+use crate::paging::{Page, Paged};
 use crate::{Workflow, ts, ts_opt};
 
 /// HMAC-SHA256 (RFC 2104) through the core crate's SHA-256.
@@ -65,8 +80,8 @@ fn jitter(d: Duration) -> Duration {
     d.mul_f64(f)
 }
 
-/// Queue `event` for every webhook of `tenant` and every platform-wide one,
-/// in the caller's transaction.
+/// Queue `event` for every enabled webhook of `tenant` and every
+/// platform-wide one, in the caller's transaction.
 pub async fn enqueue(
     tx: &tokio_postgres::Transaction<'_>,
     tenant: Option<&str>,
@@ -76,7 +91,7 @@ pub async fn enqueue(
     let hooks = tx
         .query(
             "SELECT id FROM workflow.webhooks
-              WHERE deleted_at IS NULL AND (tenant IS NULL OR tenant = $1)",
+              WHERE deleted_at IS NULL AND disabled_at IS NULL AND (tenant IS NULL OR tenant = $1)",
             &[&tenant],
         )
         .await?;
@@ -101,109 +116,251 @@ pub async fn enqueue(
     Ok(())
 }
 
-/// Background task: deliver due rows.
+/// A claimed delivery.
+#[derive(Debug)]
+struct Claimed {
+    id: i64,
+    delivery_id: String,
+    event: String,
+    body: String,
+    attempts: i32,
+    webhook_id: i64,
+    url: String,
+    secret: String,
+}
+
+/// Claim up to `limit` due deliveries, at most `per_target - busy` of each
+/// webhook (`busy`: requests in flight per webhook id), in one short
+/// statement.
+async fn claim(
+    wf: &Workflow,
+    limit: usize,
+    busy: &HashMap<i64, usize>,
+) -> Result<Vec<Claimed>, ApiError> {
+    let (hooks, counts): (Vec<i64>, Vec<i32>) =
+        busy.iter().map(|(h, n)| (*h, *n as i32)).unzip();
+    let lease_s = (wf.config.webhook_timeout_ms + wf.config.webhook_connect_timeout_ms) as f64
+        / 1000.0
+        + 30.0;
+    let c = wf.db().await?;
+    let rows = c
+        .query(
+            "WITH ranked AS (
+                SELECT d.id, d.webhook_id,
+                       row_number() OVER (PARTITION BY d.webhook_id ORDER BY d.next_attempt_at, d.id) AS rn
+                  FROM workflow.webhook_deliveries d JOIN workflow.webhooks w ON w.id = d.webhook_id
+                 WHERE d.state = 'pending' AND d.next_attempt_at <= now()
+                   AND w.deleted_at IS NULL AND w.disabled_at IS NULL
+             ), pick AS (
+                SELECT d.id FROM workflow.webhook_deliveries d
+                  JOIN ranked r ON r.id = d.id
+                  LEFT JOIN unnest($2::bigint[], $3::int[]) AS f(hook, busy) ON f.hook = r.webhook_id
+                 WHERE r.rn <= $4 - coalesce(f.busy, 0)
+                   AND d.state = 'pending' AND d.next_attempt_at <= now()
+                 ORDER BY d.next_attempt_at, d.id
+                 LIMIT $1
+                   FOR UPDATE OF d SKIP LOCKED
+             )
+             UPDATE workflow.webhook_deliveries d
+                SET next_attempt_at = now() + make_interval(secs => $5)
+               FROM workflow.webhooks w
+              WHERE d.id IN (SELECT id FROM pick) AND w.id = d.webhook_id
+             RETURNING d.id, d.delivery_id, d.event, d.body, d.attempts, d.webhook_id, w.url, w.secret",
+            &[
+                &(limit as i64),
+                &hooks,
+                &counts,
+                &(wf.config.webhook_per_target_concurrency as i64),
+                &lease_s,
+            ],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Claimed {
+            id: r.get(0),
+            delivery_id: r.get(1),
+            event: r.get(2),
+            body: r.get(3),
+            attempts: r.get(4),
+            webhook_id: r.get(5),
+            url: r.get(6),
+            secret: r.get(7),
+        })
+        .collect())
+}
+
+/// Background task: claim due rows, send them concurrently (owned tasks,
+/// drained at shutdown), record each result.
 pub async fn run(wf: Arc<Workflow>, shutdown: CancellationToken) {
     let every = Duration::from_millis(wf.config.webhook_poll_ms);
+    let mut inflight: JoinSet<i64> = JoinSet::new();
+    let mut busy: HashMap<i64, usize> = HashMap::new();
+    let done = |busy: &mut HashMap<i64, usize>, r: Result<i64, tokio::task::JoinError>| {
+        if let Ok(hook) = r
+            && let Some(n) = busy.get_mut(&hook)
+        {
+            *n -= 1;
+            if *n == 0 {
+                busy.remove(&hook);
+            }
+        }
+    };
     loop {
-        if let Err(e) = deliver_due(&wf).await {
-            tracing::warn!(error = ?e, "webhook delivery");
+        while let Some(r) = inflight.try_join_next() {
+            done(&mut busy, r);
+        }
+        let free = wf.config.webhook_concurrency.saturating_sub(inflight.len());
+        if free > 0 {
+            match claim(&wf, free, &busy).await {
+                Ok(rows) => {
+                    for d in rows {
+                        *busy.entry(d.webhook_id).or_insert(0) += 1;
+                        let wf = wf.clone();
+                        inflight.spawn(crate::conn::scope(async move {
+                            let hook = d.webhook_id;
+                            if let Err(e) = deliver_one(&wf, d).await {
+                                tracing::warn!(error = ?e, "recording a webhook delivery");
+                            }
+                            hook
+                        }));
+                    }
+                }
+                Err(e) => tracing::warn!(error = ?e, "claiming webhook deliveries"),
+            }
         }
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => break,
             _ = wf.webhooks_kick.notified() => {}
+            Some(r) = inflight.join_next(), if !inflight.is_empty() => done(&mut busy, r),
             _ = tokio::time::sleep(every) => {}
         }
     }
+    // Drain: requests end within their timeout; their claims are retried
+    // after the lease if they do not report.
+    let bound = Duration::from_millis(
+        wf.config.webhook_timeout_ms + wf.config.webhook_connect_timeout_ms + 1000,
+    );
+    if tokio::time::timeout(bound, async { while inflight.join_next().await.is_some() {} })
+        .await
+        .is_err()
+    {
+        inflight.abort_all();
+        while inflight.join_next().await.is_some() {}
+    }
 }
 
-/// One pass over due deliveries.
-pub async fn deliver_due(wf: &Workflow) -> Result<usize, ApiError> {
-    let mut c = wf.db().await?;
-    let tx = c.transaction().await?;
-    let rows = tx
-        .query(
-            "SELECT d.id, d.delivery_id, d.event, d.body, d.attempts, w.url, w.secret
-               FROM workflow.webhook_deliveries d JOIN workflow.webhooks w ON w.id = d.webhook_id
-              WHERE d.state = 'pending' AND d.next_attempt_at <= now()
-              ORDER BY d.next_attempt_at LIMIT 50
-                FOR UPDATE OF d SKIP LOCKED",
-            &[],
-        )
-        .await?;
+/// One pass: claim what is due and deliver it concurrently (tests and
+/// tools; the background task does this continuously). Returns how many
+/// were attempted.
+pub async fn deliver_due(wf: &Arc<Workflow>) -> Result<usize, ApiError> {
+    let rows = claim(
+        wf,
+        wf.config.webhook_concurrency,
+        &HashMap::new(),
+    )
+    .await?;
     let n = rows.len();
-    for r in rows {
-        let id: i64 = r.get(0);
-        let delivery_id: String = r.get(1);
-        let event: String = r.get(2);
-        let body: String = r.get(3);
-        let attempts: i32 = r.get::<_, i32>(4) + 1;
-        let url: String = r.get(5);
-        let secret: String = r.get(6);
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let result = wf
-            .http
-            .post(&url)
-            .header("content-type", "application/json")
-            .header("Anchord-Delivery", &delivery_id)
-            .header("Anchord-Event", &event)
-            .header("Anchord-Timestamp", now.to_string())
-            .header("Anchord-Signature", signature(&secret, now, &body))
-            .body(body)
-            .send()
-            .await;
-        let (status, error) = match result {
-            Ok(resp) if resp.status().is_success() => (Some(resp.status().as_u16() as i32), None),
-            Ok(resp) => (
-                Some(resp.status().as_u16() as i32),
-                Some(format!("HTTP {}", resp.status().as_u16())),
-            ),
-            Err(e) => (None, Some(format!("request failed: {e}"))),
-        };
-        match error {
-            None => {
-                tx.execute(
-                    "UPDATE workflow.webhook_deliveries
-                        SET state = 'delivered', attempts = $2, last_status = $3, last_error = NULL,
-                            delivered_at = now()
-                      WHERE id = $1",
-                    &[&id, &attempts, &status],
-                )
-                .await?;
-                crate::metrics::WEBHOOK_ATTEMPTS
-                    .with_label_values(&["delivered"])
-                    .inc();
-            }
-            Some(err) => {
-                let give_up = attempts as u32 >= wf.config.webhook_max_attempts;
-                let delay = jitter(backoff_delay(
-                    wf.config.webhook_backoff_initial_ms,
-                    wf.config.webhook_backoff_max_ms,
-                    attempts as u32,
-                ));
-                tx.execute(
-                    "UPDATE workflow.webhook_deliveries
-                        SET state = CASE WHEN $5 THEN 'failed' ELSE 'pending' END,
-                            attempts = $2, last_status = $3, last_error = $4,
-                            next_attempt_at = now() + make_interval(secs => $6)
-                      WHERE id = $1",
-                    &[
-                        &id,
-                        &attempts,
-                        &status,
-                        &err,
-                        &give_up,
-                        &delay.as_secs_f64(),
-                    ],
-                )
-                .await?;
-                crate::metrics::WEBHOOK_ATTEMPTS
-                    .with_label_values(&[if give_up { "failed" } else { "retry" }])
-                    .inc();
-            }
+    let mut set = JoinSet::new();
+    for d in rows {
+        let wf = wf.clone();
+        set.spawn(crate::conn::scope(async move { deliver_one(&wf, d).await }));
+    }
+    while let Some(r) = set.join_next().await {
+        if let Ok(Err(e)) = r {
+            return Err(e);
         }
     }
-    tx.commit().await?;
     Ok(n)
+}
+
+/// Send one claimed delivery (outside any transaction), then record it.
+async fn deliver_one(wf: &Workflow, d: Claimed) -> Result<(), ApiError> {
+    let attempts = d.attempts + 1;
+    let (status, error) = match wf.egress.check_url(&d.url, false).await {
+        Err(refused) => (None, Some(format!("refused by the address policy: {refused}"))),
+        Ok(url) => {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let result = wf
+                .http
+                .post(url)
+                .header("content-type", "application/json")
+                .header("Anchord-Delivery", &d.delivery_id)
+                .header("Anchord-Event", &d.event)
+                .header("Anchord-Timestamp", now.to_string())
+                .header("Anchord-Signature", signature(&d.secret, now, &d.body))
+                .body(d.body)
+                .send()
+                .await;
+            match result {
+                Ok(resp) if resp.status().is_success() => {
+                    (Some(resp.status().as_u16() as i32), None)
+                }
+                Ok(resp) => (
+                    Some(resp.status().as_u16() as i32),
+                    Some(format!(
+                        "HTTP {}{}",
+                        resp.status().as_u16(),
+                        if resp.status().is_redirection() {
+                            " (redirects are not followed)"
+                        } else {
+                            ""
+                        }
+                    )),
+                ),
+                Err(e) => match crate::egress::refusal_in(&e) {
+                    Some(r) => (None, Some(format!("refused by the address policy: {r}"))),
+                    None if e.is_timeout() => (None, Some("timed out".into())),
+                    None if e.is_connect() => (None, Some("could not connect".into())),
+                    None => (None, Some("request failed".into())),
+                },
+            }
+        }
+    };
+    let c = wf.db().await?;
+    match error {
+        None => {
+            c.execute(
+                "UPDATE workflow.webhook_deliveries
+                    SET state = 'delivered', attempts = $2, last_status = $3, last_error = NULL,
+                        delivered_at = now()
+                  WHERE id = $1 AND state = 'pending'",
+                &[&d.id, &attempts, &status],
+            )
+            .await?;
+            crate::metrics::WEBHOOK_ATTEMPTS
+                .with_label_values(&["delivered"])
+                .inc();
+        }
+        Some(err) => {
+            let give_up = attempts as u32 >= wf.config.webhook_max_attempts;
+            let delay = jitter(backoff_delay(
+                wf.config.webhook_backoff_initial_ms,
+                wf.config.webhook_backoff_max_ms,
+                attempts as u32,
+            ));
+            c.execute(
+                "UPDATE workflow.webhook_deliveries
+                    SET state = CASE WHEN $5 THEN 'failed' ELSE 'pending' END,
+                        attempts = $2, last_status = $3, last_error = $4,
+                        next_attempt_at = now() + make_interval(secs => $6)
+                  WHERE id = $1 AND state = 'pending'",
+                &[
+                    &d.id,
+                    &attempts,
+                    &status,
+                    &err,
+                    &give_up,
+                    &delay.as_secs_f64(),
+                ],
+            )
+            .await?;
+            crate::metrics::WEBHOOK_ATTEMPTS
+                .with_label_values(&[if give_up { "failed" } else { "retry" }])
+                .inc();
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -213,7 +370,8 @@ pub async fn deliver_due(wf: &Workflow) -> Result<usize, ApiError> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewWebhook {
-    /// http(s) URL the events are POSTed to.
+    /// http(s) URL the events are POSTed to. It must resolve to public
+    /// addresses only (or be allowed by `workflow.webhook_allow`).
     pub url: String,
     /// Shared secret for the signature; generated when absent.
     pub secret: Option<String>,
@@ -227,22 +385,41 @@ pub struct WebhookJson {
     pub url: String,
     /// Returned once, at creation.
     pub secret: Option<String>,
+    /// False once disabled (no new deliveries; pending ones wait).
+    pub enabled: bool,
     pub created_at: String,
 }
 
+const HOOK_COLUMNS: &str = "id, tenant, url, disabled_at IS NULL, created_at";
+
+fn hook_from_row(r: &tokio_postgres::Row) -> WebhookJson {
+    WebhookJson {
+        id: r.get(0),
+        tenant: r.get(1),
+        url: r.get(2),
+        secret: None,
+        enabled: r.get(3),
+        created_at: ts(r.get(4)),
+    }
+}
+
 /// Register a webhook (administrators: every bank's events; reviewers:
-/// their bank's).
+/// their bank's). At most `workflow.webhook_max_per_tenant` per bank.
 #[utoipa::path(post, path = "/v1/webhooks", request_body = NewWebhook, responses(
     (status = 201, body = WebhookJson),
-    (status = 422, body = crate::error::ErrorBody),
+    (status = 409, description = "the bank has workflow.webhook_max_per_tenant webhooks", body = crate::error::ErrorBody),
+    (status = 422, description = "not an http(s) URL, or its host is not a public address", body = crate::error::ErrorBody),
 ))]
 pub async fn create(
     State(wf): State<Arc<Workflow>>,
     Require(caller, _): Require<roles::AdminOrReviewer>,
     Json(w): Json<NewWebhook>,
 ) -> Result<(StatusCode, axum::Json<WebhookJson>), ApiError> {
-    if !(w.url.starts_with("http://") || w.url.starts_with("https://")) || w.url.len() > 2000 {
-        return Err(ApiError::field("url", "an http(s) URL"));
+    if w.url.len() > 2000 {
+        return Err(ApiError::field("url", "at most 2000 bytes"));
+    }
+    if let Err(r) = wf.egress.check_url(&w.url, true).await {
+        return Err(ApiError::field("url", format!("refused: {r}")));
     }
     let secret = match w.secret {
         Some(s) if s.len() >= 16 && s.len() <= 256 => s,
@@ -253,14 +430,34 @@ pub async fn create(
         Role::Admin => None,
         _ => caller.tenant.clone(),
     };
-    let c = wf.db().await?;
-    let r = c
+    let mut c = wf.db().await?;
+    let tx = c.transaction().await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('anchord-webhooks/' || coalesce($1, '*'), 0))",
+        &[&tenant],
+    )
+    .await?;
+    let n: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM workflow.webhooks WHERE deleted_at IS NULL AND tenant IS NOT DISTINCT FROM $1",
+            &[&tenant],
+        )
+        .await?
+        .get(0);
+    if n >= wf.config.webhook_max_per_tenant {
+        return Err(ApiError::conflict(format!(
+            "at most {} webhooks per bank (workflow.webhook_max_per_tenant); delete one first",
+            wf.config.webhook_max_per_tenant
+        )));
+    }
+    let r = tx
         .query_one(
             "INSERT INTO workflow.webhooks (tenant, url, secret, created_by) VALUES ($1, $2, $3, $4)
              RETURNING id, created_at",
             &[&tenant, &w.url, &secret, &caller.id],
         )
         .await?;
+    tx.commit().await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(WebhookJson {
@@ -268,13 +465,141 @@ pub async fn create(
             tenant,
             url: w.url,
             secret: Some(secret),
+            enabled: true,
             created_at: ts(r.get(1)),
         }),
     ))
 }
 
+/// Webhooks (administrators: all; reviewers: their bank's), newest first,
+/// paged (`limit`, `after`; see "Paging").
+#[utoipa::path(get, path = "/v1/webhooks", params(Page), responses(
+    (status = 200, body = [WebhookJson], headers(("Anchord-Next-After" = i64, description = "`after` for the next page, on a full page"))),
+))]
+pub async fn list(
+    State(wf): State<Arc<Workflow>>,
+    Require(caller, _): Require<roles::AdminOrReviewer>,
+    Query(page): Query<Page>,
+) -> Result<Paged<WebhookJson>, ApiError> {
+    let page = page.checked()?;
+    let all = caller.role == Role::Admin;
+    let c = wf.db().await?;
+    let rows = c
+        .query(
+            &format!(
+                "SELECT {HOOK_COLUMNS} FROM workflow.webhooks
+                  WHERE deleted_at IS NULL AND ($1 OR tenant = $2)
+                    AND ($3::bigint IS NULL OR id < $3)
+                  ORDER BY id DESC LIMIT $4"
+            ),
+            &[&all, &caller.tenant, &page.after, &page.limit],
+        )
+        .await?;
+    Ok(Paged::new(
+        rows.iter().map(hook_from_row).collect(),
+        page,
+        |h| h.id,
+    ))
+}
+
+/// The webhook, if the caller may manage it.
+async fn own_hook(
+    c: &tokio_postgres::Client,
+    caller: &crate::auth::Caller,
+    id: i64,
+) -> Result<Option<String>, ApiError> {
+    let hook = c
+        .query_opt(
+            "SELECT tenant FROM workflow.webhooks WHERE id = $1 AND deleted_at IS NULL",
+            &[&id],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook"))?;
+    let tenant: Option<String> = hook.get(0);
+    if caller.role != Role::Admin && tenant != caller.tenant {
+        return Err(ApiError::forbidden("this webhook belongs to another bank"));
+    }
+    Ok(tenant)
+}
+
+/// Delete a webhook: no further deliveries; pending ones are marked failed.
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", params(("id" = i64, Path)), responses(
+    (status = 204, description = "deleted"),
+))]
+pub async fn delete(
+    State(wf): State<Arc<Workflow>>,
+    Require(caller, _): Require<roles::AdminOrReviewer>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    let mut c = wf.db().await?;
+    own_hook(&c, &caller, id).await?;
+    let tx = c.transaction().await?;
+    tx.execute(
+        "UPDATE workflow.webhooks SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL",
+        &[&id],
+    )
+    .await?;
+    tx.execute(
+        "UPDATE workflow.webhook_deliveries SET state = 'failed', last_error = 'the webhook was deleted'
+          WHERE webhook_id = $1 AND state = 'pending'",
+        &[&id],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_enabled(
+    wf: &Workflow,
+    caller: &crate::auth::Caller,
+    id: i64,
+    enabled: bool,
+) -> Result<axum::Json<WebhookJson>, ApiError> {
+    let c = wf.db().await?;
+    own_hook(&c, caller, id).await?;
+    let r = c
+        .query_one(
+            &format!(
+                "UPDATE workflow.webhooks
+                    SET disabled_at = CASE WHEN $2 THEN NULL ELSE coalesce(disabled_at, now()) END
+                  WHERE id = $1 RETURNING {HOOK_COLUMNS}"
+            ),
+            &[&id, &enabled],
+        )
+        .await?;
+    Ok(axum::Json(hook_from_row(&r)))
+}
+
+/// Disable a webhook: no new deliveries are queued; pending ones wait.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/disable", params(("id" = i64, Path)), responses(
+    (status = 200, body = WebhookJson),
+))]
+pub async fn disable(
+    State(wf): State<Arc<Workflow>>,
+    Require(caller, _): Require<roles::AdminOrReviewer>,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<WebhookJson>, ApiError> {
+    set_enabled(&wf, &caller, id, false).await
+}
+
+/// Enable a disabled webhook again.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/enable", params(("id" = i64, Path)), responses(
+    (status = 200, body = WebhookJson),
+))]
+pub async fn enable(
+    State(wf): State<Arc<Workflow>>,
+    Require(caller, _): Require<roles::AdminOrReviewer>,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<WebhookJson>, ApiError> {
+    let r = set_enabled(&wf, &caller, id, true).await;
+    wf.webhooks_kick.notify_one();
+    r
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryJson {
+    /// Paging cursor (`after`).
+    pub id: i64,
     pub delivery_id: String,
     pub event: String,
     /// `pending`, `delivered` or `failed`.
@@ -286,16 +611,35 @@ pub struct DeliveryJson {
     pub delivered_at: Option<String>,
 }
 
-/// A webhook's deliveries, newest first.
-#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", params(("id" = i64, Path)), responses(
-    (status = 200, body = [DeliveryJson]),
+/// `limit` and `after` for deliveries.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveriesQuery {
+    /// Items in the page (1-1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+    /// Continue after the delivery with this `id`.
+    #[param(minimum = 1)]
+    pub after: Option<i64>,
+}
+
+/// A webhook's deliveries, newest first, paged (`limit`, `after`).
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", params(("id" = i64, Path), DeliveriesQuery), responses(
+    (status = 200, body = [DeliveryJson], headers(("Anchord-Next-After" = i64, description = "`after` for the next page, on a full page"))),
     (status = 404, body = crate::error::ErrorBody),
 ))]
 pub async fn deliveries(
     State(wf): State<Arc<Workflow>>,
     Require(caller, _): Require<roles::AdminOrReviewer>,
     Path(id): Path<i64>,
-) -> Result<axum::Json<Vec<DeliveryJson>>, ApiError> {
+    Query(q): Query<DeliveriesQuery>,
+) -> Result<Paged<DeliveryJson>, ApiError> {
+    let page = Page {
+        limit: q.limit,
+        after: q.after,
+    }
+    .checked()?;
     let c = wf.db().await?;
     let hook = c
         .query_opt("SELECT tenant FROM workflow.webhooks WHERE id = $1", &[&id])
@@ -307,24 +651,29 @@ pub async fn deliveries(
     }
     let rows = c
         .query(
-            "SELECT delivery_id, event, state, attempts, last_status, last_error, next_attempt_at, delivered_at
-               FROM workflow.webhook_deliveries WHERE webhook_id = $1 ORDER BY id DESC LIMIT 500",
-            &[&id],
+            "SELECT id, delivery_id, event, state, attempts, last_status, last_error, next_attempt_at, delivered_at
+               FROM workflow.webhook_deliveries
+              WHERE webhook_id = $1 AND ($2::bigint IS NULL OR id < $2)
+              ORDER BY id DESC LIMIT $3",
+            &[&id, &page.after, &page.limit],
         )
         .await?;
-    Ok(axum::Json(
+    Ok(Paged::new(
         rows.iter()
             .map(|r| DeliveryJson {
-                delivery_id: r.get(0),
-                event: r.get(1),
-                state: r.get(2),
-                attempts: r.get(3),
-                last_status: r.get(4),
-                last_error: r.get(5),
-                next_attempt_at: ts(r.get(6)),
-                delivered_at: ts_opt(r.get(7)),
+                id: r.get(0),
+                delivery_id: r.get(1),
+                event: r.get(2),
+                state: r.get(3),
+                attempts: r.get(4),
+                last_status: r.get(5),
+                last_error: r.get(6),
+                next_attempt_at: ts(r.get(7)),
+                delivered_at: ts_opt(r.get(8)),
             })
             .collect(),
+        page,
+        |d| d.id,
     ))
 }
 

@@ -402,7 +402,14 @@ async fn every_role_from_product_set_up_to_certificate_and_refused_ruling() {
         })
         .await;
     let ledger = &v["ledger"];
-    assert_eq!(ledger["external_id"], format!("wf-preservation-{id}"));
+    // A random public id (issue 12, flaw 3: not enumerable).
+    let external_id = ledger["external_id"].as_str().unwrap().to_owned();
+    assert!(
+        external_id.len() == 35
+            && external_id.starts_with("wf-")
+            && external_id[3..].bytes().all(|b| b.is_ascii_hexdigit()),
+        "{external_id}"
+    );
     assert_eq!(ledger["tenant"], "bank-a");
     assert_eq!(ledger["hash"], sha);
     assert_eq!(ledger["state"], "sealed");
@@ -410,7 +417,7 @@ async fn every_role_from_product_set_up_to_certificate_and_refused_ruling() {
     assert_eq!(ledger["anchor_status"], "pending");
     let entry = env
         .ledger
-        .entry_by_identity("bank-a", &format!("wf-preservation-{id}"))
+        .entry_by_identity("bank-a", &external_id)
         .await
         .unwrap()
         .unwrap();
@@ -418,9 +425,11 @@ async fn every_role_from_product_set_up_to_certificate_and_refused_ruling() {
         entry.entry.seq as i64,
         ledger["ledger_seq"].as_i64().unwrap()
     );
+    // The public metadata is the salted commitment; its opening is in the
+    // owner's details.
     let meta: Value = serde_json::from_str(entry.entry.metadata.as_deref().unwrap()).unwrap();
-    assert_eq!(meta["number"], number);
-    assert_eq!(meta["fields_sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(meta["commitment"], ledger["commitment"]["commitment"]);
+    assert_eq!(ledger["commitment"]["record"]["number"], number);
     let bundle = env
         .ok(200, "GET", &format!("{pp}/proof"), Some(&alice), None)
         .await;
@@ -590,9 +599,14 @@ async fn every_role_from_product_set_up_to_certificate_and_refused_ruling() {
         v["certificate"]["ledger"]["state"] == "sealed"
     })
     .await;
+    let cert_id = env.ok(200, "GET", &rp, Some(&alice), None).await["certificate"]["ledger"]
+        ["external_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let cert_entry = env
         .ledger
-        .entry_by_identity("bank-a", &format!("wf-certificate-{rid}"))
+        .entry_by_identity("bank-a", &cert_id)
         .await
         .unwrap()
         .unwrap();

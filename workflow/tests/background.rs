@@ -344,7 +344,9 @@ async fn the_audit_head_is_anchored_periodically() {
         let c = pool.get().await.unwrap();
         let rows = c
             .query(
-                "SELECT upto_id, head_hash FROM workflow.audit_anchors ORDER BY upto_id",
+                "SELECT a.upto_id, a.head_hash, s.external_id
+                   FROM workflow.audit_anchors a JOIN workflow.submissions s ON s.id = a.submission_id
+                  ORDER BY a.upto_id",
                 &[],
             )
             .await
@@ -353,9 +355,10 @@ async fn the_audit_head_is_anchored_periodically() {
         for r in &rows {
             let upto: i64 = r.get(0);
             let head: Vec<u8> = r.get(1);
+            let external_id: String = r.get(2);
             if let Some(s) = e
                 .ledger
-                .entry_by_identity("anchord-workflow", &format!("wf-audit-head-{upto}"))
+                .entry_by_identity("anchord-workflow", &external_id)
                 .await
                 .unwrap()
             {
@@ -374,7 +377,7 @@ async fn the_audit_head_is_anchored_periodically() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(entry.entry.tenant, "anchord-workflow");
-    assert_eq!(entry.entry.external_id, format!("wf-audit-head-{upto}"));
+    assert!(entry.entry.external_id.starts_with("wf-"));
     assert_eq!(entry.entry.evidence_hash, head);
     // The head is the hash of that audit row.
     let c = pool.get().await.unwrap();
@@ -424,7 +427,7 @@ async fn an_sm3_preservation_goes_on_chain_and_its_proof_verifies() {
     let id = v["id"].as_i64().unwrap();
     let stored = e
         .ledger
-        .entry_by_identity("bank-a", &format!("wf-preservation-{id}"))
+        .entry_by_identity("bank-a", v["ledger"]["external_id"].as_str().unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -469,12 +472,16 @@ async fn an_sm3_preservation_goes_on_chain_and_its_proof_verifies() {
         async move {
             let c = pool.get().await.unwrap();
             for r in c
-                .query("SELECT upto_id FROM workflow.audit_anchors", &[])
+                .query(
+                    "SELECT s.external_id FROM workflow.audit_anchors a
+                       JOIN workflow.submissions s ON s.id = a.submission_id",
+                    &[],
+                )
                 .await
                 .unwrap()
             {
-                let upto: i64 = r.get(0);
-                if l.entry_by_identity("anchord-workflow", &format!("wf-audit-head-{upto}"))
+                let external_id: String = r.get(0);
+                if l.entry_by_identity("anchord-workflow", &external_id)
                     .await
                     .unwrap()
                     .is_some()
