@@ -19,7 +19,8 @@ pub enum WorkflowAction {
     CreateAdmin {
         #[arg(long)]
         username: String,
-        /// File whose first line is the password (at least 8 characters).
+        /// File whose first line is the password (at least 8 characters,
+        /// not a common one, zxcvbn strength `workflow.password_min_score`).
         #[arg(long)]
         password_file: PathBuf,
     },
@@ -35,11 +36,19 @@ pub async fn run(config: Config, args: WorkflowArgs) -> anyhow::Result<()> {
             let text = std::fs::read_to_string(&password_file)
                 .with_context(|| format!("reading {}", password_file.display()))?;
             let password = text.lines().next().unwrap_or("").to_owned();
-            if password.chars().count() < 8 {
-                bail!("the password must have at least 8 characters");
+            if password.is_empty() {
+                bail!("{} holds no password", password_file.display());
             }
             let ledger = crate::open_ledger(&config).await?;
-            let id = anchord_workflow::auth::create_admin(&ledger, &username, &password).await?;
+            // The same password rules as the API (strength, blocklist); the
+            // creation is written to the audit log.
+            let id = anchord_workflow::auth::create_admin(
+                &ledger,
+                &effective_config(&config),
+                &username,
+                &password,
+            )
+            .await?;
             println!("created administrator {username} (id {id})");
             Ok(())
         }

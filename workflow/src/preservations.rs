@@ -459,6 +459,17 @@ pub async fn approve(
     let mut c = wf.db().await?;
     let (p, _) = load_on(&c, &caller, id).await?;
     review_guard(&caller, &p)?;
+    if !SUBMITTED.contains(&p.status.as_str()) {
+        return Err(state_conflict::<tokio_postgres::Client>(
+            &c,
+            TABLE,
+            "preservation",
+            id,
+            "approval",
+            SUBMITTED,
+        )
+        .await);
+    }
     let file = p
         .file
         .as_ref()

@@ -23,6 +23,27 @@ const ORIGIN: &str = "anchord.test/workflow";
 pub const ADMIN: &str = "root";
 pub const ADMIN_PASSWORD: &str = "root-password-1";
 
+/// The workflow API's own connection pool in tests: `ANCHORD_TEST_WORKFLOW_POOL`
+/// connections (default 2; the API, its background tasks and its proof
+/// reads share them), with a 10 s wait. No request holds two connections
+/// (`workflow/src/conn.rs`, which panics on a nested acquire in test
+/// builds), so the whole suite runs on a pool of 1 or 2.
+pub const POOL_VAR: &str = "ANCHORD_TEST_WORKFLOW_POOL";
+
+pub fn pool_size() -> usize {
+    std::env::var(POOL_VAR)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n >= 1)
+        .unwrap_or(2)
+}
+
+/// The password [`Env::user`] gives `name` (strong enough for the
+/// password rules: zxcvbn score 3 or more, not a common password).
+pub fn password_of(name: &str) -> String {
+    format!("{name}-Qv7-staple-{}", name.len() * 7 + 3)
+}
+
 pub struct Env {
     pub db: TestDb,
     pub suite: HashSuite,
@@ -33,6 +54,8 @@ pub struct Env {
     pub dir: PathBuf,
     pub topic: String,
     pub config: WorkflowConfig,
+    /// The workflow API's pool size.
+    pub pool: usize,
 }
 
 impl Drop for Env {
@@ -65,6 +88,17 @@ pub async fn start(pipeline: bool, tweak: impl FnOnce(&mut WorkflowConfig)) -> E
 pub async fn start_with(
     pipeline: bool,
     suite: HashSuite,
+    tweak: impl FnOnce(&mut WorkflowConfig),
+) -> Env {
+    start_pool(pipeline, suite, pool_size(), tweak).await
+}
+
+/// [`start_with`] with the workflow API on a pool of `pool` connections
+/// (the pipeline's stages have their own).
+pub async fn start_pool(
+    pipeline: bool,
+    suite: HashSuite,
+    pool: usize,
     tweak: impl FnOnce(&mut WorkflowConfig),
 ) -> Env {
     let (db, ledger) = TestDb::migrated().await;
@@ -127,14 +161,27 @@ pub async fn start_with(
         webhook_backoff_initial_ms: 200,
         webhook_backoff_max_ms: 2000,
         webhook_timeout_ms: 2000,
+        // Every test calls from 127.0.0.1: no rate limits unless a test
+        // sets them (tests/security_auth.rs does).
+        login_per_ip_per_min: 0,
+        login_per_account_per_min: 0,
+        writes_per_user_per_min: 0,
+        writes_per_ip_per_min: 0,
+        anonymous_per_ip_per_min: 0,
         ..WorkflowConfig::default()
     };
     tweak(&mut config);
-    anchord_workflow::auth::create_admin(&ledger, ADMIN, ADMIN_PASSWORD)
+    let wf_ledger = Ledger::connect(&anchord_ledger::DatabaseConfig {
+        max_connections: pool,
+        acquire_timeout: Duration::from_secs(10),
+        ..db.config()
+    })
+    .unwrap();
+    anchord_workflow::auth::create_admin(&wf_ledger, &config, ADMIN, ADMIN_PASSWORD)
         .await
         .unwrap();
     let deps = Deps {
-        ledger: ledger.clone(),
+        ledger: wf_ledger,
         suite,
         keys: DeclaredKeys {
             sealer: sealer.verifier().vkey(),
@@ -158,6 +205,7 @@ pub async fn start_with(
         dir,
         topic,
         config,
+        pool,
     }
 }
 
@@ -291,14 +339,13 @@ impl Env {
 
     /// Create a user (as `admin`) and log them in.
     pub async fn user(&self, admin: &str, name: &str, role: &str, extra: Value) -> String {
-        let mut body =
-            json!({"username": name, "password": format!("{name}-password"), "role": role});
+        let mut body = json!({"username": name, "password": password_of(name), "role": role});
         for (k, v) in extra.as_object().unwrap() {
             body[k] = v.clone();
         }
         self.ok(201, "POST", "/v1/users", Some(admin), Some(body))
             .await;
-        self.login(name, &format!("{name}-password")).await
+        self.login(name, &password_of(name)).await
     }
 
     /// Poll GET `path` until `f` holds.
