@@ -37,7 +37,9 @@ pub struct Bundle {
     pub format: String,
     /// The tree hash suite of the block trees and the block log.
     pub hash_suite: HashSuite,
-    /// The evidence entry; its canonical encoding is the leaf.
+    /// The evidence entry; its canonical encoding is the leaf. Parsed
+    /// strictly: every field required, no unknown field, lowercase hex.
+    #[serde(deserialize_with = "strict_entry::deserialize")]
     pub entry: Entry,
     /// `suite.leaf_hash(entry.encode())`, stated for convenience (checked).
     #[serde(with = "hex32")]
@@ -119,8 +121,10 @@ pub struct BundleCheckpoint {
     pub origin: String,
     /// The C2SP signed note, verbatim (text, blank line, signature lines).
     pub signed_note: String,
-    /// DER RFC 3161 TimeStampToken over SHA-256 of the checkpoint body, hex.
-    #[serde(default, with = "opt_hex")]
+    /// DER RFC 3161 TimeStampToken over SHA-256 of the checkpoint body, hex
+    /// (required: `null` when there is none; never empty, exactly one DER
+    /// value with nothing after it).
+    #[serde(with = "opt_hex")]
     pub timestamp_token: Option<Vec<u8>>,
 }
 
@@ -130,11 +134,9 @@ pub struct BundleCheckpoint {
 pub struct DeclaredKeys {
     /// The sealer's vkey.
     pub sealer: String,
-    /// The configured witnesses' vkeys.
-    #[serde(default)]
+    /// The configured witnesses' vkeys (required; `[]` when none).
     pub witnesses: Vec<String>,
-    /// How many witness cosignatures make a checkpoint final.
-    #[serde(default)]
+    /// How many witness cosignatures make a checkpoint final (required).
     pub quorum: usize,
 }
 
@@ -148,8 +150,8 @@ pub struct AnchorStatus {
     /// microseconds since the Unix epoch. Fetch the bundle again after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_at_us: Option<i64>,
-    /// One receipt per target that anchored this checkpoint or a later one.
-    #[serde(default)]
+    /// One receipt per target that anchored this checkpoint or a later one
+    /// (required; `[]` when pending; at most one per target).
     pub receipts: Vec<AnchorReceipt>,
 }
 
@@ -295,6 +297,8 @@ pub enum BundleError {
     Timestamp(String),
     #[error("anchor receipt of target {target:?}: {reason}")]
     AnchorReceipt { target: String, reason: String },
+    #[error("time order: {0}")]
+    TimeOrder(String),
 }
 
 impl BundleError {
@@ -316,6 +320,7 @@ impl BundleError {
             BundleError::Quorum { .. } => "witness_quorum",
             BundleError::Timestamp(_) => "timestamp",
             BundleError::AnchorReceipt { .. } => "anchor_receipt",
+            BundleError::TimeOrder(_) => "time_order",
         }
     }
 }
@@ -345,6 +350,10 @@ pub struct Report {
     /// True when the signatures were checked against the bundle's own keys.
     pub keys_from_bundle: bool,
 }
+
+/// How far apart two parties' clocks may be when a bundle's times are
+/// compared (`docs/proof-format.md` §Time order): 10 minutes.
+pub const CLOCK_TOLERANCE_US: i64 = 600_000_000;
 
 /// The evidence hash a verifier was given: raw digest bytes.
 pub type ExpectedHash<'a> = Option<&'a [u8]>;
@@ -421,6 +430,18 @@ pub fn verify_bundle(
     let note =
         SignedNote::parse(&cp.signed_note).map_err(|e| BundleError::Checkpoint(e.to_string()))?;
     let body = Checkpoint::parse(&note.text).map_err(|e| BundleError::Checkpoint(e.to_string()))?;
+    for (i, a) in note.signatures.iter().enumerate() {
+        if note.signatures[..i]
+            .iter()
+            .any(|b| b.name == a.name && b.key_id == a.key_id)
+        {
+            return Err(BundleError::Checkpoint(format!(
+                "two signature lines by key {} {}",
+                a.name,
+                hex::encode(a.key_id)
+            )));
+        }
+    }
     if body.size != cp.size || body.root != cp.root || body.origin != cp.origin {
         return Err(BundleError::Checkpoint(format!(
             "the signed note says origin {:?} size {} root {}, the bundle states origin {:?} size {} root {}",
@@ -463,10 +484,27 @@ pub fn verify_bundle(
             sealer_err.unwrap_or(NoteError::Malformed("no sealer signature".into())),
         ));
     }
+    // Nothing in the bundle may predate the sealing of its block by more
+    // than the clock tolerance; the entry was received before it.
+    let not_before = blk.sealed_at_us.saturating_sub(CLOCK_TOLERANCE_US);
+    if b.entry.received_at_us > blk.sealed_at_us.saturating_add(CLOCK_TOLERANCE_US) {
+        return Err(BundleError::TimeOrder(format!(
+            "entry received at {} µs, after its block was sealed at {} µs",
+            b.entry.received_at_us, blk.sealed_at_us
+        )));
+    }
     let mut cosigned_by = Vec::new();
     for w in &keys.witnesses {
         match note.verify_by(w) {
-            Ok(_) => {
+            Ok(t) => {
+                if let Some(t) = t
+                    && (t as i64).saturating_mul(1_000_000) < not_before
+                {
+                    return Err(BundleError::TimeOrder(format!(
+                        "witness {} cosigned at {t} (Unix seconds), before block {} was sealed at {} µs",
+                        w.name, blk.height, blk.sealed_at_us
+                    )));
+                }
                 if !cosigned_by.contains(&w.name) {
                     cosigned_by.push(w.name.clone());
                 }
@@ -489,7 +527,14 @@ pub fn verify_bundle(
         match &keys.timestamps {
             Some(v) => {
                 let digest = HashSuite::Sha256.digest(note.text.as_bytes());
-                timestamp_unix = Some(v.verify(token, &digest).map_err(BundleError::Timestamp)?);
+                let t = v.verify(token, &digest).map_err(BundleError::Timestamp)?;
+                if t.saturating_mul(1_000_000) < not_before {
+                    return Err(BundleError::TimeOrder(format!(
+                        "RFC 3161 genTime {t} (Unix seconds) is before block {} was sealed at {} µs",
+                        blk.height, blk.sealed_at_us
+                    )));
+                }
+                timestamp_unix = Some(t);
             }
             None => timestamp_unchecked = true,
         }
@@ -497,11 +542,20 @@ pub fn verify_bundle(
     // 11. Anchor receipts: each anchors this checkpoint or a consistent
     // later one.
     let mut anchors = Vec::new();
-    for r in &b.anchor.receipts {
+    for (i, r) in b.anchor.receipts.iter().enumerate() {
         let bad = |reason: String| BundleError::AnchorReceipt {
             target: r.target.clone(),
             reason,
         };
+        if b.anchor.receipts[..i].iter().any(|o| o.target == r.target) {
+            return Err(bad("two receipts for the same target".into()));
+        }
+        if r.checkpoint_size < cp.size {
+            return Err(bad(format!(
+                "anchors checkpoint size {}, smaller than the bundle's {}",
+                r.checkpoint_size, cp.size
+            )));
+        }
         merkle::verify_consistency(
             suite,
             cp.size,
@@ -517,16 +571,16 @@ pub fn verify_bundle(
                 hex::encode(r.checkpoint_root)
             ))
         })?;
-        if let Some(root) = r.receipt.get("checkpoint_root").and_then(|v| v.as_str())
-            && !root.eq_ignore_ascii_case(&hex::encode(r.checkpoint_root))
-        {
-            return Err(bad(format!(
-                "the chain receipt records root {root}, the bundle states {}",
-                hex::encode(r.checkpoint_root)
-            )));
-        }
         if r.tx_id.is_empty() || r.chain_kind.is_empty() {
             return Err(bad("empty chain kind or transaction id".into()));
+        }
+        check_receipt_fields(r, &cp.origin).map_err(bad)?;
+        check_raw_receipt(r, &cp.origin).map_err(bad)?;
+        if r.block_time_us < not_before {
+            return Err(BundleError::TimeOrder(format!(
+                "target {}: anchored in a block of {} µs, before block {} was sealed at {} µs",
+                r.target, r.block_time_us, blk.height, blk.sealed_at_us
+            )));
         }
         anchors.push(format!(
             "{}: {} {} tx {} block {}",
@@ -534,6 +588,12 @@ pub fn verify_bundle(
         ));
     }
     let anchored = !b.anchor.receipts.is_empty();
+    if anchored && b.anchor.expected_at_us.is_some() {
+        return Err(BundleError::AnchorReceipt {
+            target: String::new(),
+            reason: "an anchored bundle states an expected anchor time (expected_at_us is for pending bundles only)".into(),
+        });
+    }
     if anchored != (b.anchor.status == AnchorState::Anchored) {
         return Err(BundleError::AnchorReceipt {
             target: String::new(),
@@ -564,6 +624,258 @@ pub fn verify_bundle(
     })
 }
 
+/// The summary fields' shapes: an EVM transaction id and block hash are
+/// `0x` and 64 lowercase hex digits; every text field is non-empty with no
+/// whitespace.
+fn check_receipt_fields(r: &AnchorReceipt, _origin: &str) -> Result<(), String> {
+    for (name, v) in [
+        ("target", &r.target),
+        ("chain_kind", &r.chain_kind),
+        ("chain_id", &r.chain_id),
+        ("tx_id", &r.tx_id),
+        ("block_hash", &r.block_hash),
+    ] {
+        if v.is_empty() || v.len() > 256 || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("{name} must be 1 to 256 characters without spaces"));
+        }
+    }
+    if r.chain_kind == "evm" {
+        for (name, v) in [("tx_id", &r.tx_id), ("block_hash", &r.block_hash)] {
+            let ok = v
+                .strip_prefix("0x")
+                .is_some_and(|h| h.len() == 64 && decode_lower_hex(h).is_ok());
+            if !ok {
+                return Err(format!(
+                    "{name} {v:?} of an evm receipt must be 0x and 64 lowercase hex digits"
+                ));
+            }
+        }
+        if r.chain_id.parse::<u64>().map(|n| n.to_string()) != Ok(r.chain_id.clone()) {
+            return Err(format!(
+                "chain_id {:?} of an evm receipt must be the decimal EIP-155 chain id",
+                r.chain_id
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The raw receipt (`receipt`, as the relay recorded it,
+/// `docs/proof-format.md` §Raw receipts) must not contradict the summary:
+/// every field it carries is compared. A field it does not carry is not
+/// checked (test receipts and early v1 bundles carry fewer).
+pub fn check_raw_receipt(r: &AnchorReceipt, origin: &str) -> Result<(), String> {
+    use serde_json::Value;
+    let raw = r
+        .receipt
+        .as_object()
+        .ok_or("the raw receipt is not a JSON object")?;
+    let root_b64 = crate::checkpoint::encode_hash(&r.checkpoint_root);
+    let root_hex = hex::encode(r.checkpoint_root);
+    let contradicts = |what: &str, raw: &Value, summary: &dyn std::fmt::Display| {
+        format!("the raw receipt's {what} is {raw}, the receipt says {summary}")
+    };
+    let str_eq = |key: &str, v: Option<&Value>, want: &str| -> Result<(), String> {
+        match v {
+            None => Ok(()),
+            Some(Value::String(s)) if s == want => Ok(()),
+            Some(other) => Err(contradicts(key, other, &want)),
+        }
+    };
+    let u64_eq = |key: &str, v: Option<&Value>, want: u64| -> Result<(), String> {
+        match v {
+            None => Ok(()),
+            Some(x) if x.as_u64() == Some(want) => Ok(()),
+            Some(other) => Err(contradicts(key, other, &want)),
+        }
+    };
+    let i64_eq = |key: &str, v: Option<&Value>, want: i64| -> Result<(), String> {
+        match v {
+            None => Ok(()),
+            Some(x) if x.as_i64() == Some(want) => Ok(()),
+            Some(other) => Err(contradicts(key, other, &want)),
+        }
+    };
+    u64_eq("version", raw.get("version"), 1)?;
+    str_eq("target", raw.get("target"), &r.target)?;
+    str_eq("chainKind", raw.get("chainKind"), &r.chain_kind)?;
+    str_eq("chainId", raw.get("chainId"), &r.chain_id)?;
+    str_eq("txId", raw.get("txId"), &r.tx_id)?;
+    u64_eq("blockNumber", raw.get("blockNumber"), r.block_number)?;
+    str_eq("blockHash", raw.get("blockHash"), &r.block_hash)?;
+    i64_eq("blockTimeUs", raw.get("blockTimeUs"), r.block_time_us)?;
+    str_eq("checkpoint_root", raw.get("checkpoint_root"), &root_hex)?;
+    let body = format!("{origin}\n{}\n{root_b64}\n", r.checkpoint_size);
+    if let Some(c) = raw.get("checkpoint") {
+        str_eq("checkpoint.origin", c.get("origin"), origin)?;
+        u64_eq("checkpoint.size", c.get("size"), r.checkpoint_size)?;
+        str_eq("checkpoint.root", c.get("root"), &root_b64)?;
+        str_eq("checkpoint.body", c.get("body"), &body)?;
+    }
+    let details = raw.get("details");
+    let d = |k: &str| details.and_then(|d| d.get(k));
+    match r.chain_kind.as_str() {
+        "judicial" => {
+            if let Some(ev) = d("evidence") {
+                str_eq("details.evidence.origin", ev.get("origin"), origin)?;
+                u64_eq("details.evidence.size", ev.get("size"), r.checkpoint_size)?;
+                str_eq("details.evidence.root", ev.get("root"), &root_b64)?;
+            }
+            if let Some(resp) = d("response") {
+                str_eq("details.response.txId", resp.get("txId"), &r.tx_id)?;
+                str_eq("details.response.chainId", resp.get("chainId"), &r.chain_id)?;
+                u64_eq(
+                    "details.response.blockHeight",
+                    resp.get("blockHeight"),
+                    r.block_number,
+                )?;
+                str_eq(
+                    "details.response.blockHash",
+                    resp.get("blockHash"),
+                    &r.block_hash,
+                )?;
+                if let Some(t) = resp.get("blockTime")
+                    && t.as_i64().map(|ms| ms.saturating_mul(1000)) != Some(r.block_time_us)
+                {
+                    return Err(contradicts(
+                        "details.response.blockTime (ms)",
+                        t,
+                        &r.block_time_us,
+                    ));
+                }
+                if let Some(ev) = resp.get("evidence") {
+                    u64_eq(
+                        "details.response.evidence.size",
+                        ev.get("size"),
+                        r.checkpoint_size,
+                    )?;
+                    str_eq("details.response.evidence.root", ev.get("root"), &root_b64)?;
+                }
+            }
+        }
+        "evm" => {
+            let mut payload = b"ANCHORD1".to_vec();
+            payload.extend_from_slice(&r.checkpoint_size.to_be_bytes());
+            payload.extend_from_slice(&r.checkpoint_root);
+            payload.extend_from_slice(origin.as_bytes());
+            str_eq(
+                "details.input",
+                d("input"),
+                &format!("0x{}", hex::encode(payload)),
+            )?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Lowercase hex only (`docs/proof-format.md`: every hash and byte string
+/// in a bundle is lowercase hex, so it has one spelling).
+pub fn decode_lower_hex(s: &str) -> Result<Vec<u8>, String> {
+    if let Some(i) = s.find(|c: char| !matches!(c, '0'..='9' | 'a'..='f')) {
+        let c = s[i..].chars().next().unwrap_or(' ');
+        return Err(if c.is_ascii_hexdigit() {
+            format!("uppercase hex digit {c:?} at {i}: hex is lowercase")
+        } else {
+            format!("not hex: {c:?} at {i}")
+        });
+    }
+    hex::decode(s).map_err(|e| format!("not hex: {e}"))
+}
+
+/// The length of the one DER value at the start of `der` (tag, length,
+/// contents), or why there is none. Definite lengths only (DER).
+pub fn der_value_len(der: &[u8]) -> Result<usize, String> {
+    let (&tag, rest) = der.split_first().ok_or("empty")?;
+    if tag & 0x1f == 0x1f {
+        return Err("multi-byte tags are not used by RFC 3161 tokens".into());
+    }
+    let (&l0, rest) = rest.split_first().ok_or("no length")?;
+    let (len, head) = if l0 < 0x80 {
+        (l0 as usize, 2)
+    } else {
+        let n = (l0 & 0x7f) as usize;
+        if n == 0 || n > 4 {
+            return Err("indefinite or oversized length (not DER)".into());
+        }
+        let bytes = rest.get(..n).ok_or("truncated length")?;
+        if bytes[0] == 0 || (n == 1 && bytes[0] < 0x80) {
+            return Err("length not in its shortest form (not DER)".into());
+        }
+        (
+            bytes.iter().fold(0usize, |a, &b| (a << 8) | b as usize),
+            2 + n,
+        )
+    };
+    head.checked_add(len)
+        .ok_or_else(|| "length overflows".to_string())
+}
+
+/// An RFC 3161 token's bytes: not empty, exactly one DER SEQUENCE
+/// (ContentInfo), nothing after it.
+pub fn check_token_der(token: &[u8]) -> Result<(), String> {
+    if token.is_empty() {
+        return Err("the timestamp token is empty (use null when there is none)".into());
+    }
+    if token[0] != 0x30 {
+        return Err("the timestamp token is not a DER SEQUENCE (ContentInfo)".into());
+    }
+    let n = der_value_len(token).map_err(|e| format!("the timestamp token: {e}"))?;
+    match n.cmp(&token.len()) {
+        std::cmp::Ordering::Equal => Ok(()),
+        std::cmp::Ordering::Less => Err(format!(
+            "the timestamp token has {} trailing bytes after its DER value",
+            token.len() - n
+        )),
+        std::cmp::Ordering::Greater => Err("the timestamp token is truncated".into()),
+    }
+}
+
+/// Parse a bundle's JSON strictly (`docs/proof-format.md` §Parsing): every
+/// field required, no unknown or duplicate field, lowercase hex, a
+/// well-formed DER timestamp token. Failures are [`BundleError::Format`].
+pub fn parse_bundle(json: &str) -> Result<Bundle, BundleError> {
+    serde_json::from_str(json).map_err(|e| BundleError::Format(format!("not a proof bundle: {e}")))
+}
+
+mod strict_entry {
+    use serde::{Deserialize, Deserializer};
+
+    use crate::entry::{Entry, EvidenceAlg};
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct StrictEntry {
+        seq: u64,
+        received_at_us: i64,
+        tenant: String,
+        external_id: String,
+        hash_alg: EvidenceAlg,
+        evidence_hash: String,
+        #[serde(deserialize_with = "required_nullable")]
+        metadata: Option<String>,
+    }
+
+    fn required_nullable<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Option::<String>::deserialize(d)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Entry, D::Error> {
+        let e = StrictEntry::deserialize(d)?;
+        let evidence_hash = super::decode_lower_hex(&e.evidence_hash)
+            .map_err(|m| serde::de::Error::custom(format!("entry.evidence_hash: {m}")))?;
+        Ok(Entry {
+            seq: e.seq,
+            received_at_us: e.received_at_us,
+            tenant: e.tenant,
+            external_id: e.external_id,
+            hash_alg: e.hash_alg,
+            evidence_hash,
+            metadata: e.metadata,
+        })
+    }
+}
+
 mod hex32 {
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -577,7 +889,7 @@ mod hex32 {
         parse(&s).map_err(serde::de::Error::custom)
     }
     pub fn parse(s: &str) -> Result<Digest32, String> {
-        let v = hex::decode(s).map_err(|e| format!("not hex: {e}"))?;
+        let v = super::decode_lower_hex(s)?;
         v.try_into()
             .map_err(|_| "a hash must be 32 bytes (64 hex digits)".to_string())
     }
@@ -615,8 +927,13 @@ mod opt_hex {
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
         let v = <Option<String>>::deserialize(d)?;
-        v.map(|s| hex::decode(s).map_err(serde::de::Error::custom))
-            .transpose()
+        v.map(|s| {
+            let b = super::decode_lower_hex(&s)
+                .map_err(|m| serde::de::Error::custom(format!("timestamp_token: {m}")))?;
+            super::check_token_der(&b).map_err(serde::de::Error::custom)?;
+            Ok(b)
+        })
+        .transpose()
     }
 }
 

@@ -450,3 +450,141 @@ fn write_frozen_v1_corpus() {
         std::fs::write(format!("{dir}/{name}.json"), text).unwrap();
     }
 }
+
+fn corpus_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/bundles")
+}
+
+fn corpus_trusted() -> TrustedKeys {
+    TrustedKeys {
+        sealers: vec![corpus::sealer().verifier()],
+        witnesses: vec![corpus::witness(1).verifier(), corpus::witness(2).verifier()],
+        quorum: 2,
+        timestamps: None,
+        from_bundle: false,
+    }
+}
+
+/// Checks made outside core (the trust policy's keys and chain registry).
+const POLICY_CHECKS: [&str; 4] = [
+    "anchor_registry",
+    "anchor_not_trusted",
+    "sealer_not_trusted",
+    "witness_not_trusted",
+];
+
+/// The files under testdata/bundles/ (valid/, invalid/, manifest.json).
+fn corpus_files() -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    let mut valid = Vec::new();
+    for (name, what, b) in corpus::valid() {
+        let file = format!("valid/{name}.json");
+        files.push((
+            file.clone(),
+            corpus::pretty(&serde_json::to_value(&b).unwrap()),
+        ));
+        files.push((format!("valid/{name}.evidence"), {
+            // Evidence files are text (UTF-8) so the corpus stays diffable.
+            String::from_utf8(corpus::evidence_file(b.entry.seq)).unwrap()
+        }));
+        valid.push(serde_json::json!({
+            "file": file, "evidence": format!("valid/{name}.evidence"), "description": what,
+        }));
+    }
+    let mut invalid = Vec::new();
+    for c in corpus::invalid() {
+        let file = format!("invalid/{}.json", c.name);
+        files.push((file.clone(), c.json.clone()));
+        invalid.push(serde_json::json!({
+            "file": file, "rule": c.rule, "check": c.check, "reason": c.reason, "exit": c.exit,
+        }));
+    }
+    let manifest = serde_json::json!({
+        "format": "anchord.bundle-corpus/v1",
+        "generator": "core/src/bundle/corpus.rs (ANCHORD_WRITE_CORPUS=1 cargo test -p anchord-core corpus_files_match_the_generator)",
+        "trust_policy": "trust-policy.toml",
+        "exit_codes": {"0": "VALID", "1": "INVALID (<check>)", "3": "UNTRUSTED (<check>)"},
+        "valid": valid,
+        "invalid": invalid,
+    });
+    files.push(("manifest.json".into(), corpus::pretty(&manifest)));
+    files
+}
+
+#[test]
+fn corpus_files_match_the_generator() {
+    let dir = corpus_dir();
+    let write = std::env::var_os("ANCHORD_WRITE_CORPUS").is_some();
+    for (name, text) in corpus_files() {
+        let path = dir.join(&name);
+        if write {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &text).unwrap();
+        } else {
+            let have = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e} (regenerate with ANCHORD_WRITE_CORPUS=1)",
+                    path.display()
+                )
+            });
+            assert_eq!(have, text, "{name} differs from the generator");
+        }
+    }
+}
+
+#[test]
+fn valid_corpus_verifies_against_the_court_keys() {
+    for (name, _, b) in corpus::valid() {
+        let text = corpus::pretty(&serde_json::to_value(&b).unwrap());
+        let parsed = parse_bundle(&text).unwrap();
+        let want = b.entry.hash_alg.hash(&corpus::evidence_file(b.entry.seq));
+        verify_bundle(&parsed, &corpus_trusted(), Some(&want))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[test]
+fn invalid_corpus_is_rejected_rule_by_rule() {
+    let mut core_checked = 0;
+    for c in corpus::invalid() {
+        let result = parse_bundle(&c.json).and_then(|b| verify_bundle(&b, &corpus_trusted(), None));
+        if POLICY_CHECKS.contains(&c.check) {
+            // Judged by the trust policy (verifier crate): here only the
+            // rule's own breakage must not trip another core check, except
+            // for forged keys (the court's keys reject them).
+            if c.check == "sealer_not_trusted" || c.check == "witness_not_trusted" {
+                assert!(result.is_err(), "{}", c.name);
+                let b = parse_bundle(&c.json).unwrap();
+                verify_bundle(&b, &TrustedKeys::from_bundle(&b).unwrap(), None)
+                    .unwrap_or_else(|e| panic!("{}: self-consistent forgery: {e}", c.name));
+            } else {
+                result.unwrap_or_else(|e| panic!("{}: {e}", c.name));
+            }
+            continue;
+        }
+        let e = result.expect_err(c.name);
+        assert_eq!(e.check(), c.check, "{}: {e}", c.name);
+        assert!(e.to_string().contains(c.reason), "{}: {e}", c.name);
+        core_checked += 1;
+    }
+    assert!(core_checked >= 25, "{core_checked}");
+}
+
+#[test]
+fn frozen_v1_bundles_still_verify() {
+    let dir = corpus_dir().join("v1-frozen");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let b = parse_bundle(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut keys = corpus_trusted();
+        keys.quorum = b.keys.quorum;
+        verify_bundle(&b, &keys, None).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        n += 1;
+    }
+    assert_eq!(n, 5);
+}
