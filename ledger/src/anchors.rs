@@ -1,21 +1,34 @@
 //! The relay's outbox, receipts and coverage (`anchor_jobs`,
-//! `anchor_receipts`, `anchor_coverage`; migrations 0001 and 0003).
+//! `anchor_receipt_log` and its live view `anchor_receipts`,
+//! `anchor_coverage`, `anchor_chains`; migrations 0001, 0003 and 0005).
 //!
 //! A job is one (target, checkpoint). Its life:
 //!
 //! ```text
-//! pending ──claim──▶ sending ──send ok──▶ submitted ──poll──▶ confirmed
-//!    ▲                 │  │                    │
-//!    └─ not accepted ──┘  └─ permanent ─▶ failed
-//! pending ──a newer job was enqueued──▶ covered   (never sent: superseded)
-//! sending/submitted ──not on chain, a newer anchor confirmed──▶ covered
+//! pending ──prepared (recorded before sending)──▶ sending ──send ok──▶ submitted ──poll──▶ confirmed
+//!    ▲                                              │  │                   │                  │
+//!    └──── failed before anything was recorded      │  └─ permanent ─▶ failed                 │
+//!                                                   └── lookups until the target answers     │
+//! pending ──a newer job was enqueued──▶ covered   (never sent: superseded)                  │
+//! sending/submitted ──not on chain, a newer anchor confirmed──▶ covered                     │
+//! confirmed ──its receipt is no longer on the chain (reorg, reset)──▶ lost ◀────────────────┘
+//!            (a new job for the checkpoint re-pends the same submission after a reorg;
+//!             after a chain reset the newest final checkpoint is anchored again)
 //! ```
 //!
-//! Claiming takes the row with `FOR UPDATE SKIP LOCKED` and leases it by
-//! moving `next_attempt_at` past the lease; `attempts` is incremented and
-//! serves as the fencing token: every later write names the attempt it
-//! belongs to and is ignored once another relay instance has re-claimed the
-//! job after the lease ran out.
+//! Claiming does not change the state: a job is `sending` only once its
+//! submission is recorded, so a job whose attempt failed before that is
+//! plainly `pending` (nothing can be on chain). Claiming takes the row with
+//! `FOR UPDATE SKIP LOCKED` and leases it by moving `next_attempt_at` past
+//! the lease; `attempts` is incremented and serves as the fencing token:
+//! every later write names the attempt it belongs to and is ignored once
+//! another relay instance has re-claimed the job after the lease ran out.
+//! Jobs that may be on chain (a recorded submission) are claimed before new
+//! ones, so they keep being looked up (with backoff) while faults go on.
+//!
+//! Receipts are never deleted: a lost one is marked (`lost_at`,
+//! `lost_reason`) and drops out of the `anchor_receipts` view that every
+//! reader uses; so do the coverage rows that relied on it.
 
 use tokio_postgres::Row;
 
@@ -30,6 +43,8 @@ pub enum AnchorJobState {
     Confirmed,
     Covered,
     Failed,
+    /// Confirmed, then its anchor was no longer on the chain.
+    Lost,
 }
 
 impl AnchorJobState {
@@ -41,6 +56,7 @@ impl AnchorJobState {
             AnchorJobState::Confirmed => "confirmed",
             AnchorJobState::Covered => "covered",
             AnchorJobState::Failed => "failed",
+            AnchorJobState::Lost => "lost",
         }
     }
 
@@ -52,6 +68,7 @@ impl AnchorJobState {
             "confirmed" => AnchorJobState::Confirmed,
             "covered" => AnchorJobState::Covered,
             "failed" => AnchorJobState::Failed,
+            "lost" => AnchorJobState::Lost,
             other => return Err(LedgerError::Corrupt(format!("unknown job state {other:?}"))),
         })
     }
@@ -88,13 +105,17 @@ pub struct NewReceipt {
     pub block_number: u64,
     pub block_hash: String,
     pub block_time_us: i64,
+    /// Hash of the chain's genesis block (binds the receipt to one chain).
+    pub genesis_hash: Option<String>,
     /// Everything a verifier needs to look the anchor up (JSON object text).
     pub receipt_json: String,
 }
 
-/// A stored receipt.
+/// A stored receipt (live or lost).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AnchorReceipt {
+    /// Surrogate id (`anchor_receipt_log.id`).
+    pub id: i64,
     pub target: String,
     pub checkpoint_size: u64,
     pub job_id: i64,
@@ -106,6 +127,13 @@ pub struct AnchorReceipt {
     pub block_time_us: i64,
     pub receipt_json: String,
     pub confirmed_at_us: i64,
+    pub genesis_hash: Option<String>,
+    /// When the relay found the anchor gone (`None`: it stands).
+    pub lost_at_us: Option<i64>,
+    pub lost_reason: Option<String>,
+    /// The last re-verification on the chain and the confirmations then.
+    pub verified_at_us: Option<i64>,
+    pub verified_depth: Option<u64>,
 }
 
 /// One checkpoint that was not anchored itself, with what covers it.
@@ -126,24 +154,158 @@ pub struct Confirmed {
     pub covered: u64,
 }
 
-const SELECT_RECEIPT: &str = "SELECT target, checkpoint_size, job_id, chain_kind, chain_id, tx_id, \
+/// A chain as a target last saw it: its id and its genesis block's hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainIdentity {
+    pub chain_id: String,
+    pub genesis_hash: String,
+}
+
+/// What marking anchors lost did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LossOutcome {
+    /// Receipts marked lost.
+    pub receipts_lost: u64,
+    /// Coverage rows that relied on them, marked lost.
+    pub coverage_lost: u64,
+    /// Submissions of jobs in flight that were signed for the old chain,
+    /// discarded unsent (the jobs go back to `pending`).
+    pub submissions_discarded: u64,
+    /// Jobs created to anchor a checkpoint again.
+    pub jobs_created: u64,
+    /// Checkpoints covered again by a later anchor that still stands.
+    pub recovered: u64,
+}
+
+/// One checkpoint's anchoring on a target, for `relay gaps`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnchorTimelineRow {
+    pub size: u64,
+    pub created_at_us: i64,
+    pub final_at_us: Option<i64>,
+    /// Its own live receipt: (tx id, block number, confirmed at).
+    pub own: Option<(String, u64, i64)>,
+    /// The live anchor covering it: (size, tx id, block number, confirmed at).
+    pub covered_by: Option<(u64, String, u64, i64)>,
+    /// Receipts of this checkpoint that were lost: (tx id, lost at, reason).
+    pub lost: Vec<(String, i64, String)>,
+}
+
+/// Where anchoring on one target stands, for `anchord status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AnchorHealth {
+    pub target: String,
+    /// Receipts that stand, and how many of those were never re-verified.
+    pub live_receipts: u64,
+    pub unverified_receipts: u64,
+    /// Smallest confirmation depth seen at the last re-verification of a
+    /// live receipt (finality progress).
+    pub min_verified_depth: Option<u64>,
+    /// Receipts marked lost (reorg, chain reset), ever.
+    pub lost_receipts: u64,
+    pub last_lost_at_us: Option<i64>,
+    pub last_lost_reason: Option<String>,
+    /// Final checkpoints neither anchored nor covered by a live anchor.
+    pub uncovered_checkpoints: u64,
+    /// Chain resets detected on this target.
+    pub chain_resets: u64,
+    pub chain_id: Option<String>,
+    pub genesis_hash: Option<String>,
+    /// Jobs by state.
+    pub jobs: Vec<(String, u64)>,
+}
+
+const SELECT_RECEIPT: &str = "SELECT id, target, checkpoint_size, job_id, chain_kind, chain_id, tx_id, \
      block_number, block_hash, block_time_us, receipt::text, \
-     (extract(epoch FROM confirmed_at) * 1000000)::bigint FROM anchor_receipts";
+     (extract(epoch FROM confirmed_at) * 1000000)::bigint, genesis_hash, \
+     (extract(epoch FROM lost_at) * 1000000)::bigint, lost_reason, \
+     (extract(epoch FROM verified_at) * 1000000)::bigint, verified_depth \
+     FROM anchor_receipt_log";
 
 fn receipt_row(r: &Row) -> AnchorReceipt {
     AnchorReceipt {
-        target: r.get(0),
-        checkpoint_size: r.get::<_, i64>(1) as u64,
-        job_id: r.get(2),
-        chain_kind: r.get(3),
-        chain_id: r.get(4),
-        tx_id: r.get(5),
-        block_number: r.get::<_, i64>(6) as u64,
-        block_hash: r.get(7),
-        block_time_us: r.get(8),
-        receipt_json: r.get(9),
-        confirmed_at_us: r.get(10),
+        id: r.get(0),
+        target: r.get(1),
+        checkpoint_size: r.get::<_, i64>(2) as u64,
+        job_id: r.get(3),
+        chain_kind: r.get(4),
+        chain_id: r.get(5),
+        tx_id: r.get(6),
+        block_number: r.get::<_, i64>(7) as u64,
+        block_hash: r.get(8),
+        block_time_us: r.get(9),
+        receipt_json: r.get(10),
+        confirmed_at_us: r.get(11),
+        genesis_hash: r.get(12),
+        lost_at_us: r.get(13),
+        lost_reason: r.get(14),
+        verified_at_us: r.get(15),
+        verified_depth: r.get::<_, Option<i64>>(16).map(|d| d as u64),
     }
+}
+
+/// Inside a transaction: every checkpoint of `target` without a live receipt
+/// or live coverage, below some live receipt, is recorded as covered by the
+/// smallest live receipt above it (its block log includes theirs).
+async fn recover_coverage(
+    tx: &deadpool_postgres::Transaction<'_>,
+    target: &str,
+) -> Result<u64, LedgerError> {
+    Ok(tx
+        .execute(
+            "INSERT INTO anchor_coverage (target, checkpoint_size, covered_by_size, covering_receipt_id) \
+             SELECT $1, c.size, r.checkpoint_size, r.id FROM checkpoints c \
+             CROSS JOIN LATERAL (SELECT checkpoint_size, id FROM anchor_receipt_log \
+                 WHERE target = $1 AND lost_at IS NULL AND checkpoint_size > c.size \
+                 ORDER BY checkpoint_size LIMIT 1) r \
+             WHERE NOT EXISTS (SELECT 1 FROM anchor_receipt_log o WHERE o.target = $1 \
+                   AND o.checkpoint_size = c.size AND o.lost_at IS NULL) \
+               AND NOT EXISTS (SELECT 1 FROM anchor_coverage v WHERE v.target = $1 \
+                   AND v.checkpoint_size = c.size AND v.lost_at IS NULL) \
+             ON CONFLICT DO NOTHING",
+            &[&target],
+        )
+        .await?)
+}
+
+/// Inside a transaction: mark the live receipts matched by `filter` (SQL
+/// over `anchor_receipt_log`, `$1` the target, `$2` the reason) lost, with
+/// the coverage rows relying on them; their jobs become `lost`. Returns
+/// (receipts, coverage rows, lost job ids).
+async fn mark_lost(
+    tx: &deadpool_postgres::Transaction<'_>,
+    target: &str,
+    reason: &str,
+    filter: &str,
+    extra: Option<&(dyn tokio_postgres::types::ToSql + Sync)>,
+) -> Result<(u64, u64, Vec<i64>), LedgerError> {
+    let q = format!(
+        "UPDATE anchor_receipt_log SET lost_at = now(), lost_reason = $2 \
+         WHERE target = $1 AND lost_at IS NULL AND ({filter}) RETURNING id, job_id"
+    );
+    let rows = match extra {
+        Some(x) => tx.query(&q, &[&target, &reason, x]).await?,
+        None => tx.query(&q, &[&target, &reason]).await?,
+    };
+    let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    let jobs: Vec<i64> = rows.iter().map(|r| r.get(1)).collect();
+    if ids.is_empty() {
+        return Ok((0, 0, jobs));
+    }
+    let coverage = tx
+        .execute(
+            "UPDATE anchor_coverage SET lost_at = now() \
+             WHERE covering_receipt_id = ANY($1) AND lost_at IS NULL",
+            &[&ids],
+        )
+        .await?;
+    tx.execute(
+        "UPDATE anchor_jobs SET state = 'lost', last_error = $2, last_error_class = NULL, \
+         updated_at = now() WHERE id = ANY($1)",
+        &[&jobs, &reason],
+    )
+    .await?;
+    Ok((ids.len() as u64, coverage, jobs))
 }
 
 impl Ledger {
@@ -163,10 +325,10 @@ impl Ledger {
         }
     }
 
-    /// Add a job for checkpoint `size` on `target` unless a job for it or a
-    /// newer checkpoint exists; older jobs that were never sent are marked
-    /// `covered` (superseded: the new anchor will cover them). True when a
-    /// job was added.
+    /// Add a job for checkpoint `size` on `target` unless a live job (not
+    /// `lost`) for it or a newer checkpoint exists; older jobs that were
+    /// never sent are marked `covered` (superseded: the new anchor will
+    /// cover them). True when a job was added.
     pub async fn enqueue_anchor(
         &self,
         target: &str,
@@ -179,7 +341,8 @@ impl Ledger {
             .execute(
                 "INSERT INTO anchor_jobs (target, checkpoint_size, idempotency_key) \
                  SELECT $1, $2, $3 WHERE NOT EXISTS \
-                   (SELECT 1 FROM anchor_jobs WHERE target = $1 AND checkpoint_size >= $2) \
+                   (SELECT 1 FROM anchor_jobs WHERE target = $1 AND checkpoint_size >= $2 \
+                      AND state <> 'lost') \
                  ON CONFLICT DO NOTHING",
                 &[&target, &(size as i64), &idempotency_key],
             )
@@ -187,7 +350,8 @@ impl Ledger {
         if n == 1 {
             tx.execute(
                 "UPDATE anchor_jobs SET state = 'covered', updated_at = now() \
-                 WHERE target = $1 AND checkpoint_size < $2 AND state = 'pending'",
+                 WHERE target = $1 AND checkpoint_size < $2 AND state = 'pending' \
+                   AND submission IS NULL",
                 &[&target, &(size as i64)],
             )
             .await?;
@@ -196,9 +360,11 @@ impl Ledger {
         Ok(n == 1)
     }
 
-    /// Claim the newest due job of `target` (`FOR UPDATE SKIP LOCKED`) and
-    /// lease it for `lease_ms`: a `pending` job becomes `sending` — recorded
-    /// before anything is sent.
+    /// Claim a due job of `target` (`FOR UPDATE SKIP LOCKED`) and lease it
+    /// for `lease_ms`. Jobs that may be on chain (a recorded submission) come
+    /// first, then the newest. The state is not changed: a job becomes
+    /// `sending` only when its submission is recorded
+    /// ([`Ledger::record_anchor_prepared`]).
     pub async fn claim_anchor_job(
         &self,
         target: &str,
@@ -211,10 +377,10 @@ impl Ledger {
                    SELECT id, state FROM anchor_jobs \
                    WHERE target = $1 AND state IN ('pending', 'sending', 'submitted') \
                      AND next_attempt_at <= now() \
-                   ORDER BY checkpoint_size DESC LIMIT 1 FOR UPDATE SKIP LOCKED) \
+                   ORDER BY (submission IS NOT NULL) DESC, checkpoint_size DESC \
+                   LIMIT 1 FOR UPDATE SKIP LOCKED) \
                  UPDATE anchor_jobs j SET attempts = j.attempts + 1, \
                    next_attempt_at = now() + $2::bigint * interval '1 millisecond', \
-                   state = CASE WHEN j.state = 'pending' THEN 'sending' ELSE j.state END, \
                    updated_at = now() \
                  FROM due WHERE j.id = due.id \
                  RETURNING j.id, due.state, j.idempotency_key, j.attempts, j.tx_id, \
@@ -240,7 +406,9 @@ impl Ledger {
         }))
     }
 
-    /// Record what is about to be sent (before sending). False when the
+    /// Record what is about to be sent (before sending): the job becomes
+    /// `sending`. A different submission recorded earlier is kept in
+    /// `discarded_submissions` (it is never sent again). False when the
     /// claim was lost.
     pub async fn record_anchor_prepared(
         &self,
@@ -251,10 +419,38 @@ impl Ledger {
         let c = self.pool().get().await?;
         let n = c
             .execute(
-                "UPDATE anchor_jobs SET state = 'sending', tx_id = COALESCE($3, tx_id), \
+                "UPDATE anchor_jobs SET state = 'sending', tx_id = $3, \
+                 discarded_submissions = CASE \
+                   WHEN submission IS NULL OR submission = $4::text::jsonb THEN discarded_submissions \
+                   ELSE discarded_submissions || jsonb_build_array(jsonb_build_object( \
+                     'submission', submission, 'discardedAt', now(), 'reason', 'replaced')) END, \
                  submission = $4::text::jsonb, sent_at = now(), updated_at = now() \
                  WHERE id = $1 AND attempts = $2",
                 &[&job.id, &job.attempts, &tx_id, &submission_json],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// The recorded submission can never land where the target now is (it
+    /// was signed for a chain that is gone): keep it in
+    /// `discarded_submissions` with `reason`, clear it, and put the job back
+    /// to `pending` (still leased by this claim). False when the claim was
+    /// lost.
+    pub async fn discard_anchor_submission(
+        &self,
+        job: &ClaimedJob,
+        reason: &str,
+    ) -> Result<bool, LedgerError> {
+        let c = self.pool().get().await?;
+        let n = c
+            .execute(
+                "UPDATE anchor_jobs SET state = 'pending', tx_id = NULL, submission = NULL, \
+                 discarded_submissions = discarded_submissions || jsonb_build_array(jsonb_build_object( \
+                   'submission', submission, 'discardedAt', now(), 'reason', $3::text)), \
+                 updated_at = now() \
+                 WHERE id = $1 AND attempts = $2 AND submission IS NOT NULL",
+                &[&job.id, &job.attempts, &reason],
             )
             .await?;
         Ok(n == 1)
@@ -281,8 +477,10 @@ impl Ledger {
     }
 
     /// A retriable failure: try again after `delay_ms`. `maybe_sent` keeps
-    /// the job in `sending` (the target must be asked before a resubmission);
-    /// otherwise it goes back to `pending` (and may be superseded).
+    /// the job `sending`/`submitted`; otherwise (this attempt certainly
+    /// sent nothing) it is `pending`. A recorded submission is kept either
+    /// way: the job is then looked up before anything is resent, is claimed
+    /// before new jobs, and is never superseded unasked.
     pub async fn record_anchor_retry(
         &self,
         job: &ClaimedJob,
@@ -337,12 +535,13 @@ impl Ledger {
         Ok(n == 1)
     }
 
-    /// True when `target` has a confirmed anchor of a checkpoint newer than
+    /// True when `target` has a live anchor of a checkpoint newer than
     /// `size`.
     pub async fn anchor_superseded(&self, target: &str, size: u64) -> Result<bool, LedgerError> {
         let c = self.pool().get().await?;
         Ok(c.query_one(
-            "SELECT EXISTS (SELECT 1 FROM anchor_receipts WHERE target = $1 AND checkpoint_size > $2)",
+            "SELECT EXISTS (SELECT 1 FROM anchor_receipt_log WHERE target = $1 \
+             AND checkpoint_size > $2 AND lost_at IS NULL)",
             &[&target, &(size as i64)],
         )
         .await?
@@ -350,10 +549,10 @@ impl Ledger {
     }
 
     /// In one transaction: the job becomes `confirmed`, its receipt is
-    /// stored, every earlier checkpoint without an anchor of its own (back
-    /// to the previous anchor) is recorded as covered by this one, and
-    /// earlier jobs never sent become `covered`. `None` when the claim was
-    /// lost (another instance owns the job now).
+    /// stored, every earlier checkpoint without a live anchor or live
+    /// coverage (back to the previous live anchor) is recorded as covered by
+    /// this one, and earlier jobs never sent become `covered`. `None` when
+    /// the claim was lost (another instance owns the job now).
     pub async fn record_anchor_confirmed(
         &self,
         job: &ClaimedJob,
@@ -366,47 +565,52 @@ impl Ledger {
             .execute(
                 "UPDATE anchor_jobs SET state = 'confirmed', tx_id = $3, last_error = NULL, \
                  last_error_class = NULL, updated_at = now() \
-                 WHERE id = $1 AND attempts = $2 AND state IN ('sending', 'submitted')",
+                 WHERE id = $1 AND attempts = $2 AND state IN ('pending', 'sending', 'submitted')",
                 &[&job.id, &job.attempts, &receipt.tx_id],
             )
             .await?;
         if n != 1 {
             return Ok(None);
         }
-        tx.execute(
-            "INSERT INTO anchor_receipts (target, checkpoint_size, job_id, chain_kind, chain_id, \
-             tx_id, block_number, block_hash, block_time_us, receipt) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::jsonb)",
-            &[
-                &job.target,
-                &size,
-                &job.id,
-                &receipt.chain_kind,
-                &receipt.chain_id,
-                &receipt.tx_id,
-                &(receipt.block_number as i64),
-                &receipt.block_hash,
-                &receipt.block_time_us,
-                &receipt.receipt_json,
-            ],
-        )
-        .await?;
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO anchor_receipt_log (target, checkpoint_size, job_id, chain_kind, chain_id, \
+                 tx_id, block_number, block_hash, block_time_us, receipt, genesis_hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::jsonb, $11) RETURNING id",
+                &[
+                    &job.target,
+                    &size,
+                    &job.id,
+                    &receipt.chain_kind,
+                    &receipt.chain_id,
+                    &receipt.tx_id,
+                    &(receipt.block_number as i64),
+                    &receipt.block_hash,
+                    &receipt.block_time_us,
+                    &receipt.receipt_json,
+                    &receipt.genesis_hash,
+                ],
+            )
+            .await?
+            .get(0);
         let covered = tx
             .execute(
-                "INSERT INTO anchor_coverage (target, checkpoint_size, covered_by_size) \
-                 SELECT $1, c.size, $2 FROM checkpoints c \
+                "INSERT INTO anchor_coverage (target, checkpoint_size, covered_by_size, covering_receipt_id) \
+                 SELECT $1, c.size, $2, $3 FROM checkpoints c \
                  WHERE c.size < $2 \
-                   AND c.size > COALESCE((SELECT max(checkpoint_size) FROM anchor_receipts \
-                                          WHERE target = $1 AND checkpoint_size < $2), 0) \
-                   AND NOT EXISTS (SELECT 1 FROM anchor_receipts r \
-                                   WHERE r.target = $1 AND r.checkpoint_size = c.size) \
+                   AND c.size > COALESCE((SELECT max(checkpoint_size) FROM anchor_receipt_log \
+                                          WHERE target = $1 AND checkpoint_size < $2 \
+                                            AND lost_at IS NULL), 0) \
+                   AND NOT EXISTS (SELECT 1 FROM anchor_coverage v WHERE v.target = $1 \
+                                   AND v.checkpoint_size = c.size AND v.lost_at IS NULL) \
                  ON CONFLICT DO NOTHING",
-                &[&job.target, &size],
+                &[&job.target, &size, &id],
             )
             .await?;
         tx.execute(
             "UPDATE anchor_jobs SET state = 'covered', updated_at = now() \
-             WHERE target = $1 AND checkpoint_size < $2 AND state = 'pending'",
+             WHERE target = $1 AND checkpoint_size < $2 AND state = 'pending' \
+               AND submission IS NULL",
             &[&job.target, &size],
         )
         .await?;
@@ -414,14 +618,18 @@ impl Ledger {
         Ok(Some(Confirmed { covered }))
     }
 
-    /// Final checkpoints newer than `target`'s newest anchor (the relay's
-    /// backlog for that target).
+    /// Final checkpoints with neither a live receipt nor live coverage on
+    /// `target`: what the relay still has to anchor (its backlog, including
+    /// checkpoints whose anchor was lost). Computed from the ledger.
     pub async fn anchor_backlog(&self, target: &str) -> Result<u64, LedgerError> {
         let c = self.pool().get().await?;
         let n: i64 = c
             .query_one(
-                "SELECT count(*) FROM checkpoints WHERE final_at_us IS NOT NULL AND size > \
-                 COALESCE((SELECT max(checkpoint_size) FROM anchor_receipts WHERE target = $1), 0)",
+                "SELECT count(*) FROM checkpoints c WHERE c.final_at_us IS NOT NULL \
+                 AND NOT EXISTS (SELECT 1 FROM anchor_receipt_log r WHERE r.target = $1 \
+                     AND r.checkpoint_size = c.size AND r.lost_at IS NULL) \
+                 AND NOT EXISTS (SELECT 1 FROM anchor_coverage v WHERE v.target = $1 \
+                     AND v.checkpoint_size = c.size AND v.lost_at IS NULL)",
                 &[&target],
             )
             .await?
@@ -429,15 +637,17 @@ impl Ledger {
         Ok(n as u64)
     }
 
-    /// Final checkpoints with neither a receipt nor a coverage row on
+    /// Final checkpoints with neither a live receipt nor live coverage on
     /// `target`, from size `from` on, in order.
     pub async fn anchor_uncovered(&self, target: &str, from: u64) -> Result<Vec<u64>, LedgerError> {
         let c = self.pool().get().await?;
         let rows = c
             .query(
                 "SELECT c.size FROM checkpoints c WHERE c.final_at_us IS NOT NULL AND c.size >= $2 \
-                 AND NOT EXISTS (SELECT 1 FROM anchor_receipts r WHERE r.target = $1 AND r.checkpoint_size = c.size) \
-                 AND NOT EXISTS (SELECT 1 FROM anchor_coverage v WHERE v.target = $1 AND v.checkpoint_size = c.size) \
+                 AND NOT EXISTS (SELECT 1 FROM anchor_receipt_log r WHERE r.target = $1 \
+                     AND r.checkpoint_size = c.size AND r.lost_at IS NULL) \
+                 AND NOT EXISTS (SELECT 1 FROM anchor_coverage v WHERE v.target = $1 \
+                     AND v.checkpoint_size = c.size AND v.lost_at IS NULL) \
                  ORDER BY c.size",
                 &[&target, &(from as i64)],
             )
@@ -445,27 +655,30 @@ impl Ledger {
         Ok(rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect())
     }
 
-    /// Size of the largest checkpoint confirmed on `target` (0: none yet).
-    /// One index lookup.
+    /// Size of the largest checkpoint with a live anchor on `target` (0:
+    /// none). One index lookup.
     pub async fn anchored_size(&self, target: &str) -> Result<u64, LedgerError> {
         let c = self.pool().get().await?;
         let r = c
             .query_one(
-                "SELECT coalesce(max(checkpoint_size), 0) FROM anchor_receipts WHERE target = $1",
+                "SELECT coalesce(max(checkpoint_size), 0) FROM anchor_receipt_log \
+                 WHERE target = $1 AND lost_at IS NULL",
                 &[&target],
             )
             .await?;
         Ok(r.get::<_, i64>(0) as u64)
     }
 
-    /// Receipts, by target then checkpoint size (`None`: every target).
+    /// Live receipts (anchors that stand), by target then checkpoint size
+    /// (`None`: every target).
     pub async fn anchor_receipts(
         &self,
         target: Option<&str>,
     ) -> Result<Vec<AnchorReceipt>, LedgerError> {
         let c = self.pool().get().await?;
         let q = format!(
-            "{SELECT_RECEIPT} WHERE $1::text IS NULL OR target = $1 ORDER BY target, checkpoint_size"
+            "{SELECT_RECEIPT} WHERE ($1::text IS NULL OR target = $1) AND lost_at IS NULL \
+             ORDER BY target, checkpoint_size"
         );
         Ok(c.query(&q, &[&target])
             .await?
@@ -474,17 +687,39 @@ impl Ledger {
             .collect())
     }
 
-    /// Coverage rows of `target` with the covering anchor, by size.
+    /// Receipts marked lost, by target then checkpoint size then loss time.
+    pub async fn anchor_lost_receipts(
+        &self,
+        target: Option<&str>,
+    ) -> Result<Vec<AnchorReceipt>, LedgerError> {
+        let c = self.pool().get().await?;
+        let q = format!(
+            "{SELECT_RECEIPT} WHERE ($1::text IS NULL OR target = $1) AND lost_at IS NOT NULL \
+             ORDER BY target, checkpoint_size, lost_at"
+        );
+        Ok(c.query(&q, &[&target])
+            .await?
+            .iter()
+            .map(receipt_row)
+            .collect())
+    }
+
+    /// Live coverage rows of `target` with the covering anchor, by size.
+    /// Checkpoints that have a live anchor of their own are left out (a
+    /// late own anchor can follow a coverage row).
     pub async fn anchor_coverage(&self, target: &str) -> Result<Vec<CoverageRow>, LedgerError> {
         let c = self.pool().get().await?;
         let rows = c
             .query(
-                "SELECT v.checkpoint_size, c.created_at_us, v.covered_by_size, r.tx_id, r.block_number, \
+                "SELECT v.checkpoint_size, c.created_at_us, r.checkpoint_size, r.tx_id, r.block_number, \
                  (extract(epoch FROM r.confirmed_at) * 1000000)::bigint \
                  FROM anchor_coverage v \
                  JOIN checkpoints c ON c.size = v.checkpoint_size \
-                 JOIN anchor_receipts r ON r.target = v.target AND r.checkpoint_size = v.covered_by_size \
-                 WHERE v.target = $1 ORDER BY v.checkpoint_size",
+                 JOIN anchor_receipt_log r ON r.id = v.covering_receipt_id \
+                 WHERE v.target = $1 AND v.lost_at IS NULL AND r.lost_at IS NULL \
+                   AND NOT EXISTS (SELECT 1 FROM anchor_receipt_log o WHERE o.target = $1 \
+                       AND o.checkpoint_size = v.checkpoint_size AND o.lost_at IS NULL) \
+                 ORDER BY v.checkpoint_size",
                 &[&target],
             )
             .await?;
@@ -497,6 +732,70 @@ impl Ledger {
                 covering_tx_id: r.get(3),
                 covering_block_number: r.get::<_, i64>(4) as u64,
                 covering_confirmed_at_us: r.get(5),
+            })
+            .collect())
+    }
+
+    /// Every checkpoint with how it is anchored on `target` (own live
+    /// receipt, live coverage, lost receipts), by size.
+    pub async fn anchor_timeline(
+        &self,
+        target: &str,
+    ) -> Result<Vec<AnchorTimelineRow>, LedgerError> {
+        let c = self.pool().get().await?;
+        let rows = c
+            .query(
+                "SELECT c.size, c.created_at_us, c.final_at_us, \
+                   o.tx_id, o.block_number, (extract(epoch FROM o.confirmed_at) * 1000000)::bigint, \
+                   r.checkpoint_size, r.tx_id, r.block_number, \
+                   (extract(epoch FROM r.confirmed_at) * 1000000)::bigint \
+                 FROM checkpoints c \
+                 LEFT JOIN anchor_receipt_log o ON o.target = $1 AND o.checkpoint_size = c.size \
+                   AND o.lost_at IS NULL \
+                 LEFT JOIN anchor_coverage v ON v.target = $1 AND v.checkpoint_size = c.size \
+                   AND v.lost_at IS NULL \
+                 LEFT JOIN anchor_receipt_log r ON r.id = v.covering_receipt_id AND r.lost_at IS NULL \
+                 ORDER BY c.size",
+                &[&target],
+            )
+            .await?;
+        let lost = c
+            .query(
+                "SELECT checkpoint_size, tx_id, (extract(epoch FROM lost_at) * 1000000)::bigint, \
+                 lost_reason FROM anchor_receipt_log WHERE target = $1 AND lost_at IS NOT NULL \
+                 ORDER BY checkpoint_size, lost_at",
+                &[&target],
+            )
+            .await?;
+        let mut lost_by: std::collections::HashMap<u64, Vec<(String, i64, String)>> =
+            std::collections::HashMap::new();
+        for r in &lost {
+            lost_by
+                .entry(r.get::<_, i64>(0) as u64)
+                .or_default()
+                .push((r.get(1), r.get(2), r.get(3)));
+        }
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let size = r.get::<_, i64>(0) as u64;
+                AnchorTimelineRow {
+                    size,
+                    created_at_us: r.get(1),
+                    final_at_us: r.get(2),
+                    own: r.get::<_, Option<String>>(3).map(|tx| {
+                        (tx, r.get::<_, i64>(4) as u64, r.get::<_, i64>(5))
+                    }),
+                    covered_by: r.get::<_, Option<i64>>(6).map(|s| {
+                        (
+                            s as u64,
+                            r.get::<_, String>(7),
+                            r.get::<_, i64>(8) as u64,
+                            r.get::<_, i64>(9),
+                        )
+                    }),
+                    lost: lost_by.remove(&size).unwrap_or_default(),
+                }
             })
             .collect())
     }
@@ -531,5 +830,263 @@ impl Ledger {
             &[&target, &(from as i64)],
         )
         .await?)
+    }
+
+    /// The chain identity `target` last saw (`None`: never recorded).
+    pub async fn anchor_chain(&self, target: &str) -> Result<Option<ChainIdentity>, LedgerError> {
+        let c = self.pool().get().await?;
+        Ok(c.query_opt(
+            "SELECT chain_id, genesis_hash FROM anchor_chains WHERE target = $1",
+            &[&target],
+        )
+        .await?
+        .map(|r| ChainIdentity {
+            chain_id: r.get(0),
+            genesis_hash: r.get(1),
+        }))
+    }
+
+    /// Record the chain identity of `target` when none is recorded yet.
+    /// Returns what is recorded afterwards (another relay may have been
+    /// first).
+    pub async fn record_anchor_chain(
+        &self,
+        target: &str,
+        id: &ChainIdentity,
+    ) -> Result<ChainIdentity, LedgerError> {
+        let c = self.pool().get().await?;
+        c.execute(
+            "INSERT INTO anchor_chains (target, chain_id, genesis_hash) VALUES ($1, $2, $3) \
+             ON CONFLICT (target) DO NOTHING",
+            &[&target, &id.chain_id, &id.genesis_hash],
+        )
+        .await?;
+        drop(c);
+        self.anchor_chain(target)
+            .await?
+            .ok_or_else(|| LedgerError::Corrupt(format!("anchor_chains row of {target} vanished")))
+    }
+
+    /// `target` now serves a different chain than `old` (a reset: another
+    /// genesis block). In one transaction, only if `old` is still the
+    /// recorded identity: every live receipt not on the new chain is marked
+    /// lost with its coverage, its job `lost`; jobs in flight whose
+    /// submission was signed for another chain get it discarded unsent
+    /// (back to `pending`, fenced against the relay holding them); older
+    /// never-sent jobs are superseded by the newest live one; checkpoints
+    /// below an anchor that still stands are covered by it again; the new
+    /// identity is recorded. `None` when another relay recorded the reset
+    /// first.
+    pub async fn record_chain_reset(
+        &self,
+        target: &str,
+        old: &ChainIdentity,
+        new: &ChainIdentity,
+    ) -> Result<Option<LossOutcome>, LedgerError> {
+        let mut c = self.pool().get().await?;
+        let tx = c.transaction().await?;
+        let n = tx
+            .execute(
+                "UPDATE anchor_chains SET chain_id = $4, genesis_hash = $5, seen_at = now(), \
+                 resets = resets + 1 \
+                 WHERE target = $1 AND chain_id = $2 AND genesis_hash = $3",
+                &[
+                    &target,
+                    &old.chain_id,
+                    &old.genesis_hash,
+                    &new.chain_id,
+                    &new.genesis_hash,
+                ],
+            )
+            .await?;
+        if n != 1 {
+            return Ok(None);
+        }
+        let reason = format!(
+            "chain reset: {} genesis {} is now {} genesis {}",
+            old.chain_id, old.genesis_hash, new.chain_id, new.genesis_hash
+        );
+        let (receipts_lost, coverage_lost, _) = mark_lost(
+            &tx,
+            target,
+            &reason,
+            "genesis_hash IS DISTINCT FROM $3",
+            Some(&new.genesis_hash),
+        )
+        .await?;
+        let submissions_discarded = tx
+            .execute(
+                "UPDATE anchor_jobs SET state = 'pending', tx_id = NULL, submission = NULL, \
+                 attempts = attempts + 1, next_attempt_at = now(), \
+                 discarded_submissions = discarded_submissions || jsonb_build_array(jsonb_build_object( \
+                   'submission', submission, 'discardedAt', now(), 'reason', $2::text)), \
+                 updated_at = now() \
+                 WHERE target = $1 AND state IN ('pending', 'sending', 'submitted') \
+                   AND submission IS NOT NULL \
+                   AND submission->'data'->>'genesis' IS DISTINCT FROM $3",
+                &[&target, &reason, &new.genesis_hash],
+            )
+            .await?;
+        tx.execute(
+            "UPDATE anchor_jobs SET state = 'covered', updated_at = now() \
+             WHERE target = $1 AND state = 'pending' AND submission IS NULL \
+               AND checkpoint_size < (SELECT max(checkpoint_size) FROM anchor_jobs \
+                   WHERE target = $1 AND state IN ('pending', 'sending', 'submitted', 'confirmed'))",
+            &[&target],
+        )
+        .await?;
+        let recovered = recover_coverage(&tx, target).await?;
+        tx.commit().await?;
+        Ok(Some(LossOutcome {
+            receipts_lost,
+            coverage_lost,
+            submissions_discarded,
+            jobs_created: 0,
+            recovered,
+        }))
+    }
+
+    /// Live receipts of `target` to re-verify: those never verified or
+    /// verified at fewer than `final_depth` confirmations, least recently
+    /// verified first, at most `limit`.
+    pub async fn anchor_receipts_to_verify(
+        &self,
+        target: &str,
+        final_depth: u64,
+        limit: i64,
+    ) -> Result<Vec<AnchorReceipt>, LedgerError> {
+        let c = self.pool().get().await?;
+        let q = format!(
+            "{SELECT_RECEIPT} WHERE target = $1 AND lost_at IS NULL \
+             AND (verified_depth IS NULL OR verified_depth < $2) \
+             ORDER BY verified_at NULLS FIRST, checkpoint_size LIMIT $3"
+        );
+        Ok(c.query(&q, &[&target, &(final_depth as i64), &limit])
+            .await?
+            .iter()
+            .map(receipt_row)
+            .collect())
+    }
+
+    /// Live receipts of `target` not yet verified at `final_depth`
+    /// confirmations (finality progress).
+    pub async fn anchor_receipts_unfinal(
+        &self,
+        target: &str,
+        final_depth: u64,
+    ) -> Result<u64, LedgerError> {
+        let c = self.pool().get().await?;
+        let n: i64 = c
+            .query_one(
+                "SELECT count(*) FROM anchor_receipt_log WHERE target = $1 AND lost_at IS NULL \
+                 AND (verified_depth IS NULL OR verified_depth < $2)",
+                &[&target, &(final_depth as i64)],
+            )
+            .await?
+            .get(0);
+        Ok(n as u64)
+    }
+
+    /// A receipt was found in place on its chain with `depth` confirmations.
+    pub async fn record_receipt_verified(&self, id: i64, depth: u64) -> Result<(), LedgerError> {
+        let c = self.pool().get().await?;
+        c.execute(
+            "UPDATE anchor_receipt_log SET verified_at = now(), verified_depth = $2 \
+             WHERE id = $1 AND lost_at IS NULL",
+            &[&id, &(depth as i64)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Receipt `id` is no longer on its chain (its block was reorganised
+    /// away, or the transaction is not in it). In one transaction: the
+    /// receipt is marked lost with its coverage rows, its job `lost`, and a
+    /// new job for the same checkpoint re-pends the same submission
+    /// (`submitted`, due now: the transaction is looked up again, may be
+    /// mined anew, and is resent or re-signed only if it cannot be);
+    /// checkpoints below an anchor that still stands are covered by it
+    /// again. `None` when the receipt was already lost.
+    pub async fn record_anchor_lost(
+        &self,
+        id: i64,
+        reason: &str,
+    ) -> Result<Option<LossOutcome>, LedgerError> {
+        let mut c = self.pool().get().await?;
+        let tx = c.transaction().await?;
+        let Some(target) = tx
+            .query_opt(
+                "SELECT target FROM anchor_receipt_log WHERE id = $1 AND lost_at IS NULL FOR UPDATE",
+                &[&id],
+            )
+            .await?
+            .map(|r| r.get::<_, String>(0))
+        else {
+            return Ok(None);
+        };
+        let (receipts_lost, coverage_lost, jobs) =
+            mark_lost(&tx, &target, reason, "id = $3", Some(&id)).await?;
+        let jobs_created = tx
+            .execute(
+                "INSERT INTO anchor_jobs (target, checkpoint_size, state, idempotency_key, tx_id, \
+                 submission, sent_at, last_error, last_error_class) \
+                 SELECT target, checkpoint_size, \
+                   CASE WHEN submission IS NULL THEN 'pending' ELSE 'submitted' END, \
+                   idempotency_key, tx_id, submission, sent_at, $2, 'retriable' \
+                 FROM anchor_jobs j WHERE id = ANY($1) \
+                   AND NOT EXISTS (SELECT 1 FROM anchor_jobs k WHERE k.target = j.target \
+                       AND k.checkpoint_size = j.checkpoint_size AND k.state <> 'lost') \
+                 ON CONFLICT DO NOTHING",
+                &[&jobs, &reason],
+            )
+            .await?;
+        let recovered = recover_coverage(&tx, &target).await?;
+        tx.commit().await?;
+        Ok(Some(LossOutcome {
+            receipts_lost,
+            coverage_lost,
+            submissions_discarded: 0,
+            jobs_created,
+            recovered,
+        }))
+    }
+
+    /// Where anchoring on `target` stands (for `anchord status`).
+    pub async fn anchor_health(&self, target: &str) -> Result<AnchorHealth, LedgerError> {
+        let c = self.pool().get().await?;
+        let r = c
+            .query_one(
+                "SELECT \
+                   (SELECT count(*) FROM anchor_receipt_log WHERE target = $1 AND lost_at IS NULL), \
+                   (SELECT count(*) FROM anchor_receipt_log WHERE target = $1 AND lost_at IS NULL \
+                      AND verified_at IS NULL), \
+                   (SELECT min(verified_depth) FROM anchor_receipt_log WHERE target = $1 \
+                      AND lost_at IS NULL), \
+                   (SELECT count(*) FROM anchor_receipt_log WHERE target = $1 AND lost_at IS NOT NULL), \
+                   (SELECT (extract(epoch FROM max(lost_at)) * 1000000)::bigint \
+                      FROM anchor_receipt_log WHERE target = $1), \
+                   (SELECT lost_reason FROM anchor_receipt_log WHERE target = $1 \
+                      AND lost_at IS NOT NULL ORDER BY lost_at DESC, id DESC LIMIT 1), \
+                   (SELECT resets FROM anchor_chains WHERE target = $1), \
+                   (SELECT chain_id FROM anchor_chains WHERE target = $1), \
+                   (SELECT genesis_hash FROM anchor_chains WHERE target = $1)",
+                &[&target],
+            )
+            .await?;
+        drop(c);
+        Ok(AnchorHealth {
+            target: target.to_owned(),
+            live_receipts: r.get::<_, i64>(0) as u64,
+            unverified_receipts: r.get::<_, i64>(1) as u64,
+            min_verified_depth: r.get::<_, Option<i64>>(2).map(|d| d as u64),
+            lost_receipts: r.get::<_, i64>(3) as u64,
+            last_lost_at_us: r.get(4),
+            last_lost_reason: r.get(5),
+            chain_resets: r.get::<_, Option<i64>>(6).unwrap_or(0) as u64,
+            chain_id: r.get(7),
+            genesis_hash: r.get(8),
+            uncovered_checkpoints: self.anchor_backlog(target).await?,
+            jobs: self.anchor_job_counts(target).await?,
+        })
     }
 }

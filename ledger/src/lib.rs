@@ -15,7 +15,10 @@ mod workflow_queries;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
-pub use anchors::{AnchorJobState, AnchorReceipt, ClaimedJob, Confirmed, CoverageRow, NewReceipt};
+pub use anchors::{
+    AnchorHealth, AnchorJobState, AnchorReceipt, AnchorTimelineRow, ChainIdentity, ClaimedJob,
+    Confirmed, CoverageRow, LossOutcome, NewReceipt,
+};
 pub use blocks::{
     BATCHER_LOCK_KEY, LeaderSession, NewSeal, SignatureRole, SignatureRow, StoredBlock,
     StoredCheckpoint, Tip,

@@ -38,6 +38,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "evidence_hash_index",
         sql: include_str!("../migrations/0004_evidence_hash_index.sql"),
     },
+    Migration {
+        version: 5,
+        name: "anchor_finality",
+        sql: include_str!("../migrations/0005_anchor_finality.sql"),
+    },
 ];
 
 /// A schema's migrations and where their bookkeeping lives. The ledger has

@@ -38,6 +38,10 @@ pub struct RelayConfig {
     pub breaker_open_ms: u64,
     #[serde(default = "default_breaker_open_max_ms")]
     pub breaker_open_max_ms: u64,
+    /// Finality policy per target name (`[relay.finality.<target>]`);
+    /// targets not listed get the defaults of [`FinalityConfig`].
+    #[serde(default)]
+    pub finality: std::collections::BTreeMap<String, FinalityConfig>,
 }
 
 impl Default for RelayConfig {
@@ -52,6 +56,7 @@ impl Default for RelayConfig {
             breaker_failures: default_breaker_failures(),
             breaker_open_ms: default_breaker_open_ms(),
             breaker_open_max_ms: default_breaker_open_max_ms(),
+            finality: Default::default(),
         }
     }
 }
@@ -101,7 +106,8 @@ pub struct TargetConfig {
     /// Expected chain id (checked against the node at start).
     #[serde(default)]
     pub chain_id: Option<u64>,
-    /// Blocks on top of the inclusion block before an anchor counts.
+    /// Finality policy, part 1: blocks on top of the inclusion block
+    /// (included) before an anchor is recorded (default 1).
     #[serde(default)]
     pub confirmations: Option<u64>,
     /// Recipient of the anchoring transactions (default: the sender itself).
@@ -113,6 +119,54 @@ impl TargetConfig {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
     }
+
+    /// Confirmations before an anchor is recorded.
+    pub fn record_confirmations(&self) -> u64 {
+        self.confirmations.unwrap_or(1).max(1)
+    }
+}
+
+/// A target's finality policy (`[relay.finality.<target>]`; every key
+/// optional). Part 1 is the target's own `confirmations` (blocks, the
+/// inclusion block included, before an anchor is recorded; default 1).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinalityConfig {
+    /// Confirmations after which a recorded anchor is final and no longer
+    /// re-verified block by block (a chain reset is still detected).
+    /// Default: EVM max(confirmations, 12); judicial 1 (a consortium chain
+    /// is final at inclusion).
+    #[serde(default)]
+    pub final_confirmations: Option<u64>,
+    /// How often recorded anchors are looked at again on the chain: the
+    /// chain's identity (a reset shows as another genesis block) and, by
+    /// block hash, up to `reverify_batch` receipts that are not final yet.
+    /// A lost anchor is marked lost and anchored again.
+    #[serde(default = "default_reverify_ms")]
+    pub reverify_ms: u64,
+    #[serde(default = "default_reverify_batch")]
+    pub reverify_batch: u32,
+}
+
+impl Default for FinalityConfig {
+    fn default() -> Self {
+        FinalityConfig {
+            final_confirmations: None,
+            reverify_ms: default_reverify_ms(),
+            reverify_batch: default_reverify_batch(),
+        }
+    }
+}
+
+/// The finality policy in force for one target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finality {
+    /// Confirmations before an anchor is recorded.
+    pub record_depth: u64,
+    /// Confirmations after which it is final.
+    pub final_depth: u64,
+    pub reverify: Duration,
+    pub reverify_batch: u32,
 }
 
 fn default_poll_ms() -> u64 {
@@ -145,6 +199,12 @@ fn default_request_timeout_ms() -> u64 {
 fn default_confirm_poll_ms() -> u64 {
     1_000
 }
+fn default_reverify_ms() -> u64 {
+    30_000
+}
+fn default_reverify_batch() -> u32 {
+    100
+}
 
 /// A key name and whether it is set.
 type KeyPresence<'a> = (&'a str, bool);
@@ -160,6 +220,22 @@ pub fn valid_target_name(name: &str) -> bool {
 impl RelayConfig {
     pub fn poll(&self) -> Duration {
         Duration::from_millis(self.poll_ms)
+    }
+
+    /// The finality policy of target `t`.
+    pub fn finality_of(&self, t: &TargetConfig) -> Finality {
+        let f = self.finality.get(&t.name).cloned().unwrap_or_default();
+        let record_depth = t.record_confirmations();
+        let default = match t.kind {
+            TargetKind::Evm => record_depth.max(12),
+            TargetKind::Judicial => 1,
+        };
+        Finality {
+            record_depth,
+            final_depth: f.final_confirmations.unwrap_or(default).max(record_depth),
+            reverify: Duration::from_millis(f.reverify_ms),
+            reverify_batch: f.reverify_batch,
+        }
     }
 
     /// Cross-field checks, naming the key at fault.
@@ -257,6 +333,29 @@ impl RelayConfig {
                 && !(1..=128).contains(&a.len())
             {
                 return bad(key("account_id"), "1..128 bytes");
+            }
+        }
+        for (name, f) in &self.finality {
+            let key = |k: &str| format!("relay.finality.{name}.{k}");
+            let Some(t) = self.targets.iter().find(|t| &t.name == name) else {
+                return bad(
+                    format!("relay.finality.{name}"),
+                    "no target of that name in relay.targets",
+                );
+            };
+            if f.reverify_ms == 0 {
+                return bad(key("reverify_ms"), "must be > 0");
+            }
+            if !(1..=10_000).contains(&f.reverify_batch) {
+                return bad(key("reverify_batch"), "must be in 1..=10000");
+            }
+            if let Some(fc) = f.final_confirmations
+                && fc < t.record_confirmations()
+            {
+                return bad(
+                    key("final_confirmations"),
+                    "must be >= the target's confirmations (an anchor is recorded before it is final)",
+                );
             }
         }
         Ok(())

@@ -8,6 +8,12 @@
 //! two versions of one anchor mutually exclusive on chain. An anchor counts
 //! once `confirmations` blocks are on top of it (inclusion block included),
 //! and its data field is read back from the chain and compared.
+//!
+//! A signed transaction is bound to one chain: the recorded submission
+//! carries the chain id and the genesis block hash it was signed for, and
+//! is never sent to a node whose genesis differs (a reset chain): it is
+//! discarded and a fresh one signed at the new chain's nonce. Receipts carry
+//! the genesis hash too, and are re-verified by block hash.
 
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy_eips::eip2718::Encodable2718;
@@ -17,7 +23,10 @@ use serde_json::{Value, json};
 
 use crate::RelayError;
 use crate::config::TargetConfig;
-use crate::target::{AnchorPayload, ChainReceipt, Prepared, Status, Target, TargetError};
+use crate::target::{
+    AnchorPayload, ChainReceipt, Prepared, Status, Target, TargetError, Verification,
+};
+use anchord_ledger::{AnchorReceipt, ChainIdentity};
 
 /// An EVM chain client with a local signing key.
 pub struct EvmTarget {
@@ -152,6 +161,31 @@ impl EvmTarget {
         }
     }
 
+    /// The node's chain: its id (must be the configured one) and the hash
+    /// of its genesis block.
+    async fn chain_identity(&self) -> Result<ChainIdentity, TargetError> {
+        self.check_chain().await?;
+        let genesis = self
+            .read("eth_getBlockByNumber", json!(["0x0", false]))
+            .await?;
+        let hash = genesis["hash"]
+            .as_str()
+            .filter(|h| h.len() == 66 && h.starts_with("0x"))
+            .ok_or_else(|| TargetError::unavailable("eth_getBlockByNumber(0): no block hash"))?;
+        Ok(ChainIdentity {
+            chain_id: self.chain_id.to_string(),
+            genesis_hash: hash.to_ascii_lowercase(),
+        })
+    }
+
+    fn bound(prepared: &Prepared, id: &ChainIdentity) -> bool {
+        let d = &prepared.data;
+        d["chainId"].as_u64().map(|c| c.to_string()).as_deref() == Some(id.chain_id.as_str())
+            && d["genesis"]
+                .as_str()
+                .is_some_and(|g| g.eq_ignore_ascii_case(&id.genesis_hash))
+    }
+
     fn recorded(prepared: &Prepared) -> Result<(String, u64, String), TargetError> {
         let d = &prepared.data;
         match (d["raw"].as_str(), d["nonce"].as_u64(), d["hash"].as_str()) {
@@ -164,7 +198,7 @@ impl EvmTarget {
 
     /// Sign a fresh transaction for `p` at the account's pending nonce.
     async fn sign_new(&self, p: &AnchorPayload) -> Result<Prepared, TargetError> {
-        self.check_chain().await?;
+        let identity = self.chain_identity().await?;
         let from = self.from;
         let nonce = hex_u64(
             &self
@@ -220,6 +254,7 @@ impl EvmTarget {
             data: json!({
                 "rpc": self.rpc_url,
                 "chainId": self.chain_id,
+                "genesis": identity.genesis_hash,
                 "from": from.to_string(),
                 "to": self.to.to_string(),
                 "nonce": nonce,
@@ -266,6 +301,17 @@ impl Target for EvmTarget {
 
     async fn send(&self, _p: &AnchorPayload, prepared: &Prepared) -> Result<Status, TargetError> {
         let (raw, _, hash) = Self::recorded(prepared)?;
+        // Never broadcast a transaction signed for another chain (the node
+        // was reset, or points elsewhere): nothing is sent; the worker
+        // discards it and signs anew.
+        let id = self.chain_identity().await?;
+        if !Self::bound(prepared, &id) {
+            return Err(TargetError::unavailable(format!(
+                "transaction {hash} was signed for another chain than the node's \
+                 (chain {}, genesis {}); not sent",
+                id.chain_id, id.genesis_hash
+            )));
+        }
         match self.rpc("eth_sendRawTransaction", json!([raw])).await? {
             Ok(_) => Ok(Status::Pending { tx_id: hash }),
             Err(m) => {
@@ -333,6 +379,7 @@ impl Target for EvmTarget {
         }
         let time = hex_u64(&block["timestamp"])
             .ok_or_else(|| TargetError::unavailable("block without timestamp"))?;
+        let genesis = self.chain_identity().await?.genesis_hash;
         // Read the payload back from the chain and compare.
         let tx = self.read("eth_getTransactionByHash", json!([hash])).await?;
         let input = tx["input"].as_str().unwrap_or_default();
@@ -351,8 +398,10 @@ impl Target for EvmTarget {
             block_number: bn,
             block_hash,
             block_time_us: (time as i64).saturating_mul(1_000_000),
+            genesis_hash: Some(genesis.clone()),
             details: json!({
                 "rpc": self.rpc_url,
+                "genesisHash": genesis,
                 "from": prepared.data["from"],
                 "to": prepared.data["to"],
                 "nonce": nonce,
@@ -362,5 +411,59 @@ impl Target for EvmTarget {
                 "payloadFormat": "ANCHORD1 || u64be size || root(32) || origin utf-8",
             }),
         }))
+    }
+
+    async fn identity(&self) -> Result<ChainIdentity, TargetError> {
+        self.chain_identity().await
+    }
+
+    fn binds_chain(&self) -> bool {
+        true
+    }
+
+    fn bound_to(&self, prepared: &Prepared, id: &ChainIdentity) -> bool {
+        Self::bound(prepared, id)
+    }
+
+    async fn verify_receipt(&self, r: &AnchorReceipt) -> Result<Verification, TargetError> {
+        let head = hex_u64(&self.read("eth_blockNumber", json!([])).await?)
+            .ok_or_else(|| TargetError::unavailable("eth_blockNumber: not a quantity"))?;
+        if head < r.block_number {
+            return Ok(Verification::Lost(format!(
+                "chain head {head} is below the anchor's block {}",
+                r.block_number
+            )));
+        }
+        let block = self
+            .read(
+                "eth_getBlockByNumber",
+                json!([format!("{:#x}", r.block_number), false]),
+            )
+            .await?;
+        let Some(hash) = block["hash"].as_str() else {
+            return Ok(Verification::Lost(format!(
+                "no block {} on the chain",
+                r.block_number
+            )));
+        };
+        if !hash.eq_ignore_ascii_case(&r.block_hash) {
+            return Ok(Verification::Lost(format!(
+                "block {} is now {hash}, not {} (reorganised)",
+                r.block_number, r.block_hash
+            )));
+        }
+        let holds = block["transactions"].as_array().is_some_and(|txs| {
+            txs.iter()
+                .any(|t| t.as_str().is_some_and(|t| t.eq_ignore_ascii_case(&r.tx_id)))
+        });
+        if !holds {
+            return Ok(Verification::Lost(format!(
+                "block {} ({hash}) does not hold transaction {}",
+                r.block_number, r.tx_id
+            )));
+        }
+        Ok(Verification::InPlace {
+            depth: head - r.block_number + 1,
+        })
     }
 }

@@ -10,7 +10,10 @@ use crate::config::TargetConfig;
 use crate::gateway::{
     EVIDENCE_KIND, ErrorBody, Evidence, QueryRequest, SubmitRequest, TxResponse, now_ms, sign,
 };
-use crate::target::{AnchorPayload, ChainReceipt, Prepared, Status, Target, TargetError};
+use crate::target::{
+    AnchorPayload, ChainReceipt, Prepared, Status, Target, TargetError, Verification,
+};
+use anchord_ledger::{AnchorReceipt, ChainIdentity};
 
 /// A judicial gateway client.
 pub struct JudicialTarget {
@@ -92,7 +95,16 @@ impl JudicialTarget {
                 TargetError::ambiguous(format!("{path}: unreadable response ({e})"))
             })?;
             let raw: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-            return self.status_of(tx, raw);
+            return match self.status_of(tx, raw)? {
+                // Bind the receipt to the chain it is on.
+                Status::Confirmed(mut r) => {
+                    r.genesis_hash = Some(self.block(0).await?.ok_or_else(|| {
+                        TargetError::unavailable("the gateway has no genesis block")
+                    })?.hash);
+                    Ok(Status::Confirmed(r))
+                }
+                other => Ok(other),
+            };
         }
         if status == StatusCode::NOT_FOUND && path.ends_with("/query") {
             return Ok(Status::NotFound);
@@ -108,6 +120,57 @@ impl JudicialTarget {
             500..=599 | 408 => TargetError::ambiguous(msg),
             _ => TargetError::permanent(msg),
         })
+    }
+
+    /// `GET /v1/blocks/{height}` (public): `None` when there is no such
+    /// block.
+    async fn block(&self, height: u64) -> Result<Option<crate::sim::SimBlock>, TargetError> {
+        let path = format!("/v1/blocks/{height}");
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .map_err(|e| TargetError::from_reqwest(&path, &e))?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(TargetError::unavailable(format!(
+                "{path}: HTTP {}",
+                resp.status()
+            )));
+        }
+        resp.json()
+            .await
+            .map(Some)
+            .map_err(|e| TargetError::unavailable(format!("{path}: unreadable block ({e})")))
+    }
+
+    /// `GET /v1/chain`: (chain id, height).
+    async fn chain(&self) -> Result<(String, u64), TargetError> {
+        let resp = self
+            .http
+            .get(format!("{}/v1/chain", self.base))
+            .send()
+            .await
+            .map_err(|e| TargetError::from_reqwest("/v1/chain", &e))?;
+        if !resp.status().is_success() {
+            return Err(TargetError::unavailable(format!(
+                "/v1/chain: HTTP {}",
+                resp.status()
+            )));
+        }
+        let v: serde_json::Value = resp
+            .json()
+            .await
+            .map_err(|e| TargetError::unavailable(format!("/v1/chain: unreadable ({e})")))?;
+        match (v["chainId"].as_str(), v["height"].as_u64()) {
+            (Some(id), Some(h)) => Ok((id.to_owned(), h)),
+            _ => Err(TargetError::unavailable(
+                "/v1/chain: chainId or height missing",
+            )),
+        }
     }
 
     fn status_of(&self, tx: TxResponse, raw: serde_json::Value) -> Result<Status, TargetError> {
@@ -128,6 +191,7 @@ impl JudicialTarget {
                     block_number: h,
                     block_hash: hash,
                     block_time_us: t.saturating_mul(1000),
+                    genesis_hash: None,
                     details: json!({
                         "gateway": self.base,
                         "query": format!("{}/v1/anchors/query", self.base),
@@ -197,5 +261,42 @@ impl Target for JudicialTarget {
             )));
         }
         Ok(st)
+    }
+
+    async fn identity(&self) -> Result<ChainIdentity, TargetError> {
+        let (chain_id, _) = self.chain().await?;
+        let genesis = self
+            .block(0)
+            .await?
+            .ok_or_else(|| TargetError::unavailable("the gateway has no genesis block"))?;
+        Ok(ChainIdentity {
+            chain_id,
+            genesis_hash: genesis.hash,
+        })
+    }
+
+    async fn verify_receipt(&self, r: &AnchorReceipt) -> Result<Verification, TargetError> {
+        let (_, height) = self.chain().await?;
+        let Some(b) = self.block(r.block_number).await? else {
+            return Ok(Verification::Lost(format!(
+                "the gateway has no block {} (height {height})",
+                r.block_number
+            )));
+        };
+        if b.hash != r.block_hash {
+            return Ok(Verification::Lost(format!(
+                "block {} is now {}, not {}",
+                r.block_number, b.hash, r.block_hash
+            )));
+        }
+        if !b.txs.iter().any(|t| t.tx_id == r.tx_id) {
+            return Ok(Verification::Lost(format!(
+                "block {} does not hold transaction {}",
+                r.block_number, r.tx_id
+            )));
+        }
+        Ok(Verification::InPlace {
+            depth: height.saturating_sub(r.block_number).max(1),
+        })
     }
 }

@@ -16,6 +16,12 @@
 //!   anchored block log). After an outage one anchor catches up.
 //! - **Retries** classified (unavailable / ambiguous / permanent), with
 //!   exponential backoff and jitter, and a circuit breaker per target.
+//! - **Finality:** an anchor is recorded after `confirmations` blocks, then
+//!   re-verified on its chain (by block hash) until it is final; the chain's
+//!   identity (chain id, genesis block hash) is checked all along. A lost
+//!   anchor (reorg, chain reset) is marked lost in the ledger — never
+//!   deleted — and its checkpoint anchored again; a transaction signed for
+//!   a chain that is gone is discarded, never sent to another.
 
 use std::sync::Arc;
 
@@ -97,6 +103,7 @@ pub async fn run(
                     ledger: ledger.clone(),
                     config: config.clone(),
                     confirm_poll_ms: t.confirm_poll_ms,
+                    finality: config.finality_of(t),
                     breaker,
                 };
                 tasks.spawn(w.run(stop.clone()));
@@ -107,6 +114,7 @@ pub async fn run(
                     ledger: ledger.clone(),
                     config: config.clone(),
                     confirm_poll_ms: t.confirm_poll_ms,
+                    finality: config.finality_of(t),
                     breaker,
                 };
                 tasks.spawn(w.run(stop.clone()));

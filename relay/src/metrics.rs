@@ -71,7 +71,8 @@ pub static LOOKUPS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 pub static BACKLOG: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     gauge_vec(
         "anchord_relay_backlog_checkpoints",
-        "Final checkpoints newer than the target's newest confirmed anchor.",
+        "Final checkpoints neither anchored nor covered by a live anchor on the target (computed \
+         from the ledger at every tick; includes checkpoints whose anchor was lost).",
         &["target"],
     )
 });
@@ -116,6 +117,51 @@ pub static ANCHORED_SIZE: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     )
 });
 
+pub static ANCHORS_LOST: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "anchord_relay_anchors_lost_total",
+        "Recorded anchors found no longer on their chain (reorganised away, chain reset) and \
+         marked lost; their checkpoints are anchored again.",
+        &["target"],
+    )
+});
+pub static CHAIN_RESETS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "anchord_relay_chain_resets_total",
+        "Times the target was found serving another chain (another genesis block or chain id).",
+        &["target"],
+    )
+});
+pub static DISCARDED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "anchord_relay_discarded_submissions_total",
+        "Recorded submissions signed for another chain than the target's, discarded unsent.",
+        &["target"],
+    )
+});
+pub static REVERIFIED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "anchord_relay_reverified_total",
+        "Recorded anchors looked up again on their chain and found in place.",
+        &["target"],
+    )
+});
+pub static UNFINAL: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    gauge_vec(
+        "anchord_relay_unfinal_anchors",
+        "Recorded anchors not yet re-verified at the target's final confirmations.",
+        &["target"],
+    )
+});
+pub static REVERIFY_AGE: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    gauge_vec(
+        "anchord_relay_reverify_age_seconds",
+        "Seconds since the last complete re-verification pass on the target (chain identity \
+         and a batch of receipts).",
+        &["target"],
+    )
+});
+
 /// Every relay metric, registering each on first use.
 pub fn collectors() -> Vec<&'static dyn Collector> {
     vec![
@@ -130,6 +176,12 @@ pub fn collectors() -> Vec<&'static dyn Collector> {
         &*SEAL_TO_ANCHOR,
         &*TIME_TO_ANCHORED,
         &*ANCHORED_SIZE,
+        &*ANCHORS_LOST,
+        &*CHAIN_RESETS,
+        &*DISCARDED,
+        &*REVERIFIED,
+        &*UNFINAL,
+        &*REVERIFY_AGE,
     ]
 }
 
@@ -148,6 +200,10 @@ pub fn init_target(name: &str) {
         &*COVERED,
         &*RETRIES,
         &*LOOKUPS,
+        &*ANCHORS_LOST,
+        &*CHAIN_RESETS,
+        &*DISCARDED,
+        &*REVERIFIED,
     ] {
         c.with_label_values(&[name]);
     }
@@ -157,6 +213,8 @@ pub fn init_target(name: &str) {
     BACKLOG.with_label_values(&[name]);
     BREAKER.with_label_values(&[name]);
     ANCHORED_SIZE.with_label_values(&[name]);
+    UNFINAL.with_label_values(&[name]);
+    REVERIFY_AGE.with_label_values(&[name]);
     SEAL_TO_ANCHOR.with_label_values(&[name]);
     TIME_TO_ANCHORED.with_label_values(&[name]);
 }

@@ -9,7 +9,10 @@
 //! processing), transactions accepted but never confirmed (dropped from the
 //! mempool), and duplicate detection by idempotency key (which can be
 //! switched off, so that a client that resubmits blindly would anchor
-//! twice — the tests use that to check the relay's own guarantee).
+//! twice — the tests use that to check the relay's own guarantee), and a
+//! chain reset (`reset_chain`: the chain is thrown away and a new genesis
+//! block cut, as when a gateway is rebuilt empty; every earlier anchor is
+//! gone).
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -55,6 +58,10 @@ pub struct Faults {
     /// Detect duplicate submissions by idempotency key (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dedup: Option<bool>,
+    /// Throw the chain away (on disk too) and start a new one from a new
+    /// genesis block; the mempool and every idempotency key are forgotten.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_chain: Option<bool>,
 }
 
 /// Counters (`GET /sim/stats`).
@@ -71,6 +78,9 @@ pub struct Stats {
     pub injected_after_accept: u64,
     pub outage_rejections: u64,
     pub height: u64,
+    /// Chain resets done (`reset_chain`).
+    #[serde(default)]
+    pub resets: u64,
 }
 
 /// Simulator settings.
@@ -259,6 +269,31 @@ fn apply_faults(g: &mut Inner, f: &Faults) {
     if let Some(d) = f.dedup {
         g.faults.dedup = Some(d);
     }
+    if f.reset_chain == Some(true)
+        && let Err(e) = reset_chain(g)
+    {
+        tracing::error!(error = %e, "judicial-sim: cannot reset the chain; exiting");
+        std::process::exit(1);
+    }
+}
+
+/// Forget the chain (truncating the file) and cut a new genesis block.
+fn reset_chain(g: &mut Inner) -> std::io::Result<()> {
+    g.file.set_len(0)?;
+    g.file.sync_data()?;
+    g.chain.clear();
+    g.mempool.clear();
+    g.loc.clear();
+    g.by_key.clear();
+    g.next_submission = 0;
+    g.stats.resets += 1;
+    // Another genesis than before: its time differs (wait out the
+    // millisecond if needed).
+    let old = now_ms();
+    while now_ms() == old {
+        std::thread::yield_now();
+    }
+    cut_block(g, Vec::new()).map(|_| ())
 }
 
 /// Load the chain from `data_dir` (creating the genesis block on first

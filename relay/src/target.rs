@@ -5,7 +5,7 @@ use std::future::Future;
 
 use anchord_core::HashSuite;
 use anchord_core::checkpoint::encode_hash;
-use anchord_ledger::StoredCheckpoint;
+use anchord_ledger::{AnchorReceipt, ChainIdentity, StoredCheckpoint};
 use serde::{Deserialize, Serialize};
 
 /// What gets anchored: the checkpoint's origin, size and root, plus the
@@ -84,6 +84,10 @@ pub struct ChainReceipt {
     pub block_number: u64,
     pub block_hash: String,
     pub block_time_us: i64,
+    /// Hash of the chain's genesis block: binds the receipt to one chain (a
+    /// chain reset shows as another genesis).
+    #[serde(default)]
+    pub genesis_hash: Option<String>,
     /// Everything else a verifier needs to find and check the anchor
     /// independently (endpoint, account, payload, raw response…).
     pub details: serde_json::Value,
@@ -98,6 +102,17 @@ pub enum Status {
     Pending { tx_id: String },
     /// The target does not know this submission.
     NotFound,
+}
+
+/// A recorded receipt, looked at again on its chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verification {
+    /// The block at the receipt's height still has the receipt's hash and
+    /// holds its transaction; `depth` confirmations (inclusion block
+    /// included).
+    InPlace { depth: u64 },
+    /// The anchor is not on the chain any more (why).
+    Lost(String),
 }
 
 /// What a target records before sending, so that a resubmission after a
@@ -214,6 +229,30 @@ pub trait Target: Send + Sync + 'static {
         p: &AnchorPayload,
         prepared: Option<&Prepared>,
     ) -> impl Future<Output = Result<Status, TargetError>> + Send;
+
+    /// The chain the target serves now: its id and genesis block hash. A
+    /// change between two calls is a chain reset.
+    fn identity(&self) -> impl Future<Output = Result<ChainIdentity, TargetError>> + Send;
+
+    /// True when a recorded submission is signed for one chain and can only
+    /// ever be sent to that chain (EVM transactions). Such a submission is
+    /// checked with [`Target::bound_to`] before it is sent again.
+    fn binds_chain(&self) -> bool {
+        false
+    }
+
+    /// May `prepared` be sent to the chain `id`? (False for a submission
+    /// signed for another chain, or one that does not say which.)
+    fn bound_to(&self, _prepared: &Prepared, _id: &ChainIdentity) -> bool {
+        true
+    }
+
+    /// Look a recorded receipt up again: is its block still at its height
+    /// with its hash, holding its transaction?
+    fn verify_receipt(
+        &self,
+        r: &AnchorReceipt,
+    ) -> impl Future<Output = Result<Verification, TargetError>> + Send;
 }
 
 #[cfg(test)]

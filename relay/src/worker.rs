@@ -11,10 +11,11 @@ use backoff::backoff::Backoff;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::RelayConfig;
+use crate::config::{Finality, RelayConfig};
 use crate::metrics;
 use crate::target::{
-    AnchorPayload, ChainReceipt, ErrorClass, Prepared, Status, Target, TargetError, idempotency_key,
+    AnchorPayload, ChainReceipt, ErrorClass, Prepared, Status, Target, TargetError, Verification,
+    idempotency_key,
 };
 use crate::{RelayError, now_us};
 
@@ -124,6 +125,7 @@ pub(crate) struct Worker<T: Target> {
     pub ledger: Ledger,
     pub config: RelayConfig,
     pub confirm_poll_ms: u64,
+    pub finality: Finality,
     pub breaker: Breaker,
 }
 
@@ -132,8 +134,10 @@ impl<T: Target> Worker<T> {
         self.target.name()
     }
 
-    /// Run until `shutdown`.
-    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), RelayError> {
+    /// Run until `shutdown`: the job loop, and beside it the upkeep loop
+    /// (the backlog gauge from the ledger at every tick; the re-verification
+    /// of recorded anchors). Both are owned here and drained before return.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), RelayError> {
         let name = self.name().to_owned();
         tracing::info!(target_name = %name, "relay worker starting");
         metrics::init_target(&name);
@@ -145,6 +149,31 @@ impl<T: Target> Worker<T> {
                 .with_label_values(&[&name])
                 .set(size as i64);
         }
+        let upkeep = Upkeep {
+            target: self.target.clone(),
+            ledger: self.ledger.clone(),
+            poll: self.config.poll(),
+            finality: self.finality,
+        };
+        let stop = shutdown.child_token();
+        let (jobs, upkept) = tokio::join!(
+            async {
+                let r = self.jobs(stop.clone()).await;
+                stop.cancel();
+                r
+            },
+            async {
+                upkeep.run(stop.clone()).await;
+                stop.cancel();
+            }
+        );
+        let () = upkept;
+        tracing::info!(target_name = %name, "relay worker stopped");
+        jobs
+    }
+
+    async fn jobs(mut self, shutdown: CancellationToken) -> Result<(), RelayError> {
+        let name = self.name().to_owned();
         while !shutdown.is_cancelled() {
             let idle = match self.step().await {
                 Ok(idle) => idle,
@@ -168,7 +197,6 @@ impl<T: Target> Worker<T> {
                 }
             }
         }
-        tracing::info!(target_name = %name, "relay worker stopped");
         Ok(())
     }
 
@@ -185,7 +213,6 @@ impl<T: Target> Worker<T> {
             tracing::debug!(target_name = %name, size = cp.size, "anchor job enqueued");
         }
         if let Err(wait) = self.breaker.allow(Instant::now()) {
-            self.update_backlog().await?;
             return Ok(Some(wait.min(self.config.poll())));
         }
         let Some(job) = self
@@ -193,7 +220,6 @@ impl<T: Target> Worker<T> {
             .claim_anchor_job(&name, self.config.lease_ms as i64)
             .await?
         else {
-            self.update_backlog().await?;
             return Ok(Some(self.config.poll()));
         };
         match self.process(&job).await? {
@@ -219,14 +245,6 @@ impl<T: Target> Worker<T> {
         }
     }
 
-    async fn update_backlog(&self) -> Result<(), LedgerError> {
-        let n = self.ledger.anchor_backlog(self.name()).await?;
-        metrics::BACKLOG
-            .with_label_values(&[self.name()])
-            .set(n as i64);
-        Ok(())
-    }
-
     async fn process(&self, job: &ClaimedJob) -> Result<Health, LedgerError> {
         let name = self.name();
         let payload = AnchorPayload::new(name, &job.checkpoint);
@@ -236,16 +254,17 @@ impl<T: Target> Worker<T> {
                 job.id, job.idempotency_key, job.checkpoint.size, payload.idempotency_key
             )));
         }
-        let recorded: Option<Prepared> = match &job.submission {
+        let mut recorded: Option<Prepared> = match &job.submission {
             Some(s) => Some(serde_json::from_str(s).map_err(|e| {
                 LedgerError::Corrupt(format!("job {}: recorded submission: {e}", job.id))
             })?),
             None => None,
         };
-        // A request may already have reached the target: ask first.
-        if job.prev_state.maybe_sent() || recorded.is_some() {
+        // A submission is recorded before anything is sent: with none,
+        // nothing of this job can be on chain. With one, ask first.
+        if let Some(rec) = &recorded {
             metrics::LOOKUPS.with_label_values(&[name]).inc();
-            match self.target.lookup(&payload, recorded.as_ref()).await {
+            match self.target.lookup(&payload, Some(rec)).await {
                 Ok(Status::Confirmed(r)) => return self.confirm(job, &payload, r).await,
                 Ok(Status::Pending { tx_id }) => {
                     tracing::debug!(target_name = %name, size = job.checkpoint.size, tx = %tx_id, "still pending");
@@ -268,6 +287,28 @@ impl<T: Target> Worker<T> {
                 }
                 Err(e) => return self.failed(job, e, true).await,
             }
+            // Not on chain. A submission signed for one chain is sent again
+            // only to that chain: after a reset it is discarded, unsent.
+            if self.target.binds_chain() {
+                let id = match self.target.identity().await {
+                    Ok(id) => id,
+                    Err(e) => return self.failed(job, e, true).await,
+                };
+                if !self.target.bound_to(rec, &id) {
+                    let why = format!(
+                        "signed for another chain than the target's now (chain {}, genesis {}): \
+                         discarded unsent",
+                        id.chain_id, id.genesis_hash
+                    );
+                    tracing::warn!(target_name = %name, size = job.checkpoint.size,
+                        tx = ?rec.tx_id, "recorded submission {why}; signing a new one");
+                    metrics::DISCARDED.with_label_values(&[name]).inc();
+                    if !self.ledger.discard_anchor_submission(job, &why).await? {
+                        return Ok(Health::Neutral);
+                    }
+                    recorded = None;
+                }
+            }
         }
         // Resend the recorded submission unless it can never land; else
         // prepare a new one and record it before sending.
@@ -282,18 +323,21 @@ impl<T: Target> Worker<T> {
             },
         };
         let prepared = match (new, recorded) {
-            (Some(p), _) => {
-                let data = serde_json::to_string(&p).unwrap_or_default();
+            // A new submission, or the recorded one sent again: recorded
+            // (the job is `sending`) before anything goes out.
+            (Some(p), _) | (None, Some(p)) => {
+                let json = serde_json::to_string(&p).map_err(|e| {
+                    LedgerError::Corrupt(format!("job {}: submission: {e}", job.id))
+                })?;
                 if !self
                     .ledger
-                    .record_anchor_prepared(job, p.tx_id.as_deref(), &data)
+                    .record_anchor_prepared(job, p.tx_id.as_deref(), &json)
                     .await?
                 {
                     return Ok(Health::Neutral);
                 }
                 p
             }
-            (None, Some(r)) => r,
             // Not reached: prepare always yields a submission.
             (None, None) => return Ok(Health::Neutral),
         };
@@ -361,6 +405,7 @@ impl<T: Target> Worker<T> {
             "blockNumber": r.block_number,
             "blockHash": r.block_hash,
             "blockTimeUs": r.block_time_us,
+            "genesisHash": r.genesis_hash,
             "idempotencyKey": payload.idempotency_key,
             "checkpoint": {
                 "origin": payload.origin,
@@ -371,6 +416,7 @@ impl<T: Target> Worker<T> {
             "details": r.details,
         });
         let new = NewReceipt {
+            genesis_hash: r.genesis_hash.clone(),
             chain_kind: r.chain_kind.clone(),
             chain_id: r.chain_id.clone(),
             tx_id: r.tx_id.clone(),
@@ -398,6 +444,140 @@ impl<T: Target> Worker<T> {
             }
             None => Ok(Health::Neutral),
         }
+    }
+}
+
+/// The worker's second loop: keeps the backlog gauge true to the ledger at
+/// every tick, whatever the job loop is busy with, and re-verifies recorded
+/// anchors on the chain (the finality policy): the chain's identity every
+/// `reverify` period (another genesis block or chain id is a reset: every
+/// anchor on the old chain is marked lost, stale submissions discarded),
+/// then a batch of not-yet-final receipts by block hash (a reorganised one
+/// is marked lost and its checkpoint re-pended).
+struct Upkeep<T: Target> {
+    target: Arc<T>,
+    ledger: Ledger,
+    poll: Duration,
+    finality: Finality,
+}
+
+impl<T: Target> Upkeep<T> {
+    async fn run(self, shutdown: CancellationToken) {
+        let name = self.target.name().to_owned();
+        let mut next_reverify = Instant::now();
+        let mut last_pass = Instant::now();
+        while !shutdown.is_cancelled() {
+            if let Err(e) = self.gauges().await {
+                tracing::warn!(target_name = %name, error = %e, "relay gauges: ledger unavailable");
+            }
+            if Instant::now() >= next_reverify {
+                next_reverify = Instant::now() + self.finality.reverify;
+                let done = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    r = self.reverify() => r,
+                };
+                match done {
+                    Ok(true) => last_pass = Instant::now(),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(target_name = %name, error = %e, "re-verification: ledger unavailable")
+                    }
+                }
+                metrics::REVERIFY_AGE
+                    .with_label_values(&[&name])
+                    .set(last_pass.elapsed().as_secs() as i64);
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(self.poll) => {}
+            }
+        }
+    }
+
+    async fn gauges(&self) -> Result<(), LedgerError> {
+        let name = self.target.name();
+        let n = self.ledger.anchor_backlog(name).await?;
+        metrics::BACKLOG.with_label_values(&[name]).set(n as i64);
+        Ok(())
+    }
+
+    /// One pass. True when it completed (the target answered throughout).
+    async fn reverify(&self) -> Result<bool, LedgerError> {
+        let name = self.target.name();
+        let id = match self.target.identity().await {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!(target_name = %name, error = %e, "re-verification: cannot read the chain's identity");
+                return Ok(false);
+            }
+        };
+        let known = self.ledger.record_anchor_chain(name, &id).await?;
+        if known != id {
+            tracing::error!(target_name = %name, old_chain = %known.chain_id,
+                old_genesis = %known.genesis_hash, chain = %id.chain_id, genesis = %id.genesis_hash,
+                "CHAIN RESET: the target serves another chain; anchors on the old one are lost");
+            if let Some(o) = self.ledger.record_chain_reset(name, &known, &id).await? {
+                metrics::CHAIN_RESETS.with_label_values(&[name]).inc();
+                metrics::ANCHORS_LOST
+                    .with_label_values(&[name])
+                    .inc_by(o.receipts_lost);
+                tracing::error!(target_name = %name, receipts_lost = o.receipts_lost,
+                    coverage_lost = o.coverage_lost, submissions_discarded = o.submissions_discarded,
+                    recovered = o.recovered, "anchors marked lost; anchoring again on the new chain");
+            }
+        }
+        let batch = self
+            .ledger
+            .anchor_receipts_to_verify(
+                name,
+                self.finality.final_depth,
+                i64::from(self.finality.reverify_batch),
+            )
+            .await?;
+        for r in batch {
+            let first = match self.target.verify_receipt(&r).await {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(target_name = %name, error = %e, "re-verification: target unavailable");
+                    return Ok(false);
+                }
+            };
+            let v = match first {
+                // Ask twice before calling an anchor lost.
+                Verification::Lost(_) => match self.target.verify_receipt(&r).await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        tracing::warn!(target_name = %name, error = %e, "re-verification: target unavailable");
+                        return Ok(false);
+                    }
+                },
+                v => v,
+            };
+            match v {
+                Verification::InPlace { depth } => {
+                    self.ledger.record_receipt_verified(r.id, depth).await?;
+                    metrics::REVERIFIED.with_label_values(&[name]).inc();
+                }
+                Verification::Lost(why) => {
+                    if let Some(o) = self.ledger.record_anchor_lost(r.id, &why).await? {
+                        metrics::ANCHORS_LOST
+                            .with_label_values(&[name])
+                            .inc_by(o.receipts_lost);
+                        tracing::error!(target_name = %name, size = r.checkpoint_size, tx = %r.tx_id,
+                            block = r.block_number, reason = %why,
+                            "ANCHOR LOST: marked lost; its checkpoint is pending again");
+                    }
+                }
+            }
+        }
+        let unfinal = self
+            .ledger
+            .anchor_receipts_unfinal(name, self.finality.final_depth)
+            .await?;
+        metrics::UNFINAL
+            .with_label_values(&[name])
+            .set(unfinal as i64);
+        Ok(true)
     }
 }
 

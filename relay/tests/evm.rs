@@ -47,8 +47,15 @@ impl Drop for Anvil {
 }
 
 fn start_anvil() -> Anvil {
+    start_anvil_at(0, &["--block-time", "1"])
+}
+
+/// anvil on `port` (0: any) with `extra` arguments.
+fn start_anvil_at(port: u16, extra: &[&str]) -> Anvil {
+    let port = port.to_string();
     let mut child = Command::new(anvil_path())
-        .args(["--host", "127.0.0.1", "--port", "0", "--block-time", "1"])
+        .args(["--host", "127.0.0.1", "--port", &port])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -170,11 +177,39 @@ async fn evm_anchor_confirms_on_anvil_and_the_payload_reads_back() {
             consistency_proof: vec![],
             receipt: json,
         };
+        // Looked up at the endpoint the court trusts (its own node), never
+        // at the one the receipt recorded.
+        let chain = anchord_verifier::trust::TrustedChain {
+            kind: "evm".into(),
+            chain_id: r.chain_id.clone(),
+            endpoints: vec![anvil.url.clone()],
+        };
         let http = anchord_verifier::online::client().unwrap();
-        let ok = anchord_verifier::online::check_receipt(&http, ORIGIN, &ar).await;
+        let check = |ar: anchord_core::bundle::AnchorReceipt| {
+            let (http, chain) = (http.clone(), chain.clone());
+            async move {
+                anchord_verifier::online::check_receipt(
+                    &http,
+                    ORIGIN,
+                    &ar,
+                    &chain,
+                    &chain.endpoints,
+                    300_000_000,
+                )
+                .await
+            }
+        };
+        let ok = check(ar.clone()).await;
         assert!(ok.is_ok(), "online lookup confirms the anchor: {ok:?}");
+        let mut backdated = ar.clone();
+        backdated.block_time_us -= 365 * 86_400_000_000;
+        let err = check(backdated).await.unwrap_err();
+        assert!(err.contains("has time"), "{err}");
+        let mut other_chain = ar.clone();
+        other_chain.chain_id = "1".into();
+        assert!(check(other_chain).await.is_err());
         ar.checkpoint_root[0] ^= 1;
-        let err = anchord_verifier::online::check_receipt(&http, ORIGIN, &ar).await;
+        let err = check(ar.clone()).await;
         assert!(err.unwrap_err().contains("does not carry this checkpoint"));
     }
     // One transaction per anchor: the account's nonce equals the receipts.
@@ -327,4 +362,258 @@ async fn evm_recorded_transaction_whose_nonce_was_taken_is_re_signed_once() {
     )
     .await;
     assert_eq!(count, "0x2", "the other transaction and one anchor");
+}
+
+fn spawn_relay(
+    c: &Chainlet,
+    t: TargetConfig,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), anchord_relay::RelayError>>,
+) {
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(anchord_relay::run(
+        relay_config(vec![t]),
+        c.ledger.clone(),
+        None,
+        stop.clone(),
+    ));
+    (stop, task)
+}
+
+async fn stop_relay(
+    r: (
+        CancellationToken,
+        tokio::task::JoinHandle<Result<(), anchord_relay::RelayError>>,
+    ),
+) {
+    r.0.cancel();
+    tokio::time::timeout(Duration::from_secs(30), r.1)
+        .await
+        .expect("relay stops")
+        .unwrap()
+        .unwrap();
+}
+
+fn quantity(v: &Value) -> u64 {
+    u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+/// Every anchoring transaction on the chain (checkpoint size, tx hash,
+/// block hash), read block by block over raw JSON-RPC.
+async fn anchors_on_chain(url: &str) -> Vec<(u64, String, String)> {
+    let head = quantity(&rpc(url, "eth_blockNumber", json!([])).await);
+    let mut out = Vec::new();
+    for n in 0..=head {
+        let b = rpc(url, "eth_getBlockByNumber", json!([format!("{n:#x}"), true])).await;
+        for tx in b["transactions"].as_array().unwrap() {
+            let input =
+                hex::decode(tx["input"].as_str().unwrap().trim_start_matches("0x")).unwrap();
+            if let Some((_, size, _)) = AnchorPayload::parse_tagged(&input) {
+                out.push((
+                    size,
+                    tx["hash"].as_str().unwrap().to_owned(),
+                    b["hash"].as_str().unwrap().to_owned(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The relay's account's transaction count on the chain.
+async fn sent_count(url: &str) -> u64 {
+    quantity(
+        &rpc(
+            url,
+            "eth_getTransactionCount",
+            json!(["0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266", "latest"]),
+        )
+        .await,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evm_chain_reset_marks_anchors_lost_and_anchors_again_once_never_replaying_old_transactions()
+{
+    init_logs();
+    let port = anchord_testkit::process::free_port();
+    let anvil = start_anvil_at(port, &["--block-time", "1"]);
+    let mut c = Chainlet::new().await;
+    let t = evm_target(&anvil, &temp_dir("anchord_evm"));
+    let relay = spawn_relay(&c, t.clone());
+    for _ in 0..3 {
+        c.seal().await;
+        wait_for("anchored", 60, || settled(&c.ledger, "anvil")).await;
+    }
+    stop_relay(relay).await;
+    let old = c.ledger.anchor_receipts(Some("anvil")).await.unwrap();
+    assert_eq!(old.len(), 3);
+    // A relay signed (and recorded) the next anchor for this chain and died
+    // before sending it.
+    c.seal().await;
+    let stale = die_after_recording(&c, &t).await;
+
+    // The chain is restarted empty, and mines nothing for now.
+    drop(anvil);
+    let anvil = start_anvil_at(port, &["--no-mining"]);
+    let relay = spawn_relay(&c, t.clone());
+    wait_for("the loss detected", 30, || async {
+        c.ledger.anchor_lost_receipts(Some("anvil")).await.unwrap().len() == 3
+    })
+    .await;
+    // The window: every anchor lost, all four checkpoints waiting, and it
+    // shows in status, gaps and metrics.
+    let health = c.ledger.anchor_health("anvil").await.unwrap();
+    assert_eq!(health.lost_receipts, 3, "{health:?}");
+    assert_eq!(health.live_receipts, 0, "{health:?}");
+    assert_eq!(health.chain_resets, 1, "{health:?}");
+    assert_eq!(health.uncovered_checkpoints, 4, "{health:?}");
+    assert!(
+        health
+            .last_lost_reason
+            .as_deref()
+            .unwrap()
+            .contains("chain reset")
+    );
+    let report = anchord_relay::report::gaps(&c.ledger, "anvil", 60_000, i64::MAX / 2)
+        .await
+        .unwrap();
+    assert_eq!(report.lost.len(), 3, "{report:?}");
+    let open = report.windows.last().unwrap();
+    assert_eq!((open.first_size, open.last_size), (1, 4), "{report:?}");
+    assert!(open.covered_by.is_none());
+    let lost_metric: f64 = prometheus::gather()
+        .iter()
+        .filter(|f| f.name() == "anchord_relay_anchors_lost_total")
+        .flat_map(|f| f.get_metric().iter().map(|m| m.get_counter().get_value()))
+        .sum();
+    assert!(lost_metric >= 3.0);
+    // The stale transaction never reached the new chain.
+    wait_for("a fresh transaction signed and sent", 30, || async {
+        c.ledger
+            .anchor_job_counts("anvil")
+            .await
+            .unwrap()
+            .iter()
+            .any(|(s, _)| s == "submitted")
+    })
+    .await;
+    assert!(
+        rpc(&anvil.url, "eth_getTransactionByHash", json!([stale]))
+            .await
+            .is_null(),
+        "the transaction signed for the old chain was sent to the new one"
+    );
+
+    // Mining resumes: anchored again, each checkpoint at most once.
+    rpc(&anvil.url, "evm_setIntervalMining", json!([1])).await;
+    wait_for("anchored again", 60, || settled(&c.ledger, "anvil")).await;
+    // A few more blocks and re-verification passes: nothing else is sent.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop_relay(relay).await;
+    let on_chain = anchors_on_chain(&anvil.url).await;
+    let mut sizes: Vec<u64> = on_chain.iter().map(|a| a.0).collect();
+    sizes.sort_unstable();
+    let n = sizes.len();
+    sizes.dedup();
+    assert_eq!(sizes.len(), n, "a checkpoint anchored twice: {on_chain:?}");
+    let live = c.ledger.anchor_receipts(Some("anvil")).await.unwrap();
+    assert_eq!(live.len(), on_chain.len(), "{live:?} vs {on_chain:?}");
+    assert_eq!(sent_count(&anvil.url).await as usize, live.len());
+    for r in &live {
+        assert!(
+            on_chain
+                .iter()
+                .any(|(s, tx, b)| *s == r.checkpoint_size && *tx == r.tx_id && *b == r.block_hash),
+            "receipt {r:?} not on the new chain"
+        );
+    }
+    for tx in old.iter().map(|r| r.tx_id.clone()).chain([stale.clone()]) {
+        assert!(
+            rpc(&anvil.url, "eth_getTransactionByHash", json!([tx]))
+                .await
+                .is_null(),
+            "old-chain transaction {tx} was replayed on the new chain"
+        );
+    }
+    // Nothing was deleted: the lost receipts are kept, marked.
+    let lost = c.ledger.anchor_lost_receipts(Some("anvil")).await.unwrap();
+    assert_eq!(
+        lost.iter().map(|r| r.tx_id.clone()).collect::<Vec<_>>(),
+        old.iter().map(|r| r.tx_id.clone()).collect::<Vec<_>>()
+    );
+    let report = anchord_relay::report::gaps(&c.ledger, "anvil", 60_000, i64::MAX / 2)
+        .await
+        .unwrap();
+    assert!(
+        report.lost.iter().all(|l| l.now_anchored_by.is_some()),
+        "{report:?}"
+    );
+    // The stale submission is kept for audit, discarded.
+    let discarded: Value = c
+        .db
+        .client()
+        .await
+        .query_one(
+            "SELECT discarded_submissions::text FROM anchor_jobs \
+             WHERE target = 'anvil' AND checkpoint_size = 4",
+            &[],
+        )
+        .await
+        .map(|r| serde_json::from_str(r.get::<_, &str>(0)).unwrap())
+        .unwrap();
+    assert_eq!(discarded[0]["submission"]["tx_id"], json!(stale), "{discarded}");
+    assert!(
+        discarded[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("chain")),
+        "{discarded}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evm_reorg_past_the_anchor_block_re_pends_the_anchor_and_it_lands_once() {
+    init_logs();
+    let anvil = start_anvil();
+    let mut c = Chainlet::new().await;
+    let t = evm_target(&anvil, &temp_dir("anchord_evm"));
+    let snapshot = rpc(&anvil.url, "evm_snapshot", json!([])).await;
+    let relay = spawn_relay(&c, t);
+    let size = c.seal().await;
+    wait_for("anchored", 60, || settled(&c.ledger, "anvil")).await;
+    let first = c.ledger.anchor_receipts(Some("anvil")).await.unwrap();
+    assert_eq!(first.len(), 1);
+    // Reorganise the chain back to before the anchor's block.
+    let reverted = rpc(&anvil.url, "evm_revert", json!([snapshot])).await;
+    assert_eq!(reverted, json!(true));
+    wait_for("the loss detected", 30, || async {
+        c.ledger.anchor_lost_receipts(Some("anvil")).await.unwrap().len() == 1
+    })
+    .await;
+    wait_for("anchored again", 60, || async {
+        settled(&c.ledger, "anvil").await
+            && !c.ledger.anchor_receipts(Some("anvil")).await.unwrap().is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop_relay(relay).await;
+    let lost = c.ledger.anchor_lost_receipts(Some("anvil")).await.unwrap();
+    assert_eq!(lost.len(), 1);
+    assert_eq!(lost[0].block_hash, first[0].block_hash);
+    let live = c.ledger.anchor_receipts(Some("anvil")).await.unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].checkpoint_size, size);
+    assert_ne!(live[0].block_hash, first[0].block_hash, "confirmed anew");
+    let on_chain = anchors_on_chain(&anvil.url).await;
+    assert_eq!(on_chain.len(), 1, "anchored once: {on_chain:?}");
+    assert_eq!(on_chain[0].1, live[0].tx_id);
+    assert_eq!(on_chain[0].2, live[0].block_hash);
+    assert_eq!(sent_count(&anvil.url).await, 1);
+    let jobs = c.ledger.anchor_job_counts("anvil").await.unwrap();
+    assert_eq!(
+        jobs,
+        vec![("confirmed".to_string(), 1), ("lost".to_string(), 1)],
+        "the lost job kept, a new one confirmed"
+    );
 }

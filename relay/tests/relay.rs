@@ -9,6 +9,76 @@ use std::time::Duration;
 
 use anchord_relay::sim::Faults;
 use common::*;
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+}
+
+/// A metric's value in the default registry (this process's relays).
+fn metric(name: &str, target: &str) -> f64 {
+    prometheus::gather()
+        .iter()
+        .filter(|f| f.name() == name)
+        .flat_map(|f| {
+            let kind = f.get_field_type();
+            f.get_metric()
+                .iter()
+                .filter(|m| {
+                    m.get_label()
+                        .iter()
+                        .any(|l| l.name() == "target" && l.value() == target)
+                })
+                .map(move |m| match kind {
+                    prometheus::proto::MetricType::COUNTER => m.get_counter().get_value(),
+                    _ => m.get_gauge().get_value(),
+                })
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
+/// The attempts counter of a job (each claim adds one).
+async fn job_attempts(db: &anchord_testkit::TestDb, target: &str, size: u64) -> i32 {
+    db.client()
+        .await
+        .query_one(
+            "SELECT attempts FROM anchor_jobs WHERE target = $1 AND checkpoint_size = $2 \
+             AND state <> 'lost'",
+            &[&target, &(size as i64)],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Claim, record and send an anchor of checkpoint `size` by hand, as a relay
+/// that died right after sending would have. The job is left `sending`.
+async fn sent_by_a_dead_relay(c: &Chainlet, sim: &Sim, target: &str, size: u64) {
+    use anchord_relay::target::{AnchorPayload, Target};
+    let cp = c.ledger.checkpoint(size).await.unwrap().unwrap();
+    let key = anchord_relay::target::idempotency_key(target, &cp);
+    assert!(c.ledger.enqueue_anchor(target, size, &key).await.unwrap());
+    let job = c
+        .ledger
+        .claim_anchor_job(target, 1000)
+        .await
+        .unwrap()
+        .unwrap();
+    let t = anchord_relay::judicial::JudicialTarget::new(&judicial_target(target, sim, 3000))
+        .unwrap();
+    let p = AnchorPayload::new(target, &cp);
+    let prepared = t.prepare(&p).await.unwrap();
+    assert!(
+        c.ledger
+            .record_anchor_prepared(&job, None, &serde_json::to_string(&prepared).unwrap())
+            .await
+            .unwrap()
+    );
+    t.send(&p, &prepared).await.unwrap();
+}
 use tokio_util::sync::CancellationToken;
 
 fn spawn_relay(
@@ -95,16 +165,35 @@ async fn outage_then_recovery_covers_every_checkpoint_and_anchors_none_twice() {
         "{during} anchors for {} checkpoints",
         last - first_in_outage + 1
     );
-    let gaps = anchord_relay::report::gaps(&c.ledger, "court")
+    // The outage view: with a 1 s threshold, the outage is one window with
+    // its covering anchor; the coalescing before it is not reported.
+    let now = now_us();
+    let report = anchord_relay::report::gaps(&c.ledger, "court", 1000, now)
         .await
         .unwrap();
+    let gaps = &report.windows;
     assert!(
         gaps.iter().any(|g| g.covered_by.is_some()
             && g.first_size >= first_in_outage
-            && g.checkpoints >= 3),
+            && g.checkpoints >= 3
+            && g.max_delay_ms > 1000),
         "an outage window with its covering anchor: {gaps:?}"
     );
-    assert!(gaps.iter().all(|g| g.covered_by.is_some()), "{gaps:?}");
+    assert!(
+        gaps.iter().all(|g| g.covered_by.is_some() && g.first_size >= first_in_outage),
+        "only the outage: {gaps:?}"
+    );
+    // Nothing waited a minute: no window at the default threshold.
+    let quiet = anchord_relay::report::gaps(
+        &c.ledger,
+        "court",
+        anchord_relay::report::DEFAULT_LATE_AFTER_MS,
+        now,
+    )
+    .await
+    .unwrap();
+    assert!(quiet.windows.is_empty(), "{quiet:?}");
+    assert!(quiet.lost.is_empty(), "{quiet:?}");
     assert_eq!(sim.handle.stats().duplicate_submissions, 0);
     stop_relay(relay).await;
     sim.handle.stop().await;
@@ -237,5 +326,292 @@ async fn a_job_left_in_sending_is_looked_up_not_resent() {
     stop_relay(relay).await;
     check_against_chain(&c.ledger, "court", &sim).await;
     assert_eq!(sim.handle.stats().accepted, 1, "sent once, by hand");
+    sim.handle.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gaps_never_list_a_checkpoint_that_has_its_own_anchor() {
+    // Checkpoint 2's anchor is slow: checkpoint 4's lands first and records
+    // 1..3 as covered; then 2's own anchor is confirmed too. Checkpoint 2 is
+    // anchored, not a gap.
+    let mut c = Chainlet::new().await;
+    for _ in 0..4 {
+        c.seal().await;
+    }
+    let receipt = |size: u64| anchord_ledger::NewReceipt {
+        chain_kind: "judicial".into(),
+        chain_id: "sim-court".into(),
+        tx_id: format!("tx-{size}"),
+        block_number: size,
+        block_hash: format!("hash-{size}"),
+        block_time_us: 0,
+        genesis_hash: Some("genesis".into()),
+        receipt_json: "{}".into(),
+    };
+    let claim = |size: u64| {
+        let ledger = c.ledger.clone();
+        async move {
+            let cp = ledger.checkpoint(size).await.unwrap().unwrap();
+            let key = anchord_relay::target::idempotency_key("court", &cp);
+            assert!(ledger.enqueue_anchor("court", size, &key).await.unwrap());
+            let job = ledger.claim_anchor_job("court", 60_000).await.unwrap().unwrap();
+            assert_eq!(job.checkpoint.size, size);
+            assert!(ledger.record_anchor_prepared(&job, None, "{}").await.unwrap());
+            job
+        }
+    };
+    let slow = claim(2).await;
+    let fast = claim(4).await;
+    let covered = c.ledger.record_anchor_confirmed(&fast, &receipt(4)).await.unwrap();
+    assert_eq!(covered.unwrap().covered, 3);
+    assert!(c.ledger.record_anchor_confirmed(&slow, &receipt(2)).await.unwrap().is_some());
+    let report = anchord_relay::report::gaps(&c.ledger, "court", 0, now_us())
+        .await
+        .unwrap();
+    let runs: Vec<(u64, u64)> = report
+        .windows
+        .iter()
+        .map(|g| (g.first_size, g.last_size))
+        .collect();
+    assert_eq!(runs, vec![(1, 1), (3, 3)], "{report:?}");
+    let coverage: Vec<u64> = c
+        .ledger
+        .anchor_coverage("court")
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.checkpoint_size)
+        .collect();
+    assert_eq!(coverage, vec![1, 3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backlog_gauge_follows_the_ledger_while_the_worker_is_busy() {
+    // Every request takes 1.5 s: the worker is never idle while checkpoints
+    // keep coming, and the gauge must still say how many wait.
+    let mut c = Chainlet::new().await;
+    let sim = start_sim(Faults::default()).await;
+    let relay = spawn_relay(
+        relay_config(vec![judicial_target("busy", &sim, 8000)]),
+        &c.ledger,
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sim.handle.set_faults(&Faults {
+        latency_ms: Some(1500),
+        ..Faults::default()
+    });
+    c.seal().await;
+    wait_for("the first anchor in flight", 10, || async {
+        sim.handle.stats().submissions >= 1
+    })
+    .await;
+    for _ in 0..5 {
+        c.seal().await;
+    }
+    // While the worker sends the next anchor, the gauge equals the ledger's
+    // count of final checkpoints not anchored or covered.
+    wait_for("the second anchor in flight", 20, || async {
+        sim.handle.stats().submissions >= 2
+    })
+    .await;
+    let mut seen = Vec::new();
+    let mut matched = false;
+    for _ in 0..10 {
+        let want = c.ledger.anchor_backlog("busy").await.unwrap() as f64;
+        let got = metric("anchord_relay_backlog_checkpoints", "busy");
+        seen.push((want, got));
+        if want >= 4.0 && got == want {
+            matched = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(matched, "gauge vs ledger while busy: {seen:?}");
+    sim.handle.set_faults(&Faults {
+        latency_ms: Some(0),
+        ..Faults::default()
+    });
+    wait_for("settled", 60, || settled(&c.ledger, "busy")).await;
+    wait_for("the gauge at 0", 10, || async {
+        metric("anchord_relay_backlog_checkpoints", "busy") == 0.0
+    })
+    .await;
+    stop_relay(relay).await;
+    sim.handle.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_attempts_fail_before_anything_is_sent_is_pending_not_sending() {
+    // A relay claimed the job and died before recording anything; the
+    // gateway is down. Nothing was ever sent: the job must read `pending`
+    // (and may be superseded), not `sending`.
+    let mut c = Chainlet::new().await;
+    let sim = start_sim(Faults::default()).await;
+    let size = c.seal().await;
+    let cp = c.ledger.checkpoint(size).await.unwrap().unwrap();
+    let key = anchord_relay::target::idempotency_key("down", &cp);
+    assert!(c.ledger.enqueue_anchor("down", size, &key).await.unwrap());
+    c.ledger.claim_anchor_job("down", 1000).await.unwrap().unwrap();
+    sim.handle.set_faults(&Faults {
+        outage_ms: Some(60_000),
+        ..Faults::default()
+    });
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let relay = spawn_relay(
+        relay_config(vec![judicial_target("down", &sim, 3000)]),
+        &c.ledger,
+    );
+    wait_for("the outage felt", 20, || async {
+        sim.handle.stats().outage_rejections >= 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let jobs = c.ledger.anchor_job_counts("down").await.unwrap();
+    assert_eq!(jobs, vec![("pending".to_string(), 1)], "{jobs:?}");
+    // Back up: anchored once.
+    sim.handle.set_faults(&Faults {
+        outage_ms: Some(0),
+        ..Faults::default()
+    });
+    wait_for("anchored", 30, || settled(&c.ledger, "down")).await;
+    stop_relay(relay).await;
+    assert_eq!(sim.handle.stats().accepted, 1);
+    sim.handle.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sent_job_keeps_being_looked_up_while_faults_continue() {
+    // Checkpoint 1 was sent by a relay that died; then the gateway goes
+    // down while new checkpoints keep coming. The sent job must keep being
+    // looked up (with backoff), not starve behind each newest checkpoint.
+    let mut c = Chainlet::new().await;
+    let sim = start_sim(Faults {
+        dedup: Some(false),
+        ..Faults::default()
+    })
+    .await;
+    let size = c.seal().await;
+    sent_by_a_dead_relay(&c, &sim, "flaky", size).await;
+    let before = job_attempts(&c.db, "flaky", size).await;
+    sim.handle.set_faults(&Faults {
+        outage_ms: Some(4000),
+        ..Faults::default()
+    });
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let relay = spawn_relay(
+        relay_config(vec![judicial_target("flaky", &sim, 3000)]),
+        &c.ledger,
+    );
+    // New checkpoints every 100 ms through the outage.
+    for _ in 0..25 {
+        c.seal().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let during = job_attempts(&c.db, "flaky", size).await;
+    assert!(
+        during >= before + 3,
+        "the sent job was looked up {} time(s) during the outage",
+        during - before
+    );
+    wait_for("settled", 60, || settled(&c.ledger, "flaky")).await;
+    stop_relay(relay).await;
+    check_against_chain(&c.ledger, "flaky", &sim).await;
+    assert!(
+        c.ledger
+            .anchor_receipts(Some("flaky"))
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.checkpoint_size == size),
+        "the dead relay's anchor was found and recorded"
+    );
+    sim.handle.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_gateway_loses_its_anchors_and_every_checkpoint_is_anchored_again_once() {
+    init_logs();
+    let mut c = Chainlet::new().await;
+    let sim = start_sim(Faults {
+        dedup: Some(false),
+        ..Faults::default()
+    })
+    .await;
+    let relay = spawn_relay(
+        relay_config(vec![judicial_target("court", &sim, 3000)]),
+        &c.ledger,
+    );
+    for _ in 0..3 {
+        c.seal().await;
+        wait_for("anchored", 30, || settled(&c.ledger, "court")).await;
+    }
+    let before = c.ledger.anchor_receipts(Some("court")).await.unwrap();
+    assert_eq!(before.len(), 3);
+    // Re-verified in place.
+    wait_for("receipts re-verified", 20, || async {
+        c.ledger
+            .anchor_health("court")
+            .await
+            .unwrap()
+            .unverified_receipts
+            == 0
+    })
+    .await;
+    assert_eq!(metric("anchord_relay_anchors_lost_total", "court"), 0.0);
+
+    // The gateway is rebuilt empty, and drops whatever it accepts for now:
+    // the loss must show while nothing is anchored again.
+    sim.handle.set_faults(&Faults {
+        reset_chain: Some(true),
+        drop_rate: Some(1.0),
+        ..Faults::default()
+    });
+    wait_for("the loss detected", 20, || async {
+        c.ledger.anchor_lost_receipts(Some("court")).await.unwrap().len() == 3
+    })
+    .await;
+    let lost = c.ledger.anchor_lost_receipts(Some("court")).await.unwrap();
+    assert!(
+        lost.iter()
+            .all(|r| r.lost_reason.as_deref().unwrap().contains("chain reset")),
+        "{lost:?}"
+    );
+    assert!(c.ledger.anchor_receipts(Some("court")).await.unwrap().is_empty());
+    let health = c.ledger.anchor_health("court").await.unwrap();
+    assert_eq!(health.lost_receipts, 3);
+    assert_eq!(health.chain_resets, 1);
+    assert_eq!(health.uncovered_checkpoints, 3, "{health:?}");
+    let report = anchord_relay::report::gaps(&c.ledger, "court", 60_000, now_us())
+        .await
+        .unwrap();
+    assert_eq!(report.lost.len(), 3, "{report:?}");
+    assert!(report.lost.iter().all(|l| l.now_anchored_by.is_none()));
+    let open = report.windows.last().expect("an open window");
+    assert!(open.covered_by.is_none());
+    assert_eq!((open.first_size, open.last_size, open.lost_anchors), (1, 3, 3));
+    assert!(metric("anchord_relay_anchors_lost_total", "court") >= 3.0);
+    assert_eq!(metric("anchord_relay_chain_resets_total", "court"), 1.0);
+    wait_for("the backlog gauge shows it", 10, || async {
+        metric("anchord_relay_backlog_checkpoints", "court") == 3.0
+    })
+    .await;
+
+    // The gateway works again: anchored again, each checkpoint at most once
+    // on the new chain, everything anchored or covered.
+    sim.handle.set_faults(&Faults {
+        drop_rate: Some(0.0),
+        ..Faults::default()
+    });
+    wait_for("anchored again", 60, || settled(&c.ledger, "court")).await;
+    stop_relay(relay).await;
+    check_against_chain(&c.ledger, "court", &sim).await;
+    let report = anchord_relay::report::gaps(&c.ledger, "court", 60_000, now_us())
+        .await
+        .unwrap();
+    assert!(
+        report.lost.iter().all(|l| l.now_anchored_by.is_some()),
+        "{report:?}"
+    );
+    assert_eq!(sim.handle.stats().resets, 1);
     sim.handle.stop().await;
 }

@@ -13,7 +13,7 @@ use anchord_batcher::BatcherConfig;
 use anchord_core::HashSuite;
 use anchord_core::checkpoint::{ALG_ED25519, NoteSigner};
 use anchord_ledger::Ledger;
-use anchord_relay::config::{RelayConfig, TargetConfig, TargetKind};
+use anchord_relay::config::{FinalityConfig, RelayConfig, TargetConfig, TargetKind};
 use anchord_relay::sim::{self, Faults, SimConfig, SimHandle};
 use anchord_testkit::TestDb;
 
@@ -136,7 +136,6 @@ pub fn judicial_target(name: &str, sim: &Sim, timeout_ms: u64) -> TargetConfig {
 /// Fast retry settings for tests.
 pub fn relay_config(targets: Vec<TargetConfig>) -> RelayConfig {
     RelayConfig {
-        targets,
         poll_ms: 50,
         lease_ms: 15_000,
         backoff_initial_ms: 50,
@@ -145,7 +144,28 @@ pub fn relay_config(targets: Vec<TargetConfig>) -> RelayConfig {
         breaker_failures: 3,
         breaker_open_ms: 100,
         breaker_open_max_ms: 400,
+        // Re-verify recorded anchors every 200 ms.
+        finality: targets_finality(&targets),
+        targets,
     }
+}
+
+/// Fast re-verification for every target.
+pub fn targets_finality(
+    targets: &[TargetConfig],
+) -> std::collections::BTreeMap<String, FinalityConfig> {
+    targets
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                FinalityConfig {
+                    reverify_ms: 200,
+                    ..FinalityConfig::default()
+                },
+            )
+        })
+        .collect()
 }
 
 pub use anchord_testkit::wait_for;
