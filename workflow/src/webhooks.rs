@@ -155,7 +155,7 @@ async fn claim(
                 SELECT d.id FROM workflow.webhook_deliveries d
                   JOIN ranked r ON r.id = d.id
                   LEFT JOIN unnest($2::bigint[], $3::int[]) AS f(hook, busy) ON f.hook = r.webhook_id
-                 WHERE r.rn <= $4 - coalesce(f.busy, 0)
+                 WHERE r.rn <= $4::bigint - coalesce(f.busy, 0)
                    AND d.state = 'pending' AND d.next_attempt_at <= now()
                  ORDER BY d.next_attempt_at, d.id
                  LIMIT $1
