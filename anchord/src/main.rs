@@ -179,9 +179,7 @@ async fn status(config: &Config, json: bool, watch: &watch::WatchArgs) -> anyhow
         return watch::watch(&ledger, watch).await;
     }
     let s = ledger.summary().await?;
-    if json {
-        println!("{}", serde_json::to_string(&s)?);
-    } else {
+    if !json {
         println!(
             "entries {}  sealed {} in {} blocks  checkpoint {} (final {})  dead letters {} ({} unpublished)  anchors {}",
             s.entries,
@@ -199,6 +197,44 @@ async fn status(config: &Config, json: bool, watch: &watch::WatchArgs) -> anyhow
                 t.target, t.anchors, t.checkpoint_size, t.entries
             );
         }
+    }
+    anchor_health(config, &ledger, json, &s).await
+}
+
+/// `anchord status`, anchoring part: per configured target, lost anchors,
+/// chain resets, what waits to be anchored, re-verification progress.
+async fn anchor_health(
+    config: &Config,
+    ledger: &anchord_ledger::Ledger,
+    json: bool,
+    s: &anchord_ledger::Summary,
+) -> anyhow::Result<()> {
+    let mut health = Vec::new();
+    for t in &config.relay.targets {
+        health.push(ledger.anchor_health(&t.name).await?);
+    }
+    if json {
+        let mut v = serde_json::to_value(s)?;
+        v["anchoring"] = serde_json::to_value(&health)?;
+        println!("{v}");
+        return Ok(());
+    }
+    for h in &health {
+        let mut line = format!(
+            "  anchoring {}: {} live anchor(s) ({} not yet re-verified), {} final checkpoint(s) waiting",
+            h.target, h.live_receipts, h.unverified_receipts, h.uncovered_checkpoints
+        );
+        if h.lost_receipts > 0 {
+            line.push_str(&format!(
+                "; LOST {} anchor(s), last: {}",
+                h.lost_receipts,
+                h.last_lost_reason.as_deref().unwrap_or("?")
+            ));
+        }
+        if h.chain_resets > 0 {
+            line.push_str(&format!("; {} chain reset(s)", h.chain_resets));
+        }
+        println!("{line}");
     }
     Ok(())
 }

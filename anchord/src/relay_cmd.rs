@@ -24,12 +24,18 @@ pub enum RelayCommand {
         #[arg(long)]
         target: Option<String>,
     },
-    /// List outage windows per target: runs of checkpoints that were not
-    /// anchored themselves, with the anchor that covers them.
+    /// The outage view per target: windows where anchoring was late (final
+    /// checkpoints that waited longer than --late-after-s for an anchor of
+    /// their own or a covering one), the open window nothing covers yet, and
+    /// anchors found lost (reorganised away, chain reset).
     Gaps {
         /// Only this target.
         #[arg(long)]
         target: Option<String>,
+        /// A checkpoint counts as late when it waited longer than this
+        /// (0: list every coalesced checkpoint).
+        #[arg(long, default_value_t = 60)]
+        late_after_s: u64,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -53,7 +59,11 @@ pub enum RelayCommand {
 pub async fn relay(config: Config, args: RelayArgs) -> anyhow::Result<()> {
     match args.command.unwrap_or(RelayCommand::Run { target: None }) {
         RelayCommand::Run { target } => run(config, target).await,
-        RelayCommand::Gaps { target, json } => gaps(config, target, json).await,
+        RelayCommand::Gaps {
+            target,
+            late_after_s,
+            json,
+        } => gaps(config, target, late_after_s, json).await,
         RelayCommand::Replay {
             target,
             from,
@@ -84,7 +94,12 @@ fn fmt_time(us: Option<i64>) -> String {
     .unwrap_or_else(|| "?".into())
 }
 
-async fn gaps(config: Config, target: Option<String>, json: bool) -> anyhow::Result<()> {
+async fn gaps(
+    config: Config,
+    target: Option<String>,
+    late_after_s: u64,
+    json: bool,
+) -> anyhow::Result<()> {
     config.relay.validate()?;
     let ledger = anchord_ledger::Ledger::connect(&config.database)?;
     let names: Vec<String> = match target {
@@ -96,22 +111,34 @@ async fn gaps(config: Config, target: Option<String>, json: bool) -> anyhow::Res
             .map(|t| t.name.clone())
             .collect(),
     };
+    let late_ms = late_after_s.saturating_mul(1000);
+    let now_us = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1000;
     let mut all = serde_json::Map::new();
     for name in names {
-        let gaps = anchord_relay::report::gaps(&ledger, &name).await?;
+        let report = anchord_relay::report::gaps(&ledger, &name, late_ms, now_us).await?;
         if json {
-            all.insert(name, serde_json::to_value(&gaps)?);
+            all.insert(name, serde_json::to_value(&report)?);
             continue;
         }
-        println!("target {name}: {} gap(s)", gaps.len());
-        for g in gaps {
+        println!(
+            "target {name}: {} window(s) late by more than {late_after_s} s; {} anchor(s) lost",
+            report.windows.len(),
+            report.lost.len()
+        );
+        for g in report.windows {
             let window = format!(
-                "checkpoints {}..={} ({} checkpoint(s), sealed {} .. {})",
+                "checkpoints {}..={} ({} checkpoint(s), sealed {} .. {}, waited up to {:.1} s{})",
                 g.first_size,
                 g.last_size,
                 g.checkpoints,
                 fmt_time(g.first_created_at_us),
-                fmt_time(g.last_created_at_us)
+                fmt_time(g.last_created_at_us),
+                g.max_delay_ms as f64 / 1000.0,
+                if g.lost_anchors > 0 {
+                    format!(", {} lost anchor(s)", g.lost_anchors)
+                } else {
+                    String::new()
+                }
             );
             match g.covered_by {
                 Some(c) => println!(
@@ -123,6 +150,22 @@ async fn gaps(config: Config, target: Option<String>, json: bool) -> anyhow::Res
                 ),
                 None => println!("  {window}  OPEN: not yet covered by any anchor"),
             }
+        }
+        for l in report.lost {
+            let now = match l.now_anchored_by {
+                Some(c) => format!(
+                    "now anchored by checkpoint {} tx {} block {}",
+                    c.size, c.tx_id, c.block_number
+                ),
+                None => "PENDING AGAIN: not anchored".into(),
+            };
+            println!(
+                "  LOST anchor of checkpoint {} tx {} (marked lost {}: {}); {now}",
+                l.size,
+                l.tx_id,
+                fmt_time(Some(l.lost_at_us)),
+                l.reason
+            );
         }
     }
     if json {
@@ -261,6 +304,7 @@ async fn sim(args: SimArgs) -> anyhow::Result<()> {
             latency_ms: Some(args.latency_ms),
             drop_rate: Some(args.drop_rate),
             dedup: Some(!args.no_dedup),
+            reset_chain: None,
         },
     })
     .await

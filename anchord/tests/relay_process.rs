@@ -84,6 +84,8 @@ account_id = "{ACCOUNT}"
 signing_key = "{}"
 request_timeout_ms = 2500
 confirm_poll_ms = 100
+[relay.finality.court]
+reverify_ms = 200
 "#,
             db.url(),
             free_port(),
@@ -335,14 +337,24 @@ async fn relay_replay_re_drives_a_target_that_never_ran() {
             .unwrap()
             .is_empty()
     );
+    // Threshold 0 lists every coalesced checkpoint; the default (60 s)
+    // none of these, which were anchored within seconds.
+    let out = anchord(&config)
+        .args(["relay", "gaps", "--json", "--late-after-s", "0"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let w = &v["court"]["windows"];
+    assert_eq!(w[0]["first_size"], 1, "{v}");
+    assert_eq!(w[0]["last_size"], 4, "{v}");
+    assert_eq!(w[0]["covered_by"]["size"], 5, "{v}");
     let out = anchord(&config)
         .args(["relay", "gaps", "--json"])
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["court"][0]["first_size"], 1);
-    assert_eq!(v["court"][0]["last_size"], 4);
-    assert_eq!(v["court"][0]["covered_by"]["size"], 5);
+    assert_eq!(v["court"]["windows"], serde_json::json!([]), "{v}");
+    assert_eq!(v["court"]["lost"], serde_json::json!([]), "{v}");
     gw.stop().await;
 }
 
@@ -415,4 +427,124 @@ fn judicial_sim_subcommand_keeps_its_chain_on_disk_across_restarts() {
         String::from_utf8_lossy(&out.stderr).contains("does not verify"),
         "{out:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gaps_status_and_metrics_show_anchors_lost_to_a_reset_gateway() {
+    let dir = temp_dir("anchord_relay_lost");
+    let (db, ledger) = TestDb::migrated().await;
+    let batcher = batcher_config(&dir);
+    let (key, public) = rsa_keys(&dir);
+    let gw = sim::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.join("chain"),
+        chain_id: "sim-court".into(),
+        accounts: vec![(
+            ACCOUNT.into(),
+            anchord_relay::gateway::load_public_key(&std::fs::read_to_string(&public).unwrap())
+                .unwrap(),
+        )],
+        block_ms: 20,
+        wait_ms: 1000,
+        faults: Faults::default(),
+    })
+    .await
+    .unwrap();
+    let config = write_config(&dir, &db, &gw.url(), &key);
+    let admin = free_port();
+    let _relay = Proc(
+        anchord(&config)
+            .env("ANCHORD__ADMIN__LISTEN", format!("127.0.0.1:{admin}"))
+            .arg("relay")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    for n in 0..2 {
+        seal(&ledger, &batcher, n).await;
+        wait_for("anchored", 60, || settled(&ledger)).await;
+    }
+    assert_eq!(ledger.anchor_receipts(Some("court")).await.unwrap().len(), 2);
+
+    // The gateway is rebuilt empty and, for now, confirms nothing.
+    gw.set_faults(&Faults {
+        reset_chain: Some(true),
+        drop_rate: Some(1.0),
+        ..Faults::default()
+    });
+    wait_for("the loss detected", 30, || async {
+        ledger.anchor_lost_receipts(Some("court")).await.unwrap().len() == 2
+    })
+    .await;
+    let out = anchord(&config).args(["relay", "gaps"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("2 anchor(s) lost"), "{text}");
+    assert!(text.contains("LOST anchor of checkpoint 1"), "{text}");
+    assert!(text.contains("PENDING AGAIN"), "{text}");
+    assert!(text.contains("OPEN"), "{text}");
+    assert!(text.contains("chain reset"), "{text}");
+    let out = anchord(&config).args(["status"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("anchoring court: 0 live anchor(s)"), "{text}");
+    assert!(text.contains("LOST 2 anchor(s)"), "{text}");
+    assert!(text.contains("1 chain reset(s)"), "{text}");
+    let out = anchord(&config)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["anchoring"][0]["target"], "court", "{v}");
+    assert_eq!(v["anchoring"][0]["lost_receipts"], 2, "{v}");
+    assert_eq!(v["anchoring"][0]["uncovered_checkpoints"], 2, "{v}");
+    assert_eq!(v["anchors"], 0, "lost anchors are not counted as anchors: {v}");
+    let url = format!("http://127.0.0.1:{admin}/metrics");
+    let wants = [
+        "anchord_relay_anchors_lost_total{target=\"court\"} 2",
+        "anchord_relay_chain_resets_total{target=\"court\"} 1",
+        "anchord_relay_backlog_checkpoints{target=\"court\"} 2",
+        "anchord_relay_anchored_checkpoint_size{target=\"court\"} 0",
+    ];
+    let mut metrics = String::new();
+    for _ in 0..50 {
+        metrics = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        if wants.iter().all(|w| metrics.lines().any(|l| l == *w)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let relay_lines: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("anchord_relay_") && l.contains("court"))
+        .collect();
+    for want in wants {
+        assert!(
+            metrics.lines().any(|l| l == want),
+            "{want} in {relay_lines:#?}"
+        );
+    }
+
+    // Confirming again: anchored anew, the loss kept on record.
+    gw.set_faults(&Faults {
+        drop_rate: Some(0.0),
+        ..Faults::default()
+    });
+    wait_for("anchored again", 60, || settled(&ledger)).await;
+    let out = anchord(&config)
+        .args(["relay", "gaps", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let lost = v["court"]["lost"].as_array().unwrap();
+    assert_eq!(lost.len(), 2, "{v}");
+    assert!(lost.iter().all(|l| l["now_anchored_by"]["size"] == 2), "{v}");
+    let chain = sim::load_chain(&dir.join("chain")).unwrap();
+    let sizes: Vec<u64> = chain
+        .iter()
+        .flat_map(|b| b.txs.iter().map(|t| t.evidence.size))
+        .collect();
+    assert_eq!(sizes, vec![2], "anchored once on the new chain");
+    gw.stop().await;
 }

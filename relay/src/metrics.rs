@@ -112,7 +112,8 @@ pub static TIME_TO_ANCHORED: LazyLock<HistogramVec> = LazyLock::new(|| {
 pub static ANCHORED_SIZE: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     gauge_vec(
         "anchord_relay_anchored_checkpoint_size",
-        "Size of the newest checkpoint confirmed on the target (read from the ledger at start).",
+        "Size of the newest checkpoint with a live anchor on the target (read from the ledger \
+         at every tick; it goes down when an anchor is lost).",
         &["target"],
     )
 });

@@ -498,6 +498,11 @@ impl<T: Target> Upkeep<T> {
         let name = self.target.name();
         let n = self.ledger.anchor_backlog(name).await?;
         metrics::BACKLOG.with_label_values(&[name]).set(n as i64);
+        // The newest anchor that stands (it goes down when one is lost).
+        let size = self.ledger.anchored_size(name).await?;
+        metrics::ANCHORED_SIZE
+            .with_label_values(&[name])
+            .set(size as i64);
         Ok(())
     }
 
