@@ -76,11 +76,16 @@ enum Command {
     Relay(relay_cmd::RelayArgs),
     /// Serve the judicial-chain simulator (tests and the demo).
     JudicialSim(relay_cmd::SimArgs),
-    /// Verify a proof bundle offline: exit 0 valid, 1 invalid (with the
-    /// failed check), 2 usage error. No network unless --online.
+    /// Verify a proof bundle against the court's trust policy (--trust):
+    /// exit 0 valid, 1 invalid (with the failed check), 2 usage error,
+    /// 3 untrusted (signer, origin or chain not in the policy, or no
+    /// policy), 4 unconfirmed online. No network unless --online.
     Verify(verify_cmd::VerifyArgs),
-    /// Export a proof bundle as an OpenTimestamps (.ots) or C2SP tlog-proof file.
+    /// Export a proof bundle as an OpenTimestamps (.ots) or C2SP tlog-proof
+    /// file, or a preservation certificate (pdf, verified first against --trust).
     Export(verify_cmd::ExportArgs),
+    /// This deployment's trust policy for courts (`trust export`).
+    Trust(verify_cmd::TrustArgs),
     /// Serve the proof API (bundles, verify, checkpoints, OpenAPI).
     Verifier,
     /// Serve the workflow API (docs/workflow-api.md): products, preservations,
@@ -145,6 +150,7 @@ async fn run_service(config_path: Option<PathBuf>, command: Command) -> ExitCode
         Command::Audit(args) => batcher_cmd::audit(config, args).await,
         Command::Relay(args) => relay_cmd::relay(config, args).await,
         Command::Verifier => verify_cmd::serve(config).await,
+        Command::Trust(args) => verify_cmd::trust(&config, &args).await,
         Command::Workflow(args) => workflow_cmd::run(config, args).await,
         Command::Run(args) => run_cmd::run(config, args).await,
         Command::Verify(_) | Command::Export(_) => {

@@ -1,16 +1,26 @@
-//! `anchord verify` (offline bundle verification), `anchord export`
-//! (.ots / .tlog-proof from a bundle) and `anchord verifier` (the API).
+//! `anchord verify` (offline bundle verification against the court's trust
+//! policy), `anchord export` (.ots / .tlog-proof / the PDF certificate from
+//! a bundle), `anchord trust export` (a deployment's trust policy) and
+//! `anchord verifier` (the API).
 //!
-//! `verify` exit codes: 0 valid, 1 invalid (the failed check and its values
-//! on stderr), 2 usage error (unreadable arguments or files). It opens no
-//! network connection unless `--online`.
+//! `verify` exit codes (docs/trust-policy.md): 0 `VALID` (every check passed
+//! against the trust policy; with `--online`, every anchor confirmed at the
+//! policy's endpoints), 1 `INVALID (<check>)`, 2 usage error, 3 `UNTRUSTED
+//! (<check>)` (internally consistent, but the signer, origin or anchor
+//! target is not in the trust policy, or no policy was given), 4
+//! `UNCONFIRMED (anchor_online)` (`--online` could not reach a trusted
+//! endpoint, or there is no anchor yet). It opens no network connection
+//! unless `--online`, and then only to the policy's endpoints (the bundle's
+//! own only with `--allow-bundle-endpoints`).
 
 use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anchord_core::bundle::{Bundle, TrustedKeys, verify_bundle};
+use anchord_core::bundle::{Bundle, Report, parse_bundle};
 use anchord_core::filehash::FileHasher;
+use anchord_verifier::online::Confirmed;
+use anchord_verifier::trust::{TrustPolicy, Verdict};
 
 use crate::config::Config;
 
@@ -25,14 +35,20 @@ pub struct VerifyArgs {
     /// The evidence hash, hex.
     #[arg(long)]
     pub hash: Option<String>,
-    /// Keys you trust (TOML: sealers, witnesses, quorum, tsa_certs). Without
-    /// it the bundle's own declared keys are used, and the output says so.
-    #[arg(long)]
-    pub trusted_keys: Option<PathBuf>,
-    /// Also look each anchor up on its chain.
+    /// The court's trust policy (TOML, docs/trust-policy.md): sealer and
+    /// witness keys, quorum, TSA certificates, the chain registry. Without
+    /// it the answer is never VALID (exit 3, UNTRUSTED (no_trust_policy)).
+    #[arg(long, visible_alias = "trusted-keys")]
+    pub trust: Option<PathBuf>,
+    /// Also look each anchor up on its chain, at the endpoints the trust
+    /// policy lists for its target.
     #[arg(long)]
     pub online: bool,
-    /// Print the report as JSON on stdout.
+    /// With --online: also try the endpoint the bundle's receipt recorded
+    /// (after the policy's). Only for bundles from a source you trust.
+    #[arg(long, requires = "online")]
+    pub allow_bundle_endpoints: bool,
+    /// Print the verdict and report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -46,6 +62,15 @@ pub struct ExportArgs {
     /// preservation certificate, 电子数据保全证书).
     #[arg(long, value_parser = ["ots", "tlog-proof", "pdf"])]
     pub format: String,
+    /// The trust policy the certificate is issued under (required for
+    /// `pdf`: a certificate is issued only for a bundle that verifies
+    /// against it).
+    #[arg(long, visible_alias = "trusted-keys")]
+    pub trust: Option<PathBuf>,
+    /// For `pdf`: check the anchors online (at the policy's endpoints)
+    /// first; the certificate says which were checked and when.
+    #[arg(long)]
+    pub online: bool,
     /// CJK font for the certificate (TTF/OTF/TTC; subsetted into the PDF).
     #[arg(long, default_value = anchord_verifier::certificate::DEFAULT_FONT)]
     pub font: PathBuf,
@@ -55,6 +80,25 @@ pub struct ExportArgs {
     /// Where the bundle can be fetched again (pending OTS attestation URI).
     #[arg(long, default_value = "http://127.0.0.1:7480/v1/proofs")]
     pub proof_url: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TrustArgs {
+    #[command(subcommand)]
+    pub command: TrustCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TrustCommand {
+    /// Write this deployment's trust policy (sealer and witness keys,
+    /// quorum, TSA certificate, origin, and each relay target's chain id and
+    /// endpoint, the chain id asked from the endpoint) for courts to obtain
+    /// out of band (docs/trust-policy.md).
+    Export {
+        /// Output file (`-` for stdout).
+        #[arg(long, default_value = "-")]
+        out: PathBuf,
+    },
 }
 
 fn usage(msg: impl std::fmt::Display) -> ExitCode {
@@ -71,7 +115,133 @@ fn invalid(check: &str, msg: impl std::fmt::Display) -> ExitCode {
 fn read_bundle(path: &PathBuf) -> Result<Bundle, ExitCode> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| usage(format!("reading {}: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| invalid("format", format!("not a proof bundle: {e}")))
+    parse_bundle(&text).map_err(|e| invalid(e.check(), e))
+}
+
+fn read_policy(path: Option<&PathBuf>) -> Result<Option<TrustPolicy>, ExitCode> {
+    path.map(|p| {
+        anchord_verifier::trust::load_policy(p).map_err(|e| usage(format!("--trust: {e}")))
+    })
+    .transpose()
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// The outcome of `--online`.
+enum Online {
+    Confirmed(Vec<Confirmed>),
+    /// The chain contradicts a receipt.
+    Failed(String),
+    /// Nothing could be confirmed (no anchor yet, no endpoint reachable).
+    Unconfirmed(String),
+}
+
+/// Look every receipt up at the trust policy's endpoints for its target.
+fn check_online(b: &Bundle, policy: &TrustPolicy, allow_bundle_endpoints: bool) -> Online {
+    if b.anchor.receipts.is_empty() {
+        return Online::Unconfirmed("the bundle has no anchor receipt to look up yet".into());
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return Online::Unconfirmed(e.to_string()),
+    };
+    let http = match anchord_verifier::online::client() {
+        Ok(c) => c,
+        Err(e) => return Online::Unconfirmed(e),
+    };
+    let mut done = Vec::new();
+    for r in &b.anchor.receipts {
+        let Some(chain) = policy.chains.get(&r.target) else {
+            return Online::Unconfirmed(format!(
+                "target {:?} is not in the trust policy",
+                r.target
+            ));
+        };
+        let mut endpoints = chain.endpoints.clone();
+        if allow_bundle_endpoints
+            && let Some(e) = anchord_verifier::online::bundle_endpoint(r)
+            && !endpoints.contains(&e)
+        {
+            endpoints.push(e);
+        }
+        let res = rt.block_on(anchord_verifier::online::check_receipt(
+            &http,
+            &b.checkpoint.origin,
+            r,
+            chain,
+            &endpoints,
+            policy.anchor_time_tolerance_us,
+        ));
+        match res {
+            Ok(c) => done.push(c),
+            Err(e)
+                if e.starts_with("no trusted endpoint answered")
+                    || e.contains("lists no endpoint") =>
+            {
+                return Online::Unconfirmed(format!("target {}: {e}", r.target));
+            }
+            Err(e) => return Online::Failed(format!("target {}: {e}", r.target)),
+        }
+    }
+    Online::Confirmed(done)
+}
+
+fn hash_of_file(path: &PathBuf, b: &Bundle) -> Result<Vec<u8>, ExitCode> {
+    let mut f =
+        std::fs::File::open(path).map_err(|e| usage(format!("reading {}: {e}", path.display())))?;
+    let mut h = FileHasher::new(b.entry.hash_alg);
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => h.update(&buf[..n]),
+            Err(e) => return Err(usage(format!("reading {}: {e}", path.display()))),
+        }
+    }
+    Ok(h.finalize())
+}
+
+fn print_report(b: &Bundle, report: &Report) {
+    println!(
+        "evidence   {} {} (tenant {}, external id {})",
+        report.hash_alg, report.evidence_hash, report.tenant, report.external_id
+    );
+    println!(
+        "recorded   seq {} at {} µs since the epoch (UTC)",
+        report.seq, report.received_at_us
+    );
+    println!(
+        "block      {} in checkpoint {} of {}",
+        report.block_height, report.checkpoint_size, report.checkpoint_origin
+    );
+    println!(
+        "witnesses  {} of {} required: {:?}",
+        report.cosigned_by.len(),
+        report.quorum,
+        report.cosigned_by
+    );
+    match (report.timestamp_unix, report.timestamp_unchecked) {
+        (Some(t), _) => println!("timestamp  RFC 3161 genTime {t} (Unix seconds)"),
+        (None, true) => println!("timestamp  present, NOT checked (no tsa_certs trusted)"),
+        (None, false) => println!("timestamp  none"),
+    }
+    if report.anchored {
+        for a in &report.anchors {
+            println!("anchor     {a}");
+        }
+    } else {
+        println!(
+            "anchor     pending (expected at {} µs); fetch the bundle again later",
+            b.anchor.expected_at_us.unwrap_or_default()
+        );
+    }
 }
 
 pub fn verify(args: &VerifyArgs) -> ExitCode {
@@ -80,120 +250,89 @@ pub fn verify(args: &VerifyArgs) -> ExitCode {
         Err(code) => return code,
     };
     let expected = match (&args.file, &args.hash) {
-        (Some(path), _) => {
-            let mut f = match std::fs::File::open(path) {
-                Ok(f) => f,
-                Err(e) => return usage(format!("reading {}: {e}", path.display())),
-            };
-            let mut h = FileHasher::new(b.entry.hash_alg);
-            let mut buf = vec![0u8; 1 << 16];
-            loop {
-                match f.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => h.update(&buf[..n]),
-                    Err(e) => return usage(format!("reading {}: {e}", path.display())),
-                }
-            }
-            Some(h.finalize())
-        }
+        (Some(path), _) => match hash_of_file(path, &b) {
+            Ok(h) => Some(h),
+            Err(code) => return code,
+        },
         (None, Some(hx)) => match hex::decode(hx.trim()) {
             Ok(v) if v.len() == 32 || v.len() == 64 => Some(v),
             _ => return usage("--hash must be 64 or 128 hex digits"),
         },
         (None, None) => None,
     };
-    let keys = match &args.trusted_keys {
-        Some(p) => match anchord_verifier::trust::load(p) {
-            Ok(k) => k,
-            Err(e) => return usage(format!("--trusted-keys: {e}")),
-        },
-        None => match TrustedKeys::from_bundle(&b) {
-            Ok(k) => k,
-            Err(e) => return invalid("trusted_keys", e),
-        },
+    let policy = match read_policy(args.trust.as_ref()) {
+        Ok(p) => p,
+        Err(code) => return code,
     };
-    let report = match verify_bundle(&b, &keys, expected.as_deref()) {
-        Ok(r) => r,
-        Err(e) => return invalid(e.check(), e),
-    };
-    let mut online = Vec::new();
-    if args.online {
-        if b.anchor.receipts.is_empty() {
-            return invalid(
-                "anchor_online",
-                "the bundle has no anchor receipt to look up yet",
-            );
-        }
-        let rt = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => return invalid("anchor_online", e),
-        };
-        let http = match anchord_verifier::online::client() {
-            Ok(c) => c,
-            Err(e) => return invalid("anchor_online", e),
-        };
-        for r in &b.anchor.receipts {
-            let origin = &b.checkpoint.origin;
-            match rt.block_on(anchord_verifier::online::check_receipt(&http, origin, r)) {
-                Ok(what) => online.push(format!("{}: {what}", r.target)),
-                Err(e) => return invalid("anchor_online", format!("target {}: {e}", r.target)),
-            }
-        }
+    if args.online && policy.is_none() {
+        return usage("--online needs --trust: anchors are looked up only at endpoints you trust");
     }
+    let verdict = anchord_verifier::trust::judge(&b, policy.as_ref(), expected.as_deref());
+    let fingerprint = policy.as_ref().map(|p| p.fingerprint.clone());
+    let (word, check, message, report, code) = match verdict {
+        Verdict::Invalid { check, message } => ("INVALID", Some(check), Some(message), None, 1u8),
+        Verdict::Untrusted {
+            check,
+            message,
+            report,
+        } => ("UNTRUSTED", Some(check), Some(message), report, 3),
+        Verdict::Valid(r) => ("VALID", None, None, Some(r), 0),
+    };
+    let (word, check, message, code, online) = match (code, &policy) {
+        (0, Some(p)) if args.online => match check_online(&b, p, args.allow_bundle_endpoints) {
+            Online::Confirmed(c) => (word, check, message, code, c),
+            Online::Failed(m) => (
+                "INVALID",
+                Some("anchor_online".to_owned()),
+                Some(m),
+                1,
+                vec![],
+            ),
+            Online::Unconfirmed(m) => (
+                "UNCONFIRMED",
+                Some("anchor_online".to_owned()),
+                Some(m),
+                4,
+                vec![],
+            ),
+        },
+        _ => (word, check, message, code, vec![]),
+    };
     if args.json {
-        match serde_json::to_string_pretty(&report) {
+        let v = serde_json::json!({
+            "verdict": word,
+            "check": check,
+            "message": message,
+            "trust_policy_sha256": fingerprint,
+            "report": report,
+            "online": online,
+        });
+        match serde_json::to_string_pretty(&v) {
             Ok(s) => println!("{s}"),
             Err(e) => return usage(e),
         }
     } else {
-        println!("VALID");
-        println!(
-            "evidence   {} {} (tenant {}, external id {})",
-            report.hash_alg, report.evidence_hash, report.tenant, report.external_id
-        );
-        println!(
-            "recorded   seq {} at {} µs since the epoch (UTC)",
-            report.seq, report.received_at_us
-        );
-        println!(
-            "block      {} in checkpoint {} of {}",
-            report.block_height, report.checkpoint_size, report.checkpoint_origin
-        );
-        println!(
-            "witnesses  {} of {} required: {:?}",
-            report.cosigned_by.len(),
-            report.quorum,
-            report.cosigned_by
-        );
-        match (report.timestamp_unix, report.timestamp_unchecked) {
-            (Some(t), _) => println!("timestamp  RFC 3161 genTime {t} (Unix seconds)"),
-            (None, true) => println!("timestamp  present, NOT checked (no tsa_certs trusted)"),
-            (None, false) => println!("timestamp  none"),
+        match (&check, &message) {
+            (Some(c), Some(m)) => println!("{word} ({c}): {m}"),
+            _ => println!("{word}"),
         }
-        if report.anchored {
-            for a in &report.anchors {
-                println!("anchor     {a}");
-            }
-        } else {
+        if let Some(r) = &report {
+            print_report(&b, r);
+        }
+        for c in &online {
             println!(
-                "anchor     pending (expected at {} µs); fetch the bundle again later",
-                b.anchor.expected_at_us.unwrap_or_default()
+                "online     {}: {} (at {}, checked {})",
+                c.target,
+                c.summary,
+                c.endpoint,
+                anchord_verifier::certificate::format_time(c.checked_at_us, 0)
             );
         }
-        for line in &online {
-            println!("online     {line}");
+        if let Some(f) = &fingerprint {
+            println!("policy     trust policy sha256 {f}");
         }
     }
-    if report.keys_from_bundle {
-        eprintln!(
-            "warning: signatures were checked against the keys the bundle itself declares; \
-             pass --trusted-keys with keys you trust"
-        );
-    }
-    ExitCode::SUCCESS
+    ExitCode::from(code)
 }
 
 pub fn export(args: &ExportArgs) -> ExitCode {
@@ -214,6 +353,37 @@ pub fn export(args: &ExportArgs) -> ExitCode {
             }
         }
         "pdf" => {
+            let policy = match read_policy(args.trust.as_ref()) {
+                Ok(Some(p)) => p,
+                Ok(None) => {
+                    return usage(
+                        "--trust is required for a certificate: it is issued only for a bundle \
+                         that verifies against a trust policy",
+                    );
+                }
+                Err(code) => return code,
+            };
+            // A certificate prints only verified facts.
+            match anchord_verifier::trust::judge(&b, Some(&policy), None) {
+                Verdict::Valid(_) => {}
+                Verdict::Invalid { check, message } => return invalid(&check, message),
+                Verdict::Untrusted { check, message, .. } => {
+                    println!("UNTRUSTED ({check}): {message}");
+                    return ExitCode::from(3);
+                }
+            }
+            let online = if args.online {
+                match check_online(&b, &policy, false) {
+                    Online::Confirmed(c) => c,
+                    Online::Failed(m) => return invalid("anchor_online", m),
+                    Online::Unconfirmed(m) => {
+                        println!("UNCONFIRMED (anchor_online): {m}");
+                        return ExitCode::from(4);
+                    }
+                }
+            } else {
+                vec![]
+            };
             let font = match anchord_verifier::certificate::CjkFont::load(&args.font) {
                 Ok(f) => f,
                 Err(e) => return usage(format!("--font: {e}")),
@@ -223,13 +393,21 @@ pub fn export(args: &ExportArgs) -> ExitCode {
                 args.proof_url.trim_end_matches('/'),
                 hex::encode(&b.entry.evidence_hash)
             );
-            let issued_at_us = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_micros() as i64);
+            let issued_at_us = now_us();
+            let trust_file = args.trust.as_ref().and_then(|p| p.file_name()).map_or_else(
+                || "trust.toml".to_owned(),
+                |n| n.to_string_lossy().into_owned(),
+            );
             let input = anchord_verifier::certificate::CertificateInput {
                 bundle: &b,
                 verify_url: &url,
                 issued_at_us,
+                verified: anchord_verifier::certificate::Verified {
+                    verified_at_us: issued_at_us,
+                    policy: format!("{trust_file} (sha256 {})", &policy.fingerprint[..16]),
+                    trust_file,
+                    online,
+                },
             };
             match anchord_verifier::certificate::render(&input, &font) {
                 Ok(v) => v,
@@ -242,6 +420,70 @@ pub fn export(args: &ExportArgs) -> ExitCode {
         return usage(format!("writing {}: {e}", args.out.display()));
     }
     ExitCode::SUCCESS
+}
+
+/// `anchord trust export`: this deployment's trust policy, from its
+/// configuration (keys) and its relay targets (chain ids asked from the
+/// configured endpoints).
+pub async fn trust(config: &Config, args: &TrustArgs) -> anyhow::Result<()> {
+    let TrustCommand::Export { out } = &args.command;
+    let keys = declared_keys(config)?;
+    let mut file = anchord_verifier::trust::TrustFile {
+        format: Some(anchord_verifier::trust::TRUST_POLICY_FORMAT_V1.into()),
+        origins: vec![config.batcher.origin.clone()],
+        sealers: vec![keys.sealer],
+        witnesses: keys.witnesses,
+        quorum: Some(keys.quorum),
+        anchor_time_tolerance_s: Some(anchord_verifier::trust::DEFAULT_ANCHOR_TIME_TOLERANCE_S),
+        ..Default::default()
+    };
+    if let Some(cert) = &config.batcher.tsa_cert {
+        let der = anchord_batcher::tsa::load_cert_der(cert)
+            .map_err(|e| anyhow::anyhow!("batcher.tsa_cert: {e}"))?;
+        file.tsa_certs
+            .push(anchord_verifier::trust::der_to_pem(&der));
+    }
+    let http = anchord_verifier::online::client().map_err(anyhow::Error::msg)?;
+    for t in &config.relay.targets {
+        let (kind, endpoint) = match t.kind {
+            anchord_relay::config::TargetKind::Judicial => ("judicial", t.url.clone()),
+            anchord_relay::config::TargetKind::Evm => ("evm", t.rpc_url.clone()),
+        };
+        let endpoint = endpoint
+            .ok_or_else(|| anyhow::anyhow!("relay target {}: no endpoint configured", t.name))?;
+        let chain_id = match (kind, t.chain_id) {
+            ("evm", Some(id)) => id.to_string(),
+            _ => anchord_verifier::online::chain_id_of(&http, kind, &endpoint)
+                .await
+                .map_err(|e| anyhow::anyhow!("relay target {}: chain id: {e}", t.name))?,
+        };
+        file.chains.insert(
+            t.name.clone(),
+            anchord_verifier::trust::TrustedChain {
+                kind: kind.into(),
+                chain_id,
+                endpoints: vec![endpoint],
+            },
+        );
+    }
+    let text = format!(
+        "# Trust policy of the Anchord deployment {}, exported by `anchord trust export`.\n\
+         # A court obtains it out of band (docs/trust-policy.md) and checks its sha256\n\
+         # against the one the operator, the witnesses or a notary publish.\n{}",
+        config.batcher.origin,
+        toml::to_string_pretty(&file)?
+    );
+    if out.as_os_str() == "-" {
+        print!("{text}");
+    } else {
+        std::fs::write(out, &text)?;
+        eprintln!(
+            "wrote {} (sha256 {})",
+            out.display(),
+            hex::encode(anchord_core::HashSuite::Sha256.digest(text.as_bytes()))
+        );
+    }
+    Ok(())
 }
 
 /// `anchord verifier`: serve the proof API.

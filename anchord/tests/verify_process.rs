@@ -176,10 +176,14 @@ async fn verify_exit_codes_and_reasons() {
         stdout(&o)
     );
 
-    // Without trusted keys: valid, with a warning.
+    // Without a trust policy: never VALID (exit 3), however consistent.
     let o = verify(&["--bundle".as_ref(), bpath.as_os_str()]);
-    assert_eq!(code(&o), 0);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--trusted-keys"));
+    assert_eq!(code(&o), 3);
+    assert!(
+        stdout(&o).starts_with("UNTRUSTED (no_trust_policy): signatures valid, signer not trusted"),
+        "{}",
+        stdout(&o)
+    );
 
     // One changed byte in the file: a mismatch.
     let mut changed = file(5);
@@ -205,6 +209,8 @@ async fn verify_exit_codes_and_reasons() {
         bpath.as_os_str(),
         "--hash".as_ref(),
         hx.as_ref(),
+        "--trust".as_ref(),
+        keys.as_os_str(),
     ]);
     assert_eq!(code(&o), 0);
 
@@ -248,6 +254,8 @@ async fn verify_exit_codes_and_reasons() {
     let o = Command::new(BIN)
         .args(["export", "--format", "pdf", "--bundle"])
         .arg(&bpath)
+        .arg("--trust")
+        .arg(&keys)
         .arg("--out")
         .arg(&pdf)
         .output()
@@ -264,6 +272,19 @@ async fn verify_exit_codes_and_reasons() {
         t.contains("电子数据保全证书") && t.contains("CONTRACT-005"),
         "{t}"
     );
+    // It shows the court's command, with its trust file, and what was verified.
+    assert!(t.contains("anchord verify --trust trusted.toml"), "{t}");
+    assert!(t.contains("Verified") && t.contains("sha256"), "{t}");
+    // No certificate without a trust policy, nor for an untrusted signer.
+    let o = Command::new(BIN)
+        .args(["export", "--format", "pdf", "--bundle"])
+        .arg(&bpath)
+        .arg("--out")
+        .arg(dir.join("none.pdf"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!dir.join("none.pdf").exists());
 
     // Usage errors.
     let o = verify(&["--bundle".as_ref(), dir.join("missing.json").as_os_str()]);
@@ -300,20 +321,42 @@ async fn verify_exit_codes_and_reasons() {
             tx_id: "tx-1".into(),
             block_number: 9,
             block_hash: "bh".into(),
-            block_time_us: 1_764_000_100_000_000,
+            // Anchored after sealing (an anchor may not predate its block).
+            block_time_us: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_micros() as i64,
             receipt: "{}".into(),
         })
         .await
         .unwrap();
     let b = bundle(&prover, 5).await;
     let bpath = write_json(&dir, "anchored.json", &b);
+    // Keys without a chain registry cannot vouch for the anchor.
     let o = verify(&[
         "--bundle".as_ref(),
         bpath.as_os_str(),
         "--trusted-keys".as_ref(),
         keys.as_os_str(),
     ]);
-    assert_eq!(code(&o), 0);
+    assert_eq!(code(&o), 3, "{}", stdout(&o));
+    assert!(stdout(&o).starts_with("UNTRUSTED (anchor_not_trusted)"));
+    let policy = dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "{}\n[chains.hz-court]\nkind = \"judicial\"\nchain_id = \"hz\"\n",
+            std::fs::read_to_string(&keys).unwrap()
+        ),
+    )
+    .unwrap();
+    let o = verify(&[
+        "--bundle".as_ref(),
+        bpath.as_os_str(),
+        "--trust".as_ref(),
+        policy.as_os_str(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
     assert!(
         stdout(&o).contains("anchor     hz-court: judicial hz tx tx-1 block 9"),
         "{}",
@@ -328,21 +371,26 @@ async fn verify_exit_codes_and_reasons() {
         "{}",
         stdout(&o)
     );
+    // --online without a policy: nowhere trusted to look (usage error).
     let o = verify(&["--bundle".as_ref(), bpath.as_os_str(), "--online".as_ref()]);
-    assert_eq!(code(&o), 1);
-    // This receipt records no endpoint to look it up at: --online must say so
-    // and refuse, never pass silently. (The lookup itself is tested against
-    // the judicial-chain simulator in tests/tests/pipeline.rs.)
+    assert_eq!(code(&o), 2);
+    // The policy lists no endpoint for this target: --online must say so
+    // and refuse, never pass silently. (Lookups against real chains:
+    // a_real_receipt_relabelled_or_backdated_is_rejected_online below.)
+    let o = verify(&[
+        "--bundle".as_ref(),
+        bpath.as_os_str(),
+        "--trust".as_ref(),
+        policy.as_os_str(),
+        "--online".as_ref(),
+    ]);
+    assert_eq!(code(&o), 4, "{}", stdout(&o));
     assert!(
-        stdout(&o).contains("INVALID (anchor_online)"),
+        stdout(&o).contains("UNCONFIRMED (anchor_online)"),
         "{}",
         stdout(&o)
     );
-    assert!(
-        stdout(&o).contains("records no block URL"),
-        "{}",
-        stdout(&o)
-    );
+    assert!(stdout(&o).contains("lists no endpoint"), "{}", stdout(&o));
 }
 
 fn python() -> PathBuf {
@@ -428,4 +476,446 @@ async fn ots_export_is_parsed_and_walked_by_python_opentimestamps() {
     );
     assert!(out.contains(&att), "{out}");
     assert!(out.contains("\"tx_id\":\"tx-7\""), "{out}");
+}
+
+// ---------------------------------------------------------------------------
+// Trust: the verdict rests on the court's trust policy (docs/trust-policy.md).
+// ---------------------------------------------------------------------------
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/bundles")
+}
+
+fn run_verify(bundle: &Path, extra: &[&str]) -> Output {
+    Command::new(BIN)
+        .env_clear()
+        .arg("verify")
+        .arg("--bundle")
+        .arg(bundle)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn describe(o: &Output) -> String {
+    format!(
+        "exit {:?}\n{}{}",
+        o.status.code(),
+        stdout(o),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn corpus_is_judged_rule_by_rule_by_anchord_verify() {
+    let dir = corpus();
+    let policy = dir.join("trust-policy.toml");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    let valid = manifest["valid"].as_array().unwrap();
+    assert!(valid.len() >= 4);
+    for v in valid {
+        let b = dir.join(v["file"].as_str().unwrap());
+        let f = dir.join(v["evidence"].as_str().unwrap());
+        let o = run_verify(
+            &b,
+            &[
+                "--trust",
+                policy.to_str().unwrap(),
+                "--file",
+                f.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code(&o), 0, "{}: {}", v["file"], describe(&o));
+        assert!(stdout(&o).starts_with("VALID\n"), "{}", describe(&o));
+    }
+    let invalid = manifest["invalid"].as_array().unwrap();
+    assert!(invalid.len() >= 30);
+    for c in invalid {
+        let b = dir.join(c["file"].as_str().unwrap());
+        let o = run_verify(&b, &["--trust", policy.to_str().unwrap()]);
+        let exit = c["exit"].as_i64().unwrap() as i32;
+        let word = if exit == 3 { "UNTRUSTED" } else { "INVALID" };
+        let head = format!("{word} ({})", c["check"].as_str().unwrap());
+        assert_eq!(code(&o), exit, "{}: {}", c["file"], describe(&o));
+        assert!(
+            stdout(&o).starts_with(&head),
+            "{}: want {head}: {}",
+            c["file"],
+            describe(&o)
+        );
+        assert!(
+            stdout(&o).contains(c["reason"].as_str().unwrap()),
+            "{}: want {:?}: {}",
+            c["file"],
+            c["reason"],
+            describe(&o)
+        );
+    }
+}
+
+#[test]
+fn frozen_v1_bundles_still_verify_with_anchord_verify() {
+    let dir = corpus().join("v1-frozen");
+    let policy = dir.join("trust-policy.toml");
+    let old_keys = dir.join("trusted-keys.toml");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        n += 1;
+        let o = run_verify(&p, &["--trust", policy.to_str().unwrap()]);
+        assert_eq!(code(&o), 0, "{}: {}", p.display(), describe(&o));
+        // Their v1 --trusted-keys file still loads: keys trusted, but a
+        // file without a chain registry cannot vouch for an anchor.
+        let o = run_verify(&p, &["--trusted-keys", old_keys.to_str().unwrap()]);
+        if p.to_string_lossy().contains("pending") {
+            assert_eq!(code(&o), 0, "{}", describe(&o));
+        } else {
+            assert_eq!(code(&o), 3, "{}", describe(&o));
+            assert!(
+                stdout(&o).starts_with("UNTRUSTED (anchor_not_trusted)"),
+                "{}",
+                describe(&o)
+            );
+        }
+    }
+    assert_eq!(n, 5);
+}
+
+#[test]
+fn without_a_trust_policy_a_self_consistent_bundle_is_never_valid() {
+    let dir = corpus();
+    for name in [
+        "valid/anchored-judicial-evm.json",
+        "invalid/self-signed-sealer.json",
+    ] {
+        let o = run_verify(&dir.join(name), &[]);
+        assert_eq!(code(&o), 3, "{name}: {}", describe(&o));
+        assert!(
+            stdout(&o)
+                .starts_with("UNTRUSTED (no_trust_policy): signatures valid, signer not trusted"),
+            "{}",
+            describe(&o)
+        );
+        assert!(!stdout(&o).contains("VALID\n"), "{}", describe(&o));
+        let o = run_verify(&dir.join(name), &["--json"]);
+        assert_eq!(code(&o), 3);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["verdict"], "UNTRUSTED");
+        assert_eq!(v["check"], "no_trust_policy");
+    }
+    // The forger's own keys verify the forgery; the court's do not.
+    let o = run_verify(
+        &dir.join("invalid/self-signed-sealer.json"),
+        &["--trust", dir.join("trust-policy.toml").to_str().unwrap()],
+    );
+    assert_eq!(code(&o), 3, "{}", describe(&o));
+    assert!(
+        stdout(&o)
+            .starts_with("UNTRUSTED (sealer_not_trusted): signatures valid, signer not trusted")
+    );
+    // --online needs a policy: there is nowhere trusted to look.
+    let o = run_verify(&dir.join("valid/anchored-judicial-evm.json"), &["--online"]);
+    assert_eq!(code(&o), 2, "{}", describe(&o));
+}
+
+/// A 20-line fake gateway that confirms whatever it is asked about.
+async fn fake_gateway(
+    r: anchord_core::bundle::AnchorReceipt,
+    origin: String,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let app = axum::Router::new().fallback(move || {
+        let (h, r, origin) = (h.clone(), r.clone(), origin.clone());
+        async move {
+            h.fetch_add(1, Ordering::SeqCst);
+            axum::Json(serde_json::json!({
+                "chainId": r.chain_id, "height": r.block_number, "hash": r.block_hash,
+                "time": r.block_time_us / 1000, "prevHash": "00",
+                "txs": [{"txId": r.tx_id, "evidence": {"type": "c2sp-checkpoint", "origin": origin,
+                    "size": r.checkpoint_size, "root": anchord_core::checkpoint::encode_hash(&r.checkpoint_root)}}],
+            }))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, hits)
+}
+
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn policy_with_hz(dir: &Path, endpoint: &str, extra: &str) -> PathBuf {
+    let base = std::fs::read_to_string(corpus().join("trust-policy.toml")).unwrap();
+    let text = base.replace(
+        "[chains.hz-court]\nkind = \"judicial\"\nchain_id = \"sim-court\"\nendpoints = [\"http://127.0.0.1:9\"]",
+        &format!("[chains.hz-court]\nkind = \"judicial\"\nchain_id = \"sim-court\"\nendpoints = [\"{endpoint}\"]"),
+    );
+    assert_ne!(text, base);
+    let p = dir.join(anchord_testkit::unique("policy") + ".toml");
+    std::fs::write(&p, format!("{text}{extra}")).unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fake_gateway_named_in_the_bundle_is_never_contacted() {
+    use anchord_core::bundle::corpus::{self, Chain, Spec};
+    let dir = tmpdir();
+    // A bundle whose receipt names the forger's gateway, which would
+    // confirm anything (the attack: a non-existent transaction).
+    let probe = corpus::build(&Spec {
+        receipts: vec![(corpus::hz_court(), 3)],
+        ..Spec::default()
+    });
+    let (fake, hits) = fake_gateway(
+        probe.anchor.receipts[0].clone(),
+        probe.checkpoint.origin.clone(),
+    )
+    .await;
+    let b = corpus::build(&Spec {
+        receipts: vec![(
+            Chain::Judicial {
+                target: "hz-court".into(),
+                chain_id: "sim-court".into(),
+                gateway: fake.clone(),
+            },
+            3,
+        )],
+        ..Spec::default()
+    });
+    let bpath = write_json(&dir, "fake.json", &b);
+    // The court's registry names its own endpoint for hz-court (down here).
+    let policy = policy_with_hz(&dir, &format!("http://127.0.0.1:{}", closed_port()), "");
+    let o = tokio::task::spawn_blocking({
+        let (bpath, policy) = (bpath.clone(), policy.clone());
+        move || run_verify(&bpath, &["--trust", policy.to_str().unwrap(), "--online"])
+    })
+    .await
+    .unwrap();
+    assert_ne!(code(&o), 0, "{}", describe(&o));
+    assert_eq!(code(&o), 4, "{}", describe(&o));
+    assert!(
+        stdout(&o).starts_with("UNCONFIRMED (anchor_online)"),
+        "{}",
+        describe(&o)
+    );
+    assert!(!stdout(&o).contains(&fake), "{}", describe(&o));
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the fake gateway was contacted"
+    );
+    // Only an explicit flag lets the bundle's own endpoint be asked.
+    let o = tokio::task::spawn_blocking(move || {
+        run_verify(
+            &bpath,
+            &[
+                "--trust",
+                policy.to_str().unwrap(),
+                "--online",
+                "--allow-bundle-endpoints",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        hits.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "{}",
+        describe(&o)
+    );
+}
+
+/// The corpus bundle anchored for real on a judicial chain simulator: its
+/// chain file holds the transaction in block `receipt.block_number`; the
+/// receipt's block hash and time are the chain's.
+async fn anchored_on_sim(dir: &Path) -> (Bundle, anchord_relay::sim::SimHandle) {
+    use anchord_core::bundle::corpus::{self, Spec};
+    use anchord_relay::gateway::Evidence;
+    use anchord_relay::sim::{SimBlock, SimConfig, SimTx};
+    let mut b = corpus::build(&Spec {
+        receipts: vec![(corpus::hz_court(), 3)],
+        ..Spec::default()
+    });
+    let r = b.anchor.receipts[0].clone();
+    let data = dir.join("chain");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut blocks: Vec<SimBlock> = Vec::new();
+    let tx_time_ms = r.block_time_us / 1000;
+    for h in 0..=r.block_number {
+        let txs = if h == r.block_number {
+            vec![SimTx {
+                tx_id: r.tx_id.clone(),
+                account_id: "anchord-bank-a".into(),
+                idempotency_key: r.receipt["idempotencyKey"].as_str().unwrap().into(),
+                evidence: Evidence {
+                    kind: "c2sp-checkpoint".into(),
+                    origin: b.checkpoint.origin.clone(),
+                    size: r.checkpoint_size,
+                    root: anchord_core::checkpoint::encode_hash(&r.checkpoint_root),
+                },
+                received_at: tx_time_ms - 5,
+            }]
+        } else {
+            vec![]
+        };
+        let mut blk = SimBlock {
+            height: h,
+            prev_hash: blocks.last().map_or("0".repeat(64), |p| p.hash.clone()),
+            time: tx_time_ms - (r.block_number - h) as i64 * 100,
+            txs,
+            hash: String::new(),
+        };
+        blk.hash = blk.compute_hash();
+        blocks.push(blk);
+    }
+    let text: String = blocks
+        .iter()
+        .map(|b| serde_json::to_string(b).unwrap() + "\n")
+        .collect();
+    std::fs::write(data.join("chain.jsonl"), text).unwrap();
+    let hash = blocks.last().unwrap().hash.clone();
+    let rr = &mut b.anchor.receipts[0];
+    rr.block_hash = hash.clone();
+    rr.receipt["blockHash"] = serde_json::json!(hash);
+    rr.receipt["details"]["response"]["blockHash"] = serde_json::json!(hash);
+    let sim = anchord_relay::sim::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data,
+        chain_id: "sim-court".into(),
+        accounts: vec![],
+        block_ms: 100,
+        wait_ms: 100,
+        faults: Default::default(),
+    })
+    .await
+    .unwrap();
+    (b, sim)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_real_receipt_relabelled_or_backdated_is_rejected_online() {
+    let dir = tmpdir();
+    let (b, sim) = anchored_on_sim(&dir).await;
+    let bj = format!(
+        "\n[chains.bj-sim]\nkind = \"judicial\"\nchain_id = \"bj-internet-court\"\nendpoints = [\"{}\"]\n",
+        sim.url()
+    );
+    let policy = policy_with_hz(&dir, &sim.url(), &bj);
+    let run = |b: &Bundle, name: &str| {
+        let p = write_json(&dir, name, b);
+        let policy = policy.clone();
+        tokio::task::spawn_blocking(move || {
+            run_verify(&p, &["--trust", policy.to_str().unwrap(), "--online"])
+        })
+    };
+    // The real receipt: confirmed at the court's own endpoint.
+    let o = run(&b, "real.json").await.unwrap();
+    assert_eq!(code(&o), 0, "{}", describe(&o));
+    assert!(
+        stdout(&o).contains("online     hz-court: chain sim-court block"),
+        "{}",
+        describe(&o)
+    );
+    assert!(
+        stdout(&o).contains(&format!("at {}", sim.url())),
+        "{}",
+        describe(&o)
+    );
+
+    // Relabelled to another court's target: that target is another chain.
+    let mut t = b.clone();
+    t.anchor.receipts[0].target = "bj-court".into();
+    t.anchor.receipts[0].receipt["target"] = serde_json::json!("bj-court");
+    let o = run(&t, "relabelled.json").await.unwrap();
+    assert_eq!(code(&o), 1, "{}", describe(&o));
+    assert!(
+        stdout(&o).starts_with("INVALID (anchor_registry)"),
+        "{}",
+        describe(&o)
+    );
+
+    // Relabelled with that court's chain id too: its endpoint (here the
+    // same simulator) serves another chain.
+    let mut t = b.clone();
+    let rr = &mut t.anchor.receipts[0];
+    rr.target = "bj-sim".into();
+    rr.chain_id = "bj-internet-court".into();
+    rr.receipt = serde_json::json!({});
+    let o = run(&t, "relabelled-chain.json").await.unwrap();
+    assert_eq!(code(&o), 1, "{}", describe(&o));
+    assert!(
+        stdout(&o).starts_with("INVALID (anchor_online)"),
+        "{}",
+        describe(&o)
+    );
+    assert!(stdout(&o).contains("serves chain"), "{}", describe(&o));
+
+    // Backdated by a year: before its block was even sealed.
+    let mut t = b.clone();
+    t.anchor.receipts[0].block_time_us -= 365 * 86_400_000_000;
+    t.anchor.receipts[0].receipt = serde_json::json!({});
+    let o = run(&t, "backdated-year.json").await.unwrap();
+    assert_eq!(code(&o), 1, "{}", describe(&o));
+    assert!(
+        stdout(&o).starts_with("INVALID (time_order)"),
+        "{}",
+        describe(&o)
+    );
+
+    // Backdated by 400 s (within the 10-minute clock tolerance of the
+    // sealing time, so offline it passes) or postdated by an hour: the
+    // chain's block time is beyond the policy's 300 s tolerance.
+    for (name, shift) in [
+        ("backdated-400s", -400_000_000),
+        ("postdated-hour", 3_600_000_000),
+    ] {
+        let mut t = b.clone();
+        t.anchor.receipts[0].block_time_us += shift;
+        t.anchor.receipts[0].receipt = serde_json::json!({});
+        let o = run(&t, &format!("{name}.json")).await.unwrap();
+        assert_eq!(code(&o), 1, "{name}: {}", describe(&o));
+        assert!(
+            stdout(&o).starts_with("INVALID (anchor_online)"),
+            "{name}: {}",
+            describe(&o)
+        );
+        assert!(
+            stdout(&o).contains("tolerance 300 s"),
+            "{name}: {}",
+            describe(&o)
+        );
+    }
+
+    // Another transaction id, block or checkpoint: not on the chain.
+    for (name, f) in [
+        (
+            "tx",
+            Box::new(|r: &mut anchord_core::bundle::AnchorReceipt| r.tx_id = "ab".repeat(32))
+                as Box<dyn Fn(&mut anchord_core::bundle::AnchorReceipt)>,
+        ),
+        ("block", Box::new(|r| r.block_number -= 1)),
+        ("hash", Box::new(|r| r.block_hash = "cd".repeat(32))),
+    ] {
+        let mut t = b.clone();
+        f(&mut t.anchor.receipts[0]);
+        t.anchor.receipts[0].receipt = serde_json::json!({});
+        let o = run(&t, &format!("{name}.json")).await.unwrap();
+        assert_eq!(code(&o), 1, "{name}: {}", describe(&o));
+        assert!(
+            stdout(&o).starts_with("INVALID (anchor_online)"),
+            "{name}: {}",
+            describe(&o)
+        );
+    }
+    sim.stop().await;
 }

@@ -251,20 +251,31 @@ async fn a_loan_contract_travels_from_kafka_to_an_offline_verified_anchored_proo
     // Online: the court's chain itself holds the anchor the receipt names,
     // and a receipt pointing at another block is caught.
     let http = anchord_verifier::online::client().unwrap();
+    let chain = anchord_verifier::trust::TrustedChain {
+        kind: "judicial".into(),
+        chain_id: "sim-court".into(),
+        endpoints: vec![court.url()],
+    };
+    let check = |r: &anchord_core::bundle::AnchorReceipt| {
+        anchord_verifier::online::check_receipt(
+            &http,
+            ORIGIN,
+            r,
+            &chain,
+            &chain.endpoints,
+            300_000_000,
+        )
+    };
     for r in &bundle.anchor.receipts {
-        let ok = anchord_verifier::online::check_receipt(&http, ORIGIN, r).await;
+        let ok = check(r).await;
         assert!(ok.is_ok(), "the anchor is on the chain: {ok:?}");
         let mut wrong = r.clone();
         wrong.tx_id = "00".repeat(32);
-        let err = anchord_verifier::online::check_receipt(&http, ORIGIN, &wrong).await;
+        let err = check(&wrong).await;
         assert!(err.unwrap_err().contains("is not in the block"));
         let mut wrong = r.clone();
         wrong.checkpoint_size += 1;
-        assert!(
-            anchord_verifier::online::check_receipt(&http, ORIGIN, &wrong)
-                .await
-                .is_err()
-        );
+        assert!(check(&wrong).await.is_err());
     }
 
     // The same proof does not vouch for a contract with one byte changed.

@@ -344,6 +344,7 @@ async fn certificate(
                 )
             }
             IssueError::Render(e) => ProveError::Corrupt(e).into(),
+            e @ IssueError::NotVerified(_) => ProveError::Corrupt(e.to_string()).into(),
         })?;
     let mut r = Response::new(Body::from(pdf));
     r.headers_mut().insert(

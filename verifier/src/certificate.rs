@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use anchord_core::bundle::{AnchorState, Bundle};
+use anchord_core::bundle::{AnchorState, Bundle, TrustedKeys, verify_bundle};
 use pdf_writer::types::{CidFontType, FontFlags, SystemInfo, UnicodeCmap};
 use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
 
@@ -80,6 +80,10 @@ pub enum IssueError {
     FontUnavailable(String),
     #[error("certificate: {0}")]
     Render(String),
+    /// The bundle does not verify against the deployment's keys: no
+    /// certificate is issued for it.
+    #[error("the bundle does not verify ({0}); no certificate is issued")]
+    NotVerified(String),
 }
 
 impl Issuer {
@@ -91,8 +95,16 @@ impl Issuer {
     }
 
     /// The PDF for `bundle`, issued now, with `verify_url` printed and in
-    /// the QR code.
+    /// the QR code. The bundle is verified first against the keys it
+    /// carries, which on a server are the deployment's own configured keys
+    /// (its prover fills them in from the configuration; a bundle is never
+    /// taken from a client here): a bundle that does not verify gets no
+    /// certificate ([`IssueError::NotVerified`]), and the certificate says
+    /// its anchors were not checked online.
     pub async fn pdf(&self, bundle: Bundle, verify_url: String) -> Result<Vec<u8>, IssueError> {
+        let keys = TrustedKeys::from_bundle(&bundle)
+            .map_err(|e| IssueError::NotVerified(e.to_string()))?;
+        verify_bundle(&bundle, &keys, None).map_err(|e| IssueError::NotVerified(e.to_string()))?;
         let path = self.font_path.clone();
         let font = self
             .font
@@ -109,11 +121,24 @@ impl Issuer {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as i64);
         tokio::task::spawn_blocking(move || {
+            let sealer = bundle
+                .keys
+                .sealer
+                .split('+')
+                .take(2)
+                .collect::<Vec<_>>()
+                .join("+");
             render(
                 &CertificateInput {
                     bundle: &bundle,
                     verify_url: &verify_url,
                     issued_at_us,
+                    verified: Verified {
+                        verified_at_us: issued_at_us,
+                        policy: format!("this deployment's configured keys (sealer {sealer})"),
+                        trust_file: "trust.toml".into(),
+                        online: vec![],
+                    },
                 },
                 &font,
             )
@@ -132,6 +157,22 @@ pub struct CertificateInput<'a> {
     pub verify_url: &'a str,
     /// When the certificate was issued, microseconds since the epoch.
     pub issued_at_us: i64,
+    /// What was verified before issuing: a certificate prints only
+    /// verified facts.
+    pub verified: Verified,
+}
+
+/// How the bundle was verified before the certificate was issued.
+#[derive(Clone, Debug)]
+pub struct Verified {
+    /// When, µs since the epoch.
+    pub verified_at_us: i64,
+    /// Against what (the trust policy, with its fingerprint).
+    pub policy: String,
+    /// The trust policy's file name, for the verification command printed.
+    pub trust_file: String,
+    /// Anchors confirmed on their chains, at the policy's endpoints.
+    pub online: Vec<crate::online::Confirmed>,
 }
 
 /// `YYYY-MM-DD HH:MM:SS` in UTC+offset hours, with microseconds if non-zero.
@@ -209,9 +250,25 @@ pub fn lines(input: &CertificateInput<'_>) -> Vec<(f32, String)> {
             // One receipt over three lines: a transaction id alone is up to
             // 66 characters, which is all an A4 line holds at this size.
             for r in &b.anchor.receipts {
+                let checked = input.verified.online.iter().find(|c| c.target == r.target);
                 l.push((
                     9.0,
-                    format!("    {}: {} {}", r.target, r.chain_kind, r.chain_id),
+                    format!(
+                        "    {}: {} {} — {}",
+                        r.target,
+                        r.chain_kind,
+                        r.chain_id,
+                        match checked {
+                            Some(c) => format!(
+                                "已在线核验 checked online {} UTC",
+                                format_time(
+                                    c.checked_at_us - c.checked_at_us.rem_euclid(1_000_000),
+                                    0
+                                )
+                            ),
+                            None => "未在线核验 not checked online".to_owned(),
+                        }
+                    ),
                 ));
                 l.push((9.0, format!("      交易 tx {}", r.tx_id)));
                 l.push((
@@ -234,15 +291,30 @@ pub fn lines(input: &CertificateInput<'_>) -> Vec<(f32, String)> {
             ),
         )),
     }
+    let v = &input.verified;
     l.extend([
+        (
+            9.0,
+            format!(
+                "核验 Verified {} UTC against {}",
+                format_time(v.verified_at_us - v.verified_at_us.rem_euclid(1_000_000), 0),
+                v.policy
+            ),
+        ),
         (9.0, String::new()),
         (11.0, "验证方式 How to verify:".to_owned()),
         (9.0, "    扫描二维码或访问 Scan the QR code or open:".to_owned()),
         (8.0, format!("    {}", input.verify_url)),
         (
             9.0,
-            "    离线验证 Offline: anchord verify --bundle <证明包 bundle.json> --file <原始文件 file>"
-                .to_owned(),
+            "    法院验证 A court runs, with its own trust policy (信任策略, obtained out of band):".to_owned(),
+        ),
+        (
+            8.0,
+            format!(
+                "    anchord verify --trust {} --bundle bundle.json --file <原始文件 file> --online",
+                v.trust_file
+            ),
         ),
         (9.0, String::new()),
         (9.0, format!("出具时间 Issued at: {}", both_times(input.issued_at_us))),

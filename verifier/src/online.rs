@@ -1,15 +1,19 @@
 //! `anchord verify --online`: look each anchor up on its chain, at the
-//! endpoints its receipt recorded, and check that the chain really carries
-//! the anchored checkpoint. The only part of verification that uses the
+//! endpoints the court's trust policy lists for the receipt's target (never
+//! at an endpoint the bundle names, unless the user explicitly allows it),
+//! and compare everything: chain id, transaction, block number, block hash,
+//! block time (within the policy's tolerance) and the anchored checkpoint
+//! (origin, size, root). The only part of verification that uses the
 //! network.
 //!
-//! - `judicial`: `GET <block URL>` (the gateway's public block endpoint,
-//!   docs/judicial-gateway-v1.md): the block at the receipt's height must
-//!   have the receipt's hash and contain the receipt's transaction, whose
-//!   evidence is the anchored checkpoint (origin, size, root).
-//! - `evm`: `eth_getTransactionByHash` on the recorded JSON-RPC endpoint: the
-//!   transaction must be in the receipt's block, and its data must be
-//!   `ANCHORD1 || size || root || origin` of the anchored checkpoint.
+//! - `judicial` (`docs/judicial-gateway-v1.md`): `GET <endpoint>/v1/chain`
+//!   (`chainId`), then `GET <endpoint>/v1/blocks/<block_number>`: height,
+//!   hash, `time` (ms) and the transaction, whose evidence is the anchored
+//!   checkpoint.
+//! - `evm`: `eth_chainId`; `eth_getTransactionByHash` (block number and
+//!   hash, input `ANCHORD1 || u64 BE size || root || origin`);
+//!   `eth_getTransactionReceipt` (status 1, same block);
+//!   `eth_getBlockByNumber` (hash, timestamp).
 
 use std::time::Duration;
 
@@ -17,125 +21,311 @@ use anchord_core::bundle::AnchorReceipt;
 use anchord_core::checkpoint::encode_hash;
 use serde_json::{Value, json};
 
-/// What the chain confirmed, for the report.
-pub type Confirmed = String;
+use crate::trust::TrustedChain;
 
-/// Look one receipt up. `origin` is the bundle's checkpoint origin.
+/// What the chain confirmed, and where.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Confirmed {
+    pub target: String,
+    /// The endpoint that answered.
+    pub endpoint: String,
+    /// When the lookup was made, µs since the epoch.
+    pub checked_at_us: i64,
+    /// What it confirmed, for people.
+    pub summary: String,
+}
+
+/// Why a lookup failed: `Unreachable` endpoints are skipped for the next
+/// one; a `Mismatch` is the chain contradicting the receipt.
+#[derive(Debug)]
+enum LookupError {
+    Unreachable(String),
+    Mismatch(String),
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// The endpoint a receipt recorded (used only with the user's explicit
+/// permission, `--allow-bundle-endpoints`).
+pub fn bundle_endpoint(r: &AnchorReceipt) -> Option<String> {
+    let d = &r.receipt["details"];
+    match r.chain_kind.as_str() {
+        "judicial" => d["gateway"].as_str().map(str::to_owned),
+        "evm" => d["rpc"].as_str().map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// Look one receipt up at `endpoints` (in order; an unreachable one is
+/// skipped, a contradiction fails at once). `origin` is the bundle's
+/// checkpoint origin; `chain` the trust policy's entry for the target.
 pub async fn check_receipt(
     http: &reqwest::Client,
     origin: &str,
     r: &AnchorReceipt,
+    chain: &TrustedChain,
+    endpoints: &[String],
+    tolerance_us: i64,
 ) -> Result<Confirmed, String> {
-    let details = &r.receipt["details"];
-    match r.chain_kind.as_str() {
-        "judicial" => {
-            let url = details["block"].as_str().map(str::to_owned).or_else(|| {
-                details["gateway"]
-                    .as_str()
-                    .map(|g| format!("{}/v1/blocks/{}", g.trim_end_matches('/'), r.block_number))
-            });
-            let url = url.ok_or("the receipt records no block URL")?;
-            let block: Value = get_json(http.get(&url)).await?;
-            if block["height"].as_u64() != Some(r.block_number) {
-                return Err(format!(
-                    "{url}: block height {} ≠ receipt's {}",
-                    block["height"], r.block_number
-                ));
-            }
-            if !block["hash"]
-                .as_str()
-                .is_some_and(|h| h.eq_ignore_ascii_case(&r.block_hash))
-            {
-                return Err(format!(
-                    "{url}: block hash {} ≠ receipt's {}",
-                    block["hash"], r.block_hash
-                ));
-            }
-            let tx = block["txs"]
-                .as_array()
-                .and_then(|txs| txs.iter().find(|t| t["txId"].as_str() == Some(&r.tx_id)))
-                .ok_or_else(|| format!("{url}: transaction {} is not in the block", r.tx_id))?;
-            let ev = &tx["evidence"];
-            let want_root = encode_hash(&r.checkpoint_root);
-            if ev["origin"].as_str() != Some(origin)
-                || ev["size"].as_u64() != Some(r.checkpoint_size)
-                || ev["root"].as_str() != Some(want_root.as_str())
-            {
-                return Err(format!(
-                    "{url}: transaction {} carries {ev}, not checkpoint {origin} size {} root {want_root}",
-                    r.tx_id, r.checkpoint_size
-                ));
-            }
-            Ok(format!(
-                "block {} {} holds tx {}",
-                r.block_number, r.block_hash, r.tx_id
-            ))
-        }
-        "evm" => {
-            let rpc = details["rpc"]
-                .as_str()
-                .ok_or("the receipt records no JSON-RPC endpoint")?;
-            let body = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_getTransactionByHash", "params": [r.tx_id]});
-            let resp: Value = get_json(http.post(rpc).json(&body)).await?;
-            let tx = &resp["result"];
-            if tx.is_null() {
-                return Err(format!("{rpc}: transaction {} not found", r.tx_id));
-            }
-            let number = tx["blockNumber"]
-                .as_str()
-                .and_then(|n| u64::from_str_radix(n.trim_start_matches("0x"), 16).ok());
-            if number != Some(r.block_number)
-                || !tx["blockHash"]
-                    .as_str()
-                    .is_some_and(|h| h.eq_ignore_ascii_case(&r.block_hash))
-            {
-                return Err(format!(
-                    "{rpc}: transaction {} is in block {} {}, the receipt says {} {}",
-                    r.tx_id, tx["blockNumber"], tx["blockHash"], r.block_number, r.block_hash
-                ));
-            }
-            let mut payload = b"ANCHORD1".to_vec();
-            payload.extend_from_slice(&r.checkpoint_size.to_be_bytes());
-            payload.extend_from_slice(&r.checkpoint_root);
-            payload.extend_from_slice(origin.as_bytes());
-            let want = format!("0x{}", hex::encode(payload));
-            if !tx["input"]
-                .as_str()
-                .is_some_and(|i| i.eq_ignore_ascii_case(&want))
-            {
-                return Err(format!(
-                    "{rpc}: transaction {} does not carry this checkpoint",
-                    r.tx_id
-                ));
-            }
-            Ok(format!(
-                "block {} {} holds tx {}",
-                r.block_number, r.block_hash, r.tx_id
-            ))
-        }
-        other => Err(format!("no online lookup for chain kind {other:?}")),
+    if chain.kind != r.chain_kind || chain.chain_id != r.chain_id {
+        return Err(format!(
+            "the receipt says {} chain {:?}, the trust policy says {} chain {:?}",
+            r.chain_kind, r.chain_id, chain.kind, chain.chain_id
+        ));
     }
+    if endpoints.is_empty() {
+        return Err(format!(
+            "the trust policy lists no endpoint for target {:?} (chains.{}.endpoints)",
+            r.target, r.target
+        ));
+    }
+    let mut unreachable = Vec::new();
+    for ep in endpoints {
+        let ep = ep.trim_end_matches('/');
+        let res = match r.chain_kind.as_str() {
+            "judicial" => judicial(http, ep, origin, r, chain, tolerance_us).await,
+            "evm" => evm(http, ep, origin, r, chain, tolerance_us).await,
+            other => return Err(format!("no online lookup for chain kind {other:?}")),
+        };
+        match res {
+            Ok(summary) => {
+                return Ok(Confirmed {
+                    target: r.target.clone(),
+                    endpoint: ep.to_owned(),
+                    checked_at_us: now_us(),
+                    summary,
+                });
+            }
+            Err(LookupError::Mismatch(m)) => return Err(format!("{ep}: {m}")),
+            Err(LookupError::Unreachable(m)) => unreachable.push(format!("{ep}: {m}")),
+        }
+    }
+    Err(format!(
+        "no trusted endpoint answered: {}",
+        unreachable.join("; ")
+    ))
 }
 
-/// A client for [`check_receipt`]: bounded timeouts, no redirects.
+fn time_ok(chain_us: i64, r: &AnchorReceipt, tolerance_us: i64) -> Result<(), LookupError> {
+    if chain_us.abs_diff(r.block_time_us) > tolerance_us.unsigned_abs() {
+        return Err(LookupError::Mismatch(format!(
+            "block {} has time {chain_us} µs, the receipt says {} µs (tolerance {} s)",
+            r.block_number,
+            r.block_time_us,
+            tolerance_us / 1_000_000
+        )));
+    }
+    Ok(())
+}
+
+async fn judicial(
+    http: &reqwest::Client,
+    ep: &str,
+    origin: &str,
+    r: &AnchorReceipt,
+    chain: &TrustedChain,
+    tolerance_us: i64,
+) -> Result<String, LookupError> {
+    let mismatch = LookupError::Mismatch;
+    let info = get_json(http.get(format!("{ep}/v1/chain"))).await?;
+    if info["chainId"].as_str() != Some(chain.chain_id.as_str()) {
+        return Err(mismatch(format!(
+            "the gateway serves chain {}, the trust policy says {:?}",
+            info["chainId"], chain.chain_id
+        )));
+    }
+    let url = format!("{ep}/v1/blocks/{}", r.block_number);
+    let block = get_json(http.get(&url)).await?;
+    if block["height"].as_u64() != Some(r.block_number) {
+        return Err(mismatch(format!(
+            "block height {} ≠ receipt's {}",
+            block["height"], r.block_number
+        )));
+    }
+    if block["hash"].as_str() != Some(r.block_hash.as_str()) {
+        return Err(mismatch(format!(
+            "block {} has hash {}, the receipt says {}",
+            r.block_number, block["hash"], r.block_hash
+        )));
+    }
+    let time_ms = block["time"]
+        .as_i64()
+        .ok_or_else(|| mismatch(format!("block {} has no time", r.block_number)))?;
+    time_ok(time_ms.saturating_mul(1000), r, tolerance_us)?;
+    let tx = block["txs"]
+        .as_array()
+        .and_then(|txs| txs.iter().find(|t| t["txId"].as_str() == Some(&r.tx_id)))
+        .ok_or_else(|| {
+            mismatch(format!(
+                "transaction {} is not in the block (block {})",
+                r.tx_id, r.block_number
+            ))
+        })?;
+    let ev = &tx["evidence"];
+    let want_root = encode_hash(&r.checkpoint_root);
+    if ev["origin"].as_str() != Some(origin)
+        || ev["size"].as_u64() != Some(r.checkpoint_size)
+        || ev["root"].as_str() != Some(want_root.as_str())
+    {
+        return Err(mismatch(format!(
+            "transaction {} carries {ev}, not checkpoint {origin} size {} root {want_root}",
+            r.tx_id, r.checkpoint_size
+        )));
+    }
+    Ok(format!(
+        "chain {} block {} {} (time {time_ms} ms) holds tx {} anchoring checkpoint {}",
+        chain.chain_id, r.block_number, r.block_hash, r.tx_id, r.checkpoint_size
+    ))
+}
+
+fn quantity(v: &Value) -> Option<u64> {
+    v.as_str()
+        .and_then(|n| n.strip_prefix("0x"))
+        .and_then(|n| u64::from_str_radix(n, 16).ok())
+}
+
+async fn rpc(
+    http: &reqwest::Client,
+    ep: &str,
+    method: &str,
+    params: Value,
+) -> Result<Value, LookupError> {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let resp = get_json(http.post(ep).json(&body)).await?;
+    if let Some(e) = resp.get("error") {
+        return Err(LookupError::Unreachable(format!("{method}: {e}")));
+    }
+    Ok(resp["result"].clone())
+}
+
+async fn evm(
+    http: &reqwest::Client,
+    ep: &str,
+    origin: &str,
+    r: &AnchorReceipt,
+    chain: &TrustedChain,
+    tolerance_us: i64,
+) -> Result<String, LookupError> {
+    let mismatch = LookupError::Mismatch;
+    let id = quantity(&rpc(http, ep, "eth_chainId", json!([])).await?);
+    if id.map(|n| n.to_string()).as_deref() != Some(chain.chain_id.as_str()) {
+        return Err(mismatch(format!(
+            "the node serves chain id {id:?}, the trust policy says {}",
+            chain.chain_id
+        )));
+    }
+    let tx = rpc(http, ep, "eth_getTransactionByHash", json!([r.tx_id])).await?;
+    if tx.is_null() {
+        return Err(mismatch(format!("transaction {} not found", r.tx_id)));
+    }
+    if quantity(&tx["blockNumber"]) != Some(r.block_number)
+        || tx["blockHash"].as_str() != Some(r.block_hash.as_str())
+    {
+        return Err(mismatch(format!(
+            "transaction {} is in block {} {}, the receipt says {} {}",
+            r.tx_id, tx["blockNumber"], tx["blockHash"], r.block_number, r.block_hash
+        )));
+    }
+    let mut payload = b"ANCHORD1".to_vec();
+    payload.extend_from_slice(&r.checkpoint_size.to_be_bytes());
+    payload.extend_from_slice(&r.checkpoint_root);
+    payload.extend_from_slice(origin.as_bytes());
+    let want = format!("0x{}", hex::encode(payload));
+    if !tx["input"]
+        .as_str()
+        .is_some_and(|i| i.eq_ignore_ascii_case(&want))
+    {
+        return Err(mismatch(format!(
+            "transaction {} does not carry this checkpoint ({origin} size {})",
+            r.tx_id, r.checkpoint_size
+        )));
+    }
+    let receipt = rpc(http, ep, "eth_getTransactionReceipt", json!([r.tx_id])).await?;
+    if quantity(&receipt["status"]) != Some(1) {
+        return Err(mismatch(format!(
+            "transaction {} did not succeed (status {})",
+            r.tx_id, receipt["status"]
+        )));
+    }
+    let block = rpc(
+        http,
+        ep,
+        "eth_getBlockByNumber",
+        json!([format!("{:#x}", r.block_number), false]),
+    )
+    .await?;
+    if block["hash"].as_str() != Some(r.block_hash.as_str()) {
+        return Err(mismatch(format!(
+            "block {} has hash {}, the receipt says {}",
+            r.block_number, block["hash"], r.block_hash
+        )));
+    }
+    let secs = quantity(&block["timestamp"])
+        .ok_or_else(|| mismatch(format!("block {} has no timestamp", r.block_number)))?;
+    time_ok((secs as i64).saturating_mul(1_000_000), r, tolerance_us)?;
+    Ok(format!(
+        "chain {} block {} {} (time {secs} s) holds tx {} anchoring checkpoint {}",
+        chain.chain_id, r.block_number, r.block_hash, r.tx_id, r.checkpoint_size
+    ))
+}
+
+/// A client for [`check_receipt`]: bounded timeouts, no redirects, no
+/// proxy from the environment.
 pub fn client() -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
         .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
         .build()
         .map_err(|e| e.to_string())
 }
 
-async fn get_json(req: reqwest::RequestBuilder) -> Result<Value, String> {
+async fn get_json(req: reqwest::RequestBuilder) -> Result<Value, LookupError> {
     let resp = req
         .send()
         .await
-        .map_err(|e| format!("lookup failed: {e}"))?;
+        .map_err(|e| LookupError::Unreachable(format!("lookup failed: {e}")))?;
     let status = resp.status();
+    if status == reqwest::StatusCode::NOT_FOUND {
+        return Err(LookupError::Mismatch(
+            "the chain answered 404 not found".into(),
+        ));
+    }
     if !status.is_success() {
-        return Err(format!("lookup answered HTTP {status}"));
+        return Err(LookupError::Unreachable(format!(
+            "lookup answered HTTP {status}"
+        )));
     }
     resp.json()
         .await
-        .map_err(|e| format!("lookup answered no JSON: {e}"))
+        .map_err(|e| LookupError::Unreachable(format!("lookup answered no JSON: {e}")))
+}
+
+/// The chain id an endpoint serves (for `anchord trust export`).
+pub async fn chain_id_of(http: &reqwest::Client, kind: &str, ep: &str) -> Result<String, String> {
+    let ep = ep.trim_end_matches('/');
+    let e = |e: LookupError| match e {
+        LookupError::Unreachable(m) | LookupError::Mismatch(m) => format!("{ep}: {m}"),
+    };
+    match kind {
+        "judicial" => {
+            let info = get_json(http.get(format!("{ep}/v1/chain")))
+                .await
+                .map_err(e)?;
+            info["chainId"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("{ep}/v1/chain: no chainId"))
+        }
+        _ => {
+            let v = rpc(http, ep, "eth_chainId", json!([])).await.map_err(e)?;
+            quantity(&v)
+                .map(|n| n.to_string())
+                .ok_or_else(|| format!("{ep}: eth_chainId is not a quantity"))
+        }
+    }
 }

@@ -32,7 +32,8 @@ pub(crate) async fn pdf(
                 "certificates are not available on this server: its CJK font (workflow.certificate_font) cannot be loaded",
             )
         }
-        IssueError::Render(e) => {
+        // The deployment's own bundle not verifying is a server fault.
+        IssueError::Render(e) | IssueError::NotVerified(e) => {
             tracing::error!(error = %e, "rendering a certificate");
             ApiError::internal()
         }

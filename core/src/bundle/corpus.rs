@@ -228,7 +228,7 @@ pub fn receipt(
                 HashSuite::Sha256.digest(format!("corpus block {block_number}").as_bytes()),
             );
             let evidence = serde_json::json!({
-                "kind": "anchord.checkpoint/v1", "origin": ORIGIN, "size": size, "root": root_b64,
+                "type": "c2sp-checkpoint", "origin": ORIGIN, "size": size, "root": root_b64,
             });
             let details = serde_json::json!({
                 "gateway": gateway,
