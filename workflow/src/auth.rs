@@ -397,9 +397,8 @@ pub fn password_problem(
     }
     let score = e.score() as u8;
     if score < min_score {
-        let mut why = format!(
-            "too easy to guess (strength {score} of 4; at least {min_score} needed)"
-        );
+        let mut why =
+            format!("too easy to guess (strength {score} of 4; at least {min_score} needed)");
         if let Some(f) = e.feedback() {
             if let Some(w) = f.warning() {
                 why.push_str(&format!(": {w}"));
@@ -713,8 +712,7 @@ pub struct UserJson {
     pub created_at: String,
 }
 
-const USER_COLUMNS: &str =
-    "id, username, role, tenant, institution_id, locked_until, created_at, disabled_at, password_changed_at";
+const USER_COLUMNS: &str = "id, username, role, tenant, institution_id, locked_until, created_at, disabled_at, password_changed_at";
 
 /// A username: 1-64 of letters, digits, `. _ @ -`, starting with a letter
 /// or digit.
@@ -939,8 +937,7 @@ pub async fn enable_user(
     Ok(axum::Json(get_user(&c, id).await?))
 }
 
-#[derive(Debug, Serialize)]
-#[derive(ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Revoked {
     /// Sessions revoked.
     pub revoked: u64,

@@ -226,7 +226,9 @@ impl WorkflowConfig {
             );
         }
         if self.webhook_timeout_ms == 0 || self.webhook_connect_timeout_ms == 0 {
-            return bad("workflow.webhook_timeout_ms and workflow.webhook_connect_timeout_ms must be positive");
+            return bad(
+                "workflow.webhook_timeout_ms and workflow.webhook_connect_timeout_ms must be positive",
+            );
         }
         if self.webhook_concurrency == 0 || self.webhook_per_target_concurrency == 0 {
             return bad(
@@ -237,10 +239,14 @@ impl WorkflowConfig {
             return bad("workflow.webhook_max_per_tenant must be positive");
         }
         if let Err(e) = crate::egress::Policy::new(&self.webhook_allow) {
-            return Err(WorkflowError::Config(format!("workflow.webhook_allow: {e}")));
+            return Err(WorkflowError::Config(format!(
+                "workflow.webhook_allow: {e}"
+            )));
         }
         if self.file_gc_interval_s == 0 || self.file_gc_sweep_interval_s == 0 {
-            return bad("workflow.file_gc_interval_s and workflow.file_gc_sweep_interval_s must be positive");
+            return bad(
+                "workflow.file_gc_interval_s and workflow.file_gc_sweep_interval_s must be positive",
+            );
         }
         if self.audit_tenant.is_empty() || self.audit_tenant.len() > 64 {
             return bad("workflow.audit_tenant must be 1-64 bytes");

@@ -82,9 +82,7 @@ pub(crate) fn get(pool: &Pool) -> impl std::future::Future<Output = Result<Conn,
     none_held("taking a second connection");
     async move {
         let obj = pool.get().await?;
-        let counted = HELD
-            .try_with(|h| h.set(h.get().saturating_add(1)))
-            .is_ok();
+        let counted = HELD.try_with(|h| h.set(h.get().saturating_add(1))).is_ok();
         Ok(Conn { obj, counted })
     }
 }

@@ -272,12 +272,18 @@ pub async fn start(
     tracing::info!(%addr, "workflow API listening");
     // Each background task is one unit of the one-connection rule.
     tokio::spawn(conn::scope(evidence::run(wf.clone(), shutdown.clone())));
-    tokio::spawn(conn::scope(audit::run_anchoring(wf.clone(), shutdown.clone())));
+    tokio::spawn(conn::scope(audit::run_anchoring(
+        wf.clone(),
+        shutdown.clone(),
+    )));
     tokio::spawn(conn::scope(webhooks::run(wf.clone(), shutdown.clone())));
     // Collection of unreferenced stored files (files.rs).
     tokio::spawn(conn::scope(files::run_gc(wf.clone(), shutdown.clone())));
     // Session purge, limiter upkeep, anonymous-noise summaries.
-    tokio::spawn(conn::scope(limits::run_housekeeping(wf.clone(), shutdown.clone())));
+    tokio::spawn(conn::scope(limits::run_housekeeping(
+        wf.clone(),
+        shutdown.clone(),
+    )));
     let app = api::router(wf);
     let handle = tokio::spawn(async move {
         axum::serve(

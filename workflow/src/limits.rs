@@ -107,7 +107,9 @@ impl Limits {
             writes_ip: keyed(config.writes_per_ip_per_min),
             anonymous_ip: keyed(config.anonymous_per_ip_per_min),
             ip_header: (!config.client_ip_header.is_empty())
-                .then(|| axum::http::HeaderName::from_bytes(config.client_ip_header.as_bytes()).ok())
+                .then(|| {
+                    axum::http::HeaderName::from_bytes(config.client_ip_header.as_bytes()).ok()
+                })
                 .flatten(),
             noise: Mutex::new(Noise::default()),
         }

@@ -93,7 +93,11 @@ async fn fifty_concurrent_logins_keep_a_two_connection_pool_responsive() {
     let mut ok = 0;
     for h in logins {
         let (right, status) = h.await.unwrap();
-        assert_eq!(status, if right { 200 } else { 401 }, "right password: {right}");
+        assert_eq!(
+            status,
+            if right { 200 } else { 401 },
+            "right password: {right}"
+        );
         ok += usize::from(right);
     }
     eprintln!(
@@ -173,7 +177,12 @@ async fn concurrent_guesses_cannot_beat_the_lockout() {
     );
     // The lock holds, for the right password too.
     let (s, v) = env
-        .call("POST", "/v1/auth/login", None, Some(login_body("carol", &right)))
+        .call(
+            "POST",
+            "/v1/auth/login",
+            None,
+            Some(login_body("carol", &right)),
+        )
         .await;
     assert_eq!(s, 401, "{v}");
     let c = env.db.client().await;
@@ -188,7 +197,10 @@ async fn concurrent_guesses_cannot_beat_the_lockout() {
     assert!(locked);
     // An administrator's reset clears it.
     let id = c
-        .query_one("SELECT id FROM workflow.users WHERE username = 'carol'", &[])
+        .query_one(
+            "SELECT id FROM workflow.users WHERE username = 'carol'",
+            &[],
+        )
         .await
         .unwrap()
         .get::<_, i64>(0);
@@ -437,7 +449,12 @@ async fn anonymous_noise_is_summarised_not_chained_row_by_row() {
             ("DELETE", "/v1/products/1", Some("bogus-token")),
         ] {
             let (s, _) = env
-                .call(method, path, token, Some(json!({"i": i})).filter(|_| method != "GET"))
+                .call(
+                    method,
+                    path,
+                    token,
+                    Some(json!({"i": i})).filter(|_| method != "GET"),
+                )
                 .await;
             assert_eq!(s, 401);
             n += 1;
@@ -458,7 +475,8 @@ async fn anonymous_noise_is_summarised_not_chained_row_by_row() {
         .sum();
     assert_eq!(total, 300, "{rows:?}");
     assert!(
-        rows.iter().any(|r| r.2.contains("401 POST /v1/preservations")),
+        rows.iter()
+            .any(|r| r.2.contains("401 POST /v1/preservations")),
         "{rows:?}"
     );
     let v = env
@@ -510,7 +528,8 @@ async fn weak_and_common_passwords_are_refused() {
     .await;
     // create-admin: the same rules, and an audit row.
     let config = env.config.clone();
-    let weak = anchord_workflow::auth::create_admin(&env.ledger, &config, "admin2", "password").await;
+    let weak =
+        anchord_workflow::auth::create_admin(&env.ledger, &config, "admin2", "password").await;
     assert!(weak.is_err(), "a weak create-admin password is refused");
     let id = anchord_workflow::auth::create_admin(
         &env.ledger,
@@ -721,7 +740,10 @@ async fn account_management_revokes_sessions() {
             Some(login_body("frank", "violet-Kettle-orbit-42")),
         )
         .await;
-    assert_eq!((s.as_u16(), v["error"]["code"].as_str()), (401, Some("invalid_credentials")));
+    assert_eq!(
+        (s.as_u16(), v["error"]["code"].as_str()),
+        (401, Some("invalid_credentials"))
+    );
     let me_admin = env.ok(200, "GET", "/v1/me", Some(&admin), None).await;
     let (s, _) = env
         .call(
@@ -798,7 +820,10 @@ async fn expired_sessions_are_purged() {
     assert!(count().await >= 1);
     let deadline = Instant::now() + Duration::from_secs(10);
     while count().await > 0 {
-        assert!(Instant::now() < deadline, "expired sessions were not purged");
+        assert!(
+            Instant::now() < deadline,
+            "expired sessions were not purged"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
