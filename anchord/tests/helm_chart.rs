@@ -519,6 +519,68 @@ fn check(r: &Rendered, e: &Expect) {
             }
         }
     }
+    network_policies(r);
+}
+
+/// The NetworkPolicies (when rendered): each stage's pods are selected by
+/// exactly one, whose every ingress rule names its ports; the admin port is
+/// open only to named peers (never to everyone), the API port of the HTTP
+/// stages is opened by its own rule, and no other port is.
+fn network_policies(r: &Rendered) {
+    let policies = r.of_kind("NetworkPolicy");
+    if policies.is_empty() {
+        return;
+    }
+    for (owner, tpl) in workloads(r) {
+        if owner["kind"] != "Deployment" {
+            continue;
+        }
+        let what = name(owner);
+        let mine: Vec<&&Value> = policies
+            .iter()
+            .filter(|p| selects(&p["spec"]["podSelector"]["matchLabels"], &tpl["metadata"]["labels"]))
+            .collect();
+        assert_eq!(mine.len(), 1, "{what}: one NetworkPolicy selects its pods");
+        let p = &mine[0]["spec"];
+        assert_eq!(p["policyTypes"], json!(["Ingress"]), "{what}");
+        let container_ports: Vec<String> = tpl["spec"]["containers"][0]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect();
+        let mut opened = Vec::new();
+        for rule in p["ingress"].as_array().unwrap() {
+            let ports = rule["ports"].as_array().expect("every rule names its ports");
+            for port in ports {
+                let port = port["port"].as_str().unwrap().to_owned();
+                assert!(
+                    container_ports.contains(&port),
+                    "{what}: the policy opens {port}, which the pod does not have"
+                );
+                if port == "admin" {
+                    let from = rule["from"].as_array().map(Vec::len).unwrap_or(0);
+                    assert!(from > 0, "{what}: the admin port is open to everyone");
+                    for peer in rule["from"].as_array().unwrap() {
+                        assert!(
+                            !peer["namespaceSelector"].is_null() || !peer["podSelector"].is_null() || !peer["ipBlock"].is_null(),
+                            "{what}: an empty peer"
+                        );
+                        assert_ne!(
+                            peer["namespaceSelector"],
+                            json!({}),
+                            "{what}: every namespace may reach the admin port"
+                        );
+                    }
+                }
+                opened.push(port);
+            }
+        }
+        opened.sort();
+        let mut want = container_ports.clone();
+        want.sort();
+        assert_eq!(opened, want, "{what}: the policy opens exactly the pod's ports");
+    }
 }
 
 fn resolve_port(ports: &[(String, u64)], port: &Value) -> Option<u64> {
@@ -785,6 +847,74 @@ fn platform_held_keys_need_the_key_encryption_key_in_the_secret() {
             .any(|i| i["key"] == "workflow-kek" && path.ends_with(i["path"].as_str().unwrap())),
         "{items}"
     );
+}
+
+/// Issue 12, flaw 4: the admin/metrics port (which a webhook SSRF once
+/// reached) is restricted to the monitoring namespace by default, the
+/// selectors are values-configurable, and the policy can be turned off.
+#[test]
+fn network_policies_restrict_the_admin_port_to_monitoring() {
+    let r = render(&[]).unwrap();
+    let policies = r.of_kind("NetworkPolicy");
+    assert_eq!(policies.len(), 6, "one per stage");
+    for p in &policies {
+        let admin = p["spec"]["ingress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["ports"][0]["port"] == "admin")
+            .unwrap();
+        assert_eq!(
+            admin["from"],
+            json!([{
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                "podSelector": {}
+            }]),
+            "{}",
+            name(p)
+        );
+    }
+    let workflow = r
+        .get("NetworkPolicy", &format!("{RELEASE}-anchord-workflow"))
+        .unwrap();
+    let api = workflow["spec"]["ingress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ports"][0]["port"] == "http")
+        .expect("the workflow API port has its own rule");
+    assert!(api["from"].is_null(), "the API is open by default: {api}");
+
+    let r = render(&[json!({"networkPolicy": {
+        "admin": {
+            // Values merge: null drops the default label.
+            "namespaceSelector": {"matchLabels": {"team": "observability", "kubernetes.io/metadata.name": null}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+            "extraFrom": [{"ipBlock": {"cidr": "10.9.0.0/16"}}]
+        },
+        "api": {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]}
+    }})])
+    .unwrap();
+    check(&r, &Expect::default());
+    let workflow = r
+        .get("NetworkPolicy", &format!("{RELEASE}-anchord-workflow"))
+        .unwrap();
+    assert_eq!(
+        workflow["spec"]["ingress"][0]["from"],
+        json!([
+            {"namespaceSelector": {"matchLabels": {"team": "observability"}},
+             "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}},
+            {"ipBlock": {"cidr": "10.9.0.0/16"}}
+        ])
+    );
+    assert_eq!(
+        workflow["spec"]["ingress"][1]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "ingress-nginx"
+    );
+    let r = render(&[json!({"networkPolicy": {"enabled": false}})]).unwrap();
+    assert!(r.of_kind("NetworkPolicy").is_empty());
+    let r = render(&[json!({"workflow": {"enabled": false}})]).unwrap();
+    assert_eq!(r.of_kind("NetworkPolicy").len(), 5);
 }
 
 #[test]
