@@ -256,26 +256,30 @@ async fn a_loan_contract_travels_from_kafka_to_an_offline_verified_anchored_proo
         chain_id: "sim-court".into(),
         endpoints: vec![court.url()],
     };
-    let check = |r: &anchord_core::bundle::AnchorReceipt| {
-        anchord_verifier::online::check_receipt(
-            &http,
-            ORIGIN,
-            r,
-            &chain,
-            &chain.endpoints,
-            300_000_000,
-        )
+    let check = |r: anchord_core::bundle::AnchorReceipt| {
+        let (http, chain) = (http.clone(), chain.clone());
+        async move {
+            anchord_verifier::online::check_receipt(
+                &http,
+                ORIGIN,
+                &r,
+                &chain,
+                &chain.endpoints,
+                300_000_000,
+            )
+            .await
+        }
     };
     for r in &bundle.anchor.receipts {
-        let ok = check(r).await;
+        let ok = check(r.clone()).await;
         assert!(ok.is_ok(), "the anchor is on the chain: {ok:?}");
         let mut wrong = r.clone();
         wrong.tx_id = "00".repeat(32);
-        let err = check(&wrong).await;
+        let err = check(wrong).await;
         assert!(err.unwrap_err().contains("is not in the block"));
         let mut wrong = r.clone();
         wrong.checkpoint_size += 1;
-        assert!(check(&wrong).await.is_err());
+        assert!(check(wrong).await.is_err());
     }
 
     // The same proof does not vouch for a contract with one byte changed.
