@@ -201,7 +201,9 @@ pub fn render(
     for p in &pieces {
         match p {
             Piece::Text(t) => out.push_str(t),
-            Piece::Var { name, .. } => out.push_str(variables.get(*name).map_or("", String::as_str)),
+            Piece::Var { name, .. } => {
+                out.push_str(variables.get(*name).map_or("", String::as_str))
+            }
         }
     }
     Ok(out)
@@ -259,8 +261,7 @@ pub struct StatementFields<'a> {
 fn statement_token(s: &str) -> bool {
     !s.is_empty()
         && s.chars().count() <= 128
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-'))
 }
 
@@ -606,6 +607,15 @@ pub fn check_client_key(
     Ok((key, challenge, statement, proof.to_vec()))
 }
 
+/// A key to register: public key, sealed seed (platform), challenge and
+/// proof (statement, signature) (client).
+type KeyParts = (
+    [u8; 32],
+    Option<Vec<u8>>,
+    Option<[u8; 32]>,
+    Option<(String, Vec<u8>)>,
+);
+
 /// Register (or replace) the caller's signing key: a client-held key with
 /// a proof of possession, or a platform-held one. A key registered to (or
 /// used by) another user answers 409.
@@ -616,13 +626,14 @@ pub async fn register_key(
     State(wf): State<Arc<Workflow>>,
     Require(caller, _): Require<roles::Bank>,
     Json(k): Json<SigningKeyRequest>,
-) -> Result<axum::Json<SigningKeyJson>, ApiError> {
-    let (public, seed, challenge, pop): (
-        [u8; 32],
-        Option<Vec<u8>>,
-        Option<[u8; 32]>,
-        Option<(String, Vec<u8>)>,
-    ) = match k.custody.as_str() {
+) -> Result<
+    (
+        axum::Extension<crate::audit::AuditObject>,
+        axum::Json<SigningKeyJson>,
+    ),
+    ApiError,
+> {
+    let (public, seed, challenge, pop): KeyParts = match k.custody.as_str() {
         "client" => {
             let (key, challenge, statement, proof) =
                 check_client_key(caller.id, &caller.username, &k)?;
@@ -704,11 +715,21 @@ pub async fn register_key(
         Err(e) => return Err(e.into()),
     }
     tx.commit().await?;
-    Ok(axum::Json(SigningKeyJson {
-        statement: (k.custody == "platform").then_some(PLATFORM_CUSTODY_STATEMENT),
-        custody: k.custody,
-        public_key: hex::encode(public),
-    }))
+    // The audit row names the key registered.
+    let object = crate::audit::AuditObject(format!(
+        "/v1/users/{}/signing-key/{}/{}",
+        caller.id,
+        k.custody,
+        hex::encode(public)
+    ));
+    Ok((
+        axum::Extension(object),
+        axum::Json(SigningKeyJson {
+            statement: (k.custody == "platform").then_some(PLATFORM_CUSTODY_STATEMENT),
+            custody: k.custody,
+            public_key: hex::encode(public),
+        }),
+    ))
 }
 
 // ---------------------------------------------------------------------------
@@ -828,7 +849,8 @@ pub struct ContractSummaryJson {
     pub reviewed_at: Option<String>,
 }
 
-const CONTRACT_COLUMNS: &str = "id, number, tenant, contract_type_id, title, body, hash_alg, contract_hash, status,
+const CONTRACT_COLUMNS: &str =
+    "id, number, tenant, contract_type_id, title, body, hash_alg, contract_hash, status,
     reject_reason, created_by, reviewed_by, created_at, updated_at, reviewed_at, submission_id";
 
 /// Load a contract the caller may read (403 otherwise), on the caller's
@@ -921,8 +943,14 @@ pub async fn create(
     State(wf): State<Arc<Workflow>>,
     Require(caller, _): Require<roles::Bank>,
     Json(n): Json<NewContract>,
-) -> Result<(StatusCode, [(axum::http::HeaderName, String); 1], axum::Json<ContractJson>), ApiError>
-{
+) -> Result<
+    (
+        StatusCode,
+        [(axum::http::HeaderName, String); 1],
+        axum::Json<ContractJson>,
+    ),
+    ApiError,
+> {
     let tenant = caller.tenant()?.to_owned();
     let mut errs = BTreeMap::new();
     check_new_contract(&n, &mut errs);
@@ -1142,7 +1170,11 @@ pub struct SignRequest {
 }
 
 /// The statement `signer` signs on `k` with `public_key` (hex).
-fn statement_for(k: &ContractJson, signer: &SignerJson, public_key: &str) -> Result<String, ApiError> {
+fn statement_for(
+    k: &ContractJson,
+    signer: &SignerJson,
+    public_key: &str,
+) -> Result<String, ApiError> {
     signature_statement(&StatementFields {
         contract_id: k.id,
         contract_number: &k.number,
@@ -1155,7 +1187,10 @@ fn statement_for(k: &ContractJson, signer: &SignerJson, public_key: &str) -> Res
         public_key,
     })
     .ok_or_else(|| {
-        tracing::error!(contract = k.id, "a contract field cannot be written in a statement");
+        tracing::error!(
+            contract = k.id,
+            "a contract field cannot be written in a statement"
+        );
         ApiError::internal()
     })
 }
@@ -1178,10 +1213,21 @@ pub async fn sign(
     };
     // The body only now: the caller may touch the record (auth::Require).
     let Json(s) = body?;
-    if k.status != "signing" || me.status != "pending" {
+    if k.status != "signing" {
+        return Err(state_conflict::<tokio_postgres::Client>(
+            &c,
+            "workflow.contracts",
+            "contract",
+            id,
+            "signing",
+            &["signing"],
+        )
+        .await);
+    }
+    if me.status != "pending" {
         return Err(ApiError::invalid_state(format!(
-            "the contract is {} and your signature is {}",
-            k.status, me.status
+            "your signature is already {}",
+            me.status
         )));
     }
     let key = c
@@ -1331,7 +1377,15 @@ pub async fn refuse(
         )
         .await?;
     if moved.is_none() {
-        return Err(state_conflict(&*tx, "workflow.contracts", "contract", id, "refusing", &["signing"]).await);
+        return Err(state_conflict(
+            &*tx,
+            "workflow.contracts",
+            "contract",
+            id,
+            "refusing",
+            &["signing"],
+        )
+        .await);
     }
     let n = tx
         .execute(
@@ -1544,7 +1598,10 @@ mod tests {
             vec!["borrower", "lender", "amount"]
         );
         assert!(placeholders("no placeholders {{").is_empty());
-        assert_eq!(placeholders("{{ a {{b}} {{ c }} {{d e}} {{}}"), vec!["b", "c"]);
+        assert_eq!(
+            placeholders("{{ a {{b}} {{ c }} {{d e}} {{}}"),
+            vec!["b", "c"]
+        );
         assert_eq!(placeholders("{{借款人}}"), vec!["借款人"]);
     }
 
@@ -1555,7 +1612,12 @@ mod tests {
         };
         // A value naming a placeholder stays literal.
         assert_eq!(
-            render("A {{a}} B {{b}}", &vars(&[("a", "{{b}}{{b}}"), ("b", "x")]), 1000).unwrap(),
+            render(
+                "A {{a}} B {{b}}",
+                &vars(&[("a", "{{b}}{{b}}"), ("b", "x")]),
+                1000
+            )
+            .unwrap(),
             "A {{b}}{{b}} B x"
         );
         // Unknown and missing variables are named.

@@ -430,7 +430,15 @@ pub async fn review(
         )
         .await?;
     if moved.is_none() {
-        return Err(state_conflict::<tokio_postgres::Client>(&c, TABLE, "judicial request", id, "starting the review", &["pending"]).await);
+        return Err(state_conflict::<tokio_postgres::Client>(
+            &c,
+            TABLE,
+            "judicial request",
+            id,
+            "starting the review",
+            &["pending"],
+        )
+        .await);
     }
     Ok(axum::Json(load_on(&c, &caller, id).await?.0))
 }
@@ -483,9 +491,15 @@ pub async fn compare(
         let (r, _) = load_on(&c, &caller, id).await?;
         institution_guard(&caller, &r)?;
         if !OPEN.contains(&r.status.as_str()) {
-            return Err(
-                state_conflict::<tokio_postgres::Client>(&c, TABLE, "judicial request", id, "comparing", OPEN).await,
-            );
+            return Err(state_conflict::<tokio_postgres::Client>(
+                &c,
+                TABLE,
+                "judicial request",
+                id,
+                "comparing",
+                OPEN,
+            )
+            .await);
         }
         let (_, _, _, sub) = subject(&c, &r.subject_kind, r.subject_id)
             .await?
@@ -552,7 +566,15 @@ pub async fn compare(
         )
         .await?;
     if stored.is_none() {
-        return Err(state_conflict::<tokio_postgres::Client>(&c, TABLE, "judicial request", id, "comparing", OPEN).await);
+        return Err(state_conflict::<tokio_postgres::Client>(
+            &c,
+            TABLE,
+            "judicial request",
+            id,
+            "comparing",
+            OPEN,
+        )
+        .await);
     }
     Ok(axum::Json(cmp))
 }
@@ -575,9 +597,15 @@ pub async fn issue_certificate(
     let Multipart(mp) = body?;
     if !OPEN.contains(&r.status.as_str()) {
         let c = wf.db().await?;
-        return Err(
-            state_conflict::<tokio_postgres::Client>(&c, TABLE, "judicial request", id, "certifying", OPEN).await,
-        );
+        return Err(state_conflict::<tokio_postgres::Client>(
+            &c,
+            TABLE,
+            "judicial request",
+            id,
+            "certifying",
+            OPEN,
+        )
+        .await);
     }
     let f = files::receive(&wf, mp).await?;
     let mut head = [0u8; 5];
@@ -603,9 +631,7 @@ pub async fn issue_certificate(
         )
         .await?;
     if n == 0 {
-        return Err(
-            state_conflict(&*tx, TABLE, "judicial request", id, "certifying", OPEN).await,
-        );
+        return Err(state_conflict(&*tx, TABLE, "judicial request", id, "certifying", OPEN).await);
     }
     let sub = evidence::enqueue(
         &tx,

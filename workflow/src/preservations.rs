@@ -301,11 +301,16 @@ pub async fn edit(
     }
     // The body only now: the caller may touch the record (auth::Require).
     let Json(e) = body?;
-    if p.status != "saved" && p.status != "rejected" {
-        return Err(ApiError::invalid_state(format!(
-            "a {} preservation cannot be edited",
-            p.status
-        )));
+    if !EDITABLE.contains(&p.status.as_str()) {
+        return Err(state_conflict::<tokio_postgres::Client>(
+            &c,
+            TABLE,
+            "preservation",
+            id,
+            "editing",
+            EDITABLE,
+        )
+        .await);
     }
     let template = products::template(&c, p.product_id)
         .await?
@@ -319,7 +324,15 @@ pub async fn edit(
         )
         .await?;
     if moved.is_none() {
-        return Err(state_conflict::<tokio_postgres::Client>(&c, TABLE, "preservation", id, "editing", EDITABLE).await);
+        return Err(state_conflict::<tokio_postgres::Client>(
+            &c,
+            TABLE,
+            "preservation",
+            id,
+            "editing",
+            EDITABLE,
+        )
+        .await);
     }
     Ok(axum::Json(load_on(&c, &caller, id).await?.0))
 }

@@ -94,8 +94,7 @@ pub struct FieldOrder {
 pub fn valid_key(k: &str) -> bool {
     k.chars().next().is_some_and(|c| c.is_ascii_lowercase())
         && k.chars().count() <= 64
-        && k
-            .chars()
+        && k.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
@@ -224,8 +223,7 @@ pub fn check_type(t: &str, v: &str) -> Result<(), &'static str> {
 pub fn valid_id_number(v: &str) -> bool {
     v.chars().count() == 18
         && v.chars().take(17).all(|c| c.is_ascii_digit())
-        && v
-            .chars()
+        && v.chars()
             .nth(17)
             .is_some_and(|c| c.is_ascii_digit() || c == 'x' || c == 'X')
 }

@@ -42,7 +42,13 @@ fn sign_statement(key: &ed25519_dalek::SigningKey, k: &Value, index: usize) -> S
 async fn register_client_key(env: &Env, token: &str, key: &ed25519_dalek::SigningKey) -> Value {
     let me = env.ok(200, "GET", "/v1/me", Some(token), None).await;
     let c = env
-        .ok(201, "POST", "/v1/me/signing-key/challenge", Some(token), None)
+        .ok(
+            201,
+            "POST",
+            "/v1/me/signing-key/challenge",
+            Some(token),
+            None,
+        )
         .await;
     let pk = hex::encode(key.verifying_key().to_bytes());
     let text = format!(
@@ -56,8 +62,10 @@ async fn register_client_key(env: &Env, token: &str, key: &ed25519_dalek::Signin
         "PUT",
         "/v1/me/signing-key",
         Some(token),
-        Some(json!({"custody": "client", "public_key": pk, "challenge": c["challenge"],
-                    "proof": hex::encode(key.sign(text.as_bytes()).to_bytes())})),
+        Some(
+            json!({"custody": "client", "public_key": pk, "challenge": c["challenge"],
+                    "proof": hex::encode(key.sign(text.as_bytes()).to_bytes())}),
+        ),
     )
     .await
 }

@@ -101,7 +101,8 @@ fn arb_json() -> impl Strategy<Value = Value> {
         any::<f64>()
             .prop_filter("finite", |f| f.is_finite())
             .prop_map(|f| json!(f)),
-        prop_oneof![Just(i32::MAX as i64), Just(-1i64), Just(0i64), Just(4097)].prop_map(|n| json!(n)),
+        prop_oneof![Just(i32::MAX as i64), Just(-1i64), Just(0i64), Just(4097)]
+            .prop_map(|n| json!(n)),
         arb_text().prop_map(Value::String),
     ];
     leaf.prop_recursive(4, 48, 8, |inner| {
@@ -139,13 +140,15 @@ fn arb_field() -> impl Strategy<Value = Field> {
         prop_oneof![any::<i32>(), 1..30i32],
         any::<bool>(),
     )
-        .prop_map(|(key, display_name, field_type, max_length, required)| Field {
-            key,
-            display_name,
-            field_type,
-            max_length,
-            required,
-        })
+        .prop_map(
+            |(key, display_name, field_type, max_length, required)| Field {
+                key,
+                display_name,
+                field_type,
+                max_length,
+                required,
+            },
+        )
 }
 
 fn arb_vars() -> impl Strategy<Value = BTreeMap<String, String>> {
@@ -160,7 +163,7 @@ fn arb_vars() -> impl Strategy<Value = BTreeMap<String, String>> {
 }
 
 /// The placeholder occurrences of a template and the bytes they take.
-fn occurrences<'a>(t: &'a str) -> Vec<&'a str> {
+fn occurrences(t: &str) -> Vec<&str> {
     contracts::parse_template(t)
         .into_iter()
         .filter_map(|p| match p {
@@ -502,7 +505,13 @@ async fn every_write_route_answers_garbage_without_a_server_error() {
     let pid = p["id"].as_i64().unwrap();
     let pp = format!("/v1/preservations/{pid}");
     let (s, _) = e
-        .upload("PUT", &format!("{pp}/file"), &alice, "f", b"evidence".to_vec())
+        .upload(
+            "PUT",
+            &format!("{pp}/file"),
+            &alice,
+            "f",
+            b"evidence".to_vec(),
+        )
         .await;
     assert_eq!(s, 200);
     e.ok(200, "POST", &format!("{pp}/submit"), Some(&alice), None)
@@ -542,8 +551,10 @@ async fn every_write_route_answers_garbage_without_a_server_error() {
             "POST",
             "/v1/contracts",
             Some(&alice),
-            Some(json!({"contract_type_id": tid, "title": "t", "variables": {"name": "a"},
-                        "signers": ["alice"]})),
+            Some(
+                json!({"contract_type_id": tid, "title": "t", "variables": {"name": "a"},
+                        "signers": ["alice"]}),
+            ),
         )
         .await["id"]
         .as_i64()
@@ -554,23 +565,31 @@ async fn every_write_route_answers_garbage_without_a_server_error() {
             "POST",
             "/v1/judicial-requests",
             Some(&alice),
-            Some(json!({"kind": "notarization", "subject_kind": "preservation",
-                        "subject_id": pid, "institution_id": "notary-1"})),
+            Some(
+                json!({"kind": "notarization", "subject_kind": "preservation",
+                        "subject_id": pid, "institution_id": "notary-1"}),
+            ),
         )
         .await["id"]
         .as_i64()
         .unwrap();
-    let wid = e
-        .ok(
-            201,
-            "POST",
-            "/v1/webhooks",
-            Some(&rita),
-            Some(json!({"url": "https://hooks.example.com/anchord"})),
+    // A webhook of bank-a, written directly (its URL need not resolve: it
+    // is never delivered to here).
+    let wid: i64 = e
+        .ledger
+        .workflow_pool()
+        .get()
+        .await
+        .unwrap()
+        .query_one(
+            "INSERT INTO workflow.webhooks (tenant, url, secret, created_by)
+             SELECT 'bank-a', 'https://hooks.example.com/anchord', 'secret', id
+               FROM workflow.users WHERE username = 'rita' RETURNING id",
+            &[],
         )
-        .await["id"]
-        .as_i64()
-        .unwrap();
+        .await
+        .unwrap()
+        .get(0);
 
     let doc = e.ok(200, "GET", "/v1/openapi.json", None, None).await;
     let schemas = doc["components"]["schemas"].clone();
@@ -598,21 +617,20 @@ async fn every_write_route_answers_garbage_without_a_server_error() {
         };
         path.replace("{id}", &id.to_string())
             .replace("{key}", "borrower")
-            .replace('{', "")
-            .replace('}', "")
+            .replace(['{', '}'], "")
     };
     let mut ops: Vec<(String, String, Vec<String>)> = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in ["post", "put", "patch", "delete"] {
             let Some(op) = item.get(method) else { continue };
             // The body's documented keys, for JSON of the right shape.
-            let keys: Vec<String> = op["requestBody"]["content"]["application/json"]["schema"]
-                ["$ref"]
-                .as_str()
-                .and_then(|r| r.rsplit('/').next())
-                .and_then(|name| schemas[name]["properties"].as_object())
-                .map(|p| p.keys().cloned().collect())
-                .unwrap_or_default();
+            let keys: Vec<String> =
+                op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+                    .as_str()
+                    .and_then(|r| r.rsplit('/').next())
+                    .and_then(|name| schemas[name]["properties"].as_object())
+                    .map(|p| p.keys().cloned().collect())
+                    .unwrap_or_default();
             ops.push((method.to_uppercase(), path.clone(), keys));
         }
     }
@@ -681,6 +699,8 @@ async fn every_write_route_answers_garbage_without_a_server_error() {
     eprintln!("{sent} garbage requests: {answers:?}");
     // Still alive, and the audit chain still verifies.
     let admin = e.admin().await;
-    let v = e.ok(200, "GET", "/v1/audit/verify", Some(&admin), None).await;
+    let v = e
+        .ok(200, "GET", "/v1/audit/verify", Some(&admin), None)
+        .await;
     assert_eq!(v["ok"], true, "{v}");
 }

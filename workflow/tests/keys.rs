@@ -225,8 +225,10 @@ async fn without_a_key_encryption_key_platform_custody_is_refused_clearly() {
         "PUT",
         "/v1/me/signing-key",
         Some(&alice),
-        Some(json!({"custody": "client", "public_key": pk, "challenge": c["challenge"],
-                    "proof": hex::encode(sk.sign(text.as_bytes()).to_bytes())})),
+        Some(
+            json!({"custody": "client", "public_key": pk, "challenge": c["challenge"],
+                    "proof": hex::encode(sk.sign(text.as_bytes()).to_bytes())}),
+        ),
     )
     .await;
 }

@@ -74,8 +74,10 @@ async fn register(e: &common::Env, token: &str, sk: &SigningKey) -> (u16, Value)
             "PUT",
             "/v1/me/signing-key",
             Some(token),
-            Some(json!({"custody": "client", "public_key": pk_hex(sk), "challenge": ch,
-                        "proof": sign_hex(sk, &text)})),
+            Some(
+                json!({"custody": "client", "public_key": pk_hex(sk), "challenge": ch,
+                        "proof": sign_hex(sk, &text)}),
+            ),
         )
         .await;
     (s.as_u16(), v)
@@ -106,8 +108,10 @@ async fn contract(
         "POST",
         "/v1/contracts",
         Some(creator),
-        Some(json!({"contract_type_id": tid, "title": "借款合同", "variables": variables,
-                    "signers": signers})),
+        Some(
+            json!({"contract_type_id": tid, "title": "借款合同", "variables": variables,
+                    "signers": signers}),
+        ),
     )
     .await
 }
@@ -151,8 +155,10 @@ async fn contract_template_expansion_is_single_pass_strict_and_bounded() {
             "POST",
             "/v1/contracts",
             Some(&alice),
-            Some(json!({"contract_type_id": tid, "title": "t", "signers": ["signer1"],
-                        "variables": {"a": "张三"}})),
+            Some(
+                json!({"contract_type_id": tid, "title": "t", "signers": ["signer1"],
+                        "variables": {"a": "张三"}}),
+            ),
         )
         .await;
     assert_eq!(s.as_u16(), 422, "{v}");
@@ -180,8 +186,10 @@ async fn contract_template_expansion_is_single_pass_strict_and_bounded() {
             "POST",
             "/v1/contracts",
             Some(&alice),
-            Some(json!({"contract_type_id": big, "title": "t", "signers": ["signer1"],
-                        "variables": {"x": "y".repeat(2000)}})),
+            Some(
+                json!({"contract_type_id": big, "title": "t", "signers": ["signer1"],
+                        "variables": {"x": "y".repeat(2000)}}),
+            ),
         )
         .await;
     assert_eq!(s.as_u16(), 422, "{v}");
@@ -329,7 +337,14 @@ async fn copying_another_signers_signature_into_your_slot_fails() {
     let s1 = e.user(&admin, "signer1", "user", a.clone()).await;
     let s2 = e.user(&admin, "signer2", "user", a.clone()).await;
     let tid = contract_type(&e, &admin, "I, {{name}}, agree.").await;
-    let k = contract(&e, &alice, tid, json!({"name": "x"}), &["signer1", "signer2"]).await;
+    let k = contract(
+        &e,
+        &alice,
+        tid,
+        json!({"name": "x"}),
+        &["signer1", "signer2"],
+    )
+    .await;
     let kp = format!("/v1/contracts/{}", k["id"]);
     let (k1, k2) = (rand_key(), rand_key());
     assert_eq!(register(&e, &s1, &k1).await.0, 200);
@@ -428,13 +443,7 @@ async fn registering_someone_elses_public_key_fails() {
     // proof) but not the private key: no statement of hers verifies.
     let (ch, _) = challenge(&e, &mallory, &pk_hex(&k1)).await;
     let c1 = e
-        .ok(
-            201,
-            "POST",
-            "/v1/me/signing-key/challenge",
-            Some(&s1),
-            None,
-        )
+        .ok(201, "POST", "/v1/me/signing-key/challenge", Some(&s1), None)
         .await;
     let s1_text = format!(
         "anchord-signing-key-registration/v1\nuser-id {}\nusername signer1\npublic-key {}\nchallenge {}\n",
@@ -447,8 +456,10 @@ async fn registering_someone_elses_public_key_fails() {
             "PUT",
             "/v1/me/signing-key",
             Some(&mallory),
-            Some(json!({"custody": "client", "public_key": pk_hex(&k1), "challenge": ch,
-                        "proof": sign_hex(&k1, &s1_text)})),
+            Some(
+                json!({"custody": "client", "public_key": pk_hex(&k1), "challenge": ch,
+                        "proof": sign_hex(&k1, &s1_text)}),
+            ),
         )
         .await;
     assert_eq!(s.as_u16(), 422, "{v}");
@@ -472,6 +483,44 @@ async fn registering_someone_elses_public_key_fails() {
     assert_eq!(register(&e, &s1, &rand_key()).await.0, 200);
     let (s, v) = register(&e, &mallory, &k1).await;
     assert_eq!(s, 409, "{v}");
+    // The audit log names each key registered (and each contract created).
+    let rows = e
+        .ok(
+            200,
+            "GET",
+            "/v1/audit?action=PUT%20/v1/me/signing-key&result=ok",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let objects: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["object"].as_str().unwrap())
+        .collect();
+    assert!(
+        objects
+            .iter()
+            .any(|o| o.ends_with(&format!("/signing-key/client/{}", pk_hex(&k1)))),
+        "{objects:?}"
+    );
+    let rows = e
+        .ok(
+            200,
+            "GET",
+            "/v1/audit?action=POST%20/v1/contracts&result=ok",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["object"] == format!("/v1/contracts/{}", k["id"])),
+        "{rows}"
+    );
     // The database holds the constraint itself.
     let c = e.ledger.workflow_pool().get().await.unwrap();
     let dup = c
@@ -518,8 +567,10 @@ async fn a_key_without_proof_of_possession_is_refused() {
                 "PUT",
                 "/v1/me/signing-key",
                 Some(&s1),
-                Some(json!({"custody": "client", "public_key": pk_hex(&k1), "challenge": ch,
-                            "proof": proof})),
+                Some(
+                    json!({"custody": "client", "public_key": pk_hex(&k1), "challenge": ch,
+                            "proof": proof}),
+                ),
             )
             .await;
         assert_eq!(s.as_u16(), 422, "{v}");
@@ -533,8 +584,10 @@ async fn a_key_without_proof_of_possession_is_refused() {
             "PUT",
             "/v1/me/signing-key",
             Some(&s1),
-            Some(json!({"custody": "client", "public_key": pk_hex(&k1), "challenge": forged,
-                        "proof": sign_hex(&k1, &forged_text)})),
+            Some(
+                json!({"custody": "client", "public_key": pk_hex(&k1), "challenge": forged,
+                        "proof": sign_hex(&k1, &forged_text)}),
+            ),
         )
         .await;
     assert_eq!(s.as_u16(), 422, "{v}");
@@ -542,8 +595,14 @@ async fn a_key_without_proof_of_possession_is_refused() {
     // The right proof registers, once: the challenge is used up.
     let body = json!({"custody": "client", "public_key": pk_hex(&k1), "challenge": ch,
                       "proof": sign_hex(&k1, &text)});
-    e.ok(200, "PUT", "/v1/me/signing-key", Some(&s1), Some(body.clone()))
-        .await;
+    e.ok(
+        200,
+        "PUT",
+        "/v1/me/signing-key",
+        Some(&s1),
+        Some(body.clone()),
+    )
+    .await;
     let (s, v) = e
         .call("PUT", "/v1/me/signing-key", Some(&s1), Some(body))
         .await;
@@ -564,8 +623,10 @@ async fn a_key_without_proof_of_possession_is_refused() {
             "PUT",
             "/v1/me/signing-key",
             Some(&s1),
-            Some(json!({"custody": "client", "public_key": pk_hex(&k2), "challenge": ch,
-                        "proof": sign_hex(&k2, &text)})),
+            Some(
+                json!({"custody": "client", "public_key": pk_hex(&k2), "challenge": ch,
+                        "proof": sign_hex(&k2, &text)}),
+            ),
         )
         .await;
     assert_eq!(s.as_u16(), 422, "{v}");
@@ -575,8 +636,10 @@ async fn a_key_without_proof_of_possession_is_refused() {
             "PUT",
             "/v1/me/signing-key",
             Some(&s1),
-            Some(json!({"custody": "client", "public_key": format!("01{}", "00".repeat(31)),
-                        "challenge": "00".repeat(32), "proof": "00".repeat(64)})),
+            Some(
+                json!({"custody": "client", "public_key": format!("01{}", "00".repeat(31)),
+                        "challenge": "00".repeat(32), "proof": "00".repeat(64)}),
+            ),
         )
         .await;
     assert_eq!(s.as_u16(), 422, "{v}");
@@ -777,7 +840,14 @@ async fn contract_transitions_are_guarded_in_sql() {
     let (k1, k2) = (rand_key(), rand_key());
     assert_eq!(register(&e, &s1, &k1).await.0, 200);
     assert_eq!(register(&e, &s2, &k2).await.0, 200);
-    let k = contract(&e, &alice, tid, json!({"name": "x"}), &["signer1", "signer2"]).await;
+    let k = contract(
+        &e,
+        &alice,
+        tid,
+        json!({"name": "x"}),
+        &["signer1", "signer2"],
+    )
+    .await;
     let kp = format!("/v1/contracts/{}", k["id"]);
     let sig1 = json!({"signature": sign_hex(&k1, &statement(&k, 0, &pk_hex(&k1)))});
     let sig2 = json!({"signature": sign_hex(&k2, &statement(&k, 1, &pk_hex(&k2)))});
@@ -849,7 +919,14 @@ async fn contract_transitions_are_guarded_in_sql() {
         conflict(s, &v, "approved");
     }
     // A refused contract takes no signature.
-    let k = contract(&e, &alice, tid, json!({"name": "y"}), &["signer1", "signer2"]).await;
+    let k = contract(
+        &e,
+        &alice,
+        tid,
+        json!({"name": "y"}),
+        &["signer1", "signer2"],
+    )
+    .await;
     let kp = format!("/v1/contracts/{}", k["id"]);
     e.ok(
         200,
@@ -1027,7 +1104,13 @@ async fn judicial_transitions_are_guarded_and_reading_changes_nothing() {
         .await;
     conflict(s, &v, "certified");
     let (s, v) = e
-        .upload("POST", &format!("{rp}/certificate"), &nora, "c.pdf", pdf.clone())
+        .upload(
+            "POST",
+            &format!("{rp}/certificate"),
+            &nora,
+            "c.pdf",
+            pdf.clone(),
+        )
         .await;
     assert_eq!(s.as_u16(), 409, "{v}");
     let (s, v) = e
