@@ -976,7 +976,8 @@ pub struct PasswordChange {
 }
 
 /// Change your own password: your other sessions are revoked (this one
-/// stays).
+/// stays). Attempts count against the per-username login limit
+/// (`login_per_account_per_min`).
 #[utoipa::path(put, path = "/v1/me/password", request_body = PasswordChange, responses(
     (status = 204, description = "changed"),
     (status = 422, description = "`validation_failed`: the current password is wrong, or the new one is too weak (`fields`)", body = crate::error::ErrorBody),
@@ -986,7 +987,13 @@ pub async fn change_password(
     caller: Caller,
     headers: axum::http::HeaderMap,
     Json(p): Json<PasswordChange>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse as _;
+    // Guessing the current password with a stolen session is limited like
+    // guessing it at login (the per-username login limit).
+    if let Err(over) = wf.limits.login_account(&caller.username) {
+        return Ok(crate::limits::too_many(over));
+    }
     if let Err(why) = wf.passwords.check(&p.new_password, &caller.username) {
         return Err(ApiError::field("new_password", why));
     }
@@ -1013,7 +1020,7 @@ pub async fn change_password(
     .await?;
     revoke_sessions(&tx, caller.id, keep.as_deref()).await?;
     tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -334,7 +334,7 @@ async fn rate_limits_answer_429_with_retry_after() {
         c.client_ip_header = "x-forwarded-for".into();
         c.login_per_ip_per_min = 4;
         c.login_per_account_per_min = 3;
-        c.writes_per_user_per_min = 3;
+        c.writes_per_user_per_min = 6;
         c.anonymous_per_ip_per_min = 5;
     })
     .await;
@@ -389,7 +389,25 @@ async fn rate_limits_answer_429_with_retry_after() {
         let (s, retry, v) = login_from(ips[3], user, "not-the-password").await;
         assert_eq!((s, retry.is_some()), (429, true), "{user}: {v}");
     }
-    // Writes per user: the fourth change in a minute (one was kim).
+    // Guessing the current password with a session counts against the
+    // username's login limit (root logged in once: two guesses, then 429).
+    for want in [422, 422, 429] {
+        let (s, v) = env
+            .call(
+                "PUT",
+                "/v1/me/password",
+                Some(&token),
+                Some(json!({"current_password": "a-guess-here", "new_password": "violet-Kettle-orbit-42"})),
+            )
+            .await;
+        assert_eq!(s, want, "{v}");
+        if want == 429 {
+            let m = v["error"]["message"].as_str().unwrap();
+            assert!(m.contains("login attempts for this username"), "{v}");
+        }
+    }
+    // Writes per user: the seventh change in a minute (kim and the three
+    // password changes were four).
     for i in 0..2 {
         env.ok(
             201,
