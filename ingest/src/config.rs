@@ -67,6 +67,15 @@ pub struct IngestConfig {
     /// 0.6, used in development and tests).
     #[serde(default = "default_resume_lookback_messages")]
     pub resume_lookback_messages: u64,
+    /// How long partitions this instance does not own may hold waiting
+    /// evidence without any progress (the ledger's stored position for the
+    /// group not moving) before the instance counts as stuck: `/readyz`
+    /// fails and it leaves and rejoins the consumer group as a new member
+    /// (again at most once per period while the condition lasts), in
+    /// milliseconds. Keep it above the brokers' session timeout plus a
+    /// rebalance (a dead member holds its partitions that long).
+    #[serde(default = "default_assignment_grace_ms")]
+    pub assignment_grace_ms: u64,
     /// Create the evidence and dead-letter topics at start when they are
     /// missing. Off by default: in production the platform team provisions
     /// topics, and a missing one stops ingest at start with an error naming
@@ -121,6 +130,9 @@ fn default_dead_letter_max_consecutive() -> usize {
 fn default_resume_lookback_messages() -> u64 {
     20_000
 }
+fn default_assignment_grace_ms() -> u64 {
+    30_000
+}
 fn default_drain_timeout_ms() -> u64 {
     30_000
 }
@@ -155,6 +167,7 @@ impl Default for IngestConfig {
             dead_letter_max_consecutive: default_dead_letter_max_consecutive(),
             drain_timeout_ms: default_drain_timeout_ms(),
             resume_lookback_messages: default_resume_lookback_messages(),
+            assignment_grace_ms: default_assignment_grace_ms(),
             create_topics: false,
             topic_partitions: default_topic_partitions(),
             librdkafka: BTreeMap::new(),
@@ -215,6 +228,12 @@ impl IngestConfig {
                 format!("must be in (0, 1], got {}", self.dead_letter_max_ratio),
             ));
         }
+        if !(1_000..=3_600_000).contains(&self.assignment_grace_ms) {
+            return Err(bad(
+                "assignment_grace_ms",
+                format!("must be 1000 ..= 3600000, got {}", self.assignment_grace_ms),
+            ));
+        }
         if self.dead_letter_window == 0 {
             return Err(bad("dead_letter_window", "must be at least 1"));
         }
@@ -273,6 +292,10 @@ mod tests {
             (
                 "ingest.dead_letter_max_ratio",
                 Box::new(|c| c.dead_letter_max_ratio = 0.0),
+            ),
+            (
+                "ingest.assignment_grace_ms",
+                Box::new(|c| c.assignment_grace_ms = 10),
             ),
             (
                 "ingest.accepted_algs",

@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use anchord_ledger::{Ledger, NewEntry, Position, Rejection, Source};
@@ -32,6 +32,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::limit::DeadLetterLimit;
+use crate::membership::Membership;
 use crate::message::{self, Rules};
 use crate::{IngestConfig, IngestError, metrics};
 
@@ -177,8 +178,12 @@ pub(crate) struct Shared {
     /// Set when the poll loop must not hand over anything more (the
     /// dead-letter limit tripped, the writer failed).
     pub halted: AtomicBool,
-    /// The consumer itself, for splitting partition queues in callbacks.
-    pub consumer: OnceLock<Weak<IngestConsumer>>,
+    /// The current consumer, for splitting partition queues in callbacks and
+    /// for the writer's advisory commits (replaced when ingest rejoins its
+    /// group as a new member).
+    pub consumer: Mutex<Weak<IngestConsumer>>,
+    /// Assignment health, shared with the watchdog ([`crate::membership`]).
+    pub membership: Arc<Membership>,
     /// One queue per assigned partition (see [`poll_loop`]).
     pub queues: Mutex<Vec<PartQueue>>,
     /// Set by the assignment callback when a stored position is past the end
@@ -229,7 +234,8 @@ impl Shared {
             builder,
             paused: AtomicBool::new(false),
             halted: AtomicBool::new(false),
-            consumer: OnceLock::new(),
+            consumer: Mutex::new(Weak::new()),
+            membership: Arc::new(Membership::default()),
             queues: Mutex::new(Vec::new()),
             fatal: Mutex::new(None),
         }
@@ -242,6 +248,17 @@ impl Shared {
 
     fn queues(&self) -> MutexGuard<'_, Vec<PartQueue>> {
         self.queues.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn set_consumer(&self, c: &Arc<IngestConsumer>) {
+        *self.consumer.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(c);
+    }
+
+    pub fn current_consumer(&self) -> Option<Arc<IngestConsumer>> {
+        self.consumer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .upgrade()
     }
 
     fn drain_timeout(&self) -> Duration {
@@ -430,7 +447,8 @@ impl ConsumerContext for IngestContext {
                 // which resets forwarding), so that backpressure can stop
                 // taking messages without stopping the consumer queue, which
                 // carries rebalances and keeps max.poll.interval.ms served.
-                let me = shared.consumer.get().and_then(Weak::upgrade);
+                shared.membership.set_assigned(parts.iter().copied());
+                let me = shared.current_consumer();
                 let mut queues = shared.queues();
                 queues.clear();
                 if let Some(me) = me {
@@ -480,6 +498,7 @@ impl ConsumerContext for IngestContext {
                 for p in parts {
                     let _ = metrics::LAG.remove_label_values(&[&p.to_string()]);
                 }
+                shared.membership.set_assigned([]);
                 shared.queues().clear();
                 if let Err(e) = consumer.unassign() {
                     tracing::error!(error = %e, "unassign failed");
@@ -489,6 +508,7 @@ impl ConsumerContext for IngestContext {
             }
             other => {
                 tracing::error!(error = ?other, "rebalance error; unassigning");
+                shared.membership.set_assigned([]);
                 let _ = consumer.unassign();
             }
         }
@@ -508,8 +528,18 @@ impl ConsumerContext for IngestContext {
 
 pub(crate) type IngestConsumer = BaseConsumer<IngestContext>;
 
+/// How [`poll_loop`] ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// Shutdown (or the writer stopped): the consumer left the group.
+    Done,
+    /// The watchdog asked for a fresh membership: the batches in flight were
+    /// drained and the consumer left the group; create a new one.
+    Rejoin,
+}
+
 /// The poll loop. Returns when `shutdown` or `stop` is cancelled, the writer
-/// is gone, or the dead-letter limit trips.
+/// is gone, the dead-letter limit trips, or the watchdog asks for a rejoin.
 ///
 /// Backpressure: when the batch being filled is full and the writer has no
 /// room, the loop stops taking messages from the partition queues but keeps
@@ -525,12 +555,17 @@ pub(crate) fn poll_loop(
     shared: Arc<Shared>,
     shutdown: CancellationToken,
     stop: CancellationToken,
-) -> Result<(), IngestError> {
+) -> Result<Exit, IngestError> {
     let linger = Duration::from_millis(shared.config.batch_linger_ms);
     let batch_max = shared.config.batch_max;
     let mut result = Ok(());
+    let mut rejoin = false;
     'outer: loop {
         if shutdown.is_cancelled() || stop.is_cancelled() {
+            break;
+        }
+        if shared.membership.take_rejoin() {
+            rejoin = true;
             break;
         }
         let fatal = shared
@@ -613,12 +648,7 @@ pub(crate) fn poll_loop(
                 );
                 let mut b = shared.builder();
                 metrics::CONSUMED.inc();
-                if let Err(limit) = b.push(
-                    m.partition(),
-                    m.offset(),
-                    m.payload(),
-                    &shared.rules,
-                ) {
+                if let Err(limit) = b.push(m.partition(), m.offset(), m.payload(), &shared.rules) {
                     drop(b);
                     result = Err(trip(&shared, limit));
                     break;
@@ -631,24 +661,28 @@ pub(crate) fn poll_loop(
         tracing::error!("{limit}");
     }
 
-    // Graceful stop: finish what was read, then leave the group (the
-    // revocation that closing triggers finds nothing left to drain).
+    // Graceful stop (or rejoin): finish what was read, then leave the group
+    // (the revocation that closing triggers finds nothing left to drain).
     if result.is_ok() && !stop.is_cancelled() {
         let deadline = Instant::now() + shared.drain_timeout();
         if shared.drain(deadline) {
             tracing::info!("batches in flight committed; leaving the group");
         } else {
             tracing::warn!(
-                "shutdown: batches in flight not committed within ingest.drain_timeout_ms; \
-                 nothing is lost (their positions were not stored), they are read again on restart"
+                "batches in flight not committed within ingest.drain_timeout_ms; \
+                 nothing is lost (their positions were not stored), they are read again"
             );
         }
     }
-    shared.halted.store(true, Ordering::SeqCst);
+    let rejoin = rejoin && result.is_ok() && !stop.is_cancelled() && !shutdown.is_cancelled();
+    if !rejoin {
+        shared.halted.store(true, Ordering::SeqCst);
+    }
     shared.builder().discard();
     shared.queues().clear();
     close(&consumer);
-    result
+    shared.membership.set_assigned([]);
+    result.map(|()| if rejoin { Exit::Rejoin } else { Exit::Done })
 }
 
 /// The dead-letter limit tripped: nothing of the current batch is committed
@@ -722,12 +756,9 @@ fn accept(
     if offset < q.skip_below {
         return Ok(());
     }
-    let pushed = shared.builder().push(
-        q.partition,
-        offset,
-        m.payload(),
-        &shared.rules,
-    );
+    let pushed = shared
+        .builder()
+        .push(q.partition, offset, m.payload(), &shared.rules);
     pushed.map_err(|limit| trip(shared, limit))
 }
 

@@ -49,6 +49,7 @@ pub mod dlq;
 pub mod ijson;
 mod limit;
 pub mod loadgen;
+pub mod membership;
 pub mod message;
 pub mod metrics;
 pub mod probe;
@@ -156,14 +157,8 @@ pub async fn run(
         tokio::runtime::Handle::current(),
         tx,
     ));
-    let consumer = Arc::new(IngestConsumer::from_config_and_context(
-        &consumer_config(&config),
-        IngestContext {
-            shared: shared.clone(),
-        },
-    )?);
-    let _ = shared.consumer.set(Arc::downgrade(&consumer));
-    consumer.subscribe(&[&config.topic])?;
+    membership::register(&config.group_id, &config.topic, &shared.membership);
+    let consumer = new_consumer(&config, &shared)?;
     tracing::info!(topic = %config.topic, group = %config.group_id, brokers = %config.brokers,
         tenants = config.tenants.len(), batch_max = config.batch_max, "ingest started");
 
@@ -178,7 +173,7 @@ pub async fn run(
             suite,
             group: config.group_id.clone(),
             topic: config.topic.clone(),
-            consumer: consumer.clone(),
+            shared: shared.clone(),
             dlq_notify: dlq_notify.clone(),
             shutdown: shutdown.clone(),
             drain_timeout: Duration::from_millis(config.drain_timeout_ms),
@@ -186,19 +181,22 @@ pub async fn run(
         stop.clone(),
         consumer_done.clone(),
     ));
+    let watchdog = tokio::spawn(membership::watch(
+        config.clone(),
+        ledger.clone(),
+        shared.membership.clone(),
+        consumer_done.clone(),
+    ));
     let poller = {
-        let (consumer, shared, shutdown, stop) = (
-            consumer.clone(),
-            shared.clone(),
-            shutdown.clone(),
-            stop.clone(),
-        );
-        tokio::task::spawn_blocking(move || consumer::poll_loop(consumer, shared, shutdown, stop))
+        let (shared, shutdown, stop) = (shared.clone(), shutdown.clone(), stop.clone());
+        tokio::task::spawn_blocking(move || poll_until_done(consumer, shared, shutdown, stop))
     };
     let polled = poller
         .await
-        .map_err(|e| IngestError::Internal(format!("consumer thread: {e}")))?;
+        .map_err(|e| IngestError::Internal(format!("consumer thread: {e}")));
     consumer_done.cancel();
+    let _ = watchdog.await;
+    let polled = polled?;
     let written = writer
         .await
         .map_err(|e| IngestError::Internal(format!("writer task: {e}")))?;
@@ -206,7 +204,6 @@ pub async fn run(
     let _ = publisher.await;
     shared.halted.store(true, Ordering::SeqCst);
     drop(shared);
-    drop(consumer);
     // The writer's error is the cause when both failed (the poll loop only
     // stopped because of it).
     written?;
@@ -215,12 +212,50 @@ pub async fn run(
     Ok(())
 }
 
+/// A consumer for the group, subscribed to the evidence topic (a new
+/// member: librdkafka joins with an empty member id).
+fn new_consumer(
+    config: &IngestConfig,
+    shared: &Arc<Shared>,
+) -> Result<Arc<IngestConsumer>, IngestError> {
+    let consumer = Arc::new(IngestConsumer::from_config_and_context(
+        &consumer_config(config),
+        IngestContext {
+            shared: shared.clone(),
+        },
+    )?);
+    shared.set_consumer(&consumer);
+    consumer.subscribe(&[&config.topic])?;
+    Ok(consumer)
+}
+
+/// The consumer thread: poll until done, replacing the consumer with a new
+/// member whenever the assignment watchdog asks for a rejoin.
+fn poll_until_done(
+    mut consumer: Arc<IngestConsumer>,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    stop: CancellationToken,
+) -> Result<(), IngestError> {
+    loop {
+        match consumer::poll_loop(consumer, shared.clone(), shutdown.clone(), stop.clone())? {
+            consumer::Exit::Done => return Ok(()),
+            consumer::Exit::Rejoin => {
+                shared.membership.rejoined();
+                consumer = new_consumer(&shared.config, &shared)?;
+                tracing::info!(group = %shared.config.group_id, "rejoined the consumer group as a new member");
+            }
+        }
+    }
+}
+
 struct WriterDeps {
     ledger: Ledger,
     suite: HashSuite,
     group: String,
     topic: String,
-    consumer: Arc<IngestConsumer>,
+    /// For the current consumer (advisory commits).
+    shared: Arc<Shared>,
     dlq_notify: Arc<Notify>,
     shutdown: CancellationToken,
     drain_timeout: Duration,
@@ -336,7 +371,9 @@ async fn write_batch(deps: &WriterDeps, p: Pending) -> Result<(), IngestError> {
                 Offset::Offset(pos.next_offset),
             );
         }
-        if let Err(e) = deps.consumer.commit(&tpl, CommitMode::Async) {
+        if let Some(consumer) = deps.shared.current_consumer()
+            && let Err(e) = consumer.commit(&tpl, CommitMode::Async)
+        {
             tracing::debug!(error = %e, "advisory Kafka offset commit not sent");
         }
     }

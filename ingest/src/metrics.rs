@@ -124,6 +124,33 @@ pub static DEAD_LETTERS_PUBLISHED: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+pub static ASSIGNED_PARTITIONS: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "anchord_ingest_assigned_partitions",
+        "Partitions of the evidence topic assigned to this instance by the consumer group."
+    )
+    .expect("metric registers once")
+});
+
+pub static GROUP_REJOINS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "anchord_ingest_group_rejoins_total",
+        "Times this instance left and rejoined the consumer group as a new member because \
+         partitions it does not own had waiting evidence and no progress for \
+         ingest.assignment_grace_ms."
+    )
+    .expect("metric registers once")
+});
+
+pub static ASSIGNMENT_STUCK: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "anchord_ingest_assignment_stuck",
+        "1 while partitions this instance does not own have had waiting evidence and no \
+         progress for longer than ingest.assignment_grace_ms (readiness fails meanwhile)."
+    )
+    .expect("metric registers once")
+});
+
 /// Every ingest metric, registering each on first use.
 pub fn collectors() -> Vec<&'static dyn Collector> {
     vec![
@@ -138,6 +165,9 @@ pub fn collectors() -> Vec<&'static dyn Collector> {
         &*PAUSED,
         &*LEDGER_RETRIES,
         &*DEAD_LETTERS_PUBLISHED,
+        &*ASSIGNED_PARTITIONS,
+        &*GROUP_REJOINS,
+        &*ASSIGNMENT_STUCK,
     ]
 }
 

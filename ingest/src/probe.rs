@@ -1,5 +1,7 @@
 //! Readiness: can the brokers be reached, and do they know the evidence
-//! topic? One metadata request, the same one a consumer makes at start.
+//! topic? One metadata request, the same one a consumer makes at start. And
+//! is an ingest instance of this process stuck outside its consumer group's
+//! assignment ([`crate::membership`])?
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +17,7 @@ use crate::{IngestConfig, IngestError};
 pub struct BrokerProbe {
     client: Arc<BaseConsumer>,
     topic: String,
+    group: String,
 }
 
 impl std::fmt::Debug for BrokerProbe {
@@ -39,12 +42,19 @@ impl BrokerProbe {
         Ok(BrokerProbe {
             client: Arc::new(c.create()?),
             topic: config.topic.clone(),
+            group: config.group_id.clone(),
         })
     }
 
-    /// `Ok` when a broker answered within `timeout` and the evidence topic
-    /// exists with at least one partition; otherwise what is wrong.
+    /// `Ok` when a broker answered within `timeout`, the evidence topic
+    /// exists with at least one partition, and no ingest instance of this
+    /// process (same group and topic) is stuck without the partitions that
+    /// hold waiting evidence (see `ingest.assignment_grace_ms`); otherwise
+    /// what is wrong.
     pub async fn check(&self, timeout: Duration) -> Result<(), String> {
+        if let Some(why) = crate::membership::stuck_reason(&self.group, &self.topic) {
+            return Err(why);
+        }
         let client = self.client.clone();
         let topic = self.topic.clone();
         tokio::task::spawn_blocking(move || {
