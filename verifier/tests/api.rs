@@ -175,10 +175,15 @@ async fn every_fresh_bundle_verifies_offline_and_is_pending_until_anchored() {
                 checkpoint_size: size,
                 chain_kind: "evm".into(),
                 chain_id: "31337".into(),
-                tx_id: format!("0x{target}"),
+                // Shaped as an EVM chain's (0x and 64 lowercase hex
+                // digits), anchored after the blocks were sealed (now).
+                tx_id: format!("0x{}", hex::encode(SUITE.digest(target.as_bytes()))),
                 block_number: 7,
-                block_hash: "0xabc".into(),
-                block_time_us: 1_764_000_100_000_000,
+                block_hash: format!("0x{}", "ab".repeat(32)),
+                block_time_us: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_micros() as i64,
                 receipt: "{}".into(),
             })
             .await
