@@ -327,6 +327,12 @@ async fn every_route_denies_every_role_the_table_does_not_allow() {
         ),
         (
             "POST",
+            "/v1/me/signing-key/challenge".into(),
+            Body::None,
+            vec!["admin", "notary", "court"],
+        ),
+        (
+            "POST",
             "/v1/contracts".into(),
             Body::Json(
                 json!({"contract_type_id": tid, "title": "t", "variables": {"name": "x"}, "signers": ["alice"]}),
@@ -412,6 +418,12 @@ async fn every_route_denies_every_role_the_table_does_not_allow() {
             "POST",
             format!("/v1/judicial-requests/{jid}/refuse"),
             reason.clone(),
+            all_but(&["notary"]),
+        ),
+        (
+            "POST",
+            format!("/v1/judicial-requests/{jid}/review"),
+            Body::None,
             all_but(&["notary"]),
         ),
         (
