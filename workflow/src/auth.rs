@@ -717,20 +717,21 @@ const USER_COLUMNS: &str = "id, username, role, tenant, institution_id, locked_u
 /// A username: 1-64 of letters, digits, `. _ @ -`, starting with a letter
 /// or digit.
 fn valid_username(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name.as_bytes()[0].is_ascii_alphanumeric()
+    // By characters: any input is simply invalid, never a panic.
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().count() <= 64
         && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b))
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-'))
 }
 
 fn valid_tenant(t: &str) -> bool {
-    !t.is_empty()
-        && t.len() <= 64
-        && t.as_bytes()[0].is_ascii_alphanumeric()
-        && t.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    t.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && t.chars().count() <= 64
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 /// Create a user (also used by `anchord workflow create-admin`).
