@@ -38,6 +38,9 @@ async fn produce_tombstone(topic: &str) {
     .unwrap();
 }
 
+/// A record value (`None`: a tombstone) and the expected dead letter.
+type Case = (Option<Vec<u8>>, Option<(&'static str, &'static str)>);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sealed_as_sent_or_dead_lettered_with_the_documented_reason() {
     let (_db, ledger) = TestDb::migrated().await;
@@ -46,7 +49,7 @@ async fn sealed_as_sent_or_dead_lettered_with_the_documented_reason() {
     let dlq = config.dead_letter_topic.clone();
     // (payload or a tombstone, the dead-letter reason and a detail fragment,
     // or None when it must not be dead-lettered)
-    let cases: Vec<(Option<Vec<u8>>, Option<(&str, &str)>)> = vec![
+    let cases: Vec<Case> = vec![
         // 0: accepted; its metadata sealed as sent.
         (
             Some(msg("A", "sha256", H, r#","metadata":{"a":1,"b":{"a":2}}"#)),
