@@ -375,11 +375,13 @@ fn ots_operations_lead_from_the_evidence_hash_to_the_checkpoint_root() {
 #[test]
 fn docs_worked_example_verifies() {
     let doc = include_str!("../../../docs/proof-format.md");
+    // The first JSON block holding a whole bundle.
     let json = doc
         .split("```json\n")
-        .nth(1)
-        .and_then(|s| s.split("\n```").next())
-        .expect("a json block in docs/proof-format.md");
+        .skip(1)
+        .filter_map(|s| s.split("\n```").next())
+        .find(|s| s.contains("\"format\": \"anchord.proof-bundle/v1\""))
+        .expect("a bundle in a json block in docs/proof-format.md");
     let b: Bundle = serde_json::from_str(json).unwrap();
     let mut f = fixture();
     f.anchor.receipts.truncate(1);
