@@ -1445,8 +1445,10 @@ pub async fn approve(
             .iter()
             .map(|s| {
                 serde_json::json!({
+                    "index": s.index, "user_id": s.user_id,
                     "username": s.username, "custody": s.custody,
                     "public_key": s.public_key, "signature": s.signature,
+                    "statement": s.statement,
                 })
             })
             .collect(),
@@ -1488,6 +1490,9 @@ pub async fn approve(
                 "kind": "contract",
                 "number": k.number,
                 "signers": k.signers.len(),
+                // Each signature with the exact statement it covers: the
+                // commitment binds them to the ledger entry.
+                "signatures": signatures,
                 "signatures_sha256": sig_digest,
             }),
         },

@@ -911,6 +911,13 @@ async fn contract_transitions_are_guarded_in_sql() {
     conflict(s, &v, "awaiting_review");
     e.ok(200, "POST", &format!("{kp}/approve"), Some(&rita), None)
         .await;
+    // The committed record carries each signature with its statement.
+    let v = e.ok(200, "GET", &kp, Some(&alice), None).await;
+    let sigs = &v["ledger"]["commitment"]["record"]["signatures"];
+    for (i, key) in [&k1, &k2].into_iter().enumerate() {
+        assert_eq!(sigs[i]["statement"], statement(&k, i, &pk_hex(key)), "{v}");
+        assert_eq!(sigs[i]["signature"], v["signers"][i]["signature"], "{v}");
+    }
     for (path, body) in [
         (format!("{kp}/approve"), None),
         (format!("{kp}/reject"), Some(json!({"reason": "late"}))),
