@@ -1303,15 +1303,28 @@ pub async fn sign(
         )
         .await?;
     if signed.is_none() {
-        return Err(state_conflict(
-            &*tx,
-            "workflow.contracts",
-            "contract",
-            id,
-            "signing",
-            &["signing"],
-        )
-        .await);
+        let still_signing = tx
+            .query_opt(
+                "SELECT 1 FROM workflow.contracts WHERE id = $1 AND status = 'signing'",
+                &[&id],
+            )
+            .await?
+            .is_some();
+        return Err(if still_signing {
+            // The contract is open, the caller's slot is not: signed or
+            // refused meanwhile (a concurrent request).
+            ApiError::invalid_state("your signature is no longer pending")
+        } else {
+            state_conflict(
+                &*tx,
+                "workflow.contracts",
+                "contract",
+                id,
+                "signing",
+                &["signing"],
+            )
+            .await
+        });
     }
     let all = tx
         .query_one(

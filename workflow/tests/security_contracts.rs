@@ -891,14 +891,27 @@ async fn contract_transitions_are_guarded_in_sql() {
     let v = e.ok(200, "GET", &kp, Some(&alice), None).await;
     assert_eq!(v["status"], "signing");
     assert_eq!(v["signers"][0]["status"], "signed");
-    e.ok(
-        200,
-        "POST",
-        &format!("{kp}/sign"),
-        Some(&s2),
-        Some(sig2.clone()),
+    // The last signature sent four times at once: one is stored, the
+    // contract moves once, the others answer 409.
+    let sign = format!("{kp}/sign");
+    let results = futures::future::join_all(
+        (0..4).map(|_| e.call("POST", &sign, Some(&s2), Some(sig2.clone()))),
     )
     .await;
+    assert_eq!(
+        results.iter().filter(|(s, _)| s.as_u16() == 200).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(
+        results
+            .iter()
+            .all(|(s, _)| s.as_u16() == 200 || s.as_u16() == 409),
+        "{results:?}"
+    );
+    let v = e.ok(200, "GET", &kp, Some(&alice), None).await;
+    assert_eq!(v["status"], "awaiting_review");
+    assert_eq!(v["signers"][1]["status"], "signed");
     // Awaiting review: no more refusals.
     let (s, v) = e
         .call(
