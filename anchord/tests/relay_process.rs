@@ -465,7 +465,10 @@ async fn gaps_status_and_metrics_show_anchors_lost_to_a_reset_gateway() {
         seal(&ledger, &batcher, n).await;
         wait_for("anchored", 60, || settled(&ledger)).await;
     }
-    assert_eq!(ledger.anchor_receipts(Some("court")).await.unwrap().len(), 2);
+    assert_eq!(
+        ledger.anchor_receipts(Some("court")).await.unwrap().len(),
+        2
+    );
 
     // The gateway is rebuilt empty and, for now, confirms nothing.
     gw.set_faults(&Faults {
@@ -474,7 +477,12 @@ async fn gaps_status_and_metrics_show_anchors_lost_to_a_reset_gateway() {
         ..Faults::default()
     });
     wait_for("the loss detected", 30, || async {
-        ledger.anchor_lost_receipts(Some("court")).await.unwrap().len() == 2
+        ledger
+            .anchor_lost_receipts(Some("court"))
+            .await
+            .unwrap()
+            .len()
+            == 2
     })
     .await;
     let out = anchord(&config).args(["relay", "gaps"]).output().unwrap();
@@ -499,7 +507,10 @@ async fn gaps_status_and_metrics_show_anchors_lost_to_a_reset_gateway() {
     assert_eq!(v["anchoring"][0]["target"], "court", "{v}");
     assert_eq!(v["anchoring"][0]["lost_receipts"], 2, "{v}");
     assert_eq!(v["anchoring"][0]["uncovered_checkpoints"], 2, "{v}");
-    assert_eq!(v["anchors"], 0, "lost anchors are not counted as anchors: {v}");
+    assert_eq!(
+        v["anchors"], 0,
+        "lost anchors are not counted as anchors: {v}"
+    );
     let url = format!("http://127.0.0.1:{admin}/metrics");
     let wants = [
         "anchord_relay_anchors_lost_total{target=\"court\"} 2",
@@ -539,7 +550,10 @@ async fn gaps_status_and_metrics_show_anchors_lost_to_a_reset_gateway() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let lost = v["court"]["lost"].as_array().unwrap();
     assert_eq!(lost.len(), 2, "{v}");
-    assert!(lost.iter().all(|l| l["now_anchored_by"]["size"] == 2), "{v}");
+    assert!(
+        lost.iter().all(|l| l["now_anchored_by"]["size"] == 2),
+        "{v}"
+    );
     let chain = sim::load_chain(&dir.join("chain")).unwrap();
     let sizes: Vec<u64> = chain
         .iter()

@@ -23,8 +23,9 @@
 //! the lease; `attempts` is incremented and serves as the fencing token:
 //! every later write names the attempt it belongs to and is ignored once
 //! another relay instance has re-claimed the job after the lease ran out.
-//! Jobs that may be on chain (a recorded submission) are claimed before new
-//! ones, so they keep being looked up (with backoff) while faults go on.
+//! Jobs that may be on chain (`sending`, `submitted`) are claimed before new
+//! ones, so they keep being looked up (with backoff) while faults go on; a
+//! job is `pending` again only when no attempt can have reached the target.
 //!
 //! Receipts are never deleted: a lost one is marked (`lost_at`,
 //! `lost_reason`) and drops out of the `anchor_receipts` view that every
@@ -350,8 +351,7 @@ impl Ledger {
         if n == 1 {
             tx.execute(
                 "UPDATE anchor_jobs SET state = 'covered', updated_at = now() \
-                 WHERE target = $1 AND checkpoint_size < $2 AND state = 'pending' \
-                   AND submission IS NULL",
+                 WHERE target = $1 AND checkpoint_size < $2 AND state = 'pending'",
                 &[&target, &(size as i64)],
             )
             .await?;
@@ -361,8 +361,8 @@ impl Ledger {
     }
 
     /// Claim a due job of `target` (`FOR UPDATE SKIP LOCKED`) and lease it
-    /// for `lease_ms`. Jobs that may be on chain (a recorded submission) come
-    /// first, then the newest. The state is not changed: a job becomes
+    /// for `lease_ms`. Jobs that may be on chain (`sending`, `submitted`)
+    /// come first, then the newest. The state is not changed: a job becomes
     /// `sending` only when its submission is recorded
     /// ([`Ledger::record_anchor_prepared`]).
     pub async fn claim_anchor_job(
@@ -377,7 +377,7 @@ impl Ledger {
                    SELECT id, state FROM anchor_jobs \
                    WHERE target = $1 AND state IN ('pending', 'sending', 'submitted') \
                      AND next_attempt_at <= now() \
-                   ORDER BY (submission IS NOT NULL) DESC, checkpoint_size DESC \
+                   ORDER BY (state IN ('sending', 'submitted')) DESC, checkpoint_size DESC \
                    LIMIT 1 FOR UPDATE SKIP LOCKED) \
                  UPDATE anchor_jobs j SET attempts = j.attempts + 1, \
                    next_attempt_at = now() + $2::bigint * interval '1 millisecond', \
@@ -476,11 +476,11 @@ impl Ledger {
         Ok(n == 1)
     }
 
-    /// A retriable failure: try again after `delay_ms`. `maybe_sent` keeps
-    /// the job `sending`/`submitted`; otherwise (this attempt certainly
-    /// sent nothing) it is `pending`. A recorded submission is kept either
-    /// way: the job is then looked up before anything is resent, is claimed
-    /// before new jobs, and is never superseded unasked.
+    /// A retriable failure: try again after `delay_ms`. `maybe_sent` (this
+    /// or an earlier attempt may have reached the target) keeps the job
+    /// `sending`/`submitted`; otherwise nothing of it was ever sent and it
+    /// is `pending` (and may be superseded). A recorded submission is kept
+    /// either way and looked up before anything is resent.
     pub async fn record_anchor_retry(
         &self,
         job: &ClaimedJob,
@@ -609,8 +609,7 @@ impl Ledger {
             .await?;
         tx.execute(
             "UPDATE anchor_jobs SET state = 'covered', updated_at = now() \
-             WHERE target = $1 AND checkpoint_size < $2 AND state = 'pending' \
-               AND submission IS NULL",
+             WHERE target = $1 AND checkpoint_size < $2 AND state = 'pending'",
             &[&job.target, &size],
         )
         .await?;
@@ -770,10 +769,11 @@ impl Ledger {
         let mut lost_by: std::collections::HashMap<u64, Vec<(String, i64, String)>> =
             std::collections::HashMap::new();
         for r in &lost {
-            lost_by
-                .entry(r.get::<_, i64>(0) as u64)
-                .or_default()
-                .push((r.get(1), r.get(2), r.get(3)));
+            lost_by.entry(r.get::<_, i64>(0) as u64).or_default().push((
+                r.get(1),
+                r.get(2),
+                r.get(3),
+            ));
         }
         Ok(rows
             .iter()
@@ -783,9 +783,9 @@ impl Ledger {
                     size,
                     created_at_us: r.get(1),
                     final_at_us: r.get(2),
-                    own: r.get::<_, Option<String>>(3).map(|tx| {
-                        (tx, r.get::<_, i64>(4) as u64, r.get::<_, i64>(5))
-                    }),
+                    own: r
+                        .get::<_, Option<String>>(3)
+                        .map(|tx| (tx, r.get::<_, i64>(4) as u64, r.get::<_, i64>(5))),
                     covered_by: r.get::<_, Option<i64>>(6).map(|s| {
                         (
                             s as u64,

@@ -409,6 +409,53 @@ mod tests {
     }
 
     #[test]
+    fn finality_is_per_target_with_defaults_by_kind() {
+        let c = parse(
+            r#"
+            [[targets]]
+            name = "hz-court"
+            kind = "judicial"
+            url = "http://127.0.0.1:1"
+            account_id = "bank"
+            signing_key = "k.pem"
+            [[targets]]
+            name = "eth"
+            kind = "evm"
+            rpc_url = "http://127.0.0.1:2"
+            chain_id = 31337
+            signing_key = "k.hex"
+            confirmations = 3
+            [[targets]]
+            name = "eth2"
+            kind = "evm"
+            rpc_url = "http://127.0.0.1:3"
+            chain_id = 1
+            signing_key = "k.hex"
+            [finality.eth]
+            final_confirmations = 30
+            reverify_ms = 1000
+            "#,
+        )
+        .unwrap();
+        let f = |i: usize| c.finality_of(&c.targets[i]);
+        assert_eq!((f(0).record_depth, f(0).final_depth), (1, 1));
+        assert_eq!((f(1).record_depth, f(1).final_depth), (3, 30));
+        assert_eq!(f(1).reverify, Duration::from_millis(1000));
+        assert_eq!((f(2).record_depth, f(2).final_depth), (1, 12));
+        assert_eq!(f(2).reverify, Duration::from_millis(30_000));
+        let base = "[[targets]]\nname = \"eth\"\nkind = \"evm\"\nrpc_url = \"http://x\"\n\
+                    chain_id = 1\nsigning_key = \"k\"\nconfirmations = 5\n";
+        let e = parse(&format!("{base}[finality.eth]\nfinal_confirmations = 2\n")).unwrap_err();
+        assert!(e.contains("relay.finality.eth.final_confirmations"), "{e}");
+        let e = parse(&format!("{base}[finality.eth]\nreverify_ms = 0\n")).unwrap_err();
+        assert!(e.contains("relay.finality.eth.reverify_ms"), "{e}");
+        let e = parse(&format!("{base}[finality.other]\nreverify_ms = 5\n")).unwrap_err();
+        assert!(e.contains("relay.finality.other"), "{e}");
+        let e = parse(&format!("{base}[finality.eth]\nreverify = 5\n")).unwrap_err();
+        assert!(e.contains("reverify"), "{e}");
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let e = parse(
             "[[targets]]\nname = \"eth\"\nkind = \"evm\"\nchain_id = 1\nsigning_key = \"k\"\n",

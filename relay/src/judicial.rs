@@ -98,9 +98,14 @@ impl JudicialTarget {
             return match self.status_of(tx, raw)? {
                 // Bind the receipt to the chain it is on.
                 Status::Confirmed(mut r) => {
-                    r.genesis_hash = Some(self.block(0).await?.ok_or_else(|| {
-                        TargetError::unavailable("the gateway has no genesis block")
-                    })?.hash);
+                    r.genesis_hash = Some(
+                        self.block(0)
+                            .await?
+                            .ok_or_else(|| {
+                                TargetError::unavailable("the gateway has no genesis block")
+                            })?
+                            .hash,
+                    );
                     Ok(Status::Confirmed(r))
                 }
                 other => Ok(other),

@@ -179,7 +179,12 @@ fn build(rows: &[AnchorTimelineRow], late_after_ms: u64, now_us: i64) -> GapRepo
 mod tests {
     use super::*;
 
-    fn row(size: u64, final_s: i64, own: Option<i64>, cov: Option<(u64, i64)>) -> AnchorTimelineRow {
+    fn row(
+        size: u64,
+        final_s: i64,
+        own: Option<i64>,
+        cov: Option<(u64, i64)>,
+    ) -> AnchorTimelineRow {
         AnchorTimelineRow {
             size,
             created_at_us: final_s * 1_000_000,

@@ -370,6 +370,9 @@ impl<T: Target> Worker<T> {
         maybe_sent: bool,
     ) -> Result<Health, LedgerError> {
         let name = self.name();
+        // A job an earlier attempt may have sent stays so, whatever this
+        // attempt's failure.
+        let maybe_sent = maybe_sent || job.prev_state.maybe_sent();
         metrics::FAILURES
             .with_label_values(&[name, e.class.label()])
             .inc();

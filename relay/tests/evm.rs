@@ -405,7 +405,12 @@ async fn anchors_on_chain(url: &str) -> Vec<(u64, String, String)> {
     let head = quantity(&rpc(url, "eth_blockNumber", json!([])).await);
     let mut out = Vec::new();
     for n in 0..=head {
-        let b = rpc(url, "eth_getBlockByNumber", json!([format!("{n:#x}"), true])).await;
+        let b = rpc(
+            url,
+            "eth_getBlockByNumber",
+            json!([format!("{n:#x}"), true]),
+        )
+        .await;
         for tx in b["transactions"].as_array().unwrap() {
             let input =
                 hex::decode(tx["input"].as_str().unwrap().trim_start_matches("0x")).unwrap();
@@ -435,7 +440,7 @@ async fn sent_count(url: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evm_chain_reset_marks_anchors_lost_and_anchors_again_once_never_replaying_old_transactions()
-{
+ {
     init_logs();
     let port = anchord_testkit::process::free_port();
     let anvil = start_anvil_at(port, &["--block-time", "1"]);
@@ -459,7 +464,12 @@ async fn evm_chain_reset_marks_anchors_lost_and_anchors_again_once_never_replayi
     let anvil = start_anvil_at(port, &["--no-mining"]);
     let relay = spawn_relay(&c, t.clone());
     wait_for("the loss detected", 30, || async {
-        c.ledger.anchor_lost_receipts(Some("anvil")).await.unwrap().len() == 3
+        c.ledger
+            .anchor_lost_receipts(Some("anvil"))
+            .await
+            .unwrap()
+            .len()
+            == 3
     })
     .await;
     // The window: every anchor lost, all four checkpoints waiting, and it
@@ -551,19 +561,22 @@ async fn evm_chain_reset_marks_anchors_lost_and_anchors_again_once_never_replayi
         "{report:?}"
     );
     // The stale submission is kept for audit, discarded.
-    let discarded: Value = c
-        .db
-        .client()
-        .await
-        .query_one(
-            "SELECT discarded_submissions::text FROM anchor_jobs \
+    let discarded: Value =
+        c.db.client()
+            .await
+            .query_one(
+                "SELECT discarded_submissions::text FROM anchor_jobs \
              WHERE target = 'anvil' AND checkpoint_size = 4",
-            &[],
-        )
-        .await
-        .map(|r| serde_json::from_str(r.get::<_, &str>(0)).unwrap())
-        .unwrap();
-    assert_eq!(discarded[0]["submission"]["tx_id"], json!(stale), "{discarded}");
+                &[],
+            )
+            .await
+            .map(|r| serde_json::from_str(r.get::<_, &str>(0)).unwrap())
+            .unwrap();
+    assert_eq!(
+        discarded[0]["submission"]["tx_id"],
+        json!(stale),
+        "{discarded}"
+    );
     assert!(
         discarded[0]["reason"]
             .as_str()
@@ -588,12 +601,22 @@ async fn evm_reorg_past_the_anchor_block_re_pends_the_anchor_and_it_lands_once()
     let reverted = rpc(&anvil.url, "evm_revert", json!([snapshot])).await;
     assert_eq!(reverted, json!(true));
     wait_for("the loss detected", 30, || async {
-        c.ledger.anchor_lost_receipts(Some("anvil")).await.unwrap().len() == 1
+        c.ledger
+            .anchor_lost_receipts(Some("anvil"))
+            .await
+            .unwrap()
+            .len()
+            == 1
     })
     .await;
     wait_for("anchored again", 60, || async {
         settled(&c.ledger, "anvil").await
-            && !c.ledger.anchor_receipts(Some("anvil")).await.unwrap().is_empty()
+            && !c
+                .ledger
+                .anchor_receipts(Some("anvil"))
+                .await
+                .unwrap()
+                .is_empty()
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;

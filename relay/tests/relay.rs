@@ -67,8 +67,8 @@ async fn sent_by_a_dead_relay(c: &Chainlet, sim: &Sim, target: &str, size: u64) 
         .await
         .unwrap()
         .unwrap();
-    let t = anchord_relay::judicial::JudicialTarget::new(&judicial_target(target, sim, 3000))
-        .unwrap();
+    let t =
+        anchord_relay::judicial::JudicialTarget::new(&judicial_target(target, sim, 3000)).unwrap();
     let p = AnchorPayload::new(target, &cp);
     let prepared = t.prepare(&p).await.unwrap();
     assert!(
@@ -121,17 +121,17 @@ async fn outage_then_recovery_covers_every_checkpoint_and_anchors_none_twice() {
     })
     .await;
     let relay = spawn_relay(
-        relay_config(vec![judicial_target("court", &sim, 3000)]),
+        relay_config(vec![judicial_target("outage", &sim, 3000)]),
         &c.ledger,
     );
     for _ in 0..3 {
         c.seal().await;
     }
     wait_for("the first checkpoints anchored", 30, || {
-        settled(&c.ledger, "court")
+        settled(&c.ledger, "outage")
     })
     .await;
-    let before = c.ledger.anchor_receipts(Some("court")).await.unwrap();
+    let before = c.ledger.anchor_receipts(Some("outage")).await.unwrap();
     assert!(!before.is_empty());
 
     // Down for 2.5 s while 10 checkpoints are sealed.
@@ -146,16 +146,16 @@ async fn outage_then_recovery_covers_every_checkpoint_and_anchors_none_twice() {
     }
     let last = c.seal().await;
     wait_for("every checkpoint covered after the outage", 60, || {
-        settled(&c.ledger, "court")
+        settled(&c.ledger, "outage")
     })
     .await;
     assert!(
         sim.handle.stats().outage_rejections > 0,
         "the outage was felt"
     );
-    check_against_chain(&c.ledger, "court", &sim).await;
+    check_against_chain(&c.ledger, "outage", &sim).await;
     // Coalescing: far fewer anchors than checkpoints during the outage.
-    let receipts = c.ledger.anchor_receipts(Some("court")).await.unwrap();
+    let receipts = c.ledger.anchor_receipts(Some("outage")).await.unwrap();
     let during = receipts
         .iter()
         .filter(|r| r.checkpoint_size >= first_in_outage)
@@ -168,7 +168,7 @@ async fn outage_then_recovery_covers_every_checkpoint_and_anchors_none_twice() {
     // The outage view: with a 1 s threshold, the outage is one window with
     // its covering anchor; the coalescing before it is not reported.
     let now = now_us();
-    let report = anchord_relay::report::gaps(&c.ledger, "court", 1000, now)
+    let report = anchord_relay::report::gaps(&c.ledger, "outage", 1000, now)
         .await
         .unwrap();
     let gaps = &report.windows;
@@ -180,13 +180,14 @@ async fn outage_then_recovery_covers_every_checkpoint_and_anchors_none_twice() {
         "an outage window with its covering anchor: {gaps:?}"
     );
     assert!(
-        gaps.iter().all(|g| g.covered_by.is_some() && g.first_size >= first_in_outage),
+        gaps.iter()
+            .all(|g| g.covered_by.is_some() && g.first_size >= first_in_outage),
         "only the outage: {gaps:?}"
     );
     // Nothing waited a minute: no window at the default threshold.
     let quiet = anchord_relay::report::gaps(
         &c.ledger,
-        "court",
+        "outage",
         anchord_relay::report::DEFAULT_LATE_AFTER_MS,
         now,
     )
@@ -195,6 +196,10 @@ async fn outage_then_recovery_covers_every_checkpoint_and_anchors_none_twice() {
     assert!(quiet.windows.is_empty(), "{quiet:?}");
     assert!(quiet.lost.is_empty(), "{quiet:?}");
     assert_eq!(sim.handle.stats().duplicate_submissions, 0);
+    wait_for("the backlog gauge at 0", 10, || async {
+        metric("anchord_relay_backlog_checkpoints", "outage") == 0.0
+    })
+    .await;
     stop_relay(relay).await;
     sim.handle.stop().await;
 
@@ -222,14 +227,14 @@ async fn outage_then_recovery_covers_every_checkpoint_and_anchors_none_twice() {
             })
             .sum()
     };
-    let court = [("target", "court")];
+    let court = [("target", "outage")];
     assert!(value("anchord_relay_submissions_total", &court) >= 2.0);
     assert!(value("anchord_relay_confirmations_total", &court) >= 2.0);
     assert!(value("anchord_relay_retries_total", &court) >= 1.0);
     assert!(
         value(
             "anchord_relay_failures_total",
-            &[("target", "court"), ("class", "unavailable")]
+            &[("target", "outage"), ("class", "unavailable")]
         ) >= 1.0
     );
     assert!(value("anchord_relay_covered_checkpoints_total", &court) >= 3.0);
@@ -354,17 +359,36 @@ async fn gaps_never_list_a_checkpoint_that_has_its_own_anchor() {
             let cp = ledger.checkpoint(size).await.unwrap().unwrap();
             let key = anchord_relay::target::idempotency_key("court", &cp);
             assert!(ledger.enqueue_anchor("court", size, &key).await.unwrap());
-            let job = ledger.claim_anchor_job("court", 60_000).await.unwrap().unwrap();
+            let job = ledger
+                .claim_anchor_job("court", 60_000)
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(job.checkpoint.size, size);
-            assert!(ledger.record_anchor_prepared(&job, None, "{}").await.unwrap());
+            assert!(
+                ledger
+                    .record_anchor_prepared(&job, None, "{}")
+                    .await
+                    .unwrap()
+            );
             job
         }
     };
     let slow = claim(2).await;
     let fast = claim(4).await;
-    let covered = c.ledger.record_anchor_confirmed(&fast, &receipt(4)).await.unwrap();
+    let covered = c
+        .ledger
+        .record_anchor_confirmed(&fast, &receipt(4))
+        .await
+        .unwrap();
     assert_eq!(covered.unwrap().covered, 3);
-    assert!(c.ledger.record_anchor_confirmed(&slow, &receipt(2)).await.unwrap().is_some());
+    assert!(
+        c.ledger
+            .record_anchor_confirmed(&slow, &receipt(2))
+            .await
+            .unwrap()
+            .is_some()
+    );
     let report = anchord_relay::report::gaps(&c.ledger, "court", 0, now_us())
         .await
         .unwrap();
@@ -451,7 +475,11 @@ async fn a_job_whose_attempts_fail_before_anything_is_sent_is_pending_not_sendin
     let cp = c.ledger.checkpoint(size).await.unwrap().unwrap();
     let key = anchord_relay::target::idempotency_key("down", &cp);
     assert!(c.ledger.enqueue_anchor("down", size, &key).await.unwrap());
-    c.ledger.claim_anchor_job("down", 1000).await.unwrap().unwrap();
+    c.ledger
+        .claim_anchor_job("down", 1000)
+        .await
+        .unwrap()
+        .unwrap();
     sim.handle.set_faults(&Faults {
         outage_ms: Some(60_000),
         ..Faults::default()
@@ -494,7 +522,7 @@ async fn a_sent_job_keeps_being_looked_up_while_faults_continue() {
     sent_by_a_dead_relay(&c, &sim, "flaky", size).await;
     let before = job_attempts(&c.db, "flaky", size).await;
     sim.handle.set_faults(&Faults {
-        outage_ms: Some(4000),
+        outage_ms: Some(6000),
         ..Faults::default()
     });
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -502,10 +530,11 @@ async fn a_sent_job_keeps_being_looked_up_while_faults_continue() {
         relay_config(vec![judicial_target("flaky", &sim, 3000)]),
         &c.ledger,
     );
-    // New checkpoints every 100 ms through the outage.
-    for _ in 0..25 {
+    // New checkpoints as fast as they can be sealed, for 3.5 s of the
+    // outage: there is nearly always a newer job due than the sent one.
+    let until = std::time::Instant::now() + Duration::from_millis(3500);
+    while std::time::Instant::now() < until {
         c.seal().await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let during = job_attempts(&c.db, "flaky", size).await;
     assert!(
@@ -538,26 +567,29 @@ async fn a_reset_gateway_loses_its_anchors_and_every_checkpoint_is_anchored_agai
     })
     .await;
     let relay = spawn_relay(
-        relay_config(vec![judicial_target("court", &sim, 3000)]),
+        relay_config(vec![judicial_target("reset-court", &sim, 3000)]),
         &c.ledger,
     );
     for _ in 0..3 {
         c.seal().await;
-        wait_for("anchored", 30, || settled(&c.ledger, "court")).await;
+        wait_for("anchored", 30, || settled(&c.ledger, "reset-court")).await;
     }
-    let before = c.ledger.anchor_receipts(Some("court")).await.unwrap();
+    let before = c.ledger.anchor_receipts(Some("reset-court")).await.unwrap();
     assert_eq!(before.len(), 3);
     // Re-verified in place.
     wait_for("receipts re-verified", 20, || async {
         c.ledger
-            .anchor_health("court")
+            .anchor_health("reset-court")
             .await
             .unwrap()
             .unverified_receipts
             == 0
     })
     .await;
-    assert_eq!(metric("anchord_relay_anchors_lost_total", "court"), 0.0);
+    assert_eq!(
+        metric("anchord_relay_anchors_lost_total", "reset-court"),
+        0.0
+    );
 
     // The gateway is rebuilt empty, and drops whatever it accepts for now:
     // the loss must show while nothing is anchored again.
@@ -567,32 +599,53 @@ async fn a_reset_gateway_loses_its_anchors_and_every_checkpoint_is_anchored_agai
         ..Faults::default()
     });
     wait_for("the loss detected", 20, || async {
-        c.ledger.anchor_lost_receipts(Some("court")).await.unwrap().len() == 3
+        c.ledger
+            .anchor_lost_receipts(Some("reset-court"))
+            .await
+            .unwrap()
+            .len()
+            == 3
     })
     .await;
-    let lost = c.ledger.anchor_lost_receipts(Some("court")).await.unwrap();
+    let lost = c
+        .ledger
+        .anchor_lost_receipts(Some("reset-court"))
+        .await
+        .unwrap();
     assert!(
         lost.iter()
             .all(|r| r.lost_reason.as_deref().unwrap().contains("chain reset")),
         "{lost:?}"
     );
-    assert!(c.ledger.anchor_receipts(Some("court")).await.unwrap().is_empty());
-    let health = c.ledger.anchor_health("court").await.unwrap();
+    assert!(
+        c.ledger
+            .anchor_receipts(Some("reset-court"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let health = c.ledger.anchor_health("reset-court").await.unwrap();
     assert_eq!(health.lost_receipts, 3);
     assert_eq!(health.chain_resets, 1);
     assert_eq!(health.uncovered_checkpoints, 3, "{health:?}");
-    let report = anchord_relay::report::gaps(&c.ledger, "court", 60_000, now_us())
+    let report = anchord_relay::report::gaps(&c.ledger, "reset-court", 60_000, now_us())
         .await
         .unwrap();
     assert_eq!(report.lost.len(), 3, "{report:?}");
     assert!(report.lost.iter().all(|l| l.now_anchored_by.is_none()));
     let open = report.windows.last().expect("an open window");
     assert!(open.covered_by.is_none());
-    assert_eq!((open.first_size, open.last_size, open.lost_anchors), (1, 3, 3));
-    assert!(metric("anchord_relay_anchors_lost_total", "court") >= 3.0);
-    assert_eq!(metric("anchord_relay_chain_resets_total", "court"), 1.0);
+    assert_eq!(
+        (open.first_size, open.last_size, open.lost_anchors),
+        (1, 3, 3)
+    );
+    assert!(metric("anchord_relay_anchors_lost_total", "reset-court") >= 3.0);
+    assert_eq!(
+        metric("anchord_relay_chain_resets_total", "reset-court"),
+        1.0
+    );
     wait_for("the backlog gauge shows it", 10, || async {
-        metric("anchord_relay_backlog_checkpoints", "court") == 3.0
+        metric("anchord_relay_backlog_checkpoints", "reset-court") == 3.0
     })
     .await;
 
@@ -602,10 +655,10 @@ async fn a_reset_gateway_loses_its_anchors_and_every_checkpoint_is_anchored_agai
         drop_rate: Some(0.0),
         ..Faults::default()
     });
-    wait_for("anchored again", 60, || settled(&c.ledger, "court")).await;
+    wait_for("anchored again", 60, || settled(&c.ledger, "reset-court")).await;
     stop_relay(relay).await;
-    check_against_chain(&c.ledger, "court", &sim).await;
-    let report = anchord_relay::report::gaps(&c.ledger, "court", 60_000, now_us())
+    check_against_chain(&c.ledger, "reset-court", &sim).await;
+    let report = anchord_relay::report::gaps(&c.ledger, "reset-court", 60_000, now_us())
         .await
         .unwrap();
     assert!(
