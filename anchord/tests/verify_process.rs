@@ -919,3 +919,85 @@ async fn a_real_receipt_relabelled_or_backdated_is_rejected_online() {
     }
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deployment_exports_its_trust_policy_and_a_court_verifies_with_it() {
+    use anchord_core::bundle::corpus;
+    let dir = tmpdir();
+    let (b, sim) = anchored_on_sim(&dir).await;
+    // The deployment: the corpus sealer, one judicial target (the sim).
+    let sealer_key = dir.join("sealer.key");
+    std::fs::write(&sealer_key, corpus::sealer().private_key_text()).unwrap();
+    let rsa = dir.join("judicial.pem");
+    let o = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&rsa)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let config = dir.join("anchord.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\nurl = \"postgres://unused@127.0.0.1:1/none\"\n[batcher]\norigin = \"{}\"\nsigning_key = \"{}\"\n\n[[relay.targets]]\nname = \"hz-court\"\nkind = \"judicial\"\nurl = \"{}\"\naccount_id = \"anchord-bank-a\"\nsigning_key = \"{}\"\n",
+            corpus::ORIGIN,
+            sealer_key.display(),
+            sim.url(),
+            rsa.display()
+        ),
+    )
+    .unwrap();
+    let trust = dir.join("trust.toml");
+    let o = tokio::task::spawn_blocking({
+        let (config, trust) = (config.clone(), trust.clone());
+        move || {
+            Command::new(BIN)
+                .env_clear()
+                .arg("--config")
+                .arg(&config)
+                .args(["trust", "export", "--out"])
+                .arg(&trust)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(o.status.success(), "{}", describe(&o));
+    let text = std::fs::read_to_string(&trust).unwrap();
+    assert!(
+        text.contains("format = \"anchord.trust-policy/v1\""),
+        "{text}"
+    );
+    assert!(text.contains(&corpus::sealer().verifier().vkey()), "{text}");
+    // The chain id was asked from the gateway, not taken from a bundle.
+    assert!(text.contains("chain_id = \"sim-court\""), "{text}");
+    assert!(text.contains(&sim.url()), "{text}");
+    let sha = hex::encode(HashSuite::Sha256.digest(text.as_bytes()));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&sha),
+        "{}",
+        describe(&o)
+    );
+    // A court verifies the deployment's bundle with it, online.
+    let p = write_json(&dir, "b.json", &b);
+    let o = tokio::task::spawn_blocking(move || {
+        run_verify(&p, &["--trust", trust.to_str().unwrap(), "--online"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code(&o), 0, "{}", describe(&o));
+    assert!(
+        stdout(&o).contains(&format!("policy     trust policy sha256 {sha}")),
+        "{}",
+        describe(&o)
+    );
+    sim.stop().await;
+}
