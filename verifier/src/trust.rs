@@ -263,10 +263,7 @@ impl Verdict {
 /// (no_trust_policy)`; with one, signatures must be by its keys and every
 /// receipt's target must be one of its chains, of the same kind and id.
 pub fn judge(b: &Bundle, policy: Option<&TrustPolicy>, expected: ExpectedHash<'_>) -> Verdict {
-    let own = match TrustedKeys::from_bundle(b) {
-        Ok(k) => Some(k),
-        Err(_) => None,
-    };
+    let own = TrustedKeys::from_bundle(b).ok();
     let Some(policy) = policy else {
         let Some(own) = own else {
             return Verdict::Invalid {
