@@ -538,7 +538,12 @@ fn network_policies(r: &Rendered) {
         let what = name(owner);
         let mine: Vec<&&Value> = policies
             .iter()
-            .filter(|p| selects(&p["spec"]["podSelector"]["matchLabels"], &tpl["metadata"]["labels"]))
+            .filter(|p| {
+                selects(
+                    &p["spec"]["podSelector"]["matchLabels"],
+                    &tpl["metadata"]["labels"],
+                )
+            })
             .collect();
         assert_eq!(mine.len(), 1, "{what}: one NetworkPolicy selects its pods");
         let p = &mine[0]["spec"];
@@ -551,7 +556,9 @@ fn network_policies(r: &Rendered) {
             .collect();
         let mut opened = Vec::new();
         for rule in p["ingress"].as_array().unwrap() {
-            let ports = rule["ports"].as_array().expect("every rule names its ports");
+            let ports = rule["ports"]
+                .as_array()
+                .expect("every rule names its ports");
             for port in ports {
                 let port = port["port"].as_str().unwrap().to_owned();
                 assert!(
@@ -563,7 +570,9 @@ fn network_policies(r: &Rendered) {
                     assert!(from > 0, "{what}: the admin port is open to everyone");
                     for peer in rule["from"].as_array().unwrap() {
                         assert!(
-                            !peer["namespaceSelector"].is_null() || !peer["podSelector"].is_null() || !peer["ipBlock"].is_null(),
+                            !peer["namespaceSelector"].is_null()
+                                || !peer["podSelector"].is_null()
+                                || !peer["ipBlock"].is_null(),
                             "{what}: an empty peer"
                         );
                         assert_ne!(
@@ -579,7 +588,10 @@ fn network_policies(r: &Rendered) {
         opened.sort();
         let mut want = container_ports.clone();
         want.sort();
-        assert_eq!(opened, want, "{what}: the policy opens exactly the pod's ports");
+        assert_eq!(
+            opened, want,
+            "{what}: the policy opens exactly the pod's ports"
+        );
     }
 }
 

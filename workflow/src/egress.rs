@@ -88,9 +88,15 @@ fn non_public_v4(a: Ipv4Addr) -> Option<&'static str> {
         return Some("a cloud metadata address");
     }
     let table: [(Ipv4Net, &'static str); 17] = [
-        (v4(0, 0, 0, 0, 8), "unspecified (\"this network\", 0.0.0.0/8)"),
+        (
+            v4(0, 0, 0, 0, 8),
+            "unspecified (\"this network\", 0.0.0.0/8)",
+        ),
         (v4(10, 0, 0, 0, 8), "private (RFC 1918)"),
-        (v4(100, 64, 0, 0, 10), "shared address space (CGNAT, RFC 6598)"),
+        (
+            v4(100, 64, 0, 0, 10),
+            "shared address space (CGNAT, RFC 6598)",
+        ),
         (v4(127, 0, 0, 0, 8), "loopback"),
         (v4(169, 254, 0, 0, 16), "link-local"),
         (v4(172, 16, 0, 0, 12), "private (RFC 1918)"),
@@ -116,12 +122,7 @@ fn non_public_v4(a: Ipv4Addr) -> Option<&'static str> {
 /// it: IPv4-mapped, IPv4-compatible, NAT64 (well-known prefix), 6to4.
 fn embedded_v4(a: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = a.segments();
-    let tail = Ipv4Addr::new(
-        (s[6] >> 8) as u8,
-        s[6] as u8,
-        (s[7] >> 8) as u8,
-        s[7] as u8,
-    );
+    let tail = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
     if s[..5] == [0; 5] && (s[5] == 0xffff || s[5] == 0) {
         return Some(tail);
     }
@@ -153,7 +154,10 @@ fn non_public_v6(a: Ipv6Addr) -> Option<&'static str> {
         (v6([0, 0, 0, 0, 0, 0, 0, 0], 96), "IPv4-compatible"),
         (v6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48), "local-use NAT64"),
         (v6([0x100, 0, 0, 0, 0, 0, 0, 0], 64), "discard-only"),
-        (v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 23), "IETF protocol assignments (Teredo, ...)"),
+        (
+            v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 23),
+            "IETF protocol assignments (Teredo, ...)",
+        ),
         (v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32), "documentation"),
         (v6([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20), "documentation"),
         (v6([0x5f00, 0, 0, 0, 0, 0, 0, 0], 16), "segment routing"),

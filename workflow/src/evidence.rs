@@ -302,17 +302,19 @@ pub async fn link(wf: &Workflow) -> Result<(), ApiError> {
             };
             if hex::encode(&e.entry.evidence_hash) != hash {
                 // The ledger keeps the first entry with this identity.
-                wf.db().await?.execute(
-                    "UPDATE workflow.submissions SET last_error = $2 WHERE id = $1",
-                    &[
-                        &id,
-                        &format!(
-                            "the ledger holds another hash under this identity (seq {})",
-                            e.entry.seq
-                        ),
-                    ],
-                )
-                .await?;
+                wf.db()
+                    .await?
+                    .execute(
+                        "UPDATE workflow.submissions SET last_error = $2 WHERE id = $1",
+                        &[
+                            &id,
+                            &format!(
+                                "the ledger holds another hash under this identity (seq {})",
+                                e.entry.seq
+                            ),
+                        ],
+                    )
+                    .await?;
                 continue;
             }
             seq = Some(e.entry.seq as i64);

@@ -56,7 +56,7 @@ pub fn path_of(wf: &Workflow, sha256_hex: &str) -> PathBuf {
     wf.config
         .storage_dir
         .join("sha256")
-        .join(&sha256_hex[..2.min(sha256_hex.len())])
+        .join(sha256_hex.get(..2).unwrap_or_default())
         .join(sha256_hex)
 }
 
@@ -276,21 +276,25 @@ pub async fn download(
     let file = match tokio::fs::File::open(path_of(wf, sha256_hex)).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            tracing::error!(sha256 = sha256_hex, "a referenced file is missing from storage");
+            tracing::error!(
+                sha256 = sha256_hex,
+                "a referenced file is missing from storage"
+            );
             return Err(ApiError::not_found("file"));
         }
         Err(e) => return Err(io_error(e)),
     };
     let len = file.metadata().await.map_err(io_error)?.len();
-    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
-        file,
-        64 * 1024,
-    ));
+    let body =
+        axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024));
     Ok((
         [
             (axum::http::header::CONTENT_TYPE, content_type.to_owned()),
             (axum::http::header::CONTENT_LENGTH, len.to_string()),
-            (axum::http::header::CONTENT_DISPOSITION, content_disposition(name)),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                content_disposition(name),
+            ),
         ],
         body,
     )
@@ -349,7 +353,8 @@ pub async fn release_now(c: &tokio_postgres::Client, sha256_hex: &str) -> Result
     Ok(())
 }
 
-const REFERENCED: &str = "SELECT EXISTS (SELECT 1 FROM workflow.preservations WHERE file_sha256 = $1)
+const REFERENCED: &str =
+    "SELECT EXISTS (SELECT 1 FROM workflow.preservations WHERE file_sha256 = $1)
         OR EXISTS (SELECT 1 FROM workflow.judicial_requests WHERE certificate_sha256 = $1)
         OR EXISTS (SELECT 1 FROM workflow.submissions WHERE hash = $1)";
 
@@ -483,7 +488,10 @@ async fn sweep(wf: &Workflow, shutdown: &CancellationToken) -> Result<(), ApiErr
         }
     }
     if !unreferenced.is_empty() {
-        tracing::info!(files = unreferenced.len(), "unreferenced stored files released");
+        tracing::info!(
+            files = unreferenced.len(),
+            "unreferenced stored files released"
+        );
     }
     if let Ok(mut tmp) = tokio::fs::read_dir(wf.config.storage_dir.join("tmp")).await {
         while let Ok(Some(f)) = tmp.next_entry().await {

@@ -6,7 +6,8 @@
 //! while rows are added. A full page carries the next cursor in the
 //! `Anchord-Next-After` header; a page without it is the last.
 //!
-//! Use: take [`Page`] in the query (flattened, or its two fields), call
+//! Use: take [`Page`] as the query (or its two fields in a wider query
+//! struct), call
 //! [`Page::checked`], query `WHERE ($n::bigint IS NULL OR id < $n) ORDER BY
 //! id DESC LIMIT $m`, answer with [`Paged`].
 
@@ -23,8 +24,11 @@ pub const MAX_LIMIT: i64 = 1000;
 /// The response header naming the next page's `after`.
 pub const NEXT_HEADER: &str = "anchord-next-after";
 
-/// `limit` and `after`.
+/// `limit` and `after` (unknown query keys are refused: a list with more
+/// filters declares these two fields in its own query struct and builds a
+/// `Page` from them).
 #[derive(Clone, Copy, Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct Page {
     /// Items in the page (1-1000, default 100).

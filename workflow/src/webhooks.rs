@@ -137,8 +137,7 @@ async fn claim(
     limit: usize,
     busy: &HashMap<i64, usize>,
 ) -> Result<Vec<Claimed>, ApiError> {
-    let (hooks, counts): (Vec<i64>, Vec<i32>) =
-        busy.iter().map(|(h, n)| (*h, *n as i32)).unzip();
+    let (hooks, counts): (Vec<i64>, Vec<i32>) = busy.iter().map(|(h, n)| (*h, *n as i32)).unzip();
     let lease_s = (wf.config.webhook_timeout_ms + wf.config.webhook_connect_timeout_ms) as f64
         / 1000.0
         + 30.0;
@@ -241,9 +240,11 @@ pub async fn run(wf: Arc<Workflow>, shutdown: CancellationToken) {
     let bound = Duration::from_millis(
         wf.config.webhook_timeout_ms + wf.config.webhook_connect_timeout_ms + 1000,
     );
-    if tokio::time::timeout(bound, async { while inflight.join_next().await.is_some() {} })
-        .await
-        .is_err()
+    if tokio::time::timeout(bound, async {
+        while inflight.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
     {
         inflight.abort_all();
         while inflight.join_next().await.is_some() {}
@@ -254,12 +255,7 @@ pub async fn run(wf: Arc<Workflow>, shutdown: CancellationToken) {
 /// tools; the background task does this continuously). Returns how many
 /// were attempted.
 pub async fn deliver_due(wf: &Arc<Workflow>) -> Result<usize, ApiError> {
-    let rows = claim(
-        wf,
-        wf.config.webhook_concurrency,
-        &HashMap::new(),
-    )
-    .await?;
+    let rows = claim(wf, wf.config.webhook_concurrency, &HashMap::new()).await?;
     let n = rows.len();
     let mut set = JoinSet::new();
     for d in rows {
@@ -278,7 +274,10 @@ pub async fn deliver_due(wf: &Arc<Workflow>) -> Result<usize, ApiError> {
 async fn deliver_one(wf: &Workflow, d: Claimed) -> Result<(), ApiError> {
     let attempts = d.attempts + 1;
     let (status, error) = match wf.egress.check_url(&d.url, false).await {
-        Err(refused) => (None, Some(format!("refused by the address policy: {refused}"))),
+        Err(refused) => (
+            None,
+            Some(format!("refused by the address policy: {refused}")),
+        ),
         Ok(url) => {
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             let result = wf
@@ -633,13 +632,8 @@ pub async fn deliveries(
     State(wf): State<Arc<Workflow>>,
     Require(caller, _): Require<roles::AdminOrReviewer>,
     Path(id): Path<i64>,
-    Query(q): Query<DeliveriesQuery>,
+    query: Result<Query<DeliveriesQuery>, ApiError>,
 ) -> Result<Paged<DeliveryJson>, ApiError> {
-    let page = Page {
-        limit: q.limit,
-        after: q.after,
-    }
-    .checked()?;
     let c = wf.db().await?;
     let hook = c
         .query_opt("SELECT tenant FROM workflow.webhooks WHERE id = $1", &[&id])
@@ -649,6 +643,13 @@ pub async fn deliveries(
     if caller.role != Role::Admin && tenant != caller.tenant {
         return Err(ApiError::forbidden("this webhook belongs to another bank"));
     }
+    // The query only now: the caller may read the record (auth::Require).
+    let Query(q) = query?;
+    let page = Page {
+        limit: q.limit,
+        after: q.after,
+    }
+    .checked()?;
     let rows = c
         .query(
             "SELECT id, delivery_id, event, state, attempts, last_status, last_error, next_attempt_at, delivered_at

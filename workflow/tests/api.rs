@@ -1244,7 +1244,8 @@ async fn an_edited_audit_row_is_detected() {
 /// backoff under the same delivery id until the receiver accepts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_are_signed_and_retried_with_backoff() {
-    let env = start(false, |_| {}).await;
+    // A loopback receiver: allow-listed (egress.rs refuses loopback otherwise).
+    let env = start(false, |c| c.webhook_allow = vec!["127.0.0.1/32".into()]).await;
     // A receiver that fails twice, then accepts.
     type Seen = Arc<Mutex<Vec<(std::time::Instant, axum::http::HeaderMap, String)>>>;
     let seen: Seen = Arc::default();

@@ -34,7 +34,8 @@ const MALFORMED: [(Option<&str>, &[u8]); 6] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_denies_every_role_the_table_does_not_allow() {
-    let e = common::start(true, |_| {}).await;
+    // Webhooks to 127.0.0.1 need the allow-list (egress.rs).
+    let e = common::start(true, |c| c.webhook_allow = vec!["127.0.0.1/32".into()]).await;
     let admin = e.admin().await;
     for (id, kind) in [("notary-1", "notary"), ("court-1", "court")] {
         e.ok(
@@ -466,6 +467,30 @@ async fn every_route_denies_every_role_the_table_does_not_allow() {
         (
             "GET",
             format!("/v1/webhooks/{wid}/deliveries"),
+            Body::None,
+            vec!["user", "notary", "court", "b_user", "b_reviewer"],
+        ),
+        (
+            "GET",
+            "/v1/webhooks".into(),
+            Body::None,
+            vec!["user", "notary", "court", "b_user"],
+        ),
+        (
+            "POST",
+            format!("/v1/webhooks/{wid}/disable"),
+            Body::None,
+            vec!["user", "notary", "court", "b_user", "b_reviewer"],
+        ),
+        (
+            "POST",
+            format!("/v1/webhooks/{wid}/enable"),
+            Body::None,
+            vec!["user", "notary", "court", "b_user", "b_reviewer"],
+        ),
+        (
+            "DELETE",
+            format!("/v1/webhooks/{wid}"),
             Body::None,
             vec!["user", "notary", "court", "b_user", "b_reviewer"],
         ),

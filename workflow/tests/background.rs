@@ -424,7 +424,6 @@ async fn an_sm3_preservation_goes_on_chain_and_its_proof_verifies() {
         v["file"]["sha256"],
         hex::encode(EvidenceAlg::Sha256.hash(&file))
     );
-    let id = v["id"].as_i64().unwrap();
     let stored = e
         .ledger
         .entry_by_identity("bank-a", v["ledger"]["external_id"].as_str().unwrap())

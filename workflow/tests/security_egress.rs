@@ -34,8 +34,7 @@ async fn receiver(answer: Option<String>) -> (u16, Arc<Mutex<Vec<(Instant, Strin
                 let mut got = Vec::new();
                 // Read until the headers and the body are in (small bodies).
                 loop {
-                    match tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf)).await
-                    {
+                    match tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf)).await {
                         Ok(Ok(0)) | Err(_) => break,
                         Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
                         Ok(Err(_)) => return,
@@ -182,16 +181,19 @@ async fn webhook_targets_inside_the_network_are_refused_after_dns_resolution() {
     ] {
         for token in [&a.reviewer, &admin] {
             let (s, v) = env
-                .call("POST", "/v1/webhooks", Some(token), Some(json!({"url": url})))
+                .call(
+                    "POST",
+                    "/v1/webhooks",
+                    Some(token),
+                    Some(json!({"url": url})),
+                )
                 .await;
             assert_eq!(s.as_u16(), 422, "{url} must be refused: {v}");
             assert_eq!(v["error"]["code"], "validation_failed", "{v}");
             assert!(v["error"]["fields"]["url"].is_string(), "{v}");
         }
     }
-    let listed = env
-        .ok(200, "GET", "/v1/webhooks", Some(&admin), None)
-        .await;
+    let listed = env.ok(200, "GET", "/v1/webhooks", Some(&admin), None).await;
     assert_eq!(listed, json!([]), "nothing was registered");
 
     // Rows that bypassed registration: delivery refuses them after its own
@@ -292,7 +294,10 @@ async fn an_allow_listed_receiver_gets_deliveries_and_redirects_are_not_followed
     let req = &got[0].1;
     assert!(req.starts_with("POST /hook "), "{req}");
     let lower = req.to_ascii_lowercase();
-    assert!(lower.contains("anchord-event: preservation.submitted"), "{req}");
+    assert!(
+        lower.contains("anchord-event: preservation.submitted"),
+        "{req}"
+    );
     // The signature verifies with the secret.
     let ts = lower
         .lines()
@@ -372,7 +377,10 @@ async fn hanging_webhooks_of_one_bank_do_not_delay_another_banks() {
     submit_one(&env, product, &a.user).await;
     let deadline = Instant::now() + Duration::from_secs(5);
     while hang_hits.lock().unwrap().len() < 3 {
-        assert!(Instant::now() < deadline, "bank A's deliveries never started");
+        assert!(
+            Instant::now() < deadline,
+            "bank A's deliveries never started"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Bank B's change while they hang.
@@ -445,7 +453,11 @@ async fn webhooks_are_capped_per_bank_listed_disabled_and_deleted() {
         .await;
     let listed = listed.as_array().unwrap();
     assert_eq!(listed.len(), 3, "{listed:?}");
-    assert!(listed.iter().all(|h| h["tenant"] == "bank-a" && h["secret"].is_null()));
+    assert!(
+        listed
+            .iter()
+            .all(|h| h["tenant"] == "bank-a" && h["secret"].is_null())
+    );
     // Paged: one at a time, following the cursor header.
     let mut seen = Vec::new();
     let mut after: Option<String> = None;

@@ -94,8 +94,10 @@ async fn the_public_verifier_learns_nothing_of_a_preservations_customer() {
         .await;
     let product = env.product(&admin).await;
     let name = "张三-借款合同-13800138000.pdf";
-    let file = b"%PDF-1.4 recorded call with borrower Zhang San about card 6222020200112233445".repeat(7);
-    let fields = json!({"borrower": "张三", "amount": "52000.00", "card_no": "6222020200112233445"});
+    let file =
+        b"%PDF-1.4 recorded call with borrower Zhang San about card 6222020200112233445".repeat(7);
+    let fields =
+        json!({"borrower": "张三", "amount": "52000.00", "card_no": "6222020200112233445"});
     let p1 = on_chain(&env, product, &alice, &rita, fields.clone(), name, &file).await;
     let other = b"second evidence file".to_vec();
     let p2 = on_chain(
@@ -158,7 +160,10 @@ async fn the_public_verifier_learns_nothing_of_a_preservations_customer() {
         name.to_string(),
         "13800138000".into(),
         "借款合同".into(),
-        serde_json::to_string(name).unwrap().trim_matches('"').to_string(),
+        serde_json::to_string(name)
+            .unwrap()
+            .trim_matches('"')
+            .to_string(),
         number.clone(),
         "张三".into(),
         "\\u5f20".into(),
@@ -187,7 +192,13 @@ async fn the_public_verifier_learns_nothing_of_a_preservations_customer() {
 
     // The bank's own details open it: salt and record recompute it.
     let detail = env
-        .ok(200, "GET", &format!("/v1/preservations/{id1}"), Some(&alice), None)
+        .ok(
+            200,
+            "GET",
+            &format!("/v1/preservations/{id1}"),
+            Some(&alice),
+            None,
+        )
         .await;
     let opening = &detail["ledger"]["commitment"];
     assert_eq!(opening["scheme"], "anchord-commitment-v1");

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anchord_core::EvidenceAlg;
@@ -34,7 +34,7 @@ async fn preservation(env: &common::Env, product: i64, user: &str) -> String {
     format!("/v1/preservations/{}", v["id"])
 }
 
-async fn wait_gone(path: &PathBuf) {
+async fn wait_gone(path: &Path) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while path.exists() {
         assert!(
@@ -82,7 +82,10 @@ async fn replaced_and_refused_uploads_are_collected_but_referenced_files_kept() 
         assert_eq!(s, 200, "{v}");
     }
     wait_gone(&stored(&env, &first)).await;
-    assert!(stored(&env, &second).exists(), "the current file was deleted");
+    assert!(
+        stored(&env, &second).exists(),
+        "the current file was deleted"
+    );
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(
         stored(&env, &shared).exists(),
@@ -100,7 +103,13 @@ async fn replaced_and_refused_uploads_are_collected_but_referenced_files_kept() 
         .await;
     let late = b"late upload".to_vec();
     let (s, _) = env
-        .upload("PUT", &format!("{p1}/file"), &alice, "late.pdf", late.clone())
+        .upload(
+            "PUT",
+            &format!("{p1}/file"),
+            &alice,
+            "late.pdf",
+            late.clone(),
+        )
         .await;
     assert_eq!(s.as_u16(), 409);
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -165,17 +174,23 @@ async fn multipart_forms_carry_only_the_file_part() {
     let big = || reqwest::multipart::Part::bytes(vec![b'x'; 4 << 20]);
     use reqwest::multipart::Form;
     for (what, form) in [
-        ("a part before", Form::new().part("note", big()).part("file", file())),
-        ("a part after", Form::new().part("file", file()).part("note", big())),
-        ("a second file", Form::new().part("file", file()).part("file", file())),
+        (
+            "a part before",
+            Form::new().part("note", big()).part("file", file()),
+        ),
+        (
+            "a part after",
+            Form::new().part("file", file()).part("note", big()),
+        ),
+        (
+            "a second file",
+            Form::new().part("file", file()).part("file", file()),
+        ),
         ("only another part", Form::new().text("comment", "hello")),
     ] {
         let (s, v) = multipart(&env, &path, &alice, form).await;
         assert_eq!(s, 422, "{what}: {v}");
-        assert!(
-            v["error"]["fields"]["file"].is_string(),
-            "{what}: {v}"
-        );
+        assert!(v["error"]["fields"]["file"].is_string(), "{what}: {v}");
     }
     assert!(
         !stored(&env, b"evidence").exists(),
@@ -285,9 +300,6 @@ async fn preservation_lists_page_with_a_cursor() {
         let (s, _) = env
             .call("GET", &format!("/v1/preservations?{q}"), Some(&alice), None)
             .await;
-        assert!(
-            s.as_u16() == 422 || s.as_u16() == 400,
-            "{q}: {s}"
-        );
+        assert!(s.as_u16() == 422 || s.as_u16() == 400, "{q}: {s}");
     }
 }
