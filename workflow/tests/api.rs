@@ -607,11 +607,11 @@ async fn every_role_from_product_set_up_to_certificate_and_refused_ruling() {
         v["certificate"]["ledger"]["state"] == "sealed"
     })
     .await;
-    let cert_id = env.ok(200, "GET", &rp, Some(&alice), None).await["certificate"]["ledger"]
-        ["external_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let cert_id =
+        env.ok(200, "GET", &rp, Some(&alice), None).await["certificate"]["ledger"]["external_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
     let cert_entry = env
         .ledger
         .entry_by_identity("bank-a", &cert_id)
