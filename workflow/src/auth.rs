@@ -384,7 +384,10 @@ pub fn password_problem(
         return Err("a commonly used or breached password; choose another".into());
     }
     let lower = username.to_lowercase();
-    let e = zxcvbn::zxcvbn(password, &[username, lower.as_str(), "anchord"]);
+    // The estimate's cost grows with the length: its first 100 characters
+    // decide (a longer password is at least as strong as its prefix).
+    let head: String = password.chars().take(100).collect();
+    let e = zxcvbn::zxcvbn(&head, &[username, lower.as_str(), "anchord"]);
     // One match spanning the whole password, from the passwords list (the
     // crate does not export the dictionary enum's name: compare its Debug).
     let common = matches!(e.sequence(), [m] if matches!(
@@ -1263,4 +1266,52 @@ pub async fn create_admin(
     .map_err(|e| WorkflowError::Db(e.message))?;
     tx.commit().await?;
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(p: &str, user: &str) -> Result<(), String> {
+        password_problem(p, user, 3, &Default::default())
+    }
+
+    #[test]
+    fn common_breached_and_weak_passwords_are_refused() {
+        for weak in [
+            "password",
+            "Password",
+            "P@ssw0rd",
+            "drowssap",
+            "qwerty123456",
+            "letmein123",
+            "Password1!",
+            "12345678",
+            "short",
+        ] {
+            assert!(problem(weak, "alice").is_err(), "{weak}");
+        }
+        assert!(problem("alice-alice-alice", "alice").is_err());
+        assert!(problem("violet-Kettle-orbit-42", "alice").is_ok());
+        assert!(problem(&"x".repeat(MAX_PASSWORD_CHARS + 1), "alice").is_err());
+        let list = std::collections::HashSet::from(["bank-of-anchord-2026!".to_owned()]);
+        assert!(password_problem("Bank-of-Anchord-2026!", "alice", 3, &list).is_err());
+    }
+
+    #[test]
+    fn usernames_are_checked_by_bytes_without_panics() {
+        assert!(valid_username("alice.b@bank-a_1"));
+        for bad in ["", "-a", "a b", "é", "张三", &"a".repeat(65)] {
+            assert!(!valid_username(bad), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn the_password_and_username_checks_are_total(p in "\\PC{0,300}", u in "\\PC{0,80}") {
+            let _ = problem(&p, &u);
+            let _ = valid_username(&u);
+        }
+    }
 }
