@@ -549,6 +549,11 @@ async fn the_certificate_pdf_carries_the_facts_in_chinese() {
         "保全时间 Preserved at: 2025-11-25 00:00:00 (北京时间) / 2025-11-24 16:00:00 UTC",
         "待锚定",
         &format!("https://proofs.bank-a.example/v1/proofs/{h}"),
+        // Issued only after verification, saying against what; the court's
+        // command names its own trust file.
+        "核验 Verified",
+        "against this deployment's configured keys",
+        "anchord verify --trust trust.toml --bundle bundle.json",
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
