@@ -357,6 +357,17 @@ async fn verify_exit_codes_and_reasons() {
         policy.as_os_str(),
     ]);
     assert_eq!(code(&o), 0, "{}", stdout(&o));
+    // ANCHORD_WRITE_FROZEN=1 froze these prover-made bundles (a real
+    // ledger, the batcher's seal path) into testdata/bundles/v1-frozen/prover/;
+    // frozen_prover_bundles_still_verify keeps them verifying.
+    if std::env::var_os("ANCHORD_WRITE_FROZEN").is_some() {
+        let out = corpus().join("v1-frozen/prover");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::copy(dir.join("b.json"), out.join("pending.json")).unwrap();
+        std::fs::copy(&bpath, out.join("anchored.json")).unwrap();
+        std::fs::copy(&policy, out.join("trust-policy.toml")).unwrap();
+        std::fs::write(out.join("pending.evidence"), file(5)).unwrap();
+    }
     assert!(
         stdout(&o).contains("anchor     hz-court: judicial hz tx tx-1 block 9"),
         "{}",
@@ -1000,4 +1011,24 @@ async fn a_deployment_exports_its_trust_policy_and_a_court_verifies_with_it() {
         describe(&o)
     );
     sim.stop().await;
+}
+
+#[test]
+fn frozen_prover_bundles_still_verify() {
+    let dir = corpus().join("v1-frozen/prover");
+    let policy = dir.join("trust-policy.toml");
+    let evidence = dir.join("pending.evidence");
+    for name in ["pending.json", "anchored.json"] {
+        let o = run_verify(
+            &dir.join(name),
+            &[
+                "--trust",
+                policy.to_str().unwrap(),
+                "--file",
+                evidence.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code(&o), 0, "{name}: {}", describe(&o));
+        assert!(stdout(&o).starts_with("VALID\n"), "{}", describe(&o));
+    }
 }
