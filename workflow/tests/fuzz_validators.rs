@@ -412,7 +412,8 @@ fn samples<S: Strategy>(s: S, n: usize, seed: u8) -> Vec<S::Value> {
         .collect()
 }
 
-/// Raw bodies that are not (valid) JSON, or too much of it.
+/// Raw bodies that are not (valid) JSON, or too much of it; the last one is
+/// a well-formed upload with a non-UTF-8 file name (hostile, not invalid).
 fn raw_garbage() -> Vec<(&'static str, Vec<u8>)> {
     let deep = format!("{}{}", "[".repeat(20_000), "]".repeat(20_000));
     let deep_obj = format!("{}1{}", "{\"a\":".repeat(5_000), "}".repeat(5_000));
@@ -435,12 +436,12 @@ fn raw_garbage() -> Vec<(&'static str, Vec<u8>)> {
         ("multipart/form-data; boundary=X", b"--X\r\ngarbage".to_vec()),
         (
             "multipart/form-data; boundary=X",
-            b"--X\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\xff\xfe\"\r\n\r\nabc\r\n--X--\r\n"
-                .to_vec(),
+            b"--X\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nabc\r\n--X--\r\n".to_vec(),
         ),
         (
             "multipart/form-data; boundary=X",
-            b"--X\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nabc\r\n--X--\r\n".to_vec(),
+            b"--X\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\xff\xfe\"\r\n\r\nabc\r\n--X--\r\n"
+                .to_vec(),
         ),
     ]
 }
@@ -619,7 +620,8 @@ async fn every_write_route_answers_garbage_without_a_server_error() {
             .replace("{key}", "borrower")
             .replace(['{', '}'], "")
     };
-    let mut ops: Vec<(String, String, Vec<String>)> = Vec::new();
+    // (method, path, the JSON body's keys, takes a body)
+    let mut ops: Vec<(String, String, Vec<String>, bool)> = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in ["post", "put", "patch", "delete"] {
             let Some(op) = item.get(method) else { continue };
@@ -631,17 +633,19 @@ async fn every_write_route_answers_garbage_without_a_server_error() {
                     .and_then(|name| schemas[name]["properties"].as_object())
                     .map(|p| p.keys().cloned().collect())
                     .unwrap_or_default();
-            ops.push((method.to_uppercase(), path.clone(), keys));
+            let has_body = op.get("requestBody").is_some();
+            ops.push((method.to_uppercase(), path.clone(), keys, has_body));
         }
     }
     assert!(ops.len() >= 30, "{} write operations", ops.len());
     // Deletions last: they take no body and would remove the records the
     // other routes validate against.
-    ops.sort_by_key(|(method, _, _)| method == "DELETE");
+    ops.sort_by_key(|(method, ..)| method == "DELETE");
     let generated = samples(arb_body(), 24, 7);
     let mut sent = 0usize;
     let mut answers: BTreeMap<u16, usize> = BTreeMap::new();
-    for (i, (method, path, keys)) in ops.iter().enumerate() {
+    let garbage = raw_garbage().len();
+    for (i, (method, path, keys, has_body)) in ops.iter().enumerate() {
         if path == "/v1/auth/logout" {
             continue; // answers 2xx to anything and ends the session
         }
@@ -661,7 +665,7 @@ async fn every_write_route_answers_garbage_without_a_server_error() {
         }
         let tokens: Vec<String> = users.iter().map(|(_, _, t)| t.clone()).collect();
         for token in &tokens {
-            for (ctype, body) in &bodies {
+            for (n, (ctype, body)) in bodies.iter().enumerate() {
                 let resp = e
                     .http
                     .request(method.parse().unwrap(), &url)
@@ -683,6 +687,15 @@ async fn every_write_route_answers_garbage_without_a_server_error() {
                     "{method} {path} answered {status} to {:?}: {text}",
                     String::from_utf8_lossy(&body[..body.len().min(300)])
                 );
+                // A route that takes a body refuses garbage (all but the
+                // well-formed upload, the last raw one) with a 4xx.
+                if *has_body && n + 1 < garbage {
+                    assert!(
+                        (400..500).contains(&status),
+                        "{method} {path} answered {status} to garbage {:?}: {text}",
+                        String::from_utf8_lossy(&body[..body.len().min(300)])
+                    );
+                }
                 sent += 1;
                 *answers.entry(status).or_default() += 1;
             }
