@@ -129,6 +129,19 @@ pub fn check_channels(ch: &[String], errs: &mut BTreeMap<String, String>) {
     }
 }
 
+/// The longest product description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 4000;
+
+/// Check a product description: at most [`MAX_DESCRIPTION_CHARS`].
+pub fn check_description(d: &str, errs: &mut BTreeMap<String, String>) {
+    if d.chars().count() > MAX_DESCRIPTION_CHARS {
+        errs.insert(
+            "description".into(),
+            format!("at most {MAX_DESCRIPTION_CHARS} characters"),
+        );
+    }
+}
+
 /// Validate submitted values against a template: field-level messages.
 pub fn validate_values(
     template: &[Field],
@@ -295,6 +308,7 @@ pub async fn create(
         errs.insert("name".into(), "1-200 characters".into());
     }
     check_channels(&p.channels, &mut errs);
+    check_description(&p.description, &mut errs);
     for (i, f) in p.fields.iter().enumerate() {
         check_field(f, &format!("fields[{i}]."), &mut errs);
         if p.fields.iter().take(i).any(|g| g.key == f.key) {
@@ -384,6 +398,9 @@ pub async fn patch(
         && (n.trim().is_empty() || n.chars().count() > 200)
     {
         errs.insert("name".into(), "1-200 characters".into());
+    }
+    if let Some(d) = &p.description {
+        check_description(d, &mut errs);
     }
     if let Some(ch) = &p.channels {
         check_channels(ch, &mut errs);

@@ -356,6 +356,7 @@ proptest! {
         if let Some(p) = parse::<products::NewProduct>(&v) {
             let mut errs = BTreeMap::new();
             products::check_channels(&p.channels, &mut errs);
+            products::check_description(&p.description, &mut errs);
             for f in &p.fields {
                 products::check_field(f, "", &mut errs);
             }
@@ -364,6 +365,7 @@ proptest! {
         if let Some(p) = parse::<products::ProductPatch>(&v) {
             let mut errs = BTreeMap::new();
             products::check_channels(p.channels.as_deref().unwrap_or_default(), &mut errs);
+            products::check_description(p.description.as_deref().unwrap_or_default(), &mut errs);
         }
         if let Some(f) = parse::<products::NewField>(&v) {
             products::check_field(&f.field, "", &mut BTreeMap::new());

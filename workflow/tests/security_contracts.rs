@@ -1206,6 +1206,17 @@ async fn a_malformed_id_number_is_a_field_error_not_a_dropped_connection() {
             ]})),
         )
         .await;
+    // Descriptions are bounded too.
+    let (s, v) = e
+        .call(
+            "PATCH",
+            &format!("/v1/products/{}", p["id"]),
+            Some(&admin),
+            Some(json!({"description": "描".repeat(4001)})),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 422, "{v}");
+    assert!(v["error"]["fields"]["description"].is_string(), "{v}");
     // 18 bytes with a multi-byte character across byte 17: the old
     // validator sliced `v[..17]` and panicked.
     for bad in [
