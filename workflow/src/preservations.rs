@@ -355,11 +355,17 @@ pub async fn upload(
     }
     // The body only now: the caller may touch the record (auth::Require).
     let Multipart(mp) = body?;
-    if p.status != "saved" && p.status != "rejected" {
-        return Err(ApiError::invalid_state(format!(
-            "a {} preservation's file cannot change",
-            p.status
-        )));
+    if !EDITABLE.contains(&p.status.as_str()) {
+        let c = wf.db().await?;
+        return Err(state_conflict::<tokio_postgres::Client>(
+            &c,
+            TABLE,
+            "preservation",
+            id,
+            "changing the file",
+            EDITABLE,
+        )
+        .await);
     }
     let f = files::receive(&wf, mp).await?;
     {

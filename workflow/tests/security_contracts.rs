@@ -779,6 +779,10 @@ async fn preservation_transitions_are_guarded_in_sql() {
         )
         .await;
     conflict(s, &v, "submitted");
+    let (s, v) = e
+        .upload("PUT", &format!("{pp}/file"), &alice, "g", b"y".to_vec())
+        .await;
+    conflict(s, &v, "submitted");
     // Concurrent approvals: exactly one wins, the others see `approved`.
     let approve = format!("{pp}/approve");
     let mut calls = Vec::new();
