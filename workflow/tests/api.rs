@@ -1152,15 +1152,14 @@ async fn an_edited_audit_row_is_detected() {
     let denied = env
         .ok(200, "GET", "/v1/audit?result=denied", Some(&admin), None)
         .await;
-    assert!(
-        denied
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["username"] == "anonymous"
-                && r["action"] == "audit.noise_summary"
-                && r["detail"].as_str().unwrap().contains("401 POST /v1/products"))
-    );
+    assert!(denied.as_array().unwrap().iter().any(|r| {
+        r["username"] == "anonymous"
+            && r["action"] == "audit.noise_summary"
+            && r["detail"]
+                .as_str()
+                .unwrap()
+                .contains("401 POST /v1/products")
+    }));
     let root = env
         .ok(200, "GET", "/v1/audit?user=root", Some(&admin), None)
         .await;
