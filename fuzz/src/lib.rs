@@ -33,6 +33,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("ots", targets::ots::target),
     ("tsa", targets::tsa::target),
     ("relay", targets::relay::target),
+    ("relay_http", targets::relay_http::target),
 ];
 
 /// The target called `name`.

@@ -340,3 +340,189 @@ pub mod relay {
         ok
     }
 }
+
+/// The relay's real clients (`JudicialTarget`, `EvmTarget`) reading hostile
+/// gateway and JSON-RPC responses: a loopback HTTP server answers each
+/// request with the next part of the input (parts separated by
+/// [`relay_http::SEPARATOR`]; a part starting `status:NNN\n` sets the HTTP
+/// status; the last part repeats), while the client identifies the chain,
+/// prepares, sends, looks up and re-verifies a receipt.
+pub mod relay_http {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    use anchord_ledger::AnchorReceipt;
+    use anchord_relay::evm::EvmTarget;
+    use anchord_relay::judicial::JudicialTarget;
+    use anchord_relay::target::{AnchorPayload, Prepared, Target};
+    use anchord_relay::{TargetConfig, TargetKind};
+    use axum::http::StatusCode;
+
+    /// Separates the responses in an input.
+    pub const SEPARATOR: &[u8] = b"\n----\n";
+
+    type Queue = Arc<Mutex<(VecDeque<(u16, Vec<u8>)>, (u16, Vec<u8>))>>;
+
+    struct Harness {
+        rt: tokio::runtime::Runtime,
+        queue: Queue,
+        judicial: JudicialTarget,
+        evm: EvmTarget,
+    }
+
+    fn harness() -> &'static Harness {
+        static H: OnceLock<Harness> = OnceLock::new();
+        H.get_or_init(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let queue: Queue = Arc::new(Mutex::new((VecDeque::new(), (200, Vec::new()))));
+            let q = queue.clone();
+            let app = axum::Router::new().fallback(move || {
+                let q = q.clone();
+                async move {
+                    let mut g = q.lock().unwrap_or_else(|e| e.into_inner());
+                    let (status, body) = match g.0.pop_front() {
+                        Some(r) => r,
+                        None => g.1.clone(),
+                    };
+                    (
+                        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                        [("content-type", "application/json")],
+                        body,
+                    )
+                }
+            });
+            let listener = rt
+                .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+                .expect("bind loopback");
+            let addr = listener.local_addr().expect("addr");
+            rt.spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+            let assets = crate::fuzz_dir().join("assets");
+            let config = |kind| TargetConfig {
+                name: "fuzz".into(),
+                kind,
+                request_timeout_ms: 2_000,
+                confirm_poll_ms: 1,
+                url: Some(format!("http://{addr}")),
+                account_id: Some("anchord-bank-a".into()),
+                signing_key: Some(assets.join(match kind {
+                    TargetKind::Judicial => "judicial-test-key.pem",
+                    TargetKind::Evm => "evm-test-key.hex",
+                })),
+                rpc_url: Some(format!("http://{addr}/")),
+                chain_id: Some(31337),
+                confirmations: Some(2),
+                to: None,
+            };
+            Harness {
+                judicial: JudicialTarget::new(&config(TargetKind::Judicial)).expect("judicial"),
+                evm: EvmTarget::new(&config(TargetKind::Evm)).expect("evm"),
+                rt,
+                queue,
+            }
+        })
+    }
+
+    fn responses(data: &[u8]) -> Vec<(u16, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut rest = data;
+        loop {
+            let (part, next) = match rest.windows(SEPARATOR.len()).position(|w| w == SEPARATOR) {
+                Some(i) => (&rest[..i], Some(&rest[i + SEPARATOR.len()..])),
+                None => (rest, None),
+            };
+            let parsed = part
+                .strip_prefix(b"status:")
+                .and_then(|p| {
+                    let nl = p.iter().position(|&b| b == b'\n')?;
+                    let code = std::str::from_utf8(&p[..nl]).ok()?.parse::<u16>().ok()?;
+                    Some((code, p[nl + 1..].to_vec()))
+                })
+                .unwrap_or((200, part.to_vec()));
+            out.push(parsed);
+            match next {
+                Some(n) if out.len() < 64 => rest = n,
+                _ => break,
+            }
+        }
+        out
+    }
+
+    fn load(q: &Queue, rs: &[(u16, Vec<u8>)]) {
+        let mut g = q.lock().unwrap_or_else(|e| e.into_inner());
+        g.0 = rs.iter().cloned().collect();
+        g.1 = rs.last().cloned().unwrap_or((200, Vec::new()));
+    }
+
+    pub fn target(data: &[u8]) -> bool {
+        let h = harness();
+        let rs = responses(data);
+        let payload = AnchorPayload {
+            origin: "anchord.test/ledger".into(),
+            size: 3,
+            root: "CkUr3QwTsfwBgSkovzjM6KdyY27ugW6PKv9vrtiY8ss=".into(),
+            idempotency_key: "faada94f64049e07693f9708679b9911".into(),
+        };
+        let receipt = AnchorReceipt {
+            id: 1,
+            target: "fuzz".into(),
+            checkpoint_size: 3,
+            job_id: 1,
+            chain_kind: "judicial".into(),
+            chain_id: "sim-court".into(),
+            tx_id: "0xaa".into(),
+            block_number: 43,
+            block_hash: "d129be657a38fcdcc34e1a93cd586349718665f1a244081cf5df8f834c402b5c".into(),
+            block_time_us: 1_764_000_100_003_000,
+            receipt_json: "{}".into(),
+            confirmed_at_us: 1_764_000_100_003_000,
+            genesis_hash: Some("00".repeat(32)),
+            lost_at_us: None,
+            lost_reason: None,
+            verified_at_us: None,
+            verified_depth: None,
+        };
+        h.rt.block_on(async {
+            let mut ok = false;
+            load(&h.queue, &rs);
+            ok |= h.judicial.identity().await.is_ok();
+            load(&h.queue, &rs);
+            let prepared = h.judicial.prepare(&payload).await;
+            if let Ok(p) = &prepared {
+                load(&h.queue, &rs);
+                ok |= h.judicial.send(&payload, p).await.is_ok();
+            }
+            load(&h.queue, &rs);
+            ok |= h.judicial.lookup(&payload, None).await.is_ok();
+            load(&h.queue, &rs);
+            ok |= h.judicial.verify_receipt(&receipt).await.is_ok();
+
+            load(&h.queue, &rs);
+            ok |= h.evm.identity().await.is_ok();
+            load(&h.queue, &rs);
+            let prepared = h.evm.prepare(&payload).await;
+            let recorded = Prepared {
+                tx_id: Some(format!("0x{}", "ab".repeat(32))),
+                data: serde_json::json!({}),
+            };
+            for p in prepared.iter().chain(std::iter::once(&recorded)) {
+                load(&h.queue, &rs);
+                ok |= h.evm.send(&payload, p).await.is_ok();
+                load(&h.queue, &rs);
+                ok |= h.evm.lookup(&payload, Some(p)).await.is_ok();
+                load(&h.queue, &rs);
+                let _ = h.evm.refresh(&payload, p).await;
+            }
+            let mut evm_receipt = receipt.clone();
+            evm_receipt.chain_kind = "evm".into();
+            evm_receipt.chain_id = "31337".into();
+            load(&h.queue, &rs);
+            ok |= h.evm.verify_receipt(&evm_receipt).await.is_ok();
+            ok
+        })
+    }
+}

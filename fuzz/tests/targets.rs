@@ -8,10 +8,14 @@ use anchord_fuzz::{fuzz_dir, target};
 const ITERATIONS: u64 = 3_000;
 
 fn short(name: &str) {
+    short_n(name, ITERATIONS);
+}
+
+fn short_n(name: &str, iterations: u64) {
     let t = target(name).expect("known target");
     let corpus = load_corpus(&fuzz_dir().join("corpus").join(name));
     assert!(!corpus.is_empty(), "fuzz/corpus/{name}/ has seeds");
-    let s = run(name, t, &corpus, 0x5eed, Budget::Iterations(ITERATIONS));
+    let s = run(name, t, &corpus, 0x5eed, Budget::Iterations(iterations));
     if let Some((input, msg)) = s.crash {
         panic!(
             "{name} panicked: {msg}\ninput ({} bytes): {:?}",
@@ -19,7 +23,7 @@ fn short(name: &str) {
             String::from_utf8_lossy(&input)
         );
     }
-    assert!(s.executions >= ITERATIONS);
+    assert!(s.executions >= iterations);
     // The seeds reach the parser's acceptance path, not only its rejections.
     assert!(s.accepted > 0, "{name}: no input was accepted");
 }
@@ -62,6 +66,12 @@ fn rfc3161_responses_and_tokens_never_panic() {
 #[test]
 fn relay_chain_responses_never_panic() {
     short("relay");
+}
+
+/// Over loopback HTTP, a few hundred executions per second: fewer here.
+#[test]
+fn relay_clients_never_panic_on_hostile_gateway_and_json_rpc_responses() {
+    short_n("relay_http", 400);
 }
 
 /// The driver itself: a target that panics on some mutated input is caught,
