@@ -482,6 +482,10 @@ async fn the_running_service_conforms_to_its_openapi_document() {
                 "--experimental=openapi-3.1",
             ])
             .arg(format!("{}/v1/openapi.json", e.base))
+            // Hypothesis keeps a `.hypothesis` directory in the working
+            // directory: not the source tree.
+            .current_dir(std::env::temp_dir())
+            .kill_on_drop(true)
             .output(),
     )
     .await
