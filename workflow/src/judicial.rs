@@ -357,16 +357,25 @@ pub struct ListQuery {
     /// `notarization` or `ruling`.
     #[param(pattern = "^(notarization|ruling)$")]
     pub kind: Option<String>,
+    /// Items in the page (1-1000, default 100; "Paging").
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+    /// Continue after the request with this id (the `Anchord-Next-After`
+    /// header of the previous, full page).
+    #[param(minimum = 1)]
+    pub after: Option<i64>,
 }
 
-/// Institutions: their queue; bank users: their bank's requests.
+/// Institutions: their queue; bank users: their bank's requests. Newest
+/// first, in pages (`limit`, `after`; a full page names the next cursor in
+/// `Anchord-Next-After`).
 #[utoipa::path(get, path = "/v1/judicial-requests", params(ListQuery),
     responses((status = 200, body = [RequestJson])))]
 pub async fn list(
     State(wf): State<Arc<Workflow>>,
     caller: Caller,
     Query(q): Query<ListQuery>,
-) -> Result<axum::Json<Vec<RequestJson>>, ApiError> {
+) -> Result<crate::paging::Paged<RequestJson>, ApiError> {
     let (tenant, inst) = match caller.role {
         Role::Admin => (None, None),
         Role::Institution => (None, caller.institution_id.clone()),
@@ -378,14 +387,20 @@ pub async fn list(
         &["pending", "in_review", "certified", "refused"],
     )?;
     crate::error::one_of("kind", &q.kind, &["notarization", "ruling"])?;
+    let page = crate::paging::Page {
+        limit: q.limit,
+        after: q.after,
+    }
+    .checked()?;
     let c = wf.db().await?;
     let ids: Vec<i64> = c
         .query(
             "SELECT id FROM workflow.judicial_requests
               WHERE ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR institution_id = $2)
                 AND ($3::text IS NULL OR status = $3) AND ($4::text IS NULL OR kind = $4)
-              ORDER BY id DESC LIMIT 500",
-            &[&tenant, &inst, &q.status, &q.kind],
+                AND ($5::bigint IS NULL OR id < $5)
+              ORDER BY id DESC LIMIT $6",
+            &[&tenant, &inst, &q.status, &q.kind, &page.after, &page.limit],
         )
         .await?
         .iter()
@@ -395,7 +410,7 @@ pub async fn list(
     for id in ids {
         out.push(load_on(&c, &caller, id).await?.0);
     }
-    Ok(axum::Json(out))
+    Ok(crate::paging::Paged::new(out, page, |r| r.id))
 }
 
 /// One request. Reading never changes it (the institution starts its

@@ -714,6 +714,55 @@ async fn every_role_from_product_set_up_to_certificate_and_refused_ruling() {
         .await;
     assert_eq!(refused.as_array().unwrap().len(), 1);
 
+    // The bank's requests in pages of one, newest first, no 500-row cap:
+    // walking `Anchord-Next-After` gives exactly the whole list.
+    let all = env
+        .ok(200, "GET", "/v1/judicial-requests", Some(&alice), None)
+        .await;
+    let all: Vec<i64> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert!(all.len() >= 2, "{all:?}");
+    let (mut seen, mut after) = (Vec::new(), None::<String>);
+    loop {
+        let q = match &after {
+            Some(a) => format!("/v1/judicial-requests?limit=1&after={a}"),
+            None => "/v1/judicial-requests?limit=1".to_owned(),
+        };
+        let resp = env
+            .http
+            .get(format!("{}{q}", env.base))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        after = resp
+            .headers()
+            .get("anchord-next-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let page: Vec<Value> = resp.json().await.unwrap();
+        assert!(page.len() <= 1);
+        seen.extend(page.iter().map(|r| r["id"].as_i64().unwrap()));
+        if after.is_none() {
+            break;
+        }
+        assert!(seen.len() <= all.len(), "paging never ends: {seen:?}");
+    }
+    assert_eq!(seen, all);
+    let (s, v) = env
+        .call(
+            "GET",
+            "/v1/judicial-requests?limit=1001",
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(s, 422, "{v}");
+
     // --- administrator views ----------------------------------------------
     let m = env
         .ok(200, "GET", "/v1/monitoring/summary", Some(&admin), None)
