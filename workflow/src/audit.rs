@@ -391,6 +391,10 @@ pub struct AuditQuery {
     /// At most this many rows, newest first (default 500).
     #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<i64>,
+    /// Continue after the row with this id (the `Anchord-Next-After` header
+    /// of the previous, full page).
+    #[param(minimum = 1)]
+    pub after: Option<i64>,
 }
 
 fn parse_time_us(s: &Option<String>, key: &str) -> Result<Option<i64>, ApiError> {
@@ -411,12 +415,13 @@ pub async fn list(
     State(wf): State<Arc<Workflow>>,
     _: Require<roles::Admin>,
     Query(q): Query<AuditQuery>,
-) -> Result<axum::Json<Vec<AuditRow>>, ApiError> {
+) -> Result<crate::paging::Paged<AuditRow>, ApiError> {
     let from = parse_time_us(&q.from, "from")?;
     let to = parse_time_us(&q.to, "to")?;
     crate::error::one_of("result", &q.result, &["ok", "denied", "failed"])?;
     crate::error::in_range("limit", q.limit, 1, 10_000)?;
     let limit = q.limit.unwrap_or(500);
+    crate::error::in_range("after", q.after, 1, i64::MAX)?;
     let c = wf.db().await?;
     let rows = c
         .query(
@@ -425,11 +430,16 @@ pub async fn list(
               WHERE ($1::bigint IS NULL OR at_us >= $1) AND ($2::bigint IS NULL OR at_us < $2)
                 AND ($3::text IS NULL OR result = $3) AND ($4::text IS NULL OR username = $4)
                 AND ($5::text IS NULL OR left(action, length($5)) = $5)
+                AND ($7::bigint IS NULL OR id < $7)
               ORDER BY id DESC LIMIT $6",
-            &[&from, &to, &q.result, &q.user, &q.action, &limit],
+            &[&from, &to, &q.result, &q.user, &q.action, &limit, &q.after],
         )
         .await?;
-    Ok(axum::Json(
+    let page = crate::paging::Checked {
+        limit,
+        after: q.after,
+    };
+    Ok(crate::paging::Paged::new(
         rows.iter()
             .map(|r| AuditRow {
                 id: r.get(0),
@@ -442,6 +452,8 @@ pub async fn list(
                 detail: r.get(7),
             })
             .collect(),
+        page,
+        |r| r.id,
     ))
 }
 

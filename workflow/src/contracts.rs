@@ -1057,21 +1057,27 @@ pub struct ListQuery {
     /// The contract hash, hex.
     #[param(pattern = "^[0-9a-fA-F]{64}$")]
     pub hash: Option<String>,
-    /// At most this many, newest first (default 100).
-    #[param(minimum = 1, maximum = 500)]
+    /// Items in the page (1-1000, default 100; "Paging").
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
-    /// Skip this many (default 0).
+    /// Continue after the contract with this id (the `Anchord-Next-After`
+    /// header of the previous, full page).
+    #[param(minimum = 1)]
+    pub after: Option<i64>,
+    /// Skip this many (default 0; kept for older clients, prefer `after`).
     #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 
-/// Contracts of the caller's bank (administrators: all), without bodies.
+/// Contracts of the caller's bank (administrators: all), without bodies,
+/// newest first, in pages (`limit`, `after`; a full page names the next
+/// cursor in `Anchord-Next-After`).
 #[utoipa::path(get, path = "/v1/contracts", params(ListQuery), responses((status = 200, body = [ContractSummaryJson])))]
 pub async fn list(
     State(wf): State<Arc<Workflow>>,
     Require(caller, _): Require<roles::AdminOrBank>,
     Query(q): Query<ListQuery>,
-) -> Result<axum::Json<Vec<ContractSummaryJson>>, ApiError> {
+) -> Result<crate::paging::Paged<ContractSummaryJson>, ApiError> {
     let tenant = if caller.role == Role::Admin {
         None
     } else {
@@ -1090,7 +1096,11 @@ pub async fn list(
         ],
     )?;
     crate::error::hex64("hash", &q.hash)?;
-    crate::error::in_range("limit", q.limit, 1, 500)?;
+    let page = crate::paging::Page {
+        limit: q.limit,
+        after: q.after,
+    }
+    .checked()?;
     crate::error::in_range("offset", q.offset, 0, i64::MAX)?;
     let c = wf.db().await?;
     let rows = c
@@ -1101,14 +1111,16 @@ pub async fn list(
                FROM workflow.contracts
               WHERE ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR status = $2)
                 AND ($3::text IS NULL OR number = $3) AND ($4::text IS NULL OR contract_hash = lower($4))
+                AND ($7::bigint IS NULL OR id < $7)
               ORDER BY id DESC LIMIT $5 OFFSET $6",
             &[
                 &tenant,
                 &q.status,
                 &q.number,
                 &q.hash,
-                &q.limit.unwrap_or(100),
+                &page.limit,
                 &q.offset.unwrap_or(0),
+                &page.after,
             ],
         )
         .await?;
@@ -1133,31 +1145,31 @@ pub async fn list(
                 status: s.get(4),
             });
     }
-    Ok(axum::Json(
-        rows.iter()
-            .map(|r| {
-                let id: i64 = r.get(0);
-                ContractSummaryJson {
-                    id,
-                    number: r.get(1),
-                    tenant: r.get(2),
-                    contract_type_id: r.get(3),
-                    title: r.get(4),
-                    body_bytes: r.get(5),
-                    hash_alg: r.get(6),
-                    contract_hash: r.get(7),
-                    status: r.get(8),
-                    reject_reason: r.get(9),
-                    created_by: r.get(10),
-                    reviewed_by: r.get(11),
-                    signers: signers.remove(&id).unwrap_or_default(),
-                    created_at: ts(r.get(12)),
-                    updated_at: ts(r.get(13)),
-                    reviewed_at: ts_opt(r.get(14)),
-                }
-            })
-            .collect(),
-    ))
+    let items = rows
+        .iter()
+        .map(|r| {
+            let id: i64 = r.get(0);
+            ContractSummaryJson {
+                id,
+                number: r.get(1),
+                tenant: r.get(2),
+                contract_type_id: r.get(3),
+                title: r.get(4),
+                body_bytes: r.get(5),
+                hash_alg: r.get(6),
+                contract_hash: r.get(7),
+                status: r.get(8),
+                reject_reason: r.get(9),
+                created_by: r.get(10),
+                reviewed_by: r.get(11),
+                signers: signers.remove(&id).unwrap_or_default(),
+                created_at: ts(r.get(12)),
+                updated_at: ts(r.get(13)),
+                reviewed_at: ts_opt(r.get(14)),
+            }
+        })
+        .collect();
+    Ok(crate::paging::Paged::new(items, page, |c| c.id))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]

@@ -726,32 +726,9 @@ async fn every_role_from_product_set_up_to_certificate_and_refused_ruling() {
         .map(|r| r["id"].as_i64().unwrap())
         .collect();
     assert!(all.len() >= 2, "{all:?}");
-    let (mut seen, mut after) = (Vec::new(), None::<String>);
-    loop {
-        let q = match &after {
-            Some(a) => format!("/v1/judicial-requests?limit=1&after={a}"),
-            None => "/v1/judicial-requests?limit=1".to_owned(),
-        };
-        let resp = env
-            .http
-            .get(format!("{}{q}", env.base))
-            .bearer_auth(&alice)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        after = resp
-            .headers()
-            .get("anchord-next-after")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let page: Vec<Value> = resp.json().await.unwrap();
-        assert!(page.len() <= 1);
-        seen.extend(page.iter().map(|r| r["id"].as_i64().unwrap()));
-        if after.is_none() {
-            break;
-        }
-        assert!(seen.len() <= all.len(), "paging never ends: {seen:?}");
-    }
+    let seen = env
+        .walk_pages("/v1/judicial-requests?limit=1", &alice)
+        .await;
     assert_eq!(seen, all);
     let (s, v) = env
         .call(
@@ -803,6 +780,27 @@ async fn every_role_from_product_set_up_to_certificate_and_refused_ruling() {
         only.iter().all(|e| e["kind"] == "checkpoint_final"),
         "{only:?}"
     );
+    // The audit log in pages (cursor `after`): the same rows as one answer.
+    let created = env
+        .ok(
+            200,
+            "GET",
+            "/v1/audit?action=POST%20/v1/users",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let created: Vec<i64> = created
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert!(created.len() >= 3, "{created:?}");
+    let walked = env
+        .walk_pages("/v1/audit?action=POST%20/v1/users&limit=2", &admin)
+        .await;
+    assert_eq!(walked, created);
     let audit = env
         .ok(200, "GET", "/v1/audit?user=rita", Some(&admin), None)
         .await;
@@ -1079,6 +1077,16 @@ async fn a_three_signer_contract_goes_on_chain_and_a_refusal_is_recorded() {
         )
         .await;
     assert_eq!(l.as_array().unwrap().len(), 1);
+    // Contracts in pages of one (cursor `after`): the same as one answer.
+    let all = env.ok(200, "GET", "/v1/contracts", Some(&rita), None).await;
+    let all: Vec<i64> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    assert!(all.len() >= 2, "{all:?}");
+    assert_eq!(env.walk_pages("/v1/contracts?limit=1", &rita).await, all);
 }
 
 /// Repeated failures lock the account; the lock expires; sessions expire

@@ -393,3 +393,36 @@ impl Env {
         v["id"].as_i64().unwrap()
     }
 }
+
+impl Env {
+    /// Walk a paged list (`docs/workflow-api.md`, "Paging") from its first
+    /// page, following `Anchord-Next-After`, and return every item's id in
+    /// order. `path` already carries its query (at least `limit=`).
+    pub async fn walk_pages(&self, path: &str, token: &str) -> Vec<i64> {
+        let (mut seen, mut after) = (Vec::new(), None::<String>);
+        for _ in 0..10_000 {
+            let q = match &after {
+                Some(a) => format!("{path}&after={a}"),
+                None => path.to_owned(),
+            };
+            let resp = self
+                .http
+                .get(format!("{}{q}", self.base))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200, "{q}");
+            after = resp
+                .headers()
+                .get("anchord-next-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let page: Vec<Value> = resp.json().await.unwrap();
+            seen.extend(page.iter().map(|r| r["id"].as_i64().unwrap()));
+            if after.is_none() {
+                return seen;
+            }
+        }
+        panic!("paging of {path} never ends: {seen:?}");
+    }
+}
