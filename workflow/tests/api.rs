@@ -14,22 +14,7 @@ use common::{Env, start};
 use ed25519_dalek::Signer as _;
 use serde_json::{Value, json};
 
-/// A signer's statement on contract `k` (docs/workflow-api.md).
-fn statement(k: &Value, index: usize, public_key_hex: &str) -> String {
-    let s = &k["signers"][index];
-    format!(
-        "anchord-contract-signature/v1\ncontract-id {}\ncontract-number {}\ntenant {}\nhash-alg {}\ncontract-hash {}\nsigner-index {}\nsigner-user-id {}\nsigner-username {}\npublic-key {}\n",
-        k["id"],
-        k["number"].as_str().unwrap(),
-        k["tenant"].as_str().unwrap(),
-        k["hash_alg"].as_str().unwrap(),
-        k["contract_hash"].as_str().unwrap(),
-        s["index"],
-        s["user_id"],
-        s["username"].as_str().unwrap(),
-        public_key_hex,
-    )
-}
+use common::contract_statement as statement;
 
 /// `key`'s hex signature over signer `index`'s statement on `k`.
 fn sign_statement(key: &ed25519_dalek::SigningKey, k: &Value, index: usize) -> String {

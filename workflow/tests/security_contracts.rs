@@ -10,24 +10,7 @@ mod common;
 use ed25519_dalek::{Signer as _, SigningKey, Verifier as _};
 use serde_json::{Value, json};
 
-/// The contract signature statement, built from the contract's JSON
-/// exactly as docs/workflow-api.md describes it (independently of the
-/// crate's own builder).
-fn statement(k: &Value, index: usize, public_key_hex: &str) -> String {
-    let s = &k["signers"][index];
-    format!(
-        "anchord-contract-signature/v1\ncontract-id {}\ncontract-number {}\ntenant {}\nhash-alg {}\ncontract-hash {}\nsigner-index {}\nsigner-user-id {}\nsigner-username {}\npublic-key {}\n",
-        k["id"],
-        k["number"].as_str().unwrap(),
-        k["tenant"].as_str().unwrap(),
-        k["hash_alg"].as_str().unwrap(),
-        k["contract_hash"].as_str().unwrap(),
-        s["index"],
-        s["user_id"],
-        s["username"].as_str().unwrap(),
-        public_key_hex,
-    )
-}
+use common::contract_statement as statement;
 
 fn pk_hex(sk: &SigningKey) -> String {
     hex::encode(sk.verifying_key().to_bytes())

@@ -426,3 +426,22 @@ impl Env {
         panic!("paging of {path} never ends: {seen:?}");
     }
 }
+
+/// The contract signature statement, built from the contract's JSON
+/// exactly as docs/workflow-api.md describes it (independently of the
+/// crate's own builder).
+pub fn contract_statement(k: &Value, index: usize, public_key_hex: &str) -> String {
+    let s = &k["signers"][index];
+    format!(
+        "anchord-contract-signature/v1\ncontract-id {}\ncontract-number {}\ntenant {}\nhash-alg {}\ncontract-hash {}\nsigner-index {}\nsigner-user-id {}\nsigner-username {}\npublic-key {}\n",
+        k["id"],
+        k["number"].as_str().unwrap(),
+        k["tenant"].as_str().unwrap(),
+        k["hash_alg"].as_str().unwrap(),
+        k["contract_hash"].as_str().unwrap(),
+        s["index"],
+        s["user_id"],
+        s["username"].as_str().unwrap(),
+        public_key_hex,
+    )
+}
