@@ -438,7 +438,7 @@ pub async fn trust(config: &Config, args: &TrustArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     if let Some(cert) = &config.batcher.tsa_cert {
-        let der = anchord_batcher::tsa::load_cert_der(cert)
+        let der = anchord_tsa::load_cert_der(cert)
             .map_err(|e| anyhow::anyhow!("batcher.tsa_cert: {e}"))?;
         file.tsa_certs
             .push(anchord_verifier::trust::der_to_pem(&der));

@@ -170,7 +170,7 @@ struct PinnedTsa(Vec<u8>);
 
 impl anchord_core::bundle::TimestampVerifier for PinnedTsa {
     fn verify(&self, token: &[u8], digest: &[u8; 32]) -> Result<i64, String> {
-        anchord_batcher::tsa::verify_token(token, digest, &self.0)
+        anchord_tsa::verify_token(token, digest, &self.0)
             .map(|i| i.gen_time_unix)
             .map_err(|e| e.to_string())
     }
@@ -260,8 +260,8 @@ pub mod ots {
 /// RFC 3161: a TSA's `TimeStampResp` (batcher) and the token inside it
 /// (batcher's verification, core's DER shape check).
 pub mod tsa {
-    use anchord_batcher::tsa::{token_from_response, verify_token};
     use anchord_core::bundle::{check_token_der, der_value_len};
+    use anchord_tsa::{token_from_response, verify_token};
 
     pub fn target(data: &[u8]) -> bool {
         let digest = [0x5a; 32];

@@ -101,7 +101,7 @@ impl TimestampVerifier for PinnedTsa {
     fn verify(&self, token: &[u8], digest: &[u8; 32]) -> Result<i64, String> {
         let mut last = String::from("no TSA certificate is trusted");
         for cert in &self.certs {
-            match anchord_batcher::tsa::verify_token(token, digest, cert) {
+            match anchord_tsa::verify_token(token, digest, cert) {
                 Ok(info) => return Ok(info.gen_time_unix),
                 Err(e) => last = e.to_string(),
             }
@@ -160,8 +160,7 @@ pub fn parse_policy(text: &str, base: &Path) -> Result<TrustPolicy, String> {
             if c.trim_start().starts_with("-----BEGIN") {
                 pem_to_der(c).map_err(|e| format!("tsa_certs: {e}"))
             } else {
-                anchord_batcher::tsa::load_cert_der(&base.join(c))
-                    .map_err(|e| format!("tsa_certs: {e}"))
+                anchord_tsa::load_cert_der(&base.join(c)).map_err(|e| format!("tsa_certs: {e}"))
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
