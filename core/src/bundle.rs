@@ -705,7 +705,7 @@ pub fn check_raw_receipt(r: &AnchorReceipt, origin: &str) -> Result<(), String> 
     str_eq("blockHash", raw.get("blockHash"), &r.block_hash)?;
     i64_eq("blockTimeUs", raw.get("blockTimeUs"), r.block_time_us)?;
     str_eq("checkpoint_root", raw.get("checkpoint_root"), &root_hex)?;
-    let body = format!("{origin}\n{}\n{root_b64}\n", r.checkpoint_size);
+    let body = Checkpoint::new(origin, r.checkpoint_size, r.checkpoint_root).body();
     if let Some(c) = raw.get("checkpoint") {
         str_eq("checkpoint.origin", c.get("origin"), origin)?;
         u64_eq("checkpoint.size", c.get("size"), r.checkpoint_size)?;
@@ -754,15 +754,9 @@ pub fn check_raw_receipt(r: &AnchorReceipt, origin: &str) -> Result<(), String> 
             }
         }
         "evm" => {
-            let mut payload = b"ANCHORD1".to_vec();
-            payload.extend_from_slice(&r.checkpoint_size.to_be_bytes());
-            payload.extend_from_slice(&r.checkpoint_root);
-            payload.extend_from_slice(origin.as_bytes());
-            str_eq(
-                "details.input",
-                d("input"),
-                &format!("0x{}", hex::encode(payload)),
-            )?;
+            let payload =
+                crate::anchor::AnchorPayload::new(origin, r.checkpoint_size, r.checkpoint_root);
+            str_eq("details.input", d("input"), &payload.to_hex_data())?;
         }
         _ => {}
     }

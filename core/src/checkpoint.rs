@@ -178,6 +178,92 @@ impl BlockHeader {
     }
 }
 
+/// Why a block's entries do not reproduce its header: the one check the
+/// sealer's start-up, `anchord audit` and the verifier's prover all make.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BlockRootError {
+    #[error(
+        "block {height}: {got} entries stored in {first_seq}..={last_seq}, the block says {leaf_count}"
+    )]
+    LeafCount {
+        height: u64,
+        first_seq: u64,
+        last_seq: u64,
+        leaf_count: u64,
+        got: u64,
+    },
+    #[error(
+        "block {height}: stored merkle root {} but entries {first_seq}..={last_seq} recompute {}",
+        hex::encode(.stored),
+        hex::encode(.recomputed)
+    )]
+    Root {
+        height: u64,
+        first_seq: u64,
+        last_seq: u64,
+        stored: Digest32,
+        recomputed: Digest32,
+    },
+}
+
+impl BlockHeader {
+    /// Does the block hold `got` entries, as its header says?
+    pub fn check_leaf_count(&self, got: usize) -> Result<(), BlockRootError> {
+        if got as u64 != self.leaf_count {
+            return Err(BlockRootError::LeafCount {
+                height: self.height,
+                first_seq: self.first_seq,
+                last_seq: self.last_seq,
+                leaf_count: self.leaf_count,
+                got: got as u64,
+            });
+        }
+        Ok(())
+    }
+
+    /// Is `recomputed` (the RFC 6962 root of the block's leaf hashes) the
+    /// header's Merkle root?
+    pub fn check_root(&self, recomputed: Digest32) -> Result<(), BlockRootError> {
+        if recomputed != self.merkle_root {
+            return Err(BlockRootError::Root {
+                height: self.height,
+                first_seq: self.first_seq,
+                last_seq: self.last_seq,
+                stored: self.merkle_root,
+                recomputed,
+            });
+        }
+        Ok(())
+    }
+
+    /// Recompute the block's root from its leaf hashes (entries
+    /// `first_seq..=last_seq` in order) under `suite` and check count and
+    /// root against the header.
+    pub fn check_leaves(
+        &self,
+        suite: HashSuite,
+        leaves: &[Digest32],
+    ) -> Result<(), BlockRootError> {
+        self.check_leaf_count(leaves.len())?;
+        self.check_root(crate::merkle::root(suite, leaves))
+    }
+
+    /// [`BlockHeader::check_leaves`] through aligned `chunk`-leaf chunk
+    /// roots (`crate::tiles`; `chunk` a power of two), which it returns: the
+    /// root over the chunk roots is the root over the leaves.
+    pub fn check_leaves_chunked(
+        &self,
+        suite: HashSuite,
+        leaves: &[Digest32],
+        chunk: usize,
+    ) -> Result<Vec<Digest32>, BlockRootError> {
+        self.check_leaf_count(leaves.len())?;
+        let roots = crate::tiles::chunk_roots(suite, leaves, chunk);
+        self.check_root(crate::merkle::root(suite, &roots))?;
+        Ok(roots)
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Checkpoint body
 // ---------------------------------------------------------------------------
@@ -754,6 +840,99 @@ mod tests {
             prev_hash: HashSuite::Sha256.digest(b"prev"),
             sealed_at_us: 1_764_000_000_000_000,
         }
+    }
+
+    fn leaves(n: u64) -> Vec<Digest32> {
+        (0..n)
+            .map(|i| HashSuite::Sha256.leaf_hash(&i.to_be_bytes()))
+            .collect()
+    }
+
+    fn header_over(leaves: &[Digest32]) -> BlockHeader {
+        BlockHeader {
+            leaf_count: leaves.len() as u64,
+            last_seq: 300 + leaves.len() as u64 - 1,
+            merkle_root: crate::merkle::root(HashSuite::Sha256, leaves),
+            ..example_header()
+        }
+    }
+
+    #[test]
+    fn block_root_check_accepts_the_blocks_own_leaves() {
+        for n in [1u64, 2, 3, 255, 256, 257, 600] {
+            let l = leaves(n);
+            let h = header_over(&l);
+            assert_eq!(h.check_leaves(HashSuite::Sha256, &l), Ok(()));
+            let roots = h.check_leaves_chunked(HashSuite::Sha256, &l, 256).unwrap();
+            assert_eq!(roots, crate::tiles::chunk_roots(HashSuite::Sha256, &l, 256));
+        }
+    }
+
+    #[test]
+    fn block_root_check_known_answer_and_error_text() {
+        // RFC 6962 root of the two leaves H(0x00 || 0u64) and H(0x00 || 1u64),
+        // computed by hand: H(0x01 || l0 || l1).
+        let l = leaves(2);
+        let mut node = vec![0x01];
+        node.extend_from_slice(&l[0]);
+        node.extend_from_slice(&l[1]);
+        let want = HashSuite::Sha256.digest(&node);
+        let h = BlockHeader {
+            merkle_root: want,
+            ..header_over(&l)
+        };
+        assert_eq!(h.check_leaves(HashSuite::Sha256, &l), Ok(()));
+        let bad = BlockHeader {
+            merkle_root: [0; 32],
+            ..h.clone()
+        };
+        let e = bad.check_leaves(HashSuite::Sha256, &l).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "block 3: stored merkle root {} but entries 300..=301 recompute {}",
+                hex::encode([0u8; 32]),
+                hex::encode(want)
+            )
+        );
+        let e = h.check_leaves(HashSuite::Sha256, &l[..1]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "block 3: 1 entries stored in 300..=301, the block says 2"
+        );
+    }
+
+    #[test]
+    fn block_root_check_refuses_mutated_leaves() {
+        let l = leaves(300);
+        let h = header_over(&l);
+        for i in [0usize, 1, 255, 256, 299] {
+            let mut m = l.clone();
+            m[i][5] ^= 0x20;
+            assert!(matches!(
+                h.check_leaves(HashSuite::Sha256, &m),
+                Err(BlockRootError::Root { .. })
+            ));
+            assert!(matches!(
+                h.check_leaves_chunked(HashSuite::Sha256, &m, 256),
+                Err(BlockRootError::Root { .. })
+            ));
+        }
+        // Reordered, dropped, added, or under the other suite.
+        let mut swapped = l.clone();
+        swapped.swap(10, 11);
+        assert!(h.check_leaves(HashSuite::Sha256, &swapped).is_err());
+        assert!(matches!(
+            h.check_leaves(HashSuite::Sha256, &l[..299]),
+            Err(BlockRootError::LeafCount { got: 299, .. })
+        ));
+        let mut more = l.clone();
+        more.push(l[0]);
+        assert!(matches!(
+            h.check_leaves_chunked(HashSuite::Sha256, &more, 256),
+            Err(BlockRootError::LeafCount { got: 301, .. })
+        ));
+        assert!(h.check_leaves(HashSuite::Sm3, &l).is_err());
     }
 
     #[test]

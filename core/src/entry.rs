@@ -257,6 +257,37 @@ impl Entry {
     pub fn identity(&self) -> Digest32 {
         identity_key(&self.tenant, &self.external_id)
     }
+
+    /// Recompute the leaf hash and compare it with the stored one; the
+    /// recomputed hash when they agree.
+    pub fn check_leaf_hash(
+        &self,
+        suite: HashSuite,
+        stored: &Digest32,
+    ) -> Result<Digest32, LeafHashMismatch> {
+        let recomputed = self.leaf_hash(suite);
+        if recomputed != *stored {
+            return Err(LeafHashMismatch {
+                seq: self.seq,
+                stored: *stored,
+                recomputed,
+            });
+        }
+        Ok(recomputed)
+    }
+}
+
+/// A stored leaf hash that its entry does not reproduce.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "evidence seq {seq}: stored leaf hash {} but the entry recomputes {}",
+    hex::encode(.stored),
+    hex::encode(.recomputed)
+)]
+pub struct LeafHashMismatch {
+    pub seq: u64,
+    pub stored: Digest32,
+    pub recomputed: Digest32,
 }
 
 /// The idempotency key of a (tenant, external id) pair:

@@ -9,8 +9,12 @@
 //! - [`merkle`]: RFC 6962 / RFC 9162 trees, inclusion and consistency proofs.
 //! - [`checkpoint`]: block headers, the block log's C2SP checkpoints, signed
 //!   notes, Ed25519 note keys and cosignatures.
+//! - [`anchor`]: the anchor payload an EVM transaction carries
+//!   (`ANCHORD1 ‖ size ‖ root ‖ origin`).
+//! - [`time`]: µs/ms since the Unix epoch, from a time the caller read.
 //! - [`vectors`]: the conformance kit (transparency-dev/merkle vector layout).
 
+pub mod anchor;
 pub mod bundle;
 pub mod checkpoint;
 pub mod entry;
@@ -19,6 +23,7 @@ pub mod merkle;
 pub mod ots;
 pub mod suite;
 pub mod tiles;
+pub mod time;
 pub mod vectors;
 
 pub use entry::{Entry, EntryError, EvidenceAlg};

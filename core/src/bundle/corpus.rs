@@ -209,14 +209,9 @@ pub fn receipt(
 ) -> AnchorReceipt {
     let root = merkle::root(suite, &log[..size as usize]);
     let root_b64 = encode_hash(&root);
-    let body = format!("{ORIGIN}\n{size}\n{root_b64}\n");
-    let key_d = HashSuite::Sha256.digest_parts(&[
-        b"anchord-anchor/v1\n",
-        chain.target().as_bytes(),
-        b"\n",
-        body.as_bytes(),
-    ]);
-    let key = hex::encode(&key_d[..16]);
+    let cp = Checkpoint::new(ORIGIN, size, root);
+    let body = cp.body();
+    let key = crate::anchor::idempotency_key(chain.target(), &cp);
     let block_number = 40 + size;
     let (kind, chain_id, tx_id, block_hash, block_time_us, details) = match chain {
         Chain::Judicial {
@@ -253,11 +248,7 @@ pub fn receipt(
             )
         }
         Chain::Evm { chain_id, rpc, .. } => {
-            let mut payload = b"ANCHORD1".to_vec();
-            payload.extend_from_slice(&size.to_be_bytes());
-            payload.extend_from_slice(&root);
-            payload.extend_from_slice(ORIGIN.as_bytes());
-            let input = format!("0x{}", hex::encode(&payload));
+            let input = crate::anchor::AnchorPayload::new(ORIGIN, size, root).to_hex_data();
             let tx = format!(
                 "0x{}",
                 hex::encode(HashSuite::Sha256.digest(input.as_bytes()))
@@ -276,7 +267,7 @@ pub fn receipt(
                 "input": input,
                 "confirmations": 1,
                 "confirmedAtHead": block_number,
-                "payloadFormat": "ANCHORD1 || u64be size || root(32) || origin utf-8",
+                "payloadFormat": crate::anchor::PAYLOAD_FORMAT,
             });
             let time_s = 1_764_000_200 + size as i64;
             ("evm", chain_id, tx, block_hash, time_s * 1_000_000, details)
