@@ -14,7 +14,7 @@
 //! own only with `--allow-bundle-endpoints`).
 
 use std::io::Read as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anchord_core::bundle::{Bundle, Report, parse_bundle};
@@ -48,6 +48,16 @@ pub struct VerifyArgs {
     /// (after the policy's). Only for bundles from a source you trust.
     #[arg(long, requires = "online")]
     pub allow_bundle_endpoints: bool,
+    /// With --allow-bundle-endpoints: an address, CIDR or host name a
+    /// bundle's endpoint may reach although it is not public (repeatable).
+    /// Without it, a bundle's endpoint on a loopback, private, link-local or
+    /// metadata address is refused before any connection (docs/security.md).
+    #[arg(
+        long = "egress-allow",
+        value_name = "CIDR|IP|HOST",
+        requires = "allow_bundle_endpoints"
+    )]
+    pub egress_allow: Vec<String>,
     /// Print the verdict and report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -74,7 +84,10 @@ pub struct ExportArgs {
     /// CJK font for the certificate (TTF/OTF/TTC; subsetted into the PDF).
     #[arg(long, default_value = anchord_verifier::certificate::DEFAULT_FONT)]
     pub font: PathBuf,
-    /// Output file.
+    /// Output file. For `ots` of evidence hashed with SM3 or SHA-512, the
+    /// stamped file (the canonical entry, `0x00 ‖ entry encoding`) is
+    /// written beside it: `--out` without `.ots` (as `ots verify` expects),
+    /// or `--out` plus `.entry` when it does not end in `.ots`.
     #[arg(long)]
     pub out: PathBuf,
     /// Where the bundle can be fetched again (pending OTS attestation URI).
@@ -140,8 +153,13 @@ enum Online {
     Unconfirmed(String),
 }
 
-/// Look every receipt up at the trust policy's endpoints for its target.
-fn check_online(b: &Bundle, policy: &TrustPolicy, allow_bundle_endpoints: bool) -> Online {
+/// Look every receipt up at the trust policy's endpoints for its target;
+/// with `bundle_egress` (`--allow-bundle-endpoints`), then at the endpoint
+/// the receipt names, through a client that reaches only public addresses
+/// and the `--egress-allow` entries.
+fn check_online(b: &Bundle, policy: &TrustPolicy, bundle_egress: Option<&[String]>) -> Online {
+    use std::sync::Arc;
+    use std::time::Duration;
     if b.anchor.receipts.is_empty() {
         return Online::Unconfirmed("the bundle has no anchor receipt to look up yet".into());
     }
@@ -152,9 +170,32 @@ fn check_online(b: &Bundle, policy: &TrustPolicy, allow_bundle_endpoints: bool) 
         Ok(rt) => rt,
         Err(e) => return Online::Unconfirmed(e.to_string()),
     };
-    let http = match anchord_verifier::online::client() {
+    // The policy's endpoints are the court's choice: pinned. A bundle's
+    // endpoint is the bundle author's: public addresses only.
+    let policy_urls: Vec<&str> = policy
+        .chains
+        .values()
+        .flat_map(|c| c.endpoints.iter().map(String::as_str))
+        .collect();
+    let client = |p: Result<anchord_egress::Policy, String>| {
+        let p = Arc::new(p?);
+        let c = p
+            .client(Duration::from_secs(5), Duration::from_secs(15))
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>((p, c))
+    };
+    let (_, trusted_http) = match client(anchord_egress::Policy::pinned(&policy_urls, &[])) {
         Ok(c) => c,
-        Err(e) => return Online::Unconfirmed(e),
+        Err(e) => return Online::Unconfirmed(format!("trust policy endpoints: {e}")),
+    };
+    let bundle_http = match bundle_egress {
+        None => None,
+        Some(allow) => {
+            match client(anchord_egress::Policy::new(allow).map(|p| p.hint("--egress-allow"))) {
+                Ok(c) => Some(c),
+                Err(e) => return Online::Unconfirmed(format!("--egress-allow: {e}")),
+            }
+        }
     };
     let mut done = Vec::new();
     for r in &b.anchor.receipts {
@@ -164,33 +205,48 @@ fn check_online(b: &Bundle, policy: &TrustPolicy, allow_bundle_endpoints: bool) 
                 r.target
             ));
         };
-        let mut endpoints = chain.endpoints.clone();
-        if allow_bundle_endpoints
-            && let Some(e) = anchord_verifier::online::bundle_endpoint(r)
-            && !endpoints.contains(&e)
-        {
-            endpoints.push(e);
-        }
-        let res = rt.block_on(anchord_verifier::online::check_receipt(
-            &http,
+        let mut res = rt.block_on(anchord_verifier::online::check_receipt(
+            &trusted_http,
             &b.checkpoint.origin,
             r,
             chain,
-            &endpoints,
+            &chain.endpoints,
             policy.anchor_time_tolerance_us,
         ));
+        if let (Err(e), Some((egress, http))) = (&res, &bundle_http)
+            && unconfirmed(e)
+            && let Some(ep) = anchord_verifier::online::bundle_endpoint(r)
+            && !chain.endpoints.contains(&ep)
+        {
+            res = match rt.block_on(egress.check_url(&ep, false)) {
+                Err(refused) => Err(format!(
+                    "{e}; the bundle's endpoint {ep} was not contacted: {refused}"
+                )),
+                Ok(_) => rt.block_on(anchord_verifier::online::check_receipt(
+                    http,
+                    &b.checkpoint.origin,
+                    r,
+                    chain,
+                    std::slice::from_ref(&ep),
+                    policy.anchor_time_tolerance_us,
+                )),
+            };
+        }
         match res {
             Ok(c) => done.push(c),
-            Err(e)
-                if e.starts_with("no trusted endpoint answered")
-                    || e.contains("lists no endpoint") =>
-            {
+            Err(e) if unconfirmed(&e) => {
                 return Online::Unconfirmed(format!("target {}: {e}", r.target));
             }
             Err(e) => return Online::Failed(format!("target {}: {e}", r.target)),
         }
     }
     Online::Confirmed(done)
+}
+
+/// Whether a lookup error means "nobody trusted answered" (UNCONFIRMED)
+/// rather than "the chain contradicts the receipt" (INVALID).
+fn unconfirmed(e: &str) -> bool {
+    e.starts_with("no trusted endpoint answered") || e.contains("lists no endpoint")
 }
 
 fn hash_of_file(path: &PathBuf, b: &Bundle) -> Result<Vec<u8>, ExitCode> {
@@ -279,7 +335,12 @@ pub fn verify(args: &VerifyArgs) -> ExitCode {
         Verdict::Valid(r) => ("VALID", None, None, Some(r), 0),
     };
     let (word, check, message, code, online) = match (code, &policy) {
-        (0, Some(p)) if args.online => match check_online(&b, p, args.allow_bundle_endpoints) {
+        (0, Some(p)) if args.online => match check_online(
+            &b,
+            p,
+            args.allow_bundle_endpoints
+                .then_some(args.egress_allow.as_slice()),
+        ) {
             Online::Confirmed(c) => (word, check, message, code, c),
             Online::Failed(m) => (
                 "INVALID",
@@ -335,6 +396,19 @@ pub fn verify(args: &VerifyArgs) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Where `anchord export --format ots` writes the stamped entry file: the
+/// `.ots` path without its extension, or with `.entry` added.
+fn ots_stamped_path(out: &Path) -> PathBuf {
+    match out.to_str().and_then(|s| s.strip_suffix(".ots")) {
+        Some(base) if !base.is_empty() && !base.ends_with('/') => PathBuf::from(base),
+        _ => {
+            let mut s = out.as_os_str().to_owned();
+            s.push(".entry");
+            PathBuf::from(s)
+        }
+    }
+}
+
 pub fn export(args: &ExportArgs) -> ExitCode {
     let b = match read_bundle(&args.bundle) {
         Ok(b) => b,
@@ -347,10 +421,28 @@ pub fn export(args: &ExportArgs) -> ExitCode {
                 args.proof_url.trim_end_matches('/'),
                 hex::encode(&b.entry.evidence_hash)
             );
-            match anchord_verifier::ots::export(&b, &url) {
+            let subject = match anchord_core::ots::subject(&b) {
+                Ok(s) => s,
+                Err(e) => return invalid("ots", e),
+            };
+            let file = match anchord_verifier::ots::export(&b, &url) {
                 Ok(v) => v,
                 Err(e) => return invalid("ots", e),
+            };
+            if subject == anchord_core::ots::Subject::Entry {
+                let stamped = ots_stamped_path(&args.out);
+                if let Err(e) = std::fs::write(&stamped, anchord_core::ots::leaf_input(&b)) {
+                    return usage(format!("writing {}: {e}", stamped.display()));
+                }
+                println!(
+                    "{} evidence: OpenTimestamps cannot express its hash; the .ots stamps the \
+                     canonical entry {} (0x00 ‖ entry encoding, holding the evidence hash; its \
+                     SHA-256 is the leaf hash)",
+                    b.entry.hash_alg.name(),
+                    stamped.display()
+                );
             }
+            file
         }
         "pdf" => {
             let policy = match read_policy(args.trust.as_ref()) {
@@ -373,7 +465,7 @@ pub fn export(args: &ExportArgs) -> ExitCode {
                 }
             }
             let online = if args.online {
-                match check_online(&b, &policy, false) {
+                match check_online(&b, &policy, None) {
                     Online::Confirmed(c) => c,
                     Online::Failed(m) => return invalid("anchor_online", m),
                     Online::Unconfirmed(m) => {
@@ -443,7 +535,6 @@ pub async fn trust(config: &Config, args: &TrustArgs) -> anyhow::Result<()> {
         file.tsa_certs
             .push(anchord_verifier::trust::der_to_pem(&der));
     }
-    let http = anchord_verifier::online::client().map_err(anyhow::Error::msg)?;
     for t in &config.relay.targets {
         let (kind, endpoint) = match t.kind {
             anchord_relay::config::TargetKind::Judicial => ("judicial", t.url.clone()),
@@ -453,7 +544,7 @@ pub async fn trust(config: &Config, args: &TrustArgs) -> anyhow::Result<()> {
             .ok_or_else(|| anyhow::anyhow!("relay target {}: no endpoint configured", t.name))?;
         let chain_id = match (kind, t.chain_id) {
             ("evm", Some(id)) => id.to_string(),
-            _ => anchord_verifier::online::chain_id_of(&http, kind, &endpoint)
+            _ => anchord_verifier::online::chain_id_of(&t.http_client(&endpoint)?, kind, &endpoint)
                 .await
                 .map_err(|e| anyhow::anyhow!("relay target {}: chain id: {e}", t.name))?,
         };
@@ -499,20 +590,42 @@ pub fn declared_keys(config: &Config) -> anyhow::Result<anchord_core::bundle::De
     })
 }
 
-pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let keys = declared_keys(&config)?;
-    let ledger = crate::open_ledger(&config).await?;
-    let shutdown = crate::shutdown::on_signal();
-    let admin = crate::admin::serve(config.admin.listen, ledger.clone(), shutdown.clone()).await?;
-    let result = anchord_verifier::run(
-        config.verifier,
-        config.hash_suite,
-        keys,
-        ledger,
-        shutdown.clone(),
-    )
-    .await;
-    shutdown.cancel();
-    let _ = admin.await;
-    Ok(result?)
+/// `anchord verifier`: a reader. Its sessions are read-only and it never
+/// migrates, so it can serve from a hot standby or as a SELECT-only role.
+pub struct VerifierService;
+
+impl crate::service::Service for VerifierService {
+    type Prepared = anchord_core::bundle::DeclaredKeys;
+    type Db = anchord_ledger::Ledger;
+
+    fn validate(&self, config: &Config) -> anyhow::Result<Self::Prepared> {
+        config.verifier.validate()?;
+        declared_keys(config)
+    }
+
+    async fn connect(&self, config: &Config) -> anyhow::Result<Self::Db> {
+        crate::service::open_reader(config).await
+    }
+
+    fn readiness(
+        &self,
+        _: &Config,
+        _: &Self::Prepared,
+        ledger: &Self::Db,
+    ) -> anyhow::Result<crate::admin::Readiness> {
+        Ok(crate::admin::Readiness::new(ledger.clone()))
+    }
+
+    async fn run(
+        self,
+        config: Config,
+        keys: Self::Prepared,
+        ledger: Self::Db,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> anyhow::Result<()> {
+        Ok(
+            anchord_verifier::run(config.verifier, config.hash_suite, keys, ledger, shutdown)
+                .await?,
+        )
+    }
 }

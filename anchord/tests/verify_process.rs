@@ -725,7 +725,37 @@ async fn a_fake_gateway_named_in_the_bundle_is_never_contacted() {
         0,
         "the fake gateway was contacted"
     );
-    // Only an explicit flag lets the bundle's own endpoint be asked.
+    // Even with --allow-bundle-endpoints, a bundle's endpoint on a
+    // loopback (private, link-local, metadata) address is refused before
+    // any connection: verifying a bundle must not probe the court's network.
+    let o = tokio::task::spawn_blocking({
+        let (bpath, policy) = (bpath.clone(), policy.clone());
+        move || {
+            run_verify(
+                &bpath,
+                &[
+                    "--trust",
+                    policy.to_str().unwrap(),
+                    "--online",
+                    "--allow-bundle-endpoints",
+                ],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(code(&o), 4, "{}", describe(&o));
+    assert!(
+        describe(&o).contains("was not contacted") && describe(&o).contains("--egress-allow"),
+        "{}",
+        describe(&o)
+    );
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a bundle's loopback endpoint was contacted without --egress-allow"
+    );
+    // Only explicit flags let the bundle's own endpoint be asked.
     let o = tokio::task::spawn_blocking(move || {
         run_verify(
             &bpath,
@@ -734,6 +764,8 @@ async fn a_fake_gateway_named_in_the_bundle_is_never_contacted() {
                 policy.to_str().unwrap(),
                 "--online",
                 "--allow-bundle-endpoints",
+                "--egress-allow",
+                "127.0.0.1",
             ],
         )
     })
@@ -1030,5 +1062,242 @@ fn frozen_prover_bundles_still_verify() {
         );
         assert_eq!(code(&o), 0, "{name}: {}", describe(&o));
         assert!(stdout(&o).starts_with("VALID\n"), "{}", describe(&o));
+    }
+}
+
+/// One entry per evidence algorithm (`EvidenceAlg::ALL`, the kinds the load
+/// generator and the demo publish) sealed in one block of a `suite`
+/// deployment; the bundle of each, in `EvidenceAlg::ALL` order.
+async fn bundles_of_every_kind(dir: &Path, suite: HashSuite) -> (TestDb, Vec<Bundle>) {
+    let (db, ledger) = TestDb::migrated().await;
+    ledger.ensure_suite(suite).await.unwrap();
+    let entries = EvidenceAlg::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, alg)| NewEntry {
+            tenant: "bank-a".into(),
+            external_id: format!("KIND-{}", alg.name()),
+            hash_alg: *alg,
+            evidence_hash: alg.hash(&file(100 + i)),
+            metadata: None,
+            source: None,
+            raw: bytes::Bytes::new(),
+        })
+        .collect();
+    ledger
+        .append(&AppendBatch {
+            suite,
+            consumer_group: None,
+            received_at_us: 1_764_000_000_000_000,
+            entries,
+            rejections: vec![],
+            positions: vec![],
+        })
+        .await
+        .unwrap();
+    let key = dir.join(format!("sealer-{}.key", suite.name()));
+    std::fs::write(&key, sealer().private_key_text()).unwrap();
+    let bc = BatcherConfig {
+        block_max_entries: 3,
+        origin: ORIGIN.into(),
+        signing_key: Some(key),
+        ..BatcherConfig::default()
+    };
+    let mut sealed = false;
+    for _ in 0..200 {
+        if anchord_batcher::seal_once(&bc, suite, &ledger)
+            .await
+            .unwrap()
+            .is_some()
+        {
+            sealed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(sealed, "the block of every kind was not sealed");
+    let keys = DeclaredKeys {
+        sealer: sealer().verifier().vkey(),
+        witnesses: vec![],
+        quorum: 0,
+    };
+    let prover = Prover::new(ledger.clone(), suite, keys, &VerifierConfig::default());
+    let mut out = Vec::new();
+    for (i, alg) in EvidenceAlg::ALL.iter().enumerate() {
+        match prover
+            .by_hash(&alg.hash(&file(100 + i)), None)
+            .await
+            .unwrap()
+        {
+            Lookup::Found(s) => out.push(s.bundle.clone()),
+            other => panic!("no bundle for {} evidence: {other:?}", alg.name()),
+        }
+    }
+    (db, out)
+}
+
+/// python-opentimestamps checks an `.ots` as `ots verify` would up to the
+/// calendar: the stamped file (argv 2) hashed with the file's own hash op
+/// gives the file digest, and the walk reaches the expected root (argv 3),
+/// where the attestations sit. Prints `ok <file digest>`.
+const CHECK_OTS: &str = r#"
+import sys
+from opentimestamps.core.timestamp import DetachedTimestampFile
+from opentimestamps.core.serialize import BytesDeserializationContext
+d = DetachedTimestampFile.deserialize(BytesDeserializationContext(open(sys.argv[1], 'rb').read()))
+with open(sys.argv[2], 'rb') as f:
+    stamped = DetachedTimestampFile.from_fd(d.file_hash_op, f)
+assert stamped.file_digest == d.file_digest, "the stamped file does not match the .ots file digest"
+roots = {msg.hex() for msg, att in d.timestamp.all_attestations()}
+assert roots == {sys.argv[3]}, "attestations at %s, expected the checkpoint root %s" % (roots, sys.argv[3])
+print("ok", d.file_digest.hex())
+"#;
+
+/// The demo's proof steps (`scripts/demo`, `proof_steps`: verify against the
+/// trust policy, export the `.ots` and check it with python-opentimestamps,
+/// export the certificate) over one entry of every evidence kind: SHA-256
+/// evidence is stamped as itself, SM3 and SHA-512 evidence through its
+/// canonical entry written beside the `.ots`. Guards the README's first
+/// command failing when it happened to pick SM3 evidence.
+#[tokio::test]
+async fn the_demo_proof_steps_work_for_every_evidence_kind() {
+    let py = python();
+    let dir = tmpdir();
+    let script = dir.join("check_ots.py");
+    std::fs::write(&script, CHECK_OTS).unwrap();
+    let keys = trusted_keys(&dir);
+    let (_db, bundles) = bundles_of_every_kind(&dir, SUITE).await;
+    for b in &bundles {
+        let kind = b.entry.hash_alg.name();
+        let bpath = write_json(&dir, &format!("proof-{kind}.json"), b);
+        let hx = hex::encode(&b.entry.evidence_hash);
+        let o = verify(&[
+            "--bundle".as_ref(),
+            bpath.as_os_str(),
+            "--hash".as_ref(),
+            hx.as_ref(),
+            "--trust".as_ref(),
+            keys.as_os_str(),
+        ]);
+        assert_eq!(code(&o), 0, "{kind}: {}", stdout(&o));
+        let ots = dir.join(format!("proof-{kind}.ots"));
+        let o = Command::new(BIN)
+            .args(["export", "--format", "ots", "--bundle"])
+            .arg(&bpath)
+            .arg("--out")
+            .arg(&ots)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{kind}: {}{}",
+            stdout(&o),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        // What the .ots stamps: the evidence itself, or the canonical entry
+        // beside it (`proof-<kind>`, the .ots path without `.ots`).
+        let entry_file = dir.join(format!("proof-{kind}"));
+        let stamped = if b.entry.hash_alg == EvidenceAlg::Sha256 {
+            assert!(!entry_file.exists(), "{kind}: no entry file for SHA-256");
+            let f = dir.join(format!("evidence-{kind}"));
+            std::fs::write(&f, file(100)).unwrap();
+            f
+        } else {
+            assert!(
+                stdout(&o).contains("canonical entry"),
+                "{kind}: the export says what it stamps: {}",
+                stdout(&o)
+            );
+            let bytes = std::fs::read(&entry_file).unwrap();
+            assert_eq!(bytes[0], 0x00, "{kind}: the RFC 6962 leaf prefix");
+            assert_eq!(&bytes[1..], b.entry.encode().as_slice(), "{kind}");
+            assert!(
+                bytes
+                    .windows(b.entry.evidence_hash.len())
+                    .any(|w| w == b.entry.evidence_hash.as_slice()),
+                "{kind}: the stamped entry holds the evidence hash"
+            );
+            entry_file
+        };
+        let o = Command::new(&py)
+            .arg(&script)
+            .arg(&ots)
+            .arg(&stamped)
+            .arg(hex::encode(b.checkpoint.root))
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{kind}: python-opentimestamps: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let expected_digest = if b.entry.hash_alg == EvidenceAlg::Sha256 {
+            hx.clone()
+        } else {
+            hex::encode(b.leaf_hash)
+        };
+        assert_eq!(stdout(&o).trim(), format!("ok {expected_digest}"), "{kind}");
+        // A stamped file one byte off does not match.
+        let mut off = std::fs::read(&stamped).unwrap();
+        off[5] ^= 1;
+        let tampered = dir.join(format!("tampered-{kind}"));
+        std::fs::write(&tampered, off).unwrap();
+        let o = Command::new(&py)
+            .arg(&script)
+            .arg(&ots)
+            .arg(&tampered)
+            .arg(hex::encode(b.checkpoint.root))
+            .output()
+            .unwrap();
+        assert!(
+            !o.status.success(),
+            "{kind}: a tampered stamped file passed"
+        );
+        // The certificate.
+        let pdf = dir.join(format!("certificate-{kind}.pdf"));
+        let o = Command::new(BIN)
+            .args(["export", "--format", "pdf", "--bundle"])
+            .arg(&bpath)
+            .arg("--trust")
+            .arg(&keys)
+            .arg("--out")
+            .arg(&pdf)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{kind}: certificate: {}{}",
+            stdout(&o),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF-"), "{kind}");
+    }
+    assert_eq!(bundles.len(), EvidenceAlg::ALL.len());
+}
+
+/// In an SM3-tree deployment no `.ots` can reach the checkpoint root: the
+/// export refuses with a line that says so (the demo prints a skip line).
+#[tokio::test]
+async fn an_sm3_tree_deployment_refuses_the_ots_export_clearly() {
+    let dir = tmpdir();
+    let (_db, bundles) = bundles_of_every_kind(&dir, HashSuite::Sm3).await;
+    for b in &bundles {
+        let kind = b.entry.hash_alg.name();
+        let bpath = write_json(&dir, &format!("proof-{kind}.json"), b);
+        let ots = dir.join(format!("proof-{kind}.ots"));
+        let o = Command::new(BIN)
+            .args(["export", "--format", "ots", "--bundle"])
+            .arg(&bpath)
+            .arg("--out")
+            .arg(&ots)
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), 1, "{kind}");
+        assert!(
+            stdout(&o).contains("OpenTimestamps needs a SHA-256 deployment"),
+            "{kind}: {}",
+            stdout(&o)
+        );
+        assert!(!ots.exists() && !dir.join(format!("proof-{kind}")).exists());
     }
 }

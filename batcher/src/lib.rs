@@ -92,9 +92,13 @@ pub async fn run(
         (Some(url), Some(cert)) => Some(tsa::Tsa::new(url, cert, config.request_timeout())?),
         _ => None,
     };
-    let http = reqwest::Client::builder()
-        .timeout(config.request_timeout())
-        .build()
+    // Witnesses are reached only at their configured addresses (no
+    // redirects, no proxies, never a metadata address: anchord-egress).
+    let witness_urls: Vec<&str> = config.witnesses.iter().map(|w| w.url.as_str()).collect();
+    let http = anchord_egress::Policy::pinned(&witness_urls, &[])
+        .map(|p| std::sync::Arc::new(p.hint("batcher.witnesses")))
+        .map_err(|e| BatcherError::Config(format!("batcher.witnesses: {e}")))?
+        .client(config.request_timeout(), config.request_timeout())
         .map_err(|e| BatcherError::Config(format!("HTTP client: {e}")))?;
     let s = sealer::Sealer {
         suite,

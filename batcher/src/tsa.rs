@@ -45,9 +45,11 @@ impl Tsa {
         rasn::der::decode::<Certificate>(&cert_der).map_err(|e| {
             BatcherError::Config(format!("batcher.tsa_cert {}: {e}", cert.display()))
         })?;
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
+        // The TSA only at its configured address (anchord-egress).
+        let http = anchord_egress::Policy::pinned(&[url], &[])
+            .map(|p| std::sync::Arc::new(p.hint("batcher.tsa_url")))
+            .map_err(|e| BatcherError::Config(format!("batcher.tsa_url: {e}")))?
+            .client(timeout, timeout)
             .map_err(|e| err(e.to_string()))?;
         Ok(Tsa {
             url: url.to_owned(),

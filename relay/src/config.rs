@@ -120,6 +120,22 @@ impl TargetConfig {
         Duration::from_millis(self.request_timeout_ms)
     }
 
+    /// The HTTP client for this target's endpoint `url`: connects only to
+    /// that host (loopback or private is fine: the operator configured it)
+    /// or to public addresses, never to a metadata address, follows no
+    /// redirect and uses no environment proxy (anchord-egress).
+    pub fn http_client(&self, url: &str) -> Result<reqwest::Client, crate::RelayError> {
+        let err = |e: String| {
+            crate::RelayError::Config(format!("relay.targets ({}): HTTP client: {e}", self.name))
+        };
+        let policy = anchord_egress::Policy::pinned(&[url], &[])
+            .map_err(err)?
+            .hint(&format!("relay.targets ({}) endpoint", self.name));
+        std::sync::Arc::new(policy)
+            .client(self.request_timeout(), self.request_timeout())
+            .map_err(|e| err(e.to_string()))
+    }
+
     /// Confirmations before an anchor is recorded.
     pub fn record_confirmations(&self) -> u64 {
         self.confirmations.unwrap_or(1).max(1)

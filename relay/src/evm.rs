@@ -2,7 +2,7 @@
 //!
 //! Each anchor is an EIP-1559 transaction signed locally (never a node-side
 //! unlocked account) whose data field carries the tagged checkpoint payload
-//! ([`AnchorPayload::tagged`]): `ANCHORD1 || size || root || origin`. The
+//! ([`anchord_core::anchor::AnchorPayload`]): `ANCHORD1 || size || root || origin`. The
 //! signed raw transaction, its hash and nonce are recorded before it is
 //! broadcast; a resend broadcasts the very same bytes, and the nonce makes
 //! two versions of one anchor mutually exclusive on chain. An anchor counts
@@ -93,10 +93,7 @@ impl EvmTarget {
                 .map_err(|e| cfg("to", format!("not an address ({e})")))?,
             None => from,
         };
-        let http = reqwest::Client::builder()
-            .timeout(c.request_timeout())
-            .build()
-            .map_err(|e| RelayError::Config(format!("HTTP client: {e}")))?;
+        let http = c.http_client(&rpc_url)?;
         Ok(EvmTarget {
             name: c.name.clone(),
             rpc_url,
@@ -215,9 +212,7 @@ impl EvmTarget {
             Ok(v) => hex_u128(&v).unwrap_or(1_000_000_000),
             Err(_) => 1_000_000_000,
         };
-        let root = anchord_core::checkpoint::decode_hash(&p.root)
-            .ok_or_else(|| TargetError::permanent("checkpoint root is not a base64 hash"))?;
-        let data = p.tagged(&root);
+        let data = p.tagged().encode();
         // Ask the node (calldata pricing differs between hard forks, e.g.
         // the EIP-7623 floor), with a margin.
         let gas = hex_u64(
@@ -383,10 +378,7 @@ impl Target for EvmTarget {
         // Read the payload back from the chain and compare.
         let tx = self.read("eth_getTransactionByHash", json!([hash])).await?;
         let input = tx["input"].as_str().unwrap_or_default();
-        let root = anchord_core::checkpoint::decode_hash(&p.root)
-            .ok_or_else(|| TargetError::permanent("checkpoint root is not a base64 hash"))?;
-        let want = format!("0x{}", hex::encode(p.tagged(&root)));
-        if !input.eq_ignore_ascii_case(&want) {
+        if !p.tagged().matches_hex_data(input) {
             return Err(TargetError::permanent(format!(
                 "transaction {hash} on chain does not carry this checkpoint's payload"
             )));
@@ -408,7 +400,7 @@ impl Target for EvmTarget {
                 "input": input,
                 "confirmations": self.confirmations,
                 "confirmedAtHead": head,
-                "payloadFormat": "ANCHORD1 || u64be size || root(32) || origin utf-8",
+                "payloadFormat": anchord_core::anchor::PAYLOAD_FORMAT,
             }),
         }))
     }

@@ -54,10 +54,7 @@ impl JudicialTarget {
                 path.display()
             ))
         })?;
-        let http = reqwest::Client::builder()
-            .timeout(c.request_timeout())
-            .build()
-            .map_err(|e| RelayError::Config(format!("HTTP client: {e}")))?;
+        let http = c.http_client(&base)?;
         Ok(JudicialTarget {
             name: c.name.clone(),
             base: base.trim_end_matches('/').to_owned(),
@@ -70,9 +67,9 @@ impl JudicialTarget {
     fn evidence(p: &AnchorPayload) -> Evidence {
         Evidence {
             kind: EVIDENCE_KIND.into(),
-            origin: p.origin.clone(),
-            size: p.size,
-            root: p.root.clone(),
+            origin: p.checkpoint.origin.clone(),
+            size: p.checkpoint.size,
+            root: p.root_base64(),
         }
     }
 
@@ -258,7 +255,7 @@ impl Target for JudicialTarget {
         let st = self.post("/v1/anchors/query", &req).await?;
         // The gateway must answer for the payload that was asked about.
         if let Status::Confirmed(r) = &st
-            && r.details["evidence"]["size"].as_u64() != Some(p.size)
+            && r.details["evidence"]["size"].as_u64() != Some(p.checkpoint.size)
         {
             return Err(TargetError::permanent(format!(
                 "gateway returned transaction {} for a different checkpoint",

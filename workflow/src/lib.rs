@@ -27,7 +27,7 @@ mod certificates;
 pub mod config;
 pub mod conn;
 pub mod contracts;
-pub mod egress;
+pub use anchord_egress as egress;
 pub mod error;
 pub mod evidence;
 pub mod files;
@@ -214,6 +214,7 @@ pub async fn prepare(
     ));
     let egress = Arc::new(
         egress::Policy::new(&config.webhook_allow)
+            .map(|p| p.hint("workflow.webhook_allow"))
             .map_err(|e| WorkflowError::Config(format!("workflow.webhook_allow: {e}")))?,
     );
     let http = egress
