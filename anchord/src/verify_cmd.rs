@@ -139,9 +139,7 @@ fn read_policy(path: Option<&PathBuf>) -> Result<Option<TrustPolicy>, ExitCode> 
 }
 
 fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
+    anchord_core::time::unix_micros(std::time::SystemTime::now())
 }
 
 /// The outcome of `--online`.
@@ -214,14 +212,16 @@ fn check_online(b: &Bundle, policy: &TrustPolicy, bundle_egress: Option<&[String
             policy.anchor_time_tolerance_us,
         ));
         if let (Err(e), Some((egress, http))) = (&res, &bundle_http)
-            && unconfirmed(e)
+            && e.is_unconfirmed()
             && let Some(ep) = anchord_verifier::online::bundle_endpoint(r)
             && !chain.endpoints.contains(&ep)
         {
             res = match rt.block_on(egress.check_url(&ep, false)) {
-                Err(refused) => Err(format!(
-                    "{e}; the bundle's endpoint {ep} was not contacted: {refused}"
-                )),
+                Err(refused) => Err(anchord_verifier::online::OnlineError::BundleEndpointRefused {
+                    first: Box::new(e.clone()),
+                    endpoint: ep.clone(),
+                    refused: refused.to_string(),
+                }),
                 Ok(_) => rt.block_on(anchord_verifier::online::check_receipt(
                     http,
                     &b.checkpoint.origin,
@@ -234,19 +234,13 @@ fn check_online(b: &Bundle, policy: &TrustPolicy, bundle_egress: Option<&[String
         }
         match res {
             Ok(c) => done.push(c),
-            Err(e) if unconfirmed(&e) => {
+            Err(e) if e.is_unconfirmed() => {
                 return Online::Unconfirmed(format!("target {}: {e}", r.target));
             }
             Err(e) => return Online::Failed(format!("target {}: {e}", r.target)),
         }
     }
     Online::Confirmed(done)
-}
-
-/// Whether a lookup error means "nobody trusted answered" (UNCONFIRMED)
-/// rather than "the chain contradicts the receipt" (INVALID).
-fn unconfirmed(e: &str) -> bool {
-    e.starts_with("no trusted endpoint answered") || e.contains("lists no endpoint")
 }
 
 fn hash_of_file(path: &PathBuf, b: &Bundle) -> Result<Vec<u8>, ExitCode> {

@@ -10,8 +10,14 @@
 //! one [`ANCHOR_ATTESTATION_TAG`] per receipt of that exact checkpoint, or a
 //! pending attestation with a URI when nothing is anchored yet.
 //!
-//! Only SHA-256 evidence in a SHA-256 deployment can be expressed (OTS has
-//! no SM3 operation).
+//! What the file timestamps ([`Subject`]): SHA-256 evidence is stamped as
+//! itself (the file digest is the evidence hash). Evidence whose hash OTS
+//! cannot express (SM3, SHA-512: OTS has no SM3 operation, and a SHA-512
+//! digest cannot be a SHA-256 file digest) is stamped through its canonical
+//! entry: the stamped file is the leaf input `0x00 ‖ entry encoding` (which
+//! holds the evidence hash), written beside the `.ots` ([`leaf_input`]), so
+//! the file digest is the leaf hash a SHA-256 tree carries. Only an SM3-tree
+//! deployment cannot be expressed at all.
 
 use crate::bundle::Bundle;
 use crate::suite::{Digest32, HashSuite, LEAF_PREFIX, NODE_PREFIX};
@@ -34,9 +40,9 @@ const OP_PREPEND: u8 = 0xf1;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OtsError {
     #[error(
-        "OpenTimestamps needs SHA-256 evidence in a SHA-256 deployment (got {alg} evidence, {suite} trees)"
+        "OpenTimestamps needs a SHA-256 deployment: this bundle's trees use {suite} (OTS has no {suite} operation), so no .ots can reach its checkpoint root"
     )]
-    Unsupported { alg: String, suite: String },
+    Unsupported { suite: String },
     #[error("an operation argument is {0} bytes, more than OpenTimestamps' {MAX_MSG}")]
     TooLong(usize),
     #[error("the bundle's proof paths are malformed: {0}")]
@@ -62,24 +68,66 @@ impl Op {
     }
 }
 
-/// The chain of operations from the evidence hash to the checkpoint root.
-pub fn operations(b: &Bundle) -> Result<Vec<Op>, OtsError> {
-    if b.hash_suite != HashSuite::Sha256 || b.entry.hash_alg != crate::EvidenceAlg::Sha256 {
+/// What an `.ots` file of a bundle timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    /// The evidence itself: the file digest is the SHA-256 evidence hash.
+    Evidence,
+    /// The canonical entry: the stamped file is [`leaf_input`] (`0x00 ‖
+    /// entry encoding`, which holds the evidence hash), its SHA-256 the
+    /// leaf hash; for evidence hashed with SM3 or SHA-512.
+    Entry,
+}
+
+/// What the `.ots` of this bundle stamps; an error when the deployment's
+/// trees are not SHA-256 (then nothing can be expressed).
+pub fn subject(b: &Bundle) -> Result<Subject, OtsError> {
+    if b.hash_suite != HashSuite::Sha256 {
         return Err(OtsError::Unsupported {
-            alg: b.entry.hash_alg.name().into(),
             suite: b.hash_suite.name().into(),
         });
     }
+    Ok(if b.entry.hash_alg == crate::EvidenceAlg::Sha256 {
+        Subject::Evidence
+    } else {
+        Subject::Entry
+    })
+}
+
+/// The stamped file of [`Subject::Entry`]: the RFC 6962 leaf input of the
+/// bundle's entry, `0x00 ‖ entry encoding` (`docs/entry-encoding.md`). Its
+/// SHA-256 is the leaf hash in a SHA-256 deployment.
+pub fn leaf_input(b: &Bundle) -> Vec<u8> {
+    let mut v = vec![LEAF_PREFIX];
+    v.extend_from_slice(&b.entry.encode());
+    v
+}
+
+/// The `.ots` file digest: the evidence hash ([`Subject::Evidence`]) or the
+/// SHA-256 of [`leaf_input`] ([`Subject::Entry`]).
+pub fn file_digest(b: &Bundle) -> Result<Vec<u8>, OtsError> {
+    Ok(match subject(b)? {
+        Subject::Evidence => b.entry.evidence_hash.clone(),
+        Subject::Entry => HashSuite::Sha256.digest(&leaf_input(b)).to_vec(),
+    })
+}
+
+/// The chain of operations from the file digest ([`file_digest`]) to the
+/// checkpoint root.
+pub fn operations(b: &Bundle) -> Result<Vec<Op>, OtsError> {
     let mut ops = Vec::new();
-    // Leaf: H(0x00 || encoding), the evidence hash sits inside the encoding.
-    let enc = b.entry.encode();
-    let n = b.entry.evidence_hash.len();
-    let at = 32; // offset of evidence_hash in the v1 encoding
-    let mut prefix = vec![LEAF_PREFIX];
-    prefix.extend_from_slice(&enc[..at]);
-    ops.push(Op::Prepend(prefix));
-    ops.push(Op::Append(enc[at + n..].to_vec()));
-    ops.push(Op::Sha256);
+    if subject(b)? == Subject::Evidence {
+        // Leaf: H(0x00 || encoding), the evidence hash sits inside the
+        // encoding. (For the entry subject the file digest is the leaf.)
+        let enc = b.entry.encode();
+        let n = b.entry.evidence_hash.len();
+        let at = 32; // offset of evidence_hash in the v1 encoding
+        let mut prefix = vec![LEAF_PREFIX];
+        prefix.extend_from_slice(&enc[..at]);
+        ops.push(Op::Prepend(prefix));
+        ops.push(Op::Append(enc[at + n..].to_vec()));
+        ops.push(Op::Sha256);
+    }
     path_ops(&mut ops, b.leaf_index, b.block.leaf_count, &b.audit_path)?;
     // Block hash: H(0x00 || header), the merkle root at offset 47..79.
     let header = b.block.header(b.hash_suite).encode();
@@ -165,7 +213,7 @@ pub fn encode(b: &Bundle, attestations: &[Attestation]) -> Result<Vec<u8>, OtsEr
     let mut out = MAGIC.to_vec();
     out.push(0x01);
     out.push(OP_SHA256);
-    out.extend_from_slice(&b.entry.evidence_hash);
+    out.extend_from_slice(&file_digest(b)?);
     for op in &ops {
         match op {
             Op::Sha256 => out.push(OP_SHA256),
