@@ -399,6 +399,47 @@ mod tests {
         Ok(c)
     }
 
+    /// A target's endpoint that redirects (to the metadata service, or
+    /// anywhere) is not followed: the relay sees the 3xx and fails the
+    /// attempt. reqwest's default client followed up to ten redirects.
+    #[tokio::test]
+    async fn target_clients_follow_no_redirect() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let other = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let other_port = other.local_addr().unwrap().port();
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let h = hits.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = other.accept().await {
+                h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        let gw = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", gw.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = gw.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let r = format!(
+                    "HTTP/1.1 302 Found\r\nlocation: http://localhost:{other_port}/\r\ncontent-length: 0\r\n\r\n"
+                );
+                let _ = s.write_all(r.as_bytes()).await;
+            }
+        });
+        let c = parse(&format!(
+            "[[targets]]\nname = \"hz\"\nkind = \"judicial\"\nurl = \"{url}\"\naccount_id = \"b\"\nsigning_key = \"k.pem\"\n"
+        ))
+        .unwrap();
+        let t = &c.targets[0];
+        let http = t.http_client(&url).unwrap();
+        let resp = http.get(format!("{url}/v1/chain")).send().await.unwrap();
+        assert_eq!(resp.status(), reqwest::StatusCode::FOUND);
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+
     #[test]
     fn judicial_and_evm_targets_parse() {
         let c = parse(
