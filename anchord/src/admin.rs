@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anchord_ingest::probe::BrokerProbe;
-use anchord_ledger::Ledger;
+use anchord_ledger::{Ledger, WitnessStore};
 use anchord_relay::config::RelayConfig;
 use axum::Router;
 use axum::extract::State;
@@ -24,10 +24,17 @@ use tokio_util::sync::CancellationToken;
 /// How long one readiness check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The database a service depends on.
+#[derive(Clone, Debug)]
+enum Db {
+    Ledger(Ledger),
+    Witness(WitnessStore),
+}
+
 /// What `/readyz` checks.
 #[derive(Clone, Debug)]
 pub struct Readiness {
-    ledger: Ledger,
+    db: Db,
     broker: Option<BrokerProbe>,
     relay: Option<Arc<RelayConfig>>,
 }
@@ -36,7 +43,16 @@ impl Readiness {
     /// PostgreSQL only.
     pub fn new(ledger: Ledger) -> Self {
         Readiness {
-            ledger,
+            db: Db::Ledger(ledger),
+            broker: None,
+            relay: None,
+        }
+    }
+
+    /// The witness's own database only.
+    pub fn witness(store: WitnessStore) -> Self {
+        Readiness {
+            db: Db::Witness(store),
             broker: None,
             relay: None,
         }
@@ -57,7 +73,13 @@ impl Readiness {
     /// Run every check concurrently: `(all ok, one line per check)`.
     pub async fn check(&self) -> (bool, Vec<String>) {
         let pg = async {
-            match tokio::time::timeout(CHECK_TIMEOUT, self.ledger.ping()).await {
+            let ping = async {
+                match &self.db {
+                    Db::Ledger(l) => l.ping().await,
+                    Db::Witness(w) => w.ping().await,
+                }
+            };
+            match tokio::time::timeout(CHECK_TIMEOUT, ping).await {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err(format!("postgres: {e}")),
                 Err(_) => Err(format!("postgres: no answer within {CHECK_TIMEOUT:?}")),
@@ -103,15 +125,6 @@ impl Readiness {
         }
         (ok, lines)
     }
-}
-
-/// Bind and serve until `shutdown`, checking PostgreSQL only for readiness.
-pub async fn serve(
-    addr: SocketAddr,
-    ledger: Ledger,
-    shutdown: CancellationToken,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    serve_ready(addr, Readiness::new(ledger), shutdown).await
 }
 
 /// Bind and serve until `shutdown`; binding errors are returned at once.

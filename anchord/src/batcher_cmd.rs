@@ -4,9 +4,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anchord_core::checkpoint::ALG_ED25519;
+use anchord_ledger::{Ledger, WitnessStore};
 use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
 
+use crate::admin::Readiness;
 use crate::config::Config;
+use crate::service::{self, Service};
 
 #[derive(Debug, clap::Args)]
 pub struct KeygenArgs {
@@ -47,38 +52,86 @@ pub fn keygen(args: &KeygenArgs) -> ExitCode {
     }
 }
 
-pub async fn batcher(config: Config) -> anyhow::Result<()> {
-    let ledger = crate::open_ledger(&config).await?;
-    let shutdown = crate::shutdown::on_signal();
-    let admin = crate::admin::serve(config.admin.listen, ledger.clone(), shutdown.clone()).await?;
-    let result =
-        anchord_batcher::run(config.batcher, config.hash_suite, ledger, shutdown.clone()).await;
-    shutdown.cancel();
-    let _ = admin.await;
-    Ok(result?)
+/// `anchord batcher`: validated (sealer key, witness keys, TSA certificate)
+/// before the ledger is opened as a writer.
+pub struct BatcherService;
+
+impl Service for BatcherService {
+    type Prepared = ();
+    type Db = Ledger;
+
+    fn validate(&self, config: &Config) -> anyhow::Result<()> {
+        let c = &config.batcher;
+        c.validate()?;
+        let key = c
+            .signing_key
+            .as_ref()
+            .context("batcher.signing_key is required to seal")?;
+        anchord_batcher::keys::load_signer(key, ALG_ED25519)?;
+        c.witness_verifiers()?;
+        if let Some(cert) = &c.tsa_cert {
+            anchord_tsa::load_cert_der(cert)
+                .map_err(|e| anyhow::anyhow!("batcher.tsa_cert: {e}"))?;
+        }
+        Ok(())
+    }
+
+    async fn connect(&self, config: &Config) -> anyhow::Result<Ledger> {
+        service::open_writer(config).await
+    }
+
+    fn readiness(&self, _: &Config, _: &(), ledger: &Ledger) -> anyhow::Result<Readiness> {
+        Ok(Readiness::new(ledger.clone()))
+    }
+
+    async fn run(
+        self,
+        config: Config,
+        _: (),
+        ledger: Ledger,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        Ok(anchord_batcher::run(config.batcher, config.hash_suite, ledger, shutdown).await?)
+    }
 }
 
-pub async fn witness(config: Config) -> anyhow::Result<()> {
-    let ledger = crate::open_ledger(&config).await?;
-    let shutdown = crate::shutdown::on_signal();
-    let admin = crate::admin::serve(config.admin.listen, ledger.clone(), shutdown.clone()).await?;
-    let result = anchord_batcher::witness::run(config.witness, ledger, shutdown.clone()).await;
-    shutdown.cancel();
-    let _ = admin.await;
-    Ok(result?)
+/// `anchord witness`: another organisation's service, on its own database
+/// and schema (`anchord_witness`), validated (its cosignature key, the logs
+/// it follows) before anything is bound.
+pub struct WitnessService;
+
+impl Service for WitnessService {
+    type Prepared = ();
+    type Db = WitnessStore;
+
+    fn validate(&self, config: &Config) -> anyhow::Result<()> {
+        anchord_batcher::witness::check_config(&config.witness)?;
+        Ok(())
+    }
+
+    async fn connect(&self, config: &Config) -> anyhow::Result<WitnessStore> {
+        service::open_witness_store(config).await
+    }
+
+    fn readiness(&self, _: &Config, _: &(), store: &WitnessStore) -> anyhow::Result<Readiness> {
+        Ok(Readiness::witness(store.clone()))
+    }
+
+    async fn run(
+        self,
+        config: Config,
+        _: (),
+        store: WitnessStore,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        Ok(anchord_batcher::witness::run(config.witness, store, shutdown).await?)
+    }
 }
 
+/// `anchord audit`: a reader (read-only sessions, no migration).
 pub async fn audit(config: Config, args: AuditArgs) -> anyhow::Result<()> {
-    let ledger = crate::open_ledger(&config).await?;
-    let keys = anchord_batcher::audit::AuditKeys {
-        sealer: anchord_batcher::sealer_verifier(&config.batcher)?,
-        witnesses: config.batcher.witness_verifiers()?,
-        quorum: config.batcher.effective_quorum(),
-        tsa_cert: match &config.batcher.tsa_cert {
-            Some(p) => Some(anchord_batcher::tsa::load_cert_der(p)?),
-            None => None,
-        },
-    };
+    let keys = audit_keys(&config).map_err(service::config_error)?;
+    let ledger = service::open_reader(&config).await?;
     let report =
         anchord_batcher::audit::audit(&ledger, config.hash_suite, &keys, !args.no_progress)
             .await
@@ -107,4 +160,19 @@ pub async fn audit(config: Config, args: AuditArgs) -> anyhow::Result<()> {
         );
         anyhow::bail!("audit found {} inconsistencies", report.problems.len())
     }
+}
+
+fn audit_keys(config: &Config) -> anyhow::Result<anchord_batcher::audit::AuditKeys> {
+    Ok(anchord_batcher::audit::AuditKeys {
+        sealer: anchord_batcher::sealer_verifier(&config.batcher)?,
+        witnesses: config.batcher.witness_verifiers()?,
+        quorum: config.batcher.effective_quorum(),
+        tsa_cert: match &config.batcher.tsa_cert {
+            Some(p) => Some(
+                anchord_tsa::load_cert_der(p)
+                    .map_err(|e| anyhow::anyhow!("batcher.tsa_cert: {e}"))?,
+            ),
+            None => None,
+        },
+    })
 }

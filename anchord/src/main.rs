@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 mod admin;
@@ -16,6 +17,7 @@ mod config_cmd;
 mod conformance;
 mod relay_cmd;
 mod run_cmd;
+mod service;
 mod shutdown;
 mod verify_cmd;
 mod watch;
@@ -141,18 +143,18 @@ async fn run_service(config_path: Option<PathBuf>, command: Command) -> ExitCode
     let result = match command {
         Command::Migrate => migrate(&config).await,
         Command::Status { json, watch } => status(&config, json, &watch).await,
-        Command::Ingest => ingest(config).await,
+        Command::Ingest => service::run(config, IngestService).await,
         Command::Loadgen(args) => anchord_ingest::loadgen::run(&config.ingest, args)
             .await
             .map_err(anyhow::Error::from),
-        Command::Batcher => batcher_cmd::batcher(config).await,
-        Command::Witness => batcher_cmd::witness(config).await,
+        Command::Batcher => service::run(config, batcher_cmd::BatcherService).await,
+        Command::Witness => service::run(config, batcher_cmd::WitnessService).await,
         Command::Audit(args) => batcher_cmd::audit(config, args).await,
         Command::Relay(args) => relay_cmd::relay(config, args).await,
-        Command::Verifier => verify_cmd::serve(config).await,
+        Command::Verifier => service::run(config, verify_cmd::VerifierService).await,
         Command::Trust(args) => verify_cmd::trust(&config, &args).await,
         Command::Workflow(args) => workflow_cmd::run(config, args).await,
-        Command::Run(args) => run_cmd::run(config, args).await,
+        Command::Run(args) => service::run(config, run_cmd::RunService::new(args)).await,
         Command::Verify(_) | Command::Export(_) => {
             unreachable!("handled before the runtime starts")
         }
@@ -165,6 +167,12 @@ async fn run_service(config_path: Option<PathBuf>, command: Command) -> ExitCode
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The same bad configuration exits 2 from every subcommand, found
+        // before any port is bound (service::run validates first).
+        Err(e) if service::is_config_error(&e) => {
+            eprintln!("{e:#}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             tracing::error!("{e:#}");
             ExitCode::from(1)
@@ -172,15 +180,9 @@ async fn run_service(config_path: Option<PathBuf>, command: Command) -> ExitCode
     }
 }
 
-async fn open_ledger(config: &Config) -> anyhow::Result<anchord_ledger::Ledger> {
-    let ledger = anchord_ledger::Ledger::connect(&config.database)?;
-    ledger.migrate().await?;
-    ledger.ensure_suite(config.hash_suite).await?;
-    Ok(ledger)
-}
-
+/// `anchord status`: a reader (read-only sessions, no migration).
 async fn status(config: &Config, json: bool, watch: &watch::WatchArgs) -> anyhow::Result<()> {
-    let ledger = anchord_ledger::Ledger::connect(&config.database)?;
+    let ledger = service::open_reader(config).await?;
     if watch.watch {
         return watch::watch(&ledger, watch).await;
     }
@@ -257,17 +259,44 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn ingest(config: Config) -> anyhow::Result<()> {
-    let ledger = open_ledger(&config).await?;
-    let shutdown = shutdown::on_signal();
-    let readiness = admin::Readiness::new(ledger.clone())
-        .with_broker(anchord_ingest::probe::BrokerProbe::new(&config.ingest)?);
-    let admin = admin::serve_ready(config.admin.listen, readiness, shutdown.clone()).await?;
-    let result =
-        anchord_ingest::run(config.ingest, config.hash_suite, ledger, shutdown.clone()).await;
-    shutdown.cancel();
-    let _ = admin.await;
-    Ok(result?)
+/// `anchord ingest`: a writer; `ingest.tenants` and the rest of the
+/// section checked before anything is bound.
+struct IngestService;
+
+impl service::Service for IngestService {
+    type Prepared = anchord_ingest::probe::BrokerProbe;
+    type Db = anchord_ledger::Ledger;
+
+    fn validate(&self, config: &Config) -> anyhow::Result<Self::Prepared> {
+        config
+            .ingest
+            .validate_for_ingest()
+            .context("ingest (needed by the ingest stage)")?;
+        Ok(anchord_ingest::probe::BrokerProbe::new(&config.ingest)?)
+    }
+
+    async fn connect(&self, config: &Config) -> anyhow::Result<Self::Db> {
+        service::open_writer(config).await
+    }
+
+    fn readiness(
+        &self,
+        _: &Config,
+        probe: &Self::Prepared,
+        ledger: &Self::Db,
+    ) -> anyhow::Result<admin::Readiness> {
+        Ok(admin::Readiness::new(ledger.clone()).with_broker(probe.clone()))
+    }
+
+    async fn run(
+        self,
+        config: Config,
+        _: Self::Prepared,
+        ledger: Self::Db,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> anyhow::Result<()> {
+        Ok(anchord_ingest::run(config.ingest, config.hash_suite, ledger, shutdown).await?)
+    }
 }
 
 fn init_tracing(format: &str) {

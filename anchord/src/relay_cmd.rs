@@ -6,9 +6,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anchord_ledger::Ledger;
+use anchord_relay::config::TargetKind;
 use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
 
+use crate::admin::Readiness;
 use crate::config::Config;
+use crate::service::Service;
 
 #[derive(Debug, clap::Args)]
 pub struct RelayArgs {
@@ -73,15 +78,62 @@ pub async fn relay(config: Config, args: RelayArgs) -> anyhow::Result<()> {
 }
 
 async fn run(config: Config, target: Option<String>) -> anyhow::Result<()> {
+    crate::service::run(config, RelayService { only: target }).await
+}
+
+/// Check the relay section as a run needs it, without the network: the
+/// section's rules, `only` naming a configured target, every target's
+/// endpoint and key file (each target client is built and dropped).
+pub fn validate(config: &Config, only: Option<&str>) -> anyhow::Result<()> {
     config.relay.validate()?;
-    let ledger = crate::open_ledger(&config).await?;
-    let shutdown = crate::shutdown::on_signal();
-    let readiness = crate::admin::Readiness::new(ledger.clone()).with_targets(&config.relay);
-    let admin = crate::admin::serve_ready(config.admin.listen, readiness, shutdown.clone()).await?;
-    let result = anchord_relay::run(config.relay, ledger, target, shutdown.clone()).await;
-    shutdown.cancel();
-    let _ = admin.await;
-    Ok(result?)
+    if let Some(n) = only
+        && !config.relay.targets.iter().any(|t| t.name == n)
+    {
+        anyhow::bail!("no target named {n:?} in relay.targets");
+    }
+    for t in &config.relay.targets {
+        match t.kind {
+            TargetKind::Judicial => {
+                anchord_relay::judicial::JudicialTarget::new(t)?;
+            }
+            TargetKind::Evm => {
+                anchord_relay::evm::EvmTarget::new(t)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `anchord relay [run]`.
+pub struct RelayService {
+    pub only: Option<String>,
+}
+
+impl Service for RelayService {
+    type Prepared = ();
+    type Db = Ledger;
+
+    fn validate(&self, config: &Config) -> anyhow::Result<()> {
+        validate(config, self.only.as_deref())
+    }
+
+    async fn connect(&self, config: &Config) -> anyhow::Result<Ledger> {
+        crate::service::open_writer(config).await
+    }
+
+    fn readiness(&self, config: &Config, _: &(), ledger: &Ledger) -> anyhow::Result<Readiness> {
+        Ok(Readiness::new(ledger.clone()).with_targets(&config.relay))
+    }
+
+    async fn run(
+        self,
+        config: Config,
+        _: (),
+        ledger: Ledger,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        Ok(anchord_relay::run(config.relay, ledger, self.only, shutdown).await?)
+    }
 }
 
 fn fmt_time(us: Option<i64>) -> String {
@@ -100,8 +152,11 @@ async fn gaps(
     late_after_s: u64,
     json: bool,
 ) -> anyhow::Result<()> {
-    config.relay.validate()?;
-    let ledger = anchord_ledger::Ledger::connect(&config.database)?;
+    config
+        .relay
+        .validate()
+        .map_err(crate::service::config_error)?;
+    let ledger = crate::service::open_reader(&config).await?;
     let names: Vec<String> = match target {
         Some(t) => vec![t],
         None => config
@@ -175,11 +230,8 @@ async fn gaps(
 }
 
 async fn replay(config: Config, target: String, from: u64, timeout_s: u64) -> anyhow::Result<()> {
-    config.relay.validate()?;
-    if !config.relay.targets.iter().any(|t| t.name == target) {
-        anyhow::bail!("no target named {target:?} in relay.targets");
-    }
-    let ledger = crate::open_ledger(&config).await?;
+    validate(&config, Some(&target)).map_err(crate::service::config_error)?;
+    let ledger = crate::service::open_writer(&config).await?;
     let from_size = from + 1;
     let requeued = ledger.requeue_failed_anchors(&target, from_size).await?;
     let uncovered = ledger.anchor_uncovered(&target, from_size).await?;

@@ -14,7 +14,11 @@ use anyhow::Context as _;
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::Readiness;
 use crate::config::Config;
+use crate::service::Service;
 
 /// A stage `anchord run` can start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -50,44 +54,116 @@ pub struct RunArgs {
     pub stages: Vec<Stage>,
 }
 
-pub async fn run(config: Config, args: RunArgs) -> anyhow::Result<()> {
-    let has = |s: Stage| args.stages.contains(&s);
-    // Everything that can be checked without the network is checked before
-    // any port is bound or any stage starts.
-    if has(Stage::Ingest) {
-        config
-            .ingest
-            .validate_for_ingest()
-            .context("ingest (needed by the ingest stage)")?;
-    }
-    let verifier_keys = if has(Stage::Verifier) {
-        Some(crate::verify_cmd::declared_keys(&config)?)
-    } else {
-        None
-    };
+/// `anchord run`, through the same skeleton as each stage alone: every
+/// stage's validation first (exit 2 on a bad configuration, before any port
+/// is bound), one writer pool, one admin listener.
+pub struct RunService {
+    stages: Vec<Stage>,
+}
 
-    let ledger = crate::open_ledger(&config).await?;
-    let workflow_deps = if has(Stage::Workflow) {
-        Some(crate::workflow_cmd::deps(&config, ledger.clone())?)
-    } else {
-        None
-    };
-    let shutdown = crate::shutdown::on_signal();
-    let mut readiness = crate::admin::Readiness::new(ledger.clone());
-    if has(Stage::Ingest) {
-        readiness = readiness.with_broker(anchord_ingest::probe::BrokerProbe::new(&config.ingest)?);
+impl RunService {
+    pub fn new(args: RunArgs) -> Self {
+        RunService {
+            stages: dedup(&args.stages),
+        }
     }
-    if has(Stage::Workflow) && !has(Stage::Ingest) {
-        readiness = readiness.with_broker(crate::workflow_cmd::broker_probe(&config)?);
-    }
-    if has(Stage::Relay) {
-        readiness = readiness.with_targets(&config.relay);
-    }
-    let admin = crate::admin::serve_ready(config.admin.listen, readiness, shutdown.clone()).await?;
 
+    fn has(&self, s: Stage) -> bool {
+        self.stages.contains(&s)
+    }
+}
+
+/// What validation hands to the run.
+pub struct Prepared {
+    verifier_keys: Option<anchord_core::bundle::DeclaredKeys>,
+    workflow: Option<(
+        anchord_core::bundle::DeclaredKeys,
+        anchord_ingest::probe::BrokerProbe,
+    )>,
+    ingest_probe: Option<anchord_ingest::probe::BrokerProbe>,
+}
+
+impl Service for RunService {
+    type Prepared = Prepared;
+    type Db = anchord_ledger::Ledger;
+
+    fn validate(&self, config: &Config) -> anyhow::Result<Prepared> {
+        // Each stage's own validation, the same code its subcommand runs.
+        let mut ingest_probe = None;
+        if self.has(Stage::Ingest) {
+            ingest_probe = Some(crate::IngestService.validate(config)?);
+        }
+        if self.has(Stage::Batcher) {
+            crate::batcher_cmd::BatcherService
+                .validate(config)
+                .context("batcher (needed by the batcher stage)")?;
+        }
+        if self.has(Stage::Relay) {
+            crate::relay_cmd::validate(config, None)
+                .context("relay (needed by the relay stage)")?;
+        }
+        let verifier_keys = if self.has(Stage::Verifier) {
+            Some(crate::verify_cmd::VerifierService.validate(config)?)
+        } else {
+            None
+        };
+        let workflow = if self.has(Stage::Workflow) {
+            Some(crate::workflow_cmd::WorkflowService.validate(config)?)
+        } else {
+            None
+        };
+        Ok(Prepared {
+            verifier_keys,
+            workflow,
+            ingest_probe,
+        })
+    }
+
+    async fn connect(&self, config: &Config) -> anyhow::Result<Self::Db> {
+        crate::service::open_writer(config).await
+    }
+
+    fn readiness(
+        &self,
+        config: &Config,
+        p: &Prepared,
+        ledger: &Self::Db,
+    ) -> anyhow::Result<Readiness> {
+        let mut readiness = Readiness::new(ledger.clone());
+        if let Some(probe) = &p.ingest_probe {
+            readiness = readiness.with_broker(probe.clone());
+        } else if let Some((_, probe)) = &p.workflow {
+            readiness = readiness.with_broker(probe.clone());
+        }
+        if self.has(Stage::Relay) {
+            readiness = readiness.with_targets(&config.relay);
+        }
+        Ok(readiness)
+    }
+
+    async fn run(
+        self,
+        config: Config,
+        p: Prepared,
+        ledger: Self::Db,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        run_stages(&config, &self.stages, p, ledger, shutdown).await
+    }
+}
+
+async fn run_stages(
+    config: &Config,
+    stages: &[Stage],
+    p: Prepared,
+    ledger: anchord_ledger::Ledger,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let verifier_keys = p.verifier_keys;
+    let workflow_keys = p.workflow.map(|(k, _)| k);
     let suite = config.hash_suite;
     let mut tasks: JoinSet<(Stage, anyhow::Result<()>)> = JoinSet::new();
-    for stage in dedup(&args.stages) {
+    for &stage in stages {
         let ledger = ledger.clone();
         let token = shutdown.clone();
         let span = tracing::info_span!("stage", stage = %stage);
@@ -134,8 +210,12 @@ pub async fn run(config: Config, args: RunArgs) -> anyhow::Result<()> {
                 );
             }
             Stage::Workflow => {
-                let c = crate::workflow_cmd::effective_config(&config);
-                let deps = workflow_deps.clone().context("workflow dependencies")?;
+                let c = crate::workflow_cmd::effective_config(config);
+                let deps = anchord_workflow::Deps {
+                    ledger,
+                    suite,
+                    keys: workflow_keys.clone().context("workflow keys")?,
+                };
                 tasks.spawn(
                     async move {
                         let r = anchord_workflow::serve(c, deps, token).await;
@@ -174,8 +254,6 @@ pub async fn run(config: Config, args: RunArgs) -> anyhow::Result<()> {
             }
         }
     }
-    shutdown.cancel();
-    let _ = admin.await;
     match first_error {
         Some(e) => Err(e),
         None => Ok(()),

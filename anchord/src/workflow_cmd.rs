@@ -28,7 +28,7 @@ pub enum WorkflowAction {
 
 pub async fn run(config: Config, args: WorkflowArgs) -> anyhow::Result<()> {
     match args.action {
-        None => serve(config).await,
+        None => crate::service::run(config, WorkflowService).await,
         Some(WorkflowAction::CreateAdmin {
             username,
             password_file,
@@ -39,7 +39,7 @@ pub async fn run(config: Config, args: WorkflowArgs) -> anyhow::Result<()> {
             if password.is_empty() {
                 bail!("{} holds no password", password_file.display());
             }
-            let ledger = crate::open_ledger(&config).await?;
+            let ledger = crate::service::open_writer(&config).await?;
             // The same password rules as the API (strength, blocklist); the
             // creation is written to the audit log.
             let id = anchord_workflow::auth::create_admin(
@@ -75,18 +75,6 @@ pub fn effective_config(config: &Config) -> anchord_workflow::WorkflowConfig {
     wf
 }
 
-/// What `anchord_workflow::serve` needs besides its configuration.
-pub fn deps(
-    config: &Config,
-    ledger: anchord_ledger::Ledger,
-) -> anyhow::Result<anchord_workflow::Deps> {
-    Ok(anchord_workflow::Deps {
-        ledger,
-        suite: config.hash_suite,
-        keys: crate::verify_cmd::declared_keys(config)?,
-    })
-}
-
 /// Readiness for the workflow API: PostgreSQL, and the brokers and evidence
 /// topic approvals publish to.
 pub fn broker_probe(config: &Config) -> anyhow::Result<anchord_ingest::probe::BrokerProbe> {
@@ -97,15 +85,50 @@ pub fn broker_probe(config: &Config) -> anyhow::Result<anchord_ingest::probe::Br
     Ok(anchord_ingest::probe::BrokerProbe::new(&ingest)?)
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
-    let ledger = crate::open_ledger(&config).await?;
-    let deps = deps(&config, ledger.clone())?;
-    let wf = effective_config(&config);
-    let shutdown = crate::shutdown::on_signal();
-    let readiness = crate::admin::Readiness::new(ledger).with_broker(broker_probe(&config)?);
-    let admin = crate::admin::serve_ready(config.admin.listen, readiness, shutdown.clone()).await?;
-    let result = anchord_workflow::serve(wf, deps, shutdown.clone()).await;
-    shutdown.cancel();
-    let _ = admin.await;
-    Ok(result?)
+/// `anchord workflow`: a writer (its own `workflow` schema beside the
+/// ledger's), with the brokers approvals publish to in its readiness.
+pub struct WorkflowService;
+
+impl crate::service::Service for WorkflowService {
+    type Prepared = (
+        anchord_core::bundle::DeclaredKeys,
+        anchord_ingest::probe::BrokerProbe,
+    );
+    type Db = anchord_ledger::Ledger;
+
+    fn validate(&self, config: &Config) -> anyhow::Result<Self::Prepared> {
+        let keys = crate::verify_cmd::declared_keys(config)?;
+        effective_config(config)
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok((keys, broker_probe(config)?))
+    }
+
+    async fn connect(&self, config: &Config) -> anyhow::Result<Self::Db> {
+        crate::service::open_writer(config).await
+    }
+
+    fn readiness(
+        &self,
+        _: &Config,
+        (_, probe): &Self::Prepared,
+        ledger: &Self::Db,
+    ) -> anyhow::Result<crate::admin::Readiness> {
+        Ok(crate::admin::Readiness::new(ledger.clone()).with_broker(probe.clone()))
+    }
+
+    async fn run(
+        self,
+        config: Config,
+        (keys, _): Self::Prepared,
+        ledger: Self::Db,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> anyhow::Result<()> {
+        let deps = anchord_workflow::Deps {
+            ledger,
+            suite: config.hash_suite,
+            keys,
+        };
+        Ok(anchord_workflow::serve(effective_config(&config), deps, shutdown).await?)
+    }
 }

@@ -332,3 +332,159 @@ async fn readiness_names_an_unreachable_target_and_a_failing_stage_stops_the_pro
         "the batcher drained: {stderr}"
     );
 }
+
+/// Run `anchord <args>` to completion (bounded) with `config` and extra
+/// environment; returns (exit code, stderr).
+fn run_to_exit(config: &Path, args: &[&str], env: &[(&str, String)]) -> (Option<i32>, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("ANCHORD_LOG", "info,librdkafka=warn")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = Proc(cmd.spawn().expect("the anchord binary starts"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            let mut err = String::new();
+            use std::io::Read as _;
+            child
+                .0
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            return (s.code(), err);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "anchord {args:?} still running after 60 s with a bad configuration"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_service_subcommand_exits_2_on_bad_configuration_before_binding_or_migrating() {
+    let dir = temp_dir("anchord_badconf");
+    // A real, empty database: a service that got as far as opening the
+    // ledger would migrate it (or the witness's schema) and leave tables.
+    let db = TestDb::new().await;
+    let (rsa, _) = anchord_testkit::rsa_keypair(&dir);
+    let (config, ports) = write_config(&dir, &db, "unused-topic", "http://127.0.0.1:9", &rsa);
+    // Hold the admin port: a service that binds before validating fails
+    // there instead (exit 1, "admin.listen … in use").
+    let _held = std::net::TcpListener::bind(("127.0.0.1", ports.admin)).unwrap();
+    let wkey = NoteSigner::from_seed(
+        "witness.test",
+        anchord_core::checkpoint::ALG_COSIGNATURE_V1,
+        &[3; 32],
+    )
+    .unwrap();
+    let wkey_path = dir.join("witness.key");
+    std::fs::write(&wkey_path, wkey.private_key_text()).unwrap();
+    let missing = dir.join("no-such-key").display().to_string();
+    let sealer_vkey = NoteSigner::from_seed("anchord.test/run", ALG_ED25519, &[9; 32])
+        .unwrap()
+        .verifier()
+        .vkey();
+    let witness_ok = [
+        (
+            "ANCHORD__WITNESS__SIGNING_KEY",
+            wkey_path.display().to_string(),
+        ),
+        (
+            "ANCHORD__WITNESS__LOGS",
+            format!(r#"[{{origin = "anchord.test/run", vkeys = ["{sealer_vkey}"]}}]"#),
+        ),
+        (
+            "ANCHORD__WITNESS__LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        ),
+    ];
+    let no_tenants = ("ANCHORD__INGEST__TENANTS", "[]".to_string());
+    let no_sealer_key = ("ANCHORD__BATCHER__SIGNING_KEY", missing.clone());
+    let bad_target = (
+        "ANCHORD__RELAY__TARGETS",
+        format!(
+            r#"[{{name = "court", kind = "judicial", url = "http://127.0.0.1:9", account_id = "bank-a", signing_key = "{missing}"}}]"#
+        ),
+    );
+    let cases: Vec<(&[&str], Vec<(&str, String)>, &str)> = vec![
+        (&["ingest"], vec![no_tenants.clone()], "ingest.tenants"),
+        (&["run"], vec![no_tenants.clone()], "ingest.tenants"),
+        (&["batcher"], vec![no_sealer_key.clone()], "no-such-key"),
+        (&["verifier"], vec![no_sealer_key.clone()], "no-such-key"),
+        (&["workflow"], vec![no_sealer_key.clone()], "no-such-key"),
+        (&["run"], vec![no_sealer_key.clone()], "no-such-key"),
+        (
+            &["witness"],
+            vec![witness_ok[1].clone(), witness_ok[2].clone()],
+            "witness.signing_key",
+        ),
+        (
+            &["witness"],
+            vec![
+                ("ANCHORD__WITNESS__SIGNING_KEY", missing.clone()),
+                witness_ok[1].clone(),
+                witness_ok[2].clone(),
+            ],
+            "no-such-key",
+        ),
+        (&["relay"], vec![bad_target.clone()], "no-such-key"),
+        (
+            &["run", "--stages", "relay"],
+            vec![bad_target.clone()],
+            "no-such-key",
+        ),
+        (
+            &["relay", "run", "--target", "nowhere"],
+            vec![],
+            "no target named \"nowhere\"",
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (args, env, names) in &cases {
+        let (code, stderr) = run_to_exit(&config, args, env);
+        if code != Some(2) {
+            problems.push(format!(
+                "anchord {args:?}: exit {code:?}, want 2:\n{stderr}"
+            ));
+            continue;
+        }
+        if stderr.contains("admin.listen") || stderr.contains("admin listener") {
+            problems.push(format!(
+                "anchord {args:?} reached the admin listener:\n{stderr}"
+            ));
+        }
+        if !stderr.contains("configuration error") || !stderr.contains(names) {
+            problems.push(format!(
+                "anchord {args:?}: the error does not name {names:?}:\n{stderr}"
+            ));
+        }
+    }
+    // Nothing was migrated: no ledger and no witness bookkeeping table.
+    let c = db.client().await;
+    let tables: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    if tables != 0 {
+        problems.push(format!(
+            "{tables} table(s) created in the database by commands with a bad configuration"
+        ));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}

@@ -3,9 +3,10 @@
 //! c2sp.org/tlog-cosignature (cosignature/v1) signature lines.
 //!
 //! Per origin it keeps the latest checkpoint it cosigned (table
-//! `witness_checkpoints`). A new checkpoint is cosigned only if it carries a
-//! valid signature by a trusted log key and a valid consistency proof from
-//! that stored checkpoint; the check and the update are one compare-and-swap
+//! `anchord_witness.checkpoints` in the witness's own database, through
+//! [`WitnessStore`]; no ledger schema there). A new checkpoint is cosigned
+//! only if it carries a valid signature by a trusted log key and a valid
+//! consistency proof from that stored checkpoint; the check and the update are one compare-and-swap
 //! on (size, root), so two concurrent requests can never roll the state back.
 //! See `docs/witness-protocol.md`.
 
@@ -18,7 +19,7 @@ use anchord_core::checkpoint::{
     parse_decimal,
 };
 use anchord_core::{Digest32, HashSuite, merkle};
-use anchord_ledger::Ledger;
+use anchord_ledger::WitnessStore;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -36,20 +37,26 @@ const MAX_PROOF_LINES: usize = 63;
 /// A running witness's fixed state.
 #[derive(Debug)]
 pub struct Witness {
-    ledger: Ledger,
+    store: WitnessStore,
     signer: NoteSigner,
     logs: HashMap<String, (HashSuite, Vec<NoteVerifier>)>,
 }
 
+/// Check a witness configuration without the network or a database: the
+/// rules of `[witness]` and its cosignature key file. Returns the key.
+pub fn check_config(config: &WitnessConfig) -> Result<NoteSigner, BatcherError> {
+    config.validate()?;
+    let path = config
+        .signing_key
+        .as_ref()
+        .ok_or_else(|| BatcherError::Config("witness.signing_key is required".into()))?;
+    keys::load_signer(path, ALG_COSIGNATURE_V1)
+}
+
 impl Witness {
     /// Build from configuration; reads the cosignature key file.
-    pub fn from_config(config: &WitnessConfig, ledger: Ledger) -> Result<Self, BatcherError> {
-        config.validate()?;
-        let path = config
-            .signing_key
-            .as_ref()
-            .ok_or_else(|| BatcherError::Config("witness.signing_key is required".into()))?;
-        let signer = keys::load_signer(path, ALG_COSIGNATURE_V1)?;
+    pub fn from_config(config: &WitnessConfig, store: WitnessStore) -> Result<Self, BatcherError> {
+        let signer = check_config(config)?;
         let mut logs = HashMap::new();
         for l in &config.logs {
             let keys = l
@@ -60,7 +67,7 @@ impl Witness {
             logs.insert(l.origin.clone(), (l.hash_suite, keys));
         }
         Ok(Witness {
-            ledger,
+            store,
             signer,
             logs,
         })
@@ -68,12 +75,12 @@ impl Witness {
 
     /// Build directly (tests, embedding).
     pub fn new(
-        ledger: Ledger,
+        store: WitnessStore,
         signer: NoteSigner,
         logs: HashMap<String, (HashSuite, Vec<NoteVerifier>)>,
     ) -> Self {
         Witness {
-            ledger,
+            store,
             signer,
             logs,
         }
@@ -211,7 +218,7 @@ async fn add_checkpoint(State(w): State<Arc<Witness>>, body: Bytes) -> Response 
             "old size is greater than the checkpoint size",
         );
     }
-    let state = match w.ledger.witness_latest(&cp.origin).await {
+    let state = match w.store.latest(&cp.origin).await {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "witness state");
@@ -244,8 +251,8 @@ async fn add_checkpoint(State(w): State<Arc<Witness>>, body: Bytes) -> Response 
     }
     let now = now_us();
     match w
-        .ledger
-        .witness_swap(
+        .store
+        .swap(
             &cp.origin,
             state,
             cp.size,
@@ -259,8 +266,8 @@ async fn add_checkpoint(State(w): State<Arc<Witness>>, body: Bytes) -> Response 
         Ok(false) => {
             // Someone else moved the state between our read and our write.
             let size = w
-                .ledger
-                .witness_latest(&cp.origin)
+                .store
+                .latest(&cp.origin)
                 .await
                 .ok()
                 .flatten()
@@ -294,11 +301,11 @@ async fn add_checkpoint(State(w): State<Arc<Witness>>, body: Bytes) -> Response 
 /// Run `anchord witness` until shutdown.
 pub async fn run(
     config: WitnessConfig,
-    ledger: Ledger,
+    store: WitnessStore,
     shutdown: CancellationToken,
 ) -> Result<(), BatcherError> {
     let listen = config.listen;
-    let w = Witness::from_config(&config, ledger)?;
+    let w = Witness::from_config(&config, store)?;
     let (_, task) = start(w, listen, shutdown).await?;
     let _ = task.await;
     Ok(())

@@ -391,12 +391,15 @@ struct TestWitness {
 }
 
 async fn witness(i: u8) -> TestWitness {
-    let (db, ledger) = TestDb::migrated().await;
+    // A witness has a database of its own, with only the witness schema.
+    let db = TestDb::new().await;
+    let store = anchord_ledger::WitnessStore::connect(&db.config()).unwrap();
+    store.migrate().await.unwrap();
     let key = witness_key(i);
     let logs = HashMap::from([(ORIGIN.to_string(), (SUITE, vec![sealer_key().verifier()]))]);
     let stop = CancellationToken::new();
     let (addr, _task) = start(
-        Witness::new(ledger, key.clone(), logs),
+        Witness::new(store, key.clone(), logs),
         "127.0.0.1:0".parse().unwrap(),
         stop.clone(),
     )

@@ -373,67 +373,6 @@ impl Ledger {
         .await?
         .map(|r| r.get(0)))
     }
-
-    // -- witness state ---------------------------------------------------
-
-    /// The witness's latest cosigned (size, root) for `origin`.
-    pub async fn witness_latest(
-        &self,
-        origin: &str,
-    ) -> Result<Option<(u64, Digest32)>, LedgerError> {
-        let c = self.pool().get().await?;
-        c.query_opt(
-            "SELECT size, root FROM witness_checkpoints WHERE origin = $1",
-            &[&origin],
-        )
-        .await?
-        .map(|r| {
-            let size: i64 = r.get(0);
-            Ok((size as u64, d32(r.get(1), "witness root")?))
-        })
-        .transpose()
-    }
-
-    /// Compare-and-swap the witness state of `origin` from `old` (None: no
-    /// row yet) to (`size`, `root`). False when someone else moved it first.
-    pub async fn witness_swap(
-        &self,
-        origin: &str,
-        old: Option<(u64, Digest32)>,
-        size: u64,
-        root: &Digest32,
-        checkpoint: &str,
-        now_us: i64,
-    ) -> Result<bool, LedgerError> {
-        let c = self.pool().get().await?;
-        let n = match old {
-            None => {
-                c.execute(
-                    "INSERT INTO witness_checkpoints (origin, size, root, checkpoint, updated_at_us) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (origin) DO NOTHING",
-                    &[&origin, &(size as i64), &root.as_slice(), &checkpoint, &now_us],
-                )
-                .await?
-            }
-            Some((old_size, old_root)) => {
-                c.execute(
-                    "UPDATE witness_checkpoints SET size = $2, root = $3, checkpoint = $4, updated_at_us = $5 \
-                     WHERE origin = $1 AND size = $6 AND root = $7",
-                    &[
-                        &origin,
-                        &(size as i64),
-                        &root.as_slice(),
-                        &checkpoint,
-                        &now_us,
-                        &(old_size as i64),
-                        &old_root.as_slice(),
-                    ],
-                )
-                .await?
-            }
-        };
-        Ok(n == 1)
-    }
 }
 
 /// The sealer's dedicated connection, holding the advisory lock. Dropping

@@ -11,6 +11,7 @@ mod evidence;
 pub mod migrate;
 mod proofs;
 mod summary;
+mod witness;
 mod workflow_queries;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -28,9 +29,10 @@ pub use evidence::{
     AppendBatch, AppendOutcome, DeadLetter, ItemOutcome, NewEntry, Position, Rejection, Source,
     StoredEntry,
 };
-pub use migrate::{MIGRATIONS, Migration};
+pub use migrate::{MIGRATIONS, Migration, SchemaState};
 pub use proofs::ReceiptRow;
 pub use summary::{Summary, TargetHead};
+pub use witness::WitnessStore;
 pub use workflow_queries::ChainEvent;
 
 /// Everything that can go wrong talking to the ledger.
@@ -55,6 +57,9 @@ pub enum LedgerError {
     SuiteMismatch { stored: String, configured: String },
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    /// A read-only opening found the schema not at the binary's version.
+    #[error("{0}")]
+    Schema(String),
 }
 
 impl LedgerError {
@@ -96,26 +101,97 @@ impl std::fmt::Debug for Ledger {
     }
 }
 
+/// The pool behind [`Ledger`] and [`WitnessStore`]. With `read_only`, every
+/// session starts with `default_transaction_read_only = on`, so PostgreSQL
+/// itself refuses any write (and a hot standby or a SELECT-only role works).
+pub(crate) fn build_pool(config: &DatabaseConfig, read_only: bool) -> Result<Pool, LedgerError> {
+    let mut pg = config.pg_config()?;
+    if read_only {
+        let opts = match pg.get_options() {
+            Some(o) if !o.trim().is_empty() => format!("{o} -c default_transaction_read_only=on"),
+            _ => "-c default_transaction_read_only=on".to_owned(),
+        };
+        pg.options(&opts);
+    }
+    let mgr = Manager::from_config(
+        pg,
+        tokio_postgres::NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(mgr)
+        .max_size(config.max_connections)
+        .wait_timeout(Some(config.acquire_timeout))
+        .create_timeout(Some(config.connect_timeout))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| LedgerError::Config(e.to_string()))
+}
+
 impl Ledger {
     /// Build the pool. Connections are opened lazily; call [`Ledger::ping`]
     /// to check reachability.
     pub fn connect(config: &DatabaseConfig) -> Result<Self, LedgerError> {
-        let pg = config.pg_config()?;
-        let mgr = Manager::from_config(
-            pg,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(mgr)
-            .max_size(config.max_connections)
-            .wait_timeout(Some(config.acquire_timeout))
-            .create_timeout(Some(config.connect_timeout))
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .build()
-            .map_err(|e| LedgerError::Config(e.to_string()))?;
-        Ok(Ledger { pool })
+        Ok(Ledger {
+            pool: build_pool(config, false)?,
+        })
+    }
+
+    /// Build a pool whose sessions are read-only (for readers: the verifier,
+    /// `audit`, `status`, `relay gaps`). Follow with
+    /// [`Ledger::check_schema`]; a reader never migrates.
+    pub fn connect_read_only(config: &DatabaseConfig) -> Result<Self, LedgerError> {
+        Ok(Ledger {
+            pool: build_pool(config, true)?,
+        })
+    }
+
+    /// Check, without writing, that the schema is the one this binary
+    /// expects and that the recorded hash suite (if any) is `suite`. The
+    /// error names the versions found and expected and what to run.
+    pub async fn check_schema(&self, suite: anchord_core::HashSuite) -> Result<(), LedgerError> {
+        let c = self.pool.get().await?;
+        let expected = MIGRATIONS.last().map_or(0, |m| m.version);
+        let hint = "run `anchord migrate` (as a role that may write) against the primary first";
+        match migrate::state(&c, &migrate::LEDGER).await? {
+            SchemaState::Current => {}
+            SchemaState::Empty => {
+                return Err(LedgerError::Schema(format!(
+                    "the ledger schema is missing (expected version {expected}, found none): {hint}"
+                )));
+            }
+            SchemaState::Behind { found, expected } => {
+                return Err(LedgerError::Schema(format!(
+                    "the ledger schema is at version {found}, this anchord expects version {expected}: {hint}"
+                )));
+            }
+            SchemaState::Ahead { found, expected } => {
+                return Err(LedgerError::Schema(format!(
+                    "the ledger schema is at version {found}, newer than this anchord (version {expected}): upgrade anchord"
+                )));
+            }
+            SchemaState::Changed { version } => {
+                return Err(LedgerError::Schema(format!(
+                    "ledger migration {version} was applied with a different text than this anchord's; \
+                     the schema is not the one this binary knows (expected version {expected})"
+                )));
+            }
+        }
+        let stored = c
+            .query_opt(
+                "SELECT value FROM ledger_meta WHERE key = 'hash_suite'",
+                &[],
+            )
+            .await?
+            .map(|r| r.get::<_, String>(0));
+        match stored {
+            Some(stored) if stored != suite.name() => Err(LedgerError::SuiteMismatch {
+                stored,
+                configured: suite.name().into(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Round-trip a trivial query.

@@ -71,6 +71,84 @@ pub const LEDGER: MigrationSet = MigrationSet {
     migrations: MIGRATIONS,
 };
 
+/// The witness's own set (`anchord witness`, another organisation's
+/// service): only its cosigned-checkpoint state, in schema `anchord_witness`
+/// of the witness's database, under advisory lock "anchwitn". No ledger
+/// table is created there.
+pub const WITNESS: MigrationSet = MigrationSet {
+    name: "witness",
+    lock_key: 0x616e_6368_7769_746e,
+    setup_sql: "CREATE SCHEMA IF NOT EXISTS anchord_witness",
+    table: "anchord_witness.schema_migrations",
+    migrations: WITNESS_MIGRATIONS,
+};
+
+/// The witness's migrations, oldest first. Append only.
+pub const WITNESS_MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "witness_init",
+    sql: include_str!("../migrations/witness/0001_witness_init.sql"),
+}];
+
+/// Where a schema stands compared with what this binary expects, read
+/// without writing anything (for read-only commands and replicas).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemaState {
+    /// Every migration of the set is applied, with the binary's text.
+    Current,
+    /// No bookkeeping table or no migration applied: a new database.
+    Empty,
+    /// Older than the binary: `anchord migrate` has not run since the upgrade.
+    Behind { found: i32, expected: i32 },
+    /// Newer than the binary: upgrade anchord.
+    Ahead { found: i32, expected: i32 },
+    /// An applied migration's text differs from the binary's.
+    Changed { version: i32 },
+}
+
+/// Read `set`'s bookkeeping table (only SELECTs; safe in a read-only
+/// transaction and on a hot standby) and compare it with the binary.
+pub async fn state(
+    c: &deadpool_postgres::Object,
+    set: &MigrationSet,
+) -> Result<SchemaState, LedgerError> {
+    let exists: bool = c
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&set.table])
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(SchemaState::Empty);
+    }
+    let rows = c
+        .query(&format!("SELECT version, checksum FROM {}", set.table), &[])
+        .await?;
+    let applied: std::collections::HashMap<i32, String> =
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    Ok(compare(set, &applied))
+}
+
+/// The pure half of [`state`].
+pub fn compare(
+    set: &MigrationSet,
+    applied: &std::collections::HashMap<i32, String>,
+) -> SchemaState {
+    let expected = set.migrations.last().map_or(0, |m| m.version);
+    let Some(found) = applied.keys().max().copied() else {
+        return SchemaState::Empty;
+    };
+    if found > expected {
+        return SchemaState::Ahead { found, expected };
+    }
+    for m in set.migrations {
+        match applied.get(&m.version) {
+            Some(sum) if *sum == checksum(m.sql) => {}
+            Some(_) => return SchemaState::Changed { version: m.version },
+            None => return SchemaState::Behind { found, expected },
+        }
+    }
+    SchemaState::Current
+}
+
 /// Apply `set`'s pending migrations under its advisory lock (safe from
 /// several processes at once); refuse a changed applied migration and a
 /// database newer than the binary. Returns the migrations applied.
@@ -171,4 +249,64 @@ async fn apply_pending(
 /// Hex SHA-256 of a migration's text.
 pub fn checksum(sql: &str) -> String {
     hex::encode(anchord_core::HashSuite::Sha256.digest(sql.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn applied(upto: usize, set: &MigrationSet) -> HashMap<i32, String> {
+        set.migrations[..upto]
+            .iter()
+            .map(|m| (m.version, checksum(m.sql)))
+            .collect()
+    }
+
+    #[test]
+    fn compare_names_empty_behind_ahead_changed_and_current() {
+        let n = LEDGER.migrations.len();
+        let last = LEDGER.migrations[n - 1].version;
+        assert_eq!(compare(&LEDGER, &HashMap::new()), SchemaState::Empty);
+        assert_eq!(compare(&LEDGER, &applied(n, &LEDGER)), SchemaState::Current);
+        assert_eq!(
+            compare(&LEDGER, &applied(n - 1, &LEDGER)),
+            SchemaState::Behind {
+                found: LEDGER.migrations[n - 2].version,
+                expected: last
+            }
+        );
+        let mut ahead = applied(n, &LEDGER);
+        ahead.insert(last + 1, "x".into());
+        assert_eq!(
+            compare(&LEDGER, &ahead),
+            SchemaState::Ahead {
+                found: last + 1,
+                expected: last
+            }
+        );
+        let mut changed = applied(n, &LEDGER);
+        changed.insert(1, "0".repeat(64));
+        assert_eq!(
+            compare(&LEDGER, &changed),
+            SchemaState::Changed { version: 1 }
+        );
+    }
+
+    #[test]
+    fn the_witness_set_creates_no_ledger_table() {
+        for m in WITNESS.migrations {
+            let sql = m.sql.to_lowercase();
+            for line in sql
+                .lines()
+                .filter(|l| l.trim_start().starts_with("create "))
+            {
+                assert!(
+                    line.contains("anchord_witness."),
+                    "witness migration {} creates outside its schema: {line}",
+                    m.name
+                );
+            }
+        }
+    }
 }

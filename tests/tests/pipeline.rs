@@ -42,12 +42,14 @@ async fn a_loan_contract_travels_from_kafka_to_an_offline_verified_anchored_proo
     let _stop_guard = stop.clone().drop_guard();
 
     // A notary office's witness, with a database of its own.
-    let (_wdb, wledger) = TestDb::migrated().await;
+    let _wdb = TestDb::new().await;
+    let wstore = anchord_ledger::WitnessStore::connect(&_wdb.config()).unwrap();
+    wstore.migrate().await.unwrap();
     let sealer = NoteSigner::from_seed(ORIGIN, ALG_ED25519, &[7; 32]).unwrap();
     let notary = NoteSigner::from_seed("notary.test", ALG_COSIGNATURE_V1, &[8; 32]).unwrap();
     let logs = HashMap::from([(ORIGIN.to_string(), (SUITE, vec![sealer.verifier()]))]);
     let (waddr, _w) = witness::start(
-        Witness::new(wledger, notary.clone(), logs),
+        Witness::new(wstore, notary.clone(), logs),
         "127.0.0.1:0".parse().unwrap(),
         stop.clone(),
     )
