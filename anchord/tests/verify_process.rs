@@ -1301,3 +1301,149 @@ async fn an_sm3_tree_deployment_refuses_the_ots_export_clearly() {
         assert!(!ots.exists() && !dir.join(format!("proof-{kind}")).exists());
     }
 }
+
+/// `url` with its user replaced by `role` (no password: the test cluster
+/// trusts local connections).
+fn url_as(url: &str, role: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    format!("{scheme}://{role}@{host}")
+}
+
+fn anchord_with(config: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readers_serve_proofs_audit_and_status_as_a_select_only_role_and_check_the_schema() {
+    use anchord_testkit::process::{Proc, free_port};
+    let dir = tmpdir();
+    let (db, _ledger, _prover) = ledger_with_blocks(&dir).await;
+    // A read replica's view: a role that may only SELECT. PostgreSQL
+    // refuses it any write (and any DDL), as a hot standby would.
+    let role = anchord_testkit::unique("anchord_ro");
+    let admin = db.client().await;
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; \
+             GRANT CONNECT ON DATABASE {db} TO {role}; \
+             GRANT USAGE ON SCHEMA public TO {role}; \
+             GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role};",
+            db = db.name()
+        ))
+        .await
+        .unwrap();
+    let key = dir.join("sealer.key");
+    let (verifier_port, admin_port) = (free_port(), free_port());
+    let config = dir.join("reader.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\nurl = \"{}\"\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n\
+             [batcher]\norigin = \"{ORIGIN}\"\nsigning_key = \"{}\"\n\
+             [verifier]\nlisten = \"127.0.0.1:{verifier_port}\"\n",
+            url_as(db.url(), &role),
+            key.display()
+        ),
+    )
+    .unwrap();
+
+    // The verifier serves a proof and its checkpoint with that role.
+    let log = dir.join("verifier.log");
+    let mut verifier = Proc(
+        Command::new(BIN)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .arg("--config")
+            .arg(&config)
+            .arg("verifier")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let http = reqwest::Client::new();
+    let proof = format!(
+        "http://127.0.0.1:{verifier_port}/v1/proofs/{}",
+        hex::encode(EvidenceAlg::Sha256.hash(&file(1)))
+    );
+    let mut answered = None;
+    for _ in 0..300 {
+        if let Some(status) = verifier.0.try_wait().unwrap() {
+            panic!(
+                "the verifier exited ({status}) as a SELECT-only role:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        if let Ok(r) = http.get(&proof).send().await {
+            answered = Some((r.status().as_u16(), r.text().await.unwrap()));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (status, body) = answered.unwrap_or_else(|| {
+        panic!(
+            "the verifier never answered:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    });
+    assert_eq!(status, 200, "{body}");
+    let b: Bundle = serde_json::from_str(&body).unwrap();
+    assert_eq!(b.entry.external_id, "CONTRACT-001");
+    let ready = http
+        .get(format!("http://127.0.0.1:{admin_port}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+    drop(verifier);
+
+    // audit and status run with it, too.
+    let o = anchord_with(&config, &["audit", "--no-progress"]);
+    assert_eq!(code(&o), 0, "audit: {}", describe(&o));
+    assert!(stdout(&o).contains("verdict: OK"), "{}", describe(&o));
+    let o = anchord_with(&config, &["status"]);
+    assert_eq!(code(&o), 0, "status: {}", describe(&o));
+    assert!(stdout(&o).contains("entries 6"), "{}", describe(&o));
+    let o = anchord_with(&config, &["status", "--json"]);
+    assert_eq!(code(&o), 0, "status --json: {}", describe(&o));
+
+    // A reader never migrates: behind the binary's schema it says what is
+    // found, what is expected, and what to run.
+    let last = anchord_ledger::MIGRATIONS.last().unwrap().version;
+    admin
+        .execute("DELETE FROM schema_migrations WHERE version = $1", &[&last])
+        .await
+        .unwrap();
+    for args in [&["status"][..], &["audit", "--no-progress"]] {
+        let o = anchord_with(&config, args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(code(&o), 1, "{args:?}: {}", describe(&o));
+        assert!(
+            err.contains(&format!("at version {}", last - 1))
+                && err.contains(&format!("expects version {last}"))
+                && err.contains("anchord migrate"),
+            "{args:?}: {err}"
+        );
+    }
+    let found: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM schema_migrations WHERE version = $1",
+            &[&last],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(found, 0, "a reader applied a migration");
+
+    let _ = admin
+        .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role};"))
+        .await;
+}
