@@ -26,7 +26,12 @@ pub fn router(wf: Arc<Workflow>) -> Router {
             "/v1/judicial-requests/{id}/certificate",
             post(judicial::issue_certificate),
         )
-        .layer(DefaultBodyLimit::disable());
+        // The whole request body, multipart envelope included, is bounded:
+        // multer buffers a part's header section in memory until it ends,
+        // so an unbounded body let one request grow memory without limit.
+        .layer(DefaultBodyLimit::max(crate::files::upload_body_limit(
+            &wf.config,
+        )));
     let api = Router::new()
         .route("/v1/auth/login", post(auth::login))
         .route("/v1/auth/logout", post(auth::logout))

@@ -72,6 +72,21 @@ fn mp_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     }
 }
 
+/// Room for the multipart envelope (boundaries, part headers) beside the
+/// file itself.
+pub const UPLOAD_ENVELOPE_BYTES: u64 = 64 << 10;
+
+/// The largest request body an upload route reads: `max_upload_bytes` plus
+/// the envelope. Beyond it the request answers 413 (docs/workflow-api.md).
+pub fn upload_body_limit(config: &crate::config::WorkflowConfig) -> usize {
+    usize::try_from(
+        config
+            .max_upload_bytes
+            .saturating_add(UPLOAD_ENVELOPE_BYTES),
+    )
+    .unwrap_or(usize::MAX)
+}
+
 /// Read a multipart form whose `file` part is the upload; other parts are
 /// ignored. Over `max_upload_bytes` the rest of the body is read and
 /// discarded (up to a bound) so that the client receives the 413 answer.

@@ -201,6 +201,51 @@ async fn multipart_forms_carry_only_the_file_part() {
     assert_eq!(v["file"]["name"], "e.pdf");
 }
 
+/// A part whose header section never ends (a multipart "header bomb") is
+/// cut off at the upload body limit with 413; before, the upload routes had
+/// no body limit and multer buffered the whole header section in memory
+/// until the client stopped sending (then answered 400).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_header_that_never_ends_is_cut_off_at_the_body_limit() {
+    let env = common::start(false, |_| {}).await;
+    let admin = env.admin().await;
+    let alice = env
+        .user(&admin, "alice", "user", json!({"tenant": "bank-a"}))
+        .await;
+    let product = env.product(&admin).await;
+    let p = preservation(&env, product, &alice).await;
+    let limit = env.config.max_upload_bytes as usize;
+    let mut body =
+        b"--XBOUND\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\nX-Junk: "
+            .to_vec();
+    body.resize(body.len() + limit * 8, b'a');
+    body.extend_from_slice(b"\r\n\r\nx\r\n--XBOUND--\r\n");
+    let resp = env
+        .http
+        .put(format!("{}{p}/file", env.base))
+        .bearer_auth(&alice)
+        .header("content-type", "multipart/form-data; boundary=XBOUND")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let s = resp.status().as_u16();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    assert_eq!(s, 413, "{v}");
+    assert_eq!(v["error"]["code"], "too_large", "{v}");
+    // An upload of exactly the limit still fits in the envelope.
+    let (s, v) = env
+        .upload(
+            "PUT",
+            &format!("{p}/file"),
+            &alice,
+            "max.bin",
+            vec![1u8; limit],
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+}
+
 /// Downloads carry `Content-Length` and an RFC 6266 `Content-Disposition`
 /// whose `filename*` is the UTF-8 name (a Chinese name survives), with an
 /// ASCII fallback; the body is the file (streamed from disk).
