@@ -19,6 +19,7 @@ mod relay_cmd;
 mod run_cmd;
 mod service;
 mod shutdown;
+mod times;
 mod verify_cmd;
 mod watch;
 mod workflow_cmd;

@@ -136,14 +136,9 @@ impl Service for RelayService {
     }
 }
 
+/// RFC 3339 in UTC and in the deployment's zone; `?` when unknown.
 fn fmt_time(us: Option<i64>) -> String {
-    us.and_then(|us| {
-        time::OffsetDateTime::from_unix_timestamp_nanos(us as i128 * 1000)
-            .ok()?
-            .format(&time::format_description::well_known::Rfc3339)
-            .ok()
-    })
-    .unwrap_or_else(|| "?".into())
+    us.map_or_else(|| "?".into(), crate::times::human)
 }
 
 async fn gaps(
@@ -167,7 +162,7 @@ async fn gaps(
             .collect(),
     };
     let late_ms = late_after_s.saturating_mul(1000);
-    let now_us = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1000;
+    let now_us = anchord_core::time::unix_micros(std::time::SystemTime::now());
     let mut all = serde_json::Map::new();
     for name in names {
         let report = anchord_relay::report::gaps(&ledger, &name, late_ms, now_us).await?;

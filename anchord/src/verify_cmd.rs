@@ -217,11 +217,13 @@ fn check_online(b: &Bundle, policy: &TrustPolicy, bundle_egress: Option<&[String
             && !chain.endpoints.contains(&ep)
         {
             res = match rt.block_on(egress.check_url(&ep, false)) {
-                Err(refused) => Err(anchord_verifier::online::OnlineError::BundleEndpointRefused {
-                    first: Box::new(e.clone()),
-                    endpoint: ep.clone(),
-                    refused: refused.to_string(),
-                }),
+                Err(refused) => Err(
+                    anchord_verifier::online::OnlineError::BundleEndpointRefused {
+                        first: Box::new(e.clone()),
+                        endpoint: ep.clone(),
+                        refused: refused.to_string(),
+                    },
+                ),
                 Ok(_) => rt.block_on(anchord_verifier::online::check_receipt(
                     http,
                     &b.checkpoint.origin,
@@ -263,9 +265,11 @@ fn print_report(b: &Bundle, report: &Report) {
         "evidence   {} {} (tenant {}, external id {})",
         report.hash_alg, report.evidence_hash, report.tenant, report.external_id
     );
+    let tz = crate::times::local_zone();
     println!(
-        "recorded   seq {} at {} µs since the epoch (UTC)",
-        report.seq, report.received_at_us
+        "recorded   seq {} at {}",
+        report.seq,
+        crate::times::human_in(report.received_at_us, &tz)
     );
     println!(
         "block      {} in checkpoint {} of {}",
@@ -278,19 +282,31 @@ fn print_report(b: &Bundle, report: &Report) {
         report.cosigned_by
     );
     match (report.timestamp_unix, report.timestamp_unchecked) {
-        (Some(t), _) => println!("timestamp  RFC 3161 genTime {t} (Unix seconds)"),
+        (Some(t), _) => println!(
+            "timestamp  RFC 3161 genTime {}",
+            crate::times::human_in(t.saturating_mul(1_000_000), &tz)
+        ),
         (None, true) => println!("timestamp  present, NOT checked (no tsa_certs trusted)"),
         (None, false) => println!("timestamp  none"),
     }
     if report.anchored {
-        for a in &report.anchors {
-            println!("anchor     {a}");
+        for (i, a) in report.anchors.iter().enumerate() {
+            match b.anchor.receipts.get(i) {
+                Some(r) => println!(
+                    "anchor     {a} (block time {})",
+                    crate::times::human_in(r.block_time_us, &tz)
+                ),
+                None => println!("anchor     {a}"),
+            }
         }
     } else {
-        println!(
-            "anchor     pending (expected at {} µs); fetch the bundle again later",
-            b.anchor.expected_at_us.unwrap_or_default()
-        );
+        match b.anchor.expected_at_us {
+            Some(t) => println!(
+                "anchor     pending (expected by {}); fetch the bundle again later",
+                crate::times::human_in(t, &tz)
+            ),
+            None => println!("anchor     pending; fetch the bundle again later"),
+        }
     }
 }
 
@@ -380,7 +396,7 @@ pub fn verify(args: &VerifyArgs) -> ExitCode {
                 c.target,
                 c.summary,
                 c.endpoint,
-                anchord_verifier::certificate::format_time(c.checked_at_us, 0)
+                crate::times::human(c.checked_at_us)
             );
         }
         if let Some(f) = &fingerprint {

@@ -1447,3 +1447,50 @@ async fn readers_serve_proofs_audit_and_status_as_a_select_only_role_and_check_t
         .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role};"))
         .await;
 }
+
+#[tokio::test]
+async fn verify_prints_times_in_rfc3339_utc_and_the_local_zone_and_keeps_us_in_json() {
+    let dir = tmpdir();
+    let (_db, _ledger, prover) = ledger_with_blocks(&dir).await;
+    let b = bundle(&prover, 1).await;
+    let path = write_json(&dir, "b.json", &b);
+    let trust = trusted_keys(&dir);
+    let run = |tz: &str, json: bool| {
+        let mut c = Command::new(BIN);
+        c.env_clear()
+            .env("TZ", tz)
+            .arg("verify")
+            .arg("--bundle")
+            .arg(&path)
+            .arg("--trust")
+            .arg(&trust);
+        if json {
+            c.arg("--json");
+        }
+        c.output().unwrap()
+    };
+    // The ledger recorded the entries at 1_764_000_000_000_000 µs.
+    let o = run("Asia/Shanghai", false);
+    assert!(
+        stdout(&o).contains(
+            "recorded   seq 1 at 2025-11-24T16:00:00Z (2025-11-25T00:00:00+08:00 Asia/Shanghai)"
+        ),
+        "{}",
+        describe(&o)
+    );
+    assert!(!stdout(&o).contains("µs"), "{}", describe(&o));
+    let o = run("UTC", false);
+    assert!(
+        stdout(&o).contains("recorded   seq 1 at 2025-11-24T16:00:00Z\n"),
+        "{}",
+        describe(&o)
+    );
+    let o = run("Asia/Shanghai", true);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["report"]["received_at_us"],
+        serde_json::json!(1_764_000_000_000_000i64),
+        "{}",
+        describe(&o)
+    );
+}
