@@ -29,9 +29,10 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use anchord_core::HashSuite;
+use anchord_core::time::unix_micros;
 use anchord_ledger::{AppendBatch, AppendOutcome, ItemOutcome, Ledger, LedgerError};
 use backoff::backoff::Backoff as _;
 use rdkafka::ClientConfig;
@@ -66,6 +67,9 @@ pub enum IngestError {
     Ledger(#[from] LedgerError),
     #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),
+    /// The brokers could not be used at all (see [`topics::diagnose`]).
+    #[error("brokers: {0}")]
+    Broker(String),
     #[error("dead-letter limit exceeded; stopped without committing the current batch: {0}")]
     DeadLetterLimit(String),
     #[error("the ledger and the topic disagree; stopped without skipping anything: {0}")]
@@ -297,13 +301,13 @@ async fn write_batch(deps: &WriterDeps, p: Pending) -> Result<(), IngestError> {
     let batch = AppendBatch {
         suite: deps.suite,
         consumer_group: Some(deps.group.clone()),
-        received_at_us: now_us(),
+        received_at_us: unix_micros(SystemTime::now()),
         entries: p.entries,
         rejections: p.rejections,
         positions: p.positions,
     };
     let out = append_with_retry(deps, &batch).await?;
-    let committed_ms = now_us() / 1000;
+    let committed_ms = unix_micros(SystemTime::now()) / 1000;
 
     metrics::BATCH_ROWS.observe(rows as f64);
     let mut accepted = 0u64;
@@ -420,10 +424,4 @@ async fn append_with_retry(
             Err(e) => return Err(e.into()),
         }
     }
-}
-
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
 }

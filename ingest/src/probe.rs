@@ -16,6 +16,7 @@ use crate::{IngestConfig, IngestError};
 #[derive(Clone)]
 pub struct BrokerProbe {
     client: Arc<BaseConsumer>,
+    brokers: String,
     topic: String,
     group: String,
 }
@@ -41,6 +42,7 @@ impl BrokerProbe {
         }
         Ok(BrokerProbe {
             client: Arc::new(c.create()?),
+            brokers: config.brokers.clone(),
             topic: config.topic.clone(),
             group: config.group_id.clone(),
         })
@@ -57,10 +59,12 @@ impl BrokerProbe {
         }
         let client = self.client.clone();
         let topic = self.topic.clone();
+        let brokers = self.brokers.clone();
         tokio::task::spawn_blocking(move || {
-            let md = client
-                .fetch_metadata(Some(&topic), timeout)
-                .map_err(|e| format!("brokers unreachable: {e}"))?;
+            let md = client.fetch_metadata(Some(&topic), timeout).map_err(|e| {
+                crate::topics::diagnose(&brokers, &e)
+                    .unwrap_or_else(|| format!("brokers unreachable: {e}"))
+            })?;
             match md.topics().iter().find(|t| t.name() == topic) {
                 Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(()),
                 Some(t) => Err(format!(
