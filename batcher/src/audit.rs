@@ -97,40 +97,21 @@ pub async fn audit(
         let entries = ledger
             .entries_range(h.first_seq, h.last_seq.saturating_add(1))
             .await?;
-        if entries.len() as u64 != h.leaf_count {
-            r.problems.push(format!(
-                "block {}: {} entries stored in {}..={}, the block says {}",
-                h.height,
-                entries.len(),
-                h.first_seq,
-                h.last_seq,
-                h.leaf_count
-            ));
+        if let Err(e) = h.check_leaf_count(entries.len()) {
+            r.problems.push(e.to_string());
         }
         let mut leaves = Vec::with_capacity(entries.len());
         for e in &entries {
-            let recomputed = e.entry.leaf_hash(suite);
-            if recomputed != e.leaf_hash {
-                r.problems.push(format!(
-                    "evidence seq {} (block {}): stored leaf hash {} but the entry recomputes {}",
-                    e.entry.seq,
-                    h.height,
-                    hex::encode(e.leaf_hash),
-                    hex::encode(recomputed)
-                ));
+            match e.entry.check_leaf_hash(suite, &e.leaf_hash) {
+                Ok(leaf) => leaves.push(leaf),
+                Err(m) => {
+                    r.problems.push(format!("block {}: {m}", h.height));
+                    leaves.push(m.recomputed);
+                }
             }
-            leaves.push(recomputed);
         }
-        let root = merkle::root(suite, &leaves);
-        if root != h.merkle_root {
-            r.problems.push(format!(
-                "block {}: stored merkle root {} but entries {}..={} recompute {}",
-                h.height,
-                hex::encode(h.merkle_root),
-                h.first_seq,
-                h.last_seq,
-                hex::encode(root)
-            ));
+        if let Err(e) = h.check_root(merkle::root(suite, &leaves)) {
+            r.problems.push(e.to_string());
         }
         prev = b.block_hash;
         log.push(h.hash());

@@ -53,10 +53,9 @@ pub enum BatcherError {
 }
 
 /// Microseconds since the Unix epoch, now.
+/// The batcher's clock reading, in core's representation.
 pub(crate) fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
+    anchord_core::time::unix_micros(std::time::SystemTime::now())
 }
 
 /// The sealer's verifier: `sealer_vkey` if configured, else derived from

@@ -84,40 +84,15 @@ pub(crate) async fn startup_check(
     if let Some(last) = blocks.last() {
         let h = &last.header;
         let entries = ledger.entries_range(h.first_seq, h.last_seq + 1).await?;
-        if entries.len() as u64 != h.leaf_count {
-            return Err(BatcherError::Integrity(format!(
-                "latest block {}: {} entries in {}..={}, the block says {}",
-                h.height,
-                entries.len(),
-                h.first_seq,
-                h.last_seq,
-                h.leaf_count
-            )));
-        }
-        let mut leaves = Vec::with_capacity(entries.len());
-        for e in &entries {
-            let recomputed = e.entry.leaf_hash(suite);
-            if recomputed != e.leaf_hash {
-                return Err(BatcherError::Integrity(format!(
-                    "evidence seq {}: stored leaf hash {} but the entry recomputes {}",
-                    e.entry.seq,
-                    hex::encode(e.leaf_hash),
-                    hex::encode(recomputed)
-                )));
-            }
-            leaves.push(recomputed);
-        }
-        let root = merkle::root(suite, &leaves);
-        if root != h.merkle_root {
-            return Err(BatcherError::Integrity(format!(
-                "latest block {}: stored merkle root {} but entries {}..={} recompute {}",
-                h.height,
-                hex::encode(h.merkle_root),
-                h.first_seq,
-                h.last_seq,
-                hex::encode(root)
-            )));
-        }
+        let latest = |e: &dyn std::fmt::Display| BatcherError::Integrity(format!("latest {e}"));
+        h.check_leaf_count(entries.len()).map_err(|e| latest(&e))?;
+        let leaves = entries
+            .iter()
+            .map(|e| e.entry.check_leaf_hash(suite, &e.leaf_hash))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| BatcherError::Integrity(e.to_string()))?;
+        h.check_root(merkle::root(suite, &leaves))
+            .map_err(|e| latest(&e))?;
     }
     let latest = ledger.latest_checkpoint().await?;
     match latest {

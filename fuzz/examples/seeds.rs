@@ -5,9 +5,9 @@
 
 use std::path::Path;
 
+use anchord_core::anchor::AnchorPayload;
 use anchord_core::bundle::{corpus, parse_bundle};
 use anchord_core::checkpoint::encode_hash;
-use anchord_relay::target::AnchorPayload;
 
 fn write(dir: &Path, target: &str, name: &str, data: &[u8]) {
     let d = dir.join(target);
@@ -92,17 +92,16 @@ fn main() {
             let json = serde_json::to_vec_pretty(r).expect("receipt");
             write(&out, "relay", &format!("{stem}-receipt{i}.json"), &json);
         }
-        let payload = AnchorPayload {
-            origin: b.checkpoint.origin.clone(),
-            size: b.checkpoint.size,
-            root: encode_hash(&b.checkpoint.root),
-            idempotency_key: String::new(),
-        };
+        let payload = AnchorPayload::new(
+            b.checkpoint.origin.clone(),
+            b.checkpoint.size,
+            b.checkpoint.root,
+        );
         write(
             &out,
             "relay",
             &format!("{stem}-tagged.bin"),
-            &payload.tagged(&b.checkpoint.root),
+            &payload.encode(),
         );
     }
     // A cosigner's private key text (the witness key file format).

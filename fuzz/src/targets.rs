@@ -289,20 +289,17 @@ pub mod tsa {
 /// `relay`'s re-verification do) and the tagged anchor payload carried in
 /// EVM transaction input.
 pub mod relay {
+    use anchord_core::anchor::AnchorPayload;
     use anchord_core::bundle::{AnchorReceipt, check_raw_receipt};
     use anchord_relay::sim::SimBlock;
-    use anchord_relay::target::AnchorPayload;
 
     pub fn target(data: &[u8]) -> bool {
         let mut ok = false;
-        if let Some((origin, size, root)) = AnchorPayload::parse_tagged(data) {
-            let p = AnchorPayload {
-                origin: origin.clone(),
-                size,
-                root: anchord_core::checkpoint::encode_hash(&root),
-                idempotency_key: String::new(),
-            };
-            assert_eq!(p.tagged(&root), data, "tagged(parse_tagged(x)) != x");
+        if let Ok(p) = AnchorPayload::decode(data) {
+            assert_eq!(p.encode(), data, "encode(decode(x)) != x");
+            let hex = p.to_hex_data();
+            assert!(p.matches_hex_data(&hex.to_uppercase().replacen("0X", "0x", 1)));
+            assert_eq!(AnchorPayload::decode_hex_data(&hex).as_ref(), Ok(&p));
             ok = true;
         }
         if let Ok(b) = serde_json::from_slice::<SimBlock>(data) {
@@ -462,9 +459,14 @@ pub mod relay_http {
         let h = harness();
         let rs = responses(data);
         let payload = AnchorPayload {
-            origin: "anchord.test/ledger".into(),
-            size: 3,
-            root: "CkUr3QwTsfwBgSkovzjM6KdyY27ugW6PKv9vrtiY8ss=".into(),
+            checkpoint: anchord_core::checkpoint::Checkpoint::new(
+                "anchord.test/ledger",
+                3,
+                anchord_core::checkpoint::decode_hash(
+                    "CkUr3QwTsfwBgSkovzjM6KdyY27ugW6PKv9vrtiY8ss=",
+                )
+                .expect("a base64 root"),
+            ),
             idempotency_key: "faada94f64049e07693f9708679b9911".into(),
         };
         let receipt = AnchorReceipt {

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use anchord_core::EvidenceAlg;
 use rand::rngs::StdRng;
@@ -217,9 +217,7 @@ impl Generator {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    anchord_core::time::unix_millis(SystemTime::now())
 }
 
 /// Counts deliveries.

@@ -141,30 +141,37 @@ pub fn verify(key: &RsaPublicKey, message: &str, signed_data: &str) -> bool {
     key.verify(scheme(), &digest, &sig).is_ok()
 }
 
+/// A PEM text that is not the RSA key it should be (the decoder's reason).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("not an RSA private key in PKCS#8 or PKCS#1 PEM: {0}")]
+    Private(String),
+    #[error("not an RSA public key in SPKI or PKCS#1 PEM: {0}")]
+    Public(String),
+}
+
 /// Load an RSA private key: PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1
 /// (`BEGIN RSA PRIVATE KEY`) PEM.
-pub fn load_private_key(pem: &str) -> Result<RsaPrivateKey, String> {
+pub fn load_private_key(pem: &str) -> Result<RsaPrivateKey, KeyError> {
     use rsa::pkcs1::DecodeRsaPrivateKey;
     use rsa::pkcs8::DecodePrivateKey;
     RsaPrivateKey::from_pkcs8_pem(pem)
         .or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem))
-        .map_err(|e| format!("not an RSA private key in PKCS#8 or PKCS#1 PEM: {e}"))
+        .map_err(|e| KeyError::Private(e.to_string()))
 }
 
 /// Load an RSA public key: SPKI (`BEGIN PUBLIC KEY`) or PKCS#1 PEM.
-pub fn load_public_key(pem: &str) -> Result<RsaPublicKey, String> {
+pub fn load_public_key(pem: &str) -> Result<RsaPublicKey, KeyError> {
     use rsa::pkcs1::DecodeRsaPublicKey;
     use rsa::pkcs8::DecodePublicKey;
     RsaPublicKey::from_public_key_pem(pem)
         .or_else(|_| RsaPublicKey::from_pkcs1_pem(pem))
-        .map_err(|e| format!("not an RSA public key in SPKI or PKCS#1 PEM: {e}"))
+        .map_err(|e| KeyError::Public(e.to_string()))
 }
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    anchord_core::time::unix_millis(std::time::SystemTime::now())
 }
 
 #[cfg(test)]

@@ -52,13 +52,6 @@ pub enum RelayError {
     Target { target: String, message: String },
 }
 
-/// Microseconds since the Unix epoch, now.
-pub(crate) fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
-
 /// Run a worker for every configured target (or only `only`, by name)
 /// until `shutdown`. Targets are built (keys loaded, chains checked) before
 /// any worker starts.

@@ -149,27 +149,60 @@ fn tx_id(account: &str, key: &str, e: &Evidence, n: u64) -> String {
 
 const GENESIS_PREV: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// Why the simulator cannot load its chain or start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} line {line}: {source}")]
+    Json {
+        path: String,
+        line: usize,
+        source: serde_json::Error,
+    },
+    #[error("{path}: block {height} does not verify (height, chaining or hash)")]
+    BadBlock { path: String, height: usize },
+    #[error("writing genesis: {0}")]
+    Genesis(std::io::Error),
+    #[error("binding {listen}: {source}")]
+    Bind {
+        listen: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Listener(std::io::Error),
+}
+
 /// Read and verify an on-disk chain: heights consecutive from 0, every hash
 /// recomputed, every block chained to the previous one.
-pub fn load_chain(dir: &Path) -> Result<Vec<SimBlock>, String> {
+pub fn load_chain(dir: &Path) -> Result<Vec<SimBlock>, SimError> {
     let path = dir.join("chain.jsonl");
+    let io = |source| SimError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     let f = match std::fs::File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
+        Err(e) => return Err(io(e)),
     };
     let mut blocks: Vec<SimBlock> = Vec::new();
     for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-        let line = line.map_err(|e| format!("{}: {e}", path.display()))?;
-        let b: SimBlock = serde_json::from_str(&line)
-            .map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))?;
+        let line = line.map_err(io)?;
+        let b: SimBlock = serde_json::from_str(&line).map_err(|source| SimError::Json {
+            path: path.display().to_string(),
+            line: i + 1,
+            source,
+        })?;
         let prev = blocks.last().map_or(GENESIS_PREV, |p| p.hash.as_str());
         if b.height != i as u64 || b.prev_hash != prev || b.hash != b.compute_hash() {
-            return Err(format!(
-                "{}: block {} does not verify (height, chaining or hash)",
-                path.display(),
-                i
-            ));
+            return Err(SimError::BadBlock {
+                path: path.display().to_string(),
+                height: i,
+            });
         }
         blocks.push(b);
     }
@@ -298,15 +331,18 @@ fn reset_chain(g: &mut Inner) -> std::io::Result<()> {
 
 /// Load the chain from `data_dir` (creating the genesis block on first
 /// start), bind and serve until the handle is stopped.
-pub async fn start(config: SimConfig) -> Result<SimHandle, String> {
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
+pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
+    let io = |source| SimError::Io {
+        path: config.data_dir.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(&config.data_dir).map_err(io)?;
     let chain = load_chain(&config.data_dir)?;
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(config.data_dir.join("chain.jsonl"))
-        .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
+        .map_err(io)?;
     let mut loc = HashMap::new();
     let mut by_key: HashMap<(String, String), Vec<String>> = HashMap::new();
     let mut next_submission = 0;
@@ -336,7 +372,7 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, String> {
     };
     apply_faults(&mut inner, &config.faults);
     if inner.chain.is_empty() {
-        cut_block(&mut inner, Vec::new()).map_err(|e| format!("writing genesis: {e}"))?;
+        cut_block(&mut inner, Vec::new()).map_err(SimError::Genesis)?;
     }
     let height = inner.chain.len() as u64;
     let shared = Arc::new(Shared {
@@ -348,8 +384,11 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, String> {
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|e| format!("binding {}: {e}", config.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(|source| SimError::Bind {
+            listen: config.listen.to_string(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(SimError::Listener)?;
     let app = Router::new()
         .route("/v1/anchors", post(submit))
         .route("/v1/anchors/query", post(query))

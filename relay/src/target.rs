@@ -3,75 +3,56 @@
 
 use std::future::Future;
 
-use anchord_core::HashSuite;
-use anchord_core::checkpoint::encode_hash;
+use anchord_core::anchor;
+use anchord_core::checkpoint::Checkpoint;
 use anchord_ledger::{AnchorReceipt, ChainIdentity, StoredCheckpoint};
 use serde::{Deserialize, Serialize};
 
-/// What gets anchored: the checkpoint's origin, size and root, plus the
-/// idempotency key the relay derives from them and the target name.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What gets anchored: the checkpoint (origin, size, root), plus the
+/// idempotency key the relay derives from it and the target name. The
+/// encodings are core's: [`Checkpoint::body`], [`anchor::AnchorPayload`],
+/// [`anchor::idempotency_key`].
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AnchorPayload {
-    pub origin: String,
-    pub size: u64,
-    /// Base64 (standard, padded), as in the checkpoint body.
-    pub root: String,
+    pub checkpoint: Checkpoint,
     pub idempotency_key: String,
 }
 
-/// Tag that starts the EVM data field and the judicial evidence content.
-pub const PAYLOAD_TAG: &[u8; 8] = b"ANCHORD1";
-
 impl AnchorPayload {
     pub fn new(target: &str, cp: &StoredCheckpoint) -> Self {
+        let checkpoint = stored_checkpoint(cp);
         AnchorPayload {
-            origin: cp.origin.clone(),
-            size: cp.size,
-            root: encode_hash(&cp.root),
-            idempotency_key: idempotency_key(target, cp),
+            idempotency_key: anchor::idempotency_key(target, &checkpoint),
+            checkpoint,
         }
     }
 
     /// The checkpoint body (`origin\nsize\nroot\n`), what the payload binds.
     pub fn body(&self) -> String {
-        format!("{}\n{}\n{}\n", self.origin, self.size, self.root)
+        self.checkpoint.body()
     }
 
-    /// The tagged binary payload: `ANCHORD1 || size (u64 BE) || root (32)
-    /// || origin (UTF-8)`. Carried in the EVM data field.
-    pub fn tagged(&self, root: &[u8; 32]) -> Vec<u8> {
-        let mut v = Vec::with_capacity(8 + 8 + 32 + self.origin.len());
-        v.extend_from_slice(PAYLOAD_TAG);
-        v.extend_from_slice(&self.size.to_be_bytes());
-        v.extend_from_slice(root);
-        v.extend_from_slice(self.origin.as_bytes());
-        v
+    /// The checkpoint root, base64 as in the body.
+    pub fn root_base64(&self) -> String {
+        anchord_core::checkpoint::encode_hash(&self.checkpoint.root)
     }
 
-    /// Parse [`AnchorPayload::tagged`] back: (origin, size, root).
-    pub fn parse_tagged(data: &[u8]) -> Option<(String, u64, [u8; 32])> {
-        if data.len() < 48 || &data[..8] != PAYLOAD_TAG {
-            return None;
-        }
-        let size = u64::from_be_bytes(data[8..16].try_into().ok()?);
-        let root: [u8; 32] = data[16..48].try_into().ok()?;
-        let origin = String::from_utf8(data[48..].to_vec()).ok()?;
-        Some((origin, size, root))
+    /// The anchor payload `ANCHORD1 || size (u64 BE) || root (32) || origin
+    /// (UTF-8)` carried in the EVM data field ([`anchor::AnchorPayload`]).
+    pub fn tagged(&self) -> anchor::AnchorPayload {
+        anchor::AnchorPayload::of(&self.checkpoint)
     }
 }
 
-/// `hex(SHA-256("anchord-anchor/v1\n" || target || "\n" || checkpoint body))`
-/// truncated to 32 hex digits: the same checkpoint on the same target always
-/// gets the same key, so a resubmission is recognisable.
+/// The checkpoint a stored one signs (no extension lines: Anchord writes none).
+fn stored_checkpoint(cp: &StoredCheckpoint) -> Checkpoint {
+    Checkpoint::new(cp.origin.clone(), cp.size, cp.root)
+}
+
+/// The anchor idempotency key of a stored checkpoint on `target`
+/// ([`anchor::idempotency_key`]).
 pub fn idempotency_key(target: &str, cp: &StoredCheckpoint) -> String {
-    let body = format!("{}\n{}\n{}\n", cp.origin, cp.size, encode_hash(&cp.root));
-    let d = HashSuite::Sha256.digest_parts(&[
-        b"anchord-anchor/v1\n",
-        target.as_bytes(),
-        b"\n",
-        body.as_bytes(),
-    ]);
-    hex::encode(&d[..16])
+    anchor::idempotency_key(target, &stored_checkpoint(cp))
 }
 
 /// A confirmed anchor as a target reports it.
@@ -301,13 +282,25 @@ mod tests {
     }
 
     #[test]
-    fn tagged_payload_round_trips() {
+    fn payload_binds_the_stored_checkpoint_in_cores_encodings() {
         let p = AnchorPayload::new("t", &cp(9));
-        let t = p.tagged(&[7; 32]);
         assert_eq!(
-            AnchorPayload::parse_tagged(&t),
-            Some(("bank.example/ledger".into(), 9, [7; 32]))
+            p.body(),
+            "bank.example/ledger\n9\nBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\n"
         );
-        assert_eq!(AnchorPayload::parse_tagged(&t[..40]), None);
+        assert_eq!(
+            p.root_base64(),
+            "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="
+        );
+        let t = p.tagged().encode();
+        assert_eq!(
+            anchor::AnchorPayload::decode(&t),
+            Ok(anchor::AnchorPayload::new(
+                "bank.example/ledger",
+                9,
+                [7; 32]
+            ))
+        );
+        assert_eq!(p.idempotency_key, idempotency_key("t", &cp(9)));
     }
 }

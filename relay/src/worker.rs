@@ -11,13 +11,15 @@ use backoff::backoff::Backoff;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::RelayError;
 use crate::config::{Finality, RelayConfig};
 use crate::metrics;
 use crate::target::{
     AnchorPayload, ChainReceipt, ErrorClass, Prepared, Status, Target, TargetError, Verification,
     idempotency_key,
 };
-use crate::{RelayError, now_us};
+use anchord_core::time::unix_micros;
+use std::time::SystemTime;
 
 /// Breaker states (metric values 0, 1, 2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,7 +243,7 @@ impl<T: Target> Worker<T> {
         {
             metrics::TIME_TO_ANCHORED
                 .with_label_values(&[self.name()])
-                .observe((now_us() - received).max(0) as f64 / 1e6);
+                .observe((unix_micros(SystemTime::now()) - received).max(0) as f64 / 1e6);
         }
     }
 
@@ -411,9 +413,9 @@ impl<T: Target> Worker<T> {
             "genesisHash": r.genesis_hash,
             "idempotencyKey": payload.idempotency_key,
             "checkpoint": {
-                "origin": payload.origin,
-                "size": payload.size,
-                "root": payload.root,
+                "origin": payload.checkpoint.origin,
+                "size": payload.checkpoint.size,
+                "root": payload.root_base64(),
                 "body": payload.body(),
             },
             "details": r.details,
@@ -434,14 +436,16 @@ impl<T: Target> Worker<T> {
                 metrics::COVERED
                     .with_label_values(&[name])
                     .inc_by(c.covered);
-                let secs = (now_us() - job.checkpoint.created_at_us).max(0) as f64 / 1e6;
+                let secs = (unix_micros(SystemTime::now()) - job.checkpoint.created_at_us).max(0)
+                    as f64
+                    / 1e6;
                 metrics::SEAL_TO_ANCHOR
                     .with_label_values(&[name])
                     .observe(secs);
                 let gauge = metrics::ANCHORED_SIZE.with_label_values(&[name]);
                 gauge.set(gauge.get().max(job.checkpoint.size as i64));
                 self.observe_anchored(job.checkpoint.size).await;
-                tracing::info!(target_name = %name, size = payload.size, tx = %r.tx_id,
+                tracing::info!(target_name = %name, size = payload.checkpoint.size, tx = %r.tx_id,
                     block = r.block_number, covered = c.covered, "anchor confirmed");
                 Ok(Health::Ok)
             }

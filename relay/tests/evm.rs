@@ -150,7 +150,8 @@ async fn evm_anchor_confirms_on_anvil_and_the_payload_reads_back() {
         .await;
         assert_eq!(block["hash"].as_str(), Some(r.block_hash.as_str()));
         let input = hex::decode(tx["input"].as_str().unwrap().trim_start_matches("0x")).unwrap();
-        let (origin, size, root) = AnchorPayload::parse_tagged(&input).expect("tagged payload");
+        let anchord_core::anchor::AnchorPayload { origin, size, root } =
+            anchord_core::anchor::AnchorPayload::decode(&input).expect("tagged payload");
         let cp = c
             .ledger
             .checkpoint(r.checkpoint_size)
@@ -204,13 +205,21 @@ async fn evm_anchor_confirms_on_anvil_and_the_payload_reads_back() {
         let mut backdated = ar.clone();
         backdated.block_time_us -= 365 * 86_400_000_000;
         let err = check(backdated).await.unwrap_err();
-        assert!(err.contains("has time"), "{err}");
+        assert!(
+            matches!(err, anchord_verifier::online::OnlineError::Contradicted { .. })
+                && err.to_string().contains("has time"),
+            "{err}"
+        );
         let mut other_chain = ar.clone();
         other_chain.chain_id = "1".into();
         assert!(check(other_chain).await.is_err());
         ar.checkpoint_root[0] ^= 1;
         let err = check(ar.clone()).await;
-        assert!(err.unwrap_err().contains("does not carry this checkpoint"));
+        let err = err.unwrap_err();
+        assert!(
+            !err.is_unconfirmed() && err.to_string().contains("does not carry this checkpoint"),
+            "{err}"
+        );
     }
     // One transaction per anchor: the account's nonce equals the receipts.
     let count = rpc(
@@ -414,9 +423,9 @@ async fn anchors_on_chain(url: &str) -> Vec<(u64, String, String)> {
         for tx in b["transactions"].as_array().unwrap() {
             let input =
                 hex::decode(tx["input"].as_str().unwrap().trim_start_matches("0x")).unwrap();
-            if let Some((_, size, _)) = AnchorPayload::parse_tagged(&input) {
+            if let Ok(p) = anchord_core::anchor::AnchorPayload::decode(&input) {
                 out.push((
-                    size,
+                    p.size,
                     tx["hash"].as_str().unwrap().to_owned(),
                     b["hash"].as_str().unwrap().to_owned(),
                 ));

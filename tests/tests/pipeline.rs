@@ -278,7 +278,7 @@ async fn a_loan_contract_travels_from_kafka_to_an_offline_verified_anchored_proo
         let mut wrong = r.clone();
         wrong.tx_id = "00".repeat(32);
         let err = check(wrong).await;
-        assert!(err.unwrap_err().contains("is not in the block"));
+        assert!(err.unwrap_err().to_string().contains("is not in the block"));
         let mut wrong = r.clone();
         wrong.checkpoint_size += 1;
         assert!(check(wrong).await.is_err());

@@ -117,9 +117,7 @@ impl Issuer {
             .await
             .map_err(IssueError::FontUnavailable)?
             .clone();
-        let issued_at_us = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as i64);
+        let issued_at_us = anchord_core::time::unix_micros(std::time::SystemTime::now());
         tokio::task::spawn_blocking(move || {
             let sealer = bundle
                 .keys

@@ -17,6 +17,7 @@
 
 use std::time::Duration;
 
+use anchord_core::anchor::AnchorPayload;
 use anchord_core::bundle::AnchorReceipt;
 use anchord_core::checkpoint::encode_hash;
 use serde_json::{Value, json};
@@ -43,10 +44,57 @@ enum LookupError {
     Mismatch(String),
 }
 
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
+/// Why an anchor could not be confirmed online.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum OnlineError {
+    /// The receipt names another chain than the trust policy's entry.
+    #[error(
+        "the receipt says {receipt_kind} chain {receipt_chain:?}, the trust policy says {policy_kind} chain {policy_chain:?}"
+    )]
+    NotThePolicysChain {
+        receipt_kind: String,
+        receipt_chain: String,
+        policy_kind: String,
+        policy_chain: String,
+    },
+    #[error("the trust policy lists no endpoint for target {0:?} (chains.{0}.endpoints)")]
+    NoEndpoint(String),
+    #[error("no online lookup for chain kind {0:?}")]
+    UnknownKind(String),
+    /// The chain contradicts the receipt: the anchor is not what it claims.
+    #[error("{endpoint}: {message}")]
+    Contradicted { endpoint: String, message: String },
+    /// No endpoint could be asked (each one's failure).
+    #[error("no trusted endpoint answered: {}", .0.join("; "))]
+    Unreachable(Vec<String>),
+    /// One endpoint's answer could not be used (`chain_id_of`).
+    #[error("{endpoint}: {message}")]
+    Endpoint { endpoint: String, message: String },
+    #[error("HTTP client: {0}")]
+    Client(String),
+    /// The trusted endpoints did not answer and the bundle's own endpoint
+    /// was refused by the egress policy.
+    #[error("{first}; the bundle's endpoint {endpoint} was not contacted: {refused}")]
+    BundleEndpointRefused {
+        first: Box<OnlineError>,
+        endpoint: String,
+        refused: String,
+    },
+}
+
+impl OnlineError {
+    /// True when nothing contradicted the receipt, it just could not be
+    /// checked (no endpoint listed, none answered): the verdict stays what
+    /// offline verification said, marked unconfirmed.
+    pub fn is_unconfirmed(&self) -> bool {
+        matches!(
+            self,
+            OnlineError::NoEndpoint(_)
+                | OnlineError::Unreachable(_)
+                | OnlineError::Client(_)
+                | OnlineError::BundleEndpointRefused { .. }
+        )
+    }
 }
 
 /// The endpoint a receipt recorded (used only with the user's explicit
@@ -70,18 +118,17 @@ pub async fn check_receipt(
     chain: &TrustedChain,
     endpoints: &[String],
     tolerance_us: i64,
-) -> Result<Confirmed, String> {
+) -> Result<Confirmed, OnlineError> {
     if chain.kind != r.chain_kind || chain.chain_id != r.chain_id {
-        return Err(format!(
-            "the receipt says {} chain {:?}, the trust policy says {} chain {:?}",
-            r.chain_kind, r.chain_id, chain.kind, chain.chain_id
-        ));
+        return Err(OnlineError::NotThePolicysChain {
+            receipt_kind: r.chain_kind.clone(),
+            receipt_chain: r.chain_id.clone(),
+            policy_kind: chain.kind.clone(),
+            policy_chain: chain.chain_id.clone(),
+        });
     }
     if endpoints.is_empty() {
-        return Err(format!(
-            "the trust policy lists no endpoint for target {:?} (chains.{}.endpoints)",
-            r.target, r.target
-        ));
+        return Err(OnlineError::NoEndpoint(r.target.clone()));
     }
     let mut unreachable = Vec::new();
     for ep in endpoints {
@@ -89,25 +136,27 @@ pub async fn check_receipt(
         let res = match r.chain_kind.as_str() {
             "judicial" => judicial(http, ep, origin, r, chain, tolerance_us).await,
             "evm" => evm(http, ep, origin, r, chain, tolerance_us).await,
-            other => return Err(format!("no online lookup for chain kind {other:?}")),
+            other => return Err(OnlineError::UnknownKind(other.to_owned())),
         };
         match res {
             Ok(summary) => {
                 return Ok(Confirmed {
                     target: r.target.clone(),
                     endpoint: ep.to_owned(),
-                    checked_at_us: now_us(),
+                    checked_at_us: anchord_core::time::unix_micros(std::time::SystemTime::now()),
                     summary,
                 });
             }
-            Err(LookupError::Mismatch(m)) => return Err(format!("{ep}: {m}")),
+            Err(LookupError::Mismatch(message)) => {
+                return Err(OnlineError::Contradicted {
+                    endpoint: ep.to_owned(),
+                    message,
+                });
+            }
             Err(LookupError::Unreachable(m)) => unreachable.push(format!("{ep}: {m}")),
         }
     }
-    Err(format!(
-        "no trusted endpoint answered: {}",
-        unreachable.join("; ")
-    ))
+    Err(OnlineError::Unreachable(unreachable))
 }
 
 fn time_ok(chain_us: i64, r: &AnchorReceipt, tolerance_us: i64) -> Result<(), LookupError> {
@@ -230,14 +279,10 @@ async fn evm(
             r.tx_id, tx["blockNumber"], tx["blockHash"], r.block_number, r.block_hash
         )));
     }
-    let mut payload = b"ANCHORD1".to_vec();
-    payload.extend_from_slice(&r.checkpoint_size.to_be_bytes());
-    payload.extend_from_slice(&r.checkpoint_root);
-    payload.extend_from_slice(origin.as_bytes());
-    let want = format!("0x{}", hex::encode(payload));
+    let payload = AnchorPayload::new(origin, r.checkpoint_size, r.checkpoint_root);
     if !tx["input"]
         .as_str()
-        .is_some_and(|i| i.eq_ignore_ascii_case(&want))
+        .is_some_and(|i| payload.matches_hex_data(i))
     {
         return Err(mismatch(format!(
             "transaction {} does not carry this checkpoint ({origin} size {})",
@@ -275,13 +320,13 @@ async fn evm(
 
 /// A client for [`check_receipt`]: bounded timeouts, no redirects, no
 /// proxy from the environment.
-pub fn client() -> Result<reqwest::Client, String> {
+pub fn client() -> Result<reqwest::Client, OnlineError> {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(|e| OnlineError::Client(e.to_string()))
 }
 
 async fn get_json(req: reqwest::RequestBuilder) -> Result<Value, LookupError> {
@@ -306,10 +351,18 @@ async fn get_json(req: reqwest::RequestBuilder) -> Result<Value, LookupError> {
 }
 
 /// The chain id an endpoint serves (for `anchord trust export`).
-pub async fn chain_id_of(http: &reqwest::Client, kind: &str, ep: &str) -> Result<String, String> {
+pub async fn chain_id_of(
+    http: &reqwest::Client,
+    kind: &str,
+    ep: &str,
+) -> Result<String, OnlineError> {
     let ep = ep.trim_end_matches('/');
+    let at = |message: String| OnlineError::Endpoint {
+        endpoint: ep.to_owned(),
+        message,
+    };
     let e = |e: LookupError| match e {
-        LookupError::Unreachable(m) | LookupError::Mismatch(m) => format!("{ep}: {m}"),
+        LookupError::Unreachable(m) | LookupError::Mismatch(m) => at(m),
     };
     match kind {
         "judicial" => {
@@ -319,13 +372,164 @@ pub async fn chain_id_of(http: &reqwest::Client, kind: &str, ep: &str) -> Result
             info["chainId"]
                 .as_str()
                 .map(str::to_owned)
-                .ok_or_else(|| format!("{ep}/v1/chain: no chainId"))
+                .ok_or_else(|| at("/v1/chain: no chainId".into()))
         }
         _ => {
             let v = rpc(http, ep, "eth_chainId", json!([])).await.map_err(e)?;
             quantity(&v)
                 .map(|n| n.to_string())
-                .ok_or_else(|| format!("{ep}: eth_chainId is not a quantity"))
+                .ok_or_else(|| at("eth_chainId is not a quantity".into()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn receipt() -> AnchorReceipt {
+        AnchorReceipt {
+            target: "court".into(),
+            chain_kind: "judicial".into(),
+            chain_id: "c1".into(),
+            tx_id: "tx1".into(),
+            block_number: 1,
+            block_hash: "h1".into(),
+            block_time_us: 1_000_000,
+            checkpoint_size: 3,
+            checkpoint_root: [7; 32],
+            consistency_proof: Vec::new(),
+            receipt: Value::Null,
+        }
+    }
+
+    fn chain() -> TrustedChain {
+        TrustedChain {
+            kind: "judicial".into(),
+            chain_id: "c1".into(),
+            endpoints: Vec::new(),
+        }
+    }
+
+    /// A gateway that answers for chain `c1` with block 1 holding `tx1`
+    /// whose evidence is `evidence`.
+    async fn gateway(evidence: Value) -> String {
+        use axum::routing::get;
+        let app = axum::Router::new()
+            .route(
+                "/v1/chain",
+                get(|| async { axum::Json(json!({"chainId": "c1"})) }),
+            )
+            .route(
+                "/v1/blocks/1",
+                get(move || {
+                    let evidence = evidence.clone();
+                    async move {
+                        axum::Json(json!({"height": 1, "hash": "h1", "time": 1000,
+                            "txs": [{"txId": "tx1", "evidence": evidence}]}))
+                    }
+                }),
+            );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l, app).await });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn a_contradiction_stays_invalid_whatever_text_the_chain_sends() {
+        // The old string errors were classified by their text ("lists no
+        // endpoint", "no trusted endpoint answered"); a gateway could put
+        // that text into the evidence it returns and turn a contradiction
+        // (INVALID) into UNCONFIRMED. The type decides now.
+        let ep = gateway(
+            json!({"origin": "the trust policy lists no endpoint for target",
+            "size": 3, "root": "no trusted endpoint answered"}),
+        )
+        .await;
+        let e = check_receipt(
+            &client().unwrap(),
+            "o",
+            &receipt(),
+            &chain(),
+            &[ep],
+            1_000_000,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, OnlineError::Contradicted { .. }), "{e:?}");
+        assert!(!e.is_unconfirmed());
+        assert!(e.to_string().contains("lists no endpoint"));
+    }
+
+    #[tokio::test]
+    async fn the_anchored_checkpoint_confirms_and_nothing_answering_is_unconfirmed() {
+        let ev = json!({"origin": "o", "size": 3, "root": encode_hash(&[7; 32])});
+        let ep = gateway(ev).await;
+        let ok = check_receipt(
+            &client().unwrap(),
+            "o",
+            &receipt(),
+            &chain(),
+            &[ep],
+            1_000_000,
+        )
+        .await
+        .unwrap();
+        assert_eq!(ok.target, "court");
+
+        let e = check_receipt(
+            &client().unwrap(),
+            "o",
+            &receipt(),
+            &chain(),
+            &[],
+            1_000_000,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, OnlineError::NoEndpoint(_)) && e.is_unconfirmed());
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", l.local_addr().unwrap())
+        };
+        let e = check_receipt(
+            &client().unwrap(),
+            "o",
+            &receipt(),
+            &chain(),
+            &[closed],
+            1_000_000,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(e, OnlineError::Unreachable(_)) && e.is_unconfirmed(),
+            "{e:?}"
+        );
+        let other = TrustedChain {
+            chain_id: "c2".into(),
+            ..chain()
+        };
+        let e = check_receipt(&client().unwrap(), "o", &receipt(), &other, &[], 1_000_000)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, OnlineError::NotThePolicysChain { .. }) && !e.is_unconfirmed());
+    }
+
+    #[test]
+    fn the_evm_payload_compared_online_is_cores() {
+        // docs/trust-policy.md: input = 0x ‖ hex("ANCHORD1" ‖ u64 BE size ‖ root ‖ origin).
+        let p = AnchorPayload::new("o", 3, [7; 32]);
+        let want = format!(
+            "0x{}{}{}{}",
+            hex::encode(b"ANCHORD1"),
+            "0000000000000003",
+            "07".repeat(32),
+            hex::encode(b"o")
+        );
+        assert!(p.matches_hex_data(&want));
+        assert!(p.matches_hex_data(&want.to_uppercase().replacen("0X", "0x", 1)));
     }
 }

@@ -30,6 +30,9 @@ pub enum ProveError {
     Ledger(#[from] LedgerError),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    /// A block's stored leaves do not reproduce its header.
+    #[error("stored data is inconsistent: {0}")]
+    BlockRoot(#[from] anchord_core::checkpoint::BlockRootError),
 }
 
 /// A bundle ready to serve.
@@ -412,20 +415,11 @@ impl Prover {
         let leaves = self.ledger.leaf_hashes(h.first_seq, h.last_seq + 1).await?;
         let suite = self.suite;
         let chunk = self.chunk as usize;
-        let roots = tokio::task::spawn_blocking(move || tiles::chunk_roots(suite, &leaves, chunk))
-            .await
-            .map_err(|e| ProveError::Corrupt(format!("chunk roots task: {e}")))?;
-        let root = merkle::root(self.suite, &roots);
-        if root != h.merkle_root {
-            return Err(ProveError::Corrupt(format!(
-                "block {}: stored merkle root {} but entries {}..={} recompute {}",
-                h.height,
-                hex::encode(h.merkle_root),
-                h.first_seq,
-                h.last_seq,
-                hex::encode(root)
-            )));
-        }
+        let header = h.clone();
+        let roots =
+            tokio::task::spawn_blocking(move || header.check_leaves_chunked(suite, &leaves, chunk))
+                .await
+                .map_err(|e| ProveError::Corrupt(format!("chunk roots task: {e}")))??;
         Ok(Arc::new(roots))
     }
 

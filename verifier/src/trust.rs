@@ -110,26 +110,73 @@ impl TimestampVerifier for PinnedTsa {
     }
 }
 
+/// Why a trust policy cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    #[error("{path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}: not UTF-8")]
+    NotUtf8(String),
+    /// A problem in the file at `path`.
+    #[error("{path}: {source}")]
+    File {
+        path: String,
+        source: Box<TrustError>,
+    },
+    #[error("{0}")]
+    Toml(String),
+    #[error("format {0:?} is not {TRUST_POLICY_FORMAT_V1:?}")]
+    Format(String),
+    #[error("{what} {key:?}: {reason}")]
+    Key {
+        what: &'static str,
+        key: String,
+        reason: String,
+    },
+    #[error("at least one sealer key is required")]
+    NoSealer,
+    #[error("quorum {quorum} is more than the {witnesses} witnesses")]
+    Quorum { quorum: usize, witnesses: usize },
+    #[error("tsa_certs: {0}")]
+    TsaCert(String),
+    #[error("chains.{name}.{what}")]
+    Chain { name: String, what: String },
+}
+
 /// Load a trust policy file.
-pub fn load_policy(path: &Path) -> Result<TrustPolicy, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let text = String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8", path.display()))?;
-    parse_policy(&text, path.parent().unwrap_or(Path::new(".")))
-        .map_err(|e| format!("{}: {e}", path.display()))
+pub fn load_policy(path: &Path) -> Result<TrustPolicy, TrustError> {
+    let shown = || path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| TrustError::Read {
+        path: shown(),
+        source,
+    })?;
+    let text = String::from_utf8(bytes).map_err(|_| TrustError::NotUtf8(shown()))?;
+    parse_policy(&text, path.parent().unwrap_or(Path::new("."))).map_err(|e| TrustError::File {
+        path: shown(),
+        source: Box::new(e),
+    })
 }
 
 /// Parse a trust policy; relative certificate paths are under `base`.
-pub fn parse_policy(text: &str, base: &Path) -> Result<TrustPolicy, String> {
-    let f: TrustFile = toml::from_str(text).map_err(|e| e.to_string())?;
+pub fn parse_policy(text: &str, base: &Path) -> Result<TrustPolicy, TrustError> {
+    let f: TrustFile = toml::from_str(text).map_err(|e| TrustError::Toml(e.to_string()))?;
     if let Some(fmt) = &f.format
         && fmt != TRUST_POLICY_FORMAT_V1
     {
-        return Err(format!("format {fmt:?} is not {TRUST_POLICY_FORMAT_V1:?}"));
+        return Err(TrustError::Format(fmt.clone()));
     }
-    let key = |v: &String, alg: u8, what: &str| {
-        let k = NoteVerifier::parse(v).map_err(|e| format!("{what} {v:?}: {e}"))?;
+    let key = |v: &String, alg: u8, what: &'static str| {
+        let bad = |reason: String| TrustError::Key {
+            what,
+            key: v.clone(),
+            reason,
+        };
+        let k = NoteVerifier::parse(v).map_err(|e| bad(e.to_string()))?;
         if k.alg != alg {
-            return Err(format!("{what} {v:?}: wrong key type"));
+            return Err(bad("wrong key type".into()));
         }
         Ok(k)
     };
@@ -139,7 +186,7 @@ pub fn parse_policy(text: &str, base: &Path) -> Result<TrustPolicy, String> {
         .map(|v| key(v, ALG_ED25519, "sealer"))
         .collect::<Result<Vec<_>, _>>()?;
     if sealers.is_empty() {
-        return Err("at least one sealer key is required".into());
+        return Err(TrustError::NoSealer);
     }
     let witnesses = f
         .witnesses
@@ -148,37 +195,40 @@ pub fn parse_policy(text: &str, base: &Path) -> Result<TrustPolicy, String> {
         .collect::<Result<Vec<_>, _>>()?;
     let quorum = f.quorum.unwrap_or(witnesses.len());
     if quorum > witnesses.len() {
-        return Err(format!(
-            "quorum {quorum} is more than the {} witnesses",
-            witnesses.len()
-        ));
+        return Err(TrustError::Quorum {
+            quorum,
+            witnesses: witnesses.len(),
+        });
     }
     let certs = f
         .tsa_certs
         .iter()
         .map(|c| {
             if c.trim_start().starts_with("-----BEGIN") {
-                pem_to_der(c).map_err(|e| format!("tsa_certs: {e}"))
+                pem_to_der(c).map_err(TrustError::TsaCert)
             } else {
-                anchord_tsa::load_cert_der(&base.join(c)).map_err(|e| format!("tsa_certs: {e}"))
+                anchord_tsa::load_cert_der(&base.join(c))
+                    .map_err(|e| TrustError::TsaCert(e.to_string()))
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
     for (name, c) in &f.chains {
+        let bad = |what: String| TrustError::Chain {
+            name: name.clone(),
+            what,
+        };
         if c.kind != "judicial" && c.kind != "evm" {
-            return Err(format!(
-                "chains.{name}.kind {:?}: want \"judicial\" or \"evm\"",
+            return Err(bad(format!(
+                "kind {:?}: want \"judicial\" or \"evm\"",
                 c.kind
-            ));
+            )));
         }
         if c.chain_id.is_empty() {
-            return Err(format!("chains.{name}.chain_id is empty"));
+            return Err(bad("chain_id is empty".into()));
         }
         for e in &c.endpoints {
             if !(e.starts_with("http://") || e.starts_with("https://")) {
-                return Err(format!(
-                    "chains.{name}.endpoints: {e:?} is not an http(s) URL"
-                ));
+                return Err(bad(format!("endpoints: {e:?} is not an http(s) URL")));
             }
         }
     }
@@ -204,7 +254,7 @@ pub fn parse_policy(text: &str, base: &Path) -> Result<TrustPolicy, String> {
 }
 
 /// The keys only, for callers of the v1 API (`--trusted-keys`).
-pub fn load(path: &Path) -> Result<TrustedKeys, String> {
+pub fn load(path: &Path) -> Result<TrustedKeys, TrustError> {
     load_policy(path).map(|p| p.keys)
 }
 
