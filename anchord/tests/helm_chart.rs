@@ -63,13 +63,86 @@ fn render(values: &[Value]) -> Result<Rendered, String> {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
     let doc: Value = serde_json::from_slice(&out.stdout).expect("renderer prints JSON");
-    let objects = doc["objects"]
+    let objects: Vec<Value> = doc["objects"]
         .as_array()
         .unwrap()
         .iter()
         .map(|o| o["object"].clone())
         .collect();
+    let problems = kubernetes_validate(&objects);
+    assert!(
+        problems.is_empty(),
+        "objects rendered with values {values:?} are not valid Kubernetes objects:\n  {}",
+        problems.join("\n  ")
+    );
     Ok(Rendered { objects })
+}
+
+/// The Kubernetes versions the chart supports (Chart.yaml `kubeVersion`,
+/// helm/README.md): every rendered object is validated against each one's
+/// API schemas.
+const KUBE_VERSIONS: &[&str] = &[
+    "1.25.0", "1.26.0", "1.27.0", "1.28.0", "1.29.0", "1.30.0", "1.31.0", "1.32.0", "1.33.0",
+    "1.34.0", "1.35.0", "1.36.0", "1.37.0",
+];
+
+/// Kinds of custom resources (prometheus-operator's) that no Kubernetes
+/// version's schema describes: their shape is checked by the tests here.
+const CUSTOM_KINDS: &[(&str, &str)] = &[
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+];
+
+/// Validate objects against the Kubernetes OpenAPI schemas of every version
+/// in [`KUBE_VERSIONS`], strictly (unknown fields are errors), with PyPI
+/// `kubernetes-validate` (installed by scripts/test-peers into the venv; it
+/// ships the schemas, no cluster is needed). One line per problem.
+fn kubernetes_validate(objects: &[Value]) -> Vec<String> {
+    const SCRIPT: &str = r#"
+import json, sys
+import kubernetes_validate as kv
+req = json.load(sys.stdin)
+custom = {tuple(c) for c in req["custom"]}
+out = []
+for v in req["versions"]:
+    for o in req["objects"]:
+        what = "%s %s (Kubernetes %s)" % (o.get("kind"), o.get("metadata", {}).get("name"), v)
+        if (o.get("apiVersion"), o.get("kind")) in custom:
+            continue
+        try:
+            kv.validate(o, v, True)
+        except kv.ValidationError as e:
+            out.append("%s: %s at %s" % (what, e.message, "/".join(map(str, e.path))))
+        except Exception as e:
+            out.append("%s: %s: %s" % (what, type(e).__name__, e))
+print(json.dumps(out))
+"#;
+    let python = root().join(".anchord/peers/venv/bin/python");
+    let mut child = Command::new(&python)
+        .args(["-c", SCRIPT])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}: run scripts/test-peers (installs kubernetes-validate in the venv)",
+                python.display()
+            )
+        });
+    let req = json!({"versions": KUBE_VERSIONS, "objects": objects, "custom": CUSTOM_KINDS});
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(req.to_string().as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "kubernetes-validate failed to run (scripts/test-peers installs it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the validator prints a JSON list")
 }
 
 impl Rendered {
@@ -941,4 +1014,111 @@ fn the_chart_passes_helm_lint_strict() {
         "helm lint --strict: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A YAML file as JSON (PyYAML from the test venv; the workspace has no
+/// YAML crate).
+fn yaml_as_json(path: &Path) -> Value {
+    let out = Command::new(root().join(".anchord/peers/venv/bin/python"))
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+        ])
+        .arg(path)
+        .output()
+        .expect("running the venv's python (scripts/test-peers)");
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_kubernetes_schema_check_rejects_what_an_api_server_would() {
+    let r = render(&[]).unwrap();
+    let deployment = r.of_kind("Deployment")[0].clone();
+    // A misspelt field (strict mode), a wrong type, a missing required field.
+    let mut unknown = deployment.clone();
+    unknown["spec"]["replica"] = json!(2);
+    let mut wrong_type = deployment.clone();
+    wrong_type["spec"]["replicas"] = json!("two");
+    let mut missing = deployment.clone();
+    missing["spec"]["template"]["spec"]["containers"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("name");
+    for (what, o) in [
+        ("unknown field", unknown),
+        ("wrong type", wrong_type),
+        ("missing name", missing),
+    ] {
+        let problems = kubernetes_validate(&[o]);
+        assert_eq!(
+            problems.len(),
+            KUBE_VERSIONS.len(),
+            "{what}: one problem per Kubernetes version expected, got {problems:?}"
+        );
+    }
+    // A kind that was removed (policy/v1beta1 PodDisruptionBudget, gone in
+    // 1.25) is refused for every supported version.
+    let mut pdb = r.of_kind("PodDisruptionBudget")[0].clone();
+    pdb["apiVersion"] = json!("policy/v1beta1");
+    assert_eq!(kubernetes_validate(&[pdb]).len(), KUBE_VERSIONS.len());
+    assert!(kubernetes_validate(&[deployment]).is_empty());
+}
+
+#[test]
+fn the_supported_kubernetes_versions_are_the_validated_ones() {
+    let chart_yaml = yaml_as_json(&chart().join("Chart.yaml"));
+    let first = KUBE_VERSIONS[0];
+    let last = KUBE_VERSIONS[KUBE_VERSIONS.len() - 1];
+    let (major, minor) = last.rsplit_once(".0").unwrap().0.split_once('.').unwrap();
+    let next = format!("{major}.{}.0", minor.parse::<u32>().unwrap() + 1);
+    assert_eq!(
+        chart_yaml["kubeVersion"],
+        format!(">={first}-0 <{next}-0"),
+        "Chart.yaml kubeVersion must name the versions the test validates"
+    );
+    let readme = std::fs::read_to_string(root().join("helm/README.md")).unwrap();
+    let (lo, hi) = (first.trim_end_matches(".0"), last.trim_end_matches(".0"));
+    assert!(
+        readme.contains(&format!("Kubernetes {lo} to {hi}")),
+        "helm/README.md must state the supported versions (Kubernetes {lo} to {hi})"
+    );
+}
+
+#[test]
+fn the_prometheus_rule_carries_the_alerts_file_and_the_chart_copy_agrees() {
+    let source = root().join("dashboards/alerts.yml");
+    let copy = chart().join("files/alerts.yml");
+    assert_eq!(
+        std::fs::read(&source).unwrap(),
+        std::fs::read(&copy).unwrap(),
+        "helm/anchord/files/alerts.yml differs from dashboards/alerts.yml (the one \
+         source): copy it again (cp dashboards/alerts.yml helm/anchord/files/alerts.yml)"
+    );
+    assert!(render(&[]).unwrap().of_kind("PrometheusRule").is_empty());
+    let r = render(&[
+        json!({"prometheusRule": {"enabled": true, "labels": {"release": "kube-prometheus"}}}),
+    ])
+    .unwrap();
+    let rules = r.of_kind("PrometheusRule");
+    assert_eq!(rules.len(), 1);
+    let rule = rules[0];
+    assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(rule["metadata"]["labels"]["release"], "kube-prometheus");
+    assert_eq!(
+        rule["metadata"]["labels"]["app.kubernetes.io/instance"],
+        RELEASE
+    );
+    assert_eq!(
+        rule["spec"]["groups"],
+        yaml_as_json(&source)["groups"],
+        "the PrometheusRule's groups are the alerts file's"
+    );
+    // Every rule has what prometheus-operator's CRD requires and a runbook.
+    for g in rule["spec"]["groups"].as_array().unwrap() {
+        for a in g["rules"].as_array().unwrap() {
+            assert!(a["alert"].is_string() && a["expr"].is_string(), "{a}");
+            assert!(a["annotations"]["runbook_url"].is_string(), "{a}");
+        }
+    }
 }
