@@ -2,12 +2,11 @@
 //! (tenant, external id), consumer positions and dead letters in the same
 //! transaction as the rows they cover.
 
-use std::collections::HashMap;
-
 use anchord_core::{Digest32, Entry, EvidenceAlg, HashSuite, entry::identity_key};
 use bytes::Bytes;
 use futures::{SinkExt, pin_mut};
 
+use crate::plan::{self, LedgerState, StoredIdentity};
 use crate::{Ledger, LedgerError};
 
 /// Where an input came from on the broker.
@@ -154,6 +153,8 @@ impl Ledger {
         }
     }
 
+    /// One attempt: read the state under the locks, [`plan::plan`] the
+    /// batch (every decision is there, without I/O), write the plan.
     async fn append_once(
         &self,
         batch: &AppendBatch,
@@ -162,9 +163,12 @@ impl Ledger {
         let mut client = self.pool().get().await?;
         let tx = client.transaction().await?;
         let head: i64 = tx.query_one(HEAD_LOCK, &[]).await?.get(0);
+        let mut state = LedgerState {
+            next_seq: head as u64,
+            ..LedgerState::default()
+        };
 
         // Stored positions of this group, locked for the transaction.
-        let mut stored: HashMap<(String, i32), i64> = HashMap::new();
         if let Some(group) = &batch.consumer_group {
             let rows = tx
                 .query(
@@ -174,25 +178,13 @@ impl Ledger {
                 )
                 .await?;
             for r in rows {
-                stored.insert((r.get(0), r.get(1)), r.get(2));
+                state.positions.insert((r.get(0), r.get(1)), r.get(2));
             }
         }
-        let covered = |s: &Option<Source>| match s {
-            Some(s) => stored
-                .get(&(s.topic.clone(), s.partition))
-                .is_some_and(|next| s.offset < *next),
-            None => false,
-        };
-
-        let identities: Vec<Digest32> = batch
-            .entries
-            .iter()
-            .map(|e| identity_key(&e.tenant, &e.external_id))
-            .collect();
 
         // Existing rows for these identities (slow path only).
-        let mut existing: HashMap<Digest32, (u64, i16, Vec<u8>)> = HashMap::new();
         if lookup_existing {
+            let identities = plan::identities(batch);
             let ids: Vec<&[u8]> = identities.iter().map(|i| i.as_slice()).collect();
             let rows = tx
                 .query(
@@ -206,68 +198,27 @@ impl Ledger {
                 let id: Digest32 = id
                     .try_into()
                     .map_err(|_| LedgerError::Corrupt("identity is not 32 bytes".into()))?;
-                existing.insert(id, (r.get::<_, i64>(1) as u64, r.get(2), r.get(3)));
+                state.existing.insert(
+                    id,
+                    StoredIdentity {
+                        seq: r.get::<_, i64>(1) as u64,
+                        hash_alg: r.get(2),
+                        evidence_hash: r.get(3),
+                    },
+                );
             }
         }
 
-        let mut next = head as u64;
-        let mut items = Vec::with_capacity(batch.entries.len());
-        let mut new_rows: Vec<(usize, Entry, Digest32)> = Vec::new();
-        let mut conflicts: Vec<usize> = Vec::new();
-        let mut in_batch: HashMap<Digest32, usize> = HashMap::new();
-        for (i, e) in batch.entries.iter().enumerate() {
-            if covered(&e.source) {
-                items.push(ItemOutcome::AlreadyCommitted);
-                continue;
-            }
-            let id = identities[i];
-            let same =
-                |alg: i16, hash: &[u8]| alg == e.hash_alg.id() as i16 && hash == e.evidence_hash;
-            if let Some((seq, alg, hash)) = existing.get(&id) {
-                if same(*alg, hash) {
-                    items.push(ItemOutcome::Duplicate { seq: *seq });
-                } else {
-                    items.push(ItemOutcome::Conflict { existing_seq: *seq });
-                    conflicts.push(i);
-                }
-                continue;
-            }
-            if let Some(&j) = in_batch.get(&id) {
-                let first = &batch.entries[j];
-                let ItemOutcome::Accepted { seq } = items[j] else {
-                    unreachable!("in_batch only holds accepted items")
-                };
-                if same(first.hash_alg.id() as i16, &first.evidence_hash) {
-                    items.push(ItemOutcome::Duplicate { seq });
-                } else {
-                    items.push(ItemOutcome::Conflict { existing_seq: seq });
-                    conflicts.push(i);
-                }
-                continue;
-            }
-            let entry = Entry {
-                seq: next,
-                received_at_us: batch.received_at_us,
-                tenant: e.tenant.clone(),
-                external_id: e.external_id.clone(),
-                hash_alg: e.hash_alg,
-                evidence_hash: e.evidence_hash.clone(),
-                metadata: e.metadata.clone(),
-            };
-            let leaf = entry.leaf_hash(batch.suite);
-            items.push(ItemOutcome::Accepted { seq: next });
-            in_batch.insert(id, i);
-            new_rows.push((i, entry, leaf));
-            next += 1;
-        }
+        let plan = plan::plan(batch, &state);
 
-        if !new_rows.is_empty() {
-            let mut buf = CopyBuffer::with_rows(new_rows.len());
-            for (i, entry, leaf) in &new_rows {
-                let src = batch.entries[*i].source.as_ref();
+        if !plan.rows.is_empty() {
+            let mut buf = CopyBuffer::with_rows(plan.rows.len());
+            for row in &plan.rows {
+                let entry = &row.entry;
+                let src = batch.entries[row.index].source.as_ref();
                 buf.row(13);
                 buf.i64(entry.seq as i64);
-                buf.bytes(&identities[*i]);
+                buf.bytes(&row.identity);
                 buf.bytes(entry.tenant.as_bytes());
                 buf.bytes(entry.external_id.as_bytes());
                 buf.i16(entry.hash_alg.id() as i16);
@@ -275,7 +226,7 @@ impl Ledger {
                 buf.opt_bytes(entry.metadata.as_deref().map(str::as_bytes));
                 buf.i64(entry.received_at_us);
                 buf.i16(1);
-                buf.bytes(leaf);
+                buf.bytes(&row.leaf);
                 buf.opt_bytes(src.map(|s| s.topic.as_bytes()));
                 match src {
                     Some(s) => {
@@ -294,42 +245,25 @@ impl Ledger {
             sink.finish().await?;
             tx.execute(
                 "UPDATE ledger_head SET next_seq = $1 WHERE singleton",
-                &[&(next as i64)],
+                &[&(plan.next_seq as i64)],
             )
             .await?;
         }
 
-        // Dead letters: validation rejections plus conflicts found above.
-        let mut letters: Vec<(Option<&Source>, &str, String, &[u8])> = Vec::new();
-        let mut rejections_skipped = 0;
-        for r in &batch.rejections {
-            if covered(&r.source) {
-                rejections_skipped += 1;
-                continue;
-            }
-            letters.push((r.source.as_ref(), r.reason, r.detail.clone(), &r.payload));
-        }
-        for &i in &conflicts {
-            let e = &batch.entries[i];
-            let ItemOutcome::Conflict { existing_seq } = items[i] else {
-                unreachable!()
-            };
-            let detail = format!(
-                "tenant {:?} external id {:?} is already in the ledger at seq {existing_seq} \
-                 with a different hash",
-                e.tenant, e.external_id
-            );
-            letters.push((e.source.as_ref(), "conflict", detail, &e.raw));
-        }
+        // Dead letters: validation rejections plus conflicts.
+        let letters = &plan.dead_letters;
         let dl_topic: Vec<Option<&str>> = letters
             .iter()
-            .map(|l| l.0.map(|s| s.topic.as_str()))
+            .map(|l| l.source.map(|s| s.topic.as_str()))
             .collect();
-        let dl_part: Vec<Option<i32>> = letters.iter().map(|l| l.0.map(|s| s.partition)).collect();
-        let dl_off: Vec<Option<i64>> = letters.iter().map(|l| l.0.map(|s| s.offset)).collect();
-        let dl_reason: Vec<&str> = letters.iter().map(|l| l.1).collect();
-        let dl_detail: Vec<&str> = letters.iter().map(|l| l.2.as_str()).collect();
-        let dl_payload: Vec<&[u8]> = letters.iter().map(|l| l.3).collect();
+        let dl_part: Vec<Option<i32>> = letters
+            .iter()
+            .map(|l| l.source.map(|s| s.partition))
+            .collect();
+        let dl_off: Vec<Option<i64>> = letters.iter().map(|l| l.source.map(|s| s.offset)).collect();
+        let dl_reason: Vec<&str> = letters.iter().map(|l| l.reason).collect();
+        let dl_detail: Vec<&str> = letters.iter().map(|l| l.detail.as_str()).collect();
+        let dl_payload: Vec<&[u8]> = letters.iter().map(|l| l.payload).collect();
         let mut rejections_recorded = 0;
         if !dl_reason.is_empty() {
             rejections_recorded = tx
@@ -360,9 +294,9 @@ impl Ledger {
         }
         tx.commit().await?;
         Ok(AppendOutcome {
-            items,
+            items: plan.items,
             rejections_recorded,
-            rejections_skipped,
+            rejections_skipped: plan.rejections_skipped,
         })
     }
 

@@ -9,6 +9,7 @@ mod blocks;
 mod config;
 mod evidence;
 pub mod migrate;
+pub mod plan;
 mod proofs;
 mod summary;
 mod witness;

@@ -1,0 +1,512 @@
+//! The decisions of [`Ledger::append`](crate::Ledger::append), apart from
+//! its SQL: given a batch and what the ledger holds under the transaction's
+//! locks (the head, the group's stored Kafka positions, and, on the careful
+//! path, the rows already stored for the batch's identities), classify every
+//! input and assign sequence numbers. No I/O; `evidence.rs` reads the state,
+//! calls [`plan`] and writes what it returns.
+//!
+//! The rules (`ARCHITECTURE.md`, "Invariants of the data"):
+//! - an input whose source offset is below its partition's stored position
+//!   was covered by an earlier transaction: `AlreadyCommitted`, nothing
+//!   written (rejections likewise, counted as skipped);
+//! - an identity (tenant, external id) already stored, or accepted earlier in
+//!   the same batch, is a `Duplicate` of it when the evidence (algorithm and
+//!   hash) is the same and a `Conflict` with it otherwise; a conflict becomes
+//!   a dead letter, never an overwrite;
+//! - everything else is `Accepted` with the next sequence number, in batch
+//!   order, gap-free from the head.
+
+use std::collections::HashMap;
+
+use anchord_core::entry::identity_key;
+use anchord_core::{Digest32, Entry};
+
+use crate::evidence::{AppendBatch, ItemOutcome, Source};
+
+/// An entry already in the ledger, as far as classifying matters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredIdentity {
+    pub seq: u64,
+    /// `evidence.hash_alg` as stored.
+    pub hash_alg: i16,
+    pub evidence_hash: Vec<u8>,
+}
+
+/// What the ledger holds that the plan depends on, read under the
+/// transaction's locks.
+#[derive(Clone, Debug, Default)]
+pub struct LedgerState {
+    /// The next sequence number to hand out (`ledger_head.next_seq`).
+    pub next_seq: u64,
+    /// The consumer group's stored positions: (topic, partition) → the next
+    /// offset to read.
+    pub positions: HashMap<(String, i32), i64>,
+    /// Stored entries by identity, for the batch's identities (empty on the
+    /// fast path, which trusts the unique index to catch a duplicate).
+    pub existing: HashMap<Digest32, StoredIdentity>,
+}
+
+impl LedgerState {
+    /// Was this source covered by an earlier transaction?
+    pub fn covers(&self, s: Option<&Source>) -> bool {
+        s.is_some_and(|s| {
+            self.positions
+                .get(&(s.topic.clone(), s.partition))
+                .is_some_and(|next| s.offset < *next)
+        })
+    }
+}
+
+/// A row to write to `evidence`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewRow {
+    /// Index of the input in `batch.entries`.
+    pub index: usize,
+    pub identity: Digest32,
+    pub entry: Entry,
+    pub leaf: Digest32,
+}
+
+/// A row to write to `dead_letters`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedDeadLetter<'a> {
+    pub source: Option<&'a Source>,
+    pub reason: &'a str,
+    pub detail: String,
+    pub payload: &'a [u8],
+}
+
+/// Everything one append writes, decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan<'a> {
+    /// One outcome per entry, in the batch's order.
+    pub items: Vec<ItemOutcome>,
+    /// New entries, in sequence order (`rows[k].entry.seq == head + k`).
+    pub rows: Vec<NewRow>,
+    /// The head after the batch.
+    pub next_seq: u64,
+    /// Validation rejections not yet covered, then conflicts in batch order.
+    pub dead_letters: Vec<PlannedDeadLetter<'a>>,
+    /// Rejections skipped as already committed.
+    pub rejections_skipped: usize,
+}
+
+/// The identity keys of a batch's entries, in order.
+pub fn identities(batch: &AppendBatch) -> Vec<Digest32> {
+    batch
+        .entries
+        .iter()
+        .map(|e| identity_key(&e.tenant, &e.external_id))
+        .collect()
+}
+
+/// Classify every input of `batch` against `state` and assign sequence
+/// numbers from `state.next_seq`.
+pub fn plan<'a>(batch: &'a AppendBatch, state: &LedgerState) -> Plan<'a> {
+    let ids = identities(batch);
+    let mut next = state.next_seq;
+    let mut items = Vec::with_capacity(batch.entries.len());
+    let mut rows: Vec<NewRow> = Vec::new();
+    let mut conflicts: Vec<usize> = Vec::new();
+    // Identity → (seq, index) of the entry accepted earlier in this batch.
+    let mut in_batch: HashMap<Digest32, (u64, usize)> = HashMap::new();
+    for (i, e) in batch.entries.iter().enumerate() {
+        if state.covers(e.source.as_ref()) {
+            items.push(ItemOutcome::AlreadyCommitted);
+            continue;
+        }
+        let id = ids[i];
+        let same = |alg: i16, hash: &[u8]| alg == e.hash_alg.id() as i16 && hash == e.evidence_hash;
+        let earlier = match state.existing.get(&id) {
+            Some(s) => Some((s.seq, same(s.hash_alg, &s.evidence_hash))),
+            None => in_batch.get(&id).map(|&(seq, j)| {
+                let first = &batch.entries[j];
+                (seq, same(first.hash_alg.id() as i16, &first.evidence_hash))
+            }),
+        };
+        match earlier {
+            Some((seq, true)) => items.push(ItemOutcome::Duplicate { seq }),
+            Some((seq, false)) => {
+                items.push(ItemOutcome::Conflict { existing_seq: seq });
+                conflicts.push(i);
+            }
+            None => {
+                let entry = Entry {
+                    seq: next,
+                    received_at_us: batch.received_at_us,
+                    tenant: e.tenant.clone(),
+                    external_id: e.external_id.clone(),
+                    hash_alg: e.hash_alg,
+                    evidence_hash: e.evidence_hash.clone(),
+                    metadata: e.metadata.clone(),
+                };
+                let leaf = entry.leaf_hash(batch.suite);
+                items.push(ItemOutcome::Accepted { seq: next });
+                in_batch.insert(id, (next, i));
+                rows.push(NewRow {
+                    index: i,
+                    identity: id,
+                    entry,
+                    leaf,
+                });
+                next += 1;
+            }
+        }
+    }
+
+    let mut dead_letters = Vec::new();
+    let mut rejections_skipped = 0;
+    for r in &batch.rejections {
+        if state.covers(r.source.as_ref()) {
+            rejections_skipped += 1;
+            continue;
+        }
+        dead_letters.push(PlannedDeadLetter {
+            source: r.source.as_ref(),
+            reason: r.reason,
+            detail: r.detail.clone(),
+            payload: &r.payload,
+        });
+    }
+    for &i in &conflicts {
+        let e = &batch.entries[i];
+        let ItemOutcome::Conflict { existing_seq } = items[i] else {
+            continue;
+        };
+        dead_letters.push(PlannedDeadLetter {
+            source: e.source.as_ref(),
+            reason: "conflict",
+            detail: format!(
+                "tenant {:?} external id {:?} is already in the ledger at seq {existing_seq} \
+                 with a different hash",
+                e.tenant, e.external_id
+            ),
+            payload: &e.raw,
+        });
+    }
+    Plan {
+        items,
+        rows,
+        next_seq: next,
+        dead_letters,
+        rejections_skipped,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::evidence::{NewEntry, Position, Rejection};
+    use anchord_core::{EvidenceAlg, HashSuite};
+    use bytes::Bytes;
+    use proptest::prelude::*;
+
+    const TOPIC: &str = "evidence";
+
+    fn entry(ext: &str, hash: u8, source: Option<(i32, i64)>) -> NewEntry {
+        NewEntry {
+            tenant: "t".into(),
+            external_id: ext.into(),
+            hash_alg: EvidenceAlg::Sha256,
+            evidence_hash: vec![hash; 32],
+            metadata: None,
+            source: source.map(|(partition, offset)| Source {
+                topic: TOPIC.into(),
+                partition,
+                offset,
+            }),
+            raw: Bytes::from(format!("raw {ext} {hash}")),
+        }
+    }
+
+    fn batch(entries: Vec<NewEntry>, rejections: Vec<Rejection>) -> AppendBatch {
+        // Positions as ingest sends them: past the last offset it consumed
+        // on each partition.
+        let mut next: HashMap<i32, i64> = HashMap::new();
+        let sources = entries
+            .iter()
+            .filter_map(|e| e.source.as_ref())
+            .chain(rejections.iter().filter_map(|r| r.source.as_ref()));
+        for s in sources {
+            let n = next.entry(s.partition).or_insert(0);
+            *n = (*n).max(s.offset + 1);
+        }
+        AppendBatch {
+            suite: HashSuite::Sha256,
+            consumer_group: Some("g".into()),
+            received_at_us: 1_764_000_000_000_000,
+            entries,
+            rejections,
+            positions: next
+                .into_iter()
+                .map(|(partition, next_offset)| Position {
+                    topic: TOPIC.into(),
+                    partition,
+                    next_offset,
+                })
+                .collect(),
+        }
+    }
+
+    /// The state after `plan` committed: what the SQL executor writes.
+    fn apply(state: &LedgerState, batch: &AppendBatch, p: &Plan) -> LedgerState {
+        let mut s = state.clone();
+        s.next_seq = p.next_seq;
+        for r in &p.rows {
+            s.existing.insert(
+                r.identity,
+                StoredIdentity {
+                    seq: r.entry.seq,
+                    hash_alg: r.entry.hash_alg.id() as i16,
+                    evidence_hash: r.entry.evidence_hash.clone(),
+                },
+            );
+        }
+        for pos in &batch.positions {
+            let n = s
+                .positions
+                .entry((pos.topic.clone(), pos.partition))
+                .or_insert(pos.next_offset);
+            *n = (*n).max(pos.next_offset);
+        }
+        s
+    }
+
+    #[test]
+    fn known_answer_a_small_batch() {
+        let mut state = LedgerState {
+            next_seq: 10,
+            ..LedgerState::default()
+        };
+        state.existing.insert(
+            identity_key("t", "old"),
+            StoredIdentity {
+                seq: 3,
+                hash_alg: EvidenceAlg::Sha256.id() as i16,
+                evidence_hash: vec![1; 32],
+            },
+        );
+        state.positions.insert((TOPIC.into(), 0), 5);
+        let b = batch(
+            vec![
+                entry("covered", 1, Some((0, 4))),
+                entry("a", 1, Some((0, 5))),
+                entry("old", 1, Some((0, 6))),
+                entry("old", 2, Some((0, 7))),
+                entry("a", 1, Some((1, 0))),
+                entry("a", 9, None),
+                entry("b", 1, None),
+            ],
+            vec![Rejection {
+                source: Some(Source {
+                    topic: TOPIC.into(),
+                    partition: 0,
+                    offset: 1,
+                }),
+                reason: "bad_json",
+                detail: "x".into(),
+                payload: Bytes::from_static(b"{"),
+            }],
+        );
+        let p = plan(&b, &state);
+        assert_eq!(
+            p.items,
+            vec![
+                ItemOutcome::AlreadyCommitted,
+                ItemOutcome::Accepted { seq: 10 },
+                ItemOutcome::Duplicate { seq: 3 },
+                ItemOutcome::Conflict { existing_seq: 3 },
+                ItemOutcome::Duplicate { seq: 10 },
+                ItemOutcome::Conflict { existing_seq: 10 },
+                ItemOutcome::Accepted { seq: 11 },
+            ]
+        );
+        assert_eq!(p.next_seq, 12);
+        assert_eq!(p.rows.len(), 2);
+        assert_eq!(p.rows[0].entry.seq, 10);
+        assert_eq!(p.rows[0].index, 1);
+        assert_eq!(p.rows[0].leaf, p.rows[0].entry.leaf_hash(HashSuite::Sha256));
+        assert_eq!(p.rejections_skipped, 1);
+        let reasons: Vec<&str> = p.dead_letters.iter().map(|d| d.reason).collect();
+        assert_eq!(reasons, ["conflict", "conflict"]);
+        assert_eq!(
+            p.dead_letters[0].detail,
+            "tenant \"t\" external id \"old\" is already in the ledger at seq 3 with a different hash"
+        );
+        assert_eq!(p.dead_letters[0].payload, b"raw old 2");
+        assert_eq!(p.dead_letters[1].source, None);
+    }
+
+    fn arb_batch() -> impl Strategy<Value = AppendBatch> {
+        // Few identities and hashes, so that duplicates and conflicts within
+        // the batch are common; sources on two partitions, offsets in order.
+        let item = (
+            0u8..6,
+            0u8..3,
+            prop::option::weighted(0.8, 0i32..2),
+            any::<bool>(),
+        );
+        prop::collection::vec(item, 0..24).prop_map(|items| {
+            let mut offsets = [0i64; 2];
+            let mut entries = Vec::new();
+            let mut rejections = Vec::new();
+            for (ext, hash, part, rejected) in items {
+                let source = part.map(|p| {
+                    offsets[p as usize] += 1;
+                    (p, offsets[p as usize] - 1)
+                });
+                if rejected && ext == 0 {
+                    rejections.push(Rejection {
+                        source: source.map(|(partition, offset)| Source {
+                            topic: TOPIC.into(),
+                            partition,
+                            offset,
+                        }),
+                        reason: "bad_json",
+                        detail: "bad".into(),
+                        payload: Bytes::from_static(b"{"),
+                    });
+                } else {
+                    entries.push(entry(&format!("e{ext}"), hash, source));
+                }
+            }
+            batch(entries, rejections)
+        })
+    }
+
+    fn arb_state() -> impl Strategy<Value = LedgerState> {
+        (
+            0u64..1000,
+            prop::collection::vec((0u8..6, 0u8..3), 0..4),
+            prop::option::of(0i64..6),
+        )
+            .prop_map(|(head, stored, position)| {
+                let mut s = LedgerState {
+                    next_seq: head + stored.len() as u64,
+                    ..LedgerState::default()
+                };
+                for (k, (ext, hash)) in stored.into_iter().enumerate() {
+                    s.existing
+                        .entry(identity_key("t", &format!("e{ext}")))
+                        .or_insert(StoredIdentity {
+                            seq: head + k as u64,
+                            hash_alg: EvidenceAlg::Sha256.id() as i16,
+                            evidence_hash: vec![hash; 32],
+                        });
+                }
+                if let Some(p) = position {
+                    s.positions.insert((TOPIC.into(), 0), p);
+                }
+                s
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn sequence_numbers_are_gap_free_from_the_head_and_never_shared(
+            b in arb_batch(), state in arb_state()
+        ) {
+            let p = plan(&b, &state);
+            prop_assert_eq!(p.items.len(), b.entries.len());
+            let accepted: Vec<u64> = p.items.iter().filter_map(|i| match i {
+                ItemOutcome::Accepted { seq } => Some(*seq),
+                _ => None,
+            }).collect();
+            let want: Vec<u64> = (state.next_seq..p.next_seq).collect();
+            prop_assert_eq!(&accepted, &want);
+            prop_assert_eq!(p.rows.len(), accepted.len());
+            for (k, r) in p.rows.iter().enumerate() {
+                prop_assert_eq!(r.entry.seq, state.next_seq + k as u64);
+                prop_assert_eq!(p.items[r.index], ItemOutcome::Accepted { seq: r.entry.seq });
+                prop_assert_eq!(r.leaf, r.entry.leaf_hash(b.suite));
+                prop_assert_eq!(r.identity, identity_key(&r.entry.tenant, &r.entry.external_id));
+                prop_assert_eq!(r.entry.received_at_us, b.received_at_us);
+                prop_assert_eq!(&r.entry.evidence_hash, &b.entries[r.index].evidence_hash);
+            }
+            // No stored identity is written again, and none twice.
+            let mut seen = std::collections::HashSet::new();
+            for r in &p.rows {
+                prop_assert!(!state.existing.contains_key(&r.identity));
+                prop_assert!(seen.insert(r.identity));
+            }
+        }
+
+        #[test]
+        fn duplicates_and_conflicts_are_classified_against_the_first_holder(
+            b in arb_batch(), state in arb_state()
+        ) {
+            let p = plan(&b, &state);
+            // A model: walk the batch, remembering who holds each identity.
+            let mut holder: HashMap<Digest32, (u64, Vec<u8>)> = state
+                .existing
+                .iter()
+                .map(|(k, v)| (*k, (v.seq, v.evidence_hash.clone())))
+                .collect();
+            let mut next = state.next_seq;
+            let mut conflicts = 0;
+            for (i, e) in b.entries.iter().enumerate() {
+                let want = if state.covers(e.source.as_ref()) {
+                    ItemOutcome::AlreadyCommitted
+                } else {
+                    let id = identity_key(&e.tenant, &e.external_id);
+                    match holder.get(&id) {
+                        Some((seq, h)) if *h == e.evidence_hash => ItemOutcome::Duplicate { seq: *seq },
+                        Some((seq, _)) => {
+                            conflicts += 1;
+                            ItemOutcome::Conflict { existing_seq: *seq }
+                        }
+                        None => {
+                            holder.insert(id, (next, e.evidence_hash.clone()));
+                            next += 1;
+                            ItemOutcome::Accepted { seq: next - 1 }
+                        }
+                    }
+                };
+                prop_assert_eq!(p.items[i], want, "item {}", i);
+            }
+            // Every conflict is a dead letter with its original bytes; every
+            // uncovered rejection too; covered rejections are skipped.
+            let uncovered = b.rejections.iter().filter(|r| !state.covers(r.source.as_ref())).count();
+            prop_assert_eq!(p.rejections_skipped, b.rejections.len() - uncovered);
+            prop_assert_eq!(p.dead_letters.len(), uncovered + conflicts);
+            let conflict_letters: Vec<_> = p.dead_letters.iter().filter(|d| d.reason == "conflict").collect();
+            prop_assert_eq!(conflict_letters.len(), conflicts);
+            let conflict_items = b.entries.iter().zip(&p.items)
+                .filter(|(_, o)| matches!(o, ItemOutcome::Conflict { .. }));
+            for (d, (e, _)) in conflict_letters.iter().zip(conflict_items) {
+                prop_assert_eq!(d.payload, &e.raw[..]);
+                prop_assert_eq!(d.source, e.source.as_ref());
+            }
+        }
+
+        #[test]
+        fn replanning_a_committed_batch_writes_nothing_new(
+            b in arb_batch(), state in arb_state()
+        ) {
+            let first = plan(&b, &state);
+            let after = apply(&state, &b, &first);
+            let again = plan(&b, &after);
+            // A redelivered batch (after a crash between commit and the
+            // Kafka offset commit, or a rebalance) takes no sequence number,
+            // writes no entry, and records no dead letter that has a source
+            // (the unique (topic, partition, offset) index would refuse
+            // source-less ones' duplicates only by content, as before).
+            prop_assert!(again.rows.is_empty());
+            prop_assert_eq!(again.next_seq, after.next_seq);
+            for (o1, o2) in first.items.iter().zip(&again.items) {
+                match (o1, o2) {
+                    (_, ItemOutcome::AlreadyCommitted) => {}
+                    (ItemOutcome::Accepted { seq }, ItemOutcome::Duplicate { seq: s2 }) => prop_assert_eq!(seq, s2),
+                    (ItemOutcome::Duplicate { seq }, ItemOutcome::Duplicate { seq: s2 }) => prop_assert_eq!(seq, s2),
+                    (ItemOutcome::Conflict { existing_seq }, ItemOutcome::Conflict { existing_seq: s2 }) => prop_assert_eq!(existing_seq, s2),
+                    (a, b) => prop_assert!(false, "{:?} then {:?}", a, b),
+                }
+            }
+            prop_assert!(again.dead_letters.iter().all(|d| d.source.is_none()));
+            // And planning it a third time changes nothing more.
+            let after2 = apply(&after, &b, &again);
+            prop_assert_eq!(plan(&b, &after2), again);
+        }
+    }
+}
