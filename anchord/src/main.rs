@@ -45,8 +45,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Apply pending database migrations and exit.
-    Migrate,
+    /// Apply pending database migrations and exit (the ledger's; with
+    /// --witness, the witness's own schema instead, in a witness's database).
+    Migrate {
+        /// Migrate a witness's database (schema `anchord_witness` only).
+        #[arg(long)]
+        witness: bool,
+    },
     /// Print where the ledger stands (entries, blocks, checkpoints, dead letters, anchors).
     Status {
         /// Print JSON instead of text.
@@ -142,7 +147,8 @@ async fn run_service(config_path: Option<PathBuf>, command: Command) -> ExitCode
         }
     };
     let result = match command {
-        Command::Migrate => migrate(&config).await,
+        Command::Migrate { witness: false } => migrate(&config).await,
+        Command::Migrate { witness: true } => migrate_witness(&config).await,
         Command::Status { json, watch } => status(&config, json, &watch).await,
         Command::Ingest => service::run(config, IngestService).await,
         Command::Loadgen(args) => anchord_ingest::loadgen::run(&config.ingest, args)
@@ -245,6 +251,19 @@ async fn anchor_health(
         }
         println!("{line}");
     }
+    Ok(())
+}
+
+async fn migrate_witness(config: &Config) -> anyhow::Result<()> {
+    let store = anchord_ledger::WitnessStore::connect(&config.database)?;
+    let applied = store.migrate().await?;
+    println!(
+        "{} witness migration(s) applied; witness schema at version {}",
+        applied.len(),
+        anchord_ledger::migrate::WITNESS_MIGRATIONS
+            .last()
+            .map_or(0, |m| m.version)
+    );
     Ok(())
 }
 

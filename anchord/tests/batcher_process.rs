@@ -194,3 +194,141 @@ async fn audit_and_startup_refuse_a_tampered_ledger() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The tables (schema-qualified) of a database, outside the catalogs.
+async fn tables(db: &TestDb) -> Vec<String> {
+    db.client()
+        .await
+        .query(
+            "SELECT schemaname || '.' || tablename FROM pg_tables \
+             WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_witness_keeps_only_its_own_schema_in_its_database_and_carries_old_state_over() {
+    use anchord_core::checkpoint::{
+        ALG_COSIGNATURE_V1, ALG_ED25519, Checkpoint, NoteSigner, SignedNote,
+    };
+    const ORIGIN: &str = "anchord.test/ledger";
+    let dir = temp_dir("anchord_witness_db");
+    let sealer = NoteSigner::from_seed(ORIGIN, ALG_ED25519, &[5; 32]).unwrap();
+    let notary = NoteSigner::from_seed("notary.test", ALG_COSIGNATURE_V1, &[6; 32]).unwrap();
+    let key = dir.join("witness.key");
+    std::fs::write(&key, notary.private_key_text()).unwrap();
+    let signed = |size: u64, root: [u8; 32]| {
+        let body = Checkpoint::new(ORIGIN, size, root).body();
+        let mut note = SignedNote::new(body.clone());
+        note.signatures.push(sealer.sign(&body).unwrap());
+        anchord_batcher::cosign::add_checkpoint_body(0, &[], &note.format())
+    };
+    let spawn = |db: &TestDb, log: &Path| {
+        let (listen, admin) = (free_port(), free_port());
+        let child = Proc(
+            Command::new(BIN)
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("DATABASE_URL", db.url())
+                .env("ANCHORD__ADMIN__LISTEN", format!("127.0.0.1:{admin}"))
+                .env("ANCHORD__WITNESS__LISTEN", format!("127.0.0.1:{listen}"))
+                .env("ANCHORD__WITNESS__SIGNING_KEY", &key)
+                .env(
+                    "ANCHORD__WITNESS__LOGS",
+                    format!(
+                        r#"[{{origin = "{ORIGIN}", vkeys = ["{}"]}}]"#,
+                        sealer.verifier().vkey()
+                    ),
+                )
+                .arg("witness")
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(log).unwrap())
+                .spawn()
+                .unwrap(),
+        );
+        (child, listen, admin)
+    };
+    let http = reqwest::Client::new();
+    let add = |port: u16, body: String| {
+        let http = http.clone();
+        async move {
+            let r = http
+                .post(format!("http://127.0.0.1:{port}/add-checkpoint"))
+                .body(body)
+                .send()
+                .await
+                .ok()?;
+            Some((r.status().as_u16(), r.text().await.unwrap_or_default()))
+        }
+    };
+    let ready = |port: u16| {
+        let http = http.clone();
+        async move {
+            http.get(format!("http://127.0.0.1:{port}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
+    };
+
+    // A fresh database: the witness creates its schema and nothing else.
+    let db = TestDb::new().await;
+    let log = dir.join("witness.log");
+    let (mut w, listen, admin) = spawn(&db, &log);
+    for _ in 0..300 {
+        if ready(admin).await {
+            break;
+        }
+        assert!(
+            w.0.try_wait().unwrap().is_none(),
+            "the witness exited:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, body) = add(listen, signed(1, [7; 32])).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    drop(w);
+    assert_eq!(
+        tables(&db).await,
+        [
+            "anchord_witness.checkpoints",
+            "anchord_witness.schema_migrations"
+        ]
+    );
+
+    // A witness database from before: the ledger schema's
+    // witness_checkpoints holds what it cosigned (size 3). The upgraded
+    // witness carries that over and refuses to start again from 0.
+    let old = TestDb::migrated().await.0;
+    let root3 = [9u8; 32];
+    old.client()
+        .await
+        .execute(
+            "INSERT INTO witness_checkpoints (origin, size, root, checkpoint, updated_at_us) \
+             VALUES ($1, 3, $2, 'old', 0)",
+            &[&ORIGIN, &root3.as_slice()],
+        )
+        .await
+        .unwrap();
+    let log = dir.join("witness-old.log");
+    let (mut w, listen, admin) = spawn(&old, &log);
+    for _ in 0..300 {
+        if ready(admin).await {
+            break;
+        }
+        assert!(
+            w.0.try_wait().unwrap().is_none(),
+            "the witness exited:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, body) = add(listen, signed(1, [7; 32])).await.unwrap();
+    assert_eq!((status, body.as_str()), (409, "3\n"), "state carried over");
+}
