@@ -517,19 +517,4 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, OnlineError::NotThePolicysChain { .. }) && !e.is_unconfirmed());
     }
-
-    #[test]
-    fn the_evm_payload_compared_online_is_cores() {
-        // docs/trust-policy.md: input = 0x ‖ hex("ANCHORD1" ‖ u64 BE size ‖ root ‖ origin).
-        let p = AnchorPayload::new("o", 3, [7; 32]);
-        let want = format!(
-            "0x{}{}{}{}",
-            hex::encode(b"ANCHORD1"),
-            "0000000000000003",
-            "07".repeat(32),
-            hex::encode(b"o")
-        );
-        assert!(p.matches_hex_data(&want));
-        assert!(p.matches_hex_data(&want.to_uppercase().replacen("0X", "0x", 1)));
-    }
 }
