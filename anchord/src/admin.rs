@@ -37,6 +37,8 @@ pub struct Readiness {
     db: Db,
     broker: Option<BrokerProbe>,
     relay: Option<Arc<RelayConfig>>,
+    /// The workflow service's background loops.
+    workflow_tasks: Option<anchord_workflow::Health>,
 }
 
 impl Readiness {
@@ -46,6 +48,7 @@ impl Readiness {
             db: Db::Ledger(ledger),
             broker: None,
             relay: None,
+            workflow_tasks: None,
         }
     }
 
@@ -55,6 +58,7 @@ impl Readiness {
             db: Db::Witness(store),
             broker: None,
             relay: None,
+            workflow_tasks: None,
         }
     }
 
@@ -67,6 +71,13 @@ impl Readiness {
     /// Also every configured anchoring target's endpoint.
     pub fn with_targets(mut self, relay: &RelayConfig) -> Self {
         self.relay = Some(Arc::new(relay.clone()));
+        self
+    }
+
+    /// Also the workflow's background loops (each running; one that stopped
+    /// unasked fails readiness while the service drains).
+    pub fn with_workflow_tasks(mut self, health: anchord_workflow::Health) -> Self {
+        self.workflow_tasks = Some(health);
         self
     }
 
@@ -114,6 +125,12 @@ impl Readiness {
         push("postgres", pg);
         if let Some(k) = kafka {
             push("kafka", k);
+        }
+        if let Some(h) = &self.workflow_tasks {
+            push(
+                "workflow tasks",
+                h.check().map_err(|e| format!("workflow tasks: {e}")),
+            );
         }
         if let Some(failed) = targets {
             if failed.is_empty() {

@@ -79,6 +79,7 @@ pub struct Prepared {
     workflow: Option<(
         anchord_core::bundle::DeclaredKeys,
         anchord_ingest::probe::BrokerProbe,
+        anchord_workflow::Health,
     )>,
     ingest_probe: Option<anchord_ingest::probe::BrokerProbe>,
 }
@@ -132,8 +133,11 @@ impl Service for RunService {
         let mut readiness = Readiness::new(ledger.clone());
         if let Some(probe) = &p.ingest_probe {
             readiness = readiness.with_broker(probe.clone());
-        } else if let Some((_, probe)) = &p.workflow {
+        } else if let Some((_, probe, _)) = &p.workflow {
             readiness = readiness.with_broker(probe.clone());
+        }
+        if let Some((_, _, health)) = &p.workflow {
+            readiness = readiness.with_workflow_tasks(health.clone());
         }
         if self.has(Stage::Relay) {
             readiness = readiness.with_targets(&config.relay);
@@ -160,7 +164,10 @@ async fn run_stages(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let verifier_keys = p.verifier_keys;
-    let workflow_keys = p.workflow.map(|(k, _)| k);
+    let (workflow_keys, workflow_health) = match p.workflow {
+        Some((k, _, h)) => (Some(k), h),
+        None => (None, anchord_workflow::Health::new()),
+    };
     let suite = config.hash_suite;
     let mut tasks: JoinSet<(Stage, anyhow::Result<()>)> = JoinSet::new();
     for &stage in stages {
@@ -215,6 +222,7 @@ async fn run_stages(
                     ledger,
                     suite,
                     keys: workflow_keys.clone().context("workflow keys")?,
+                    health: workflow_health.clone(),
                 };
                 tasks.spawn(
                     async move {

@@ -93,6 +93,8 @@ impl crate::service::Service for WorkflowService {
     type Prepared = (
         anchord_core::bundle::DeclaredKeys,
         anchord_ingest::probe::BrokerProbe,
+        // The background loops' states, in readiness (workflow/src/tasks.rs).
+        anchord_workflow::Health,
     );
     type Db = anchord_ledger::Ledger;
 
@@ -101,7 +103,7 @@ impl crate::service::Service for WorkflowService {
         effective_config(config)
             .validate()
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok((keys, broker_probe(config)?))
+        Ok((keys, broker_probe(config)?, anchord_workflow::Health::new()))
     }
 
     async fn connect(&self, config: &Config) -> anyhow::Result<Self::Db> {
@@ -111,16 +113,18 @@ impl crate::service::Service for WorkflowService {
     fn readiness(
         &self,
         _: &Config,
-        (_, probe): &Self::Prepared,
+        (_, probe, health): &Self::Prepared,
         ledger: &Self::Db,
     ) -> anyhow::Result<crate::admin::Readiness> {
-        Ok(crate::admin::Readiness::new(ledger.clone()).with_broker(probe.clone()))
+        Ok(crate::admin::Readiness::new(ledger.clone())
+            .with_broker(probe.clone())
+            .with_workflow_tasks(health.clone()))
     }
 
     async fn run(
         self,
         config: Config,
-        (keys, _): Self::Prepared,
+        (keys, _, health): Self::Prepared,
         ledger: Self::Db,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> anyhow::Result<()> {
@@ -128,6 +132,7 @@ impl crate::service::Service for WorkflowService {
             ledger,
             suite: config.hash_suite,
             keys,
+            health,
         };
         Ok(anchord_workflow::serve(effective_config(&config), deps, shutdown).await?)
     }

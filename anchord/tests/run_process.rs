@@ -488,3 +488,66 @@ async fn every_service_subcommand_exits_2_on_bad_configuration_before_binding_or
     }
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }
+
+/// `anchord workflow` whose evidence publisher dies (a submission row it
+/// cannot read panics it) stops with a non-zero exit naming the loop, after
+/// its readiness had reported every loop running (issue 15). Before, the
+/// loop died silently and the process served on with `/readyz` green.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dying_workflow_loop_stops_anchord_workflow_with_an_error() {
+    let dir = temp_dir("anchord_wf_task");
+    let (db, _ledger) = TestDb::migrated().await;
+    let topic = anchord_testkit::kafka::topic("wftask", 1).await;
+    let (rsa, _) = anchord_testkit::rsa_keypair(&dir);
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let (config, ports) = write_config(&dir, &db, &topic, &dead, &rsa);
+    let log = dir.join("workflow.log");
+    let mut wf = Proc(
+        Command::new(BIN)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("ANCHORD_LOG", "info,librdkafka=warn")
+            .arg("--config")
+            .arg(&config)
+            .arg("workflow")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let readyz = format!("http://127.0.0.1:{}/readyz", ports.admin);
+    wait_for("the workflow service to be ready", 60, || async {
+        matches!(get(&readyz).await, Some((200, _)))
+    })
+    .await;
+    let (_, body) = get(&readyz).await.unwrap();
+    assert!(body.contains("workflow tasks ok"), "{body}");
+
+    db.client()
+        .await
+        .batch_execute(
+            "ALTER TABLE workflow.submissions ALTER COLUMN tenant DROP NOT NULL;
+             INSERT INTO workflow.submissions (kind, object_id, tenant, external_id, hash_alg, hash, metadata)
+             VALUES ('preservation', 0, NULL, 'wf-broken', 'sha256', 'aa', '{}')",
+        )
+        .await
+        .unwrap();
+    let mut status = None;
+    for _ in 0..600 {
+        if let Some(s) = wf.0.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    let status = status.unwrap_or_else(|| {
+        panic!("a dead evidence publisher did not stop anchord workflow within 60 s:\n{stderr}")
+    });
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("background task evidence_publisher panicked"),
+        "{stderr}"
+    );
+}

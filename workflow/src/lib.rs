@@ -40,6 +40,7 @@ pub mod monitor;
 pub mod paging;
 pub mod preservations;
 pub mod products;
+pub mod tasks;
 pub mod webhooks;
 
 use std::net::SocketAddr;
@@ -56,6 +57,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::WorkflowConfig;
 pub use error::ApiError;
+pub use tasks::Health;
 
 /// Everything that stops the workflow service (or its set-up).
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +80,9 @@ pub enum WorkflowError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    /// A background loop stopped while nobody asked it to (`tasks.rs`).
+    #[error("background task {task} {reason}")]
+    Task { task: &'static str, reason: String },
 }
 
 impl From<tokio_postgres::Error> for WorkflowError {
@@ -101,6 +106,9 @@ pub struct Deps {
     pub suite: HashSuite,
     /// The sealer's and witnesses' keys, declared in proof bundles.
     pub keys: DeclaredKeys,
+    /// The background loops' states, for the caller's readiness
+    /// (`tasks.rs`); `Health::default()` when nobody reads them.
+    pub health: Health,
 }
 
 /// Shared state of every request and background task.
@@ -262,6 +270,7 @@ pub async fn start(
     WorkflowError,
 > {
     let listen = config.listen;
+    let health = deps.health.clone();
     let wf = prepare(config, deps).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -271,29 +280,46 @@ pub async fn start(
         })?;
     let addr = listener.local_addr().map_err(WorkflowError::Serve)?;
     tracing::info!(%addr, "workflow API listening");
-    // Each background task is one unit of the one-connection rule.
-    tokio::spawn(conn::scope(evidence::run(wf.clone(), shutdown.clone())));
-    tokio::spawn(conn::scope(audit::run_anchoring(
-        wf.clone(),
-        shutdown.clone(),
-    )));
-    tokio::spawn(conn::scope(webhooks::run(wf.clone(), shutdown.clone())));
+    // The service's own stop: the caller's shutdown, or the failure of a
+    // background loop or of the server (tasks.rs).
+    let stop = shutdown.child_token();
+    let mut tasks = tasks::Tasks::new(health, stop.clone());
+    tasks.spawn(
+        tasks::EVIDENCE_PUBLISHER,
+        evidence::run(wf.clone(), stop.clone()),
+    );
+    tasks.spawn(
+        tasks::AUDIT_ANCHORING,
+        audit::run_anchoring(wf.clone(), stop.clone()),
+    );
+    tasks.spawn(
+        tasks::WEBHOOK_DELIVERY,
+        webhooks::run(wf.clone(), stop.clone()),
+    );
     // Collection of unreferenced stored files (files.rs).
-    tokio::spawn(conn::scope(files::run_gc(wf.clone(), shutdown.clone())));
+    tasks.spawn(tasks::FILE_GC, files::run_gc(wf.clone(), stop.clone()));
     // Session purge, limiter upkeep, anonymous-noise summaries.
-    tokio::spawn(conn::scope(limits::run_housekeeping(
-        wf.clone(),
-        shutdown.clone(),
-    )));
+    tasks.spawn(
+        tasks::HOUSEKEEPING,
+        limits::run_housekeeping(wf.clone(), stop.clone()),
+    );
     let app = api::router(wf);
     let handle = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .map_err(WorkflowError::Serve)
+        let server = async {
+            let r = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stop.clone().cancelled_owned())
+            .await
+            .map_err(WorkflowError::Serve);
+            // However the server ends, the loops stop with it.
+            stop.cancel();
+            r
+        };
+        let (served, supervised) = tokio::join!(server, tasks.supervise());
+        // A failed loop is the cause; the server only stopped because of it.
+        supervised.and(served)
     });
     Ok((addr, handle))
 }

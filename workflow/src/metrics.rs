@@ -9,8 +9,9 @@ use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus::{
-    HistogramVec, IntCounter, IntCounterVec, exponential_buckets, histogram_opts, opts,
-    register_histogram_vec, register_int_counter, register_int_counter_vec,
+    HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, exponential_buckets, histogram_opts,
+    opts, register_histogram_vec, register_int_counter, register_int_counter_vec,
+    register_int_gauge_vec,
 };
 
 pub static REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
@@ -107,6 +108,17 @@ pub static WEBHOOK_ATTEMPTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+pub static TASK_UP: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        opts!(
+            "anchord_workflow_task_up",
+            "1 while the background loop runs, 0 once it has stopped (a failure unless the service is stopping)."
+        ),
+        &["task"]
+    )
+    .expect("metric registers once")
+});
+
 /// Every workflow metric, registering each on first use.
 pub fn collectors() -> Vec<&'static dyn prometheus::core::Collector> {
     vec![
@@ -119,6 +131,7 @@ pub fn collectors() -> Vec<&'static dyn prometheus::core::Collector> {
         &*EVIDENCE_SEALED,
         &*AUDIT_ROWS,
         &*WEBHOOK_ATTEMPTS,
+        &*TASK_UP,
     ]
 }
 
@@ -141,6 +154,9 @@ pub fn init() {
     }
     for o in ["delivered", "retry", "failed"] {
         WEBHOOK_ATTEMPTS.with_label_values(&[o]);
+    }
+    for t in crate::tasks::TASK_NAMES {
+        TASK_UP.with_label_values(&[t]);
     }
 }
 

@@ -495,3 +495,64 @@ async fn an_sm3_preservation_goes_on_chain_and_its_proof_verifies() {
     })
     .await;
 }
+
+/// A background loop that dies takes the service down with it (issue 15):
+/// a submission row the evidence publisher cannot read (a NULL tenant,
+/// after a schema change it did not expect) panics the publisher. Before,
+/// the panic went unnoticed: approved evidence stopped reaching the ledger
+/// while the API and readiness stayed green. Now readiness names the loop
+/// and the service's future resolves with an error naming it.
+#[tokio::test]
+async fn a_panicking_evidence_publisher_fails_readiness_and_stops_the_service() {
+    let mut e = common::start(false, |_| {}).await;
+    assert_eq!(e.health.check(), Ok(()), "every background loop runs");
+    let db = e.db.client().await;
+    db.batch_execute(
+        "ALTER TABLE workflow.submissions ALTER COLUMN tenant DROP NOT NULL;
+         INSERT INTO workflow.submissions (kind, object_id, tenant, external_id, hash_alg, hash, metadata)
+         VALUES ('preservation', 0, NULL, 'wf-broken', 'sha256', 'aa', '{}')",
+    )
+    .await
+    .unwrap();
+    let handle = e.handle.take().unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(30), handle)
+        .await
+        .expect("the service stops by itself when a loop dies")
+        .expect("the service's task does not panic");
+    match r {
+        Err(anchord_workflow::WorkflowError::Task { task, reason }) => {
+            assert_eq!(task, "evidence_publisher");
+            assert!(reason.contains("panicked"), "{reason}");
+        }
+        other => panic!("expected the evidence publisher's failure, got {other:?}"),
+    }
+    let why = e.health.check().unwrap_err();
+    assert!(why.contains("evidence_publisher failed: panicked"), "{why}");
+    assert!(
+        e.health.failure("evidence_publisher").is_some(),
+        "readiness reports the failed loop"
+    );
+    // The API went down with it.
+    let gone = e
+        .http
+        .get(format!("{}/v1/openapi.json", e.base))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the API stopped serving: {gone:?}");
+}
+
+/// Asked to stop, the service drains its loops and ends without error.
+#[tokio::test]
+async fn the_service_drains_its_loops_and_ends_cleanly_when_asked() {
+    let mut e = common::start(false, |_| {}).await;
+    assert_eq!(e.health.check(), Ok(()), "every background loop runs");
+    e.stop.cancel();
+    let handle = e.handle.take().unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(30), handle)
+        .await
+        .expect("the service drains in time")
+        .unwrap();
+    assert!(r.is_ok(), "{r:?}");
+    let why = e.health.check().unwrap_err();
+    assert!(!why.contains("failed"), "{why}");
+}

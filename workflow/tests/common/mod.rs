@@ -56,6 +56,10 @@ pub struct Env {
     pub config: WorkflowConfig,
     /// The workflow API's pool size.
     pub pool: usize,
+    /// The background loops' states (what readiness reports).
+    pub health: anchord_workflow::Health,
+    /// The service's future: the server and its background loops.
+    pub handle: Option<tokio::task::JoinHandle<Result<(), anchord_workflow::WorkflowError>>>,
 }
 
 impl Drop for Env {
@@ -188,8 +192,10 @@ pub async fn start_pool(
             witnesses: vec![],
             quorum: 0,
         },
+        health: anchord_workflow::Health::new(),
     };
-    let (addr, _handle) = anchord_workflow::start(config.clone(), deps, stop.clone())
+    let health = deps.health.clone();
+    let (addr, handle) = anchord_workflow::start(config.clone(), deps, stop.clone())
         .await
         .unwrap();
     Env {
@@ -206,6 +212,8 @@ pub async fn start_pool(
         topic,
         config,
         pool,
+        health,
+        handle: Some(handle),
     }
 }
 
