@@ -105,7 +105,7 @@ pub async fn audit(
             match e.entry.check_leaf_hash(suite, &e.leaf_hash) {
                 Ok(leaf) => leaves.push(leaf),
                 Err(m) => {
-                    r.problems.push(format!("block {}: {m}", h.height));
+                    r.problems.push(m.clone().in_block(h.height).to_string());
                     leaves.push(m.recomputed);
                 }
             }

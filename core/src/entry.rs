@@ -269,6 +269,7 @@ impl Entry {
         if recomputed != *stored {
             return Err(LeafHashMismatch {
                 seq: self.seq,
+                block: None,
                 stored: *stored,
                 recomputed,
             });
@@ -280,14 +281,27 @@ impl Entry {
 /// A stored leaf hash that its entry does not reproduce.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "evidence seq {seq}: stored leaf hash {} but the entry recomputes {}",
+    "evidence seq {seq}{}: stored leaf hash {} but the entry recomputes {}",
+    .block.map(|h| format!(" (block {h})")).unwrap_or_default(),
     hex::encode(.stored),
     hex::encode(.recomputed)
 )]
 pub struct LeafHashMismatch {
     pub seq: u64,
+    /// The block the entry is sealed in, when the caller names it.
+    pub block: Option<u64>,
     pub stored: Digest32,
     pub recomputed: Digest32,
+}
+
+impl LeafHashMismatch {
+    /// The same mismatch, naming the block the entry is sealed in.
+    pub fn in_block(self, height: u64) -> Self {
+        LeafHashMismatch {
+            block: Some(height),
+            ..self
+        }
+    }
 }
 
 /// The idempotency key of a (tenant, external id) pair:
@@ -414,6 +428,39 @@ mod tests {
                 .unwrap(),
             ),
         }
+    }
+
+    #[test]
+    fn leaf_hash_check_accepts_the_entrys_own_and_names_a_mismatch() {
+        let e = example();
+        let leaf = e.leaf_hash(HashSuite::Sha256);
+        assert_eq!(e.check_leaf_hash(HashSuite::Sha256, &leaf), Ok(leaf));
+        let mut stored = leaf;
+        stored[31] ^= 1;
+        let m = e.check_leaf_hash(HashSuite::Sha256, &stored).unwrap_err();
+        assert_eq!(m.recomputed, leaf);
+        assert_eq!(
+            m.to_string(),
+            format!(
+                "evidence seq 42: stored leaf hash {} but the entry recomputes {}",
+                hex::encode(stored),
+                hex::encode(leaf)
+            )
+        );
+        assert!(
+            m.clone()
+                .in_block(7)
+                .to_string()
+                .starts_with("evidence seq 42 (block 7): stored leaf hash ")
+        );
+        // The other suite's leaf is not this suite's.
+        assert!(
+            e.check_leaf_hash(HashSuite::Sm3, &leaf).is_err(),
+            "an SM3 tree must not accept a SHA-256 leaf"
+        );
+        let mut changed = example();
+        changed.evidence_hash[0] ^= 1;
+        assert!(changed.check_leaf_hash(HashSuite::Sha256, &leaf).is_err());
     }
 
     #[test]
