@@ -138,13 +138,10 @@ impl SimBlock {
 }
 
 /// `hex(SHA-256("anchord-sim-tx/v1\n" || account "\n" || key "\n" ||
-/// origin "\n" || size "\n" || root "\n" || submission number))`.
+/// origin "\n" || size "\n" || root "\n" || submission number))`: core's
+/// definition, which the published test bundles use too.
 fn tx_id(account: &str, key: &str, e: &Evidence, n: u64) -> String {
-    let s = format!(
-        "anchord-sim-tx/v1\n{account}\n{key}\n{}\n{}\n{}\n{n}",
-        e.origin, e.size, e.root
-    );
-    hex::encode(HashSuite::Sha256.digest(s.as_bytes()))
+    anchord_core::bundle::corpus::sim_tx_id(account, key, &e.origin, e.size, &e.root, n)
 }
 
 const GENESIS_PREV: &str = "0000000000000000000000000000000000000000000000000000000000000000";

@@ -121,8 +121,9 @@ fn the_member_list_is_the_workspaces() {
 }
 
 /// ARCHITECTURE.md: each format has one definition, in core. The anchor
-/// payload's magic, its idempotency-key domain, the checkpoint body's
-/// layout and the block-root and leaf-hash rechecks are spelled only there.
+/// payload's magic, its idempotency-key domain, the judicial simulator's
+/// transaction id, the checkpoint body's layout and the block-root and
+/// leaf-hash rechecks are spelled only there.
 #[test]
 fn only_core_spells_the_formats() {
     let mut broken = Vec::new();
@@ -131,6 +132,7 @@ fn only_core_spells_the_formats() {
         "b\"ANCHORD1\"",
         "414e43484f524431",
         "anchord-anchor/v1",
+        "anchord-sim-tx/v1",
         "\"{}\\n{}\\n{}\\n\"",
         "{origin}\\n{",
         "stored merkle root",
