@@ -12,7 +12,20 @@
 //! - every Grafana dashboard under `dashboards/` is well formed (unique uids,
 //!   a Prometheus `datasource` variable, schemaVersion), and every panel
 //!   query evaluates on this Prometheus without error and names only metrics
-//!   from `docs/metrics.md`.
+//!   from `docs/metrics.md`;
+//! - the alert rules (`dashboards/alerts.yml`, with `for:` and range windows
+//!   shortened for the test) are loaded, and the test breaks the pipeline so
+//!   that they fire: dead letters (the generator's malformed messages), the
+//!   court's judicial-sim stopped (anchors lagging, circuit breaker open),
+//!   the witness stopped (quorum not reached), the batcher stopped (sealing
+//!   stalled; no sealer-lock holder, one leg of the PostgreSQL rule).
+//!   Tested on synthetic series only (`dashboards/alerts.test.yml`, run by
+//!   `the_alert_rules_pass_promtool_and_name_only_spec_metrics`): ingest lag
+//!   above 10000, relay `permanent`/`ambiguous` failures, the TSA failing,
+//!   the ledger-retries leg of the PostgreSQL rule, the broker unreachable
+//!   (the shared broker cannot be stopped under other tests; here only
+//!   `anchord_ingest_brokers_up` > 0 is checked) and the disk filling
+//!   (kubelet metrics).
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -102,6 +115,14 @@ fn values(prom: &str, q: &str) -> Vec<f64> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// A Prometheus HTTP API answer (the whole JSON) for a path.
+fn query_path(prom: &str, path: &str) -> Value {
+    let (status, body) =
+        http_get(prom, path).unwrap_or_else(|e| panic!("querying Prometheus at {prom}: {e}"));
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap()
 }
 
 /// Wait until `q` returns at least one series with every value > 0.
@@ -306,6 +327,13 @@ logs = [{{ origin = "{ORIGIN}", vkeys = ["{sealer_vkey}"] }}]
             "  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
         ));
     }
+    let rules = dir.join("alerts.yml");
+    std::fs::write(
+        &rules,
+        rules_for_test(&std::fs::read_to_string(dashboards_dir().join("alerts.yml")).unwrap()),
+    )
+    .unwrap();
+    scrape.push_str(&format!("rule_files:\n  - {}\n", rules.display()));
     std::fs::write(dir.join("prometheus.yml"), &scrape).unwrap();
     let check = Command::new(&promtool)
         .args(["check", "config"])
@@ -374,6 +402,19 @@ logs = [{{ origin = "{ORIGIN}", vkeys = ["{sealer_vkey}"] }}]
             "{job} exports no metrics:\n{body}"
         );
         promtool_check(&body, &format!("{job}'s exposition"));
+        // Every service exports the process metrics (docs/metrics.md, stage
+        // `process`).
+        for m in [
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+            "process_open_fds",
+            "process_start_time_seconds",
+        ] {
+            assert!(
+                body.contains(&format!("# TYPE {m} ")),
+                "{job} does not export {m}"
+            );
+        }
         // And every exported anchord family is in the spec, with its type.
         for line in body.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
@@ -473,6 +514,89 @@ logs = [{{ origin = "{ORIGIN}", vkeys = ["{sealer_vkey}"] }}]
         "dashboard queries:\n  {}",
         problems.join("\n  ")
     );
+
+    // The alert rules, loaded and healthy, then fired by breaking the
+    // pipeline one stage at a time.
+    let loaded = query_path(&prom, "/api/v1/rules?type=alert");
+    let loaded: BTreeSet<String> = loaded["data"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap().iter())
+        .map(|r| {
+            assert_eq!(r["health"], "ok", "rule {r}");
+            r["name"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let expected: BTreeSet<String> = alert_rules().into_iter().map(|r| r.name).collect();
+    assert_eq!(loaded, expected, "Prometheus loaded every alert rule");
+    wait_positive(
+        &prom,
+        "min(anchord_ingest_brokers_up)",
+        30,
+        &mut procs,
+        &logs,
+    )
+    .await;
+    // While the pipeline was healthy, nothing fired but the dead letters the
+    // generator makes on purpose: each alert below fires because of the
+    // failure the test then causes.
+    let healthy =
+        r#"max_over_time(ALERTS{alertstate="firing",alertname!="AnchordDeadLetters"}[30m])"#;
+    assert!(
+        values(&prom, healthy).is_empty(),
+        "alerts fired on a healthy pipeline: {}",
+        query(&prom, healthy)["data"]["result"]
+    );
+    let fired = |alert: &str, labels: &str| {
+        format!(r#"max_over_time(ALERTS{{alertname="{alert}",alertstate="firing"{labels}}}[30m])"#)
+    };
+    // The generator's malformed messages (5%), published now that every
+    // dead-letter series has samples to rise from.
+    publish(&topic, 200).await;
+    wait_positive(
+        &prom,
+        &fired("AnchordDeadLetters", ""),
+        60,
+        &mut procs,
+        &logs,
+    )
+    .await;
+    // Stop the court's chain: the relay fails, opens its breaker, and final
+    // checkpoints wait.
+    procs.retain(|p| p.1 != "judicial-sim");
+    publish(&topic, 20).await;
+    for alert in ["AnchordCircuitBreakerOpen", "AnchordAnchorsLagging"] {
+        wait_positive(
+            &prom,
+            &fired(alert, r#",target="court""#),
+            180,
+            &mut procs,
+            &logs,
+        )
+        .await;
+    }
+    // Stop the witness: new checkpoints never become final.
+    procs.retain(|p| p.1 != "witness");
+    publish(&topic, 20).await;
+    wait_positive(
+        &prom,
+        &fired("AnchordWitnessQuorumNotReached", ""),
+        120,
+        &mut procs,
+        &logs,
+    )
+    .await;
+    // Stop the batcher: entries are accepted, nothing is sealed, nobody
+    // holds the sealer lock.
+    procs.retain(|p| p.1 != "batcher");
+    for _ in 0..3 {
+        publish(&topic, 10).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    for alert in ["AnchordSealingStalled", "AnchordPostgresUnreachable"] {
+        wait_positive(&prom, &fired(alert, ""), 120, &mut procs, &logs).await;
+    }
     drop(procs);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -663,4 +787,269 @@ fn spec_metric<'a>(spec: &'a BTreeMap<String, SpecMetric>, series: &str) -> Opti
         let (name, m) = spec.get_key_value(base)?;
         (m.kind == "histogram").then_some(name.as_str())
     })
+}
+
+/// One alert rule of `dashboards/alerts.yml`.
+struct AlertRule {
+    name: String,
+    expr: String,
+    runbook_url: String,
+}
+
+/// A YAML file as JSON, read with PyYAML from the test venv
+/// (`scripts/test-peers`; the workspace has no YAML crate).
+fn yaml_as_json(path: &Path) -> Value {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.anchord/peers/venv/bin/python");
+    let out = Command::new(&python)
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+        ])
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}: run scripts/test-peers", python.display()));
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The alert rules of `dashboards/alerts.yml`.
+fn alert_rules() -> Vec<AlertRule> {
+    let doc = yaml_as_json(&dashboards_dir().join("alerts.yml"));
+    doc["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap().iter())
+        .map(|r| AlertRule {
+            name: r["alert"].as_str().expect("only alerting rules").to_owned(),
+            expr: r["expr"].as_str().unwrap().to_owned(),
+            runbook_url: r["annotations"]["runbook_url"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        })
+        .collect()
+}
+
+/// The rules file as the real-Prometheus test loads it: every `for:` ten
+/// seconds (long enough that a healthy pipeline's normal moments, a
+/// checkpoint waiting a second for its witness or its anchor, do not fire)
+/// and every range window (`[10m]`, `[6h]`, subquery `[10m:1m]`)
+/// twenty seconds (its step two), so that a broken pipeline fires them
+/// within the test's minutes. Expressions and thresholds are unchanged.
+fn rules_for_test(text: &str) -> String {
+    let is_duration = |s: &str| {
+        let s = s.trim();
+        !s.is_empty()
+            && s.chars()
+                .last()
+                .is_some_and(|c| matches!(c, 's' | 'm' | 'h' | 'd'))
+            && s[..s.len() - 1].chars().all(|c| c.is_ascii_digit())
+    };
+    let mut out = String::new();
+    for line in text.lines() {
+        if let Some((indent, _)) = line.split_once("for: ") {
+            if indent.trim().is_empty() {
+                out.push_str(&format!("{indent}for: 10s\n"));
+                continue;
+            }
+        }
+        let mut rest = line;
+        while let Some(open) = rest.find('[') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            match after.find(']') {
+                Some(close) => {
+                    let inner = &after[..close];
+                    let window = match inner.split_once(':') {
+                        Some((w, step)) if is_duration(w) && is_duration(step) => "20s:2s",
+                        None if is_duration(inner) => "20s",
+                        _ => inner,
+                    };
+                    out.push_str(&format!("[{window}]"));
+                    rest = &after[close + 1..];
+                }
+                None => {
+                    out.push('[');
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn rules_for_test_shortens_only_durations() {
+    let t = "      - alert: A\n        expr: rate(x[10m]) > 0 and delta(y[10m:1m]) > 0 and z{a=~\"[ab]\"}\n        for: 15m\n";
+    assert_eq!(
+        rules_for_test(t),
+        "      - alert: A\n        expr: rate(x[20s]) > 0 and delta(y[20s:2s]) > 0 and z{a=~\"[ab]\"}\n        for: 10s\n"
+    );
+}
+
+/// Metric names outside `docs/metrics.md` that the alert rules may use:
+/// the kubelet's volume statistics (the disk rule; Anchord's processes do
+/// not see the database's disk, `docs/operations.md`).
+const EXTERNAL_METRICS: &[&str] = &[
+    "kubelet_volume_stats_available_bytes",
+    "kubelet_volume_stats_capacity_bytes",
+];
+
+/// Identifiers in a PromQL expression that can only be metric names: they
+/// contain `_`, are not followed by `(` (functions) and are not inside a
+/// string, a selector's braces, a range's brackets or a
+/// `by`/`without`/`on`/`ignoring`/`group_*` label list.
+fn expr_metric_names(q: &str) -> BTreeSet<String> {
+    // (identifier, the next non-space character), outside strings, braces
+    // and brackets.
+    let mut idents: Vec<(String, Option<char>)> = Vec::new();
+    let chars: Vec<char> = q.chars().collect();
+    let (mut i, mut in_str, mut nest) = (0, false, 0i32);
+    while i < chars.len() {
+        let c = chars[i];
+        if in_str {
+            in_str = c != '"';
+            i += 1;
+        } else if c == '"' {
+            in_str = true;
+            i += 1;
+        } else if c == '{' || c == '[' {
+            nest += 1;
+            i += 1;
+        } else if c == '}' || c == ']' {
+            nest -= 1;
+            i += 1;
+        } else if nest == 0 && (c.is_ascii_alphabetic() || c == '_') {
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_ascii_alphanumeric() || matches!(chars[i], '_' | ':'))
+            {
+                i += 1;
+            }
+            let next = chars[i..].iter().copied().find(|c| !c.is_whitespace());
+            idents.push((chars[start..i].iter().collect(), next));
+        } else {
+            i += 1;
+        }
+    }
+    let mut out = BTreeSet::new();
+    let mut in_label_list = false;
+    for (ident, next) in idents {
+        if in_label_list {
+            // Labels up to the list's closing parenthesis.
+            in_label_list = next == Some(',');
+            continue;
+        }
+        let modifier = matches!(
+            ident.as_str(),
+            "by" | "without" | "on" | "ignoring" | "group_left" | "group_right"
+        );
+        if modifier && next == Some('(') {
+            in_label_list = true;
+            continue;
+        }
+        if next != Some('(') && ident.contains('_') {
+            out.insert(ident);
+        }
+    }
+    out
+}
+
+/// The alert rules on their own (no services): `promtool check rules`, the
+/// synthetic unit tests of `dashboards/alerts.test.yml` (each alert has a
+/// case where it fires), metric names from the spec only, a runbook section
+/// in `docs/operations.md` for each alert.
+#[test]
+fn the_alert_rules_pass_promtool_and_name_only_spec_metrics() {
+    let promtool = peer("promtool");
+    let dir = dashboards_dir();
+    let out = Command::new(&promtool)
+        .args(["check", "rules", "alerts.yml"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "promtool check rules: {out:?}");
+    let out = Command::new(&promtool)
+        .args(["test", "rules", "alerts.test.yml"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool test rules alerts.test.yml:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let spec = metrics_spec::load();
+    let rules = alert_rules();
+    assert!(rules.len() >= 11, "only {} alert rules", rules.len());
+    let tests = yaml_as_json(&dir.join("alerts.test.yml"));
+    let fires_in_a_test: BTreeSet<String> = tests["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["alert_rule_test"].as_array().unwrap().iter())
+        .filter(|c| c["exp_alerts"].as_array().is_some_and(|a| !a.is_empty()))
+        .map(|c| c["alertname"].as_str().unwrap().to_owned())
+        .collect();
+    let runbooks = std::fs::read_to_string(dir.join("../docs/operations.md")).unwrap();
+    let mut problems = Vec::new();
+    for r in &rules {
+        for m in expr_metric_names(&r.expr) {
+            let known = if m.starts_with("anchord_") {
+                spec_metric(&spec, &m).is_some()
+            } else {
+                EXTERNAL_METRICS.contains(&m.as_str())
+            };
+            if !known {
+                problems.push(format!("{}: `{m}` is not in docs/metrics.md", r.name));
+            }
+        }
+        if expr_metric_names(&r.expr).is_empty() {
+            problems.push(format!("{}: names no metric", r.name));
+        }
+        if !fires_in_a_test.contains(&r.name) {
+            problems.push(format!("{}: no case in alerts.test.yml fires it", r.name));
+        }
+        let anchor = r.name.to_lowercase();
+        if !r
+            .runbook_url
+            .ends_with(&format!("docs/operations.md#{anchor}"))
+        {
+            problems.push(format!(
+                "{}: runbook_url {:?} is not docs/operations.md#{anchor}",
+                r.name, r.runbook_url
+            ));
+        }
+        if !runbooks.lines().any(|l| l == format!("### {}", r.name)) {
+            problems.push(format!(
+                "{}: no `### {}` section in docs/operations.md",
+                r.name, r.name
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "alert rules:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+#[test]
+fn expr_metric_names_finds_metrics_and_skips_functions_labels_and_strings() {
+    let got = expr_metric_names(
+        r#"sum by (target, class) (increase(anchord_relay_failures_total{class=~"permanent|x_y"}[15m])) > 0 and on(job_name) kubelet_volume_stats_available_bytes / up"#,
+    );
+    let want: BTreeSet<String> = [
+        "anchord_relay_failures_total",
+        "kubelet_volume_stats_available_bytes",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(got, want);
 }

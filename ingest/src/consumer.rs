@@ -360,6 +360,12 @@ impl ClientContext for IngestContext {
     }
 
     fn stats(&self, statistics: Statistics) {
+        let up = statistics
+            .brokers
+            .values()
+            .filter(|b| b.source != "internal" && b.state == "UP")
+            .count();
+        metrics::BROKERS_UP.set(up as i64);
         let Some(topic) = statistics.topics.get(&self.shared.config.topic) else {
             return;
         };

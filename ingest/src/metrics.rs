@@ -151,6 +151,15 @@ pub static ASSIGNMENT_STUCK: LazyLock<IntGauge> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+pub static BROKERS_UP: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "anchord_ingest_brokers_up",
+        "Broker connections in state UP (librdkafka statistics, refreshed every few \
+         seconds); 0 while no broker of the cluster can be reached."
+    )
+    .expect("metric registers once")
+});
+
 /// Every ingest metric, registering each on first use.
 pub fn collectors() -> Vec<&'static dyn Collector> {
     vec![
@@ -168,6 +177,7 @@ pub fn collectors() -> Vec<&'static dyn Collector> {
         &*ASSIGNED_PARTITIONS,
         &*GROUP_REJOINS,
         &*ASSIGNMENT_STUCK,
+        &*BROKERS_UP,
     ]
 }
 
