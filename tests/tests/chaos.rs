@@ -99,8 +99,9 @@ async fn services_sqlite_broker_runs_from_any_directory_keeps_messages_and_stops
     let brokers = s.brokers();
     produce(&brokers, "fault6", "survives a restart").await;
 
-    // Stop: with clients connected tansu takes about 5 s to act on SIGTERM
-    // (measured: the old `down` took 5.25 s); down must not wait for it.
+    // Stop: with clients connected tansu takes about 5 s to stop on SIGTERM
+    // (measured: the old `down` took 5.25 s), answering every request with
+    // an error meanwhile; down must not wait for it.
     let busy: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .set("group.id", anchord_testkit::unique("busy"))

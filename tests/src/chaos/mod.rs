@@ -120,6 +120,9 @@ pub struct Summary {
     pub kills: u32,
     pub restarts: u32,
     pub sent: u64,
+    /// Messages the broker never acknowledged (after the producer's own
+    /// retries): not counted as lost, but a broker fault.
+    pub unacked: u64,
     pub accepted: u64,
     pub dead_letters: u64,
     pub checkpoints: u64,
@@ -149,7 +152,7 @@ impl Summary {
     pub fn line(&self) -> String {
         format!(
             "rounds={} kills={} restarts={} lost={} doubled={} double_anchors={} audit={} \
-             sent={} accepted={} dead_letters={} checkpoints={} anchored_and_covered={} \
+             sent={} unacked={} accepted={} dead_letters={} checkpoints={} anchored_and_covered={} \
              proofs_verified={} problems={} wall_s={:.0}",
             self.rounds,
             self.kills,
@@ -159,6 +162,7 @@ impl Summary {
             self.double_anchors,
             if self.audit_clean { "clean" } else { "FAILED" },
             self.sent,
+            self.unacked,
             self.accepted,
             self.dead_letters,
             self.checkpoints,
@@ -839,6 +843,9 @@ pub async fn run(opts: &Options, say: &(dyn Fn(&str) + Sync)) -> Result<Summary,
     w.stop_all();
     let keep = opts.keep || !result.as_ref().is_ok_and(Summary::ok);
     let dir = w.dir.clone();
+    if keep {
+        w.services.save_logs(&dir.join("logs"));
+    }
     drop(w);
     if keep {
         say(&format!(
@@ -923,6 +930,7 @@ async fn run_in(w: &mut World, say: &(dyn Fn(&str) + Sync)) -> Result<Summary, S
         kills: w.kills,
         restarts: w.restarts,
         sent: manifest.sent,
+        unacked: manifest.unacked,
         ..Summary::default()
     };
     if Instant::now() > deadline {

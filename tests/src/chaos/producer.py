@@ -46,12 +46,21 @@ manifest = open(manifest_path, "w", buffering=1)
 
 
 acked_valid = []  # ids of valid messages the broker acknowledged
+# A delivery that failed (tansu answers some produce requests with
+# UNKNOWN_SERVER_ERROR around its restarts, which librdkafka does not retry)
+# is sent again, as an at-least-once bank producer would, up to ATTEMPTS.
+ATTEMPTS = 10
+retry = []
 
 
-def record(entry):
+def record(key, value, entry, attempt):
     def cb(err, msg):
+        if err is not None and attempt < ATTEMPTS:
+            retry.append((time.monotonic() + 0.5 * attempt, key, value, entry, attempt + 1))
+            return
         e = dict(entry)
         e["acked"] = err is None
+        e["attempts"] = attempt
         if err is None and e["kind"] == "valid":
             acked_valid.append(e["id"])
         if err is not None:
@@ -60,13 +69,23 @@ def record(entry):
     return cb
 
 
-def send(key, value, entry):
+def send(key, value, entry, attempt=1):
     while True:
         try:
-            producer.produce(topic, key=key, value=value, on_delivery=record(entry))
+            producer.produce(topic, key=key, value=value,
+                             on_delivery=record(key, value, entry, attempt))
             return
         except BufferError:
             producer.poll(0.1)
+
+
+def resend_failed():
+    """Send again the failed deliveries whose backoff has passed."""
+    now = time.monotonic()
+    due = [r for r in retry if r[0] <= now]
+    for r in due:
+        retry.remove(r)
+        send(*r[1:])
 
 
 def valid(i, tenant, ext, digest, upper=False):
@@ -119,6 +138,7 @@ KINDS = ["oversized", "not_json", "dup_key", "tombstone", "missing_v", "v2", "v_
 i = 0
 start = time.monotonic()
 while not os.path.exists(stop_path):
+    resend_failed()
     # Pace: message i goes out at start + i / rate.
     due = start + i / rate
     now = time.monotonic()
@@ -159,6 +179,11 @@ while not os.path.exists(stop_path):
     i += 1
     producer.poll(0)
 
+deadline = time.monotonic() + 300
 left = producer.flush(300)
+while retry and time.monotonic() < deadline:
+    resend_failed()
+    time.sleep(0.5)
+    left = producer.flush(max(1, deadline - time.monotonic()))
 manifest.close()
 print(json.dumps({"sent": i, "unflushed": left}), flush=True)

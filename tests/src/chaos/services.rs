@@ -155,6 +155,20 @@ impl Services {
         self.run(&["up", "kafka"]).map(drop)
     }
 
+    /// Copy the broker's and PostgreSQL's logs into `to` (before a reset
+    /// deletes them).
+    pub fn save_logs(&self, to: &Path) {
+        let _ = std::fs::copy(self.dir.join("kafka/tansu.log"), to.join("tansu.log"));
+        if let Ok(status) = self.run(&["status"])
+            && let Some(data) = status
+                .lines()
+                .find_map(|l| l.split("(data ").nth(1)?.strip_suffix(')'))
+            && let Some(pg_dir) = Path::new(data).parent()
+        {
+            let _ = std::fs::copy(pg_dir.join("postgres.log"), to.join("postgres.log"));
+        }
+    }
+
     /// Stop both and delete their data.
     pub fn reset(&mut self) {
         if !self.torn_down {
