@@ -1,6 +1,11 @@
-//! House rules that the build can check: pipeline stages never depend on
-//! each other (ARCHITECTURE.md). Tests and benches may use another stage as
-//! a dev-dependency (to seal blocks to prove, say); the library may not.
+//! House rules that the build can check (ARCHITECTURE.md): pipeline stages
+//! never depend on each other (tests and benches may use another stage as a
+//! dev-dependency, to seal blocks to prove, say; the library may not); each
+//! format is spelled only in core; only core hashes; only the ledger and its
+//! named exceptions speak PostgreSQL; core does no I/O; only core converts
+//! clock readings.
+
+#![allow(clippy::unwrap_used)]
 
 const STAGES: [&str; 4] = ["ingest", "batcher", "relay", "verifier"];
 
