@@ -10,9 +10,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use utoipa::OpenApi;
 
-use crate::auth::{self, Caller};
+use crate::auth;
+use crate::authz::{self, Caller};
 use crate::error::ApiError;
-use crate::{Workflow, audit, contracts, judicial, monitor, preservations, products, webhooks};
+use crate::{
+    Workflow, audit, audit_anchor, contracts, judicial, monitor, preservations, products, webhooks,
+};
 
 /// Every route of `docs/workflow-api.md`.
 pub fn router(wf: Arc<Workflow>) -> Router {
@@ -120,7 +123,7 @@ pub fn router(wf: Arc<Workflow>) -> Router {
         )
         .route("/v1/audit", get(audit::list))
         .route("/v1/audit/verify", get(audit::verify))
-        .route("/v1/audit/anchor", post(audit::anchor_now))
+        .route("/v1/audit/anchor", post(audit_anchor::anchor_now))
         .route("/v1/system/events", get(monitor::events))
         .route("/v1/monitoring/summary", get(monitor::summary))
         .route("/v1/webhooks", get(webhooks::list).post(webhooks::create))
@@ -232,9 +235,9 @@ async fn audit_layer(State(wf): State<Arc<Workflow>>, mut req: Request, next: Ne
     }
     let (caller, had_token) = {
         let (mut parts, body) = req.into_parts();
-        let token = auth::bearer(&parts).map(str::to_owned);
+        let token = authz::bearer(&parts).map(str::to_owned);
         let caller = match &token {
-            Some(t) => auth::resolve(&wf, t).await.ok(),
+            Some(t) => authz::resolve(&wf, t).await.ok(),
             None => None,
         };
         if let Some(c) = &caller {
@@ -362,7 +365,7 @@ async fn created_object(path: &str, resp: Response) -> (String, Response) {
         contracts::reject, contracts::proof, contracts::certificate,
         judicial::create, judicial::list, judicial::get, judicial::review, judicial::compare,
         judicial::issue_certificate, judicial::refuse, judicial::download_certificate,
-        audit::list, audit::verify, audit::anchor_now,
+        audit::list, audit::verify, audit_anchor::anchor_now,
         monitor::summary, monitor::events,
         webhooks::create, webhooks::list, webhooks::delete, webhooks::disable, webhooks::enable,
         webhooks::deliveries,

@@ -1,6 +1,7 @@
 //! The application audit log: every action (time, user, action, object,
 //! result), hash-chained so that an edited, deleted or reordered row is
-//! detectable, and periodically anchored in the ledger like evidence.
+//! detectable. Its head is anchored in the ledger like evidence by
+//! `audit_anchor.rs` (apart, so the log itself depends on no feature).
 //!
 //! Row hash (`docs/workflow-api.md` §Audit chain):
 //!
@@ -17,16 +18,14 @@ use std::sync::Arc;
 use axum::extract::State;
 use deadpool_postgres::Pool;
 use serde::{Deserialize, Serialize};
-use tokio_util::sync::CancellationToken;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::Workflow;
-use crate::auth::{Require, roles};
+use crate::authz::{Require, roles};
 use crate::error::{ApiError, Query};
-use crate::evidence::{self, NewSubmission};
 
 /// Advisory lock serialising appends to the chain.
-const AUDIT_LOCK: i64 = 0x616e_6368_6175_6474;
+pub(crate) const AUDIT_LOCK: i64 = 0x616e_6368_6175_6474;
 
 /// One row, as hashed and as served.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
@@ -299,74 +298,6 @@ pub async fn verify_chain(pool: &Pool) -> Result<ChainReport, ApiError> {
     })
 }
 
-/// Publish the chain's head as evidence (when it moved since the last
-/// anchoring). Returns the submission id, if one was made.
-pub async fn anchor_head(wf: &Workflow) -> Result<Option<i64>, ApiError> {
-    let mut c = wf.db().await?;
-    let tx = c.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK])
-        .await?;
-    let Some(last) = tx
-        .query_opt(
-            "SELECT id, row_hash FROM workflow.audit_log ORDER BY id DESC LIMIT 1",
-            &[],
-        )
-        .await?
-    else {
-        return Ok(None);
-    };
-    let (upto, head): (i64, Vec<u8>) = (last.get(0), last.get(1));
-    let done = tx
-        .query_opt(
-            "SELECT 1 FROM workflow.audit_anchors WHERE upto_id >= $1",
-            &[&upto],
-        )
-        .await?;
-    if done.is_some() {
-        return Ok(None);
-    }
-    let sub = evidence::enqueue(
-        &tx,
-        &NewSubmission {
-            kind: "audit_head",
-            object_id: upto,
-            tenant: wf.config.audit_tenant.clone(),
-            hash_alg: "sha256",
-            hash: hex::encode(&head),
-            record: serde_json::json!({
-                "source": "anchord-workflow",
-                "kind": "audit_head",
-                "upto_id": upto,
-            }),
-        },
-    )
-    .await?;
-    tx.execute(
-        "INSERT INTO workflow.audit_anchors (upto_id, head_hash, submission_id) VALUES ($1, $2, $3)",
-        &[&upto, &head, &sub],
-    )
-    .await?;
-    tx.commit().await?;
-    wf.submissions_kick.notify_one();
-    Ok(Some(sub))
-}
-
-/// Background task: anchor the head every `audit_anchor_interval_s`.
-pub async fn run_anchoring(wf: Arc<Workflow>, shutdown: CancellationToken) {
-    let every = std::time::Duration::from_secs(wf.config.audit_anchor_interval_s);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
-        match anchor_head(&wf).await {
-            Ok(Some(id)) => tracing::info!(submission = id, "anchoring the audit chain's head"),
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = ?e, "could not anchor the audit chain's head"),
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------
 // HTTP
 // ---------------------------------------------------------------------------
@@ -466,19 +397,6 @@ pub async fn verify(
     _: Require<roles::Admin>,
 ) -> Result<axum::Json<ChainReport>, ApiError> {
     Ok(axum::Json(verify_chain(&wf.pool).await?))
-}
-
-/// Anchor the chain's head now (administrators); otherwise it happens every
-/// `workflow.audit_anchor_interval_s`.
-#[utoipa::path(post, path = "/v1/audit/anchor", responses(
-    (status = 200, body = Object),
-))]
-pub async fn anchor_now(
-    State(wf): State<Arc<Workflow>>,
-    _: Require<roles::Admin>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    let sub = anchor_head(&wf).await?;
-    Ok(axum::Json(serde_json::json!({ "submission_id": sub })))
 }
 
 #[cfg(test)]

@@ -29,11 +29,11 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::{Caller, Require, Role, roles};
+use crate::authz::{Caller, Require, Role, roles};
 use crate::error::{ApiError, Json, Path, Query};
 use crate::evidence::{self, NewSubmission};
 use crate::preservations::{LedgerJson, Reason, bundle_of, ledger_view, state_conflict};
-use crate::{Workflow, ts, ts_opt, webhooks};
+use crate::{Workflow, events, ts, ts_opt};
 
 /// What a platform-held key means, said wherever one is used.
 pub const PLATFORM_CUSTODY_STATEMENT: &str = "This signature was made with an Ed25519 key that the platform generated and keeps on the signer's behalf (platform custody), not with a key held by the signer.";
@@ -1015,7 +1015,7 @@ pub async fn create(
         )
         .await?;
     }
-    webhooks::enqueue(
+    events::emit(
         &tx,
         Some(&tenant),
         "contract.created",
@@ -1223,7 +1223,7 @@ pub async fn sign(
     let Some(me) = k.signers.iter().find(|s| s.user_id == caller.id) else {
         return Err(ApiError::forbidden("you are not a signer of this contract"));
     };
-    // The body only now: the caller may touch the record (auth::Require).
+    // The body only now: the caller may touch the record (authz::Require).
     let Json(s) = body?;
     if k.status != "signing" {
         return Err(state_conflict::<tokio_postgres::Client>(
@@ -1353,7 +1353,7 @@ pub async fn sign(
             &[&id],
         )
         .await?;
-        webhooks::enqueue(
+        events::emit(
             &tx,
             Some(&k.tenant),
             "contract.awaiting_review",
@@ -1386,7 +1386,7 @@ pub async fn refuse(
     if !k.signers.iter().any(|s| s.user_id == caller.id) {
         return Err(ApiError::forbidden("you are not a signer of this contract"));
     }
-    // The body only now: the caller may touch the record (auth::Require).
+    // The body only now: the caller may touch the record (authz::Require).
     let Json(r) = body?;
     let reason_text = r.checked()?;
     let tx = c.transaction().await?;
@@ -1425,7 +1425,7 @@ pub async fn refuse(
             "your signature is not pending: you already signed or refused",
         ));
     }
-    webhooks::enqueue(
+    events::emit(
         &tx,
         Some(&k.tenant),
         "contract.refused",
@@ -1528,7 +1528,7 @@ pub async fn approve(
         &[&id, &sub],
     )
     .await?;
-    webhooks::enqueue(
+    events::emit(
         &tx,
         Some(&k.tenant),
         "contract.approved",
@@ -1553,7 +1553,7 @@ pub async fn reject(
     let mut c = wf.db().await?;
     let (k, _) = load(&c, &caller, id).await?;
     review_guard(&caller, &k)?;
-    // The body only now: the caller may touch the record (auth::Require).
+    // The body only now: the caller may touch the record (authz::Require).
     let Json(r) = body?;
     let reason_text = r.checked()?;
     let tx = c.transaction().await?;
@@ -1576,7 +1576,7 @@ pub async fn reject(
         )
         .await);
     }
-    webhooks::enqueue(
+    events::emit(
         &tx,
         Some(&k.tenant),
         "contract.rejected",

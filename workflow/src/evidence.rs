@@ -28,7 +28,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
-use crate::{Workflow, WorkflowConfig, WorkflowError, audit, webhooks};
+use crate::{Workflow, WorkflowConfig, WorkflowError, audit, events};
 
 /// A row for the outbox. Its external id and public metadata are made by
 /// [`enqueue`]: the caller names no id and publishes nothing of `record`.
@@ -378,7 +378,7 @@ async fn on_sealed(
         _ => None,
     };
     if let Some((event, object)) = event {
-        webhooks::enqueue(
+        events::emit(
             &tx,
             Some(tenant),
             event,

@@ -19,11 +19,11 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::{Caller, Require, Role, roles};
+use crate::authz::{Caller, Require, Role, roles};
 use crate::error::{ApiError, Json, Multipart, Path, Query};
 use crate::evidence::{self, NewSubmission};
 use crate::preservations::{Reason, state_conflict};
-use crate::{Workflow, files, ts, ts_opt, webhooks};
+use crate::{Workflow, events, files, ts, ts_opt};
 
 pub const MATCH_MESSAGE: &str = "结果一致，数据未篡改";
 pub const MISMATCH_MESSAGE: &str = "结果不一致，数据与保全记录不符";
@@ -328,7 +328,7 @@ pub async fn create(
         )
         .await?
         .get(0);
-    webhooks::enqueue(
+    events::emit(
         &tx,
         Some(&tenant),
         "judicial_request.created",
@@ -525,7 +525,7 @@ pub async fn compare(
             .ok_or_else(not_sealed)?
         // The connection goes back before the upload is read.
     };
-    // The body only now: the caller may touch the record (auth::Require).
+    // The body only now: the caller may touch the record (authz::Require).
     let Multipart(mp) = body?;
     let not_sealed = || ApiError::invalid_state("the subject is not sealed in the ledger");
     let b = evidence::bundle(&wf, &s).await?.ok_or_else(not_sealed)?;
@@ -608,7 +608,7 @@ pub async fn issue_certificate(
 ) -> Result<axum::Json<RequestJson>, ApiError> {
     let (r, _) = load(&wf, &caller, id).await?;
     institution_guard(&caller, &r)?;
-    // The body only now: the caller may touch the record (auth::Require).
+    // The body only now: the caller may touch the record (authz::Require).
     let Multipart(mp) = body?;
     if !OPEN.contains(&r.status.as_str()) {
         let c = wf.db().await?;
@@ -672,7 +672,7 @@ pub async fn issue_certificate(
         &[&id, &sub],
     )
     .await?;
-    webhooks::enqueue(
+    events::emit(
         &tx,
         Some(&r.tenant),
         "judicial_request.certified",
@@ -697,7 +697,7 @@ pub async fn refuse(
     let mut c = wf.db().await?;
     let (r, _) = load_on(&c, &caller, id).await?;
     institution_guard(&caller, &r)?;
-    // The body only now: the caller may touch the record (auth::Require).
+    // The body only now: the caller may touch the record (authz::Require).
     let Json(reason) = body?;
     let reason_text = reason.checked()?;
     let tx = c.transaction().await?;
@@ -712,7 +712,7 @@ pub async fn refuse(
     if n == 0 {
         return Err(state_conflict(&*tx, TABLE, "judicial request", id, "refusing", OPEN).await);
     }
-    webhooks::enqueue(
+    events::emit(
         &tx,
         Some(&r.tenant),
         "judicial_request.refused",

@@ -10,25 +10,31 @@
 //! bundle (built by the verifier's [`Prover`]).
 //!
 //! - [`api`]: the axum router and the OpenAPI document.
-//! - `auth`: argon2id passwords, opaque session tokens (SHA-256 stored),
-//!   lockout; the [`auth::Caller`] extractor every handler authorises with.
-//! - `audit`: the hash-chained application log, its verification and the
-//!   periodic anchoring of its head.
+//! - `auth`: login, users, argon2id passwords, opaque session tokens
+//!   (SHA-256 stored), lockout.
+//! - `authz`: roles and the [`authz::Caller`] / [`authz::Require`]
+//!   extractors every handler authorises with.
+//! - `audit`: the hash-chained application log and its verification;
+//!   `audit_anchor`: the periodic anchoring of its head.
 //! - `evidence`: the submission outbox, the Kafka producer and the linker.
-//! - `webhooks`: the signed delivery outbox with exponential backoff.
+//! - `events`: how features notify subscribers (the webhook outbox);
+//!   `webhooks`: the signed deliveries with exponential backoff.
 //!
 //! The crate owns the PostgreSQL schema `workflow` (its own migrations,
 //! `migrate.rs`); it reads the ledger only through `anchord-ledger`'s API.
 
 pub mod api;
 pub mod audit;
+pub mod audit_anchor;
 pub mod auth;
+pub mod authz;
 mod certificates;
 pub mod config;
 pub mod conn;
 pub mod contracts;
 pub use anchord_egress as egress;
 pub mod error;
+pub mod events;
 pub mod evidence;
 pub mod files;
 pub mod judicial;
@@ -40,6 +46,8 @@ pub mod monitor;
 pub mod paging;
 pub mod preservations;
 pub mod products;
+#[cfg(test)]
+mod structure;
 pub mod tasks;
 pub mod webhooks;
 
@@ -290,7 +298,7 @@ pub async fn start(
     );
     tasks.spawn(
         tasks::AUDIT_ANCHORING,
-        audit::run_anchoring(wf.clone(), stop.clone()),
+        audit_anchor::run_anchoring(wf.clone(), stop.clone()),
     );
     tasks.spawn(
         tasks::WEBHOOK_DELIVERY,

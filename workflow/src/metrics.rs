@@ -108,6 +108,7 @@ pub static WEBHOOK_ATTEMPTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+/// Labelled by `tasks.rs` as it starts each loop.
 pub static TASK_UP: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     register_int_gauge_vec!(
         opts!(
@@ -154,9 +155,6 @@ pub fn init() {
     }
     for o in ["delivered", "retry", "failed"] {
         WEBHOOK_ATTEMPTS.with_label_values(&[o]);
-    }
-    for t in crate::tasks::TASK_NAMES {
-        TASK_UP.with_label_values(&[t]);
     }
 }
 

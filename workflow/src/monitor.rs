@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::Workflow;
-use crate::auth::{Require, roles};
+use crate::authz::{Require, roles};
 use crate::error::{ApiError, Query};
 
 #[derive(Debug, Serialize, ToSchema)]

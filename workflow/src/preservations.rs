@@ -13,10 +13,10 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::{Caller, Require, Role, roles};
+use crate::authz::{Caller, Require, Role, roles};
 use crate::error::{ApiError, Json, Multipart, Path, Query};
 use crate::evidence::{self, NewSubmission, SubmissionJson};
-use crate::{Workflow, files, products, ts, ts_opt, webhooks};
+use crate::{Workflow, events, files, products, ts, ts_opt};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -299,7 +299,7 @@ pub async fn edit(
     if p.created_by != caller.id {
         return Err(ApiError::forbidden("only the creator edits a preservation"));
     }
-    // The body only now: the caller may touch the record (auth::Require).
+    // The body only now: the caller may touch the record (authz::Require).
     let Json(e) = body?;
     if !EDITABLE.contains(&p.status.as_str()) {
         return Err(state_conflict::<tokio_postgres::Client>(
@@ -353,7 +353,7 @@ pub async fn upload(
     if p.created_by != caller.id {
         return Err(ApiError::forbidden("only the creator uploads the file"));
     }
-    // The body only now: the caller may touch the record (auth::Require).
+    // The body only now: the caller may touch the record (authz::Require).
     let Multipart(mp) = body?;
     if !EDITABLE.contains(&p.status.as_str()) {
         let c = wf.db().await?;
@@ -437,7 +437,7 @@ pub async fn submit(
     if moved.is_none() {
         return Err(state_conflict(&*tx, TABLE, "preservation", id, "submitting", EDITABLE).await);
     }
-    webhooks::enqueue(
+    events::emit(
         &tx,
         Some(&p.tenant),
         "preservation.submitted",
@@ -542,7 +542,7 @@ pub async fn approve(
         &[&id, &sub],
     )
     .await?;
-    webhooks::enqueue(
+    events::emit(
         &tx,
         Some(&p.tenant),
         "preservation.approved",
@@ -567,7 +567,7 @@ pub async fn reject(
     let mut c = wf.db().await?;
     let (p, _) = load_on(&c, &caller, id).await?;
     review_guard(&caller, &p)?;
-    // The body only now: the caller may touch the record (auth::Require).
+    // The body only now: the caller may touch the record (authz::Require).
     let Json(r) = body?;
     let reason_text = r.checked()?;
     let tx = c.transaction().await?;
@@ -582,7 +582,7 @@ pub async fn reject(
     if moved.is_none() {
         return Err(state_conflict(&*tx, TABLE, "preservation", id, "rejection", SUBMITTED).await);
     }
-    webhooks::enqueue(
+    events::emit(
         &tx,
         Some(&p.tenant),
         "preservation.rejected",

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{Caller, Require, roles};
+use crate::authz::{Caller, Require, roles};
 use crate::error::{ApiError, Json, Path};
 use crate::{Workflow, ts};
 

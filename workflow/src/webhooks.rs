@@ -39,7 +39,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::{Require, Role, roles};
+use crate::authz::{Require, Role, roles};
 use crate::error::{ApiError, Json, Path, Query};
 use crate::paging::{Page, Paged};
 use crate::{Workflow, ts, ts_opt};
@@ -78,42 +78,6 @@ fn jitter(d: Duration) -> Duration {
     let r = crate::random32();
     let f = 0.8 + 0.4 * (f64::from(r[0]) / 255.0);
     d.mul_f64(f)
-}
-
-/// Queue `event` for every enabled webhook of `tenant` and every
-/// platform-wide one, in the caller's transaction.
-pub async fn enqueue(
-    tx: &tokio_postgres::Transaction<'_>,
-    tenant: Option<&str>,
-    event: &str,
-    object: serde_json::Value,
-) -> Result<(), ApiError> {
-    let hooks = tx
-        .query(
-            "SELECT id FROM workflow.webhooks
-              WHERE deleted_at IS NULL AND disabled_at IS NULL AND (tenant IS NULL OR tenant = $1)",
-            &[&tenant],
-        )
-        .await?;
-    for h in hooks {
-        let webhook_id: i64 = h.get(0);
-        let delivery_id = hex::encode(&crate::random32()[..16]);
-        let body = serde_json::json!({
-            "delivery_id": delivery_id,
-            "event": event,
-            "tenant": tenant,
-            "occurred_at": ts(time::OffsetDateTime::now_utc()),
-            "object": object,
-        })
-        .to_string();
-        tx.execute(
-            "INSERT INTO workflow.webhook_deliveries (delivery_id, webhook_id, event, body)
-             VALUES ($1, $2, $3, $4)",
-            &[&delivery_id, &webhook_id, &event, &body],
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 /// A claimed delivery.
@@ -504,7 +468,7 @@ pub async fn list(
 /// The webhook, if the caller may manage it.
 async fn own_hook(
     c: &tokio_postgres::Client,
-    caller: &crate::auth::Caller,
+    caller: &crate::authz::Caller,
     id: i64,
 ) -> Result<Option<String>, ApiError> {
     let hook = c
@@ -550,7 +514,7 @@ pub async fn delete(
 
 async fn set_enabled(
     wf: &Workflow,
-    caller: &crate::auth::Caller,
+    caller: &crate::authz::Caller,
     id: i64,
     enabled: bool,
 ) -> Result<axum::Json<WebhookJson>, ApiError> {
@@ -643,7 +607,7 @@ pub async fn deliveries(
     if caller.role != Role::Admin && tenant != caller.tenant {
         return Err(ApiError::forbidden("this webhook belongs to another bank"));
     }
-    // The query only now: the caller may read the record (auth::Require).
+    // The query only now: the caller may read the record (authz::Require).
     let Query(q) = query?;
     let page = Page {
         limit: q.limit,
