@@ -18,11 +18,13 @@
 //!   that they fire: dead letters (the generator's malformed messages), the
 //!   court's judicial-sim stopped (anchors lagging, circuit breaker open),
 //!   the witness stopped (quorum not reached), the batcher stopped (sealing
-//!   stalled; no sealer-lock holder, one leg of the PostgreSQL rule).
+//!   stalled; no sealer-lock holder, one leg of the PostgreSQL rule), the
+//!   court's gateway back with another key for the bank (relay `permanent`
+//!   failures), a batcher started with an unreachable TSA (TSA failing).
 //!   Tested on synthetic series only (`dashboards/alerts.test.yml`, run by
 //!   `the_alert_rules_pass_promtool_and_name_only_spec_metrics`): ingest lag
-//!   above 10000, relay `permanent`/`ambiguous` failures, the TSA failing,
-//!   the ledger-retries leg of the PostgreSQL rule, the broker unreachable
+//!   above 10000, relay `ambiguous` failures, the ledger-retries leg of the
+//!   PostgreSQL rule, the broker unreachable
 //!   (the shared broker cannot be stopped under other tests; here only
 //!   `anchord_ingest_brokers_up` > 0 is checked) and the disk filling
 //!   (kubelet metrics).
@@ -322,7 +324,9 @@ logs = [{{ origin = "{ORIGIN}", vkeys = ["{sealer_vkey}"] }}]
     let mut scrape = String::from(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n",
     );
-    for (job, port) in &jobs {
+    // A second batcher, started at the end with an unreachable TSA.
+    let tsa_admin = free_port();
+    for (job, port) in jobs.iter().chain([&("batcher_tsa", tsa_admin)]) {
         scrape.push_str(&format!(
             "  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
         ));
@@ -576,6 +580,37 @@ logs = [{{ origin = "{ORIGIN}", vkeys = ["{sealer_vkey}"] }}]
         )
         .await;
     }
+    // The court's gateway back, but no longer trusting the bank's key:
+    // every request is refused for good (HTTP 4xx: `permanent`).
+    let other = dir.join("other-key");
+    std::fs::create_dir_all(&other).unwrap();
+    let (_, other_pub) = anchord_testkit::rsa_keypair(&other);
+    let wrong_account = format!("bank-001={}", other_pub.display());
+    procs.push(spawn(
+        "judicial-sim-rekeyed",
+        &[
+            "judicial-sim",
+            "--listen",
+            &format!("127.0.0.1:{court_port}"),
+            "--data-dir",
+            chain.to_str().unwrap(),
+            "--account",
+            &wrong_account,
+        ],
+        None,
+        None,
+    ));
+    wait_positive(
+        &prom,
+        &fired(
+            "AnchordRelayJobsFailed",
+            r#",target="court",class="permanent""#,
+        ),
+        180,
+        &mut procs,
+        &logs,
+    )
+    .await;
     // Stop the witness: new checkpoints never become final.
     procs.retain(|p| p.1 != "witness");
     publish(&topic, 20).await;
@@ -597,6 +632,54 @@ logs = [{{ origin = "{ORIGIN}", vkeys = ["{sealer_vkey}"] }}]
     for alert in ["AnchordSealingStalled", "AnchordPostgresUnreachable"] {
         wait_positive(&prom, &fired(alert, ""), 120, &mut procs, &logs).await;
     }
+    // A batcher whose TSA does not answer: it takes the sealer lock and
+    // every timestamp request fails.
+    let tsa_cert = dir.join("tsa.pem");
+    let ok = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=unreachable test TSA"])
+        .args(["-addext", "extendedKeyUsage=critical,timeStamping"])
+        .arg("-keyout")
+        .arg(dir.join("tsa.key"))
+        .arg("-out")
+        .arg(&tsa_cert)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "openssl req (a TSA certificate)");
+    let log = std::fs::File::create(logs.join("batcher_tsa.log")).unwrap();
+    procs.push(Proc(
+        Command::new(BIN)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("ANCHORD_LOG", "info")
+            .env("ANCHORD__ADMIN__LISTEN", format!("127.0.0.1:{tsa_admin}"))
+            .env(
+                "ANCHORD__BATCHER__TSA_URL",
+                format!("http://127.0.0.1:{}/tsa", free_port()),
+            )
+            .env("ANCHORD__BATCHER__TSA_CERT", &tsa_cert)
+            .arg("--config")
+            .arg(&config)
+            .arg("batcher")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+        "batcher_tsa",
+    ));
+    publish(&topic, 10).await;
+    wait_positive(
+        &prom,
+        &fired("AnchordTsaFailing", ""),
+        120,
+        &mut procs,
+        &logs,
+    )
+    .await;
     drop(procs);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -235,14 +235,45 @@ async fn run_takes_evidence_from_kafka_to_an_anchored_proof_and_drains_on_sigter
     ] {
         assert!(metrics.contains(prefix), "no {prefix}* metric in /metrics");
     }
+    // The process metrics (CPU, memory, open files, start time), with
+    // plausible values.
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} sample in /metrics"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let started = value("process_start_time_seconds");
+    assert!(
+        started > now - 3600.0 && started <= now + 1.0,
+        "process_start_time_seconds {started}, now {now}"
+    );
+    // Whole seconds (the prometheus crate's resolution): may still be 0.
+    assert!(value("process_cpu_seconds_total") >= 0.0);
+    assert!(value("process_resident_memory_bytes") > 1e6);
+    assert!(value("process_open_fds") >= 3.0);
     // The combined exposition is valid for Prometheus, and every family in
     // it is in the spec with its type.
     promtool_check(&metrics, "anchord run's exposition");
     let spec = anchord_testkit::metrics_spec::load();
     for line in metrics.lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE anchord_") {
+        let rest = line
+            .strip_prefix("# TYPE anchord_")
+            .map(|r| format!("anchord_{r}"))
+            .or_else(|| {
+                line.strip_prefix("# TYPE process_")
+                    .map(|r| format!("process_{r}"))
+            });
+        if let Some(rest) = rest {
             let (name, kind) = rest.split_once(' ').unwrap();
-            let name = format!("anchord_{name}");
+            let name = name.to_owned();
             let s = spec
                 .get(&name)
                 .unwrap_or_else(|| panic!("anchord run exports {name}, not in docs/metrics.md"));
