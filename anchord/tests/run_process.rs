@@ -449,7 +449,9 @@ async fn every_service_subcommand_exits_2_on_bad_configuration_before_binding_or
             r#"[{{name = "court", kind = "judicial", url = "http://127.0.0.1:9", account_id = "bank-a", signing_key = "{missing}"}}]"#
         ),
     );
-    let cases: Vec<(&[&str], Vec<(&str, String)>, &str)> = vec![
+    // (arguments, environment, what the error must name)
+    type Case<'a> = (&'a [&'a str], Vec<(&'a str, String)>, &'a str);
+    let cases: Vec<Case> = vec![
         (&["ingest"], vec![no_tenants.clone()], "ingest.tenants"),
         (&["run"], vec![no_tenants.clone()], "ingest.tenants"),
         (&["batcher"], vec![no_sealer_key.clone()], "no-such-key"),

@@ -178,8 +178,7 @@ fn the_metrics_spec_and_the_code_agree() {
                 "{name}: counters, and only counters, end in _total"
             ));
         }
-        if s.unit == "seconds" && !name.ends_with("_seconds") && !name.ends_with("_seconds_total")
-        {
+        if s.unit == "seconds" && !name.ends_with("_seconds") && !name.ends_with("_seconds_total") {
             problems.push(format!("{name}: unit seconds but the name does not say so"));
         }
         if name.ends_with("_seconds") && s.unit != "seconds" {
