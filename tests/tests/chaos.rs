@@ -146,9 +146,25 @@ async fn services_up_restarts_a_broker_that_died_and_down_leaves_no_postgres_run
     chaos::services::become_subreaper();
     let dir = anchord_testkit::process::temp_dir("anchord_services_pg");
     let mut s = Services::up(&dir.join("dev"), "memory").unwrap();
-    let pids = s.pids();
-    let kafka = pids.iter().find(|(k, _)| k == "kafka").unwrap().1;
-    let pg = pids.iter().find(|(k, _)| k == "postgres").unwrap().1;
+    // From the pid files, as any operator would (not `pids`, which is new).
+    let kafka: i32 = std::fs::read_to_string(dir.join("dev/kafka/tansu.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let status = s.run(&["status"]).unwrap();
+    let data = status
+        .lines()
+        .find_map(|l| l.split("(data ").nth(1)?.strip_suffix(')'))
+        .unwrap()
+        .to_owned();
+    let pg: i32 = std::fs::read_to_string(format!("{data}/postmaster.pid"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(kafka),
         nix::sys::signal::Signal::SIGKILL,

@@ -963,7 +963,7 @@ async fn run_in(w: &mut World, say: &(dyn Fn(&str) + Sync)) -> Result<Summary, S
     let non_final = v.checkpoints.iter().filter(|c| !c.1).count();
     if non_final > 0 {
         say(&format!(
-            "chaos: {non_final} of {} checkpoints never became final (superseded while a witness or the TSA was down)",
+            "chaos: {non_final} of {} checkpoints were skipped by the witnesses (a later final checkpoint covers them, docs/witness-protocol.md)",
             v.checkpoints.len()
         ));
     }

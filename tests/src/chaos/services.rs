@@ -10,9 +10,12 @@ use std::time::{Duration, Instant};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-/// The repository's `scripts/services`.
+/// The repository's `scripts/services` (`ANCHORD_SERVICES_SCRIPT`: another
+/// copy, e.g. an older one to show a regression test failing on it).
 pub fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/services")
+    std::env::var_os("ANCHORD_SERVICES_SCRIPT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/services"))
 }
 
 /// Make this process the reaper of its orphaned descendants (the postmaster
