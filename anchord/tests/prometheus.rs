@@ -671,7 +671,13 @@ logs = [{{ origin = "{ORIGIN}", vkeys = ["{sealer_vkey}"] }}]
             .unwrap(),
         "batcher_tsa",
     ));
-    publish(&topic, 10).await;
+    // New checkpoints (each one a timestamp request) once Prometheus has
+    // seen the counters from zero.
+    wait_positive(&prom, r#"up{job="batcher_tsa"}"#, 30, &mut procs, &logs).await;
+    for _ in 0..2 {
+        publish(&topic, 10).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
     wait_positive(
         &prom,
         &fired("AnchordTsaFailing", ""),
