@@ -937,11 +937,11 @@ fn rules_for_test(text: &str) -> String {
     };
     let mut out = String::new();
     for line in text.lines() {
-        if let Some((indent, _)) = line.split_once("for: ") {
-            if indent.trim().is_empty() {
-                out.push_str(&format!("{indent}for: 10s\n"));
-                continue;
-            }
+        if let Some((indent, _)) = line.split_once("for: ")
+            && indent.trim().is_empty()
+        {
+            out.push_str(&format!("{indent}for: 10s\n"));
+            continue;
         }
         let mut rest = line;
         while let Some(open) = rest.find('[') {
