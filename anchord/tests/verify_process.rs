@@ -1397,6 +1397,26 @@ async fn readers_serve_proofs_audit_and_status_as_a_select_only_role_and_check_t
     assert_eq!(status, 200, "{body}");
     let b: Bundle = serde_json::from_str(&body).unwrap();
     assert_eq!(b.entry.external_id, "CONTRACT-001");
+    // Every other read route answers from the replica's view, too.
+    let base = format!("http://127.0.0.1:{verifier_port}");
+    for path in [
+        "/v1/proofs/by-id/bank-a/CONTRACT-004".to_owned(),
+        "/v1/checkpoints/latest".to_owned(),
+        "/v1/checkpoints/1".to_owned(),
+        "/v1/checkpoints/consistency?from=1&to=2".to_owned(),
+    ] {
+        let r = http.get(format!("{base}{path}")).send().await.unwrap();
+        let status = r.status().as_u16();
+        assert_eq!(status, 200, "{path}: {}", r.text().await.unwrap());
+    }
+    let r = http
+        .post(format!("{base}/v1/verify"))
+        .json(&serde_json::json!({"hash": hex::encode(EvidenceAlg::Sha256.hash(&file(2)))}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    assert_eq!(status, 200, "/v1/verify: {}", r.text().await.unwrap());
     let ready = http
         .get(format!("http://127.0.0.1:{admin_port}/readyz"))
         .send()
