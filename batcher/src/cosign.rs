@@ -8,7 +8,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use anchord_core::checkpoint::{NoteSignature, NoteVerifier, SignedNote, encode_hash};
+use anchord_core::checkpoint::{NoteSignature, NoteVerifier, SignedNote};
 use anchord_core::{HashSuite, merkle};
 use anchord_ledger::{Ledger, SignatureRole, SignatureRow};
 use tokio::sync::watch;
@@ -159,18 +159,8 @@ async fn observe_witnessed(ledger: &Ledger, size: u64) {
     }
 }
 
-/// The `add-checkpoint` request body: `old <size>`, proof lines, a blank
-/// line, the signed checkpoint.
-pub fn add_checkpoint_body(old: u64, proof: &[anchord_core::Digest32], note: &str) -> String {
-    let mut body = format!("old {old}\n");
-    for p in proof {
-        body.push_str(&encode_hash(p));
-        body.push('\n');
-    }
-    body.push('\n');
-    body.push_str(note);
-    body
-}
+/// The `add-checkpoint` request body: core's one definition.
+pub use anchord_core::witness::add_checkpoint_body;
 
 #[allow(clippy::too_many_arguments)]
 async fn ask(

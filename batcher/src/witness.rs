@@ -15,10 +15,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anchord_core::checkpoint::{
-    ALG_COSIGNATURE_V1, Checkpoint, NoteError, NoteSigner, NoteVerifier, SignedNote, decode_hash,
-    parse_decimal,
+    ALG_COSIGNATURE_V1, Checkpoint, NoteError, NoteSigner, NoteVerifier,
 };
-use anchord_core::{Digest32, HashSuite, merkle};
+use anchord_core::{HashSuite, merkle};
 use anchord_ledger::WitnessStore;
 use axum::Router;
 use axum::body::Bytes;
@@ -30,9 +29,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::WitnessConfig;
 use crate::{BatcherError, keys, metrics, now_us};
-
-/// Most consistency proof lines accepted (a 2^63-leaf tree needs fewer).
-const MAX_PROOF_LINES: usize = 63;
 
 /// A running witness's fixed state.
 #[derive(Debug)]
@@ -121,43 +117,8 @@ pub async fn start(
     Ok((local, task))
 }
 
-/// A parsed `add-checkpoint` request.
-#[derive(Debug)]
-pub struct AddCheckpoint {
-    pub old_size: u64,
-    pub proof: Vec<Digest32>,
-    pub note: SignedNote,
-}
-
-/// Parse the request body: `old <n>\n`, proof lines, `\n`, signed note.
-pub fn parse_add_checkpoint(body: &str) -> Result<AddCheckpoint, String> {
-    let (first, rest) = body.split_once('\n').ok_or("no old size line")?;
-    let old_size = first
-        .strip_prefix("old ")
-        .and_then(parse_decimal)
-        .ok_or("bad old size line")?;
-    let (proof_part, note) = if let Some(note) = rest.strip_prefix('\n') {
-        ("", note)
-    } else {
-        rest.split_once("\n\n")
-            .ok_or("no blank line before the checkpoint")?
-    };
-    let mut proof = Vec::new();
-    if !proof_part.is_empty() {
-        for line in proof_part.split('\n') {
-            proof.push(decode_hash(line).ok_or("bad consistency proof line")?);
-            if proof.len() > MAX_PROOF_LINES {
-                return Err("too many proof lines".into());
-            }
-        }
-    }
-    let note = SignedNote::parse(note).map_err(|e| e.to_string())?;
-    Ok(AddCheckpoint {
-        old_size,
-        proof,
-        note,
-    })
-}
+/// The `add-checkpoint` request and its parser: core's one definition.
+pub use anchord_core::witness::{AddCheckpoint, parse_add_checkpoint};
 
 fn reply(status: StatusCode, msg: &str) -> Response {
     metrics::WITNESS_SERVED
@@ -309,28 +270,4 @@ pub async fn run(
     let (_, task) = start(w, listen, shutdown).await?;
     let _ = task.await;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_parsing() {
-        let note = "o\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n\u{2014} k AAAAAAE=\n";
-        let r = parse_add_checkpoint(&format!("old 0\n\n{note}")).unwrap();
-        assert_eq!((r.old_size, r.proof.len()), (0, 0));
-        let h = anchord_core::checkpoint::encode_hash(&[7; 32]);
-        let r = parse_add_checkpoint(&format!("old 3\n{h}\n{h}\n\n{note}")).unwrap();
-        assert_eq!((r.old_size, r.proof.len()), (3, 2));
-        for bad in [
-            format!("old 03\n\n{note}"),
-            format!("new 3\n\n{note}"),
-            format!("old 3\nnot-base64\n\n{note}"),
-            format!("old 3\n{h}\n{note}"),
-            "old 3\n".to_string(),
-        ] {
-            assert!(parse_add_checkpoint(&bad).is_err(), "{bad:?}");
-        }
-    }
 }

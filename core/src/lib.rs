@@ -13,6 +13,7 @@
 //!   (`ANCHORD1 ‖ size ‖ root ‖ origin`).
 //! - [`time`]: µs/ms since the Unix epoch, from a time the caller read.
 //! - [`vectors`]: the conformance kit (transparency-dev/merkle vector layout).
+//! - [`witness`]: the witness protocol's `add-checkpoint` request body.
 
 pub mod anchor;
 pub mod bundle;
@@ -25,6 +26,7 @@ pub mod suite;
 pub mod tiles;
 pub mod time;
 pub mod vectors;
+pub mod witness;
 
 pub use entry::{Entry, EntryError, EvidenceAlg};
 pub use suite::{Digest32, HashSuite};

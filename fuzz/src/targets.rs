@@ -144,9 +144,9 @@ pub mod checkpoint {
 }
 
 /// The witness endpoint's `add-checkpoint` body
-/// (`batcher::witness::parse_add_checkpoint`).
+/// (`anchord_core::witness::parse_add_checkpoint`).
 pub mod witness {
-    use anchord_batcher::witness::parse_add_checkpoint;
+    use anchord_core::witness::parse_add_checkpoint;
     use anchord_core::checkpoint::Checkpoint;
 
     pub fn target(data: &[u8]) -> bool {

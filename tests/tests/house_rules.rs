@@ -138,6 +138,8 @@ fn only_core_spells_the_formats() {
         "414e43484f524431",
         "anchord-anchor/v1",
         "anchord-sim-tx/v1",
+        "format!(\"old {",
+        ".strip_prefix(\"old \")",
         "\"{}\\n{}\\n{}\\n\"",
         "{origin}\\n{",
         "stored merkle root",
