@@ -529,7 +529,7 @@ pub fn export(args: &ExportArgs) -> ExitCode {
 /// configured endpoints).
 pub async fn trust(config: &Config, args: &TrustArgs) -> anyhow::Result<()> {
     let TrustCommand::Export { out } = &args.command;
-    let keys = declared_keys(config)?;
+    let keys = declared_keys(config).map_err(crate::service::config_error)?;
     let mut file = anchord_verifier::trust::TrustFile {
         format: Some(anchord_verifier::trust::TRUST_POLICY_FORMAT_V1.into()),
         origins: vec![config.batcher.origin.clone()],
@@ -541,7 +541,7 @@ pub async fn trust(config: &Config, args: &TrustArgs) -> anyhow::Result<()> {
     };
     if let Some(cert) = &config.batcher.tsa_cert {
         let der = anchord_tsa::load_cert_der(cert)
-            .map_err(|e| anyhow::anyhow!("batcher.tsa_cert: {e}"))?;
+            .map_err(|e| crate::service::config_error(anyhow::anyhow!("batcher.tsa_cert: {e}")))?;
         file.tsa_certs
             .push(anchord_verifier::trust::der_to_pem(&der));
     }

@@ -457,6 +457,17 @@ async fn every_service_subcommand_exits_2_on_bad_configuration_before_binding_or
         (&["batcher"], vec![no_sealer_key.clone()], "no-such-key"),
         (&["verifier"], vec![no_sealer_key.clone()], "no-such-key"),
         (&["workflow"], vec![no_sealer_key.clone()], "no-such-key"),
+        // Commands that serve nothing answer the same way.
+        (
+            &["audit", "--no-progress"],
+            vec![no_sealer_key.clone()],
+            "no-such-key",
+        ),
+        (
+            &["trust", "export", "--out", "-"],
+            vec![no_sealer_key.clone()],
+            "no-such-key",
+        ),
         (&["run"], vec![no_sealer_key.clone()], "no-such-key"),
         (
             &["witness"],
