@@ -32,7 +32,8 @@ use utoipa::{IntoParams, ToSchema};
 use crate::authz::{Caller, Require, Role, roles};
 use crate::error::{ApiError, Json, Path, Query};
 use crate::evidence::{self, NewSubmission};
-use crate::preservations::{LedgerJson, Reason, bundle_of, ledger_view, state_conflict};
+use crate::preservations::{LedgerJson, Reason, bundle_of, ledger_view};
+use crate::status::{self, Actor, Change, ContractStatus, SignerStatus, Status};
 use crate::{Workflow, events, ts, ts_opt};
 
 /// What a platform-held key means, said wherever one is used.
@@ -1225,18 +1226,16 @@ pub async fn sign(
     };
     // The body only now: the caller may touch the record (authz::Require).
     let Json(s) = body?;
-    if k.status != "signing" {
-        return Err(state_conflict::<tokio_postgres::Client>(
+    if k.status != ContractStatus::Signing.as_str() {
+        return Err(status::conflict::<ContractStatus, tokio_postgres::Client>(
             &c,
-            "workflow.contracts",
-            "contract",
             id,
             "signing",
-            &["signing"],
+            &[ContractStatus::Signing],
         )
         .await);
     }
-    if me.status != "pending" {
+    if me.status != SignerStatus::Pending.as_str() {
         return Err(ApiError::invalid_state(format!(
             "your signature is already {}",
             me.status
@@ -1327,15 +1326,8 @@ pub async fn sign(
             // refused meanwhile (a concurrent request).
             ApiError::invalid_state("your signature is no longer pending")
         } else {
-            state_conflict(
-                &*tx,
-                "workflow.contracts",
-                "contract",
-                id,
-                "signing",
-                &["signing"],
-            )
-            .await
+            status::conflict::<ContractStatus, _>(&*tx, id, "signing", &[ContractStatus::Signing])
+                .await
         });
     }
     let all = tx
@@ -1347,10 +1339,17 @@ pub async fn sign(
         .get::<_, Option<bool>>(0)
         .unwrap_or(false);
     if all {
-        tx.execute(
-            "UPDATE workflow.contracts SET status = 'awaiting_review', updated_at = now()
-              WHERE id = $1 AND status = 'signing'",
-            &[&id],
+        status::transition(
+            &tx,
+            Actor::user(&caller),
+            id,
+            &[ContractStatus::Signing],
+            ContractStatus::AwaitingReview,
+            "signing",
+            Change {
+                note: Some("every signer signed"),
+                ..Change::default()
+            },
         )
         .await?;
         events::emit(
@@ -1390,28 +1389,21 @@ pub async fn refuse(
     let Json(r) = body?;
     let reason_text = r.checked()?;
     let tx = c.transaction().await?;
-    let moved = tx
-        .query_opt(
-            "UPDATE workflow.contracts SET status = 'refused', reject_reason = $2, updated_at = now()
-              WHERE id = $1 AND status = ANY($3) RETURNING status",
-            &[
-                &id,
-                &format!("refused by {}: {}", caller.username, reason_text),
-                &vec!["signing"],
-            ],
-        )
-        .await?;
-    if moved.is_none() {
-        return Err(state_conflict(
-            &*tx,
-            "workflow.contracts",
-            "contract",
-            id,
-            "refusing",
-            &["signing"],
-        )
-        .await);
-    }
+    let refused_by = format!("refused by {}: {}", caller.username, reason_text);
+    status::transition(
+        &tx,
+        Actor::user(&caller),
+        id,
+        &[ContractStatus::Signing],
+        ContractStatus::Refused,
+        "refusing",
+        Change {
+            set: ", reject_reason = $4",
+            params: &[&refused_by],
+            ..Change::default()
+        },
+    )
+    .await?;
     let n = tx
         .execute(
             "UPDATE workflow.contract_signers SET status = 'refused', refuse_reason = $3, refused_at = now()
@@ -1484,24 +1476,20 @@ pub async fn approve(
             .as_bytes(),
     ));
     let tx = c.transaction().await?;
-    let n = tx
-        .execute(
-            "UPDATE workflow.contracts SET status = 'approved', reviewed_by = $2, reviewed_at = now(), updated_at = now()
-              WHERE id = $1 AND status = 'awaiting_review'",
-            &[&id, &caller.id],
-        )
-        .await?;
-    if n == 0 {
-        return Err(state_conflict(
-            &*tx,
-            "workflow.contracts",
-            "contract",
-            id,
-            "approval",
-            &["awaiting_review"],
-        )
-        .await);
-    }
+    status::transition(
+        &tx,
+        Actor::user(&caller),
+        id,
+        &[ContractStatus::AwaitingReview],
+        ContractStatus::Approved,
+        "approval",
+        Change {
+            set: ", reviewed_by = $4, reviewed_at = now()",
+            params: &[&caller.id],
+            ..Change::default()
+        },
+    )
+    .await?;
     let sub = evidence::enqueue(
         &tx,
         &NewSubmission {
@@ -1557,25 +1545,20 @@ pub async fn reject(
     let Json(r) = body?;
     let reason_text = r.checked()?;
     let tx = c.transaction().await?;
-    let n = tx
-        .execute(
-            "UPDATE workflow.contracts SET status = 'rejected', reject_reason = $3, reviewed_by = $2,
-                    reviewed_at = now(), updated_at = now()
-              WHERE id = $1 AND status = 'awaiting_review'",
-            &[&id, &caller.id, &reason_text],
-        )
-        .await?;
-    if n == 0 {
-        return Err(state_conflict(
-            &*tx,
-            "workflow.contracts",
-            "contract",
-            id,
-            "rejection",
-            &["awaiting_review"],
-        )
-        .await);
-    }
+    status::transition(
+        &tx,
+        Actor::user(&caller),
+        id,
+        &[ContractStatus::AwaitingReview],
+        ContractStatus::Rejected,
+        "rejection",
+        Change {
+            set: ", reject_reason = $4, reviewed_by = $5, reviewed_at = now()",
+            params: &[&reason_text, &caller.id],
+            ..Change::default()
+        },
+    )
+    .await?;
     events::emit(
         &tx,
         Some(&k.tenant),

@@ -28,6 +28,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
+use crate::status::{self, Actor, Change, ContractStatus, PreservationStatus};
 use crate::{Workflow, WorkflowConfig, WorkflowError, audit, events};
 
 /// A row for the outbox. Its external id and public metadata are made by
@@ -355,27 +356,42 @@ async fn on_sealed(
     if n == 0 {
         return Ok(());
     }
-    let event = match kind {
+    let note = format!("block {height}");
+    let change = || Change {
+        note: Some(&note),
+        ..Change::default()
+    };
+    // The status changes write their audit rows in this transaction.
+    let (event, audited) = match kind {
         "preservation" => {
-            tx.execute(
-                "UPDATE workflow.preservations SET status = 'on_chain', updated_at = now()
-                  WHERE id = $1 AND status = 'approved'",
-                &[&object_id],
+            status::try_transition(
+                &tx,
+                Actor::SYSTEM,
+                object_id,
+                &[PreservationStatus::Approved],
+                PreservationStatus::OnChain,
+                change(),
             )
             .await?;
-            Some(("preservation.on_chain", "preservation"))
+            (Some(("preservation.on_chain", "preservation")), true)
         }
         "contract" => {
-            tx.execute(
-                "UPDATE workflow.contracts SET status = 'on_chain', updated_at = now()
-                  WHERE id = $1 AND status = 'approved'",
-                &[&object_id],
+            status::try_transition(
+                &tx,
+                Actor::SYSTEM,
+                object_id,
+                &[ContractStatus::Approved],
+                ContractStatus::OnChain,
+                change(),
             )
             .await?;
-            Some(("contract.on_chain", "contract"))
+            (Some(("contract.on_chain", "contract")), true)
         }
-        "certificate" => Some(("judicial_request.certificate_on_chain", "judicial_request")),
-        _ => None,
+        "certificate" => (
+            Some(("judicial_request.certificate_on_chain", "judicial_request")),
+            false,
+        ),
+        _ => (None, false),
     };
     if let Some((event, object)) = event {
         events::emit(
@@ -390,7 +406,7 @@ async fn on_sealed(
     drop(c);
     crate::metrics::EVIDENCE_SEALED.inc();
     wf.webhooks_kick.notify_one();
-    if let Some((event, object)) = event {
+    if let Some((event, object)) = event.filter(|_| !audited) {
         audit::record(
             wf,
             None,

@@ -22,7 +22,8 @@ use utoipa::{IntoParams, ToSchema};
 use crate::authz::{Caller, Require, Role, roles};
 use crate::error::{ApiError, Json, Multipart, Path, Query};
 use crate::evidence::{self, NewSubmission};
-use crate::preservations::{Reason, state_conflict};
+use crate::preservations::Reason;
+use crate::status::{self, Actor, Change, JudicialStatus, Status};
 use crate::{Workflow, events, files, ts, ts_opt};
 
 pub const MATCH_MESSAGE: &str = "结果一致，数据未篡改";
@@ -79,9 +80,13 @@ pub struct CertificateJson {
     pub ledger: Option<evidence::SubmissionJson>,
 }
 
-const TABLE: &str = "workflow.judicial_requests";
 /// The states an institution acts on (compare, certify, refuse).
-const OPEN: &[&str] = &["pending", "in_review"];
+const OPEN: &[JudicialStatus] = &[JudicialStatus::Pending, JudicialStatus::InReview];
+
+/// Is the request (its status as served) in one of `states`?
+fn is_in(status: &str, states: &[JudicialStatus]) -> bool {
+    states.iter().any(|s| s.as_str() == status)
+}
 
 /// Load a request the caller may read (403 otherwise), on a connection of
 /// its own (returned before the caller goes on).
@@ -434,27 +439,21 @@ pub async fn review(
     Require(caller, _): Require<roles::Institution>,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<RequestJson>, ApiError> {
-    let c = wf.db().await?;
+    let mut c = wf.db().await?;
     let (r, _) = load_on(&c, &caller, id).await?;
     institution_guard(&caller, &r)?;
-    let moved = c
-        .query_opt(
-            "UPDATE workflow.judicial_requests SET status = 'in_review', updated_at = now()
-              WHERE id = $1 AND status = ANY($2) RETURNING status",
-            &[&id, &vec!["pending"]],
-        )
-        .await?;
-    if moved.is_none() {
-        return Err(state_conflict::<tokio_postgres::Client>(
-            &c,
-            TABLE,
-            "judicial request",
-            id,
-            "starting the review",
-            &["pending"],
-        )
-        .await);
-    }
+    let tx = c.transaction().await?;
+    status::transition(
+        &tx,
+        Actor::user(&caller),
+        id,
+        &[JudicialStatus::Pending],
+        JudicialStatus::InReview,
+        "starting the review",
+        Change::default(),
+    )
+    .await?;
+    tx.commit().await?;
     Ok(axum::Json(load_on(&c, &caller, id).await?.0))
 }
 
@@ -505,11 +504,9 @@ pub async fn compare(
         let c = wf.db().await?;
         let (r, _) = load_on(&c, &caller, id).await?;
         institution_guard(&caller, &r)?;
-        if !OPEN.contains(&r.status.as_str()) {
-            return Err(state_conflict::<tokio_postgres::Client>(
+        if !is_in(&r.status, OPEN) {
+            return Err(status::conflict::<JudicialStatus, tokio_postgres::Client>(
                 &c,
-                TABLE,
-                "judicial request",
                 id,
                 "comparing",
                 OPEN,
@@ -570,27 +567,25 @@ pub async fn compare(
         compared_at: ts(time::OffsetDateTime::now_utc()),
     };
     let json = serde_json::to_value(&cmp).map_err(|_| ApiError::internal())?;
-    let c = wf.db().await?;
+    let mut c = wf.db().await?;
     // Guarded in SQL: a request decided meanwhile keeps its comparison.
-    let stored = c
-        .query_opt(
-            "UPDATE workflow.judicial_requests SET comparison = $2, updated_at = now(),
-                    status = CASE WHEN status = 'pending' THEN 'in_review' ELSE status END
-              WHERE id = $1 AND status = ANY($3) RETURNING status",
-            &[&id, &json, &OPEN.to_vec()],
-        )
-        .await?;
-    if stored.is_none() {
-        return Err(state_conflict::<tokio_postgres::Client>(
-            &c,
-            TABLE,
-            "judicial request",
-            id,
-            "comparing",
-            OPEN,
-        )
-        .await);
-    }
+    let tx = c.transaction().await?;
+    status::transition(
+        &tx,
+        Actor::user(&caller),
+        id,
+        OPEN,
+        JudicialStatus::InReview,
+        "comparing",
+        Change {
+            set: ", comparison = $4",
+            params: &[&json],
+            note: Some(&format!("comparison: {}", cmp.result)),
+            ..Change::default()
+        },
+    )
+    .await?;
+    tx.commit().await?;
     Ok(axum::Json(cmp))
 }
 
@@ -610,12 +605,10 @@ pub async fn issue_certificate(
     institution_guard(&caller, &r)?;
     // The body only now: the caller may touch the record (authz::Require).
     let Multipart(mp) = body?;
-    if !OPEN.contains(&r.status.as_str()) {
+    if !is_in(&r.status, OPEN) {
         let c = wf.db().await?;
-        return Err(state_conflict::<tokio_postgres::Client>(
+        return Err(status::conflict::<JudicialStatus, tokio_postgres::Client>(
             &c,
-            TABLE,
-            "judicial request",
             id,
             "certifying",
             OPEN,
@@ -637,17 +630,20 @@ pub async fn issue_certificate(
     let alg = wf.evidence_alg();
     let mut c = wf.db().await?;
     let tx = c.transaction().await?;
-    let n = tx
-        .execute(
-            "UPDATE workflow.judicial_requests SET status = 'certified', certificate_sha256 = $2,
-                    certificate_size = $3, decided_by = $4, decided_at = now(), updated_at = now()
-              WHERE id = $1 AND status IN ('pending', 'in_review')",
-            &[&id, &f.sha256, &(f.size as i64), &caller.id],
-        )
-        .await?;
-    if n == 0 {
-        return Err(state_conflict(&*tx, TABLE, "judicial request", id, "certifying", OPEN).await);
-    }
+    status::transition(
+        &tx,
+        Actor::user(&caller),
+        id,
+        OPEN,
+        JudicialStatus::Certified,
+        "certifying",
+        Change {
+            set: ", certificate_sha256 = $4, certificate_size = $5, decided_by = $6, decided_at = now()",
+            params: &[&f.sha256, &(f.size as i64), &caller.id],
+            ..Change::default()
+        },
+    )
+    .await?;
     let sub = evidence::enqueue(
         &tx,
         &NewSubmission {
@@ -701,17 +697,20 @@ pub async fn refuse(
     let Json(reason) = body?;
     let reason_text = reason.checked()?;
     let tx = c.transaction().await?;
-    let n = tx
-        .execute(
-            "UPDATE workflow.judicial_requests SET status = 'refused', refuse_reason = $2, decided_by = $3,
-                    decided_at = now(), updated_at = now()
-              WHERE id = $1 AND status IN ('pending', 'in_review')",
-            &[&id, &reason_text, &caller.id],
-        )
-        .await?;
-    if n == 0 {
-        return Err(state_conflict(&*tx, TABLE, "judicial request", id, "refusing", OPEN).await);
-    }
+    status::transition(
+        &tx,
+        Actor::user(&caller),
+        id,
+        OPEN,
+        JudicialStatus::Refused,
+        "refusing",
+        Change {
+            set: ", refuse_reason = $4, decided_by = $5, decided_at = now()",
+            params: &[&reason_text, &caller.id],
+            ..Change::default()
+        },
+    )
+    .await?;
     events::emit(
         &tx,
         Some(&r.tenant),

@@ -46,6 +46,7 @@ pub mod monitor;
 pub mod paging;
 pub mod preservations;
 pub mod products;
+pub mod status;
 #[cfg(test)]
 mod structure;
 pub mod tasks;

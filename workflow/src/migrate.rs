@@ -34,6 +34,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "signing_proof_and_guards",
         sql: include_str!("../migrations/0005_signing_proof_and_guards.sql"),
     },
+    Migration {
+        version: 6,
+        name: "status_transitions",
+        sql: include_str!("../migrations/0006_status_transitions.sql"),
+    },
 ];
 
 /// The workflow's set: advisory lock "anchwkfl" folded into an i64 (the

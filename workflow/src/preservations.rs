@@ -16,6 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::authz::{Caller, Require, Role, roles};
 use crate::error::{ApiError, Json, Multipart, Path, Query};
 use crate::evidence::{self, NewSubmission, SubmissionJson};
+use crate::status::{self, Actor, Change, PreservationStatus, Status};
 use crate::{Workflow, events, files, products, ts, ts_opt};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -97,11 +98,15 @@ pub struct PreservationJson {
     pub ledger: Option<LedgerJson>,
 }
 
-const TABLE: &str = "workflow.preservations";
 /// The states a preservation is edited, re-filed and submitted from.
-const EDITABLE: &[&str] = &["saved", "rejected"];
+const EDITABLE: &[PreservationStatus] = &[PreservationStatus::Saved, PreservationStatus::Rejected];
 /// The state a preservation is reviewed in.
-const SUBMITTED: &[&str] = &["submitted"];
+const SUBMITTED: &[PreservationStatus] = &[PreservationStatus::Submitted];
+
+/// Is the record (its status as served) in one of `states`?
+fn is_in(status: &str, states: &[PreservationStatus]) -> bool {
+    states.iter().any(|s| s.as_str() == status)
+}
 
 const COLUMNS: &str = "id, number, tenant, product_id, status, fields, file_name, file_size, file_sha256,
     file_sm3, reject_reason, created_by, reviewed_by, created_at, updated_at, submitted_at, reviewed_at,
@@ -223,38 +228,6 @@ fn clean_fields(v: std::collections::BTreeMap<String, String>) -> serde_json::Va
     )
 }
 
-/// The answer to a status transition its SQL guard refused: 409
-/// `invalid_state` naming the record's current status (also as
-/// `fields.status`), or 404 when the record is gone. `table` is a constant.
-pub(crate) async fn state_conflict<C>(
-    c: &C,
-    table: &'static str,
-    what: &str,
-    id: i64,
-    action: &str,
-    expected: &[&str],
-) -> ApiError
-where
-    C: tokio_postgres::GenericClient + Sync,
-{
-    match c
-        .query_opt(&format!("SELECT status FROM {table} WHERE id = $1"), &[&id])
-        .await
-    {
-        Ok(Some(r)) => {
-            let current: String = r.get(0);
-            let mut e = ApiError::invalid_state(format!(
-                "the {what} is {current}; {action} is allowed only when it is {}",
-                expected.join(" or ")
-            ));
-            e.fields.insert("status".into(), current);
-            e
-        }
-        Ok(None) => ApiError::not_found(what),
-        Err(e) => e.into(),
-    }
-}
-
 /// Create a preservation (status `saved`).
 #[utoipa::path(post, path = "/v1/preservations", request_body = NewPreservation, responses(
     (status = 201, body = PreservationJson),
@@ -301,16 +274,13 @@ pub async fn edit(
     }
     // The body only now: the caller may touch the record (authz::Require).
     let Json(e) = body?;
-    if !EDITABLE.contains(&p.status.as_str()) {
-        return Err(state_conflict::<tokio_postgres::Client>(
-            &c,
-            TABLE,
-            "preservation",
-            id,
-            "editing",
-            EDITABLE,
-        )
-        .await);
+    if !is_in(&p.status, EDITABLE) {
+        return Err(
+            status::conflict::<PreservationStatus, tokio_postgres::Client>(
+                &c, id, "editing", EDITABLE,
+            )
+            .await,
+        );
     }
     let template = products::template(&c, p.product_id)
         .await?
@@ -318,21 +288,23 @@ pub async fn edit(
     let values = products::validate_values(&template, &e.fields).map_err(ApiError::validation)?;
     let moved = c
         .query_opt(
-            "UPDATE workflow.preservations SET fields = $2, status = 'saved', updated_at = now()
+            "UPDATE workflow.preservations SET fields = $2, status = $4, updated_at = now()
               WHERE id = $1 AND status = ANY($3) RETURNING status",
-            &[&id, &clean_fields(values), &EDITABLE.to_vec()],
+            &[
+                &id,
+                &clean_fields(values),
+                &status::strs(EDITABLE),
+                &PreservationStatus::Saved.as_str(),
+            ],
         )
         .await?;
     if moved.is_none() {
-        return Err(state_conflict::<tokio_postgres::Client>(
-            &c,
-            TABLE,
-            "preservation",
-            id,
-            "editing",
-            EDITABLE,
-        )
-        .await);
+        return Err(
+            status::conflict::<PreservationStatus, tokio_postgres::Client>(
+                &c, id, "editing", EDITABLE,
+            )
+            .await,
+        );
     }
     Ok(axum::Json(load_on(&c, &caller, id).await?.0))
 }
@@ -355,17 +327,17 @@ pub async fn upload(
     }
     // The body only now: the caller may touch the record (authz::Require).
     let Multipart(mp) = body?;
-    if !EDITABLE.contains(&p.status.as_str()) {
+    if !is_in(&p.status, EDITABLE) {
         let c = wf.db().await?;
-        return Err(state_conflict::<tokio_postgres::Client>(
-            &c,
-            TABLE,
-            "preservation",
-            id,
-            "changing the file",
-            EDITABLE,
-        )
-        .await);
+        return Err(
+            status::conflict::<PreservationStatus, tokio_postgres::Client>(
+                &c,
+                id,
+                "changing the file",
+                EDITABLE,
+            )
+            .await,
+        );
     }
     let f = files::receive(&wf, mp).await?;
     {
@@ -427,16 +399,20 @@ pub async fn submit(
         ));
     }
     let tx = c.transaction().await?;
-    let moved = tx
-        .query_opt(
-            "UPDATE workflow.preservations SET status = 'submitted', submitted_at = now(), updated_at = now()
-              WHERE id = $1 AND status = ANY($2) AND file_sha256 IS NOT NULL RETURNING status",
-            &[&id, &EDITABLE.to_vec()],
-        )
-        .await?;
-    if moved.is_none() {
-        return Err(state_conflict(&*tx, TABLE, "preservation", id, "submitting", EDITABLE).await);
-    }
+    status::transition(
+        &tx,
+        Actor::user(&caller),
+        id,
+        EDITABLE,
+        PreservationStatus::Submitted,
+        "submitting",
+        Change {
+            set: ", submitted_at = now()",
+            guard: " AND file_sha256 IS NOT NULL",
+            ..Change::default()
+        },
+    )
+    .await?;
     events::emit(
         &tx,
         Some(&p.tenant),
@@ -478,16 +454,13 @@ pub async fn approve(
     let mut c = wf.db().await?;
     let (p, _) = load_on(&c, &caller, id).await?;
     review_guard(&caller, &p)?;
-    if !SUBMITTED.contains(&p.status.as_str()) {
-        return Err(state_conflict::<tokio_postgres::Client>(
-            &c,
-            TABLE,
-            "preservation",
-            id,
-            "approval",
-            SUBMITTED,
-        )
-        .await);
+    if !is_in(&p.status, SUBMITTED) {
+        return Err(
+            status::conflict::<PreservationStatus, tokio_postgres::Client>(
+                &c, id, "approval", SUBMITTED,
+            )
+            .await,
+        );
     }
     let file = p
         .file
@@ -505,17 +478,21 @@ pub async fn approve(
     }
     let tx = c.transaction().await?;
     // The guard also pins the file the reviewer saw.
-    let moved = tx
-        .query_opt(
-            "UPDATE workflow.preservations SET status = 'approved', reviewed_by = $2, reviewed_at = now(),
-                    updated_at = now(), reject_reason = NULL
-              WHERE id = $1 AND status = ANY($3) AND file_sha256 = $4 RETURNING status",
-            &[&id, &caller.id, &SUBMITTED.to_vec(), &file.sha256],
-        )
-        .await?;
-    if moved.is_none() {
-        return Err(state_conflict(&*tx, TABLE, "preservation", id, "approval", SUBMITTED).await);
-    }
+    status::transition(
+        &tx,
+        Actor::user(&caller),
+        id,
+        SUBMITTED,
+        PreservationStatus::Approved,
+        "approval",
+        Change {
+            set: ", reviewed_by = $4, reviewed_at = now(), reject_reason = NULL",
+            guard: " AND file_sha256 = $5",
+            params: &[&caller.id, &file.sha256],
+            note: None,
+        },
+    )
+    .await?;
     let sub = evidence::enqueue(
         &tx,
         &NewSubmission {
@@ -571,17 +548,20 @@ pub async fn reject(
     let Json(r) = body?;
     let reason_text = r.checked()?;
     let tx = c.transaction().await?;
-    let moved = tx
-        .query_opt(
-            "UPDATE workflow.preservations SET status = 'rejected', reject_reason = $3, reviewed_by = $2,
-                    reviewed_at = now(), updated_at = now()
-              WHERE id = $1 AND status = ANY($4) RETURNING status",
-            &[&id, &caller.id, &reason_text, &SUBMITTED.to_vec()],
-        )
-        .await?;
-    if moved.is_none() {
-        return Err(state_conflict(&*tx, TABLE, "preservation", id, "rejection", SUBMITTED).await);
-    }
+    status::transition(
+        &tx,
+        Actor::user(&caller),
+        id,
+        SUBMITTED,
+        PreservationStatus::Rejected,
+        "rejection",
+        Change {
+            set: ", reject_reason = $4, reviewed_by = $5, reviewed_at = now()",
+            params: &[&reason_text, &caller.id],
+            ..Change::default()
+        },
+    )
+    .await?;
     events::emit(
         &tx,
         Some(&p.tenant),

@@ -1433,3 +1433,152 @@ async fn the_openapi_document_lists_the_routes() {
     }
     assert!(v["components"]["schemas"]["ErrorBody"].is_object());
 }
+
+/// The transition table is one definition (issue 15): the database's copy
+/// (`workflow.status_transitions`) equals the Rust enums' tables, and its
+/// trigger refuses every status change outside it, whoever issues the
+/// UPDATE, for every pair of preservation statuses. A transition through
+/// the API writes its audit row (`preservation.approved`, `submitted ->
+/// approved`, by the reviewer) in its own transaction; an illegal one
+/// through the API answers 409 naming the current status.
+#[tokio::test]
+async fn status_transitions_are_one_table_enforced_by_the_database_and_audited() {
+    use anchord_workflow::status::{
+        ContractStatus, JudicialStatus, PreservationStatus, SignerStatus, Status,
+    };
+    use std::collections::BTreeSet;
+
+    fn rust_table<S: Status>(out: &mut BTreeSet<(String, String, String)>) {
+        let tbl = S::TABLE.trim_start_matches("workflow.");
+        for (f, t) in S::TRANSITIONS {
+            out.insert((tbl.into(), f.as_str().into(), t.as_str().into()));
+        }
+    }
+    let e = start(false, |_| {}).await;
+    let db = e.db.client().await;
+    let mut want = BTreeSet::new();
+    rust_table::<PreservationStatus>(&mut want);
+    rust_table::<ContractStatus>(&mut want);
+    rust_table::<JudicialStatus>(&mut want);
+    rust_table::<SignerStatus>(&mut want);
+    let got: BTreeSet<(String, String, String)> = db
+        .query(
+            "SELECT tbl, from_status, to_status FROM workflow.status_transitions",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(got, want, "the database's transition table is the enums'");
+
+    let admin = e.admin().await;
+    let bank = json!({"tenant": "bank-a"});
+    let alice = e.user(&admin, "alice", "user", bank.clone()).await;
+    let rita = e.user(&admin, "rita", "reviewer", bank).await;
+    let product = e.product(&admin).await;
+    let p = e
+        .ok(
+            201,
+            "POST",
+            "/v1/preservations",
+            Some(&alice),
+            Some(json!({"product_id": product, "fields": {"borrower": "张三", "amount": "50000"}})),
+        )
+        .await;
+    let id = p["id"].as_i64().unwrap();
+    let pp = format!("/v1/preservations/{id}");
+    // Approval before submission: 409 naming the status.
+    let (s, v) = e
+        .call("POST", &format!("{pp}/approve"), Some(&rita), None)
+        .await;
+    assert_eq!(s.as_u16(), 409, "{v}");
+    assert_eq!(v["error"]["fields"]["status"], "saved", "{v}");
+    let (s, v) = e
+        .upload(
+            "PUT",
+            &format!("{pp}/file"),
+            &alice,
+            "a.txt",
+            b"evidence".to_vec(),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    e.ok(200, "POST", &format!("{pp}/submit"), Some(&alice), None)
+        .await;
+    e.ok(200, "POST", &format!("{pp}/approve"), Some(&rita), None)
+        .await;
+    let rows = e
+        .ok(
+            200,
+            "GET",
+            "/v1/audit?action=preservation.approved",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["object"] == format!("preservation/{id}"))
+        .unwrap_or_else(|| panic!("no audit row for the approval: {rows}"));
+    assert_eq!(row["username"], "rita");
+    assert_eq!(row["detail"], "submitted -> approved");
+    let submitted = e
+        .ok(
+            200,
+            "GET",
+            "/v1/audit?action=preservation.submitted",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert!(
+        submitted
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["detail"] == "saved -> submitted" && r["username"] == "alice"),
+        "{submitted}"
+    );
+
+    // Every (from, to) pair straight in SQL: the trigger allows exactly the
+    // table. Each `from` is staged with triggers off (replica role).
+    for from in PreservationStatus::ALL {
+        for to in PreservationStatus::ALL {
+            db.batch_execute("SET session_replication_role = replica")
+                .await
+                .unwrap();
+            db.execute(
+                "UPDATE workflow.preservations SET status = $2 WHERE id = $1",
+                &[&id, &from.as_str()],
+            )
+            .await
+            .unwrap();
+            db.batch_execute("SET session_replication_role = origin; BEGIN")
+                .await
+                .unwrap();
+            let r = db
+                .execute(
+                    "UPDATE workflow.preservations SET status = $2 WHERE id = $1",
+                    &[&id, &to.as_str()],
+                )
+                .await;
+            db.batch_execute("ROLLBACK").await.unwrap();
+            let allowed = from == to || PreservationStatus::allowed(*from, *to);
+            match r {
+                Ok(n) => assert!(allowed && n == 1, "{from} -> {to} was allowed"),
+                Err(err) => {
+                    assert!(!allowed, "{from} -> {to} refused: {err}");
+                    assert!(
+                        err.as_db_error()
+                            .is_some_and(|d| d.message().contains("not an allowed transition")),
+                        "{err:?}"
+                    );
+                }
+            }
+        }
+    }
+}
