@@ -871,8 +871,12 @@ impl Ledger {
     /// genesis block). In one transaction, only if `old` is still the
     /// recorded identity: every live receipt not on the new chain is marked
     /// lost with its coverage, its job `lost`; jobs in flight whose
-    /// submission was signed for another chain get it discarded unsent
-    /// (back to `pending`, fenced against the relay holding them); older
+    /// submission was signed for another chain (it names that chain's
+    /// genesis, as an EVM transaction does) get it discarded unsent (back to
+    /// `pending`, fenced against the relay holding them); a submission that
+    /// binds no chain (judicial: account and idempotency key) is kept, so the
+    /// relay looks it up by key before sending anything (it may have reached
+    /// the new chain before the reset was noticed); older
     /// never-sent jobs are superseded by the newest live one; checkpoints
     /// below an anchor that still stands are covered by it again; the new
     /// identity is recorded. `None` when another relay recorded the reset
@@ -923,7 +927,8 @@ impl Ledger {
                  updated_at = now() \
                  WHERE target = $1 AND state IN ('pending', 'sending', 'submitted') \
                    AND submission IS NOT NULL \
-                   AND submission->'data'->>'genesis' IS DISTINCT FROM $3",
+                   AND submission->'data'->>'genesis' IS NOT NULL \
+                   AND submission->'data'->>'genesis' <> $3",
                 &[&target, &reason, &new.genesis_hash],
             )
             .await?;

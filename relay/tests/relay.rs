@@ -668,3 +668,75 @@ async fn a_reset_gateway_loses_its_anchors_and_every_checkpoint_is_anchored_agai
     assert_eq!(sim.handle.stats().resets, 1);
     sim.handle.stop().await;
 }
+
+/// Found by the chaos suite (issue 14): a judicial submission sent to the
+/// gateway's NEW chain just before a relay noticed the reset was discarded
+/// as "signed for another chain" (judicial submissions name no genesis), the
+/// job went back to pending without a submission, and the relay sent a
+/// second one without asking first: the checkpoint anchored twice on a
+/// gateway without duplicate detection. A judicial submission binds no
+/// chain: it is kept, and the relay looks it up by idempotency key first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_sent_to_the_new_chain_before_the_reset_is_noticed_is_looked_up_not_sent_again()
+ {
+    init_logs();
+    let mut c = Chainlet::new().await;
+    let sim = start_sim(Faults {
+        dedup: Some(false),
+        ..Faults::default()
+    })
+    .await;
+    // The relay knows the chain (its identity is recorded) and anchors one.
+    let relay = spawn_relay(
+        relay_config(vec![judicial_target("court", &sim, 3000)]),
+        &c.ledger,
+    );
+    c.seal().await;
+    wait_for("anchored", 30, || settled(&c.ledger, "court")).await;
+    stop_relay(relay).await;
+
+    // The gateway is rebuilt; before any relay notices, one sends the next
+    // checkpoint's anchor to the new chain and dies (job left `sending`).
+    sim.handle.set_faults(&Faults {
+        reset_chain: Some(true),
+        ..Faults::default()
+    });
+    let size = c.seal().await;
+    sent_by_a_dead_relay(&c, &sim, "court", size).await;
+    wait_for("the hand-sent anchor in a block", 20, || async {
+        sim.handle.blocks().iter().any(|b| !b.txs.is_empty())
+    })
+    .await;
+    let accepted = sim.handle.stats().accepted;
+    tokio::time::sleep(Duration::from_millis(1100)).await; // its lease runs out
+
+    let relay = spawn_relay(
+        relay_config(vec![judicial_target("court", &sim, 3000)]),
+        &c.ledger,
+    );
+    wait_for("the reset noticed", 20, || async {
+        c.ledger.anchor_health("court").await.unwrap().chain_resets == 1
+    })
+    .await;
+    wait_for("every checkpoint anchored again", 30, || {
+        settled(&c.ledger, "court")
+    })
+    .await;
+    stop_relay(relay).await;
+    let on_chain: Vec<u64> = sim
+        .handle
+        .blocks()
+        .iter()
+        .flat_map(|b| b.txs.iter().map(|t| t.evidence.size))
+        .collect();
+    assert_eq!(
+        on_chain.iter().filter(|s| **s == size).count(),
+        1,
+        "checkpoint {size} on the new chain: {on_chain:?}"
+    );
+    // At most checkpoint 1 (lost with the old chain; or covered by 2's
+    // anchor) was sent again; checkpoint 2 never.
+    assert!(sim.handle.stats().accepted <= accepted + 1);
+    check_against_chain(&c.ledger, "court", &sim).await;
+    sim.handle.stop().await;
+}
