@@ -28,7 +28,42 @@ enum ConfigCommand {
         /// Print JSON: {"ok":true,"drain_seconds":{…}} or {"ok":false,"error":…}.
         #[arg(long)]
         json: bool,
+        /// Also run this service's own start-up validation (key and
+        /// certificate files, relay targets, ingest tenants), as the
+        /// service does before binding any port; `run` checks every stage.
+        #[arg(long, value_enum)]
+        service: Option<ServiceName>,
     },
+}
+
+/// A service `config check --service` can validate for.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ServiceName {
+    Ingest,
+    Batcher,
+    Witness,
+    Relay,
+    Verifier,
+    Workflow,
+    Run,
+}
+
+/// `service`'s own validation (the same code its start-up runs).
+fn validate_for(config: &Config, service: ServiceName) -> anyhow::Result<()> {
+    use crate::service::Service as _;
+    match service {
+        ServiceName::Ingest => crate::IngestService.validate(config).map(drop),
+        ServiceName::Batcher => crate::batcher_cmd::BatcherService.validate(config),
+        ServiceName::Witness => crate::batcher_cmd::WitnessService.validate(config),
+        ServiceName::Relay => crate::relay_cmd::validate(config, None),
+        ServiceName::Verifier => crate::verify_cmd::VerifierService
+            .validate(config)
+            .map(drop),
+        ServiceName::Workflow => crate::workflow_cmd::WorkflowService
+            .validate(config)
+            .map(drop),
+        ServiceName::Run => crate::run_cmd::RunService::all().validate(config).map(drop),
+    }
 }
 
 /// The longest a stage keeps working after SIGTERM before it returns, from
@@ -70,8 +105,14 @@ pub fn drain_seconds(config: &Config) -> DrainSeconds {
 }
 
 pub fn run(path: Option<&Path>, args: &ConfigArgs) -> ExitCode {
-    let ConfigCommand::Check { json } = args.command;
-    match Config::load(path) {
+    let ConfigCommand::Check { json, service } = args.command;
+    let loaded = Config::load(path).and_then(|c| {
+        if let Some(s) = service {
+            validate_for(&c, s)?;
+        }
+        Ok(c)
+    });
+    match loaded {
         Ok(config) => {
             let d = drain_seconds(&config);
             if json {

@@ -281,7 +281,7 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
 
 /// `anchord ingest`: a writer; `ingest.tenants` and the rest of the
 /// section checked before anything is bound.
-struct IngestService;
+pub(crate) struct IngestService;
 
 impl service::Service for IngestService {
     type Prepared = anchord_ingest::probe::BrokerProbe;

@@ -68,6 +68,19 @@ impl RunService {
         }
     }
 
+    /// Every stage (the default of `--stages`).
+    pub fn all() -> Self {
+        RunService {
+            stages: vec![
+                Stage::Ingest,
+                Stage::Batcher,
+                Stage::Relay,
+                Stage::Verifier,
+                Stage::Workflow,
+            ],
+        }
+    }
+
     fn has(&self, s: Stage) -> bool {
         self.stages.contains(&s)
     }

@@ -457,6 +457,17 @@ async fn every_service_subcommand_exits_2_on_bad_configuration_before_binding_or
         (&["batcher"], vec![no_sealer_key.clone()], "no-such-key"),
         (&["verifier"], vec![no_sealer_key.clone()], "no-such-key"),
         (&["workflow"], vec![no_sealer_key.clone()], "no-such-key"),
+        // `config check --service S` runs S's own validation.
+        (
+            &["config", "check", "--service", "batcher"],
+            vec![no_sealer_key.clone()],
+            "no-such-key",
+        ),
+        (
+            &["config", "check", "--service", "run"],
+            vec![no_tenants.clone()],
+            "ingest.tenants",
+        ),
         // Commands that serve nothing answer the same way.
         (
             &["audit", "--no-progress"],
@@ -496,6 +507,15 @@ async fn every_service_subcommand_exits_2_on_bad_configuration_before_binding_or
         ),
     ];
     let mut problems = Vec::new();
+    // The configuration itself is good for every service.
+    for service in ["ingest", "batcher", "relay", "verifier", "workflow", "run"] {
+        let (code, stderr) = run_to_exit(&config, &["config", "check", "--service", service], &[]);
+        if code != Some(0) {
+            problems.push(format!(
+                "config check --service {service}: exit {code:?}:\n{stderr}"
+            ));
+        }
+    }
     for (args, env, names) in &cases {
         let (code, stderr) = run_to_exit(&config, args, env);
         if code != Some(2) {
