@@ -1348,7 +1348,9 @@ async fn readers_serve_proofs_audit_and_status_as_a_select_only_role_and_check_t
         format!(
             "[database]\nurl = \"{}\"\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n\
              [batcher]\norigin = \"{ORIGIN}\"\nsigning_key = \"{}\"\n\
-             [verifier]\nlisten = \"127.0.0.1:{verifier_port}\"\n",
+             [verifier]\nlisten = \"127.0.0.1:{verifier_port}\"\n\
+             [[relay.targets]]\nname = \"court\"\nkind = \"judicial\"\n\
+             url = \"http://127.0.0.1:9\"\naccount_id = \"bank-a\"\nsigning_key = \"unused.pem\"\n",
             url_as(db.url(), &role),
             key.display()
         ),
@@ -1434,6 +1436,9 @@ async fn readers_serve_proofs_audit_and_status_as_a_select_only_role_and_check_t
     assert!(stdout(&o).contains("entries 6"), "{}", describe(&o));
     let o = anchord_with(&config, &["status", "--json"]);
     assert_eq!(code(&o), 0, "status --json: {}", describe(&o));
+    let o = anchord_with(&config, &["relay", "gaps", "--late-after-s", "0"]);
+    assert_eq!(code(&o), 0, "relay gaps: {}", describe(&o));
+    assert!(stdout(&o).contains("target court:"), "{}", describe(&o));
 
     // A reader never migrates: behind the binary's schema it says what is
     // found, what is expected, and what to run.
