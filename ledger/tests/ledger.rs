@@ -329,3 +329,68 @@ async fn summary_counts_entries_and_dead_letters() {
         (1, 0, 1, 1)
     );
 }
+
+#[tokio::test]
+async fn a_read_only_ledger_refuses_writes_and_names_the_schema_it_finds() {
+    use anchord_ledger::{Ledger, LedgerError};
+    // An empty database: the reader migrates nothing and says what to run.
+    let db = TestDb::new().await;
+    let reader = Ledger::connect_read_only(&db.config()).unwrap();
+    let err = reader
+        .check_schema(HashSuite::Sha256)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("missing") && err.contains("anchord migrate"),
+        "{err}"
+    );
+    assert!(
+        reader.migrate().await.is_err(),
+        "a read-only session migrated"
+    );
+    let tables: i64 = db
+        .client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 0);
+
+    // Migrated: the check passes; even as the superuser the session
+    // refuses a write (SQLSTATE 25006, read_only_sql_transaction).
+    db.ledger().migrate().await.unwrap();
+    reader.check_schema(HashSuite::Sha256).await.unwrap();
+    match reader.ensure_suite(HashSuite::Sha256).await {
+        Err(LedgerError::Db(e)) => assert_eq!(e.code().map(|c| c.code()), Some("25006"), "{e}"),
+        other => panic!("a read-only session wrote: {other:?}"),
+    }
+    // A suite recorded by a writer is checked.
+    db.ledger().ensure_suite(HashSuite::Sm3).await.unwrap();
+    assert!(matches!(
+        reader.check_schema(HashSuite::Sha256).await,
+        Err(LedgerError::SuiteMismatch { .. })
+    ));
+
+    // Newer than the binary: upgrade anchord.
+    db.client()
+        .await
+        .batch_execute(
+            "INSERT INTO schema_migrations (version, name, checksum) VALUES (999, 'future', 'x')",
+        )
+        .await
+        .unwrap();
+    let err = reader
+        .check_schema(HashSuite::Sm3)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("version 999") && err.contains("upgrade anchord"),
+        "{err}"
+    );
+}
