@@ -141,6 +141,55 @@ pub fn idempotency_key(target: &str, cp: &Checkpoint) -> String {
     hex::encode(&d[..16])
 }
 
+/// The relay's raw receipt of a confirmed anchor (`docs/proof-format.md`,
+/// "receipt"), stored verbatim and carried in proof bundles, where
+/// `bundle::check_raw_receipt` reads it back. Its one writer.
+#[derive(Clone, Debug)]
+pub struct RawReceipt<'a> {
+    pub target: &'a str,
+    pub chain_kind: &'a str,
+    pub chain_id: &'a str,
+    pub tx_id: &'a str,
+    pub block_number: u64,
+    pub block_hash: &'a str,
+    pub block_time_us: i64,
+    /// The chain's genesis block hash; omitted when unknown.
+    pub genesis_hash: Option<&'a str>,
+    pub idempotency_key: &'a str,
+    /// The anchored checkpoint.
+    pub checkpoint: &'a Checkpoint,
+    /// Per chain kind (`docs/proof-format.md`).
+    pub details: &'a serde_json::Value,
+}
+
+impl RawReceipt<'_> {
+    /// The receipt as JSON (version 1).
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "version": 1,
+            "target": self.target,
+            "chainKind": self.chain_kind,
+            "chainId": self.chain_id,
+            "txId": self.tx_id,
+            "blockNumber": self.block_number,
+            "blockHash": self.block_hash,
+            "blockTimeUs": self.block_time_us,
+            "idempotencyKey": self.idempotency_key,
+            "checkpoint": {
+                "origin": self.checkpoint.origin,
+                "size": self.checkpoint.size,
+                "root": crate::checkpoint::encode_hash(&self.checkpoint.root),
+                "body": self.checkpoint.body(),
+            },
+            "details": self.details,
+        });
+        if let Some(g) = self.genesis_hash {
+            v["genesisHash"] = serde_json::Value::from(g);
+        }
+        v
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -201,6 +250,42 @@ mod tests {
             idempotency_key("hz-court", &cp),
             idempotency_key("hz-court", &other)
         );
+    }
+
+    #[test]
+    fn raw_receipt_known_answer() {
+        let cp = Checkpoint::new("bank-a.example/ledger", 1042, kat_root());
+        let details = serde_json::json!({"gateway": "https://gw.example"});
+        let r = RawReceipt {
+            target: "hz-court",
+            chain_kind: "judicial",
+            chain_id: "hz-internet-court",
+            tx_id: "tx9",
+            block_number: 77,
+            block_hash: "bh",
+            block_time_us: 1_764_000_000_000_000,
+            genesis_hash: Some("g0"),
+            idempotency_key: &idempotency_key("hz-court", &cp),
+            checkpoint: &cp,
+            details: &details,
+        };
+        assert_eq!(
+            r.to_json().to_string(),
+            concat!(
+                r#"{"blockHash":"bh","blockNumber":77,"blockTimeUs":1764000000000000,"#,
+                r#""chainId":"hz-internet-court","chainKind":"judicial","#,
+                r#""checkpoint":{"body":"bank-a.example/ledger\n1042\nAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n","#,
+                r#""origin":"bank-a.example/ledger","root":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","size":1042},"#,
+                r#""details":{"gateway":"https://gw.example"},"genesisHash":"g0","#,
+                r#""idempotencyKey":"09cccc17ee9f74bb7b5efa8e16054497","target":"hz-court","#,
+                r#""txId":"tx9","version":1}"#
+            )
+        );
+        let without = RawReceipt {
+            genesis_hash: None,
+            ..r
+        };
+        assert!(without.to_json().get("genesisHash").is_none());
     }
 
     #[test]

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use anchord_ledger::{ClaimedJob, Ledger, LedgerError, NewReceipt};
 use backoff::backoff::Backoff;
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::RelayError;
@@ -401,25 +400,20 @@ impl<T: Target> Worker<T> {
         r: ChainReceipt,
     ) -> Result<Health, LedgerError> {
         let name = self.name();
-        let receipt_json = json!({
-            "version": 1,
-            "target": name,
-            "chainKind": r.chain_kind,
-            "chainId": r.chain_id,
-            "txId": r.tx_id,
-            "blockNumber": r.block_number,
-            "blockHash": r.block_hash,
-            "blockTimeUs": r.block_time_us,
-            "genesisHash": r.genesis_hash,
-            "idempotencyKey": payload.idempotency_key,
-            "checkpoint": {
-                "origin": payload.checkpoint.origin,
-                "size": payload.checkpoint.size,
-                "root": payload.root_base64(),
-                "body": payload.body(),
-            },
-            "details": r.details,
-        });
+        let receipt_json = anchord_core::anchor::RawReceipt {
+            target: name,
+            chain_kind: &r.chain_kind,
+            chain_id: &r.chain_id,
+            tx_id: &r.tx_id,
+            block_number: r.block_number,
+            block_hash: &r.block_hash,
+            block_time_us: r.block_time_us,
+            genesis_hash: r.genesis_hash.as_deref(),
+            idempotency_key: &payload.idempotency_key,
+            checkpoint: &payload.checkpoint,
+            details: &r.details,
+        }
+        .to_json();
         let new = NewReceipt {
             genesis_hash: r.genesis_hash.clone(),
             chain_kind: r.chain_kind.clone(),

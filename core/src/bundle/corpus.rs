@@ -210,7 +210,6 @@ pub fn receipt(
     let root = merkle::root(suite, &log[..size as usize]);
     let root_b64 = encode_hash(&root);
     let cp = Checkpoint::new(ORIGIN, size, root);
-    let body = cp.body();
     let key = crate::anchor::idempotency_key(chain.target(), &cp);
     let block_number = 40 + size;
     let (kind, chain_id, tx_id, block_hash, block_time_us, details) = match chain {
@@ -273,19 +272,20 @@ pub fn receipt(
             ("evm", chain_id, tx, block_hash, time_s * 1_000_000, details)
         }
     };
-    let raw = serde_json::json!({
-        "version": 1,
-        "target": chain.target(),
-        "chainKind": kind,
-        "chainId": chain_id,
-        "txId": tx_id,
-        "blockNumber": block_number,
-        "blockHash": block_hash,
-        "blockTimeUs": block_time_us,
-        "idempotencyKey": key,
-        "checkpoint": { "origin": ORIGIN, "size": size, "root": root_b64, "body": body },
-        "details": details,
-    });
+    let raw = crate::anchor::RawReceipt {
+        target: chain.target(),
+        chain_kind: kind,
+        chain_id,
+        tx_id: &tx_id,
+        block_number,
+        block_hash: &block_hash,
+        block_time_us,
+        genesis_hash: None,
+        idempotency_key: &key,
+        checkpoint: &cp,
+        details: &details,
+    }
+    .to_json();
     AnchorReceipt {
         target: chain.target().into(),
         chain_kind: kind.into(),
