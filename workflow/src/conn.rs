@@ -87,6 +87,14 @@ pub(crate) fn get(pool: &Pool) -> impl std::future::Future<Output = Result<Conn,
     }
 }
 
+impl Conn {
+    /// The client, for code generic over clients and transactions (the
+    /// store layer).
+    pub fn client(&self) -> &tokio_postgres::Client {
+        &self.obj
+    }
+}
+
 impl Drop for Conn {
     fn drop(&mut self) {
         if self.counted {

@@ -47,6 +47,7 @@ pub mod paging;
 pub mod preservations;
 pub mod products;
 pub mod status;
+pub(crate) mod store;
 #[cfg(test)]
 mod structure;
 pub mod tasks;

@@ -16,7 +16,8 @@ use utoipa::{IntoParams, ToSchema};
 use crate::authz::{Caller, Require, Role, roles};
 use crate::error::{ApiError, Json, Multipart, Path, Query};
 use crate::evidence::{self, NewSubmission, SubmissionJson};
-use crate::status::{self, Actor, Change, PreservationStatus, Status};
+use crate::status::{self, Actor, PreservationStatus, Status};
+use crate::store::preservations as store;
 use crate::{Workflow, events, files, products, ts, ts_opt};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -98,56 +99,36 @@ pub struct PreservationJson {
     pub ledger: Option<LedgerJson>,
 }
 
-/// The states a preservation is edited, re-filed and submitted from.
-const EDITABLE: &[PreservationStatus] = &[PreservationStatus::Saved, PreservationStatus::Rejected];
-/// The state a preservation is reviewed in.
-const SUBMITTED: &[PreservationStatus] = &[PreservationStatus::Submitted];
-
-/// Is the record (its status as served) in one of `states`?
-fn is_in(status: &str, states: &[PreservationStatus]) -> bool {
-    states.iter().any(|s| s.as_str() == status)
-}
-
-const COLUMNS: &str = "id, number, tenant, product_id, status, fields, file_name, file_size, file_sha256,
-    file_sm3, reject_reason, created_by, reviewed_by, created_at, updated_at, submitted_at, reviewed_at,
-    submission_id";
-
-fn from_row(r: &tokio_postgres::Row) -> (PreservationJson, Option<i64>) {
-    let file = r.get::<_, Option<String>>(8).map(|sha256| FileJson {
-        name: r.get::<_, Option<String>>(6).unwrap_or_default(),
-        size: r.get::<_, Option<i64>>(7).unwrap_or(0),
-        sha256,
-        sm3: r.get(9),
-    });
-    (
+impl From<store::Preservation> for PreservationJson {
+    fn from(p: store::Preservation) -> Self {
         PreservationJson {
-            id: r.get(0),
-            number: r.get(1),
-            tenant: r.get(2),
-            product_id: r.get(3),
-            status: r.get(4),
-            fields: r.get(5),
-            file,
-            reject_reason: r.get(10),
-            created_by: r.get(11),
-            reviewed_by: r.get(12),
-            created_at: ts(r.get(13)),
-            updated_at: ts(r.get(14)),
-            submitted_at: ts_opt(r.get(15)),
-            reviewed_at: ts_opt(r.get(16)),
+            id: p.id,
+            number: p.number,
+            tenant: p.tenant,
+            product_id: p.product_id,
+            status: p.status.as_str().to_owned(),
+            fields: p.fields,
+            file: p.file.map(|f| FileJson {
+                name: f.name,
+                size: f.size,
+                sha256: f.sha256,
+                sm3: f.sm3,
+            }),
+            reject_reason: p.reject_reason,
+            created_by: p.created_by,
+            reviewed_by: p.reviewed_by,
+            created_at: ts(p.created_at),
+            updated_at: ts(p.updated_at),
+            submitted_at: ts_opt(p.submitted_at),
+            reviewed_at: ts_opt(p.reviewed_at),
             ledger: None,
-        },
-        r.get(17),
-    )
+        }
+    }
 }
 
 /// Load a preservation the caller may read (403 otherwise), on a
 /// connection of its own (returned before the caller goes on).
-async fn load(
-    wf: &Workflow,
-    caller: &Caller,
-    id: i64,
-) -> Result<(PreservationJson, Option<i64>), ApiError> {
+async fn load(wf: &Workflow, caller: &Caller, id: i64) -> Result<store::Preservation, ApiError> {
     let c = wf.db().await?;
     load_on(&c, caller, id).await
 }
@@ -157,21 +138,23 @@ async fn load_on(
     c: &tokio_postgres::Client,
     caller: &Caller,
     id: i64,
-) -> Result<(PreservationJson, Option<i64>), ApiError> {
-    let r = c
-        .query_opt(
-            &format!("SELECT {COLUMNS} FROM workflow.preservations WHERE id = $1"),
-            &[&id],
-        )
-        .await?
-        .ok_or_else(|| ApiError::not_found("preservation"))?;
-    let (p, sub) = from_row(&r);
+) -> Result<store::Preservation, ApiError> {
+    let p = store::get(c, id).await?;
     if !caller.can_read_tenant(&p.tenant) {
         return Err(ApiError::forbidden(
             "this preservation belongs to another bank",
         ));
     }
-    Ok((p, sub))
+    Ok(p)
+}
+
+/// The answer of a change: the record as the caller reads it now.
+async fn answer(
+    c: &tokio_postgres::Client,
+    caller: &Caller,
+    id: i64,
+) -> Result<axum::Json<PreservationJson>, ApiError> {
+    Ok(axum::Json(load_on(c, caller, id).await?.into()))
 }
 
 pub(crate) async fn ledger_view(
@@ -245,16 +228,8 @@ pub async fn create(
     };
     let values = products::validate_values(&template, &p.fields).map_err(ApiError::validation)?;
     let fields = clean_fields(values);
-    let id: i64 = c
-        .query_one(
-            "INSERT INTO workflow.preservations (tenant, product_id, created_by, fields)
-             VALUES ($1, $2, $3, $4) RETURNING id",
-            &[&tenant, &p.product_id, &caller.id, &fields],
-        )
-        .await?
-        .get(0);
-    let (out, _) = load_on(&c, &caller, id).await?;
-    Ok((StatusCode::CREATED, axum::Json(out)))
+    let id = store::create(c.client(), &tenant, p.product_id, caller.id, &fields).await?;
+    Ok((StatusCode::CREATED, answer(&c, &caller, id).await?))
 }
 
 /// Edit the fields (creator; while `saved` or `rejected`).
@@ -268,45 +243,19 @@ pub async fn edit(
     body: Result<Json<EditPreservation>, ApiError>,
 ) -> Result<axum::Json<PreservationJson>, ApiError> {
     let c = wf.db().await?;
-    let (p, _) = load_on(&c, &caller, id).await?;
+    let p = load_on(&c, &caller, id).await?;
     if p.created_by != caller.id {
         return Err(ApiError::forbidden("only the creator edits a preservation"));
     }
     // The body only now: the caller may touch the record (authz::Require).
     let Json(e) = body?;
-    if !is_in(&p.status, EDITABLE) {
-        return Err(
-            status::conflict::<PreservationStatus, tokio_postgres::Client>(
-                &c, id, "editing", EDITABLE,
-            )
-            .await,
-        );
-    }
+    store::require_status(c.client(), &p, "editing", store::EDITABLE).await?;
     let template = products::template(&c, p.product_id)
         .await?
         .ok_or_else(|| ApiError::invalid_state("the product was deleted"))?;
     let values = products::validate_values(&template, &e.fields).map_err(ApiError::validation)?;
-    let moved = c
-        .query_opt(
-            "UPDATE workflow.preservations SET fields = $2, status = $4, updated_at = now()
-              WHERE id = $1 AND status = ANY($3) RETURNING status",
-            &[
-                &id,
-                &clean_fields(values),
-                &status::strs(EDITABLE),
-                &PreservationStatus::Saved.as_str(),
-            ],
-        )
-        .await?;
-    if moved.is_none() {
-        return Err(
-            status::conflict::<PreservationStatus, tokio_postgres::Client>(
-                &c, id, "editing", EDITABLE,
-            )
-            .await,
-        );
-    }
-    Ok(axum::Json(load_on(&c, &caller, id).await?.0))
+    store::edit_fields(c.client(), id, &clean_fields(values)).await?;
+    answer(&c, &caller, id).await
 }
 
 /// Upload (or replace) the evidence file (creator; while `saved` or
@@ -321,23 +270,15 @@ pub async fn upload(
     Path(id): Path<i64>,
     body: Result<Multipart, ApiError>,
 ) -> Result<axum::Json<PreservationJson>, ApiError> {
-    let (p, _) = load(&wf, &caller, id).await?;
+    let p = load(&wf, &caller, id).await?;
     if p.created_by != caller.id {
         return Err(ApiError::forbidden("only the creator uploads the file"));
     }
     // The body only now: the caller may touch the record (authz::Require).
     let Multipart(mp) = body?;
-    if !is_in(&p.status, EDITABLE) {
+    if !store::EDITABLE.contains(&p.status) {
         let c = wf.db().await?;
-        return Err(
-            status::conflict::<PreservationStatus, tokio_postgres::Client>(
-                &c,
-                id,
-                "changing the file",
-                EDITABLE,
-            )
-            .await,
-        );
+        store::require_status(c.client(), &p, "changing the file", store::EDITABLE).await?;
     }
     let f = files::receive(&wf, mp).await?;
     {
@@ -346,35 +287,28 @@ pub async fn upload(
         // collector deletes after commit (files.rs).
         let mut c = wf.db().await?;
         let tx = c.transaction().await?;
-        let current = tx
-            .query_opt(
-                "SELECT file_sha256 FROM workflow.preservations
-                  WHERE id = $1 AND status IN ('saved', 'rejected') FOR UPDATE",
-                &[&id],
-            )
-            .await?;
-        let Some(current) = current else {
+        let Some(current) = store::lock_for_file(&tx, id).await? else {
             files::release(&tx, &f.sha256).await?;
             tx.commit().await?;
             return Err(ApiError::invalid_state(
                 "the preservation was submitted meanwhile; its file cannot change",
             ));
         };
-        tx.execute(
-            "UPDATE workflow.preservations SET file_name = $2, file_size = $3, file_sha256 = $4, file_sm3 = $5,
-                    status = 'saved', updated_at = now()
-              WHERE id = $1",
-            &[&id, &f.name, &(f.size as i64), &f.sha256, &f.sm3],
-        )
-        .await?;
-        if let Some(old) = current.get::<_, Option<String>>(0)
+        let stored = store::StoredFile {
+            name: f.name.clone(),
+            size: f.size as i64,
+            sha256: f.sha256.clone(),
+            sm3: f.sm3.clone(),
+        };
+        store::set_file(&tx, id, &stored).await?;
+        if let Some(old) = current
             && old != f.sha256
         {
             files::release(&tx, &old).await?;
         }
         tx.commit().await?;
     }
-    Ok(axum::Json(load(&wf, &caller, id).await?.0))
+    Ok(axum::Json(load(&wf, &caller, id).await?.into()))
 }
 
 /// Submit for review (creator; needs a file).
@@ -386,7 +320,7 @@ pub async fn submit(
     Path(id): Path<i64>,
 ) -> Result<axum::Json<PreservationJson>, ApiError> {
     let mut c = wf.db().await?;
-    let (p, _) = load_on(&c, &caller, id).await?;
+    let p = load_on(&c, &caller, id).await?;
     if p.created_by != caller.id {
         return Err(ApiError::forbidden(
             "only the creator submits a preservation",
@@ -399,20 +333,7 @@ pub async fn submit(
         ));
     }
     let tx = c.transaction().await?;
-    status::transition(
-        &tx,
-        Actor::user(&caller),
-        id,
-        EDITABLE,
-        PreservationStatus::Submitted,
-        "submitting",
-        Change {
-            set: ", submitted_at = now()",
-            guard: " AND file_sha256 IS NOT NULL",
-            ..Change::default()
-        },
-    )
-    .await?;
+    store::submit(&tx, Actor::user(&caller), id).await?;
     events::emit(
         &tx,
         Some(&p.tenant),
@@ -422,10 +343,10 @@ pub async fn submit(
     .await?;
     tx.commit().await?;
     wf.webhooks_kick.notify_one();
-    Ok(axum::Json(load_on(&c, &caller, id).await?.0))
+    answer(&c, &caller, id).await
 }
 
-fn review_guard(caller: &Caller, p: &PreservationJson) -> Result<(), ApiError> {
+fn review_guard(caller: &Caller, p: &store::Preservation) -> Result<(), ApiError> {
     if caller.tenant.as_deref() != Some(p.tenant.as_str()) {
         return Err(ApiError::forbidden(
             "reviewers review only their own bank's records",
@@ -452,16 +373,9 @@ pub async fn approve(
     Path(id): Path<i64>,
 ) -> Result<axum::Json<PreservationJson>, ApiError> {
     let mut c = wf.db().await?;
-    let (p, _) = load_on(&c, &caller, id).await?;
+    let p = load_on(&c, &caller, id).await?;
     review_guard(&caller, &p)?;
-    if !is_in(&p.status, SUBMITTED) {
-        return Err(
-            status::conflict::<PreservationStatus, tokio_postgres::Client>(
-                &c, id, "approval", SUBMITTED,
-            )
-            .await,
-        );
-    }
+    store::require_status(c.client(), &p, "approval", store::SUBMITTED).await?;
     let file = p
         .file
         .as_ref()
@@ -478,21 +392,7 @@ pub async fn approve(
     }
     let tx = c.transaction().await?;
     // The guard also pins the file the reviewer saw.
-    status::transition(
-        &tx,
-        Actor::user(&caller),
-        id,
-        SUBMITTED,
-        PreservationStatus::Approved,
-        "approval",
-        Change {
-            set: ", reviewed_by = $4, reviewed_at = now(), reject_reason = NULL",
-            guard: " AND file_sha256 = $5",
-            params: &[&caller.id, &file.sha256],
-            note: None,
-        },
-    )
-    .await?;
+    store::approve(&tx, Actor::user(&caller), id, caller.id, &file.sha256).await?;
     let sub = evidence::enqueue(
         &tx,
         &NewSubmission {
@@ -514,11 +414,7 @@ pub async fn approve(
         },
     )
     .await?;
-    tx.execute(
-        "UPDATE workflow.preservations SET submission_id = $2 WHERE id = $1",
-        &[&id, &sub],
-    )
-    .await?;
+    store::set_submission(&tx, id, sub).await?;
     events::emit(
         &tx,
         Some(&p.tenant),
@@ -529,7 +425,7 @@ pub async fn approve(
     tx.commit().await?;
     wf.submissions_kick.notify_one();
     wf.webhooks_kick.notify_one();
-    Ok(axum::Json(load_on(&c, &caller, id).await?.0))
+    answer(&c, &caller, id).await
 }
 
 /// Reject with a reason (a reviewer of the bank, not the creator).
@@ -542,26 +438,13 @@ pub async fn reject(
     body: Result<Json<Reason>, ApiError>,
 ) -> Result<axum::Json<PreservationJson>, ApiError> {
     let mut c = wf.db().await?;
-    let (p, _) = load_on(&c, &caller, id).await?;
+    let p = load_on(&c, &caller, id).await?;
     review_guard(&caller, &p)?;
     // The body only now: the caller may touch the record (authz::Require).
     let Json(r) = body?;
     let reason_text = r.checked()?;
     let tx = c.transaction().await?;
-    status::transition(
-        &tx,
-        Actor::user(&caller),
-        id,
-        SUBMITTED,
-        PreservationStatus::Rejected,
-        "rejection",
-        Change {
-            set: ", reject_reason = $4, reviewed_by = $5, reviewed_at = now()",
-            params: &[&reason_text, &caller.id],
-            ..Change::default()
-        },
-    )
-    .await?;
+    store::reject(&tx, Actor::user(&caller), id, caller.id, reason_text).await?;
     events::emit(
         &tx,
         Some(&p.tenant),
@@ -571,7 +454,7 @@ pub async fn reject(
     .await?;
     tx.commit().await?;
     wf.webhooks_kick.notify_one();
-    Ok(axum::Json(load_on(&c, &caller, id).await?.0))
+    answer(&c, &caller, id).await
 }
 
 /// Details, with the ledger entry, block height and anchors.
@@ -583,9 +466,11 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<PreservationJson>, ApiError> {
-    let (mut p, sub) = load(&wf, &caller, id).await?;
-    p.ledger = ledger_view(&wf, sub, format!("/v1/preservations/{id}/proof")).await?;
-    Ok(axum::Json(p))
+    let p = load(&wf, &caller, id).await?;
+    let sub = p.submission_id;
+    let mut out = PreservationJson::from(p);
+    out.ledger = ledger_view(&wf, sub, format!("/v1/preservations/{id}/proof")).await?;
+    Ok(axum::Json(out))
 }
 
 /// The proof bundle (`docs/proof-format.md`), once the block is sealed.
@@ -597,7 +482,7 @@ pub async fn proof(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<anchord_core::bundle::Bundle>, ApiError> {
-    let (_, sub) = load(&wf, &caller, id).await?;
+    let sub = load(&wf, &caller, id).await?.submission_id;
     bundle_of(&wf, sub).await
 }
 
@@ -626,7 +511,7 @@ pub async fn certificate(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    let (_, sub) = load(&wf, &caller, id).await?;
+    let sub = load(&wf, &caller, id).await?.submission_id;
     let axum::Json(bundle) = bundle_of(&wf, sub).await?;
     crate::certificates::pdf(&wf, bundle, &format!("preservation-{id}-certificate.pdf")).await
 }
@@ -639,7 +524,7 @@ pub async fn download(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    let (p, _) = load(&wf, &caller, id).await?;
+    let p = load(&wf, &caller, id).await?;
     let f = p.file.ok_or_else(|| ApiError::not_found("file"))?;
     files::download(&wf, &f.sha256, &f.name, "application/octet-stream").await
 }
@@ -690,11 +575,8 @@ pub async fn list(
     if q.field_key.is_some() != q.field_value.is_some() {
         return Err(ApiError::bad("field_key and field_value go together"));
     }
-    crate::error::one_of(
-        "status",
-        &q.status,
-        &["saved", "submitted", "approved", "on_chain", "rejected"],
-    )?;
+    crate::error::one_of("status", &q.status, &status::strs(PreservationStatus::ALL))?;
+    let status = q.status.as_deref().and_then(PreservationStatus::parse);
     crate::error::hex64("hash", &q.hash)?;
     let page = crate::paging::Page {
         limit: q.limit,
@@ -704,35 +586,23 @@ pub async fn list(
     crate::error::in_range("offset", q.offset, 0, i64::MAX)?;
     let hash = q.hash.as_ref().map(|h| h.to_ascii_lowercase());
     let c = wf.db().await?;
-    let rows = c
-        .query(
-            &format!(
-                "SELECT {COLUMNS} FROM workflow.preservations
-                  WHERE ($1::text IS NULL OR tenant = $1)
-                    AND ($2::bigint IS NULL OR product_id = $2)
-                    AND ($3::text IS NULL OR status = $3)
-                    AND ($4::text IS NULL OR number = $4)
-                    AND ($5::text IS NULL OR fields ->> $5 = $6)
-                    AND ($7::text IS NULL OR file_sha256 = $7 OR file_sm3 = $7)
-                    AND ($10::bigint IS NULL OR id < $10)
-                  ORDER BY id DESC LIMIT $8 OFFSET $9"
-            ),
-            &[
-                &tenant,
-                &q.product_id,
-                &q.status,
-                &q.number,
-                &q.field_key,
-                &q.field_value,
-                &hash,
-                &page.limit,
-                &q.offset.unwrap_or(0),
-                &page.after,
-            ],
-        )
-        .await?;
+    let rows = store::list(
+        c.client(),
+        &store::Filter {
+            tenant: tenant.as_deref(),
+            product_id: q.product_id,
+            status,
+            number: q.number.as_deref(),
+            field: q.field_key.as_deref().zip(q.field_value.as_deref()),
+            hash: hash.as_deref(),
+            limit: page.limit,
+            offset: q.offset.unwrap_or(0),
+            after: page.after,
+        },
+    )
+    .await?;
     Ok(crate::paging::Paged::new(
-        rows.iter().map(|r| from_row(r).0).collect(),
+        rows.into_iter().map(PreservationJson::from).collect(),
         page,
         |p| p.id,
     ))

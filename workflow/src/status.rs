@@ -18,6 +18,7 @@ use tokio_postgres::types::ToSql;
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
+use crate::store::StoreError;
 
 /// A status column's values and its transition table.
 pub trait Status: Copy + Eq + std::fmt::Debug + Send + Sync + 'static {
@@ -205,11 +206,15 @@ pub(crate) async fn try_transition<S: Status>(
     from: &[S],
     to: S,
     change: Change<'_>,
-) -> Result<Option<S>, ApiError> {
+) -> Result<Option<S>, StoreError> {
     if let Some(f) = from.iter().find(|f| !S::allowed(**f, to)) {
         // A programming error: the table is the one definition.
-        tracing::error!(kind = S::KIND, from = %f.as_str(), to = %to.as_str(), "transition outside the table");
-        return Err(ApiError::internal());
+        return Err(StoreError::Inconsistent(format!(
+            "{} {} -> {} is outside the transition table",
+            S::KIND,
+            f.as_str(),
+            to.as_str()
+        )));
     }
     // The row lock orders concurrent transitions of one record; the guard
     // below is what decides.
@@ -224,8 +229,10 @@ pub(crate) async fn try_transition<S: Status>(
     };
     let previous: String = row.get(0);
     let Some(previous) = S::parse(&previous) else {
-        tracing::error!(kind = S::KIND, id, status = %previous, "unknown status in the database");
-        return Err(ApiError::internal());
+        return Err(StoreError::Inconsistent(format!(
+            "unknown {} status {previous:?} in the database",
+            S::KIND
+        )));
     };
     let sql = format!(
         "UPDATE {} SET status = $2, updated_at = now(){} WHERE id = $1 AND status = ANY($3){}",
@@ -253,7 +260,8 @@ pub(crate) async fn try_transition<S: Status>(
         "ok",
         &detail,
     )
-    .await?;
+    .await
+    .map_err(StoreError::Reported)?;
     Ok(Some(previous))
 }
 
@@ -268,16 +276,21 @@ pub(crate) async fn transition<S: Status>(
     to: S,
     action: &str,
     change: Change<'_>,
-) -> Result<S, ApiError> {
+) -> Result<S, StoreError> {
     match try_transition(tx, actor, id, from, to, change).await? {
         Some(previous) => Ok(previous),
-        None => Err(conflict(tx, id, action, from).await),
+        None => Err(conflict_error(tx, id, action, from).await),
     }
 }
 
 /// Why record `id` cannot make the change `action` (allowed from `from`):
-/// 409 naming its status, or 404.
-pub(crate) async fn conflict<S: Status, C>(c: &C, id: i64, action: &str, from: &[S]) -> ApiError
+/// its current status, or that it is gone.
+pub(crate) async fn conflict_error<S: Status, C>(
+    c: &C,
+    id: i64,
+    action: &str,
+    from: &[S],
+) -> StoreError
 where
     C: tokio_postgres::GenericClient + Sync,
 {
@@ -288,19 +301,24 @@ where
         )
         .await
     {
-        Ok(Some(r)) => {
-            let current: String = r.get(0);
-            let mut e = ApiError::invalid_state(format!(
-                "the {} is {current}; {action} is allowed only when it is {}",
-                S::WHAT,
-                names(from)
-            ));
-            e.fields.insert("status".into(), current);
-            e
-        }
-        Ok(None) => ApiError::not_found(S::WHAT),
+        Ok(Some(r)) => StoreError::InvalidState {
+            what: S::WHAT,
+            status: r.get(0),
+            action: action.to_owned(),
+            allowed: names(from),
+        },
+        Ok(None) => StoreError::NotFound(S::WHAT),
         Err(e) => e.into(),
     }
+}
+
+/// [`conflict_error`] as the HTTP answer: 409 naming the current status
+/// (also in `fields.status`), or 404.
+pub(crate) async fn conflict<S: Status, C>(c: &C, id: i64, action: &str, from: &[S]) -> ApiError
+where
+    C: tokio_postgres::GenericClient + Sync,
+{
+    conflict_error(c, id, action, from).await.into()
 }
 
 #[cfg(test)]

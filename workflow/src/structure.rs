@@ -250,3 +250,39 @@ fn the_cycle_finder_sees_cycles_and_the_parser_reads_braced_groups() {
     edge(&mut g, "audit", "evidence");
     assert_eq!(cycles(&g), [vec!["audit", "auth", "evidence", "webhooks"]]);
 }
+
+/// The features whose SQL lives only in `store/` (issue 15, step 4): their
+/// handler modules hold no SQL text.
+const MOVED_TO_STORE: &[&str] = &["preservations"];
+
+/// SQL statement keywords as they start a statement in a string.
+const SQL: &[&str] = &["SELECT ", "INSERT ", "UPDATE ", "DELETE ", "WITH "];
+
+#[test]
+fn moved_features_keep_their_sql_in_the_store() {
+    let mods = modules();
+    let mut found = Vec::new();
+    for feature in MOVED_TO_STORE {
+        let text = mods
+            .get(*feature)
+            .unwrap_or_else(|| panic!("no module {feature}"));
+        assert!(
+            mods.contains_key(&format!("store::{feature}")),
+            "store::{feature} exists"
+        );
+        for (n, line) in text.lines().enumerate() {
+            if let Some(k) = SQL.iter().find(|k| line.contains(*k)) {
+                found.push(format!(
+                    "src/{feature}.rs:{}: {k:?} in {}",
+                    n + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "SQL outside store/ in a moved feature:\n{}",
+        found.join("\n")
+    );
+}
