@@ -1,15 +1,14 @@
 //! Fuzzing of every parser and decoder that takes outside input (issue 14).
 //!
-//! Not coverage-guided (yet): cargo-fuzz needs a nightly toolchain;
-//! `cargo install cargo-afl` (0.18) does work on the stable toolchain here
-//! and builds its AFL++ runtime, but an instrumented build of this crate's
-//! dependency graph (librdkafka, ring, rasn, ...) did not finish within the
-//! time box on the shared build machine, so no AFL++ harness is wired. This
-//! is the property-based fallback: one target per parser ([`targets`]), each a
-//! function `fn(&[u8])` that must never panic and, where a round trip
-//! exists, checks `decode(encode(x)) == x`; a seeded mutation driver
-//! ([`driver`]) that mutates the corpus kept in the repo
-//! (`fuzz/corpus/<target>/`) with byte flips, truncations, splices,
+//! Two drivers over the same targets. Coverage-guided: the AFL++ harness
+//! `fuzz/afl` (its own excluded crate, `scripts/fuzz --afl`) runs the pure
+//! targets ([`pure`]: everything that needs only `anchord-core` and
+//! `anchord-tsa`), whose instrumented build stays small. Property-based (this
+//! crate, every target, including those that need rdkafka/tokio/axum): one
+//! target per parser ([`targets`]), each a function `fn(&[u8])` that must
+//! never panic and, where a round trip exists, checks `decode(encode(x)) ==
+//! x`; a seeded mutation driver ([`driver`]) that mutates the corpus kept in
+//! the repo (`fuzz/corpus/<target>/`) with byte flips, truncations, splices,
 //! dictionary insertions and JSON-aware mutations ([`mutate`]). Inputs a
 //! parser accepts are added to the in-memory pool (a cheap stand-in for
 //! coverage feedback: accepted inputs reach the deeper checks).
@@ -20,6 +19,7 @@
 
 pub mod driver;
 pub mod mutate;
+pub mod pure;
 pub mod targets;
 
 /// A fuzz target: returns whether the parser accepted the input (used only
