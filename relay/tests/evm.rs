@@ -206,8 +206,10 @@ async fn evm_anchor_confirms_on_anvil_and_the_payload_reads_back() {
         backdated.block_time_us -= 365 * 86_400_000_000;
         let err = check(backdated).await.unwrap_err();
         assert!(
-            matches!(err, anchord_verifier::online::OnlineError::Contradicted { .. })
-                && err.to_string().contains("has time"),
+            matches!(
+                err,
+                anchord_verifier::online::OnlineError::Contradicted { .. }
+            ) && err.to_string().contains("has time"),
             "{err}"
         );
         let mut other_chain = ar.clone();
