@@ -1084,18 +1084,7 @@ pub async fn list(
     } else {
         Some(caller.tenant()?.to_owned())
     };
-    crate::error::one_of(
-        "status",
-        &q.status,
-        &[
-            "signing",
-            "awaiting_review",
-            "approved",
-            "on_chain",
-            "refused",
-            "rejected",
-        ],
-    )?;
+    crate::error::one_of("status", &q.status, &status::strs(ContractStatus::ALL))?;
     crate::error::hex64("hash", &q.hash)?;
     let page = crate::paging::Page {
         limit: q.limit,

@@ -23,7 +23,9 @@ use crate::authz::{Caller, Require, Role, roles};
 use crate::error::{ApiError, Json, Multipart, Path, Query};
 use crate::evidence::{self, NewSubmission};
 use crate::preservations::Reason;
-use crate::status::{self, Actor, Change, JudicialStatus, Status};
+use crate::status::{
+    self, Actor, Change, ContractStatus, JudicialStatus, PreservationStatus, Status,
+};
 use crate::{Workflow, events, files, ts, ts_opt};
 
 pub const MATCH_MESSAGE: &str = "结果一致，数据未篡改";
@@ -298,7 +300,12 @@ pub async fn create(
     if subject_tenant != tenant {
         return Err(ApiError::forbidden("the subject belongs to another bank"));
     }
-    if status != "on_chain" {
+    let on_chain = if n.subject_kind == "contract" {
+        ContractStatus::OnChain.as_str()
+    } else {
+        PreservationStatus::OnChain.as_str()
+    };
+    if status != on_chain {
         return Err(ApiError::invalid_state(format!(
             "the subject is {status}; only on-chain records can be notarized or ruled on"
         )));
@@ -386,11 +393,7 @@ pub async fn list(
         Role::Institution => (None, caller.institution_id.clone()),
         _ => (Some(caller.tenant()?.to_owned()), None),
     };
-    crate::error::one_of(
-        "status",
-        &q.status,
-        &["pending", "in_review", "certified", "refused"],
-    )?;
+    crate::error::one_of("status", &q.status, &status::strs(JudicialStatus::ALL))?;
     crate::error::one_of("kind", &q.kind, &["notarization", "ruling"])?;
     let page = crate::paging::Page {
         limit: q.limit,
