@@ -20,6 +20,15 @@ fn text(data: &[u8]) -> Option<&str> {
     std::str::from_utf8(data).ok()
 }
 
+/// Initialises what the targets load once (the corpus keys, the pinned TSA
+/// certificates): the AFL++ harness calls it before its fork server starts,
+/// so every forked run starts from the same state (stable coverage) instead
+/// of each fork deriving the keys again.
+pub fn warm_up() {
+    let _ = keys();
+    let _ = tsa_certs();
+}
+
 /// The corpus deployment's sealer and witness keys (the keys the seeds are
 /// signed with, so mutated notes reach the signature checks).
 fn keys() -> &'static (NoteVerifier, Vec<NoteVerifier>) {

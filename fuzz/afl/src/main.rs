@@ -51,6 +51,7 @@ fn main() {
         );
         std::process::exit(2);
     };
+    pure::warm_up();
     afl::fuzz!(|data: &[u8]| {
         let _ = target(data);
     });
