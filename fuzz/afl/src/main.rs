@@ -36,6 +36,17 @@ const TARGETS: &[(&str, Target, &str)] = &[
     ("anchor", pure::anchor::target, "relay"),
 ];
 
+/// A target that panics on inputs starting with `!` (one byte flip from the
+/// corpus away), never listed: it checks that AFL finds the crash and that
+/// `scripts/fuzz --afl selftest_crash` saves it and exits non-zero (the
+/// script's crash path works).
+fn selftest_crash(data: &[u8]) -> bool {
+    if data.first() == Some(&b'!') {
+        panic!("selftest_crash: the input starts with '!'");
+    }
+    false
+}
+
 fn main() {
     let name = std::env::args().nth(1).unwrap_or_default();
     if name == "list" {
@@ -44,7 +55,8 @@ fn main() {
         }
         return;
     }
-    let Some(&(_, target, _)) = TARGETS.iter().find(|(n, _, _)| *n == name) else {
+    let selftest = [("selftest_crash", selftest_crash as Target, "entry")];
+    let Some(&(_, target, _)) = TARGETS.iter().chain(&selftest).find(|(n, _, _)| *n == name) else {
         eprintln!(
             "usage: anchord-fuzz-afl <target>|list; targets: {}",
             TARGETS.iter().map(|t| t.0).collect::<Vec<_>>().join(", ")
