@@ -97,3 +97,65 @@ fn the_driver_catches_a_panic_and_keeps_the_input() {
     assert_eq!(std::fs::read(&path).expect("read back"), input);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The AFL++ harness (`fuzz/afl`, outside the workspace, so CI never builds
+/// it) includes `src/pure.rs` by path and depends only on core and tsa: a
+/// pipeline crate used in `pure.rs` would break that build unnoticed. This
+/// keeps `pure.rs` to the crates the harness has, and the harness's manifest
+/// to the lean set.
+#[test]
+fn afl_harness_stays_lean_and_outside_the_workspace() {
+    let source = std::fs::read_to_string(fuzz_dir().join("src/pure.rs")).expect("pure.rs");
+    // The code, without comments (the docs may name other crates).
+    let pure: String = source
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let allowed = ["anchord_core", "anchord_tsa"];
+    for (i, _) in pure.match_indices("anchord_") {
+        let name: String = pure[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        assert!(
+            allowed.contains(&name.as_str()),
+            "fuzz/src/pure.rs uses {name}; the AFL++ harness has only {allowed:?} (move the target to targets.rs)"
+        );
+    }
+    for (i, _) in pure.match_indices("crate::") {
+        assert!(
+            pure[i..].starts_with("crate::fuzz_dir()"),
+            "fuzz/src/pure.rs may use only crate::fuzz_dir() from the including crate"
+        );
+    }
+    for forbidden in ["tokio", "axum", "rdkafka"] {
+        assert!(
+            !pure.contains(forbidden),
+            "fuzz/src/pure.rs mentions {forbidden}"
+        );
+    }
+
+    let manifest = std::fs::read_to_string(fuzz_dir().join("afl/Cargo.toml")).expect("manifest");
+    let deps: Vec<&str> = manifest
+        .split("[dependencies]")
+        .nth(1)
+        .expect("[dependencies]")
+        .lines()
+        .take_while(|l| !l.starts_with('['))
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim()))
+        .filter(|k| !k.is_empty() && !k.starts_with('#'))
+        .collect();
+    assert_eq!(
+        deps,
+        ["afl", "anchord-core", "anchord-tsa", "hex", "serde_json"]
+    );
+    // Its own workspace: members win over `workspace.exclude` for a
+    // directory under the member `fuzz`, so only this keeps it out.
+    assert!(manifest.lines().any(|l| l.trim() == "[workspace]"));
+    let root = std::fs::read_to_string(fuzz_dir().join("../Cargo.toml")).expect("root manifest");
+    assert!(
+        !root.contains("\"fuzz/afl\""),
+        "fuzz/afl must not be a workspace member"
+    );
+}
