@@ -156,6 +156,10 @@ pub fn init() {
     for o in ["delivered", "retry", "failed"] {
         WEBHOOK_ATTEMPTS.with_label_values(&[o]);
     }
+    // 0 until the service starts each loop.
+    for t in crate::tasks::TASK_NAMES {
+        TASK_UP.with_label_values(&[t]);
+    }
 }
 
 /// Middleware: count and time every request.
