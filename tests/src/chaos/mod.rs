@@ -298,6 +298,21 @@ fn make_tsa(dir: &Path) -> Result<PathBuf, String> {
     Ok(crt)
 }
 
+/// A one-shot `anchord` command with a clean environment: only what the
+/// suite sets reaches it. (`scripts/test` exports `DATABASE_URL`, which
+/// anchord reads too: an inherited one sent `migrate` and `audit` to the
+/// test cluster's default database instead of the suite's.)
+fn anchord(bin: &Path) -> Command {
+    let mut c = Command::new(bin);
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("ANCHORD_LOG", "warn");
+    if let Ok(tz) = std::env::var("TZ") {
+        c.env("TZ", tz);
+    }
+    c
+}
+
 fn keygen(
     bin: &Path,
     dir: &Path,
@@ -306,7 +321,7 @@ fn keygen(
     witness: bool,
 ) -> Result<(PathBuf, String), String> {
     let key = dir.join(file);
-    let mut c = Command::new(bin);
+    let mut c = anchord(bin);
     c.args(["keygen", "--name", name, "--out"]).arg(&key);
     if witness {
         c.arg("--witness");
@@ -418,7 +433,7 @@ storage_dir = "{files}"
         let cfg = config.to_string_lossy().into_owned();
         for db in ["chaos_ledger", "chaos_w1", "chaos_w2"] {
             run_ok(
-                Command::new(&bin)
+                anchord(&bin)
                     .args(["--config", &cfg, "migrate"])
                     .env("ANCHORD__DATABASE__URL", services.db_url(db)),
                 "anchord migrate",
@@ -971,7 +986,7 @@ async fn run_in(w: &mut World, say: &(dyn Fn(&str) + Sync)) -> Result<Summary, S
 
     // anchord audit.
     let cfg = w.config.to_string_lossy().into_owned();
-    let audit = Command::new(&opts.bin)
+    let audit = anchord(&opts.bin)
         .args(["--config", &cfg, "audit", "--no-progress"])
         .output()
         .map_err(|e| e.to_string())?;
@@ -987,7 +1002,7 @@ async fn run_in(w: &mut World, say: &(dyn Fn(&str) + Sync)) -> Result<Summary, S
     // Sampled proofs, offline and online, against the exported trust policy.
     let trust = w.dir.join("trust.toml");
     run_ok(
-        Command::new(&opts.bin)
+        anchord(&opts.bin)
             .args(["--config", &cfg, "trust", "export", "--out"])
             .arg(&trust),
         "anchord trust export",
@@ -1129,7 +1144,7 @@ async fn verify_sample(w: &World, trust: &Path, hash: &str) -> Result<(), String
     let file = w.dir.join(format!("bundle-{hash}.json"));
     std::fs::write(&file, &body).map_err(|e| e.to_string())?;
     for online in [false, true] {
-        let mut c = Command::new(&w.opts.bin);
+        let mut c = anchord(&w.opts.bin);
         c.arg("verify")
             .arg("--bundle")
             .arg(&file)
