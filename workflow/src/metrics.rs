@@ -108,6 +108,16 @@ pub static WEBHOOK_ATTEMPTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+/// The workflow's background loops, in the order `tasks` names them (the
+/// `task` label of [`TASK_UP`]).
+pub const TASKS: [&str; 5] = [
+    "evidence_publisher",
+    "audit_anchoring",
+    "webhook_delivery",
+    "file_gc",
+    "housekeeping",
+];
+
 /// Labelled by `tasks.rs` as it starts each loop.
 pub static TASK_UP: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     register_int_gauge_vec!(
@@ -157,7 +167,7 @@ pub fn init() {
         WEBHOOK_ATTEMPTS.with_label_values(&[o]);
     }
     // 0 until the service starts each loop.
-    for t in crate::tasks::TASK_NAMES {
+    for t in TASKS {
         TASK_UP.with_label_values(&[t]);
     }
 }

@@ -20,24 +20,19 @@ use std::time::Duration;
 use tokio::task::{Id, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-/// The loops' names (the `task` label of `anchord_workflow_task_up`).
-pub const TASK_NAMES: [&str; 5] = [
-    EVIDENCE_PUBLISHER,
-    AUDIT_ANCHORING,
-    WEBHOOK_DELIVERY,
-    FILE_GC,
-    HOUSEKEEPING,
-];
+/// The loops' names (the `task` label of `anchord_workflow_task_up`; the
+/// list lives with the metric, which exports every label at registration).
+pub const TASK_NAMES: [&str; 5] = crate::metrics::TASKS;
 /// Publishes approved evidence to the evidence topic and links it back.
-pub const EVIDENCE_PUBLISHER: &str = "evidence_publisher";
+pub const EVIDENCE_PUBLISHER: &str = TASK_NAMES[0];
 /// Anchors the audit chain's head periodically.
-pub const AUDIT_ANCHORING: &str = "audit_anchoring";
+pub const AUDIT_ANCHORING: &str = TASK_NAMES[1];
 /// Delivers webhook notifications.
-pub const WEBHOOK_DELIVERY: &str = "webhook_delivery";
+pub const WEBHOOK_DELIVERY: &str = TASK_NAMES[2];
 /// Collects unreferenced stored files.
-pub const FILE_GC: &str = "file_gc";
+pub const FILE_GC: &str = TASK_NAMES[3];
 /// Session purge, limiter upkeep, anonymous-noise summaries.
-pub const HOUSEKEEPING: &str = "housekeeping";
+pub const HOUSEKEEPING: &str = TASK_NAMES[4];
 
 /// How long loops get to finish after the stop before they are aborted.
 const DRAIN: Duration = Duration::from_secs(15);
