@@ -2,6 +2,8 @@
 //! (tenant, external id), consumer positions and dead letters in the same
 //! transaction as the rows they cover.
 
+use std::collections::HashMap;
+
 use anchord_core::{Digest32, Entry, EvidenceAlg, HashSuite, entry::identity_key};
 use bytes::Bytes;
 use futures::{SinkExt, pin_mut};
@@ -119,14 +121,104 @@ pub struct StoredEntry {
     pub source: Option<Source>,
 }
 
-const HEAD_LOCK: &str = "SELECT next_seq FROM ledger_head WHERE singleton FOR UPDATE";
+/// The head row, locked: the next sequence number, the upper bound of the
+/// partitions created so far, and the partition size.
+const HEAD_LOCK: &str = "SELECT h.next_seq, h.partition_high, \
+     (SELECT value FROM ledger_meta WHERE key = 'evidence_partition_size') \
+     FROM ledger_head h WHERE singleton FOR UPDATE OF h";
 
-const COPY_EVIDENCE: &str = "COPY evidence (seq, identity, tenant, external_id, hash_alg, \
-     evidence_hash, metadata, received_at_us, entry_version, leaf_hash, src_topic, \
-     src_partition, src_offset) FROM STDIN BINARY";
+const COPY_EVIDENCE: &str = "COPY evidence (seq, received_at_us, src_offset, src_partition, \
+     src_topic_id, hash_alg, entry_version, tenant, external_id, evidence_hash, leaf_hash, \
+     metadata) FROM STDIN BINARY";
 
-const SELECT_ENTRY: &str = "SELECT seq, tenant, external_id, hash_alg, evidence_hash, metadata, \
-     received_at_us, leaf_hash, src_topic, src_partition, src_offset FROM evidence";
+const COPY_IDENTITY: &str = "COPY evidence_identity (seq, identity) FROM STDIN BINARY";
+
+const SELECT_ENTRY: &str = "SELECT e.seq, e.tenant, e.external_id, e.hash_alg, e.evidence_hash, \
+     e.metadata, e.received_at_us, e.leaf_hash, t.name, e.src_partition, e.src_offset \
+     FROM evidence e LEFT JOIN kafka_topics t ON t.id = e.src_topic_id";
+
+/// What the writer expects the ledger to hold when its next batch commits:
+/// the outcome of the batches prepared before it, as if they committed as
+/// planned. Lets [`Ledger::prepare_append`] plan a batch (identities, leaf
+/// hashes, sequence numbers, the COPY data) while the previous one is still
+/// being written. A wrong prediction costs time, never correctness:
+/// [`Ledger::commit_prepared`] checks it under the locks and plans again.
+#[derive(Clone, Debug, Default)]
+pub struct AppendHint {
+    /// The state after the previous prepared batch (None: read the ledger).
+    predicted: Option<LedgerState>,
+    /// Identities accepted by the last prepared batches, which may not be
+    /// committed yet (so a lookup in the ledger would not see them).
+    recent: Vec<HashMap<Digest32, StoredIdentity>>,
+    /// Source topic ids (topics are never renamed or removed).
+    topics: HashMap<String, i16>,
+}
+
+/// How many prepared batches can be ahead of the last committed one.
+const RECENT_BATCHES: usize = 3;
+
+/// A batch planned against a predicted state, ready to commit.
+#[derive(Debug)]
+pub struct PreparedAppend {
+    batch: AppendBatch,
+    ids: Vec<Digest32>,
+    predicted: LedgerState,
+    /// Identities in `predicted.existing` taken from the hint (not read from
+    /// the ledger): checked under the lock.
+    unverified: Vec<Digest32>,
+    topics: HashMap<String, i16>,
+    planned: Planned,
+}
+
+/// The owned part of a [`plan::Plan`] and its COPY data.
+#[derive(Debug)]
+struct Planned {
+    items: Vec<ItemOutcome>,
+    rows: Vec<plan::NewRow>,
+    next_seq: u64,
+    evidence: Option<Bytes>,
+    identities: Option<Bytes>,
+}
+
+impl PreparedAppend {
+    pub fn batch(&self) -> &AppendBatch {
+        &self.batch
+    }
+
+    /// The hint for the batch after this one: as if this one committed as
+    /// planned.
+    pub fn hint_after(&self, previous: &AppendHint) -> AppendHint {
+        let mut recent: HashMap<Digest32, StoredIdentity> = HashMap::new();
+        for r in &self.planned.rows {
+            recent.insert(
+                r.identity,
+                StoredIdentity {
+                    seq: r.entry.seq,
+                    hash_alg: r.entry.hash_alg.id() as i16,
+                    evidence_hash: r.entry.evidence_hash.clone(),
+                },
+            );
+        }
+        let mut predicted = plan::predict_after(&self.predicted, &self.batch, &self.planned.rows);
+        // The next batch looks its identities up afresh.
+        predicted.existing = HashMap::new();
+        let mut all = vec![recent];
+        all.extend(previous.recent.iter().take(RECENT_BATCHES - 1).cloned());
+        AppendHint {
+            predicted: Some(predicted),
+            recent: all,
+            topics: self.topics.clone(),
+        }
+    }
+}
+
+/// What [`Ledger::commit_prepared`] did.
+#[derive(Clone, Debug)]
+pub struct Committed {
+    pub outcome: AppendOutcome,
+    /// The prediction held: the prepared plan was written as it was.
+    pub as_predicted: bool,
+}
 
 impl Ledger {
     /// Write a batch in one transaction: new entries get consecutive sequence
@@ -136,38 +228,100 @@ impl Ledger {
     /// Idempotent: replaying the same batch (same sources and positions)
     /// changes nothing and reports every item as already committed.
     pub async fn append(&self, batch: &AppendBatch) -> Result<AppendOutcome, LedgerError> {
+        let prepared = self
+            .prepare_append(batch.clone(), &AppendHint::default())
+            .await?;
+        Ok(self.commit_prepared(&prepared).await?.outcome)
+    }
+
+    /// First half of [`Ledger::append`], without any lock: resolve the source
+    /// topics, look the batch's identities up (committed rows only; `hint`
+    /// adds the ones of batches still in flight), and plan the batch against
+    /// the predicted state (`hint`, or the ledger as it is now).
+    pub async fn prepare_append(
+        &self,
+        batch: AppendBatch,
+        hint: &AppendHint,
+    ) -> Result<PreparedAppend, LedgerError> {
         if !batch.positions.is_empty() && batch.consumer_group.is_none() {
             return Err(LedgerError::Config(
                 "positions given without a consumer group".into(),
             ));
         }
-        // Fast path: no lookup of existing identities, trusting the unique
-        // index to catch the rare duplicate; then redo carefully.
-        match self.append_once(batch, false).await {
+        let c = self.pool().get().await?;
+        let topics = resolve_topics(&c, &batch, &hint.topics).await?;
+        let mut predicted = match &hint.predicted {
+            Some(p) => p.clone(),
+            None => {
+                let next_seq: i64 = c
+                    .query_one("SELECT next_seq FROM ledger_head", &[])
+                    .await?
+                    .get(0);
+                LedgerState {
+                    next_seq: next_seq as u64,
+                    positions: read_positions(&c, batch.consumer_group.as_deref()).await?,
+                    existing: HashMap::new(),
+                }
+            }
+        };
+        let ids = plan::identities(&batch);
+        predicted.existing = lookup_identities(&**c, &ids).await?;
+        drop(c);
+        let mut unverified = Vec::new();
+        for id in &ids {
+            if predicted.existing.contains_key(id) {
+                continue;
+            }
+            if let Some(s) = hint.recent.iter().find_map(|m| m.get(id)) {
+                predicted.existing.insert(*id, s.clone());
+                unverified.push(*id);
+            }
+        }
+        let planned = planned(&batch, &predicted, &ids, &topics)?;
+        Ok(PreparedAppend {
+            batch,
+            ids,
+            predicted,
+            unverified,
+            topics,
+            planned,
+        })
+    }
+
+    /// Second half of [`Ledger::append`]: under the head lock, check the
+    /// prediction the batch was planned on; write the prepared rows when it
+    /// holds, plan again from what the ledger holds when it does not. Safe to
+    /// retry after an error (nothing is written unless it commits).
+    pub async fn commit_prepared(&self, p: &PreparedAppend) -> Result<Committed, LedgerError> {
+        match self.commit_once(p, false).await {
+            // An identity written meanwhile by another writer: the careful
+            // path reads every identity under the lock.
             Err(LedgerError::Db(e))
                 if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
             {
-                self.append_once(batch, true).await
+                self.commit_once(p, true).await
             }
             other => other,
         }
     }
 
-    /// One attempt: read the state under the locks, [`plan::plan`] the
-    /// batch (every decision is there, without I/O), write the plan.
-    async fn append_once(
+    async fn commit_once(
         &self,
-        batch: &AppendBatch,
-        lookup_existing: bool,
-    ) -> Result<AppendOutcome, LedgerError> {
+        p: &PreparedAppend,
+        careful: bool,
+    ) -> Result<Committed, LedgerError> {
+        let batch = &p.batch;
         let mut client = self.pool().get().await?;
         let tx = client.transaction().await?;
-        let head: i64 = tx.query_one(HEAD_LOCK, &[]).await?.get(0);
-        let mut state = LedgerState {
-            next_seq: head as u64,
-            ..LedgerState::default()
+        let head = tx.query_one(HEAD_LOCK, &[]).await?;
+        let next_seq: i64 = head.get(0);
+        let partition_high: i64 = head.get(1);
+        let partition_size: Option<String> = head.get(2);
+        let mut actual = LedgerState {
+            next_seq: next_seq as u64,
+            positions: HashMap::new(),
+            existing: HashMap::new(),
         };
-
         // Stored positions of this group, locked for the transaction.
         if let Some(group) = &batch.consumer_group {
             let rows = tx
@@ -178,80 +332,81 @@ impl Ledger {
                 )
                 .await?;
             for r in rows {
-                state.positions.insert((r.get(0), r.get(1)), r.get(2));
+                actual.positions.insert((r.get(0), r.get(1)), r.get(2));
             }
         }
+        if careful {
+            actual.existing = lookup_identities(&*tx, &p.ids).await?;
+        } else {
+            // Rows read from the ledger stay true (it is append-only); rows
+            // predicted from batches in flight are checked.
+            actual.existing = p.predicted.existing.clone();
+            for id in &p.unverified {
+                actual.existing.remove(id);
+            }
+            if !p.unverified.is_empty() {
+                actual
+                    .existing
+                    .extend(lookup_identities(&*tx, &p.unverified).await?);
+            }
+        }
+        let as_predicted = !careful && plan::prediction_holds(batch, &p.ids, &p.predicted, &actual);
+        let replanned;
+        let planned = if as_predicted {
+            &p.planned
+        } else {
+            tracing::debug!(
+                predicted_head = p.predicted.next_seq,
+                head = actual.next_seq,
+                careful,
+                "append: prediction did not hold, planning again"
+            );
+            replanned = planned(batch, &actual, &p.ids, &p.topics)?;
+            &replanned
+        };
 
-        // Existing rows for these identities (slow path only).
-        if lookup_existing {
-            let identities = plan::identities(batch);
-            let ids: Vec<&[u8]> = identities.iter().map(|i| i.as_slice()).collect();
-            let rows = tx
-                .query(
-                    "SELECT identity, seq, hash_alg, evidence_hash FROM evidence \
-                     WHERE identity = ANY($1)",
-                    &[&ids],
+        if let (Some(evidence), Some(identities)) = (&planned.evidence, &planned.identities) {
+            let size: i64 = partition_size
+                .as_deref()
+                .and_then(|v| v.parse().ok())
+                .filter(|v| *v > 0)
+                .ok_or_else(|| {
+                    LedgerError::Corrupt(format!(
+                        "ledger_meta.evidence_partition_size is {partition_size:?}, not a positive integer"
+                    ))
+                })?;
+            // Partitions ahead of the head: one whole spare partition past
+            // the batch, created in the appending transaction (rarely: once
+            // per partition).
+            let want = planned.next_seq as i64 + size;
+            if partition_high < want {
+                let mut lo = partition_high;
+                while lo < want {
+                    tx.batch_execute(&format!(
+                        "CREATE TABLE evidence_p{lo:012} PARTITION OF evidence \
+                         FOR VALUES FROM ({lo}) TO ({})",
+                        lo + size
+                    ))
+                    .await?;
+                    lo += size;
+                }
+                tx.execute(
+                    "UPDATE ledger_head SET partition_high = $1 WHERE singleton",
+                    &[&lo],
                 )
                 .await?;
-            for r in rows {
-                let id: Vec<u8> = r.get(0);
-                let id: Digest32 = id
-                    .try_into()
-                    .map_err(|_| LedgerError::Corrupt("identity is not 32 bytes".into()))?;
-                state.existing.insert(
-                    id,
-                    StoredIdentity {
-                        seq: r.get::<_, i64>(1) as u64,
-                        hash_alg: r.get(2),
-                        evidence_hash: r.get(3),
-                    },
-                );
             }
-        }
-
-        let plan = plan::plan(batch, &state);
-
-        if !plan.rows.is_empty() {
-            let mut buf = CopyBuffer::with_rows(plan.rows.len());
-            for row in &plan.rows {
-                let entry = &row.entry;
-                let src = batch.entries[row.index].source.as_ref();
-                buf.row(13);
-                buf.i64(entry.seq as i64);
-                buf.bytes(&row.identity);
-                buf.bytes(entry.tenant.as_bytes());
-                buf.bytes(entry.external_id.as_bytes());
-                buf.i16(entry.hash_alg.id() as i16);
-                buf.bytes(&entry.evidence_hash);
-                buf.opt_bytes(entry.metadata.as_deref().map(str::as_bytes));
-                buf.i64(entry.received_at_us);
-                buf.i16(1);
-                buf.bytes(&row.leaf);
-                buf.opt_bytes(src.map(|s| s.topic.as_bytes()));
-                match src {
-                    Some(s) => {
-                        buf.i32(s.partition);
-                        buf.i64(s.offset);
-                    }
-                    None => {
-                        buf.null();
-                        buf.null();
-                    }
-                }
-            }
-            let sink = tx.copy_in(COPY_EVIDENCE).await?;
-            pin_mut!(sink);
-            sink.send(buf.finish()).await?;
-            sink.finish().await?;
+            copy_in(&tx, COPY_IDENTITY, identities.clone()).await?;
+            copy_in(&tx, COPY_EVIDENCE, evidence.clone()).await?;
             tx.execute(
                 "UPDATE ledger_head SET next_seq = $1 WHERE singleton",
-                &[&(plan.next_seq as i64)],
+                &[&(planned.next_seq as i64)],
             )
             .await?;
         }
 
         // Dead letters: validation rejections plus conflicts.
-        let letters = &plan.dead_letters;
+        let (letters, rejections_skipped) = plan::dead_letters(batch, &actual, &planned.items);
         let dl_topic: Vec<Option<&str>> = letters
             .iter()
             .map(|l| l.source.map(|s| s.topic.as_str()))
@@ -293,10 +448,13 @@ impl Ledger {
             .await?;
         }
         tx.commit().await?;
-        Ok(AppendOutcome {
-            items: plan.items,
-            rejections_recorded,
-            rejections_skipped: plan.rejections_skipped,
+        Ok(Committed {
+            outcome: AppendOutcome {
+                items: planned.items.clone(),
+                rejections_recorded,
+                rejections_skipped,
+            },
+            as_predicted,
         })
     }
 
@@ -332,7 +490,7 @@ impl Ledger {
 
     pub async fn entry_by_seq(&self, seq: u64) -> Result<Option<StoredEntry>, LedgerError> {
         let c = self.pool().get().await?;
-        let q = format!("{SELECT_ENTRY} WHERE seq = $1");
+        let q = format!("{SELECT_ENTRY} WHERE e.seq = $1");
         c.query_opt(&q, &[&(seq as i64)])
             .await?
             .map(|r| stored_entry(&r))
@@ -345,7 +503,9 @@ impl Ledger {
         external_id: &str,
     ) -> Result<Option<StoredEntry>, LedgerError> {
         let c = self.pool().get().await?;
-        let q = format!("{SELECT_ENTRY} WHERE identity = $1");
+        let q = format!(
+            "{SELECT_ENTRY} WHERE e.seq = (SELECT seq FROM evidence_identity WHERE identity = $1)"
+        );
         let id = identity_key(tenant, external_id);
         c.query_opt(&q, &[&id.as_slice()])
             .await?
@@ -357,7 +517,7 @@ impl Ledger {
     /// same file), oldest first.
     pub async fn entries_by_hash(&self, hash: &[u8]) -> Result<Vec<StoredEntry>, LedgerError> {
         let c = self.pool().get().await?;
-        let q = format!("{SELECT_ENTRY} WHERE evidence_hash = $1 ORDER BY seq");
+        let q = format!("{SELECT_ENTRY} WHERE e.evidence_hash = $1 ORDER BY e.seq");
         c.query(&q, &[&hash])
             .await?
             .iter()
@@ -368,7 +528,7 @@ impl Ledger {
     /// Entries `from..to` in sequence order.
     pub async fn entries_range(&self, from: u64, to: u64) -> Result<Vec<StoredEntry>, LedgerError> {
         let c = self.pool().get().await?;
-        let q = format!("{SELECT_ENTRY} WHERE seq >= $1 AND seq < $2 ORDER BY seq");
+        let q = format!("{SELECT_ENTRY} WHERE e.seq >= $1 AND e.seq < $2 ORDER BY e.seq");
         c.query(&q, &[&(from as i64), &(to as i64)])
             .await?
             .iter()
@@ -425,6 +585,164 @@ impl Ledger {
     }
 }
 
+/// Plan `batch` against `state` and encode its COPY data.
+fn planned(
+    batch: &AppendBatch,
+    state: &LedgerState,
+    ids: &[Digest32],
+    topics: &HashMap<String, i16>,
+) -> Result<Planned, LedgerError> {
+    let plan = plan::plan_with_ids(batch, state, ids);
+    let (evidence, identities) = if plan.rows.is_empty() {
+        (None, None)
+    } else {
+        let mut ev = CopyBuffer::with_capacity(plan.rows.len() * 300);
+        let mut id = CopyBuffer::with_capacity(plan.rows.len() * 52);
+        for row in &plan.rows {
+            let entry = &row.entry;
+            let src = batch.entries[row.index].source.as_ref();
+            ev.row(12);
+            ev.i64(entry.seq as i64);
+            ev.i64(entry.received_at_us);
+            match src {
+                Some(s) => {
+                    let topic = topics.get(&s.topic).ok_or_else(|| {
+                        LedgerError::Corrupt(format!("topic {:?} has no id", s.topic))
+                    })?;
+                    ev.i64(s.offset);
+                    ev.i32(s.partition);
+                    ev.i16(*topic);
+                }
+                None => {
+                    ev.null();
+                    ev.null();
+                    ev.null();
+                }
+            }
+            ev.i16(entry.hash_alg.id() as i16);
+            ev.i16(1);
+            ev.bytes(entry.tenant.as_bytes());
+            ev.bytes(entry.external_id.as_bytes());
+            ev.bytes(&entry.evidence_hash);
+            ev.bytes(&row.leaf);
+            ev.opt_bytes(entry.metadata.as_deref().map(str::as_bytes));
+            id.row(2);
+            id.i64(entry.seq as i64);
+            id.bytes(&row.identity);
+        }
+        (Some(ev.finish()), Some(id.finish()))
+    };
+    Ok(Planned {
+        items: plan.items,
+        rows: plan.rows,
+        next_seq: plan.next_seq,
+        evidence,
+        identities,
+    })
+}
+
+async fn copy_in(
+    tx: &tokio_postgres::Transaction<'_>,
+    statement: &str,
+    data: Bytes,
+) -> Result<(), LedgerError> {
+    let sink = tx.copy_in(statement).await?;
+    pin_mut!(sink);
+    sink.send(data).await?;
+    sink.finish().await?;
+    Ok(())
+}
+
+/// The ids of the batch's source topics, adding the ones not yet known.
+async fn resolve_topics(
+    c: &tokio_postgres::Client,
+    batch: &AppendBatch,
+    known: &HashMap<String, i16>,
+) -> Result<HashMap<String, i16>, LedgerError> {
+    let mut topics = known.clone();
+    let mut missing: Vec<&str> = batch
+        .entries
+        .iter()
+        .filter_map(|e| e.source.as_ref())
+        .map(|s| s.topic.as_str())
+        .filter(|t| !topics.contains_key(*t))
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    if missing.is_empty() {
+        return Ok(topics);
+    }
+    const SELECT: &str = "SELECT name, id FROM kafka_topics WHERE name = ANY($1)";
+    let mut rows = c.query(SELECT, &[&missing]).await?;
+    if rows.len() < missing.len() {
+        c.execute(
+            "INSERT INTO kafka_topics (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING",
+            &[&missing],
+        )
+        .await?;
+        rows = c.query(SELECT, &[&missing]).await?;
+    }
+    for r in rows {
+        topics.insert(r.get(0), r.get(1));
+    }
+    Ok(topics)
+}
+
+/// The stored entries among these identities (committed ones only).
+async fn lookup_identities(
+    c: &impl tokio_postgres::GenericClient,
+    ids: &[Digest32],
+) -> Result<HashMap<Digest32, StoredIdentity>, LedgerError> {
+    let mut found = HashMap::new();
+    if ids.is_empty() {
+        return Ok(found);
+    }
+    let keys: Vec<&[u8]> = ids.iter().map(|i| i.as_slice()).collect();
+    let rows = c
+        .query(
+            "SELECT i.identity, e.seq, e.hash_alg, e.evidence_hash \
+             FROM evidence_identity i JOIN evidence e ON e.seq = i.seq \
+             WHERE i.identity = ANY($1)",
+            &[&keys],
+        )
+        .await?;
+    for r in rows {
+        let id: Vec<u8> = r.get(0);
+        let id: Digest32 = id
+            .try_into()
+            .map_err(|_| LedgerError::Corrupt("identity is not 32 bytes".into()))?;
+        found.insert(
+            id,
+            StoredIdentity {
+                seq: r.get::<_, i64>(1) as u64,
+                hash_alg: r.get(2),
+                evidence_hash: r.get(3),
+            },
+        );
+    }
+    Ok(found)
+}
+
+async fn read_positions(
+    c: &tokio_postgres::Client,
+    group: Option<&str>,
+) -> Result<HashMap<(String, i32), i64>, LedgerError> {
+    let mut positions = HashMap::new();
+    if let Some(group) = group {
+        let rows = c
+            .query(
+                "SELECT topic, kafka_partition, next_offset FROM kafka_positions \
+                 WHERE consumer_group = $1",
+                &[&group],
+            )
+            .await?;
+        for r in rows {
+            positions.insert((r.get(0), r.get(1)), r.get(2));
+        }
+    }
+    Ok(positions)
+}
+
 fn source(topic: Option<String>, partition: Option<i32>, offset: Option<i64>) -> Option<Source> {
     match (topic, partition, offset) {
         (Some(topic), Some(partition), Some(offset)) => Some(Source {
@@ -467,8 +785,8 @@ fn stored_entry(r: &tokio_postgres::Row) -> Result<StoredEntry, LedgerError> {
 struct CopyBuffer(bytes::BytesMut);
 
 impl CopyBuffer {
-    fn with_rows(rows: usize) -> Self {
-        let mut b = bytes::BytesMut::with_capacity(19 + rows * 320 + 2);
+    fn with_capacity(bytes: usize) -> Self {
+        let mut b = bytes::BytesMut::with_capacity(19 + bytes + 2);
         b.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
         b.extend_from_slice(&0i32.to_be_bytes()); // flags
         b.extend_from_slice(&0i32.to_be_bytes()); // header extension length

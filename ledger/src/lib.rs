@@ -27,8 +27,8 @@ pub use blocks::{
 };
 pub use config::DatabaseConfig;
 pub use evidence::{
-    AppendBatch, AppendOutcome, DeadLetter, ItemOutcome, NewEntry, Position, Rejection, Source,
-    StoredEntry,
+    AppendBatch, AppendHint, AppendOutcome, Committed, DeadLetter, ItemOutcome, NewEntry, Position,
+    PreparedAppend, Rejection, Source, StoredEntry,
 };
 pub use migrate::{MIGRATIONS, Migration, SchemaState};
 pub use proofs::ReceiptRow;

@@ -43,6 +43,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "anchor_finality",
         sql: include_str!("../migrations/0005_anchor_finality.sql"),
     },
+    Migration {
+        version: 7,
+        name: "compact_evidence",
+        sql: include_str!("../migrations/0007_compact_evidence.sql"),
+    },
 ];
 
 /// A schema's migrations and where their bookkeeping lives. The ledger has

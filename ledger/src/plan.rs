@@ -103,11 +103,19 @@ pub fn identities(batch: &AppendBatch) -> Vec<Digest32> {
 /// Classify every input of `batch` against `state` and assign sequence
 /// numbers from `state.next_seq`.
 pub fn plan<'a>(batch: &'a AppendBatch, state: &LedgerState) -> Plan<'a> {
-    let ids = identities(batch);
+    plan_with_ids(batch, state, &identities(batch))
+}
+
+/// [`plan`] with the batch's identity keys already computed (`ids[i]` is
+/// entry `i`'s, as [`identities`] returns them).
+pub fn plan_with_ids<'a>(
+    batch: &'a AppendBatch,
+    state: &LedgerState,
+    ids: &[Digest32],
+) -> Plan<'a> {
     let mut next = state.next_seq;
     let mut items = Vec::with_capacity(batch.entries.len());
     let mut rows: Vec<NewRow> = Vec::new();
-    let mut conflicts: Vec<usize> = Vec::new();
     // Identity → (seq, index) of the entry accepted earlier in this batch.
     let mut in_batch: HashMap<Digest32, (u64, usize)> = HashMap::new();
     for (i, e) in batch.entries.iter().enumerate() {
@@ -128,7 +136,6 @@ pub fn plan<'a>(batch: &'a AppendBatch, state: &LedgerState) -> Plan<'a> {
             Some((seq, true)) => items.push(ItemOutcome::Duplicate { seq }),
             Some((seq, false)) => {
                 items.push(ItemOutcome::Conflict { existing_seq: seq });
-                conflicts.push(i);
             }
             None => {
                 let entry = Entry {
@@ -154,6 +161,24 @@ pub fn plan<'a>(batch: &'a AppendBatch, state: &LedgerState) -> Plan<'a> {
         }
     }
 
+    let (dead_letters, rejections_skipped) = dead_letters(batch, state, &items);
+    Plan {
+        items,
+        rows,
+        next_seq: next,
+        dead_letters,
+        rejections_skipped,
+    }
+}
+
+/// The dead letters a plan writes, given its outcomes (`items`, one per
+/// entry): validation rejections not yet covered, then conflicts in batch
+/// order; and how many rejections were skipped as already committed.
+pub fn dead_letters<'a>(
+    batch: &'a AppendBatch,
+    state: &LedgerState,
+    items: &[ItemOutcome],
+) -> (Vec<PlannedDeadLetter<'a>>, usize) {
     let mut dead_letters = Vec::new();
     let mut rejections_skipped = 0;
     for r in &batch.rejections {
@@ -168,11 +193,11 @@ pub fn plan<'a>(batch: &'a AppendBatch, state: &LedgerState) -> Plan<'a> {
             payload: &r.payload,
         });
     }
-    for &i in &conflicts {
-        let e = &batch.entries[i];
-        let ItemOutcome::Conflict { existing_seq } = items[i] else {
+    for (i, item) in items.iter().enumerate() {
+        let ItemOutcome::Conflict { existing_seq } = *item else {
             continue;
         };
+        let e = &batch.entries[i];
         dead_letters.push(PlannedDeadLetter {
             source: e.source.as_ref(),
             reason: "conflict",
@@ -184,13 +209,60 @@ pub fn plan<'a>(batch: &'a AppendBatch, state: &LedgerState) -> Plan<'a> {
             payload: &e.raw,
         });
     }
-    Plan {
-        items,
-        rows,
-        next_seq: next,
-        dead_letters,
-        rejections_skipped,
+    (dead_letters, rejections_skipped)
+}
+
+/// Does a plan made against `predicted` (the state the writer expected when
+/// it prepared the batch, before the previous batch had committed) equal the
+/// plan against `actual` (what the transaction found under its locks)? It
+/// does when the head is the same, every source is covered alike, and every
+/// identity of the batch is stored alike (`ids` as [`identities`] returns
+/// them; identities absent from both maps are absent from the ledger: the
+/// identity's unique index checks that when the rows are written). The plan
+/// reads nothing else, so then [`plan`] gives the same result for both.
+pub fn prediction_holds(
+    batch: &AppendBatch,
+    ids: &[Digest32],
+    predicted: &LedgerState,
+    actual: &LedgerState,
+) -> bool {
+    let same_cover = |s: Option<&Source>| predicted.covers(s) == actual.covers(s);
+    predicted.next_seq == actual.next_seq
+        && batch.entries.iter().all(|e| same_cover(e.source.as_ref()))
+        && batch
+            .rejections
+            .iter()
+            .all(|r| same_cover(r.source.as_ref()))
+        && ids
+            .iter()
+            .all(|id| predicted.existing.get(id) == actual.existing.get(id))
+}
+
+/// The state the ledger will hold once `batch`, planned against `state` into
+/// `rows`, has committed: the head after its rows, the group's positions
+/// advanced by the batch's, and its new identities stored. The pipelined
+/// writer prepares the next batch against this while the batch commits.
+pub fn predict_after(state: &LedgerState, batch: &AppendBatch, rows: &[NewRow]) -> LedgerState {
+    let mut s = state.clone();
+    s.next_seq = rows.last().map_or(state.next_seq, |r| r.entry.seq + 1);
+    for r in rows {
+        s.existing.insert(
+            r.identity,
+            StoredIdentity {
+                seq: r.entry.seq,
+                hash_alg: r.entry.hash_alg.id() as i16,
+                evidence_hash: r.entry.evidence_hash.clone(),
+            },
+        );
     }
+    for pos in &batch.positions {
+        let n = s
+            .positions
+            .entry((pos.topic.clone(), pos.partition))
+            .or_insert(pos.next_offset);
+        *n = (*n).max(pos.next_offset);
+    }
+    s
 }
 
 #[cfg(test)]
@@ -507,6 +579,40 @@ mod tests {
             // And planning it a third time changes nothing more.
             let after2 = apply(&after, &b, &again);
             prop_assert_eq!(plan(&b, &after2), again);
+        }
+
+        /// The pipelined writer plans a batch against a predicted state and
+        /// writes that plan only when `prediction_holds`: then it must be
+        /// exactly the plan against the state found under the locks. And a
+        /// prediction that moved the head is never taken.
+        #[test]
+        fn a_plan_made_on_a_held_prediction_is_the_plan_on_the_actual_state(
+            b in arb_batch(), predicted in arb_state(), actual in arb_state(), same in any::<bool>()
+        ) {
+            let ids = identities(&b);
+            let actual = if same { predicted.clone() } else { actual };
+            if prediction_holds(&b, &ids, &predicted, &actual) {
+                prop_assert_eq!(plan(&b, &predicted), plan(&b, &actual));
+            }
+            if predicted.next_seq != actual.next_seq {
+                prop_assert!(!prediction_holds(&b, &ids, &predicted, &actual));
+            }
+            prop_assert!(prediction_holds(&b, &ids, &predicted, &predicted.clone()));
+            prop_assert_eq!(plan_with_ids(&b, &actual, &ids), plan(&b, &actual));
+        }
+
+        /// The next batch is predicted from the previous one's plan (as if it
+        /// committed); when it did commit as planned, the prediction holds.
+        #[test]
+        fn predicting_from_the_previous_plan_holds_when_it_committed_as_planned(
+            b1 in arb_batch(), b2 in arb_batch(), state in arb_state()
+        ) {
+            let p1 = plan(&b1, &state);
+            let actual = apply(&state, &b1, &p1);
+            let predicted = predict_after(&state, &b1, &p1.rows);
+            let ids = identities(&b2);
+            prop_assert!(prediction_holds(&b2, &ids, &predicted, &actual));
+            prop_assert_eq!(plan(&b2, &predicted), plan(&b2, &actual));
         }
     }
 }

@@ -394,3 +394,47 @@ async fn a_read_only_ledger_refuses_writes_and_names_the_schema_it_finds() {
         "{err}"
     );
 }
+
+/// Issue 17's free-space mystery: a batch holding one resubmission used to
+/// be COPYed whole, hit the identity's unique index, rolled back and written
+/// again, so every such batch left a batch of dead rows behind (after VACUUM:
+/// free space with no dead tuples). No evidence row may be written twice.
+#[tokio::test]
+async fn batches_with_resubmissions_write_every_row_once() {
+    let (db, ledger) = TestDb::migrated().await;
+    let c = db.client().await;
+    c.batch_execute("CREATE EXTENSION IF NOT EXISTS pgstattuple")
+        .await
+        .unwrap();
+    let mut expected = 0u64;
+    for b in 0..20u32 {
+        let mut entries: Vec<NewEntry> = (0..100u32)
+            .map(|i| entry("bank", &format!("e{b}-{i}"), (i % 200) as u8, None))
+            .collect();
+        if b > 0 {
+            // A resubmission of the previous batch's first entry.
+            entries.insert(50, entry("bank", &format!("e{}-0", b - 1), 0, None));
+        }
+        let out = ledger.append(&batch(entries)).await.unwrap();
+        assert_eq!(out.accepted(), 100);
+        if b > 0 {
+            assert!(matches!(out.items[50], ItemOutcome::Duplicate { .. }));
+        }
+        expected += 100;
+    }
+    assert_eq!(ledger.next_seq().await.unwrap(), expected);
+    let (live, dead): (i64, i64) = {
+        let r = c
+            .query_one(
+                "SELECT coalesce(sum((pgstattuple(c.oid)).tuple_count), 0)::int8, \
+                        coalesce(sum((pgstattuple(c.oid)).dead_tuple_count), 0)::int8 \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname LIKE 'evidence%'",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(dead, 0, "rows written and rolled back (live rows: {live})");
+}
