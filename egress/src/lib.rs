@@ -10,12 +10,17 @@
 //!   only, plus an explicit allow-list (a configuration key such as
 //!   `workflow.webhook_allow`, named in every refusal through
 //!   [`Policy::hint`]);
-//! - [`Policy::pinned`] for destinations the operator configured: the
-//!   configured hosts are allowed whatever they resolve to (an on-premise
-//!   gateway on `10.x` or loopback is normal), every other non-public
-//!   address is refused, and the metadata addresses stay refused even for a
-//!   configured host. Redirects are never followed, so a configured endpoint
-//!   cannot send the client elsewhere.
+//! - [`Policy::pinned`] for destinations the operator configured: each
+//!   configured endpoint's host is allowed **at its port** (the URL's port,
+//!   or its scheme's default) whatever it resolves to (an on-premise gateway
+//!   on `10.x` or loopback is normal); the same host at any other port is
+//!   refused (a pinned `http://10.0.0.5:8080` never opens `10.0.0.5:22`),
+//!   every other non-public address is refused, and the metadata addresses
+//!   stay refused even for a configured host. Redirects are never followed,
+//!   so a configured endpoint cannot send the client elsewhere.
+//!   [`Policy::pinned_client`] builds the client for such endpoints in one
+//!   call (the relay's targets, the batcher's witnesses and TSA, the
+//!   verifier's trust-policy endpoints, `anchord trust export`).
 //!
 //! An address is refused when it is not a public unicast address: loopback,
 //! private (RFC 1918, IPv6 ULA), link-local, shared address space (CGNAT,
@@ -30,9 +35,12 @@
 //! connection uses**: [`Policy::client`] builds a `reqwest` client whose DNS
 //! resolver ([`GuardedResolver`]) returns only permitted addresses (so a name
 //! cannot resolve to a public address at check time and to `127.0.0.1` at
-//! connect time), URLs with an IP literal (which skip DNS) are checked by
-//! [`Policy::check_url`] before every request, redirects are never followed
-//! and environment proxies are ignored.
+//! connect time), whose connector checks every connection's destination
+//! (host and port, IP literals included, which skip DNS) before it is opened
+//! ([`Policy::check_destination`]), that never follows redirects and ignores
+//! environment proxies. [`Policy::check_url`] runs the same checks on a URL
+//! before a request (and, with `resolve`, the DNS look-up too), for a clear
+//! refusal before anything is sent.
 //!
 //! `workflow.webhook_allow` lists exceptions for on-premise receivers: CIDRs
 //! (`10.20.0.0/16`), single addresses (`127.0.0.1`) or exact host names
@@ -196,7 +204,23 @@ pub struct Policy {
     resolve_timeout: Duration,
     /// What an operator sets to admit an address (named in refusals).
     hint: String,
+    /// The configured endpoints of a pinned policy: host (lower-case name or
+    /// IP literal) and port.
+    pins: Vec<Pin>,
 }
+
+/// One configured endpoint of a pinned policy.
+#[derive(Clone, Debug)]
+struct Pin {
+    /// Lower-case host name, or the IP literal as written (no brackets).
+    host: String,
+    /// The host as an address, when it is an IP literal.
+    ip: Option<IpAddr>,
+    port: u16,
+}
+
+/// The error type of `reqwest`'s connector services.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 fn normal_host(h: &str) -> String {
     h.trim_end_matches('.').to_ascii_lowercase()
@@ -236,24 +260,50 @@ impl Policy {
         Ok(p)
     }
 
-    /// A policy for endpoints the operator configured: the hosts of `urls`
-    /// (names or IP literals) are allowed, and `extra` as in
-    /// [`Policy::new`]. Errors name a URL that does not parse or has no host.
+    /// A policy for endpoints the operator configured: the host of each of
+    /// `urls` (a name or an IP literal) is allowed at that URL's port (its
+    /// scheme's default when it names none) and at no other port; `extra`
+    /// as in [`Policy::new`]. Errors name a URL that does not parse, has no
+    /// host or is not `http`/`https`.
     pub fn pinned<S: AsRef<str>>(urls: &[S], extra: &[String]) -> Result<Policy, String> {
-        let mut allow = extra.to_vec();
+        let mut p = Policy::new(extra)?;
         for u in urls {
             let u = u.as_ref();
             let parsed = reqwest::Url::parse(u).map_err(|e| format!("{u:?} is not a URL: {e}"))?;
+            if parsed.scheme() != "http" && parsed.scheme() != "https" {
+                return Err(format!("{u:?} is not an http or https URL"));
+            }
             let host = parsed
                 .host_str()
                 .ok_or_else(|| format!("{u:?} has no host"))?;
-            allow.push(
-                host.trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_owned(),
-            );
+            let port = parsed
+                .port_or_known_default()
+                .ok_or_else(|| format!("{u:?} has no port"))?;
+            let bare = host.trim_start_matches('[').trim_end_matches(']');
+            let ip = bare.parse::<IpAddr>().ok().map(|ip| ip.to_canonical());
+            p.pins.push(Pin {
+                host: normal_host(bare),
+                ip,
+                port,
+            });
         }
-        Policy::new(&allow)
+        Ok(p)
+    }
+
+    /// The `reqwest` client for endpoints the operator configured
+    /// ([`Policy::pinned`] over `urls`, refusals naming `hint`, the
+    /// configuration key to change): the one way every configured endpoint's
+    /// client is built. Errors name the URL or the client setting at fault.
+    pub fn pinned_client<S: AsRef<str>>(
+        urls: &[S],
+        hint: &str,
+        connect_timeout: Duration,
+        timeout: Duration,
+    ) -> Result<reqwest::Client, String> {
+        let policy = Arc::new(Policy::pinned(urls, &[])?.hint(hint));
+        policy
+            .client(connect_timeout, timeout)
+            .map_err(|e| format!("HTTP client: {e}"))
     }
 
     /// Name what an operator sets to admit a refused address (for example
@@ -270,8 +320,10 @@ impl Policy {
         if METADATA.contains(&ip) {
             return Err(Refused(format!("{ip} is a cloud metadata address")));
         }
-        if host.is_some_and(|h| self.hosts.contains(&normal_host(h)))
-            || self.nets.iter().any(|n| n.contains(&ip))
+        if host.is_some_and(|h| {
+            let h = normal_host(h);
+            self.hosts.contains(&h) || self.pins.iter().any(|p| p.ip.is_none() && p.host == h)
+        }) || self.nets.iter().any(|n| n.contains(&ip))
         {
             return Ok(());
         }
@@ -281,6 +333,44 @@ impl Policy {
                 self.hint
             ))),
             None => Ok(()),
+        }
+    }
+
+    /// Whether a connection may be opened to `host` (a name, or an IP literal
+    /// with or without brackets) at `port`. A pinned host is allowed at its
+    /// configured ports only, and refused at any other; an IP literal that
+    /// is not pinned must be permitted ([`Policy::permit`]); a name that is
+    /// not pinned is left to the resolver ([`GuardedResolver`]), which
+    /// checks every address it resolves to.
+    pub fn check_destination(&self, host: &str, port: u16) -> Result<(), Refused> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let ip = bare.parse::<IpAddr>().ok().map(|ip| ip.to_canonical());
+        let name = normal_host(bare);
+        let pinned: Vec<u16> = self
+            .pins
+            .iter()
+            .filter(|p| match (ip, p.ip) {
+                (Some(a), Some(b)) => a == b,
+                (None, None) => p.host == name,
+                _ => false,
+            })
+            .map(|p| p.port)
+            .collect();
+        if !pinned.is_empty() && !pinned.contains(&port) {
+            let ports: Vec<String> = pinned.iter().map(u16::to_string).collect();
+            return Err(Refused(format!(
+                "{bare} port {port} is not a configured endpoint ({bare} is configured at port {}); \
+                 change {} to reach it",
+                ports.join(", "),
+                self.hint
+            )));
+        }
+        match ip {
+            Some(ip) if pinned.is_empty() => self.permit(ip, None),
+            Some(ip) if METADATA.contains(&ip) => {
+                Err(Refused(format!("{ip} is a cloud metadata address")))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -332,17 +422,22 @@ impl Policy {
             .host_str()
             .ok_or_else(|| Refused("the URL has no host".into()))?;
         let bare = host.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = bare.parse::<IpAddr>() {
-            self.permit(ip, None)?;
-        } else if resolve {
+        let port = u
+            .port_or_known_default()
+            .ok_or_else(|| Refused("the URL has no port".into()))?;
+        self.check_destination(bare, port)?;
+        if resolve && bare.parse::<IpAddr>().is_err() {
             self.resolve(bare, true).await?;
         }
         Ok(u)
     }
 
-    /// A client that connects only to permitted addresses: filtering DNS
-    /// resolver, no redirects, no proxies, the given timeouts. Callers still
-    /// run [`Policy::check_url`] before each request (IP literals skip DNS).
+    /// A client that connects only to permitted destinations: every
+    /// connection's host and port checked before it is opened
+    /// ([`Policy::check_destination`], through [`DestinationGate`]), a
+    /// filtering DNS resolver, no redirects, no proxies, the given timeouts.
+    /// Callers may still run [`Policy::check_url`] first, for a refusal
+    /// before the request is built.
     pub fn client(
         self: &Arc<Self>,
         connect_timeout: Duration,
@@ -352,11 +447,94 @@ impl Policy {
             .dns_resolver(Arc::new(GuardedResolver {
                 policy: self.clone(),
             }))
+            .connector_layer(DestinationGateLayer {
+                policy: self.clone(),
+            })
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .connect_timeout(connect_timeout)
             .timeout(timeout)
             .build()
+    }
+}
+
+/// The destination of one connection `reqwest` is about to open, read from
+/// its connector request. `reqwest` passes connectors an opaque type
+/// (`Unnameable`, wrapping the request's `http::Uri`) whose only window is
+/// its `Debug` form, `Unnameable(<uri>)`; anything else is refused (fail
+/// closed), so a change of that form in a `reqwest` upgrade stops every
+/// connection and fails the tests below instead of letting one through.
+fn destination_of(request: &dyn std::fmt::Debug) -> Result<(String, u16), Refused> {
+    let text = format!("{request:?}");
+    let unreadable = || {
+        Refused(format!(
+            "cannot read the destination of an outbound connection ({text:?}); refused"
+        ))
+    };
+    let uri = text
+        .strip_prefix("Unnameable(")
+        .and_then(|t| t.strip_suffix(')'))
+        .ok_or_else(unreadable)?;
+    let url = reqwest::Url::parse(uri).map_err(|_| unreadable())?;
+    let host = url.host_str().ok_or_else(unreadable)?.to_owned();
+    let port = url.port_or_known_default().ok_or_else(unreadable)?;
+    Ok((host, port))
+}
+
+/// A `tower` layer for `reqwest`'s connector: [`DestinationGate`].
+#[derive(Clone, Debug)]
+pub struct DestinationGateLayer {
+    policy: Arc<Policy>,
+}
+
+impl<S> tower::Layer<S> for DestinationGateLayer {
+    type Service = DestinationGate<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        DestinationGate {
+            inner,
+            policy: self.policy.clone(),
+        }
+    }
+}
+
+/// Checks every connection's destination (host and port) with
+/// [`Policy::check_destination`] before the inner connector opens it.
+#[derive(Clone, Debug)]
+pub struct DestinationGate<S> {
+    inner: S,
+    policy: Arc<Policy>,
+}
+
+impl<S, R> tower::Service<R> for DestinationGate<S>
+where
+    S: tower::Service<R>,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    R: std::fmt::Debug,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<S::Response, BoxError>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        let checked = destination_of(&request)
+            .and_then(|(host, port)| self.policy.check_destination(&host, port));
+        match checked {
+            Ok(()) => {
+                let fut = self.inner.call(request);
+                Box::pin(async move { fut.await.map_err(Into::into) })
+            }
+            Err(refused) => Box::pin(async move { Err(Box::new(refused) as BoxError) }),
+        }
     }
 }
 
@@ -476,11 +654,20 @@ mod tests {
         )
         .unwrap()
         .hint("relay.egress_allow");
-        assert!(!refused(&p, "127.0.0.1"));
-        assert!(!refused(&p, "fd00::7"));
-        assert!(refused(&p, "127.0.0.2"), "only the configured address");
-        assert!(refused(&p, "10.0.0.1"));
-        assert!(refused(&p, "169.254.169.254"));
+        let dest = |h: &str, port: u16| p.check_destination(h, port);
+        assert!(dest("127.0.0.1", 8545).is_ok());
+        assert!(dest("[fd00::7]", 80).is_ok());
+        assert!(dest("fd00::7", 80).is_ok());
+        assert!(
+            dest("127.0.0.2", 8545).is_err(),
+            "only the configured address"
+        );
+        assert!(dest("10.0.0.1", 80).is_err());
+        assert!(dest("169.254.169.254", 80).is_err());
+        assert!(
+            dest("8.8.8.8", 443).is_ok(),
+            "public addresses stay allowed"
+        );
         let inside = "10.1.1.1".parse().unwrap();
         assert!(p.permit(inside, Some("gw.court.internal")).is_ok());
         let meta = "169.254.169.254".parse().unwrap();
@@ -491,6 +678,171 @@ mod tests {
             "{why}"
         );
         assert!(Policy::pinned(&["no url"], &[]).is_err());
+        assert!(Policy::pinned(&["ftp://gw.court.internal/"], &[]).is_err());
+    }
+
+    #[test]
+    fn pinned_policies_pin_the_port_too() {
+        let p = Policy::pinned(
+            &[
+                "http://10.0.0.5:8080",
+                "https://gw.court.internal/v1",
+                "http://[::ffff:10.0.0.6]:9000",
+            ],
+            &[],
+        )
+        .unwrap()
+        .hint("relay.targets (court) endpoint");
+        assert!(p.check_destination("10.0.0.5", 8080).is_ok());
+        let why = p.check_destination("10.0.0.5", 22).unwrap_err();
+        assert!(
+            why.0
+                .contains("10.0.0.5 port 22 is not a configured endpoint")
+                && why.0.contains("configured at port 8080")
+                && why
+                    .0
+                    .ends_with("change relay.targets (court) endpoint to reach it"),
+            "{why}"
+        );
+        // A name is pinned to its scheme's default port when it names none.
+        assert!(p.check_destination("gw.court.internal", 443).is_ok());
+        assert!(p.check_destination("GW.Court.Internal.", 443).is_ok());
+        assert!(p.check_destination("gw.court.internal", 22).is_err());
+        assert!(p.check_destination("gw.court.internal", 80).is_err());
+        // The same address written another way is the same pin.
+        assert!(p.check_destination("10.0.0.6", 9000).is_ok());
+        assert!(p.check_destination("[::ffff:10.0.0.6]", 22).is_err());
+        assert!(p.check_destination("::ffff:10.0.0.5", 22).is_err());
+        // The port pin holds for public hosts too.
+        let q = Policy::pinned(&["http://8.8.8.8:8545"], &[]).unwrap();
+        assert!(q.check_destination("8.8.8.8", 8545).is_ok());
+        assert!(q.check_destination("8.8.8.8", 22).is_err());
+        assert!(
+            q.check_destination("1.1.1.1", 22).is_ok(),
+            "not pinned: public"
+        );
+    }
+
+    #[tokio::test]
+    async fn pinned_urls_are_checked_host_and_port() {
+        let p = Policy::pinned(&["http://127.0.0.1:8080/rpc"], &[]).unwrap();
+        assert!(
+            p.check_url("http://127.0.0.1:8080/other", false)
+                .await
+                .is_ok()
+        );
+        assert!(p.check_url("http://127.0.0.1:22/", false).await.is_err());
+        assert!(p.check_url("http://127.0.0.1/", false).await.is_err());
+        assert!(p.check_url("https://127.0.0.1:8080/", false).await.is_ok());
+    }
+
+    /// A loopback listener that counts the connections it accepts.
+    async fn counting_listener() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let n = Arc::new(AtomicUsize::new(0));
+        let seen = n.clone();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut s, _)) = l.accept().await {
+                seen.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    let _ = s.read(&mut buf).await;
+                    let _ = s
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                        )
+                        .await;
+                });
+            }
+        });
+        (port, n)
+    }
+
+    #[tokio::test]
+    async fn a_pinned_client_opens_its_configured_port_and_no_other() {
+        use std::sync::atomic::Ordering;
+        let (configured, configured_seen) = counting_listener().await;
+        let (other, other_seen) = counting_listener().await;
+        let client = Policy::pinned_client(
+            &[format!("http://127.0.0.1:{configured}/rpc")],
+            "relay.targets (court) endpoint",
+            Duration::from_secs(2),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let ok = client
+            .get(format!("http://127.0.0.1:{configured}/rpc"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 200);
+        assert_eq!(configured_seen.load(Ordering::SeqCst), 1);
+        // The same host at another port: refused before any connection,
+        // and the refusal is found in the error's source chain.
+        let err = client
+            .get(format!("http://127.0.0.1:{other}/"))
+            .send()
+            .await
+            .unwrap_err();
+        let refused = refusal_in(&err).unwrap_or_else(|| panic!("not a refusal: {err:?}"));
+        assert!(
+            refused
+                .0
+                .contains(&format!("port {other} is not a configured endpoint")),
+            "{refused}"
+        );
+        // By name as well (`localhost` resolves to the pinned address, but
+        // it is not the configured host: loopback stays refused).
+        let err = client
+            .get(format!("http://localhost:{other}/"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(refusal_in(&err).is_some(), "{err:?}");
+        assert_eq!(other_seen.load(Ordering::SeqCst), 0, "never connected");
+    }
+
+    #[tokio::test]
+    async fn an_unpinned_client_refuses_ip_literals_without_check_url() {
+        use std::sync::atomic::Ordering;
+        let (port, seen) = counting_listener().await;
+        let client = Arc::new(Policy::new(&[]).unwrap())
+            .client(Duration::from_secs(2), Duration::from_secs(5))
+            .unwrap();
+        let err = client
+            .get(format!("http://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(refusal_in(&err).is_some(), "{err:?}");
+        assert_eq!(seen.load(Ordering::SeqCst), 0, "never connected");
+        // Allow-listed: connected.
+        let client = Arc::new(Policy::new(&["127.0.0.1".into()]).unwrap())
+            .client(Duration::from_secs(2), Duration::from_secs(5))
+            .unwrap();
+        let ok = client
+            .get(format!("http://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 200);
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn an_unreadable_destination_is_refused() {
+        #[derive(Debug)]
+        #[allow(dead_code)]
+        struct Other(u8);
+        assert!(destination_of(&Other(1)).is_err());
+        #[derive(Debug)]
+        #[allow(dead_code)]
+        struct Unnameable(&'static str);
+        // Debug of a &str is quoted: not the form reqwest prints.
+        assert!(destination_of(&Unnameable("http://127.0.0.1:80/")).is_err());
     }
 
     #[tokio::test]
