@@ -1,0 +1,4 @@
+declare module '*?worker&inline' {
+  const W: { new (): Worker };
+  export default W;
+}
