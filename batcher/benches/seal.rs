@@ -131,7 +131,8 @@ async fn run() {
     for _ in 0..runs {
         admin
             .batch_execute(
-                "DELETE FROM checkpoint_signatures; DELETE FROM checkpoints; DELETE FROM blocks;",
+                "DELETE FROM checkpoint_signatures; DELETE FROM checkpoints; \
+                 TRUNCATE log_tiles, block_tiles; DELETE FROM blocks;",
             )
             .await
             .expect("reset");

@@ -4,11 +4,10 @@
 //! instead of stopping at the first.
 
 use anchord_core::checkpoint::NoteVerifier;
-use anchord_core::{HashSuite, merkle};
+use anchord_core::{Digest32, HashSuite, merkle, tiles};
 use anchord_ledger::{Ledger, SignatureRole};
 
 use crate::BatcherError;
-use crate::blocklog::BlockLog;
 use crate::sealer::{check_block_header, check_checkpoint};
 
 /// What an audit found.
@@ -75,7 +74,7 @@ pub async fn audit(
         indicatif::ProgressBar::hidden()
     };
 
-    let mut log = BlockLog::new(suite);
+    let mut log_leaves = Vec::with_capacity(blocks.len());
     let mut prev = anchord_core::checkpoint::GENESIS_PREV_HASH;
     for (i, b) in blocks.iter().enumerate() {
         let h = &b.header;
@@ -113,9 +112,65 @@ pub async fn audit(
         if let Err(e) = h.check_root(merkle::root(suite, &leaves)) {
             r.problems.push(e.to_string());
         }
+        if let Err(e) = check_block_tiles(ledger, suite, h.height, &leaves).await {
+            r.problems.push(e);
+        }
         prev = b.block_hash;
-        log.push(h.hash());
+        log_leaves.push(h.hash());
         bar.inc(h.leaf_count);
+    }
+    bar.set_message("block-log tiles");
+    // The block log's tiles, recomputed from the block headers, against the
+    // stored ones: every stored tile must be the recomputed tile (or a
+    // prefix of it: the stored tile of an older size); none may be missing.
+    let reference = tiles::build_tiles(suite, &log_leaves);
+    let mut log_tiles = tiles::TileSet::new();
+    for (t, h) in &reference {
+        log_tiles.insert(t.level, t.index, h.clone());
+    }
+    let stored = ledger.all_tiles().await?;
+    let mut seen = std::collections::HashSet::new();
+    for s in stored.iter().filter(|s| s.height.is_none()) {
+        seen.insert((s.level, s.index));
+        let want = log_tiles.get(s.level, s.index);
+        let path = |w: usize| {
+            tiles::Tile {
+                level: s.level,
+                index: s.index,
+                width: w.clamp(1, 256) as u16,
+            }
+            .path()
+        };
+        match (tiles::tile_hashes(&s.bytes), want) {
+            (Err(e), _) => r.problems.push(format!("block-log tile {}: {e}", path(0))),
+            (Ok(_), None) => r.problems.push(format!(
+                "block-log tile {}: stored but the {} blocks have no such tile",
+                path(s.bytes.len() / 32),
+                log_leaves.len()
+            )),
+            (Ok(got), Some(want)) => {
+                if got.len() != want.len() {
+                    r.problems.push(format!(
+                        "block-log tile {}: {} hashes stored, the blocks give {}",
+                        path(got.len()),
+                        got.len(),
+                        want.len()
+                    ));
+                } else if let Some(i) = (0..got.len()).find(|&i| got[i] != want[i]) {
+                    r.problems.push(format!(
+                        "block-log tile {}: hash {i} is {} but the blocks recompute {}",
+                        path(got.len()),
+                        hex::encode(got[i]),
+                        hex::encode(want[i])
+                    ));
+                }
+            }
+        }
+    }
+    for (t, _) in &reference {
+        if !seen.contains(&(t.level, t.index)) {
+            r.problems.push(format!("block-log tile {t}: missing"));
+        }
     }
     bar.set_message("checkpoints");
 
@@ -131,7 +186,16 @@ pub async fn audit(
             ));
         }
         expected_size = cp.size + 1;
-        match check_checkpoint(cp, &log, &keys.sealer, &keys.witnesses) {
+        let recomputed = (cp.size <= log_leaves.len() as u64)
+            .then(|| tiles::root_from(suite, &log_tiles, cp.size).ok())
+            .flatten();
+        match check_checkpoint(
+            cp,
+            recomputed,
+            log_leaves.len() as u64,
+            &keys.sealer,
+            &keys.witnesses,
+        ) {
             Ok(cosigned) => {
                 let reached = keys.witnesses.is_empty() || cosigned.len() >= keys.quorum;
                 if cp.final_at_us.is_some() {
@@ -194,4 +258,46 @@ pub async fn audit(
     }
     bar.finish_and_clear();
     Ok(r)
+}
+
+/// A block's stored tiles (levels 1 and up) against those its leaves give.
+/// A block sealed before tiles has none (the verifier recomputes its tree),
+/// but a block that has some must have all, each exactly.
+async fn check_block_tiles(
+    ledger: &Ledger,
+    suite: HashSuite,
+    height: u64,
+    leaves: &[Digest32],
+) -> Result<(), String> {
+    let stored = ledger
+        .block_tiles(height)
+        .await
+        .map_err(|e| format!("block {height}: tiles: {e}"))?;
+    if stored.is_empty() {
+        return Ok(());
+    }
+    let reference: Vec<_> = tiles::build_tiles(suite, leaves)
+        .into_iter()
+        .filter(|(t, _)| t.level > 0)
+        .collect();
+    if stored.len() != reference.len() {
+        return Err(format!(
+            "block {height}: {} tiles stored, its {} entries give {}",
+            stored.len(),
+            leaves.len(),
+            reference.len()
+        ));
+    }
+    for (t, want) in &reference {
+        match stored.get(t.level, t.index) {
+            Some(got) if got == want.as_slice() => {}
+            Some(_) => {
+                return Err(format!(
+                    "block {height}: tile {t} does not match its entries"
+                ));
+            }
+            None => return Err(format!("block {height}: tile {t} is missing")),
+        }
+    }
+    Ok(())
 }

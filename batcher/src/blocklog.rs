@@ -1,133 +1,92 @@
-//! The block log in memory: every block hash (for consistency proofs) plus a
-//! compact range (the roots of the perfect subtrees along the right edge) so
-//! that appending a block and computing the new root is O(log n).
-//!
-//! All hashes are kept: 32 bytes per block, about 1 GiB after a year of
-//! one-second blocks. Fine for now; the next step is storing the compact
-//! range (or tiles) in the ledger.
+//! The block log as the sealer holds it: only the right edge of its tiles
+//! (`core::tiles::TileEdge`, at most 255 hashes per tile level), never the
+//! block hashes themselves. Appending a block computes the new root and the
+//! tiles to write in the sealing transaction; everything else (consistency
+//! proofs, older roots) reads O(log n) tiles from the ledger. Memory and
+//! start-up time no longer grow with the chain.
 
-use anchord_core::merkle;
+use anchord_core::tiles::{self, TileEdge};
 use anchord_core::{Digest32, HashSuite};
+use anchord_ledger::TileData;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockLog {
-    suite: HashSuite,
-    leaves: Vec<Digest32>,
-    /// (subtree size, subtree root), sizes strictly decreasing powers of two.
-    range: Vec<(u64, Digest32)>,
+    edge: TileEdge,
 }
 
 impl BlockLog {
     pub fn new(suite: HashSuite) -> Self {
         BlockLog {
-            suite,
-            leaves: Vec::new(),
-            range: Vec::new(),
+            edge: TileEdge::new(suite),
         }
     }
 
-    pub fn from_leaves(suite: HashSuite, leaves: &[Digest32]) -> Self {
-        let mut log = BlockLog::new(suite);
-        for l in leaves {
-            log.push(*l);
-        }
-        log
+    pub fn from_edge(edge: TileEdge) -> Self {
+        BlockLog { edge }
     }
 
     pub fn size(&self) -> u64 {
-        self.leaves.len() as u64
-    }
-
-    pub fn leaves(&self) -> &[Digest32] {
-        &self.leaves
-    }
-
-    pub fn push(&mut self, leaf: Digest32) {
-        self.leaves.push(leaf);
-        let mut node = (1u64, leaf);
-        while let Some(&(size, left)) = self.range.last() {
-            if size != node.0 {
-                break;
-            }
-            self.range.pop();
-            node = (size * 2, self.suite.node_hash(&left, &node.1));
-        }
-        self.range.push(node);
+        self.edge.size()
     }
 
     /// The RFC 6962 root (`H("")` when empty).
     pub fn root(&self) -> Digest32 {
-        let mut it = self.range.iter().rev();
-        let Some(&(_, mut acc)) = it.next() else {
-            return self.suite.empty_root();
-        };
-        for (_, left) in it {
-            acc = self.suite.node_hash(left, &acc);
-        }
-        acc
+        self.edge.root()
     }
 
-    /// The root with one more leaf, without appending it.
-    pub fn root_with(&self, leaf: Digest32) -> Digest32 {
-        let mut next = self.clone_range();
-        next.push(leaf);
-        next.root()
+    /// The log with one more block, and the tiles that block changes (to
+    /// write in its sealing transaction); `self` is unchanged until the seal
+    /// commits.
+    pub fn with(&self, leaf: Digest32) -> (BlockLog, Vec<TileData>) {
+        let mut next = self.clone();
+        let changed = next.edge.push(leaf);
+        (next, changed)
     }
 
-    fn clone_range(&self) -> BlockLog {
-        BlockLog {
-            suite: self.suite,
-            leaves: Vec::new(),
-            range: self.range.clone(),
-        }
+    /// Append several blocks (catching up on blocks sealed before tiles);
+    /// returns the final contents of each tile they changed.
+    pub fn extend(&mut self, leaves: &[Digest32]) -> Vec<TileData> {
+        self.edge.extend(leaves)
     }
 
-    /// RFC 9162 consistency proof from `size1` to the current size.
-    pub fn consistency_proof(&self, size1: u64) -> Result<Vec<Digest32>, merkle::ProofError> {
-        merkle::consistency_proof(self.suite, &self.leaves, size1)
-    }
-
-    /// The root at an earlier size.
-    pub fn root_at(&self, size: u64) -> Option<Digest32> {
-        let n = usize::try_from(size).ok()?;
-        (n <= self.leaves.len()).then(|| merkle::root(self.suite, &self.leaves[..n]))
+    /// The rightmost tile of each level, as a reader.
+    pub fn edge_tiles(&self) -> tiles::TileSet {
+        self.edge.tile_set()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use anchord_core::merkle;
 
     #[test]
-    fn compact_range_root_matches_the_reference_for_every_size() {
+    fn appends_match_the_reference_root_and_tiles_for_every_size() {
         for suite in HashSuite::ALL {
-            let leaves: Vec<Digest32> = (0..70u32)
+            let leaves: Vec<Digest32> = (0..600u32)
                 .map(|i| suite.leaf_hash(&i.to_be_bytes()))
                 .collect();
             let mut log = BlockLog::new(suite);
             assert_eq!(log.root(), suite.empty_root());
+            let mut stored = tiles::TileSet::new();
             for (i, l) in leaves.iter().enumerate() {
-                let predicted = log.root_with(*l);
-                log.push(*l);
+                let (next, changed) = log.with(*l);
+                assert_eq!(log.size(), i as u64, "unchanged until committed");
+                for (t, h) in changed {
+                    stored.insert(t.level, t.index, h);
+                }
+                log = next;
                 assert_eq!(
                     log.root(),
                     merkle::root(suite, &leaves[..=i]),
                     "size {}",
                     i + 1
                 );
-                assert_eq!(predicted, log.root());
-            }
-            for size1 in 1..70u64 {
-                let p = log.consistency_proof(size1).unwrap();
-                merkle::verify_consistency(
-                    suite,
-                    size1,
-                    70,
-                    &log.root_at(size1).unwrap(),
-                    &log.root(),
-                    &p,
-                )
-                .unwrap();
+                // The stored tiles alone reproduce the log.
+                let size = i as u64 + 1;
+                let again = TileEdge::from_tiles(suite, &stored, size).unwrap();
+                assert_eq!(BlockLog::from_edge(again), log);
+                assert_eq!(tiles::root_from(suite, &stored, size).unwrap(), log.root());
             }
         }
     }

@@ -5,16 +5,14 @@
 //! if witnesses are slow, intermediate checkpoints are skipped, and a later
 //! final checkpoint covers them through the block log's consistency.
 
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use anchord_core::HashSuite;
 use anchord_core::checkpoint::{NoteSignature, NoteVerifier, SignedNote};
-use anchord_core::{HashSuite, merkle};
 use anchord_ledger::{Ledger, SignatureRole, SignatureRow};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::blocklog::BlockLog;
 use crate::config::WitnessPeer;
 use crate::tsa::Tsa;
 use crate::{BatcherError, metrics, now_us};
@@ -31,7 +29,6 @@ pub(crate) struct Peer {
 pub(crate) struct Cosigner {
     pub ledger: Ledger,
     pub suite: HashSuite,
-    pub log: Arc<RwLock<BlockLog>>,
     pub peers: Vec<Peer>,
     pub quorum: usize,
     pub http: reqwest::Client,
@@ -96,13 +93,13 @@ impl Cosigner {
         if self.peers.is_empty() || cp.final_at_us.is_some() {
             return Ok(());
         }
-        let (suite, attempts, http, log) = (self.suite, self.attempts, &self.http, &self.log);
+        let (suite, attempts, http, ledger) = (self.suite, self.attempts, &self.http, &self.ledger);
         let text = note.format();
         let asks = self
             .peers
             .iter_mut()
             .filter(|p| note.verify_by(&p.verifier).is_err())
-            .map(|p| ask(p, http, log, suite, &text, &note.text, size, attempts));
+            .map(|p| ask(p, http, ledger, suite, &text, &note.text, size, attempts));
         let results = futures::future::join_all(asks).await;
         let mut rows = Vec::new();
         for r in results {
@@ -166,7 +163,7 @@ pub use anchord_core::witness::add_checkpoint_body;
 async fn ask(
     peer: &mut Peer,
     http: &reqwest::Client,
-    log: &RwLock<BlockLog>,
+    ledger: &Ledger,
     suite: HashSuite,
     note: &str,
     body_text: &str,
@@ -188,14 +185,12 @@ async fn ask(
         if old > size {
             return Err(AskError::Ahead { name, size: old });
         }
-        let proof = {
-            let log = log.read().expect("block log lock");
-            let n = usize::try_from(size).unwrap_or(usize::MAX);
-            if n > log.leaves().len() {
-                return Err(failed(format!("block log has no size {size}")));
+        let proof = match crate::consistency_proof(ledger, suite, old, size).await {
+            Ok(p) => p,
+            Err(e) => {
+                last = failed(format!("consistency proof {old} -> {size}: {e}"));
+                continue;
             }
-            merkle::consistency_proof(suite, &log.leaves()[..n], old)
-                .map_err(|e| failed(e.to_string()))?
         };
         let resp = http
             .post(&url)

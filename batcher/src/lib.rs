@@ -14,8 +14,6 @@
 //! - [`audit`] re-verifies everything; [`witness`] is the cosigning service
 //!   other consortium members run.
 
-use std::sync::{Arc, RwLock};
-
 use anchord_core::HashSuite;
 use anchord_core::checkpoint::{ALG_ED25519, NoteError, NoteVerifier};
 use anchord_ledger::{Ledger, LedgerError};
@@ -94,11 +92,13 @@ pub async fn run(
     // Witnesses are reached only at their configured addresses (no
     // redirects, no proxies, never a metadata address: anchord-egress).
     let witness_urls: Vec<&str> = config.witnesses.iter().map(|w| w.url.as_str()).collect();
-    let http = anchord_egress::Policy::pinned(&witness_urls, &[])
-        .map(|p| std::sync::Arc::new(p.hint("batcher.witnesses")))
-        .map_err(|e| BatcherError::Config(format!("batcher.witnesses: {e}")))?
-        .client(config.request_timeout(), config.request_timeout())
-        .map_err(|e| BatcherError::Config(format!("HTTP client: {e}")))?;
+    let http = anchord_egress::Policy::pinned_client(
+        &witness_urls,
+        "batcher.witnesses",
+        config.request_timeout(),
+        config.request_timeout(),
+    )
+    .map_err(|e| BatcherError::Config(format!("batcher.witnesses: {e}")))?;
     let s = sealer::Sealer {
         suite,
         origin: config.origin.clone(),
@@ -117,17 +117,15 @@ pub async fn run(
         };
         metrics::IS_LEADER.set(1);
         tracing::info!("holding the sealer lock; checking stored state");
-        let log = sealer::startup_check(&ledger, suite, &signer.verifier()).await?;
+        let log = sealer::startup_check(&ledger, &mut session, suite, &signer.verifier()).await?;
         metrics::BLOCK_HEIGHT.set(log.size() as i64 - 1);
         metrics::CHECKPOINT_SIZE.set(log.size() as i64);
         tracing::info!(blocks = log.size(), root = %hex::encode(log.root()), "stored state verified; sealing");
-        let log = Arc::new(RwLock::new(log));
         let (tx, rx) = tokio::sync::watch::channel(0u64);
         let cosign_stop = shutdown.child_token();
         let cosigner = cosign::Cosigner {
             ledger: ledger.clone(),
             suite,
-            log: log.clone(),
             peers: config
                 .witnesses
                 .iter()
@@ -167,6 +165,23 @@ pub async fn run(
     }
 }
 
+/// The RFC 9162 consistency proof of the block log from `size1` to `size2`
+/// (`size2` sealed), from the O(log n) stored tiles it needs, in one read.
+pub async fn consistency_proof(
+    ledger: &Ledger,
+    suite: HashSuite,
+    size1: u64,
+    size2: u64,
+) -> Result<Vec<anchord_core::Digest32>, BatcherError> {
+    let bad = |e: anchord_core::tiles::TileError| {
+        BatcherError::Integrity(format!("block-log tiles: {e}"))
+    };
+    let need = anchord_core::tiles::consistency_tiles(size1, size2).map_err(bad)?;
+    let set = ledger.log_tiles(&need).await?;
+    metrics::TILES_READ.inc_by(set.len() as u64);
+    anchord_core::tiles::consistency_proof_from(suite, &set, size1, size2).map_err(bad)
+}
+
 /// What [`seal_once`] did.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SealReport {
@@ -195,7 +210,7 @@ pub async fn seal_once(
     if !session.try_acquire().await? {
         return Ok(None);
     }
-    let log = sealer::startup_check(ledger, suite, &signer.verifier()).await?;
+    let log = sealer::startup_check(ledger, &mut session, suite, &signer.verifier()).await?;
     let s = sealer::Sealer {
         suite,
         origin: config.origin.clone(),
@@ -210,7 +225,6 @@ pub async fn seal_once(
         return Ok(None);
     }
     let n = pending.min(s.max_entries);
-    let log = RwLock::new(log);
     let started = std::time::Instant::now();
     sealer::seal_one(&s, &mut session, &log, tip, n).await?;
     Ok(Some(SealReport {

@@ -143,6 +143,19 @@ pub static WITNESS_COSIGNED: LazyLock<IntCounter> = LazyLock::new(|| {
     )
 });
 
+pub static TILES_WRITTEN: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "anchord_batcher_tiles_written_total",
+        "Tiles written (block-log tiles and block-tree tiles), in sealing transactions and when catching up on blocks sealed before tiles.",
+    )
+});
+pub static TILES_READ: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "anchord_batcher_tiles_read_total",
+        "Block-log tiles read (start-up check, consistency proofs for witnesses).",
+    )
+});
+
 /// Values of `anchord_batcher_witness_requests_total{result}`.
 pub const WITNESS_RESULTS: &[&str] = &["ok", "conflict", "rejected", "error"];
 /// Values of `anchord_batcher_tsa_requests_total{result}`.
@@ -167,6 +180,8 @@ pub fn collectors() -> Vec<&'static dyn Collector> {
         &*IS_LEADER,
         &*WITNESS_REQUESTS,
         &*TSA_REQUESTS,
+        &*TILES_WRITTEN,
+        &*TILES_READ,
     ]
 }
 

@@ -1,10 +1,10 @@
 //! Leadership, the start-up check and the seal loop.
 
-use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use anchord_core::checkpoint::{BlockHeader, Checkpoint, NoteSigner, NoteVerifier, SignedNote};
-use anchord_core::{HashSuite, merkle};
+use anchord_core::tiles::{self, TileEdge, TileReader};
+use anchord_core::{Digest32, HashSuite, merkle};
 use anchord_ledger::{
     LeaderSession, Ledger, LedgerError, NewSeal, SignatureRole, SignatureRow, StoredBlock,
     StoredCheckpoint, Tip,
@@ -65,23 +65,36 @@ pub(crate) async fn acquire(
     }
 }
 
-/// Recompute the chain, the latest block's root (from the entries
-/// themselves, not just their stored leaf hashes) and the block-log root,
-/// and compare them with what is stored. Returns the verified block log.
+/// Blocks of block-log tiles computed per transaction when catching up on
+/// blocks sealed before tiles existed.
+const CATCH_UP_BATCH: u64 = 65_536;
+
+/// Check the stored state on taking the lead, reading a constant number of
+/// rows whatever the chain's length: the last two block headers (hash,
+/// height, link), the latest block's root from the entries themselves (not
+/// just their stored leaf hashes), the block-log tiles' right edge (their
+/// last leaf is the latest block hash, their root the latest checkpoint's)
+/// and the latest checkpoint's signature. Blocks sealed before tiles get
+/// their block-log tiles first. Returns the verified block log.
 pub(crate) async fn startup_check(
     ledger: &Ledger,
+    session: &mut LeaderSession,
     suite: HashSuite,
     sealer: &NoteVerifier,
 ) -> Result<BlockLog, BatcherError> {
-    let blocks = ledger.blocks().await?;
-    let mut log = BlockLog::new(suite);
-    let mut prev = anchord_core::checkpoint::GENESIS_PREV_HASH;
-    for b in &blocks {
-        check_block_header(b, suite, log.size(), &prev)?;
-        prev = b.block_hash;
-        log.push(b.block_hash);
-    }
-    if let Some(last) = blocks.last() {
+    let n = session.tip().await?.next_height;
+    let mut latest_hash = None;
+    if n > 0 {
+        let missing = |h: u64| BatcherError::Integrity(format!("block {h} is missing"));
+        let last = ledger.block(n - 1).await?.ok_or_else(|| missing(n - 1))?;
+        let prev = if n >= 2 {
+            let p = ledger.block(n - 2).await?.ok_or_else(|| missing(n - 2))?;
+            check_block_header(&p, suite, n - 2, &p.header.prev_hash)?;
+            p.block_hash
+        } else {
+            anchord_core::checkpoint::GENESIS_PREV_HASH
+        };
+        check_block_header(&last, suite, n - 1, &prev)?;
         let h = &last.header;
         let entries = ledger.entries_range(h.first_seq, h.last_seq + 1).await?;
         let latest = |e: &dyn std::fmt::Display| BatcherError::Integrity(format!("latest {e}"));
@@ -93,28 +106,82 @@ pub(crate) async fn startup_check(
             .map_err(|e| BatcherError::Integrity(e.to_string()))?;
         h.check_root(merkle::root(suite, &leaves))
             .map_err(|e| latest(&e))?;
+        latest_hash = Some(last.block_hash);
     }
-    let latest = ledger.latest_checkpoint().await?;
-    match latest {
-        None if blocks.is_empty() => {}
+    let log = tiled_log(session, suite, n).await?;
+    if let Some(want) = latest_hash {
+        let t = tiles::tile_for(n, 0, n - 1).expect("a tree of n > 0 leaves has leaf n - 1");
+        let set = session.log_tiles(&[t]).await?;
+        metrics::TILES_READ.inc_by(set.len() as u64);
+        let got = set
+            .read(t)
+            .map_err(|e| BatcherError::Integrity(format!("block-log tiles: {e}")))?
+            [((n - 1) % tiles::TILE_WIDTH) as usize];
+        if got != want {
+            return Err(BatcherError::Integrity(format!(
+                "block-log tile {t}: last leaf {} but block {} has hash {}",
+                hex::encode(got),
+                n - 1,
+                hex::encode(want)
+            )));
+        }
+    }
+    match ledger.latest_checkpoint().await? {
+        None if n == 0 => {}
         None => {
             return Err(BatcherError::Integrity(format!(
-                "{} blocks but no checkpoint",
-                blocks.len()
+                "{n} blocks but no checkpoint"
+            )));
+        }
+        Some(cp) if cp.size != n => {
+            return Err(BatcherError::Integrity(format!(
+                "latest checkpoint has size {} but there are {n} blocks",
+                cp.size
             )));
         }
         Some(cp) => {
-            check_checkpoint(&cp, &log, sealer, &[])?;
+            check_checkpoint(&cp, Some(log.root()), n, sealer, &[])?;
         }
     }
-    if let Some(cp) = ledger.latest_checkpoint().await?
-        && cp.size != log.size()
-    {
+    Ok(log)
+}
+
+/// The block log of `n` blocks from its stored tiles (the right edge: one
+/// tile per level), first computing the tiles of blocks sealed before
+/// tiles existed, `CATCH_UP_BATCH` blocks per transaction.
+async fn tiled_log(
+    session: &mut LeaderSession,
+    suite: HashSuite,
+    n: u64,
+) -> Result<BlockLog, BatcherError> {
+    let have = session.log_tiles_size().await?;
+    if have > n {
         return Err(BatcherError::Integrity(format!(
-            "latest checkpoint has size {} but there are {} blocks",
-            cp.size,
-            log.size()
+            "the block-log tiles cover {have} blocks but there are {n}"
         )));
+    }
+    let edge_tiles = tiles::edge_tiles(have);
+    let set = session.log_tiles(&edge_tiles).await?;
+    metrics::TILES_READ.inc_by(set.len() as u64);
+    let edge = TileEdge::from_tiles(suite, &set, have)
+        .map_err(|e| BatcherError::Integrity(format!("block-log tiles: {e}")))?;
+    let mut log = BlockLog::from_edge(edge);
+    if have < n {
+        tracing::info!(
+            from = have,
+            to = n,
+            "computing the block-log tiles of blocks sealed before tiles"
+        );
+        let mut at = have;
+        while at < n {
+            let to = (at + CATCH_UP_BATCH).min(n);
+            let hashes = session.block_hashes_between(at, to).await?;
+            let changed = log.extend(&hashes);
+            session.write_log_tiles(&changed).await?;
+            metrics::TILES_WRITTEN.inc_by(changed.len() as u64);
+            at = to;
+            tracing::info!(done = at, of = n, "block-log tiles");
+        }
     }
     Ok(log)
 }
@@ -159,12 +226,14 @@ pub(crate) fn check_block_header(
     Ok(())
 }
 
-/// A stored checkpoint against the block log recomputed from the blocks:
-/// root column, note body, sealer signature, and (when witnesses are given)
-/// each witness cosignature present in the note.
+/// A stored checkpoint against the block-log root recomputed for its size
+/// (`None`: the log has fewer than `cp.size` of its `blocks` blocks): root
+/// column, note body, sealer signature, and (when witnesses are given) each
+/// witness cosignature present in the note.
 pub(crate) fn check_checkpoint(
     cp: &StoredCheckpoint,
-    log: &BlockLog,
+    recomputed: Option<Digest32>,
+    blocks: u64,
     sealer: &NoteVerifier,
     witnesses: &[NoteVerifier],
 ) -> Result<Vec<String>, BatcherError> {
@@ -174,8 +243,8 @@ pub(crate) fn check_checkpoint(
             cp.size
         )))
     };
-    let Some(recomputed) = log.root_at(cp.size) else {
-        return fail(format!("there are only {} blocks", log.size()));
+    let Some(recomputed) = recomputed else {
+        return fail(format!("there are only {blocks} blocks"));
     };
     if recomputed != cp.root {
         return fail(format!(
@@ -222,20 +291,17 @@ pub(crate) fn check_checkpoint(
 pub(crate) async fn seal_loop(
     s: &Sealer,
     session: &mut LeaderSession,
-    log: Arc<RwLock<BlockLog>>,
+    mut log: BlockLog,
     cosign: &watch::Sender<u64>,
     shutdown: &CancellationToken,
 ) -> Result<(), BatcherError> {
     let mut tip = session.tip().await?;
-    {
-        let log = log.read().expect("block log lock");
-        if tip.next_height != log.size() {
-            return Err(BatcherError::Integrity(format!(
-                "the chain tip moved during the start-up check ({} blocks, expected {})",
-                tip.next_height,
-                log.size()
-            )));
-        }
+    if tip.next_height != log.size() {
+        return Err(BatcherError::Integrity(format!(
+            "the chain tip moved during the start-up check ({} blocks, expected {})",
+            tip.next_height,
+            log.size()
+        )));
     }
     let poll = (s.interval / 10).clamp(Duration::from_millis(5), Duration::from_millis(100));
     let mut pending_since: Option<Instant> = None;
@@ -264,7 +330,7 @@ pub(crate) async fn seal_loop(
             continue;
         }
         let n = pending.min(s.max_entries);
-        tip = seal_one(s, session, &log, tip, n).await?;
+        (tip, log) = seal_one(s, session, &log, tip, n).await?;
         cosign.send_replace(tip.next_height);
         backlog = pending > n;
         pending_since = backlog.then(Instant::now);
@@ -275,15 +341,24 @@ pub(crate) async fn seal_loop(
 pub(crate) async fn seal_one(
     s: &Sealer,
     session: &mut LeaderSession,
-    log: &RwLock<BlockLog>,
+    log: &BlockLog,
     tip: Tip,
     n: u64,
-) -> Result<Tip, BatcherError> {
+) -> Result<(Tip, BlockLog), BatcherError> {
     let started = Instant::now();
     let first = tip.next_seq;
     let leaves = session.leaf_hashes(first, first + n).await?;
-    let merkle_root = merkle::root(s.suite, &leaves);
-    drop(leaves);
+    // The block's own tree as tiles (level 0 is the evidence rows): its
+    // root is the root over the level-1 tile hashes plus the partial tail.
+    let all = tiles::build_tiles(s.suite, &leaves);
+    let mut set = tiles::TileSet::new();
+    for (t, h) in &all {
+        set.insert(t.level, t.index, h.clone());
+    }
+    let merkle_root = tiles::root_from(s.suite, &set, n)
+        .map_err(|e| BatcherError::Integrity(format!("block tiles: {e}")))?;
+    drop((leaves, set));
+    let block_tiles: Vec<_> = all.into_iter().filter(|(t, _)| t.level > 0).collect();
     let sealed_at_us = now_us();
     let header = BlockHeader {
         suite: s.suite,
@@ -296,10 +371,9 @@ pub(crate) async fn seal_one(
         sealed_at_us,
     };
     let block_hash = header.hash();
-    let (size, log_root) = {
-        let log = log.read().expect("block log lock");
-        (log.size() + 1, log.root_with(block_hash))
-    };
+    let (next_log, log_tiles) = log.with(block_hash);
+    let (size, log_root) = (next_log.size(), next_log.root());
+    let tiles_written = (block_tiles.len() + log_tiles.len()) as u64;
     let body = Checkpoint::new(s.origin.clone(), size, log_root).body();
     let sig = s.signer.sign(&body)?;
     let mut note = SignedNote::new(body);
@@ -323,10 +397,12 @@ pub(crate) async fn seal_one(
             signature: sig.payload.clone(),
             signed_at_us: sealed_at_us,
         },
+        log_tiles,
+        block_tiles,
     };
     session.seal(&seal).await?;
     let committed_at_us = now_us();
-    log.write().expect("block log lock").push(block_hash);
+    metrics::TILES_WRITTEN.inc_by(tiles_written);
 
     let elapsed = started.elapsed().as_secs_f64();
     metrics::BLOCKS_SEALED.inc();
@@ -355,11 +431,14 @@ pub(crate) async fn seal_one(
         seconds = elapsed,
         "sealed block"
     );
-    Ok(Tip {
-        next_height: tip.next_height + 1,
-        next_seq: first + n,
-        prev_hash: block_hash,
-    })
+    Ok((
+        Tip {
+            next_height: tip.next_height + 1,
+            next_seq: first + n,
+            prev_hash: block_hash,
+        },
+        next_log,
+    ))
 }
 
 /// Whether an error means "the lock's connection is gone": back to standby.

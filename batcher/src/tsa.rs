@@ -46,11 +46,9 @@ impl Tsa {
             BatcherError::Config(format!("batcher.tsa_cert {}: {e}", cert.display()))
         })?;
         // The TSA only at its configured address (anchord-egress).
-        let http = anchord_egress::Policy::pinned(&[url], &[])
-            .map(|p| std::sync::Arc::new(p.hint("batcher.tsa_url")))
-            .map_err(|e| BatcherError::Config(format!("batcher.tsa_url: {e}")))?
-            .client(timeout, timeout)
-            .map_err(|e| err(e.to_string()))?;
+        let http =
+            anchord_egress::Policy::pinned_client(&[url], "batcher.tsa_url", timeout, timeout)
+                .map_err(|e| BatcherError::Config(format!("batcher.tsa_url: {e}")))?;
         Ok(Tsa {
             url: url.to_owned(),
             cert_der,

@@ -84,6 +84,10 @@ pub struct NewSeal {
     pub block: StoredBlock,
     pub checkpoint: StoredCheckpoint,
     pub sealer_signature: SignatureRow,
+    /// The block-log tiles this block changes, with their new contents.
+    pub log_tiles: Vec<crate::tiles::TileData>,
+    /// The block's own tree above level 0 (`core::tiles`, levels >= 1).
+    pub block_tiles: Vec<crate::tiles::TileData>,
 }
 
 /// The chain tip as the sealer needs it.
@@ -102,10 +106,10 @@ fn d32(v: Vec<u8>, what: &str) -> Result<Digest32, LedgerError> {
         .map_err(|_| LedgerError::Corrupt(format!("{what} is not 32 bytes")))
 }
 
-const SELECT_BLOCK: &str = "SELECT height, hash_suite, first_seq, last_seq, leaf_count, merkle_root, \
+pub(crate) const SELECT_BLOCK: &str = "SELECT height, hash_suite, first_seq, last_seq, leaf_count, merkle_root, \
      prev_hash, block_hash, sealed_at_us FROM blocks";
 
-fn stored_block(r: &tokio_postgres::Row) -> Result<StoredBlock, LedgerError> {
+pub(crate) fn stored_block(r: &tokio_postgres::Row) -> Result<StoredBlock, LedgerError> {
     let height: i64 = r.get(0);
     let suite_id: i16 = r.get(1);
     let suite = HashSuite::from_id(suite_id as u8).ok_or_else(|| {
@@ -392,6 +396,14 @@ impl std::fmt::Debug for LeaderSession {
 }
 
 impl LeaderSession {
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(crate) fn client_mut(&mut self) -> &mut deadpool_postgres::ClientWrapper {
+        &mut self.client
+    }
+
     /// Try the session-level advisory lock; true once this session holds it.
     pub async fn try_acquire(&mut self) -> Result<bool, LedgerError> {
         if !self.held {
@@ -517,6 +529,8 @@ impl LeaderSession {
             ],
         )
         .await?;
+        crate::tiles::write_block_tiles(&*tx, h.height, &s.block_tiles).await?;
+        crate::tiles::write_log_tiles(&*tx, &s.log_tiles).await?;
         tx.commit().await?;
         Ok(())
     }

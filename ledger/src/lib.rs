@@ -12,6 +12,7 @@ pub mod migrate;
 pub mod plan;
 mod proofs;
 mod summary;
+mod tiles;
 mod witness;
 mod workflow_queries;
 
@@ -33,6 +34,7 @@ pub use evidence::{
 pub use migrate::{MIGRATIONS, Migration, SchemaState};
 pub use proofs::ReceiptRow;
 pub use summary::{Summary, TargetHead};
+pub use tiles::{StoredTile, TileData};
 pub use witness::WitnessStore;
 pub use workflow_queries::ChainEvent;
 

@@ -44,6 +44,11 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0005_anchor_finality.sql"),
     },
     Migration {
+        version: 6,
+        name: "tiles",
+        sql: include_str!("../migrations/0006_tiles.sql"),
+    },
+    Migration {
         version: 7,
         name: "compact_evidence",
         sql: include_str!("../migrations/0007_compact_evidence.sql"),
