@@ -121,19 +121,20 @@ impl TargetConfig {
     }
 
     /// The HTTP client for this target's endpoint `url`: connects only to
-    /// that host (loopback or private is fine: the operator configured it)
-    /// or to public addresses, never to a metadata address, follows no
+    /// that host at that port (loopback or private is fine: the operator
+    /// configured it) or to public addresses, never to a metadata address, follows no
     /// redirect and uses no environment proxy (anchord-egress).
     pub fn http_client(&self, url: &str) -> Result<reqwest::Client, crate::RelayError> {
         let err = |e: String| {
             crate::RelayError::Config(format!("relay.targets ({}): HTTP client: {e}", self.name))
         };
-        let policy = anchord_egress::Policy::pinned(&[url], &[])
-            .map_err(err)?
-            .hint(&format!("relay.targets ({}) endpoint", self.name));
-        std::sync::Arc::new(policy)
-            .client(self.request_timeout(), self.request_timeout())
-            .map_err(|e| err(e.to_string()))
+        anchord_egress::Policy::pinned_client(
+            &[url],
+            &format!("relay.targets ({}) endpoint", self.name),
+            self.request_timeout(),
+            self.request_timeout(),
+        )
+        .map_err(err)
     }
 
     /// Confirmations before an anchor is recorded.
