@@ -2,13 +2,15 @@
 //! once.
 //!
 //! ```text
-//!  Kafka ──poll──▶ consumer thread ──bounded channel──▶ writer task ──▶ Ledger::append
-//!  (group)         decode + validate      (1 batch)      (1 append in flight:
-//!                  fill the next batch                    entries, dead letters and
-//!                  while one is written                   positions, one transaction)
-//!                                                            │ after commit
-//!                                                            ├─▶ advisory Kafka commit
-//!                                                            └─▶ dead-letter publisher ──▶ DLQ topic
+//!  Kafka ──poll──▶ consumer thread ──bounded──▶ preparing stage ──bounded──▶ committing stage
+//!  (group)         decode + validate  (1 batch)  identities, lookup,  (1 batch)  Ledger::commit_prepared
+//!                  fill the next batch           predicted seqs, leaf            (1 in flight: checks the
+//!                  while one is written          hashes, COPY data               prediction under the lock;
+//!                                                (Ledger::prepare_append)        entries, dead letters and
+//!                                                                                positions, one transaction)
+//!                                                                                   │ after commit
+//!                                                                                   ├─▶ advisory Kafka commit
+//!                                                                                   └─▶ dead-letter publisher ──▶ DLQ topic
 //! ```
 //!
 //! Exactly-once rests on the ledger, not on Kafka: each transaction stores
@@ -18,8 +20,9 @@
 //! (a redelivery after a crash or a rebalance), while (tenant, external id)
 //! idempotency turns a resubmission into a duplicate, never a second entry.
 //!
-//! Backpressure: the channel holds one batch and the writer one more; when
-//! both are busy and the next batch is full, the consumer stops taking
+//! Backpressure: each channel holds one batch, the preparing stage one more
+//! and the committing stage one in its transaction; when all are busy and the
+//! next batch is full, the consumer stops taking
 //! messages from its per-partition queues (librdkafka then stops fetching)
 //! but keeps polling the consumer queue, so group membership and
 //! `max.poll.interval.ms` are safe, until the writer catches up. A transient
@@ -28,12 +31,12 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anchord_core::HashSuite;
 use anchord_core::time::unix_micros;
-use anchord_ledger::{AppendBatch, AppendOutcome, ItemOutcome, Ledger, LedgerError};
+use anchord_ledger::{AppendBatch, AppendHint, ItemOutcome, Ledger, LedgerError, PreparedAppend};
 use backoff::backoff::Backoff as _;
 use rdkafka::ClientConfig;
 use rdkafka::config::FromClientConfigAndContext;
@@ -57,7 +60,7 @@ pub mod probe;
 pub mod topics;
 
 pub use config::IngestConfig;
-use consumer::{IngestConsumer, IngestContext, Pending, Shared, Work};
+use consumer::{IngestConsumer, IngestContext, Shared, Work};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -265,14 +268,73 @@ struct WriterDeps {
     drain_timeout: Duration,
 }
 
-/// One append in flight at a time (appends serialise on the ledger head lock
-/// anyway); the consumer fills the next batch meanwhile.
+/// A batch planned for the ledger, with what is reported once it commits.
+struct Staged {
+    prepared: PreparedAppend,
+    rows: usize,
+    reasons: Vec<&'static str>,
+    produced_at_ms: Vec<i64>,
+}
+
+/// What the preparing stage hands the committing stage, in order.
+enum Stage {
+    Batch(Box<Staged>),
+    Barrier(std::sync::mpsc::SyncSender<()>),
+}
+
+/// The writer: two stages joined by a bounded channel (one batch). The
+/// preparing stage turns the next batch into its plan (identities, the
+/// lookup of resubmissions, predicted sequence numbers, leaf hashes, the COPY
+/// data) while the committing stage has the previous one in its transaction,
+/// so PostgreSQL never waits for the writer's CPU work. The committing stage
+/// checks each prediction under the head lock and plans again when it does
+/// not hold; positions are stored in the same transaction as before and
+/// batches commit in the order they were consumed, one at a time (appends
+/// serialise on the head lock anyway).
 async fn write_loop(
-    mut rx: mpsc::Receiver<Work>,
+    rx: mpsc::Receiver<Work>,
     deps: WriterDeps,
     stop: CancellationToken,
     consumer_done: CancellationToken,
 ) -> Result<(), IngestError> {
+    let deps = Arc::new(deps);
+    let (stage_tx, stage_rx) = mpsc::channel::<Stage>(1);
+    let missed = Arc::new(AtomicBool::new(false));
+    let preparer = tokio::spawn(prepare_loop(
+        rx,
+        deps.clone(),
+        stage_tx,
+        stop.clone(),
+        consumer_done,
+        missed.clone(),
+    ));
+    let committed = commit_loop(stage_rx, &deps, &missed).await;
+    if let Err(e) = &committed {
+        tracing::error!(error = %e, "ingest writer stopped");
+        stop.cancel();
+    }
+    // The preparer ends with the consumer, or as soon as its channel to the
+    // committing stage (dropped with `commit_loop`) is closed.
+    let prepared = preparer
+        .await
+        .map_err(|e| IngestError::Internal(format!("writer's preparing stage: {e}")))?;
+    committed?;
+    if let Err(e) = &prepared {
+        tracing::error!(error = %e, "ingest writer stopped");
+        stop.cancel();
+    }
+    prepared
+}
+
+async fn prepare_loop(
+    mut rx: mpsc::Receiver<Work>,
+    deps: Arc<WriterDeps>,
+    stage_tx: mpsc::Sender<Stage>,
+    stop: CancellationToken,
+    consumer_done: CancellationToken,
+    missed: Arc<AtomicBool>,
+) -> Result<(), IngestError> {
+    let mut hint = AppendHint::default();
     loop {
         let work = tokio::select! {
             biased;
@@ -280,33 +342,86 @@ async fn write_loop(
             _ = consumer_done.cancelled() => rx.try_recv().ok(),
         };
         let Some(work) = work else { return Ok(()) };
-        match work {
-            Work::Barrier(ack) => {
-                let _ = ack.send(());
-            }
+        let stage = match work {
+            Work::Barrier(ack) => Stage::Barrier(ack),
             Work::Batch(p) => {
-                if let Err(e) = write_batch(&deps, p).await {
-                    tracing::error!(error = %e, "ingest writer stopped");
-                    stop.cancel();
-                    return Err(e);
+                // A batch that did not commit as predicted: predict the next
+                // ones from the ledger again.
+                if missed.swap(false, Ordering::SeqCst) {
+                    hint = AppendHint::default();
                 }
+                let rows = p.len();
+                let reasons: Vec<&'static str> = p.rejections.iter().map(|r| r.reason).collect();
+                let batch = Arc::new(AppendBatch {
+                    suite: deps.suite,
+                    consumer_group: Some(deps.group.clone()),
+                    received_at_us: unix_micros(SystemTime::now()),
+                    entries: p.entries,
+                    rejections: p.rejections,
+                    positions: p.positions,
+                });
+                let size = batch.entries.len() + batch.rejections.len();
+                let prepared = match with_retry(&deps, size, || {
+                    deps.ledger.prepare_append(batch.clone(), &hint)
+                })
+                .await
+                {
+                    Ok(prepared) => prepared,
+                    // The committing stage failed: its error is the cause.
+                    Err(_) if stop.is_cancelled() => return Ok(()),
+                    Err(e) => return Err(e),
+                };
+                hint = prepared.hint_after(&hint);
+                Stage::Batch(Box::new(Staged {
+                    prepared,
+                    rows,
+                    reasons,
+                    produced_at_ms: p.produced_at_ms,
+                }))
             }
+        };
+        if stage_tx.send(stage).await.is_err() {
+            return Ok(());
         }
     }
 }
 
-async fn write_batch(deps: &WriterDeps, p: Pending) -> Result<(), IngestError> {
-    let rows = p.len();
-    let mut reasons: Vec<&'static str> = p.rejections.iter().map(|r| r.reason).collect();
-    let batch = AppendBatch {
-        suite: deps.suite,
-        consumer_group: Some(deps.group.clone()),
-        received_at_us: unix_micros(SystemTime::now()),
-        entries: p.entries,
-        rejections: p.rejections,
-        positions: p.positions,
-    };
-    let out = append_with_retry(deps, &batch).await?;
+async fn commit_loop(
+    mut stage_rx: mpsc::Receiver<Stage>,
+    deps: &WriterDeps,
+    missed: &AtomicBool,
+) -> Result<(), IngestError> {
+    while let Some(stage) = stage_rx.recv().await {
+        match stage {
+            Stage::Barrier(ack) => {
+                let _ = ack.send(());
+            }
+            Stage::Batch(s) => commit_batch(deps, *s, missed).await?,
+        }
+    }
+    Ok(())
+}
+
+async fn commit_batch(
+    deps: &WriterDeps,
+    s: Staged,
+    missed: &AtomicBool,
+) -> Result<(), IngestError> {
+    let Staged {
+        prepared,
+        rows,
+        mut reasons,
+        produced_at_ms,
+    } = s;
+    let batch = prepared.batch();
+    let size = batch.entries.len() + batch.rejections.len();
+    let started = Instant::now();
+    let committed = with_retry(deps, size, || deps.ledger.commit_prepared(&prepared)).await?;
+    metrics::WRITE_SECONDS.observe(started.elapsed().as_secs_f64());
+    if !committed.as_predicted {
+        missed.store(true, Ordering::SeqCst);
+    }
+    let out = committed.outcome;
     let committed_ms = unix_micros(SystemTime::now()) / 1000;
 
     metrics::BATCH_ROWS.observe(rows as f64);
@@ -320,7 +435,7 @@ async fn write_batch(deps: &WriterDeps, p: Pending) -> Result<(), IngestError> {
                 accepted += 1;
                 seqs = Some(seqs.map_or((*seq, *seq), |(a, b)| (a.min(*seq), b.max(*seq))));
                 // `items` follows `entries`; `produced_at` is the producer's clock.
-                if let Some(produced) = p.produced_at_ms.get(k) {
+                if let Some(produced) = produced_at_ms.get(k) {
                     metrics::TIME_TO_SEQUENCED
                         .observe((committed_ms - produced).max(0) as f64 / 1e3);
                 }
@@ -344,6 +459,7 @@ async fn write_batch(deps: &WriterDeps, p: Pending) -> Result<(), IngestError> {
         duplicate,
         conflicts,
         rejected = out.rejections_recorded,
+        as_predicted = committed.as_predicted,
         "batch committed"
     );
     metrics::ACCEPTED.inc_by(accepted);
@@ -384,10 +500,19 @@ async fn write_batch(deps: &WriterDeps, p: Pending) -> Result<(), IngestError> {
     Ok(())
 }
 
-async fn append_with_retry(
+/// Run a ledger call until it succeeds, retrying transient errors (the
+/// ledger down or restarting) with exponential backoff; past the drain
+/// timeout after shutdown, give up with the batch unwritten (it is read
+/// again on restart).
+async fn with_retry<T, F, Fut>(
     deps: &WriterDeps,
-    batch: &AppendBatch,
-) -> Result<AppendOutcome, IngestError> {
+    size: usize,
+    mut call: F,
+) -> Result<T, IngestError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, LedgerError>>,
+{
     let mut backoff = backoff::ExponentialBackoff {
         initial_interval: Duration::from_millis(100),
         max_interval: Duration::from_secs(5),
@@ -397,21 +522,16 @@ async fn append_with_retry(
     };
     let mut shutdown_seen: Option<Instant> = None;
     loop {
-        let started = Instant::now();
-        match deps.ledger.append(batch).await {
-            Ok(out) => {
-                metrics::WRITE_SECONDS.observe(started.elapsed().as_secs_f64());
-                return Ok(out);
-            }
+        match call().await {
+            Ok(out) => return Ok(out),
             Err(e) if e.is_transient() => {
                 if deps.shutdown.is_cancelled() {
                     let seen = *shutdown_seen.get_or_insert_with(Instant::now);
                     if seen.elapsed() >= deps.drain_timeout {
                         return Err(IngestError::Shutdown(format!(
-                            "the ledger stayed unreachable ({e}); a batch of {} message(s) was \
+                            "the ledger stayed unreachable ({e}); a batch of {size} message(s) was \
                              not written and its positions were not stored: it is read again \
-                             on restart",
-                            batch.entries.len() + batch.rejections.len()
+                             on restart"
                         )));
                     }
                 }

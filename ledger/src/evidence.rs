@@ -3,6 +3,7 @@
 //! transaction as the rows they cover.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use anchord_core::{Digest32, Entry, EvidenceAlg, HashSuite, entry::identity_key};
 use bytes::Bytes;
@@ -160,7 +161,7 @@ const RECENT_BATCHES: usize = 3;
 /// A batch planned against a predicted state, ready to commit.
 #[derive(Debug)]
 pub struct PreparedAppend {
-    batch: AppendBatch,
+    batch: Arc<AppendBatch>,
     ids: Vec<Digest32>,
     predicted: LedgerState,
     /// Identities in `predicted.existing` taken from the hint (not read from
@@ -229,7 +230,7 @@ impl Ledger {
     /// changes nothing and reports every item as already committed.
     pub async fn append(&self, batch: &AppendBatch) -> Result<AppendOutcome, LedgerError> {
         let prepared = self
-            .prepare_append(batch.clone(), &AppendHint::default())
+            .prepare_append(Arc::new(batch.clone()), &AppendHint::default())
             .await?;
         Ok(self.commit_prepared(&prepared).await?.outcome)
     }
@@ -240,7 +241,7 @@ impl Ledger {
     /// the predicted state (`hint`, or the ledger as it is now).
     pub async fn prepare_append(
         &self,
-        batch: AppendBatch,
+        batch: Arc<AppendBatch>,
         hint: &AppendHint,
     ) -> Result<PreparedAppend, LedgerError> {
         if !batch.positions.is_empty() && batch.consumer_group.is_none() {
