@@ -438,3 +438,331 @@ async fn batches_with_resubmissions_write_every_row_once() {
     };
     assert_eq!(dead, 0, "rows written and rolled back (live rows: {live})");
 }
+
+/// Issue 17: evidence is partitioned by sequence range; the writer creates
+/// partitions ahead of the head (a batch may span several), and every
+/// lookup (by seq, range, identity, hash) reaches every partition; the
+/// identity check stays global across partitions.
+#[tokio::test]
+async fn partitions_are_created_ahead_and_every_lookup_spans_them() {
+    let (db, ledger) = TestDb::migrated().await;
+    let c = db.client().await;
+    c.execute(
+        "UPDATE ledger_meta SET value = '100' WHERE key = 'evidence_partition_size'",
+        &[],
+    )
+    .await
+    .unwrap();
+    let partitions = || async {
+        let r = c
+            .query(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+                 WHERE i.inhparent = 'evidence'::regclass ORDER BY 1",
+                &[],
+            )
+            .await
+            .unwrap();
+        r.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>()
+    };
+    assert!(
+        partitions().await.is_empty(),
+        "an empty ledger has none yet"
+    );
+    // One batch of 250: three partitions for its rows and one spare ahead.
+    let first: Vec<NewEntry> = (0..250u32)
+        .map(|i| entry("bank", &format!("a{i}"), (i % 251) as u8, Some(i as i64)))
+        .collect();
+    assert_eq!(ledger.append(&batch(first)).await.unwrap().accepted(), 250);
+    assert_eq!(
+        partitions().await,
+        [
+            "evidence_p000000000000",
+            "evidence_p000000000100",
+            "evidence_p000000000200",
+            "evidence_p000000000300"
+        ]
+    );
+    // Smaller batches cross the next boundaries; a resubmission of the very
+    // first entry (partition 0) is still recognised.
+    for b in 0..4u32 {
+        let mut es: Vec<NewEntry> = (0..40u32)
+            .map(|i| entry("bank", &format!("b{b}-{i}"), 7, None))
+            .collect();
+        es.push(entry("bank", "a0", 0, None));
+        let out = ledger.append(&batch(es)).await.unwrap();
+        assert_eq!(out.accepted(), 40);
+        assert_eq!(out.items[40], ItemOutcome::Duplicate { seq: 0 });
+    }
+    assert_eq!(ledger.next_seq().await.unwrap(), 410);
+    assert_eq!(partitions().await.len(), 6, "up to 600: 410 plus one spare");
+    let conflict = ledger
+        .append(&batch(vec![entry("bank", "a1", 99, None)]))
+        .await
+        .unwrap();
+    assert_eq!(
+        conflict.items,
+        vec![ItemOutcome::Conflict { existing_seq: 1 }]
+    );
+
+    let range = ledger.entries_range(90, 320).await.unwrap();
+    assert_eq!(range.len(), 230);
+    assert!(
+        range
+            .iter()
+            .enumerate()
+            .all(|(k, e)| e.entry.seq == 90 + k as u64)
+    );
+    let old = ledger
+        .entry_by_identity("bank", "a5")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(old.entry.seq, 5);
+    assert_eq!(
+        old.source,
+        Some(Source {
+            topic: "t".into(),
+            partition: 0,
+            offset: 5
+        })
+    );
+    assert_eq!(old.leaf_hash, old.entry.leaf_hash(HashSuite::Sha256));
+    let late = ledger.entry_by_seq(405).await.unwrap().unwrap();
+    assert_eq!(late.entry.external_id, "b3-35");
+    assert_eq!(late.source, None);
+    // Hash 7 was used in partition 0 (entry a7) and by every b entry.
+    assert_eq!(ledger.entries_by_hash(&[7; 32]).await.unwrap().len(), 161);
+    // One topic row, however many entries name it.
+    let topics: i64 = c
+        .query_one("SELECT count(*) FROM kafka_topics", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(topics, 1);
+}
+
+/// The pipelined writer prepares a batch against a prediction; when the
+/// prediction is wrong (another writer moved the head, a batch it counted on
+/// never committed, an identity was taken meanwhile) the commit plans again
+/// under the lock and the result is what a plain append would have done.
+#[tokio::test]
+async fn a_wrong_prediction_is_caught_under_the_lock_and_planned_again() {
+    use anchord_ledger::AppendHint;
+    use std::sync::Arc;
+    let (_db, ledger) = TestDb::migrated().await;
+
+    // 1. The head moved: another writer appended after the prepare.
+    let p = ledger
+        .prepare_append(
+            Arc::new(batch(vec![entry("b", "x", 1, None)])),
+            &AppendHint::default(),
+        )
+        .await
+        .unwrap();
+    ledger
+        .append(&batch(vec![entry("b", "other", 2, None)]))
+        .await
+        .unwrap();
+    let c = ledger.commit_prepared(&p).await.unwrap();
+    assert!(!c.as_predicted);
+    assert_eq!(c.outcome.items, vec![ItemOutcome::Accepted { seq: 1 }]);
+
+    // 2. A hint counting on a batch that never committed: its identity is
+    // not a duplicate after all.
+    let never = ledger
+        .prepare_append(
+            Arc::new(batch(vec![entry("b", "y", 3, None)])),
+            &AppendHint::default(),
+        )
+        .await
+        .unwrap();
+    let hint = never.hint_after(&AppendHint::default());
+    let p = ledger
+        .prepare_append(Arc::new(batch(vec![entry("b", "y", 3, None)])), &hint)
+        .await
+        .unwrap();
+    drop(never);
+    let c = ledger.commit_prepared(&p).await.unwrap();
+    assert!(!c.as_predicted);
+    assert_eq!(c.outcome.items, vec![ItemOutcome::Accepted { seq: 2 }]);
+
+    // 3. The same identity taken by another writer between prepare and
+    // commit: caught by the identity index, then a duplicate of it.
+    let p = ledger
+        .prepare_append(
+            Arc::new(batch(vec![
+                entry("b", "z", 4, None),
+                entry("b", "w", 5, None),
+            ])),
+            &AppendHint::default(),
+        )
+        .await
+        .unwrap();
+    ledger
+        .append(&batch(vec![entry("b", "z", 4, None)]))
+        .await
+        .unwrap();
+    let c = ledger.commit_prepared(&p).await.unwrap();
+    assert_eq!(
+        c.outcome.items,
+        vec![
+            ItemOutcome::Duplicate { seq: 3 },
+            ItemOutcome::Accepted { seq: 4 }
+        ]
+    );
+
+    // 4. A prediction that holds is written as prepared, and a pipeline of
+    // hints carries resubmissions across batches still in flight.
+    let p1 = ledger
+        .prepare_append(
+            Arc::new(batch(vec![entry("b", "v", 6, None)])),
+            &AppendHint::default(),
+        )
+        .await
+        .unwrap();
+    let h1 = p1.hint_after(&AppendHint::default());
+    let p2 = ledger
+        .prepare_append(
+            Arc::new(batch(vec![
+                entry("b", "v", 6, None),
+                entry("b", "u", 7, None),
+            ])),
+            &h1,
+        )
+        .await
+        .unwrap();
+    let c1 = ledger.commit_prepared(&p1).await.unwrap();
+    let c2 = ledger.commit_prepared(&p2).await.unwrap();
+    assert!(c1.as_predicted && c2.as_predicted);
+    assert_eq!(c1.outcome.items, vec![ItemOutcome::Accepted { seq: 5 }]);
+    assert_eq!(
+        c2.outcome.items,
+        vec![
+            ItemOutcome::Duplicate { seq: 5 },
+            ItemOutcome::Accepted { seq: 6 }
+        ]
+    );
+    assert_eq!(ledger.next_seq().await.unwrap(), 7);
+}
+
+/// Migration 0007 moves an existing ledger's entries into the partitioned
+/// table: every entry, its source, identity and leaf hash survive, blocks
+/// keep their foreign keys, and appends continue from the head.
+#[tokio::test]
+async fn a_ledger_from_before_0007_keeps_its_entries_and_blocks() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    c.batch_execute(
+        "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, \
+         checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .await
+    .unwrap();
+    for m in MIGRATIONS.iter().filter(|m| m.version < 7) {
+        c.batch_execute(m.sql).await.unwrap();
+        c.execute(
+            "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+            &[
+                &m.version,
+                &m.name,
+                &anchord_ledger::migrate::checksum(m.sql),
+            ],
+        )
+        .await
+        .unwrap();
+    }
+    // 30 entries the way versions before 7 stored them.
+    for i in 0..30i64 {
+        let e = anchord_core::Entry {
+            seq: i as u64,
+            received_at_us: 1_700_000_000_000_000,
+            tenant: "bank".into(),
+            external_id: format!("old{i}"),
+            hash_alg: EvidenceAlg::Sha256,
+            evidence_hash: vec![i as u8; 32],
+            metadata: (i % 2 == 0).then(|| "{\"k\":1}".to_owned()),
+        };
+        let id = anchord_core::entry::identity_key("bank", &e.external_id);
+        let leaf = e.leaf_hash(HashSuite::Sha256);
+        let topic = (i % 3 != 0).then_some("evidence.v1");
+        c.execute(
+            "INSERT INTO evidence (seq, identity, tenant, external_id, hash_alg, evidence_hash, \
+             metadata, received_at_us, entry_version, leaf_hash, src_topic, src_partition, src_offset) \
+             VALUES ($1, $2, $3, $4, 1, $5, $6, $7, 1, $8, $9, $10, $11)",
+            &[
+                &i,
+                &id.as_slice(),
+                &e.tenant,
+                &e.external_id,
+                &e.evidence_hash,
+                &e.metadata,
+                &e.received_at_us,
+                &leaf.as_slice(),
+                &topic,
+                &topic.map(|_| 2i32),
+                &topic.map(|_| 100 + i),
+            ],
+        )
+        .await
+        .unwrap();
+    }
+    c.batch_execute(
+        "UPDATE ledger_head SET next_seq = 30; \
+         INSERT INTO blocks (height, hash_suite, first_seq, last_seq, leaf_count, merkle_root, \
+         prev_hash, block_hash, sealed_at_us) VALUES (0, 1, 0, 19, 20, sha256('r'), sha256('p'), \
+         sha256('b'), 1)",
+    )
+    .await
+    .unwrap();
+
+    let ledger = db.ledger();
+    let applied = ledger.migrate().await.unwrap();
+    assert_eq!(
+        applied.len(),
+        MIGRATIONS.iter().filter(|m| m.version >= 7).count()
+    );
+    for i in 0..30u64 {
+        let s = ledger
+            .entry_by_identity("bank", &format!("old{i}"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.entry.seq, i);
+        assert_eq!(s.leaf_hash, s.entry.leaf_hash(HashSuite::Sha256));
+        assert_eq!(s.entry.metadata.is_some(), i % 2 == 0);
+        assert_eq!(
+            s.source,
+            (i % 3 != 0).then(|| Source {
+                topic: "evidence.v1".into(),
+                partition: 2,
+                offset: 100 + i as i64
+            })
+        );
+    }
+    // Blocks still refer to existing evidence: a block past the entries is
+    // refused.
+    let dangling = c
+        .execute(
+            "INSERT INTO blocks (height, hash_suite, first_seq, last_seq, leaf_count, merkle_root, \
+             prev_hash, block_hash, sealed_at_us) VALUES (1, 1, 20, 99, 80, sha256('r'), \
+             sha256('b'), sha256('c'), 2)",
+            &[],
+        )
+        .await;
+    assert!(dangling.is_err(), "blocks keep their foreign keys");
+    let out = ledger
+        .append(&batch(vec![
+            entry("bank", "old3", 3, None),
+            entry("bank", "new", 1, None),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.items,
+        vec![
+            ItemOutcome::Duplicate { seq: 3 },
+            ItemOutcome::Accepted { seq: 30 }
+        ]
+    );
+    assert!(ledger.migrate().await.unwrap().is_empty());
+}
