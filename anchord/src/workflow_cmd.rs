@@ -24,11 +24,20 @@ pub enum WorkflowAction {
         #[arg(long)]
         password_file: PathBuf,
     },
+    /// Print the API's OpenAPI document (what `GET /v1/openapi.json`
+    /// serves), e.g. to regenerate docs/workflow-openapi.json, which the web
+    /// console's typed client is generated from.
+    Openapi,
 }
 
 pub async fn run(config: Config, args: WorkflowArgs) -> anyhow::Result<()> {
     match args.action {
         None => crate::service::run(config, WorkflowService).await,
+        Some(WorkflowAction::Openapi) => {
+            let doc = anchord_workflow::console::openapi_document();
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+            Ok(())
+        }
         Some(WorkflowAction::CreateAdmin {
             username,
             password_file,

@@ -136,8 +136,14 @@ pub fn router(wf: Arc<Workflow>) -> Router {
         .merge(uploads);
     api.route_layer(middleware::from_fn_with_state(wf.clone(), audit_layer))
         .route_layer(middleware::from_fn(crate::metrics::track))
-        .fallback(not_found)
+        // Non-API paths are the web console's (console.rs).
+        .fallback(crate::console::fallback)
         .method_not_allowed_fallback(method_not_allowed)
+        // The console's session cookie, before the session is resolved.
+        .layer(middleware::from_fn_with_state(
+            wf.clone(),
+            crate::console::cookie_sessions,
+        ))
         // Outermost: the security headers of every answer (fallbacks
         // included), and the one-connection scope of every request.
         .layer(middleware::from_fn_with_state(wf.clone(), security_headers))
@@ -177,21 +183,16 @@ async fn security_headers(State(wf): State<Arc<Workflow>>, req: Request, next: N
         "cross-origin-resource-policy",
         HeaderValue::from_static("same-origin"),
     );
-    if let Ok(v) = HeaderValue::from_str(&wf.config.content_security_policy) {
+    // The console's index.html sets its own (the policy plus a style nonce).
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY)
+        && let Ok(v) = HeaderValue::from_str(&wf.config.content_security_policy)
+    {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
     }
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     resp
-}
-
-async fn not_found() -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::NOT_FOUND,
-        "not_found",
-        "no such endpoint; see /v1/openapi.json",
-    )
 }
 
 async fn method_not_allowed() -> ApiError {
@@ -373,7 +374,7 @@ async fn created_object(path: &str, resp: Response) -> (String, Response) {
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, crate::error::FileUpload)),
     modifiers(&BearerAuth, &CommonResponses),
-    security(("bearer" = []))
+    security(("bearer" = []), ("session_cookie" = []))
 )]
 pub struct ApiDoc;
 
@@ -392,6 +393,17 @@ impl utoipa::Modify for BearerAuth {
                     .description(Some("a token from POST /v1/auth/login"))
                     .build(),
             ),
+        );
+        // The web console's alternative (console.rs): changes need the
+        // X-Anchord-CSRF header and this origin.
+        components.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Cookie(
+                utoipa::openapi::security::ApiKeyValue::with_description(
+                    crate::console::SESSION_COOKIE,
+                    "the HttpOnly cookie set by POST /v1/auth/login sent with X-Anchord-CSRF; changes need that header too",
+                ),
+            )),
         );
     }
 }

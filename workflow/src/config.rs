@@ -123,6 +123,17 @@ pub struct WorkflowConfig {
     pub session_purge_grace_s: u64,
     /// The `Content-Security-Policy` of every answer.
     pub content_security_policy: String,
+    /// The built web console (`console/`, `npm run build`), served at `/`
+    /// (`console.rs`); relative to the working directory. Empty or without
+    /// an `index.html`: `/` answers 503 saying how to build it.
+    pub console_dir: PathBuf,
+    /// The built court verification page (`console/verify/`), served at
+    /// `/verify/`.
+    pub verify_dir: PathBuf,
+    /// The console's session cookie carries `Secure` (sent over https only;
+    /// browsers also accept it from http://localhost). Set false only for
+    /// a console reached over plain http on another host name.
+    pub session_cookie_secure: bool,
 }
 
 /// The default `Content-Security-Policy`: nothing but same-origin scripts,
@@ -180,6 +191,9 @@ impl Default for WorkflowConfig {
             session_purge_interval_s: 600,
             session_purge_grace_s: 3600,
             content_security_policy: DEFAULT_CSP.into(),
+            console_dir: crate::console::default_console_dir(),
+            verify_dir: crate::console::default_verify_dir(),
+            session_cookie_secure: true,
         }
     }
 }

@@ -30,6 +30,7 @@ pub mod auth;
 pub mod authz;
 mod certificates;
 pub mod config;
+pub mod console;
 pub mod conn;
 pub mod contracts;
 pub use anchord_egress as egress;
