@@ -1,0 +1,115 @@
+import { useCallback, useEffect, useMemo, useState } from 'react';
+import { App as AntApp, ConfigProvider, Spin } from 'antd';
+import zhCN from 'antd/locale/zh_CN';
+import enUS from 'antd/locale/en_US';
+import dayjs from 'dayjs';
+import 'dayjs/locale/zh-cn';
+import { BrowserRouter, Navigate, Route, Routes } from 'react-router';
+import { api, setOnUnauthenticated, type Schemas } from './api/client';
+import { I18nContext, type Lang, translate } from './i18n';
+import { Shell } from './Shell';
+import { Login } from './pages/Login';
+import { PreservationList } from './pages/PreservationList';
+import { PreservationNew } from './pages/PreservationNew';
+import { PreservationDetail } from './pages/PreservationDetail';
+import { Inbox } from './pages/Inbox';
+import { JudicialList } from './pages/JudicialList';
+import { JudicialDetail } from './pages/JudicialDetail';
+import { Products } from './pages/Products';
+import { UsersPage } from './pages/Users';
+import { Monitoring } from './pages/Monitoring';
+import { AuditLog } from './pages/AuditLog';
+import { Contracts } from './pages/Contracts';
+import { ContractDetail } from './pages/ContractDetail';
+import { SessionContext } from './session';
+
+type Me = Schemas['Caller'];
+
+/** The style nonce the server put in index.html (workflow/src/console.rs). */
+function cspNonce(): string | undefined {
+  const v = document.querySelector('meta[name="csp-nonce"]')?.getAttribute('content');
+  return v && v !== '__CSP_NONCE__' ? v : undefined;
+}
+
+export function homeOf(role: string): string {
+  switch (role) {
+    case 'admin':
+      return '/admin/products';
+    case 'reviewer':
+      return '/inbox';
+    case 'institution':
+      return '/judicial';
+    default:
+      return '/preservations';
+  }
+}
+
+export function App() {
+  const [lang, setLangState] = useState<Lang>(() =>
+    localStorage.getItem('anchord.lang') === 'en' ? 'en' : 'zh',
+  );
+  const [me, setMe] = useState<Me | null | undefined>(undefined);
+  const setLang = useCallback((l: Lang) => {
+    localStorage.setItem('anchord.lang', l);
+    setLangState(l);
+  }, []);
+  useEffect(() => {
+    dayjs.locale(lang === 'zh' ? 'zh-cn' : 'en');
+    document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
+  }, [lang]);
+  const i18n = useMemo(() => ({ lang, setLang, t: (k: Parameters<typeof translate>[1]) => translate(lang, k) }), [lang, setLang]);
+  const refresh = useCallback(async () => {
+    const r = await api.GET('/v1/me');
+    setMe(r.response.ok && r.data ? r.data : null);
+  }, []);
+  useEffect(() => {
+    setOnUnauthenticated(() => setMe(null));
+    void refresh();
+  }, [refresh]);
+  const nonce = useMemo(cspNonce, []);
+  return (
+    <I18nContext.Provider value={i18n}>
+      <ConfigProvider
+        locale={lang === 'zh' ? zhCN : enUS}
+        csp={nonce ? { nonce } : undefined}
+        theme={{ zeroRuntime: true }}
+      >
+        <AntApp>
+          <SessionContext.Provider value={{ me: me ?? null, refresh, setMe }}>
+            <BrowserRouter>
+              {me === undefined ? (
+                <div className="anchord-login">
+                  <Spin />
+                </div>
+              ) : me === null ? (
+                <Routes>
+                  <Route path="*" element={<Login />} />
+                </Routes>
+              ) : (
+                <Shell>
+                  <Routes>
+                    <Route path="/" element={<Navigate to={homeOf(me.role)} replace />} />
+                    <Route path="/login" element={<Navigate to={homeOf(me.role)} replace />} />
+                    <Route path="/preservations" element={<PreservationList />} />
+                    <Route path="/preservations/new" element={<PreservationNew />} />
+                    <Route path="/preservations/:id" element={<PreservationDetail />} />
+                    <Route path="/inbox" element={<Inbox />} />
+                    <Route path="/contracts" element={<Contracts />} />
+                    <Route path="/contracts/:id" element={<ContractDetail />} />
+                    <Route path="/judicial" element={<JudicialList />} />
+                    <Route path="/judicial/:id" element={<JudicialDetail />} />
+                    <Route path="/admin/products" element={<Products />} />
+                    <Route path="/admin/users" element={<UsersPage />} />
+                    <Route path="/admin/monitoring" element={<Monitoring />} />
+                    <Route path="/admin/audit" element={<AuditLog />} />
+                    <Route path="*" element={<Navigate to={homeOf(me.role)} replace />} />
+                  </Routes>
+                </Shell>
+              )}
+            </BrowserRouter>
+          </SessionContext.Provider>
+        </AntApp>
+      </ConfigProvider>
+    </I18nContext.Provider>
+  );
+}

@@ -1,0 +1,86 @@
+import type { ReactNode } from 'react';
+import { Button, Layout, Menu, Space, Tag } from 'antd';
+import { useLocation, useNavigate } from 'react-router';
+import { api } from './api/client';
+import { type Key, useI18n } from './i18n';
+import { useSession } from './session';
+
+/** The menu of each role (the manual's screens). */
+export function menuOf(role: string): { path: string; key: Key }[] {
+  switch (role) {
+    case 'admin':
+      return [
+        { path: '/admin/products', key: 'menu_products' },
+        { path: '/admin/users', key: 'menu_users' },
+        { path: '/preservations', key: 'menu_preservations' },
+        { path: '/contracts', key: 'menu_contracts' },
+        { path: '/judicial', key: 'menu_judicial' },
+        { path: '/admin/monitoring', key: 'menu_monitoring' },
+        { path: '/admin/audit', key: 'menu_audit' },
+      ];
+    case 'reviewer':
+      return [
+        { path: '/inbox', key: 'menu_inbox' },
+        { path: '/preservations', key: 'menu_preservations' },
+        { path: '/contracts', key: 'menu_contracts' },
+        { path: '/judicial', key: 'menu_judicial' },
+      ];
+    case 'institution':
+      return [{ path: '/judicial', key: 'menu_queue' }];
+    default:
+      return [
+        { path: '/preservations', key: 'menu_preservations' },
+        { path: '/preservations/new', key: 'menu_new_preservation' },
+        { path: '/contracts', key: 'menu_contracts' },
+        { path: '/judicial', key: 'menu_judicial' },
+      ];
+  }
+}
+
+export function Shell({ children }: { children: ReactNode }) {
+  const { t, lang, setLang } = useI18n();
+  const { me, setMe } = useSession();
+  const nav = useNavigate();
+  const loc = useLocation();
+  if (!me) return null;
+  const items = menuOf(me.role);
+  const selected = items
+    .filter((i) => loc.pathname === i.path || loc.pathname.startsWith(`${i.path}/`))
+    .sort((a, b) => b.path.length - a.path.length)[0];
+  const logout = async () => {
+    await api.POST('/v1/auth/logout');
+    setMe(null);
+    nav('/');
+  };
+  return (
+    <Layout>
+      <Layout.Header className="anchord-header">
+        <span className="anchord-logo">{t('appName')}</span>
+        <Menu
+          theme="dark"
+          mode="horizontal"
+          selectedKeys={selected ? [selected.path] : []}
+          items={items.map((i) => ({ key: i.path, label: t(i.key) }))}
+          onClick={(e) => nav(e.key)}
+        />
+        <Space>
+          <a href="/verify/" target="_blank" rel="noopener">
+            {t('verifyPage')}
+          </a>
+          <span className="anchord-user">
+            {me.username} <Tag>{t(`role_${me.role}` as Key)}</Tag>
+          </span>
+          <Button size="small" onClick={() => setLang(lang === 'zh' ? 'en' : 'zh')}>
+            {t('language')}
+          </Button>
+          <Button size="small" onClick={logout}>
+            {t('logout')}
+          </Button>
+        </Space>
+      </Layout.Header>
+      <Layout.Content className="anchord-content">
+        <main>{children}</main>
+      </Layout.Content>
+    </Layout>
+  );
+}

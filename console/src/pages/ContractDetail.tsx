@@ -1,0 +1,136 @@
+import { useCallback, useEffect, useState } from 'react';
+import { Alert, Button, Card, Descriptions, Form, Input, Modal, Space, Table, message } from 'antd';
+import { useParams } from 'react-router';
+import { api, errorText, must, type Schemas } from '../api/client';
+import { localTime, useI18n } from '../i18n';
+import { useSession } from '../session';
+import { Mono, StatusTag } from './common';
+
+type C = Schemas['ContractJson'];
+type S = Schemas['SignerJson'];
+
+/** A contract: body, hash, each signer's status; sign (platform-held key) or refuse; review. */
+export function ContractDetail() {
+  const { id } = useParams();
+  const cid = Number(id);
+  const { t, lang } = useI18n();
+  const { me } = useSession();
+  const [c, setC] = useState<C>();
+  const [error, setError] = useState<string>();
+  const [reason, setReason] = useState<'refuse' | 'reject'>();
+  const load = useCallback(async () => {
+    const r = await api.GET('/v1/contracts/{id}', { params: { path: { id: cid } } });
+    if (r.data) setC(r.data);
+    else setError(errorText(r.error));
+  }, [cid]);
+  useEffect(() => {
+    void load();
+  }, [load]);
+  if (error) return <Alert type="error" title={error} showIcon />;
+  if (!c) return <Card loading />;
+  const fail = (e: unknown) => message.error(errorText((e as { body?: unknown }).body ?? e));
+  const mine = c.signers.find((s) => s.user_id === me?.id && s.status === 'pending');
+  const sign = async () => {
+    try {
+      // The platform holds the key (custody "platform"): registered on first use.
+      const k = await api.POST('/v1/contracts/{id}/sign', { params: { path: { id: cid } }, body: {} });
+      if (!k.response.ok) {
+        await must(api.PUT('/v1/me/signing-key', { body: { custody: 'platform' } }));
+        await must(api.POST('/v1/contracts/{id}/sign', { params: { path: { id: cid } }, body: {} }));
+      }
+      await load();
+    } catch (e) {
+      fail(e);
+    }
+  };
+  const approve = async () => {
+    try {
+      await must(api.POST('/v1/contracts/{id}/approve', { params: { path: { id: cid } } }));
+      await load();
+    } catch (e) {
+      fail(e);
+    }
+  };
+  const decide = async (v: { reason: string }) => {
+    try {
+      if (reason === 'refuse') await must(api.POST('/v1/contracts/{id}/refuse', { params: { path: { id: cid } }, body: { reason: v.reason } }));
+      else await must(api.POST('/v1/contracts/{id}/reject', { params: { path: { id: cid } }, body: { reason: v.reason } }));
+      setReason(undefined);
+      await load();
+    } catch (e) {
+      fail(e);
+    }
+  };
+  const reviewer = me?.role === 'reviewer' && c.status === 'awaiting_review';
+  return (
+    <Space direction="vertical" style={{ width: '100%' }} size="large">
+      <Card
+        title={
+          <span>
+            {c.number} · {c.title} <StatusTag status={c.status} />
+          </span>
+        }
+        extra={
+          <Space>
+            {mine && c.status === 'signing' && (
+              <>
+                <Button type="primary" onClick={sign}>
+                  {t('sign')}
+                </Button>
+                <Button danger onClick={() => setReason('refuse')}>
+                  {t('refuse')}
+                </Button>
+              </>
+            )}
+            {reviewer && (
+              <>
+                <Button type="primary" onClick={approve}>
+                  {t('approve')}
+                </Button>
+                <Button danger onClick={() => setReason('reject')}>
+                  {t('reject')}
+                </Button>
+              </>
+            )}
+          </Space>
+        }
+      >
+        <Descriptions bordered column={1} size="small">
+          <Descriptions.Item label={t('hash')}>
+            <Mono>
+              {c.hash_alg} {c.contract_hash}
+            </Mono>
+          </Descriptions.Item>
+          <Descriptions.Item label={t('createdAt')}>{localTime(lang, c.created_at)}</Descriptions.Item>
+          {c.reject_reason && <Descriptions.Item label={t('reason')}>{c.reject_reason}</Descriptions.Item>}
+        </Descriptions>
+        <pre style={{ whiteSpace: 'pre-wrap', marginTop: 16 }}>{c.body}</pre>
+      </Card>
+      <Card title={t('signers')}>
+        <Table<S>
+          rowKey="index"
+          size="small"
+          pagination={false}
+          dataSource={c.signers}
+          columns={[
+            { title: '#', dataIndex: 'index', width: 50 },
+            { title: t('username'), render: (_, s) => s.username ?? '' },
+            { title: t('tenant'), dataIndex: 'organisation' },
+            { title: t('status'), dataIndex: 'status', render: (v: string) => <StatusTag status={v === 'signed' ? 'on_chain' : v === 'pending' ? 'signing' : v} /> },
+            { title: t('signedAt'), dataIndex: 'signed_at', render: (v: string | null) => localTime(lang, v) },
+          ]}
+        />
+      </Card>
+      <Modal open={reason !== undefined} title={reason === 'refuse' ? t('refuse') : t('reject')} footer={null} onCancel={() => setReason(undefined)} destroyOnHidden>
+        <Form layout="vertical" onFinish={decide}>
+          <Form.Item name="reason" label={t('reason')} rules={[{ required: true, max: 2000 }]}>
+            <Input.TextArea rows={3} />
+          </Form.Item>
+          <Button type="primary" danger htmlType="submit">
+            {t('save')}
+          </Button>
+        </Form>
+      </Modal>
+    </Space>
+  );
+}

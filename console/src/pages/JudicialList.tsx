@@ -1,0 +1,115 @@
+import { useCallback, useEffect, useState } from 'react';
+import { Button, Card, Form, Input, InputNumber, Modal, Select, Space, Table, Tabs, message } from 'antd';
+import { Link, useNavigate } from 'react-router';
+import { api, errorText, must, nextAfter, type Schemas } from '../api/client';
+import { localTime, statusLabel, useI18n } from '../i18n';
+import { useSession } from '../session';
+import { StatusTag } from './common';
+
+type R = Schemas['RequestJson'];
+type Status = 'pending' | 'in_review' | 'certified' | 'refused';
+const STATUSES: Status[] = ['pending', 'in_review', 'certified', 'refused'];
+
+/** 司法出证: the institution's queue by status; the applicant's requests and the application form. */
+export function JudicialList() {
+  const { t, lang } = useI18n();
+  const { me } = useSession();
+  const nav = useNavigate();
+  const [status, setStatus] = useState<Status | 'all'>(me?.role === 'institution' ? 'pending' : 'all');
+  const [rows, setRows] = useState<R[]>([]);
+  const [after, setAfter] = useState<number>();
+  const [next, setNext] = useState<number>();
+  const [applying, setApplying] = useState(false);
+  const [institutions, setInstitutions] = useState<Schemas['Institution'][]>([]);
+  const load = useCallback(async () => {
+    const query = { ...(status === 'all' ? {} : { status }), ...(after ? { after } : {}), limit: 20 };
+    const r = await api.GET('/v1/judicial-requests', { params: { query } });
+    if (r.data) {
+      setRows(r.data);
+      setNext(nextAfter(r.response));
+    } else message.error(errorText(r.error));
+  }, [status, after]);
+  useEffect(() => {
+    void load();
+  }, [load]);
+  const canApply = me?.role === 'user' || me?.role === 'reviewer';
+  useEffect(() => {
+    if (canApply) void api.GET('/v1/institutions').then((r) => r.data && setInstitutions(r.data));
+  }, [canApply]);
+  const apply = async (v: { kind: 'notarization' | 'ruling'; subject_kind: 'preservation' | 'contract'; subject_id: number; institution_id: string; case_description?: string; purpose?: string }) => {
+    try {
+      const r = await must(api.POST('/v1/judicial-requests', { body: v }));
+      setApplying(false);
+      nav(`/judicial/${r.id}`);
+    } catch (e) {
+      message.error(errorText((e as { body?: unknown }).body ?? e));
+    }
+  };
+  return (
+    <Card
+      title={me?.role === 'institution' ? t('menu_queue') : t('menu_judicial')}
+      extra={
+        canApply && (
+          <Button type="primary" onClick={() => setApplying(true)}>
+            {t('applyJudicial')}
+          </Button>
+        )
+      }
+    >
+      <Tabs
+        activeKey={status}
+        onChange={(k) => {
+          setAfter(undefined);
+          setStatus(k as Status | 'all');
+        }}
+        items={[{ key: 'all', label: t('reset') === '重置' ? '全部' : 'All' }, ...STATUSES.map((s) => ({ key: s, label: statusLabel(lang, s) }))]}
+      />
+      <Table<R>
+        rowKey="id"
+        dataSource={rows}
+        pagination={false}
+        columns={[
+          { title: t('number'), dataIndex: 'number', render: (v: string, r) => <Link to={`/judicial/${r.id}`}>{v}</Link> },
+          { title: t('kind'), dataIndex: 'kind', render: (v: string) => t(v === 'ruling' ? 'kind_ruling' : 'kind_notarization') },
+          { title: t('subject'), render: (_, r) => `${r.subject_kind} #${r.subject_id}` },
+          { title: t('institution'), dataIndex: 'institution_name' },
+          { title: t('status'), dataIndex: 'status', render: (v: string) => <StatusTag status={v} /> },
+          { title: t('createdAt'), dataIndex: 'created_at', render: (v: string) => localTime(lang, v) },
+        ]}
+      />
+      <Space style={{ marginTop: 16 }}>
+        <Button disabled={after === undefined} onClick={() => setAfter(undefined)}>
+          {t('firstPage')}
+        </Button>
+        <Button disabled={next === undefined} onClick={() => setAfter(next)}>
+          {t('nextPage')}
+        </Button>
+      </Space>
+      <Modal open={applying} title={t('applyJudicial')} footer={null} onCancel={() => setApplying(false)} destroyOnHidden>
+        <Form layout="vertical" onFinish={apply} initialValues={{ kind: 'notarization', subject_kind: 'preservation' }}>
+          <Form.Item name="kind" label={t('kind')} rules={[{ required: true }]}>
+            <Select options={[{ value: 'notarization', label: t('kind_notarization') }, { value: 'ruling', label: t('kind_ruling') }]} />
+          </Form.Item>
+          <Form.Item name="subject_kind" label={t('subject')} rules={[{ required: true }]}>
+            <Select options={[{ value: 'preservation', label: t('menu_preservations') }, { value: 'contract', label: t('menu_contracts') }]} />
+          </Form.Item>
+          <Form.Item name="subject_id" label="ID" rules={[{ required: true }]}>
+            <InputNumber min={1} style={{ width: '100%' }} />
+          </Form.Item>
+          <Form.Item name="institution_id" label={t('institution')} rules={[{ required: true }]}>
+            <Select options={institutions.map((i) => ({ value: i.id, label: i.name }))} />
+          </Form.Item>
+          <Form.Item name="case_description" label={t('caseDescription')}>
+            <Input.TextArea rows={3} maxLength={4000} />
+          </Form.Item>
+          <Form.Item name="purpose" label={t('purpose')}>
+            <Select allowClear options={['civil_litigation', 'evidence_retention', 'other'].map((v) => ({ value: v, label: v }))} />
+          </Form.Item>
+          <Button type="primary" htmlType="submit">
+            {t('create')}
+          </Button>
+        </Form>
+      </Modal>
+    </Card>
+  );
+}
