@@ -85,6 +85,8 @@ pub fn router(prover: Arc<Prover>, config: &VerifierConfig) -> Router {
         .route("/v1/checkpoints/consistency", get(consistency))
         .route("/v1/checkpoints/{size}", get(checkpoint_by_size))
         .route("/v1/openapi.json", get(openapi_json))
+        .route("/checkpoint", get(tlog_checkpoint))
+        .route("/tile/{*path}", get(tlog_tile))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -686,6 +688,119 @@ async fn consistency(
 }
 
 // ---------------------------------------------------------------------------
+// tlog-tiles (c2sp.org/tlog-tiles): the block log as static resources
+// ---------------------------------------------------------------------------
+
+/// `Cache-Control` of a full tile or entry bundle: it never changes.
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// `Cache-Control` of a partial tile or bundle (its bytes never change
+/// either, but the log may stop serving it once the tile is full).
+pub const PARTIAL: &str = "public, max-age=60";
+/// `Cache-Control` of `/checkpoint` (mutable: a few seconds at most).
+pub const CHECKPOINT_CACHE: &str = "public, max-age=1";
+
+/// The latest checkpoint of the block log as a C2SP signed note, with every
+/// signature collected so far (the sealer's, then witness cosignatures).
+#[utoipa::path(get, path = "/checkpoint", responses(
+    (status = 200, description = "the signed note (text/plain; charset=utf-8)", body = String, content_type = "text/plain"),
+    (status = 404, description = "nothing sealed yet", body = ErrorBody),
+    (status = 429, description = "rate limited", body = ErrorBody),
+))]
+async fn tlog_checkpoint(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let cp = s
+        .prover
+        .ledger()
+        .latest_checkpoint()
+        .await
+        .map_err(ProveError::from)?
+        .ok_or_else(|| ApiError::not_found("no checkpoint yet"))?;
+    let mut r = cp.signed_note.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(CHECKPOINT_CACHE),
+    );
+    Ok(r)
+}
+
+/// `GET /tile/<L>/<N>[.p/<W>]` and `GET /tile/entries/<N>[.p/<W>]`: the
+/// block log's hash tiles and entry bundles (each entry a block header's
+/// canonical encoding, uint16 length-prefixed). Only tiles of the latest
+/// checkpoint's tree (or, for partial tiles, of an earlier checkpoint's:
+/// every block has one) exist; anything else is 404.
+async fn tlog_tile(
+    State(s): State<AppState>,
+    p: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    use anchord_core::tiles::{self, Tile};
+    let Path(rest) = p.map_err(path_error)?;
+    let path = format!("tile/{rest}");
+    let (level, index, width) =
+        Tile::parse_path(&path).map_err(|e| ApiError::bad("bad_tile_path", e.to_string()))?;
+    let Some(cp) = s
+        .prover
+        .ledger()
+        .latest_checkpoint()
+        .await
+        .map_err(ProveError::from)?
+    else {
+        return Err(ApiError::not_found("no checkpoint yet"));
+    };
+    let have = tiles::tile_width(cp.size, level.unwrap_or(0), index).unwrap_or(0);
+    let full = u64::from(width) == tiles::TILE_WIDTH;
+    if have < width || (full && have != width) {
+        return Err(ApiError::not_found(
+            "no such tile in the latest checkpoint's tree",
+        ));
+    }
+    let body = match level {
+        Some(level) => s
+            .prover
+            .log_tile(Tile {
+                level,
+                index,
+                width,
+            })
+            .await?
+            .ok_or_else(|| {
+                tracing::error!(%path, size = cp.size, "a tile of the latest checkpoint's tree is not stored");
+                ApiError::from(ProveError::Corrupt(format!("tile {path} is not stored")))
+            })?,
+        None => {
+            let from = index * tiles::TILE_WIDTH;
+            let headers = s
+                .prover
+                .ledger()
+                .block_headers_between(from, from + u64::from(width))
+                .await
+                .map_err(ProveError::from)?;
+            let mut out = Vec::with_capacity(headers.len() * 121);
+            for h in headers {
+                let e = h.encode();
+                out.extend_from_slice(&(e.len() as u16).to_be_bytes());
+                out.extend_from_slice(&e);
+            }
+            out
+        }
+    };
+    let mut r = Body::from(body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(if full { IMMUTABLE } else { PARTIAL }),
+    );
+    Ok(r)
+}
+
+// ---------------------------------------------------------------------------
 // OpenAPI
 // ---------------------------------------------------------------------------
 
@@ -703,6 +818,7 @@ async fn consistency(
         checkpoint_latest,
         checkpoint_by_size,
         consistency,
+        tlog_checkpoint,
         openapi_json
     ),
     components(schemas(

@@ -36,15 +36,38 @@ pub static REQUEST_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+pub static TILE_READS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        opts!(
+            "anchord_verifier_tile_reads_total",
+            "Tiles read for proofs and the tlog-tiles API, by tree and source."
+        ),
+        &["tree", "source"]
+    )
+    .expect("metric registers once")
+});
+
+/// Values of `anchord_verifier_tile_reads_total{tree, source}`.
+pub const TILE_READ_LABELS: &[(&str, &str)] = &[
+    ("log", "cache"),
+    ("log", "db"),
+    ("block", "cache"),
+    ("block", "db"),
+    ("block", "level0"),
+];
+
 /// Every verifier metric, registering each on first use.
 pub fn collectors() -> Vec<&'static dyn prometheus::core::Collector> {
-    vec![&*REQUESTS, &*REQUEST_SECONDS]
+    vec![&*REQUESTS, &*REQUEST_SECONDS, &*TILE_READS]
 }
 
 /// Register every verifier metric (so they are exported before traffic;
 /// label values come with the first request of each route).
 pub fn init() {
     let _ = collectors();
+    for (tree, source) in TILE_READ_LABELS {
+        TILE_READS.with_label_values(&[tree, source]);
+    }
 }
 
 /// The label for a request's route: its template, or `unmatched`.

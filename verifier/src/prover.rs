@@ -9,7 +9,7 @@
 //! (block hashes, extended as blocks are sealed) and serialized bundles
 //! (short TTLs, so that an anchor or a new target's receipt shows up).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -18,10 +18,11 @@ use anchord_core::bundle::{
     BundleCheckpoint, DeclaredKeys,
 };
 use anchord_core::checkpoint::BlockHeader;
-use anchord_core::{Digest32, HashSuite, merkle, tiles};
+use anchord_core::tiles::{self, Tile, TileSet};
+use anchord_core::{Digest32, HashSuite, merkle};
 use anchord_ledger::{Ledger, LedgerError, StoredCheckpoint, StoredEntry};
 
-use crate::VerifierConfig;
+use crate::{VerifierConfig, metrics};
 
 /// Why a bundle could not be assembled (never shown to clients).
 #[derive(Debug, thiserror::Error)]
@@ -73,10 +74,15 @@ pub struct Prover {
     pending_ttl: Duration,
     anchor_view_ttl: Duration,
     cache_cap: usize,
-    log: RwLock<Arc<Vec<Digest32>>>,
-    /// Every block header by height (immutable once sealed).
-    headers: RwLock<Arc<Vec<BlockHeader>>>,
-    /// Per block: its chunk roots, computed once (single flight).
+    /// Full block-log tiles (immutable once full), by (level, index).
+    log_tiles: RwLock<HashMap<(u8, u64), Arc<Vec<Digest32>>>>,
+    /// Block headers by first sequence number (immutable once sealed),
+    /// filled one block at a time as proofs need them.
+    headers: RwLock<BTreeMap<u64, BlockHeader>>,
+    /// Per block: its tree's tiles above level 0 (immutable), as stored.
+    block_tiles: RwLock<HashMap<u64, Arc<TileSet>>>,
+    /// Per block sealed before tiles: its chunk roots, computed once from
+    /// all its leaves (single flight).
     chunk_roots: RwLock<HashMap<u64, ChunkCell>>,
     /// Per block: the checkpoint its bundles end at and the receipts, for
     /// `anchor_view_ttl` (anchors arrive; headers do not change).
@@ -112,8 +118,9 @@ impl Prover {
             pending_ttl: Duration::from_secs(c.pending_cache_ttl_s),
             anchor_view_ttl: Duration::from_millis(c.anchor_view_ttl_ms),
             cache_cap: c.bundle_cache_entries,
-            log: RwLock::new(Arc::new(Vec::new())),
-            headers: RwLock::new(Arc::new(Vec::new())),
+            log_tiles: RwLock::new(HashMap::new()),
+            headers: RwLock::new(BTreeMap::new()),
+            block_tiles: RwLock::new(HashMap::new()),
             chunk_roots: RwLock::new(HashMap::new()),
             anchor_views: RwLock::new(HashMap::new()),
             bundles: RwLock::new(HashMap::new()),
@@ -212,28 +219,44 @@ impl Prover {
             )));
         }
         let leaf_index = seq - h.first_seq;
-        let roots = self.chunk_roots(h).await?;
-        let c = leaf_index / self.chunk;
-        let from = h.first_seq + c * self.chunk;
-        let to = (from + self.chunk).min(h.last_seq + 1);
-        let chunk_leaves = self.ledger.leaf_hashes(from, to).await?;
-        let audit_path = tiles::inclusion_proof(
+        let audit_path = self.audit_path(h, leaf_index).await?;
+        let recomputed = merkle::root_from_inclusion_proof(
             suite,
-            h.leaf_count,
             leaf_index,
-            self.chunk,
-            &chunk_leaves,
-            &roots,
+            h.leaf_count,
+            &se.leaf_hash,
+            &audit_path,
         )
         .map_err(|e| ProveError::Corrupt(format!("block {} audit path: {e}", h.height)))?;
+        if recomputed != h.merkle_root {
+            return Err(ProveError::Corrupt(format!(
+                "block {}: the stored leaves and tiles give root {} but the header says {}",
+                h.height,
+                hex::encode(recomputed),
+                hex::encode(h.merkle_root)
+            )));
+        }
 
         // The anchored checkpoint covering the block, else the latest.
         let view = self.anchor_view(h.height).await?;
         let cp = &view.checkpoint;
         let receipts = view.receipts.clone();
-        let log = self.log_upto(cp.size).await?;
-        let block_log_path = merkle::inclusion_proof(suite, &log[..cp.size as usize], h.height)
+        let log = self
+            .log_tiles_for(&tiles::inclusion_tiles(cp.size, h.height).map_err(tile_err)?)
+            .await?;
+        let block_log_path = tiles::inclusion_proof_from(suite, &log, cp.size, h.height)
             .map_err(|e| ProveError::Corrupt(format!("block log path: {e}")))?;
+        let log_root =
+            merkle::root_from_inclusion_proof(suite, h.height, cp.size, &h.hash(), &block_log_path)
+                .map_err(|e| ProveError::Corrupt(format!("block log path: {e}")))?;
+        if log_root != cp.root {
+            return Err(ProveError::Corrupt(format!(
+                "block-log tiles give root {} for size {} but the checkpoint says {}",
+                hex::encode(log_root),
+                cp.size,
+                hex::encode(cp.root)
+            )));
+        }
         let anchor = if !view.anchored {
             AnchorStatus {
                 status: AnchorState::Pending,
@@ -268,8 +291,8 @@ impl Prover {
         let rows = self.ledger.anchor_receipts_from(size).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            let log = self.log_upto(r.checkpoint_size).await?;
-            let upto = &log[..r.checkpoint_size as usize];
+            let need = tiles::consistency_tiles(size, r.checkpoint_size).map_err(tile_err)?;
+            let log = self.log_tiles_for(&need).await?;
             let receipt: serde_json::Value = serde_json::from_str(&r.receipt)
                 .map_err(|e| ProveError::Corrupt(format!("receipt {}: {e}", r.target)))?;
             out.push(AnchorReceipt {
@@ -281,49 +304,154 @@ impl Prover {
                 block_hash: r.block_hash,
                 block_time_us: r.block_time_us,
                 checkpoint_size: r.checkpoint_size,
-                checkpoint_root: merkle::root(self.suite, upto),
-                consistency_proof: merkle::consistency_proof(self.suite, upto, size)
-                    .map_err(|e| ProveError::Corrupt(format!("consistency: {e}")))?,
+                checkpoint_root: tiles::root_from(self.suite, &log, r.checkpoint_size)
+                    .map_err(tile_err)?,
+                consistency_proof: tiles::consistency_proof_from(
+                    self.suite,
+                    &log,
+                    size,
+                    r.checkpoint_size,
+                )
+                .map_err(|e| ProveError::Corrupt(format!("consistency: {e}")))?,
                 receipt,
             });
         }
         Ok(out)
     }
 
-    /// The header of the sealed block holding `seq`, from the cache
-    /// (refreshed when `seq` is beyond the last cached block).
+    /// The header of the sealed block holding `seq`: from the cache, else
+    /// one indexed lookup (never the whole chain).
     async fn header_containing(&self, seq: u64) -> Result<Option<BlockHeader>, ProveError> {
-        let find = |hs: &[BlockHeader]| {
-            let i = hs.partition_point(|h| h.first_seq <= seq);
-            (i > 0 && hs[i - 1].last_seq >= seq).then(|| hs[i - 1].clone())
-        };
-        let have = self
-            .headers
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let Some(h) = find(&have) {
-            return Ok(Some(h));
+        {
+            let hs = self.headers.read().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, h)) = hs.range(..=seq).next_back()
+                && h.last_seq >= seq
+            {
+                return Ok(Some(h.clone()));
+            }
         }
-        let more = self.ledger.blocks_from(have.len() as u64).await?;
-        if more.is_empty() {
+        let Some(b) = self.ledger.block_containing(seq).await? else {
             return Ok(None);
+        };
+        if b.header.hash() != b.block_hash {
+            return Err(ProveError::Corrupt(format!(
+                "block {}: stored hash does not match its header",
+                b.header.height
+            )));
         }
         let mut w = self.headers.write().unwrap_or_else(|p| p.into_inner());
-        if w.len() == have.len() {
-            let mut v = (**w).clone();
-            for b in more {
-                if b.header.height != v.len() as u64 || b.header.hash() != b.block_hash {
-                    return Err(ProveError::Corrupt(format!(
-                        "block {}: stored hash does not match its header",
-                        b.header.height
-                    )));
-                }
-                v.push(b.header);
-            }
-            *w = Arc::new(v);
+        if w.len() >= HEADER_CACHE {
+            w.clear();
         }
-        Ok(find(&w))
+        w.insert(b.header.first_seq, b.header.clone());
+        Ok(Some(b.header))
+    }
+
+    /// The audit path of leaf `index` of block `h`: from the block's tiles
+    /// (a level-0 tile is a 256-row range of the evidence table; levels 1
+    /// and up are stored with the block), a handful of reads; for a block
+    /// sealed before tiles, from chunk roots computed once from its leaves.
+    async fn audit_path(&self, h: &BlockHeader, index: u64) -> Result<Vec<Digest32>, ProveError> {
+        let n = h.leaf_count;
+        let stored = self.block_tiles_of(h.height).await?;
+        if n > tiles::TILE_WIDTH && stored.is_empty() {
+            return self.audit_path_from_chunks(h, index).await;
+        }
+        let mut set = (*stored).clone();
+        for t in tiles::inclusion_tiles(n, index).map_err(tile_err)? {
+            if t.level == 0 {
+                let from = h.first_seq + t.index * tiles::TILE_WIDTH;
+                let leaves = self
+                    .ledger
+                    .leaf_hashes(from, from + u64::from(t.width))
+                    .await?;
+                metrics::TILE_READS
+                    .with_label_values(&["block", "level0"])
+                    .inc();
+                set.insert(0, t.index, leaves);
+            }
+        }
+        tiles::inclusion_proof_from(self.suite, &set, n, index)
+            .map_err(|e| ProveError::Corrupt(format!("block {} audit path: {e}", h.height)))
+    }
+
+    /// Block `height`'s stored tiles (levels 1 and up), cached.
+    async fn block_tiles_of(&self, height: u64) -> Result<Arc<TileSet>, ProveError> {
+        if let Some(s) = self
+            .block_tiles
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&height)
+        {
+            metrics::TILE_READS
+                .with_label_values(&["block", "cache"])
+                .inc();
+            return Ok(s.clone());
+        }
+        let s = Arc::new(self.ledger.block_tiles(height).await?);
+        metrics::TILE_READS
+            .with_label_values(&["block", "db"])
+            .inc();
+        let mut w = self.block_tiles.write().unwrap_or_else(|p| p.into_inner());
+        if w.len() >= BLOCK_TILE_CACHE {
+            w.clear();
+        }
+        w.insert(height, s.clone());
+        Ok(s)
+    }
+
+    /// Block-log tiles: full ones from the cache when there, the rest (and
+    /// every partial tile: it grows) in one query.
+    async fn log_tiles_for(&self, need: &[Tile]) -> Result<TileSet, ProveError> {
+        let mut set = TileSet::new();
+        let mut missing = Vec::new();
+        {
+            let cache = self.log_tiles.read().unwrap_or_else(|p| p.into_inner());
+            for t in need {
+                match cache.get(&(t.level, t.index)) {
+                    Some(h) => set.insert(t.level, t.index, (**h).clone()),
+                    None => missing.push(*t),
+                }
+            }
+        }
+        metrics::TILE_READS
+            .with_label_values(&["log", "cache"])
+            .inc_by((need.len() - missing.len()) as u64);
+        if missing.is_empty() {
+            return Ok(set);
+        }
+        let got = self.ledger.log_tiles(&missing).await?;
+        metrics::TILE_READS
+            .with_label_values(&["log", "db"])
+            .inc_by(missing.len() as u64);
+        let mut cache = self.log_tiles.write().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= LOG_TILE_CACHE {
+            cache.clear();
+        }
+        for t in missing {
+            let h = got
+                .get(t.level, t.index)
+                .ok_or_else(|| ProveError::Corrupt(format!("block-log tile {t} is missing")))?;
+            if h.len() as u64 == tiles::TILE_WIDTH {
+                cache.insert((t.level, t.index), Arc::new(h.to_vec()));
+            }
+            set.insert(t.level, t.index, h.to_vec());
+        }
+        Ok(set)
+    }
+
+    /// The raw bytes of block-log tile `t` as the tlog-tiles API serves it
+    /// (its first `t.width` hashes), if the log has grown that far.
+    pub async fn log_tile(&self, t: Tile) -> Result<Option<Vec<u8>>, ProveError> {
+        let Some(bytes) = self.ledger.log_tile_bytes(t.level, t.index).await? else {
+            return Ok(None);
+        };
+        metrics::TILE_READS.with_label_values(&["log", "db"]).inc();
+        let want = usize::from(t.width) * 32;
+        if bytes.len() < want {
+            return Ok(None);
+        }
+        Ok(Some(bytes[..want].to_vec()))
     }
 
     /// Which checkpoint a block's bundles end at, and its receipts.
@@ -366,27 +494,27 @@ impl Prover {
         Ok(v)
     }
 
-    /// The block log's leaves, at least `size` of them.
-    pub async fn log_upto(&self, size: u64) -> Result<Arc<Vec<Digest32>>, ProveError> {
-        let have = self.log.read().unwrap_or_else(|p| p.into_inner()).clone();
-        if have.len() as u64 >= size {
-            return Ok(have);
-        }
-        let more = self.ledger.block_hashes_from(have.len() as u64).await?;
-        let mut map = self.log.write().unwrap_or_else(|p| p.into_inner());
-        if map.len() == have.len() {
-            let mut v = (**map).clone();
-            v.extend(more);
-            *map = Arc::new(v);
-        }
-        let log = map.clone();
-        if (log.len() as u64) < size {
-            return Err(ProveError::Corrupt(format!(
-                "block log has {} blocks, a checkpoint of size {size} needs more",
-                log.len()
-            )));
-        }
-        Ok(log)
+    /// The audit path of a block sealed before tiles (migration 0006):
+    /// chunk roots computed once from all its leaves, then one chunk.
+    async fn audit_path_from_chunks(
+        &self,
+        h: &BlockHeader,
+        leaf_index: u64,
+    ) -> Result<Vec<Digest32>, ProveError> {
+        let roots = self.chunk_roots(h).await?;
+        let c = leaf_index / self.chunk;
+        let from = h.first_seq + c * self.chunk;
+        let to = (from + self.chunk).min(h.last_seq + 1);
+        let chunk_leaves = self.ledger.leaf_hashes(from, to).await?;
+        tiles::inclusion_proof(
+            self.suite,
+            h.leaf_count,
+            leaf_index,
+            self.chunk,
+            &chunk_leaves,
+            &roots,
+        )
+        .map_err(|e| ProveError::Corrupt(format!("block {} audit path: {e}", h.height)))
     }
 
     /// Chunk roots of a block, from its leaf hashes on first use; the
@@ -438,17 +566,27 @@ impl Prover {
         if size2 > latest.size {
             return Ok(None);
         }
-        let log = self.log_upto(size2).await?;
-        let l2 = &log[..size2 as usize];
-        let proof = merkle::consistency_proof(self.suite, l2, size1)
+        let need = tiles::consistency_tiles(size1, size2).map_err(tile_err)?;
+        let log = self.log_tiles_for(&need).await?;
+        let proof = tiles::consistency_proof_from(self.suite, &log, size1, size2)
             .map_err(|e| ProveError::Corrupt(format!("consistency: {e}")))?;
         Ok(Some((
-            merkle::root(self.suite, &l2[..size1 as usize]),
-            merkle::root(self.suite, l2),
+            tiles::root_from(self.suite, &log, size1).map_err(tile_err)?,
+            tiles::root_from(self.suite, &log, size2).map_err(tile_err)?,
             proof,
         )))
     }
 }
+
+fn tile_err(e: tiles::TileError) -> ProveError {
+    ProveError::Corrupt(format!("tiles: {e}"))
+}
+
+/// Cache bounds (entries; cleared when reached): headers and block tiles
+/// are a few hundred bytes to a few KiB each, full log tiles 8 KiB.
+const HEADER_CACHE: usize = 1 << 20;
+const BLOCK_TILE_CACHE: usize = 1 << 16;
+const LOG_TILE_CACHE: usize = 1 << 14;
 
 /// The bundle form of a stored checkpoint.
 pub fn bundle_checkpoint(cp: &StoredCheckpoint) -> BundleCheckpoint {

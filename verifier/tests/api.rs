@@ -573,3 +573,182 @@ async fn the_certificate_pdf_carries_the_facts_in_chinese() {
         .unwrap();
     assert_eq!(error_code(r).await, (404, "not_found".into()));
 }
+
+/// Seal everything pending in blocks of at most `max` entries, one
+/// `seal_once` per block; returns the number of blocks sealed.
+async fn seal_all(ledger: &Ledger, max: u64, blocks: usize) {
+    let bc = BatcherConfig {
+        block_max_entries: max,
+        origin: ORIGIN.into(),
+        signing_key: Some(key_file()),
+        ..BatcherConfig::default()
+    };
+    let mut sealed = 0;
+    for _ in 0..blocks * 50 {
+        if sealed == blocks {
+            break;
+        }
+        match anchord_batcher::seal_once(&bc, SUITE, ledger)
+            .await
+            .unwrap()
+        {
+            Some(_) => sealed += 1,
+            None => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+        }
+    }
+    assert_eq!(sealed, blocks);
+}
+
+/// 600 entries in block 0 (its tree has tiles at levels 1 and 2), then 299
+/// blocks of one entry: a block log of 300 (one full level-0 tile, a
+/// partial one of 44, a level-1 tile of 1).
+async fn tiled_env() -> Env {
+    let (db, ledger) = TestDb::migrated().await;
+    ledger.ensure_suite(SUITE).await.unwrap();
+    let entries = (0..899)
+        .map(|i| {
+            evidence::entry(
+                "bank-a",
+                format!("LOAN-{i:04}"),
+                EvidenceAlg::Sha256.hash(&file(i)),
+            )
+        })
+        .collect();
+    let out = evidence::append(&ledger, SUITE, 1_764_000_000_000_000, entries).await;
+    assert_eq!(out.accepted(), 899);
+    seal_all(&ledger, 600, 1).await;
+    seal_all(&ledger, 1, 299).await;
+    let base = serve(&ledger, no_cache()).await;
+    Env {
+        _db: db,
+        ledger,
+        base,
+        http: reqwest::Client::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tlog_tiles_api_serves_the_block_log_to_a_client_written_from_the_spec() {
+    let e = tiled_env().await;
+    let get = |path: &str| {
+        let url = format!("{}{path}", e.base);
+        let http = e.http.clone();
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            let cc = r
+                .headers()
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            let ct = r
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            (r.status().as_u16(), cc, ct, r.bytes().await.unwrap())
+        }
+    };
+    // The checkpoint: the signed note, as text.
+    let (s, _, ct, body) = get("/checkpoint").await;
+    assert_eq!((s, ct.as_str()), (200, "text/plain; charset=utf-8"));
+    let note = String::from_utf8(body.to_vec()).unwrap();
+    assert!(note.starts_with(&format!("{ORIGIN}\n300\n")), "{note}");
+    // Full tiles are immutable; partial ones short-lived; absent ones 404;
+    // malformed paths 400.
+    let (s, cc, ct, body) = get("/tile/0/000").await;
+    assert_eq!((s, body.len()), (200, 8192));
+    assert_eq!(cc, "public, max-age=31536000, immutable");
+    assert_eq!(ct, "application/octet-stream");
+    let (s, cc, _, body) = get("/tile/0/001.p/44").await;
+    assert_eq!(
+        (s, body.len(), cc.as_str()),
+        (200, 44 * 32, "public, max-age=60")
+    );
+    let (s, _, _, small) = get("/tile/0/001.p/3").await;
+    assert_eq!(
+        (s, &small[..]),
+        (200, &body[..3 * 32]),
+        "an older size's tile is a prefix"
+    );
+    assert_eq!(get("/tile/1/000.p/1").await.0, 200);
+    let (s, _, _, bundle) = get("/tile/entries/001.p/44").await;
+    assert_eq!((s, bundle.len()), (200, 44 * (2 + 119)));
+    for missing in [
+        "/tile/0/001",
+        "/tile/0/001.p/45",
+        "/tile/0/002.p/1",
+        "/tile/1/000",
+        "/tile/2/000.p/1",
+        "/tile/entries/001",
+    ] {
+        assert_eq!(get(missing).await.0, 404, "{missing}");
+    }
+    for bad in [
+        "/tile/0/x000/001",
+        "/tile/64/000",
+        "/tile/0/000.p/0",
+        "/tile/0/000.p/256",
+        "/tile/00/000",
+        "/tile/0/1",
+        "/tile/entries/000.p/x",
+        "/tile/0/000/",
+    ] {
+        let r = e.http.get(format!("{}{bad}", e.base)).send().await.unwrap();
+        let (status, code) = error_code(r).await;
+        assert_eq!((status, code.as_str()), (400, "bad_tile_path"), "{bad}");
+    }
+
+    // The independent client: signature, root from tiles, entry bundle,
+    // inclusion proof, for an entry in the full tile and one in the partial.
+    let py =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.anchord/peers/venv/bin/python");
+    assert!(
+        py.exists(),
+        "{} is missing: run scripts/test-peers (the tlog-tiles client needs python with pycryptodomex)",
+        py.display()
+    );
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tlog_client.py");
+    for entry in ["0", "255", "257", "299"] {
+        let out = std::process::Command::new(&py)
+            .arg(&script)
+            .arg(&e.base)
+            .arg(sealer().verifier().vkey())
+            .arg(entry)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.starts_with("OK size=300 "),
+            "client: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Another key's checkpoint is refused by the client.
+    let other = NoteSigner::from_seed(ORIGIN, ALG_ED25519, &[7; 32]).unwrap();
+    let out = std::process::Command::new(&py)
+        .arg(&script)
+        .arg(&e.base)
+        .arg(other.verifier().vkey())
+        .arg("0")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // Bundles from tiles: an entry deep in the 600-entry block and one in a
+    // late block verify offline, and their paths are the in-memory ones.
+    let all = e.ledger.leaf_hashes(0, 600).await.unwrap();
+    for i in [0usize, 299, 513, 599, 898] {
+        let b = get_bundle(&e, i).await;
+        verify_bundle(&b, &trusted(), Some(&EvidenceAlg::Sha256.hash(&file(i)))).unwrap();
+        if i < 600 {
+            assert_eq!(
+                b.audit_path,
+                anchord_core::merkle::inclusion_proof(SUITE, &all, i as u64).unwrap()
+            );
+        }
+    }
+}
