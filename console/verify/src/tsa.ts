@@ -66,12 +66,17 @@ function p1363(sigDer: Uint8Array): Uint8Array {
 export async function verifyToken(token: Uint8Array, digest: Uint8Array, certDer: Uint8Array): Promise<bigint> {
   const ci = der(token, 'token is not ContentInfo', (s) => new ContentInfo({ schema: s }));
   if (ci.contentType !== OID_SIGNED_DATA) throw new Error('token is not CMS SignedData');
+  // Strict, as a DER decoder: nothing the schema does not read (asn1js keeps
+  // stray elements after a shortened length; re-encoding drops them).
+  if (!eq(new Uint8Array(ci.toSchema().toBER(false)), token)) throw new Error('token is not ContentInfo: extra or malformed data');
   let sd: SignedData;
   try {
     sd = new SignedData({ schema: ci.content });
   } catch (e) {
     throw new Error(`token SignedData: ${(e as Error).message}`);
   }
+  const sdBytes = new Uint8Array((ci.content as asn1js.AsnType).toBER(false));
+  if (!eq(new Uint8Array(sd.toSchema(true).toBER(false)), sdBytes)) throw new Error('token SignedData: extra or malformed data');
   if (sd.encapContentInfo.eContentType !== OID_TST_INFO) throw new Error('eContentType is not id-ct-TSTInfo');
   const ec = sd.encapContentInfo.eContent;
   if (!ec) throw new Error('no TSTInfo in the token');
