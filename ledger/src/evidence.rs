@@ -699,27 +699,50 @@ async fn lookup_identities(
         return Ok(found);
     }
     let keys: Vec<&[u8]> = ids.iter().map(|i| i.as_slice()).collect();
-    let rows = c
+    // Two queries, not a join: the identity index answers the batch (usually
+    // no hit at all), then only the hits are read from the evidence
+    // partitions (a join could be planned as a scan of every partition).
+    let hits = c
         .query(
-            "SELECT i.identity, e.seq, e.hash_alg, e.evidence_hash \
-             FROM evidence_identity i JOIN evidence e ON e.seq = i.seq \
-             WHERE i.identity = ANY($1)",
+            "SELECT identity, seq FROM evidence_identity WHERE identity = ANY($1)",
             &[&keys],
         )
         .await?;
-    for r in rows {
+    if hits.is_empty() {
+        return Ok(found);
+    }
+    let mut by_seq: HashMap<i64, Digest32> = HashMap::with_capacity(hits.len());
+    for r in &hits {
         let id: Vec<u8> = r.get(0);
         let id: Digest32 = id
             .try_into()
             .map_err(|_| LedgerError::Corrupt("identity is not 32 bytes".into()))?;
-        found.insert(
-            id,
-            StoredIdentity {
-                seq: r.get::<_, i64>(1) as u64,
-                hash_alg: r.get(2),
-                evidence_hash: r.get(3),
-            },
-        );
+        by_seq.insert(r.get(1), id);
+    }
+    let seqs: Vec<i64> = by_seq.keys().copied().collect();
+    let rows = c
+        .query(
+            "SELECT seq, hash_alg, evidence_hash FROM evidence WHERE seq = ANY($1)",
+            &[&seqs],
+        )
+        .await?;
+    for r in rows {
+        let seq: i64 = r.get(0);
+        if let Some(id) = by_seq.remove(&seq) {
+            found.insert(
+                id,
+                StoredIdentity {
+                    seq: seq as u64,
+                    hash_alg: r.get(1),
+                    evidence_hash: r.get(2),
+                },
+            );
+        }
+    }
+    if let Some(seq) = by_seq.keys().next() {
+        return Err(LedgerError::Corrupt(format!(
+            "evidence_identity names seq {seq}, which has no evidence row"
+        )));
     }
     Ok(found)
 }
