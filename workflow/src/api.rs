@@ -11,11 +11,14 @@ use axum::routing::{get, post, put};
 use utoipa::OpenApi;
 
 use crate::auth;
+use crate::console::UniqueOperationIds;
 use crate::authz::{self, Caller};
 use crate::error::ApiError;
 use crate::{
     Workflow, audit, audit_anchor, contracts, judicial, monitor, preservations, products, webhooks,
 };
+use crate::{certificates, search};
+use crate::{inbox, mailer, orgs};
 
 /// Every route of `docs/workflow-api.md`.
 pub fn router(wf: Arc<Workflow>) -> Router {
@@ -28,6 +31,11 @@ pub fn router(wf: Arc<Workflow>) -> Router {
         .route(
             "/v1/judicial-requests/{id}/certificate",
             post(judicial::issue_certificate),
+        )
+        // contracts & judicial (H8): the applicant's evidence upload.
+        .route(
+            "/v1/judicial-requests/{id}/evidence",
+            put(judicial::attach_evidence).get(judicial::download_evidence),
         )
         // The whole request body, multipart envelope included, is bounded:
         // multer buffers a part's header section in memory until it ends,
@@ -121,6 +129,37 @@ pub fn router(wf: Arc<Workflow>) -> Router {
             "/v1/judicial-requests/{id}/certificate",
             get(judicial::download_certificate),
         )
+        // contracts & judicial (H8): invitations of outside signers,
+        // contract certificates as JSON, the evidence handover.
+        .route(
+            "/v1/invitations/preview",
+            post(contracts::invitation_preview),
+        )
+        .route(
+            "/v1/invitations/register",
+            post(contracts::invitation_register),
+        )
+        .route("/v1/invitations/accept", post(contracts::invitation_accept))
+        .route(
+            "/v1/contracts/{id}/certificate.json",
+            get(contracts::certificate_json),
+        )
+        .route(
+            "/v1/judicial-requests/{id}/subject",
+            get(judicial::subject_view),
+        )
+        .route(
+            "/v1/judicial-requests/{id}/proof",
+            get(judicial::subject_proof),
+        )
+        .route(
+            "/v1/judicial-requests/{id}/compare-evidence",
+            post(judicial::compare_evidence),
+        )
+        .route(
+            "/v1/judicial-requests/{id}/comparison-report",
+            get(judicial::comparison_report),
+        )
         .route("/v1/audit", get(audit::list))
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/audit/anchor", post(audit_anchor::anchor_now))
@@ -131,6 +170,34 @@ pub fn router(wf: Arc<Workflow>) -> Router {
         .route("/v1/webhooks/{id}/disable", post(webhooks::disable))
         .route("/v1/webhooks/{id}/enable", post(webhooks::enable))
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        // Organisations, users per organisation, inboxes, notification
+        // settings (H9).
+        .route("/v1/organisations", get(orgs::list).post(orgs::create))
+        .route(
+            "/v1/organisations/{id}",
+            get(orgs::get).patch(orgs::patch),
+        )
+        .route("/v1/organisations/{id}/disable", post(orgs::disable))
+        .route("/v1/organisations/{id}/enable", post(orgs::enable))
+        .route(
+            "/v1/organisations/{id}/users",
+            get(orgs::list_users).post(orgs::create_user),
+        )
+        .route("/v1/users/{id}", axum::routing::patch(auth::patch_user))
+        .route("/v1/inbox", get(inbox::summary))
+        .route("/v1/inbox/{kind}", get(inbox::items))
+        .route(
+            "/v1/me/notifications",
+            get(mailer::get_notifications).put(mailer::put_notifications),
+        )
+        // Search, per-instance monitoring, certificates as JSON (H10).
+        .route("/v1/search/contracts", get(search::contracts))
+        .route("/v1/search/on-chain", get(search::on_chain))
+        .route("/v1/monitoring/instances", get(monitor::instances))
+        .route(
+            "/v1/preservations/{id}/certificate.json",
+            get(certificates::preservation_json),
+        )
         .route("/v1/openapi.json", get(openapi_json))
         .layer(DefaultBodyLimit::max(wf.config.max_json_bytes))
         .merge(uploads);
@@ -366,14 +433,25 @@ async fn created_object(path: &str, resp: Response) -> (String, Response) {
         contracts::reject, contracts::proof, contracts::certificate,
         judicial::create, judicial::list, judicial::get, judicial::review, judicial::compare,
         judicial::issue_certificate, judicial::refuse, judicial::download_certificate,
+        // contracts & judicial (H8)
+        contracts::invitation_preview, contracts::invitation_register, contracts::invitation_accept,
+        contracts::certificate_json,
+        judicial::attach_evidence, judicial::download_evidence, judicial::subject_view,
+        judicial::subject_proof, judicial::compare_evidence, judicial::comparison_report,
         audit::list, audit::verify, audit_anchor::anchor_now,
         monitor::summary, monitor::events,
+        search::contracts, search::on_chain, monitor::instances, certificates::preservation_json,
         webhooks::create, webhooks::list, webhooks::delete, webhooks::disable, webhooks::enable,
         webhooks::deliveries,
+        // organisations, users, inboxes, notifications (H9)
+        orgs::create, orgs::list, orgs::get, orgs::patch, orgs::disable, orgs::enable,
+        orgs::list_users, orgs::create_user, auth::patch_user,
+        inbox::summary, inbox::items,
+        mailer::get_notifications, mailer::put_notifications,
         openapi_json
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, crate::error::FileUpload)),
-    modifiers(&BearerAuth, &CommonResponses),
+    modifiers(&BearerAuth, &CommonResponses, &UniqueOperationIds),
     security(("bearer" = []), ("session_cookie" = []))
 )]
 pub struct ApiDoc;

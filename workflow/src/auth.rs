@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use crate::authz::{Caller, Require, Role, roles, token_hash};
 use crate::error::{ApiError, Json, Path};
+use crate::store::{orgs, users};
 use crate::{Workflow, WorkflowError, audit, ts};
 
 /// Password hashing and verification (argon2id, about 19 MiB and one CPU
@@ -256,56 +257,35 @@ struct Attempt {
 }
 
 /// Count the attempt atomically (one statement under the row's lock) before
-/// any password is checked: a lock reached by concurrent attempts holds for
-/// every attempt counted after it, and at most `lockout_threshold`
-/// passwords are checked per lock period however many arrive at once.
+/// any password is checked (`store::users::count_attempt`).
 async fn count_attempt(
     c: &tokio_postgres::Client,
     wf: &Workflow,
     username: &str,
 ) -> Result<Option<Attempt>, ApiError> {
-    let r = c
-        .query_opt(
-            "WITH old AS (
-                 SELECT id, locked_until IS NOT NULL AND locked_until > now() AS locked,
-                        disabled_at IS NOT NULL AS disabled
-                   FROM workflow.users WHERE username = $1 FOR UPDATE)
-             UPDATE workflow.users u
-                SET failed_logins = CASE
-                        WHEN old.locked THEN LEAST(u.failed_logins + 1, 1000000)
-                        WHEN u.locked_until IS NOT NULL THEN 1
-                        ELSE u.failed_logins + 1 END,
-                    locked_until = CASE
-                        WHEN old.locked THEN u.locked_until
-                        WHEN (CASE WHEN u.locked_until IS NOT NULL THEN 1 ELSE u.failed_logins + 1 END) >= $2
-                            THEN now() + make_interval(secs => $3)
-                        ELSE NULL END
-               FROM old
-              WHERE u.id = old.id
-          RETURNING u.id, u.username, u.role, u.tenant, u.institution_id, u.password_hash,
-                    u.failed_logins, old.locked, old.disabled",
-            &[
-                &username,
-                &(wf.config.lockout_threshold.min(i32::MAX as u32) as i32),
-                &(wf.config.lockout_s as f64),
-            ],
-        )
-        .await?;
-    let Some(r) = r else { return Ok(None) };
-    let (locked, disabled): (bool, bool) = (r.get(7), r.get(8));
+    let a = users::count_attempt(
+        c,
+        username,
+        wf.config.lockout_threshold.min(i32::MAX as u32) as i32,
+        wf.config.lockout_s as f64,
+    )
+    .await?;
+    let Some(a) = a else { return Ok(None) };
     Ok(Some(Attempt {
         user: Caller {
-            id: r.get(0),
-            username: r.get(1),
-            role: Role::parse(r.get::<_, &str>(2)).ok_or_else(ApiError::internal)?,
-            tenant: r.get(3),
-            institution_id: r.get(4),
+            id: a.id,
+            username: a.username,
+            role: Role::parse(&a.role).ok_or_else(ApiError::internal)?,
+            tenant: a.tenant,
+            institution_id: a.institution_id,
+            organisation_id: a.organisation_id,
+            must_change_password: a.must_change_password,
         },
-        phc: r.get(5),
-        count: r.get(6),
-        admitted: !locked && !disabled,
-        locked,
-        disabled,
+        phc: a.password_hash,
+        count: a.count,
+        admitted: !a.locked && !a.disabled,
+        locked: a.locked,
+        disabled: a.disabled,
     }))
 }
 
@@ -334,7 +314,7 @@ pub async fn login(
     // 1. Count the attempt (one connection, released before hashing).
     let attempt = if valid_username(&req.username) {
         let c = wf.db().await?;
-        count_attempt(&c, &wf, &req.username).await?
+        count_attempt(c.client(), &wf, &req.username).await?
     } else {
         None
     };
@@ -390,27 +370,17 @@ pub async fn login(
         return Err(login_failed());
     }
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::random32());
-    let expires: time::OffsetDateTime = tx
-        .query_one(
-            "INSERT INTO workflow.sessions (token_hash, user_id, expires_at)
-             VALUES ($1, $2, now() + make_interval(secs => $3)) RETURNING expires_at",
-            &[
-                &token_hash(&token),
-                &a.user.id,
-                &(wf.config.session_ttl_s as f64),
-            ],
-        )
-        .await?
-        .get(0);
+    let expires = users::create_session(
+        &*tx,
+        &token_hash(&token),
+        a.user.id,
+        wf.config.session_ttl_s as f64,
+    )
+    .await?;
     // The count (and a lock this attempt engaged) is cleared only when no
     // other attempt was counted after this one: a concurrent right password
     // never clears a lock that concurrent wrong ones reached.
-    tx.execute(
-        "UPDATE workflow.users SET failed_logins = 0, locked_until = NULL
-          WHERE id = $1 AND failed_logins = $2",
-        &[&a.user.id, &a.count],
-    )
-    .await?;
+    users::clear_failures(&*tx, a.user.id, a.count).await?;
     audit::append_in(
         &tx,
         Some(a.user.id),
@@ -449,11 +419,7 @@ pub async fn logout(
         .trim()
         .to_owned();
     let c = wf.db().await?;
-    c.execute(
-        "UPDATE workflow.sessions SET revoked_at = now() WHERE token_hash = $1 AND user_id = $2",
-        &[&token_hash(&token), &caller.id],
-    )
-    .await?;
+    users::revoke_session(c.client(), &token_hash(&token), caller.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -473,10 +439,40 @@ pub struct NewUser {
     pub username: String,
     pub password: String,
     pub role: Role,
-    /// Required for `reviewer` and `user`: the bank (ledger tenant).
+    /// The user's organisation (`GET /v1/organisations`): a bank or
+    /// enterprise for `reviewer` and `user`, a notary office or court for
+    /// `institution`. Instead of it (API v1), `tenant` or `institution_id`.
+    #[serde(default)]
+    pub organisation_id: Option<i64>,
+    /// API v1: the bank (ledger tenant) of a `reviewer` or `user`; a bank
+    /// organisation named after it is created when the tenant has none.
     pub tenant: Option<String>,
-    /// Required for `institution`.
+    /// API v1: the institution of an `institution` user.
     pub institution_id: Option<String>,
+    /// Where notifications are mailed (at most 254 characters, one
+    /// address, no display name).
+    #[serde(default)]
+    pub email: Option<String>,
+    /// The user's name as mails and the console show it (1-100
+    /// characters, no control characters).
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+impl NewUser {
+    /// An administrator's account (bootstrap).
+    pub(crate) fn admin(username: String, password: String) -> NewUser {
+        NewUser {
+            username,
+            password,
+            role: Role::Admin,
+            organisation_id: None,
+            tenant: None,
+            institution_id: None,
+            email: None,
+            display_name: None,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -484,17 +480,22 @@ pub struct UserJson {
     pub id: i64,
     pub username: String,
     pub role: Role,
+    /// The user's organisation (none for administrators and outside
+    /// signers).
+    pub organisation_id: Option<i64>,
     pub tenant: Option<String>,
     pub institution_id: Option<String>,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
     pub locked_until: Option<String>,
     /// Set when an administrator disabled the account.
     pub disabled_at: Option<String>,
     /// The last password change or reset.
     pub password_changed_at: Option<String>,
+    /// An administrator reset the password; the user must change it.
+    pub must_change_password: bool,
     pub created_at: String,
 }
-
-const USER_COLUMNS: &str = "id, username, role, tenant, institution_id, locked_until, created_at, disabled_at, password_changed_at";
 
 /// A username: 1-64 of letters, digits, `. _ @ -`, starting with a letter
 /// or digit.
@@ -509,11 +510,49 @@ fn valid_username(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-'))
 }
 
-fn valid_tenant(t: &str) -> bool {
+pub(crate) fn valid_tenant(t: &str) -> bool {
     t.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && t.chars().count() <= 64
         && t.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// Why an e-mail address is refused, if it is: one address as RFC 5321/5322
+/// allow it (parsed by `lettre`), at most 254 characters, no white space or
+/// control characters (nothing that could end a mail header).
+pub(crate) fn email_problem(e: &str) -> Option<String> {
+    if e.chars().count() > 254 || e.len() < 3 {
+        return Some("3-254 characters".into());
+    }
+    if e.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Some("no white space or control characters (one bare address)".into());
+    }
+    match e.parse::<lettre::Address>() {
+        Ok(_) => None,
+        Err(_) => Some("not an e-mail address (local@domain)".into()),
+    }
+}
+
+/// Why a display name is refused, if it is: 1-100 characters, no control
+/// characters (CR, LF, ...).
+pub(crate) fn display_name_problem(n: &str) -> Option<String> {
+    let len = n.chars().count();
+    if len == 0 || len > 100 {
+        return Some("1-100 characters".into());
+    }
+    if n.chars().any(char::is_control) {
+        return Some("no control characters (line breaks, tabs, ...)".into());
+    }
+    None
+}
+
+/// Does `role` fit an organisation of `kind`?
+pub(crate) fn role_fits(role: Role, kind: &str) -> bool {
+    match role {
+        Role::Reviewer | Role::User => kind == "bank" || kind == "enterprise",
+        Role::Institution => kind == "notary" || kind == "court",
+        _ => false,
+    }
 }
 
 /// Create a user (also used by `anchord workflow create-admin`).
@@ -528,12 +567,26 @@ pub async fn create_user(wf: &Workflow, u: &NewUser) -> Result<i64, ApiError> {
             "1-64 characters of letters, digits, . _ @ -".into(),
         );
     }
+    if let Some(why) = u.email.as_deref().and_then(email_problem) {
+        errs.insert("email".into(), why);
+    }
+    if let Some(why) = u.display_name.as_deref().and_then(display_name_problem) {
+        errs.insert("display_name".into(), why);
+    }
+    let by_org = u.organisation_id.is_some();
     match (u.role, &u.tenant, &u.institution_id) {
+        (Role::Reviewer | Role::User | Role::Institution, None, None) if by_org => {}
+        _ if by_org => {
+            errs.insert(
+                "organisation_id".into(),
+                "give organisation_id, or (API v1) tenant or institution_id, not both; administrators have none".into(),
+            );
+        }
         (Role::Reviewer | Role::User, Some(t), None) if valid_tenant(t) => {}
         (Role::Reviewer | Role::User, _, _) => {
             errs.insert(
                 "tenant".into(),
-                "reviewers and users need a bank tenant ([A-Za-z0-9._-], 1-64) and no institution"
+                "reviewers and users need an organisation_id or a bank tenant ([A-Za-z0-9._-], 1-64) and no institution"
                     .into(),
             );
         }
@@ -541,7 +594,7 @@ pub async fn create_user(wf: &Workflow, u: &NewUser) -> Result<i64, ApiError> {
         (Role::Institution, _, _) => {
             errs.insert(
                 "institution_id".into(),
-                "institution users need an institution_id and no tenant".into(),
+                "institution users need an organisation_id or an institution_id, and no tenant".into(),
             );
         }
         (Role::Admin, None, None) => {}
@@ -551,35 +604,54 @@ pub async fn create_user(wf: &Workflow, u: &NewUser) -> Result<i64, ApiError> {
                 "administrators have no tenant or institution".into(),
             );
         }
+        // Outside signers register by redeeming a contract invitation (H8).
+        (Role::Signer, _, _) => {
+            errs.insert(
+                "role".into(),
+                "outside signers register themselves with a contract invitation (POST /v1/invitations/register)".into(),
+            );
+        }
     }
     if !errs.is_empty() {
         return Err(ApiError::validation(errs));
     }
     let phc = wf.passwords.hash(&u.password).await?;
     let c = wf.db().await?;
-    if let Some(inst) = &u.institution_id {
-        let n = c
-            .query_opt("SELECT 1 FROM workflow.institutions WHERE id = $1", &[inst])
-            .await?;
-        if n.is_none() {
-            return Err(ApiError::field("institution_id", "no such institution"));
+    let organisation_id = match (u.organisation_id, &u.tenant, &u.institution_id) {
+        (Some(id), _, _) => {
+            let o = match orgs::get(c.client(), id).await {
+                Err(crate::store::StoreError::NotFound(_)) => {
+                    return Err(ApiError::field("organisation_id", "no such organisation"));
+                }
+                r => r?,
+            };
+            if !role_fits(u.role, &o.kind) {
+                return Err(ApiError::field(
+                    "role",
+                    format!("a {} organisation has no {} users", o.kind, u.role.as_str()),
+                ));
+            }
+            Some(id)
         }
-    }
-    let row = c
-        .query_opt(
-            "INSERT INTO workflow.users (username, password_hash, role, tenant, institution_id)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (username) DO NOTHING RETURNING id",
-            &[
-                &u.username,
-                &phc,
-                &u.role.as_str(),
-                &u.tenant,
-                &u.institution_id,
-            ],
-        )
-        .await?;
-    row.map(|r| r.get(0))
-        .ok_or_else(|| ApiError::conflict("a user with this username exists"))
+        (None, Some(t), None) => Some(orgs::ensure_tenant_org(c.client(), t).await?),
+        (None, None, Some(inst)) => match orgs::of_institution(c.client(), inst).await? {
+            Some(id) => Some(id),
+            None => return Err(ApiError::field("institution_id", "no such institution")),
+        },
+        _ => None,
+    };
+    Ok(users::insert(
+        c.client(),
+        &users::NewUserRow {
+            username: &u.username,
+            password_hash: &phc,
+            role: u.role.as_str(),
+            organisation_id,
+            email: u.email.as_deref(),
+            display_name: u.display_name.as_deref(),
+        },
+    )
+    .await?)
 }
 
 /// Create a user (administrators).
@@ -599,73 +671,166 @@ pub async fn post_user(
     Ok((StatusCode::CREATED, axum::Json(get_user(&c, id).await?)))
 }
 
-async fn get_user(c: &tokio_postgres::Client, id: i64) -> Result<UserJson, ApiError> {
-    let r = c
-        .query_opt(
-            &format!("SELECT {USER_COLUMNS} FROM workflow.users WHERE id = $1"),
-            &[&id],
-        )
-        .await?
-        .ok_or_else(|| ApiError::not_found("user"))?;
-    Ok(user_json(&r))
+pub(crate) async fn get_user(c: &tokio_postgres::Client, id: i64) -> Result<UserJson, ApiError> {
+    Ok(user_json(users::get(c, id).await?))
 }
 
-fn user_json(r: &tokio_postgres::Row) -> UserJson {
+pub(crate) fn user_json(u: users::User) -> UserJson {
     UserJson {
-        id: r.get(0),
-        username: r.get(1),
-        role: Role::parse(r.get::<_, &str>(2)).unwrap_or(Role::User),
-        tenant: r.get(3),
-        institution_id: r.get(4),
-        locked_until: crate::ts_opt(r.get(5)),
-        created_at: ts(r.get(6)),
-        disabled_at: crate::ts_opt(r.get(7)),
-        password_changed_at: crate::ts_opt(r.get(8)),
+        id: u.id,
+        username: u.username,
+        role: Role::parse(&u.role).unwrap_or(Role::User),
+        organisation_id: u.organisation_id,
+        tenant: u.tenant,
+        institution_id: u.institution_id,
+        email: u.email,
+        display_name: u.display_name,
+        locked_until: crate::ts_opt(u.locked_until),
+        created_at: ts(u.created_at),
+        disabled_at: crate::ts_opt(u.disabled_at),
+        password_changed_at: crate::ts_opt(u.password_changed_at),
+        must_change_password: u.must_change_password,
     }
 }
 
-/// List users (administrators: all; reviewers: their bank's).
-#[utoipa::path(get, path = "/v1/users", responses((status = 200, body = [UserJson])))]
+/// `organisation_id`, `limit` and `after` of the user list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UserQuery {
+    /// Only this organisation's users.
+    pub organisation_id: Option<i64>,
+    /// Items in the page (1-1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+    /// Continue after the user with this id.
+    #[param(minimum = 1)]
+    pub after: Option<i64>,
+}
+
+/// List users (administrators: all; reviewers: their bank's), newest
+/// first, paged (`limit`, `after`; see "Paging").
+#[utoipa::path(get, path = "/v1/users", params(UserQuery), responses(
+    (status = 200, body = [UserJson], headers(("Anchord-Next-After" = i64, description = "`after` for the next page, on a full page"))),
+))]
 pub async fn list_users(
     State(wf): State<Arc<Workflow>>,
     Require(caller, _): Require<roles::AdminOrReviewer>,
-) -> Result<axum::Json<Vec<UserJson>>, ApiError> {
+    crate::error::Query(q): crate::error::Query<UserQuery>,
+) -> Result<crate::paging::Paged<UserJson>, ApiError> {
+    let page = crate::paging::Page {
+        limit: q.limit,
+        after: q.after,
+    }
+    .checked()?;
     let tenant = if caller.role == Role::Admin {
         None
     } else {
-        caller.tenant.clone()
+        Some(caller.tenant()?.to_owned())
     };
     let c = wf.db().await?;
-    let rows = c
-        .query(
-            &format!(
-                "SELECT {USER_COLUMNS} FROM workflow.users
-                  WHERE $1::text IS NULL OR tenant = $1 ORDER BY id"
-            ),
-            &[&tenant],
-        )
-        .await?;
-    Ok(axum::Json(rows.iter().map(user_json).collect()))
+    let list = users::list(
+        c.client(),
+        tenant.as_deref(),
+        q.organisation_id,
+        page.after,
+        page.limit,
+    )
+    .await?;
+    Ok(crate::paging::Paged::new(
+        list.into_iter().map(user_json).collect(),
+        page,
+        |u| u.id,
+    ))
+}
+
+/// A change of a user (administrators). Absent fields stay; `null` clears
+/// `email` or `display_name`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    #[serde(default, deserialize_with = "crate::auth::nullable")]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::auth::nullable")]
+    #[schema(value_type = Option<String>)]
+    pub display_name: Option<Option<String>>,
+    /// `reviewer` or `user` (within a bank or enterprise): the user's
+    /// sessions are revoked, so the new role applies at once.
+    pub role: Option<Role>,
+}
+
+/// `Some(None)` for an explicit `null`, `None` for an absent field.
+pub(crate) fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Some(Option::<T>::deserialize(d)?))
+}
+
+/// Edit a user's e-mail address, display name or role (administrators).
+#[utoipa::path(patch, path = "/v1/users/{id}", params(("id" = i64, Path)), request_body = UserPatch, responses(
+    (status = 200, body = UserJson),
+    (status = 422, description = "`validation_failed`: an invalid address or name, or a role the organisation has not", body = crate::error::ErrorBody),
+))]
+pub async fn patch_user(
+    State(wf): State<Arc<Workflow>>,
+    _: Require<roles::Admin>,
+    Path(id): Path<i64>,
+    body: Result<Json<UserPatch>, ApiError>,
+) -> Result<axum::Json<UserJson>, ApiError> {
+    let mut c = wf.db().await?;
+    let u = users::get(c.client(), id).await?;
+    let Json(p) = body?;
+    let mut errs = std::collections::BTreeMap::new();
+    if let Some(Some(why)) = p.email.as_ref().map(|e| e.as_deref().and_then(email_problem)) {
+        errs.insert("email".into(), why);
+    }
+    if let Some(Some(why)) = p
+        .display_name
+        .as_ref()
+        .map(|n| n.as_deref().and_then(display_name_problem))
+    {
+        errs.insert("display_name".into(), why);
+    }
+    let role_changes = p.role.is_some_and(|r| r.as_str() != u.role);
+    if let Some(r) = p.role.filter(|_| role_changes) {
+        let from = Role::parse(&u.role);
+        if !matches!(
+            (from, r),
+            (Some(Role::Reviewer | Role::User), Role::Reviewer | Role::User)
+        ) {
+            errs.insert(
+                "role".into(),
+                "only a bank's users and reviewers change role, between user and reviewer".into(),
+            );
+        }
+    }
+    if !errs.is_empty() {
+        return Err(ApiError::validation(errs));
+    }
+    let tx = c.transaction().await?;
+    users::update(
+        &*tx,
+        id,
+        &users::UserEdit {
+            email: p.email.as_ref().map(|e| e.as_deref()),
+            display_name: p.display_name.as_ref().map(|n| n.as_deref()),
+            role: p.role.filter(|_| role_changes).map(Role::as_str),
+        },
+    )
+    .await?;
+    if role_changes {
+        users::revoke_sessions(&*tx, id, None).await?;
+    }
+    tx.commit().await?;
+    Ok(axum::Json(get_user(&c, id).await?))
 }
 
 // ---------------------------------------------------------------------------
 // Accounts: disable, enable, passwords, sessions
 // ---------------------------------------------------------------------------
-
-/// Revoke every live session of `user` (but `keep`, the caller's own).
-async fn revoke_sessions(
-    c: &tokio_postgres::Transaction<'_>,
-    user: i64,
-    keep: Option<&[u8]>,
-) -> Result<u64, ApiError> {
-    Ok(c.execute(
-        "UPDATE workflow.sessions SET revoked_at = now()
-          WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()
-            AND ($2::bytea IS NULL OR token_hash <> $2)",
-        &[&user, &keep],
-    )
-    .await?)
-}
 
 /// Disable an account (administrators): it cannot log in and every one of
 /// its sessions is revoked. Administrators do not disable themselves.
@@ -683,16 +848,8 @@ pub async fn disable_user(
     }
     let mut c = wf.db().await?;
     let tx = c.transaction().await?;
-    let n = tx
-        .execute(
-            "UPDATE workflow.users SET disabled_at = coalesce(disabled_at, now()) WHERE id = $1",
-            &[&id],
-        )
-        .await?;
-    if n == 0 {
-        return Err(ApiError::not_found("user"));
-    }
-    revoke_sessions(&tx, id, None).await?;
+    users::set_disabled(&*tx, id, true).await?;
+    users::revoke_sessions(&*tx, id, None).await?;
     tx.commit().await?;
     Ok(axum::Json(get_user(&c, id).await?))
 }
@@ -707,16 +864,7 @@ pub async fn enable_user(
     Path(id): Path<i64>,
 ) -> Result<axum::Json<UserJson>, ApiError> {
     let c = wf.db().await?;
-    let n = c
-        .execute(
-            "UPDATE workflow.users SET disabled_at = NULL, failed_logins = 0, locked_until = NULL
-              WHERE id = $1",
-            &[&id],
-        )
-        .await?;
-    if n == 0 {
-        return Err(ApiError::not_found("user"));
-    }
+    users::set_disabled(c.client(), id, false).await?;
     Ok(axum::Json(get_user(&c, id).await?))
 }
 
@@ -737,14 +885,8 @@ pub async fn revoke_user_sessions(
 ) -> Result<axum::Json<Revoked>, ApiError> {
     let mut c = wf.db().await?;
     let tx = c.transaction().await?;
-    if tx
-        .query_opt("SELECT 1 FROM workflow.users WHERE id = $1", &[&id])
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::not_found("user"));
-    }
-    let revoked = revoke_sessions(&tx, id, None).await?;
+    users::username(&*tx, id).await?;
+    let revoked = users::revoke_sessions(&*tx, id, None).await?;
     tx.commit().await?;
     Ok(axum::Json(Revoked { revoked }))
 }
@@ -759,8 +901,8 @@ pub struct PasswordChange {
 }
 
 /// Change your own password: your other sessions are revoked (this one
-/// stays). Attempts count against the per-username login limit
-/// (`login_per_account_per_min`).
+/// stays), and a reset's obligation to change it is met. Attempts count
+/// against the per-username login limit (`login_per_account_per_min`).
 #[utoipa::path(put, path = "/v1/me/password", request_body = PasswordChange, responses(
     (status = 204, description = "changed"),
     (status = 422, description = "`validation_failed`: the current password is wrong, or the new one is too weak (`fields`)", body = crate::error::ErrorBody),
@@ -780,14 +922,15 @@ pub async fn change_password(
     if let Err(why) = wf.passwords.check(&p.new_password, &caller.username) {
         return Err(ApiError::field("new_password", why));
     }
+    if p.new_password == p.current_password {
+        return Err(ApiError::field(
+            "new_password",
+            "must differ from the current password",
+        ));
+    }
     let phc: String = {
         let c = wf.db().await?;
-        c.query_one(
-            "SELECT password_hash FROM workflow.users WHERE id = $1",
-            &[&caller.id],
-        )
-        .await?
-        .get(0)
+        users::password_hash(c.client(), caller.id).await?
     };
     if !wf.passwords.verify(&p.current_password, Some(&phc)).await? {
         return Err(ApiError::field("current_password", "wrong password"));
@@ -796,12 +939,8 @@ pub async fn change_password(
     let keep = current_token(&headers).map(|t| token_hash(&t));
     let mut c = wf.db().await?;
     let tx = c.transaction().await?;
-    tx.execute(
-        "UPDATE workflow.users SET password_hash = $2, password_changed_at = now() WHERE id = $1",
-        &[&caller.id, &new],
-    )
-    .await?;
-    revoke_sessions(&tx, caller.id, keep.as_deref()).await?;
+    users::set_password(&*tx, caller.id, &new, false).await?;
+    users::revoke_sessions(&*tx, caller.id, keep.as_deref()).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -811,10 +950,20 @@ pub async fn change_password(
 pub struct PasswordReset {
     /// The same rules as a new user's password.
     pub new_password: String,
+    /// The user must change it at their next login (default true): until
+    /// then every route but `GET /v1/me`, `PUT /v1/me/password` and
+    /// logout answers 403 `password_change_required`.
+    #[serde(default = "yes")]
+    pub must_change: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Reset a user's password (administrators): every session of the user is
-/// revoked and a lockout cleared.
+/// revoked, a lockout cleared, and (unless `must_change` is false) the user
+/// must change the password at their next login.
 #[utoipa::path(put, path = "/v1/users/{id}/password", params(("id" = i64, Path)), request_body = PasswordReset, responses(
     (status = 200, body = UserJson),
     (status = 422, body = crate::error::ErrorBody),
@@ -827,10 +976,7 @@ pub async fn reset_password(
 ) -> Result<axum::Json<UserJson>, ApiError> {
     let username: String = {
         let c = wf.db().await?;
-        c.query_opt("SELECT username FROM workflow.users WHERE id = $1", &[&id])
-            .await?
-            .ok_or_else(|| ApiError::not_found("user"))?
-            .get(0)
+        users::username(c.client(), id).await?
     };
     let Json(p) = body?;
     if let Err(why) = wf.passwords.check(&p.new_password, &username) {
@@ -839,14 +985,8 @@ pub async fn reset_password(
     let new = wf.passwords.hash(&p.new_password).await?;
     let mut c = wf.db().await?;
     let tx = c.transaction().await?;
-    tx.execute(
-        "UPDATE workflow.users SET password_hash = $2, password_changed_at = now(),
-                failed_logins = 0, locked_until = NULL
-          WHERE id = $1",
-        &[&id, &new],
-    )
-    .await?;
-    revoke_sessions(&tx, id, None).await?;
+    users::set_password(&*tx, id, &new, p.must_change).await?;
+    users::revoke_sessions(&*tx, id, None).await?;
     tx.commit().await?;
     Ok(axum::Json(get_user(&c, id).await?))
 }
@@ -898,40 +1038,31 @@ pub async fn post_institution(
     if !errs.is_empty() {
         return Err(ApiError::validation(errs));
     }
-    let c = wf.db().await?;
-    let n = c
-        .execute(
-            "INSERT INTO workflow.institutions (id, name, kind, fee_cents) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (id) DO NOTHING",
-            &[&i.id, &i.name, &i.kind, &i.fee_cents],
-        )
-        .await?;
-    if n == 0 {
-        return Err(ApiError::conflict("an institution with this id exists"));
-    }
+    // The institution and its organisation (`/v1/organisations`) at once.
+    let mut c = wf.db().await?;
+    let tx = c.transaction().await?;
+    crate::store::orgs::create_institution_org(&*tx, &i.kind, &i.name, &i.id, i.fee_cents).await?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(i)))
 }
 
-/// Notary offices and courts (with their fees), for any signed-in user.
+/// Notary offices and courts (with their fees), for any signed-in user;
+/// those of disabled organisations are left out.
 #[utoipa::path(get, path = "/v1/institutions", responses((status = 200, body = [Institution])))]
 pub async fn list_institutions(
     State(wf): State<Arc<Workflow>>,
     _caller: Caller,
 ) -> Result<axum::Json<Vec<Institution>>, ApiError> {
     let c = wf.db().await?;
-    let rows = c
-        .query(
-            "SELECT id, name, kind, fee_cents FROM workflow.institutions ORDER BY id",
-            &[],
-        )
-        .await?;
     Ok(axum::Json(
-        rows.iter()
+        users::institutions(c.client())
+            .await?
+            .into_iter()
             .map(|r| Institution {
-                id: r.get(0),
-                name: r.get(1),
-                kind: r.get(2),
-                fee_cents: r.get(3),
+                id: r.id,
+                name: r.name,
+                kind: r.kind,
+                fee_cents: r.fee_cents,
             })
             .collect(),
     ))
@@ -962,13 +1093,7 @@ pub(crate) async fn bootstrap_admin(wf: &Workflow) -> Result<(), WorkflowError> 
             ))
         })?,
     };
-    let u = NewUser {
-        username: name.clone(),
-        password,
-        role: Role::Admin,
-        tenant: None,
-        institution_id: None,
-    };
+    let u = NewUser::admin(name.clone(), password);
     match create_user(wf, &u).await {
         Ok(id) => {
             tracing::info!(username = %name, id, "created the bootstrap administrator");
@@ -1020,14 +1145,10 @@ pub async fn create_admin(
     let mut c = crate::conn::get(&pool).await?;
     crate::migrate::run(&mut c).await?;
     let tx = c.transaction().await?;
-    let row = tx
-        .query_opt(
-            "INSERT INTO workflow.users (username, password_hash, role) VALUES ($1, $2, 'admin')
-             ON CONFLICT (username) DO NOTHING RETURNING id",
-            &[&username, &phc],
-        )
-        .await?;
-    let Some(id) = row.map(|r| r.get::<_, i64>(0)) else {
+    let row = users::insert_admin(&*tx, username, &phc)
+        .await
+        .map_err(|e| WorkflowError::Db(e.to_string()))?;
+    let Some(id) = row else {
         return Err(WorkflowError::Config(format!(
             "a user named {username} exists"
         )));

@@ -35,6 +35,10 @@ pub enum Role {
     User,
     /// A judicial institution (notary office or court).
     Institution,
+    /// An outside party who signs contracts (registered by redeeming a
+    /// contract invitation): reads and signs only the contracts they are a
+    /// signer of.
+    Signer,
 }
 
 impl Role {
@@ -44,6 +48,7 @@ impl Role {
             Role::Reviewer => "reviewer",
             Role::User => "user",
             Role::Institution => "institution",
+            Role::Signer => "signer",
         }
     }
     pub(crate) fn parse(s: &str) -> Option<Role> {
@@ -52,6 +57,7 @@ impl Role {
             "reviewer" => Some(Role::Reviewer),
             "user" => Some(Role::User),
             "institution" => Some(Role::Institution),
+            "signer" => Some(Role::Signer),
             _ => None,
         }
     }
@@ -67,6 +73,12 @@ pub struct Caller {
     pub tenant: Option<String>,
     /// The institution of institution users.
     pub institution_id: Option<String>,
+    /// The caller's organisation (none for administrators).
+    pub organisation_id: Option<i64>,
+    /// An administrator reset the password: until the user changes it
+    /// (`PUT /v1/me/password`), every other route answers 403
+    /// `password_change_required`.
+    pub must_change_password: bool,
 }
 
 impl Caller {
@@ -91,7 +103,7 @@ impl Caller {
         match self.role {
             Role::Admin => true,
             Role::Reviewer | Role::User => self.tenant.as_deref() == Some(tenant),
-            Role::Institution => false,
+            Role::Institution | Role::Signer => false,
         }
     }
 
@@ -135,6 +147,11 @@ pub mod roles {
         Reviewer = [Reviewer];
         /// Notary offices and courts.
         Institution = [Institution];
+        /// Whoever may sign contracts: bank users and reviewers, outside
+        /// signers (contracts, H8).
+        Signers = [User, Reviewer, Signer];
+        /// Contract lists: administrators, bank users, outside signers.
+        AdminOrSigner = [Admin, Reviewer, User, Signer];
     }
 }
 
@@ -180,28 +197,25 @@ pub(crate) fn bearer(parts: &Parts) -> Option<&str> {
 /// Resolve a token to its user; `Err` says why not.
 pub(crate) async fn resolve(wf: &Workflow, token: &str) -> Result<Caller, ApiError> {
     let c = wf.db().await?;
-    let row = c
-        .query_opt(
-            "SELECT u.id, u.username, u.role, u.tenant, u.institution_id,
-                    s.expires_at <= now(), s.revoked_at IS NOT NULL, u.disabled_at IS NOT NULL
-               FROM workflow.sessions s JOIN workflow.users u ON u.id = s.user_id
-              WHERE s.token_hash = $1",
-            &[&token_hash(token)],
-        )
-        .await?;
+    let session = crate::store::users::session(c.client(), &token_hash(token)).await?;
     drop(c);
-    let Some(r) = row else {
+    let Some(s) = session else {
         return Err(ApiError::unauthenticated("unknown session token"));
     };
-    if r.get::<_, bool>(6) {
+    if s.revoked {
         return Err(ApiError::unauthenticated(
             "the session was logged out or revoked",
         ));
     }
-    if r.get::<_, bool>(7) {
+    if s.user_disabled {
         return Err(ApiError::unauthenticated("the account is disabled"));
     }
-    if r.get::<_, bool>(5) {
+    if s.organisation_disabled {
+        return Err(ApiError::unauthenticated(
+            "the account's organisation is disabled",
+        ));
+    }
+    if s.expired {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "session_expired",
@@ -209,12 +223,43 @@ pub(crate) async fn resolve(wf: &Workflow, token: &str) -> Result<Caller, ApiErr
         ));
     }
     Ok(Caller {
-        id: r.get(0),
-        username: r.get(1),
-        role: Role::parse(r.get::<_, &str>(2)).ok_or_else(ApiError::internal)?,
-        tenant: r.get(3),
-        institution_id: r.get(4),
+        id: s.id,
+        username: s.username,
+        role: Role::parse(&s.role).ok_or_else(ApiError::internal)?,
+        tenant: s.tenant,
+        institution_id: s.institution_id,
+        organisation_id: s.organisation_id,
+        must_change_password: s.must_change_password,
     })
+}
+
+/// The routes a user whose password was reset may still use: who am I,
+/// change the password, log out.
+const WHILE_PASSWORD_RESET: &[(&str, &str)] = &[
+    ("GET", "/v1/me"),
+    ("PUT", "/v1/me/password"),
+    ("POST", "/v1/auth/logout"),
+];
+
+/// 403 `password_change_required` for a caller who must change their
+/// password first, on any other route.
+fn password_gate(caller: &Caller, parts: &Parts) -> Result<(), ApiError> {
+    if !caller.must_change_password {
+        return Ok(());
+    }
+    let path = parts.uri.path();
+    let method = parts.method.as_str();
+    if WHILE_PASSWORD_RESET
+        .iter()
+        .any(|(m, p)| *m == method && *p == path)
+    {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "password_change_required",
+        "an administrator reset your password: change it first (PUT /v1/me/password)",
+    ))
 }
 
 impl FromRequestParts<Arc<Workflow>> for Caller {
@@ -225,6 +270,7 @@ impl FromRequestParts<Arc<Workflow>> for Caller {
         wf: &Arc<Workflow>,
     ) -> Result<Self, Self::Rejection> {
         if let Some(c) = parts.extensions.get::<Caller>() {
+            password_gate(c, parts)?;
             return Ok(c.clone());
         }
         let Some(token) = bearer(parts) else {
@@ -234,6 +280,7 @@ impl FromRequestParts<Arc<Workflow>> for Caller {
         };
         let caller = resolve(wf, token).await?;
         parts.extensions.insert(caller.clone());
+        password_gate(&caller, parts)?;
         Ok(caller)
     }
 }

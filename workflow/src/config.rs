@@ -123,6 +123,16 @@ pub struct WorkflowConfig {
     pub session_purge_grace_s: u64,
     /// The `Content-Security-Policy` of every answer.
     pub content_security_policy: String,
+    /// `[workflow.smtp]`: the relay notification e-mails go through
+    /// (`mailer.rs`); no host: no e-mail.
+    pub smtp: SmtpConfig,
+    /// The deployment's time zone as a UTC offset (`+08:00`): dates in
+    /// search filters (`from=2026-01-31`) are days in this zone, and
+    /// certificates show their times in it beside UTC.
+    pub utc_offset: String,
+    /// `[workflow.monitor]`: the service instances the monitoring page
+    /// scrapes (`monitor.rs`).
+    pub monitor: MonitorConfig,
     /// The built web console (`console/`, `npm run build`), served at `/`
     /// (`console.rs`); relative to the working directory. Empty or without
     /// an `index.html`: `/` answers 503 saying how to build it.
@@ -191,6 +201,9 @@ impl Default for WorkflowConfig {
             session_purge_interval_s: 600,
             session_purge_grace_s: 3600,
             content_security_policy: DEFAULT_CSP.into(),
+            smtp: SmtpConfig::default(),
+            utc_offset: "+08:00".into(),
+            monitor: MonitorConfig::default(),
             console_dir: crate::console::default_console_dir(),
             verify_dir: crate::console::default_verify_dir(),
             session_cookie_secure: true,
@@ -198,7 +211,179 @@ impl Default for WorkflowConfig {
     }
 }
 
+/// `[workflow.monitor]`: per-instance monitoring (docs/workflow-api.md,
+/// "Monitoring").
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorConfig {
+    /// Admin listeners of the service instances to watch, as base URLs
+    /// (`http://ingest-0:9464`): each one's `/metrics` and `/readyz` are
+    /// scraped. The Helm chart fills them in from its services. Only these
+    /// hosts are ever contacted (a pinned egress policy).
+    pub instances: Vec<String>,
+    /// How often every instance is scraped, ms.
+    pub scrape_interval_ms: u64,
+    /// Connect timeout of a scrape, ms.
+    pub connect_timeout_ms: u64,
+    /// Whole-request timeout of a scrape, ms.
+    pub timeout_ms: u64,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        MonitorConfig {
+            instances: Vec::new(),
+            scrape_interval_ms: 15_000,
+            connect_timeout_ms: 1_000,
+            timeout_ms: 2_000,
+        }
+    }
+}
+
+/// `[workflow.smtp]`: the SMTP relay notification e-mails are sent
+/// through (docs/workflow-api.md, "E-mail notifications"). Only the
+/// operator chooses where mail goes: the relay is the one host the mailer
+/// ever connects to (a pinned egress policy: cloud metadata addresses stay
+/// refused), whatever addresses users give.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    /// The relay's host name or IP address; empty: e-mail is off (no mail
+    /// is queued).
+    pub host: String,
+    /// The relay's port (587: submission with STARTTLS; 25: relay).
+    pub port: u16,
+    /// The sender, `Name <address>` or a bare address.
+    pub from: String,
+    /// Require STARTTLS (certificate checked against `host`); false only
+    /// for a relay on the same host or a trusted network.
+    pub starttls: bool,
+    /// Base URL of the links in mails (the web console's address, e.g.
+    /// `https://anchord.example.com`); required with `host`.
+    pub link_base: String,
+    /// Connecting and talking to the relay: timeout, ms.
+    pub timeout_ms: u64,
+    /// How often the outbox is polled, ms.
+    pub poll_ms: u64,
+    /// Mails sent per pass.
+    pub batch: usize,
+    /// Attempts before a mail is marked failed.
+    pub max_attempts: u32,
+    /// First retry delay, ms (doubles per attempt).
+    pub backoff_initial_ms: u64,
+    /// Longest retry delay, ms.
+    pub backoff_max_ms: u64,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            host: String::new(),
+            port: 587,
+            from: String::new(),
+            starttls: true,
+            link_base: String::new(),
+            timeout_ms: 10_000,
+            poll_ms: 1_000,
+            batch: 20,
+            max_attempts: 10,
+            backoff_initial_ms: 5_000,
+            backoff_max_ms: 3_600_000,
+        }
+    }
+}
+
+impl SmtpConfig {
+    /// Is e-mail on?
+    pub fn enabled(&self) -> bool {
+        !self.host.is_empty()
+    }
+
+    /// Cross-field checks, naming the key at fault.
+    pub fn check(&self) -> Result<(), String> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        crate::egress::Policy::new(std::slice::from_ref(&self.host))
+            .map_err(|e| format!("workflow.smtp.host: {e}"))?;
+        if self.port == 0 {
+            return Err("workflow.smtp.port must be positive".into());
+        }
+        if self.from.parse::<lettre::message::Mailbox>().is_err()
+            || self.from.chars().any(char::is_control)
+        {
+            return Err(
+                "workflow.smtp.from must be an e-mail address (`Name <address>` or a bare address)"
+                    .into(),
+            );
+        }
+        let base = reqwest::Url::parse(&self.link_base).map_err(|_| {
+            "workflow.smtp.link_base must be the console's http(s) URL".to_owned()
+        })?;
+        if base.scheme() != "http" && base.scheme() != "https" {
+            return Err("workflow.smtp.link_base must be the console's http(s) URL".into());
+        }
+        if self.timeout_ms == 0 || self.poll_ms == 0 || self.batch == 0 || self.max_attempts == 0 {
+            return Err(
+                "workflow.smtp.timeout_ms, poll_ms, batch and max_attempts must be positive".into(),
+            );
+        }
+        if self.backoff_initial_ms == 0 || self.backoff_max_ms < self.backoff_initial_ms {
+            return Err("workflow.smtp.backoff_initial_ms must be positive and at most backoff_max_ms".into());
+        }
+        Ok(())
+    }
+}
+
+/// The most instances `[workflow.monitor]` lists.
+pub const MAX_INSTANCES: usize = 256;
+
+/// Check `workflow.monitor.instances`: http(s) base URLs with a host, no
+/// credentials, query or fragment, each once.
+pub fn check_instances(urls: &[String]) -> Result<(), String> {
+    if urls.len() > MAX_INSTANCES {
+        return Err(format!("at most {MAX_INSTANCES} instances"));
+    }
+    for (i, u) in urls.iter().enumerate() {
+        let p = reqwest::Url::parse(u).map_err(|e| format!("{u:?} is not a URL: {e}"))?;
+        if p.scheme() != "http" && p.scheme() != "https" {
+            return Err(format!("{u:?}: only http and https"));
+        }
+        if p.host_str().is_none() {
+            return Err(format!("{u:?} has no host"));
+        }
+        if !p.username().is_empty() || p.password().is_some() {
+            return Err(format!("{u:?}: no credentials in the URL"));
+        }
+        if p.query().is_some() || p.fragment().is_some() {
+            return Err(format!("{u:?}: a base URL has no query or fragment"));
+        }
+        if urls[..i].contains(u) {
+            return Err(format!("{u:?} is listed twice"));
+        }
+    }
+    crate::egress::Policy::pinned(urls, &[]).map(|_| ())
+}
+
+/// Parse a UTC offset `+08:00` / `-05:30` / `Z`.
+pub fn parse_utc_offset(s: &str) -> Option<time::UtcOffset> {
+    if s == "Z" || s == "z" {
+        return Some(time::UtcOffset::UTC);
+    }
+    time::UtcOffset::parse(
+        s,
+        time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]"),
+    )
+    .ok()
+}
+
 impl WorkflowConfig {
+    /// The deployment's zone (`utc_offset`; UTC if it does not parse, which
+    /// [`WorkflowConfig::validate`] refuses).
+    pub fn zone(&self) -> time::UtcOffset {
+        parse_utc_offset(&self.utc_offset).unwrap_or(time::UtcOffset::UTC)
+    }
+
     /// Cross-field checks, naming the key at fault.
     pub fn validate(&self) -> Result<(), WorkflowError> {
         let bad = |s: &str| Err(WorkflowError::Config(s.into()));
@@ -283,6 +468,23 @@ impl WorkflowConfig {
         }
         if axum::http::HeaderValue::from_str(&self.content_security_policy).is_err() {
             return bad("workflow.content_security_policy must be a valid header value");
+        }
+        self.smtp.check().map_err(WorkflowError::Config)?;
+        if parse_utc_offset(&self.utc_offset).is_none() {
+            return bad("workflow.utc_offset must be a UTC offset such as +08:00");
+        }
+        if let Err(e) = check_instances(&self.monitor.instances) {
+            return Err(WorkflowError::Config(format!(
+                "workflow.monitor.instances: {e}"
+            )));
+        }
+        if self.monitor.scrape_interval_ms < 100
+            || self.monitor.connect_timeout_ms == 0
+            || self.monitor.timeout_ms == 0
+        {
+            return bad(
+                "workflow.monitor.scrape_interval_ms must be at least 100 and its timeouts positive",
+            );
         }
         if !self.bootstrap_admin.is_empty()
             && self.bootstrap_admin_password_file.is_none()

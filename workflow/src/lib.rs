@@ -37,6 +37,8 @@ pub use anchord_egress as egress;
 pub mod error;
 pub mod events;
 pub mod evidence;
+pub mod inbox;
+pub mod mailer;
 pub mod files;
 pub mod judicial;
 pub mod keyseal;
@@ -44,9 +46,11 @@ pub mod limits;
 pub mod metrics;
 pub mod migrate;
 pub mod monitor;
+pub mod orgs;
 pub mod paging;
 pub mod preservations;
 pub mod products;
+pub mod search;
 pub mod status;
 pub(crate) mod store;
 #[cfg(test)]
@@ -147,6 +151,8 @@ pub struct Workflow {
     pub(crate) passwords: auth::Passwords,
     /// Rate limits and the aggregated anonymous-noise counters.
     pub(crate) limits: limits::Limits,
+    /// The service instances' last scrapes (`monitor.rs`).
+    pub(crate) instances: monitor::Instances,
 }
 
 impl std::fmt::Debug for Workflow {
@@ -216,6 +222,11 @@ pub async fn prepare(
     {
         let mut c = pool.get().await?;
         migrate::run(&mut c).await?;
+        // Whether events queue e-mail, and the links' base (store/notify.rs).
+        let client: &tokio_postgres::Client = &c;
+        store::notify::configure(client, config.smtp.enabled(), &config.smtp.link_base)
+            .await
+            .map_err(|e| WorkflowError::Db(e.to_string()))?;
     }
     let producer = evidence::producer(&config)?;
     let verifier_config = anchord_verifier::VerifierConfig {
@@ -245,6 +256,7 @@ pub async fn prepare(
     let certificates = anchord_verifier::certificate::Issuer::new(config.certificate_font.clone());
     let passwords = auth::Passwords::new(&config).await?;
     let limits = limits::Limits::new(&config);
+    let config_instances = config.monitor.instances.clone();
     let wf = Arc::new(Workflow {
         pool,
         ledger: deps.ledger,
@@ -260,6 +272,7 @@ pub async fn prepare(
         certificates,
         passwords,
         limits,
+        instances: monitor::Instances::new(&config_instances),
     });
     auth::bootstrap_admin(&wf).await?;
     metrics::init();
@@ -313,6 +326,13 @@ pub async fn start(
     tasks.spawn(
         tasks::HOUSEKEEPING,
         limits::run_housekeeping(wf.clone(), stop.clone()),
+    );
+    // The notification e-mail outbox (mailer.rs).
+    tasks.spawn(tasks::MAILER, mailer::run(wf.clone(), stop.clone()));
+    // Scrapes of the service instances for the monitoring page (monitor.rs).
+    tasks.spawn(
+        tasks::INSTANCE_SCRAPER,
+        monitor::run_scraper(wf.clone(), stop.clone()),
     );
     let app = api::router(wf);
     let handle = tokio::spawn(async move {

@@ -108,14 +108,35 @@ pub static WEBHOOK_ATTEMPTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+pub static MAIL_ATTEMPTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        opts!(
+            "anchord_workflow_mail_attempts_total",
+            "Notification e-mail send attempts, by outcome (sent, retry, failed)."
+        ),
+        &["outcome"]
+    )
+    .expect("metric registers once")
+});
+
+pub static MAIL_PENDING: LazyLock<prometheus::IntGauge> = LazyLock::new(|| {
+    prometheus::register_int_gauge!(opts!(
+        "anchord_workflow_mail_pending",
+        "Notification e-mails waiting in the outbox (as the mailer last counted)."
+    ))
+    .expect("metric registers once")
+});
+
 /// The workflow's background loops, in the order `tasks` names them (the
 /// `task` label of [`TASK_UP`]).
-pub const TASKS: [&str; 5] = [
+pub const TASKS: [&str; 7] = [
     "evidence_publisher",
     "audit_anchoring",
     "webhook_delivery",
     "file_gc",
     "housekeeping",
+    "instance_scraper",
+    "mailer",
 ];
 
 /// Labelled by `tasks.rs` as it starts each loop.
@@ -142,6 +163,8 @@ pub fn collectors() -> Vec<&'static dyn prometheus::core::Collector> {
         &*EVIDENCE_SEALED,
         &*AUDIT_ROWS,
         &*WEBHOOK_ATTEMPTS,
+        &*MAIL_ATTEMPTS,
+        &*MAIL_PENDING,
         &*TASK_UP,
     ]
 }
@@ -165,6 +188,9 @@ pub fn init() {
     }
     for o in ["delivered", "retry", "failed"] {
         WEBHOOK_ATTEMPTS.with_label_values(&[o]);
+    }
+    for o in ["sent", "retry", "failed"] {
+        MAIL_ATTEMPTS.with_label_values(&[o]);
     }
     // 0 until the service starts each loop.
     for t in TASKS {

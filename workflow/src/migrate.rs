@@ -39,6 +39,21 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "status_transitions",
         sql: include_str!("../migrations/0006_status_transitions.sql"),
     },
+    Migration {
+        version: 7,
+        name: "contract_parties_evidence_handover",
+        sql: include_str!("../migrations/0007_contract_parties_evidence_handover.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "organisations_notifications",
+        sql: include_str!("../migrations/0008_organisations_notifications.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "search_keys_disclosure",
+        sql: include_str!("../migrations/0009_search_keys_disclosure.sql"),
+    },
 ];
 
 /// The workflow's set: advisory lock "anchwkfl" folded into an i64 (the

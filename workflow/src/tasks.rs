@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 /// The loops' names (the `task` label of `anchord_workflow_task_up`; the
 /// list lives with the metric, which exports every label at registration).
-pub const TASK_NAMES: [&str; 5] = crate::metrics::TASKS;
+pub const TASK_NAMES: [&str; 7] = crate::metrics::TASKS;
 /// Publishes approved evidence to the evidence topic and links it back.
 pub const EVIDENCE_PUBLISHER: &str = TASK_NAMES[0];
 /// Anchors the audit chain's head periodically.
@@ -33,6 +33,10 @@ pub const WEBHOOK_DELIVERY: &str = TASK_NAMES[2];
 pub const FILE_GC: &str = TASK_NAMES[3];
 /// Session purge, limiter upkeep, anonymous-noise summaries.
 pub const HOUSEKEEPING: &str = TASK_NAMES[4];
+/// Scrapes the service instances the monitoring page shows.
+pub const INSTANCE_SCRAPER: &str = TASK_NAMES[5];
+/// Sends the notification e-mail outbox (`mailer.rs`).
+pub const MAILER: &str = TASK_NAMES[6];
 
 /// How long loops get to finish after the stop before they are aborted.
 const DRAIN: Duration = Duration::from_secs(15);

@@ -80,18 +80,7 @@ fn jitter(d: Duration) -> Duration {
     d.mul_f64(f)
 }
 
-/// A claimed delivery.
-#[derive(Debug)]
-struct Claimed {
-    id: i64,
-    delivery_id: String,
-    event: String,
-    body: String,
-    attempts: i32,
-    webhook_id: i64,
-    url: String,
-    secret: String,
-}
+use crate::store::webhooks::{self as store, Claimed};
 
 /// Claim up to `limit` due deliveries, at most `per_target - busy` of each
 /// webhook (`busy`: requests in flight per webhook id), in one short
@@ -106,51 +95,15 @@ async fn claim(
         / 1000.0
         + 30.0;
     let c = wf.db().await?;
-    let rows = c
-        .query(
-            "WITH ranked AS (
-                SELECT d.id, d.webhook_id,
-                       row_number() OVER (PARTITION BY d.webhook_id ORDER BY d.next_attempt_at, d.id) AS rn
-                  FROM workflow.webhook_deliveries d JOIN workflow.webhooks w ON w.id = d.webhook_id
-                 WHERE d.state = 'pending' AND d.next_attempt_at <= now()
-                   AND w.deleted_at IS NULL AND w.disabled_at IS NULL
-             ), pick AS (
-                SELECT d.id FROM workflow.webhook_deliveries d
-                  JOIN ranked r ON r.id = d.id
-                  LEFT JOIN unnest($2::bigint[], $3::int[]) AS f(hook, busy) ON f.hook = r.webhook_id
-                 WHERE r.rn <= $4::bigint - coalesce(f.busy, 0)
-                   AND d.state = 'pending' AND d.next_attempt_at <= now()
-                 ORDER BY d.next_attempt_at, d.id
-                 LIMIT $1
-                   FOR UPDATE OF d SKIP LOCKED
-             )
-             UPDATE workflow.webhook_deliveries d
-                SET next_attempt_at = now() + make_interval(secs => $5)
-               FROM workflow.webhooks w
-              WHERE d.id IN (SELECT id FROM pick) AND w.id = d.webhook_id
-             RETURNING d.id, d.delivery_id, d.event, d.body, d.attempts, d.webhook_id, w.url, w.secret",
-            &[
-                &(limit as i64),
-                &hooks,
-                &counts,
-                &(wf.config.webhook_per_target_concurrency as i64),
-                &lease_s,
-            ],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| Claimed {
-            id: r.get(0),
-            delivery_id: r.get(1),
-            event: r.get(2),
-            body: r.get(3),
-            attempts: r.get(4),
-            webhook_id: r.get(5),
-            url: r.get(6),
-            secret: r.get(7),
-        })
-        .collect())
+    Ok(store::claim(
+        c.client(),
+        limit as i64,
+        &hooks,
+        &counts,
+        wf.config.webhook_per_target_concurrency as i64,
+        lease_s,
+    )
+    .await?)
 }
 
 /// Background task: claim due rows, send them concurrently (owned tasks,
@@ -283,14 +236,7 @@ async fn deliver_one(wf: &Workflow, d: Claimed) -> Result<(), ApiError> {
     let c = wf.db().await?;
     match error {
         None => {
-            c.execute(
-                "UPDATE workflow.webhook_deliveries
-                    SET state = 'delivered', attempts = $2, last_status = $3, last_error = NULL,
-                        delivered_at = now()
-                  WHERE id = $1 AND state = 'pending'",
-                &[&d.id, &attempts, &status],
-            )
-            .await?;
+            store::delivered(c.client(), d.id, attempts, status).await?;
             crate::metrics::WEBHOOK_ATTEMPTS
                 .with_label_values(&["delivered"])
                 .inc();
@@ -302,20 +248,14 @@ async fn deliver_one(wf: &Workflow, d: Claimed) -> Result<(), ApiError> {
                 wf.config.webhook_backoff_max_ms,
                 attempts as u32,
             ));
-            c.execute(
-                "UPDATE workflow.webhook_deliveries
-                    SET state = CASE WHEN $5 THEN 'failed' ELSE 'pending' END,
-                        attempts = $2, last_status = $3, last_error = $4,
-                        next_attempt_at = now() + make_interval(secs => $6)
-                  WHERE id = $1 AND state = 'pending'",
-                &[
-                    &d.id,
-                    &attempts,
-                    &status,
-                    &err,
-                    &give_up,
-                    &delay.as_secs_f64(),
-                ],
+            store::attempt_failed(
+                c.client(),
+                d.id,
+                attempts,
+                status,
+                &err,
+                give_up,
+                delay.as_secs_f64(),
             )
             .await?;
             crate::metrics::WEBHOOK_ATTEMPTS
@@ -353,16 +293,14 @@ pub struct WebhookJson {
     pub created_at: String,
 }
 
-const HOOK_COLUMNS: &str = "id, tenant, url, disabled_at IS NULL, created_at";
-
-fn hook_from_row(r: &tokio_postgres::Row) -> WebhookJson {
+fn hook_json(h: store::Webhook) -> WebhookJson {
     WebhookJson {
-        id: r.get(0),
-        tenant: r.get(1),
-        url: r.get(2),
+        id: h.id,
+        tenant: h.tenant,
+        url: h.url,
         secret: None,
-        enabled: r.get(3),
-        created_at: ts(r.get(4)),
+        enabled: h.enabled,
+        created_at: ts(h.created_at),
     }
 }
 
@@ -395,43 +333,19 @@ pub async fn create(
     };
     let mut c = wf.db().await?;
     let tx = c.transaction().await?;
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended('anchord-webhooks/' || coalesce($1, '*'), 0))",
-        &[&tenant],
+    let h = store::create(
+        &tx,
+        tenant.as_deref(),
+        &w.url,
+        &secret,
+        caller.id,
+        wf.config.webhook_max_per_tenant,
     )
     .await?;
-    let n: i64 = tx
-        .query_one(
-            "SELECT count(*) FROM workflow.webhooks WHERE deleted_at IS NULL AND tenant IS NOT DISTINCT FROM $1",
-            &[&tenant],
-        )
-        .await?
-        .get(0);
-    if n >= wf.config.webhook_max_per_tenant {
-        return Err(ApiError::conflict(format!(
-            "at most {} webhooks per bank (workflow.webhook_max_per_tenant); delete one first",
-            wf.config.webhook_max_per_tenant
-        )));
-    }
-    let r = tx
-        .query_one(
-            "INSERT INTO workflow.webhooks (tenant, url, secret, created_by) VALUES ($1, $2, $3, $4)
-             RETURNING id, created_at",
-            &[&tenant, &w.url, &secret, &caller.id],
-        )
-        .await?;
     tx.commit().await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(WebhookJson {
-            id: r.get(0),
-            tenant,
-            url: w.url,
-            secret: Some(secret),
-            enabled: true,
-            created_at: ts(r.get(1)),
-        }),
-    ))
+    let mut j = hook_json(h);
+    j.secret = Some(secret);
+    Ok((StatusCode::CREATED, axum::Json(j)))
 }
 
 /// Webhooks (administrators: all; reviewers: their bank's), newest first,
@@ -447,38 +361,30 @@ pub async fn list(
     let page = page.checked()?;
     let all = caller.role == Role::Admin;
     let c = wf.db().await?;
-    let rows = c
-        .query(
-            &format!(
-                "SELECT {HOOK_COLUMNS} FROM workflow.webhooks
-                  WHERE deleted_at IS NULL AND ($1 OR tenant = $2)
-                    AND ($3::bigint IS NULL OR id < $3)
-                  ORDER BY id DESC LIMIT $4"
-            ),
-            &[&all, &caller.tenant, &page.after, &page.limit],
-        )
-        .await?;
+    let hooks = store::list(
+        c.client(),
+        all,
+        caller.tenant.as_deref(),
+        page.after,
+        page.limit,
+    )
+    .await?;
     Ok(Paged::new(
-        rows.iter().map(hook_from_row).collect(),
+        hooks.into_iter().map(hook_json).collect(),
         page,
         |h| h.id,
     ))
 }
 
-/// The webhook, if the caller may manage it.
+/// The webhook's tenant, if the caller may manage it (`deleted`: deleted
+/// webhooks count, for reading their deliveries).
 async fn own_hook(
     c: &tokio_postgres::Client,
     caller: &crate::authz::Caller,
     id: i64,
+    deleted: bool,
 ) -> Result<Option<String>, ApiError> {
-    let hook = c
-        .query_opt(
-            "SELECT tenant FROM workflow.webhooks WHERE id = $1 AND deleted_at IS NULL",
-            &[&id],
-        )
-        .await?
-        .ok_or_else(|| ApiError::not_found("webhook"))?;
-    let tenant: Option<String> = hook.get(0);
+    let tenant = store::tenant_of(c, id, deleted).await?;
     if caller.role != Role::Admin && tenant != caller.tenant {
         return Err(ApiError::forbidden("this webhook belongs to another bank"));
     }
@@ -495,19 +401,9 @@ pub async fn delete(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     let mut c = wf.db().await?;
-    own_hook(&c, &caller, id).await?;
+    own_hook(c.client(), &caller, id, false).await?;
     let tx = c.transaction().await?;
-    tx.execute(
-        "UPDATE workflow.webhooks SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL",
-        &[&id],
-    )
-    .await?;
-    tx.execute(
-        "UPDATE workflow.webhook_deliveries SET state = 'failed', last_error = 'the webhook was deleted'
-          WHERE webhook_id = $1 AND state = 'pending'",
-        &[&id],
-    )
-    .await?;
+    store::delete(&tx, id).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -519,18 +415,9 @@ async fn set_enabled(
     enabled: bool,
 ) -> Result<axum::Json<WebhookJson>, ApiError> {
     let c = wf.db().await?;
-    own_hook(&c, caller, id).await?;
-    let r = c
-        .query_one(
-            &format!(
-                "UPDATE workflow.webhooks
-                    SET disabled_at = CASE WHEN $2 THEN NULL ELSE coalesce(disabled_at, now()) END
-                  WHERE id = $1 RETURNING {HOOK_COLUMNS}"
-            ),
-            &[&id, &enabled],
-        )
-        .await?;
-    Ok(axum::Json(hook_from_row(&r)))
+    own_hook(c.client(), caller, id, false).await?;
+    let h = store::set_enabled(c.client(), id, enabled).await?;
+    Ok(axum::Json(hook_json(h)))
 }
 
 /// Disable a webhook: no new deliveries are queued; pending ones wait.
@@ -599,14 +486,7 @@ pub async fn deliveries(
     query: Result<Query<DeliveriesQuery>, ApiError>,
 ) -> Result<Paged<DeliveryJson>, ApiError> {
     let c = wf.db().await?;
-    let hook = c
-        .query_opt("SELECT tenant FROM workflow.webhooks WHERE id = $1", &[&id])
-        .await?
-        .ok_or_else(|| ApiError::not_found("webhook"))?;
-    let tenant: Option<String> = hook.get(0);
-    if caller.role != Role::Admin && tenant != caller.tenant {
-        return Err(ApiError::forbidden("this webhook belongs to another bank"));
-    }
+    own_hook(c.client(), &caller, id, true).await?;
     // The query only now: the caller may read the record (authz::Require).
     let Query(q) = query?;
     let page = Page {
@@ -614,27 +494,19 @@ pub async fn deliveries(
         after: q.after,
     }
     .checked()?;
-    let rows = c
-        .query(
-            "SELECT id, delivery_id, event, state, attempts, last_status, last_error, next_attempt_at, delivered_at
-               FROM workflow.webhook_deliveries
-              WHERE webhook_id = $1 AND ($2::bigint IS NULL OR id < $2)
-              ORDER BY id DESC LIMIT $3",
-            &[&id, &page.after, &page.limit],
-        )
-        .await?;
+    let rows = store::deliveries(c.client(), id, page.after, page.limit).await?;
     Ok(Paged::new(
-        rows.iter()
-            .map(|r| DeliveryJson {
-                id: r.get(0),
-                delivery_id: r.get(1),
-                event: r.get(2),
-                state: r.get(3),
-                attempts: r.get(4),
-                last_status: r.get(5),
-                last_error: r.get(6),
-                next_attempt_at: ts(r.get(7)),
-                delivered_at: ts_opt(r.get(8)),
+        rows.into_iter()
+            .map(|d| DeliveryJson {
+                id: d.id,
+                delivery_id: d.delivery_id,
+                event: d.event,
+                state: d.state,
+                attempts: d.attempts,
+                last_status: d.last_status,
+                last_error: d.last_error,
+                next_attempt_at: ts(d.next_attempt_at),
+                delivered_at: ts_opt(d.delivered_at),
             })
             .collect(),
         page,

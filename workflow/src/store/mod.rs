@@ -8,7 +8,22 @@
 //! Moved so far: preservations (`store/preservations.rs`). The status
 //! transition helper (`status.rs`) answers in the same error.
 
+pub mod audit;
+pub mod audit_anchor;
+// Contracts and judicial requests (H8).
+pub mod contracts;
+pub mod judicial;
+pub mod files;
+pub mod monitor;
+// Organisations, users and sessions, inboxes, notifications, webhooks (H9).
+pub mod inbox;
+pub mod notify;
+pub mod orgs;
+pub mod users;
+pub mod webhooks;
 pub mod preservations;
+pub mod products;
+pub mod search;
 
 use crate::error::ApiError;
 
@@ -26,9 +41,15 @@ pub enum StoreError {
         action: String,
         allowed: String,
     },
+    /// A field's value refused (422 with the field named).
+    #[error("{0}: {1}")]
+    Field(&'static str, String),
     /// The record changed meanwhile (a concurrent request won).
     #[error("{0}")]
     Changed(&'static str),
+    /// A duplicate (409 `conflict`), with what it collides with.
+    #[error("{0}")]
+    Conflict(String),
     /// A transition outside its table or a status the code does not know:
     /// a bug, never the caller's fault.
     #[error("{0}")]
@@ -50,6 +71,8 @@ impl From<StoreError> for ApiError {
                 a
             }
             StoreError::Changed(m) => ApiError::invalid_state(m),
+            StoreError::Field(k, m) => ApiError::field(k, m),
+            StoreError::Conflict(m) => ApiError::conflict(m),
             StoreError::Inconsistent(m) => {
                 tracing::error!(error = %m, "workflow store inconsistency");
                 ApiError::internal()
