@@ -652,3 +652,253 @@ async fn k_of_n_witnesses_decide_finality() {
     let cp = ledger.checkpoint(3).await.unwrap().unwrap();
     assert!(cp.final_at_us.is_none(), "2 of 3 is not a 3-quorum");
 }
+
+/// Tuples of `blocks` read so far in this database (sequential and index
+/// scans), as the statistics collector counts them. Backends report when
+/// they go idle or exit, so poll until the count has settled.
+async fn blocks_rows_read(db: &TestDb) -> i64 {
+    let c = db.client().await;
+    let mut last = -1;
+    for _ in 0..20 {
+        c.batch_execute("SELECT pg_stat_clear_snapshot()")
+            .await
+            .unwrap();
+        let n: i64 = c
+            .query_one(
+                "SELECT (coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0))::int8 \
+                 FROM pg_stat_user_tables WHERE relname = 'blocks'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n == last {
+            return n;
+        }
+        last = n;
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+    }
+    last
+}
+
+/// Take the lead once on a fresh pool (the batcher's start-up check, then a
+/// seal if anything is pending), close the pool; rows of `blocks` read.
+async fn one_start(db: &TestDb, what: &str) -> (i64, f64) {
+    let before = blocks_rows_read(db).await;
+    let ledger = db.ledger();
+    let started = std::time::Instant::now();
+    let mut done = false;
+    for _ in 0..100 {
+        match anchord_batcher::seal_once(&config(10, 600_000), SUITE, &ledger).await {
+            Ok(_) => {
+                done = true;
+                break;
+            }
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
+    assert!(done);
+    let secs = started.elapsed().as_secs_f64();
+    drop(ledger);
+    (blocks_rows_read(db).await - before, secs)
+}
+
+/// A ledger of `n` one-entry blocks written straight into the tables (as an
+/// old batcher without tiles would have left it), with the latest
+/// checkpoint signed by the sealer key.
+async fn large_ledger(n: u64) -> (TestDb, Ledger) {
+    let (db, ledger) = TestDb::migrated().await;
+    ledger.ensure_suite(SUITE).await.unwrap();
+    for chunk in 0..n.div_ceil(50_000) {
+        let count = (n - chunk * 50_000).min(50_000) as usize;
+        append(&ledger, &format!("big{chunk}"), count).await;
+    }
+    let leaves = ledger.leaf_hashes(0, n).await.unwrap();
+    let mut prev = anchord_core::checkpoint::GENESIS_PREV_HASH;
+    let mut rows: Vec<(i64, Vec<u8>, Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut hashes = Vec::new();
+    for h in 0..n {
+        let header = anchord_core::checkpoint::BlockHeader {
+            suite: SUITE,
+            height: h,
+            first_seq: h,
+            last_seq: h,
+            leaf_count: 1,
+            merkle_root: leaves[h as usize],
+            prev_hash: prev,
+            sealed_at_us: 1_764_000_000_000_000 + h as i64,
+        };
+        prev = header.hash();
+        hashes.push(prev);
+        rows.push((
+            h as i64,
+            leaves[h as usize].to_vec(),
+            header.prev_hash.to_vec(),
+            prev.to_vec(),
+        ));
+    }
+    let c = db.client().await;
+    for part in rows.chunks(20_000) {
+        let heights: Vec<i64> = part.iter().map(|r| r.0).collect();
+        let roots: Vec<&[u8]> = part.iter().map(|r| r.1.as_slice()).collect();
+        let prevs: Vec<&[u8]> = part.iter().map(|r| r.2.as_slice()).collect();
+        let bh: Vec<&[u8]> = part.iter().map(|r| r.3.as_slice()).collect();
+        c.execute(
+            "INSERT INTO blocks (height, hash_suite, first_seq, last_seq, leaf_count, merkle_root, \
+             prev_hash, block_hash, sealed_at_us) \
+             SELECT h, 1, h, h, 1, r, p, b, 1764000000000000 + h \
+             FROM unnest($1::int8[], $2::bytea[], $3::bytea[], $4::bytea[]) AS t(h, r, p, b)",
+            &[&heights, &roots, &prevs, &bh],
+        )
+        .await
+        .unwrap();
+    }
+    let root = merkle::root(SUITE, &hashes);
+    let body = Checkpoint::new(ORIGIN, n, root).body();
+    let mut note = SignedNote::new(body.clone());
+    note.signatures.push(sealer_key().sign(&body).unwrap());
+    c.execute(
+        "INSERT INTO checkpoints (size, root, origin, signed_note, created_at_us, final_at_us) \
+         VALUES ($1, $2, $3, $4, 1, 1)",
+        &[&(n as i64), &root.as_slice(), &ORIGIN, &note.format()],
+    )
+    .await
+    .unwrap();
+    (db, ledger)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_batcher_resumes_on_a_large_ledger_without_reading_every_block() {
+    const N: u64 = 100_000;
+    let (db, ledger) = large_ledger(N).await;
+    // First start after the upgrade: the block-log tiles of the blocks
+    // sealed before tiles are computed, reading each block hash once.
+    let (first, first_s) = one_start(&db, "catching up").await;
+    assert!(first >= N as i64, "the catch-up read {first} block rows");
+    let stored = ledger.all_tiles().await.unwrap();
+    let hashes = ledger.block_hashes_between(0, N).await.unwrap();
+    let reference = anchord_core::tiles::build_tiles(SUITE, &hashes);
+    let log: Vec<_> = stored.iter().filter(|t| t.height.is_none()).collect();
+    assert_eq!(log.len(), reference.len());
+    for (t, h) in &reference {
+        assert!(
+            log.iter().any(|s| s.level == t.level
+                && s.index == t.index
+                && s.bytes == anchord_core::tiles::tile_bytes(h)),
+            "tile {t}"
+        );
+    }
+    // Every later start reads a constant number of block rows (the last
+    // two), not the chain; and it still seals.
+    append(&ledger, "next", 1).await;
+    let (second, second_s) = one_start(&db, "resuming").await;
+    assert!(
+        second <= 10,
+        "the start-up check read {second} block rows of {N}"
+    );
+    let (third, _) = one_start(&db, "idle restart").await;
+    assert!(third <= 10, "the start-up check read {third} block rows");
+    assert_eq!(
+        ledger.latest_checkpoint().await.unwrap().unwrap().size,
+        N + 1
+    );
+    eprintln!(
+        "large-ledger restart ({N} blocks, debug build, shared CPU): catch-up {first} rows {first_s:.2} s; \
+         resume {second} rows {second_s:.2} s"
+    );
+    // The tiles the catch-up and the seal wrote are the reference tiles.
+    let hashes = ledger.block_hashes_between(0, N + 1).await.unwrap();
+    let set = ledger
+        .log_tiles(&anchord_core::tiles::tiles_for_size(N + 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        anchord_core::tiles::root_from(SUITE, &set, N + 1).unwrap(),
+        merkle::root(SUITE, &hashes)
+    );
+}
+
+#[tokio::test]
+async fn a_tampered_tile_is_caught_by_audit_naming_the_tile() {
+    let (db, ledger) = TestDb::migrated().await;
+    // Block 0 has 300 entries (its tree has a level-1 tile); then 5 blocks
+    // of one: a block log of 6.
+    append(&ledger, "t", 300).await;
+    anchord_batcher::seal_once(&config(300, 600_000), SUITE, &ledger)
+        .await
+        .unwrap()
+        .unwrap();
+    append(&ledger, "u", 5).await;
+    for _ in 0..5 {
+        loop {
+            if anchord_batcher::seal_once(&config(1, 600_000), SUITE, &ledger)
+                .await
+                .unwrap()
+                .is_some()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let clean = audit(&ledger, SUITE, &keys(), false).await.unwrap();
+    assert!(clean.ok(), "{:?}", clean.problems);
+    let c = db.client().await;
+    // The schema itself refuses to rewrite a tile in place.
+    let err = c
+        .execute(
+            "UPDATE log_tiles SET hashes = set_byte(hashes, 70, get_byte(hashes, 70) # 1) \
+             WHERE level = 0 AND idx = 0",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("can only grow"), "{err:?}");
+    let err = c
+        .execute(
+            "UPDATE block_tiles SET hashes = hashes WHERE height = 0",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("immutable"), "{err:?}");
+    // Someone with the rights to bypass triggers flips a byte anyway: in
+    // hash 2 of the block log's level-0 tile, and in block 0's level-1 tile.
+    c.batch_execute(
+        "SET session_replication_role = replica; \
+         UPDATE log_tiles SET hashes = set_byte(hashes, 70, get_byte(hashes, 70) # 1) \
+         WHERE level = 0 AND idx = 0; \
+         UPDATE block_tiles SET hashes = set_byte(hashes, 0, get_byte(hashes, 0) # 1) \
+         WHERE height = 0 AND level = 1 AND idx = 0; \
+         SET session_replication_role = origin;",
+    )
+    .await
+    .unwrap();
+    let report = audit(&ledger, SUITE, &keys(), false).await.unwrap();
+    let p = &report.problems;
+    assert!(
+        p.iter()
+            .any(|p| p.starts_with("block-log tile tile/0/000.p/6: hash 2 is ")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|p| p == "block 0: tile tile/1/000.p/1 does not match its entries"),
+        "{p:?}"
+    );
+    // The last block-log hash is what the start-up check compares.
+    c.batch_execute(
+        "SET session_replication_role = replica; \
+         UPDATE log_tiles SET hashes = set_byte(hashes, 5 * 32, get_byte(hashes, 5 * 32) # 1) \
+         WHERE level = 0 AND idx = 0; \
+         SET session_replication_role = origin;",
+    )
+    .await
+    .unwrap();
+    append(&ledger, "v", 1).await;
+    let err = start_error(&ledger).await;
+    assert!(
+        err.contains("block-log tile tile/0/000.p/6: last leaf"),
+        "{err}"
+    );
+}
