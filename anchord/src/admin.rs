@@ -6,8 +6,14 @@
 //! (ingest); each anchoring target's endpoint for the relay. `/readyz`
 //! answers 200 with one `ok` line per check, or 503 naming each failing
 //! check and why.
+//!
+//! Each scrape of `/metrics` first refreshes the probes (`crate::probes`):
+//! `SELECT 1` on the service's own pool (`anchord_admin_postgres_up`) and
+//! the free space of the data directories the service writes
+//! (`anchord_admin_disk_*`).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +45,8 @@ pub struct Readiness {
     relay: Option<Arc<RelayConfig>>,
     /// The workflow service's background loops.
     workflow_tasks: Option<anchord_workflow::Health>,
+    /// Data directories watched for free space (metrics only, not readiness).
+    disks: Arc<Vec<crate::probes::Disk>>,
 }
 
 impl Readiness {
@@ -49,6 +57,7 @@ impl Readiness {
             broker: None,
             relay: None,
             workflow_tasks: None,
+            disks: Arc::default(),
         }
     }
 
@@ -59,6 +68,7 @@ impl Readiness {
             broker: None,
             relay: None,
             workflow_tasks: None,
+            disks: Arc::default(),
         }
     }
 
@@ -81,16 +91,40 @@ impl Readiness {
         self
     }
 
+    /// Also export the free space of `dir`, a data directory this service
+    /// writes, as `volume` (a fixed name); `low_free` is
+    /// `admin.disk_low_free_bytes`.
+    pub fn with_disk(mut self, volume: &'static str, dir: PathBuf, low_free: Option<u64>) -> Self {
+        Arc::make_mut(&mut self.disks).push(crate::probes::Disk {
+            volume,
+            dir,
+            low_free,
+        });
+        self
+    }
+
+    /// `SELECT 1` on the service's own pool.
+    async fn ping(&self) -> Result<(), anchord_ledger::LedgerError> {
+        match &self.db {
+            Db::Ledger(l) => l.ping().await,
+            Db::Witness(w) => w.ping().await,
+        }
+    }
+
+    /// Refresh the probes' gauges (at each scrape of `/metrics`).
+    async fn refresh_probes(&self) {
+        let up = matches!(
+            tokio::time::timeout(crate::probes::POSTGRES_TIMEOUT, self.ping()).await,
+            Ok(Ok(()))
+        );
+        crate::probes::record_postgres(up);
+        crate::probes::refresh_disks(&self.disks).await;
+    }
+
     /// Run every check concurrently: `(all ok, one line per check)`.
     pub async fn check(&self) -> (bool, Vec<String>) {
         let pg = async {
-            let ping = async {
-                match &self.db {
-                    Db::Ledger(l) => l.ping().await,
-                    Db::Witness(w) => w.ping().await,
-                }
-            };
-            match tokio::time::timeout(CHECK_TIMEOUT, ping).await {
+            match tokio::time::timeout(CHECK_TIMEOUT, self.ping()).await {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err(format!("postgres: {e}")),
                 Err(_) => Err(format!("postgres: no answer within {CHECK_TIMEOUT:?}")),
@@ -150,6 +184,7 @@ pub async fn serve_ready(
     readiness: Readiness,
     shutdown: CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    crate::probes::init(&readiness.disks);
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/livez", get(|| async { "ok\n" }))
@@ -166,7 +201,8 @@ pub async fn serve_ready(
     }))
 }
 
-async fn metrics() -> impl IntoResponse {
+async fn metrics(State(readiness): State<Readiness>) -> impl IntoResponse {
+    readiness.refresh_probes().await;
     let encoder = prometheus::TextEncoder::new();
     match encoder.encode_to_string(&prometheus::gather()) {
         Ok(body) => (

@@ -50,12 +50,19 @@ fn default_suite() -> HashSuite {
 pub struct AdminConfig {
     #[serde(default = "default_admin_listen")]
     pub listen: std::net::SocketAddr,
+    /// Free bytes at or below which a data directory the service writes
+    /// (the workflow's `storage_dir`) counts as low on space
+    /// (`anchord_admin_disk_low_free_bytes`, alert `AnchordDiskFilling`);
+    /// default 15% of its file system's size.
+    #[serde(default)]
+    pub disk_low_free_bytes: Option<u64>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             listen: default_admin_listen(),
+            disk_low_free_bytes: None,
         }
     }
 }

@@ -15,6 +15,7 @@ mod batcher_cmd;
 mod config;
 mod config_cmd;
 mod conformance;
+mod probes;
 mod relay_cmd;
 mod run_cmd;
 mod service;

@@ -55,7 +55,8 @@ pub struct VerifyArgs {
     #[arg(
         long = "egress-allow",
         value_name = "CIDR|IP|HOST",
-        requires = "allow_bundle_endpoints"
+        requires = "allow_bundle_endpoints",
+        value_parser = egress_allow_entry
     )]
     pub egress_allow: Vec<String>,
     /// Print the verdict and report as JSON on stdout.
@@ -112,6 +113,13 @@ pub enum TrustCommand {
         #[arg(long, default_value = "-")]
         out: PathBuf,
     },
+}
+
+/// One `--egress-allow` entry, checked as the argument is parsed: a bad
+/// entry is a usage error (exit 2) naming it, not an UNCONFIRMED verdict.
+fn egress_allow_entry(entry: &str) -> Result<String, String> {
+    anchord_egress::Policy::new(&[entry.to_owned()])?;
+    Ok(entry.trim().to_owned())
 }
 
 fn usage(msg: impl std::fmt::Display) -> ExitCode {
@@ -175,23 +183,33 @@ fn check_online(b: &Bundle, policy: &TrustPolicy, bundle_egress: Option<&[String
         .values()
         .flat_map(|c| c.endpoints.iter().map(String::as_str))
         .collect();
-    let client = |p: Result<anchord_egress::Policy, String>| {
-        let p = Arc::new(p?);
-        let c = p
-            .client(Duration::from_secs(5), Duration::from_secs(15))
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>((p, c))
-    };
-    let (_, trusted_http) = match client(anchord_egress::Policy::pinned(&policy_urls, &[])) {
+    let (connect_timeout, timeout) = (Duration::from_secs(5), Duration::from_secs(15));
+    let trusted_http = match anchord_egress::Policy::pinned_client(
+        &policy_urls,
+        "the trust policy's chain endpoints",
+        connect_timeout,
+        timeout,
+    ) {
         Ok(c) => c,
         Err(e) => return Online::Unconfirmed(format!("trust policy endpoints: {e}")),
     };
+    // `--egress-allow` was validated with the arguments (a bad entry is a
+    // usage error, exit 2, before anything is read).
     let bundle_http = match bundle_egress {
         None => None,
         Some(allow) => {
-            match client(anchord_egress::Policy::new(allow).map(|p| p.hint("--egress-allow"))) {
-                Ok(c) => Some(c),
-                Err(e) => return Online::Unconfirmed(format!("--egress-allow: {e}")),
+            let client = anchord_egress::Policy::new(allow).map(|p| {
+                let p = Arc::new(p.hint("--egress-allow"));
+                let c = p
+                    .client(connect_timeout, timeout)
+                    .map_err(|e| e.to_string());
+                (p, c)
+            });
+            match client {
+                Ok((p, Ok(c))) => Some((p, c)),
+                Ok((_, Err(e))) | Err(e) => {
+                    return Online::Unconfirmed(format!("--egress-allow: {e}"));
+                }
             }
         }
     };

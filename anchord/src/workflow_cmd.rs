@@ -121,13 +121,19 @@ impl crate::service::Service for WorkflowService {
 
     fn readiness(
         &self,
-        _: &Config,
+        config: &Config,
         (_, probe, health): &Self::Prepared,
         ledger: &Self::Db,
     ) -> anyhow::Result<crate::admin::Readiness> {
         Ok(crate::admin::Readiness::new(ledger.clone())
             .with_broker(probe.clone())
-            .with_workflow_tasks(health.clone()))
+            .with_workflow_tasks(health.clone())
+            // The uploads' file store: the one data directory Anchord writes.
+            .with_disk(
+                "workflow_storage",
+                config.workflow.storage_dir.clone(),
+                config.admin.disk_low_free_bytes,
+            ))
     }
 
     async fn run(

@@ -15,19 +15,25 @@
 //!   from `docs/metrics.md`;
 //! - the alert rules (`dashboards/alerts.yml`, with `for:` and range windows
 //!   shortened for the test) are loaded, and the test breaks the pipeline so
-//!   that they fire: dead letters (the generator's malformed messages), the
-//!   court's judicial-sim stopped (anchors lagging, circuit breaker open),
-//!   the witness stopped (quorum not reached), the batcher stopped (sealing
-//!   stalled; no sealer-lock holder, one leg of the PostgreSQL rule), the
-//!   court's gateway back with another key for the bank (relay `permanent`
-//!   failures), a batcher started with an unreachable TSA (TSA failing).
-//!   Tested on synthetic series only (`dashboards/alerts.test.yml`, run by
-//!   `the_alert_rules_pass_promtool_and_name_only_spec_metrics`): ingest lag
-//!   above 10000, relay `ambiguous` failures, the ledger-retries leg of the
-//!   PostgreSQL rule, the broker unreachable
-//!   (the shared broker cannot be stopped under other tests; here only
-//!   `anchord_ingest_brokers_up` > 0 is checked) and the disk filling
-//!   (kubelet metrics).
+//!   that every one of them fires on real conditions: dead letters (the
+//!   generator's malformed messages), the court's judicial-sim stopped
+//!   (anchors lagging, circuit breaker open), the witness stopped (quorum not
+//!   reached), the batcher stopped (sealing stalled), the court's gateway
+//!   back with another key for the bank (relay `permanent` failures), a
+//!   batcher started with an unreachable TSA (TSA failing). Beside that
+//!   sequence, on infrastructure of their own: an ingest process on a
+//!   private broker (a tansu of its own) whose database sits behind a proxy
+//!   the test cuts (its `anchord_admin_postgres_up` goes 0: PostgreSQL
+//!   unreachable; consumption stops while a producer keeps publishing:
+//!   ingest lag above 10000 and growing; then back to 1 when the proxy is
+//!   restored), then that broker killed (broker unreachable); and a workflow
+//!   service whose file store's file system the test fills
+//!   (`admin.disk_low_free_bytes` set just below the free space: disk
+//!   filling). At the end, every rule of the file has fired.
+//!   On synthetic series only (`dashboards/alerts.test.yml`, run by
+//!   `the_alert_rules_pass_promtool_and_name_only_spec_metrics`): relay
+//!   `ambiguous` failures, the ledger-retries leg of the PostgreSQL rule and
+//!   the kubelet leg of the disk rule.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -38,6 +44,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anchord_testkit::TestDb;
+use anchord_testkit::chaos::{ChaosProxy, reroute_postgres_url};
 use anchord_testkit::metrics_spec::{self, SpecMetric};
 use anchord_testkit::process::{free_port, peer, promtool_check};
 use serde_json::Value;
@@ -149,28 +156,80 @@ async fn wait_positive(prom: &str, q: &str, secs: u64, procs: &mut [Proc], logs:
 
 /// Publish `n` generated evidence messages (5% malformed) to `topic`.
 async fn publish(topic: &str, n: u64) {
-    let t = topic.to_owned();
+    publish_to(&anchord_testkit::kafka::brokers(), topic, n, 0.05).await;
+}
+
+/// Publish `n` generated evidence messages (`bad` of them malformed) to
+/// `topic` on `brokers`.
+async fn publish_to(brokers: &str, topic: &str, n: u64, bad: f64) {
+    let (b, t) = (brokers.to_owned(), topic.to_owned());
     tokio::task::spawn_blocking(move || {
         let mut g = anchord_ingest::loadgen::Generator::new(
             &anchord_testkit::unique("run"),
             serde_json::from_str(TENANTS).unwrap(),
             0.0,
-            0.05,
+            bad,
         );
-        let stats = anchord_ingest::loadgen::publish(
-            &anchord_testkit::kafka::brokers(),
-            &t,
-            &mut g,
-            n,
-            0,
-            false,
-            &|| false,
-        )
-        .expect("publishing");
+        let stats = anchord_ingest::loadgen::publish(&b, &t, &mut g, n, 0, false, &|| false)
+            .expect("publishing");
         assert_eq!(stats.failed, 0);
     })
     .await
     .unwrap();
+}
+
+/// The tansu broker `scripts/services` runs (`ANCHORD_TANSU`, `PATH`, or
+/// cargo's bin directory), for a private broker this test may kill.
+fn tansu_bin() -> PathBuf {
+    let home = std::env::var("HOME").unwrap_or_default();
+    std::env::var("ANCHORD_TANSU")
+        .ok()
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(
+            std::env::var("PATH")
+                .unwrap_or_default()
+                .split(':')
+                .map(|d| Path::new(d).join("tansu")),
+        )
+        .chain([Path::new(&home).join(".cargo/bin/tansu")])
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "the tansu broker is missing: run `scripts/services install` (or set ANCHORD_TANSU)"
+            )
+        })
+}
+
+/// Bytes available on the file system holding `dir` (`df`).
+fn df_avail(dir: &Path) -> u64 {
+    let out = Command::new("df")
+        .args(["-B1", "--output=avail"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "df: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("df printed {out:?}"))
+}
+
+/// Wait until the admin listener at `port` answers `/readyz` with 200.
+async fn wait_ready(job: &str, port: u16, secs: u64, procs: &mut [Proc], logs: &Path) {
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !matches!(http_get(&addr, "/readyz"), Ok((200, _))) {
+        for p in procs.iter_mut() {
+            p.assert_running(logs);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{job}'s admin listener {addr} never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn keygen(dir: &Path, name: &str, file: &str, witness: bool) -> (PathBuf, String) {
@@ -270,6 +329,23 @@ logs = [{{ origin = "{ORIGIN}", vkeys = ["{sealer_vkey}"] }}]
         }
         Proc(c.spawn().unwrap(), name)
     };
+    // A process with extra environment (configuration overrides).
+    let spawn_env = |name: &'static str, args: &[&str], envs: &[(&str, String)]| {
+        let log = std::fs::File::create(logs.join(format!("{name}.log"))).unwrap();
+        let mut c = Command::new(BIN);
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("ANCHORD_LOG", "info,librdkafka=warn")
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        Proc(c.spawn().unwrap(), name)
+    };
     let jobs: Vec<(&'static str, u16)> = ["witness", "ingest", "batcher", "relay", "verifier"]
         .into_iter()
         .map(|j| (j, free_port()))
@@ -324,9 +400,17 @@ logs = [{{ origin = "{ORIGIN}", vkeys = ["{sealer_vkey}"] }}]
     let mut scrape = String::from(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n",
     );
-    // A second batcher, started at the end with an unreachable TSA.
+    // Started later: a second batcher with an unreachable TSA, an ingest on
+    // a private broker, a workflow service.
     let tsa_admin = free_port();
-    for (job, port) in jobs.iter().chain([&("batcher_tsa", tsa_admin)]) {
+    let private_admin = free_port();
+    let workflow_admin = free_port();
+    let later = [
+        ("batcher_tsa", tsa_admin),
+        ("ingest_private", private_admin),
+        ("workflow", workflow_admin),
+    ];
+    for (job, port) in jobs.iter().chain(later.iter()) {
         scrape.push_str(&format!(
             "  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
         ));
@@ -419,6 +503,12 @@ logs = [{{ origin = "{ORIGIN}", vkeys = ["{sealer_vkey}"] }}]
                 "{job} does not export {m}"
             );
         }
+        // Every service probes its PostgreSQL at each scrape.
+        assert!(
+            body.contains("# TYPE anchord_admin_postgres_up gauge")
+                && body.lines().any(|l| l == "anchord_admin_postgres_up 1"),
+            "{job} does not export anchord_admin_postgres_up 1:\n{body}"
+        );
         // And every exported anchord family is in the spec, with its type.
         for line in body.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
@@ -555,137 +645,362 @@ logs = [{{ origin = "{ORIGIN}", vkeys = ["{sealer_vkey}"] }}]
     let fired = |alert: &str, labels: &str| {
         format!(r#"max_over_time(ALERTS{{alertname="{alert}",alertstate="firing"{labels}}}[30m])"#)
     };
-    // The generator's malformed messages (5%), published now that every
-    // dead-letter series has samples to rise from.
-    publish(&topic, 200).await;
-    wait_positive(
-        &prom,
-        &fired("AnchordDeadLetters", ""),
-        60,
-        &mut procs,
-        &logs,
-    )
-    .await;
-    // Stop the court's chain: the relay fails, opens its breaker, and final
-    // checkpoints wait.
-    procs.retain(|p| p.1 != "judicial-sim");
-    publish(&topic, 20).await;
-    for alert in ["AnchordCircuitBreakerOpen", "AnchordAnchorsLagging"] {
+    // The pipeline's own failures, one after the other (each needs the
+    // previous state), and beside them, on infrastructure of their own, the
+    // database, broker and disk failures: all three at once.
+    let pipeline = async {
+        // The generator's malformed messages (5%), published now that every
+        // dead-letter series has samples to rise from.
+        publish(&topic, 200).await;
         wait_positive(
             &prom,
-            &fired(alert, r#",target="court""#),
+            &fired("AnchordDeadLetters", ""),
+            60,
+            &mut procs,
+            &logs,
+        )
+        .await;
+        // Stop the court's chain: the relay fails, opens its breaker, and final
+        // checkpoints wait.
+        procs.retain(|p| p.1 != "judicial-sim");
+        publish(&topic, 20).await;
+        for alert in ["AnchordCircuitBreakerOpen", "AnchordAnchorsLagging"] {
+            wait_positive(
+                &prom,
+                &fired(alert, r#",target="court""#),
+                180,
+                &mut procs,
+                &logs,
+            )
+            .await;
+        }
+        // The court's gateway back, but no longer trusting the bank's key:
+        // every request is refused for good (HTTP 4xx: `permanent`).
+        let other = dir.join("other-key");
+        std::fs::create_dir_all(&other).unwrap();
+        let (_, other_pub) = anchord_testkit::rsa_keypair(&other);
+        let wrong_account = format!("bank-001={}", other_pub.display());
+        procs.push(spawn(
+            "judicial-sim-rekeyed",
+            &[
+                "judicial-sim",
+                "--listen",
+                &format!("127.0.0.1:{court_port}"),
+                "--data-dir",
+                chain.to_str().unwrap(),
+                "--account",
+                &wrong_account,
+            ],
+            None,
+            None,
+        ));
+        wait_positive(
+            &prom,
+            &fired(
+                "AnchordRelayJobsFailed",
+                r#",target="court",class="permanent""#,
+            ),
             180,
             &mut procs,
             &logs,
         )
         .await;
-    }
-    // The court's gateway back, but no longer trusting the bank's key:
-    // every request is refused for good (HTTP 4xx: `permanent`).
-    let other = dir.join("other-key");
-    std::fs::create_dir_all(&other).unwrap();
-    let (_, other_pub) = anchord_testkit::rsa_keypair(&other);
-    let wrong_account = format!("bank-001={}", other_pub.display());
-    procs.push(spawn(
-        "judicial-sim-rekeyed",
-        &[
-            "judicial-sim",
-            "--listen",
-            &format!("127.0.0.1:{court_port}"),
-            "--data-dir",
-            chain.to_str().unwrap(),
-            "--account",
-            &wrong_account,
-        ],
-        None,
-        None,
-    ));
-    wait_positive(
-        &prom,
-        &fired(
-            "AnchordRelayJobsFailed",
-            r#",target="court",class="permanent""#,
-        ),
-        180,
-        &mut procs,
-        &logs,
-    )
-    .await;
-    // Stop the witness: new checkpoints never become final.
-    procs.retain(|p| p.1 != "witness");
-    publish(&topic, 20).await;
-    wait_positive(
-        &prom,
-        &fired("AnchordWitnessQuorumNotReached", ""),
-        120,
-        &mut procs,
-        &logs,
-    )
-    .await;
-    // Stop the batcher: entries are accepted, nothing is sealed, nobody
-    // holds the sealer lock.
-    procs.retain(|p| p.1 != "batcher");
-    for _ in 0..3 {
-        publish(&topic, 10).await;
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    }
-    for alert in ["AnchordSealingStalled", "AnchordPostgresUnreachable"] {
-        wait_positive(&prom, &fired(alert, ""), 120, &mut procs, &logs).await;
-    }
-    // A batcher whose TSA does not answer: it takes the sealer lock and
-    // every timestamp request fails.
-    let tsa_cert = dir.join("tsa.pem");
-    let ok = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=unreachable test TSA"])
-        .args(["-addext", "extendedKeyUsage=critical,timeStamping"])
-        .arg("-keyout")
-        .arg(dir.join("tsa.key"))
-        .arg("-out")
-        .arg(&tsa_cert)
-        .stderr(Stdio::null())
-        .status()
+        // Stop the witness: new checkpoints never become final.
+        procs.retain(|p| p.1 != "witness");
+        publish(&topic, 20).await;
+        wait_positive(
+            &prom,
+            &fired("AnchordWitnessQuorumNotReached", ""),
+            120,
+            &mut procs,
+            &logs,
+        )
+        .await;
+        // Stop the batcher: entries are accepted, nothing is sealed.
+        procs.retain(|p| p.1 != "batcher");
+        for _ in 0..3 {
+            publish(&topic, 10).await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+        wait_positive(
+            &prom,
+            &fired("AnchordSealingStalled", ""),
+            120,
+            &mut procs,
+            &logs,
+        )
+        .await;
+        // A batcher whose TSA does not answer: it takes the sealer lock and
+        // every timestamp request fails.
+        let tsa_cert = dir.join("tsa.pem");
+        let ok = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", "/CN=unreachable test TSA"])
+            .args(["-addext", "extendedKeyUsage=critical,timeStamping"])
+            .arg("-keyout")
+            .arg(dir.join("tsa.key"))
+            .arg("-out")
+            .arg(&tsa_cert)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "openssl req (a TSA certificate)");
+        let log = std::fs::File::create(logs.join("batcher_tsa.log")).unwrap();
+        procs.push(Proc(
+            Command::new(BIN)
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("ANCHORD_LOG", "info")
+                .env("ANCHORD__ADMIN__LISTEN", format!("127.0.0.1:{tsa_admin}"))
+                .env(
+                    "ANCHORD__BATCHER__TSA_URL",
+                    format!("http://127.0.0.1:{}/tsa", free_port()),
+                )
+                .env("ANCHORD__BATCHER__TSA_CERT", &tsa_cert)
+                .arg("--config")
+                .arg(&config)
+                .arg("batcher")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+            "batcher_tsa",
+        ));
+        // New checkpoints (each one a timestamp request) once Prometheus has
+        // seen the counters from zero.
+        wait_positive(&prom, r#"up{job="batcher_tsa"}"#, 30, &mut procs, &logs).await;
+        for _ in 0..2 {
+            publish(&topic, 10).await;
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+        wait_positive(
+            &prom,
+            &fired("AnchordTsaFailing", ""),
+            120,
+            &mut procs,
+            &logs,
+        )
+        .await;
+    };
+    // An ingest on a private broker (a tansu of its own, which the test may
+    // kill without touching the shared one), its database behind a proxy
+    // the test can cut.
+    let private_ingest = async {
+        let mut procs: Vec<Proc> = Vec::new();
+        let pbrokers = format!("127.0.0.1:{}", free_port());
+        let tansu_log = std::fs::File::create(logs.join("tansu-private.log")).unwrap();
+        procs.push(Proc(
+            Command::new(tansu_bin())
+                .current_dir("/")
+                .arg("broker")
+                .arg("--listener-url")
+                .arg(format!("tcp://{pbrokers}"))
+                .arg("--advertised-listener-url")
+                .arg(format!("tcp://{pbrokers}"))
+                .arg("--storage-engine")
+                .arg("memory://tansu/")
+                .stdout(Stdio::null())
+                .stderr(tansu_log)
+                .spawn()
+                .unwrap(),
+            "tansu-private",
+        ));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(&pbrokers).is_err() {
+            procs[0].assert_running(&logs);
+            assert!(
+                Instant::now() < deadline,
+                "the private tansu never listened"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let ptopic = anchord_testkit::unique("prom_private");
+        for (t, partitions) in [(ptopic.clone(), 2), (format!("{ptopic}.dlq"), 1)] {
+            anchord_ingest::topics::create_topic(&pbrokers, &t, partitions)
+                .await
+                .unwrap_or_else(|e| panic!("creating {t} on the private broker: {e}"));
+        }
+        let (pdb, _pledger) = TestDb::migrated().await;
+        let (pg, _) = reroute_postgres_url(pdb.url(), "127.0.0.1:1".parse().unwrap());
+        let proxy = ChaosProxy::start(pg).await;
+        let (_, proxied) = reroute_postgres_url(pdb.url(), proxy.addr());
+        procs.push(spawn_env(
+            "ingest_private",
+            &["ingest"],
+            &[
+                (
+                    "ANCHORD__ADMIN__LISTEN",
+                    format!("127.0.0.1:{private_admin}"),
+                ),
+                ("ANCHORD__DATABASE__URL", proxied),
+                ("ANCHORD__INGEST__BROKERS", pbrokers.clone()),
+                ("ANCHORD__INGEST__TOPIC", ptopic.clone()),
+                (
+                    "ANCHORD__INGEST__DEAD_LETTER_TOPIC",
+                    format!("{ptopic}.dlq"),
+                ),
+                ("ANCHORD__INGEST__GROUP_ID", anchord_testkit::unique("g")),
+            ],
+        ));
+        wait_ready("ingest_private", private_admin, 60, &mut procs, &logs).await;
+        // Healthy first: it consumes, commits, reports its lag, reaches its
+        // database.
+        publish_to(&pbrokers, &ptopic, 100, 0.0).await;
+        for q in [
+            r#"anchord_ingest_entries_accepted_total{job="ingest_private"}"#,
+            r#"anchord_admin_postgres_up{job="ingest_private"}"#,
+            r#"anchord_ingest_brokers_up{job="ingest_private"}"#,
+            r#"count(anchord_ingest_consumer_lag_messages{job="ingest_private"})"#,
+        ] {
+            wait_positive(&prom, q, 90, &mut procs, &logs).await;
+        }
+        // Its database lost (every connection cut, new ones refused): the
+        // probe answers 0, appends fail, consumption stops, and the banks
+        // keep publishing.
+        proxy.break_all();
+        publish_to(&pbrokers, &ptopic, 10_500, 0.0).await;
+        let lag = fired("AnchordIngestLagGrowing", "");
+        let pg_lost = fired("AnchordPostgresUnreachable", r#",job="ingest_private""#);
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while values(&prom, &lag).is_empty() || values(&prom, &pg_lost).is_empty() {
+            publish_to(&pbrokers, &ptopic, 300, 0.0).await;
+            for p in procs.iter_mut() {
+                p.assert_running(&logs);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "AnchordIngestLagGrowing ({:?}) and AnchordPostgresUnreachable for ingest_private \
+                 ({:?}) did not both fire within 180 s; lag {:?}, postgres_up {:?}",
+                values(&prom, &lag),
+                values(&prom, &pg_lost),
+                values(
+                    &prom,
+                    r#"sum(anchord_ingest_consumer_lag_messages{job="ingest_private"})"#
+                ),
+                values(&prom, r#"anchord_admin_postgres_up{job="ingest_private"}"#),
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        assert_eq!(
+            values(
+                &prom,
+                r#"min_over_time(anchord_admin_postgres_up{job="ingest_private"}[10m])"#
+            ),
+            vec![0.0],
+            "the probe went 0 while the database was cut"
+        );
+        // The database back: the probe answers 1 again.
+        proxy.restore();
+        wait_positive(
+            &prom,
+            r#"anchord_admin_postgres_up{job="ingest_private"}"#,
+            60,
+            &mut procs,
+            &logs,
+        )
+        .await;
+        // Its only broker killed: no broker connection up.
+        procs.retain(|p| p.1 != "tansu-private");
+        wait_positive(
+            &prom,
+            &fired("AnchordBrokerUnreachable", r#",job="ingest_private""#),
+            120,
+            &mut procs,
+            &logs,
+        )
+        .await;
+        drop(procs);
+        drop(proxy);
+    };
+    // A workflow service whose file store is nearly at its threshold
+    // (`admin.disk_low_free_bytes` just below the free space now), then the
+    // test fills that file system (beside the store, not in it: the file
+    // collector must not delete the filler).
+    let disk = async {
+        let mut procs: Vec<Proc> = Vec::new();
+        let files = dir.join("workflow-files");
+        let filler = dir.join("filler");
+        std::fs::create_dir_all(&files).unwrap();
+        std::fs::create_dir_all(&filler).unwrap();
+        let low = df_avail(&files).saturating_sub(64 << 20);
+        procs.push(spawn_env(
+            "workflow",
+            &["workflow"],
+            &[
+                (
+                    "ANCHORD__ADMIN__LISTEN",
+                    format!("127.0.0.1:{workflow_admin}"),
+                ),
+                ("ANCHORD__ADMIN__DISK_LOW_FREE_BYTES", low.to_string()),
+                (
+                    "ANCHORD__WORKFLOW__LISTEN",
+                    format!("127.0.0.1:{}", free_port()),
+                ),
+                (
+                    "ANCHORD__WORKFLOW__STORAGE_DIR",
+                    files.to_str().unwrap().to_owned(),
+                ),
+            ],
+        ));
+        wait_ready("workflow", workflow_admin, 90, &mut procs, &logs).await;
+        let volume = r#"{job="workflow",volume="workflow_storage"}"#;
+        wait_positive(
+            &prom,
+            &format!("anchord_admin_disk_free_bytes{volume}"),
+            30,
+            &mut procs,
+            &logs,
+        )
+        .await;
+        assert_eq!(
+            values(&prom, &format!("anchord_admin_disk_low_free_bytes{volume}")),
+            vec![low as f64],
+            "the configured threshold is exported"
+        );
+        let filling = fired(
+            "AnchordDiskFilling",
+            r#",job="workflow",volume="workflow_storage""#,
+        );
+        let chunk = vec![0x5a_u8; 8 << 20];
+        let (mut written, mut i) = (0u64, 0u32);
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while values(&prom, &filling).is_empty() {
+            let mut f = std::fs::File::create(filler.join(format!("{i}"))).unwrap();
+            f.write_all(&chunk).unwrap();
+            f.sync_all().unwrap();
+            i += 1;
+            written += chunk.len() as u64;
+            for p in procs.iter_mut() {
+                p.assert_running(&logs);
+            }
+            assert!(
+                written < 4 << 30 && Instant::now() < deadline,
+                "AnchordDiskFilling did not fire after {written} bytes written; free {:?}, \
+                 threshold {low}",
+                values(&prom, &format!("anchord_admin_disk_free_bytes{volume}")),
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let _ = std::fs::remove_dir_all(&filler);
+        drop(procs);
+    };
+    tokio::join!(pipeline, private_ingest, disk);
+
+    // Every rule of the file fired at least once.
+    let all = query(&prom, r#"max_over_time(ALERTS{alertstate="firing"}[30m])"#);
+    let fired_names: BTreeSet<String> = all["data"]["result"]
+        .as_array()
         .unwrap()
-        .success();
-    assert!(ok, "openssl req (a TSA certificate)");
-    let log = std::fs::File::create(logs.join("batcher_tsa.log")).unwrap();
-    procs.push(Proc(
-        Command::new(BIN)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("ANCHORD_LOG", "info")
-            .env("ANCHORD__ADMIN__LISTEN", format!("127.0.0.1:{tsa_admin}"))
-            .env(
-                "ANCHORD__BATCHER__TSA_URL",
-                format!("http://127.0.0.1:{}/tsa", free_port()),
-            )
-            .env("ANCHORD__BATCHER__TSA_CERT", &tsa_cert)
-            .arg("--config")
-            .arg(&config)
-            .arg("batcher")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-        "batcher_tsa",
-    ));
-    // New checkpoints (each one a timestamp request) once Prometheus has
-    // seen the counters from zero.
-    wait_positive(&prom, r#"up{job="batcher_tsa"}"#, 30, &mut procs, &logs).await;
-    for _ in 0..2 {
-        publish(&topic, 10).await;
-        tokio::time::sleep(Duration::from_secs(3)).await;
-    }
-    wait_positive(
-        &prom,
-        &fired("AnchordTsaFailing", ""),
-        120,
-        &mut procs,
-        &logs,
-    )
-    .await;
+        .iter()
+        .filter_map(|r| r["metric"]["alertname"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        fired_names, expected,
+        "every alert rule fired on the real pipeline"
+    );
     drop(procs);
     let _ = std::fs::remove_dir_all(&dir);
 }
