@@ -7,6 +7,10 @@
 //!
 //! Needs PostgreSQL (`scripts/services up`), `wrk` and `nginx`
 //! (`scripts/test-peers`). Loading 10M entries takes minutes: run it once.
+//! The size is the first numeric argument (`bench/proofs 1000000`).
+//! Proofs come from tiles (`core::tiles`, migration 0006): a verifier just
+//! restarted answers from a few indexed reads per proof, which the first
+//! 500 proofs after a restart, timed one by one, show.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -214,8 +218,53 @@ async fn run_wrk(wrk: &Path, base: &str, script: &Path, what: &str) -> (f64, f64
     (rps, p99)
 }
 
+/// The ledger size: the first numeric command-line argument
+/// (`bench/proofs 1000000`), else ANCHORD_BENCH_ENTRIES, else 10,000,000.
+fn size_arg() -> u64 {
+    std::env::args()
+        .skip(1)
+        .find_map(|a| a.replace(['_', ','], "").parse().ok())
+        .unwrap_or_else(|| env_or("ANCHORD_BENCH_ENTRIES", 10_000_000))
+}
+
+/// Tiles the verifier read so far: (from PostgreSQL, from its caches).
+fn tile_reads() -> (u64, u64) {
+    let m = &anchord_verifier::metrics::TILE_READS;
+    let db = m.with_label_values(&["log", "db"]).get()
+        + m.with_label_values(&["block", "db"]).get()
+        + m.with_label_values(&["block", "level0"]).get();
+    let cache = m.with_label_values(&["log", "cache"]).get()
+        + m.with_label_values(&["block", "cache"]).get();
+    (db, cache)
+}
+
+/// Right after a verifier (re)start: the first `k` distinct proofs, one at
+/// a time, each timed (nothing cached in the verifier).
+async fn first_proofs(base: &str, paths: &[String], k: usize) {
+    let http = reqwest::Client::new();
+    let t = Instant::now();
+    let mut ms = Vec::with_capacity(k);
+    for p in paths.iter().take(k) {
+        let s = Instant::now();
+        let r = http.get(format!("{base}{p}")).send().await.expect("proof");
+        assert!(r.status().is_success(), "{p}: {}", r.status());
+        r.bytes().await.expect("body");
+        ms.push(s.elapsed().as_secs_f64() * 1000.0);
+    }
+    let total = t.elapsed().as_secs_f64();
+    ms.sort_by(f64::total_cmp);
+    let q = |f: f64| ms[((ms.len() as f64 * f) as usize).min(ms.len() - 1)];
+    println!(
+        "first {k} proofs after a verifier restart, one client: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({:.0} proofs/s)",
+        q(0.5),
+        q(0.99),
+        q(1.0),
+        k as f64 / total
+    );
+}
+
 async fn run(wrk: &Path, nginx: &Path) {
-    let n = env_or("ANCHORD_BENCH_ENTRIES", 10_000_000);
+    let n = size_arg();
     let sample = env_or("ANCHORD_BENCH_SAMPLE", 20_000);
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/out/proofs");
     std::fs::create_dir_all(&out).expect("bench/out");
@@ -254,9 +303,22 @@ async fn run(wrk: &Path, nginx: &Path) {
     )
     .expect("lua");
 
-    // Cold: no bundle cache, chunk-root cache empty at the start.
+    // Cold: a verifier just started (every cache empty) with the bundle
+    // cache off, so every request assembles its bundle from tiles read in
+    // PostgreSQL. PostgreSQL itself is not restarted: the bench runs on the
+    // shared cluster of scripts/services, whose buffer cache is warm from
+    // the load (reported as such).
+    let (first_base, _) = serve(&ledger, false).await;
+    first_proofs(&first_base, &paths[paths.len() / 2..], 500).await;
     let (cold_base, _) = serve(&ledger, false).await;
+    let before = tile_reads();
     let cold = run_wrk(wrk, &cold_base, &script, "verifier, cold (no cache)").await;
+    let after = tile_reads();
+    println!(
+        "cold run tile reads: {} from PostgreSQL, {} from the verifier's caches",
+        after.0 - before.0,
+        after.1 - before.1
+    );
     // Warm: bundle cache on, the working set fetched once.
     let (warm_base, _) = serve(&ledger, true).await;
     let http = reqwest::Client::new();

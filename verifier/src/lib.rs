@@ -3,10 +3,11 @@
 //!
 //! - [`prover`]: assembles a [`Bundle`](anchord_core::bundle::Bundle) per
 //!   evidence item from the ledger. Proofs never rebuild a block's whole
-//!   tree per request: each block's chunk roots ([`anchord_core::tiles`]) and
-//!   the block log's leaves are cached; a proof reads one chunk of leaf
-//!   hashes. Serialized bundles are cached for a short time.
-//! - [`api`]: the axum router: proofs, verify, checkpoints, OpenAPI;
+//!   tree per request: a proof reads a few tiles ([`anchord_core::tiles`],
+//!   migration 0006): one or two 256-leaf ranges and the tiles above them
+//!   (full ones cached). Serialized bundles are cached for a short time.
+//! - [`api`]: the axum router: proofs, verify, checkpoints, OpenAPI, and
+//!   the block log as a C2SP tlog-tiles log (`/checkpoint`, `/tile/…`);
 //!   structured errors that never carry internal error text, body limits
 //!   and a per-client rate limit.
 //! - [`trust`]: trusted keys files and RFC 3161 token checking for
