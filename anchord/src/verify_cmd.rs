@@ -139,6 +139,29 @@ fn read_bundle(path: &PathBuf) -> Result<Bundle, ExitCode> {
     parse_bundle(&text).map_err(|e| invalid(e.check(), e))
 }
 
+/// `anchord verify`'s bundle: with `--json` an unparseable bundle is
+/// answered in JSON too (`docs/trust-policy.md`: `--json` prints the verdict
+/// object with the same exit code), not as a text line.
+fn read_bundle_for_verify(args: &VerifyArgs) -> Result<Bundle, ExitCode> {
+    if !args.json {
+        return read_bundle(&args.bundle);
+    }
+    let text = std::fs::read_to_string(&args.bundle)
+        .map_err(|e| usage(format!("reading {}: {e}", args.bundle.display())))?;
+    parse_bundle(&text).map_err(|e| {
+        let v = serde_json::json!({
+            "verdict": "INVALID",
+            "check": e.check(),
+            "message": e.to_string(),
+            "trust_policy_sha256": null,
+            "report": null,
+            "online": [],
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        ExitCode::from(1)
+    })
+}
+
 fn read_policy(path: Option<&PathBuf>) -> Result<Option<TrustPolicy>, ExitCode> {
     path.map(|p| {
         anchord_verifier::trust::load_policy(p).map_err(|e| usage(format!("--trust: {e}")))
@@ -329,7 +352,7 @@ fn print_report(b: &Bundle, report: &Report) {
 }
 
 pub fn verify(args: &VerifyArgs) -> ExitCode {
-    let b = match read_bundle(&args.bundle) {
+    let b = match read_bundle_for_verify(args) {
         Ok(b) => b,
         Err(code) => return code,
     };

@@ -1519,3 +1519,6 @@ async fn verify_prints_times_in_rfc3339_utc_and_the_local_zone_and_keeps_us_in_j
         describe(&o)
     );
 }
+
+#[path = "verify_process/cross_verifier.rs"]
+mod cross_verifier;

@@ -432,7 +432,8 @@ impl MerkleTree {
 /// subtree above it ("border").
 fn inclusion_proof_len(index: u64, size: u64) -> (usize, usize) {
     let inner = (64 - (index ^ (size - 1)).leading_zeros()) as usize;
-    let border = (index >> inner).count_ones() as usize;
+    // `inner` is 64 when bit 63 differs (a hostile size): shifted out, not a panic.
+    let border = index.checked_shr(inner as u32).unwrap_or(0).count_ones() as usize;
     (inner, border)
 }
 
