@@ -210,6 +210,62 @@ await test(`a ${bigMb} MB evidence file is hashed in chunks with progress, the p
   }
 });
 
+await test('served over HTTP under its CSP: the bundle fetched from the same-origin proof API by typed hash, VALID, no CSP violation', async () => {
+  const { createServer } = await import('node:http');
+  const html = readFileSync(page_);
+  const csp = readFileSync(join(here, '../dist/index.html.csp'), 'utf8').trim();
+  const bundleFile = join(corpus, 'valid/anchored-sm3.json');
+  const hash = JSON.parse(readFileSync(bundleFile, 'utf8')).entry.evidence_hash;
+  const server = createServer((req, res) => {
+    if (req.url === '/verify/') {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': csp });
+      res.end(html);
+    } else if (req.url === `/v1/proofs/${hash}`) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(readFileSync(bundleFile));
+    } else {
+      res.writeHead(404);
+      res.end('not found');
+    }
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  const ctx = await browser.newContext();
+  const foreign = [];
+  await ctx.route(/^(https?|wss?):/, (route) => (route.request().url().startsWith(origin) ? route.continue() : (foreign.push(route.request().url()), route.abort())));
+  const page = await ctx.newPage();
+  const violations = [];
+  page.on('console', (m) => /Content Security Policy|Refused/.test(m.text()) && violations.push(m.text()));
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  try {
+    await page.goto(`${origin}/verify/`);
+    await page.setInputFiles('#policy-file', policy);
+    await page.fill('#hash', hash);
+    assert((await page.inputValue('#bundle-url')) === `/v1/proofs/${hash}`, 'the proof URL follows the typed hash');
+    await page.click('#fetch');
+    await page.waitForFunction(() => document.getElementById('bundle-name').textContent.includes('/v1/proofs/'));
+    await page.click('#verify');
+    await page.waitForSelector('#result:not([hidden]) #verdict[data-verdict]');
+    const v = await page.getAttribute('#verdict', 'data-verdict');
+    assert(v === 'VALID', `verdict ${v}: ${await page.textContent('#verdict-line')}`);
+    // An evidence file is hashed in the worker under the CSP too.
+    await page.setInputFiles('#evidence-file', join(corpus, 'valid/anchored-sm3.evidence'));
+    await page.fill('#hash', '');
+    await page.evaluate(() => delete document.getElementById('verdict').dataset.verdict);
+    await page.click('#verify');
+    await page.waitForFunction(() => window.__anchordHashPath !== undefined);
+    await page.waitForSelector('#verdict[data-verdict="VALID"]');
+    const how = await page.evaluate(() => window.__anchordHashPath);
+    assert(how === 'worker', `hashed in ${how} under the CSP`);
+    assert(violations.length === 0 && errors.length === 0, [...violations, ...errors].join('\n'));
+    assert(foreign.length === 0, foreign.join('\n'));
+  } finally {
+    await ctx.close();
+    server.close();
+  }
+});
+
 await browser.close();
 await test('nothing was requested from the network', async () => {
   assert(network.length === 0, network.join('\n'));
