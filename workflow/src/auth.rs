@@ -594,7 +594,8 @@ pub async fn create_user(wf: &Workflow, u: &NewUser) -> Result<i64, ApiError> {
         (Role::Institution, _, _) => {
             errs.insert(
                 "institution_id".into(),
-                "institution users need an organisation_id or an institution_id, and no tenant".into(),
+                "institution users need an organisation_id or an institution_id, and no tenant"
+                    .into(),
             );
         }
         (Role::Admin, None, None) => {}
@@ -784,7 +785,11 @@ pub async fn patch_user(
     let u = users::get(c.client(), id).await?;
     let Json(p) = body?;
     let mut errs = std::collections::BTreeMap::new();
-    if let Some(Some(why)) = p.email.as_ref().map(|e| e.as_deref().and_then(email_problem)) {
+    if let Some(Some(why)) = p
+        .email
+        .as_ref()
+        .map(|e| e.as_deref().and_then(email_problem))
+    {
         errs.insert("email".into(), why);
     }
     if let Some(Some(why)) = p
@@ -799,7 +804,10 @@ pub async fn patch_user(
         let from = Role::parse(&u.role);
         if !matches!(
             (from, r),
-            (Some(Role::Reviewer | Role::User), Role::Reviewer | Role::User)
+            (
+                Some(Role::Reviewer | Role::User),
+                Role::Reviewer | Role::User
+            )
         ) {
             errs.insert(
                 "role".into(),

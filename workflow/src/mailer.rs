@@ -209,7 +209,11 @@ pub struct NotificationsUpdate {
     pub events: BTreeMap<String, bool>,
 }
 
-async fn settings(wf: &Workflow, c: &tokio_postgres::Client, user: i64) -> Result<Notifications, ApiError> {
+async fn settings(
+    wf: &Workflow,
+    c: &tokio_postgres::Client,
+    user: i64,
+) -> Result<Notifications, ApiError> {
     let u = users::get(c, user).await?;
     let chosen: BTreeMap<String, bool> = notify::prefs(c, user).await?.into_iter().collect();
     Ok(Notifications {

@@ -126,8 +126,7 @@ pub async fn create(
             _ => {
                 errs.insert(
                     "institution_id".into(),
-                    "a notary office or court needs an institution id (1-64 of [a-z0-9._-])"
-                        .into(),
+                    "a notary office or court needs an institution id (1-64 of [a-z0-9._-])".into(),
                 );
             }
         }
@@ -284,7 +283,11 @@ async fn set_disabled(
     let o = orgs::get(&*tx, id).await?;
     tx.commit().await?;
     if disabled {
-        tracing::info!(organisation = id, sessions = revoked, "organisation disabled");
+        tracing::info!(
+            organisation = id,
+            sessions = revoked,
+            "organisation disabled"
+        );
     }
     Ok(axum::Json(org_json(o)))
 }

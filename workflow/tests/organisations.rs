@@ -21,7 +21,14 @@ async fn org(env: &Env, admin: &str, body: Value) -> i64 {
 
 /// Create a user of organisation `org` (as `admin`) and log them in;
 /// returns (id, token).
-async fn member(env: &Env, admin: &str, org: i64, name: &str, role: &str, extra: Value) -> (i64, String) {
+async fn member(
+    env: &Env,
+    admin: &str,
+    org: i64,
+    name: &str,
+    role: &str,
+    extra: Value,
+) -> (i64, String) {
     let mut body = json!({"username": name, "password": common::password_of(name), "role": role});
     for (k, v) in extra.as_object().unwrap() {
         body[k] = v.clone();
@@ -54,7 +61,13 @@ async fn submitted(env: &Env, token: &str, product: i64) -> (i64, String) {
     let id = v["id"].as_i64().unwrap();
     let pp = format!("/v1/preservations/{id}");
     let (s, v2) = env
-        .upload("PUT", &format!("{pp}/file"), token, "call.pdf", format!("%PDF-1.4 evidence {id}").into_bytes())
+        .upload(
+            "PUT",
+            &format!("{pp}/file"),
+            token,
+            "call.pdf",
+            format!("%PDF-1.4 evidence {id}").into_bytes(),
+        )
         .await;
     assert_eq!(s, 200, "{v2}");
     env.ok(200, "POST", &format!("{pp}/submit"), Some(token), None)
@@ -75,16 +88,34 @@ async fn organisations_and_their_users_are_managed_by_the_administrator_only() {
     for (body, field) in [
         (json!({"kind": "bank", "name": "A"}), "tenant"),
         (json!({"kind": "shop", "name": "A", "tenant": "x"}), "kind"),
-        (json!({"kind": "bank", "name": "A\r\nB", "tenant": "x"}), "name"),
+        (
+            json!({"kind": "bank", "name": "A\r\nB", "tenant": "x"}),
+            "name",
+        ),
         (json!({"kind": "court", "name": "C"}), "institution_id"),
-        (json!({"kind": "bank", "name": "A", "tenant": "bad tenant"}), "tenant"),
+        (
+            json!({"kind": "bank", "name": "A", "tenant": "bad tenant"}),
+            "tenant",
+        ),
     ] {
-        let (s, v) = env.call("POST", "/v1/organisations", Some(&admin), Some(body)).await;
+        let (s, v) = env
+            .call("POST", "/v1/organisations", Some(&admin), Some(body))
+            .await;
         assert_eq!(s, 422, "{v}");
         assert!(v["error"]["fields"][field].is_string(), "{field}: {v}");
     }
-    let a = org(&env, &admin, json!({"kind": "bank", "name": "Bank A 甲银行", "tenant": "bank-a"})).await;
-    let b = org(&env, &admin, json!({"kind": "enterprise", "name": "Enterprise B", "tenant": "bank-b"})).await;
+    let a = org(
+        &env,
+        &admin,
+        json!({"kind": "bank", "name": "Bank A 甲银行", "tenant": "bank-a"}),
+    )
+    .await;
+    let b = org(
+        &env,
+        &admin,
+        json!({"kind": "enterprise", "name": "Enterprise B", "tenant": "bank-b"}),
+    )
+    .await;
     let notary = org(
         &env,
         &admin,
@@ -92,27 +123,62 @@ async fn organisations_and_their_users_are_managed_by_the_administrator_only() {
     )
     .await;
     let (s, v) = env
-        .call("POST", "/v1/organisations", Some(&admin), Some(json!({"kind": "bank", "name": "again", "tenant": "bank-a"})))
+        .call(
+            "POST",
+            "/v1/organisations",
+            Some(&admin),
+            Some(json!({"kind": "bank", "name": "again", "tenant": "bank-a"})),
+        )
         .await;
     assert_eq!(s, 409, "{v}");
     // The notary is also an institution users apply to.
-    let inst = env.ok(200, "GET", "/v1/institutions", Some(&admin), None).await;
-    assert!(inst.as_array().unwrap().iter().any(|i| i["id"] == "notary-n" && i["fee_cents"] == 5000), "{inst}");
+    let inst = env
+        .ok(200, "GET", "/v1/institutions", Some(&admin), None)
+        .await;
+    assert!(
+        inst.as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["id"] == "notary-n" && i["fee_cents"] == 5000),
+        "{inst}"
+    );
     // Paged list, newest first.
     let ids = env.walk_pages("/v1/organisations?limit=1", &admin).await;
     assert_eq!(ids, vec![notary, b, a]);
-    let banks = env.ok(200, "GET", "/v1/organisations?kind=bank", Some(&admin), None).await;
+    let banks = env
+        .ok(
+            200,
+            "GET",
+            "/v1/organisations?kind=bank",
+            Some(&admin),
+            None,
+        )
+        .await;
     assert_eq!(banks.as_array().unwrap().len(), 1);
-    let (s, _) = env.call("GET", "/v1/organisations?kind=shop", Some(&admin), None).await;
+    let (s, _) = env
+        .call("GET", "/v1/organisations?kind=shop", Some(&admin), None)
+        .await;
     assert_eq!(s, 422);
 
     let (_ra_id, ra) = member(&env, &admin, a, "rita", "reviewer", json!({})).await;
-    let (ua_id, ua) = member(&env, &admin, a, "alice", "user", json!({"email": "alice@bank-a.test"})).await;
+    let (ua_id, ua) = member(
+        &env,
+        &admin,
+        a,
+        "alice",
+        "user",
+        json!({"email": "alice@bank-a.test"}),
+    )
+    .await;
     let (ub_id, ub) = member(&env, &admin, b, "bob", "user", json!({})).await;
     // A role the organisation has not; an organisation in both forms.
     let (s, v) = env
-        .call("POST", &format!("/v1/organisations/{notary}/users"), Some(&admin),
-              Some(json!({"username": "nu", "password": common::password_of("nu"), "role": "user"})))
+        .call(
+            "POST",
+            &format!("/v1/organisations/{notary}/users"),
+            Some(&admin),
+            Some(json!({"username": "nu", "password": common::password_of("nu"), "role": "user"})),
+        )
         .await;
     assert_eq!(s, 422, "{v}");
     let (s, v) = env
@@ -126,35 +192,86 @@ async fn organisations_and_their_users_are_managed_by_the_administrator_only() {
             Some(json!({"username": "carl", "password": common::password_of("carl"), "role": "user", "tenant": "bank-c"})))
         .await;
     let c_org = v["organisation_id"].as_i64().unwrap();
-    let o = env.ok(200, "GET", &format!("/v1/organisations/{c_org}"), Some(&admin), None).await;
-    assert_eq!((o["kind"].as_str(), o["tenant"].as_str()), (Some("bank"), Some("bank-c")));
+    let o = env
+        .ok(
+            200,
+            "GET",
+            &format!("/v1/organisations/{c_org}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (o["kind"].as_str(), o["tenant"].as_str()),
+        (Some("bank"), Some("bank-c"))
+    );
 
     // A reviewer of bank A manages nobody: not bank B's users, not its own.
     for (method, path, body) in [
         ("POST", format!("/v1/users/{ub_id}/disable"), None),
-        ("PUT", format!("/v1/users/{ub_id}/password"), Some(json!({"new_password": "violet-Kettle-orbit-42"}))),
-        ("PATCH", format!("/v1/users/{ub_id}"), Some(json!({"role": "reviewer"}))),
+        (
+            "PUT",
+            format!("/v1/users/{ub_id}/password"),
+            Some(json!({"new_password": "violet-Kettle-orbit-42"})),
+        ),
+        (
+            "PATCH",
+            format!("/v1/users/{ub_id}"),
+            Some(json!({"role": "reviewer"})),
+        ),
         ("DELETE", format!("/v1/users/{ub_id}/sessions"), None),
-        ("POST", format!("/v1/organisations/{b}/users"), Some(json!({"username": "x1", "password": "violet-Kettle-orbit-42", "role": "user"}))),
+        (
+            "POST",
+            format!("/v1/organisations/{b}/users"),
+            Some(json!({"username": "x1", "password": "violet-Kettle-orbit-42", "role": "user"})),
+        ),
         ("GET", format!("/v1/organisations/{b}/users"), None),
         ("GET", format!("/v1/organisations/{b}"), None),
         ("POST", format!("/v1/organisations/{b}/disable"), None),
-        ("PUT", format!("/v1/users/{ua_id}/password"), Some(json!({"new_password": "violet-Kettle-orbit-42"}))),
-        ("POST", "/v1/organisations".to_owned(), Some(json!({"kind": "bank", "name": "mine", "tenant": "bank-z"}))),
+        (
+            "PUT",
+            format!("/v1/users/{ua_id}/password"),
+            Some(json!({"new_password": "violet-Kettle-orbit-42"})),
+        ),
+        (
+            "POST",
+            "/v1/organisations".to_owned(),
+            Some(json!({"kind": "bank", "name": "mine", "tenant": "bank-z"})),
+        ),
     ] {
         let (s, v) = env.call(method, &path, Some(&ra), body).await;
         assert_eq!(s, 403, "{method} {path}: {v}");
     }
     // A user resets nobody's password (not even a colleague's).
     let (s, _) = env
-        .call("PUT", &format!("/v1/users/{ub_id}/password"), Some(&ua), Some(json!({"new_password": "violet-Kettle-orbit-42"})))
+        .call(
+            "PUT",
+            &format!("/v1/users/{ub_id}/password"),
+            Some(&ua),
+            Some(json!({"new_password": "violet-Kettle-orbit-42"})),
+        )
         .await;
     assert_eq!(s, 403);
     // The reviewer reads their own bank's users only.
-    let mine = env.ok(200, "GET", &format!("/v1/organisations/{a}/users"), Some(&ra), None).await;
+    let mine = env
+        .ok(
+            200,
+            "GET",
+            &format!("/v1/organisations/{a}/users"),
+            Some(&ra),
+            None,
+        )
+        .await;
     assert_eq!(mine.as_array().unwrap().len(), 2);
     let listed = env.ok(200, "GET", "/v1/users", Some(&ra), None).await;
-    assert!(listed.as_array().unwrap().iter().all(|u| u["tenant"] == "bank-a"), "{listed}");
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["tenant"] == "bank-a"),
+        "{listed}"
+    );
 
     // Edits: header injection in e-mail fields refused; a role change
     // revokes the sessions.
@@ -165,17 +282,37 @@ async fn organisations_and_their_users_are_managed_by_the_administrator_only() {
         ("display_name", ""),
     ] {
         let (s, v) = env
-            .call("PATCH", &format!("/v1/users/{ua_id}"), Some(&admin), Some(json!({field: value})))
+            .call(
+                "PATCH",
+                &format!("/v1/users/{ua_id}"),
+                Some(&admin),
+                Some(json!({field: value})),
+            )
             .await;
         assert_eq!(s, 422, "{field} {value:?}: {v}");
         assert!(v["error"]["fields"][field].is_string(), "{v}");
     }
     let v = env
-        .ok(200, "PATCH", &format!("/v1/users/{ua_id}"), Some(&admin), Some(json!({"display_name": "Alice 爱丽丝", "email": null})))
+        .ok(
+            200,
+            "PATCH",
+            &format!("/v1/users/{ua_id}"),
+            Some(&admin),
+            Some(json!({"display_name": "Alice 爱丽丝", "email": null})),
+        )
         .await;
-    assert_eq!((v["display_name"].as_str(), v["email"].is_null()), (Some("Alice 爱丽丝"), true));
+    assert_eq!(
+        (v["display_name"].as_str(), v["email"].is_null()),
+        (Some("Alice 爱丽丝"), true)
+    );
     let v = env
-        .ok(200, "PATCH", &format!("/v1/users/{ub_id}"), Some(&admin), Some(json!({"role": "reviewer"})))
+        .ok(
+            200,
+            "PATCH",
+            &format!("/v1/users/{ub_id}"),
+            Some(&admin),
+            Some(json!({"role": "reviewer"})),
+        )
         .await;
     assert_eq!(v["role"], "reviewer");
     let (s, _) = env.call("GET", "/v1/me", Some(&ub), None).await;
@@ -183,37 +320,100 @@ async fn organisations_and_their_users_are_managed_by_the_administrator_only() {
     let ub = env.login("bob", &common::password_of("bob")).await;
 
     // A disabled user's existing session stops at once.
-    env.ok(200, "POST", &format!("/v1/users/{ua_id}/disable"), Some(&admin), None).await;
+    env.ok(
+        200,
+        "POST",
+        &format!("/v1/users/{ua_id}/disable"),
+        Some(&admin),
+        None,
+    )
+    .await;
     let (s, _) = env.call("GET", "/v1/me", Some(&ua), None).await;
     assert_eq!(s, 401);
-    env.ok(200, "POST", &format!("/v1/users/{ua_id}/enable"), Some(&admin), None).await;
+    env.ok(
+        200,
+        "POST",
+        &format!("/v1/users/{ua_id}/enable"),
+        Some(&admin),
+        None,
+    )
+    .await;
 
     // Disabling organisation B: its users' sessions end, logins refused
     // (the one answer of every failed login); enabling restores them.
-    let v = env.ok(200, "POST", &format!("/v1/organisations/{b}/disable"), Some(&admin), None).await;
+    let v = env
+        .ok(
+            200,
+            "POST",
+            &format!("/v1/organisations/{b}/disable"),
+            Some(&admin),
+            None,
+        )
+        .await;
     assert_eq!(v["enabled"], false);
     let (s, v) = env.call("GET", "/v1/me", Some(&ub), None).await;
     assert_eq!(s, 401, "{v}");
     let (s, v) = env
-        .call("POST", "/v1/auth/login", None, Some(json!({"username": "bob", "password": common::password_of("bob")})))
+        .call(
+            "POST",
+            "/v1/auth/login",
+            None,
+            Some(json!({"username": "bob", "password": common::password_of("bob")})),
+        )
         .await;
     assert_eq!(s, 401, "{v}");
     assert_eq!(v["error"]["code"], "invalid_credentials");
     // Bank A is untouched.
     env.ok(200, "GET", "/v1/me", Some(&ra), None).await;
-    env.ok(200, "POST", &format!("/v1/organisations/{b}/enable"), Some(&admin), None).await;
+    env.ok(
+        200,
+        "POST",
+        &format!("/v1/organisations/{b}/enable"),
+        Some(&admin),
+        None,
+    )
+    .await;
     env.login("bob", &common::password_of("bob")).await;
     // A disabled notary office is no longer offered to applicants.
-    env.ok(200, "POST", &format!("/v1/organisations/{notary}/disable"), Some(&admin), None).await;
-    let inst = env.ok(200, "GET", "/v1/institutions", Some(&ra), None).await;
-    assert!(inst.as_array().unwrap().iter().all(|i| i["id"] != "notary-n"), "{inst}");
+    env.ok(
+        200,
+        "POST",
+        &format!("/v1/organisations/{notary}/disable"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    let inst = env
+        .ok(200, "GET", "/v1/institutions", Some(&ra), None)
+        .await;
+    assert!(
+        inst.as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["id"] != "notary-n"),
+        "{inst}"
+    );
     // Renaming keeps the tenant; a bank has no fee.
     let v = env
-        .ok(200, "PATCH", &format!("/v1/organisations/{a}"), Some(&admin), Some(json!({"name": "Bank A (renamed)"})))
+        .ok(
+            200,
+            "PATCH",
+            &format!("/v1/organisations/{a}"),
+            Some(&admin),
+            Some(json!({"name": "Bank A (renamed)"})),
+        )
         .await;
-    assert_eq!((v["name"].as_str(), v["tenant"].as_str()), (Some("Bank A (renamed)"), Some("bank-a")));
+    assert_eq!(
+        (v["name"].as_str(), v["tenant"].as_str()),
+        (Some("Bank A (renamed)"), Some("bank-a"))
+    );
     let (s, _) = env
-        .call("PATCH", &format!("/v1/organisations/{a}"), Some(&admin), Some(json!({"fee_cents": 1})))
+        .call(
+            "PATCH",
+            &format!("/v1/organisations/{a}"),
+            Some(&admin),
+            Some(json!({"fee_cents": 1})),
+        )
         .await;
     assert_eq!(s, 422);
 }
@@ -225,17 +425,34 @@ async fn organisations_and_their_users_are_managed_by_the_administrator_only() {
 async fn a_password_reset_forces_a_change_at_the_next_login() {
     let env = start(false, |_| {}).await;
     let admin = env.admin().await;
-    let a = org(&env, &admin, json!({"kind": "bank", "name": "A", "tenant": "bank-a"})).await;
+    let a = org(
+        &env,
+        &admin,
+        json!({"kind": "bank", "name": "A", "tenant": "bank-a"}),
+    )
+    .await;
     let (id, old) = member(&env, &admin, a, "alice", "user", json!({})).await;
     let temporary = "Temporary-violet-Kettle-9";
     let v = env
-        .ok(200, "PUT", &format!("/v1/users/{id}/password"), Some(&admin), Some(json!({"new_password": temporary})))
+        .ok(
+            200,
+            "PUT",
+            &format!("/v1/users/{id}/password"),
+            Some(&admin),
+            Some(json!({"new_password": temporary})),
+        )
         .await;
     assert_eq!(v["must_change_password"], true);
     let (s, _) = env.call("GET", "/v1/me", Some(&old), None).await;
     assert_eq!(s, 401, "the reset revokes every session");
     let login = env
-        .ok(200, "POST", "/v1/auth/login", None, Some(json!({"username": "alice", "password": temporary})))
+        .ok(
+            200,
+            "POST",
+            "/v1/auth/login",
+            None,
+            Some(json!({"username": "alice", "password": temporary})),
+        )
         .await;
     assert_eq!(login["user"]["must_change_password"], true);
     let t = login["token"].as_str().unwrap().to_owned();
@@ -246,13 +463,24 @@ async fn a_password_reset_forces_a_change_at_the_next_login() {
     }
     env.ok(200, "GET", "/v1/me", Some(&t), None).await;
     let (s, v) = env
-        .call("PUT", "/v1/me/password", Some(&t), Some(json!({"current_password": temporary, "new_password": temporary})))
+        .call(
+            "PUT",
+            "/v1/me/password",
+            Some(&t),
+            Some(json!({"current_password": temporary, "new_password": temporary})),
+        )
         .await;
     assert_eq!(s, 422, "{v}");
-    env.ok(204, "PUT", "/v1/me/password", Some(&t),
-           Some(json!({"current_password": temporary, "new_password": "Alice-own-orbit-Kettle-7"})))
+    env.ok(
+        204,
+        "PUT",
+        "/v1/me/password",
+        Some(&t),
+        Some(json!({"current_password": temporary, "new_password": "Alice-own-orbit-Kettle-7"})),
+    )
+    .await;
+    env.ok(200, "GET", "/v1/preservations", Some(&t), None)
         .await;
-    env.ok(200, "GET", "/v1/preservations", Some(&t), None).await;
     let me = env.ok(200, "GET", "/v1/me", Some(&t), None).await;
     assert_eq!(me["must_change_password"], false);
 }
@@ -265,9 +493,24 @@ async fn inboxes_count_what_waits_and_never_show_another_bank_s_items() {
     let env = start(false, |_| {}).await;
     let admin = env.admin().await;
     let product = env.product(&admin).await;
-    let a = org(&env, &admin, json!({"kind": "bank", "name": "A", "tenant": "bank-a"})).await;
-    let b = org(&env, &admin, json!({"kind": "bank", "name": "B", "tenant": "bank-b"})).await;
-    let n = org(&env, &admin, json!({"kind": "court", "name": "Court", "institution_id": "court-1"})).await;
+    let a = org(
+        &env,
+        &admin,
+        json!({"kind": "bank", "name": "A", "tenant": "bank-a"}),
+    )
+    .await;
+    let b = org(
+        &env,
+        &admin,
+        json!({"kind": "bank", "name": "B", "tenant": "bank-b"}),
+    )
+    .await;
+    let n = org(
+        &env,
+        &admin,
+        json!({"kind": "court", "name": "Court", "institution_id": "court-1"}),
+    )
+    .await;
     let (_, ra) = member(&env, &admin, a, "rita", "reviewer", json!({})).await;
     let (_, ua) = member(&env, &admin, a, "alice", "user", json!({})).await;
     let (_, rb) = member(&env, &admin, b, "rob", "reviewer", json!({})).await;
@@ -284,15 +527,32 @@ async fn inboxes_count_what_waits_and_never_show_another_bank_s_items() {
     assert_eq!(v["counts"]["preservation_reviews"], 2, "{v}");
     assert_eq!(v["counts"]["contract_reviews"], 0);
     assert_eq!(v["total"], 2);
-    let ids = env.walk_pages("/v1/inbox/preservation_reviews?limit=1", &ra).await;
+    let ids = env
+        .walk_pages("/v1/inbox/preservation_reviews?limit=1", &ra)
+        .await;
     assert_eq!(ids, vec![a2, a1]);
-    let items = env.ok(200, "GET", "/v1/inbox/preservation_reviews", Some(&rb), None).await;
+    let items = env
+        .ok(
+            200,
+            "GET",
+            "/v1/inbox/preservation_reviews",
+            Some(&rb),
+            None,
+        )
+        .await;
     let items = items.as_array().unwrap();
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["id"], b1);
     assert_eq!(items[0]["href"], format!("/v1/preservations/{b1}"));
     // Approving one takes it out of the inbox.
-    env.ok(200, "POST", &format!("/v1/preservations/{a1}/approve"), Some(&ra), None).await;
+    env.ok(
+        200,
+        "POST",
+        &format!("/v1/preservations/{a1}/approve"),
+        Some(&ra),
+        None,
+    )
+    .await;
     let v = env.ok(200, "GET", "/v1/inbox", Some(&ra), None).await;
     assert_eq!(v["counts"]["preservation_reviews"], 1, "{v}");
 
@@ -301,13 +561,26 @@ async fn inboxes_count_what_waits_and_never_show_another_bank_s_items() {
     assert_eq!(v["counts"], json!({"contract_signatures": 0}));
     let v = env.ok(200, "GET", "/v1/inbox", Some(&judge), None).await;
     assert_eq!(v["counts"], json!({"judicial_requests": 0}));
-    let (s, _) = env.call("GET", "/v1/inbox/preservation_reviews", Some(&ua), None).await;
+    let (s, _) = env
+        .call("GET", "/v1/inbox/preservation_reviews", Some(&ua), None)
+        .await;
     assert_eq!(s, 403);
-    let (s, _) = env.call("GET", "/v1/inbox/judicial_requests", Some(&ra), None).await;
+    let (s, _) = env
+        .call("GET", "/v1/inbox/judicial_requests", Some(&ra), None)
+        .await;
     assert_eq!(s, 403);
-    let (s, _) = env.call("GET", "/v1/inbox/everything", Some(&ra), None).await;
+    let (s, _) = env
+        .call("GET", "/v1/inbox/everything", Some(&ra), None)
+        .await;
     assert_eq!(s, 404);
-    let (s, _) = env.call("GET", "/v1/inbox/preservation_reviews?limit=0", Some(&ra), None).await;
+    let (s, _) = env
+        .call(
+            "GET",
+            "/v1/inbox/preservation_reviews?limit=0",
+            Some(&ra),
+            None,
+        )
+        .await;
     assert_eq!(s, 422);
     let v = env.ok(200, "GET", "/v1/inbox", Some(&admin), None).await;
     assert_eq!(v["total"], 0);
@@ -321,7 +594,11 @@ struct Smtp {
 
 fn python() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.anchord/peers/venv/bin/python");
-    assert!(p.exists(), "{}: run scripts/test-peers (installs aiosmtpd into the venv)", p.display());
+    assert!(
+        p.exists(),
+        "{}: run scripts/test-peers (installs aiosmtpd into the venv)",
+        p.display()
+    );
     p
 }
 
@@ -335,8 +612,14 @@ async fn smtp_up(port: u16, out: &Path) -> Smtp {
         .expect("starting aiosmtpd");
     let proc = Proc(child);
     for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return Smtp { _proc: proc, out: out.to_owned() };
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Smtp {
+                _proc: proc,
+                out: out.to_owned(),
+            };
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -364,12 +647,15 @@ async fn wait_mails(out: &Path, n: usize, what: &str) -> Vec<Value> {
 
 async fn outbox(env: &Env) -> Vec<(String, String, String, i32, Option<String>)> {
     let c = env.db.client().await;
-    c.query("SELECT recipient, kind, state, attempts, last_error FROM workflow.mail_outbox ORDER BY id", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
-        .collect()
+    c.query(
+        "SELECT recipient, kind, state, attempts, last_error FROM workflow.mail_outbox ORDER BY id",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+    .collect()
 }
 
 /// E-mail notifications through a real SMTP server: a submission mails the
@@ -396,41 +682,106 @@ async fn notification_mails_reach_the_right_people_and_survive_a_down_relay() {
     .await;
     let admin = env.admin().await;
     let product = env.product(&admin).await;
-    let a = org(&env, &admin, json!({"kind": "bank", "name": "A", "tenant": "bank-a"})).await;
-    let b = org(&env, &admin, json!({"kind": "bank", "name": "B", "tenant": "bank-b"})).await;
-    let (_, _ra) = member(&env, &admin, a, "rita", "reviewer", json!({"email": "rita@bank-a.test", "display_name": "Rita"})).await;
-    let (_, quiet) = member(&env, &admin, a, "quinn", "reviewer", json!({"email": "quinn@bank-a.test"})).await;
-    let (_, _rb) = member(&env, &admin, b, "rob", "reviewer", json!({"email": "rob@bank-b.test"})).await;
+    let a = org(
+        &env,
+        &admin,
+        json!({"kind": "bank", "name": "A", "tenant": "bank-a"}),
+    )
+    .await;
+    let b = org(
+        &env,
+        &admin,
+        json!({"kind": "bank", "name": "B", "tenant": "bank-b"}),
+    )
+    .await;
+    let (_, _ra) = member(
+        &env,
+        &admin,
+        a,
+        "rita",
+        "reviewer",
+        json!({"email": "rita@bank-a.test", "display_name": "Rita"}),
+    )
+    .await;
+    let (_, quiet) = member(
+        &env,
+        &admin,
+        a,
+        "quinn",
+        "reviewer",
+        json!({"email": "quinn@bank-a.test"}),
+    )
+    .await;
+    let (_, _rb) = member(
+        &env,
+        &admin,
+        b,
+        "rob",
+        "reviewer",
+        json!({"email": "rob@bank-b.test"}),
+    )
+    .await;
     let (_, ua) = member(&env, &admin, a, "alice", "user", json!({})).await;
 
     // Preferences: every kind listed, on by default; quinn turns one off;
     // unknown kinds and injected addresses are refused.
-    let v = env.ok(200, "GET", "/v1/me/notifications", Some(&quiet), None).await;
+    let v = env
+        .ok(200, "GET", "/v1/me/notifications", Some(&quiet), None)
+        .await;
     assert_eq!(v["mail_enabled"], true);
     assert_eq!(v["events"]["preservation.awaiting_review"], true, "{v}");
     let (s, v) = env
-        .call("PUT", "/v1/me/notifications", Some(&quiet), Some(json!({"events": {"everything": false}})))
+        .call(
+            "PUT",
+            "/v1/me/notifications",
+            Some(&quiet),
+            Some(json!({"events": {"everything": false}})),
+        )
         .await;
     assert_eq!(s, 422, "{v}");
     let (s, v) = env
-        .call("PUT", "/v1/me/notifications", Some(&ua), Some(json!({"email": "alice@bank-a.test\r\nBcc: evil@attacker.test"})))
+        .call(
+            "PUT",
+            "/v1/me/notifications",
+            Some(&ua),
+            Some(json!({"email": "alice@bank-a.test\r\nBcc: evil@attacker.test"})),
+        )
         .await;
     assert_eq!(s, 422, "{v}");
     let v = env
-        .ok(200, "PUT", "/v1/me/notifications", Some(&quiet), Some(json!({"events": {"preservation.awaiting_review": false}})))
+        .ok(
+            200,
+            "PUT",
+            "/v1/me/notifications",
+            Some(&quiet),
+            Some(json!({"events": {"preservation.awaiting_review": false}})),
+        )
         .await;
     assert_eq!(v["events"]["preservation.awaiting_review"], false);
-    env.ok(200, "PUT", "/v1/me/notifications", Some(&ua), Some(json!({"email": "alice@bank-a.test"})))
-        .await;
+    env.ok(
+        200,
+        "PUT",
+        "/v1/me/notifications",
+        Some(&ua),
+        Some(json!({"email": "alice@bank-a.test"})),
+    )
+    .await;
 
     // 1. The relay is down: the mail waits in the outbox, attempted.
     let (id, number) = submitted(&env, &ua, product).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let o = outbox(&env).await;
-        assert_eq!(o.len(), 1, "one mail: rita only (quinn opted out, rob is another bank): {o:?}");
+        assert_eq!(
+            o.len(),
+            1,
+            "one mail: rita only (quinn opted out, rob is another bank): {o:?}"
+        );
         let (to, kind, state, attempts, err) = &o[0];
-        assert_eq!((to.as_str(), kind.as_str()), ("rita@bank-a.test", "preservation.awaiting_review"));
+        assert_eq!(
+            (to.as_str(), kind.as_str()),
+            ("rita@bank-a.test", "preservation.awaiting_review")
+        );
         if *attempts >= 2 {
             assert_eq!(state, "pending");
             assert!(err.is_some(), "{o:?}");
@@ -448,31 +799,59 @@ async fn notification_mails_reach_the_right_people_and_survive_a_down_relay() {
     assert_eq!(m["rcpt_tos"], json!(["rita@bank-a.test"]), "{m}");
     assert_eq!(m["mail_from"], "noreply@anchord.test");
     assert!(m["subject"].as_str().unwrap().contains(&number), "{m}");
-    assert!(m["subject"].as_str().unwrap().contains("awaits your review"), "{m}");
+    assert!(
+        m["subject"]
+            .as_str()
+            .unwrap()
+            .contains("awaits your review"),
+        "{m}"
+    );
     let link = format!("https://console.anchord.test/preservations/{id}");
     assert!(m["body"].as_str().unwrap().contains(&link), "{m}");
-    assert!(m["message_id"].as_str().unwrap().ends_with("@anchord>"), "{m}");
+    assert!(
+        m["message_id"].as_str().unwrap().ends_with("@anchord>"),
+        "{m}"
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while outbox(&env).await[0].2 != "sent" {
-        assert!(tokio::time::Instant::now() < deadline, "{:?}", outbox(&env).await);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            outbox(&env).await
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
     // 3. A rejection mails the creator; the reason a reviewer typed (with
     // line breaks) stays in the body and adds no header or recipient.
     let rita = env.login("rita", &common::password_of("rita")).await;
-    env.ok(200, "POST", &format!("/v1/preservations/{id}/reject"), Some(&rita),
-           Some(json!({"reason": "blurred scan\r\nBcc: evil@attacker.test"})))
-        .await;
+    env.ok(
+        200,
+        "POST",
+        &format!("/v1/preservations/{id}/reject"),
+        Some(&rita),
+        Some(json!({"reason": "blurred scan\r\nBcc: evil@attacker.test"})),
+    )
+    .await;
     let all = wait_mails(&smtp.out, 2, "the rejection mail").await;
     let m = &all[1];
     assert_eq!(m["rcpt_tos"], json!(["alice@bank-a.test"]), "{m}");
     assert!(m["subject"].as_str().unwrap().contains("rejected"), "{m}");
     assert!(
-        m["headers"].as_array().unwrap().iter().all(|h| !h[0].as_str().unwrap().eq_ignore_ascii_case("bcc")),
+        m["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| !h[0].as_str().unwrap().eq_ignore_ascii_case("bcc")),
         "{m}"
     );
-    assert!(m["body"].as_str().unwrap().contains("blurred scan Bcc: evil@attacker.test"), "{m}");
+    assert!(
+        m["body"]
+            .as_str()
+            .unwrap()
+            .contains("blurred scan Bcc: evil@attacker.test"),
+        "{m}"
+    );
     // Nobody else got anything.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(mails(&smtp.out).len(), 2);

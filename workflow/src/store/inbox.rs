@@ -103,22 +103,21 @@ pub async fn count<C: GenericClient + Sync>(
 ) -> Result<i64, StoreError> {
     let (q, status) = sql(kind, true).ok_or(StoreError::NotFound("inbox"))?;
     let q = bind_unused(&q);
-    Ok(c
-        .query_one(
-            &q,
-            &[
-                &owner.user,
-                &owner.tenant,
-                &owner.institution,
-                &status,
-                &None::<i64>,
-                &0i64,
-                &SignerStatus::Pending.as_str(),
-                &JudicialStatus::InReview.as_str(),
-            ],
-        )
-        .await?
-        .get(0))
+    Ok(c.query_one(
+        &q,
+        &[
+            &owner.user,
+            &owner.tenant,
+            &owner.institution,
+            &status,
+            &None::<i64>,
+            &0i64,
+            &SignerStatus::Pending.as_str(),
+            &JudicialStatus::InReview.as_str(),
+        ],
+    )
+    .await?
+    .get(0))
 }
 
 /// The items of `kind` waiting for `owner`, newest first, keyset-paged by

@@ -169,10 +169,7 @@ impl Mail<'_> {
 /// The settings, when mail is on.
 async fn link_base(tx: &Transaction<'_>) -> Result<Option<String>, StoreError> {
     let r = tx
-        .query_opt(
-            "SELECT enabled, link_base FROM workflow.mail_settings",
-            &[],
-        )
+        .query_opt("SELECT enabled, link_base FROM workflow.mail_settings", &[])
         .await?;
     Ok(match r {
         Some(r) if r.try_get::<_, bool>(0)? => Some(r.try_get(1)?),
@@ -180,7 +177,11 @@ async fn link_base(tx: &Transaction<'_>) -> Result<Option<String>, StoreError> {
     })
 }
 
-async fn ids(tx: &Transaction<'_>, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<Vec<i64>, StoreError> {
+async fn ids(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<i64>, StoreError> {
     Ok(tx
         .query(sql, params)
         .await?
@@ -190,7 +191,11 @@ async fn ids(tx: &Transaction<'_>, sql: &str, params: &[&(dyn tokio_postgres::ty
 }
 
 /// The reviewers of `tenant` but `except` (who may not review their own).
-async fn reviewers(tx: &Transaction<'_>, tenant: &str, except: i64) -> Result<Vec<i64>, StoreError> {
+async fn reviewers(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    except: i64,
+) -> Result<Vec<i64>, StoreError> {
     ids(
         tx,
         "SELECT id FROM workflow.users WHERE role = 'reviewer' AND tenant = $1 AND id <> $2",
@@ -229,7 +234,10 @@ pub async fn queue(tx: &Transaction<'_>, event: &str, object: &Value) -> Result<
         let link = object.get("link").and_then(Value::as_str);
         if let (Some(email), Some(link)) = (email, link) {
             if !address_ok(email) || !link.starts_with('/') || link.chars().any(char::is_control) {
-                tracing::warn!(contract = id, "an invitation's address or link is unfit for mail; not mailed");
+                tracing::warn!(
+                    contract = id,
+                    "an invitation's address or link is unfit for mail; not mailed"
+                );
                 return Ok(());
             }
             invitation(tx, email, id, link).await?;
@@ -261,19 +269,26 @@ pub async fn queue(tx: &Transaction<'_>, event: &str, object: &Value) -> Result<
                     let m = Mail {
                         kind: PRESERVATION_AWAITING_REVIEW,
                         object,
-                        subject: format!("[Anchord] 保全待审核 Preservation {number} awaits your review"),
-                        text: format!("Preservation {number} of {tenant} was submitted and awaits your review.\n保全 {number} 已提交，等待您审核。"),
+                        subject: format!(
+                            "[Anchord] 保全待审核 Preservation {number} awaits your review"
+                        ),
+                        text: format!(
+                            "Preservation {number} of {tenant} was submitted and awaits your review.\n保全 {number} 已提交，等待您审核。"
+                        ),
                         path,
                         link_base: base,
                     };
-                    m.to_users(tx, &reviewers(tx, &tenant, creator).await?).await?;
+                    m.to_users(tx, &reviewers(tx, &tenant, creator).await?)
+                        .await?;
                 }
                 "preservation.approved" => {
                     let m = Mail {
                         kind: PRESERVATION_APPROVED,
                         object,
                         subject: format!("[Anchord] 保全已通过 Preservation {number} approved"),
-                        text: format!("Your preservation {number} was approved; its evidence is on its way to the ledger.\n您的保全 {number} 已审核通过。"),
+                        text: format!(
+                            "Your preservation {number} was approved; its evidence is on its way to the ledger.\n您的保全 {number} 已审核通过。"
+                        ),
                         path,
                         link_base: base,
                     };
@@ -314,8 +329,12 @@ pub async fn queue(tx: &Transaction<'_>, event: &str, object: &Value) -> Result<
                 let m = Mail {
                     kind: CONTRACT_AWAITING_SIGNATURE,
                     object,
-                    subject: format!("[Anchord] 合同待签署 Contract {number} awaits your signature: {title}"),
-                    text: format!("Contract {number} \"{title}\" of {tenant} awaits your signature.\n合同 {number} 等待您签署。"),
+                    subject: format!(
+                        "[Anchord] 合同待签署 Contract {number} awaits your signature: {title}"
+                    ),
+                    text: format!(
+                        "Contract {number} \"{title}\" of {tenant} awaits your signature.\n合同 {number} 等待您签署。"
+                    ),
                     path,
                     link_base: base,
                 };
@@ -331,12 +350,17 @@ pub async fn queue(tx: &Transaction<'_>, event: &str, object: &Value) -> Result<
                 let m = Mail {
                     kind: CONTRACT_AWAITING_REVIEW,
                     object,
-                    subject: format!("[Anchord] 合同待审核 Contract {number} awaits your review: {title}"),
-                    text: format!("Every signer signed contract {number} \"{title}\" of {tenant}; it awaits your review.\n合同 {number} 已全部签署，等待您审核。"),
+                    subject: format!(
+                        "[Anchord] 合同待审核 Contract {number} awaits your review: {title}"
+                    ),
+                    text: format!(
+                        "Every signer signed contract {number} \"{title}\" of {tenant}; it awaits your review.\n合同 {number} 已全部签署，等待您审核。"
+                    ),
                     path,
                     link_base: base,
                 };
-                m.to_users(tx, &reviewers(tx, &tenant, creator).await?).await?;
+                m.to_users(tx, &reviewers(tx, &tenant, creator).await?)
+                    .await?;
             }
         }
         _ => {
@@ -371,8 +395,12 @@ pub async fn queue(tx: &Transaction<'_>, event: &str, object: &Value) -> Result<
                 let m = Mail {
                     kind: JUDICIAL_REQUEST_RECEIVED,
                     object,
-                    subject: format!("[Anchord] 收到司法申请 Judicial request {number} received ({kind})"),
-                    text: format!("Your institution received the {kind} request {number}.\n贵机构收到司法出证申请 {number}。"),
+                    subject: format!(
+                        "[Anchord] 收到司法申请 Judicial request {number} received ({kind})"
+                    ),
+                    text: format!(
+                        "Your institution received the {kind} request {number}.\n贵机构收到司法出证申请 {number}。"
+                    ),
                     path,
                     link_base: base,
                 };
@@ -393,7 +421,9 @@ pub async fn queue(tx: &Transaction<'_>, event: &str, object: &Value) -> Result<
                     kind: JUDICIAL_REQUEST_DECIDED,
                     object,
                     subject: format!("[Anchord] 司法申请已处理 Judicial request {number} {status}"),
-                    text: format!("Your {kind} request {number} was decided ({outcome}).\n您的司法出证申请 {number} 已处理。"),
+                    text: format!(
+                        "Your {kind} request {number} was decided ({outcome}).\n您的司法出证申请 {number} 已处理。"
+                    ),
                     path,
                     link_base: base,
                 };
@@ -432,8 +462,12 @@ pub async fn invitation(
     let m = Mail {
         kind: CONTRACT_AWAITING_SIGNATURE,
         object: format!("contract/{contract_id}"),
-        subject: format!("[Anchord] 合同签署邀请 You are invited to sign contract {number}: {title}"),
-        text: format!("{tenant} invites you to sign contract {number} \"{title}\". The link below works once.\n{tenant} 邀请您签署合同 {number}。"),
+        subject: format!(
+            "[Anchord] 合同签署邀请 You are invited to sign contract {number}: {title}"
+        ),
+        text: format!(
+            "{tenant} invites you to sign contract {number} \"{title}\". The link below works once.\n{tenant} 邀请您签署合同 {number}。"
+        ),
         path: link_path.to_owned(),
         link_base: base.trim_end_matches('/'),
     };
@@ -529,7 +563,11 @@ pub async fn claim<C: GenericClient + Sync>(
 }
 
 /// Record a sent mail.
-pub async fn sent<C: GenericClient + Sync>(c: &C, id: i64, attempts: i32) -> Result<(), StoreError> {
+pub async fn sent<C: GenericClient + Sync>(
+    c: &C,
+    id: i64,
+    attempts: i32,
+) -> Result<(), StoreError> {
     c.execute(
         "UPDATE workflow.mail_outbox SET state = 'sent', attempts = $2, last_error = NULL, sent_at = now()
           WHERE id = $1 AND state = 'pending'",
@@ -562,13 +600,12 @@ pub async fn attempt_failed<C: GenericClient + Sync>(
 
 /// Mails waiting to be sent.
 pub async fn pending<C: GenericClient + Sync>(c: &C) -> Result<i64, StoreError> {
-    Ok(c
-        .query_one(
-            "SELECT count(*) FROM workflow.mail_outbox WHERE state = 'pending'",
-            &[],
-        )
-        .await?
-        .get(0))
+    Ok(c.query_one(
+        "SELECT count(*) FROM workflow.mail_outbox WHERE state = 'pending'",
+        &[],
+    )
+    .await?
+    .get(0))
 }
 
 #[cfg(test)]

@@ -25,7 +25,8 @@ pub struct Organisation {
     pub users: i64,
 }
 
-const COLUMNS: &str = "o.id, o.kind, o.name, o.tenant, o.institution_id, i.fee_cents, o.disabled_at,
+const COLUMNS: &str =
+    "o.id, o.kind, o.name, o.tenant, o.institution_id, i.fee_cents, o.disabled_at,
     o.created_at, o.updated_at,
     (SELECT count(*) FROM workflow.users u WHERE u.organisation_id = o.id)";
 const FROM: &str =
@@ -152,13 +153,12 @@ pub async fn of_institution<C: GenericClient + Sync>(
     c: &C,
     institution_id: &str,
 ) -> Result<Option<i64>, StoreError> {
-    Ok(c
-        .query_opt(
-            "SELECT id FROM workflow.organisations WHERE institution_id = $1",
-            &[&institution_id],
-        )
-        .await?
-        .map(|r| r.get(0)))
+    Ok(c.query_opt(
+        "SELECT id FROM workflow.organisations WHERE institution_id = $1",
+        &[&institution_id],
+    )
+    .await?
+    .map(|r| r.get(0)))
 }
 
 /// Rename an organisation and (institutions) change its fee.
@@ -192,7 +192,11 @@ pub async fn update(
 /// Disable (`true`) or enable an organisation. Disabling revokes every live
 /// session of its users (their logins are refused while it stays
 /// disabled); returns the sessions revoked.
-pub async fn set_disabled(tx: &Transaction<'_>, id: i64, disabled: bool) -> Result<u64, StoreError> {
+pub async fn set_disabled(
+    tx: &Transaction<'_>,
+    id: i64,
+    disabled: bool,
+) -> Result<u64, StoreError> {
     let n = tx
         .execute(
             "UPDATE workflow.organisations

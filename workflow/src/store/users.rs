@@ -27,7 +27,8 @@ pub struct User {
     pub must_change_password: bool,
 }
 
-const COLUMNS: &str = "id, username, role, tenant, institution_id, organisation_id, email, display_name,
+const COLUMNS: &str =
+    "id, username, role, tenant, institution_id, organisation_id, email, display_name,
     locked_until, created_at, disabled_at, password_changed_at, must_change_password";
 
 fn from_row(r: &tokio_postgres::Row) -> Result<User, StoreError> {
@@ -121,23 +122,23 @@ pub async fn insert<C: GenericClient + Sync>(c: &C, u: &NewUserRow<'_>) -> Resul
 
 /// The username of user `id`.
 pub async fn username<C: GenericClient + Sync>(c: &C, id: i64) -> Result<String, StoreError> {
-    Ok(c
-        .query_opt("SELECT username FROM workflow.users WHERE id = $1", &[&id])
-        .await?
-        .ok_or(StoreError::NotFound("user"))?
-        .get(0))
+    Ok(
+        c.query_opt("SELECT username FROM workflow.users WHERE id = $1", &[&id])
+            .await?
+            .ok_or(StoreError::NotFound("user"))?
+            .get(0),
+    )
 }
 
 /// The stored password hash (PHC string) of user `id`.
 pub async fn password_hash<C: GenericClient + Sync>(c: &C, id: i64) -> Result<String, StoreError> {
-    Ok(c
-        .query_opt(
-            "SELECT password_hash FROM workflow.users WHERE id = $1",
-            &[&id],
-        )
-        .await?
-        .ok_or(StoreError::NotFound("user"))?
-        .get(0))
+    Ok(c.query_opt(
+        "SELECT password_hash FROM workflow.users WHERE id = $1",
+        &[&id],
+    )
+    .await?
+    .ok_or(StoreError::NotFound("user"))?
+    .get(0))
 }
 
 /// Store a new password; `must_change`: the user must change it at their
@@ -228,14 +229,13 @@ pub async fn insert_admin<C: GenericClient + Sync>(
     username: &str,
     password_hash: &str,
 ) -> Result<Option<i64>, StoreError> {
-    Ok(c
-        .query_opt(
-            "INSERT INTO workflow.users (username, password_hash, role) VALUES ($1, $2, 'admin')
+    Ok(c.query_opt(
+        "INSERT INTO workflow.users (username, password_hash, role) VALUES ($1, $2, 'admin')
              ON CONFLICT (username) DO NOTHING RETURNING id",
-            &[&username, &password_hash],
-        )
-        .await?
-        .map(|r| r.get(0)))
+        &[&username, &password_hash],
+    )
+    .await?
+    .map(|r| r.get(0)))
 }
 
 // ---------------------------------------------------------------------------
@@ -360,14 +360,13 @@ pub async fn revoke_sessions<C: GenericClient + Sync>(
     user: i64,
     keep: Option<&[u8]>,
 ) -> Result<u64, StoreError> {
-    Ok(c
-        .execute(
-            "UPDATE workflow.sessions SET revoked_at = now()
+    Ok(c.execute(
+        "UPDATE workflow.sessions SET revoked_at = now()
               WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()
                 AND ($2::bytea IS NULL OR token_hash <> $2)",
-            &[&user, &keep],
-        )
-        .await?)
+        &[&user, &keep],
+    )
+    .await?)
 }
 
 /// A session and its user, as resolved for a request.

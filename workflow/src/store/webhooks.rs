@@ -193,7 +193,10 @@ pub async fn deliveries<C: GenericClient + Sync>(
 
 /// The enabled webhooks that receive `tenant`'s events (its own and the
 /// platform-wide ones).
-pub async fn subscribers(tx: &Transaction<'_>, tenant: Option<&str>) -> Result<Vec<i64>, StoreError> {
+pub async fn subscribers(
+    tx: &Transaction<'_>,
+    tenant: Option<&str>,
+) -> Result<Vec<i64>, StoreError> {
     Ok(tx
         .query(
             "SELECT id FROM workflow.webhooks
