@@ -102,6 +102,17 @@ impl Issuer {
     /// certificate ([`IssueError::NotVerified`]), and the certificate says
     /// its anchors were not checked online.
     pub async fn pdf(&self, bundle: Bundle, verify_url: String) -> Result<Vec<u8>, IssueError> {
+        self.pdf_with(bundle, verify_url, Vec::new()).await
+    }
+
+    /// [`Issuer::pdf`] with `extra` lines after the certificate's own (a
+    /// contract's signers, say), continued on further pages as needed.
+    pub async fn pdf_with(
+        &self,
+        bundle: Bundle,
+        verify_url: String,
+        extra: Vec<(f32, String)>,
+    ) -> Result<Vec<u8>, IssueError> {
         let keys = TrustedKeys::from_bundle(&bundle)
             .map_err(|e| IssueError::NotVerified(e.to_string()))?;
         verify_bundle(&bundle, &keys, None).map_err(|e| IssueError::NotVerified(e.to_string()))?;
@@ -126,24 +137,51 @@ impl Issuer {
                 .take(2)
                 .collect::<Vec<_>>()
                 .join("+");
-            render(
-                &CertificateInput {
-                    bundle: &bundle,
-                    verify_url: &verify_url,
-                    issued_at_us,
-                    verified: Verified {
-                        verified_at_us: issued_at_us,
-                        policy: format!("this deployment's configured keys (sealer {sealer})"),
-                        trust_file: "trust.toml".into(),
-                        online: vec![],
-                    },
+            let input = CertificateInput {
+                bundle: &bundle,
+                verify_url: &verify_url,
+                issued_at_us,
+                verified: Verified {
+                    verified_at_us: issued_at_us,
+                    policy: format!("this deployment's configured keys (sealer {sealer})"),
+                    trust_file: "trust.toml".into(),
+                    online: vec![],
                 },
-                &font,
-            )
+            };
+            let mut all = lines(&input);
+            all.extend(extra);
+            render_lines(&all, &font, Some(&verify_url))
         })
         .await
         .map_err(|e| IssueError::Render(format!("task: {e}")))?
         .map_err(|e| IssueError::Render(e.to_string()))
+    }
+}
+
+impl Issuer {
+    /// A one-page PDF of `lines` ([`render_lines`]) in the issuer's font,
+    /// rendered off the async threads.
+    pub async fn text_pdf(&self, lines: Vec<(f32, String)>) -> Result<Vec<u8>, IssueError> {
+        let font = self.font().await?;
+        tokio::task::spawn_blocking(move || render_lines(&lines, &font, None))
+            .await
+            .map_err(|e| IssueError::Render(format!("task: {e}")))?
+            .map_err(|e| IssueError::Render(e.to_string()))
+    }
+
+    async fn font(&self) -> Result<std::sync::Arc<CjkFont>, IssueError> {
+        let path = self.font_path.clone();
+        Ok(self
+            .font
+            .get_or_try_init(|| async move {
+                tokio::task::spawn_blocking(move || CjkFont::load(&path).map(std::sync::Arc::new))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(IssueError::FontUnavailable)?
+            .clone())
     }
 }
 
@@ -322,7 +360,18 @@ pub fn lines(input: &CertificateInput<'_>) -> Vec<(f32, String)> {
 
 /// Render the certificate as a PDF.
 pub fn render(input: &CertificateInput<'_>, font: &CjkFont) -> Result<Vec<u8>, CertificateError> {
-    let lines = lines(input);
+    render_lines(&lines(input), font, Some(input.verify_url))
+}
+
+/// Render one A4 page of `(font size, text)` lines in the CJK font (a
+/// title over 20 pt is centred), framed, with a QR code of `qr` when given:
+/// the certificate's layout, for other documents too (the workflow's
+/// comparison reports).
+pub fn render_lines(
+    lines: &[(f32, String)],
+    font: &CjkFont,
+    qr: Option<&str>,
+) -> Result<Vec<u8>, CertificateError> {
     let face = ttf_parser::Face::parse(&font.data, font.index)
         .map_err(|e| CertificateError::Font(e.to_string()))?;
     let upem = f32::from(face.units_per_em());
@@ -332,7 +381,7 @@ pub fn render(input: &CertificateInput<'_>, font: &CjkFont) -> Result<Vec<u8>, C
     let mut remapper = subsetter::GlyphRemapper::new();
     let mut to_unicode: BTreeMap<u16, char> = BTreeMap::new();
     let mut encoded: Vec<Vec<u8>> = Vec::new();
-    for (_, text) in &lines {
+    for (_, text) in lines {
         let mut bytes = Vec::with_capacity(text.len() * 2);
         for c in text.chars() {
             let gid = face
@@ -357,21 +406,46 @@ pub fn render(input: &CertificateInput<'_>, font: &CjkFont) -> Result<Vec<u8>, C
         })
         .collect();
 
+    // Lines go on as many pages as they need: the first page keeps its
+    // lower part for the QR code, when there is one.
+    let mut paged: Vec<Vec<usize>> = vec![Vec::new()];
+    let mut y = 780.0;
+    for (i, (size, _)) in lines.iter().enumerate() {
+        let floor = if paged.len() == 1 && qr.is_some() {
+            190.0
+        } else {
+            50.0
+        };
+        if y - size * 1.6 < floor && !paged.last().is_some_and(Vec::is_empty) {
+            paged.push(Vec::new());
+            y = 780.0;
+        }
+        y -= size * 1.6;
+        if let Some(p) = paged.last_mut() {
+            p.push(i);
+        }
+    }
+
     let mut ids = (1..).map(Ref::new);
     let mut next = || ids.next().unwrap_or(Ref::new(1));
-    let (catalog, pages, page, content_id) = (next(), next(), next(), next());
+    let (catalog, pages) = (next(), next());
     let (type0, cid, descriptor, file, cmap) = (next(), next(), next(), next(), next());
+    let page_ids: Vec<(Ref, Ref)> = paged.iter().map(|_| (next(), next())).collect();
     let font_name = Name(b"F1");
     let base = Name(b"AAAAAA+NotoSansCJK");
 
     let mut pdf = Pdf::new();
     pdf.catalog(catalog).pages(pages);
-    pdf.pages(pages).kids([page]).count(1);
+    pdf.pages(pages)
+        .kids(page_ids.iter().map(|(page, _)| *page))
+        .count(page_ids.len() as i32);
     let a4 = Rect::new(0.0, 0.0, 595.0, 842.0);
-    let mut p = pdf.page(page);
-    p.media_box(a4).parent(pages).contents(content_id);
-    p.resources().fonts().pair(font_name, type0);
-    p.finish();
+    for (page, content_id) in &page_ids {
+        let mut p = pdf.page(*page);
+        p.media_box(a4).parent(pages).contents(*content_id);
+        p.resources().fonts().pair(font_name, type0);
+        p.finish();
+    }
 
     pdf.type0_font(type0)
         .base_font(base)
@@ -438,32 +512,48 @@ pub fn render(input: &CertificateInput<'_>, font: &CjkFont) -> Result<Vec<u8>, C
         .name(Name(b"Anchord-UTF16"))
         .system_info(info);
 
-    // Page content: a frame, the lines, the QR code.
-    let mut content = Content::new();
-    content.set_line_width(1.5);
-    content.rect(36.0, 36.0, 523.0, 770.0);
-    content.stroke();
-    let mut y = 780.0;
-    for ((size, text), bytes) in lines.iter().zip(&encoded) {
-        y -= size * 1.6;
-        if text.is_empty() {
-            continue;
+    // Each page: a frame and its lines; the first, the QR code.
+    let mut contents: Vec<Content> = Vec::new();
+    for on_page in &paged {
+        let mut content = Content::new();
+        content.set_line_width(1.5);
+        content.rect(36.0, 36.0, 523.0, 770.0);
+        content.stroke();
+        let mut y = 780.0;
+        for &i in on_page {
+            let (Some((size, text)), Some(bytes)) = (lines.get(i), encoded.get(i)) else {
+                continue;
+            };
+            y -= size * 1.6;
+            if text.is_empty() {
+                continue;
+            }
+            let x = if *size > 20.0 {
+                // Centre the title.
+                let w: f32 = text.chars().count() as f32 * size;
+                (595.0 - w) / 2.0
+            } else {
+                56.0
+            };
+            content.begin_text();
+            content.set_font(font_name, *size);
+            content.next_line(x, y);
+            content.show(Str(bytes));
+            content.end_text();
         }
-        let x = if *size > 20.0 {
-            // Centre the title.
-            let w: f32 = text.chars().count() as f32 * size;
-            (595.0 - w) / 2.0
-        } else {
-            56.0
-        };
-        content.begin_text();
-        content.set_font(font_name, *size);
-        content.next_line(x, y);
-        content.show(Str(bytes));
-        content.end_text();
+        contents.push(content);
     }
-    let qr = qrcode::QrCode::new(input.verify_url.as_bytes())
-        .map_err(|e| CertificateError::Qr(e.to_string()))?;
+    let mut contents = contents.into_iter();
+    let mut content = contents.next().unwrap_or_else(Content::new);
+    let content_id = page_ids.first().map_or(Ref::new(1), |p| p.1);
+    for ((_, id), rest) in page_ids.iter().skip(1).zip(contents) {
+        pdf.stream(*id, &rest.finish());
+    }
+    let Some(qr) = qr else {
+        pdf.stream(content_id, &content.finish());
+        return Ok(pdf.finish());
+    };
+    let qr = qrcode::QrCode::new(qr.as_bytes()).map_err(|e| CertificateError::Qr(e.to_string()))?;
     let n = qr.width();
     let module = 120.0 / n as f32;
     let (qx, qy) = (56.0, 60.0);

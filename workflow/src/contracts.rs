@@ -1,8 +1,13 @@
 //! Multi-party e-contracts.
 //!
 //! A bank user starts a contract from a contract type (template text with
-//! `{{variable}}` placeholders) and names the signers (users of the same
-//! bank). The template is filled in one pass: each of its own placeholders
+//! `{{variable}}` placeholders) and names the signers: users of the same
+//! bank, users of other organisations (banks, enterprises: a user's
+//! organisation is its `tenant`), or outside parties invited by e-mail or
+//! phone with a one-time link (a random token, only its SHA-256 stored,
+//! valid [`INVITATION_TTL_S`], used once) by which they register or log in
+//! as the signer of that slot. Every signer can read and sign the contract;
+//! the initiating bank's reviewer reviews it. The template is filled in one pass: each of its own placeholders
 //! is replaced by its value as literal text (a value containing `{{x}}`
 //! stays `{{x}}`); variables the template does not name, and placeholders
 //! left without a value, are refused, and the rendered body is at most
@@ -18,7 +23,8 @@
 //! one-time server challenge) or lets the platform keep it
 //! ([`crate::keyseal`]; stated as such in every response). Status:
 //! `signing → awaiting_review → approved → on_chain`, or `refused` (a signer
-//! refused) or `rejected` (the reviewer); every transition is guarded in SQL.
+//! refused) or `rejected` (the reviewer); every transition is guarded in SQL
+//! (`store/contracts.rs` holds every statement).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,7 +39,8 @@ use crate::authz::{Caller, Require, Role, roles};
 use crate::error::{ApiError, Json, Path, Query};
 use crate::evidence::{self, NewSubmission};
 use crate::preservations::{LedgerJson, Reason, bundle_of, ledger_view};
-use crate::status::{self, Actor, Change, ContractStatus, SignerStatus, Status};
+use crate::status::{self, Actor, ContractStatus, SignerStatus, Status};
+use crate::store::contracts as store;
 use crate::{Workflow, events, ts, ts_opt};
 
 /// What a platform-held key means, said wherever one is used.
@@ -396,6 +403,18 @@ pub struct ContractTypeSummaryJson {
     pub created_at: String,
 }
 
+impl From<store::ContractType> for ContractTypeJson {
+    fn from(t: store::ContractType) -> Self {
+        ContractTypeJson {
+            id: t.id,
+            name: t.name,
+            variables: placeholders(&t.template_text),
+            template_text: t.template_text,
+            created_at: ts(t.created_at),
+        }
+    }
+}
+
 /// Create a contract type (administrators).
 #[utoipa::path(post, path = "/v1/contract-types", request_body = NewContractType,
     responses((status = 201, body = ContractTypeJson), (status = 422, body = crate::error::ErrorBody)))]
@@ -406,22 +425,8 @@ pub async fn create_type(
 ) -> Result<(StatusCode, axum::Json<ContractTypeJson>), ApiError> {
     check_contract_type(&t)?;
     let c = wf.db().await?;
-    let r = c
-        .query_one(
-            "INSERT INTO workflow.contract_types (name, template_text) VALUES ($1, $2) RETURNING id, created_at",
-            &[&t.name.trim(), &t.template_text],
-        )
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(ContractTypeJson {
-            id: r.get(0),
-            name: t.name.trim().into(),
-            variables: placeholders(&t.template_text),
-            template_text: t.template_text,
-            created_at: ts(r.get(1)),
-        }),
-    ))
+    let t = store::create_type(c.client(), t.name.trim(), &t.template_text).await?;
+    Ok((StatusCode::CREATED, axum::Json(t.into())))
 }
 
 /// Contract types (without their template text).
@@ -431,24 +436,16 @@ pub async fn list_types(
     _caller: Caller,
 ) -> Result<axum::Json<Vec<ContractTypeSummaryJson>>, ApiError> {
     let c = wf.db().await?;
-    let rows = c
-        .query(
-            "SELECT id, name, template_text, created_at FROM workflow.contract_types
-              WHERE deleted_at IS NULL ORDER BY id",
-            &[],
-        )
-        .await?;
+    let types = store::list_types(c.client()).await?;
     Ok(axum::Json(
-        rows.iter()
-            .map(|r| {
-                let text: &str = r.get(2);
-                ContractTypeSummaryJson {
-                    id: r.get(0),
-                    name: r.get(1),
-                    variables: placeholders(text),
-                    template_chars: text.chars().count() as i64,
-                    created_at: ts(r.get(3)),
-                }
+        types
+            .into_iter()
+            .map(|t| ContractTypeSummaryJson {
+                id: t.id,
+                name: t.name,
+                variables: placeholders(&t.template_text),
+                template_chars: t.template_text.chars().count() as i64,
+                created_at: ts(t.created_at),
             })
             .collect(),
     ))
@@ -463,22 +460,7 @@ pub async fn get_type(
     Path(id): Path<i64>,
 ) -> Result<axum::Json<ContractTypeJson>, ApiError> {
     let c = wf.db().await?;
-    let r = c
-        .query_opt(
-            "SELECT id, name, template_text, created_at FROM workflow.contract_types
-              WHERE id = $1 AND deleted_at IS NULL",
-            &[&id],
-        )
-        .await?
-        .ok_or_else(|| ApiError::not_found("contract type"))?;
-    let text: String = r.get(2);
-    Ok(axum::Json(ContractTypeJson {
-        id: r.get(0),
-        name: r.get(1),
-        variables: placeholders(&text),
-        template_text: text,
-        created_at: ts(r.get(3)),
-    }))
+    Ok(axum::Json(store::get_type(c.client(), id).await?.into()))
 }
 
 // ---------------------------------------------------------------------------
@@ -501,19 +483,12 @@ pub struct ChallengeJson {
     responses((status = 201, body = ChallengeJson)))]
 pub async fn key_challenge(
     State(wf): State<Arc<Workflow>>,
-    Require(caller, _): Require<roles::Bank>,
+    Require(caller, _): Require<roles::Signers>,
 ) -> Result<(StatusCode, axum::Json<ChallengeJson>), ApiError> {
     let challenge = crate::random32();
     let c = wf.db().await?;
-    let r = c
-        .query_one(
-            "INSERT INTO workflow.signing_key_challenges (user_id, challenge, expires_at)
-             VALUES ($1, $2, now() + make_interval(secs => $3))
-             ON CONFLICT (user_id) DO UPDATE SET challenge = $2, expires_at = now() + make_interval(secs => $3)
-             RETURNING expires_at",
-            &[&caller.id, &challenge.as_slice(), &(CHALLENGE_TTL_S as f64)],
-        )
-        .await?;
+    let expires_at =
+        store::put_challenge(c.client(), caller.id, &challenge, CHALLENGE_TTL_S).await?;
     let hex_challenge = hex::encode(challenge);
     Ok((
         StatusCode::CREATED,
@@ -523,7 +498,7 @@ pub async fn key_challenge(
                 caller.id, caller.username
             ),
             challenge: hex_challenge,
-            expires_at: ts(r.get(0)),
+            expires_at: ts(expires_at),
         }),
     ))
 }
@@ -625,7 +600,7 @@ type KeyParts = (
               (status = 422, body = crate::error::ErrorBody)))]
 pub async fn register_key(
     State(wf): State<Arc<Workflow>>,
-    Require(caller, _): Require<roles::Bank>,
+    Require(caller, _): Require<roles::Signers>,
     Json(k): Json<SigningKeyRequest>,
 ) -> Result<
     (
@@ -662,58 +637,35 @@ pub async fn register_key(
     let tx = c.transaction().await?;
     if let Some(ch) = challenge {
         // One use, before it expires.
-        let used = tx
-            .execute(
-                "DELETE FROM workflow.signing_key_challenges
-                  WHERE user_id = $1 AND challenge = $2 AND expires_at > now()",
-                &[&caller.id, &ch.as_slice()],
-            )
-            .await?;
-        if used == 0 {
+        if !store::use_challenge(&tx, caller.id, &ch).await? {
             return Err(ApiError::field(
                 "challenge",
                 "unknown, already used or expired: request a new one (POST /v1/me/signing-key/challenge)",
             ));
         }
     }
-    let used_elsewhere = tx
-        .query_opt(
-            "SELECT 1 FROM workflow.contract_signers WHERE public_key = $1 AND user_id <> $2 LIMIT 1",
-            &[&public.as_slice(), &caller.id],
-        )
-        .await?
-        .is_some();
-    if used_elsewhere {
+    if store::key_signed_for_another(&tx, &public, caller.id).await? {
         return Err(ApiError::conflict(
             "this public key has signed for another user; keys are not shared",
         ));
     }
     let (pop_statement, pop_signature) = pop.unzip();
-    let r = tx
-        .execute(
-            "INSERT INTO workflow.signing_keys
-                 (user_id, custody, public_key, platform_seed_sealed, pop_statement, pop_signature)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (user_id) DO UPDATE SET custody = $2, public_key = $3, platform_seed_sealed = $4,
-                 pop_statement = $5, pop_signature = $6, created_at = now()",
-            &[
-                &caller.id,
-                &k.custody,
-                &public.as_slice(),
-                &seed,
-                &pop_statement,
-                &pop_signature,
-            ],
-        )
-        .await;
-    match r {
-        Ok(_) => {}
-        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
-            return Err(ApiError::conflict(
-                "this public key is registered to another user; keys are not shared",
-            ));
-        }
-        Err(e) => return Err(e.into()),
+    let registered = store::put_key(
+        &tx,
+        &store::NewKey {
+            user_id: caller.id,
+            custody: &k.custody,
+            public_key: &public,
+            sealed_seed: seed.as_deref(),
+            pop_statement: pop_statement.as_deref(),
+            pop_signature: pop_signature.as_deref(),
+        },
+    )
+    .await?;
+    if !registered {
+        return Err(ApiError::conflict(
+            "this public key is registered to another user; keys are not shared",
+        ));
     }
     tx.commit().await?;
     // The audit row names the key registered.
@@ -736,6 +688,39 @@ pub async fn register_key(
 // ---------------------------------------------------------------------------
 // Contracts
 
+/// How long an invitation link of an outside party is valid, in seconds
+/// (7 days).
+pub const INVITATION_TTL_S: i64 = 7 * 24 * 3600;
+/// The most signers a contract may have.
+pub const MAX_SIGNERS: usize = 20;
+
+/// A signer of a new contract: a username of the initiator's own bank, or
+/// an object naming a user of another organisation (`username` and
+/// `organisation`) or an outside party to invite (`email` or `phone`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum SignerSpec {
+    /// A user of the initiator's bank, by username.
+    Username(String),
+    Party(PartySpec),
+}
+
+/// A signer named by organisation, or an outside party to invite.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PartySpec {
+    /// A user of `organisation` (a bank or enterprise id, as users'
+    /// `tenant`).
+    pub username: Option<String>,
+    pub organisation: Option<String>,
+    /// An outside party's e-mail address: they get a one-time invitation
+    /// link.
+    pub email: Option<String>,
+    /// An outside party's mobile number (`+` and 6-20 digits): they get a
+    /// one-time invitation link.
+    pub phone: Option<String>,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewContract {
@@ -745,13 +730,47 @@ pub struct NewContract {
     /// placeholders, each 1-2000 characters of literal text.
     #[serde(default)]
     pub variables: BTreeMap<String, String>,
-    /// Usernames of the signers (users of the same bank), in signing order.
-    pub signers: Vec<String>,
+    /// The signers, in signing order (1-20): usernames of the initiator's
+    /// bank, users of other organisations, or outside parties to invite.
+    pub signers: Vec<SignerSpec>,
+}
+
+/// A checked signer of a new contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Party {
+    User {
+        username: String,
+        organisation: Option<String>,
+    },
+    Email(String),
+    Phone(String),
+}
+
+/// Is `s` an e-mail address we accept (one `@`, no spaces or controls,
+/// 3-254 characters, a dot in the domain)?
+pub fn is_email(s: &str) -> bool {
+    let n = s.chars().count();
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    (3..=254).contains(&n)
+        && !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && s.chars().all(|c| !c.is_whitespace() && !c.is_control())
+}
+
+/// Is `s` a phone number we accept (an optional `+`, then 6-20 digits)?
+pub fn is_phone(s: &str) -> bool {
+    let digits = s.strip_prefix('+').unwrap_or(s);
+    (6..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Check a new contract's own fields (not those that need the database):
-/// field-level messages into `errs`.
-pub fn check_new_contract(n: &NewContract, errs: &mut BTreeMap<String, String>) {
+/// field-level messages into `errs`; returns the checked signers.
+pub fn check_new_contract(n: &NewContract, errs: &mut BTreeMap<String, String>) -> Vec<Party> {
     if n.title.trim().is_empty() || n.title.chars().count() > 200 {
         errs.insert("title".into(), "1-200 characters".into());
     }
@@ -761,21 +780,75 @@ pub fn check_new_contract(n: &NewContract, errs: &mut BTreeMap<String, String>) 
             format!("at most {MAX_PLACEHOLDERS} variables"),
         );
     }
-    if n.signers.is_empty() || n.signers.len() > 20 {
-        errs.insert("signers".into(), "1 to 20 signers".into());
+    if n.signers.is_empty() || n.signers.len() > MAX_SIGNERS {
+        errs.insert("signers".into(), format!("1 to {MAX_SIGNERS} signers"));
+        return Vec::new();
     }
-    for (i, name) in n.signers.iter().enumerate() {
-        if name.is_empty() || name.chars().count() > 64 {
-            errs.insert(format!("signers[{i}]"), "a username".into());
+    let username_ok = |name: &str| !name.is_empty() && name.chars().count() <= 64;
+    let mut out = Vec::new();
+    for (i, s) in n.signers.iter().enumerate() {
+        let field = format!("signers[{i}]");
+        let party = match s {
+            SignerSpec::Username(name) if username_ok(name) => Some(Party::User {
+                username: name.clone(),
+                organisation: None,
+            }),
+            SignerSpec::Username(_) => None,
+            SignerSpec::Party(p) => match (&p.username, &p.organisation, &p.email, &p.phone) {
+                (Some(u), Some(o), None, None)
+                    if username_ok(u) && !o.is_empty() && o.chars().count() <= 64 =>
+                {
+                    Some(Party::User {
+                        username: u.clone(),
+                        organisation: Some(o.clone()),
+                    })
+                }
+                (Some(u), None, None, None) if username_ok(u) => Some(Party::User {
+                    username: u.clone(),
+                    organisation: None,
+                }),
+                (None, None, Some(e), None) if is_email(e) => Some(Party::Email(e.clone())),
+                (None, None, None, Some(ph)) if is_phone(ph) => Some(Party::Phone(ph.clone())),
+                _ => None,
+            },
+        };
+        match party {
+            Some(p) if out.contains(&p) => {
+                errs.insert(field, "listed twice".into());
+            }
+            Some(p) => out.push(p),
+            None => {
+                errs.insert(
+                    field,
+                    "a username of your bank, {\"username\", \"organisation\"} of another, or an outside party's {\"email\"} or {\"phone\"} (+ and 6-20 digits)".into(),
+                );
+            }
         }
     }
+    out
+}
+
+/// An outside party's invitation (never its token, which only the
+/// initiator sees once, in `invitation_links`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationJson {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub expires_at: String,
+    /// When the invitee redeemed it (then `user_id` is set).
+    pub redeemed_at: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SignerJson {
     pub index: i32,
-    pub user_id: i64,
-    pub username: String,
+    /// `null` while an invited outside party has not redeemed the
+    /// invitation.
+    pub user_id: Option<i64>,
+    pub username: Option<String>,
+    /// The signer's organisation (bank or enterprise); `null` for outside
+    /// parties.
+    pub organisation: Option<String>,
     /// `pending`, `signed`, `refused`.
     pub status: String,
     /// `client` or `platform` (the platform holds the key), once signed.
@@ -792,12 +865,60 @@ pub struct SignerJson {
     pub invited_at: String,
     pub signed_at: Option<String>,
     pub refused_at: Option<String>,
+    /// Outside parties: their invitation.
+    pub invitation: Option<InvitationJson>,
+}
+
+impl From<store::Signer> for SignerJson {
+    fn from(s: store::Signer) -> Self {
+        SignerJson {
+            index: s.index,
+            user_id: s.user_id,
+            username: s.username,
+            organisation: s.organisation,
+            status: s.status.as_str().to_owned(),
+            custody_statement: (s.custody.as_deref() == Some("platform"))
+                .then_some(PLATFORM_CUSTODY_STATEMENT),
+            custody: s.custody,
+            public_key: s.public_key.map(hex::encode),
+            signature: s.signature.map(hex::encode),
+            statement: s.statement,
+            refuse_reason: s.refuse_reason,
+            invited_at: ts(s.invited_at),
+            signed_at: ts_opt(s.signed_at),
+            refused_at: ts_opt(s.refused_at),
+            invitation: s.invitation.map(|i| InvitationJson {
+                email: i.email,
+                phone: i.phone,
+                expires_at: ts(i.expires_at),
+                redeemed_at: ts_opt(i.redeemed_at),
+            }),
+        }
+    }
+}
+
+/// A one-time invitation link for an outside signer, shown once, to the
+/// initiator, in the creation response (only its hash is stored).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationLinkJson {
+    /// The signer's slot.
+    pub index: i32,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    /// The secret token (64 hex digits): `POST /v1/invitations/register`
+    /// or `/accept` with it.
+    pub token: String,
+    /// The console's invitation page with the token in the fragment (never
+    /// sent to a server by a browser); prefix the console's origin.
+    pub link: String,
+    pub expires_at: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ContractJson {
     pub id: i64,
     pub number: String,
+    /// The initiating bank (organisation).
     pub tenant: String,
     pub contract_type_id: i64,
     pub title: String,
@@ -811,18 +932,59 @@ pub struct ContractJson {
     pub created_by: i64,
     pub reviewed_by: Option<i64>,
     pub signers: Vec<SignerJson>,
+    /// Signers who signed, of `signers`.
+    pub signed_count: i64,
     pub created_at: String,
     pub updated_at: String,
     pub reviewed_at: Option<String>,
     pub ledger: Option<LedgerJson>,
+    /// Only in the creation response: the outside signers' invitation
+    /// links (the tokens are not stored and never shown again).
+    pub invitation_links: Vec<InvitationLinkJson>,
+}
+
+fn signed_count(signers: &[store::Signer]) -> i64 {
+    signers
+        .iter()
+        .filter(|s| s.status == SignerStatus::Signed)
+        .count() as i64
+}
+
+impl From<store::Contract> for ContractJson {
+    fn from(k: store::Contract) -> Self {
+        ContractJson {
+            id: k.id,
+            number: k.number,
+            tenant: k.tenant,
+            contract_type_id: k.contract_type_id,
+            title: k.title,
+            body: k.body,
+            hash_alg: k.hash_alg,
+            contract_hash: k.contract_hash,
+            status: k.status.as_str().to_owned(),
+            reject_reason: k.reject_reason,
+            created_by: k.created_by,
+            reviewed_by: k.reviewed_by,
+            signed_count: signed_count(&k.signers),
+            signers: k.signers.into_iter().map(SignerJson::from).collect(),
+            created_at: ts(k.created_at),
+            updated_at: ts(k.updated_at),
+            reviewed_at: ts_opt(k.reviewed_at),
+            ledger: None,
+            invitation_links: Vec::new(),
+        }
+    }
 }
 
 /// A signer in lists.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SignerSummaryJson {
     pub index: i32,
-    pub user_id: i64,
-    pub username: String,
+    pub user_id: Option<i64>,
+    pub username: Option<String>,
+    pub organisation: Option<String>,
+    /// Outside parties: the e-mail address or phone number invited.
+    pub invited: Option<String>,
     /// `pending`, `signed`, `refused`.
     pub status: String,
 }
@@ -845,14 +1007,53 @@ pub struct ContractSummaryJson {
     pub created_by: i64,
     pub reviewed_by: Option<i64>,
     pub signers: Vec<SignerSummaryJson>,
+    /// Signers who signed, of `signers`.
+    pub signed_count: i64,
     pub created_at: String,
     pub updated_at: String,
     pub reviewed_at: Option<String>,
 }
 
-const CONTRACT_COLUMNS: &str =
-    "id, number, tenant, contract_type_id, title, body, hash_alg, contract_hash, status,
-    reject_reason, created_by, reviewed_by, created_at, updated_at, reviewed_at, submission_id";
+impl From<store::Contract> for ContractSummaryJson {
+    fn from(k: store::Contract) -> Self {
+        ContractSummaryJson {
+            id: k.id,
+            number: k.number,
+            tenant: k.tenant,
+            contract_type_id: k.contract_type_id,
+            title: k.title,
+            body_bytes: k.body_bytes,
+            hash_alg: k.hash_alg,
+            contract_hash: k.contract_hash,
+            status: k.status.as_str().to_owned(),
+            reject_reason: k.reject_reason,
+            created_by: k.created_by,
+            reviewed_by: k.reviewed_by,
+            signed_count: signed_count(&k.signers),
+            signers: k
+                .signers
+                .into_iter()
+                .map(|s| SignerSummaryJson {
+                    index: s.index,
+                    user_id: s.user_id,
+                    username: s.username,
+                    organisation: s.organisation,
+                    invited: s.invitation.and_then(|i| i.email.or(i.phone)),
+                    status: s.status.as_str().to_owned(),
+                })
+                .collect(),
+            created_at: ts(k.created_at),
+            updated_at: ts(k.updated_at),
+            reviewed_at: ts_opt(k.reviewed_at),
+        }
+    }
+}
+
+/// May `caller` read contract `k`: its bank (administrators: all), or one
+/// of its signers (of any organisation, or an outside party)?
+fn may_read(caller: &Caller, k: &store::Contract) -> bool {
+    caller.can_read_tenant(&k.tenant) || k.signer(caller.id).is_some()
+}
 
 /// Load a contract the caller may read (403 otherwise), on the caller's
 /// connection.
@@ -860,84 +1061,42 @@ async fn load(
     c: &tokio_postgres::Client,
     caller: &Caller,
     id: i64,
-) -> Result<(ContractJson, Option<i64>), ApiError> {
-    let r = c
-        .query_opt(
-            &format!("SELECT {CONTRACT_COLUMNS} FROM workflow.contracts WHERE id = $1"),
-            &[&id],
-        )
-        .await?
-        .ok_or_else(|| ApiError::not_found("contract"))?;
-    let signers: Vec<SignerJson> = c
-        .query(
-            "SELECT s.idx, s.user_id, u.username, s.status, s.custody, s.public_key, s.signature,
-                    s.refuse_reason, s.invited_at, s.signed_at, s.refused_at, s.statement
-               FROM workflow.contract_signers s JOIN workflow.users u ON u.id = s.user_id
-              WHERE s.contract_id = $1 ORDER BY s.idx",
-            &[&id],
-        )
-        .await?
-        .iter()
-        .map(|s| {
-            let custody: Option<String> = s.get(4);
-            SignerJson {
-                index: s.get(0),
-                user_id: s.get(1),
-                username: s.get(2),
-                status: s.get(3),
-                custody_statement: (custody.as_deref() == Some("platform"))
-                    .then_some(PLATFORM_CUSTODY_STATEMENT),
-                custody,
-                public_key: s.get::<_, Option<Vec<u8>>>(5).map(hex::encode),
-                signature: s.get::<_, Option<Vec<u8>>>(6).map(hex::encode),
-                refuse_reason: s.get(7),
-                invited_at: ts(s.get(8)),
-                signed_at: ts_opt(s.get(9)),
-                refused_at: ts_opt(s.get(10)),
-                statement: s.get(11),
-            }
-        })
-        .collect();
-    let tenant: String = r.get(2);
-    let is_signer = signers.iter().any(|s| s.user_id == caller.id);
-    if !caller.can_read_tenant(&tenant) && !is_signer {
+) -> Result<store::Contract, ApiError> {
+    let k = store::get(c, id).await?;
+    if !may_read(caller, &k) {
         return Err(ApiError::forbidden("this contract belongs to another bank"));
     }
-    Ok((
-        ContractJson {
-            id: r.get(0),
-            number: r.get(1),
-            tenant,
-            contract_type_id: r.get(3),
-            title: r.get(4),
-            body: r.get(5),
-            hash_alg: r.get(6),
-            contract_hash: r.get(7),
-            status: r.get(8),
-            reject_reason: r.get(9),
-            created_by: r.get(10),
-            reviewed_by: r.get(11),
-            signers,
-            created_at: ts(r.get(12)),
-            updated_at: ts(r.get(13)),
-            reviewed_at: ts_opt(r.get(14)),
-            ledger: None,
-        },
-        r.get(15),
-    ))
+    Ok(k)
 }
 
 /// Load on a connection of its own, returned before the caller goes on.
-async fn load_one(
-    wf: &Workflow,
-    caller: &Caller,
-    id: i64,
-) -> Result<(ContractJson, Option<i64>), ApiError> {
+async fn load_one(wf: &Workflow, caller: &Caller, id: i64) -> Result<store::Contract, ApiError> {
     let c = wf.db().await?;
     load(&c, caller, id).await
 }
 
-/// Start a contract (status `signing`).
+/// The answer of a change: the contract as the caller reads it now.
+async fn answer(
+    c: &tokio_postgres::Client,
+    caller: &Caller,
+    id: i64,
+) -> Result<axum::Json<ContractJson>, ApiError> {
+    Ok(axum::Json(load(c, caller, id).await?.into()))
+}
+
+/// A fresh invitation token: 32 random bytes as hex, and its SHA-256 (what
+/// is stored).
+fn invitation_token() -> (String, Vec<u8>) {
+    let token = hex::encode(crate::random32());
+    let hash = crate::sha256(token.as_bytes()).to_vec();
+    (token, hash)
+}
+
+/// Start a contract (status `signing`). Signers may be users of other
+/// organisations or outside parties invited by e-mail or phone: the
+/// response carries their one-time invitation links (`invitation_links`),
+/// and a `contract.invitation` event per link is queued for the
+/// notification hooks.
 #[utoipa::path(post, path = "/v1/contracts", request_body = NewContract,
     responses((status = 201, body = ContractJson), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn create(
@@ -954,16 +1113,11 @@ pub async fn create(
 > {
     let tenant = caller.tenant()?.to_owned();
     let mut errs = BTreeMap::new();
-    check_new_contract(&n, &mut errs);
+    let parties = check_new_contract(&n, &mut errs);
     let mut c = wf.db().await?;
-    let tpl = c
-        .query_opt(
-            "SELECT template_text FROM workflow.contract_types WHERE id = $1 AND deleted_at IS NULL",
-            &[&n.contract_type_id],
-        )
+    let template = store::template_of(c.client(), n.contract_type_id)
         .await?
         .ok_or_else(|| ApiError::field("contract_type_id", "no such contract type"))?;
-    let template: String = tpl.get(0);
     let body = match render(&template, &n.variables, MAX_BODY_BYTES) {
         Ok(b) => Some(b),
         Err(RenderError(e)) => {
@@ -971,26 +1125,36 @@ pub async fn create(
             None
         }
     };
-    let mut ids = Vec::new();
-    if n.signers.len() <= 20 {
-        for (i, name) in n.signers.iter().enumerate() {
-            let u = c
-                .query_opt(
-                    "SELECT id FROM workflow.users WHERE username = $1 AND tenant = $2 AND role IN ('user', 'reviewer')",
-                    &[name, &tenant],
-                )
-                .await?;
-            match u {
-                Some(r) if !ids.contains(&r.get::<_, i64>(0)) => ids.push(r.get::<_, i64>(0)),
-                Some(_) => {
-                    errs.insert(format!("signers[{i}]"), "listed twice".into());
+    // Resolve the signers; invitations get their tokens.
+    let mut ids: Vec<i64> = Vec::new();
+    let mut invited: Vec<(usize, Party, String, Vec<u8>)> = Vec::new();
+    for (i, p) in parties.iter().enumerate() {
+        match p {
+            Party::User {
+                username,
+                organisation,
+            } => {
+                let org = organisation.as_deref().unwrap_or(&tenant);
+                match store::organisation_signer(c.client(), username, org).await? {
+                    Some(uid) if ids.contains(&uid) => {
+                        errs.insert(format!("signers[{i}]"), "listed twice".into());
+                    }
+                    Some(uid) => ids.push(uid),
+                    None => {
+                        errs.insert(
+                            format!("signers[{i}]"),
+                            if organisation.is_some() {
+                                "no user of this organisation with this username".into()
+                            } else {
+                                "no user of this bank with this username".into()
+                            },
+                        );
+                    }
                 }
-                None => {
-                    errs.insert(
-                        format!("signers[{i}]"),
-                        "no user of this bank with this username".into(),
-                    );
-                }
+            }
+            Party::Email(_) | Party::Phone(_) => {
+                let (token, hash) = invitation_token();
+                invited.push((i, p.clone(), token, hash));
             }
         }
     }
@@ -1000,22 +1164,44 @@ pub async fn create(
     };
     let alg = wf.evidence_alg();
     let hash = hex::encode(alg.hash(body.as_bytes()));
-    let tx = c.transaction().await?;
-    let id: i64 = tx
-        .query_one(
-            "INSERT INTO workflow.contracts (tenant, contract_type_id, title, body, hash_alg, contract_hash, created_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-            &[&tenant, &n.contract_type_id, &n.title.trim(), &body, &alg.name(), &hash, &caller.id],
-        )
-        .await?
-        .get(0);
-    for (i, uid) in ids.iter().enumerate() {
-        tx.execute(
-            "INSERT INTO workflow.contract_signers (contract_id, idx, user_id) VALUES ($1, $2, $3)",
-            &[&id, &(i as i32), uid],
-        )
-        .await?;
+    let mut slots = Vec::with_capacity(parties.len());
+    let (mut users, mut invites) = (ids.iter(), invited.iter());
+    for p in &parties {
+        slots.push(match p {
+            Party::User { .. } => {
+                store::NewSigner::User(*users.next().ok_or_else(ApiError::internal)?)
+            }
+            Party::Email(_) | Party::Phone(_) => {
+                let (_, p, _, hash) = invites.next().ok_or_else(ApiError::internal)?;
+                let (email, phone) = match p {
+                    Party::Email(e) => (Some(e.as_str()), None),
+                    Party::Phone(ph) => (None, Some(ph.as_str())),
+                    Party::User { .. } => (None, None),
+                };
+                store::NewSigner::Invited {
+                    email,
+                    phone,
+                    token_hash: hash,
+                    ttl_s: INVITATION_TTL_S,
+                }
+            }
+        });
     }
+    let tx = c.transaction().await?;
+    let id = store::create(
+        &tx,
+        &store::NewContract {
+            tenant: &tenant,
+            contract_type_id: n.contract_type_id,
+            title: n.title.trim(),
+            body: &body,
+            hash_alg: alg.name(),
+            contract_hash: &hash,
+            created_by: caller.id,
+        },
+        &slots,
+    )
+    .await?;
     events::emit(
         &tx,
         Some(&tenant),
@@ -1023,9 +1209,40 @@ pub async fn create(
         serde_json::json!({"type": "contract", "id": id}),
     )
     .await?;
+    let mut links = Vec::new();
+    let expires_at =
+        ts(time::OffsetDateTime::now_utc() + time::Duration::seconds(INVITATION_TTL_S));
+    for (i, p, token, _) in &invited {
+        let (email, phone) = match p {
+            Party::Email(e) => (Some(e.clone()), None),
+            Party::Phone(ph) => (None, Some(ph.clone())),
+            Party::User { .. } => (None, None),
+        };
+        let link = InvitationLinkJson {
+            index: *i as i32,
+            email,
+            phone,
+            link: format!("/invitation#token={token}"),
+            token: token.clone(),
+            expires_at: expires_at.clone(),
+        };
+        // For the notification hooks (e-mail, SMS): the link goes to the
+        // invitee only through them and this response.
+        events::emit(
+            &tx,
+            Some(&tenant),
+            "contract.invitation",
+            serde_json::json!({"type": "contract", "id": id, "index": link.index,
+                "email": link.email, "phone": link.phone, "link": link.link,
+                "expires_at": link.expires_at}),
+        )
+        .await?;
+        links.push(link);
+    }
     tx.commit().await?;
     wf.webhooks_kick.notify_one();
-    let (k, _) = load(&c, &caller, id).await?;
+    let mut k: ContractJson = load(&c, &caller, id).await?.into();
+    k.invitation_links = links;
     Ok((
         StatusCode::CREATED,
         [(axum::http::header::LOCATION, format!("/v1/contracts/{id}"))],
@@ -1041,7 +1258,9 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<ContractJson>, ApiError> {
-    let (mut k, sub) = load_one(&wf, &caller, id).await?;
+    let k = load_one(&wf, &caller, id).await?;
+    let sub = k.submission_id;
+    let mut k: ContractJson = k.into();
     k.ledger = ledger_view(&wf, sub, format!("/v1/contracts/{id}/proof")).await?;
     Ok(axum::Json(k))
 }
@@ -1058,6 +1277,8 @@ pub struct ListQuery {
     /// The contract hash, hex.
     #[param(pattern = "^[0-9a-fA-F]{64}$")]
     pub hash: Option<String>,
+    /// `true`: only contracts awaiting the caller's own signature.
+    pub awaiting_my_signature: Option<bool>,
     /// Items in the page (1-1000, default 100; "Paging").
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
@@ -1070,19 +1291,20 @@ pub struct ListQuery {
     pub offset: Option<i64>,
 }
 
-/// Contracts of the caller's bank (administrators: all), without bodies,
-/// newest first, in pages (`limit`, `after`; a full page names the next
-/// cursor in `Anchord-Next-After`).
+/// Contracts of the caller's bank and those the caller signs (of any
+/// organisation; outside signers: theirs; administrators: all), without
+/// bodies, newest first, in pages (`limit`, `after`; a full page names the
+/// next cursor in `Anchord-Next-After`).
 #[utoipa::path(get, path = "/v1/contracts", params(ListQuery), responses((status = 200, body = [ContractSummaryJson])))]
 pub async fn list(
     State(wf): State<Arc<Workflow>>,
-    Require(caller, _): Require<roles::AdminOrBank>,
+    Require(caller, _): Require<roles::AdminOrSigner>,
     Query(q): Query<ListQuery>,
 ) -> Result<crate::paging::Paged<ContractSummaryJson>, ApiError> {
-    let tenant = if caller.role == Role::Admin {
-        None
-    } else {
-        Some(caller.tenant()?.to_owned())
+    let (tenant, signer) = match caller.role {
+        Role::Admin => (None, None),
+        Role::Signer => (None, Some(caller.id)),
+        _ => (Some(caller.tenant()?.to_owned()), Some(caller.id)),
     };
     crate::error::one_of("status", &q.status, &status::strs(ContractStatus::ALL))?;
     crate::error::hex64("hash", &q.hash)?;
@@ -1092,73 +1314,30 @@ pub async fn list(
     }
     .checked()?;
     crate::error::in_range("offset", q.offset, 0, i64::MAX)?;
+    let pending_signature = q.awaiting_my_signature.unwrap_or(false);
     let c = wf.db().await?;
-    let rows = c
-        .query(
-            "SELECT id, number, tenant, contract_type_id, title, octet_length(body)::bigint, hash_alg,
-                    contract_hash, status, reject_reason, created_by, reviewed_by, created_at, updated_at,
-                    reviewed_at
-               FROM workflow.contracts
-              WHERE ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR status = $2)
-                AND ($3::text IS NULL OR number = $3) AND ($4::text IS NULL OR contract_hash = lower($4))
-                AND ($7::bigint IS NULL OR id < $7)
-              ORDER BY id DESC LIMIT $5 OFFSET $6",
-            &[
-                &tenant,
-                &q.status,
-                &q.number,
-                &q.hash,
-                &page.limit,
-                &q.offset.unwrap_or(0),
-                &page.after,
-            ],
-        )
-        .await?;
-    let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
-    let mut signers: BTreeMap<i64, Vec<SignerSummaryJson>> = BTreeMap::new();
-    for s in c
-        .query(
-            "SELECT s.contract_id, s.idx, s.user_id, u.username, s.status
-               FROM workflow.contract_signers s JOIN workflow.users u ON u.id = s.user_id
-              WHERE s.contract_id = ANY($1) ORDER BY s.contract_id, s.idx",
-            &[&ids],
-        )
-        .await?
-    {
-        signers
-            .entry(s.get(0))
-            .or_default()
-            .push(SignerSummaryJson {
-                index: s.get(1),
-                user_id: s.get(2),
-                username: s.get(3),
-                status: s.get(4),
-            });
-    }
-    let items = rows
-        .iter()
-        .map(|r| {
-            let id: i64 = r.get(0);
-            ContractSummaryJson {
-                id,
-                number: r.get(1),
-                tenant: r.get(2),
-                contract_type_id: r.get(3),
-                title: r.get(4),
-                body_bytes: r.get(5),
-                hash_alg: r.get(6),
-                contract_hash: r.get(7),
-                status: r.get(8),
-                reject_reason: r.get(9),
-                created_by: r.get(10),
-                reviewed_by: r.get(11),
-                signers: signers.remove(&id).unwrap_or_default(),
-                created_at: ts(r.get(12)),
-                updated_at: ts(r.get(13)),
-                reviewed_at: ts_opt(r.get(14)),
-            }
-        })
-        .collect();
+    let items = store::list(
+        c.client(),
+        &store::Filter {
+            tenant: tenant.as_deref(),
+            signer: if pending_signature {
+                Some(caller.id)
+            } else {
+                signer
+            },
+            status: q.status.as_deref().and_then(ContractStatus::parse),
+            number: q.number.as_deref(),
+            hash: q.hash.as_deref(),
+            pending_signature,
+            limit: page.limit,
+            offset: q.offset.unwrap_or(0),
+            after: page.after,
+        },
+    )
+    .await?
+    .into_iter()
+    .map(ContractSummaryJson::from)
+    .collect();
     Ok(crate::paging::Paged::new(items, page, |c| c.id))
 }
 
@@ -1173,8 +1352,8 @@ pub struct SignRequest {
 
 /// The statement `signer` signs on `k` with `public_key` (hex).
 fn statement_for(
-    k: &ContractJson,
-    signer: &SignerJson,
+    k: &store::Contract,
+    signer: &store::Signer,
     public_key: &str,
 ) -> Result<String, ApiError> {
     signature_statement(&StatementFields {
@@ -1184,8 +1363,8 @@ fn statement_for(
         hash_alg: &k.hash_alg,
         contract_hash: &k.contract_hash,
         signer_index: signer.index,
-        signer_user_id: signer.user_id,
-        signer_username: &signer.username,
+        signer_user_id: signer.user_id.unwrap_or_default(),
+        signer_username: signer.username.as_deref().unwrap_or_default(),
         public_key,
     })
     .ok_or_else(|| {
@@ -1197,25 +1376,26 @@ fn statement_for(
     })
 }
 
-/// Sign (a pending signer): the signature is over the caller's own
-/// statement for this contract (docs/workflow-api.md).
+/// Sign (a pending signer, of any organisation or an outside party): the
+/// signature is over the caller's own statement for this contract
+/// (docs/workflow-api.md).
 #[utoipa::path(post, path = "/v1/contracts/{id}/sign", params(("id" = i64, Path)), request_body = SignRequest,
     responses((status = 200, body = ContractJson), (status = 409, body = crate::error::ErrorBody),
               (status = 422, description = "the signature does not verify", body = crate::error::ErrorBody)))]
 pub async fn sign(
     State(wf): State<Arc<Workflow>>,
-    Require(caller, _): Require<roles::Bank>,
+    Require(caller, _): Require<roles::Signers>,
     Path(id): Path<i64>,
     body: Result<Json<SignRequest>, ApiError>,
 ) -> Result<axum::Json<ContractJson>, ApiError> {
     let mut c = wf.db().await?;
-    let (k, _) = load(&c, &caller, id).await?;
-    let Some(me) = k.signers.iter().find(|s| s.user_id == caller.id) else {
+    let k = load(&c, &caller, id).await?;
+    let Some(me) = k.signer(caller.id) else {
         return Err(ApiError::forbidden("you are not a signer of this contract"));
     };
     // The body only now: the caller may touch the record (authz::Require).
     let Json(s) = body?;
-    if k.status != ContractStatus::Signing.as_str() {
+    if k.status != ContractStatus::Signing {
         return Err(status::conflict::<ContractStatus, tokio_postgres::Client>(
             &c,
             id,
@@ -1224,29 +1404,22 @@ pub async fn sign(
         )
         .await);
     }
-    if me.status != SignerStatus::Pending.as_str() {
+    if me.status != SignerStatus::Pending {
         return Err(ApiError::invalid_state(format!(
             "your signature is already {}",
             me.status
         )));
     }
-    let key = c
-        .query_opt(
-            "SELECT custody, public_key, platform_seed_sealed FROM workflow.signing_keys WHERE user_id = $1",
-            &[&caller.id],
-        )
-        .await?
-        .ok_or_else(|| {
-            ApiError::invalid_state("register a signing key first (PUT /v1/me/signing-key)")
-        })?;
-    let custody: String = key.get(0);
-    let public: Vec<u8> = key.get(1);
-    let pk: [u8; 32] = public
+    let key = store::key_of(c.client(), caller.id).await?.ok_or_else(|| {
+        ApiError::invalid_state("register a signing key first (PUT /v1/me/signing-key)")
+    })?;
+    let pk: [u8; 32] = key
+        .public_key
         .as_slice()
         .try_into()
         .map_err(|_| ApiError::internal())?;
     let statement = statement_for(&k, me, &hex::encode(pk))?;
-    let signature: Vec<u8> = if custody == "platform" {
+    let signature: Vec<u8> = if key.custody == "platform" {
         if s.signature.is_some() {
             return Err(ApiError::field(
                 "signature",
@@ -1254,7 +1427,7 @@ pub async fn sign(
             ));
         }
         let kek = platform_kek(&wf)?;
-        let sealed: Vec<u8> = key.get(2);
+        let sealed = key.sealed_seed.clone().unwrap_or_default();
         kek.sign(caller.id, &pk, &sealed, statement.as_bytes())
             .map_err(|e| match e {
                 crate::keyseal::SignError::Open(crate::keyseal::OpenError::OtherKek { .. }) => {
@@ -1291,56 +1464,20 @@ pub async fn sign(
             .unwrap_or_default()
     };
     let tx = c.transaction().await?;
-    // Guarded in SQL: the contract is still signing and this slot pending.
-    let signed = tx
-        .query_opt(
-            "UPDATE workflow.contract_signers SET status = 'signed', custody = $3, public_key = $4,
-                    signature = $5, statement = $6, signed_at = now()
-              WHERE contract_id = $1 AND user_id = $2 AND status = 'pending'
-                AND EXISTS (SELECT 1 FROM workflow.contracts WHERE id = $1 AND status = 'signing')
-              RETURNING idx",
-            &[&id, &caller.id, &custody, &public, &signature, &statement],
-        )
-        .await?;
-    if signed.is_none() {
-        let still_signing = tx
-            .query_opt(
-                "SELECT 1 FROM workflow.contracts WHERE id = $1 AND status = 'signing'",
-                &[&id],
-            )
-            .await?
-            .is_some();
-        return Err(if still_signing {
-            // The contract is open, the caller's slot is not: signed or
-            // refused meanwhile (a concurrent request).
-            ApiError::invalid_state("your signature is no longer pending")
-        } else {
-            status::conflict::<ContractStatus, _>(&*tx, id, "signing", &[ContractStatus::Signing])
-                .await
-        });
-    }
-    let all = tx
-        .query_one(
-            "SELECT bool_and(status = 'signed') FROM workflow.contract_signers WHERE contract_id = $1",
-            &[&id],
-        )
-        .await?
-        .get::<_, Option<bool>>(0)
-        .unwrap_or(false);
-    if all {
-        status::transition(
-            &tx,
-            Actor::user(&caller),
-            id,
-            &[ContractStatus::Signing],
-            ContractStatus::AwaitingReview,
-            "signing",
-            Change {
-                note: Some("every signer signed"),
-                ..Change::default()
-            },
-        )
-        .await?;
+    let signed = store::sign(
+        &tx,
+        Actor::user(&caller),
+        id,
+        caller.id,
+        &store::Signature {
+            custody: &key.custody,
+            public_key: &key.public_key,
+            signature: &signature,
+            statement: &statement,
+        },
+    )
+    .await?;
+    if signed == store::Signed::AllSigned {
         events::emit(
             &tx,
             Some(&k.tenant),
@@ -1348,16 +1485,10 @@ pub async fn sign(
             serde_json::json!({"type": "contract", "id": id, "number": k.number}),
         )
         .await?;
-    } else {
-        tx.execute(
-            "UPDATE workflow.contracts SET updated_at = now() WHERE id = $1",
-            &[&id],
-        )
-        .await?;
     }
     tx.commit().await?;
     wf.webhooks_kick.notify_one();
-    Ok(axum::Json(load(&c, &caller, id).await?.0))
+    answer(&c, &caller, id).await
 }
 
 /// Refuse to sign, with a reason (a pending signer): the contract is `refused`.
@@ -1365,47 +1496,20 @@ pub async fn sign(
     responses((status = 200, body = ContractJson), (status = 409, body = crate::error::ErrorBody)))]
 pub async fn refuse(
     State(wf): State<Arc<Workflow>>,
-    Require(caller, _): Require<roles::Bank>,
+    Require(caller, _): Require<roles::Signers>,
     Path(id): Path<i64>,
     body: Result<Json<Reason>, ApiError>,
 ) -> Result<axum::Json<ContractJson>, ApiError> {
     let mut c = wf.db().await?;
-    let (k, _) = load(&c, &caller, id).await?;
-    if !k.signers.iter().any(|s| s.user_id == caller.id) {
+    let k = load(&c, &caller, id).await?;
+    if k.signer(caller.id).is_none() {
         return Err(ApiError::forbidden("you are not a signer of this contract"));
     }
     // The body only now: the caller may touch the record (authz::Require).
     let Json(r) = body?;
     let reason_text = r.checked()?;
     let tx = c.transaction().await?;
-    let refused_by = format!("refused by {}: {}", caller.username, reason_text);
-    status::transition(
-        &tx,
-        Actor::user(&caller),
-        id,
-        &[ContractStatus::Signing],
-        ContractStatus::Refused,
-        "refusing",
-        Change {
-            set: ", reject_reason = $4",
-            params: &[&refused_by],
-            ..Change::default()
-        },
-    )
-    .await?;
-    let n = tx
-        .execute(
-            "UPDATE workflow.contract_signers SET status = 'refused', refuse_reason = $3, refused_at = now()
-              WHERE contract_id = $1 AND user_id = $2 AND status = 'pending'",
-            &[&id, &caller.id, &reason_text],
-        )
-        .await?;
-    if n == 0 {
-        // Dropping the transaction rolls the contract back.
-        return Err(ApiError::invalid_state(
-            "your signature is not pending: you already signed or refused",
-        ));
-    }
+    store::refuse(&tx, Actor::user(&caller), id, caller.id, reason_text).await?;
     events::emit(
         &tx,
         Some(&k.tenant),
@@ -1415,16 +1519,16 @@ pub async fn refuse(
     .await?;
     tx.commit().await?;
     wf.webhooks_kick.notify_one();
-    Ok(axum::Json(load(&c, &caller, id).await?.0))
+    answer(&c, &caller, id).await
 }
 
-fn review_guard(caller: &Caller, k: &ContractJson) -> Result<(), ApiError> {
+fn review_guard(caller: &Caller, k: &store::Contract) -> Result<(), ApiError> {
     if caller.tenant.as_deref() != Some(k.tenant.as_str()) {
         return Err(ApiError::forbidden(
             "reviewers review only their own bank's records",
         ));
     }
-    if k.created_by == caller.id || k.signers.iter().any(|s| s.user_id == caller.id) {
+    if k.created_by == caller.id || k.signer(caller.id).is_some() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "self_approval",
@@ -1432,6 +1536,25 @@ fn review_guard(caller: &Caller, k: &ContractJson) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// Every signature with the exact statement it covers, as committed in the
+/// ledger record.
+fn signatures_record(k: &store::Contract) -> serde_json::Value {
+    serde_json::Value::Array(
+        k.signers
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "index": s.index, "user_id": s.user_id,
+                    "username": s.username, "custody": s.custody,
+                    "public_key": s.public_key.as_ref().map(hex::encode),
+                    "signature": s.signature.as_ref().map(hex::encode),
+                    "statement": s.statement,
+                })
+            })
+            .collect(),
+    )
 }
 
 /// Approve (a reviewer of the bank, not the creator or a signer): the
@@ -1444,41 +1567,16 @@ pub async fn approve(
     Path(id): Path<i64>,
 ) -> Result<axum::Json<ContractJson>, ApiError> {
     let mut c = wf.db().await?;
-    let (k, _) = load(&c, &caller, id).await?;
+    let k = load(&c, &caller, id).await?;
     review_guard(&caller, &k)?;
-    let signatures = serde_json::Value::Array(
-        k.signers
-            .iter()
-            .map(|s| {
-                serde_json::json!({
-                    "index": s.index, "user_id": s.user_id,
-                    "username": s.username, "custody": s.custody,
-                    "public_key": s.public_key, "signature": s.signature,
-                    "statement": s.statement,
-                })
-            })
-            .collect(),
-    );
+    let signatures = signatures_record(&k);
     let sig_digest = hex::encode(crate::sha256(
         serde_json_canonicalizer::to_string(&signatures)
             .unwrap_or_default()
             .as_bytes(),
     ));
     let tx = c.transaction().await?;
-    status::transition(
-        &tx,
-        Actor::user(&caller),
-        id,
-        &[ContractStatus::AwaitingReview],
-        ContractStatus::Approved,
-        "approval",
-        Change {
-            set: ", reviewed_by = $4, reviewed_at = now()",
-            params: &[&caller.id],
-            ..Change::default()
-        },
-    )
-    .await?;
+    store::approve(&tx, Actor::user(&caller), id, caller.id).await?;
     let sub = evidence::enqueue(
         &tx,
         &NewSubmission {
@@ -1500,11 +1598,7 @@ pub async fn approve(
         },
     )
     .await?;
-    tx.execute(
-        "UPDATE workflow.contracts SET submission_id = $2 WHERE id = $1",
-        &[&id, &sub],
-    )
-    .await?;
+    store::set_submission(&tx, id, sub).await?;
     events::emit(
         &tx,
         Some(&k.tenant),
@@ -1515,7 +1609,7 @@ pub async fn approve(
     tx.commit().await?;
     wf.submissions_kick.notify_one();
     wf.webhooks_kick.notify_one();
-    Ok(axum::Json(load(&c, &caller, id).await?.0))
+    answer(&c, &caller, id).await
 }
 
 /// Reject with a reason (a reviewer of the bank).
@@ -1528,26 +1622,13 @@ pub async fn reject(
     body: Result<Json<Reason>, ApiError>,
 ) -> Result<axum::Json<ContractJson>, ApiError> {
     let mut c = wf.db().await?;
-    let (k, _) = load(&c, &caller, id).await?;
+    let k = load(&c, &caller, id).await?;
     review_guard(&caller, &k)?;
     // The body only now: the caller may touch the record (authz::Require).
     let Json(r) = body?;
     let reason_text = r.checked()?;
     let tx = c.transaction().await?;
-    status::transition(
-        &tx,
-        Actor::user(&caller),
-        id,
-        &[ContractStatus::AwaitingReview],
-        ContractStatus::Rejected,
-        "rejection",
-        Change {
-            set: ", reject_reason = $4, reviewed_by = $5, reviewed_at = now()",
-            params: &[&reason_text, &caller.id],
-            ..Change::default()
-        },
-    )
-    .await?;
+    store::reject(&tx, Actor::user(&caller), id, caller.id, reason_text).await?;
     events::emit(
         &tx,
         Some(&k.tenant),
@@ -1557,7 +1638,7 @@ pub async fn reject(
     .await?;
     tx.commit().await?;
     wf.webhooks_kick.notify_one();
-    Ok(axum::Json(load(&c, &caller, id).await?.0))
+    answer(&c, &caller, id).await
 }
 
 /// The contract's proof bundle, once sealed.
@@ -1568,8 +1649,8 @@ pub async fn proof(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<anchord_core::bundle::Bundle>, ApiError> {
-    let (_, sub) = load_one(&wf, &caller, id).await?;
-    bundle_of(&wf, sub).await
+    let k = load_one(&wf, &caller, id).await?;
+    bundle_of(&wf, k.submission_id).await
 }
 
 /// The contract's preservation certificate (电子数据保全证书, PDF), once
@@ -1583,9 +1664,401 @@ pub async fn certificate(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<axum::response::Response, ApiError> {
-    let (_, sub) = load_one(&wf, &caller, id).await?;
-    let axum::Json(bundle) = bundle_of(&wf, sub).await?;
-    crate::certificates::pdf(&wf, bundle, &format!("contract-{id}-certificate.pdf")).await
+    let k = load_one(&wf, &caller, id).await?;
+    let axum::Json(bundle) = bundle_of(&wf, k.submission_id).await?;
+    contract_pdf(&wf, bundle, &k).await
+}
+
+/// The verifier's certificate of the contract's ledger entry, continued
+/// with every signer's time and key (fingerprint) and how to check the
+/// signatures.
+async fn contract_pdf(
+    wf: &Workflow,
+    bundle: anchord_core::bundle::Bundle,
+    k: &store::Contract,
+) -> Result<axum::response::Response, ApiError> {
+    use anchord_verifier::certificate::IssueError;
+    use axum::response::IntoResponse as _;
+    let url = format!(
+        "{}/{}",
+        wf.config.proof_url.trim_end_matches('/'),
+        hex::encode(&bundle.entry.evidence_hash)
+    );
+    let bytes = wf
+        .certificates
+        .pdf_with(bundle, url, certificate_signer_lines(k))
+        .await
+        .map_err(|e| match e {
+            IssueError::FontUnavailable(e) => {
+                tracing::error!(error = %e, "loading the certificate font (workflow.certificate_font)");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not_configured",
+                    "certificates are not available on this server: its CJK font (workflow.certificate_font) cannot be loaded",
+                )
+            }
+            // The deployment's own bundle not verifying is a server fault.
+            IssueError::Render(e) | IssueError::NotVerified(e) => {
+                tracing::error!(error = %e, "rendering a contract certificate");
+                ApiError::internal()
+            }
+        })?;
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/pdf".to_owned(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                crate::files::content_disposition(&format!("contract-{}-certificate.pdf", k.id)),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+// ---------------------------------------------------------------------------
+// Invitations of outside parties
+
+/// An invitation token, sent in a body (never in a URL).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvitationToken {
+    /// The 64 hex digits of the invitation link.
+    pub token: String,
+}
+
+/// What an invitation opens, before it is redeemed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationPreviewJson {
+    pub contract_id: i64,
+    pub number: String,
+    pub title: String,
+    /// The initiating bank (organisation).
+    pub tenant: String,
+    /// The invitee's slot.
+    pub index: i32,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// Register as an outside signer with an invitation.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvitationRegistration {
+    pub token: String,
+    /// 1-64 of letters, digits, `.`, `_`, `@`, `-`, starting with a letter or
+    /// digit.
+    pub username: String,
+    pub password: String,
+}
+
+/// The token's hash, or a field error (any malformed token is simply
+/// unknown).
+fn token_hash(token: &str) -> Result<Vec<u8>, ApiError> {
+    if hex_bytes::<32>(token).is_none() || token.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(ApiError::field(
+            "token",
+            "the 64 lowercase hex digits of the invitation link",
+        ));
+    }
+    Ok(crate::sha256(token.as_bytes()).to_vec())
+}
+
+/// What an invitation opens (no login): the contract's number, title and
+/// bank, and the slot. 404 for an unknown token, 409 for a used or expired
+/// one.
+#[utoipa::path(post, path = "/v1/invitations/preview", request_body = InvitationToken, security(()),
+    responses((status = 200, body = InvitationPreviewJson), (status = 404, body = crate::error::ErrorBody),
+              (status = 409, description = "used or expired", body = crate::error::ErrorBody)))]
+pub async fn invitation_preview(
+    State(wf): State<Arc<Workflow>>,
+    Json(t): Json<InvitationToken>,
+) -> Result<axum::Json<InvitationPreviewJson>, ApiError> {
+    let hash = token_hash(&t.token)?;
+    let c = wf.db().await?;
+    let inv = store::invitation(c.client(), &hash).await?;
+    let k = store::get(c.client(), inv.contract_id).await?;
+    Ok(axum::Json(InvitationPreviewJson {
+        contract_id: k.id,
+        number: k.number,
+        title: k.title,
+        tenant: k.tenant,
+        index: inv.index,
+        email: inv.email,
+        phone: inv.phone,
+    }))
+}
+
+/// The invitee registers as an outside signer (role `signer`: they see and
+/// sign only the contracts they are bound to) and the invitation's slot
+/// becomes theirs; the link then no longer works. They log in with `POST
+/// /v1/auth/login`, register a signing key and sign or refuse.
+#[utoipa::path(post, path = "/v1/invitations/register", request_body = InvitationRegistration, security(()),
+    responses((status = 201, body = ContractJson), (status = 404, body = crate::error::ErrorBody),
+              (status = 409, description = "used or expired, or the username is taken", body = crate::error::ErrorBody),
+              (status = 422, body = crate::error::ErrorBody)))]
+pub async fn invitation_register(
+    State(wf): State<Arc<Workflow>>,
+    Json(r): Json<InvitationRegistration>,
+) -> Result<(StatusCode, axum::Json<ContractJson>), ApiError> {
+    let hash = token_hash(&r.token)?;
+    let mut errs = BTreeMap::new();
+    if !statement_token(&r.username)
+        || r.username.chars().count() > 64
+        || !r.username.starts_with(|c: char| c.is_ascii_alphanumeric())
+    {
+        errs.insert(
+            "username".to_owned(),
+            "1-64 characters of letters, digits, . _ @ -, starting with a letter or digit"
+                .to_owned(),
+        );
+    }
+    if let Err(why) = wf.passwords.check(&r.password, &r.username) {
+        errs.insert("password".to_owned(), why);
+    }
+    if !errs.is_empty() {
+        return Err(ApiError::validation(errs));
+    }
+    // Refuse a dead token before the password is hashed.
+    {
+        let c = wf.db().await?;
+        store::invitation(c.client(), &hash).await?;
+    }
+    let phc = wf.passwords.hash(&r.password).await?;
+    let mut c = wf.db().await?;
+    let tx = c.transaction().await?;
+    let uid = store::create_outside_signer(&tx, &r.username, &phc)
+        .await?
+        .ok_or_else(|| ApiError::conflict("this username is taken"))?;
+    let inv = store::redeem(&tx, &hash, uid).await?;
+    crate::audit::append_in(
+        &tx,
+        Some(uid),
+        &r.username,
+        "contract.invitation_redeemed",
+        &format!("contract/{}", inv.contract_id),
+        "ok",
+        &format!("slot {} (a new outside signer)", inv.index),
+    )
+    .await?;
+    tx.commit().await?;
+    // The new signer's slot is bound: theirs to read.
+    let k = store::get(c.client(), inv.contract_id).await?;
+    Ok((StatusCode::CREATED, axum::Json(k.into())))
+}
+
+/// A logged-in user (an outside signer with an account, or a user of any
+/// organisation) takes the invitation's slot; the link then no longer
+/// works.
+#[utoipa::path(post, path = "/v1/invitations/accept", request_body = InvitationToken,
+    responses((status = 200, body = ContractJson), (status = 404, body = crate::error::ErrorBody),
+              (status = 409, description = "used or expired", body = crate::error::ErrorBody)))]
+pub async fn invitation_accept(
+    State(wf): State<Arc<Workflow>>,
+    Require(caller, _): Require<roles::Signers>,
+    Json(t): Json<InvitationToken>,
+) -> Result<axum::Json<ContractJson>, ApiError> {
+    let hash = token_hash(&t.token)?;
+    let mut c = wf.db().await?;
+    let tx = c.transaction().await?;
+    let inv = store::redeem(&tx, &hash, caller.id).await?;
+    crate::audit::append_in(
+        &tx,
+        Some(caller.id),
+        &caller.username,
+        "contract.invitation_redeemed",
+        &format!("contract/{}", inv.contract_id),
+        "ok",
+        &format!("slot {}", inv.index),
+    )
+    .await?;
+    tx.commit().await?;
+    answer(&c, &caller, inv.contract_id).await
+}
+
+// ---------------------------------------------------------------------------
+// Contract certificates: every signer with time and key
+
+/// A signer as the contract certificate lists them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CertSignerJson {
+    pub index: i32,
+    pub username: Option<String>,
+    /// The signer's organisation; `null` for an outside party.
+    pub organisation: Option<String>,
+    /// Outside parties: the e-mail address or phone number invited.
+    pub invited: Option<String>,
+    /// `pending`, `signed`, `refused`.
+    pub status: String,
+    pub signed_at: Option<String>,
+    /// `client` (the signer's own key) or `platform` (platform custody).
+    pub custody: Option<String>,
+    /// Hex Ed25519 public key.
+    pub public_key: Option<String>,
+    /// `SHA256:` and the hex SHA-256 of the 32 public-key bytes.
+    pub key_fingerprint: Option<String>,
+    pub signature: Option<String>,
+    /// The exact statement signed.
+    pub statement: Option<String>,
+    /// The signature verifies over the statement under the key (checked
+    /// now, strictly).
+    pub signature_verified: bool,
+}
+
+/// The contract certificate: the contract, each signer with time and key,
+/// the ledger entry, and how to verify all of it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContractCertificateJson {
+    pub number: String,
+    pub title: String,
+    /// The initiating bank (organisation).
+    pub tenant: String,
+    pub status: String,
+    pub hash_alg: String,
+    pub contract_hash: String,
+    pub signers: Vec<CertSignerJson>,
+    pub reviewed_at: Option<String>,
+    /// Where the contract stands in the ledger, with its anchors (once
+    /// approved).
+    pub ledger: Option<LedgerJson>,
+    /// The commands that check it: the proof bundle and contract text
+    /// with `anchord verify`, and each signature with OpenSSL.
+    pub verification: Vec<String>,
+}
+
+/// `SHA256:<hex>` of a public key's bytes.
+pub fn key_fingerprint(public_key: &[u8]) -> String {
+    format!("SHA256:{}", hex::encode(crate::sha256(public_key)))
+}
+
+fn cert_signers(k: &store::Contract) -> Vec<CertSignerJson> {
+    k.signers
+        .iter()
+        .map(|s| {
+            let verified = match (&s.public_key, &s.signature, &s.statement) {
+                (Some(pk), Some(sig), Some(st)) => parse_public_key(&hex::encode(pk))
+                    .is_some_and(|vk| verify_hex(&vk, st, &hex::encode(sig))),
+                _ => false,
+            };
+            CertSignerJson {
+                index: s.index,
+                username: s.username.clone(),
+                organisation: s.organisation.clone(),
+                invited: s
+                    .invitation
+                    .as_ref()
+                    .and_then(|i| i.email.clone().or_else(|| i.phone.clone())),
+                status: s.status.as_str().to_owned(),
+                signed_at: ts_opt(s.signed_at),
+                custody: s.custody.clone(),
+                public_key: s.public_key.as_ref().map(hex::encode),
+                key_fingerprint: s.public_key.as_deref().map(key_fingerprint),
+                signature: s.signature.as_ref().map(hex::encode),
+                statement: s.statement.clone(),
+                signature_verified: verified,
+            }
+        })
+        .collect()
+}
+
+fn verification_commands(k: &store::Contract) -> Vec<String> {
+    vec![
+        format!(
+            "anchord verify --trust trust.toml --bundle {n}-bundle.json --file {n}-contract.txt --online   # {n}-contract.txt: the contract text (body), UTF-8, byte for byte; the bundle: GET /v1/contracts/{id}/proof",
+            n = k.number,
+            id = k.id
+        ),
+        "openssl pkeyutl -verify -pubin -inkey signer-<index>.pem -rawin -in statement-<index>.txt -sigfile signature-<index>.bin   # per signer: statement-<index>.txt is `statement` byte for byte, signature-<index>.bin the signature's 64 bytes, signer-<index>.pem the Ed25519 public key (SubjectPublicKeyInfo: hex 302a300506032b6570032100 then the 32 key bytes)".to_owned(),
+    ]
+}
+
+/// The contract certificate as JSON: every signer with time, key
+/// (fingerprint) and signature checked now, the ledger entry and anchors,
+/// and the verification commands (the contract's bank, its signers).
+#[utoipa::path(get, path = "/v1/contracts/{id}/certificate.json", params(("id" = i64, Path)),
+    responses((status = 200, body = ContractCertificateJson), (status = 403, body = crate::error::ErrorBody)))]
+pub async fn certificate_json(
+    State(wf): State<Arc<Workflow>>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<ContractCertificateJson>, ApiError> {
+    let k = load_one(&wf, &caller, id).await?;
+    let ledger = ledger_view(&wf, k.submission_id, format!("/v1/contracts/{id}/proof")).await?;
+    Ok(axum::Json(ContractCertificateJson {
+        signers: cert_signers(&k),
+        verification: verification_commands(&k),
+        number: k.number,
+        title: k.title,
+        tenant: k.tenant,
+        status: k.status.as_str().to_owned(),
+        hash_alg: k.hash_alg,
+        contract_hash: k.contract_hash,
+        reviewed_at: ts_opt(k.reviewed_at),
+        ledger,
+    }))
+}
+
+/// The certificate's lines about the signers (after the ledger part).
+pub fn certificate_signer_lines(k: &store::Contract) -> Vec<(f32, String)> {
+    let mut l = vec![
+        (9.0, String::new()),
+        (11.0, format!("合同 Contract {}  {}", k.number, k.title)),
+        (9.0, format!("发起机构 Initiator: {}", k.tenant)),
+        (
+            9.0,
+            format!("合同哈希 Hash ({}): {}", k.hash_alg, k.contract_hash),
+        ),
+        (11.0, "签署方 Signers:".to_owned()),
+    ];
+    for s in cert_signers(k) {
+        let who = match (&s.username, &s.organisation, &s.invited) {
+            (Some(u), Some(o), _) => format!("{u} ({o})"),
+            (Some(u), None, Some(i)) => format!("{u} (受邀 invited {i})"),
+            (Some(u), None, None) => u.clone(),
+            (None, _, Some(i)) => format!("受邀 invited {i}"),
+            (None, _, None) => "-".to_owned(),
+        };
+        l.push((
+            9.0,
+            format!(
+                "  {}. {who}  {}  {}",
+                s.index + 1,
+                s.status,
+                s.signed_at.as_deref().unwrap_or("-")
+            ),
+        ));
+        if let Some(fp) = &s.key_fingerprint {
+            l.push((
+                8.0,
+                format!(
+                    "     密钥 key {} {}{}",
+                    s.custody.as_deref().unwrap_or("-"),
+                    fp,
+                    if s.signature_verified {
+                        "  签名有效 signature verified"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+    }
+    l.push((9.0, "签名核验 Verify each signature:".to_owned()));
+    l.push((
+        8.0,
+        "  openssl pkeyutl -verify -pubin -inkey signer.pem -rawin -in statement.txt -sigfile signature.bin".to_owned(),
+    ));
+    l.push((
+        8.0,
+        format!(
+            "  (statements, keys, signatures: GET /v1/contracts/{}/certificate.json)",
+            k.id
+        ),
+    ));
+    l
 }
 
 #[cfg(test)]

@@ -1243,3 +1243,672 @@ async fn a_malformed_id_number_is_a_field_error_not_a_dropped_connection() {
     )
     .await;
 }
+
+// --- issue 15: contracts across organisations, outside signers ------------
+
+/// The text of a PDF (poppler's pdftotext, a test peer).
+fn pdf_text(pdf: &[u8]) -> String {
+    assert!(pdf.starts_with(b"%PDF-"), "not a PDF");
+    let dir = anchord_testkit::process::temp_dir("wf_h8_pdf");
+    let file = dir.join("doc.pdf");
+    std::fs::write(&file, pdf).unwrap();
+    let out = std::process::Command::new(anchord_testkit::process::peer("pdftotext"))
+        .arg(&file)
+        .arg("-")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pdftotext: {out:?}");
+    let _ = std::fs::remove_dir_all(dir);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Sign contract `k` in slot `index` as `token` with `sk` (registered).
+async fn sign_slot(
+    e: &common::Env,
+    token: &str,
+    k: &Value,
+    index: usize,
+    sk: &SigningKey,
+) -> (u16, Value) {
+    let text = statement(k, index, &pk_hex(sk));
+    let (s, v) = e
+        .call(
+            "POST",
+            &format!("/v1/contracts/{}/sign", k["id"]),
+            Some(token),
+            Some(json!({"signature": sign_hex(sk, &text)})),
+        )
+        .await;
+    (s.as_u16(), v)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contracts_span_organisations_and_invited_outside_signers() {
+    let e = common::start(true, |_| {}).await;
+    let admin = e.admin().await;
+    let a = json!({"tenant": "bank-a"});
+    let b = json!({"tenant": "bank-b"});
+    let alice = e.user(&admin, "alice", "user", a.clone()).await;
+    let rita = e.user(&admin, "rita", "reviewer", a.clone()).await;
+    let bob = e.user(&admin, "bob", "user", b.clone()).await;
+    let ben = e.user(&admin, "ben", "reviewer", b.clone()).await;
+    let tid = contract_type(&e, &admin, "甲方 {{a}} 乙方 {{b}}").await;
+    let vars = json!({"a": "bank-a", "b": "bob"});
+    let new = |signers: Value| json!({"contract_type_id": tid, "title": "跨机构合同", "variables": vars.clone(), "signers": signers});
+
+    // Hostile signer lists: each a field error naming the slot.
+    for (signers, field) in [
+        (json!(["bob"]), "signers[0]"),
+        (json!([{"username": "bob"}]), "signers[0]"),
+        (
+            json!([{"username": "bob", "organisation": "bank-c"}]),
+            "signers[0]",
+        ),
+        (json!([{"email": "not-an-address"}]), "signers[0]"),
+        (
+            json!([{"email": "x@example.com", "phone": "+8613800000000"}]),
+            "signers[0]",
+        ),
+        (json!([{"phone": "12"}]), "signers[0]"),
+        (
+            json!([{"email": "x@example.com"}, {"email": "x@example.com"}]),
+            "signers[1]",
+        ),
+        (
+            json!([{"username": "bob", "organisation": "bank-b"}, {"username": "bob", "organisation": "bank-b"}]),
+            "signers[1]",
+        ),
+    ] {
+        let (s, v) = e
+            .call(
+                "POST",
+                "/v1/contracts",
+                Some(&alice),
+                Some(new(signers.clone())),
+            )
+            .await;
+        assert_eq!(s.as_u16(), 422, "{signers}: {v}");
+        assert!(v["error"]["fields"][field].is_string(), "{signers}: {v}");
+    }
+
+    // bob of bank-b, and carol invited by e-mail.
+    let k = e
+        .ok(
+            201,
+            "POST",
+            "/v1/contracts",
+            Some(&alice),
+            Some(new(json!([{"username": "bob", "organisation": "bank-b"}, {"email": "carol@example.com"}]))),
+        )
+        .await;
+    let kp = format!("/v1/contracts/{}", k["id"]);
+    assert_eq!(k["signers"][0]["organisation"], "bank-b", "{k}");
+    assert!(k["signers"][1]["user_id"].is_null(), "{k}");
+    assert_eq!(k["signers"][1]["invitation"]["email"], "carol@example.com");
+    let links = k["invitation_links"].as_array().unwrap();
+    assert_eq!(links.len(), 1, "{k}");
+    let token = links[0]["token"].as_str().unwrap().to_owned();
+    assert_eq!(token.len(), 64);
+    assert!(links[0]["link"].as_str().unwrap().contains(&token));
+    // The token is shown once: not in the contract as read later.
+    let again = e.ok(200, "GET", &kp, Some(&alice), None).await;
+    assert!(again["invitation_links"].as_array().unwrap().is_empty());
+    assert!(!again.to_string().contains(&token));
+    // Only its hash is stored.
+    let db = e.db.client().await;
+    let stored: Vec<u8> = db
+        .query_one("SELECT token_hash FROM workflow.contract_invitations", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_ne!(stored, token.as_bytes());
+    assert_eq!(
+        stored,
+        anchord_core::EvidenceAlg::Sha256.hash(token.as_bytes())
+    );
+
+    // bob (another bank) reads it and finds it among his to-dos; ben (bank-b,
+    // not a signer) does not.
+    e.ok(200, "GET", &kp, Some(&bob), None).await;
+    let mine = e
+        .ok(
+            200,
+            "GET",
+            "/v1/contracts?awaiting_my_signature=true",
+            Some(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(mine.as_array().unwrap().len(), 1, "{mine}");
+    let (s, _) = e.call("GET", &kp, Some(&ben), None).await;
+    assert_eq!(s.as_u16(), 403);
+    let theirs = e.ok(200, "GET", "/v1/contracts", Some(&ben), None).await;
+    assert!(theirs.as_array().unwrap().is_empty(), "{theirs}");
+
+    // The invitation: preview, then register once.
+    let (s, _) = e
+        .call(
+            "POST",
+            "/v1/invitations/preview",
+            None,
+            Some(json!({"token": "00".repeat(32)})),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 404);
+    let (s, _) = e
+        .call(
+            "POST",
+            "/v1/invitations/preview",
+            None,
+            Some(json!({"token": "zz"})),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 422);
+    let p = e
+        .ok(
+            200,
+            "POST",
+            "/v1/invitations/preview",
+            None,
+            Some(json!({"token": token})),
+        )
+        .await;
+    assert_eq!(p["number"], k["number"]);
+    let carol_pw = common::password_of("carol");
+    let v = e
+        .ok(
+            201,
+            "POST",
+            "/v1/invitations/register",
+            None,
+            Some(json!({"token": token, "username": "carol", "password": carol_pw})),
+        )
+        .await;
+    assert_eq!(v["signers"][1]["username"], "carol", "{v}");
+    // Used: the link works once.
+    for path in ["/v1/invitations/register", "/v1/invitations/preview"] {
+        let (s, v) = e
+            .call(
+                "POST",
+                path,
+                None,
+                Some(if path.ends_with("register") {
+                    json!({"token": token, "username": "mallory", "password": common::password_of("mallory")})
+                } else {
+                    json!({"token": token})
+                }),
+            )
+            .await;
+        assert_eq!(s.as_u16(), 409, "{path}: {v}");
+    }
+    let (s, _) = e
+        .call(
+            "POST",
+            "/v1/invitations/accept",
+            Some(&bob),
+            Some(json!({"token": token})),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 409);
+    let (s, _) = e
+        .call(
+            "POST",
+            "/v1/auth/login",
+            None,
+            Some(json!({"username": "mallory", "password": common::password_of("mallory")})),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 401, "no account was made from a used link");
+
+    // An expired invitation does not register either.
+    let k2 = e
+        .ok(
+            201,
+            "POST",
+            "/v1/contracts",
+            Some(&alice),
+            Some(new(json!([{"phone": "+8613800000000"}]))),
+        )
+        .await;
+    let token2 = k2["invitation_links"][0]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    db.execute(
+        "UPDATE workflow.contract_invitations SET expires_at = now() - interval '1 second' WHERE contract_id = $1",
+        &[&k2["id"].as_i64().unwrap()],
+    )
+    .await
+    .unwrap();
+    let (s, v) = e
+        .call(
+            "POST",
+            "/v1/invitations/register",
+            None,
+            Some(json!({"token": token2, "username": "dave", "password": common::password_of("dave")})),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 409, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("expired"),
+        "{v}"
+    );
+
+    // carol, an outside signer, sees only her contract.
+    let carol = e.login("carol", &carol_pw).await;
+    e.ok(200, "GET", &kp, Some(&carol), None).await;
+    let (s, _) = e
+        .call(
+            "GET",
+            &format!("/v1/contracts/{}", k2["id"]),
+            Some(&carol),
+            None,
+        )
+        .await;
+    assert_eq!(s.as_u16(), 403);
+    let hers = e.ok(200, "GET", "/v1/contracts", Some(&carol), None).await;
+    assert_eq!(hers.as_array().unwrap().len(), 1, "{hers}");
+    // She cannot act as a bank: no preservations, no contracts started.
+    let (s, _) = e
+        .call(
+            "POST",
+            "/v1/contracts",
+            Some(&carol),
+            Some(new(json!(["alice"]))),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 403);
+
+    // Keys; bob signs; his signature copied into carol's slot fails, as
+    // does carol signing the contract she is not a signer of.
+    let (bob_key, carol_key) = (rand_key(), rand_key());
+    assert_eq!(register(&e, &bob, &bob_key).await.0, 200);
+    assert_eq!(register(&e, &carol, &carol_key).await.0, 200);
+    let k = e.ok(200, "GET", &kp, Some(&alice), None).await;
+    let (s, v) = sign_slot(&e, &bob, &k, 0, &bob_key).await;
+    assert_eq!(s, 200, "{v}");
+    let copied = v["signers"][0]["signature"].as_str().unwrap().to_owned();
+    let (s, v) = e
+        .call(
+            "POST",
+            &format!("{kp}/sign"),
+            Some(&carol),
+            Some(json!({"signature": copied})),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 422, "{v}");
+    // Her valid signature for her slot, sent to a contract she does not sign.
+    let text = statement(&k, 1, &pk_hex(&carol_key));
+    let (s, _) = e
+        .call(
+            "POST",
+            &format!("/v1/contracts/{}/sign", k2["id"]),
+            Some(&carol),
+            Some(json!({"signature": sign_hex(&carol_key, &text)})),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 403);
+    let (s, v) = sign_slot(&e, &carol, &k, 1, &carol_key).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "awaiting_review", "{v}");
+    assert_eq!(v["signed_count"], 2);
+
+    // The initiating bank reviews: not bank-b's reviewer.
+    let (s, _) = e
+        .call("POST", &format!("{kp}/approve"), Some(&ben), None)
+        .await;
+    assert_eq!(s.as_u16(), 403);
+    e.ok(200, "POST", &format!("{kp}/approve"), Some(&rita), None)
+        .await;
+
+    // The contract certificate: every signer with time and key.
+    let cert = e
+        .ok(
+            200,
+            "GET",
+            &format!("{kp}/certificate.json"),
+            Some(&carol),
+            None,
+        )
+        .await;
+    let signers = cert["signers"].as_array().unwrap();
+    assert_eq!(signers.len(), 2);
+    for (s, key) in signers.iter().zip([&bob_key, &carol_key]) {
+        assert_eq!(s["status"], "signed");
+        assert!(s["signed_at"].is_string());
+        assert_eq!(s["public_key"], pk_hex(key));
+        let fp = format!(
+            "SHA256:{}",
+            hex::encode(anchord_core::EvidenceAlg::Sha256.hash(&key.verifying_key().to_bytes()))
+        );
+        assert_eq!(s["key_fingerprint"], fp);
+        assert_eq!(s["signature_verified"], true, "{s}");
+    }
+    assert_eq!(signers[0]["organisation"], "bank-b");
+    assert_eq!(signers[1]["invited"], "carol@example.com");
+    assert!(
+        cert["verification"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("anchord verify --trust")
+    );
+    // And in the PDF certificate, once sealed.
+    e.wait_until("the contract on chain", &kp, &alice, 90, |v| {
+        v["status"] == "on_chain"
+    })
+    .await;
+    let (s, ctype, pdf) = e.get_bytes(&format!("{kp}/certificate"), &carol).await;
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&pdf));
+    assert_eq!(ctype, "application/pdf");
+    let text = pdf_text(&pdf);
+    assert!(text.contains("电子数据保全证书"), "{text}");
+    assert!(text.contains("签署方"), "{text}");
+    for s in signers {
+        let fp = s["key_fingerprint"].as_str().unwrap();
+        // pdftotext may break a long line; the fingerprint's start is enough.
+        assert!(text.contains(&fp[..40]), "{fp} in:\n{text}");
+        assert!(text.contains(s["username"].as_str().unwrap()), "{text}");
+    }
+}
+
+// --- issue 15: evidence handover in judicial requests ---------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn judicial_evidence_handover_comparison_report_and_denials() {
+    let e = common::start(true, |c| c.max_upload_bytes = 64 * 1024).await;
+    let admin = e.admin().await;
+    for (id, name) in [("notary-1", "第一公证处"), ("notary-2", "第二公证处")] {
+        e.ok(
+            201,
+            "POST",
+            "/v1/institutions",
+            Some(&admin),
+            Some(json!({"id": id, "name": name, "kind": "notary", "fee_cents": 100})),
+        )
+        .await;
+    }
+    let a = json!({"tenant": "bank-a"});
+    let alice = e.user(&admin, "alice", "user", a.clone()).await;
+    let rita = e.user(&admin, "rita", "reviewer", a.clone()).await;
+    let bob = e
+        .user(&admin, "bob", "user", json!({"tenant": "bank-b"}))
+        .await;
+    let nora = e
+        .user(
+            &admin,
+            "nora",
+            "institution",
+            json!({"institution_id": "notary-1"}),
+        )
+        .await;
+    let nick = e
+        .user(
+            &admin,
+            "nick",
+            "institution",
+            json!({"institution_id": "notary-2"}),
+        )
+        .await;
+    let pid = on_chain_preservation(&e, &admin, &alice, &rita).await;
+    let apply = |evidence: &str| {
+        json!({"kind": "notarization", "subject_kind": "preservation", "subject_id": pid,
+               "institution_id": "notary-1", "evidence": evidence})
+    };
+    let (s, v) = e
+        .call(
+            "POST",
+            "/v1/judicial-requests",
+            Some(&alice),
+            Some(apply("emailed")),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 422, "{v}");
+    assert!(v["error"]["fields"]["evidence"].is_string(), "{v}");
+
+    // Attached: the file comes with the application.
+    let r = e
+        .ok(
+            201,
+            "POST",
+            "/v1/judicial-requests",
+            Some(&alice),
+            Some(apply("attached")),
+        )
+        .await;
+    assert_eq!(r["evidence"]["handover"], "attached");
+    assert_eq!(r["evidence"]["available"], false);
+    let rp = format!("/v1/judicial-requests/{}", r["id"]);
+    // Nothing to compare yet.
+    let (s, v) = e
+        .call("POST", &format!("{rp}/compare-evidence"), Some(&nora), None)
+        .await;
+    assert_eq!(s.as_u16(), 409, "{v}");
+    // Over the upload limit: refused, nothing attached.
+    let (s, v) = e
+        .upload(
+            "PUT",
+            &format!("{rp}/evidence"),
+            &alice,
+            "big.wav",
+            vec![7u8; 64 * 1024 + 1],
+        )
+        .await;
+    assert_eq!(s.as_u16(), 413, "{v}");
+    // Another bank cannot attach, the institution cannot either.
+    let (s, _) = e
+        .upload(
+            "PUT",
+            &format!("{rp}/evidence"),
+            &bob,
+            "call.wav",
+            b"evidence".to_vec(),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 403);
+    let (s, _) = e
+        .upload(
+            "PUT",
+            &format!("{rp}/evidence"),
+            &nora,
+            "call.wav",
+            b"evidence".to_vec(),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 403);
+    let (s, v) = e
+        .upload(
+            "PUT",
+            &format!("{rp}/evidence"),
+            &alice,
+            "call.wav",
+            b"evidence".to_vec(),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 200, "{v}");
+    let sha = hex::encode(anchord_core::EvidenceAlg::Sha256.hash(b"evidence"));
+    assert_eq!(v["evidence"]["file"]["sha256"], sha.as_str(), "{v}");
+    assert_eq!(v["evidence"]["available"], true);
+
+    // An institution not chosen, and another bank, see nothing of it.
+    for (who, token) in [("nick", &nick), ("bob", &bob)] {
+        for path in [
+            rp.clone(),
+            format!("{rp}/subject"),
+            format!("{rp}/evidence"),
+            format!("{rp}/proof"),
+            format!("{rp}/comparison-report"),
+        ] {
+            let (s, v) = e.call("GET", &path, Some(token), None).await;
+            assert_eq!(s.as_u16(), 403, "{who} GET {path}: {v}");
+        }
+        let (s, _) = e
+            .call("POST", &format!("{rp}/compare-evidence"), Some(token), None)
+            .await;
+        assert_eq!(s.as_u16(), 403, "{who}");
+        let list = e
+            .ok(200, "GET", "/v1/judicial-requests", Some(token), None)
+            .await;
+        assert!(list.as_array().unwrap().is_empty(), "{who}: {list}");
+    }
+
+    // The chosen institution: the subject as the preservation detail shows
+    // it, the file, the comparison, the report.
+    let subj = e
+        .ok(200, "GET", &format!("{rp}/subject"), Some(&nora), None)
+        .await;
+    assert_eq!(subj["kind"], "preservation");
+    let p = &subj["preservation"];
+    assert_eq!(p["fields"]["borrower"], "张三", "{subj}");
+    assert_eq!(p["file"]["sha256"], sha.as_str());
+    assert!(p["ledger"]["block_height"].is_u64(), "{subj}");
+    let (s, _, bytes) = e.get_bytes(&format!("{rp}/evidence"), &nora).await;
+    assert_eq!(s, 200);
+    assert_eq!(bytes, b"evidence");
+    let (s, _, _) = e.get_bytes(&format!("{rp}/proof"), &nora).await;
+    assert_eq!(s, 200);
+    let (s, _) = e
+        .call("GET", &format!("{rp}/comparison-report"), Some(&nora), None)
+        .await;
+    assert_eq!(s.as_u16(), 404, "no comparison yet");
+    let cmp = e
+        .ok(
+            200,
+            "POST",
+            &format!("{rp}/compare-evidence"),
+            Some(&nora),
+            None,
+        )
+        .await;
+    assert_eq!(cmp["result"], "match", "{cmp}");
+    assert_eq!(cmp["message"], "结果一致，数据未篡改");
+    assert_eq!(cmp["source"], "attached_file");
+    assert_eq!(cmp["supplied_hash"], sha.as_str());
+    // The report, for the institution and the applicant alike.
+    for token in [&nora, &alice] {
+        let (s, ctype, pdf) = e.get_bytes(&format!("{rp}/comparison-report"), token).await;
+        assert_eq!(s, 200, "{}", String::from_utf8_lossy(&pdf));
+        assert_eq!(ctype, "application/pdf");
+        let text = pdf_text(&pdf);
+        assert!(text.contains("电子数据比对报告"), "{text}");
+        assert!(text.contains("结果一致，数据未篡改"), "{text}");
+        assert!(text.contains(&sha), "{text}");
+        assert!(text.contains(r["number"].as_str().unwrap()), "{text}");
+    }
+
+    // A tampered attachment: the mismatch, with both hashes.
+    let r2 = e
+        .ok(
+            201,
+            "POST",
+            "/v1/judicial-requests",
+            Some(&alice),
+            Some(apply("attached")),
+        )
+        .await;
+    let rp2 = format!("/v1/judicial-requests/{}", r2["id"]);
+    let (s, _) = e
+        .upload(
+            "PUT",
+            &format!("{rp2}/evidence"),
+            &alice,
+            "call.wav",
+            b"tampered".to_vec(),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 200);
+    let cmp = e
+        .ok(
+            200,
+            "POST",
+            &format!("{rp2}/compare-evidence"),
+            Some(&nora),
+            None,
+        )
+        .await;
+    assert_eq!(cmp["result"], "mismatch", "{cmp}");
+    let tampered = hex::encode(anchord_core::EvidenceAlg::Sha256.hash(b"tampered"));
+    assert_eq!(cmp["supplied_hash"], tampered.as_str());
+    assert_eq!(cmp["ledger_hash"], sha.as_str());
+    let (s, _, pdf) = e
+        .get_bytes(&format!("{rp2}/comparison-report"), &alice)
+        .await;
+    assert_eq!(s, 200);
+    let text = pdf_text(&pdf);
+    assert!(text.contains("结果不一致"), "{text}");
+    assert!(text.contains(&sha) && text.contains(&tampered), "{text}");
+
+    // Authorised: the institution reads the preserved file itself.
+    let r3 = e
+        .ok(
+            201,
+            "POST",
+            "/v1/judicial-requests",
+            Some(&alice),
+            Some(apply("authorised")),
+        )
+        .await;
+    let rp3 = format!("/v1/judicial-requests/{}", r3["id"]);
+    assert_eq!(r3["evidence"]["available"], true);
+    let (s, _) = e
+        .upload(
+            "PUT",
+            &format!("{rp3}/evidence"),
+            &alice,
+            "call.wav",
+            b"evidence".to_vec(),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 409, "an authorised request takes no attachment");
+    let (s, _, bytes) = e.get_bytes(&format!("{rp3}/evidence"), &nora).await;
+    assert_eq!(s, 200);
+    assert_eq!(bytes, b"evidence");
+    let cmp = e
+        .ok(
+            200,
+            "POST",
+            &format!("{rp3}/compare-evidence"),
+            Some(&nora),
+            None,
+        )
+        .await;
+    assert_eq!(cmp["result"], "match", "{cmp}");
+    assert_eq!(cmp["source"], "preserved_file");
+
+    // The institution issues the certificate; the applicant downloads it;
+    // the attachment is final.
+    let cert_pdf = b"%PDF-1.7\n% notarial certificate\n%%EOF\n".to_vec();
+    let (s, v) = e
+        .upload(
+            "POST",
+            &format!("{rp}/certificate"),
+            &nora,
+            "c.pdf",
+            cert_pdf.clone(),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 200, "{v}");
+    let (s, _, got) = e.get_bytes(&format!("{rp}/certificate"), &alice).await;
+    assert_eq!(s, 200);
+    assert_eq!(got, cert_pdf);
+    let (s, v) = e
+        .upload(
+            "PUT",
+            &format!("{rp}/evidence"),
+            &alice,
+            "call.wav",
+            b"evidence".to_vec(),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 409, "{v}");
+    // The attached file is referenced: the collector keeps it.
+    let db = e.db.client().await;
+    let kept: bool = db
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM workflow.judicial_requests WHERE evidence_sha256 = $1)",
+            &[&tampered],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(kept);
+}
