@@ -63,8 +63,8 @@ const dir = mkdtempSync(join(tmpdir(), 'anchord-console-e2e-'));
 const [apiPort, adminPort, verifierPort] = [await freePort(), await freePort(), await freePort()];
 const base = `http://127.0.0.1:${apiPort}`;
 const adminPassword = `e2e-admin-${Math.random().toString(36).slice(2)}-Zq7`;
-writeFileSync(join(dir, 'admin.password'), `${adminPassword}\n`);
-writeFileSync(join(dir, 'kek'), `${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('hex')}\n`);
+writeFileSync(join(dir, 'admin.password'), `${adminPassword}\n`, { mode: 0o600 });
+writeFileSync(join(dir, 'kek'), `${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('hex')}\n`, { mode: 0o600 });
 execFileSync(BIN, ['keygen', '--name', 'anchord.e2e/console', '--out', join(dir, 'sealer.key')], { stdio: 'inherit' });
 const config = `hash_suite = "sha256"
 [database]
@@ -97,7 +97,12 @@ key_encryption_key_file = "${join(dir, 'kek')}"
 link_poll_ms = 200
 `;
 writeFileSync(join(dir, 'anchord.toml'), config);
-const childEnv = { ...process.env, ANCHORD_CONFIG: join(dir, 'anchord.toml') };
+// The configuration file decides: DATABASE_URL, KAFKA_BROKERS and ANCHORD__* from
+// the caller's shell would override it (and point at the shared dev database).
+const childEnv = Object.fromEntries(
+  Object.entries(process.env).filter(([k]) => !['DATABASE_URL', 'KAFKA_BROKERS'].includes(k) && !k.startsWith('ANCHORD__')),
+);
+childEnv.ANCHORD_CONFIG = join(dir, 'anchord.toml');
 execFileSync(BIN, ['migrate'], { env: childEnv, stdio: 'inherit' });
 const logFile = join(dir, 'anchord.log');
 const out = (await import('node:fs')).openSync(logFile, 'w');
@@ -171,7 +176,10 @@ async function screen(page, name) {
   const serious = result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
   const minor = result.filter((v) => !serious.includes(v));
   if (minor.length) console.log(`  axe ${name}: minor: ${minor.map((v) => v.id).join(', ')}`);
-  if (serious.length) violations.push({ screen: name, serious });
+  if (serious.length) {
+    violations.push({ screen: name, serious });
+    console.log(JSON.stringify(serious, null, 1));
+  }
   console.log(`  screen ${name}: ${serious.length ? 'SERIOUS axe violations' : 'axe ok'}`);
 }
 
@@ -186,6 +194,15 @@ async function newPage() {
     if (/Content[- ]Security[- ]Policy/i.test(m.text())) cspErrors.push(m.text());
   });
   page.on('pageerror', (e) => cspErrors.push(`page error: ${e.message}`));
+  page.on('response', async (r) => {
+    if (r.url().includes('/v1/') && r.status() >= 400 && r.status() !== 401) {
+      let body = '';
+      try {
+        body = (await r.text()).slice(0, 300);
+      } catch {}
+      console.log(`  (answer ${r.status()} to ${r.request().method()} ${new URL(r.url()).pathname}: ${body})`);
+    }
+  });
   return page;
 }
 
@@ -248,7 +265,7 @@ try {
   // The field-template editor: add a field; the preview shows it.
   await page.getByRole('button', { name: '添加字段' }).click();
   const dlg = page.getByRole('dialog');
-  await dlg.locator('#key').fill('contractNo');
+  await dlg.locator('#key').fill('contract_no');
   await dlg.locator('#display_name').fill('合同编号');
   await dlg.locator('#max_length').fill('30');
   await dlg.getByRole('button', { name: /保\s*存/ }).click();
@@ -273,7 +290,7 @@ try {
   await page.getByTitle('借款合同保全').click();
   await page.locator('#borrower').fill('张三');
   await page.locator('#amount').fill('100000');
-  await page.locator('#contractNo').fill('HT-2026-001');
+  await page.locator('#contract_no').fill('HT-2026-001');
   await screen(page, 'user-new-preservation');
   await page.getByRole('button', { name: /保\s*存/ }).click();
   const file = join(dir, '借款合同.txt');
@@ -347,7 +364,11 @@ try {
   failed = true;
   console.error(`e2e FAILED: ${e.stack ?? e}`);
   try {
-    for (const c of browser?.contexts() ?? []) for (const p of c.pages()) await p.screenshot({ path: join(artifacts, `failure-${Date.now()}.png`), fullPage: true });
+    for (const c of browser?.contexts() ?? [])
+      for (const p of c.pages()) {
+        await p.screenshot({ path: join(artifacts, `failure-${Date.now()}.png`), fullPage: true });
+        console.error('inputs on the page:', await p.evaluate(() => [...document.querySelectorAll('input,textarea')].map((i) => `${i.id}(${i.type})`).join(' ')));
+      }
   } catch {}
   console.error(readFileSync(logFile, 'utf8').slice(-2000));
 } finally {

@@ -8,15 +8,16 @@ import { useI18n } from '../i18n';
 type Preview = Schemas['Preview'];
 type PreviewField = Schemas['PreviewField'];
 
-/** One input of a product's form, as the preview describes it. */
-export function FieldInput({ f }: { f: PreviewField }) {
+/** One input of a product's form, as the preview describes it; Form.Item's
+ * id, value and onChange are passed through to the control. */
+export function FieldInput({ f, ...control }: { f: PreviewField } & Record<string, unknown>) {
   switch (f.type) {
     case 'number':
-      return <InputNumber style={{ width: '100%' }} stringMode />;
+      return <InputNumber {...control} style={{ width: '100%' }} stringMode />;
     case 'date':
-      return <DatePicker style={{ width: '100%' }} />;
+      return <DatePicker {...control} style={{ width: '100%' }} />;
     default:
-      return <Input maxLength={f.max_length} showCount type={f.input === 'email' ? 'email' : 'text'} />;
+      return <Input {...control} maxLength={f.max_length} showCount type={f.input === 'email' ? 'email' : 'text'} />;
   }
 }
 
@@ -38,7 +39,7 @@ export function ProductForm({ preview, onFinish, busy, submitText }: { preview: 
       }}
     >
       {preview.form.map((f) => (
-        <Form.Item key={f.key} name={f.key} label={f.label} tooltip={f.rule} rules={[{ required: f.required }]}>
+        <Form.Item key={f.key} name={f.key} label={f.label.replace(/\s*\*$/, '')} tooltip={f.rule} rules={[{ required: f.required }]}>
           <FieldInput f={f} />
         </Form.Item>
       ))}

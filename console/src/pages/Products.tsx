@@ -168,7 +168,7 @@ export function Products() {
       </Modal>
       <Modal open={editing !== undefined} title={editing === 'new' ? t('addField') : t('edit')} footer={null} onCancel={() => setEditing(undefined)} destroyOnHidden>
         <Form layout="vertical" onFinish={saveField} initialValues={editing === 'new' ? { type: 'text', max_length: 50, required: false } : editing}>
-          <Form.Item name="key" label="key" rules={[{ required: true, pattern: /^[A-Za-z][A-Za-z0-9_]*$/, max: 64 }]}>
+          <Form.Item name="key" label="key" rules={[{ required: true, max: 64 }]}>
             <Input disabled={editing !== 'new'} />
           </Form.Item>
           <Form.Item name="display_name" label={t('displayName')} rules={[{ required: true }]}>
