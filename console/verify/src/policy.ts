@@ -42,8 +42,8 @@ function strings(v: unknown, what: string): string[] {
 
 function uint(v: unknown, what: string): bigint | undefined {
   if (v === undefined) return undefined;
+  // TOML integers only (read as bigint); `2.0` is a float, refused as the reference's TOML reader does
   if (typeof v === 'bigint' && v >= 0n) return v;
-  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return BigInt(v);
   throw new PolicyError(`${what}: want a non-negative integer`);
 }
 
@@ -62,7 +62,7 @@ export function pemToDer(pem: string): Uint8Array {
 export function parsePolicy(text: string, loadCert?: CertLoader): TrustPolicy {
   let f: Record<string, unknown>;
   try {
-    f = parseToml(text, { integersAsBigInt: 'asNeeded' }) as Record<string, unknown>;
+    f = parseToml(text, { integersAsBigInt: true }) as Record<string, unknown>;
   } catch (e) {
     throw new PolicyError(`TOML: ${(e as Error).message}`);
   }
