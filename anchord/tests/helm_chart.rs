@@ -949,11 +949,19 @@ fn network_policies_restrict_the_admin_port_to_monitoring() {
             .iter()
             .find(|r| r["ports"][0]["port"] == "admin")
             .unwrap();
+        // Monitoring, and the workflow's monitoring page (its instance
+        // scraper reads every stage's /metrics and /readyz).
         assert_eq!(
             admin["from"],
             json!([{
                 "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
                 "podSelector": {}
+            }, {
+                "podSelector": {"matchLabels": {
+                    "app.kubernetes.io/component": "workflow",
+                    "app.kubernetes.io/instance": RELEASE,
+                    "app.kubernetes.io/name": "anchord"
+                }}
             }]),
             "{}",
             name(p)
@@ -989,7 +997,12 @@ fn network_policies_restrict_the_admin_port_to_monitoring() {
         json!([
             {"namespaceSelector": {"matchLabels": {"team": "observability"}},
              "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}},
-            {"ipBlock": {"cidr": "10.9.0.0/16"}}
+            {"ipBlock": {"cidr": "10.9.0.0/16"}},
+            {"podSelector": {"matchLabels": {
+                "app.kubernetes.io/component": "workflow",
+                "app.kubernetes.io/instance": RELEASE,
+                "app.kubernetes.io/name": "anchord"
+            }}}
         ])
     );
     assert_eq!(

@@ -23,9 +23,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::Workflow;
 use crate::authz::{Require, roles};
 use crate::error::{ApiError, Query};
-
-/// Advisory lock serialising appends to the chain.
-pub(crate) const AUDIT_LOCK: i64 = 0x616e_6368_6175_6474;
+use crate::store::audit as store;
 
 /// One row, as hashed and as served.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
@@ -51,6 +49,36 @@ impl AuditRow {
     /// `SHA-256(prev || canonical)`.
     pub fn hash(&self, prev: &[u8; 32]) -> [u8; 32] {
         anchord_core::HashSuite::Sha256.digest_parts(&[prev, self.canonical().as_bytes()])
+    }
+}
+
+impl From<store::Row> for AuditRow {
+    fn from(r: store::Row) -> Self {
+        AuditRow {
+            id: r.id,
+            at_us: r.at_us,
+            user_id: r.user_id,
+            username: r.username,
+            action: r.action,
+            object: r.object,
+            result: r.result,
+            detail: r.detail,
+        }
+    }
+}
+
+impl From<AuditRow> for store::Row {
+    fn from(r: AuditRow) -> Self {
+        store::Row {
+            id: r.id,
+            at_us: r.at_us,
+            user_id: r.user_id,
+            username: r.username,
+            action: r.action,
+            object: r.object,
+            result: r.result,
+            detail: r.detail,
+        }
     }
 }
 
@@ -113,19 +141,9 @@ async fn append_tx(
     result: &str,
     detail: &str,
 ) -> Result<(AuditRow, [u8; 32]), ApiError> {
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK])
-        .await?;
-    let last = tx
-        .query_opt(
-            "SELECT id, row_hash FROM workflow.audit_log ORDER BY id DESC LIMIT 1",
-            &[],
-        )
-        .await?;
-    let (id, prev) = match last {
-        Some(r) => {
-            let h: Vec<u8> = r.get(1);
-            (r.get::<_, i64>(0) + 1, to32(&h))
-        }
+    store::lock(tx).await?;
+    let (id, prev) = match store::head(tx).await? {
+        Some((id, h)) => (id + 1, to32(&h)),
         None => (1, [0u8; 32]),
     };
     let row = AuditRow {
@@ -139,24 +157,7 @@ async fn append_tx(
         detail: detail.chars().take(1000).collect(),
     };
     let hash = row.hash(&prev);
-    tx.execute(
-        "INSERT INTO workflow.audit_log
-            (id, at_us, user_id, username, action, object, result, detail, prev_hash, row_hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        &[
-            &row.id,
-            &row.at_us,
-            &row.user_id,
-            &row.username,
-            &row.action,
-            &row.object,
-            &row.result,
-            &row.detail,
-            &prev.as_slice(),
-            &hash.as_slice(),
-        ],
-    )
-    .await?;
+    store::insert(tx, &row.clone().into(), &prev, &hash).await?;
     Ok((row, hash))
 }
 
@@ -209,18 +210,10 @@ pub struct ChainReport {
 /// Recompute the whole chain, and every anchored head against it.
 pub async fn verify_chain(pool: &Pool) -> Result<ChainReport, ApiError> {
     let c = crate::conn::get(pool).await?;
-    let rows = c
-        .query(
-            "SELECT id, at_us, user_id, username, action, object, result, detail, prev_hash, row_hash
-               FROM workflow.audit_log ORDER BY id",
-            &[],
-        )
-        .await?;
-    let anchors: std::collections::HashMap<i64, Vec<u8>> = c
-        .query("SELECT upto_id, head_hash FROM workflow.audit_anchors", &[])
+    let rows = store::chain(c.client()).await?;
+    let anchors: std::collections::HashMap<i64, Vec<u8>> = store::anchored_heads(c.client())
         .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
+        .into_iter()
         .collect();
     let mut prev = [0u8; 32];
     let mut anchors_checked = 0;
@@ -232,17 +225,8 @@ pub async fn verify_chain(pool: &Pool) -> Result<ChainReport, ApiError> {
         problem: Some(problem),
         anchors_checked: checked,
     };
-    for (expect_id, (n, r)) in (1i64..).zip(rows.iter().enumerate()) {
-        let row = AuditRow {
-            id: r.get(0),
-            at_us: r.get(1),
-            user_id: r.get(2),
-            username: r.get(3),
-            action: r.get(4),
-            object: r.get(5),
-            result: r.get(6),
-            detail: r.get(7),
-        };
+    for (expect_id, (n, (r, stored_prev, stored))) in (1i64..).zip(rows.iter().enumerate()) {
+        let row = AuditRow::from(r.clone());
         let n = n as i64 + 1;
         if row.id != expect_id {
             return Ok(bad(
@@ -252,9 +236,7 @@ pub async fn verify_chain(pool: &Pool) -> Result<ChainReport, ApiError> {
                 anchors_checked,
             ));
         }
-        let stored_prev: Vec<u8> = r.get(8);
-        let stored: Vec<u8> = r.get(9);
-        if stored_prev != prev {
+        if *stored_prev != prev {
             return Ok(bad(
                 row.id,
                 "prev_hash does not equal the previous row's hash".into(),
@@ -263,13 +245,13 @@ pub async fn verify_chain(pool: &Pool) -> Result<ChainReport, ApiError> {
             ));
         }
         let h = row.hash(&prev);
-        if stored != h {
+        if *stored != h {
             return Ok(bad(
                 row.id,
                 format!(
                     "the row's content hashes to {}, the stored hash is {}",
                     hex::encode(h),
-                    hex::encode(&stored)
+                    hex::encode(stored)
                 ),
                 n,
                 anchors_checked,
@@ -354,35 +336,25 @@ pub async fn list(
     let limit = q.limit.unwrap_or(500);
     crate::error::in_range("after", q.after, 1, i64::MAX)?;
     let c = wf.db().await?;
-    let rows = c
-        .query(
-            "SELECT id, at_us, user_id, username, action, object, result, detail
-               FROM workflow.audit_log
-              WHERE ($1::bigint IS NULL OR at_us >= $1) AND ($2::bigint IS NULL OR at_us < $2)
-                AND ($3::text IS NULL OR result = $3) AND ($4::text IS NULL OR username = $4)
-                AND ($5::text IS NULL OR left(action, length($5)) = $5)
-                AND ($7::bigint IS NULL OR id < $7)
-              ORDER BY id DESC LIMIT $6",
-            &[&from, &to, &q.result, &q.user, &q.action, &limit, &q.after],
-        )
-        .await?;
+    let rows = store::list(
+        c.client(),
+        &store::Filter {
+            from_us: from,
+            to_us: to,
+            result: q.result.as_deref(),
+            username: q.user.as_deref(),
+            action: q.action.as_deref(),
+            limit,
+            after: q.after,
+        },
+    )
+    .await?;
     let page = crate::paging::Checked {
         limit,
         after: q.after,
     };
     Ok(crate::paging::Paged::new(
-        rows.iter()
-            .map(|r| AuditRow {
-                id: r.get(0),
-                at_us: r.get(1),
-                user_id: r.get(2),
-                username: r.get(3),
-                action: r.get(4),
-                object: r.get(5),
-                result: r.get(6),
-                detail: r.get(7),
-            })
-            .collect(),
+        rows.into_iter().map(AuditRow::from).collect(),
         page,
         |r| r.id,
     ))

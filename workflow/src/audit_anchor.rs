@@ -9,35 +9,22 @@ use axum::extract::State;
 use tokio_util::sync::CancellationToken;
 
 use crate::Workflow;
-use crate::audit::AUDIT_LOCK;
 use crate::authz::{Require, roles};
 use crate::error::ApiError;
 use crate::evidence::{self, NewSubmission};
+use crate::store::audit;
+use crate::store::audit_anchor as store;
 
 /// Publish the chain's head as evidence (when it moved since the last
 /// anchoring). Returns the submission id, if one was made.
 pub async fn anchor_head(wf: &Workflow) -> Result<Option<i64>, ApiError> {
     let mut c = wf.db().await?;
     let tx = c.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK])
-        .await?;
-    let Some(last) = tx
-        .query_opt(
-            "SELECT id, row_hash FROM workflow.audit_log ORDER BY id DESC LIMIT 1",
-            &[],
-        )
-        .await?
-    else {
+    audit::lock(&tx).await?;
+    let Some((upto, head)) = audit::head(&*tx).await? else {
         return Ok(None);
     };
-    let (upto, head): (i64, Vec<u8>) = (last.get(0), last.get(1));
-    let done = tx
-        .query_opt(
-            "SELECT 1 FROM workflow.audit_anchors WHERE upto_id >= $1",
-            &[&upto],
-        )
-        .await?;
-    if done.is_some() {
+    if store::anchored_since(&tx, upto).await? {
         return Ok(None);
     }
     let sub = evidence::enqueue(
@@ -56,11 +43,7 @@ pub async fn anchor_head(wf: &Workflow) -> Result<Option<i64>, ApiError> {
         },
     )
     .await?;
-    tx.execute(
-        "INSERT INTO workflow.audit_anchors (upto_id, head_hash, submission_id) VALUES ($1, $2, $3)",
-        &[&upto, &head, &sub],
-    )
-    .await?;
+    store::record(&tx, upto, &head, sub).await?;
     tx.commit().await?;
     wf.submissions_kick.notify_one();
     Ok(Some(sub))

@@ -49,3 +49,319 @@ pub(crate) async fn pdf(
     }
     Ok(r)
 }
+
+// ---------------------------------------------------------------------------
+// The preservation certificate as JSON: what a court reads, field by field.
+
+use std::sync::Arc;
+
+use anchord_core::bundle::{AnchorState, TrustedKeys, verify_bundle};
+use axum::extract::State;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::authz::Caller;
+use crate::error::Path;
+use crate::store::{preservations as preservation_store, products as product_store};
+
+/// A time in UTC and in the deployment's zone (`workflow.utc_offset`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CertTime {
+    /// RFC 3339, UTC (`…Z`).
+    pub utc: String,
+    /// RFC 3339 in the deployment's zone (`…+08:00`).
+    pub local: String,
+}
+
+fn cert_time(us: i64, zone: time::UtcOffset) -> CertTime {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let f = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    CertTime {
+        utc: f(t.to_offset(time::UtcOffset::UTC)),
+        local: f(t.to_offset(zone)),
+    }
+}
+
+fn odt_us(t: time::OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1000) as i64
+}
+
+/// A template field the bank discloses on certificates.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CertField {
+    pub key: String,
+    /// The field's display name.
+    pub label: String,
+    pub value: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CertFile {
+    pub name: String,
+    pub size: i64,
+    pub sha256: String,
+    /// Under the sm3 suite.
+    pub sm3: Option<String>,
+}
+
+/// The ledger entry the evidence became.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CertEntry {
+    pub tenant: String,
+    pub external_id: String,
+    pub hash_alg: String,
+    /// The evidence hash sealed (the file's digest, or the commitment to
+    /// it: docs/workflow-api.md, "What is public").
+    pub evidence_hash: String,
+    pub sequence: u64,
+    pub received_at: CertTime,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CertBlock {
+    pub height: u64,
+    pub hash: String,
+    pub merkle_root: String,
+    pub sealed_at: CertTime,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CertCheckpoint {
+    pub origin: String,
+    pub size: u64,
+    pub root: String,
+    /// Witnesses whose cosignatures verified, and the quorum.
+    pub cosigned_by: Vec<String>,
+    pub quorum: usize,
+}
+
+/// The checkpoint's RFC 3161 token, when the TSA gave one.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CertTimestamp {
+    /// SHA-256 of the DER token (it is in the proof bundle).
+    pub token_sha256: String,
+    pub token_bytes: usize,
+    /// Its time is checked, with the TSA certificate, by `anchord verify`
+    /// against the court's trust file; this server does not print an
+    /// unchecked time.
+    pub checked_by: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CertAnchor {
+    pub target: String,
+    pub chain_kind: String,
+    pub chain_id: String,
+    pub tx_id: String,
+    pub block_number: u64,
+    pub block_time: CertTime,
+    /// The checkpoint size the anchor covers.
+    pub checkpoint_size: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CertVerification {
+    /// The command a court runs (docs/proof-format.md).
+    pub command: String,
+    /// The trust file it names: this deployment's trust policy
+    /// (`anchord trust export --out trust.toml`), obtained out of band.
+    pub trust_file: String,
+    /// Where the proof bundle is downloaded (save it as `bundle.json`).
+    pub bundle_path: String,
+    /// The public proof URL (also the PDF's QR code).
+    pub proof_url: String,
+    /// The printable certificate (PDF).
+    pub pdf_path: String,
+}
+
+/// The preservation certificate (电子数据保全证书), version 1.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreservationCertificate {
+    /// `anchord-preservation-certificate/v1`.
+    pub format: String,
+    pub title: String,
+    pub number: String,
+    pub preservation_id: i64,
+    pub tenant: String,
+    pub product_id: i64,
+    pub product: String,
+    /// Only the fields whose `disclose_on_certificate` is set, in the
+    /// template's order.
+    pub fields: Vec<CertField>,
+    pub file: CertFile,
+    pub entry: CertEntry,
+    pub block: CertBlock,
+    pub checkpoint: CertCheckpoint,
+    pub trusted_timestamp: Option<CertTimestamp>,
+    /// `anchored` or `pending`.
+    pub anchor_status: String,
+    pub anchors: Vec<CertAnchor>,
+    pub verification: CertVerification,
+    /// The deployment's zone the `local` times are in.
+    pub utc_offset: String,
+    pub issued_at: CertTime,
+}
+
+/// The preservation certificate as JSON, once the evidence is sealed: the
+/// number, product, the fields the bank discloses, the file's name and
+/// hash, sequence, block, checkpoint, trusted timestamp, each anchor and
+/// the court's verification command. Issued only for a bundle that
+/// verifies against the deployment's keys.
+#[utoipa::path(get, path = "/v1/preservations/{id}/certificate.json", params(("id" = i64, Path)),
+    responses((status = 200, body = PreservationCertificate),
+              (status = 409, description = "not sealed yet", body = crate::error::ErrorBody)))]
+pub async fn preservation_json(
+    State(wf): State<Arc<Workflow>>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<PreservationCertificate>, ApiError> {
+    let (p, product, template) = {
+        let c = wf.db().await?;
+        let p = preservation_store::get(c.client(), id).await?;
+        if !caller.can_read_tenant(&p.tenant) {
+            return Err(ApiError::forbidden(
+                "this preservation belongs to another bank",
+            ));
+        }
+        let product = product_store::name_of(c.client(), p.product_id).await?;
+        let template = product_store::fields_of(c.client(), p.product_id).await?;
+        (p, product, template)
+    };
+    let not_yet = || ApiError::invalid_state("the evidence is not sealed in a block yet");
+    let sub = p.submission_id.ok_or_else(not_yet)?;
+    // The connection goes back before the prover reads the ledger (conn.rs).
+    let s = crate::evidence::get(&*wf.db().await?, sub)
+        .await?
+        .ok_or_else(not_yet)?;
+    let bundle = crate::evidence::bundle(&wf, &s)
+        .await?
+        .ok_or_else(not_yet)?;
+    let report = TrustedKeys::from_bundle(&bundle)
+        .map_err(|e| e.to_string())
+        .and_then(|k| verify_bundle(&bundle, &k, None).map_err(|e| e.to_string()))
+        .map_err(|e| {
+            tracing::error!(error = %e, "the deployment's own bundle does not verify");
+            ApiError::internal()
+        })?;
+    let file = p
+        .file
+        .ok_or_else(|| ApiError::invalid_state("the preservation has no file"))?;
+    let zone = wf.config.zone();
+    let fields = template
+        .into_iter()
+        .filter(|f| f.disclose_on_certificate)
+        .filter_map(|f| {
+            let v = p.fields.get(&f.key)?.as_str()?.to_owned();
+            Some(CertField {
+                key: f.key,
+                label: f.display_name,
+                value: v,
+            })
+        })
+        .collect();
+    let evidence_hash = hex::encode(&bundle.entry.evidence_hash);
+    let proof_url = format!(
+        "{}/{}",
+        wf.config.proof_url.trim_end_matches('/'),
+        evidence_hash
+    );
+    let safe_name: String = file
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let cert = PreservationCertificate {
+        format: "anchord-preservation-certificate/v1".into(),
+        title: "电子数据保全证书 Electronic Data Preservation Certificate".into(),
+        number: p.number.clone(),
+        preservation_id: p.id,
+        tenant: p.tenant.clone(),
+        product_id: p.product_id,
+        product,
+        fields,
+        file: CertFile {
+            name: file.name.clone(),
+            size: file.size,
+            sha256: file.sha256.clone(),
+            sm3: file.sm3.clone(),
+        },
+        entry: CertEntry {
+            tenant: report.tenant.clone(),
+            external_id: report.external_id.clone(),
+            hash_alg: report.hash_alg.clone(),
+            evidence_hash,
+            sequence: report.seq,
+            received_at: cert_time(report.received_at_us, zone),
+        },
+        block: CertBlock {
+            height: bundle.block.height,
+            hash: hex::encode(bundle.block.hash),
+            merkle_root: hex::encode(bundle.block.merkle_root),
+            sealed_at: cert_time(bundle.block.sealed_at_us, zone),
+        },
+        checkpoint: CertCheckpoint {
+            origin: bundle.checkpoint.origin.clone(),
+            size: bundle.checkpoint.size,
+            root: hex::encode(bundle.checkpoint.root),
+            cosigned_by: report.cosigned_by.clone(),
+            quorum: report.quorum,
+        },
+        trusted_timestamp: bundle
+            .checkpoint
+            .timestamp_token
+            .as_ref()
+            .map(|t| CertTimestamp {
+                token_sha256: hex::encode(crate::sha256(t)),
+                token_bytes: t.len(),
+                checked_by: "anchord verify --trust <trust file> (the TSA certificate is in it)"
+                    .into(),
+            }),
+        anchor_status: match bundle.anchor.status {
+            AnchorState::Anchored => "anchored",
+            AnchorState::Pending => "pending",
+        }
+        .into(),
+        anchors: bundle
+            .anchor
+            .receipts
+            .iter()
+            .map(|r| CertAnchor {
+                target: r.target.clone(),
+                chain_kind: r.chain_kind.clone(),
+                chain_id: r.chain_id.clone(),
+                tx_id: r.tx_id.clone(),
+                block_number: r.block_number,
+                block_time: cert_time(r.block_time_us, zone),
+                checkpoint_size: r.checkpoint_size,
+            })
+            .collect(),
+        verification: CertVerification {
+            command: format!(
+                "anchord verify --trust trust.toml --bundle {}-bundle.json --file {} --online",
+                p.number,
+                if safe_name.is_empty() {
+                    "<file>".to_owned()
+                } else {
+                    safe_name
+                }
+            ),
+            trust_file: "trust.toml".into(),
+            bundle_path: format!("/v1/preservations/{id}/proof"),
+            proof_url,
+            pdf_path: format!("/v1/preservations/{id}/certificate"),
+        },
+        utc_offset: wf.config.utc_offset.clone(),
+        issued_at: cert_time(odt_us(time::OffsetDateTime::now_utc()), zone),
+    };
+    Ok(axum::Json(cert))
+}

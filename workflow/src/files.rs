@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Workflow;
 use crate::error::ApiError;
+use crate::store::files as store;
 
 /// A file stored by its SHA-256.
 #[derive(Clone, Debug)]
@@ -349,29 +350,14 @@ pub async fn release(
     tx: &tokio_postgres::Transaction<'_>,
     sha256_hex: &str,
 ) -> Result<(), ApiError> {
-    tx.execute(
-        "INSERT INTO workflow.file_gc (sha256) VALUES ($1) ON CONFLICT (sha256) DO NOTHING",
-        &[&sha256_hex],
-    )
-    .await?;
-    Ok(())
+    Ok(store::release(tx, sha256_hex).await?)
 }
 
 /// [`release`] outside a transaction (an upload refused after its file was
 /// stored).
 pub async fn release_now(c: &tokio_postgres::Client, sha256_hex: &str) -> Result<(), ApiError> {
-    c.execute(
-        "INSERT INTO workflow.file_gc (sha256) VALUES ($1) ON CONFLICT (sha256) DO NOTHING",
-        &[&sha256_hex],
-    )
-    .await?;
-    Ok(())
+    Ok(store::release(c, sha256_hex).await?)
 }
-
-const REFERENCED: &str =
-    "SELECT EXISTS (SELECT 1 FROM workflow.preservations WHERE file_sha256 = $1)
-        OR EXISTS (SELECT 1 FROM workflow.judicial_requests WHERE certificate_sha256 = $1)
-        OR EXISTS (SELECT 1 FROM workflow.submissions WHERE hash = $1)";
 
 /// The owned background task: collect released files every
 /// `file_gc_interval_s` (and on a kick), sweep the storage directory every
@@ -402,20 +388,13 @@ pub async fn collect(wf: &Workflow) -> Result<usize, ApiError> {
     let grace = Duration::from_secs(wf.config.file_gc_grace_s);
     let mut deleted = 0;
     let c = wf.db().await?;
-    let candidates = c
-        .query(
-            "SELECT sha256 FROM workflow.file_gc ORDER BY since LIMIT 500",
-            &[],
-        )
-        .await?;
-    for r in candidates {
-        let sha: String = r.get(0);
+    let candidates = store::released(c.client(), 500).await?;
+    for sha in candidates {
         if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-            c.execute("DELETE FROM workflow.file_gc WHERE sha256 = $1", &[&sha])
-                .await?;
+            store::forget(c.client(), &sha).await?;
             continue;
         }
-        let referenced: bool = c.query_one(REFERENCED, &[&sha]).await?.get(0);
+        let referenced = store::referenced(c.client(), &sha).await?;
         if !referenced && remove_unless_fresh(&path_of(wf, &sha), grace).await? == Gc::Fresh {
             // Placed moments ago: an upload of the same bytes may be about to
             // commit its reference. Look again later.
@@ -425,8 +404,7 @@ pub async fn collect(wf: &Workflow) -> Result<usize, ApiError> {
             deleted += 1;
             tracing::info!(sha256 = %sha, "unreferenced stored file deleted");
         }
-        c.execute("DELETE FROM workflow.file_gc WHERE sha256 = $1", &[&sha])
-            .await?;
+        store::forget(c.client(), &sha).await?;
     }
     Ok(deleted)
 }
@@ -494,9 +472,8 @@ async fn sweep(wf: &Workflow, shutdown: &CancellationToken) -> Result<(), ApiErr
                 && old(&m, grace)
             {
                 let c = wf.db().await?;
-                let referenced: bool = c.query_one(REFERENCED, &[&name]).await?.get(0);
-                if !referenced {
-                    release_now(&c, &name).await?;
+                if !store::referenced(c.client(), &name).await? {
+                    store::release(c.client(), &name).await?;
                     unreferenced.push(name);
                 }
             }

@@ -18,7 +18,8 @@ use crate::error::{ApiError, Json, Multipart, Path, Query};
 use crate::evidence::{self, NewSubmission, SubmissionJson};
 use crate::status::{self, Actor, PreservationStatus, Status};
 use crate::store::preservations as store;
-use crate::{Workflow, events, files, products, ts, ts_opt};
+use crate::store::search as search_store;
+use crate::{Workflow, events, files, products, search, ts, ts_opt};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -537,14 +538,23 @@ pub struct ListQuery {
     /// `saved`, `submitted`, `approved`, `on_chain`, `rejected`.
     #[param(pattern = "^(saved|submitted|approved|on_chain|rejected)$")]
     pub status: Option<String>,
-    /// Exact number, e.g. `BQ0000000017`.
+    /// The number or its beginning, any case (`BQ0000000017`, `bq00000000`);
+    /// `%` and `_` are literal.
     pub number: Option<String>,
-    /// With `field_value`: records whose field `field_key` equals it.
+    /// With `field_value`: records whose template field `field_key` equals
+    /// it exactly (with `product_id`, the key must be one of its fields).
     pub field_key: Option<String>,
     pub field_value: Option<String>,
-    /// The file's SHA-256 (or SM3) in hex.
+    /// The file's SHA-256 (or SM3), 64 hex digits, any case.
     #[param(pattern = "^[0-9a-fA-F]{64}$")]
     pub hash: Option<String>,
+    /// The creator's username.
+    pub initiator: Option<String>,
+    /// Created at or after: RFC 3339, or a date (`2026-01-31`) in the
+    /// deployment's zone (`workflow.utc_offset`).
+    pub from: Option<String>,
+    /// Created before: RFC 3339, or a date (that whole day included).
+    pub to: Option<String>,
     /// At most this many, newest first (default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
@@ -552,13 +562,19 @@ pub struct ListQuery {
     /// page; the `Anchord-Next-After` header of a full page).
     #[param(minimum = 1)]
     pub after: Option<i64>,
-    /// Skip this many (default 0; prefer `after`).
-    #[param(minimum = 0)]
+    /// Skip this many (0-10000; prefer `after`).
+    #[param(minimum = 0, maximum = 10000)]
     pub offset: Option<i64>,
 }
 
-/// List (administrators: all banks; reviewers and users: their bank),
-/// newest first, paged (`limit`, `after`).
+/// The longest field value a search takes, in characters (a field's
+/// longest value).
+const MAX_FIELD_VALUE_CHARS: usize = 4096;
+
+/// Search and list (administrators: all banks; reviewers and users: their
+/// bank), newest first, paged (`limit`, `after`): by number, hash,
+/// product, status, initiator, a template field's value and a date range
+/// (docs/workflow-api.md, "Search").
 #[utoipa::path(get, path = "/v1/preservations", params(ListQuery),
     responses((status = 200, body = [PreservationJson],
         headers(("Anchord-Next-After" = i64, description = "`after` for the next page, on a full page")))))]
@@ -575,29 +591,61 @@ pub async fn list(
     if q.field_key.is_some() != q.field_value.is_some() {
         return Err(ApiError::bad("field_key and field_value go together"));
     }
+    if let Some(k) = &q.field_key
+        && !products::valid_key(k)
+    {
+        return Err(ApiError::field("field_key", "a field key"));
+    }
+    if let Some(v) = &q.field_value
+        && v.chars().count() > MAX_FIELD_VALUE_CHARS
+    {
+        return Err(ApiError::field(
+            "field_value",
+            format!("at most {MAX_FIELD_VALUE_CHARS} characters"),
+        ));
+    }
     crate::error::one_of("status", &q.status, &status::strs(PreservationStatus::ALL))?;
-    let status = q.status.as_deref().and_then(PreservationStatus::parse);
-    crate::error::hex64("hash", &q.hash)?;
+    let status = q
+        .status
+        .as_deref()
+        .and_then(PreservationStatus::parse)
+        .map(|s| s.as_str());
     let page = crate::paging::Page {
         limit: q.limit,
         after: q.after,
     }
     .checked()?;
-    crate::error::in_range("offset", q.offset, 0, i64::MAX)?;
-    let hash = q.hash.as_ref().map(|h| h.to_ascii_lowercase());
+    let (from, to) = search::range(&q.from, &q.to, wf.config.zone())?;
+    let filter = search_store::Preservations {
+        tenant,
+        product_id: q.product_id,
+        status,
+        number: search::number(&q.number)?,
+        hash: search::hash(&q.hash)?,
+        initiator: search::initiator(&q.initiator)?,
+        // Values are stored trimmed (products::validate_values).
+        field: q
+            .field_key
+            .clone()
+            .zip(q.field_value.as_ref().map(|v| v.trim().to_owned())),
+        from,
+        to,
+    };
+    let offset = search::offset(q.offset)?;
     let c = wf.db().await?;
-    let rows = store::list(
+    if let (Some(pid), Some(k)) = (q.product_id, &q.field_key) {
+        let fields = products::template(&c, pid).await?.unwrap_or_default();
+        if !fields.iter().any(|f| &f.key == k) {
+            return Err(ApiError::field("field_key", "not a field of this product"));
+        }
+    }
+    let rows = search_store::preservations(
         c.client(),
-        &store::Filter {
-            tenant: tenant.as_deref(),
-            product_id: q.product_id,
-            status,
-            number: q.number.as_deref(),
-            field: q.field_key.as_deref().zip(q.field_value.as_deref()),
-            hash: hash.as_deref(),
+        &filter,
+        search_store::Page {
             limit: page.limit,
-            offset: q.offset.unwrap_or(0),
             after: page.after,
+            offset,
         },
     )
     .await?;

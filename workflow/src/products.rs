@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use crate::authz::{Caller, Require, roles};
 use crate::error::{ApiError, Json, Path};
+use crate::store::products as store;
 use crate::{Workflow, ts};
 
 pub const FIELD_TYPES: &[&str] = &["text", "number", "date", "email", "phone", "id_number"];
@@ -20,7 +21,9 @@ pub const CHANNELS: &[&str] = &["notarization", "judicial_ruling"];
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Field {
-    /// Machine key, `[a-z][a-z0-9_]*`, unique in the product.
+    /// Machine key in the seed's styles (`projName`, `ID_no`, `borrower`):
+    /// `[A-Za-z][A-Za-z0-9_]*`, at most 64 characters. Unique in the product
+    /// up to case and `_` (`idNo`, `id_no` and `ID_NO` are one key: 409).
     pub key: String,
     pub display_name: String,
     /// `text`, `number`, `date` (YYYY-MM-DD), `email`, `phone`, `id_number`.
@@ -29,6 +32,10 @@ pub struct Field {
     /// Maximum length in characters.
     pub max_length: i32,
     pub required: bool,
+    /// Whether the value is printed on the preservation certificate
+    /// (default false: nothing is disclosed unless the bank says so).
+    #[serde(default)]
+    pub disclose_on_certificate: bool,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -80,6 +87,7 @@ pub struct FieldPatch {
     pub field_type: Option<String>,
     pub max_length: Option<i32>,
     pub required: Option<bool>,
+    pub disclose_on_certificate: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -89,13 +97,27 @@ pub struct FieldOrder {
     pub keys: Vec<String>,
 }
 
-/// Is `k` a field key: `[a-z][a-z0-9_]*`, at most 64 characters (checked
-/// by characters: any input, never a panic).
+/// The most fields a product's template has.
+pub const MAX_FIELDS: usize = 200;
+
+/// Is `k` a field key: `[A-Za-z][A-Za-z0-9_]*`, at most 64 characters, in
+/// the seed platform's styles (`projName`, `ID_no`, `card_no2`); checked by
+/// characters: any input, never a panic.
 pub fn valid_key(k: &str) -> bool {
-    k.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+    k.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
         && k.chars().count() <= 64
-        && k.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// What makes two keys the same key within a product: case and `_`
+/// ignored (`idNo`, `id_no`, `ID_NO` and `idno` are one). The schema's
+/// unique index `product_fields_key_normalized` computes the same
+/// (`lower(replace(key, '_', ''))`).
+pub fn normalized_key(k: &str) -> String {
+    k.chars()
+        .filter(|c| *c != '_')
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
 }
 
 /// Check a field definition: field-level messages into `errs`, each key
@@ -103,7 +125,11 @@ pub fn valid_key(k: &str) -> bool {
 pub fn check_field(f: &Field, prefix: &str, errs: &mut BTreeMap<String, String>) {
     let key_ok = valid_key(&f.key);
     if !key_ok {
-        errs.insert(format!("{prefix}key"), "[a-z][a-z0-9_]*, at most 64".into());
+        errs.insert(
+            format!("{prefix}key"),
+            "a letter, then letters, digits or `_` ([A-Za-z][A-Za-z0-9_]*), at most 64 characters"
+                .into(),
+        );
     }
     if f.display_name.is_empty() || f.display_name.chars().count() > 200 {
         errs.insert(format!("{prefix}display_name"), "1-200 characters".into());
@@ -243,59 +269,68 @@ pub fn valid_id_number(v: &str) -> bool {
 
 /// The template of a live product (`None`: no such product).
 pub async fn template(c: &tokio_postgres::Client, id: i64) -> Result<Option<Vec<Field>>, ApiError> {
-    let p = c
-        .query_opt(
-            "SELECT 1 FROM workflow.products WHERE id = $1 AND deleted_at IS NULL",
-            &[&id],
-        )
-        .await?;
-    if p.is_none() {
-        return Ok(None);
+    Ok(store::template(c, id)
+        .await?
+        .map(|t| t.into_iter().map(Field::from).collect()))
+}
+
+impl From<store::FieldRow> for Field {
+    fn from(r: store::FieldRow) -> Self {
+        Field {
+            key: r.key,
+            display_name: r.display_name,
+            field_type: r.field_type,
+            max_length: r.max_length,
+            required: r.required,
+            disclose_on_certificate: r.disclose_on_certificate,
+        }
     }
-    let rows = c
-        .query(
-            "SELECT key, display_name, field_type, max_length, required
-               FROM workflow.product_fields WHERE product_id = $1 ORDER BY position",
-            &[&id],
-        )
-        .await?;
-    Ok(Some(
-        rows.iter()
-            .map(|r| Field {
-                key: r.get(0),
-                display_name: r.get(1),
-                field_type: r.get(2),
-                max_length: r.get(3),
-                required: r.get(4),
-            })
-            .collect(),
-    ))
+}
+
+impl From<&Field> for store::FieldRow {
+    fn from(f: &Field) -> Self {
+        store::FieldRow {
+            key: f.key.clone(),
+            display_name: f.display_name.clone(),
+            field_type: f.field_type.clone(),
+            max_length: f.max_length,
+            required: f.required,
+            disclose_on_certificate: f.disclose_on_certificate,
+        }
+    }
+}
+
+impl From<store::Product> for ProductJson {
+    fn from(p: store::Product) -> Self {
+        ProductJson {
+            id: p.id,
+            name: p.name,
+            description: p.description,
+            channels: p.channels,
+            fields: p.fields.into_iter().map(Field::from).collect(),
+            created_at: ts(p.created_at),
+        }
+    }
 }
 
 async fn load(c: &tokio_postgres::Client, id: i64) -> Result<ProductJson, ApiError> {
-    let r = c
-        .query_opt(
-            "SELECT id, name, description, channels, created_at FROM workflow.products
-              WHERE id = $1 AND deleted_at IS NULL",
-            &[&id],
-        )
-        .await?
-        .ok_or_else(|| ApiError::not_found("product"))?;
-    let fields = template(c, id).await?.unwrap_or_default();
-    Ok(ProductJson {
-        id: r.get(0),
-        name: r.get(1),
-        description: r.get(2),
-        channels: r.get(3),
-        fields,
-        created_at: ts(r.get(4)),
-    })
+    Ok(store::get(c, id).await?.into())
+}
+
+/// 409 when `key` collides with one of `keys` (same [`normalized_key`]).
+fn no_collision<'a>(key: &str, mut keys: impl Iterator<Item = &'a String>) -> Result<(), ApiError> {
+    let n = normalized_key(key);
+    match keys.find(|k| normalized_key(k) == n) {
+        Some(other) => Err(store::key_collision(key, other).into()),
+        None => Ok(()),
+    }
 }
 
 /// Create a product with its template (administrators).
 #[utoipa::path(post, path = "/v1/products", request_body = NewProduct, responses(
     (status = 201, body = ProductJson),
     (status = 403, body = crate::error::ErrorBody),
+    (status = 409, description = "two field keys differ only by case or `_`", body = crate::error::ErrorBody),
     (status = 422, body = crate::error::ErrorBody),
 ))]
 pub async fn create(
@@ -309,44 +344,26 @@ pub async fn create(
     }
     check_channels(&p.channels, &mut errs);
     check_description(&p.description, &mut errs);
+    if p.fields.len() > MAX_FIELDS {
+        errs.insert("fields".into(), format!("at most {MAX_FIELDS} fields"));
+    }
     for (i, f) in p.fields.iter().enumerate() {
         check_field(f, &format!("fields[{i}]."), &mut errs);
-        if p.fields.iter().take(i).any(|g| g.key == f.key) {
-            errs.insert(format!("fields[{i}].key"), "duplicate key".into());
-        }
     }
     if !errs.is_empty() {
         return Err(ApiError::validation(errs));
     }
+    for (i, f) in p.fields.iter().enumerate() {
+        no_collision(&f.key, p.fields.iter().take(i).map(|g| &g.key))?;
+    }
     let mut c = wf.db().await?;
     let tx = c.transaction().await?;
-    let id: i64 = tx
-        .query_one(
-            "INSERT INTO workflow.products (name, description, channels) VALUES ($1, $2, $3) RETURNING id",
-            &[&p.name.trim(), &p.description, &p.channels],
-        )
-        .await?
-        .get(0);
+    let id = store::create(&tx, p.name.trim(), &p.description, &p.channels).await?;
     for (i, f) in p.fields.iter().enumerate() {
-        insert_field(&tx, id, i as i32, f).await?;
+        store::insert_field(&tx, id, i as i32, &f.into()).await?;
     }
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(load(&c, id).await?)))
-}
-
-async fn insert_field(
-    tx: &tokio_postgres::Transaction<'_>,
-    product: i64,
-    pos: i32,
-    f: &Field,
-) -> Result<(), ApiError> {
-    tx.execute(
-        "INSERT INTO workflow.product_fields (product_id, key, position, display_name, field_type, max_length, required)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        &[&product, &f.key, &pos, &f.display_name, &f.field_type, &f.max_length, &f.required],
-    )
-    .await?;
-    Ok(())
 }
 
 /// List live products.
@@ -356,20 +373,8 @@ pub async fn list(
     _caller: Caller,
 ) -> Result<axum::Json<Vec<ProductJson>>, ApiError> {
     let c = wf.db().await?;
-    let ids: Vec<i64> = c
-        .query(
-            "SELECT id FROM workflow.products WHERE deleted_at IS NULL ORDER BY id",
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        out.push(load(&c, id).await?);
-    }
-    Ok(axum::Json(out))
+    let all = store::list(c.client()).await?;
+    Ok(axum::Json(all.into_iter().map(ProductJson::from).collect()))
 }
 
 /// One product.
@@ -409,17 +414,14 @@ pub async fn patch(
         return Err(ApiError::validation(errs));
     }
     let c = wf.db().await?;
-    let n = c
-        .execute(
-            "UPDATE workflow.products SET name = coalesce($2, name), description = coalesce($3, description),
-                    channels = coalesce($4, channels)
-              WHERE id = $1 AND deleted_at IS NULL",
-            &[&id, &p.name, &p.description, &p.channels],
-        )
-        .await?;
-    if n == 0 {
-        return Err(ApiError::not_found("product"));
-    }
+    store::patch(
+        c.client(),
+        id,
+        p.name.as_deref().map(str::trim),
+        p.description.as_deref(),
+        p.channels.as_deref(),
+    )
+    .await?;
     Ok(axum::Json(load(&c, id).await?))
 }
 
@@ -432,60 +434,14 @@ pub async fn delete(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     let c = wf.db().await?;
-    let n = c
-        .execute(
-            "UPDATE workflow.products SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL",
-            &[&id],
-        )
-        .await?;
-    if n == 0 {
-        return Err(ApiError::not_found("product"));
-    }
+    store::delete(c.client(), id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-async fn lock_product(
-    tx: &tokio_postgres::Transaction<'_>,
-    id: i64,
-) -> Result<Vec<String>, ApiError> {
-    let p = tx
-        .query_opt(
-            "SELECT 1 FROM workflow.products WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
-            &[&id],
-        )
-        .await?;
-    if p.is_none() {
-        return Err(ApiError::not_found("product"));
-    }
-    Ok(tx
-        .query(
-            "SELECT key FROM workflow.product_fields WHERE product_id = $1 ORDER BY position",
-            &[&id],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect())
-}
-
-async fn renumber(
-    tx: &tokio_postgres::Transaction<'_>,
-    id: i64,
-    keys: &[String],
-) -> Result<(), ApiError> {
-    for (i, k) in keys.iter().enumerate() {
-        tx.execute(
-            "UPDATE workflow.product_fields SET position = $3 WHERE product_id = $1 AND key = $2",
-            &[&id, k, &(i as i32)],
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 /// Add a field (administrators).
 #[utoipa::path(post, path = "/v1/products/{id}/fields", params(("id" = i64, Path)), request_body = NewField,
-    responses((status = 201, body = ProductJson), (status = 409, body = crate::error::ErrorBody),
+    responses((status = 201, body = ProductJson),
+              (status = 409, description = "the key collides with a field's key (same but for case or `_`)", body = crate::error::ErrorBody),
               (status = 422, body = crate::error::ErrorBody)))]
 pub async fn add_field(
     State(wf): State<Arc<Workflow>>,
@@ -500,16 +456,20 @@ pub async fn add_field(
     }
     let mut c = wf.db().await?;
     let tx = c.transaction().await?;
-    let mut keys = lock_product(&tx, id).await?;
-    if keys.contains(&nf.field.key) {
-        return Err(ApiError::conflict("the product has a field with this key"));
+    let mut keys = store::lock(&tx, id).await?;
+    no_collision(&nf.field.key, keys.iter())?;
+    if keys.len() >= MAX_FIELDS {
+        return Err(ApiError::field(
+            "key",
+            format!("a product has at most {MAX_FIELDS} fields"),
+        ));
     }
     let pos = nf
         .position
         .map_or(keys.len(), |p| (p.max(0) as usize).min(keys.len()));
-    insert_field(&tx, id, keys.len() as i32 + 10_000, &nf.field).await?;
+    store::insert_field(&tx, id, keys.len() as i32 + 10_000, &(&nf.field).into()).await?;
     keys.insert(pos, nf.field.key.clone());
-    renumber(&tx, id, &keys).await?;
+    store::renumber(&tx, id, &keys).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(load(&c, id).await?)))
 }
@@ -536,18 +496,16 @@ pub async fn edit_field(
         field_type: p.field_type.unwrap_or_else(|| cur.field_type.clone()),
         max_length: p.max_length.unwrap_or(cur.max_length),
         required: p.required.unwrap_or(cur.required),
+        disclose_on_certificate: p
+            .disclose_on_certificate
+            .unwrap_or(cur.disclose_on_certificate),
     };
     let mut errs = BTreeMap::new();
     check_field(&new, "", &mut errs);
     if !errs.is_empty() {
         return Err(ApiError::validation(errs));
     }
-    c.execute(
-        "UPDATE workflow.product_fields SET display_name = $3, field_type = $4, max_length = $5, required = $6
-          WHERE product_id = $1 AND key = $2",
-        &[&id, &key, &new.display_name, &new.field_type, &new.max_length, &new.required],
-    )
-    .await?;
+    store::update_field(c.client(), id, &(&new).into()).await?;
     Ok(axum::Json(load(&c, id).await?))
 }
 
@@ -561,17 +519,13 @@ pub async fn delete_field(
 ) -> Result<axum::Json<ProductJson>, ApiError> {
     let mut c = wf.db().await?;
     let tx = c.transaction().await?;
-    let mut keys = lock_product(&tx, id).await?;
+    let mut keys = store::lock(&tx, id).await?;
     if !keys.contains(&key) {
         return Err(ApiError::not_found("field"));
     }
-    tx.execute(
-        "DELETE FROM workflow.product_fields WHERE product_id = $1 AND key = $2",
-        &[&id, &key],
-    )
-    .await?;
+    store::delete_field(&tx, id, &key).await?;
     keys.retain(|k| *k != key);
-    renumber(&tx, id, &keys).await?;
+    store::renumber(&tx, id, &keys).await?;
     tx.commit().await?;
     Ok(axum::Json(load(&c, id).await?))
 }
@@ -587,7 +541,7 @@ pub async fn reorder(
 ) -> Result<axum::Json<ProductJson>, ApiError> {
     let mut c = wf.db().await?;
     let tx = c.transaction().await?;
-    let keys = lock_product(&tx, id).await?;
+    let keys = store::lock(&tx, id).await?;
     let mut a = keys.clone();
     let mut b = o.keys.clone();
     a.sort();
@@ -598,7 +552,7 @@ pub async fn reorder(
             "must list every field key exactly once",
         ));
     }
-    renumber(&tx, id, &o.keys).await?;
+    store::renumber(&tx, id, &o.keys).await?;
     tx.commit().await?;
     Ok(axum::Json(load(&c, id).await?))
 }
@@ -685,6 +639,7 @@ mod tests {
             field_type: t.into(),
             max_length: max,
             required: req,
+            disclose_on_certificate: false,
         }
     }
 
@@ -709,6 +664,24 @@ mod tests {
         assert!(!valid_key("é"));
         assert!(!valid_key(""));
         assert!(valid_key("a_1"));
+    }
+
+    #[test]
+    fn field_keys_take_the_seed_styles_and_collide_up_to_case_and_underscores() {
+        for ok in [
+            "projName", "ID_no", "id_no", "borrower", "card_no2", "a", "X9_y",
+        ] {
+            assert!(valid_key(ok), "{ok}");
+        }
+        for bad in ["1abc", "_id", "id-no", "id no", "名字", "", &"a".repeat(65)] {
+            assert!(!valid_key(bad), "{bad}");
+        }
+        assert!(valid_key(&"a".repeat(64)));
+        let n = normalized_key("idNo");
+        for same in ["id_no", "ID_NO", "idno", "Id_No", "i_d_n_o"] {
+            assert_eq!(normalized_key(same), n, "{same}");
+        }
+        assert_ne!(normalized_key("id_no2"), n);
     }
 
     #[test]

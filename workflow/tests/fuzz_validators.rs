@@ -147,6 +147,7 @@ fn arb_field() -> impl Strategy<Value = Field> {
                 field_type,
                 max_length,
                 required,
+                disclose_on_certificate: false,
             },
         )
 }
@@ -373,12 +374,12 @@ proptest! {
         let _ = parse::<products::FieldPatch>(&v);
         let _ = parse::<products::FieldOrder>(&v);
         let template = vec![
-            Field { key: "id_no".into(), display_name: "身份证".into(), field_type: "id_number".into(), max_length: 18, required: true },
-            Field { key: "name".into(), display_name: "name".into(), field_type: "text".into(), max_length: 20, required: false },
-            Field { key: "amount".into(), display_name: "amount".into(), field_type: "number".into(), max_length: 12, required: false },
-            Field { key: "due".into(), display_name: "due".into(), field_type: "date".into(), max_length: 10, required: false },
-            Field { key: "mail".into(), display_name: "mail".into(), field_type: "email".into(), max_length: 50, required: false },
-            Field { key: "phone".into(), display_name: "phone".into(), field_type: "phone".into(), max_length: 30, required: false },
+            Field { key: "id_no".into(), display_name: "身份证".into(), field_type: "id_number".into(), max_length: 18, required: true, disclose_on_certificate: false },
+            Field { key: "name".into(), display_name: "name".into(), field_type: "text".into(), max_length: 20, required: false, disclose_on_certificate: false },
+            Field { key: "amount".into(), display_name: "amount".into(), field_type: "number".into(), max_length: 12, required: false, disclose_on_certificate: false },
+            Field { key: "due".into(), display_name: "due".into(), field_type: "date".into(), max_length: 10, required: false, disclose_on_certificate: false },
+            Field { key: "mail".into(), display_name: "mail".into(), field_type: "email".into(), max_length: 50, required: false, disclose_on_certificate: false },
+            Field { key: "phone".into(), display_name: "phone".into(), field_type: "phone".into(), max_length: 30, required: false, disclose_on_certificate: false },
         ];
         if let Some(p) = parse::<preservations::NewPreservation>(&v) {
             let _ = products::validate_values(&template, &p.fields);

@@ -174,6 +174,18 @@ app.kubernetes.io/component: {{ .component }}
 {{- if .Values.workflow.keyEncryptionKey.enabled -}}
 {{- $_ := set $c.workflow "key_encryption_key_file" (printf "%s/%s" $keys .Values.secrets.keys.workflowKek) -}}
 {{- end -}}
+{{- /* The monitoring page's instances: each enabled stage's admin Service
+     (one address per stage; set workflow.monitor.instances to list pods). */ -}}
+{{- if not (kindIs "map" (get $c.workflow "monitor")) -}}{{- $_ := set $c.workflow "monitor" dict -}}{{- end -}}
+{{- if empty (get $c.workflow.monitor "instances") -}}
+{{- $inst := list -}}
+{{- range $s := list "ingest" "batcher" "relay" "verifier" "witness" "workflow" -}}
+{{- if (index $root.Values $s).enabled -}}
+{{- $inst = append $inst (printf "http://%s-%s.%s:%d" (include "anchord.fullname" $root) $s $svcDomain (int $root.Values.admin.port)) -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $c.workflow.monitor "instances" $inst -}}
+{{- end -}}
 {{- else -}}
 {{- $_ := unset $c "workflow" -}}
 {{- end -}}

@@ -13,7 +13,7 @@ pub const EDITABLE: &[PreservationStatus] =
 /// The state a preservation is reviewed in.
 pub const SUBMITTED: &[PreservationStatus] = &[PreservationStatus::Submitted];
 
-const COLUMNS: &str = "id, number, tenant, product_id, status, fields, file_name, file_size, file_sha256,
+pub(super) const COLUMNS: &str = "id, number, tenant, product_id, status, fields, file_name, file_size, file_sha256,
     file_sm3, reject_reason, created_by, reviewed_by, created_at, updated_at, submitted_at, reviewed_at,
     submission_id";
 
@@ -47,7 +47,7 @@ pub struct Preservation {
     pub submission_id: Option<i64>,
 }
 
-fn from_row(r: &tokio_postgres::Row) -> Result<Preservation, StoreError> {
+pub(super) fn from_row(r: &tokio_postgres::Row) -> Result<Preservation, StoreError> {
     let status: String = r.try_get(4)?;
     let status = PreservationStatus::parse(&status).ok_or_else(|| {
         StoreError::Inconsistent(format!("unknown preservation status {status:?}"))
@@ -267,58 +267,4 @@ pub async fn reject(
     )
     .await?;
     Ok(())
-}
-
-/// What a list selects (every filter optional).
-#[derive(Debug, Default)]
-pub struct Filter<'a> {
-    pub tenant: Option<&'a str>,
-    pub product_id: Option<i64>,
-    pub status: Option<PreservationStatus>,
-    pub number: Option<&'a str>,
-    /// (field key, value): records whose field equals the value.
-    pub field: Option<(&'a str, &'a str)>,
-    /// Lowercase hex SHA-256 or SM3 of the file.
-    pub hash: Option<&'a str>,
-    pub limit: i64,
-    pub offset: i64,
-    /// Ids below this one (keyset paging).
-    pub after: Option<i64>,
-}
-
-/// Preservations matching `f`, newest first.
-pub async fn list<C: GenericClient + Sync>(
-    c: &C,
-    f: &Filter<'_>,
-) -> Result<Vec<Preservation>, StoreError> {
-    let status = f.status.map(|s| s.as_str());
-    let (key, value) = f.field.unzip();
-    let rows = c
-        .query(
-            &format!(
-                "SELECT {COLUMNS} FROM workflow.preservations
-                  WHERE ($1::text IS NULL OR tenant = $1)
-                    AND ($2::bigint IS NULL OR product_id = $2)
-                    AND ($3::text IS NULL OR status = $3)
-                    AND ($4::text IS NULL OR number = $4)
-                    AND ($5::text IS NULL OR fields ->> $5 = $6)
-                    AND ($7::text IS NULL OR file_sha256 = $7 OR file_sm3 = $7)
-                    AND ($10::bigint IS NULL OR id < $10)
-                  ORDER BY id DESC LIMIT $8 OFFSET $9"
-            ),
-            &[
-                &f.tenant,
-                &f.product_id,
-                &status,
-                &f.number,
-                &key,
-                &value,
-                &f.hash,
-                &f.limit,
-                &f.offset,
-                &f.after,
-            ],
-        )
-        .await?;
-    rows.iter().map(from_row).collect()
 }
