@@ -588,3 +588,88 @@ fn both_verifiers_check_rfc3161_tokens_alike() {
     }
     std::fs::remove_dir_all(&work).ok();
 }
+
+/// The court's trust policy read the same way: a usage error (exit 2) for
+/// a file `anchord verify` refuses, the same verdict otherwise (quorum,
+/// origins, keys of the wrong type, a witness listed twice, the chain
+/// registry).
+#[test]
+fn both_verifiers_read_trust_policies_alike() {
+    let cli = cli();
+    let dir = corpus();
+    let text = std::fs::read_to_string(dir.join("trust-policy.toml")).unwrap();
+    let bundle = dir.join("valid/anchored-judicial-evm.json");
+    let w1 = "\"w1.test+75d398c7+BGa+fjMsekUzMr2dCn99sFX1xe8aBq2mbZizn7aBDEc6\"";
+    let w2 = "\"w2.test+70beada9+BAtROtm0kkAVygkC7QeQRNOsXb7CMG8GlIwQ2o62458t\"";
+    let sealer = "\"anchord.test/ledger+4f509efb+AepKbGPinFIKvvVQexMuxfmVR3auvr57kkIe6mkURtIs\"";
+    let variants: Vec<(&str, String, i32)> = vec![
+        ("as published", text.clone(), 0),
+        (
+            "quorum 2.0 (a float)",
+            text.replace("quorum = 2", "quorum = 2.0"),
+            2,
+        ),
+        ("quorum -1", text.replace("quorum = 2", "quorum = -1"), 2),
+        (
+            "quorum above the witnesses",
+            text.replace("quorum = 2", "quorum = 3"),
+            2,
+        ),
+        (
+            "no quorum: all witnesses",
+            text.replace("quorum = 2\n", ""),
+            0,
+        ),
+        ("an unknown key", format!("{text}\nfoo = 1\n"), 2),
+        ("a key given twice", format!("{text}\nquorum = 1\n"), 2),
+        (
+            "another format",
+            text.replace("trust-policy/v1", "trust-policy/v2"),
+            2,
+        ),
+        (
+            "another origin",
+            text.replace("origins = [\"anchord.test/ledger\"]", "origins = [\"x\"]"),
+            3,
+        ),
+        ("a witness key as sealer", text.replace(sealer, w1), 2),
+        ("a witness listed twice", text.replace(w2, w1), 3),
+        (
+            "a chain of another kind",
+            text.replace("kind = \"evm\"", "kind = \"eth\""),
+            2,
+        ),
+        (
+            "a chain id as an integer",
+            text.replace("chain_id = \"31337\"", "chain_id = 31337"),
+            2,
+        ),
+        (
+            "an evm chain's other id",
+            text.replace("chain_id = \"31337\"", "chain_id = \"1\""),
+            1,
+        ),
+        (
+            "a TSA path that does not exist",
+            format!("{text}\ntsa_certs = [\"nope.pem\"]\n"),
+            2,
+        ),
+    ];
+    let work = std::env::temp_dir().join(anchord_testkit::unique("anchord_cross_policy"));
+    std::fs::create_dir_all(&work).unwrap();
+    for (i, (what, policy, exit)) in variants.iter().enumerate() {
+        let path = work.join(format!("policy{i}.toml"));
+        std::fs::write(&path, policy).unwrap();
+        let (rust, ts) = both(
+            &cli,
+            &Case {
+                bundle: &bundle,
+                trust: Some(&path),
+                file: None,
+            },
+        );
+        assert_eq!(rust.exit, *exit, "anchord verify, policy {what}: {rust:?}");
+        assert_eq!(rust, ts, "policy {what}");
+    }
+    std::fs::remove_dir_all(&work).ok();
+}
