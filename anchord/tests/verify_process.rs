@@ -778,6 +778,63 @@ async fn a_fake_gateway_named_in_the_bundle_is_never_contacted() {
     );
 }
 
+/// A bad `--egress-allow` entry is the caller's mistake: a usage error (exit
+/// 2, naming the entry) before anything is read or contacted, never a
+/// verdict (it was UNCONFIRMED, exit 4, once the online step built its
+/// client).
+#[test]
+fn a_bad_egress_allow_entry_is_a_usage_error_not_a_verdict() {
+    use anchord_core::bundle::corpus::{self, Spec};
+    let dir = tmpdir();
+    let b = corpus::build(&Spec {
+        receipts: vec![(corpus::hz_court(), 3)],
+        ..Spec::default()
+    });
+    let bpath = write_json(&dir, "b.json", &b);
+    let policy = policy_with_hz(&dir, &format!("http://127.0.0.1:{}", closed_port()), "");
+    for bad in ["not a host!", "10.0.0.0/33", "", "http://10.0.0.1/", "a..b"] {
+        let o = run_verify(
+            &bpath,
+            &[
+                "--trust",
+                policy.to_str().unwrap(),
+                "--online",
+                "--allow-bundle-endpoints",
+                "--egress-allow",
+                "127.0.0.1",
+                "--egress-allow",
+                bad,
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(code(&o), 2, "--egress-allow {bad:?}: {}", describe(&o));
+        assert!(
+            stdout(&o).is_empty(),
+            "--egress-allow {bad:?}: no verdict expected: {}",
+            describe(&o)
+        );
+        assert!(
+            stderr.contains("--egress-allow") && stderr.contains(&format!("{bad:?}")),
+            "--egress-allow {bad:?}: the message names the option and the entry: {stderr}"
+        );
+    }
+    // Good entries still reach the verdict.
+    let o = run_verify(
+        &bpath,
+        &[
+            "--trust",
+            policy.to_str().unwrap(),
+            "--online",
+            "--allow-bundle-endpoints",
+            "--egress-allow",
+            "10.0.0.0/8",
+            "--egress-allow",
+            "hooks.bank.internal",
+        ],
+    );
+    assert_eq!(code(&o), 4, "{}", describe(&o));
+}
+
 /// The corpus bundle anchored for real on a judicial chain simulator: its
 /// chain file holds the transaction in block `receipt.block_number`; the
 /// receipt's block hash and time are the chain's.
