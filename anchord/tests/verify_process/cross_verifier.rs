@@ -673,3 +673,153 @@ fn both_verifiers_read_trust_policies_alike() {
     }
     std::fs::remove_dir_all(&work).ok();
 }
+
+/// Signed notes edited as text (docs/checkpoint-format.md §Signed note):
+/// lines by unknown keys, the 100-signature limit, a carriage return, a
+/// cosignature without its timestamp, a sealer line with one, an extension
+/// line, unpadded base64, reordered lines; both verifiers give the same
+/// verdict and check for each.
+#[test]
+fn both_verifiers_read_signed_notes_alike() {
+    use anchord_core::checkpoint::NoteSignature;
+    let cli = cli();
+    let dir = corpus();
+    let policy = dir.join("trust-policy.toml");
+    let src: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("valid/anchored-judicial-evm.json")).unwrap(),
+    )
+    .unwrap();
+    let note = src["checkpoint"]["signed_note"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let split = note.rfind("\n\n").unwrap();
+    let body = &note[..=split];
+    let sigs = &note[split + 2..];
+    let lines: Vec<&str> = sigs.lines().collect();
+    assert_eq!(lines.len(), 3);
+    let edit = |line: &str, f: &dyn Fn(&[u8]) -> Vec<u8>| {
+        let mut s = NoteSignature::parse_line(line).unwrap();
+        s.payload = f(&s.payload);
+        s.line().trim_end().to_owned()
+    };
+    let junk = |n: usize| -> String {
+        (0..n)
+            .map(|i| {
+                NoteSignature {
+                    name: format!("k{i}"),
+                    key_id: [i as u8; 4],
+                    payload: vec![i as u8; 64],
+                }
+                .line()
+            })
+            .collect()
+    };
+    let join = |ls: &[String]| format!("{body}\n{}\n", ls.join("\n"));
+    let l = |i: usize| lines[i].to_owned();
+    let variants: Vec<(&str, String, &str)> = vec![
+        (
+            "a line by an unknown key",
+            format!("{note}{}", junk(1)),
+            "VALID -",
+        ),
+        (
+            "100 signature lines",
+            format!("{note}{}", junk(97)),
+            "VALID -",
+        ),
+        (
+            "101 signature lines",
+            format!("{note}{}", junk(98)),
+            "INVALID checkpoint",
+        ),
+        (
+            "a carriage return",
+            note.replacen("\n\n", "\r\n\n", 1),
+            "INVALID checkpoint",
+        ),
+        (
+            "no final newline",
+            note[..note.len() - 1].to_owned(),
+            "INVALID checkpoint",
+        ),
+        (
+            "a cosignature without its timestamp",
+            join(&[l(0), edit(lines[1], &|p| p[8..].to_vec()), l(2)]),
+            "INVALID witness_signature",
+        ),
+        (
+            "a cosignature's timestamp changed",
+            join(&[
+                l(0),
+                edit(lines[1], &|p| [&[0u8; 8][..], &p[8..]].concat()),
+                l(2),
+            ]),
+            "INVALID witness_signature",
+        ),
+        (
+            "a sealer line with a timestamp",
+            join(&[edit(lines[0], &|p| [&[0u8; 8][..], p].concat()), l(1), l(2)]),
+            "INVALID sealer_signature",
+        ),
+        (
+            "an extension line",
+            format!("{body}ext\n\n{sigs}"),
+            "INVALID sealer_signature",
+        ),
+        (
+            "an empty extension line",
+            format!("{body}\nx\n\n{sigs}"),
+            "INVALID checkpoint",
+        ),
+        (
+            "lines in reverse order",
+            join(&[l(2), l(1), l(0)]),
+            "VALID -",
+        ),
+        (
+            "the sealer's line only",
+            join(&[l(0)]),
+            "INVALID witness_quorum",
+        ),
+        (
+            "unpadded base64",
+            join(&[l(0).trim_end_matches('=').to_owned(), l(1), l(2)]),
+            "INVALID checkpoint",
+        ),
+        (
+            "a no-break space after the dash",
+            note.replacen("— ", "—\u{a0}", 1),
+            "INVALID checkpoint",
+        ),
+        (
+            "a size with a leading zero",
+            note.replacen("\n3\n", "\n03\n", 1),
+            "INVALID checkpoint",
+        ),
+    ];
+    let work = std::env::temp_dir().join(anchord_testkit::unique("anchord_cross_notes"));
+    std::fs::create_dir_all(&work).unwrap();
+    for (i, (what, n, want)) in variants.iter().enumerate() {
+        let mut b = src.clone();
+        b["checkpoint"]["signed_note"] = serde_json::Value::String(n.clone());
+        let path = work.join(format!("note{i}.json"));
+        std::fs::write(&path, serde_json::to_vec(&b).unwrap()).unwrap();
+        let (rust, ts) = both(
+            &cli,
+            &Case {
+                bundle: &path,
+                trust: Some(&policy),
+                file: None,
+            },
+        );
+        let got = format!(
+            "{} {}",
+            rust.verdict.as_deref().unwrap_or("usage"),
+            rust.check.as_deref().unwrap_or("-")
+        );
+        assert_eq!(&got, want, "anchord verify, note with {what}");
+        assert_eq!(rust, ts, "note with {what}");
+    }
+    std::fs::remove_dir_all(&work).ok();
+}
