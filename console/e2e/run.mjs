@@ -166,6 +166,8 @@ async function screen(page, name) {
   const file = join(artifacts, `${String(shots.length + 1).padStart(2, '0')}-${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
   shots.push(file);
+  if (process.env.E2E_STYLES)
+    console.log(await page.evaluate(() => [...document.querySelectorAll('style')].map((s) => `${s.nonce ? 'N' : '-'} ${[...s.attributes].map((a) => a.name + '=' + a.value.slice(0, 20)).join(',')} ${s.textContent.slice(0, 100)}`).join('\n')));
   // axe-core, evaluated through the DevTools protocol (not an inline script: the CSP stays strict).
   await page.evaluate(axeSource);
   const result = await page.evaluate(async () => {
@@ -190,8 +192,14 @@ function assert(cond, msg) {
 async function newPage() {
   const context = await browser.newContext({ locale: 'zh-CN', timezoneId: 'Asia/Shanghai', viewport: { width: 1400, height: 900 } });
   const page = await context.newPage();
+  // Every CSP violation with what caused it (added through the DevTools protocol, not inline).
+  await page.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) =>
+      console.log(`CSPV ${e.effectiveDirective} ${e.sourceFile}:${e.lineNumber}:${e.columnNumber} sample=${e.sample} at ${location.pathname}`),
+    );
+  });
   page.on('console', (m) => {
-    if (/Content[- ]Security[- ]Policy/i.test(m.text())) cspErrors.push(m.text());
+    if (/Content[- ]Security[- ]Policy|^CSPV/i.test(m.text())) cspErrors.push(m.text());
   });
   page.on('pageerror', (e) => cspErrors.push(`page error: ${e.message}`));
   page.on('response', async (r) => {

@@ -5,6 +5,9 @@ import { createRoot } from 'react-dom/client';
 import 'antd/dist/antd.css';
 import './app.css';
 import { App } from './App';
+import { stampStyleNonce } from './csp';
+
+stampStyleNonce();
 
 const root = document.getElementById('root');
 if (root) {

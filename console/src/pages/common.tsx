@@ -1,25 +1,27 @@
 import { Tag } from 'antd';
 import { statusLabel, useI18n } from '../i18n';
 
-const COLORS: Record<string, string> = {
-  saved: 'default',
-  submitted: 'processing',
-  approved: 'cyan',
-  on_chain: 'success',
-  anchored: 'green',
+/** Status families, each with colours that meet WCAG AA (antd's preset tag
+ * colours do not: e.g. #52c41a on #f6ffed is 2.4:1). */
+const FAMILY: Record<string, string> = {
+  saved: 'plain',
+  submitted: 'info',
+  approved: 'info',
+  on_chain: 'ok',
+  anchored: 'ok',
   rejected: 'error',
   refused: 'error',
-  signing: 'processing',
-  awaiting_review: 'warning',
-  pending: 'warning',
-  in_review: 'processing',
-  certified: 'success',
+  signing: 'info',
+  awaiting_review: 'warn',
+  pending: 'warn',
+  in_review: 'info',
+  certified: 'ok',
 };
 
 export function StatusTag({ status }: { status: string }) {
   const { lang } = useI18n();
   return (
-    <Tag color={COLORS[status] ?? 'default'} data-status={status}>
+    <Tag className={`anchord-status anchord-status-${FAMILY[status] ?? 'plain'}`} data-status={status}>
       {statusLabel(lang, status)}
     </Tag>
   );
