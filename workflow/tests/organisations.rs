@@ -857,3 +857,201 @@ async fn notification_mails_reach_the_right_people_and_survive_a_down_relay() {
     assert_eq!(mails(&smtp.out).len(), 2);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The other kinds through the real SMTP server, with the pipeline running:
+/// a contract mails its pending signer and its outside invitee (with the
+/// one-time link), its title's CR/LF adding no header or recipient; an
+/// approval mails the creator; a judicial request mails the addressed
+/// institution's users and its decision the applicant. The inboxes count
+/// the same things.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn contract_and_judicial_events_mail_signers_invitees_and_institutions() {
+    let port = free_port();
+    let dir = common::temp_dir("wf_smtp2");
+    let smtp = smtp_up(port, &dir.join("mails.jsonl")).await;
+    let env = start(true, |c| {
+        c.smtp.host = "127.0.0.1".into();
+        c.smtp.port = port;
+        c.smtp.from = "noreply@anchord.test".into();
+        c.smtp.starttls = false;
+        c.smtp.link_base = "https://console.anchord.test".into();
+        c.smtp.poll_ms = 100;
+    })
+    .await;
+    let admin = env.admin().await;
+    let product = env.product(&admin).await;
+    let a = org(
+        &env,
+        &admin,
+        json!({"kind": "bank", "name": "A", "tenant": "bank-a"}),
+    )
+    .await;
+    let n = org(
+        &env,
+        &admin,
+        json!({"kind": "notary", "name": "Notary", "institution_id": "notary-n", "fee_cents": 100}),
+    )
+    .await;
+    let (_, alice) = member(
+        &env,
+        &admin,
+        a,
+        "alice",
+        "user",
+        json!({"email": "alice@bank-a.test"}),
+    )
+    .await;
+    let (_, sam) = member(
+        &env,
+        &admin,
+        a,
+        "sam",
+        "user",
+        json!({"email": "sam@bank-a.test"}),
+    )
+    .await;
+    let (_, rita) = member(
+        &env,
+        &admin,
+        a,
+        "rita",
+        "reviewer",
+        json!({"email": "rita@bank-a.test"}),
+    )
+    .await;
+    let (_, judge) = member(
+        &env,
+        &admin,
+        n,
+        "judge",
+        "institution",
+        json!({"email": "judge@notary.test"}),
+    )
+    .await;
+
+    // A contract: sam signs, guest is invited by e-mail.
+    let tid = env
+        .ok(
+            201,
+            "POST",
+            "/v1/contract-types",
+            Some(&admin),
+            Some(json!({"name": "loan", "template_text": "借款人 {{a}}"})),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let k = env
+        .ok(201, "POST", "/v1/contracts", Some(&alice),
+            Some(json!({"contract_type_id": tid, "title": "Loan\r\nBcc: evil@attacker.test",
+                        "variables": {"a": "张三"}, "signers": ["sam", {"email": "guest@outside.test"}]})))
+        .await;
+    let number = k["number"].as_str().unwrap().to_owned();
+    let token = k["invitation_links"][0]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let all = wait_mails(&smtp.out, 2, "the signer's and the invitee's mails").await;
+    let to = |m: &Value| m["rcpt_tos"].clone();
+    let for_sam = all
+        .iter()
+        .find(|m| to(m) == json!(["sam@bank-a.test"]))
+        .expect("sam's mail");
+    let subject = for_sam["subject"].as_str().unwrap();
+    assert!(
+        subject.contains(&number) && subject.contains("awaits your signature"),
+        "{for_sam}"
+    );
+    assert!(
+        subject.contains("Loan Bcc: evil@attacker.test"),
+        "the title, on one line: {for_sam}"
+    );
+    assert!(for_sam["body"].as_str().unwrap().contains(&format!(
+        "https://console.anchord.test/contracts/{}",
+        k["id"]
+    )));
+    let for_guest = all
+        .iter()
+        .find(|m| to(m) == json!(["guest@outside.test"]))
+        .expect("the invitee's mail");
+    assert!(
+        for_guest["body"].as_str().unwrap().contains(&format!(
+            "https://console.anchord.test/invitation#token={token}"
+        )),
+        "{for_guest}"
+    );
+    let v = env.ok(200, "GET", "/v1/inbox", Some(&sam), None).await;
+    assert_eq!(v["counts"]["contract_signatures"], 1, "{v}");
+
+    // A preservation reviewed, sealed, then notarized.
+    let (pid, _) = submitted(&env, &alice, product).await;
+    env.ok(
+        200,
+        "POST",
+        &format!("/v1/preservations/{pid}/approve"),
+        Some(&rita),
+        None,
+    )
+    .await;
+    env.wait_until(
+        "the preservation on chain",
+        &format!("/v1/preservations/{pid}"),
+        &alice,
+        90,
+        |v| v["status"] == "on_chain",
+    )
+    .await;
+    let r = env
+        .ok(201, "POST", "/v1/judicial-requests", Some(&alice),
+            Some(json!({"kind": "notarization", "subject_kind": "preservation", "subject_id": pid, "institution_id": "notary-n"})))
+        .await;
+    let rid = r["id"].as_i64().unwrap();
+    let v = env.ok(200, "GET", "/v1/inbox", Some(&judge), None).await;
+    assert_eq!(v["counts"]["judicial_requests"], 1, "{v}");
+    let ids = env
+        .walk_pages("/v1/inbox/judicial_requests?limit=10", &judge)
+        .await;
+    assert_eq!(ids, vec![rid]);
+    env.ok(
+        200,
+        "POST",
+        &format!("/v1/judicial-requests/{rid}/refuse"),
+        Some(&judge),
+        Some(json!({"reason": "no original"})),
+    )
+    .await;
+    let v = env.ok(200, "GET", "/v1/inbox", Some(&judge), None).await;
+    assert_eq!(v["counts"]["judicial_requests"], 0, "{v}");
+
+    // 2 contract mails + rita's review + alice's approval + the judge's
+    // request + alice's decision.
+    let all = wait_mails(&smtp.out, 6, "six mails").await;
+    let kinds: Vec<(String, String)> = all
+        .iter()
+        .map(|m| {
+            (
+                m["rcpt_tos"][0].as_str().unwrap().to_owned(),
+                m["subject"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let has = |to: &str, what: &str| kinds.iter().any(|(t, s)| t == to && s.contains(what));
+    assert!(has("rita@bank-a.test", "awaits your review"), "{kinds:?}");
+    assert!(has("alice@bank-a.test", "approved"), "{kinds:?}");
+    assert!(has("judge@notary.test", "received"), "{kinds:?}");
+    assert!(has("alice@bank-a.test", "refused"), "{kinds:?}");
+    for m in &all {
+        assert_eq!(m["rcpt_tos"].as_array().unwrap().len(), 1, "{m}");
+        assert!(
+            m["headers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|h| !h[0].as_str().unwrap().eq_ignore_ascii_case("bcc")),
+            "{m}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(mails(&smtp.out).len(), 6, "{kinds:?}");
+    let _ = (rita, std::fs::remove_dir_all(dir));
+}
