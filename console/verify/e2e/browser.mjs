@@ -95,6 +95,8 @@ await test('a valid bundle with its evidence file: VALID, every check listed wit
   });
   assert(r.verdict === 'VALID' && r.check === '', JSON.stringify(r));
   assert(r.text.startsWith('有效'), r.text);
+  const stated = await page.textContent('#verified-at');
+  assert(/^核验 Verified \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC against trust-policy\.toml \(sha256 [0-9a-f]{16}\)/.test(stated), stated);
   assert(JSON.stringify(r.steps.map((s) => s.check)) === JSON.stringify(ALL), JSON.stringify(r.steps.map((s) => s.check)));
   assert(r.steps.every((s) => s.ok), 'every step passed');
   const ev = JSON.parse(readFileSync(join(corpus, 'valid/anchored-judicial-evm.json'), 'utf8')).entry.evidence_hash;

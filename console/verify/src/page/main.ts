@@ -137,6 +137,12 @@ function render(r: Result) {
   const noEv = !state.evidence && !$<HTMLInputElement>('hash').value.trim();
   $('verdict-note').textContent = noEv && r.verdict !== 'ERROR' ? t('noEvidence') : '';
   $('fingerprint').textContent = r.trust_policy_sha256 ? `${t('policy')}: ${r.trust_policy_sha256}` : '';
+  // As the preservation certificate words it (verifier/src/certificate.rs).
+  const at = new Date().toISOString().replace('T', ' ').replace(/\.\d+Z$/, '');
+  $('verified-at').textContent =
+    r.verdict === 'VALID' && r.trust_policy_sha256
+      ? `核验 Verified ${at} UTC against ${state.policy?.name ?? 'trust.toml'} (sha256 ${r.trust_policy_sha256.slice(0, 16)}) · 未在线核验 not checked online`
+      : '';
   const body = $('checks-body');
   body.replaceChildren();
   for (const s of r.steps) {
