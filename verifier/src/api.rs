@@ -767,8 +767,12 @@ async fn tlog_tile(
             })
             .await?
             .ok_or_else(|| {
-                tracing::error!(%path, size = cp.size, "a tile of the latest checkpoint's tree is not stored");
-                ApiError::from(ProveError::Corrupt(format!("tile {path} is not stored")))
+                tracing::warn!(%path, size = cp.size, "a tile of the latest checkpoint's tree is not stored (the batcher writes the tiles of blocks sealed before tiles at its next start)");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "tiles_unavailable",
+                    "the block log's tiles are not written yet",
+                )
             })?,
         None => {
             let from = index * tiles::TILE_WIDTH;

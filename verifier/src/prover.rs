@@ -242,7 +242,10 @@ impl Prover {
         let cp = &view.checkpoint;
         let receipts = view.receipts.clone();
         let log = self
-            .log_tiles_for(&tiles::inclusion_tiles(cp.size, h.height).map_err(tile_err)?)
+            .log_tiles_for(
+                &tiles::inclusion_tiles(cp.size, h.height).map_err(tile_err)?,
+                cp.size,
+            )
             .await?;
         let block_log_path = tiles::inclusion_proof_from(suite, &log, cp.size, h.height)
             .map_err(|e| ProveError::Corrupt(format!("block log path: {e}")))?;
@@ -292,7 +295,7 @@ impl Prover {
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let need = tiles::consistency_tiles(size, r.checkpoint_size).map_err(tile_err)?;
-            let log = self.log_tiles_for(&need).await?;
+            let log = self.log_tiles_for(&need, r.checkpoint_size).await?;
             let receipt: serde_json::Value = serde_json::from_str(&r.receipt)
                 .map_err(|e| ProveError::Corrupt(format!("receipt {}: {e}", r.target)))?;
             out.push(AnchorReceipt {
@@ -402,7 +405,29 @@ impl Prover {
 
     /// Block-log tiles: full ones from the cache when there, the rest (and
     /// every partial tile: it grows) in one query.
-    async fn log_tiles_for(&self, need: &[Tile]) -> Result<TileSet, ProveError> {
+    /// Until the batcher has written the block-log tiles of a ledger sealed
+    /// before tiles (its first start after migration 0006), proofs come
+    /// from the block hashes themselves, as before (linear, logged).
+    async fn log_tiles_for(&self, need: &[Tile], size: u64) -> Result<TileSet, ProveError> {
+        match self.stored_log_tiles(need).await {
+            Err(ProveError::Corrupt(e)) if self.ledger.log_tiles_size().await? < size => {
+                tracing::warn!(
+                    size,
+                    error = %e,
+                    "block-log tiles not written yet (the batcher writes them at its next start); proving from the block hashes"
+                );
+                let hashes = self.ledger.block_hashes_between(0, size).await?;
+                let mut set = TileSet::new();
+                for (t, h) in tiles::build_tiles(self.suite, &hashes) {
+                    set.insert(t.level, t.index, h);
+                }
+                Ok(set)
+            }
+            other => other,
+        }
+    }
+
+    async fn stored_log_tiles(&self, need: &[Tile]) -> Result<TileSet, ProveError> {
         let mut set = TileSet::new();
         let mut missing = Vec::new();
         {
@@ -443,6 +468,18 @@ impl Prover {
     /// The raw bytes of block-log tile `t` as the tlog-tiles API serves it
     /// (its first `t.width` hashes), if the log has grown that far.
     pub async fn log_tile(&self, t: Tile) -> Result<Option<Vec<u8>>, ProveError> {
+        if t.is_full()
+            && let Some(h) = self
+                .log_tiles
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&(t.level, t.index))
+        {
+            metrics::TILE_READS
+                .with_label_values(&["log", "cache"])
+                .inc();
+            return Ok(Some(tiles::tile_bytes(h)));
+        }
         let Some(bytes) = self.ledger.log_tile_bytes(t.level, t.index).await? else {
             return Ok(None);
         };
@@ -567,7 +604,7 @@ impl Prover {
             return Ok(None);
         }
         let need = tiles::consistency_tiles(size1, size2).map_err(tile_err)?;
-        let log = self.log_tiles_for(&need).await?;
+        let log = self.log_tiles_for(&need, size2).await?;
         let proof = tiles::consistency_proof_from(self.suite, &log, size1, size2)
             .map_err(|e| ProveError::Corrupt(format!("consistency: {e}")))?;
         Ok(Some((

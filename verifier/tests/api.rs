@@ -752,3 +752,35 @@ async fn the_tlog_tiles_api_serves_the_block_log_to_a_client_written_from_the_sp
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_sealed_before_tiles_still_serves_proofs() {
+    let e = tiled_env().await;
+    // As a ledger migrated to 0006 whose batcher has not started since:
+    // no tiles at all (TRUNCATE: the triggers refuse row deletes).
+    e._db
+        .client()
+        .await
+        .batch_execute("TRUNCATE log_tiles, block_tiles")
+        .await
+        .unwrap();
+    let all = e.ledger.leaf_hashes(0, 600).await.unwrap();
+    for i in [0usize, 513, 599, 898] {
+        let b = get_bundle(&e, i).await;
+        verify_bundle(&b, &trusted(), Some(&EvidenceAlg::Sha256.hash(&file(i)))).unwrap();
+        if i < 600 {
+            assert_eq!(
+                b.audit_path,
+                anchord_core::merkle::inclusion_proof(SUITE, &all, i as u64).unwrap()
+            );
+        }
+    }
+    let r = e
+        .http
+        .get(format!("{}/tile/0/000", e.base))
+        .send()
+        .await
+        .unwrap();
+    let (status, code) = error_code(r).await;
+    assert_eq!((status, code.as_str()), (503, "tiles_unavailable"));
+}
