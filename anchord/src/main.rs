@@ -125,6 +125,10 @@ fn main() -> ExitCode {
         Command::JudicialSim(args) => relay_cmd::judicial_sim(args),
         Command::Verify(args) => verify_cmd::verify(&args),
         Command::Export(args) => verify_cmd::export(&args),
+        // The OpenAPI document needs no configuration.
+        Command::Workflow(workflow_cmd::WorkflowArgs {
+            action: Some(workflow_cmd::WorkflowAction::Openapi),
+        }) => workflow_cmd::print_openapi(),
         command => {
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,

@@ -34,8 +34,7 @@ pub async fn run(config: Config, args: WorkflowArgs) -> anyhow::Result<()> {
     match args.action {
         None => crate::service::run(config, WorkflowService).await,
         Some(WorkflowAction::Openapi) => {
-            let doc = anchord_workflow::console::openapi_document();
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            print_openapi();
             Ok(())
         }
         Some(WorkflowAction::CreateAdmin {
@@ -60,6 +59,21 @@ pub async fn run(config: Config, args: WorkflowArgs) -> anyhow::Result<()> {
             .await?;
             println!("created administrator {username} (id {id})");
             Ok(())
+        }
+    }
+}
+
+/// `anchord workflow openapi`: the API's OpenAPI document on stdout.
+pub fn print_openapi() -> std::process::ExitCode {
+    let doc = anchord_workflow::console::openapi_document();
+    match serde_json::to_string_pretty(&doc) {
+        Ok(text) => {
+            println!("{text}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::from(1)
         }
     }
 }

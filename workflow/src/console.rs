@@ -436,6 +436,44 @@ pub fn openapi_document() -> serde_json::Value {
     serde_json::to_value(crate::api::ApiDoc::openapi()).unwrap_or(serde_json::Value::Null)
 }
 
+/// Gives every operation of the OpenAPI document a unique `operationId`
+/// (`<method>_<path>`, e.g. `get_preservations_id_file`): utoipa names
+/// operations after their handler functions, and `list`, `create`, `get`
+/// repeat across modules, which OpenAPI forbids and which made generated
+/// clients (openapi-typescript) merge the operations of different paths.
+#[derive(Debug)]
+pub struct UniqueOperationIds;
+
+impl utoipa::Modify for UniqueOperationIds {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let name: String = path
+                .trim_start_matches("/v1")
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect::<String>()
+                .split('_')
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join("_");
+            for (method, op) in [
+                ("get", &mut item.get),
+                ("post", &mut item.post),
+                ("put", &mut item.put),
+                ("patch", &mut item.patch),
+                ("delete", &mut item.delete),
+                ("head", &mut item.head),
+                ("options", &mut item.options),
+                ("trace", &mut item.trace),
+            ] {
+                if let Some(op) = op.as_mut() {
+                    op.operation_id = Some(format!("{method}_{name}"));
+                }
+            }
+        }
+    }
+}
+
 /// The default console directory.
 pub fn default_console_dir() -> PathBuf {
     PathBuf::from("console/dist")
@@ -459,6 +497,23 @@ mod tests {
         assert_eq!(out.matches("nonce-").count(), 1);
         let out = csp_with_style_nonce("default-src 'self'", "n");
         assert_eq!(out, "default-src 'self'; style-src 'self' 'nonce-n'");
+    }
+
+    #[test]
+    fn every_operation_id_is_unique() {
+        let doc = openapi_document();
+        let mut seen = std::collections::BTreeMap::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                if let Some(id) = op.get("operationId").and_then(|v| v.as_str()) {
+                    let at = format!("{method} {path}");
+                    if let Some(other) = seen.insert(id.to_owned(), at.clone()) {
+                        panic!("operationId {id} of {at} is also {other}'s");
+                    }
+                }
+            }
+        }
+        assert!(seen.contains_key("get_preservations_id_file"), "{seen:?}");
     }
 
     #[test]
