@@ -960,6 +960,22 @@ logs = [{{ origin = "{ORIGIN}", vkeys = ["{sealer_vkey}"] }}]
             vec![low as f64],
             "the configured threshold is exported"
         );
+        // The workflow's own exposition: well formed, and its probes in the
+        // spec with their types.
+        let (status, body) = http_get(&format!("127.0.0.1:{workflow_admin}"), "/metrics").unwrap();
+        assert_eq!(status, 200, "workflow /metrics");
+        promtool_check(&body, "workflow's exposition");
+        for m in [
+            "anchord_admin_postgres_up",
+            "anchord_admin_disk_free_bytes",
+            "anchord_admin_disk_size_bytes",
+            "anchord_admin_disk_low_free_bytes",
+        ] {
+            assert!(
+                body.contains(&format!("# TYPE {m} gauge")) && spec[m].kind == "gauge",
+                "workflow does not export {m} as the spec's gauge:\n{body}"
+            );
+        }
         let filling = fired(
             "AnchordDiskFilling",
             r#",job="workflow",volume="workflow_storage""#,
@@ -1002,6 +1018,100 @@ logs = [{{ origin = "{ORIGIN}", vkeys = ["{sealer_vkey}"] }}]
         "every alert rule fired on the real pipeline"
     );
     drop(procs);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `anchord_admin_postgres_up` on the two other kinds of pool the services
+/// use: a reader's (the verifier: read-only sessions, no migrations) and the
+/// witness's own store. Each runs with its database behind a proxy; cutting
+/// it (every connection reset, new ones refused) turns the probe to 0 at the
+/// next scrape, restoring it turns it back to 1. (The big test above does
+/// the same for a writer, ingest, through a real Prometheus.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_probe_of_a_reader_and_of_a_witness_follows_a_lost_database() {
+    let dir = std::env::temp_dir().join(anchord_testkit::unique("anchord_pgprobe"));
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let (rdb, _ledger) = TestDb::migrated().await;
+    let wdb = TestDb::new().await;
+    let (sealer_key, sealer_vkey) = keygen(&dir, ORIGIN, "sealer.key", false);
+    let (witness_key, _) = keygen(&dir, "notary.test", "witness.key", true);
+    let config = dir.join("anchord.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[database]
+url = "postgres://unused@127.0.0.1:1/unused"
+[batcher]
+origin = "{ORIGIN}"
+signing_key = "{sealer}"
+[verifier]
+listen = "127.0.0.1:{verifier}"
+[witness]
+listen = "127.0.0.1:{witness}"
+signing_key = "{witness_key}"
+logs = [{{ origin = "{ORIGIN}", vkeys = ["{sealer_vkey}"] }}]
+"#,
+            sealer = sealer_key.display(),
+            verifier = free_port(),
+            witness = free_port(),
+            witness_key = witness_key.display(),
+        ),
+    )
+    .unwrap();
+    for (job, db) in [("verifier", rdb.url()), ("witness", wdb.url())] {
+        let (pg, _) = reroute_postgres_url(db, "127.0.0.1:1".parse().unwrap());
+        let proxy = ChaosProxy::start(pg).await;
+        let (_, proxied) = reroute_postgres_url(db, proxy.addr());
+        let admin = free_port();
+        let log = std::fs::File::create(logs.join(format!("{job}.log"))).unwrap();
+        let mut procs = vec![Proc(
+            Command::new(BIN)
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("ANCHORD_LOG", "info")
+                .env("ANCHORD__DATABASE__URL", &proxied)
+                .env("ANCHORD__ADMIN__LISTEN", format!("127.0.0.1:{admin}"))
+                .arg("--config")
+                .arg(&config)
+                .arg(job)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+            job,
+        )];
+        wait_ready(job, admin, 60, &mut procs, &logs).await;
+        let addr = format!("127.0.0.1:{admin}");
+        let probe = || {
+            let (status, body) = http_get(&addr, "/metrics").unwrap();
+            assert_eq!(status, 200, "{job} /metrics");
+            body.lines()
+                .find_map(|l| l.strip_prefix("anchord_admin_postgres_up "))
+                .unwrap_or_else(|| panic!("{job} exports no anchord_admin_postgres_up:\n{body}"))
+                .to_owned()
+        };
+        let mut wait_for = async |want: &str, what: &str| {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let got = probe();
+                if got == want {
+                    return;
+                }
+                procs[0].assert_running(&logs);
+                assert!(
+                    Instant::now() < deadline,
+                    "{job}: anchord_admin_postgres_up stayed {got} for 30 s {what}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        };
+        wait_for("1", "with its database reachable").await;
+        proxy.break_all();
+        wait_for("0", "after its database was cut").await;
+        proxy.restore();
+        wait_for("1", "after its database came back").await;
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
