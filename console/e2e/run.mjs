@@ -365,6 +365,12 @@ try {
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.locator('#username').waitFor();
 
+  // The demo's seeding (scripts/demo-console) against this server: a product, a
+  // preservation on chain, a three-party contract, a judicial request.
+  execFileSync(join(root, 'scripts/demo-console'), ['seed', base, join(dir, 'admin.password'), join(dir, 'accounts.txt')], {
+    env: { ...childEnv, DEMO_BANK: 'bank-a' },
+    stdio: 'inherit',
+  });
   if (cspErrors.length) throw new Error(`Content-Security-Policy violations or page errors:\n${cspErrors.join('\n')}`);
   if (violations.length) throw new Error(`serious accessibility violations:\n${JSON.stringify(violations, null, 1)}`);
   console.log(`e2e: ${shots.length} screens, every role's flow passed in ${((Date.now() - t0) / 1000).toFixed(1)} s (screenshots in ${artifacts})`);
