@@ -1,5 +1,5 @@
-import type { ReactNode } from 'react';
-import { Button, Layout, Menu, Space, Tag } from 'antd';
+import { type ReactNode, useEffect, useState } from 'react';
+import { Badge, Button, Layout, Menu, Space, Tag } from 'antd';
 import { useLocation, useNavigate } from 'react-router';
 import { api } from './api/client';
 import { type Key, useI18n } from './i18n';
@@ -42,8 +42,14 @@ export function Shell({ children }: { children: ReactNode }) {
   const { me, setMe } = useSession();
   const nav = useNavigate();
   const loc = useLocation();
+  const [todo, setTodo] = useState<number>();
+  useEffect(() => {
+    // The to-do count (GET /v1/inbox), refreshed as the user moves around.
+    if (me && me.role !== 'admin') void api.GET('/v1/inbox').then((r) => setTodo(r.data?.total));
+  }, [me, loc.pathname]);
   if (!me) return null;
   const items = menuOf(me.role);
+  const inboxPath = me.role === 'institution' ? '/judicial' : '/inbox';
   const selected = items
     .filter((i) => loc.pathname === i.path || loc.pathname.startsWith(`${i.path}/`))
     .sort((a, b) => b.path.length - a.path.length)[0];
@@ -60,7 +66,17 @@ export function Shell({ children }: { children: ReactNode }) {
           theme="dark"
           mode="horizontal"
           selectedKeys={selected ? [selected.path] : []}
-          items={items.map((i) => ({ key: i.path, label: t(i.key) }))}
+          items={items.map((i) => ({
+            key: i.path,
+            label:
+              i.path === inboxPath && todo ? (
+                <span>
+                  {t(i.key)} <Badge count={todo} size="small" aria-label={`${todo}`} />
+                </span>
+              ) : (
+                t(i.key)
+              ),
+          }))}
           onClick={(e) => nav(e.key)}
         />
         <Space>

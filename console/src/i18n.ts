@@ -147,6 +147,18 @@ const zh = {
   newContract: '发起邀约',
   variables: '合同变量',
   signedAt: '签署时间',
+  instances: '服务实例',
+  address: '地址',
+  memory: '内存',
+  uptime: '运行时间',
+  problem: '问题',
+  handover: '证据移交',
+  compareStored: '比对保全文件',
+  comparisonReport: '下载比对报告',
+  organisations: '组织机构',
+  newOrganisation: '新建组织',
+  users_count: '用户数',
+  enabled: '启用',
 };
 
 export type Key = keyof typeof zh;
@@ -287,6 +299,18 @@ const en: Record<Key, string> = {
   newContract: 'New contract',
   variables: 'Variables',
   signedAt: 'Signed at',
+  instances: 'Service instances',
+  address: 'Address',
+  memory: 'Memory',
+  uptime: 'Uptime',
+  problem: 'Problem',
+  handover: 'Evidence handover',
+  compareStored: 'Compare the preserved file',
+  comparisonReport: 'Download the comparison report',
+  organisations: 'Organisations',
+  newOrganisation: 'New organisation',
+  users_count: 'Users',
+  enabled: 'Enabled',
 };
 
 export const dictionaries: Record<Lang, Record<Key, string>> = { zh, en };

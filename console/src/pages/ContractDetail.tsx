@@ -114,7 +114,7 @@ export function ContractDetail() {
           dataSource={c.signers}
           columns={[
             { title: '#', dataIndex: 'index', width: 50 },
-            { title: t('username'), render: (_, s) => s.username ?? '' },
+            { title: t('username'), render: (_, s) => s.username ?? s.invitation?.email ?? s.invitation?.phone ?? '' },
             { title: t('tenant'), dataIndex: 'organisation' },
             { title: t('status'), dataIndex: 'status', render: (v: string) => <StatusTag status={v === 'signed' ? 'on_chain' : v === 'pending' ? 'signing' : v} /> },
             { title: t('signedAt'), dataIndex: 'signed_at', render: (v: string | null) => localTime(lang, v) },

@@ -41,6 +41,14 @@ export function JudicialDetail() {
     }
     setPercent(undefined);
   };
+  const compareStored = async () => {
+    try {
+      await must(api.POST('/v1/judicial-requests/{id}/compare-evidence', { params: { path: { id: rid } } }));
+      await load();
+    } catch (e) {
+      fail(e);
+    }
+  };
   const review = async () => {
     try {
       await must(api.POST('/v1/judicial-requests/{id}/review', { params: { path: { id: rid } } }));
@@ -89,6 +97,7 @@ export function JudicialDetail() {
           {r.case_description && <Descriptions.Item label={t('caseDescription')}>{r.case_description}</Descriptions.Item>}
           {r.purpose && <Descriptions.Item label={t('purpose')}>{r.purpose}</Descriptions.Item>}
           {r.refuse_reason && <Descriptions.Item label={t('reason')}>{r.refuse_reason}</Descriptions.Item>}
+          <Descriptions.Item label={t('handover')}>{r.evidence.handover ?? '—'}{r.evidence.file ? ` · ${r.evidence.file.name}` : ''}</Descriptions.Item>
           <Descriptions.Item label={t('createdAt')}>{localTime(lang, r.created_at)}</Descriptions.Item>
           {r.decided_at && <Descriptions.Item label={t('done')}>{localTime(lang, r.decided_at)}</Descriptions.Item>}
         </Descriptions>
@@ -111,6 +120,16 @@ export function JudicialDetail() {
           <span>{t('noData')}</span>
         )}
         <Space style={{ marginTop: 16 }} wrap>
+          {institution && open && r.evidence.handover && (
+            <Button type="primary" onClick={compareStored}>
+              {t('compareStored')}
+            </Button>
+          )}
+          {r.comparison_report_path && (
+            <a href={r.comparison_report_path} download>
+              {t('comparisonReport')}
+            </a>
+          )}
           {institution && open && (
             <Upload showUploadList={false} beforeUpload={(f) => (void send(`/v1/judicial-requests/${rid}/compare`, f), false)}>
               <Button>{t('compare')}</Button>

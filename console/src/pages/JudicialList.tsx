@@ -38,7 +38,7 @@ export function JudicialList() {
   }, [canApply]);
   const apply = async (v: { kind: 'notarization' | 'ruling'; subject_kind: 'preservation' | 'contract'; subject_id: number; institution_id: string; case_description?: string; purpose?: string }) => {
     try {
-      const r = await must(api.POST('/v1/judicial-requests', { body: v }));
+      const r = await must(api.POST('/v1/judicial-requests', { body: { ...v, evidence: 'authorised' } }));
       setApplying(false);
       nav(`/judicial/${r.id}`);
     } catch (e) {

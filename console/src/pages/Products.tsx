@@ -43,7 +43,7 @@ export function Products() {
     if (!product) return;
     try {
       if (editing === 'new') {
-        await must(api.POST('/v1/products/{id}/fields', { params: { path: { id: product.id } }, body: { ...v, required: !!v.required } }));
+        await must(api.POST('/v1/products/{id}/fields', { params: { path: { id: product.id } }, body: { ...v, required: !!v.required, disclose_on_certificate: !!v.disclose_on_certificate } }));
       } else if (editing) {
         const { key: _key, ...patch } = v;
         await must(api.PATCH('/v1/products/{id}/fields/{key}', { params: { path: { id: product.id, key: editing.key } }, body: patch }));
@@ -124,6 +124,7 @@ export function Products() {
                   { title: t('type'), dataIndex: 'type' },
                   { title: t('maxLength'), dataIndex: 'max_length' },
                   { title: t('required'), dataIndex: 'required', render: (v: boolean) => (v ? '✓' : '') },
+                  { title: t('disclose'), dataIndex: 'disclose_on_certificate', render: (v: boolean) => (v ? '✓' : '') },
                   {
                     title: t('actions'),
                     render: (_, f, i) => (
@@ -182,6 +183,9 @@ export function Products() {
           </Form.Item>
           <Form.Item name="required" valuePropName="checked">
             <Checkbox>{t('required')}</Checkbox>
+          </Form.Item>
+          <Form.Item name="disclose_on_certificate" valuePropName="checked">
+            <Checkbox>{t('disclose')}</Checkbox>
           </Form.Item>
           <Button type="primary" htmlType="submit">
             {t('save')}

@@ -5,6 +5,8 @@ import { localTime, type Key, useI18n } from '../i18n';
 
 type U = Schemas['UserJson'];
 type I = Schemas['Institution'];
+type O = Schemas['OrganisationJson'];
+type OrgKind = 'bank' | 'enterprise' | 'notary' | 'court';
 type Role = 'admin' | 'reviewer' | 'user' | 'institution';
 
 /** Organisations (institutions) and users. */
@@ -14,8 +16,11 @@ export function UsersPage() {
   const [insts, setInsts] = useState<I[]>([]);
   const [newUser, setNewUser] = useState(false);
   const [newInst, setNewInst] = useState(false);
+  const [orgs, setOrgs] = useState<O[]>([]);
+  const [newOrg, setNewOrg] = useState(false);
   const load = useCallback(async () => {
-    const [u, i] = await Promise.all([api.GET('/v1/users'), api.GET('/v1/institutions')]);
+    const [u, i, o] = await Promise.all([api.GET('/v1/users'), api.GET('/v1/institutions'), api.GET('/v1/organisations')]);
+    if (o.data) setOrgs(o.data);
     if (u.data) setUsers(u.data);
     if (i.data) setInsts(i.data);
   }, []);
@@ -41,6 +46,24 @@ export function UsersPage() {
       fail(e);
     }
   };
+  const createOrg = async (v: { name: string; kind: OrgKind; tenant?: string; institution_id?: string; fee_cents?: number }) => {
+    try {
+      await must(api.POST('/v1/organisations', { body: v }));
+      setNewOrg(false);
+      await load();
+    } catch (e) {
+      fail(e);
+    }
+  };
+  const toggleOrg = async (o: O) => {
+    try {
+      if (o.enabled) await must(api.POST('/v1/organisations/{id}/disable', { params: { path: { id: o.id } } }));
+      else await must(api.POST('/v1/organisations/{id}/enable', { params: { path: { id: o.id } } }));
+      await load();
+    } catch (e) {
+      fail(e);
+    }
+  };
   const toggle = async (u: U) => {
     try {
       if (u.disabled_at) await must(api.POST('/v1/users/{id}/enable', { params: { path: { id: u.id } } }));
@@ -52,6 +75,36 @@ export function UsersPage() {
   };
   return (
     <Space direction="vertical" style={{ width: '100%' }} size="large">
+      <Card
+        title={t('organisations')}
+        extra={
+          <Button type="primary" onClick={() => setNewOrg(true)}>
+            {t('newOrganisation')}
+          </Button>
+        }
+      >
+        <Table<O>
+          rowKey="id"
+          size="small"
+          pagination={false}
+          dataSource={orgs}
+          columns={[
+            { title: t('name'), dataIndex: 'name' },
+            { title: t('kind'), dataIndex: 'kind' },
+            { title: t('tenant'), render: (_, o) => o.tenant ?? o.institution_id ?? '' },
+            { title: t('users_count'), dataIndex: 'users' },
+            { title: t('enabled'), dataIndex: 'enabled', render: (v: boolean) => (v ? '✓' : '✗') },
+            {
+              title: t('actions'),
+              render: (_, o) => (
+                <Button size="small" onClick={() => toggleOrg(o)}>
+                  {o.enabled ? 'disable' : 'enable'}
+                </Button>
+              ),
+            },
+          ]}
+        />
+      </Card>
       <Card
         title={t('users')}
         extra={
@@ -118,6 +171,28 @@ export function UsersPage() {
           </Form.Item>
           <Form.Item name="institution_id" label={t('institution')}>
             <Select allowClear options={insts.map((i) => ({ value: i.id, label: i.name }))} />
+          </Form.Item>
+          <Button type="primary" htmlType="submit">
+            {t('save')}
+          </Button>
+        </Form>
+      </Modal>
+      <Modal open={newOrg} title={t('newOrganisation')} footer={null} onCancel={() => setNewOrg(false)} destroyOnHidden>
+        <Form layout="vertical" onFinish={createOrg} initialValues={{ kind: 'bank' }}>
+          <Form.Item name="name" label={t('name')} rules={[{ required: true, max: 200 }]}>
+            <Input />
+          </Form.Item>
+          <Form.Item name="kind" label={t('kind')}>
+            <Select options={(['bank', 'enterprise', 'notary', 'court'] as const).map((k) => ({ value: k, label: k }))} />
+          </Form.Item>
+          <Form.Item name="tenant" label={t('tenant')}>
+            <Input placeholder="bank-a" />
+          </Form.Item>
+          <Form.Item name="institution_id" label={t('institution')}>
+            <Input />
+          </Form.Item>
+          <Form.Item name="fee_cents" label={t('fee')}>
+            <InputNumber min={0} />
           </Form.Item>
           <Button type="primary" htmlType="submit">
             {t('save')}
