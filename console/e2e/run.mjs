@@ -371,6 +371,32 @@ try {
     env: { ...childEnv, DEMO_BANK: 'bank-a' },
     stdio: 'inherit',
   });
+  const seeded = Object.fromEntries(
+    readFileSync(join(dir, 'accounts.txt'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' ').slice(1, 3)),
+  );
+  // The second signer of the seeded three-party contract signs it in the browser.
+  page = await newPage();
+  await uiLogin(page, 'li.si', seeded['li.si']);
+  await page.goto(`${base}/contracts`);
+  await page.getByText('张三借款合同（三方）').first().waitFor();
+  await screen(page, 'reviewer-contracts');
+  await page.getByRole('link', { name: /^HT/ }).first().click();
+  await page.getByRole('button', { name: /签\s*署/ }).click();
+  await page.locator('[data-status="awaiting_review"]').first().waitFor();
+  await screen(page, 'contract-signed-by-all');
+  await uiLogout(page);
+  // The notary compares the preserved file it was authorised to read.
+  page = await newPage();
+  await uiLogin(page, 'notary', seeded.notary);
+  await page.getByRole('link', { name: /^SF/ }).first().click();
+  await page.getByRole('button', { name: '比对保全文件' }).click();
+  await page.getByText('结果一致，数据未篡改').first().waitFor();
+  await page.getByText('下载比对报告').first().waitFor();
+  await screen(page, 'notary-comparison');
+  await uiLogout(page);
   if (cspErrors.length) throw new Error(`Content-Security-Policy violations or page errors:\n${cspErrors.join('\n')}`);
   if (violations.length) throw new Error(`serious accessibility violations:\n${JSON.stringify(violations, null, 1)}`);
   console.log(`e2e: ${shots.length} screens, every role's flow passed in ${((Date.now() - t0) / 1000).toFixed(1)} s (screenshots in ${artifacts})`);

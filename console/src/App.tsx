@@ -34,6 +34,11 @@ const THEME = {
   zeroRuntime: true,
   token: {
     colorPrimary: '#0958d9',
+    colorPrimaryHover: '#003eb3',
+    colorPrimaryActive: '#002c8c',
+    colorErrorHover: '#a8071a',
+    colorErrorActive: '#820014',
+    colorTextPlaceholder: 'rgba(0, 0, 0, 0.6)',
     colorLink: '#0958d9',
     colorError: '#cf1322',
     colorSuccess: '#237804',

@@ -32,12 +32,11 @@ export function ContractDetail() {
   const mine = c.signers.find((s) => s.user_id === me?.id && s.status === 'pending');
   const sign = async () => {
     try {
-      // The platform holds the key (custody "platform"): registered on first use.
-      const k = await api.POST('/v1/contracts/{id}/sign', { params: { path: { id: cid } }, body: {} });
-      if (!k.response.ok) {
-        await must(api.PUT('/v1/me/signing-key', { body: { custody: 'platform' } }));
-        await must(api.POST('/v1/contracts/{id}/sign', { params: { path: { id: cid } }, body: {} }));
-      }
+      // The platform holds the key (custody "platform"): registered on first use
+      // (409 when one is registered already).
+      const k = await api.PUT('/v1/me/signing-key', { body: { custody: 'platform' } });
+      if (!k.response.ok && k.response.status !== 409) throw new Error(errorText(k.error));
+      await must(api.POST('/v1/contracts/{id}/sign', { params: { path: { id: cid } }, body: {} }));
       await load();
     } catch (e) {
       fail(e);
