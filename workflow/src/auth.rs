@@ -371,7 +371,7 @@ pub async fn login(
     }
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::random32());
     let expires = users::create_session(
-        &*tx,
+        &tx,
         &token_hash(&token),
         a.user.id,
         wf.config.session_ttl_s as f64,
@@ -380,7 +380,7 @@ pub async fn login(
     // The count (and a lock this attempt engaged) is cleared only when no
     // other attempt was counted after this one: a concurrent right password
     // never clears a lock that concurrent wrong ones reached.
-    users::clear_failures(&*tx, a.user.id, a.count).await?;
+    users::clear_failures(&tx, a.user.id, a.count).await?;
     audit::append_in(
         &tx,
         Some(a.user.id),
@@ -947,7 +947,7 @@ pub async fn change_password(
     let keep = current_token(&headers).map(|t| token_hash(&t));
     let mut c = wf.db().await?;
     let tx = c.transaction().await?;
-    users::set_password(&*tx, caller.id, &new, false).await?;
+    users::set_password(&tx, caller.id, &new, false).await?;
     users::revoke_sessions(&*tx, caller.id, keep.as_deref()).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -993,7 +993,7 @@ pub async fn reset_password(
     let new = wf.passwords.hash(&p.new_password).await?;
     let mut c = wf.db().await?;
     let tx = c.transaction().await?;
-    users::set_password(&*tx, id, &new, p.must_change).await?;
+    users::set_password(&tx, id, &new, p.must_change).await?;
     users::revoke_sessions(&*tx, id, None).await?;
     tx.commit().await?;
     Ok(axum::Json(get_user(&c, id).await?))
@@ -1049,7 +1049,7 @@ pub async fn post_institution(
     // The institution and its organisation (`/v1/organisations`) at once.
     let mut c = wf.db().await?;
     let tx = c.transaction().await?;
-    crate::store::orgs::create_institution_org(&*tx, &i.kind, &i.name, &i.id, i.fee_cents).await?;
+    crate::store::orgs::create_institution_org(&tx, &i.kind, &i.name, &i.id, i.fee_cents).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(i)))
 }

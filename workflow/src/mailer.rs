@@ -282,7 +282,7 @@ pub async fn put_notifications(
         .await?;
     }
     let choices: Vec<(&str, bool)> = u.events.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    notify::set_prefs(&*tx, caller.id, &choices).await?;
+    notify::set_prefs(&tx, caller.id, &choices).await?;
     tx.commit().await?;
     Ok(axum::Json(settings(&wf, c.client(), caller.id).await?))
 }

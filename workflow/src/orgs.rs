@@ -148,8 +148,7 @@ pub async fn create(
     let id = match (&n.tenant, &n.institution_id) {
         (Some(t), _) => orgs::create_tenant_org(&*tx, &n.kind, &n.name, t).await?,
         (_, Some(i)) => {
-            orgs::create_institution_org(&*tx, &n.kind, &n.name, i, n.fee_cents.unwrap_or(0))
-                .await?
+            orgs::create_institution_org(&tx, &n.kind, &n.name, i, n.fee_cents.unwrap_or(0)).await?
         }
         _ => return Err(ApiError::internal()),
     };
@@ -266,7 +265,7 @@ pub async fn patch(
         return Err(ApiError::validation(errs));
     }
     let tx = c.transaction().await?;
-    orgs::update(&*tx, id, p.name.as_deref(), p.fee_cents).await?;
+    orgs::update(&tx, id, p.name.as_deref(), p.fee_cents).await?;
     let o = orgs::get(&*tx, id).await?;
     tx.commit().await?;
     Ok(axum::Json(org_json(o)))
@@ -279,7 +278,7 @@ async fn set_disabled(
 ) -> Result<axum::Json<OrganisationJson>, ApiError> {
     let mut c = wf.db().await?;
     let tx = c.transaction().await?;
-    let revoked = orgs::set_disabled(&*tx, id, disabled).await?;
+    let revoked = orgs::set_disabled(&tx, id, disabled).await?;
     let o = orgs::get(&*tx, id).await?;
     tx.commit().await?;
     if disabled {
