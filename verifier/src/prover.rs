@@ -55,6 +55,9 @@ pub enum Lookup {
     NotFound,
 }
 
+/// A full block-log tile's hashes (never changes).
+type FullTile = Arc<Vec<Digest32>>;
+
 /// A block's chunk roots, filled once by the first request that needs them.
 type ChunkCell = Arc<tokio::sync::OnceCell<Arc<Vec<Digest32>>>>;
 
@@ -74,8 +77,12 @@ pub struct Prover {
     pending_ttl: Duration,
     anchor_view_ttl: Duration,
     cache_cap: usize,
-    /// Full block-log tiles (immutable once full), by (level, index).
-    log_tiles: RwLock<HashMap<(u8, u64), Arc<Vec<Digest32>>>>,
+    /// Block-log tiles by (level, index), as wide as last read (a tile
+    /// only grows by appending, so a prefix of it never changes).
+    log_tiles: RwLock<HashMap<(u8, u64), FullTile>>,
+    /// Per block: its last, partial level-0 tile (immutable once sealed;
+    /// most paths in the block need it).
+    block_tails: RwLock<HashMap<u64, FullTile>>,
     /// Block headers by first sequence number (immutable once sealed),
     /// filled one block at a time as proofs need them.
     headers: RwLock<BTreeMap<u64, BlockHeader>>,
@@ -119,6 +126,7 @@ impl Prover {
             anchor_view_ttl: Duration::from_millis(c.anchor_view_ttl_ms),
             cache_cap: c.bundle_cache_entries,
             log_tiles: RwLock::new(HashMap::new()),
+            block_tails: RwLock::new(HashMap::new()),
             headers: RwLock::new(BTreeMap::new()),
             block_tiles: RwLock::new(HashMap::new()),
             chunk_roots: RwLock::new(HashMap::new()),
@@ -363,6 +371,20 @@ impl Prover {
         let mut set = (*stored).clone();
         for t in tiles::inclusion_tiles(n, index).map_err(tile_err)? {
             if t.level == 0 {
+                let tail = !t.is_full();
+                if tail
+                    && let Some(l) = self
+                        .block_tails
+                        .read()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get(&h.height)
+                {
+                    metrics::TILE_READS
+                        .with_label_values(&["block", "cache"])
+                        .inc();
+                    set.insert(0, t.index, (**l).clone());
+                    continue;
+                }
                 let from = h.first_seq + t.index * tiles::TILE_WIDTH;
                 let leaves = self
                     .ledger
@@ -371,6 +393,13 @@ impl Prover {
                 metrics::TILE_READS
                     .with_label_values(&["block", "level0"])
                     .inc();
+                if tail {
+                    let mut w = self.block_tails.write().unwrap_or_else(|p| p.into_inner());
+                    if w.len() >= BLOCK_TILE_CACHE {
+                        w.clear();
+                    }
+                    w.insert(h.height, Arc::new(leaves.clone()));
+                }
                 set.insert(0, t.index, leaves);
             }
         }
@@ -433,9 +462,13 @@ impl Prover {
         {
             let cache = self.log_tiles.read().unwrap_or_else(|p| p.into_inner());
             for t in need {
+                // A tile only grows by appending (enforced by the schema), so
+                // a cached tile at least as wide is this tile.
                 match cache.get(&(t.level, t.index)) {
-                    Some(h) => set.insert(t.level, t.index, (**h).clone()),
-                    None => missing.push(*t),
+                    Some(h) if h.len() >= usize::from(t.width) => {
+                        set.insert(t.level, t.index, (**h).clone())
+                    }
+                    _ => missing.push(*t),
                 }
             }
         }
@@ -457,7 +490,10 @@ impl Prover {
             let h = got
                 .get(t.level, t.index)
                 .ok_or_else(|| ProveError::Corrupt(format!("block-log tile {t} is missing")))?;
-            if h.len() as u64 == tiles::TILE_WIDTH {
+            let wider = cache
+                .get(&(t.level, t.index))
+                .is_none_or(|c| c.len() < h.len());
+            if wider {
                 cache.insert((t.level, t.index), Arc::new(h.to_vec()));
             }
             set.insert(t.level, t.index, h.to_vec());
