@@ -597,11 +597,11 @@ pub async fn list(
         return Err(ApiError::field("field_key", "a field key"));
     }
     if let Some(v) = &q.field_value
-        && v.chars().count() > MAX_FIELD_VALUE_CHARS
+        && (v.chars().count() > MAX_FIELD_VALUE_CHARS || v.contains('\0'))
     {
         return Err(ApiError::field(
             "field_value",
-            format!("at most {MAX_FIELD_VALUE_CHARS} characters"),
+            format!("at most {MAX_FIELD_VALUE_CHARS} characters, no NUL"),
         ));
     }
     crate::error::one_of("status", &q.status, &status::strs(PreservationStatus::ALL))?;

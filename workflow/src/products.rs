@@ -120,6 +120,12 @@ pub fn normalized_key(k: &str) -> String {
         .collect()
 }
 
+/// A name or label: 1-200 characters, none of them a control character
+/// (PostgreSQL text holds no NUL; a label is one line).
+pub fn valid_name(n: &str) -> bool {
+    !n.is_empty() && n.chars().count() <= 200 && !n.chars().any(char::is_control)
+}
+
 /// Check a field definition: field-level messages into `errs`, each key
 /// prefixed with `prefix`.
 pub fn check_field(f: &Field, prefix: &str, errs: &mut BTreeMap<String, String>) {
@@ -131,8 +137,11 @@ pub fn check_field(f: &Field, prefix: &str, errs: &mut BTreeMap<String, String>)
                 .into(),
         );
     }
-    if f.display_name.is_empty() || f.display_name.chars().count() > 200 {
-        errs.insert(format!("{prefix}display_name"), "1-200 characters".into());
+    if !valid_name(&f.display_name) {
+        errs.insert(
+            format!("{prefix}display_name"),
+            "1-200 characters, no control characters".into(),
+        );
     }
     if !FIELD_TYPES.contains(&f.field_type.as_str()) {
         errs.insert(
@@ -160,10 +169,10 @@ pub const MAX_DESCRIPTION_CHARS: usize = 4000;
 
 /// Check a product description: at most [`MAX_DESCRIPTION_CHARS`].
 pub fn check_description(d: &str, errs: &mut BTreeMap<String, String>) {
-    if d.chars().count() > MAX_DESCRIPTION_CHARS {
+    if d.chars().count() > MAX_DESCRIPTION_CHARS || d.contains('\0') {
         errs.insert(
             "description".into(),
-            format!("at most {MAX_DESCRIPTION_CHARS} characters"),
+            format!("at most {MAX_DESCRIPTION_CHARS} characters, no NUL"),
         );
     }
 }
@@ -197,6 +206,13 @@ pub fn validate_values(
             if f.required {
                 errs.insert(f.key.clone(), format!("{} is required", f.display_name));
             }
+            continue;
+        }
+        if v.contains('\0') {
+            errs.insert(
+                f.key.clone(),
+                format!("{}: must not contain NUL characters", f.display_name),
+            );
             continue;
         }
         let len = v.chars().count();
@@ -339,8 +355,11 @@ pub async fn create(
     Json(p): Json<NewProduct>,
 ) -> Result<(StatusCode, axum::Json<ProductJson>), ApiError> {
     let mut errs = BTreeMap::new();
-    if p.name.trim().is_empty() || p.name.chars().count() > 200 {
-        errs.insert("name".into(), "1-200 characters".into());
+    if p.name.trim().is_empty() || !valid_name(&p.name) {
+        errs.insert(
+            "name".into(),
+            "1-200 characters, no control characters".into(),
+        );
     }
     check_channels(&p.channels, &mut errs);
     check_description(&p.description, &mut errs);
@@ -400,9 +419,12 @@ pub async fn patch(
 ) -> Result<axum::Json<ProductJson>, ApiError> {
     let mut errs = BTreeMap::new();
     if let Some(n) = &p.name
-        && (n.trim().is_empty() || n.chars().count() > 200)
+        && (n.trim().is_empty() || !valid_name(n))
     {
-        errs.insert("name".into(), "1-200 characters".into());
+        errs.insert(
+            "name".into(),
+            "1-200 characters, no control characters".into(),
+        );
     }
     if let Some(d) = &p.description {
         check_description(d, &mut errs);

@@ -74,10 +74,18 @@ pub fn range(
 pub fn number(v: &Option<String>) -> Result<Option<String>, ApiError> {
     match v {
         None => Ok(None),
-        Some(s) if s.is_empty() || s.chars().count() > MAX_NUMBER_CHARS => Err(ApiError::field(
-            "number",
-            format!("1-{MAX_NUMBER_CHARS} characters (a number or its beginning, e.g. BQ00000000)"),
-        )),
+        Some(s)
+            if s.is_empty()
+                || s.chars().count() > MAX_NUMBER_CHARS
+                || s.chars().any(char::is_control) =>
+        {
+            Err(ApiError::field(
+                "number",
+                format!(
+                    "1-{MAX_NUMBER_CHARS} characters (a number or its beginning, e.g. BQ00000000)"
+                ),
+            ))
+        }
         Some(s) => Ok(Some(s.to_uppercase())),
     }
 }

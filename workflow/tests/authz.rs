@@ -303,6 +303,12 @@ async fn every_route_denies_every_role_the_table_does_not_allow() {
             bank_a_readers.clone(),
         ),
         (
+            "GET",
+            format!("{pp}/certificate.json"),
+            Body::None,
+            bank_a_readers.clone(),
+        ),
+        (
             "POST",
             format!("{pp}/submit"),
             Body::None,
@@ -507,6 +513,24 @@ async fn every_route_denies_every_role_the_table_does_not_allow() {
             "/v1/monitoring/summary".into(),
             Body::None,
             admin_only.clone(),
+        ),
+        (
+            "GET",
+            "/v1/monitoring/instances".into(),
+            Body::None,
+            admin_only.clone(),
+        ),
+        (
+            "GET",
+            "/v1/search/contracts".into(),
+            Body::None,
+            vec!["notary", "court"],
+        ),
+        (
+            "GET",
+            "/v1/search/on-chain".into(),
+            Body::None,
+            vec!["admin", "notary", "court"],
         ),
         (
             "POST",

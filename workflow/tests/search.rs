@@ -103,6 +103,17 @@ async fn product_field_keys_take_the_seed_styles_and_collide_up_to_case_and_unde
         assert_eq!(s, 422, "{bad}: {v}");
         assert!(v["error"]["fields"]["key"].is_string(), "{v}");
     }
+    // A NUL in a label or a value: 422, never a database error.
+    let (s, v) = env
+        .call(
+            "POST",
+            &fields,
+            Some(&admin),
+            Some(json!({"key": "nul", "display_name": "a\u{0}b", "type": "text", "max_length": 5, "required": false})),
+        )
+        .await;
+    assert_eq!(s, 422, "{v}");
+    assert!(v["error"]["fields"]["display_name"].is_string(), "{v}");
     // Within one new product, too.
     let (s, v) = env
         .call(
@@ -154,6 +165,16 @@ async fn product_field_keys_take_the_seed_styles_and_collide_up_to_case_and_unde
         .await;
     assert_eq!(s, 422, "{v}");
     assert!(v["error"]["fields"]["id_no"].is_string(), "{v}");
+    let (s, v) = env
+        .call(
+            "POST",
+            "/v1/preservations",
+            Some(&alice),
+            Some(json!({"product_id": product, "fields": {"projName": "x\u{0}y"}})),
+        )
+        .await;
+    assert_eq!(s, 422, "{v}");
+    assert!(v["error"]["fields"]["projName"].is_string(), "{v}");
     preserve(&env, &alice, product, "x").await;
 }
 
@@ -324,6 +345,9 @@ async fn preservation_search_filters_stay_within_the_bank_and_refuse_bad_input()
             "field_key",
         ),
         (&format!("number={}", "9".repeat(40)) as &str, "number"),
+        // PostgreSQL text and jsonb hold no NUL: refused, never a 500.
+        ("number=BQ%00", "number"),
+        ("field_key=projName&field_value=a%00b", "field_value"),
     ] {
         let (s, v) = env
             .call(
