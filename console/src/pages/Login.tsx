@@ -23,7 +23,7 @@ export function Login() {
   };
   return (
     <main className="anchord-login">
-      <Card title={<h1 style={undefined}>{t('appName')}</h1>} extra={<Button size="small" onClick={() => setLang(lang === 'zh' ? 'en' : 'zh')}>{t('language')}</Button>}>
+      <Card title={<h1 className="anchord-login-title">{t('appName')}</h1>} extra={<Button size="small" onClick={() => setLang(lang === 'zh' ? 'en' : 'zh')}>{t('language')}</Button>}>
         <Form layout="vertical" onFinish={onFinish} requiredMark={false}>
           <Form.Item label={t('username')} name="username" rules={[{ required: true }]}>
             <Input autoComplete="username" id="username" />
@@ -31,8 +31,8 @@ export function Login() {
           <Form.Item label={t('password')} name="password" rules={[{ required: true }]}>
             <Input.Password autoComplete="current-password" id="password" />
           </Form.Item>
-          {error && <Alert type="error" title={error} showIcon style={undefined} />}
-          <Space style={undefined}>
+          {error && <Alert type="error" title={error} showIcon className="anchord-login-error" />}
+          <Space>
             <Button type="primary" htmlType="submit" loading={busy}>
               {t('login')}
             </Button>
