@@ -1415,6 +1415,27 @@ async fn contracts_span_organisations_and_invited_outside_signers() {
         .await;
     assert_eq!(p["number"], k["number"]);
     let carol_pw = common::password_of("carol");
+    // A taken username or a weak password registers nobody and leaves the
+    // link usable.
+    let (s, v) = e
+        .call(
+            "POST",
+            "/v1/invitations/register",
+            None,
+            Some(json!({"token": token, "username": "alice", "password": common::password_of("alice2")})),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 409, "{v}");
+    let (s, v) = e
+        .call(
+            "POST",
+            "/v1/invitations/register",
+            None,
+            Some(json!({"token": token, "username": "carol", "password": "password"})),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 422, "{v}");
+    assert!(v["error"]["fields"]["password"].is_string(), "{v}");
     let v = e
         .ok(
             201,
@@ -1493,6 +1514,59 @@ async fn contracts_span_organisations_and_invited_outside_signers() {
         v["error"]["message"].as_str().unwrap().contains("expired"),
         "{v}"
     );
+
+    // An invitation accepted by someone with an account (ben, of bank-b):
+    // the slot is his, he reads the contract; the link is spent.
+    let k3 = e
+        .ok(
+            201,
+            "POST",
+            "/v1/contracts",
+            Some(&alice),
+            Some(new(json!([{"email": "ben@bank-b.example"}]))),
+        )
+        .await;
+    let token3 = k3["invitation_links"][0]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, _) = e
+        .call(
+            "GET",
+            &format!("/v1/contracts/{}", k3["id"]),
+            Some(&ben),
+            None,
+        )
+        .await;
+    assert_eq!(s.as_u16(), 403);
+    let v = e
+        .ok(
+            200,
+            "POST",
+            "/v1/invitations/accept",
+            Some(&ben),
+            Some(json!({"token": token3})),
+        )
+        .await;
+    assert_eq!(v["signers"][0]["username"], "ben", "{v}");
+    assert_eq!(v["signers"][0]["organisation"], "bank-b", "{v}");
+    e.ok(
+        200,
+        "GET",
+        &format!("/v1/contracts/{}", k3["id"]),
+        Some(&ben),
+        None,
+    )
+    .await;
+    let (s, _) = e
+        .call(
+            "POST",
+            "/v1/invitations/accept",
+            Some(&bob),
+            Some(json!({"token": token3})),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 409);
 
     // carol, an outside signer, sees only her contract.
     let carol = e.login("carol", &carol_pw).await;
