@@ -357,6 +357,36 @@ pub fn tile_hashes(bytes: &[u8]) -> Result<Vec<Digest32>, TileError> {
         .collect())
 }
 
+/// An entry bundle (`tile/entries/<N>`): each entry preceded by its length
+/// as a big-endian uint16. Entries longer than 65,535 bytes cannot be
+/// bundled (`None`); the block log's entries are 119-byte block headers.
+pub fn entry_bundle<E: AsRef<[u8]>>(entries: &[E]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(entries.iter().map(|e| e.as_ref().len() + 2).sum());
+    for e in entries {
+        let e = e.as_ref();
+        out.extend_from_slice(&u16::try_from(e.len()).ok()?.to_be_bytes());
+        out.extend_from_slice(e);
+    }
+    Some(out)
+}
+
+/// Split an entry bundle into its entries (`None` if truncated).
+pub fn parse_entry_bundle(bytes: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let (len, tail) = rest.split_first_chunk::<2>()?;
+        let len = usize::from(u16::from_be_bytes(*len));
+        if tail.len() < len {
+            return None;
+        }
+        let (e, tail) = tail.split_at(len);
+        out.push(e);
+        rest = tail;
+    }
+    Some(out)
+}
+
 /// Where tiles come from. `read` returns the tile's hashes: at least
 /// `tile.width` of them (a stored tile that has grown since may return
 /// more; only the first `tile.width` are used).
@@ -794,6 +824,19 @@ mod tests {
             s.insert(t.level, t.index, h.clone());
         }
         s
+    }
+
+    #[test]
+    fn entry_bundles_are_uint16_length_prefixed() {
+        let b = entry_bundle(&[b"ab".as_slice(), b"".as_slice(), b"xyz".as_slice()]).unwrap();
+        assert_eq!(b, b"\x00\x02ab\x00\x00\x00\x03xyz");
+        assert_eq!(
+            parse_entry_bundle(&b).unwrap(),
+            vec![&b"ab"[..], &b""[..], &b"xyz"[..]]
+        );
+        assert!(parse_entry_bundle(&b[..b.len() - 1]).is_none());
+        assert!(parse_entry_bundle(&[0]).is_none());
+        assert!(entry_bundle(&[vec![0u8; 65_536]]).is_none());
     }
 
     #[test]

@@ -782,13 +782,10 @@ async fn tlog_tile(
                 .block_headers_between(from, from + u64::from(width))
                 .await
                 .map_err(ProveError::from)?;
-            let mut out = Vec::with_capacity(headers.len() * 121);
-            for h in headers {
-                let e = h.encode();
-                out.extend_from_slice(&(e.len() as u16).to_be_bytes());
-                out.extend_from_slice(&e);
-            }
-            out
+            let encoded: Vec<Vec<u8>> = headers.iter().map(|h| h.encode()).collect();
+            tiles::entry_bundle(&encoded).ok_or_else(|| {
+                ApiError::from(ProveError::Corrupt("a block header over 65,535 bytes".into()))
+            })?
         }
     };
     let mut r = Body::from(body).into_response();
