@@ -245,15 +245,11 @@ pub async fn flush_noise(wf: &Workflow) {
 /// `session_purge_grace_s` ago; returns how many.
 pub async fn purge_sessions(wf: &Workflow) -> Result<u64, ApiError> {
     let c = wf.db().await?;
-    let n = c
-        .execute(
-            "DELETE FROM workflow.sessions
-              WHERE expires_at < now() - make_interval(secs => $1)
-                 OR revoked_at < now() - make_interval(secs => $1)",
-            &[&(wf.config.session_purge_grace_s as f64)],
-        )
-        .await?;
-    Ok(n)
+    Ok(crate::store::users::purge_sessions(
+        c.client(),
+        wf.config.session_purge_grace_s as f64,
+    )
+    .await?)
 }
 
 /// The housekeeping task: noise summaries, session purge, limiter upkeep.

@@ -277,6 +277,7 @@ const MOVED_TO_STORE_AS: &[(&str, &str)] = &[
     ("authz", "users"),
     ("events", "webhooks"),
     ("mailer", "notify"),
+    ("limits", "users"),
 ];
 
 /// SQL statement keywords as they start a statement in a string.

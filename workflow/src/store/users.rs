@@ -369,6 +369,21 @@ pub async fn revoke_sessions<C: GenericClient + Sync>(
     .await?)
 }
 
+/// Delete sessions that expired or were revoked more than `grace_s` ago;
+/// returns how many.
+pub async fn purge_sessions<C: GenericClient + Sync>(
+    c: &C,
+    grace_s: f64,
+) -> Result<u64, StoreError> {
+    Ok(c.execute(
+        "DELETE FROM workflow.sessions
+          WHERE expires_at < now() - make_interval(secs => $1)
+             OR revoked_at < now() - make_interval(secs => $1)",
+        &[&grace_s],
+    )
+    .await?)
+}
+
 /// A session and its user, as resolved for a request.
 #[derive(Debug)]
 pub struct Session {
