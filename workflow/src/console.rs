@@ -148,7 +148,42 @@ async fn serve(
     } else if !rel.is_empty() && !spa {
         return plain(StatusCode::NOT_FOUND, "no such file\n");
     }
+    // A page built with its own policy (console/verify writes its inline
+    // script's and style's hashes to index.html.csp) is served under it,
+    // with framing always refused.
+    if let Ok(own) = tokio::fs::read_to_string(dir.join("index.html.csp")).await {
+        return own_policy_html(&index, own.trim()).await;
+    }
     index_html(&index, csp).await
+}
+
+/// `index` under the policy its build wrote (`frame-ancestors 'none'` added
+/// when it lacks one); an unusable policy is a 503, never an answer without
+/// one.
+async fn own_policy_html(index: &Path, policy: &str) -> Response {
+    let mut policy = policy.to_owned();
+    if !policy.contains("frame-ancestors") {
+        policy.push_str("; frame-ancestors 'none'");
+    }
+    let (Ok(body), Ok(csp)) = (tokio::fs::read(index).await, HeaderValue::from_str(&policy)) else {
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "index.html or its index.html.csp is unreadable\n",
+        );
+    };
+    (
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static(NO_CACHE)),
+            (header::CONTENT_SECURITY_POLICY, csp),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// A file below `dir`, through `tower-http`'s `ServeDir` (which refuses

@@ -181,6 +181,30 @@ async fn console_is_served_with_a_strict_policy_cache_rules_and_spa_fallback() {
     );
 }
 
+/// The court's verification page (console/verify) is served at /verify/
+/// under the policy its build wrote (its inline script and style by hash).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verification_page_is_served_under_its_own_policy() {
+    let dir = common::temp_dir("anchord_verify_page");
+    std::fs::write(dir.join("index.html"), "<!doctype html><title>核验</title>").unwrap();
+    let own =
+        "default-src 'none'; script-src 'sha256-AAAA'; style-src 'sha256-BBBB'; connect-src 'self'";
+    std::fs::write(dir.join("index.html.csp"), format!("{own}\n")).unwrap();
+    let e = common::start(false, |c| c.verify_dir = dir.clone()).await;
+    let (s, h, body) = get(&e, "/verify/").await;
+    assert_eq!(s, 200);
+    assert!(body.contains("核验"), "{body}");
+    assert_eq!(header(&h, "cache-control"), "no-cache");
+    assert_eq!(
+        header(&h, "content-security-policy"),
+        format!("{own}; frame-ancestors 'none'")
+    );
+    assert_eq!(header(&h, "x-content-type-options"), "nosniff");
+    // Not an application: unknown paths are 404s.
+    let (s, _, _) = get(&e, "/verify/cases/12").await;
+    assert_eq!(s, 404);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_built_console_the_api_works_and_the_root_says_how_to_build_it() {
     let missing = common::temp_dir("anchord_console_missing").join("dist");
