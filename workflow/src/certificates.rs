@@ -1,29 +1,44 @@
 //! The preservation certificate (电子数据保全证书) of an on-chain
-//! preservation or contract: the verifier's PDF certificate, rendered from
-//! the same proof bundle `GET …/proof` serves, with a QR code pointing at
-//! the public proof URL (`workflow.proof_url`) where a court checks it.
+//! preservation: the verifier's PDF certificate, rendered from the same
+//! proof bundle `GET …/proof` serves, with a QR code pointing at the public
+//! proof URL (`workflow.proof_url`) where a court checks it, followed by the
+//! preservation's number, product, disclosed fields and file; and the same
+//! certificate as JSON (docs/workflow-api.md, "Preservation certificate").
 
-use anchord_core::bundle::Bundle;
+use std::sync::Arc;
+
+use anchord_core::bundle::{AnchorState, Bundle, TrustedKeys, verify_bundle};
 use anchord_verifier::certificate::IssueError;
 use axum::body::Body;
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::Workflow;
-use crate::error::ApiError;
+use crate::authz::Caller;
+use crate::error::{ApiError, Path};
+use crate::store::{preservations as preservation_store, products as product_store};
 
-/// The PDF for `bundle`, named `filename` in the download.
-pub(crate) async fn pdf(
+/// The PDF for `bundle`, named `filename` in the download, with `extra`
+/// lines after the ledger certificate's own.
+pub(crate) async fn pdf_with(
     wf: &Workflow,
     bundle: Bundle,
     filename: &str,
+    extra: Vec<(f32, String)>,
 ) -> Result<Response, ApiError> {
     let url = format!(
         "{}/{}",
         wf.config.proof_url.trim_end_matches('/'),
         hex::encode(&bundle.entry.evidence_hash)
     );
-    let bytes = wf.certificates.pdf(bundle, url).await.map_err(|e| match e {
+    let bytes = wf
+        .certificates
+        .pdf_with(bundle, url, extra)
+        .await
+        .map_err(|e| match e {
         IssueError::FontUnavailable(e) => {
             tracing::error!(error = %e, "loading the certificate font (workflow.certificate_font)");
             ApiError::new(
@@ -52,17 +67,6 @@ pub(crate) async fn pdf(
 
 // ---------------------------------------------------------------------------
 // The preservation certificate as JSON: what a court reads, field by field.
-
-use std::sync::Arc;
-
-use anchord_core::bundle::{AnchorState, TrustedKeys, verify_bundle};
-use axum::extract::State;
-use serde::Serialize;
-use utoipa::ToSchema;
-
-use crate::authz::Caller;
-use crate::error::Path;
-use crate::store::{preservations as preservation_store, products as product_store};
 
 /// A time in UTC and in the deployment's zone (`workflow.utc_offset`).
 #[derive(Debug, Serialize, ToSchema)]
@@ -206,6 +210,105 @@ pub struct PreservationCertificate {
     pub issued_at: CertTime,
 }
 
+/// The preservation the caller may read (403 otherwise), its product's name
+/// and template, on one connection returned before the ledger is read.
+async fn subject(
+    wf: &Workflow,
+    caller: &Caller,
+    id: i64,
+) -> Result<
+    (
+        preservation_store::Preservation,
+        String,
+        Vec<product_store::FieldRow>,
+    ),
+    ApiError,
+> {
+    let c = wf.db().await?;
+    let p = preservation_store::get(c.client(), id).await?;
+    if !caller.can_read_tenant(&p.tenant) {
+        return Err(ApiError::forbidden(
+            "this preservation belongs to another bank",
+        ));
+    }
+    let product = product_store::name_of(c.client(), p.product_id).await?;
+    let template = product_store::fields_of(c.client(), p.product_id).await?;
+    Ok((p, product, template))
+}
+
+/// The fields the bank discloses on certificates, in the template's order,
+/// filled ones only.
+fn disclosed(template: Vec<product_store::FieldRow>, values: &serde_json::Value) -> Vec<CertField> {
+    template
+        .into_iter()
+        .filter(|f| f.disclose_on_certificate)
+        .filter_map(|f| {
+            let v = values.get(&f.key)?.as_str()?.to_owned();
+            Some(CertField {
+                key: f.key,
+                label: f.display_name,
+                value: v,
+            })
+        })
+        .collect()
+}
+
+/// Text a CJK certificate font can set: printable ASCII, Latin-1, CJK
+/// punctuation, the unified ideographs and full-width forms; anything else
+/// (an emoji, a control character) becomes `?` instead of failing the
+/// certificate.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| match u32::from(c) {
+            0x20..=0x7e | 0xa0..=0xff | 0x3000..=0x303f | 0x4e00..=0x9fff | 0xff00..=0xffef => c,
+            _ => '?',
+        })
+        .collect()
+}
+
+/// The preservation certificate (PDF) of preservation `id`: the ledger
+/// certificate, then the preservation's number, product, disclosed fields
+/// and file.
+pub(crate) async fn preservation_pdf(
+    wf: &Workflow,
+    caller: &Caller,
+    id: i64,
+) -> Result<Response, ApiError> {
+    let (p, product, template) = subject(wf, caller, id).await?;
+    let not_yet = || ApiError::invalid_state("the evidence is not sealed in a block yet");
+    let sub = p.submission_id.ok_or_else(not_yet)?;
+    let s = crate::evidence::get(&*wf.db().await?, sub)
+        .await?
+        .ok_or_else(not_yet)?;
+    let bundle = crate::evidence::bundle(wf, &s).await?.ok_or_else(not_yet)?;
+    let mut extra = vec![
+        (9.0, String::new()),
+        (11.0, "保全信息 Preservation:".to_owned()),
+        (9.0, format!("    保全编号 Number: {}", p.number)),
+        (9.0, format!("    产品 Product: {}", printable(&product))),
+    ];
+    for f in disclosed(template, &p.fields) {
+        extra.push((
+            9.0,
+            format!("    {}: {}", printable(&f.label), printable(&f.value)),
+        ));
+    }
+    if let Some(f) = &p.file {
+        extra.push((9.0, format!("    文件 File: {}", printable(&f.name))));
+        extra.push((9.0, format!("    文件 SHA-256: {}", f.sha256)));
+        if let Some(sm3) = &f.sm3 {
+            extra.push((9.0, format!("    文件 SM3: {sm3}")));
+        }
+    }
+    pdf_with(
+        wf,
+        bundle,
+        &format!("preservation-{id}-certificate.pdf"),
+        extra,
+    )
+    .await
+}
+
 /// The preservation certificate as JSON, once the evidence is sealed: the
 /// number, product, the fields the bank discloses, the file's name and
 /// hash, sequence, block, checkpoint, trusted timestamp, each anchor and
@@ -219,18 +322,7 @@ pub async fn preservation_json(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<PreservationCertificate>, ApiError> {
-    let (p, product, template) = {
-        let c = wf.db().await?;
-        let p = preservation_store::get(c.client(), id).await?;
-        if !caller.can_read_tenant(&p.tenant) {
-            return Err(ApiError::forbidden(
-                "this preservation belongs to another bank",
-            ));
-        }
-        let product = product_store::name_of(c.client(), p.product_id).await?;
-        let template = product_store::fields_of(c.client(), p.product_id).await?;
-        (p, product, template)
-    };
+    let (p, product, template) = subject(&wf, &caller, id).await?;
     let not_yet = || ApiError::invalid_state("the evidence is not sealed in a block yet");
     let sub = p.submission_id.ok_or_else(not_yet)?;
     // The connection goes back before the prover reads the ledger (conn.rs).
@@ -251,18 +343,7 @@ pub async fn preservation_json(
         .file
         .ok_or_else(|| ApiError::invalid_state("the preservation has no file"))?;
     let zone = wf.config.zone();
-    let fields = template
-        .into_iter()
-        .filter(|f| f.disclose_on_certificate)
-        .filter_map(|f| {
-            let v = p.fields.get(&f.key)?.as_str()?.to_owned();
-            Some(CertField {
-                key: f.key,
-                label: f.display_name,
-                value: v,
-            })
-        })
-        .collect();
+    let fields = disclosed(template, &p.fields);
     let evidence_hash = hex::encode(&bundle.entry.evidence_hash);
     let proof_url = format!(
         "{}/{}",

@@ -502,7 +502,8 @@ pub(crate) async fn bundle_of(
 }
 
 /// The preservation's preservation certificate (电子数据保全证书, PDF), once
-/// sealed: the verifier's certificate of its ledger entry.
+/// sealed: the verifier's certificate of its ledger entry, then the
+/// preservation's number, product, disclosed fields and file.
 #[utoipa::path(get, path = "/v1/preservations/{id}/certificate", params(("id" = i64, Path)),
     responses((status = 200, description = "the certificate", content_type = "application/pdf"),
               (status = 409, description = "not sealed yet", body = crate::error::ErrorBody),
@@ -512,9 +513,7 @@ pub async fn certificate(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    let sub = load(&wf, &caller, id).await?.submission_id;
-    let axum::Json(bundle) = bundle_of(&wf, sub).await?;
-    crate::certificates::pdf(&wf, bundle, &format!("preservation-{id}-certificate.pdf")).await
+    crate::certificates::preservation_pdf(&wf, &caller, id).await
 }
 
 /// Download the evidence file.

@@ -768,6 +768,35 @@ async fn on_chain_list_certificate_and_contract_search() {
         .call("GET", &format!("{pp}/certificate.json"), Some(&bob), None)
         .await;
     assert_eq!(s, 403, "another bank's certificate");
+
+    // The PDF says the same, in the CJK font: the ledger certificate, then
+    // the number, product, the disclosed field, the file; not ID_no.
+    let evidence = c["entry"]["evidence_hash"].as_str().unwrap().to_owned();
+    env.certificate_names(&format!("{pp}/certificate"), &alice, &evidence)
+        .await;
+    let (status, _, pdf) = env.get_bytes(&format!("{pp}/certificate"), &alice).await;
+    assert_eq!(status, 200);
+    let dir = anchord_testkit::process::temp_dir("wf_cert_fields");
+    let file = dir.join("certificate.pdf");
+    std::fs::write(&file, &pdf).unwrap();
+    let out = std::process::Command::new(anchord_testkit::process::peer("pdftotext"))
+        .arg(&file)
+        .arg("-")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        number.as_str(),
+        "项目保全",
+        "项目名称",
+        "滨江一号",
+        "借款合同 2026.pdf",
+        sha.as_str(),
+    ] {
+        assert!(text.contains(want), "the PDF names {want}:\n{text}");
+    }
+    assert!(!text.contains("11010519491231002X"), "undisclosed: {text}");
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A real `/metrics` and `/readyz` listener (this process's registry:
