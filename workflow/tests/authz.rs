@@ -90,6 +90,11 @@ async fn every_route_denies_every_role_the_table_does_not_allow() {
     // Records of bank-a: a product, an on-chain preservation, a contract
     // signed by alice, a notarization request addressed to notary-1, a
     // webhook of bank-a.
+    let me = e.ok(200, "GET", "/v1/me", Some(&alice), None).await;
+    let (alice_id, org_a) = (
+        me["id"].as_i64().unwrap(),
+        me["organisation_id"].as_i64().unwrap(),
+    );
     let product = e.product(&admin).await;
     let fields = json!({"borrower": "张三", "amount": "100"});
     let p = e
@@ -567,6 +572,62 @@ async fn every_route_denies_every_role_the_table_does_not_allow() {
             format!("/v1/webhooks/{wid}"),
             Body::None,
             vec!["user", "notary", "court", "b_user", "b_reviewer"],
+        ),
+        // Organisations, users, inboxes (H9): only administrators manage;
+        // a bank's reviewers list their own bank's users.
+        (
+            "POST",
+            "/v1/organisations".into(),
+            Body::Json(json!({"kind": "bank", "name": "z", "tenant": "bank-z"})),
+            admin_only.clone(),
+        ),
+        (
+            "GET",
+            "/v1/organisations".into(),
+            Body::None,
+            admin_only.clone(),
+        ),
+        (
+            "PATCH",
+            format!("/v1/organisations/{org_a}"),
+            Body::Json(json!({"name": "x"})),
+            admin_only.clone(),
+        ),
+        (
+            "POST",
+            format!("/v1/organisations/{org_a}/disable"),
+            Body::None,
+            admin_only.clone(),
+        ),
+        (
+            "POST",
+            format!("/v1/organisations/{org_a}/users"),
+            Body::Json(json!({"username": "zed2", "password": "password-123", "role": "user"})),
+            admin_only.clone(),
+        ),
+        (
+            "GET",
+            format!("/v1/organisations/{org_a}/users"),
+            Body::None,
+            vec!["user", "notary", "court", "b_user", "b_reviewer"],
+        ),
+        (
+            "GET",
+            format!("/v1/organisations/{org_a}"),
+            Body::None,
+            vec!["notary", "court", "b_user", "b_reviewer"],
+        ),
+        (
+            "PATCH",
+            format!("/v1/users/{alice_id}"),
+            Body::Json(json!({"display_name": "x"})),
+            admin_only.clone(),
+        ),
+        (
+            "GET",
+            "/v1/inbox/preservation_reviews".into(),
+            Body::None,
+            vec!["admin", "user", "notary", "court", "b_user"],
         ),
     ];
 
