@@ -1057,6 +1057,27 @@ mod tests {
         assert_eq!(root(HashSuite::Sm3, &[]), HashSuite::Sm3.empty_root());
     }
 
+    /// Sizes whose top bit differs from the index's (hostile bundles): a
+    /// wrong-length error, never a shift-overflow panic (found by the
+    /// TypeScript cross-verifier's mutations, issue 16).
+    #[test]
+    fn proofs_for_sizes_near_u64_max_fail_cleanly() {
+        let s = HashSuite::Sha256;
+        let d = leaves(s, 5);
+        let r = root(s, &d);
+        let proof = inclusion_proof(s, &d, 2).unwrap();
+        for size in [u64::MAX, 1 << 63, (1 << 63) + 1] {
+            assert!(matches!(
+                verify_inclusion(s, 2, size, &d[2], &proof, &r),
+                Err(ProofError::WrongProofLength { .. })
+            ));
+            assert!(matches!(
+                verify_consistency(s, 3, size, &r, &r, &proof),
+                Err(ProofError::WrongProofLength { .. })
+            ));
+        }
+    }
+
     #[test]
     fn errors_carry_their_evidence() {
         let s = HashSuite::Sha256;
