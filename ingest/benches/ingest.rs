@@ -6,10 +6,14 @@
 //!    doing nothing with the messages — first message to last.
 //! 3. Raw COPY: the same rows (decoded, sequence numbers, identities and leaf
 //!    hashes computed beforehand, untimed) COPYed in batches of B rows, one
-//!    transaction per batch, into an empty ledger's `evidence` table — no
-//!    ingest logic. The source partition/offset columns are synthetic.
+//!    transaction per batch, into an empty ledger's `evidence_identity` and
+//!    `evidence` tables (partitions created beforehand) — no ingest logic. The
+//!    source partition/offset columns are synthetic.
 //! 4. Ingest: `anchord_ingest::run` on an empty ledger, from the first
-//!    message consumed to the last row committed (metrics polled every ms).
+//!    message consumed to the last row committed (metrics polled every ms);
+//!    then the ledger's bytes per entry (heap, TOAST and indexes of the
+//!    evidence partitions and the identity table) beside the average message
+//!    payload.
 //!
 //! Environment: BENCH_N (1000000), BENCH_PARTITIONS (16), BENCH_BATCH (10000).
 #![allow(clippy::unwrap_used)] // test and bench code: a failed unwrap is a failed run
@@ -97,7 +101,8 @@ async fn bench() {
 
     // 3. Raw COPY.
     let (copy_db, _) = TestDb::migrated().await;
-    let copy_time = raw_copy(&copy_db, &run_id, &tenants, &topic, parts, n, batch).await;
+    let (copy_time, payload_bytes) =
+        raw_copy(&copy_db, &run_id, &tenants, &topic, parts, n, batch).await;
     let copy_rate = n as f64 / copy_time.as_secs_f64();
     println!(
         "raw COPY             {copy_rate:>10.0} rows/s  ({:.2} s)",
@@ -171,11 +176,23 @@ async fn bench() {
         "ratio ingest / bare consumer  {:.2}",
         ingest_rate / consumer_rate
     );
+    let sizes = evidence_bytes(&ingest_db).await;
+    let total: i64 = sizes.iter().map(|(_, b)| b).sum();
+    let per_entry = total as f64 / n as f64;
+    for (what, b) in &sizes {
+        println!("  {what:<18} {:>8.1} bytes/entry", *b as f64 / n as f64);
+    }
+    println!(
+        "ledger bytes/entry   {per_entry:>10.1} (heap + TOAST + indexes) for {payload_bytes:.1} bytes of \
+         message payload: {:.2}x (goal <= 2x)",
+        per_entry / payload_bytes
+    );
     println!(
         "RESULT n={n} partitions={parts} batch={batch} ingest_per_s={ingest_rate:.0} copy_per_s={copy_rate:.0} \
-         consumer_per_s={consumer_rate:.0} ratio_copy={:.3} ratio_consumer={:.3}",
+         consumer_per_s={consumer_rate:.0} ratio_copy={:.3} ratio_consumer={:.3} bytes_per_entry={per_entry:.1} \
+         payload_bytes={payload_bytes:.1}",
         ingest_rate / copy_rate,
-        ingest_rate / consumer_rate
+        ingest_rate / consumer_rate,
     );
     drop(ingest_db);
 }
@@ -212,9 +229,10 @@ fn bare_consumer(brokers: &str, topic: &str, parts: i32, n: usize) -> Duration {
     first.map(|f| f.elapsed()).unwrap_or_default()
 }
 
-const COPY_EVIDENCE: &str = "COPY evidence (seq, identity, tenant, external_id, hash_alg, \
-     evidence_hash, metadata, received_at_us, entry_version, leaf_hash, src_topic, \
-     src_partition, src_offset) FROM STDIN BINARY";
+const COPY_EVIDENCE: &str = "COPY evidence (seq, received_at_us, src_offset, src_partition, \
+     src_topic_id, hash_alg, entry_version, tenant, external_id, evidence_hash, leaf_hash, \
+     metadata) FROM STDIN BINARY";
+const COPY_IDENTITY: &str = "COPY evidence_identity (seq, identity) FROM STDIN BINARY";
 
 async fn raw_copy(
     db: &TestDb,
@@ -224,7 +242,7 @@ async fn raw_copy(
     parts: i32,
     n: usize,
     batch: usize,
-) -> Duration {
+) -> (Duration, f64) {
     // Untimed: the rows, exactly as ingest would write them.
     let rules = Rules {
         tenants: tenants.iter().cloned().collect(),
@@ -239,6 +257,7 @@ async fn raw_copy(
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_micros() as i64;
+    let mut payload_total = 0usize;
     struct Row {
         seq: i64,
         identity: Vec<u8>,
@@ -253,7 +272,9 @@ async fn raw_copy(
     }
     let rows: Vec<Row> = (0..n)
         .map(|i| {
-            let d = message::decode(&g.good(i as u64).to_bytes(), &rules).expect("valid");
+            let raw = g.good(i as u64).to_bytes();
+            payload_total += raw.len();
+            let d = message::decode(&raw, &rules).expect("valid");
             let entry = anchord_core::Entry {
                 seq: i as u64,
                 received_at_us: now_us,
@@ -277,48 +298,103 @@ async fn raw_copy(
             }
         })
         .collect();
+    // The same tables and partitions the ledger writes (partitions created
+    // untimed, as the writer creates them ahead of the head).
+    let c = db.client().await;
+    let size: i64 = c
+        .query_one(
+            "SELECT value::int8 FROM ledger_meta WHERE key = 'evidence_partition_size'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let mut lo = 0i64;
+    while lo < n as i64 + size {
+        c.batch_execute(&format!(
+            "CREATE TABLE evidence_p{lo:012} PARTITION OF evidence FOR VALUES FROM ({lo}) TO ({})",
+            lo + size
+        ))
+        .await
+        .unwrap();
+        lo += size;
+    }
+    let topic_id: i16 = c
+        .query_one(
+            "INSERT INTO kafka_topics (name) VALUES ($1) RETURNING id",
+            &[&topic],
+        )
+        .await
+        .unwrap()
+        .get(0);
     let types = [
         Type::INT8,
-        Type::BYTEA,
-        Type::TEXT,
-        Type::TEXT,
-        Type::INT2,
-        Type::BYTEA,
-        Type::TEXT,
         Type::INT8,
-        Type::INT2,
-        Type::BYTEA,
-        Type::TEXT,
+        Type::INT8,
         Type::INT4,
-        Type::INT8,
+        Type::INT2,
+        Type::INT2,
+        Type::INT2,
+        Type::TEXT,
+        Type::TEXT,
+        Type::BYTEA,
+        Type::BYTEA,
+        Type::TEXT,
     ];
     let mut client = db.client().await;
     let started = Instant::now();
     for chunk in rows.chunks(batch) {
         let tx = client.transaction().await.unwrap();
+        let sink = tx.copy_in(COPY_IDENTITY).await.unwrap();
+        let writer = BinaryCopyInWriter::new(sink, &[Type::INT8, Type::BYTEA]);
+        pin_mut!(writer);
+        for r in chunk {
+            writer.as_mut().write(&[&r.seq, &r.identity]).await.unwrap();
+        }
+        writer.finish().await.unwrap();
         let sink = tx.copy_in(COPY_EVIDENCE).await.unwrap();
         let writer = BinaryCopyInWriter::new(sink, &types);
         pin_mut!(writer);
         for r in chunk {
-            let row: [&(dyn ToSql + Sync); 13] = [
+            let row: [&(dyn ToSql + Sync); 12] = [
                 &r.seq,
-                &r.identity,
+                &now_us,
+                &r.offset,
+                &r.partition,
+                &topic_id,
+                &r.alg,
+                &1i16,
                 &r.tenant,
                 &r.external_id,
-                &r.alg,
                 &r.hash,
-                &r.metadata,
-                &now_us,
-                &1i16,
                 &r.leaf,
-                &topic,
-                &r.partition,
-                &r.offset,
+                &r.metadata,
             ];
             writer.as_mut().write(&row).await.unwrap();
         }
         writer.finish().await.unwrap();
         tx.commit().await.unwrap();
     }
-    started.elapsed()
+    (started.elapsed(), payload_total as f64 / n as f64)
+}
+
+/// On-disk size of the ledger's evidence (heap, TOAST and every index of
+/// the evidence partitions, the identity table and the topic table), by part.
+async fn evidence_bytes(db: &TestDb) -> Vec<(String, i64)> {
+    let c = db.client().await;
+    c.execute("CHECKPOINT", &[]).await.unwrap();
+    let rows = c
+        .query(
+            "WITH parts AS (
+                 SELECT inhrelid AS oid FROM pg_inherits WHERE inhparent = 'evidence'::regclass)
+             SELECT 'evidence heap', coalesce(sum(pg_table_size(oid)), 0)::int8 FROM parts
+             UNION ALL SELECT 'evidence indexes', coalesce(sum(pg_indexes_size(oid)), 0)::int8 FROM parts
+             UNION ALL SELECT 'identity heap', pg_table_size('evidence_identity')::int8
+             UNION ALL SELECT 'identity index', pg_indexes_size('evidence_identity')::int8
+             UNION ALL SELECT 'topics', pg_total_relation_size('kafka_topics')::int8",
+            &[],
+        )
+        .await
+        .unwrap();
+    rows.iter().map(|r| (r.get(0), r.get(1))).collect()
 }
