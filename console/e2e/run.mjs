@@ -397,6 +397,23 @@ try {
   await page.getByText('下载比对报告').first().waitFor();
   await screen(page, 'notary-comparison');
   await uiLogout(page);
+  // The court's verification page (console/verify, H12's package) behind the
+  // console's link, under its own policy; it is built by scripts/test first.
+  if (existsSync(join(consoleDir, 'verify/dist/index.html'))) {
+    page = await newPage();
+    await page.goto(`${base}/`);
+    // The login page links to it (the signed-in layout opens it in a new tab).
+    await page.getByRole('link', { name: '司法核验页面' }).click();
+    await page.waitForURL(/\/verify\/$/);
+    const verify = page;
+    assert(new URL(verify.url()).pathname === '/verify/', `the link opens /verify/: ${verify.url()}`);
+    const resp = await verify.reload();
+    assert(resp.status() === 200 && /sha256-/.test(resp.headers()['content-security-policy'] ?? ''), 'the verification page is served under its own policy');
+    await verify.screenshot({ path: join(artifacts, `${String(shots.length + 1).padStart(2, '0')}-verify-page.png`), fullPage: true });
+    await page.context().close();
+  } else {
+    console.log('  (console/verify/dist is not built: the verification page was not opened)');
+  }
   if (cspErrors.length) throw new Error(`Content-Security-Policy violations or page errors:\n${cspErrors.join('\n')}`);
   if (violations.length) throw new Error(`serious accessibility violations:\n${JSON.stringify(violations, null, 1)}`);
   console.log(`e2e: ${shots.length} screens, every role's flow passed in ${((Date.now() - t0) / 1000).toFixed(1)} s (screenshots in ${artifacts})`);
