@@ -1226,17 +1226,21 @@ pub async fn create(
             token: token.clone(),
             expires_at: expires_at.clone(),
         };
-        // For the notification hooks (e-mail, SMS): the link goes to the
-        // invitee only through them and this response.
+        // The event (webhooks, notification hooks) never carries the link:
+        // webhook bodies are stored and sent to the bank's endpoint. The
+        // link goes to the invitee only by the invitation mail (queued here,
+        // in this transaction; while mail is on) and this response.
         events::emit(
             &tx,
             Some(&tenant),
             "contract.invitation",
             serde_json::json!({"type": "contract", "id": id, "index": link.index,
-                "email": link.email, "phone": link.phone, "link": link.link,
-                "expires_at": link.expires_at}),
+                "email": link.email, "phone": link.phone, "expires_at": link.expires_at}),
         )
         .await?;
+        if let Some(email) = &link.email {
+            crate::store::notify::invitation(&tx, email, id, &link.link).await?;
+        }
         links.push(link);
     }
     tx.commit().await?;

@@ -1284,8 +1284,17 @@ async fn sign_slot(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contracts_span_organisations_and_invited_outside_signers() {
-    let e = common::start(true, |_| {}).await;
+    let e = common::start(true, |c| c.webhook_allow = vec!["127.0.0.1/32".into()]).await;
     let admin = e.admin().await;
+    // A platform-wide webhook: it must never receive an invitation token.
+    e.ok(
+        201,
+        "POST",
+        "/v1/webhooks",
+        Some(&admin),
+        Some(json!({"url": "http://127.0.0.1:9/hook"})),
+    )
+    .await;
     let a = json!({"tenant": "bank-a"});
     let b = json!({"tenant": "bank-b"});
     let alice = e.user(&admin, "alice", "user", a.clone()).await;
@@ -1367,6 +1376,19 @@ async fn contracts_span_organisations_and_invited_outside_signers() {
         anchord_core::EvidenceAlg::Sha256.hash(token.as_bytes())
     );
 
+    // The invitation event reached the webhook, without the token.
+    let bodies: Vec<String> = db
+        .query(
+            "SELECT body FROM workflow.webhook_deliveries WHERE event = 'contract.invitation'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(bodies.len(), 1);
+    assert!(bodies.iter().all(|b| !b.contains(&token)), "{bodies:?}");
     // bob (another bank) reads it and finds it among his to-dos; ben (bank-b,
     // not a signer) does not.
     e.ok(200, "GET", &kp, Some(&bob), None).await;
