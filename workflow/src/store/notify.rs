@@ -217,31 +217,12 @@ pub async fn queue(tx: &Transaction<'_>, event: &str, object: &Value) -> Result<
             | "preservation.approved"
             | "preservation.rejected"
             | "contract.created"
-            | "contract.invitation"
             | "contract.awaiting_review"
             | "judicial_request.created"
             | "judicial_request.certified"
             | "judicial_request.refused"
     );
     if !wanted {
-        return Ok(());
-    }
-    if event == "contract.invitation" {
-        // An outside party invited by e-mail (contracts.rs): the one-time
-        // link goes to the address it was invited at. Invitations by phone
-        // carry no address and send no mail.
-        let email = object.get("email").and_then(Value::as_str);
-        let link = object.get("link").and_then(Value::as_str);
-        if let (Some(email), Some(link)) = (email, link) {
-            if !address_ok(email) || !link.starts_with('/') || link.chars().any(char::is_control) {
-                tracing::warn!(
-                    contract = id,
-                    "an invitation's address or link is unfit for mail; not mailed"
-                );
-                return Ok(());
-            }
-            invitation(tx, email, id, link).await?;
-        }
         return Ok(());
     }
     let Some(base) = link_base(tx).await? else {
@@ -444,6 +425,14 @@ pub async fn invitation(
     contract_id: i64,
     link_path: &str,
 ) -> Result<(), StoreError> {
+    if !address_ok(email) || !link_path.starts_with('/') || link_path.chars().any(char::is_control)
+    {
+        tracing::warn!(
+            contract = contract_id,
+            "an invitation's address or link is unfit for mail; not mailed"
+        );
+        return Ok(());
+    }
     let Some(base) = link_base(tx).await? else {
         return Ok(());
     };
