@@ -156,12 +156,17 @@ pub struct AnchorStatus {
 }
 
 /// See [`AnchorStatus::status`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AnchorState {
     Anchored,
     Pending,
 }
+
+deserialize_from_string_only!(AnchorState {
+    "anchored" => AnchorState::Anchored,
+    "pending" => AnchorState::Pending,
+});
 
 /// A target chain's record of anchoring a checkpoint of the block log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -30,7 +30,7 @@ pub const MAX_METADATA_LEN: usize = 8192;
 ///
 /// This is independent of the deployment's [`HashSuite`] (which builds the
 /// trees); a deployment configures which evidence algorithms it accepts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EvidenceAlg {
     /// SHA-256, 32-byte digests.
@@ -40,6 +40,12 @@ pub enum EvidenceAlg {
     /// SHA-512, 64-byte digests.
     Sha512,
 }
+
+deserialize_from_string_only!(EvidenceAlg {
+    "sha256" => EvidenceAlg::Sha256,
+    "sm3" => EvidenceAlg::Sm3,
+    "sha512" => EvidenceAlg::Sha512,
+});
 
 impl EvidenceAlg {
     /// All algorithms, in id order.

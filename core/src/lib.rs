@@ -15,6 +15,25 @@
 //! - [`vectors`]: the conformance kit (transparency-dev/merkle vector layout).
 //! - [`witness`]: the witness protocol's `add-checkpoint` request body.
 
+/// Reads a unit enum from a JSON string and nothing else. serde's derived
+/// enum reader also accepts the externally tagged map form (`{"sha256":
+/// null}`), which the bundle format (`docs/proof-format.md`, strict parsing)
+/// does not allow: a second verifier refused such a bundle that this one
+/// answered VALID for. Every unit enum of a format others read uses this.
+macro_rules! deserialize_from_string_only {
+    ($ty:ty { $($name:literal => $variant:expr),+ $(,)? }) => {
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <String as serde::Deserialize>::deserialize(d)?;
+                match s.as_str() {
+                    $($name => Ok($variant),)+
+                    other => Err(serde::de::Error::unknown_variant(other, &[$($name),+])),
+                }
+            }
+        }
+    };
+}
+
 pub mod anchor;
 pub mod bundle;
 pub mod checkpoint;

@@ -10,7 +10,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::Digest as _;
 
 /// A 32-byte digest: every node, root and leaf hash in Anchord.
@@ -22,7 +22,7 @@ pub const LEAF_PREFIX: u8 = 0x00;
 pub const NODE_PREFIX: u8 = 0x01;
 
 /// The hash function a deployment's trees are built with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HashSuite {
     /// SHA-256 (FIPS 180-4). The default.
@@ -30,6 +30,8 @@ pub enum HashSuite {
     /// SM3 (GB/T 32905-2016), China's national standard hash.
     Sm3,
 }
+
+deserialize_from_string_only!(HashSuite { "sha256" => HashSuite::Sha256, "sm3" => HashSuite::Sm3 });
 
 impl HashSuite {
     /// All suites, in id order.

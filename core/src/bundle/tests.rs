@@ -590,3 +590,55 @@ fn frozen_v1_bundles_still_verify() {
     }
     assert_eq!(n, 5);
 }
+
+/// Every string that names a unit enum variant (suite, evidence algorithm,
+/// anchor status), rewritten in serde's map form `{"sha256": null}`, is
+/// refused: strict parsing accepts the string form only (the TypeScript
+/// verifier refused such a bundle this one answered VALID for).
+#[test]
+fn enum_values_in_map_form_are_refused() {
+    fn pointers(v: &serde_json::Value, at: String, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::String(s)
+                if ["sha256", "sm3", "sha512", "anchored", "pending"].contains(&s.as_str()) =>
+            {
+                out.push(at)
+            }
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    pointers(x, format!("{at}/{k}"), out);
+                }
+            }
+            serde_json::Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    pointers(x, format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut pending = fixture();
+    pending.anchor.status = AnchorState::Pending;
+    pending.anchor.receipts.clear();
+    for b in [fixture(), pending] {
+        let v = serde_json::to_value(&b).unwrap();
+        assert!(serde_json::from_value::<Bundle>(v.clone()).is_ok());
+        let mut found = Vec::new();
+        pointers(&v, String::new(), &mut found);
+        assert!(
+            found.len() >= 3,
+            "suite, evidence algorithm and status: {found:?}"
+        );
+        for p in found {
+            let mut m = v.clone();
+            let name = m.pointer(&p).unwrap().as_str().unwrap().to_owned();
+            *m.pointer_mut(&p).unwrap() = serde_json::json!({ name: null });
+            let e = serde_json::from_value::<Bundle>(m).unwrap_err();
+            assert!(
+                e.to_string().contains("expected a string")
+                    || e.to_string().contains("invalid type"),
+                "{p}: {e}"
+            );
+        }
+    }
+}
