@@ -75,6 +75,16 @@ impl Proc {
     }
 }
 
+/// A directory removed when dropped (the disk filler, even when the test
+/// fails half-way).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A minimal HTTP/1.0 GET (no client dependency): status and body.
 fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(addr)?;
@@ -925,6 +935,7 @@ logs = [{{ origin = "{ORIGIN}", vkeys = ["{sealer_vkey}"] }}]
         let filler = dir.join("filler");
         std::fs::create_dir_all(&files).unwrap();
         std::fs::create_dir_all(&filler).unwrap();
+        let _filler_removed = RemoveOnDrop(filler.clone());
         let low = df_avail(&files).saturating_sub(64 << 20);
         procs.push(spawn_env(
             "workflow",
@@ -1000,7 +1011,6 @@ logs = [{{ origin = "{ORIGIN}", vkeys = ["{sealer_vkey}"] }}]
             );
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        let _ = std::fs::remove_dir_all(&filler);
         drop(procs);
     };
     tokio::join!(pipeline, private_ingest, disk);
