@@ -65,7 +65,7 @@ pub async fn run(config: Config, args: WorkflowArgs) -> anyhow::Result<()> {
 
 /// `anchord workflow openapi`: the API's OpenAPI document on stdout.
 pub fn print_openapi() -> std::process::ExitCode {
-    let doc = anchord_workflow::console::openapi_document();
+    let doc = anchord_workflow::api::openapi_document();
     match serde_json::to_string_pretty(&doc) {
         Ok(text) => {
             println!("{text}");

@@ -204,8 +204,8 @@ impl Default for WorkflowConfig {
             smtp: SmtpConfig::default(),
             utc_offset: "+08:00".into(),
             monitor: MonitorConfig::default(),
-            console_dir: crate::console::default_console_dir(),
-            verify_dir: crate::console::default_verify_dir(),
+            console_dir: default_console_dir(),
+            verify_dir: default_verify_dir(),
             session_cookie_secure: true,
         }
     }
@@ -317,9 +317,8 @@ impl SmtpConfig {
                     .into(),
             );
         }
-        let base = reqwest::Url::parse(&self.link_base).map_err(|_| {
-            "workflow.smtp.link_base must be the console's http(s) URL".to_owned()
-        })?;
+        let base = reqwest::Url::parse(&self.link_base)
+            .map_err(|_| "workflow.smtp.link_base must be the console's http(s) URL".to_owned())?;
         if base.scheme() != "http" && base.scheme() != "https" {
             return Err("workflow.smtp.link_base must be the console's http(s) URL".into());
         }
@@ -329,7 +328,10 @@ impl SmtpConfig {
             );
         }
         if self.backoff_initial_ms == 0 || self.backoff_max_ms < self.backoff_initial_ms {
-            return Err("workflow.smtp.backoff_initial_ms must be positive and at most backoff_max_ms".into());
+            return Err(
+                "workflow.smtp.backoff_initial_ms must be positive and at most backoff_max_ms"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -496,4 +498,14 @@ impl WorkflowConfig {
         }
         Ok(())
     }
+}
+
+/// The default console directory.
+pub fn default_console_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from("console/dist")
+}
+
+/// The default verification page directory.
+pub fn default_verify_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from("console/verify/dist")
 }

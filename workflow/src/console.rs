@@ -463,14 +463,6 @@ async fn move_token_to_cookie(wf: &Workflow, resp: Response) -> Response {
     Response::from_parts(parts, Body::from(body))
 }
 
-/// The API's OpenAPI document, as `GET /v1/openapi.json` serves it (the
-/// console's typed client is generated from its committed copy,
-/// `docs/workflow-openapi.json`: `anchord workflow openapi`).
-pub fn openapi_document() -> serde_json::Value {
-    use utoipa::OpenApi as _;
-    serde_json::to_value(crate::api::ApiDoc::openapi()).unwrap_or(serde_json::Value::Null)
-}
-
 /// Gives every operation of the OpenAPI document a unique `operationId`
 /// (`<method>_<path>`, e.g. `get_preservations_id_file`): utoipa names
 /// operations after their handler functions, and `list`, `create`, `get`
@@ -509,16 +501,6 @@ impl utoipa::Modify for UniqueOperationIds {
     }
 }
 
-/// The default console directory.
-pub fn default_console_dir() -> PathBuf {
-    PathBuf::from("console/dist")
-}
-
-/// The default verification page directory.
-pub fn default_verify_dir() -> PathBuf {
-    PathBuf::from("console/verify/dist")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -532,23 +514,6 @@ mod tests {
         assert_eq!(out.matches("nonce-").count(), 1);
         let out = csp_with_style_nonce("default-src 'self'", "n");
         assert_eq!(out, "default-src 'self'; style-src 'self' 'nonce-n'");
-    }
-
-    #[test]
-    fn every_operation_id_is_unique() {
-        let doc = openapi_document();
-        let mut seen = std::collections::BTreeMap::new();
-        for (path, item) in doc["paths"].as_object().unwrap() {
-            for (method, op) in item.as_object().unwrap() {
-                if let Some(id) = op.get("operationId").and_then(|v| v.as_str()) {
-                    let at = format!("{method} {path}");
-                    if let Some(other) = seen.insert(id.to_owned(), at.clone()) {
-                        panic!("operationId {id} of {at} is also {other}'s");
-                    }
-                }
-            }
-        }
-        assert!(seen.contains_key("get_preservations_id_file"), "{seen:?}");
     }
 
     #[test]

@@ -140,8 +140,31 @@ impl IntoResponse for ApiError {
 }
 
 /// JSON body extractor whose rejections use the error body above.
+///
+/// Every request body of the API is a JSON object. serde's derived struct
+/// reader also takes an array of the fields in order (`[]` filled every
+/// optional field with nothing and answered 200), so an array is refused
+/// here, once for every route, before the body is read as `T`.
 #[derive(Debug)]
 pub struct Json<T>(pub T);
+
+/// `application/json` or `application/<anything>+json`, as axum's own JSON
+/// extractor accepts.
+fn is_json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
 
 impl<S, T> axum::extract::FromRequest<S> for Json<T>
 where
@@ -151,22 +174,38 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
+        if !is_json_content_type(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as `Content-Type: application/json`",
+            ));
+        }
+        let bytes =
+            match <axum::body::Bytes as axum::extract::FromRequest<S>>::from_request(req, state)
+                .await
+            {
+                Ok(b) => b,
+                Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    return Err(ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "too_large",
+                        "the request body is too large",
+                    ));
+                }
+                Err(e) => return Err(ApiError::new(e.status(), "bad_body", e.body_text())),
+            };
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_json",
+                "the body is a JSON object, not an array",
+            ));
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(Json(v)),
-            Err(e) => Err(match e.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
-                    "the request body is too large",
-                ),
-                StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    "send the body as `Content-Type: application/json`",
-                ),
-                // 400 (syntax) or 422 (well-formed JSON of the wrong shape).
-                s => ApiError::new(s, "bad_json", e.body_text()),
-            }),
+            // 400 (syntax) or 422 (well-formed JSON of the wrong shape).
+            Err(e) => Err(ApiError::new(e.status(), "bad_json", e.body_text())),
         }
     }
 }

@@ -44,11 +44,21 @@ pub struct Reason {
 }
 
 impl Reason {
-    /// The reason, trimmed: 1-2000 characters, or a field error.
+    /// The reason, trimmed: 1-2000 characters, line breaks and tabs but no
+    /// other control character (PostgreSQL text holds no NUL: a reason
+    /// with one was a 500), or a field error.
     pub fn checked(&self) -> Result<&str, ApiError> {
         let r = self.reason.trim();
         if r.is_empty() || self.reason.chars().count() > 2000 {
             return Err(ApiError::field("reason", "1-2000 characters"));
+        }
+        if r.chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
+            return Err(ApiError::field(
+                "reason",
+                "no control characters other than line breaks and tabs",
+            ));
         }
         Ok(r)
     }

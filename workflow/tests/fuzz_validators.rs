@@ -428,6 +428,9 @@ fn raw_garbage() -> Vec<(&'static str, Vec<u8>)> {
         ("application/json", b"{\"name\": \"\xc3\x28\"}".to_vec()),
         ("application/json", b"1e999999".to_vec()),
         ("application/json", b"-0".to_vec()),
+        // An array where an object belongs: serde reads structs from arrays
+        // of their fields, so `[]` once set nothing and answered 200.
+        ("application/json", b" []".to_vec()),
         ("application/json", deep.into_bytes()),
         ("application/json", deep_obj.into_bytes()),
         (
@@ -603,6 +606,20 @@ async fn every_write_route_answers_garbage_without_a_server_error() {
         .unwrap()
         .get(0);
 
+    // An organisation of its own for the organisation routes: disabling
+    // bank-a's (id 1) would end every session of the users above.
+    let oid = e
+        .ok(
+            201,
+            "POST",
+            "/v1/organisations",
+            Some(&admin),
+            Some(json!({"kind": "enterprise", "name": "fuzz target", "tenant": "fuzz-org"})),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+
     let doc = e.ok(200, "GET", "/v1/openapi.json", None, None).await;
     let schemas = doc["components"]["schemas"].clone();
     let fill = |path: &str| -> String {
@@ -624,6 +641,8 @@ async fn every_write_route_answers_garbage_without_a_server_error() {
             wid
         } else if path.starts_with("/v1/users/") {
             victim
+        } else if path.starts_with("/v1/organisations/") {
+            oid
         } else {
             1
         };
