@@ -34,7 +34,7 @@
 //! the cookie. Bearer clients are unchanged (the header wins over the
 //! cookie, and needs no CSRF guard).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::body::Body;

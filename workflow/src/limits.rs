@@ -245,11 +245,10 @@ pub async fn flush_noise(wf: &Workflow) {
 /// `session_purge_grace_s` ago; returns how many.
 pub async fn purge_sessions(wf: &Workflow) -> Result<u64, ApiError> {
     let c = wf.db().await?;
-    Ok(crate::store::users::purge_sessions(
-        c.client(),
-        wf.config.session_purge_grace_s as f64,
+    Ok(
+        crate::store::users::purge_sessions(c.client(), wf.config.session_purge_grace_s as f64)
+            .await?,
     )
-    .await?)
 }
 
 /// The housekeeping task: noise summaries, session purge, limiter upkeep.

@@ -12,18 +12,18 @@ pub mod audit;
 pub mod audit_anchor;
 // Contracts and judicial requests (H8).
 pub mod contracts;
-pub mod judicial;
 pub mod files;
+pub mod judicial;
 pub mod monitor;
 // Organisations, users and sessions, inboxes, notifications, webhooks (H9).
 pub mod inbox;
 pub mod notify;
 pub mod orgs;
-pub mod users;
-pub mod webhooks;
 pub mod preservations;
 pub mod products;
 pub mod search;
+pub mod users;
+pub mod webhooks;
 
 use crate::error::ApiError;
 
