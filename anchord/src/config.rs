@@ -193,7 +193,18 @@ mod tests {
             let is_key = body.split_once(" = ").is_some_and(|(k, _)| {
                 !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
             });
-            if is_key || (in_array && !body.is_empty()) {
+            // A commented-out section header (`# [workflow.smtp]  # ...`)
+            // opens its table, so its keys do not land in the one above.
+            let header = body.split("  #").next().unwrap_or(body).trim_end();
+            let is_header = header.len() > 2
+                && header.starts_with('[')
+                && header.ends_with(']')
+                && header[1..header.len() - 1]
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_' || c == '.');
+            if is_header && !in_array {
+                uncommented.push_str(header);
+            } else if is_key || (in_array && !body.is_empty()) {
                 // Drop a trailing explanation, keep the code.
                 let code = body.split("  #").next().unwrap_or(body).trim_end();
                 in_array = code.ends_with('[') || (in_array && code != "]");
