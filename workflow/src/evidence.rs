@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
 use crate::status::{self, Actor, Change, ContractStatus, PreservationStatus};
+use crate::store::submissions as store;
 use crate::{Workflow, WorkflowConfig, WorkflowError, audit, events};
 
 /// A row for the outbox. Its external id and public metadata are made by
@@ -63,6 +64,11 @@ pub fn random_external_id() -> String {
     format!("wf-{}", hex::encode(&crate::random32()[..16]))
 }
 
+/// The pooled connection as the client the store takes.
+fn client(c: &crate::conn::Conn) -> &tokio_postgres::Client {
+    c
+}
+
 /// The idempotent producer (`enable.idempotence`, `acks=all`).
 pub fn producer(config: &WorkflowConfig) -> Result<FutureProducer, WorkflowError> {
     let mut cc = ClientConfig::new();
@@ -90,25 +96,23 @@ pub async fn enqueue(
         "scheme": COMMITMENT_SCHEME,
         "commitment": hex::encode(value),
     });
-    let row = tx
-        .query_one(
-            "INSERT INTO workflow.submissions (kind, object_id, tenant, external_id, hash_alg, hash, metadata,
-                                               salt, record)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-            &[
-                &s.kind,
-                &s.object_id,
-                &s.tenant,
-                &random_external_id(),
-                &s.hash_alg,
-                &s.hash,
-                &metadata,
-                &salt.as_slice(),
-                &s.record,
-            ],
-        )
-        .await?;
-    Ok(row.get(0))
+    let external_id = random_external_id();
+    let id = store::insert(
+        tx,
+        &store::NewRow {
+            kind: s.kind,
+            object_id: s.object_id,
+            tenant: &s.tenant,
+            external_id: &external_id,
+            hash_alg: s.hash_alg,
+            hash: &s.hash,
+            metadata: &metadata,
+            salt: salt.as_slice(),
+            record: &s.record,
+        },
+    )
+    .await?;
+    Ok(id)
 }
 
 /// Where a submission stands in the ledger.
@@ -149,22 +153,10 @@ pub struct CommitmentJson {
 }
 
 pub async fn get(c: &tokio_postgres::Client, id: i64) -> Result<Option<SubmissionJson>, ApiError> {
-    let r = c
-        .query_opt(
-            "SELECT id, tenant, external_id, hash_alg, hash, state, ledger_seq, block_height,
-                    published_at, sealed_at, last_error, salt, record
-               FROM workflow.submissions WHERE id = $1",
-            &[&id],
-        )
-        .await?;
-    let r = match r {
-        Some(r) => r,
-        None => return Ok(None),
+    let Some(r) = store::get(c, id).await? else {
+        return Ok(None);
     };
-    let commitment = match (
-        r.get::<_, Option<Vec<u8>>>(11),
-        r.get::<_, Option<serde_json::Value>>(12),
-    ) {
+    let commitment = match (r.salt, r.record) {
         (Some(salt), Some(record)) => Some(CommitmentJson {
             scheme: COMMITMENT_SCHEME.into(),
             commitment: hex::encode(commitment(&salt, &record)?),
@@ -173,18 +165,18 @@ pub async fn get(c: &tokio_postgres::Client, id: i64) -> Result<Option<Submissio
         }),
         _ => None,
     };
-    Ok(Some(r).map(|r| SubmissionJson {
-        id: r.get(0),
-        tenant: r.get(1),
-        external_id: r.get(2),
-        hash_alg: r.get(3),
-        hash: r.get(4),
-        state: r.get(5),
-        ledger_seq: r.get(6),
-        block_height: r.get(7),
-        published_at: crate::ts_opt(r.get(8)),
-        sealed_at: crate::ts_opt(r.get(9)),
-        last_error: r.get(10),
+    Ok(Some(SubmissionJson {
+        id: r.id,
+        tenant: r.tenant,
+        external_id: r.external_id,
+        hash_alg: r.hash_alg,
+        hash: r.hash,
+        state: r.state.as_str().to_owned(),
+        ledger_seq: r.ledger_seq,
+        block_height: r.block_height,
+        published_at: crate::ts_opt(r.published_at),
+        sealed_at: crate::ts_opt(r.sealed_at),
+        last_error: r.last_error,
         commitment,
     }))
 }
@@ -224,24 +216,19 @@ pub async fn run(wf: Arc<Workflow>, shutdown: CancellationToken) {
 /// Publish every pending submission; returns how many were sent.
 pub async fn publish_pending(wf: &Workflow) -> Result<usize, ApiError> {
     let c = wf.db().await?;
-    let rows = c
-        .query(
-            "SELECT id, tenant, external_id, hash_alg, hash, metadata
-               FROM workflow.submissions WHERE state = 'pending' ORDER BY id LIMIT 200",
-            &[],
-        )
-        .await?;
+    let client = client(&c);
+    let rows = store::pending(client, 200).await?;
     let mut sent = 0;
     for r in rows {
-        let id: i64 = r.get(0);
-        let external_id: String = r.get(2);
+        let id = r.id;
+        let external_id = r.external_id;
         let msg = serde_json::json!({
             "v": 1,
-            "tenant": r.get::<_, String>(1),
+            "tenant": r.tenant,
             "external_id": external_id,
-            "hash_alg": r.get::<_, String>(3),
-            "hash": r.get::<_, String>(4),
-            "metadata": r.get::<_, serde_json::Value>(5),
+            "hash_alg": r.hash_alg,
+            "hash": r.hash,
+            "metadata": r.metadata,
             "produced_at": (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64,
         });
         let payload = serde_json::to_vec(&msg).map_err(|_| ApiError::internal())?;
@@ -250,13 +237,7 @@ pub async fn publish_pending(wf: &Workflow) -> Result<usize, ApiError> {
             .payload(&payload);
         match wf.producer.send(rec, Duration::from_secs(30)).await {
             Ok(_) => {
-                c.execute(
-                    "UPDATE workflow.submissions SET state = 'published', published_at = now(),
-                            attempts = attempts + 1, last_error = NULL
-                      WHERE id = $1 AND state = 'pending'",
-                    &[&id],
-                )
-                .await?;
+                store::mark_published(client, id).await?;
                 crate::metrics::EVIDENCE_PUBLISHED
                     .with_label_values(&["ok"])
                     .inc();
@@ -264,11 +245,7 @@ pub async fn publish_pending(wf: &Workflow) -> Result<usize, ApiError> {
             }
             Err((e, _)) => {
                 tracing::warn!(submission = id, error = %e, "evidence message not delivered; will retry");
-                c.execute(
-                    "UPDATE workflow.submissions SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
-                    &[&id, &e.to_string()],
-                )
-                .await?;
+                store::publish_failed(client, id, &e.to_string()).await?;
                 crate::metrics::EVIDENCE_PUBLISHED
                     .with_label_values(&["error"])
                     .inc();
@@ -282,48 +259,39 @@ pub async fn publish_pending(wf: &Workflow) -> Result<usize, ApiError> {
 pub async fn link(wf: &Workflow) -> Result<(), ApiError> {
     // One connection at a time (conn.rs): the ledger reads below take their
     // own from the same pool, so none is held across them.
-    let rows = wf
-        .db()
-        .await?
-        .query(
-            "SELECT id, kind, object_id, tenant, external_id, hash, ledger_seq
-               FROM workflow.submissions WHERE state IN ('published', 'recorded') ORDER BY id LIMIT 500",
-            &[],
-        )
-        .await?;
+    let rows = {
+        let c = wf.db().await?;
+        store::unsealed(client(&c), 500).await?
+    };
     for r in rows {
-        let id: i64 = r.get(0);
-        let kind: String = r.get(1);
-        let object_id: i64 = r.get(2);
-        let (tenant, external_id, hash): (String, String, String) = (r.get(3), r.get(4), r.get(5));
-        let mut seq: Option<i64> = r.get(6);
+        let store::Unsealed {
+            id,
+            kind,
+            object_id,
+            tenant,
+            external_id,
+            hash,
+            ledger_seq,
+        } = r;
+        let mut seq = ledger_seq;
         if seq.is_none() {
             let Some(e) = wf.ledger.entry_by_identity(&tenant, &external_id).await? else {
                 continue;
             };
             if hex::encode(&e.entry.evidence_hash) != hash {
                 // The ledger keeps the first entry with this identity.
-                wf.db()
-                    .await?
-                    .execute(
-                        "UPDATE workflow.submissions SET last_error = $2 WHERE id = $1",
-                        &[
-                            &id,
-                            &format!(
-                                "the ledger holds another hash under this identity (seq {})",
-                                e.entry.seq
-                            ),
-                        ],
-                    )
-                    .await?;
+                let c = wf.db().await?;
+                let why = format!(
+                    "the ledger holds another hash under this identity (seq {})",
+                    e.entry.seq
+                );
+                store::set_error(client(&c), id, &why).await?;
                 continue;
             }
-            seq = Some(e.entry.seq as i64);
-            wf.db().await?.execute(
-                "UPDATE workflow.submissions SET state = 'recorded', ledger_seq = $2 WHERE id = $1",
-                &[&id, &seq],
-            )
-            .await?;
+            let recorded = e.entry.seq as i64;
+            seq = Some(recorded);
+            let c = wf.db().await?;
+            store::mark_recorded(client(&c), id, recorded).await?;
         }
         let Some(s) = seq else { continue };
         let Some(block) = wf.ledger.block_containing(s as u64).await? else {
@@ -346,14 +314,7 @@ async fn on_sealed(
 ) -> Result<(), ApiError> {
     let mut c = wf.db().await?;
     let tx = c.transaction().await?;
-    let n = tx
-        .execute(
-            "UPDATE workflow.submissions SET state = 'sealed', block_height = $2, sealed_at = now()
-              WHERE id = $1 AND state <> 'sealed'",
-            &[&id, &height],
-        )
-        .await?;
-    if n == 0 {
+    if !store::mark_sealed(&tx, id, height).await? {
         return Ok(());
     }
     let note = format!("block {height}");

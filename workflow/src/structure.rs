@@ -251,67 +251,45 @@ fn the_cycle_finder_sees_cycles_and_the_parser_reads_braced_groups() {
     assert_eq!(cycles(&g), [vec!["audit", "auth", "evidence", "webhooks"]]);
 }
 
-/// The features whose SQL lives only in `store/` (issue 15, step 4): their
-/// handler modules hold no SQL text.
-const MOVED_TO_STORE: &[&str] = &[
-    "preservations",
-    "contracts",
-    "judicial",
-    // Search, products, files, audit, monitoring (H10).
-    "search",
-    "products",
-    "files",
-    "audit",
-    "audit_anchor",
-    "monitor",
-    // Organisations, inboxes, webhooks (H9).
-    "orgs",
-    "inbox",
-    "webhooks",
-];
-
-/// Moved features whose store module has another name: (handler module,
-/// store module).
-const MOVED_TO_STORE_AS: &[(&str, &str)] = &[
-    ("auth", "users"),
-    ("authz", "users"),
-    ("events", "webhooks"),
-    ("mailer", "notify"),
-    ("limits", "users"),
-];
+/// Modules outside `store/` allowed to hold SQL text: `status` is the store
+/// layer's one transition helper (`UPDATE ... WHERE status = ANY(from)` and
+/// its audit row, generic over the status enums); `structure` names the
+/// keywords it looks for.
+const SQL_OUTSIDE_STORE: &[&str] = &["status", "structure"];
 
 /// SQL statement keywords as they start a statement in a string.
 const SQL: &[&str] = &["SELECT ", "INSERT ", "UPDATE ", "DELETE ", "WITH "];
 
+/// Issue 15's "no SQL outside its store layer": every module of the crate
+/// but `store::*` (and the two above) holds no SQL text, so a handler or a
+/// background loop that grows a statement fails here.
 #[test]
-fn moved_features_keep_their_sql_in_the_store() {
+fn no_module_outside_the_store_holds_sql() {
     let mods = modules();
+    assert!(mods.len() > 20, "modules found: {:?}", mods.keys());
+    for m in [
+        "store::preservations",
+        "store::contracts",
+        "store::judicial",
+        "store::users",
+        "store::submissions",
+    ] {
+        assert!(mods.contains_key(m), "{m} exists");
+    }
     let mut found = Vec::new();
-    let features = MOVED_TO_STORE
-        .iter()
-        .map(|f| (*f, *f))
-        .chain(MOVED_TO_STORE_AS.iter().copied());
-    for (feature, store) in features {
-        let text = mods
-            .get(feature)
-            .unwrap_or_else(|| panic!("no module {feature}"));
-        assert!(
-            mods.contains_key(&format!("store::{store}")),
-            "store::{store} exists"
-        );
+    for (name, text) in &mods {
+        if name.starts_with("store::") || SQL_OUTSIDE_STORE.contains(&name.as_str()) {
+            continue;
+        }
         for (n, line) in text.lines().enumerate() {
             if let Some(k) = SQL.iter().find(|k| line.contains(*k)) {
-                found.push(format!(
-                    "src/{feature}.rs:{}: {k:?} in {}",
-                    n + 1,
-                    line.trim()
-                ));
+                found.push(format!("{name}:{}: {k:?} in {}", n + 1, line.trim()));
             }
         }
     }
     assert!(
         found.is_empty(),
-        "SQL outside store/ in a moved feature:\n{}",
+        "SQL outside store/:\n{}",
         found.join("\n")
     );
 }

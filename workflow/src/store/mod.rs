@@ -22,6 +22,7 @@ pub mod orgs;
 pub mod preservations;
 pub mod products;
 pub mod search;
+pub mod submissions;
 pub mod users;
 pub mod webhooks;
 
