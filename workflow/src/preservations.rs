@@ -185,7 +185,7 @@ pub(crate) async fn ledger_view(
         proof_path: None,
         certificate_path: None,
     };
-    if view.submission.state == "sealed"
+    if view.submission.state == crate::store::submissions::SubmissionState::Sealed.as_str()
         && let Some(b) = evidence::bundle(wf, &view.submission).await?
     {
         view.anchor_status = Some(
