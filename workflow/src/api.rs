@@ -410,7 +410,7 @@ async fn created_object(path: &str, resp: Response) -> (String, Response) {
 #[openapi(
     info(
         title = "Anchord workflow API",
-        version = "1",
+        version = "2",
         description = "Products, preservations, e-contracts, judicial services, audit and webhooks (docs/workflow-api.md)."
     ),
     paths(
