@@ -53,6 +53,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "compact_evidence",
         sql: include_str!("../migrations/0007_compact_evidence.sql"),
     },
+    Migration {
+        version: 8,
+        name: "evidence_topic_unchecked",
+        sql: include_str!("../migrations/0008_evidence_topic_unchecked.sql"),
+    },
 ];
 
 /// A schema's migrations and where their bookkeeping lives. The ledger has
