@@ -24,6 +24,30 @@ use anchord_verifier::trust::{TrustPolicy, Verdict};
 
 use crate::config::Config;
 
+/// `println!` for reports: a reader that stops early (`anchord verify … |
+/// head`) closes the pipe, which is not an error and must not panic; the
+/// exit code still carries the verdict. Any other write failure (a full
+/// disk under `> report.txt`) is said on stderr and exits 2, so a truncated
+/// report is never silent.
+macro_rules! say {
+    ($($arg:tt)*) => { crate::verify_cmd::say_line(format_args!($($arg)*), true) };
+}
+
+pub(crate) fn say_line(args: std::fmt::Arguments<'_>, newline: bool) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let written = out
+        .write_fmt(args)
+        .and_then(|()| if newline { out.write_all(b"\n") } else { Ok(()) })
+        .and_then(|()| out.flush());
+    if let Err(e) = written
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: writing to stdout: {e}");
+        std::process::exit(2);
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
     /// The proof bundle (JSON, docs/proof-format.md).
@@ -128,7 +152,7 @@ fn usage(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 fn invalid(check: &str, msg: impl std::fmt::Display) -> ExitCode {
-    println!("INVALID ({check}): {msg}");
+    say!("INVALID ({check}): {msg}");
     ExitCode::from(1)
 }
 
@@ -157,7 +181,7 @@ fn read_bundle_for_verify(args: &VerifyArgs) -> Result<Bundle, ExitCode> {
             "report": null,
             "online": [],
         });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        say!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         ExitCode::from(1)
     })
 }
@@ -302,51 +326,51 @@ fn hash_of_file(path: &PathBuf, b: &Bundle) -> Result<Vec<u8>, ExitCode> {
 }
 
 fn print_report(b: &Bundle, report: &Report) {
-    println!(
+    say!(
         "evidence   {} {} (tenant {}, external id {})",
         report.hash_alg, report.evidence_hash, report.tenant, report.external_id
     );
     let tz = crate::times::local_zone();
-    println!(
+    say!(
         "recorded   seq {} at {}",
         report.seq,
         crate::times::human_in(report.received_at_us, &tz)
     );
-    println!(
+    say!(
         "block      {} in checkpoint {} of {}",
         report.block_height, report.checkpoint_size, report.checkpoint_origin
     );
-    println!(
+    say!(
         "witnesses  {} of {} required: {:?}",
         report.cosigned_by.len(),
         report.quorum,
         report.cosigned_by
     );
     match (report.timestamp_unix, report.timestamp_unchecked) {
-        (Some(t), _) => println!(
+        (Some(t), _) => say!(
             "timestamp  RFC 3161 genTime {}",
             crate::times::human_in(t.saturating_mul(1_000_000), &tz)
         ),
-        (None, true) => println!("timestamp  present, NOT checked (no tsa_certs trusted)"),
-        (None, false) => println!("timestamp  none"),
+        (None, true) => say!("timestamp  present, NOT checked (no tsa_certs trusted)"),
+        (None, false) => say!("timestamp  none"),
     }
     if report.anchored {
         for (i, a) in report.anchors.iter().enumerate() {
             match b.anchor.receipts.get(i) {
-                Some(r) => println!(
+                Some(r) => say!(
                     "anchor     {a} (block time {})",
                     crate::times::human_in(r.block_time_us, &tz)
                 ),
-                None => println!("anchor     {a}"),
+                None => say!("anchor     {a}"),
             }
         }
     } else {
         match b.anchor.expected_at_us {
-            Some(t) => println!(
+            Some(t) => say!(
                 "anchor     pending (expected by {}); fetch the bundle again later",
                 crate::times::human_in(t, &tz)
             ),
-            None => println!("anchor     pending; fetch the bundle again later"),
+            None => say!("anchor     pending; fetch the bundle again later"),
         }
     }
 }
@@ -420,19 +444,19 @@ pub fn verify(args: &VerifyArgs) -> ExitCode {
             "online": online,
         });
         match serde_json::to_string_pretty(&v) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => say!("{s}"),
             Err(e) => return usage(e),
         }
     } else {
         match (&check, &message) {
-            (Some(c), Some(m)) => println!("{word} ({c}): {m}"),
-            _ => println!("{word}"),
+            (Some(c), Some(m)) => say!("{word} ({c}): {m}"),
+            _ => say!("{word}"),
         }
         if let Some(r) = &report {
             print_report(&b, r);
         }
         for c in &online {
-            println!(
+            say!(
                 "online     {}: {} (at {}, checked {})",
                 c.target,
                 c.summary,
@@ -441,7 +465,7 @@ pub fn verify(args: &VerifyArgs) -> ExitCode {
             );
         }
         if let Some(f) = &fingerprint {
-            println!("policy     trust policy sha256 {f}");
+            say!("policy     trust policy sha256 {f}");
         }
     }
     ExitCode::from(code)
@@ -485,7 +509,7 @@ pub fn export(args: &ExportArgs) -> ExitCode {
                 if let Err(e) = std::fs::write(&stamped, anchord_core::ots::leaf_input(&b)) {
                     return usage(format!("writing {}: {e}", stamped.display()));
                 }
-                println!(
+                say!(
                     "{} evidence: OpenTimestamps cannot express its hash; the .ots stamps the \
                      canonical entry {} (0x00 ‖ entry encoding, holding the evidence hash; its \
                      SHA-256 is the leaf hash)",
@@ -511,7 +535,7 @@ pub fn export(args: &ExportArgs) -> ExitCode {
                 Verdict::Valid(_) => {}
                 Verdict::Invalid { check, message } => return invalid(&check, message),
                 Verdict::Untrusted { check, message, .. } => {
-                    println!("UNTRUSTED ({check}): {message}");
+                    say!("UNTRUSTED ({check}): {message}");
                     return ExitCode::from(3);
                 }
             }
@@ -520,7 +544,7 @@ pub fn export(args: &ExportArgs) -> ExitCode {
                     Online::Confirmed(c) => c,
                     Online::Failed(m) => return invalid("anchor_online", m),
                     Online::Unconfirmed(m) => {
-                        println!("UNCONFIRMED (anchor_online): {m}");
+                        say!("UNCONFIRMED (anchor_online): {m}");
                         return ExitCode::from(4);
                     }
                 }
@@ -616,7 +640,7 @@ pub async fn trust(config: &Config, args: &TrustArgs) -> anyhow::Result<()> {
         toml::to_string_pretty(&file)?
     );
     if out.as_os_str() == "-" {
-        print!("{text}");
+        say_line(format_args!("{text}"), false);
     } else {
         std::fs::write(out, &text)?;
         eprintln!(

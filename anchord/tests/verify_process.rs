@@ -1579,3 +1579,46 @@ async fn verify_prints_times_in_rfc3339_utc_and_the_local_zone_and_keeps_us_in_j
 
 #[path = "verify_process/cross_verifier.rs"]
 mod cross_verifier;
+
+/// `anchord verify … | head -0`: the reader has gone before the report is
+/// written. The old code panicked in `println!` (exit 101, a backtrace on
+/// stderr); the verdict's exit code must survive a closed pipe.
+#[test]
+fn a_reader_that_closes_the_pipe_does_not_turn_a_verdict_into_a_panic() {
+    let dir = corpus();
+    let policy = dir.join("trust-policy.toml");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    let v = &manifest["valid"][0];
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = Command::new(BIN)
+        .env_clear()
+        .arg("verify")
+        .arg("--bundle")
+        .arg(dir.join(v["file"].as_str().unwrap()))
+        .arg("--trust")
+        .arg(&policy)
+        .arg("--file")
+        .arg(dir.join(v["evidence"].as_str().unwrap()))
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(o.status.code(), Some(0), "{err}");
+}
+
+/// A file that is not JSON is judged `format` with a message that says
+/// so, not "unsupported bundle format \"not a proof bundle: …\"".
+#[test]
+fn unparseable_input_is_named_as_not_a_bundle() {
+    let dir = tmpdir();
+    let p = dir.join("garbage.json");
+    std::fs::write(&p, b"{\"format\": ").unwrap();
+    let o = run_verify(&p, &[]);
+    assert_eq!(code(&o), 1, "{}", describe(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("INVALID (format): not a proof bundle:"), "{out}");
+    assert!(!out.contains("unsupported bundle format"), "{out}");
+}

@@ -252,6 +252,10 @@ pub trait TimestampVerifier {
 pub enum BundleError {
     #[error("unsupported bundle format {0:?} (want {BUNDLE_FORMAT_V1:?})")]
     Format(String),
+    /// The text is not a bundle at all (bad JSON, a missing or mistyped
+    /// field); judged under the same check, `format`.
+    #[error("not a proof bundle: {0}")]
+    Parse(String),
     #[error("trusted keys: {0}")]
     Keys(String),
     #[error(
@@ -310,7 +314,7 @@ impl BundleError {
     /// A stable machine-readable name for the failed check.
     pub fn check(&self) -> &'static str {
         match self {
-            BundleError::Format(_) => "format",
+            BundleError::Format(_) | BundleError::Parse(_) => "format",
             BundleError::Keys(_) => "trusted_keys",
             BundleError::EvidenceMismatch { .. } => "evidence_mismatch",
             BundleError::Entry(_) => "entry",
@@ -834,7 +838,7 @@ pub fn check_token_der(token: &[u8]) -> Result<(), String> {
 /// field required, no unknown or duplicate field, lowercase hex, a
 /// well-formed DER timestamp token. Failures are [`BundleError::Format`].
 pub fn parse_bundle(json: &str) -> Result<Bundle, BundleError> {
-    serde_json::from_str(json).map_err(|e| BundleError::Format(format!("not a proof bundle: {e}")))
+    serde_json::from_str(json).map_err(|e| BundleError::Parse(e.to_string()))
 }
 
 mod strict_entry {
