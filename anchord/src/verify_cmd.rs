@@ -38,7 +38,13 @@ pub(crate) fn say_line(args: std::fmt::Arguments<'_>, newline: bool) {
     let mut out = std::io::stdout().lock();
     let written = out
         .write_fmt(args)
-        .and_then(|()| if newline { out.write_all(b"\n") } else { Ok(()) })
+        .and_then(|()| {
+            if newline {
+                out.write_all(b"\n")
+            } else {
+                Ok(())
+            }
+        })
         .and_then(|()| out.flush());
     if let Err(e) = written
         && e.kind() != std::io::ErrorKind::BrokenPipe
@@ -328,7 +334,10 @@ fn hash_of_file(path: &PathBuf, b: &Bundle) -> Result<Vec<u8>, ExitCode> {
 fn print_report(b: &Bundle, report: &Report) {
     say!(
         "evidence   {} {} (tenant {}, external id {})",
-        report.hash_alg, report.evidence_hash, report.tenant, report.external_id
+        report.hash_alg,
+        report.evidence_hash,
+        report.tenant,
+        report.external_id
     );
     let tz = crate::times::local_zone();
     say!(
@@ -338,7 +347,9 @@ fn print_report(b: &Bundle, report: &Report) {
     );
     say!(
         "block      {} in checkpoint {} of {}",
-        report.block_height, report.checkpoint_size, report.checkpoint_origin
+        report.block_height,
+        report.checkpoint_size,
+        report.checkpoint_origin
     );
     say!(
         "witnesses  {} of {} required: {:?}",
