@@ -5,7 +5,7 @@ import enUS from 'antd/locale/en_US';
 import dayjs from 'dayjs';
 import 'dayjs/locale/zh-cn';
 import { BrowserRouter, Navigate, Route, Routes } from 'react-router';
-import { api, setOnUnauthenticated, type Schemas } from './api/client';
+import { api, setOnPasswordChangeRequired, setOnUnauthenticated, type Schemas } from './api/client';
 import { I18nContext, type Lang, translate } from './i18n';
 import { Shell } from './Shell';
 import { Login } from './pages/Login';
@@ -21,6 +21,12 @@ import { Monitoring } from './pages/Monitoring';
 import { AuditLog } from './pages/AuditLog';
 import { Contracts } from './pages/Contracts';
 import { ContractDetail } from './pages/ContractDetail';
+import { Invitation } from './pages/Invitation';
+import { Account, ForcedPasswordChange } from './pages/Account';
+import { Search } from './pages/Search';
+import { ContractTypes } from './pages/ContractTypes';
+import { Webhooks } from './pages/Webhooks';
+import { SystemLog } from './pages/SystemLog';
 import { SessionContext } from './session';
 import { cspNonce } from './csp';
 
@@ -57,6 +63,8 @@ export function homeOf(role: string): string {
       return '/inbox';
     case 'institution':
       return '/judicial';
+    case 'signer':
+      return '/contracts';
     default:
       return '/preservations';
   }
@@ -82,9 +90,12 @@ export function App() {
   }, []);
   useEffect(() => {
     setOnUnauthenticated(() => setMe(null));
+    // An administrator reset the password: every route answers 403
+    // password_change_required until it is changed; GET /v1/me says so.
+    setOnPasswordChangeRequired(() => void refresh());
     void refresh();
   }, [refresh]);
-  const nonce = useMemo(cspNonce, []);
+  const nonce = useMemo(() => cspNonce(), []);
   return (
     <I18nContext.Provider value={i18n}>
       <ConfigProvider
@@ -95,35 +106,51 @@ export function App() {
         <AntApp>
           <SessionContext.Provider value={{ me: me ?? null, refresh, setMe }}>
             <BrowserRouter>
-              {me === undefined ? (
-                <div className="anchord-login">
-                  <Spin />
-                </div>
-              ) : me === null ? (
-                <Routes>
-                  <Route path="*" element={<Login />} />
-                </Routes>
-              ) : (
-                <Shell>
-                  <Routes>
-                    <Route path="/" element={<Navigate to={homeOf(me.role)} replace />} />
-                    <Route path="/login" element={<Navigate to={homeOf(me.role)} replace />} />
-                    <Route path="/preservations" element={<PreservationList />} />
-                    <Route path="/preservations/new" element={<PreservationNew />} />
-                    <Route path="/preservations/:id" element={<PreservationDetail />} />
-                    <Route path="/inbox" element={<Inbox />} />
-                    <Route path="/contracts" element={<Contracts />} />
-                    <Route path="/contracts/:id" element={<ContractDetail />} />
-                    <Route path="/judicial" element={<JudicialList />} />
-                    <Route path="/judicial/:id" element={<JudicialDetail />} />
-                    <Route path="/admin/products" element={<Products />} />
-                    <Route path="/admin/users" element={<UsersPage />} />
-                    <Route path="/admin/monitoring" element={<Monitoring />} />
-                    <Route path="/admin/audit" element={<AuditLog />} />
-                    <Route path="*" element={<Navigate to={homeOf(me.role)} replace />} />
-                  </Routes>
-                </Shell>
-              )}
+              <Routes>
+                {/* The invited party's page: public (no session needed), and it stays
+                    mounted while its visitor registers or signs in. */}
+                <Route path="/invitation" element={<Invitation />} />
+                <Route path="/invite" element={<Invitation />} />
+                <Route
+                  path="*"
+                  element={
+                    me === undefined ? (
+                      <div className="anchord-login">
+                        <Spin />
+                      </div>
+                    ) : me === null ? (
+                      <Login />
+                    ) : me.must_change_password ? (
+                      <ForcedPasswordChange />
+                    ) : (
+                      <Shell>
+                        <Routes>
+                          <Route path="/" element={<Navigate to={homeOf(me.role)} replace />} />
+                          <Route path="/login" element={<Navigate to={homeOf(me.role)} replace />} />
+                          <Route path="/preservations" element={<PreservationList />} />
+                          <Route path="/preservations/new" element={<PreservationNew />} />
+                          <Route path="/preservations/:id" element={<PreservationDetail />} />
+                          <Route path="/inbox" element={<Inbox />} />
+                          <Route path="/search" element={<Search />} />
+                          <Route path="/contracts" element={<Contracts />} />
+                          <Route path="/contracts/:id" element={<ContractDetail />} />
+                          <Route path="/judicial" element={<JudicialList />} />
+                          <Route path="/judicial/:id" element={<JudicialDetail />} />
+                          <Route path="/account" element={<Account />} />
+                          <Route path="/webhooks" element={<Webhooks />} />
+                          <Route path="/admin/products" element={<Products />} />
+                          <Route path="/admin/contract-types" element={<ContractTypes />} />
+                          <Route path="/admin/users" element={<UsersPage />} />
+                          <Route path="/admin/monitoring" element={<Monitoring />} />
+                          <Route path="/admin/audit" element={<AuditLog />} />
+                          <Route path="/admin/system-log" element={<SystemLog />} />
+                          <Route path="*" element={<Navigate to={homeOf(me.role)} replace />} />
+                        </Routes>
+                      </Shell>
+                    )
+                  }
+                />
+              </Routes>
             </BrowserRouter>
           </SessionContext.Provider>
         </AntApp>

@@ -1,6 +1,6 @@
 import { type ReactNode, useEffect, useState } from 'react';
 import { Badge, Button, Layout, Menu, Space, Tag } from 'antd';
-import { useLocation, useNavigate } from 'react-router';
+import { Link, useLocation, useNavigate } from 'react-router';
 import { api } from './api/client';
 import { type Key, useI18n } from './i18n';
 import { useSession } from './session';
@@ -11,11 +11,15 @@ export function menuOf(role: string): { path: string; key: Key }[] {
     case 'admin':
       return [
         { path: '/admin/products', key: 'menu_products' },
+        { path: '/admin/contract-types', key: 'menu_contract_types' },
         { path: '/admin/users', key: 'menu_users' },
         { path: '/preservations', key: 'menu_preservations' },
         { path: '/contracts', key: 'menu_contracts' },
+        { path: '/search', key: 'menu_search' },
         { path: '/judicial', key: 'menu_judicial' },
+        { path: '/webhooks', key: 'menu_webhooks' },
         { path: '/admin/monitoring', key: 'menu_monitoring' },
+        { path: '/admin/system-log', key: 'menu_system_log' },
         { path: '/admin/audit', key: 'menu_audit' },
       ];
     case 'reviewer':
@@ -23,15 +27,21 @@ export function menuOf(role: string): { path: string; key: Key }[] {
         { path: '/inbox', key: 'menu_inbox' },
         { path: '/preservations', key: 'menu_preservations' },
         { path: '/contracts', key: 'menu_contracts' },
+        { path: '/search', key: 'menu_search' },
         { path: '/judicial', key: 'menu_judicial' },
+        { path: '/webhooks', key: 'menu_webhooks' },
       ];
     case 'institution':
       return [{ path: '/judicial', key: 'menu_queue' }];
+    case 'signer':
+      // An invited outside party: the contracts they sign, nothing else.
+      return [{ path: '/contracts', key: 'menu_contracts' }];
     default:
       return [
         { path: '/preservations', key: 'menu_preservations' },
         { path: '/preservations/new', key: 'menu_new_preservation' },
         { path: '/contracts', key: 'menu_contracts' },
+        { path: '/search', key: 'menu_search' },
         { path: '/judicial', key: 'menu_judicial' },
       ];
   }
@@ -45,7 +55,7 @@ export function Shell({ children }: { children: ReactNode }) {
   const [todo, setTodo] = useState<number>();
   useEffect(() => {
     // The to-do count (GET /v1/inbox), refreshed as the user moves around.
-    if (me && me.role !== 'admin') void api.GET('/v1/inbox').then((r) => setTodo(r.data?.total));
+    if (me && me.role !== 'admin') void api.GET('/v1/inbox').then((r) => setTodo(r.data?.total), () => setTodo(undefined));
   }, [me, loc.pathname]);
   if (!me) return null;
   const items = menuOf(me.role);
@@ -56,7 +66,7 @@ export function Shell({ children }: { children: ReactNode }) {
   const logout = async () => {
     await api.POST('/v1/auth/logout');
     setMe(null);
-    nav('/');
+    await nav('/');
   };
   return (
     <Layout>
@@ -83,9 +93,9 @@ export function Shell({ children }: { children: ReactNode }) {
           <a href="/verify/" target="_blank" rel="noopener">
             {t('verifyPage')}
           </a>
-          <span className="anchord-user">
+          <Link className="anchord-user" to="/account" title={t('menu_account')}>
             {me.username} <Tag>{t(`role_${me.role}` as Key)}</Tag>
-          </span>
+          </Link>
           <Button size="small" onClick={() => setLang(lang === 'zh' ? 'en' : 'zh')}>
             {t('language')}
           </Button>

@@ -17,7 +17,10 @@ export function stampStyleNonce(nonce = cspNonce()): void {
   const stamp = (node: Node) => {
     if (node instanceof HTMLStyleElement && !node.nonce) node.nonce = nonce;
   };
+  // Kept and called with their node as `this` (.call below).
+  // eslint-disable-next-line @typescript-eslint/unbound-method
   const append = Node.prototype.appendChild;
+  // eslint-disable-next-line @typescript-eslint/unbound-method
   const insert = Node.prototype.insertBefore;
   Node.prototype.appendChild = function <T extends Node>(this: Node, node: T): T {
     stamp(node);

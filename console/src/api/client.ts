@@ -22,10 +22,30 @@ export function setOnUnauthenticated(f: () => void) {
   onUnauthenticated = f;
 }
 
+/** Called when the server says the password must be changed first (403
+ * `password_change_required`, after an administrator's reset). */
+let onPasswordChangeRequired: () => void = () => {};
+export function setOnPasswordChangeRequired(f: () => void) {
+  onPasswordChangeRequired = f;
+}
+
+/** Whether an answer is 403 `password_change_required` (reads a copy of the body). */
+export async function isPasswordChangeRequired(response: Response): Promise<boolean> {
+  if (response.status !== 403) return false;
+  try {
+    const b = (await response.clone().json()) as Partial<ApiErrorBody>;
+    return b.error?.code === 'password_change_required';
+  } catch {
+    return false;
+  }
+}
+
 const unauthenticated: Middleware = {
-  onResponse({ request, response }) {
+  async onResponse({ request, response }) {
     if (response.status === 401 && !request.url.endsWith('/v1/auth/login')) {
       onUnauthenticated();
+    } else if (await isPasswordChangeRequired(response)) {
+      onPasswordChangeRequired();
     }
     return undefined;
   },
@@ -95,7 +115,7 @@ export function uploadWithProgress(
       if (ev.lengthComputable) onProgress(Math.round((ev.loaded / ev.total) * 100));
     };
     xhr.onload = () => {
-      let body: unknown = null;
+      let body: unknown;
       try {
         body = xhr.responseText ? JSON.parse(xhr.responseText) : null;
       } catch {

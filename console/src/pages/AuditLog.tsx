@@ -36,7 +36,7 @@ export function AuditLog() {
       <Form
         layout="inline"
         style={{ marginBottom: 16 }}
-        onFinish={(v) => {
+        onFinish={(v: { user?: string; action?: string; result?: string }) => {
           setAfter(undefined);
           setFilters(v);
         }}

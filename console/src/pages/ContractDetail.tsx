@@ -1,15 +1,17 @@
 import { useCallback, useEffect, useState } from 'react';
-import { Alert, Button, Card, Descriptions, Form, Input, Modal, Space, Table, message } from 'antd';
+import { Alert, Button, Card, Descriptions, Form, Input, Space, Table, Tooltip } from 'antd';
 import { useParams } from 'react-router';
 import { api, errorText, must, type Schemas } from '../api/client';
 import { localTime, useI18n } from '../i18n';
 import { useSession } from '../session';
-import { Mono, StatusTag } from './common';
+import { signContract } from '../sign/flow';
+import { fail, FormModal, Mono, StatusTag } from './common';
 
 type C = Schemas['ContractJson'];
 type S = Schemas['SignerJson'];
 
-/** A contract: body, hash, each signer's status; sign (platform-held key) or refuse; review. */
+/** A contract: body, hash, each signer's status; sign with the key held in this
+ * browser (or by the platform) or refuse; review. */
 export function ContractDetail() {
   const { id } = useParams();
   const cid = Number(id);
@@ -18,6 +20,7 @@ export function ContractDetail() {
   const [c, setC] = useState<C>();
   const [error, setError] = useState<string>();
   const [reason, setReason] = useState<'refuse' | 'reject'>();
+  const [signing, setSigning] = useState(false);
   const load = useCallback(async () => {
     const r = await api.GET('/v1/contracts/{id}', { params: { path: { id: cid } } });
     if (r.data) setC(r.data);
@@ -28,9 +31,22 @@ export function ContractDetail() {
   }, [load]);
   if (error) return <Alert type="error" title={error} showIcon />;
   if (!c) return <Card loading />;
-  const fail = (e: unknown) => message.error(errorText((e as { body?: unknown }).body ?? e));
   const mine = c.signers.find((s) => s.user_id === me?.id && s.status === 'pending');
   const sign = async () => {
+    if (!me || !mine) return;
+    setSigning(true);
+    try {
+      // The key held in this browser (custody "client"): made and registered on
+      // first use; only the signature over the statement is sent.
+      await signContract(c, mine.index, me);
+      await load();
+    } catch (e) {
+      fail(e);
+    }
+    setSigning(false);
+  };
+  const signByPlatform = async () => {
+    setSigning(true);
     try {
       // The platform holds the key (custody "platform"): registered on first use
       // (409 when one is registered already).
@@ -41,6 +57,7 @@ export function ContractDetail() {
     } catch (e) {
       fail(e);
     }
+    setSigning(false);
   };
   const approve = async () => {
     try {
@@ -51,14 +68,9 @@ export function ContractDetail() {
     }
   };
   const decide = async (v: { reason: string }) => {
-    try {
-      if (reason === 'refuse') await must(api.POST('/v1/contracts/{id}/refuse', { params: { path: { id: cid } }, body: { reason: v.reason } }));
-      else await must(api.POST('/v1/contracts/{id}/reject', { params: { path: { id: cid } }, body: { reason: v.reason } }));
-      setReason(undefined);
-      await load();
-    } catch (e) {
-      fail(e);
-    }
+    if (reason === 'refuse') await must(api.POST('/v1/contracts/{id}/refuse', { params: { path: { id: cid } }, body: { reason: v.reason } }));
+    else await must(api.POST('/v1/contracts/{id}/reject', { params: { path: { id: cid } }, body: { reason: v.reason } }));
+    await load();
   };
   const reviewer = me?.role === 'reviewer' && c.status === 'awaiting_review';
   return (
@@ -73,8 +85,13 @@ export function ContractDetail() {
           <Space>
             {mine && c.status === 'signing' && (
               <>
-                <Button type="primary" onClick={sign}>
-                  {t('sign')}
+                <Tooltip title={t('signBrowserHint')}>
+                  <Button type="primary" loading={signing} onClick={sign}>
+                    {t('sign')}
+                  </Button>
+                </Tooltip>
+                <Button loading={signing} onClick={signByPlatform}>
+                  {t('signPlatform')}
                 </Button>
                 <Button danger onClick={() => setReason('refuse')}>
                   {t('refuse')}
@@ -117,19 +134,40 @@ export function ContractDetail() {
             { title: t('tenant'), dataIndex: 'organisation' },
             { title: t('status'), dataIndex: 'status', render: (v: string) => <StatusTag status={v === 'signed' ? 'on_chain' : v === 'pending' ? 'signing' : v} /> },
             { title: t('signedAt'), dataIndex: 'signed_at', render: (v: string | null) => localTime(lang, v) },
+            { title: t('custody'), dataIndex: 'custody', render: (v: string | null) => (v ? t(v === 'platform' ? 'custodyPlatform' : 'custodyClient') : '') },
+            { title: t('publicKey'), dataIndex: 'public_key', render: (v: string | null) => (v ? <Mono>{v.slice(0, 16)}…</Mono> : '') },
           ]}
+          expandable={{
+            rowExpandable: (s) => !!s.statement || !!s.refuse_reason,
+            expandedRowRender: (s) => (
+              <Descriptions column={1} size="small">
+                {s.refuse_reason && <Descriptions.Item label={t('reason')}>{s.refuse_reason}</Descriptions.Item>}
+                {s.statement && (
+                  <Descriptions.Item label={t('statement')}>
+                    <pre className="anchord-mono">{s.statement}</pre>
+                  </Descriptions.Item>
+                )}
+                {s.signature && (
+                  <Descriptions.Item label={t('signature')}>
+                    <Mono>{s.signature}</Mono>
+                  </Descriptions.Item>
+                )}
+              </Descriptions>
+            ),
+          }}
         />
       </Card>
-      <Modal open={reason !== undefined} title={reason === 'refuse' ? t('refuse') : t('reject')} footer={null} onCancel={() => setReason(undefined)} destroyOnHidden>
-        <Form layout="vertical" onFinish={decide}>
-          <Form.Item name="reason" label={t('reason')} rules={[{ required: true, max: 2000 }]}>
-            <Input.TextArea rows={3} />
-          </Form.Item>
-          <Button type="primary" danger htmlType="submit">
-            {t('save')}
-          </Button>
-        </Form>
-      </Modal>
+      <FormModal<{ reason: string }>
+        open={reason !== undefined}
+        title={reason === 'refuse' ? t('refuse') : t('reject')}
+        onClose={() => setReason(undefined)}
+        onSubmit={decide}
+        danger
+      >
+        <Form.Item name="reason" label={t('reason')} rules={[{ required: true, max: 2000 }]}>
+          <Input.TextArea rows={3} />
+        </Form.Item>
+      </FormModal>
     </Space>
   );
 }

@@ -1,12 +1,35 @@
 import { useCallback, useEffect, useState } from 'react';
-import { Button, Card, Form, Input, Modal, Select, Space, Table, message } from 'antd';
+import { Alert, Button, Card, Form, Input, Modal, Select, Space, Table, Typography, message } from 'antd';
 import { Link, useNavigate } from 'react-router';
 import { api, errorText, must, nextAfter, type Schemas } from '../api/client';
 import { localTime, statusLabel, useI18n } from '../i18n';
 import { useSession } from '../session';
-import { StatusTag } from './common';
+import { FormModal, StatusTag } from './common';
 
 type C = Schemas['ContractSummaryJson'];
+type SignerSpec = Schemas['SignerSpec'];
+type SignerKind = 'own' | 'other' | 'email' | 'phone';
+interface SignerRow {
+  kind: SignerKind;
+  username?: string;
+  organisation?: string;
+  contact?: string;
+}
+
+/** A signer row of the 发起邀约 form as the API's signer: a username of the
+ * initiator's bank, a user of another organisation, or an outside party to invite. */
+export function signerSpec(r: SignerRow): SignerSpec {
+  switch (r.kind) {
+    case 'other':
+      return { username: r.username?.trim(), organisation: r.organisation?.trim() };
+    case 'email':
+      return { email: r.contact?.trim() };
+    case 'phone':
+      return { phone: r.contact?.replace(/[\s-]/g, '') };
+    default:
+      return r.username?.trim() ?? '';
+  }
+}
 type Status = 'signing' | 'awaiting_review' | 'approved' | 'on_chain' | 'refused' | 'rejected';
 const STATUSES: Status[] = ['signing', 'awaiting_review', 'approved', 'on_chain', 'refused', 'rejected'];
 
@@ -22,13 +45,14 @@ export function Contracts() {
   const [types, setTypes] = useState<Schemas['ContractTypeSummaryJson'][]>([]);
   const [creating, setCreating] = useState(false);
   const [typeId, setTypeId] = useState<number>();
+  const [links, setLinks] = useState<Schemas['ContractJson']>();
   const load = useCallback(async () => {
     const query = { ...(status ? { status } : {}), ...(after ? { after } : {}), limit: 20 };
     const r = await api.GET('/v1/contracts', { params: { query } });
     if (r.data) {
       setRows(r.data);
       setNext(nextAfter(r.response));
-    } else message.error(errorText(r.error));
+    } else void message.error(errorText(r.error));
   }, [status, after]);
   useEffect(() => {
     void load();
@@ -37,19 +61,12 @@ export function Contracts() {
     void api.GET('/v1/contract-types').then((r) => r.data && setTypes(r.data));
   }, []);
   const type = types.find((x) => x.id === typeId);
-  const create = async (v: { title: string; signers: string; variables?: Record<string, string> }) => {
-    if (!typeId) return;
-    const signers = v.signers
-      .split(/[\s,，]+/)
-      .map((s) => s.trim())
-      .filter(Boolean);
-    try {
-      const c = await must(api.POST('/v1/contracts', { body: { contract_type_id: typeId, title: v.title, variables: v.variables ?? {}, signers } }));
-      setCreating(false);
-      nav(`/contracts/${c.id}`);
-    } catch (e) {
-      message.error(errorText((e as { body?: unknown }).body ?? e));
-    }
+  const create = async (v: { title: string; signers: SignerRow[]; variables?: Record<string, string> }) => {
+    if (!typeId) throw new Error(t('contractType'));
+    const c = await must(api.POST('/v1/contracts', { body: { contract_type_id: typeId, title: v.title, variables: v.variables ?? {}, signers: v.signers.map(signerSpec) } }));
+    // The invitation links come once, in this answer: show them before leaving.
+    if (c.invitation_links.length) setLinks(c);
+    else await nav(`/contracts/${c.id}`);
   };
   const canCreate = me?.role === 'user' || me?.role === 'reviewer';
   return (
@@ -97,26 +114,98 @@ export function Contracts() {
           {t('nextPage')}
         </Button>
       </Space>
-      <Modal open={creating} title={t('newContract')} footer={null} onCancel={() => setCreating(false)} destroyOnHidden>
-        <Form layout="vertical" onFinish={create}>
-          <Form.Item label={t('contractType')} required htmlFor="contract-type">
-            <Select id="contract-type" value={typeId} onChange={setTypeId} options={types.map((x) => ({ value: x.id, label: x.name }))} />
-          </Form.Item>
-          <Form.Item name="title" label={t('contractTitle')} rules={[{ required: true }]}>
+      <FormModal<{ title: string; signers: SignerRow[]; variables?: Record<string, string> }>
+        open={creating}
+        title={t('newContract')}
+        onClose={() => setCreating(false)}
+        onSubmit={create}
+        submitText={t('create')}
+        initialValues={{ signers: [{ kind: 'own' }] }}
+      >
+        <Form.Item label={t('contractType')} required htmlFor="contract-type">
+          <Select id="contract-type" value={typeId} onChange={setTypeId} options={types.map((x) => ({ value: x.id, label: x.name }))} />
+        </Form.Item>
+        <Form.Item name="title" label={t('contractTitle')} rules={[{ required: true }]}>
+          <Input />
+        </Form.Item>
+        {type?.variables.map((k) => (
+          <Form.Item key={k} name={['variables', k]} label={k} rules={[{ required: true, max: 2000 }]}>
             <Input />
           </Form.Item>
-          {type?.variables.map((k) => (
-            <Form.Item key={k} name={['variables', k]} label={k} rules={[{ required: true }]}>
-              <Input />
-            </Form.Item>
-          ))}
-          <Form.Item name="signers" label={t('signers')} rules={[{ required: true }]} extra="username, username, …">
-            <Input />
-          </Form.Item>
-          <Button type="primary" htmlType="submit" disabled={!typeId}>
-            {t('create')}
-          </Button>
-        </Form>
+        ))}
+        <Form.List name="signers">
+          {(fields, { add, remove }) => (
+            <fieldset className="anchord-signers">
+              <legend>{t('signers')}</legend>
+              {fields.map((f, i) => (
+                <Space key={f.key} align="baseline" wrap>
+                  <span aria-hidden>{i + 1}.</span>
+                  <Form.Item name={[f.name, 'kind']} label={`${t('signerKind')} ${i + 1}`} rules={[{ required: true }]}>
+                    <Select
+                      style={{ width: 150 }}
+                      options={(['own', 'other', 'email', 'phone'] as const).map((k) => ({ value: k, label: t(`signer_${k}`) }))}
+                    />
+                  </Form.Item>
+                  <Form.Item noStyle shouldUpdate>
+                    {({ getFieldValue }) => {
+                      const kind = getFieldValue(['signers', f.name, 'kind']) as SignerKind;
+                      return kind === 'email' || kind === 'phone' ? (
+                        <Form.Item
+                          name={[f.name, 'contact']}
+                          label={kind === 'email' ? t('email') : t('phone')}
+                          rules={[{ required: true }, kind === 'email' ? { type: 'email' } : { pattern: /^\+[0-9]{6,20}$/, message: t('phoneRule') }]}
+                        >
+                          <Input style={{ width: 220 }} />
+                        </Form.Item>
+                      ) : (
+                        <Space align="baseline">
+                          {kind === 'other' && (
+                            <Form.Item name={[f.name, 'organisation']} label={t('organisation')} rules={[{ required: true }]}>
+                              <Input style={{ width: 120 }} placeholder="bank-b" />
+                            </Form.Item>
+                          )}
+                          <Form.Item name={[f.name, 'username']} label={t('username')} rules={[{ required: true }]}>
+                            <Input style={{ width: 140 }} />
+                          </Form.Item>
+                        </Space>
+                      );
+                    }}
+                  </Form.Item>
+                  {fields.length > 1 && (
+                    <Button size="small" onClick={() => remove(f.name)} aria-label={`${t('delete')} ${i + 1}`}>
+                      {t('delete')}
+                    </Button>
+                  )}
+                </Space>
+              ))}
+              {fields.length < 20 && (
+                <Button onClick={() => add({ kind: 'own' })} style={{ marginBottom: 16 }}>
+                  {t('addSigner')}
+                </Button>
+              )}
+            </fieldset>
+          )}
+        </Form.List>
+      </FormModal>
+      <Modal
+        open={!!links}
+        title={t('invitationLinks')}
+        onOk={() => links && void nav(`/contracts/${links.id}`)}
+        onCancel={() => links && void nav(`/contracts/${links.id}`)}
+        cancelButtonProps={{ style: { display: 'none' } }}
+        width={720}
+      >
+        <Alert type="warning" showIcon title={t('invitationLinksOnce')} style={{ marginBottom: 16 }} />
+        {links?.invitation_links.map((l) => (
+          <div key={l.index} className="anchord-invitation-link">
+            <strong>
+              {l.index + 1}. {l.email ?? l.phone}
+            </strong>
+            <Typography.Paragraph copyable={{ text: `${window.location.origin}${l.link}` }}>
+              <span className="anchord-mono">{`${window.location.origin}${l.link}`}</span>
+            </Typography.Paragraph>
+          </div>
+        ))}
       </Modal>
     </Card>
   );

@@ -105,7 +105,7 @@ export function JudicialDetail() {
       <Card title={t('comparison')}>
         {cmp ? (
           <>
-            <Alert type={cmp.result === 'match' ? 'success' : 'error'} showIcon title={String(cmp.message ?? (cmp.result === 'match' ? t('compareOk') : t('compareMismatch')))} data-result={String(cmp.result)} />
+            <Alert type={cmp.result === 'match' ? 'success' : 'error'} showIcon title={typeof cmp.message === 'string' ? cmp.message : cmp.result === 'match' ? t('compareOk') : t('compareMismatch')} data-result={String(cmp.result)} />
             <Descriptions bordered column={1} size="small" style={{ marginTop: 16 }}>
               {Object.entries(cmp)
                 .filter(([k, v]) => k !== 'message' && typeof v !== 'object')

@@ -1,10 +1,10 @@
 import { useCallback, useEffect, useState } from 'react';
-import { Button, Card, Form, Input, InputNumber, Modal, Select, Space, Table, Tabs, message } from 'antd';
-import { Link, useNavigate } from 'react-router';
+import { Button, Card, Form, Input, InputNumber, Select, Space, Table, Tabs, message } from 'antd';
+import { Link, useNavigate, useSearchParams } from 'react-router';
 import { api, errorText, must, nextAfter, type Schemas } from '../api/client';
 import { localTime, statusLabel, useI18n } from '../i18n';
 import { useSession } from '../session';
-import { StatusTag } from './common';
+import { FormModal, StatusTag } from './common';
 
 type R = Schemas['RequestJson'];
 type Status = 'pending' | 'in_review' | 'certified' | 'refused';
@@ -19,7 +19,11 @@ export function JudicialList() {
   const [rows, setRows] = useState<R[]>([]);
   const [after, setAfter] = useState<number>();
   const [next, setNext] = useState<number>();
-  const [applying, setApplying] = useState(false);
+  // `?apply=preservation:17` (from the on-chain list of the search): the form opens
+  // with that subject.
+  const [params] = useSearchParams();
+  const preset = /^(preservation|contract):(\d+)$/.exec(params.get('apply') ?? '');
+  const [applying, setApplying] = useState(!!preset);
   const [institutions, setInstitutions] = useState<Schemas['Institution'][]>([]);
   const load = useCallback(async () => {
     const query = { ...(status === 'all' ? {} : { status }), ...(after ? { after } : {}), limit: 20 };
@@ -27,7 +31,7 @@ export function JudicialList() {
     if (r.data) {
       setRows(r.data);
       setNext(nextAfter(r.response));
-    } else message.error(errorText(r.error));
+    } else void message.error(errorText(r.error));
   }, [status, after]);
   useEffect(() => {
     void load();
@@ -37,13 +41,8 @@ export function JudicialList() {
     if (canApply) void api.GET('/v1/institutions').then((r) => r.data && setInstitutions(r.data));
   }, [canApply]);
   const apply = async (v: { kind: 'notarization' | 'ruling'; subject_kind: 'preservation' | 'contract'; subject_id: number; institution_id: string; case_description?: string; purpose?: string }) => {
-    try {
-      const r = await must(api.POST('/v1/judicial-requests', { body: { ...v, evidence: 'authorised' } }));
-      setApplying(false);
-      nav(`/judicial/${r.id}`);
-    } catch (e) {
-      message.error(errorText((e as { body?: unknown }).body ?? e));
-    }
+    const r = await must(api.POST('/v1/judicial-requests', { body: { ...v, evidence: 'authorised' } }));
+    await nav(`/judicial/${r.id}`);
   };
   return (
     <Card
@@ -62,7 +61,7 @@ export function JudicialList() {
           setAfter(undefined);
           setStatus(k as Status | 'all');
         }}
-        items={[{ key: 'all', label: t('reset') === '重置' ? '全部' : 'All' }, ...STATUSES.map((s) => ({ key: s, label: statusLabel(lang, s) }))]}
+        items={[{ key: 'all', label: t('all') }, ...STATUSES.map((s) => ({ key: s, label: statusLabel(lang, s) }))]}
       />
       <Table<R>
         rowKey="id"
@@ -85,31 +84,33 @@ export function JudicialList() {
           {t('nextPage')}
         </Button>
       </Space>
-      <Modal open={applying} title={t('applyJudicial')} footer={null} onCancel={() => setApplying(false)} destroyOnHidden>
-        <Form layout="vertical" onFinish={apply} initialValues={{ kind: 'notarization', subject_kind: 'preservation' }}>
-          <Form.Item name="kind" label={t('kind')} rules={[{ required: true }]}>
-            <Select options={[{ value: 'notarization', label: t('kind_notarization') }, { value: 'ruling', label: t('kind_ruling') }]} />
-          </Form.Item>
-          <Form.Item name="subject_kind" label={t('subject')} rules={[{ required: true }]}>
-            <Select options={[{ value: 'preservation', label: t('menu_preservations') }, { value: 'contract', label: t('menu_contracts') }]} />
-          </Form.Item>
-          <Form.Item name="subject_id" label="ID" rules={[{ required: true }]}>
-            <InputNumber min={1} style={{ width: '100%' }} />
-          </Form.Item>
-          <Form.Item name="institution_id" label={t('institution')} rules={[{ required: true }]}>
-            <Select options={institutions.map((i) => ({ value: i.id, label: i.name }))} />
-          </Form.Item>
-          <Form.Item name="case_description" label={t('caseDescription')}>
-            <Input.TextArea rows={3} maxLength={4000} />
-          </Form.Item>
-          <Form.Item name="purpose" label={t('purpose')}>
-            <Select allowClear options={['civil_litigation', 'evidence_retention', 'other'].map((v) => ({ value: v, label: v }))} />
-          </Form.Item>
-          <Button type="primary" htmlType="submit">
-            {t('create')}
-          </Button>
-        </Form>
-      </Modal>
+      <FormModal
+        open={applying}
+        title={t('applyJudicial')}
+        onClose={() => setApplying(false)}
+        onSubmit={apply}
+        submitText={t('create')}
+        initialValues={{ kind: 'notarization', subject_kind: (preset?.[1] ?? 'preservation') as 'preservation' | 'contract', subject_id: preset ? Number(preset[2]) : undefined }}
+      >
+        <Form.Item name="kind" label={t('kind')} rules={[{ required: true }]}>
+          <Select options={[{ value: 'notarization', label: t('kind_notarization') }, { value: 'ruling', label: t('kind_ruling') }]} />
+        </Form.Item>
+        <Form.Item name="subject_kind" label={t('subject')} rules={[{ required: true }]}>
+          <Select options={[{ value: 'preservation', label: t('menu_preservations') }, { value: 'contract', label: t('menu_contracts') }]} />
+        </Form.Item>
+        <Form.Item name="subject_id" label={t('subjectId')} rules={[{ required: true }]}>
+          <InputNumber min={1} style={{ width: '100%' }} />
+        </Form.Item>
+        <Form.Item name="institution_id" label={t('institution')} rules={[{ required: true }]}>
+          <Select options={institutions.map((i) => ({ value: i.id, label: i.name }))} />
+        </Form.Item>
+        <Form.Item name="case_description" label={t('caseDescription')}>
+          <Input.TextArea rows={3} maxLength={4000} />
+        </Form.Item>
+        <Form.Item name="purpose" label={t('purpose')}>
+          <Select allowClear options={['civil_litigation', 'evidence_retention', 'other'].map((v) => ({ value: v, label: v }))} />
+        </Form.Item>
+      </FormModal>
     </Card>
   );
 }

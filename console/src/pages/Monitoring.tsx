@@ -41,12 +41,12 @@ export function Monitoring() {
         </Col>
       </Row>
       <Descriptions title={t('counts')} bordered size="small" column={2} style={{ marginTop: 24 }}>
-        {counts(s.preservations as Record<string, unknown>)}
-        {counts(s.contracts as Record<string, unknown>)}
-        {counts(s.users as Record<string, unknown>)}
+        {counts(s.preservations)}
+        {counts(s.contracts)}
+        {counts(s.users)}
       </Descriptions>
       <Descriptions title={t('health')} bordered size="small" column={2} style={{ marginTop: 24 }}>
-        {counts(s.health as unknown as Record<string, unknown>)}
+        {counts(s.health)}
       </Descriptions>
       <h2 style={{ fontSize: 16, marginTop: 24 }}>{t('instances')}</h2>
       <Table<Schemas['InstanceJson']>

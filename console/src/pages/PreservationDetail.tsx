@@ -1,10 +1,10 @@
 import { useCallback, useEffect, useState } from 'react';
-import { Alert, Button, Card, Descriptions, Form, Input, Modal, Space, Steps, message } from 'antd';
+import { Alert, Button, Card, Descriptions, Form, Input, Space, Steps, Tooltip } from 'antd';
 import { useParams } from 'react-router';
 import { api, errorText, must, type Schemas } from '../api/client';
 import { localTime, useI18n } from '../i18n';
 import { useSession } from '../session';
-import { bytes, Mono, StatusTag } from './common';
+import { bytes, fail, FormModal, Mono, StatusTag } from './common';
 
 type P = Schemas['PreservationJson'];
 
@@ -51,18 +51,13 @@ export function PreservationDetail() {
       await must(api.POST(`/v1/preservations/{id}/${what}`, { params: { path: { id: pid } } }));
       await load();
     } catch (e) {
-      message.error(errorText((e as { body?: unknown }).body ?? e));
+      fail(e);
     }
     setBusy(false);
   };
   const reject = async (v: { reason: string }) => {
-    try {
-      await must(api.POST('/v1/preservations/{id}/reject', { params: { path: { id: pid } }, body: { reason: v.reason } }));
-      setRejecting(false);
-      await load();
-    } catch (e) {
-      message.error(errorText((e as { body?: unknown }).body ?? e));
-    }
+    await must(api.POST('/v1/preservations/{id}/reject', { params: { path: { id: pid } }, body: { reason: v.reason } }));
+    await load();
   };
   const canReview = me?.role === 'reviewer' && p.status === 'submitted';
   const canSubmit = me?.role !== 'institution' && me?.role !== 'admin' && (p.status === 'saved' || p.status === 'rejected') && p.file;
@@ -78,9 +73,13 @@ export function PreservationDetail() {
         extra={
           <Space>
             {canSubmit && (
-              <Button type="primary" loading={busy} onClick={() => act('submit')}>
-                {t('submit')}
-              </Button>
+              // 申请上链 (the manual's action): the bank's reviewer approves it, then it
+              // goes on chain (POST /v1/preservations/{id}/submit).
+              <Tooltip title={t('applyOnChainHint')}>
+                <Button type="primary" loading={busy} onClick={() => act('submit')}>
+                  {t('applyOnChain')}
+                </Button>
+              </Tooltip>
             )}
             {canReview && (
               <>
@@ -157,16 +156,11 @@ export function PreservationDetail() {
           </Space>
         </Card>
       )}
-      <Modal open={rejecting} title={t('reject')} footer={null} onCancel={() => setRejecting(false)} destroyOnHidden>
-        <Form layout="vertical" onFinish={reject}>
-          <Form.Item name="reason" label={t('rejectReason')} rules={[{ required: true, max: 2000 }]}>
-            <Input.TextArea rows={3} />
-          </Form.Item>
-          <Button type="primary" danger htmlType="submit">
-            {t('reject')}
-          </Button>
-        </Form>
-      </Modal>
+      <FormModal<{ reason: string }> open={rejecting} title={t('reject')} onClose={() => setRejecting(false)} onSubmit={reject} submitText={t('reject')} danger>
+        <Form.Item name="reason" label={t('rejectReason')} rules={[{ required: true, max: 2000 }]}>
+          <Input.TextArea rows={3} />
+        </Form.Item>
+      </FormModal>
     </Space>
   );
 }

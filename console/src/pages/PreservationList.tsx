@@ -1,9 +1,10 @@
-import { useCallback, useEffect, useState } from 'react';
-import { Button, Card, Form, Input, Select, Space, Table, message } from 'antd';
+import { useEffect, useState } from 'react';
+import { Alert, Button, Card, DatePicker, Form, Input, Select, Table } from 'antd';
 import { Link, useNavigate } from 'react-router';
-import { api, errorText, nextAfter, type Schemas } from '../api/client';
+import type { Dayjs } from 'dayjs';
+import { api, type Schemas } from '../api/client';
 import { localTime, statusLabel, useI18n } from '../i18n';
-import { Mono, StatusTag } from './common';
+import { clean, Mono, StatusTag, usePaged } from './common';
 
 type P = Schemas['PreservationJson'];
 type Status = 'saved' | 'submitted' | 'approved' | 'on_chain' | 'rejected';
@@ -14,33 +15,28 @@ interface Filters {
   status?: Status;
   product_id?: number;
   hash?: string;
+  initiator?: string;
   field_key?: string;
   field_value?: string;
+  from?: string;
+  to?: string;
 }
 
-/** The preservation list with the manual's filters (number, status, product, hash, field value). */
+/** A date range of the search forms as the API's `from`/`to` (dates in the
+ * deployment's zone; `to` includes that whole day). */
+export function dateRange(r: [Dayjs | null, Dayjs | null] | null | undefined): { from?: string; to?: string } {
+  return { from: r?.[0]?.format('YYYY-MM-DD'), to: r?.[1]?.format('YYYY-MM-DD') };
+}
+
+const fetchPreservations = (q: Filters, after: number | undefined) => api.GET('/v1/preservations', { params: { query: clean({ ...q, after, limit: 20 }) } });
+
+/** The preservation list with the manual's search: number (prefix), status, product,
+ * hash, initiator, a field's value, dates; paged. */
 export function PreservationList({ fixedStatus, title }: { fixedStatus?: Status; title?: string }) {
   const { t, lang } = useI18n();
   const nav = useNavigate();
-  const [rows, setRows] = useState<P[]>([]);
   const [products, setProducts] = useState<Schemas['ProductJson'][]>([]);
-  const [filters, setFilters] = useState<Filters>(fixedStatus ? { status: fixedStatus } : {});
-  const [after, setAfter] = useState<number | undefined>();
-  const [next, setNext] = useState<number | undefined>();
-  const [loading, setLoading] = useState(false);
-  const load = useCallback(async () => {
-    setLoading(true);
-    const q = Object.fromEntries(Object.entries({ ...filters, after, limit: 20 }).filter(([, v]) => v !== undefined && v !== ''));
-    const r = await api.GET('/v1/preservations', { params: { query: q } });
-    setLoading(false);
-    if (r.data) {
-      setRows(r.data);
-      setNext(nextAfter(r.response));
-    } else message.error(errorText(r.error));
-  }, [filters, after]);
-  useEffect(() => {
-    void load();
-  }, [load]);
+  const list = usePaged(fetchPreservations, fixedStatus ? { status: fixedStatus } : {});
   useEffect(() => {
     void api.GET('/v1/products').then((r) => r.data && setProducts(r.data));
   }, []);
@@ -49,14 +45,15 @@ export function PreservationList({ fixedStatus, title }: { fixedStatus?: Status;
     <Card title={title ?? t('menu_preservations')}>
       <Form
         layout="inline"
-        onFinish={(v: Filters) => {
-          setAfter(undefined);
-          setFilters(fixedStatus ? { ...v, status: fixedStatus } : v);
+        name="preservation-search"
+        onFinish={(v: Filters & { dates?: [Dayjs | null, Dayjs | null] | null }) => {
+          const { dates, ...rest } = v;
+          list.search({ ...rest, ...dateRange(dates), ...(fixedStatus ? { status: fixedStatus } : {}) });
         }}
         style={{ marginBottom: 16, rowGap: 8 }}
       >
         <Form.Item name="number" label={t('number')}>
-          <Input allowClear placeholder="BQ0000000001" />
+          <Input allowClear placeholder="BQ0000000001" maxLength={32} />
         </Form.Item>
         {!fixedStatus && (
           <Form.Item name="status" label={t('status')}>
@@ -66,27 +63,32 @@ export function PreservationList({ fixedStatus, title }: { fixedStatus?: Status;
         <Form.Item name="product_id" label={t('product')}>
           <Select allowClear style={{ width: 180 }} options={products.map((p) => ({ value: p.id, label: p.name }))} />
         </Form.Item>
-        <Form.Item name="hash" label={t('hash')} rules={[{ pattern: /^[0-9a-fA-F]{64}$/, message: '64 hex' }]}>
+        <Form.Item name="hash" label={t('hash')} rules={[{ pattern: /^[0-9a-fA-F]{64}$/, message: t('hashRule') }]}>
           <Input allowClear style={{ width: 220 }} />
         </Form.Item>
-        <Form.Item name="field_key" label={t('fieldKey')}>
+        <Form.Item name="initiator" label={t('initiator')}>
           <Input allowClear style={{ width: 120 }} />
         </Form.Item>
-        <Form.Item name="field_value" label={t('fieldValue')}>
+        <Form.Item name="field_key" label={t('fieldKey')} dependencies={['field_value']} rules={[({ getFieldValue }) => ({ required: !!getFieldValue('field_value'), message: t('fieldPairRule') })]}>
+          <Input allowClear style={{ width: 120 }} />
+        </Form.Item>
+        <Form.Item name="field_value" label={t('fieldValue')} dependencies={['field_key']} rules={[({ getFieldValue }) => ({ required: !!getFieldValue('field_key'), message: t('fieldPairRule') })]}>
           <Input allowClear style={{ width: 140 }} />
         </Form.Item>
-        <Space>
-          <Button type="primary" htmlType="submit">
-            {t('search')}
-          </Button>
-        </Space>
+        <Form.Item name="dates" label={t('dateRange')}>
+          <DatePicker.RangePicker allowEmpty={[true, true]} />
+        </Form.Item>
+        <Button type="primary" htmlType="submit">
+          {t('search')}
+        </Button>
       </Form>
+      {list.error && <Alert type="error" showIcon title={list.error} style={{ marginBottom: 16 }} />}
       <Table<P>
         rowKey="id"
-        loading={loading}
-        dataSource={rows}
+        loading={list.loading}
+        dataSource={list.rows}
         pagination={false}
-        onRow={(r) => ({ onDoubleClick: () => nav(`/preservations/${r.id}`) })}
+        onRow={(r) => ({ onDoubleClick: () => void nav(`/preservations/${r.id}`) })}
         columns={[
           { title: t('number'), dataIndex: 'number', render: (v: string, r) => <Link to={`/preservations/${r.id}`}>{v}</Link> },
           { title: t('product'), dataIndex: 'product_id', render: (v: number) => productName(v) },
@@ -96,14 +98,7 @@ export function PreservationList({ fixedStatus, title }: { fixedStatus?: Status;
           { title: t('createdAt'), dataIndex: 'created_at', render: (v: string) => localTime(lang, v) },
         ]}
       />
-      <Space style={{ marginTop: 16 }}>
-        <Button disabled={after === undefined} onClick={() => setAfter(undefined)}>
-          {t('firstPage')}
-        </Button>
-        <Button disabled={next === undefined} onClick={() => setAfter(next)}>
-          {t('nextPage')}
-        </Button>
-      </Space>
+      {list.pager}
     </Card>
   );
 }

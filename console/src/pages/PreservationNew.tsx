@@ -33,7 +33,7 @@ export function ProductForm({ preview, onFinish, busy, submitText }: { preview: 
         for (const f of preview.form) {
           const v = raw[f.key];
           if (v === undefined || v === null || v === '') continue;
-          out[f.key] = f.type === 'date' ? (v as Dayjs).format('YYYY-MM-DD') : String(v);
+          out[f.key] = f.type === 'date' ? (v as Dayjs).format('YYYY-MM-DD') : typeof v === 'string' ? v : JSON.stringify(v);
         }
         onFinish?.(out);
       }}
@@ -100,7 +100,7 @@ export function PreservationNew() {
     setBusy(true);
     try {
       await must(api.POST('/v1/preservations/{id}/submit', { params: { path: { id: created.id } } }));
-      nav(`/preservations/${created.id}`);
+      await nav(`/preservations/${created.id}`);
     } catch (e) {
       setError(errorText((e as { body?: unknown }).body ?? e));
     }

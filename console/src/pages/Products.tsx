@@ -1,7 +1,8 @@
 import { useCallback, useEffect, useState } from 'react';
-import { Button, Card, Checkbox, Col, Form, Input, InputNumber, Modal, Row, Select, Space, Table, message } from 'antd';
-import { api, errorText, must, type Schemas } from '../api/client';
+import { Button, Card, Checkbox, Col, Form, Input, InputNumber, Row, Select, Space, Table } from 'antd';
+import { api, must, type Schemas } from '../api/client';
 import { useI18n } from '../i18n';
+import { fail, FormModal, ListCard } from './common';
 import { ProductForm } from './PreservationNew';
 
 type Product = Schemas['ProductJson'];
@@ -28,31 +29,20 @@ export function Products() {
     if (selected === undefined) return;
     void api.GET('/v1/products/{id}/preview', { params: { path: { id: selected } } }).then((r) => setPreview(r.data));
   }, [selected, products]);
-  const fail = (e: unknown) => message.error(errorText((e as { body?: unknown }).body ?? e));
   const create = async (v: { name: string; description?: string; channels?: string[] }) => {
-    try {
-      const p = await must(api.POST('/v1/products', { body: { name: v.name, description: v.description ?? '', channels: v.channels ?? [], fields: [] } }));
-      setCreating(false);
-      await load();
-      setSelected(p.id);
-    } catch (e) {
-      fail(e);
-    }
+    const p = await must(api.POST('/v1/products', { body: { name: v.name, description: v.description ?? '', channels: v.channels ?? [], fields: [] } }));
+    await load();
+    setSelected(p.id);
   };
   const saveField = async (v: Field) => {
     if (!product) return;
-    try {
-      if (editing === 'new') {
-        await must(api.POST('/v1/products/{id}/fields', { params: { path: { id: product.id } }, body: { ...v, required: !!v.required, disclose_on_certificate: !!v.disclose_on_certificate } }));
-      } else if (editing) {
-        const { key: _key, ...patch } = v;
-        await must(api.PATCH('/v1/products/{id}/fields/{key}', { params: { path: { id: product.id, key: editing.key } }, body: patch }));
-      }
-      setEditing(undefined);
-      await load();
-    } catch (e) {
-      fail(e);
+    if (editing === 'new') {
+      await must(api.POST('/v1/products/{id}/fields', { params: { path: { id: product.id } }, body: { ...v, required: !!v.required, disclose_on_certificate: !!v.disclose_on_certificate } }));
+    } else if (editing) {
+      const { key: _key, ...patch } = v;
+      await must(api.PATCH('/v1/products/{id}/fields/{key}', { params: { path: { id: product.id, key: editing.key } }, body: patch }));
     }
+    await load();
   };
   const remove = async (key: string) => {
     if (!product) return;
@@ -79,14 +69,7 @@ export function Products() {
   return (
     <Row gutter={16}>
       <Col span={8}>
-        <Card
-          title={t('menu_products')}
-          extra={
-            <Button type="primary" onClick={() => setCreating(true)}>
-              {t('create')}
-            </Button>
-          }
-        >
+        <ListCard title={t('menu_products')} createText={t('create')} onCreate={() => setCreating(true)}>
           <Table<Product>
             rowKey="id"
             size="small"
@@ -100,19 +83,12 @@ export function Products() {
               { title: t('fields'), render: (_, r) => r.fields.length },
             ]}
           />
-        </Card>
+        </ListCard>
       </Col>
       <Col span={16}>
         {product && (
           <Space direction="vertical" style={{ width: '100%' }}>
-            <Card
-              title={`${product.name} · ${t('fields')}`}
-              extra={
-                <Button type="primary" onClick={() => setEditing('new')}>
-                  {t('addField')}
-                </Button>
-              }
-            >
+            <ListCard title={`${product.name} · ${t('fields')}`} createText={t('addField')} onCreate={() => setEditing('new')}>
               <Table<Field>
                 rowKey="key"
                 size="small"
@@ -146,52 +122,48 @@ export function Products() {
                   },
                 ]}
               />
-            </Card>
+            </ListCard>
             <Card title={t('preview')}>{preview && preview.product_id === product.id && <ProductForm preview={preview} />}</Card>
           </Space>
         )}
       </Col>
-      <Modal open={creating} title={t('create')} footer={null} onCancel={() => setCreating(false)} destroyOnHidden>
-        <Form layout="vertical" onFinish={create}>
-          <Form.Item name="name" label={t('productName')} rules={[{ required: true, max: 200 }]}>
-            <Input />
-          </Form.Item>
-          <Form.Item name="description" label={t('description')}>
-            <Input.TextArea maxLength={4000} />
-          </Form.Item>
-          <Form.Item name="channels" label={t('channels')}>
-            <Checkbox.Group options={[{ value: 'notarization', label: t('kind_notarization') }, { value: 'judicial_ruling', label: t('kind_ruling') }]} />
-          </Form.Item>
-          <Button type="primary" htmlType="submit">
-            {t('save')}
-          </Button>
-        </Form>
-      </Modal>
-      <Modal open={editing !== undefined} title={editing === 'new' ? t('addField') : t('edit')} footer={null} onCancel={() => setEditing(undefined)} destroyOnHidden>
-        <Form layout="vertical" onFinish={saveField} initialValues={editing === 'new' ? { type: 'text', max_length: 50, required: false } : editing}>
-          <Form.Item name="key" label="key" rules={[{ required: true, max: 64 }]}>
-            <Input disabled={editing !== 'new'} />
-          </Form.Item>
-          <Form.Item name="display_name" label={t('displayName')} rules={[{ required: true }]}>
-            <Input />
-          </Form.Item>
-          <Form.Item name="type" label={t('type')} rules={[{ required: true }]}>
-            <Select options={TYPES.map((v) => ({ value: v, label: v }))} />
-          </Form.Item>
-          <Form.Item name="max_length" label={t('maxLength')} rules={[{ required: true }]}>
-            <InputNumber min={1} />
-          </Form.Item>
-          <Form.Item name="required" valuePropName="checked">
-            <Checkbox>{t('required')}</Checkbox>
-          </Form.Item>
-          <Form.Item name="disclose_on_certificate" valuePropName="checked">
-            <Checkbox>{t('disclose')}</Checkbox>
-          </Form.Item>
-          <Button type="primary" htmlType="submit">
-            {t('save')}
-          </Button>
-        </Form>
-      </Modal>
+      <FormModal<{ name: string; description?: string; channels?: string[] }> open={creating} title={t('create')} onClose={() => setCreating(false)} onSubmit={create}>
+        <Form.Item name="name" label={t('productName')} rules={[{ required: true, max: 200 }]}>
+          <Input />
+        </Form.Item>
+        <Form.Item name="description" label={t('description')}>
+          <Input.TextArea maxLength={4000} />
+        </Form.Item>
+        <Form.Item name="channels" label={t('channels')}>
+          <Checkbox.Group options={[{ value: 'notarization', label: t('kind_notarization') }, { value: 'judicial_ruling', label: t('kind_ruling') }]} />
+        </Form.Item>
+      </FormModal>
+      <FormModal<Field>
+        open={editing !== undefined}
+        title={editing === 'new' ? t('addField') : t('edit')}
+        onClose={() => setEditing(undefined)}
+        onSubmit={saveField}
+        initialValues={editing === 'new' ? { type: 'text', max_length: 50, required: false } : editing}
+      >
+        <Form.Item name="key" label="key" rules={[{ required: true, max: 64, pattern: /^[A-Za-z][A-Za-z0-9_]*$/ }]}>
+          <Input disabled={editing !== 'new'} />
+        </Form.Item>
+        <Form.Item name="display_name" label={t('displayName')} rules={[{ required: true }]}>
+          <Input />
+        </Form.Item>
+        <Form.Item name="type" label={t('type')} rules={[{ required: true }]}>
+          <Select options={TYPES.map((v) => ({ value: v, label: v }))} />
+        </Form.Item>
+        <Form.Item name="max_length" label={t('maxLength')} rules={[{ required: true }]}>
+          <InputNumber min={1} />
+        </Form.Item>
+        <Form.Item name="required" valuePropName="checked">
+          <Checkbox>{t('required')}</Checkbox>
+        </Form.Item>
+        <Form.Item name="disclose_on_certificate" valuePropName="checked">
+          <Checkbox>{t('disclose')}</Checkbox>
+        </Form.Item>
+      </FormModal>
     </Row>
   );
 }

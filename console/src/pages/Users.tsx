@@ -1,88 +1,104 @@
 import { useCallback, useEffect, useState } from 'react';
-import { Button, Card, Form, Input, InputNumber, Modal, Select, Space, Table, message } from 'antd';
-import { api, errorText, must, type Schemas } from '../api/client';
+import { Button, Checkbox, Form, Input, InputNumber, Popconfirm, Select, Space, Table, Tag, message } from 'antd';
+import { api, must, type Schemas } from '../api/client';
 import { localTime, type Key, useI18n } from '../i18n';
+import { useSession } from '../session';
+import { fail, FormModal, ListCard, usePaged } from './common';
 
 type U = Schemas['UserJson'];
 type I = Schemas['Institution'];
 type O = Schemas['OrganisationJson'];
 type OrgKind = 'bank' | 'enterprise' | 'notary' | 'court';
 type Role = 'admin' | 'reviewer' | 'user' | 'institution';
+const ORG_KINDS: OrgKind[] = ['bank', 'enterprise', 'notary', 'court'];
 
-/** Organisations (institutions) and users. */
+interface NewUser {
+  username: string;
+  password: string;
+  role: Role;
+  tenant?: string;
+  institution_id?: string;
+  email?: string;
+  display_name?: string;
+}
+interface UserEdit {
+  role?: Role;
+  email?: string;
+  display_name?: string;
+}
+interface Reset {
+  new_password: string;
+  must_change: boolean;
+}
+
+const fetchUsers = (q: { organisation_id?: number }, after: number | undefined) => api.GET('/v1/users', { params: { query: { ...q, limit: 50, ...(after ? { after } : {}) } } });
+
+/** An optional text: empty clears it (`null`). */
+const orNull = (v: string | undefined) => (v?.trim() ? v.trim() : null);
+
+/** Organisations, users and institutions: create; users edited (role, e-mail, name),
+ * disabled or enabled, their password reset, their sessions revoked. */
 export function UsersPage() {
   const { t, lang } = useI18n();
-  const [users, setUsers] = useState<U[]>([]);
+  const { me } = useSession();
+  const users = usePaged(fetchUsers, {});
   const [insts, setInsts] = useState<I[]>([]);
-  const [newUser, setNewUser] = useState(false);
-  const [newInst, setNewInst] = useState(false);
   const [orgs, setOrgs] = useState<O[]>([]);
-  const [newOrg, setNewOrg] = useState(false);
+  const [dialog, setDialog] = useState<'user' | 'org' | 'inst'>();
+  const [editing, setEditing] = useState<U>();
+  const [resetting, setResetting] = useState<U>();
   const load = useCallback(async () => {
-    const [u, i, o] = await Promise.all([api.GET('/v1/users'), api.GET('/v1/institutions'), api.GET('/v1/organisations')]);
+    const [i, o] = await Promise.all([api.GET('/v1/institutions'), api.GET('/v1/organisations')]);
     if (o.data) setOrgs(o.data);
-    if (u.data) setUsers(u.data);
     if (i.data) setInsts(i.data);
   }, []);
   useEffect(() => {
     void load();
   }, [load]);
-  const fail = (e: unknown) => message.error(errorText((e as { body?: unknown }).body ?? e));
-  const createUser = async (v: { username: string; password: string; role: Role; tenant?: string; institution_id?: string }) => {
+  const reloadAll = async () => {
+    await Promise.all([load(), users.reload()]);
+  };
+  const act = async (f: () => Promise<unknown>, done?: string) => {
     try {
-      await must(api.POST('/v1/users', { body: v }));
-      setNewUser(false);
-      await load();
+      await f();
+      if (done) void message.success(done);
+      await reloadAll();
     } catch (e) {
       fail(e);
     }
+  };
+  const createUser = async (v: NewUser) => {
+    await must(api.POST('/v1/users', { body: { ...v, email: orNull(v.email), display_name: orNull(v.display_name) } }));
+    await reloadAll();
   };
   const createInst = async (v: { id: string; name: string; kind: 'notary' | 'court'; fee_cents?: number }) => {
-    try {
-      await must(api.POST('/v1/institutions', { body: v }));
-      setNewInst(false);
-      await load();
-    } catch (e) {
-      fail(e);
-    }
+    await must(api.POST('/v1/institutions', { body: v }));
+    await reloadAll();
   };
   const createOrg = async (v: { name: string; kind: OrgKind; tenant?: string; institution_id?: string; fee_cents?: number }) => {
-    try {
-      await must(api.POST('/v1/organisations', { body: v }));
-      setNewOrg(false);
-      await load();
-    } catch (e) {
-      fail(e);
-    }
+    await must(api.POST('/v1/organisations', { body: v }));
+    await reloadAll();
   };
-  const toggleOrg = async (o: O) => {
-    try {
-      if (o.enabled) await must(api.POST('/v1/organisations/{id}/disable', { params: { path: { id: o.id } } }));
-      else await must(api.POST('/v1/organisations/{id}/enable', { params: { path: { id: o.id } } }));
-      await load();
-    } catch (e) {
-      fail(e);
-    }
+  const editUser = async (v: UserEdit) => {
+    if (!editing) return;
+    const bank = editing.role === 'user' || editing.role === 'reviewer';
+    await must(
+      api.PATCH('/v1/users/{id}', {
+        params: { path: { id: editing.id } },
+        body: { email: orNull(v.email), display_name: orNull(v.display_name), ...(bank && v.role && v.role !== editing.role ? { role: v.role } : {}) },
+      }),
+    );
+    await users.reload();
   };
-  const toggle = async (u: U) => {
-    try {
-      if (u.disabled_at) await must(api.POST('/v1/users/{id}/enable', { params: { path: { id: u.id } } }));
-      else await must(api.POST('/v1/users/{id}/disable', { params: { path: { id: u.id } } }));
-      await load();
-    } catch (e) {
-      fail(e);
-    }
+  const resetPassword = async (v: Reset) => {
+    if (!resetting) return;
+    await must(api.PUT('/v1/users/{id}/password', { params: { path: { id: resetting.id } }, body: { new_password: v.new_password, must_change: v.must_change } }));
+    void message.success(t('passwordReset'));
+    await users.reload();
   };
   return (
     <Space direction="vertical" style={{ width: '100%' }} size="large">
-      <Card
-        title={t('organisations')}
-        extra={
-          <Button type="primary" onClick={() => setNewOrg(true)}>
-            {t('newOrganisation')}
-          </Button>
-        }
-      >
+      <ListCard title={t('organisations')} createText={t('newOrganisation')} onCreate={() => setDialog('org')}>
         <Table<O>
           rowKey="id"
           size="small"
@@ -90,58 +106,103 @@ export function UsersPage() {
           dataSource={orgs}
           columns={[
             { title: t('name'), dataIndex: 'name' },
-            { title: t('kind'), dataIndex: 'kind' },
+            { title: t('kind'), dataIndex: 'kind', render: (v: string) => t(`org_${v}` as Key) },
             { title: t('tenant'), render: (_, o) => o.tenant ?? o.institution_id ?? '' },
             { title: t('users_count'), dataIndex: 'users' },
-            { title: t('enabled'), dataIndex: 'enabled', render: (v: boolean) => (v ? '✓' : '✗') },
+            { title: t('enabled'), dataIndex: 'enabled', render: (v: boolean) => (v ? t('yes') : t('no')) },
             {
               title: t('actions'),
               render: (_, o) => (
-                <Button size="small" onClick={() => toggleOrg(o)}>
-                  {o.enabled ? 'disable' : 'enable'}
+                <Button
+                  size="small"
+                  onClick={() =>
+                    act(() =>
+                      o.enabled
+                        ? must(api.POST('/v1/organisations/{id}/disable', { params: { path: { id: o.id } } }))
+                        : must(api.POST('/v1/organisations/{id}/enable', { params: { path: { id: o.id } } })),
+                    )
+                  }
+                >
+                  {o.enabled ? t('disable') : t('enable')}
                 </Button>
               ),
             },
           ]}
         />
-      </Card>
-      <Card
-        title={t('users')}
-        extra={
-          <Button type="primary" onClick={() => setNewUser(true)}>
-            {t('newUser')}
-          </Button>
-        }
-      >
+      </ListCard>
+      <ListCard title={t('users')} createText={t('newUser')} onCreate={() => setDialog('user')}>
         <Table<U>
           rowKey="id"
           size="small"
-          dataSource={users}
+          loading={users.loading}
+          pagination={false}
+          dataSource={users.rows}
           columns={[
             { title: t('username'), dataIndex: 'username' },
+            { title: t('displayName'), dataIndex: 'display_name' },
             { title: t('role'), dataIndex: 'role', render: (v: string) => t(`role_${v}` as Key) },
-            { title: t('tenant'), dataIndex: 'tenant' },
-            { title: t('institution'), dataIndex: 'institution_id' },
+            { title: t('tenant'), render: (_, u) => u.tenant ?? u.institution_id ?? '' },
+            { title: t('email'), dataIndex: 'email' },
+            {
+              title: t('status'),
+              render: (_, u) => (
+                <Space size={4} wrap>
+                  {u.disabled_at ? <Tag>{t('disabled')}</Tag> : <Tag>{t('enabled')}</Tag>}
+                  {u.must_change_password && <Tag>{t('mustChange')}</Tag>}
+                  {u.locked_until && new Date(u.locked_until) > new Date() && <Tag>{t('locked')}</Tag>}
+                </Space>
+              ),
+            },
             { title: t('createdAt'), dataIndex: 'created_at', render: (v: string) => localTime(lang, v) },
             {
               title: t('actions'),
               render: (_, u) => (
-                <Button size="small" onClick={() => toggle(u)}>
-                  {u.disabled_at ? 'enable' : 'disable'}
-                </Button>
+                <Space size={4} wrap>
+                  <Button size="small" onClick={() => setEditing(u)} aria-label={`${t('edit')} ${u.username}`}>
+                    {t('edit')}
+                  </Button>
+                  <Button size="small" onClick={() => setResetting(u)} aria-label={`${t('resetPassword')} ${u.username}`}>
+                    {t('resetPassword')}
+                  </Button>
+                  <Popconfirm
+                    title={t('confirmRevoke')}
+                    okText={t('revokeSessions')}
+                    cancelText={t('cancel')}
+                    onConfirm={() =>
+                      act(async () => {
+                        const r = await must(api.DELETE('/v1/users/{id}/sessions', { params: { path: { id: u.id } } }));
+                        void message.success(`${t('sessionsRevoked')}: ${r.revoked}`);
+                      })
+                    }
+                  >
+                    <Button size="small" aria-label={`${t('revokeSessions')} ${u.username}`}>
+                      {t('revokeSessions')}
+                    </Button>
+                  </Popconfirm>
+                  {u.id !== me?.id && (
+                    <Button
+                      size="small"
+                      danger={!u.disabled_at}
+                      aria-label={`${u.disabled_at ? t('enable') : t('disable')} ${u.username}`}
+                      onClick={() =>
+                        act(() =>
+                          u.disabled_at
+                            ? must(api.POST('/v1/users/{id}/enable', { params: { path: { id: u.id } } }))
+                            : must(api.POST('/v1/users/{id}/disable', { params: { path: { id: u.id } } })),
+                        )
+                      }
+                    >
+                      {u.disabled_at ? t('enable') : t('disable')}
+                    </Button>
+                  )}
+                </Space>
               ),
             },
           ]}
         />
-      </Card>
-      <Card
-        title={t('institutions')}
-        extra={
-          <Button type="primary" onClick={() => setNewInst(true)}>
-            {t('newInstitution')}
-          </Button>
-        }
-      >
+        {users.pager}
+      </ListCard>
+      <ListCard title={t('institutions')} createText={t('newInstitution')} onCreate={() => setDialog('inst')}>
         <Table<I>
           rowKey="id"
           size="small"
@@ -150,74 +211,113 @@ export function UsersPage() {
           columns={[
             { title: 'ID', dataIndex: 'id' },
             { title: t('name'), dataIndex: 'name' },
-            { title: t('kind'), dataIndex: 'kind' },
+            { title: t('kind'), dataIndex: 'kind', render: (v: string) => t(`org_${v}` as Key) },
             { title: t('fee'), dataIndex: 'fee_cents' },
           ]}
         />
-      </Card>
-      <Modal open={newUser} title={t('newUser')} footer={null} onCancel={() => setNewUser(false)} destroyOnHidden>
-        <Form layout="vertical" onFinish={createUser} initialValues={{ role: 'user' }}>
-          <Form.Item name="username" label={t('username')} rules={[{ required: true }]}>
-            <Input />
+      </ListCard>
+      <FormModal<NewUser> open={dialog === 'user'} title={t('newUser')} onClose={() => setDialog(undefined)} onSubmit={createUser} initialValues={{ role: 'user' }}>
+        <Form.Item name="username" label={t('username')} rules={[{ required: true, max: 64 }]}>
+          <Input autoComplete="off" />
+        </Form.Item>
+        <Form.Item name="password" label={t('password')} rules={[{ required: true, min: 8, max: 256 }]} extra={t('passwordRule')}>
+          <Input.Password autoComplete="new-password" />
+        </Form.Item>
+        <Form.Item name="role" label={t('role')} rules={[{ required: true }]}>
+          <Select options={(['admin', 'reviewer', 'user', 'institution'] as const).map((r) => ({ value: r, label: t(`role_${r}`) }))} />
+        </Form.Item>
+        <Form.Item name="tenant" label={t('tenant')}>
+          <Input placeholder="bank-a" />
+        </Form.Item>
+        <Form.Item name="institution_id" label={t('institution')}>
+          <Select allowClear options={insts.map((i) => ({ value: i.id, label: i.name }))} />
+        </Form.Item>
+        <Form.Item name="display_name" label={t('displayName')} rules={[{ max: 100 }]}>
+          <Input />
+        </Form.Item>
+        <Form.Item name="email" label={t('email')} rules={[{ type: 'email', max: 254 }]}>
+          <Input type="email" />
+        </Form.Item>
+      </FormModal>
+      <FormModal<UserEdit>
+        key={`edit-${editing?.id}`}
+        open={!!editing}
+        title={`${t('editUser')} · ${editing?.username ?? ''}`}
+        onClose={() => setEditing(undefined)}
+        onSubmit={editUser}
+        initialValues={{ role: editing?.role as Role, email: editing?.email ?? '', display_name: editing?.display_name ?? '' }}
+      >
+        {(editing?.role === 'user' || editing?.role === 'reviewer') && (
+          <Form.Item name="role" label={t('role')} extra={t('roleChangeHint')}>
+            <Select options={(['user', 'reviewer'] as const).map((r) => ({ value: r, label: t(`role_${r}`) }))} />
           </Form.Item>
-          <Form.Item name="password" label={t('password')} rules={[{ required: true, min: 8 }]}>
-            <Input.Password autoComplete="new-password" />
-          </Form.Item>
-          <Form.Item name="role" label={t('role')} rules={[{ required: true }]}>
-            <Select options={(['admin', 'reviewer', 'user', 'institution'] as const).map((r) => ({ value: r, label: t(`role_${r}`) }))} />
-          </Form.Item>
-          <Form.Item name="tenant" label={t('tenant')}>
-            <Input placeholder="bank-a" />
-          </Form.Item>
-          <Form.Item name="institution_id" label={t('institution')}>
-            <Select allowClear options={insts.map((i) => ({ value: i.id, label: i.name }))} />
-          </Form.Item>
-          <Button type="primary" htmlType="submit">
-            {t('save')}
-          </Button>
-        </Form>
-      </Modal>
-      <Modal open={newOrg} title={t('newOrganisation')} footer={null} onCancel={() => setNewOrg(false)} destroyOnHidden>
-        <Form layout="vertical" onFinish={createOrg} initialValues={{ kind: 'bank' }}>
-          <Form.Item name="name" label={t('name')} rules={[{ required: true, max: 200 }]}>
-            <Input />
-          </Form.Item>
-          <Form.Item name="kind" label={t('kind')}>
-            <Select options={(['bank', 'enterprise', 'notary', 'court'] as const).map((k) => ({ value: k, label: k }))} />
-          </Form.Item>
-          <Form.Item name="tenant" label={t('tenant')}>
-            <Input placeholder="bank-a" />
-          </Form.Item>
-          <Form.Item name="institution_id" label={t('institution')}>
-            <Input />
-          </Form.Item>
-          <Form.Item name="fee_cents" label={t('fee')}>
-            <InputNumber min={0} />
-          </Form.Item>
-          <Button type="primary" htmlType="submit">
-            {t('save')}
-          </Button>
-        </Form>
-      </Modal>
-      <Modal open={newInst} title={t('newInstitution')} footer={null} onCancel={() => setNewInst(false)} destroyOnHidden>
-        <Form layout="vertical" onFinish={createInst} initialValues={{ kind: 'notary' }}>
-          <Form.Item name="id" label="ID" rules={[{ required: true }]}>
-            <Input />
-          </Form.Item>
-          <Form.Item name="name" label={t('name')} rules={[{ required: true }]}>
-            <Input />
-          </Form.Item>
-          <Form.Item name="kind" label={t('kind')}>
-            <Select options={[{ value: 'notary', label: t('kind_notarization') }, { value: 'court', label: t('kind_ruling') }]} />
-          </Form.Item>
-          <Form.Item name="fee_cents" label={t('fee')}>
-            <InputNumber min={0} />
-          </Form.Item>
-          <Button type="primary" htmlType="submit">
-            {t('save')}
-          </Button>
-        </Form>
-      </Modal>
+        )}
+        <Form.Item name="display_name" label={t('displayName')} rules={[{ max: 100 }]}>
+          <Input />
+        </Form.Item>
+        <Form.Item name="email" label={t('email')} rules={[{ type: 'email', max: 254 }]}>
+          <Input type="email" />
+        </Form.Item>
+      </FormModal>
+      <FormModal<Reset>
+        key={`reset-${resetting?.id}`}
+        open={!!resetting}
+        title={`${t('resetPassword')} · ${resetting?.username ?? ''}`}
+        onClose={() => setResetting(undefined)}
+        onSubmit={resetPassword}
+        initialValues={{ must_change: true }}
+        danger
+      >
+        <Form.Item name="new_password" label={t('newPassword')} rules={[{ required: true, min: 8, max: 256 }]} extra={t('passwordRule')}>
+          <Input.Password autoComplete="new-password" />
+        </Form.Item>
+        <Form.Item name="must_change" valuePropName="checked">
+          <Checkbox>{t('mustChangeAtLogin')}</Checkbox>
+        </Form.Item>
+      </FormModal>
+      <FormModal<{ name: string; kind: OrgKind; tenant?: string; institution_id?: string; fee_cents?: number }>
+        open={dialog === 'org'}
+        title={t('newOrganisation')}
+        onClose={() => setDialog(undefined)}
+        onSubmit={createOrg}
+        initialValues={{ kind: 'bank' }}
+      >
+        <Form.Item name="name" label={t('name')} rules={[{ required: true, max: 200 }]}>
+          <Input />
+        </Form.Item>
+        <Form.Item name="kind" label={t('kind')}>
+          <Select options={ORG_KINDS.map((k) => ({ value: k, label: t(`org_${k}`) }))} />
+        </Form.Item>
+        <Form.Item name="tenant" label={t('tenant')}>
+          <Input placeholder="bank-a" />
+        </Form.Item>
+        <Form.Item name="institution_id" label={t('institution')}>
+          <Input />
+        </Form.Item>
+        <Form.Item name="fee_cents" label={t('fee')}>
+          <InputNumber min={0} />
+        </Form.Item>
+      </FormModal>
+      <FormModal<{ id: string; name: string; kind: 'notary' | 'court'; fee_cents?: number }>
+        open={dialog === 'inst'}
+        title={t('newInstitution')}
+        onClose={() => setDialog(undefined)}
+        onSubmit={createInst}
+        initialValues={{ kind: 'notary' }}
+      >
+        <Form.Item name="id" label="ID" rules={[{ required: true }]}>
+          <Input />
+        </Form.Item>
+        <Form.Item name="name" label={t('name')} rules={[{ required: true }]}>
+          <Input />
+        </Form.Item>
+        <Form.Item name="kind" label={t('kind')}>
+          <Select options={[{ value: 'notary', label: t('org_notary') }, { value: 'court', label: t('org_court') }]} />
+        </Form.Item>
+        <Form.Item name="fee_cents" label={t('fee')}>
+          <InputNumber min={0} />
+        </Form.Item>
+      </FormModal>
     </Space>
   );
 }

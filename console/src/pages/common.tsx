@@ -1,4 +1,6 @@
-import { Tag } from 'antd';
+import { type ReactNode, useCallback, useEffect, useState } from 'react';
+import { Button, Card, Form, Modal, Space, Tag, message } from 'antd';
+import { errorText, nextAfter } from '../api/client';
 import { statusLabel, useI18n } from '../i18n';
 
 /** Status families, each with colours that meet WCAG AA (antd's preset tag
@@ -27,7 +29,7 @@ export function StatusTag({ status }: { status: string }) {
   );
 }
 
-export function Mono({ children }: { children: React.ReactNode }) {
+export function Mono({ children }: { children: ReactNode }) {
   return <span className="anchord-mono">{children}</span>;
 }
 
@@ -37,4 +39,141 @@ export function bytes(n: number | null | undefined): string {
   if (n < 1024) return `${n} B`;
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
   return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+/** The readable text of a failure (an ApiFailure's body, or the error). */
+export function failText(e: unknown): string {
+  return errorText((e as { body?: unknown }).body ?? e);
+}
+
+/** Show a failure as a message. */
+export function fail(e: unknown): void {
+  void message.error(failText(e));
+}
+
+/** A query without its empty values (so `?number=` is never sent). */
+export function clean<T extends object>(q: T): Partial<T> {
+  return Object.fromEntries(Object.entries(q).filter(([, v]) => v !== undefined && v !== null && v !== '')) as Partial<T>;
+}
+
+/**
+ * The one form-in-a-dialog of the console (creating and editing users,
+ * organisations, products, fields, webhooks, contract types; reasons): a vertical
+ * form, its fields as children, one submit button. `onSubmit` does the work; the
+ * dialog closes when it succeeds and shows the server's message when it fails.
+ */
+export function FormModal<T extends object>({
+  open,
+  title,
+  onClose,
+  onSubmit,
+  initialValues,
+  submitText,
+  danger,
+  children,
+}: {
+  open: boolean;
+  title: ReactNode;
+  onClose: () => void;
+  onSubmit: (v: T) => Promise<unknown>;
+  initialValues?: Partial<T>;
+  submitText?: string;
+  danger?: boolean;
+  children: ReactNode;
+}) {
+  const { t } = useI18n();
+  const [busy, setBusy] = useState(false);
+  const finish = async (v: T) => {
+    setBusy(true);
+    try {
+      await onSubmit(v);
+      onClose();
+    } catch (e) {
+      fail(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <Modal open={open} title={title} footer={null} onCancel={onClose} destroyOnHidden>
+      <Form<T> layout="vertical" onFinish={finish} initialValues={initialValues}>
+        {children}
+        <Button type="primary" danger={danger} htmlType="submit" loading={busy}>
+          {submitText ?? t('save')}
+        </Button>
+      </Form>
+    </Modal>
+  );
+}
+
+/** A card with a title and, for those who may, a create button. */
+export function ListCard({ title, createText, onCreate, children }: { title: ReactNode; createText?: string; onCreate?: () => void; children: ReactNode }) {
+  return (
+    <Card
+      title={title}
+      extra={
+        onCreate && (
+          <Button type="primary" onClick={onCreate}>
+            {createText}
+          </Button>
+        )
+      }
+    >
+      {children}
+    </Card>
+  );
+}
+
+type Answer<R> = { data?: R; error?: unknown; response: Response };
+
+/**
+ * A paged list ([Paging] of docs/workflow-api.md): `fetchPage(query, after)` asks
+ * for one page (it must be stable: defined outside the component or memoised);
+ * `search(q)` starts again from the first page; `pager` is the first/next buttons.
+ */
+export function usePaged<R, Q>(fetchPage: (q: Q, after: number | undefined) => Promise<Answer<R[]>>, initial: Q) {
+  const { t } = useI18n();
+  const [query, setQuery] = useState<Q>(initial);
+  const [after, setAfter] = useState<number>();
+  const [next, setNext] = useState<number>();
+  const [rows, setRows] = useState<R[]>([]);
+  const [loading, setLoading] = useState(false);
+  const [error, setError] = useState<string>();
+  const reload = useCallback(async () => {
+    setLoading(true);
+    try {
+      const r = await fetchPage(query, after);
+      if (r.data && r.response.ok) {
+        setRows(r.data);
+        setNext(nextAfter(r.response));
+        setError(undefined);
+      } else {
+        setRows([]);
+        setNext(undefined);
+        setError(errorText(r.error));
+      }
+    } catch (e) {
+      setError(failText(e));
+    } finally {
+      setLoading(false);
+    }
+  }, [fetchPage, query, after]);
+  useEffect(() => {
+    void reload();
+  }, [reload]);
+  const search = useCallback((q: Q) => {
+    setAfter(undefined);
+    setQuery(q);
+  }, []);
+  const pager = (
+    <Space style={{ marginTop: 16 }}>
+      <Button disabled={after === undefined} onClick={() => setAfter(undefined)}>
+        {t('firstPage')}
+      </Button>
+      <Button disabled={next === undefined} onClick={() => setAfter(next)}>
+        {t('nextPage')}
+      </Button>
+    </Space>
+  );
+  return { rows, loading, error, reload, search, query, pager };
 }

@@ -18,6 +18,8 @@ export interface HeldKey {
   publicKey: string;
   privateKey: CryptoKey;
   createdAt: string;
+  /** The server accepted it (PUT /v1/me/signing-key) from this browser. */
+  registered?: boolean;
 }
 
 function openDb(): Promise<IDBDatabase> {
@@ -49,6 +51,12 @@ export async function heldKey(userId: number): Promise<HeldKey | undefined> {
 
 export async function forgetKey(userId: number): Promise<void> {
   await tx('readwrite', (s) => s.delete(userId));
+}
+
+export async function markRegistered(k: HeldKey): Promise<HeldKey> {
+  const r = { ...k, registered: true };
+  await tx('readwrite', (s) => s.put(r));
+  return r;
 }
 
 async function keep(userId: number, publicKey: string, privateKey: CryptoKey): Promise<HeldKey> {
@@ -90,7 +98,7 @@ export async function generateKey(userId: number, backup: boolean): Promise<{ ke
     seed.fill(0);
     return { key, backupFile };
   }
-  const pair = (await crypto.subtle.generateKey(ALG, false, ['sign', 'verify'])) as CryptoKeyPair;
+  const pair = await crypto.subtle.generateKey(ALG, false, ['sign', 'verify']);
   const pub = toHex(await crypto.subtle.exportKey('raw', pair.publicKey));
   return { key: await keep(userId, pub, pair.privateKey) };
 }
