@@ -172,8 +172,8 @@ export function Contracts() {
                     }}
                   </Form.Item>
                   {fields.length > 1 && (
-                    <Button size="small" onClick={() => remove(f.name)} aria-label={`${t('delete')} ${i + 1}`}>
-                      {t('delete')}
+                    <Button size="small" onClick={() => remove(f.name)}>
+                      {t('delete')} {i + 1}
                     </Button>
                   )}
                 </Space>

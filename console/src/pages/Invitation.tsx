@@ -54,18 +54,18 @@ export function Invitation() {
       setBusy(false);
     }
   };
-  const register = (v: { username: string; password: string }) =>
+  const register = ({ username, password }: { username: string; password: string }) =>
     run(async () => {
       if (!token || !preview) return;
-      await must(api.POST('/v1/invitations/register', { body: { token, username: v.username, password: v.password } }));
-      const l = await api.POST('/v1/auth/login', { body: v });
+      await must(api.POST('/v1/invitations/register', { body: { token, username, password } }));
+      const l = await api.POST('/v1/auth/login', { body: { username, password } });
       if (!l.response.ok) throw new Error(errorText(l.error));
       await open(preview.contract_id);
     });
-  const signInAndAccept = (v: { username: string; password: string }) =>
+  const signInAndAccept = ({ username, password }: { username: string; password: string }) =>
     run(async () => {
       if (!token || !preview) return;
-      const l = await api.POST('/v1/auth/login', { body: v });
+      const l = await api.POST('/v1/auth/login', { body: { username, password } });
       if (!l.response.ok) throw new Error(l.response.status === 401 ? t('loginFailed') : errorText(l.error));
       await must(api.POST('/v1/invitations/accept', { body: { token } }));
       await open(preview.contract_id);
@@ -114,12 +114,12 @@ export function Invitation() {
                       key: 'register',
                       label: t('invitationRegister'),
                       children: (
-                        <Form layout="vertical" onFinish={register} requiredMark={false}>
+                        <Form layout="vertical" name="invite-register" onFinish={register} requiredMark={false}>
                           <Form.Item name="username" label={t('username')} rules={[{ required: true, pattern: /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/, message: t('usernameRule') }]}>
-                            <Input autoComplete="username" id="invite-username" />
+                            <Input autoComplete="username" />
                           </Form.Item>
                           <Form.Item name="password" label={t('password')} rules={[{ required: true, min: 8, max: 256 }]} extra={t('passwordRule')}>
-                            <Input.Password autoComplete="new-password" id="invite-password" />
+                            <Input.Password autoComplete="new-password" />
                           </Form.Item>
                           <Form.Item
                             name="confirm"
@@ -132,7 +132,7 @@ export function Invitation() {
                               }),
                             ]}
                           >
-                            <Input.Password autoComplete="new-password" id="invite-confirm" />
+                            <Input.Password autoComplete="new-password" />
                           </Form.Item>
                           <Button type="primary" htmlType="submit" loading={busy}>
                             {t('invitationRegisterSubmit')}
@@ -144,12 +144,12 @@ export function Invitation() {
                       key: 'login',
                       label: t('invitationHaveAccount'),
                       children: (
-                        <Form layout="vertical" onFinish={signInAndAccept} requiredMark={false}>
+                        <Form layout="vertical" name="invite-login" onFinish={signInAndAccept} requiredMark={false}>
                           <Form.Item name="username" label={t('username')} rules={[{ required: true }]}>
-                            <Input autoComplete="username" id="invite-login-username" />
+                            <Input autoComplete="username" />
                           </Form.Item>
                           <Form.Item name="password" label={t('password')} rules={[{ required: true }]}>
-                            <Input.Password autoComplete="current-password" id="invite-login-password" />
+                            <Input.Password autoComplete="current-password" />
                           </Form.Item>
                           <Button type="primary" htmlType="submit" loading={busy}>
                             {t('invitationLoginSubmit')}

@@ -1,0 +1,85 @@
+// Accounts (H20): the administrator edits a user (name, e-mail), resets their
+// password with a forced change; the user signs in and sees only the change screen
+// (every route answers 403 password_change_required) until they change it; then
+// sets their e-mail notifications and makes a browser-held signing key on the
+// account page; the administrator revokes their sessions and the user's open page
+// falls back to the login page.
+export async function run(ctx) {
+  const { base, adminPassword, pw, login, call, newPage, uiLogin, uiLogout, screen, assert } = ctx;
+  const admin = await login('admin', adminPassword);
+  const name = `dave${Date.now().toString(36)}`;
+  const u = await call('POST', '/v1/users', admin, { username: name, password: pw(name), role: 'user', tenant: 'bank-a' });
+  const reset = `${pw(name)}-reset-7Qx`;
+  const fresh = `${pw(name)}-mine-K2v`;
+
+  // 1. The administrator: edit, then reset with a forced change.
+  let ap = await newPage();
+  await uiLogin(ap, 'admin', adminPassword);
+  await ap.goto(`${base}/admin/users`);
+  await ap.getByRole('button', { name: `编辑 ${name}` }).click();
+  let dlg = ap.getByRole('dialog');
+  await dlg.locator('#display_name').fill('戴夫');
+  await dlg.locator('#email').fill(`${name}@example.com`);
+  await screen(ap, 'admin-user-edit');
+  await dlg.getByRole('button', { name: /保\s*存/ }).click();
+  await dlg.waitFor({ state: 'detached' });
+  await ap.getByRole('cell', { name: '戴夫' }).waitFor();
+  const listed = (await call('GET', '/v1/users?limit=1000', admin)).find((x) => x.id === u.id);
+  assert(listed.display_name === '戴夫' && listed.email === `${name}@example.com`, `the edit reached the server: ${JSON.stringify(listed)}`);
+  await ap.getByRole('button', { name: `重置密码 ${name}` }).click();
+  dlg = ap.getByRole('dialog');
+  await dlg.locator('#new_password').fill(reset);
+  await dlg.getByRole('button', { name: /保\s*存/ }).click();
+  await dlg.waitFor({ state: 'detached' });
+  await ap.getByText('待改密码').first().waitFor();
+  await screen(ap, 'admin-users-reset');
+
+  // 2. The user: only the change screen until the password is changed.
+  const page = await newPage();
+  await page.goto(`${base}/`);
+  await page.locator('#username').fill(name);
+  await page.locator('#password').fill(reset);
+  await page.getByRole('button', { name: /登\s*录/ }).click();
+  await page.getByText('管理员已重置您的密码').waitFor();
+  await page.goto(`${base}/preservations`);
+  await page.getByText('管理员已重置您的密码').waitFor();
+  assert(!(await page.getByRole('menu').count()), 'no menu before the password is changed');
+  await screen(page, 'forced-password-change');
+  await page.locator('#current_password').fill(reset);
+  await page.locator('#new_password').fill(fresh);
+  await page.locator('#confirm').fill(`${fresh}x`);
+  await page.getByRole('button', { name: '修改密码' }).click();
+  await page.getByText('两次输入的密码不一致').waitFor();
+  await page.locator('#confirm').fill(fresh);
+  await page.getByRole('button', { name: '修改密码' }).click();
+  await page.getByRole('menu').waitFor();
+  assert((await call('GET', '/v1/preservations', await login(name, fresh))) !== null, 'the new password works on every route');
+
+  // 3. The account page: e-mail notifications, the browser-held key.
+  await page.getByRole('link', { name: new RegExp(name) }).click();
+  await page.waitForURL(/\/account$/);
+  const notes = page.locator('.ant-card').filter({ hasText: '邮件通知' });
+  await notes.locator('#email').fill(`${name}@example.org`);
+  const boxes = notes.getByRole('checkbox');
+  assert((await boxes.count()) >= 6, 'every notification kind is listed');
+  await boxes.first().uncheck();
+  await notes.getByRole('button', { name: /保\s*存/ }).click();
+  await page.getByText('已保存').first().waitFor();
+  const n = await call('GET', '/v1/me/notifications', await login(name, fresh));
+  const off = Object.entries(n.events).filter(([, on]) => !on);
+  assert(n.email === `${name}@example.org` && off.length === 1, `the preferences were saved: ${JSON.stringify(n)}`);
+  await page.getByRole('button', { name: '生成新密钥', exact: true }).click();
+  await page.getByText('已登记').waitFor();
+  await page.getByText(/^SHA256:[0-9a-f]{64}$/).waitFor();
+  await screen(page, 'user-account');
+
+  // 4. The administrator revokes the user's sessions: their page falls back to login.
+  await ap.goto(`${base}/admin/users`);
+  await ap.getByRole('button', { name: `注销会话 ${name}` }).click();
+  await ap.locator('.ant-popconfirm').getByRole('button', { name: /注销会话/ }).click();
+  await ap.getByText(/已注销会话数: [1-9]/).waitFor();
+  await uiLogout(ap);
+  await page.goto(`${base}/preservations`);
+  await page.locator('#username').waitFor();
+  await page.context().close();
+}
