@@ -84,6 +84,8 @@ const zh = {
   st_pending: '待处理',
   st_in_review: '审查中',
   st_certified: '已出证',
+  st_signed: '已签署',
+  st_awaiting_signature: '待签署',
   // preservation
   chooseProduct: '选择产品',
   newPreservationDone: '保全已创建',
@@ -362,6 +364,8 @@ const en: Record<Key, string> = {
   st_pending: 'Pending',
   st_in_review: 'In review',
   st_certified: 'Certified',
+  st_signed: 'Signed',
+  st_awaiting_signature: 'Awaiting signature',
   chooseProduct: 'Choose a product',
   newPreservationDone: 'Preservation created',
   step_fill: 'Fill in',

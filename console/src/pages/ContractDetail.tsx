@@ -132,7 +132,7 @@ export function ContractDetail() {
             { title: '#', dataIndex: 'index', width: 50 },
             { title: t('username'), render: (_, s) => s.username ?? s.invitation?.email ?? s.invitation?.phone ?? '' },
             { title: t('tenant'), dataIndex: 'organisation' },
-            { title: t('status'), dataIndex: 'status', render: (v: string) => <StatusTag status={v === 'signed' ? 'on_chain' : v === 'pending' ? 'signing' : v} /> },
+            { title: t('status'), dataIndex: 'status', render: (v: string) => <StatusTag status={v === 'pending' ? 'awaiting_signature' : v} /> },
             { title: t('signedAt'), dataIndex: 'signed_at', render: (v: string | null) => localTime(lang, v) },
             { title: t('custody'), dataIndex: 'custody', render: (v: string | null) => (v ? t(v === 'platform' ? 'custodyPlatform' : 'custodyClient') : '') },
             { title: t('publicKey'), dataIndex: 'public_key', render: (v: string | null) => (v ? <Mono>{v.slice(0, 16)}…</Mono> : '') },

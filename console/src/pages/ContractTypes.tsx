@@ -2,17 +2,11 @@ import { useCallback, useEffect, useState } from 'react';
 import { Alert, Card, Form, Input, Table, Tag } from 'antd';
 import { api, errorText, must, type Schemas } from '../api/client';
 import { localTime, useI18n } from '../i18n';
+import { placeholders } from '../util';
 import { FormModal, ListCard } from './common';
 
 type CT = Schemas['ContractTypeSummaryJson'];
 
-/** The placeholders `{{name}}` of a template, as the server finds them
- * (docs/workflow-api.md "Contract templates"): shown while the administrator types. */
-export function placeholders(text: string): string[] {
-  const out = new Set<string>();
-  for (const m of text.matchAll(/\{\{\s*([\p{L}\p{N}_.-]{1,64})\s*\}\}/gu)) out.add(m[1]);
-  return [...out];
-}
 
 /** Contract types (contract templates): list, create, read the template text. */
 export function ContractTypes() {

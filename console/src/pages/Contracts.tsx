@@ -4,32 +4,10 @@ import { Link, useNavigate } from 'react-router';
 import { api, errorText, must, nextAfter, type Schemas } from '../api/client';
 import { localTime, statusLabel, useI18n } from '../i18n';
 import { useSession } from '../session';
+import { signerSpec, type SignerKind, type SignerRow } from '../util';
 import { FormModal, StatusTag } from './common';
 
 type C = Schemas['ContractSummaryJson'];
-type SignerSpec = Schemas['SignerSpec'];
-type SignerKind = 'own' | 'other' | 'email' | 'phone';
-interface SignerRow {
-  kind: SignerKind;
-  username?: string;
-  organisation?: string;
-  contact?: string;
-}
-
-/** A signer row of the 发起邀约 form as the API's signer: a username of the
- * initiator's bank, a user of another organisation, or an outside party to invite. */
-export function signerSpec(r: SignerRow): SignerSpec {
-  switch (r.kind) {
-    case 'other':
-      return { username: r.username?.trim(), organisation: r.organisation?.trim() };
-    case 'email':
-      return { email: r.contact?.trim() };
-    case 'phone':
-      return { phone: r.contact?.replace(/[\s-]/g, '') };
-    default:
-      return r.username?.trim() ?? '';
-  }
-}
 type Status = 'signing' | 'awaiting_review' | 'approved' | 'on_chain' | 'refused' | 'rejected';
 const STATUSES: Status[] = ['signing', 'awaiting_review', 'approved', 'on_chain', 'refused', 'rejected'];
 

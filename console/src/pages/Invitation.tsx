@@ -4,17 +4,11 @@ import { useNavigate } from 'react-router';
 import { api, errorText, must, type Schemas } from '../api/client';
 import { useI18n } from '../i18n';
 import { useSession } from '../session';
+import { invitationToken } from '../util';
 import { failText } from './common';
 
 type Preview = Schemas['InvitationPreviewJson'];
 
-/** The token of an invitation link: `/invitation#token=<64 hex>` (the API's link),
- * or `/invite#<64 hex>`. Only the fragment is read: a browser never sends it. */
-export function invitationToken(hash: string): string | undefined {
-  const h = hash.replace(/^#/, '');
-  const v = new URLSearchParams(h).get('token') ?? h;
-  return /^[0-9a-f]{64}$/.test(v) ? v : undefined;
-}
 
 /**
  * The invited party's page (public: no session needed). It shows what the

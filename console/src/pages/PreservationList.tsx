@@ -4,7 +4,8 @@ import { Link, useNavigate } from 'react-router';
 import type { Dayjs } from 'dayjs';
 import { api, type Schemas } from '../api/client';
 import { localTime, statusLabel, useI18n } from '../i18n';
-import { clean, Mono, StatusTag, usePaged } from './common';
+import { clean, dateRange } from '../util';
+import { Mono, StatusTag, usePaged } from './common';
 
 type P = Schemas['PreservationJson'];
 type Status = 'saved' | 'submitted' | 'approved' | 'on_chain' | 'rejected';
@@ -22,11 +23,6 @@ interface Filters {
   to?: string;
 }
 
-/** A date range of the search forms as the API's `from`/`to` (dates in the
- * deployment's zone; `to` includes that whole day). */
-export function dateRange(r: [Dayjs | null, Dayjs | null] | null | undefined): { from?: string; to?: string } {
-  return { from: r?.[0]?.format('YYYY-MM-DD'), to: r?.[1]?.format('YYYY-MM-DD') };
-}
 
 const fetchPreservations = (q: Filters, after: number | undefined) => api.GET('/v1/preservations', { params: { query: clean({ ...q, after, limit: 20 }) } });
 

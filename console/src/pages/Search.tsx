@@ -5,8 +5,9 @@ import type { Dayjs } from 'dayjs';
 import { api, type Schemas } from '../api/client';
 import { localTime, statusLabel, useI18n } from '../i18n';
 import { useSession } from '../session';
-import { clean, Mono, StatusTag, usePaged } from './common';
-import { dateRange, PreservationList } from './PreservationList';
+import { clean, dateRange } from '../util';
+import { Mono, StatusTag, usePaged } from './common';
+import { PreservationList } from './PreservationList';
 
 type ContractHit = Schemas['ContractHit'];
 type OnChainHit = Schemas['OnChainHit'];

@@ -2,7 +2,7 @@ import { useCallback, useEffect, useState } from 'react';
 import { Alert, Card, Form, InputNumber, Select, Space, Button, Table } from 'antd';
 import { api, errorText, type Schemas } from '../api/client';
 import { localTime, type Key, useI18n } from '../i18n';
-import { clean } from './common';
+import { clean } from '../util';
 
 type E = Schemas['ChainEventJson'];
 const KINDS = ['block_sealed', 'checkpoint_signed', 'checkpoint_final', 'anchor_confirmed', 'anchor_failed'];

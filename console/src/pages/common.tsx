@@ -18,6 +18,8 @@ const FAMILY: Record<string, string> = {
   pending: 'warn',
   in_review: 'info',
   certified: 'ok',
+  signed: 'ok',
+  awaiting_signature: 'warn',
 };
 
 export function StatusTag({ status }: { status: string }) {
@@ -51,10 +53,6 @@ export function fail(e: unknown): void {
   void message.error(failText(e));
 }
 
-/** A query without its empty values (so `?number=` is never sent). */
-export function clean<T extends object>(q: T): Partial<T> {
-  return Object.fromEntries(Object.entries(q).filter(([, v]) => v !== undefined && v !== null && v !== '')) as Partial<T>;
-}
 
 /**
  * The one form-in-a-dialog of the console (creating and editing users,
