@@ -126,6 +126,9 @@ pub struct WorkflowConfig {
     /// `[workflow.smtp]`: the relay notification e-mails go through
     /// (`mailer.rs`); no host: no e-mail.
     pub smtp: SmtpConfig,
+    /// `[workflow.sms]`: the SMS gateway invitations by phone go through
+    /// (`sms.rs`); no url: no SMS.
+    pub sms: SmsConfig,
     /// The deployment's time zone as a UTC offset (`+08:00`): dates in
     /// search filters (`from=2026-01-31`) are days in this zone, and
     /// certificates show their times in it beside UTC.
@@ -202,6 +205,7 @@ impl Default for WorkflowConfig {
             session_purge_grace_s: 3600,
             content_security_policy: DEFAULT_CSP.into(),
             smtp: SmtpConfig::default(),
+            sms: SmsConfig::default(),
             utc_offset: "+08:00".into(),
             monitor: MonitorConfig::default(),
             console_dir: default_console_dir(),
@@ -255,9 +259,26 @@ pub struct SmtpConfig {
     pub port: u16,
     /// The sender, `Name <address>` or a bare address.
     pub from: String,
-    /// Require STARTTLS (certificate checked against `host`); false only
-    /// for a relay on the same host or a trusted network.
-    pub starttls: bool,
+    /// Transport security: `starttls` (the default: STARTTLS required,
+    /// never a plaintext downgrade), `implicit` (TLS from the first byte,
+    /// SMTPS, usually port 465), `opportunistic` (STARTTLS when the relay
+    /// offers it, plaintext otherwise; no credentials then) or `none` (a
+    /// relay on the same host or a trusted network; no credentials). The
+    /// relay's certificate is verified against `host` and the system roots,
+    /// or only `ca_file` when set.
+    pub tls: SmtpTls,
+    /// PEM file of the certificate authorities the relay's certificate must
+    /// chain to, instead of the system roots (a bank's internal CA).
+    pub ca_file: Option<PathBuf>,
+    /// Log in to the relay as this user (SMTP AUTH PLAIN or LOGIN, only
+    /// over TLS: `tls` = `starttls` or `implicit`); empty: no login.
+    pub username: String,
+    /// The file holding the relay password (its first line); read at
+    /// start-up, never logged.
+    pub password_file: Option<PathBuf>,
+    /// Or the environment variable holding it (when `password_file` is not
+    /// set).
+    pub password_env: String,
     /// Base URL of the links in mails (the web console's address, e.g.
     /// `https://anchord.example.com`); required with `host`.
     pub link_base: String,
@@ -273,6 +294,27 @@ pub struct SmtpConfig {
     pub backoff_initial_ms: u64,
     /// Longest retry delay, ms.
     pub backoff_max_ms: u64,
+    /// Sent and given-up mails are deleted from the outbox this many days
+    /// after they finished (by the outbox loop, in bounded batches).
+    pub retention_days: u32,
+    /// How often the outbox loop purges rows past their retention and
+    /// recounts the outbox (`anchord_workflow_outbox_messages`), seconds.
+    pub purge_interval_s: u64,
+}
+
+/// `workflow.smtp.tls`: how the mailer secures its connection to the relay.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// STARTTLS required: a relay that does not offer it is refused.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (SMTPS, port 465).
+    Implicit,
+    /// STARTTLS when offered, plaintext otherwise.
+    Opportunistic,
+    /// Plaintext.
+    None,
 }
 
 impl Default for SmtpConfig {
@@ -281,7 +323,11 @@ impl Default for SmtpConfig {
             host: String::new(),
             port: 587,
             from: String::new(),
-            starttls: true,
+            tls: SmtpTls::Starttls,
+            ca_file: None,
+            username: String::new(),
+            password_file: None,
+            password_env: String::new(),
             link_base: String::new(),
             timeout_ms: 10_000,
             poll_ms: 1_000,
@@ -289,6 +335,8 @@ impl Default for SmtpConfig {
             max_attempts: 10,
             backoff_initial_ms: 5_000,
             backoff_max_ms: 3_600_000,
+            retention_days: 30,
+            purge_interval_s: 60,
         }
     }
 }
@@ -301,8 +349,40 @@ impl SmtpConfig {
 
     /// Cross-field checks, naming the key at fault.
     pub fn check(&self) -> Result<(), String> {
+        if self.retention_days == 0 || self.purge_interval_s == 0 {
+            return Err(
+                "workflow.smtp.retention_days and purge_interval_s must be positive".into(),
+            );
+        }
         if !self.enabled() {
             return Ok(());
+        }
+        if !self.username.is_empty() {
+            if !matches!(self.tls, SmtpTls::Starttls | SmtpTls::Implicit) {
+                return Err(
+                    "workflow.smtp.username: a login is sent only over TLS (tls = \"starttls\" or \"implicit\")"
+                        .into(),
+                );
+            }
+            if self.username.chars().any(char::is_control) || self.username.len() > 256 {
+                return Err("workflow.smtp.username must be one line of at most 256 bytes".into());
+            }
+            if self.password_file.is_none() && self.password_env.is_empty() {
+                return Err(
+                    "workflow.smtp.username needs workflow.smtp.password_file or workflow.smtp.password_env"
+                        .into(),
+                );
+            }
+        } else if self.password_file.is_some() || !self.password_env.is_empty() {
+            return Err(
+                "workflow.smtp.password_file/password_env need workflow.smtp.username".into(),
+            );
+        }
+        if self.ca_file.is_some() && self.tls == SmtpTls::None {
+            return Err(
+                "workflow.smtp.ca_file needs tls = \"starttls\", \"implicit\" or \"opportunistic\""
+                    .into(),
+            );
         }
         crate::egress::Policy::new(std::slice::from_ref(&self.host))
             .map_err(|e| format!("workflow.smtp.host: {e}"))?;
@@ -330,6 +410,106 @@ impl SmtpConfig {
         if self.backoff_initial_ms == 0 || self.backoff_max_ms < self.backoff_initial_ms {
             return Err(
                 "workflow.smtp.backoff_initial_ms must be positive and at most backoff_max_ms"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `[workflow.sms]`: the operator's SMS gateway, through which an outside
+/// party invited by phone number receives the one-time link
+/// (docs/workflow-api.md, "Contracts across organisations"). Each message
+/// is an HTTP `POST` of a JSON body to `url` with a bearer token, queued in
+/// the notification outbox with the invitation and retried like mail. The
+/// gateway is the one host contacted (a pinned egress policy).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsConfig {
+    /// The gateway's endpoint (`https://sms.bank.internal/v1/send`); empty:
+    /// SMS is off (a phone invitation's link is shown to the initiator
+    /// only, and the answer says so). Plain `http` only to a loopback
+    /// address.
+    pub url: String,
+    /// The file holding the bearer token (its first line); required with
+    /// `url`, read at start-up, never logged.
+    pub token_file: Option<PathBuf>,
+    /// Base URL of the links in messages; empty: `workflow.smtp.link_base`.
+    pub link_base: String,
+    /// Connect timeout, ms.
+    pub connect_timeout_ms: u64,
+    /// Whole-request timeout, ms.
+    pub timeout_ms: u64,
+    /// Attempts before a message is marked failed.
+    pub max_attempts: u32,
+    /// First retry delay, ms (doubles per attempt).
+    pub backoff_initial_ms: u64,
+    /// Longest retry delay, ms.
+    pub backoff_max_ms: u64,
+    /// Sent and given-up messages are deleted from the outbox this many
+    /// days after they finished.
+    pub retention_days: u32,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        SmsConfig {
+            url: String::new(),
+            token_file: None,
+            link_base: String::new(),
+            connect_timeout_ms: 2_000,
+            timeout_ms: 10_000,
+            max_attempts: 10,
+            backoff_initial_ms: 5_000,
+            backoff_max_ms: 3_600_000,
+            retention_days: 30,
+        }
+    }
+}
+
+impl SmsConfig {
+    /// Is SMS on?
+    pub fn enabled(&self) -> bool {
+        !self.url.is_empty()
+    }
+
+    /// The base of the links in messages.
+    pub fn link_base<'a>(&'a self, smtp: &'a SmtpConfig) -> &'a str {
+        if self.link_base.is_empty() {
+            &smtp.link_base
+        } else {
+            &self.link_base
+        }
+    }
+
+    /// Cross-field checks, naming the key at fault (the gateway's address
+    /// against the egress policy: `sms::Gateway::load` at start-up).
+    pub fn check(&self, smtp: &SmtpConfig) -> Result<(), String> {
+        if self.retention_days == 0 {
+            return Err("workflow.sms.retention_days must be positive".into());
+        }
+        if !self.enabled() {
+            return Ok(());
+        }
+        if self.token_file.is_none() {
+            return Err("workflow.sms.token_file is required with workflow.sms.url".into());
+        }
+        let base = reqwest::Url::parse(self.link_base(smtp)).map_err(|_| {
+            "workflow.sms.link_base (or workflow.smtp.link_base) must be the console's http(s) URL"
+                .to_owned()
+        })?;
+        if base.scheme() != "http" && base.scheme() != "https" {
+            return Err("workflow.sms.link_base must be the console's http(s) URL".into());
+        }
+        if self.timeout_ms == 0 || self.connect_timeout_ms == 0 || self.max_attempts == 0 {
+            return Err(
+                "workflow.sms.timeout_ms, connect_timeout_ms and max_attempts must be positive"
+                    .into(),
+            );
+        }
+        if self.backoff_initial_ms == 0 || self.backoff_max_ms < self.backoff_initial_ms {
+            return Err(
+                "workflow.sms.backoff_initial_ms must be positive and at most backoff_max_ms"
                     .into(),
             );
         }
@@ -472,6 +652,7 @@ impl WorkflowConfig {
             return bad("workflow.content_security_policy must be a valid header value");
         }
         self.smtp.check().map_err(WorkflowError::Config)?;
+        self.sms.check(&self.smtp).map_err(WorkflowError::Config)?;
         if parse_utc_offset(&self.utc_offset).is_none() {
             return bad("workflow.utc_offset must be a UTC offset such as +08:00");
         }

@@ -912,6 +912,24 @@ pub struct InvitationLinkJson {
     /// sent to a server by a browser); prefix the console's origin.
     pub link: String,
     pub expires_at: String,
+    /// How the link reaches the invitee: `email` or `sms` (queued in the
+    /// notification outbox with the contract, retried until delivered), or
+    /// `none`: nothing was sent, pass the link on yourself.
+    pub delivery: InvitationDelivery,
+    /// Why, in words (for `none`: which channel is off).
+    pub delivery_note: String,
+}
+
+/// How an invitation link reaches the invitee.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InvitationDelivery {
+    /// An invitation mail is queued (`[workflow.smtp]`).
+    Email,
+    /// An SMS is queued (`[workflow.sms]`).
+    Sms,
+    /// Nothing was sent.
+    None,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -1218,18 +1236,21 @@ pub async fn create(
             Party::Phone(ph) => (None, Some(ph.clone())),
             Party::User { .. } => (None, None),
         };
-        let link = InvitationLinkJson {
+        let mut link = InvitationLinkJson {
             index: *i as i32,
             email,
             phone,
             link: format!("/invitation#token={token}"),
             token: token.clone(),
             expires_at: expires_at.clone(),
+            delivery: InvitationDelivery::None,
+            delivery_note: String::new(),
         };
         // The event (webhooks, notification hooks) never carries the link:
         // webhook bodies are stored and sent to the bank's endpoint. The
-        // link goes to the invitee only by the invitation mail (queued here,
-        // in this transaction; while mail is on) and this response.
+        // link goes to the invitee only by the invitation mail or SMS
+        // (queued here, in this transaction, while that channel is on) and
+        // this response, which says which.
         events::emit(
             &tx,
             Some(&tenant),
@@ -1238,9 +1259,35 @@ pub async fn create(
                 "email": link.email, "phone": link.phone, "expires_at": link.expires_at}),
         )
         .await?;
-        if let Some(email) = &link.email {
-            crate::store::notify::invitation(&tx, email, id, &link.link).await?;
-        }
+        (link.delivery, link.delivery_note) = match (&link.email, &link.phone) {
+            (Some(email), _) => {
+                if crate::store::notify::invitation(&tx, email, id, &link.link).await? {
+                    (
+                        InvitationDelivery::Email,
+                        "an invitation mail with the link is queued".into(),
+                    )
+                } else {
+                    (
+                        InvitationDelivery::None,
+                        "no mail was sent (e-mail is off on this deployment): give the link to the invitee yourself".into(),
+                    )
+                }
+            }
+            (None, Some(phone)) => {
+                if crate::store::notify::sms_invitation(&tx, phone, id, &link.link).await? {
+                    (
+                        InvitationDelivery::Sms,
+                        "an SMS with the link is queued".into(),
+                    )
+                } else {
+                    (
+                        InvitationDelivery::None,
+                        "no SMS was sent (no SMS gateway is configured): give the link to the invitee yourself".into(),
+                    )
+                }
+            }
+            (None, None) => (InvitationDelivery::None, "nothing to send to".into()),
+        };
         links.push(link);
     }
     tx.commit().await?;
@@ -1782,6 +1829,7 @@ pub async fn invitation_preview(
     Json(t): Json<InvitationToken>,
 ) -> Result<axum::Json<InvitationPreviewJson>, ApiError> {
     let hash = token_hash(&t.token)?;
+    let _slot = invitation_slot(&wf).await?;
     let c = wf.db().await?;
     let inv = store::invitation(c.client(), &hash).await?;
     let k = store::get(c.client(), inv.contract_id).await?;
@@ -1809,35 +1857,84 @@ pub async fn invitation_register(
     Json(r): Json<InvitationRegistration>,
 ) -> Result<(StatusCode, axum::Json<ContractJson>), ApiError> {
     let hash = token_hash(&r.token)?;
-    let mut errs = BTreeMap::new();
     if !statement_token(&r.username)
         || r.username.chars().count() > 64
         || !r.username.starts_with(|c: char| c.is_ascii_alphanumeric())
     {
-        errs.insert(
-            "username".to_owned(),
-            "1-64 characters of letters, digits, . _ @ -, starting with a letter or digit"
-                .to_owned(),
-        );
+        return Err(ApiError::field(
+            "username",
+            "1-64 characters of letters, digits, . _ @ -, starting with a letter or digit",
+        ));
     }
-    if let Err(why) = wf.passwords.check(&r.password, &r.username) {
-        errs.insert("password".to_owned(), why);
-    }
-    if !errs.is_empty() {
-        return Err(ApiError::validation(errs));
-    }
-    // Refuse a dead token before the password is hashed.
+    // Claim the invitation first: an unknown, used, expired or already
+    // claimed token is refused here, before the password's strength is
+    // estimated or it is hashed (of registrations racing on one link, only
+    // the claimant spends that work).
     {
+        let _slot = invitation_slot(&wf).await?;
         let c = wf.db().await?;
-        store::invitation(c.client(), &hash).await?;
+        store::claim_invitation(c.client(), &hash, INVITATION_CLAIM_S).await?;
+    }
+    let registered = register_claimed(&wf, &hash, &r).await;
+    if registered.is_err() {
+        // Free the claim for the next attempt (a weak password, a taken
+        // username); when this fails too, the claim lapses by itself.
+        let freed = async {
+            let c = wf.db().await?;
+            store::release_invitation(c.client(), &hash).await?;
+            Ok::<_, ApiError>(())
+        };
+        if let Err(e) = freed.await {
+            tracing::warn!(error = ?e, "releasing an invitation's claim");
+        }
+    }
+    Ok((StatusCode::CREATED, axum::Json(registered?)))
+}
+
+/// How long a registration holds the invitation it claimed, in seconds
+/// (the password's check and hash and one transaction; a crashed
+/// registration's claim lapses after it).
+pub const INVITATION_CLAIM_S: f64 = 120.0;
+
+/// How long a public invitation request waits for one of the pool
+/// connections those routes may use before it is answered 429.
+const INVITATION_SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A slot of the public invitation routes' share of the pool
+/// (`Workflow::invitation_slots`, one connection fewer than the pool): held
+/// while such a request uses a connection, so a flood of them never takes
+/// the last one from signed-in users; 429 `rate_limited` after
+/// [`INVITATION_SLOT_WAIT`].
+async fn invitation_slot(wf: &Workflow) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+    match tokio::time::timeout(INVITATION_SLOT_WAIT, wf.invitation_slots.acquire()).await {
+        Ok(Ok(p)) => Ok(p),
+        _ => Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many invitation requests at once; retry in a few seconds",
+        )),
+    }
+}
+
+/// The claimed registration: the password checked and hashed (no
+/// connection held), then the account and the slot in one transaction.
+async fn register_claimed(
+    wf: &Workflow,
+    hash: &[u8],
+    r: &InvitationRegistration,
+) -> Result<ContractJson, ApiError> {
+    if let Err(why) = wf.passwords.check(&r.password, &r.username) {
+        return Err(ApiError::field("password", why));
     }
     let phc = wf.passwords.hash(&r.password).await?;
+    // No invitation slot here: only a claimant gets this far (one per live
+    // token at a time), and it must not queue behind a flood it won.
     let mut c = wf.db().await?;
     let tx = c.transaction().await?;
     let uid = store::create_outside_signer(&tx, &r.username, &phc)
         .await?
         .ok_or_else(|| ApiError::conflict("this username is taken"))?;
-    let inv = store::redeem(&tx, &hash, uid).await?;
+    let inv = store::redeem(&tx, hash, uid).await?;
     crate::audit::append_in(
         &tx,
         Some(uid),
@@ -1850,8 +1947,7 @@ pub async fn invitation_register(
     .await?;
     tx.commit().await?;
     // The new signer's slot is bound: theirs to read.
-    let k = store::get(c.client(), inv.contract_id).await?;
-    Ok((StatusCode::CREATED, axum::Json(k.into())))
+    Ok(store::get(c.client(), inv.contract_id).await?.into())
 }
 
 /// A logged-in user (an outside signer with an account, or a user of any

@@ -51,6 +51,7 @@ pub mod paging;
 pub mod preservations;
 pub mod products;
 pub mod search;
+pub mod sms;
 pub mod status;
 pub(crate) mod store;
 #[cfg(test)]
@@ -153,6 +154,12 @@ pub struct Workflow {
     pub(crate) limits: limits::Limits,
     /// The service instances' last scrapes (`monitor.rs`).
     pub(crate) instances: monitor::Instances,
+    /// The notification outbox's SMTP relay and SMS gateway (`mailer.rs`).
+    pub(crate) senders: mailer::Senders,
+    /// Pool connections the public invitation routes may hold at once (one
+    /// fewer than the pool: a flood of them never starves signed-in users;
+    /// `contracts.rs`).
+    pub(crate) invitation_slots: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Workflow {
@@ -224,9 +231,15 @@ pub async fn prepare(
         migrate::run(&mut c).await?;
         // Whether events queue e-mail, and the links' base (store/notify.rs).
         let client: &tokio_postgres::Client = &c;
-        store::notify::configure(client, config.smtp.enabled(), &config.smtp.link_base)
-            .await
-            .map_err(|e| WorkflowError::Db(e.to_string()))?;
+        store::notify::configure(
+            client,
+            config.smtp.enabled(),
+            &config.smtp.link_base,
+            config.sms.enabled(),
+            config.sms.link_base(&config.smtp),
+        )
+        .await
+        .map_err(|e| WorkflowError::Db(e.to_string()))?;
     }
     let producer = evidence::producer(&config)?;
     let verifier_config = anchord_verifier::VerifierConfig {
@@ -257,6 +270,9 @@ pub async fn prepare(
     let passwords = auth::Passwords::new(&config).await?;
     let limits = limits::Limits::new(&config);
     let config_instances = config.monitor.instances.clone();
+    let senders = mailer::Senders::load(&config).await?;
+    let invitation_slots =
+        tokio::sync::Semaphore::new(pool.status().max_size.saturating_sub(1).max(1));
     let wf = Arc::new(Workflow {
         pool,
         ledger: deps.ledger,
@@ -273,6 +289,8 @@ pub async fn prepare(
         passwords,
         limits,
         instances: monitor::Instances::new(&config_instances),
+        senders,
+        invitation_slots,
     });
     auth::bootstrap_admin(&wf).await?;
     metrics::init();

@@ -127,6 +127,30 @@ pub static MAIL_PENDING: LazyLock<prometheus::IntGauge> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+pub static SMS_ATTEMPTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        opts!(
+            "anchord_workflow_sms_attempts_total",
+            "SMS send attempts through the SMS gateway, by outcome (sent, retry, failed)."
+        ),
+        &["outcome"]
+    )
+    .expect("metric registers once")
+});
+
+/// The notification outbox by `channel` (email, sms) and `state` (pending,
+/// sent, failed), as the outbox loop last counted (every purge round).
+pub static OUTBOX_MESSAGES: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        opts!(
+            "anchord_workflow_outbox_messages",
+            "Notification outbox rows by channel (email, sms) and state (pending, sent, failed), as the outbox loop last counted."
+        ),
+        &["channel", "state"]
+    )
+    .expect("metric registers once")
+});
+
 /// The workflow's background loops, in the order `tasks` names them (the
 /// `task` label of [`TASK_UP`]).
 pub const TASKS: [&str; 7] = [
@@ -165,6 +189,8 @@ pub fn collectors() -> Vec<&'static dyn prometheus::core::Collector> {
         &*WEBHOOK_ATTEMPTS,
         &*MAIL_ATTEMPTS,
         &*MAIL_PENDING,
+        &*SMS_ATTEMPTS,
+        &*OUTBOX_MESSAGES,
         &*TASK_UP,
     ]
 }
@@ -191,6 +217,12 @@ pub fn init() {
     }
     for o in ["sent", "retry", "failed"] {
         MAIL_ATTEMPTS.with_label_values(&[o]);
+        SMS_ATTEMPTS.with_label_values(&[o]);
+    }
+    for c in ["email", "sms"] {
+        for s in ["pending", "sent", "failed"] {
+            OUTBOX_MESSAGES.with_label_values(&[c, s]);
+        }
     }
     // 0 until the service starts each loop.
     for t in TASKS {

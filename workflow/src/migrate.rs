@@ -54,6 +54,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "search_keys_disclosure",
         sql: include_str!("../migrations/0009_search_keys_disclosure.sql"),
     },
+    Migration {
+        version: 11,
+        name: "outbox_sms_retention_invitation_claims",
+        sql: include_str!("../migrations/0011_outbox_sms_retention_invitation_claims.sql"),
+    },
 ];
 
 /// The workflow's set: advisory lock "anchwkfl" folded into an i64 (the

@@ -672,7 +672,7 @@ async fn notification_mails_reach_the_right_people_and_survive_a_down_relay() {
         c.smtp.host = "127.0.0.1".into();
         c.smtp.port = port;
         c.smtp.from = "Anchord 通知 <noreply@anchord.test>".into();
-        c.smtp.starttls = false;
+        c.smtp.tls = anchord_workflow::config::SmtpTls::None;
         c.smtp.link_base = "https://console.anchord.test/".into();
         c.smtp.poll_ms = 100;
         c.smtp.timeout_ms = 2000;
@@ -873,7 +873,7 @@ async fn contract_and_judicial_events_mail_signers_invitees_and_institutions() {
         c.smtp.host = "127.0.0.1".into();
         c.smtp.port = port;
         c.smtp.from = "noreply@anchord.test".into();
-        c.smtp.starttls = false;
+        c.smtp.tls = anchord_workflow::config::SmtpTls::None;
         c.smtp.link_base = "https://console.anchord.test".into();
         c.smtp.poll_ms = 100;
     })

@@ -812,6 +812,63 @@ pub async fn invitation<C: GenericClient + Sync>(
     }
 }
 
+/// Claim the open invitation with this token hash for one registration for
+/// `lease_s` seconds (guarded in SQL: of registrations racing on one link,
+/// one claims it and the others are refused here, before any password
+/// work). [`release_invitation`] frees it when the registration fails; a
+/// crash frees it when the lease lapses.
+pub async fn claim_invitation<C: GenericClient + Sync>(
+    c: &C,
+    token_hash: &[u8],
+    lease_s: f64,
+) -> Result<OpenInvitation, StoreError> {
+    let r = c
+        .query_opt(
+            "UPDATE workflow.contract_invitations
+                SET claimed_until = now() + make_interval(secs => $2)
+              WHERE token_hash = $1 AND redeemed_at IS NULL AND expires_at > now()
+                AND (claimed_until IS NULL OR claimed_until <= now())
+              RETURNING contract_id, idx, email, phone",
+            &[&token_hash, &lease_s],
+        )
+        .await?;
+    if let Some(r) = r {
+        return Ok(OpenInvitation {
+            contract_id: r.try_get(0)?,
+            index: r.try_get(1)?,
+            email: r.try_get(2)?,
+            phone: r.try_get(3)?,
+        });
+    }
+    let why = c
+        .query_opt(
+            "SELECT redeemed_at IS NOT NULL, expires_at <= now()
+               FROM workflow.contract_invitations WHERE token_hash = $1",
+            &[&token_hash],
+        )
+        .await?;
+    match why {
+        Some(r) if !r.try_get::<_, bool>(0)? && !r.try_get::<_, bool>(1)? => Err(
+            StoreError::Changed("this invitation is being redeemed by another registration"),
+        ),
+        r => Err(invitation_error(r.as_ref())),
+    }
+}
+
+/// Free the claim of a registration that did not redeem the invitation.
+pub async fn release_invitation<C: GenericClient + Sync>(
+    c: &C,
+    token_hash: &[u8],
+) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE workflow.contract_invitations SET claimed_until = NULL
+          WHERE token_hash = $1 AND redeemed_at IS NULL",
+        &[&token_hash],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Redeem the invitation with this token hash for `user_id`, once (guarded
 /// in SQL): the slot becomes theirs. Refused when the user already has a
 /// slot in the contract.

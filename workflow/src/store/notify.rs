@@ -1,6 +1,8 @@
 //! E-mail notifications: which events mail whom, the per-user opt-outs and
-//! the mail outbox (every SQL statement on `workflow.mail_settings`,
-//! `workflow.notification_prefs` and `workflow.mail_outbox`).
+//! the notification outbox (every SQL statement on `workflow.mail_settings`,
+//! `workflow.notification_prefs` and `workflow.mail_outbox`), which also
+//! carries invitations by SMS (channel `sms`, [`sms_invitation`]) and is
+//! purged after its retention ([`purge`]).
 //!
 //! [`queue`] runs inside the transaction of the event (`events::emit`), so
 //! a mail is queued exactly when its event commits and is never lost on a
@@ -100,20 +102,48 @@ fn address_ok(e: &str) -> bool {
         && e.parse::<lettre::Address>().is_ok()
 }
 
-/// Record what the running service's mailer does: queue mail (`enabled`)
-/// with links under `link_base`.
+/// Record what the running service's outbox sends: mail (`enabled`, links
+/// under `link_base`) and SMS (`sms_enabled`, links under `sms_link_base`).
 pub async fn configure<C: GenericClient + Sync>(
     c: &C,
     enabled: bool,
     link_base: &str,
+    sms_enabled: bool,
+    sms_link_base: &str,
 ) -> Result<(), StoreError> {
     c.execute(
-        "UPDATE workflow.mail_settings SET enabled = $1, link_base = $2",
-        &[&enabled, &link_base],
+        "UPDATE workflow.mail_settings
+            SET enabled = $1, link_base = $2, sms_enabled = $3, sms_link_base = $4",
+        &[&enabled, &link_base, &sms_enabled, &sms_link_base],
     )
     .await?;
     Ok(())
 }
+
+/// The outbox's channels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    /// Through the SMTP relay, to an e-mail address.
+    Email,
+    /// Through the SMS gateway, to a phone number.
+    Sms,
+}
+
+impl Channel {
+    /// Every channel.
+    pub const ALL: [Channel; 2] = [Channel::Email, Channel::Sms];
+
+    /// As stored (`workflow.mail_outbox.channel`) and as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+        }
+    }
+}
+
+/// The outbox's states, as stored and as metric labels.
+pub const STATES: [&str; 3] = ["pending", "sent", "failed"];
 
 /// One mail to queue.
 struct Mail<'a> {
@@ -164,6 +194,20 @@ impl Mail<'_> {
             )
             .await?)
     }
+}
+
+/// The SMS link base, when SMS is on.
+async fn sms_link_base(tx: &Transaction<'_>) -> Result<Option<String>, StoreError> {
+    let r = tx
+        .query_opt(
+            "SELECT sms_enabled, sms_link_base FROM workflow.mail_settings",
+            &[],
+        )
+        .await?;
+    Ok(match r {
+        Some(r) if r.try_get::<_, bool>(0)? => Some(r.try_get(1)?),
+        _ => None,
+    })
 }
 
 /// The settings, when mail is on.
@@ -418,23 +462,24 @@ pub async fn queue(tx: &Transaction<'_>, event: &str, object: &Value) -> Result<
 /// Queue the invitation of an outside party to sign contract `contract_id`
 /// (called by the contracts feature in the transaction that invites them):
 /// the mail goes to `email`, with the one-time link `link_path` (under the
-/// link base). Nothing is queued while mail is off.
+/// link base). Nothing is queued while mail is off. Returns whether the
+/// mail was queued.
 pub async fn invitation(
     tx: &Transaction<'_>,
     email: &str,
     contract_id: i64,
     link_path: &str,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     if !address_ok(email) || !link_path.starts_with('/') || link_path.chars().any(char::is_control)
     {
         tracing::warn!(
             contract = contract_id,
             "an invitation's address or link is unfit for mail; not mailed"
         );
-        return Ok(());
+        return Ok(false);
     }
     let Some(base) = link_base(tx).await? else {
-        return Ok(());
+        return Ok(false);
     };
     let Some(r) = tx
         .query_opt(
@@ -443,7 +488,7 @@ pub async fn invitation(
         )
         .await?
     else {
-        return Ok(());
+        return Ok(false);
     };
     let (number, tenant, title): (String, String, String) =
         (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
@@ -460,8 +505,65 @@ pub async fn invitation(
         path: link_path.to_owned(),
         link_base: base.trim_end_matches('/'),
     };
-    m.to_address(tx, email).await?;
-    Ok(())
+    Ok(m.to_address(tx, email).await? == 1)
+}
+
+/// A phone number the gateway may be given: an optional `+`, 6-20 digits
+/// (as `contract_invitations.phone` holds them).
+fn phone_ok(p: &str) -> bool {
+    let digits = p.strip_prefix('+').unwrap_or(p);
+    (6..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Queue the SMS inviting an outside party to sign contract `contract_id`
+/// (called by the contracts feature in the transaction that invites them):
+/// to `phone`, with the one-time link `link_path` under the SMS link base.
+/// Nothing is queued while SMS is off. Returns whether it was queued.
+pub async fn sms_invitation(
+    tx: &Transaction<'_>,
+    phone: &str,
+    contract_id: i64,
+    link_path: &str,
+) -> Result<bool, StoreError> {
+    if !phone_ok(phone) || !link_path.starts_with('/') || link_path.chars().any(char::is_control) {
+        tracing::warn!(
+            contract = contract_id,
+            "an invitation's phone number or link is unfit for SMS; not sent"
+        );
+        return Ok(false);
+    }
+    let Some(base) = sms_link_base(tx).await? else {
+        return Ok(false);
+    };
+    let Some(r) = tx
+        .query_opt(
+            "SELECT number, tenant, title FROM workflow.contracts WHERE id = $1",
+            &[&contract_id],
+        )
+        .await?
+    else {
+        return Ok(false);
+    };
+    let (number, tenant, title): (String, String, String) =
+        (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+    let text = format!(
+        "[Anchord] {tenant} 邀请您签署合同 {number}「{}」 invites you to sign contract {number}. One-time link 一次性链接: {}{link_path}",
+        one_line(&title, 40),
+        base.trim_end_matches('/'),
+    );
+    let n = tx
+        .execute(
+            "INSERT INTO workflow.mail_outbox (message_id, user_id, recipient, kind, object, subject, body, channel)
+             VALUES (gen_random_uuid()::text, NULL, $1, $2, $3, '', $4, 'sms')",
+            &[
+                &phone,
+                &CONTRACT_AWAITING_SIGNATURE,
+                &format!("contract/{contract_id}"),
+                &text,
+            ],
+        )
+        .await?;
+    Ok(n == 1)
 }
 
 // ---------------------------------------------------------------------------
@@ -505,7 +607,7 @@ pub async fn set_prefs(
 // The outbox (mailer.rs)
 // ---------------------------------------------------------------------------
 
-/// A claimed mail.
+/// A claimed message (mail or SMS).
 #[derive(Debug)]
 pub struct Outgoing {
     pub id: i64,
@@ -516,11 +618,12 @@ pub struct Outgoing {
     pub attempts: i32,
 }
 
-/// Claim up to `limit` due mails in one short statement that moves their
-/// next attempt `lease_s` ahead (another replica, or a restart, retries a
-/// claim that never reports).
+/// Claim up to `limit` due messages of `channel` in one short statement
+/// that moves their next attempt `lease_s` ahead (another replica, or a
+/// restart, retries a claim that never reports).
 pub async fn claim<C: GenericClient + Sync>(
     c: &C,
+    channel: Channel,
     limit: i64,
     lease_s: f64,
 ) -> Result<Vec<Outgoing>, StoreError> {
@@ -528,13 +631,13 @@ pub async fn claim<C: GenericClient + Sync>(
         .query(
             "WITH pick AS (
                 SELECT id FROM workflow.mail_outbox
-                 WHERE state = 'pending' AND next_attempt_at <= now()
+                 WHERE state = 'pending' AND next_attempt_at <= now() AND channel = $3
                  ORDER BY next_attempt_at, id LIMIT $1
                    FOR UPDATE SKIP LOCKED)
              UPDATE workflow.mail_outbox m SET next_attempt_at = now() + make_interval(secs => $2)
                FROM pick WHERE m.id = pick.id
              RETURNING m.id, m.message_id, m.recipient, m.subject, m.body, m.attempts",
-            &[&limit, &lease_s],
+            &[&limit, &lease_s, &channel.as_str()],
         )
         .await?;
     rows.iter()
@@ -558,7 +661,8 @@ pub async fn sent<C: GenericClient + Sync>(
     attempts: i32,
 ) -> Result<(), StoreError> {
     c.execute(
-        "UPDATE workflow.mail_outbox SET state = 'sent', attempts = $2, last_error = NULL, sent_at = now()
+        "UPDATE workflow.mail_outbox
+            SET state = 'sent', attempts = $2, last_error = NULL, sent_at = now(), finished_at = now()
           WHERE id = $1 AND state = 'pending'",
         &[&id, &attempts],
     )
@@ -579,7 +683,8 @@ pub async fn attempt_failed<C: GenericClient + Sync>(
     c.execute(
         "UPDATE workflow.mail_outbox
             SET state = CASE WHEN $4 THEN 'failed' ELSE 'pending' END, attempts = $2, last_error = $3,
-                next_attempt_at = now() + make_interval(secs => $5)
+                next_attempt_at = now() + make_interval(secs => $5),
+                finished_at = CASE WHEN $4 THEN now() END
           WHERE id = $1 AND state = 'pending'",
         &[&id, &attempts, &error, &give_up, &delay_s],
     )
@@ -590,11 +695,45 @@ pub async fn attempt_failed<C: GenericClient + Sync>(
 /// Mails waiting to be sent.
 pub async fn pending<C: GenericClient + Sync>(c: &C) -> Result<i64, StoreError> {
     Ok(c.query_one(
-        "SELECT count(*) FROM workflow.mail_outbox WHERE state = 'pending'",
+        "SELECT count(*) FROM workflow.mail_outbox WHERE state = 'pending' AND channel = 'email'",
         &[],
     )
     .await?
-    .get(0))
+    .try_get(0)?)
+}
+
+/// Delete at most `limit` messages of `channel` that finished (sent or
+/// given up) more than `retention_days` ago, oldest first; returns how
+/// many went. Pending messages are never deleted.
+pub async fn purge<C: GenericClient + Sync>(
+    c: &C,
+    channel: Channel,
+    retention_days: i32,
+    limit: i64,
+) -> Result<u64, StoreError> {
+    Ok(c.execute(
+        "DELETE FROM workflow.mail_outbox WHERE id IN (
+            SELECT id FROM workflow.mail_outbox
+             WHERE channel = $1 AND state <> 'pending'
+               AND finished_at < now() - make_interval(days => $2)
+             ORDER BY finished_at LIMIT $3)",
+        &[&channel.as_str(), &retention_days, &limit],
+    )
+    .await?)
+}
+
+/// The outbox's size per channel and state (only the pairs present).
+pub async fn depth<C: GenericClient + Sync>(
+    c: &C,
+) -> Result<Vec<(String, String, i64)>, StoreError> {
+    c.query(
+        "SELECT channel, state, count(*) FROM workflow.mail_outbox GROUP BY channel, state",
+        &[],
+    )
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+    .collect()
 }
 
 #[cfg(test)]
