@@ -38,6 +38,7 @@ export function menuOf(role: string): { path: string; key: Key }[] {
       return [{ path: '/contracts', key: 'menu_contracts' }];
     default:
       return [
+        { path: '/inbox', key: 'menu_inbox' },
         { path: '/preservations', key: 'menu_preservations' },
         { path: '/preservations/new', key: 'menu_new_preservation' },
         { path: '/contracts', key: 'menu_contracts' },
@@ -59,7 +60,7 @@ export function Shell({ children }: { children: ReactNode }) {
   }, [me, loc.pathname]);
   if (!me) return null;
   const items = menuOf(me.role);
-  const inboxPath = me.role === 'institution' ? '/judicial' : '/inbox';
+  const inboxPath = me.role === 'institution' ? '/judicial' : me.role === 'signer' ? '/contracts' : '/inbox';
   const selected = items
     .filter((i) => loc.pathname === i.path || loc.pathname.startsWith(`${i.path}/`))
     .sort((a, b) => b.path.length - a.path.length)[0];

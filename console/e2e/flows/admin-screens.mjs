@@ -52,6 +52,25 @@ export async function run(ctx) {
   await row.waitFor({ state: 'detached' });
   assert(!(await call('GET', '/v1/webhooks', admin)).some((x) => x.url === url), 'deleted');
 
+  // An organisation renamed (its kind and tenant stay).
+  await page.goto(`${base}/admin/users`);
+  const orgs = await call('GET', '/v1/organisations', admin);
+  const bankB = orgs.find((o) => o.tenant === 'bank-b');
+  assert(bankB, `bank-b's organisation exists: ${JSON.stringify(orgs)}`);
+  await page.getByRole('button', { name: `编辑 ${bankB.name}`, exact: true }).click();
+  dlg = page.getByRole('dialog');
+  await dlg.locator('#name').fill('乙银行');
+  await dlg.getByRole('button', { name: /保\s*存/ }).click();
+  await dlg.waitFor({ state: 'detached' });
+  await page.getByRole('cell', { name: '乙银行', exact: true }).waitFor();
+  const renamed = (await call('GET', '/v1/organisations', admin)).find((o) => o.id === bankB.id);
+  assert(renamed.name === '乙银行' && renamed.tenant === 'bank-b', `renamed: ${JSON.stringify(renamed)}`);
+  // Its users only.
+  await page.getByRole('button', { name: '用户 乙银行', exact: true }).click();
+  await page.getByRole('cell', { name: 'bob', exact: true }).waitFor();
+  assert(!(await page.getByRole('cell', { name: 'alice', exact: true }).count()), 'only bank-b users are listed');
+  await screen(page, 'admin-organisation-users');
+
   // The system log: the chain's events (earlier flows sealed blocks).
   await page.goto(`${base}/admin/system-log`);
   await page.locator('.ant-table-row').first().waitFor();

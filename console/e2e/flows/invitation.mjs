@@ -42,6 +42,11 @@ export async function run(ctx) {
   await links.getByRole('button', { name: /确\s*定|OK/ }).click();
   await page.waitForURL(/\/contracts\/\d+$/);
   const cid = Number(page.url().split('/').pop());
+  const number = (await page.locator('.ant-card-head-title').first().textContent()).split(' ')[0];
+  // Her to-do inbox lists it under 待我签署, with its count.
+  await page.goto(`${base}/inbox`);
+  await page.getByRole('link', { name: number, exact: true }).click();
+  await page.waitForURL(new RegExp(`/contracts/${cid}$`));
   // alice signs her slot with the key this browser makes and registers.
   await page.getByRole('button', { name: /签\s*署/ }).click();
   await page.getByRole('button', { name: /签\s*署/ }).waitFor({ state: 'detached' });

@@ -47,6 +47,8 @@ export function UsersPage() {
   const [dialog, setDialog] = useState<'user' | 'org' | 'inst'>();
   const [editing, setEditing] = useState<U>();
   const [resetting, setResetting] = useState<U>();
+  const [renaming, setRenaming] = useState<O>();
+  const [orgFilter, setOrgFilter] = useState<number>();
   const load = useCallback(async () => {
     const [i, o] = await Promise.all([api.GET('/v1/institutions'), api.GET('/v1/organisations')]);
     if (o.data) setOrgs(o.data);
@@ -113,24 +115,59 @@ export function UsersPage() {
             {
               title: t('actions'),
               render: (_, o) => (
-                <Button
-                  size="small"
-                  onClick={() =>
-                    act(() =>
-                      o.enabled
-                        ? must(api.POST('/v1/organisations/{id}/disable', { params: { path: { id: o.id } } }))
-                        : must(api.POST('/v1/organisations/{id}/enable', { params: { path: { id: o.id } } })),
-                    )
-                  }
-                >
-                  {o.enabled ? t('disable') : t('enable')}
-                </Button>
+                <Space size={4} wrap>
+                  <Button size="small" onClick={() => setRenaming(o)} aria-label={`${t('edit')} ${o.name}`}>
+                    {t('edit')}
+                  </Button>
+                  <Button
+                    size="small"
+                    onClick={() => {
+                      setOrgFilter(o.id);
+                      users.search({ organisation_id: o.id });
+                    }}
+                    aria-label={`${t('users')} ${o.name}`}
+                  >
+                    {t('users')}
+                  </Button>
+                  <Button
+                    size="small"
+                    aria-label={`${o.enabled ? t('disable') : t('enable')} ${o.name}`}
+                    onClick={() =>
+                      act(() =>
+                        o.enabled
+                          ? must(api.POST('/v1/organisations/{id}/disable', { params: { path: { id: o.id } } }))
+                          : must(api.POST('/v1/organisations/{id}/enable', { params: { path: { id: o.id } } })),
+                      )
+                    }
+                  >
+                    {o.enabled ? t('disable') : t('enable')}
+                  </Button>
+                </Space>
               ),
             },
           ]}
         />
       </ListCard>
-      <ListCard title={t('users')} createText={t('newUser')} onCreate={() => setDialog('user')}>
+      <ListCard
+        title={
+          <Space>
+            {t('users')}
+            {orgFilter !== undefined && (
+              <Tag
+                closable
+                onClose={() => {
+                  setOrgFilter(undefined);
+                  users.search({});
+                }}
+              >
+                {orgs.find((o) => o.id === orgFilter)?.name ?? orgFilter}
+              </Tag>
+            )}
+          </Space>
+        }
+        createText={t('newUser')}
+        onCreate={() => setDialog('user')}
+      >
         <Table<U>
           rowKey="id"
           size="small"
@@ -274,6 +311,28 @@ export function UsersPage() {
         <Form.Item name="must_change" valuePropName="checked">
           <Checkbox>{t('mustChangeAtLogin')}</Checkbox>
         </Form.Item>
+      </FormModal>
+      <FormModal<{ name: string; fee_cents?: number }>
+        key={`org-${renaming?.id}`}
+        open={!!renaming}
+        title={`${t('edit')} · ${renaming?.name ?? ''}`}
+        onClose={() => setRenaming(undefined)}
+        onSubmit={async (v) => {
+          if (!renaming) return;
+          const inst = renaming.kind === 'notary' || renaming.kind === 'court';
+          await must(api.PATCH('/v1/organisations/{id}', { params: { path: { id: renaming.id } }, body: { name: v.name, ...(inst ? { fee_cents: v.fee_cents ?? null } : {}) } }));
+          await reloadAll();
+        }}
+        initialValues={{ name: renaming?.name, fee_cents: renaming?.fee_cents ?? undefined }}
+      >
+        <Form.Item name="name" label={t('name')} rules={[{ required: true, max: 200 }]}>
+          <Input />
+        </Form.Item>
+        {(renaming?.kind === 'notary' || renaming?.kind === 'court') && (
+          <Form.Item name="fee_cents" label={t('fee')}>
+            <InputNumber min={0} />
+          </Form.Item>
+        )}
       </FormModal>
       <FormModal<{ name: string; kind: OrgKind; tenant?: string; institution_id?: string; fee_cents?: number }>
         open={dialog === 'org'}
