@@ -18,7 +18,7 @@ use crate::{
     Workflow, audit, audit_anchor, contracts, judicial, monitor, preservations, products, webhooks,
 };
 use crate::{certificates, search};
-use crate::{inbox, mailer, orgs};
+use crate::{inbox, mailer, orgs, proofs};
 
 /// Every route of `docs/workflow-api.md`.
 pub fn router(wf: Arc<Workflow>) -> Router {
@@ -196,6 +196,8 @@ pub fn router(wf: Arc<Workflow>) -> Router {
             get(certificates::preservation_json),
         )
         .route("/v1/openapi.json", get(openapi_json))
+        // Public: the court's page at /verify/ fetches bundles from its own origin.
+        .route("/v1/proofs/{evidence_hash}", get(proofs::by_hash))
         .layer(DefaultBodyLimit::max(wf.config.max_json_bytes))
         .merge(uploads);
     api.route_layer(middleware::from_fn_with_state(wf.clone(), audit_layer))
@@ -445,6 +447,7 @@ async fn created_object(path: &str, resp: Response) -> (String, Response) {
         orgs::list_users, orgs::create_user, auth::patch_user,
         inbox::summary, inbox::items,
         mailer::get_notifications, mailer::put_notifications,
+        proofs::by_hash,
         openapi_json
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, crate::error::FileUpload)),
@@ -515,7 +518,7 @@ impl utoipa::Modify for CommonResponses {
             if path == "/v1/openapi.json" {
                 continue;
             }
-            let public = path == "/v1/auth/login";
+            let public = path == "/v1/auth/login" || path == "/v1/proofs/{evidence_hash}";
             let named = path.contains('{');
             for (get, op) in [
                 (true, &mut item.get),

@@ -50,6 +50,7 @@ pub mod orgs;
 pub mod paging;
 pub mod preservations;
 pub mod products;
+pub mod proofs;
 pub mod search;
 pub mod sms;
 pub mod status;

@@ -438,3 +438,94 @@ async fn committed_openapi_document_is_the_one_the_server_serves() {
         path.display()
     );
 }
+
+/// The court's page at `/verify/` fetches a bundle by typed evidence hash
+/// from its own origin's `/v1/proofs/{hash}` (console/verify): the workflow
+/// answers that route itself, publicly, with the verifier's bundle; before,
+/// the route was the console's JSON 404 and the page's fetch-by-hash only
+/// worked on the verifier's port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn court_page_fetches_a_bundle_by_hash_from_the_same_origin() {
+    let e = common::start(true, |_| {}).await;
+    let admin = e.admin().await;
+    let product = e.product(&admin).await;
+    let alice = e
+        .user(&admin, "alice", "user", json!({"tenant": "bank-a"}))
+        .await;
+    let rita = e
+        .user(&admin, "rita", "reviewer", json!({"tenant": "bank-a"}))
+        .await;
+    let v = e
+        .ok(
+            201,
+            "POST",
+            "/v1/preservations",
+            Some(&alice),
+            Some(json!({"product_id": product, "fields": {"borrower": "张三", "amount": "100"}})),
+        )
+        .await;
+    let pp = format!("/v1/preservations/{}", v["id"]);
+    let file = format!("court page {}", anchord_testkit::unique("f")).into_bytes();
+    let (s, v) = e
+        .upload("PUT", &format!("{pp}/file"), &alice, "a.txt", file)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    e.ok(200, "POST", &format!("{pp}/submit"), Some(&alice), None)
+        .await;
+    e.ok(200, "POST", &format!("{pp}/approve"), Some(&rita), None)
+        .await;
+    e.wait_until("on chain", &pp, &alice, 90, |v| v["status"] == "on_chain")
+        .await;
+    let own = e
+        .ok(200, "GET", &format!("{pp}/proof"), Some(&alice), None)
+        .await;
+    let hash = own["entry"]["evidence_hash"].as_str().unwrap().to_owned();
+
+    // No session: the bundle, as JSON, the same as the record's own proof.
+    let r = e
+        .http
+        .get(format!("{}/v1/proofs/{hash}", e.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(r.headers(), "content-type"), "application/json");
+    let public: Value = r.json().await.unwrap();
+    assert_eq!(public, own);
+    let (s, v) = e
+        .call(
+            "GET",
+            &format!("/v1/proofs/{hash}?tenant=bank-a"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    // Hostile input: a clear 4xx, never the console's page or a 500.
+    for (path, want, code) in [
+        (format!("/v1/proofs/{hash}?tenant=bank-b"), 404, "not_found"),
+        (format!("/v1/proofs/{}", "ab".repeat(32)), 404, "not_found"),
+        (format!("/v1/proofs/{}", "ab".repeat(64)), 404, "not_found"),
+        (format!("/v1/proofs/{}", &hash[..63]), 400, "bad_request"),
+        (format!("/v1/proofs/{}zz", &hash[..62]), 400, "bad_request"),
+        (format!("/v1/proofs/{hash}0"), 400, "bad_request"),
+        ("/v1/proofs/%00".to_owned(), 400, "bad_request"),
+        (
+            format!("/v1/proofs/{hash}?tenant=no%20such"),
+            422,
+            "validation_failed",
+        ),
+        (format!("/v1/proofs/{hash}?other=1"), 400, "bad_request"),
+    ] {
+        let (s, v) = e.call("GET", &path, None, None).await;
+        assert_eq!(
+            (s.as_u16(), v["error"]["code"].as_str()),
+            (want, Some(code)),
+            "{path}: {v}"
+        );
+    }
+    let (s, _) = e
+        .call("POST", &format!("/v1/proofs/{hash}"), None, Some(json!({})))
+        .await;
+    assert_eq!(s, 405);
+}

@@ -24,7 +24,7 @@ export async function run({ base, root, dir, newPage, uiLogin, uiLogout, screen 
   await screen(page, 'demo-contracts');
   await page.getByText('张三借款合同（三方）').first().waitFor();
   await page.getByRole('row', { name: /张三借款合同（三方）/ }).getByRole('link', { name: /^HT/ }).click();
-  await page.getByRole('button', { name: /签\s*署/ }).click();
+  await page.getByRole('button', { name: /^签\s*署$/ }).click();
   await page.locator('[data-status="awaiting_review"]').first().waitFor();
   await screen(page, 'demo-contract-signed-by-all');
   await uiLogout(page);
