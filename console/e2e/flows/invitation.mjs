@@ -60,10 +60,15 @@ export async function run(ctx) {
   await page.getByText(title).first().waitFor();
   await page.getByText(email).first().waitFor();
   await screen(page, 'invitation-page');
-  await page.locator('#invite-register_username').fill('wang.wu');
-  await page.locator('#invite-register_password').fill(pw('wang.wu'));
-  await page.locator('#invite-register_confirm').fill(pw('wang.wu'));
-  await page.getByRole('button', { name: '注册并查看合同' }).click();
+  // By keyboard only: the labelled fields in order, Enter sends the form.
+  await page.locator('#invite-register_username').focus();
+  await page.keyboard.type('wang.wu');
+  for (const id of ['invite-register_password', 'invite-register_confirm']) {
+    for (let i = 0; i < 4 && (await page.evaluate(() => document.activeElement?.id)) !== id; i++) await page.keyboard.press('Tab');
+    assert((await page.evaluate(() => document.activeElement?.id)) === id, `Tab reaches #${id}`);
+    await page.keyboard.type(pw('wang.wu'));
+  }
+  await page.keyboard.press('Enter');
   await page.waitForURL(new RegExp(`/contracts/${cid}$`));
   assert(!page.url().includes('token'), `the token left the address bar: ${page.url()}`);
   await page.getByText(title).first().waitFor();

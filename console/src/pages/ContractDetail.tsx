@@ -5,6 +5,7 @@ import { api, errorText, must, type Schemas } from '../api/client';
 import { localTime, useI18n } from '../i18n';
 import { useSession } from '../session';
 import { signContract } from '../sign/flow';
+import { webCryptoEd25519 } from '../sign/keys';
 import { fail, FormModal, Mono, StatusTag } from './common';
 
 type C = Schemas['ContractJson'];
@@ -36,6 +37,7 @@ export function ContractDetail() {
     if (!me || !mine) return;
     setSigning(true);
     try {
+      if (!(await webCryptoEd25519())) throw new Error(t('noWebCryptoEd25519'));
       // The key held in this browser (custody "client"): made and registered on
       // first use; only the signature over the statement is sent.
       await signContract(c, mine.index, me);
