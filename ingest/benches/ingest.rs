@@ -125,6 +125,7 @@ async fn bench() {
     metrics::init();
     let consumed0 = metrics::CONSUMED.get();
     let accepted0 = metrics::ACCEPTED.get();
+    let profile0 = anchord_ingest::profile::snapshot();
     let token = tokio_util::sync::CancellationToken::new();
     let handle = tokio::spawn(anchord_ingest::run(
         config,
@@ -168,6 +169,7 @@ async fn bench() {
         1000.0 * metrics::WRITE_SECONDS.get_sample_sum()
             / metrics::WRITE_SECONDS.get_sample_count().max(1) as f64,
     );
+    print_profile(&profile0);
     println!(
         "ratio ingest / raw COPY       {:.2}",
         ingest_rate / copy_rate
@@ -195,6 +197,51 @@ async fn bench() {
         ingest_rate / consumer_rate,
     );
     drop(ingest_db);
+}
+
+/// The writer's time during the ingest run, per batch: the preparing
+/// stage's work and blocking, the committing stage's idle time and the
+/// phases of its transaction.
+fn print_profile(before: &[(&'static str, u64)]) {
+    let now = anchord_ingest::profile::snapshot();
+    let delta = |name: &str| {
+        let get = |v: &[(&str, u64)]| v.iter().find(|(n, _)| *n == name).map_or(0, |(_, x)| *x);
+        get(&now) - get(before)
+    };
+    let prepared = delta("PREPARED_BATCHES").max(1);
+    let committed = delta("COMMITTED_BATCHES").max(1);
+    println!(
+        "writer, mean per batch ({} prepared, {} with the identity lookup; {committed} committed; misses: state {}, identity_taken {}):",
+        delta("PREPARED_BATCHES"),
+        delta("LOOKED_UP_BATCHES"),
+        metrics::PREDICTION_MISSES
+            .with_label_values(&["state"])
+            .get(),
+        metrics::PREDICTION_MISSES
+            .with_label_values(&["identity_taken"])
+            .get(),
+    );
+    let ms = |name: &str, n: u64| delta(name) as f64 / n as f64 / 1e6;
+    println!(
+        "  prepare {:>6.1} ms (state {:.1}, lookup {:.1}, plan {:.1}), blocked handing over {:.1} ms",
+        ms("PREPARE_BUSY", prepared),
+        ms("PREPARE_STATE", prepared),
+        ms("PREPARE_LOOKUP", prepared),
+        ms("PREPARE_PLAN", prepared),
+        ms("PREPARE_BLOCKED", prepared),
+    );
+    println!(
+        "  commit  {:>6.1} ms (lock {:.1}, verify {:.1}, COPY identity {:.1}, COPY evidence {:.1}, bookkeeping {:.1}, COMMIT {:.1}, rolled back {:.1}), idle waiting for a batch {:.1} ms",
+        ms("COMMIT_BUSY", committed),
+        ms("COMMIT_LOCK", committed),
+        ms("COMMIT_VERIFY", committed),
+        ms("COMMIT_COPY_IDENTITY", committed),
+        ms("COMMIT_COPY_EVIDENCE", committed),
+        ms("COMMIT_BOOKKEEPING", committed),
+        ms("COMMIT_COMMIT", committed),
+        ms("COMMIT_WASTED", committed),
+        ms("COMMIT_IDLE", committed),
+    );
 }
 
 fn bare_consumer(brokers: &str, topic: &str, parts: i32, n: usize) -> Duration {

@@ -57,6 +57,7 @@ pub mod membership;
 pub mod message;
 pub mod metrics;
 pub mod probe;
+pub mod profile;
 pub mod topics;
 
 pub use config::IngestConfig;
@@ -361,6 +362,7 @@ async fn prepare_loop(
                     positions: p.positions,
                 });
                 let size = batch.entries.len() + batch.rejections.len();
+                let started = Instant::now();
                 let prepared = match with_retry(&deps, size, || {
                     deps.ledger.prepare_append(batch.clone(), &hint)
                 })
@@ -372,6 +374,7 @@ async fn prepare_loop(
                     Err(e) => return Err(e),
                 };
                 hint = prepared.hint_after(&hint);
+                profile::prepared(started.elapsed(), &prepared);
                 Stage::Batch(Box::new(Staged {
                     prepared,
                     rows,
@@ -380,9 +383,11 @@ async fn prepare_loop(
                 }))
             }
         };
+        let waiting = Instant::now();
         if stage_tx.send(stage).await.is_err() {
             return Ok(());
         }
+        profile::add(&profile::PREPARE_BLOCKED, waiting.elapsed());
     }
 }
 
@@ -391,7 +396,12 @@ async fn commit_loop(
     deps: &WriterDeps,
     missed: &AtomicBool,
 ) -> Result<(), IngestError> {
-    while let Some(stage) = stage_rx.recv().await {
+    loop {
+        let waiting = Instant::now();
+        let Some(stage) = stage_rx.recv().await else {
+            break;
+        };
+        profile::add(&profile::COMMIT_IDLE, waiting.elapsed());
         match stage {
             Stage::Barrier(ack) => {
                 let _ = ack.send(());
@@ -418,6 +428,12 @@ async fn commit_batch(
     let started = Instant::now();
     let committed = with_retry(deps, size, || deps.ledger.commit_prepared(&prepared)).await?;
     metrics::WRITE_SECONDS.observe(started.elapsed().as_secs_f64());
+    profile::committed(started.elapsed(), &committed);
+    if let Some(miss) = committed.miss {
+        metrics::PREDICTION_MISSES
+            .with_label_values(&[miss.as_str()])
+            .inc();
+    }
     if !committed.as_predicted {
         missed.store(true, Ordering::SeqCst);
     }

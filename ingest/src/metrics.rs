@@ -116,6 +116,28 @@ pub static LEDGER_RETRIES: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+/// Batches not written as prepared, by why (`anchord_ledger::PredictionMiss`).
+pub static PREDICTION_MISSES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    let c = register_int_counter_vec!(
+        opts!(
+            "anchord_ingest_prediction_misses_total",
+            "Batches the writer prepared against a prediction that did not hold, by reason: \
+             state (planned again under the lock, nothing written twice) or identity_taken \
+             (an identity predicted fresh was already stored: the transaction rolled back and \
+             was written again with every identity looked up)."
+        ),
+        &["reason"]
+    )
+    .expect("metric registers once");
+    for r in PREDICTION_MISS_REASONS {
+        c.with_label_values(&[r]);
+    }
+    c
+});
+
+/// Values of the `reason` label of `anchord_ingest_prediction_misses_total`.
+pub const PREDICTION_MISS_REASONS: [&str; 2] = ["state", "identity_taken"];
+
 pub static DEAD_LETTERS_PUBLISHED: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!(
         "anchord_ingest_dead_letters_published_total",
@@ -173,6 +195,7 @@ pub fn collectors() -> Vec<&'static dyn Collector> {
         &*LAG,
         &*PAUSED,
         &*LEDGER_RETRIES,
+        &*PREDICTION_MISSES,
         &*DEAD_LETTERS_PUBLISHED,
         &*ASSIGNED_PARTITIONS,
         &*GROUP_REJOINS,

@@ -28,8 +28,9 @@ pub use blocks::{
 };
 pub use config::DatabaseConfig;
 pub use evidence::{
-    AppendBatch, AppendHint, AppendOutcome, Committed, DeadLetter, ItemOutcome, NewEntry, Position,
-    PreparedAppend, Rejection, Source, StoredEntry,
+    AppendBatch, AppendHint, AppendOutcome, CommitTimings, Committed, DeadLetter, ItemOutcome,
+    NewEntry, Position, PredictionMiss, PrepareTimings, PreparedAppend, Rejection, Source,
+    StoredEntry,
 };
 pub use migrate::{MIGRATIONS, Migration, SchemaState};
 pub use proofs::ReceiptRow;
