@@ -540,8 +540,10 @@ pub(crate) fn display_name_problem(n: &str) -> Option<String> {
     if len == 0 || len > 100 {
         return Some("1-100 characters".into());
     }
-    if n.chars().any(char::is_control) {
-        return Some("no control characters (line breaks, tabs, ...)".into());
+    if n.chars().any(crate::text::unfit_in_name) {
+        return Some(
+            "no control characters (line breaks, tabs, ...) or bidirectional overrides".into(),
+        );
     }
     None
 }
@@ -1034,8 +1036,14 @@ pub async fn post_institution(
     if !valid_tenant(&i.id) || i.id.bytes().any(|b| b.is_ascii_uppercase()) {
         errs.insert("id".into(), "1-64 of [a-z0-9._-]".into());
     }
-    if i.name.is_empty() || i.name.chars().count() > 200 {
-        errs.insert("name".into(), "1-200 characters".into());
+    if i.name.is_empty()
+        || i.name.chars().count() > 200
+        || i.name.chars().any(crate::text::unfit_in_name)
+    {
+        errs.insert(
+            "name".into(),
+            "1-200 characters, no control characters or bidirectional overrides".into(),
+        );
     }
     if i.kind != "notary" && i.kind != "court" {
         errs.insert("kind".into(), "notary or court".into());

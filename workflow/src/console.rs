@@ -136,6 +136,9 @@ async fn serve(
     }
     if !rel.is_empty() && !rel.ends_with('/') {
         let immutable = rel.starts_with("assets/");
+        if !confined(dir, rel).await {
+            return plain(StatusCode::NOT_FOUND, "no such file\n");
+        }
         let resp = serve_file(dir, req).await;
         if resp.status() != StatusCode::NOT_FOUND {
             return with_cache(resp, if immutable { IMMUTABLE } else { NO_CACHE });
@@ -184,6 +187,50 @@ async fn own_policy_html(index: &Path, policy: &str) -> Response {
         body,
     )
         .into_response()
+}
+
+/// The longest URL path below an application's root that names a file.
+const MAX_FILE_PATH_BYTES: usize = 1024;
+/// The longest name of one path segment (the file system's `NAME_MAX`).
+const MAX_NAME_BYTES: usize = 255;
+
+/// May `rel` (a URL path below the application's root, percent-encoded as
+/// received) be opened below `dir`? `ServeDir` refuses `..` but follows
+/// symbolic links anywhere, and answers 500 for a name the file system
+/// refuses (a NUL byte, a segment over 255 bytes). Refused here: paths over
+/// [`MAX_FILE_PATH_BYTES`], what is not UTF-8 once decoded, `.`/`..`
+/// segments, control characters and backslashes, over-long segments, and
+/// any path whose real location (links resolved) is outside `dir`. Those
+/// answer 404, as a missing file does.
+async fn confined(dir: &Path, rel: &str) -> bool {
+    if rel.len() > MAX_FILE_PATH_BYTES {
+        return false;
+    }
+    let Ok(decoded) = percent_encoding::percent_decode_str(rel).decode_utf8() else {
+        return false;
+    };
+    let mut candidate = dir.to_path_buf();
+    for seg in decoded.split('/').filter(|s| !s.is_empty()) {
+        if seg == "."
+            || seg == ".."
+            || seg.len() > MAX_NAME_BYTES
+            || seg.chars().any(|c| c.is_control() || c == '\\')
+        {
+            return false;
+        }
+        candidate.push(seg);
+    }
+    let Ok(root) = tokio::fs::canonicalize(dir).await else {
+        return false;
+    };
+    match tokio::fs::canonicalize(&candidate).await {
+        Ok(real) => real.starts_with(&root),
+        // Nothing there: ServeDir answers 404 (or the application route).
+        Err(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+        ),
+    }
 }
 
 /// A file below `dir`, through `tower-http`'s `ServeDir` (which refuses
@@ -319,16 +366,29 @@ fn html_escape(s: &str) -> String {
 // The session cookie and its CSRF guard
 // ---------------------------------------------------------------------------
 
-/// The session cookie's value in `headers`, if any.
-fn session_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
+/// The session cookie's value in `headers`: `Ok(None)` without one,
+/// `Err(())` when the request carries two different ones. A browser sends
+/// every cookie of the name whose domain and path match, the most specific
+/// path first: a cookie planted for a parent domain or for `/v1/` by a
+/// sibling site ("cookie tossing") would otherwise decide whose session a
+/// request runs in. Two sessions are refused, never chosen between.
+fn session_cookie(headers: &HeaderMap) -> Result<Option<String>, ()> {
+    let mut found: Option<String> = None;
+    for c in headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(cookie::Cookie::split_parse)
         .filter_map(Result::ok)
-        .find(|c| c.name() == SESSION_COOKIE && !c.value().is_empty())
-        .map(|c| c.value().to_owned())
+        .filter(|c| c.name() == SESSION_COOKIE && !c.value().is_empty())
+    {
+        match &found {
+            Some(v) if v != c.value() => return Err(()),
+            Some(_) => {}
+            None => found = Some(c.value().to_owned()),
+        }
+    }
+    Ok(found)
 }
 
 /// Why a cookie-authenticated change is refused, if it is.
@@ -392,7 +452,15 @@ pub async fn cookie_sessions(
         }
     } else if is_api
         && !has_bearer
-        && let Some(token) = session_cookie(req.headers())
+        && let Some(token) = match session_cookie(req.headers()) {
+            Ok(token) => token,
+            Err(()) => {
+                return ApiError::unauthenticated(
+                    "the request carries two different session cookies (one may have been planted by another site): clear this site's cookies and log in again",
+                )
+                .into_response();
+            }
+        }
     {
         if !is_safe(req.method())
             && let Some(why) = csrf_refusal(req.headers())

@@ -771,8 +771,14 @@ pub fn is_phone(s: &str) -> bool {
 /// Check a new contract's own fields (not those that need the database):
 /// field-level messages into `errs`; returns the checked signers.
 pub fn check_new_contract(n: &NewContract, errs: &mut BTreeMap<String, String>) -> Vec<Party> {
-    if n.title.trim().is_empty() || n.title.chars().count() > 200 {
-        errs.insert("title".into(), "1-200 characters".into());
+    if n.title.trim().is_empty()
+        || n.title.chars().count() > 200
+        || n.title.chars().any(crate::text::unfit_in_name)
+    {
+        errs.insert(
+            "title".into(),
+            "1-200 characters, no control characters or bidirectional overrides".into(),
+        );
     }
     if n.variables.len() > MAX_PLACEHOLDERS {
         errs.insert(
@@ -1965,6 +1971,15 @@ pub async fn invitation_accept(
     let mut c = wf.db().await?;
     let tx = c.transaction().await?;
     let inv = store::redeem(&tx, &hash, caller.id).await?;
+    // The link is the outside party's: the initiating bank (which is shown
+    // it to pass on) cannot take the slot itself, and sign in the invitee's
+    // place (security review H19). Its own users are named signers instead.
+    let tenant = store::get(&*tx, inv.contract_id).await?.tenant;
+    if caller.tenant.as_deref() == Some(tenant.as_str()) {
+        return Err(ApiError::forbidden(
+            "this invitation is for a party outside the initiating bank; name your bank's users as signers instead",
+        ));
+    }
     crate::audit::append_in(
         &tx,
         Some(caller.id),

@@ -100,7 +100,7 @@ pub async fn receive(wf: &Workflow, mut mp: Multipart) -> Result<Stored, ApiErro
             .file_name()
             .unwrap_or("upload.bin")
             .chars()
-            .filter(|c| !c.is_control() && *c != '/' && *c != '\\')
+            .filter(|c| !crate::text::unfit_in_name(*c) && *c != '/' && *c != '\\')
             .take(200)
             .collect();
         let tmp = wf

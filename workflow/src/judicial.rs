@@ -295,7 +295,17 @@ pub async fn create(
         return Err(ApiError::validation(errs));
     };
     let fee = match store::institution(c.client(), &n.institution_id).await? {
-        Some((kind, fee)) if kind == want_kind => fee,
+        // A disabled institution takes no requests: its users cannot log
+        // in, and the evidence handed over would wait for nobody (security
+        // review H19).
+        Some((_, _, true)) => {
+            errs.insert(
+                "institution_id".into(),
+                "this institution is disabled and takes no requests".into(),
+            );
+            0
+        }
+        Some((kind, fee, false)) if kind == want_kind => fee,
         Some(_) => {
             errs.insert(
                 "institution_id".into(),

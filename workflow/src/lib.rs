@@ -58,6 +58,7 @@ pub(crate) mod store;
 #[cfg(test)]
 mod structure;
 pub mod tasks;
+pub mod text;
 pub mod webhooks;
 
 use std::net::SocketAddr;

@@ -59,6 +59,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "outbox_sms_retention_invitation_claims",
         sql: include_str!("../migrations/0011_outbox_sms_retention_invitation_claims.sql"),
     },
+    Migration {
+        version: 12,
+        name: "usernames_one_case",
+        sql: include_str!("../migrations/0012_usernames_one_case.sql"),
+    },
 ];
 
 /// The workflow's set: advisory lock "anchwkfl" folded into an i64 (the

@@ -75,8 +75,8 @@ pub struct NewOrganisation {
 
 fn name_problem(n: &str) -> Option<&'static str> {
     let len = n.chars().count();
-    if len == 0 || len > 200 || n.chars().any(char::is_control) {
-        Some("1-200 characters, no control characters")
+    if len == 0 || len > 200 || n.chars().any(crate::text::unfit_in_name) {
+        Some("1-200 characters, no control characters or bidirectional overrides")
     } else {
         None
     }

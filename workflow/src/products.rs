@@ -123,7 +123,7 @@ pub fn normalized_key(k: &str) -> String {
 /// A name or label: 1-200 characters, none of them a control character
 /// (PostgreSQL text holds no NUL; a label is one line).
 pub fn valid_name(n: &str) -> bool {
-    !n.is_empty() && n.chars().count() <= 200 && !n.chars().any(char::is_control)
+    !n.is_empty() && n.chars().count() <= 200 && !n.chars().any(crate::text::unfit_in_name)
 }
 
 /// Check a field definition: field-level messages into `errs`, each key

@@ -789,6 +789,29 @@ fn invitation_error(r: Option<&tokio_postgres::Row>) -> StoreError {
     }
 }
 
+/// An invitation opens a slot only while its contract is being signed: a
+/// refused, rejected or decided contract's links are dead (no account is
+/// made for them, no slot taken). Security review H19.
+async fn contract_signing<C: GenericClient + Sync>(
+    c: &C,
+    contract_id: i64,
+) -> Result<(), StoreError> {
+    let open = c
+        .query_opt(
+            "SELECT 1 FROM workflow.contracts WHERE id = $1 AND status::text = 'signing'",
+            &[&contract_id],
+        )
+        .await?
+        .is_some();
+    if open {
+        Ok(())
+    } else {
+        Err(StoreError::Changed(
+            "this invitation's contract is no longer being signed",
+        ))
+    }
+}
+
 /// The open (unredeemed, unexpired) invitation with this token hash.
 pub async fn invitation<C: GenericClient + Sync>(
     c: &C,
@@ -801,15 +824,17 @@ pub async fn invitation<C: GenericClient + Sync>(
             &[&token_hash],
         )
         .await?;
-    match r {
-        Some(r) if !r.get::<_, bool>(0) && !r.get::<_, bool>(1) => Ok(OpenInvitation {
+    let inv = match r {
+        Some(r) if !r.get::<_, bool>(0) && !r.get::<_, bool>(1) => OpenInvitation {
             contract_id: r.get(2),
             index: r.get(3),
             email: r.get(4),
             phone: r.get(5),
-        }),
-        r => Err(invitation_error(r.as_ref())),
-    }
+        },
+        r => return Err(invitation_error(r.as_ref())),
+    };
+    contract_signing(c, inv.contract_id).await?;
+    Ok(inv)
 }
 
 /// Claim the open invitation with this token hash for one registration for
@@ -900,6 +925,7 @@ pub async fn redeem(
         email: r.get(2),
         phone: r.get(3),
     };
+    contract_signing(tx, inv.contract_id).await?;
     let taken = tx
         .query_opt(
             "SELECT 1 FROM workflow.contract_signers WHERE contract_id = $1 AND user_id = $2",
@@ -931,7 +957,7 @@ pub async fn create_outside_signer(
     Ok(tx
         .query_opt(
             "INSERT INTO workflow.users (username, password_hash, role) VALUES ($1, $2, 'signer')
-             ON CONFLICT (username) DO NOTHING RETURNING id",
+             ON CONFLICT DO NOTHING RETURNING id",
             &[&username, &password_hash],
         )
         .await?

@@ -180,17 +180,21 @@ pub async fn list<C: GenericClient + Sync>(
     .collect()
 }
 
-/// An institution's kind (`notary`, `court`) and fee, if it exists.
+/// An institution's kind (`notary`, `court`), fee, and whether its
+/// organisation is disabled, if it exists.
 pub async fn institution<C: GenericClient + Sync>(
     c: &C,
     id: &str,
-) -> Result<Option<(String, i64)>, StoreError> {
+) -> Result<Option<(String, i64, bool)>, StoreError> {
     Ok(c.query_opt(
-        "SELECT kind, fee_cents FROM workflow.institutions WHERE id = $1",
+        "SELECT i.kind, i.fee_cents, o.disabled_at IS NOT NULL
+           FROM workflow.institutions i
+           LEFT JOIN workflow.organisations o ON o.institution_id = i.id
+          WHERE i.id = $1",
         &[&id],
     )
     .await?
-    .map(|r| (r.get(0), r.get(1))))
+    .map(|r| (r.get(0), r.get(1), r.get::<_, Option<bool>>(2).unwrap_or(false))))
 }
 
 /// A request's subject (a preservation or a contract) as this feature

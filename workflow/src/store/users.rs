@@ -105,7 +105,7 @@ pub async fn insert<C: GenericClient + Sync>(c: &C, u: &NewUserRow<'_>) -> Resul
         .query_opt(
             "INSERT INTO workflow.users
                  (username, password_hash, role, organisation_id, email, display_name)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (username) DO NOTHING RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING id",
             &[
                 &u.username,
                 &u.password_hash,
@@ -231,7 +231,7 @@ pub async fn insert_admin<C: GenericClient + Sync>(
 ) -> Result<Option<i64>, StoreError> {
     Ok(c.query_opt(
         "INSERT INTO workflow.users (username, password_hash, role) VALUES ($1, $2, 'admin')
-             ON CONFLICT (username) DO NOTHING RETURNING id",
+             ON CONFLICT DO NOTHING RETURNING id",
         &[&username, &password_hash],
     )
     .await?
