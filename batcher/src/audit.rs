@@ -1,14 +1,33 @@
 //! `anchord audit`: recompute every leaf hash from its entry, every block
 //! root, the block chain, the block log and every checkpoint from the
-//! ledger; verify every signature. Reports every problem with its location
-//! instead of stopping at the first.
+//! ledger; check every entry's identity row; verify every signature.
+//! Reports every problem with its location instead of stopping at the first.
+//!
+//! Constant memory whatever the ledger's size: blocks, checkpoints and
+//! their signatures are read a page at a time, entries one block (or one
+//! page of the unsealed tail) at a time, and the block log is recomputed as
+//! the right edge of its tiles (`core::tiles::TileEdge`, at most 255
+//! hashes per level), each stored block-log tile being compared when the
+//! recomputation completes it. Only the problems found are kept (those
+//! about entries' identity rows listed up to [`LISTED`], then counted).
+
+use std::collections::{HashMap, VecDeque};
 
 use anchord_core::checkpoint::NoteVerifier;
+use anchord_core::tiles::{Tile, TileEdge};
 use anchord_core::{Digest32, HashSuite, merkle, tiles};
-use anchord_ledger::{Ledger, SignatureRole};
+use anchord_ledger::{Ledger, SignatureRole, SignatureRow, StoredCheckpoint, StoredEntry};
 
 use crate::BatcherError;
 use crate::sealer::{check_block_header, check_checkpoint};
+
+/// Blocks and checkpoints read per query (the unsealed tail: 16 times as
+/// many entries).
+const PAGE: u64 = 256;
+/// Completed block-log tiles compared per query.
+const TILE_BATCH: usize = 64;
+/// Identity problems listed one by one; the rest are counted.
+pub const LISTED: u64 = 100;
 
 /// What an audit found.
 #[derive(Debug, Default, Clone)]
@@ -54,14 +73,9 @@ pub async fn audit(
     progress: bool,
 ) -> Result<AuditReport, BatcherError> {
     let mut r = AuditReport::default();
-    let blocks = ledger.blocks().await?;
     let head = ledger.next_seq().await?;
-    let sealed = blocks.last().map_or(0, |b| b.header.last_seq + 1);
-    r.blocks = blocks.len() as u64;
-    r.entries_sealed = sealed;
-    r.entries_unsealed = head.saturating_sub(sealed);
     let bar = if progress {
-        let b = indicatif::ProgressBar::new(sealed);
+        let b = indicatif::ProgressBar::new(head);
         b.set_style(
             indicatif::ProgressStyle::with_template(
                 "{spinner} auditing [{bar:40}] {pos}/{len} entries ({per_sec}, eta {eta}) {msg}",
@@ -74,157 +88,84 @@ pub async fn audit(
         indicatif::ProgressBar::hidden()
     };
 
-    let mut log_leaves = Vec::with_capacity(blocks.len());
+    let mut ids = Identities::default();
+    let mut log = LogTiles::new(suite);
+    let mut cps = Checkpoints::new(ledger);
     let mut prev = anchord_core::checkpoint::GENESIS_PREV_HASH;
-    for (i, b) in blocks.iter().enumerate() {
-        let h = &b.header;
-        bar.set_message(format!("block {}", h.height));
-        if let Err(e) = check_block_header(b, suite, i as u64, &prev) {
-            r.problems.push(problem(e));
-        }
-        let expected_first = if i == 0 {
-            0
-        } else {
-            blocks[i - 1].header.last_seq + 1
-        };
-        if h.first_seq != expected_first {
-            r.problems.push(format!(
-                "block {}: starts at seq {} but should start at {expected_first}",
-                h.height, h.first_seq
-            ));
-        }
-        let entries = ledger
-            .entries_range(h.first_seq, h.last_seq.saturating_add(1))
-            .await?;
-        if let Err(e) = h.check_leaf_count(entries.len()) {
-            r.problems.push(e.to_string());
-        }
-        let mut leaves = Vec::with_capacity(entries.len());
-        for e in &entries {
-            match e.entry.check_leaf_hash(suite, &e.leaf_hash) {
-                Ok(leaf) => leaves.push(leaf),
-                Err(m) => {
-                    r.problems.push(m.clone().in_block(h.height).to_string());
-                    leaves.push(m.recomputed);
-                }
+    let mut expected_first = 0u64;
+    let mut from = 0u64;
+    loop {
+        let page = ledger.blocks_page(from, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        from = last.header.height + 1;
+        for b in &page {
+            let h = &b.header;
+            bar.set_message(format!("block {}", h.height));
+            if let Err(e) = check_block_header(b, suite, r.blocks, &prev) {
+                r.problems.push(problem(e));
             }
-        }
-        if let Err(e) = h.check_root(merkle::root(suite, &leaves)) {
-            r.problems.push(e.to_string());
-        }
-        if let Err(e) = check_block_tiles(ledger, suite, h.height, &leaves).await {
-            r.problems.push(e);
-        }
-        prev = b.block_hash;
-        log_leaves.push(h.hash());
-        bar.inc(h.leaf_count);
-    }
-    bar.set_message("block-log tiles");
-    // The block log's tiles, recomputed from the block headers, against the
-    // stored ones: every stored tile must be the recomputed tile (or a
-    // prefix of it: the stored tile of an older size); none may be missing.
-    let reference = tiles::build_tiles(suite, &log_leaves);
-    let mut log_tiles = tiles::TileSet::new();
-    for (t, h) in &reference {
-        log_tiles.insert(t.level, t.index, h.clone());
-    }
-    let stored = ledger.all_tiles().await?;
-    let mut seen = std::collections::HashSet::new();
-    for s in stored.iter().filter(|s| s.height.is_none()) {
-        seen.insert((s.level, s.index));
-        let want = log_tiles.get(s.level, s.index);
-        let path = |w: usize| {
-            tiles::Tile {
-                level: s.level,
-                index: s.index,
-                width: w.clamp(1, 256) as u16,
+            if h.first_seq != expected_first {
+                r.problems.push(format!(
+                    "block {}: starts at seq {} but should start at {expected_first}",
+                    h.height, h.first_seq
+                ));
             }
-            .path()
-        };
-        match (tiles::tile_hashes(&s.bytes), want) {
-            (Err(e), _) => r.problems.push(format!("block-log tile {}: {e}", path(0))),
-            (Ok(_), None) => r.problems.push(format!(
-                "block-log tile {}: stored but the {} blocks have no such tile",
-                path(s.bytes.len() / 32),
-                log_leaves.len()
-            )),
-            (Ok(got), Some(want)) => {
-                if got.len() != want.len() {
-                    r.problems.push(format!(
-                        "block-log tile {}: {} hashes stored, the blocks give {}",
-                        path(got.len()),
-                        got.len(),
-                        want.len()
-                    ));
-                } else if let Some(i) = (0..got.len()).find(|&i| got[i] != want[i]) {
-                    r.problems.push(format!(
-                        "block-log tile {}: hash {i} is {} but the blocks recompute {}",
-                        path(got.len()),
-                        hex::encode(got[i]),
-                        hex::encode(want[i])
-                    ));
-                }
+            let entries = ledger
+                .entries_range(h.first_seq, h.last_seq.saturating_add(1))
+                .await?;
+            if let Err(e) = h.check_leaf_count(entries.len()) {
+                r.problems.push(e.to_string());
             }
-        }
-    }
-    for (t, _) in &reference {
-        if !seen.contains(&(t.level, t.index)) {
-            r.problems.push(format!("block-log tile {t}: missing"));
-        }
-    }
-    bar.set_message("checkpoints");
-
-    let checkpoints = ledger.checkpoints().await?;
-    let signatures = ledger.checkpoint_signatures().await?;
-    r.checkpoints = checkpoints.len() as u64;
-    let mut expected_size = 1u64;
-    for cp in &checkpoints {
-        if cp.size != expected_size {
-            r.problems.push(format!(
-                "checkpoint {}: expected the next checkpoint to have size {expected_size}",
-                cp.size
-            ));
-        }
-        expected_size = cp.size + 1;
-        let recomputed = (cp.size <= log_leaves.len() as u64)
-            .then(|| tiles::root_from(suite, &log_tiles, cp.size).ok())
-            .flatten();
-        match check_checkpoint(
-            cp,
-            recomputed,
-            log_leaves.len() as u64,
-            &keys.sealer,
-            &keys.witnesses,
-        ) {
-            Ok(cosigned) => {
-                let reached = keys.witnesses.is_empty() || cosigned.len() >= keys.quorum;
-                if cp.final_at_us.is_some() {
-                    if reached {
-                        r.final_checkpoints += 1;
-                    } else {
-                        r.problems.push(format!(
-                            "checkpoint {}: marked final with {} of the {} cosignatures needed",
-                            cp.size,
-                            cosigned.len(),
-                            keys.quorum
-                        ));
+            ids.check(ledger, &entries, &mut r).await?;
+            let mut leaves = Vec::with_capacity(entries.len());
+            for e in &entries {
+                match e.entry.check_leaf_hash(suite, &e.leaf_hash) {
+                    Ok(leaf) => leaves.push(leaf),
+                    Err(m) => {
+                        r.problems.push(m.clone().in_block(h.height).to_string());
+                        leaves.push(m.recomputed);
                     }
                 }
             }
-            Err(e) => r.problems.push(problem(e)),
-        }
-        if let (Some(token), Some(cert)) = (&cp.timestamp_token, &keys.tsa_cert) {
-            let text = anchord_core::checkpoint::SignedNote::parse(&cp.signed_note)
-                .map(|n| n.text)
-                .unwrap_or_default();
-            match crate::tsa::verify_token(token, &HashSuite::Sha256.digest(text.as_bytes()), cert)
-            {
-                Ok(_) => r.timestamped_checkpoints += 1,
-                Err(e) => r
-                    .problems
-                    .push(format!("checkpoint {}: timestamp token: {e}", cp.size)),
+            if let Err(e) = h.check_root(merkle::root(suite, &leaves)) {
+                r.problems.push(e.to_string());
             }
+            if let Err(e) = check_block_tiles(ledger, suite, h.height, &leaves).await {
+                r.problems.push(e);
+            }
+            prev = b.block_hash;
+            expected_first = h.last_seq.saturating_add(1);
+            r.blocks += 1;
+            r.entries_sealed = expected_first;
+            log.push(ledger, h.hash(), &mut r).await?;
+            // The checkpoint of this size, against the recomputed root.
+            while let Some(cp) = cps.next_up_to(log.edge.size()).await? {
+                let root = (cp.size == log.edge.size()).then(|| log.edge.root());
+                check_one_checkpoint(&cp, root, r.blocks, keys, &mut cps, &mut r);
+            }
+            bar.inc(h.leaf_count);
         }
+    }
+    r.entries_unsealed = head.saturating_sub(r.entries_sealed);
+
+    bar.set_message("unsealed entries");
+    let mut at = r.entries_sealed;
+    while at < head {
+        let to = head.min(at + PAGE * 16);
+        let entries = ledger.entries_range(at, to).await?;
+        ids.check(ledger, &entries, &mut r).await?;
+        bar.inc(to - at);
+        at = to;
+    }
+    ids.finish(ledger, &mut r).await?;
+
+    bar.set_message("block-log tiles");
+    log.finish(ledger, &mut r).await?;
+
+    bar.set_message("checkpoints");
+    // Checkpoints beyond the blocks.
+    while let Some(cp) = cps.next_up_to(u64::MAX).await? {
+        check_one_checkpoint(&cp, None, r.blocks, keys, &mut cps, &mut r);
     }
     if r.checkpoints != r.blocks {
         r.problems.push(format!(
@@ -232,18 +173,65 @@ pub async fn audit(
             r.blocks, r.checkpoints
         ));
     }
-    // Signature rows must be the signatures in the notes.
-    for s in &signatures {
-        let Some(cp) = checkpoints.iter().find(|c| c.size == s.size) else {
-            continue;
-        };
-        let in_note = anchord_core::checkpoint::SignedNote::parse(&cp.signed_note)
-            .map(|n| {
-                n.signatures.iter().any(|x| {
-                    x.name == s.key_name && x.key_id == s.key_id && x.payload == s.signature
-                })
-            })
-            .unwrap_or(false);
+    bar.finish_and_clear();
+    Ok(r)
+}
+
+/// One checkpoint: its size in sequence, its root, note and signatures,
+/// its timestamp token, and its signature rows against its note.
+fn check_one_checkpoint(
+    cp: &StoredCheckpoint,
+    recomputed: Option<Digest32>,
+    blocks: u64,
+    keys: &AuditKeys,
+    cps: &mut Checkpoints<'_>,
+    r: &mut AuditReport,
+) {
+    r.checkpoints += 1;
+    if cp.size != cps.expected_size {
+        r.problems.push(format!(
+            "checkpoint {}: expected the next checkpoint to have size {}",
+            cp.size, cps.expected_size
+        ));
+    }
+    cps.expected_size = cp.size + 1;
+    match check_checkpoint(cp, recomputed, blocks, &keys.sealer, &keys.witnesses) {
+        Ok(cosigned) => {
+            let reached = keys.witnesses.is_empty() || cosigned.len() >= keys.quorum;
+            if cp.final_at_us.is_some() {
+                if reached {
+                    r.final_checkpoints += 1;
+                } else {
+                    r.problems.push(format!(
+                        "checkpoint {}: marked final with {} of the {} cosignatures needed",
+                        cp.size,
+                        cosigned.len(),
+                        keys.quorum
+                    ));
+                }
+            }
+        }
+        Err(e) => r.problems.push(problem(e)),
+    }
+    if let (Some(token), Some(cert)) = (&cp.timestamp_token, &keys.tsa_cert) {
+        let text = anchord_core::checkpoint::SignedNote::parse(&cp.signed_note)
+            .map(|n| n.text)
+            .unwrap_or_default();
+        match crate::tsa::verify_token(token, &HashSuite::Sha256.digest(text.as_bytes()), cert) {
+            Ok(_) => r.timestamped_checkpoints += 1,
+            Err(e) => r
+                .problems
+                .push(format!("checkpoint {}: timestamp token: {e}", cp.size)),
+        }
+    }
+    // Signature rows must be the signatures in the note.
+    let note = anchord_core::checkpoint::SignedNote::parse(&cp.signed_note).ok();
+    for s in cps.signatures.remove(&cp.size).unwrap_or_default() {
+        let in_note = note.as_ref().is_some_and(|n| {
+            n.signatures
+                .iter()
+                .any(|x| x.name == s.key_name && x.key_id == s.key_id && x.payload == s.signature)
+        });
         if !in_note {
             r.problems.push(format!(
                 "checkpoint {}: the {} signature row of {} is not in the signed note",
@@ -256,8 +244,226 @@ pub async fn audit(
             ));
         }
     }
-    bar.finish_and_clear();
-    Ok(r)
+}
+
+/// Checkpoints by size, a page at a time, with their signature rows.
+struct Checkpoints<'a> {
+    ledger: &'a Ledger,
+    buf: VecDeque<StoredCheckpoint>,
+    /// Signature rows of the buffered page, by checkpoint size.
+    signatures: HashMap<u64, Vec<SignatureRow>>,
+    from: u64,
+    exhausted: bool,
+    expected_size: u64,
+}
+
+impl<'a> Checkpoints<'a> {
+    fn new(ledger: &'a Ledger) -> Self {
+        Checkpoints {
+            ledger,
+            buf: VecDeque::new(),
+            signatures: HashMap::new(),
+            from: 0,
+            exhausted: false,
+            expected_size: 1,
+        }
+    }
+
+    /// The next checkpoint if its size is at most `size`.
+    async fn next_up_to(&mut self, size: u64) -> Result<Option<StoredCheckpoint>, BatcherError> {
+        if self.buf.is_empty() && !self.exhausted {
+            let page = self.ledger.checkpoints_page(self.from, PAGE).await?;
+            match (page.first(), page.last()) {
+                (Some(first), Some(last)) => {
+                    let rows = self
+                        .ledger
+                        .checkpoint_signatures_between(first.size, last.size)
+                        .await?;
+                    self.signatures.clear();
+                    for s in rows {
+                        self.signatures.entry(s.size).or_default().push(s);
+                    }
+                    self.from = last.size + 1;
+                }
+                _ => self.exhausted = true,
+            }
+            self.buf.extend(page);
+        }
+        Ok(match self.buf.front() {
+            Some(cp) if cp.size <= size => self.buf.pop_front(),
+            _ => None,
+        })
+    }
+}
+
+/// The block log recomputed as the right edge of its tiles; each tile the
+/// recomputation completes is compared with the stored one.
+struct LogTiles {
+    edge: TileEdge,
+    pending: Vec<(Tile, Vec<Digest32>)>,
+    compared: u64,
+}
+
+impl LogTiles {
+    fn new(suite: HashSuite) -> Self {
+        LogTiles {
+            edge: TileEdge::new(suite),
+            pending: Vec::new(),
+            compared: 0,
+        }
+    }
+
+    async fn push(
+        &mut self,
+        ledger: &Ledger,
+        block_hash: Digest32,
+        r: &mut AuditReport,
+    ) -> Result<(), BatcherError> {
+        for (t, h) in self.edge.push(block_hash) {
+            if t.is_full() {
+                self.pending.push((t, h));
+            }
+        }
+        if self.pending.len() >= TILE_BATCH {
+            self.compare(ledger, r).await?;
+        }
+        Ok(())
+    }
+
+    async fn compare(&mut self, ledger: &Ledger, r: &mut AuditReport) -> Result<(), BatcherError> {
+        let want = std::mem::take(&mut self.pending);
+        if want.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<Tile> = want.iter().map(|(t, _)| *t).collect();
+        let stored = ledger.log_tiles(&keys).await?;
+        for (t, want) in &want {
+            self.compared += 1;
+            let Some(got) = stored.get(t.level, t.index) else {
+                r.problems.push(format!("block-log tile {t}: missing"));
+                continue;
+            };
+            let path = Tile {
+                width: got.len().clamp(1, 256) as u16,
+                ..*t
+            }
+            .path();
+            if got.len() != want.len() {
+                r.problems.push(format!(
+                    "block-log tile {path}: {} hashes stored, the blocks give {}",
+                    got.len(),
+                    want.len()
+                ));
+            } else if let Some(i) = (0..got.len()).find(|&i| got[i] != want[i]) {
+                r.problems.push(format!(
+                    "block-log tile {path}: hash {i} is {} but the blocks recompute {}",
+                    hex::encode(got[i]),
+                    hex::encode(want[i])
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The last full tiles, then the partial tile of each level, then no
+    /// stored tile beyond those.
+    async fn finish(&mut self, ledger: &Ledger, r: &mut AuditReport) -> Result<(), BatcherError> {
+        let size = self.edge.size();
+        let partial = self.edge.tile_set();
+        for level in 0..=tiles::MAX_LEVEL {
+            let n = tiles::level_len(size, level);
+            if n == 0 {
+                break;
+            }
+            let w = n % tiles::TILE_WIDTH;
+            if w != 0 {
+                let t = Tile {
+                    level,
+                    index: n / tiles::TILE_WIDTH,
+                    width: w as u16,
+                };
+                let h = partial.get(level, t.index).unwrap_or_default().to_vec();
+                self.pending.push((t, h));
+            }
+        }
+        self.compare(ledger, r).await?;
+        let stored = ledger.log_tile_count().await?;
+        if stored != self.compared {
+            r.problems.push(format!(
+                "{stored} block-log tiles stored but the {size} blocks give {}: a stored tile lies beyond the block log",
+                self.compared
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Every entry's identity row: it exists and points at the entry; and no
+/// other row exists.
+#[derive(Default)]
+struct Identities {
+    entries: u64,
+    bad: u64,
+}
+
+impl Identities {
+    async fn check(
+        &mut self,
+        ledger: &Ledger,
+        entries: &[StoredEntry],
+        r: &mut AuditReport,
+    ) -> Result<(), BatcherError> {
+        for chunk in entries.chunks(10_000) {
+            let ids: Vec<Digest32> = chunk.iter().map(|e| e.entry.identity()).collect();
+            let found = ledger.identity_seqs(&ids).await?;
+            for (e, id) in chunk.iter().zip(&ids) {
+                let seq = e.entry.seq;
+                let msg = match found.get(id) {
+                    Some(&s) if s == seq => continue,
+                    Some(&s) => format!(
+                        "evidence seq {seq}: the identity row of its (tenant, external id) points at seq {s}"
+                    ),
+                    None => format!(
+                        "evidence seq {seq}: no evidence_identity row for its (tenant, external id)"
+                    ),
+                };
+                self.bad += 1;
+                if self.bad <= LISTED {
+                    r.problems.push(msg);
+                }
+            }
+        }
+        self.entries += entries.len() as u64;
+        Ok(())
+    }
+
+    /// Every entry has its row (checked above), so the rows are the
+    /// entries' exactly when there are as many rows as entries.
+    async fn finish(&self, ledger: &Ledger, r: &mut AuditReport) -> Result<(), BatcherError> {
+        if self.bad > LISTED {
+            r.problems.push(format!(
+                "{} more entries with a missing or misdirected identity row",
+                self.bad - LISTED
+            ));
+        }
+        let rows = ledger.identity_count().await?;
+        if rows != self.entries {
+            let (orphans, doubles) = ledger.identity_strays(LISTED).await?;
+            let list = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+            let mut msg = format!(
+                "evidence_identity has {rows} rows for {} entries",
+                self.entries
+            );
+            if !orphans.is_empty() {
+                msg += &format!("; rows point at seqs with no entry: {}", list(&orphans));
+            }
+            if !doubles.is_empty() {
+                msg += &format!("; seqs with several rows: {}", list(&doubles));
+            }
+            r.problems.push(msg);
+        }
+        Ok(())
+    }
 }
 
 /// A block's stored tiles (levels 1 and up) against those its leaves give.

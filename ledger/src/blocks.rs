@@ -280,14 +280,56 @@ impl Ledger {
             .transpose()
     }
 
+    /// Up to `limit` blocks of heights `from..`, by height (`anchord
+    /// audit` walks the chain a page at a time, in constant memory).
+    pub async fn blocks_page(
+        &self,
+        from: u64,
+        limit: u64,
+    ) -> Result<Vec<StoredBlock>, LedgerError> {
+        let c = self.pool().get().await?;
+        let q = format!("{SELECT_BLOCK} WHERE height >= $1 ORDER BY height LIMIT $2");
+        c.query(&q, &[&(from as i64), &(limit as i64)])
+            .await?
+            .iter()
+            .map(stored_block)
+            .collect()
+    }
+
+    /// Up to `limit` checkpoints of sizes `from..`, by size.
+    pub async fn checkpoints_page(
+        &self,
+        from: u64,
+        limit: u64,
+    ) -> Result<Vec<StoredCheckpoint>, LedgerError> {
+        let c = self.pool().get().await?;
+        let q = format!("{SELECT_CHECKPOINT} WHERE size >= $1 ORDER BY size LIMIT $2");
+        c.query(&q, &[&(from as i64), &(limit as i64)])
+            .await?
+            .iter()
+            .map(stored_checkpoint)
+            .collect()
+    }
+
     /// Every signature row, by checkpoint size then key name.
     pub async fn checkpoint_signatures(&self) -> Result<Vec<SignatureRow>, LedgerError> {
+        self.checkpoint_signatures_between(0, i64::MAX as u64).await
+    }
+
+    /// The signature rows of checkpoints of sizes `from..=to`, by size then
+    /// key name.
+    pub async fn checkpoint_signatures_between(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<SignatureRow>, LedgerError> {
         let c = self.pool().get().await?;
         let rows = c
             .query(
                 "SELECT size, key_name, key_id, role, signature, signed_at_us \
-                 FROM checkpoint_signatures ORDER BY size, key_name",
-                &[],
+                 FROM checkpoint_signatures WHERE size >= $1 AND size <= $2 \
+                 ORDER BY size, key_name",
+                &[&(from as i64), &(to.min(i64::MAX as u64) as i64)],
             )
             .await?;
         rows.iter()

@@ -33,7 +33,7 @@ pub use evidence::{
     StoredEntry,
 };
 pub use migrate::{MIGRATIONS, Migration, SchemaState};
-pub use proofs::ReceiptRow;
+pub use proofs::{ProofRow, ReceiptRow};
 pub use summary::{Summary, TargetHead};
 pub use tiles::{StoredTile, TileData};
 pub use witness::WitnessStore;

@@ -11,9 +11,74 @@
 //! tools until the relay lands.
 
 use anchord_core::Digest32;
+use anchord_core::tiles::TILE_WIDTH;
 
 use crate::blocks::StoredBlock;
-use crate::{Ledger, LedgerError};
+use crate::evidence::{SELECT_ENTRY, stored_entry};
+use crate::{Ledger, LedgerError, StoredEntry};
+
+/// What one proof needs from the ledger, read in one query
+/// ([`Ledger::proof_by_hash`], [`Ledger::proof_by_identity`]): the entry,
+/// where its sealed block is, and the entry's level-0 tile of that block's
+/// tree (the 256-aligned run of the block's leaf hashes holding it, as wide
+/// as the block allows). Levels 1 and up of the block's tree, the header
+/// and the block log come from the verifier's caches of immutable tiles.
+#[derive(Clone, Debug)]
+pub struct ProofRow {
+    pub entry: StoredEntry,
+    /// `(height, first_seq, last_seq)` of the sealed block holding the
+    /// entry; `None` while it is not sealed.
+    pub block: Option<(u64, u64, u64)>,
+    /// The entry's level-0 tile in its block (empty when not sealed).
+    pub tile: Vec<Digest32>,
+}
+
+/// The entry (chosen by `$WHERE`), its block (index on `first_seq`) and its
+/// level-0 tile (a primary-key range of at most 256 rows in the entry's own
+/// partition, adjacent to the entry's heap page: the append writes in `seq`
+/// order), in one statement.
+fn proof_query(filter: &str) -> String {
+    let w = TILE_WIDTH;
+    format!(
+        "WITH e AS ({SELECT_ENTRY} {filter}) \
+         SELECT e.*, b.height, b.first_seq, b.last_seq, \
+           (SELECT string_agg(x.leaf_hash, ''::bytea ORDER BY x.seq) FROM evidence x \
+             WHERE x.seq >= b.first_seq + (e.seq - b.first_seq) / {w} * {w} \
+               AND x.seq < LEAST(b.first_seq + (e.seq - b.first_seq) / {w} * {w} + {w}, \
+                                 b.last_seq + 1)) \
+         FROM e LEFT JOIN LATERAL (SELECT height, first_seq, last_seq FROM blocks \
+             WHERE first_seq <= e.seq ORDER BY first_seq DESC LIMIT 1) b ON b.last_seq >= e.seq"
+    )
+}
+
+fn proof_row(r: &tokio_postgres::Row) -> Result<ProofRow, LedgerError> {
+    let entry = stored_entry(r)?;
+    let seq = entry.entry.seq;
+    // SELECT_ENTRY's 11 columns, then the block and its tile.
+    let block = r.get::<_, Option<i64>>(11).map(|h| {
+        (
+            h as u64,
+            r.get::<_, i64>(12) as u64,
+            r.get::<_, i64>(13) as u64,
+        )
+    });
+    let tile = match (block, r.get::<_, Option<&[u8]>>(14)) {
+        (None, _) => Vec::new(),
+        (Some(_), None) => {
+            return Err(LedgerError::Corrupt(format!(
+                "evidence {seq}: its block's leaves are missing"
+            )));
+        }
+        (Some(_), Some(b)) => anchord_core::tiles::tile_hashes(b)
+            .map_err(|e| LedgerError::Corrupt(format!("evidence {seq}: its level-0 tile: {e}")))?,
+    };
+    Ok(ProofRow { entry, block, tile })
+}
+
+const PROOF_BY_HASH: &str = "WHERE e.evidence_hash = $1 AND ($2::text IS NULL OR e.tenant = $2) \
+     ORDER BY e.seq LIMIT 1";
+const PROOF_BY_IDENTITY: &str =
+    "WHERE e.seq = (SELECT seq FROM evidence_identity WHERE identity = $1)";
 
 /// One row of `anchor_receipts`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +96,128 @@ pub struct ReceiptRow {
 }
 
 impl Ledger {
+    /// What the proof of the oldest entry with this evidence hash (of
+    /// `tenant` when given) needs, in one prepared statement.
+    pub async fn proof_by_hash(
+        &self,
+        hash: &[u8],
+        tenant: Option<&str>,
+    ) -> Result<Option<ProofRow>, LedgerError> {
+        let c = self.pool().get().await?;
+        let st = c.prepare_cached(&proof_query(PROOF_BY_HASH)).await?;
+        c.query_opt(&st, &[&hash, &tenant])
+            .await?
+            .map(|r| proof_row(&r))
+            .transpose()
+    }
+
+    /// What the proof of the entry (tenant, external id) needs, in one
+    /// prepared statement.
+    pub async fn proof_by_identity(
+        &self,
+        tenant: &str,
+        external_id: &str,
+    ) -> Result<Option<ProofRow>, LedgerError> {
+        let c = self.pool().get().await?;
+        let st = c.prepare_cached(&proof_query(PROOF_BY_IDENTITY)).await?;
+        let id = anchord_core::entry::identity_key(tenant, external_id);
+        c.query_opt(&st, &[&id.as_slice()])
+            .await?
+            .map(|r| proof_row(&r))
+            .transpose()
+    }
+
+    /// `EXPLAIN (ANALYZE, BUFFERS)` of [`Ledger::proof_by_hash`]'s statement
+    /// for one hash: how many pages a proof reads (bench/proofs prints it).
+    pub async fn explain_proof_by_hash(&self, hash: &[u8]) -> Result<String, LedgerError> {
+        let c = self.pool().get().await?;
+        let q = format!(
+            "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {}",
+            proof_query(PROOF_BY_HASH)
+        );
+        let rows = c.query(&q, &[&hash, &None::<String>]).await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
+
+    /// The sequence number each of `identities` maps to in
+    /// `evidence_identity` (absent ones are left out), one primary-key
+    /// lookup each (`anchord audit`).
+    pub async fn identity_seqs(
+        &self,
+        identities: &[Digest32],
+    ) -> Result<std::collections::HashMap<Digest32, u64>, LedgerError> {
+        let c = self.pool().get().await?;
+        let ids: Vec<&[u8]> = identities.iter().map(|i| i.as_slice()).collect();
+        let rows = c
+            .query(
+                "SELECT identity, seq FROM evidence_identity WHERE identity = ANY($1)",
+                &[&ids],
+            )
+            .await?;
+        let mut out = std::collections::HashMap::with_capacity(rows.len());
+        for r in rows {
+            let id: &[u8] = r.get(0);
+            let seq: i64 = r.get(1);
+            let id: Digest32 = id.try_into().map_err(|_| {
+                LedgerError::Corrupt(format!("evidence_identity of seq {seq}: not 32 bytes"))
+            })?;
+            out.insert(id, seq as u64);
+        }
+        Ok(out)
+    }
+
+    /// Rows in `evidence_identity`.
+    pub async fn identity_count(&self) -> Result<u64, LedgerError> {
+        let c = self.pool().get().await?;
+        let n: i64 = c
+            .query_one("SELECT count(*) FROM evidence_identity", &[])
+            .await?
+            .get(0);
+        Ok(n as u64)
+    }
+
+    /// Up to `limit` sequence numbers of `evidence_identity` rows that point
+    /// at no entry, then up to `limit` that two rows point at (`anchord
+    /// audit`, when the identity rows outnumber the entries).
+    pub async fn identity_strays(&self, limit: u64) -> Result<(Vec<u64>, Vec<u64>), LedgerError> {
+        let c = self.pool().get().await?;
+        let seqs = |rows: Vec<tokio_postgres::Row>| {
+            rows.iter()
+                .map(|r| r.get::<_, i64>(0) as u64)
+                .collect::<Vec<_>>()
+        };
+        let orphans = c
+            .query(
+                "SELECT i.seq FROM evidence_identity i \
+                 WHERE NOT EXISTS (SELECT 1 FROM evidence e WHERE e.seq = i.seq) \
+                 ORDER BY i.seq LIMIT $1",
+                &[&(limit as i64)],
+            )
+            .await?;
+        let doubles = c
+            .query(
+                "SELECT seq FROM evidence_identity GROUP BY seq HAVING count(*) > 1 \
+                 ORDER BY seq LIMIT $1",
+                &[&(limit as i64)],
+            )
+            .await?;
+        Ok((seqs(orphans), seqs(doubles)))
+    }
+
+    /// Rows in `log_tiles` (the block log's stored tiles).
+    pub async fn log_tile_count(&self) -> Result<u64, LedgerError> {
+        let c = self.pool().get().await?;
+        let n: i64 = c
+            .query_one("SELECT count(*) FROM log_tiles", &[])
+            .await?
+            .get(0);
+        Ok(n as u64)
+    }
+
     /// The sealed block whose range holds `seq`, if it is sealed yet.
     pub async fn block_containing(&self, seq: u64) -> Result<Option<StoredBlock>, LedgerError> {
         let c = self.pool().get().await?;

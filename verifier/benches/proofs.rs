@@ -6,11 +6,16 @@
 //! served by nginx from files, same wrk settings, and the ratio.
 //!
 //! Needs PostgreSQL (`scripts/services up`), `wrk` and `nginx`
-//! (`scripts/test-peers`). Loading 10M entries takes minutes: run it once.
+//! (`scripts/test-peers`). Loading 10M entries takes minutes: with
+//! ANCHORD_BENCH_DB the loaded ledger is kept and reused.
 //! The size is the first numeric argument (`bench/proofs 1000000`).
-//! Proofs come from tiles (`core::tiles`, migration 0006): a verifier just
-//! restarted answers from a few indexed reads per proof, which the first
-//! 500 proofs after a restart, timed one by one, show.
+//! Proofs come from tiles (`core::tiles`, migration 0006), one statement
+//! per proof (`Ledger::proof_by_hash`). Cold means: the verifier just
+//! started and, when `bench/proofs` runs its own cluster
+//! (ANCHORD_BENCH_RESTART), PostgreSQL restarted with its files evicted from
+//! the OS page cache; the first 500 proofs after that, timed one by one,
+//! and the plan of one cold proof (pages read) are printed, then a wrk run
+//! over distinct entries never asked before.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -61,6 +66,21 @@ fn main() {
 }
 
 async fn load(ledger: &Ledger, n: u64, out: &Path) {
+    write_key(out);
+    let have = ledger.next_seq().await.expect("next_seq");
+    if have == n {
+        println!("load:   {n} entries already in the kept database (ANCHORD_BENCH_DB)");
+    } else {
+        assert_eq!(
+            have, 0,
+            "the kept database holds {have} entries, not {n}: drop it or pick another ANCHORD_BENCH_DB"
+        );
+        append_all(ledger, n).await;
+    }
+    seal_all(ledger, n, out).await;
+}
+
+async fn append_all(ledger: &Ledger, n: u64) {
     let batch = 50_000u64;
     let t = Instant::now();
     let mut i = 0;
@@ -102,9 +122,10 @@ async fn load(ledger: &Ledger, n: u64, out: &Path) {
         "load:   {n} entries in {secs:.1} s ({:.0} rows/s)",
         n as f64 / secs
     );
+}
+
+async fn seal_all(ledger: &Ledger, n: u64, out: &Path) {
     let key = out.join("sealer.key");
-    let signer = NoteSigner::from_seed("anchord.bench/ledger", ALG_ED25519, &[9; 32]).expect("key");
-    std::fs::write(&key, signer.private_key_text()).expect("key file");
     let bc = BatcherConfig {
         block_max_entries: 100_000,
         origin: "anchord.bench/ledger".into(),
@@ -112,13 +133,24 @@ async fn load(ledger: &Ledger, n: u64, out: &Path) {
         ..BatcherConfig::default()
     };
     let t = Instant::now();
-    let (mut sealed, mut tries) = (0u64, 0);
-    while sealed < n {
+    let mut tries = 0;
+    let done = || async {
+        ledger
+            .block_containing(n - 1)
+            .await
+            .expect("block")
+            .is_some()
+    };
+    if done().await {
+        return;
+    }
+    loop {
         match anchord_batcher::seal_once(&bc, SUITE, ledger)
             .await
             .expect("seal")
         {
-            Some(r) => sealed += r.entries,
+            Some(_) if done().await => break,
+            Some(_) => {}
             None => {
                 tries += 1;
                 assert!(tries < 2000, "sealer lock never free");
@@ -131,6 +163,105 @@ async fn load(ledger: &Ledger, n: u64, out: &Path) {
         n.div_ceil(100_000),
         t.elapsed().as_secs_f64()
     );
+}
+
+fn write_key(out: &Path) {
+    let signer = NoteSigner::from_seed("anchord.bench/ledger", ALG_ED25519, &[9; 32]).expect("key");
+    std::fs::write(out.join("sealer.key"), signer.private_key_text()).expect("key file");
+}
+
+/// The bench's database: a fresh one dropped at the end, or the kept
+/// database ANCHORD_BENCH_DB (created when missing).
+async fn database() -> (Option<anchord_testkit::TestDb>, String) {
+    let Ok(name) = std::env::var("ANCHORD_BENCH_DB") else {
+        let (db, _) = anchord_testkit::TestDb::migrated().await;
+        let url = db.url().to_owned();
+        return (Some(db), url);
+    };
+    assert!(
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+        "ANCHORD_BENCH_DB: letters, digits and _ only"
+    );
+    let admin = std::env::var(anchord_testkit::PG_URL_VAR)
+        .unwrap_or_else(|_| anchord_testkit::DEFAULT_PG_URL.to_owned());
+    let c = pg_client(&admin).await;
+    let exists = c
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await
+        .expect("pg_database")
+        .is_some();
+    if !exists {
+        c.batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create the kept database");
+    }
+    let url = match admin.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => panic!("{admin}: not a postgres:// URL"),
+    };
+    let ledger = Ledger::connect(&anchord_ledger::DatabaseConfig::from_url(&url)).expect("ledger");
+    ledger.migrate().await.expect("migrate the kept database");
+    (None, url)
+}
+
+async fn pg_client(url: &str) -> tokio_postgres::Client {
+    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    tokio::spawn(conn);
+    c
+}
+
+/// Disk use of the ledger (the database, and its largest parts).
+async fn disk_use(url: &str, n: u64) {
+    let c = pg_client(url).await;
+    let total: i64 = c
+        .query_one("SELECT pg_database_size(current_database())", &[])
+        .await
+        .expect("size")
+        .get(0);
+    let parts = c
+        .query(
+            "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') \
+             ORDER BY 2 DESC LIMIT 5",
+            &[],
+        )
+        .await
+        .expect("sizes");
+    let parts: Vec<String> = parts
+        .iter()
+        .map(|r| {
+            let b: i64 = r.get(1);
+            format!("{} {:.0} MB", r.get::<_, String>(0), b as f64 / 1e6)
+        })
+        .collect();
+    println!(
+        "disk:   {:.2} GB for {n} entries ({:.0} bytes/entry; {})",
+        total as f64 / 1e9,
+        total as f64 / n.max(1) as f64,
+        parts.join(", ")
+    );
+}
+
+/// What one cold proof reads: the plan of its one statement, with buffers.
+async fn explain(ledger: &Ledger, hash: &[u8]) {
+    let plan = ledger.explain_proof_by_hash(hash).await.expect("explain");
+    let buffers: Vec<&str> = plan
+        .lines()
+        .filter(|l| l.contains("Buffers:") || l.contains("Execution Time"))
+        .map(str::trim)
+        .collect();
+    println!(
+        "one cold proof, one statement (EXPLAIN ANALYZE, BUFFERS; read = from the OS or disk): {}",
+        buffers.first().copied().unwrap_or("?")
+    );
+    if std::env::var_os("ANCHORD_BENCH_PLAN").is_some() {
+        println!("{plan}");
+    } else if let Some(t) = buffers.last() {
+        println!("  {t} (ANCHORD_BENCH_PLAN=1 prints the whole plan)");
+    }
 }
 
 async fn serve(ledger: &Ledger, cache: bool) -> (String, Arc<Prover>) {
@@ -188,6 +319,37 @@ fn parse_wrk(out: &str) -> (f64, f64) {
         })
         .unwrap_or(f64::NAN);
     (rps, p99)
+}
+
+/// A wrk script walking the paths of `file` from a random start.
+fn wrk_script(out: &Path, name: &str, paths: &[String]) -> PathBuf {
+    let file = out.join(format!("{name}.txt"));
+    std::fs::write(&file, paths.join("\n") + "\n").expect("paths");
+    let script = out.join(format!("{name}.lua"));
+    std::fs::write(
+        &script,
+        format!(
+            "local paths = {{}}\nfor l in io.lines(\"{}\") do paths[#paths + 1] = l end\n\
+             local i = math.random(#paths)\n\
+             request = function()\n  i = i % #paths + 1\n  return wrk.format(\"GET\", paths[i])\nend\n",
+            file.display()
+        ),
+    )
+    .expect("lua");
+    script
+}
+
+/// `k` pseudo-random entries of `0..n` from `seed` (xorshift).
+fn picks(n: u64, k: u64, seed: u64) -> Vec<u64> {
+    let mut x = seed;
+    (0..k)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        })
+        .collect()
 }
 
 async fn run_wrk(wrk: &Path, base: &str, script: &Path, what: &str) -> (f64, f64) {
@@ -268,51 +430,76 @@ async fn run(wrk: &Path, nginx: &Path) {
     let sample = env_or("ANCHORD_BENCH_SAMPLE", 20_000);
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/out/proofs");
     std::fs::create_dir_all(&out).expect("bench/out");
-    println!("bench/proofs: {n} entries, {sample} distinct proofs per run, 2 wrk threads");
-    let (db, _) = anchord_testkit::TestDb::migrated().await;
-    let mut dbc = anchord_ledger::DatabaseConfig::from_url(db.url());
-    dbc.max_connections = 16;
-    let ledger = Ledger::connect(&dbc).expect("ledger");
+    let cold_sample = env_or("ANCHORD_BENCH_COLD_SAMPLE", 300_000);
+    println!(
+        "bench/proofs: {n} entries; cold: {cold_sample} distinct entries, warm: {sample}; 2 wrk threads"
+    );
+    let (_db, url) = database().await;
+    let connect = || {
+        let mut dbc = anchord_ledger::DatabaseConfig::from_url(&url);
+        dbc.max_connections = 16;
+        Ledger::connect(&dbc).expect("ledger")
+    };
+    let ledger = connect();
     ledger.ensure_suite(SUITE).await.expect("suite");
     load(&ledger, n, &out).await;
+    disk_use(&url, n).await;
 
-    // The requests: a fixed random sample of evidence hashes.
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let picks: Vec<u64> = (0..sample)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        })
+    // The requests: fixed random samples of evidence hashes (the cold one
+    // from another seed: entries no earlier request touched).
+    let path = |i: u64| format!("/v1/proofs/{}", hex::encode(evidence(i)));
+    let paths: Vec<String> = picks(n, sample, 0x9e37_79b9_7f4a_7c15)
+        .into_iter()
+        .map(path)
         .collect();
-    let paths: Vec<String> = picks
-        .iter()
-        .map(|&i| format!("/v1/proofs/{}", hex::encode(evidence(i))))
+    let cold_paths: Vec<String> = picks(n, cold_sample, 0x2545_f491_4f6c_dd1d)
+        .into_iter()
+        .map(path)
         .collect();
-    std::fs::write(out.join("paths.txt"), paths.join("\n") + "\n").expect("paths");
-    let script = out.join("paths.lua");
-    std::fs::write(
-        &script,
-        format!(
-            "local paths = {{}}\nfor l in io.lines(\"{}\") do paths[#paths + 1] = l end\n\
-             local i = math.random(#paths)\n\
-             request = function()\n  i = i % #paths + 1\n  return wrk.format(\"GET\", paths[i])\nend\n",
-            out.join("paths.txt").display()
-        ),
-    )
-    .expect("lua");
+    let script = wrk_script(&out, "paths", &paths);
+    let cold_script = wrk_script(&out, "cold-paths", &cold_paths);
 
-    // Cold: a verifier just started (every cache empty) with the bundle
-    // cache off, so every request assembles its bundle from tiles read in
-    // PostgreSQL. PostgreSQL itself is not restarted: the bench runs on the
-    // shared cluster of scripts/services, whose buffer cache is warm from
-    // the load (reported as such).
+    // Cold: PostgreSQL restarted with its files out of the page cache (when
+    // the bench runs its own cluster), a verifier just started (every cache
+    // empty), the bundle cache off: every request assembles its bundle from
+    // what PostgreSQL reads.
+    drop(ledger);
+    let ledger = match std::env::var("ANCHORD_BENCH_RESTART") {
+        Ok(cmd) => {
+            let st = Command::new("bash")
+                .args(["-c", &cmd])
+                .status()
+                .expect("restart command");
+            assert!(st.success(), "{cmd}: {st}");
+            println!(
+                "cold:   PostgreSQL restarted, its files evicted from the OS page cache (fsync + POSIX_FADV_DONTNEED), verifier started"
+            );
+            connect()
+        }
+        Err(_) => {
+            println!(
+                "cold:   verifier started; PostgreSQL NOT restarted (shared cluster: its buffer cache and the OS page cache are warm from the load)"
+            );
+            connect()
+        }
+    };
+    let probe = picks(n, 1, 0x1234_5678_9abc_def1)[0];
+    explain(&ledger, &evidence(probe)).await;
+    let first: Vec<String> = picks(n, 500, 0x0bad_cafe_f00d_d00d)
+        .into_iter()
+        .map(path)
+        .collect();
     let (first_base, _) = serve(&ledger, false).await;
-    first_proofs(&first_base, &paths[paths.len() / 2..], 500).await;
+    first_proofs(&first_base, &first, 500).await;
     let (cold_base, _) = serve(&ledger, false).await;
     let before = tile_reads();
-    let cold = run_wrk(wrk, &cold_base, &script, "verifier, cold (no cache)").await;
+    let cold = run_wrk(
+        wrk,
+        &cold_base,
+        &cold_script,
+        "verifier, cold (distinct entries)",
+    )
+    .await;
     let after = tile_reads();
     println!(
         "cold run tile reads: {} from PostgreSQL, {} from the verifier's caches",

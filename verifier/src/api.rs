@@ -594,12 +594,7 @@ fn checkpoint_json(cp: anchord_ledger::StoredCheckpoint) -> CheckpointJson {
     (status = 429, description = "rate limited", body = ErrorBody),
 ))]
 async fn checkpoint_latest(State(s): State<AppState>) -> Result<Response, ApiError> {
-    let cp = s
-        .prover
-        .ledger()
-        .latest_checkpoint()
-        .await
-        .map_err(ProveError::from)?;
+    let cp = s.prover.latest_checkpoint().await?;
     let cp = cp.ok_or_else(|| ApiError::not_found("no checkpoint yet"))?;
     Ok(axum::Json(checkpoint_json(cp)).into_response())
 }
@@ -709,10 +704,8 @@ pub const CHECKPOINT_CACHE: &str = "public, max-age=1";
 async fn tlog_checkpoint(State(s): State<AppState>) -> Result<Response, ApiError> {
     let cp = s
         .prover
-        .ledger()
         .latest_checkpoint()
-        .await
-        .map_err(ProveError::from)?
+        .await?
         .ok_or_else(|| ApiError::not_found("no checkpoint yet"))?;
     let mut r = cp.signed_note.into_response();
     let h = r.headers_mut();
@@ -741,13 +734,7 @@ async fn tlog_tile(
     let path = format!("tile/{rest}");
     let (level, index, width) =
         Tile::parse_path(&path).map_err(|e| ApiError::bad("bad_tile_path", e.to_string()))?;
-    let Some(cp) = s
-        .prover
-        .ledger()
-        .latest_checkpoint()
-        .await
-        .map_err(ProveError::from)?
-    else {
+    let Some(cp) = s.prover.latest_checkpoint().await? else {
         return Err(ApiError::not_found("no checkpoint yet"));
     };
     let have = tiles::tile_width(cp.size, level.unwrap_or(0), index).unwrap_or(0);

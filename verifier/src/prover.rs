@@ -20,7 +20,7 @@ use anchord_core::bundle::{
 use anchord_core::checkpoint::BlockHeader;
 use anchord_core::tiles::{self, Tile, TileSet};
 use anchord_core::{Digest32, HashSuite, merkle};
-use anchord_ledger::{Ledger, LedgerError, StoredCheckpoint, StoredEntry};
+use anchord_ledger::{Ledger, LedgerError, ProofRow, StoredCheckpoint, StoredEntry};
 
 use crate::{VerifierConfig, metrics};
 
@@ -95,6 +95,10 @@ pub struct Prover {
     /// `anchor_view_ttl` (anchors arrive; headers do not change).
     anchor_views: RwLock<HashMap<u64, (Instant, Arc<AnchorView>)>>,
     bundles: RwLock<HashMap<String, CacheSlot>>,
+    /// The latest checkpoint, for `anchor_view_ttl` (the tile API, the
+    /// consistency proofs and pending bundles read it; a new one appears
+    /// at most once per block).
+    latest: RwLock<Option<(Instant, Option<StoredCheckpoint>)>>,
 }
 
 #[derive(Debug)]
@@ -102,6 +106,26 @@ struct AnchorView {
     checkpoint: StoredCheckpoint,
     anchored: bool,
     receipts: Vec<AnchorReceipt>,
+    /// The block's inclusion path in the block log at the checkpoint's
+    /// size, checked against its root.
+    block_log_path: Vec<Digest32>,
+}
+
+/// A block's cached tiles (levels 1 and up) with the level-0 tiles one
+/// proof read, without copying the cached ones.
+struct Layered<'a> {
+    cached: &'a TileSet,
+    level0: TileSet,
+}
+
+impl tiles::TileReader for Layered<'_> {
+    fn read(&self, t: Tile) -> Result<Vec<Digest32>, tiles::TileError> {
+        if t.level == 0 {
+            self.level0.read(t)
+        } else {
+            self.cached.read(t)
+        }
+    }
 }
 
 impl std::fmt::Debug for Prover {
@@ -132,6 +156,7 @@ impl Prover {
             chunk_roots: RwLock::new(HashMap::new()),
             anchor_views: RwLock::new(HashMap::new()),
             bundles: RwLock::new(HashMap::new()),
+            latest: RwLock::new(None),
         }
     }
 
@@ -143,6 +168,22 @@ impl Prover {
         self.suite
     }
 
+    /// The latest checkpoint, at most `anchor_view_ttl_ms` old (one query
+    /// per period, not one per request; 0 reads it every time).
+    pub async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, ProveError> {
+        if let Some((at, cp)) = &*self.latest.read().unwrap_or_else(|p| p.into_inner())
+            && at.elapsed() < self.anchor_view_ttl
+        {
+            return Ok(cp.clone());
+        }
+        let cp = self.ledger.latest_checkpoint().await?;
+        if !self.anchor_view_ttl.is_zero() {
+            *self.latest.write().unwrap_or_else(|p| p.into_inner()) =
+                Some((Instant::now(), cp.clone()));
+        }
+        Ok(cp)
+    }
+
     /// The bundle of the oldest entry with this evidence hash (of `tenant`
     /// when given).
     pub async fn by_hash(&self, hash: &[u8], tenant: Option<&str>) -> Result<Lookup, ProveError> {
@@ -150,10 +191,7 @@ impl Prover {
         if let Some(s) = self.cached(&key) {
             return Ok(Lookup::Found(s));
         }
-        let entries = self.ledger.entries_by_hash(hash).await?;
-        let found = entries
-            .into_iter()
-            .find(|e| tenant.is_none_or(|t| e.entry.tenant == t));
+        let found = self.ledger.proof_by_hash(hash, tenant).await?;
         self.lookup(key, found).await
     }
 
@@ -163,7 +201,7 @@ impl Prover {
         if let Some(s) = self.cached(&key) {
             return Ok(Lookup::Found(s));
         }
-        let found = self.ledger.entry_by_identity(tenant, external_id).await?;
+        let found = self.ledger.proof_by_identity(tenant, external_id).await?;
         self.lookup(key, found).await
     }
 
@@ -174,12 +212,19 @@ impl Prover {
             .map(|s| s.served.clone())
     }
 
-    async fn lookup(&self, key: String, found: Option<StoredEntry>) -> Result<Lookup, ProveError> {
-        let Some(se) = found else {
+    async fn lookup(&self, key: String, found: Option<ProofRow>) -> Result<Lookup, ProveError> {
+        let Some(row) = found else {
             return Ok(Lookup::NotFound);
         };
-        let Some(bundle) = self.bundle_for(&se).await? else {
-            return Ok(Lookup::NotSealed { seq: se.entry.seq });
+        if row.block.is_none() {
+            return Ok(Lookup::NotSealed {
+                seq: row.entry.entry.seq,
+            });
+        }
+        let Some(bundle) = self.bundle_with(&row.entry, Some(&row.tile)).await? else {
+            return Ok(Lookup::NotSealed {
+                seq: row.entry.entry.seq,
+            });
         };
         let json = serde_json::to_vec_pretty(&bundle)
             .map_err(|e| ProveError::Corrupt(format!("serializing a bundle: {e}")))?;
@@ -214,6 +259,16 @@ impl Prover {
     /// Assemble the bundle of a stored entry; `None` while its block is not
     /// sealed.
     pub async fn bundle_for(&self, se: &StoredEntry) -> Result<Option<Bundle>, ProveError> {
+        self.bundle_with(se, None).await
+    }
+
+    /// [`Prover::bundle_for`], with the entry's level-0 tile when the
+    /// caller read it already (the one-query path).
+    async fn bundle_with(
+        &self,
+        se: &StoredEntry,
+        level0: Option<&[Digest32]>,
+    ) -> Result<Option<Bundle>, ProveError> {
         let suite = self.suite;
         let seq = se.entry.seq;
         let Some(header) = self.header_containing(seq).await? else {
@@ -227,7 +282,7 @@ impl Prover {
             )));
         }
         let leaf_index = seq - h.first_seq;
-        let audit_path = self.audit_path(h, leaf_index).await?;
+        let audit_path = self.audit_path(h, leaf_index, level0).await?;
         let recomputed = merkle::root_from_inclusion_proof(
             suite,
             leaf_index,
@@ -245,29 +300,13 @@ impl Prover {
             )));
         }
 
-        // The anchored checkpoint covering the block, else the latest.
-        let view = self.anchor_view(h.height).await?;
+        // The anchored checkpoint covering the block, else the latest, with
+        // the block's path in the block log (the same for every entry of
+        // the block: computed once per view).
+        let view = self.anchor_view(h).await?;
         let cp = &view.checkpoint;
         let receipts = view.receipts.clone();
-        let log = self
-            .log_tiles_for(
-                &tiles::inclusion_tiles(cp.size, h.height).map_err(tile_err)?,
-                cp.size,
-            )
-            .await?;
-        let block_log_path = tiles::inclusion_proof_from(suite, &log, cp.size, h.height)
-            .map_err(|e| ProveError::Corrupt(format!("block log path: {e}")))?;
-        let log_root =
-            merkle::root_from_inclusion_proof(suite, h.height, cp.size, &h.hash(), &block_log_path)
-                .map_err(|e| ProveError::Corrupt(format!("block log path: {e}")))?;
-        if log_root != cp.root {
-            return Err(ProveError::Corrupt(format!(
-                "block-log tiles give root {} for size {} but the checkpoint says {}",
-                hex::encode(log_root),
-                cp.size,
-                hex::encode(cp.root)
-            )));
-        }
+        let block_log_path = view.block_log_path.clone();
         let anchor = if !view.anchored {
             AnchorStatus {
                 status: AnchorState::Pending,
@@ -362,15 +401,31 @@ impl Prover {
     /// (a level-0 tile is a 256-row range of the evidence table; levels 1
     /// and up are stored with the block), a handful of reads; for a block
     /// sealed before tiles, from chunk roots computed once from its leaves.
-    async fn audit_path(&self, h: &BlockHeader, index: u64) -> Result<Vec<Digest32>, ProveError> {
+    async fn audit_path(
+        &self,
+        h: &BlockHeader,
+        index: u64,
+        level0: Option<&[Digest32]>,
+    ) -> Result<Vec<Digest32>, ProveError> {
         let n = h.leaf_count;
         let stored = self.block_tiles_of(h.height).await?;
         if n > tiles::TILE_WIDTH && stored.is_empty() {
             return self.audit_path_from_chunks(h, index).await;
         }
-        let mut set = (*stored).clone();
+        let mut set = TileSet::new();
         for t in tiles::inclusion_tiles(n, index).map_err(tile_err)? {
             if t.level == 0 {
+                // The entry's own level-0 tile, read with the entry.
+                if let Some(l) = level0
+                    && t.index == index / tiles::TILE_WIDTH
+                    && l.len() == usize::from(t.width)
+                {
+                    metrics::TILE_READS
+                        .with_label_values(&["block", "level0"])
+                        .inc();
+                    set.insert(0, t.index, l.to_vec());
+                    continue;
+                }
                 let tail = !t.is_full();
                 if tail
                     && let Some(l) = self
@@ -403,7 +458,11 @@ impl Prover {
                 set.insert(0, t.index, leaves);
             }
         }
-        tiles::inclusion_proof_from(self.suite, &set, n, index)
+        let reader = Layered {
+            cached: &stored,
+            level0: set,
+        };
+        tiles::inclusion_proof_from(self.suite, &reader, n, index)
             .map_err(|e| ProveError::Corrupt(format!("block {} audit path: {e}", h.height)))
     }
 
@@ -527,8 +586,10 @@ impl Prover {
         Ok(Some(bytes[..want].to_vec()))
     }
 
-    /// Which checkpoint a block's bundles end at, and its receipts.
-    async fn anchor_view(&self, height: u64) -> Result<Arc<AnchorView>, ProveError> {
+    /// Which checkpoint a block's bundles end at, its receipts and the
+    /// block's path in the block log.
+    async fn anchor_view(&self, h: &BlockHeader) -> Result<Arc<AnchorView>, ProveError> {
+        let height = h.height;
         if let Some((at, v)) = self
             .anchor_views
             .read()
@@ -541,7 +602,7 @@ impl Prover {
         let anchored = self.ledger.first_anchored_size_covering(height).await?;
         let cp = match anchored {
             Some(size) => self.ledger.checkpoint(size).await?,
-            None => self.ledger.latest_checkpoint().await?,
+            None => self.latest_checkpoint().await?,
         }
         .ok_or_else(|| ProveError::Corrupt(format!("no checkpoint covers block {height}")))?;
         if cp.size <= height {
@@ -554,10 +615,31 @@ impl Prover {
             Some(size) => self.receipts(size).await?,
             None => Vec::new(),
         };
+        let suite = self.suite;
+        let log = self
+            .log_tiles_for(
+                &tiles::inclusion_tiles(cp.size, height).map_err(tile_err)?,
+                cp.size,
+            )
+            .await?;
+        let block_log_path = tiles::inclusion_proof_from(suite, &log, cp.size, height)
+            .map_err(|e| ProveError::Corrupt(format!("block log path: {e}")))?;
+        let log_root =
+            merkle::root_from_inclusion_proof(suite, height, cp.size, &h.hash(), &block_log_path)
+                .map_err(|e| ProveError::Corrupt(format!("block log path: {e}")))?;
+        if log_root != cp.root {
+            return Err(ProveError::Corrupt(format!(
+                "block-log tiles give root {} for size {} but the checkpoint says {}",
+                hex::encode(log_root),
+                cp.size,
+                hex::encode(cp.root)
+            )));
+        }
         let v = Arc::new(AnchorView {
             checkpoint: cp,
             anchored: anchored.is_some(),
             receipts,
+            block_log_path,
         });
         let mut w = self.anchor_views.write().unwrap_or_else(|p| p.into_inner());
         if w.len() > 100_000 {
@@ -633,7 +715,7 @@ impl Prover {
         if size1 > size2 {
             return Ok(None);
         }
-        let Some(latest) = self.ledger.latest_checkpoint().await? else {
+        let Some(latest) = self.latest_checkpoint().await? else {
             return Ok(None);
         };
         if size2 > latest.size {
