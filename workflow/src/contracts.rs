@@ -1856,7 +1856,7 @@ pub async fn invitation_preview(
 /// /v1/auth/login`, register a signing key and sign or refuse.
 #[utoipa::path(post, path = "/v1/invitations/register", request_body = InvitationRegistration, security(()),
     responses((status = 201, body = ContractJson), (status = 404, body = crate::error::ErrorBody),
-              (status = 409, description = "used or expired, or the username is taken", body = crate::error::ErrorBody),
+              (status = 409, description = "used or expired, being redeemed by a concurrent registration, or the username is taken", body = crate::error::ErrorBody),
               (status = 422, body = crate::error::ErrorBody)))]
 pub async fn invitation_register(
     State(wf): State<Arc<Workflow>>,

@@ -742,8 +742,7 @@ async fn an_sms_gateway_outside_the_egress_policy_is_refused_at_start_up() {
     let stop = tokio_util::sync::CancellationToken::new();
     let e = anchord_workflow::start(config, deps, stop.clone())
         .await
-        .err()
-        .expect("the service must not start")
+        .expect_err("the service must not start")
         .to_string();
     stop.cancel();
     assert!(
