@@ -1001,7 +1001,8 @@ async fn handover_documents_survive_hostile_names_and_disabled_institutions_take
         )
         .await;
     // A preservation whose file is named with an emoji (no glyph in the
-    // certificate font) and a right-to-left override.
+    // certificate font: drawn as .notdef, the document still renders) and
+    // a right-to-left override (dropped from the name).
     let product = e.product(&admin).await;
     let p = e
         .ok(
