@@ -1041,3 +1041,27 @@ async fn audit_memory_does_not_grow_with_the_chain() {
         peak / 1024
     );
 }
+
+#[tokio::test]
+async fn the_start_up_check_recomputes_the_latest_root_from_the_stored_tile_edge() {
+    // Not only the last leaf: every hash of the block log's right edge
+    // (here the first of the partial level-0 tile) feeds the root that the
+    // start-up check compares with the latest signed checkpoint.
+    let (db, ledger) = sealed_ledger().await;
+    db.client()
+        .await
+        .batch_execute(
+            "SET session_replication_role = replica; \
+             UPDATE log_tiles SET hashes = set_byte(hashes, 0, get_byte(hashes, 0) # 1) \
+             WHERE level = 0 AND idx = 0; \
+             SET session_replication_role = origin;",
+        )
+        .await
+        .unwrap();
+    append(&ledger, "w", 1).await;
+    let err = start_error(&ledger).await;
+    assert!(
+        err.contains("checkpoint 3: stored block-log root") && err.contains("recompute"),
+        "{err}"
+    );
+}

@@ -506,6 +506,18 @@ async fn run(wrk: &Path, nginx: &Path) {
         after.0 - before.0,
         after.1 - before.1
     );
+    // The same requests again on a fresh verifier: PostgreSQL now holds
+    // what the cold run read (up to its buffers), the verifier nothing. The
+    // difference to the cold run is what reading from disk costs; the rest
+    // is assembling bundles (CPU, shared with wrk and PostgreSQL).
+    let (again_base, _) = serve(&ledger, false).await;
+    run_wrk(
+        wrk,
+        &again_base,
+        &cold_script,
+        "verifier, no bundle cache, PostgreSQL warm",
+    )
+    .await;
     // Warm: bundle cache on, the working set fetched once.
     let (warm_base, _) = serve(&ledger, true).await;
     let http = reqwest::Client::new();
