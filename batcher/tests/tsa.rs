@@ -1,140 +1,16 @@
 //! RFC 3161 against a real TSA: `openssl ts -reply` behind a tiny loopback
-//! HTTP wrapper. One TSA signs with RSA and fractional-second genTime, the
-//! other with ECDSA P-256 and whole seconds.
+//! HTTP wrapper (`anchord_testkit::tsa`). One TSA signs with RSA and
+//! fractional-second genTime, the other with ECDSA P-256 and whole seconds.
 
 // Helpers outside #[test] functions unwrap too: a failure is a test failure.
 #![allow(clippy::unwrap_used)]
 
 use anchord_testkit::evidence;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use anchord_testkit::tsa::{local_tsa, setup};
 use std::time::Duration;
 
 use anchord_batcher::tsa::{Tsa, verify_token};
 use anchord_core::HashSuite;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::routing::post;
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().expect("openssl is installed");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Make a TSA key and self-signed certificate (critical EKU timeStamping).
-fn make_cert(dir: &Path, name: &str, ec: bool) -> (PathBuf, PathBuf) {
-    let key = dir.join(format!("{name}.key"));
-    let crt = dir.join(format!("{name}.crt"));
-    let mut c = Command::new("openssl");
-    c.args(["req", "-x509", "-nodes", "-days", "2", "-subj"])
-        .arg(format!("/CN=Anchord test TSA {name}"))
-        .args([
-            "-addext",
-            "extendedKeyUsage=critical,timeStamping",
-            "-addext",
-            "keyUsage=critical,digitalSignature",
-        ]);
-    if ec {
-        c.args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]);
-    } else {
-        c.args(["-newkey", "rsa:2048"]);
-    }
-    run(c.arg("-keyout").arg(&key).arg("-out").arg(&crt));
-    (key, crt)
-}
-
-struct LocalTsa {
-    url: String,
-    cert: PathBuf,
-    _stop: tokio_util::sync::CancellationToken,
-}
-
-#[derive(Clone)]
-struct TsaState {
-    dir: PathBuf,
-    section: &'static str,
-}
-
-async fn reply(State(s): State<TsaState>, body: Bytes) -> Vec<u8> {
-    let n = anchord_testkit::unique("q");
-    let q = s.dir.join(format!("{n}.tsq"));
-    let r = s.dir.join(format!("{n}.tsr"));
-    std::fs::write(&q, &body).unwrap();
-    let out = tokio::process::Command::new("openssl")
-        .args(["ts", "-reply", "-config"])
-        .arg(s.dir.join("tsa.cnf"))
-        .args(["-section", s.section, "-queryfile"])
-        .arg(&q)
-        .arg("-out")
-        .arg(&r)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::read(&r).unwrap()
-}
-
-/// Start a TSA on 127.0.0.1 for `section` of the generated config.
-async fn local_tsa(dir: &Path, section: &'static str, cert: PathBuf) -> LocalTsa {
-    let stop = tokio_util::sync::CancellationToken::new();
-    let app = axum::Router::new()
-        .route("/", post(reply))
-        .with_state(TsaState {
-            dir: dir.to_owned(),
-            section,
-        });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let s = stop.clone();
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { s.cancelled().await })
-            .await
-            .unwrap();
-    });
-    LocalTsa {
-        url: format!("http://{addr}/"),
-        cert,
-        _stop: stop,
-    }
-}
-
-fn setup() -> (PathBuf, PathBuf, PathBuf) {
-    let dir = std::env::temp_dir().join(anchord_testkit::unique("anchord_tsa"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (rsa_key, rsa_crt) = make_cert(&dir, "rsa", false);
-    let (ec_key, ec_crt) = make_cert(&dir, "ec", true);
-    std::fs::write(dir.join("serial"), "01\n").unwrap();
-    let common = |key: &Path, crt: &Path, digits: u8| {
-        format!(
-            "serial = {}\ncrypto_device = builtin\nsigner_cert = {}\nsigner_key = {}\n\
-             signer_digest = sha256\ndefault_policy = 1.2.3.4.1\ndigests = sha256\n\
-             accuracy = secs:1, millisecs:500\nclock_precision_digits = {digits}\n\
-             ordering = no\ntsa_name = yes\ness_cert_id_chain = no\ness_cert_id_alg = sha256\n",
-            dir.join("serial").display(),
-            crt.display(),
-            key.display()
-        )
-    };
-    std::fs::write(
-        dir.join("tsa.cnf"),
-        format!(
-            "[ tsa ]\ndefault_tsa = fractional\n\n[ fractional ]\n{}\n[ whole ]\n{}",
-            common(&rsa_key, &rsa_crt, 3),
-            common(&ec_key, &ec_crt, 0)
-        ),
-    )
-    .unwrap();
-    (dir, rsa_crt, ec_crt)
-}
 
 #[tokio::test]
 async fn tokens_from_a_local_tsa_verify_with_fractional_and_whole_seconds() {

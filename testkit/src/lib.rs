@@ -15,6 +15,7 @@ pub mod evidence;
 pub mod kafka;
 pub mod metrics_spec;
 pub mod process;
+pub mod tsa;
 
 /// Admin URL of the test PostgreSQL (a superuser; any database).
 pub const PG_URL_VAR: &str = "ANCHORD_TEST_DATABASE_URL";

@@ -120,22 +120,12 @@ pub fn verify_token(
     digest: &[u8; 32],
     cert_der: &[u8],
 ) -> Result<TokenInfo, TsaError> {
-    let ci: ContentInfo =
-        rasn::der::decode(token).map_err(|e| err(format!("token is not ContentInfo: {e}")))?;
-    if !oid_eq(&ci.content_type, OID_SIGNED_DATA) {
-        return Err(err("token is not CMS SignedData"));
-    }
-    let sd: SignedData = rasn::der::decode(ci.content.as_bytes())
-        .map_err(|e| err(format!("token SignedData: {e}")))?;
-    if !oid_eq(&sd.encap_content_info.content_type, OID_TST_INFO) {
-        return Err(err("eContentType is not id-ct-TSTInfo"));
-    }
+    let (sd, tst) = parse_token(token)?;
     let econtent = sd
         .encap_content_info
         .content
         .as_ref()
         .ok_or_else(|| err("no TSTInfo in the token"))?;
-    let tst: TstInfo = rasn::der::decode(econtent).map_err(|e| err(format!("TSTInfo: {e}")))?;
     if !oid_eq(&tst.message_imprint.hash_algorithm.algorithm, OID_SHA256) {
         return Err(err("messageImprint is not SHA-256"));
     }
@@ -216,8 +206,41 @@ pub fn verify_token(
         return Err(err("unsupported TSA key type (RSA or ECDSA P-256)"));
     }
 
+    Ok(token_info(&tst))
+}
+
+/// The token's SignedData and TSTInfo, parsed (checks 2 of the module docs;
+/// nothing is verified).
+fn parse_token(token: &[u8]) -> Result<(SignedData, TstInfo), TsaError> {
+    let ci: ContentInfo =
+        rasn::der::decode(token).map_err(|e| err(format!("token is not ContentInfo: {e}")))?;
+    if !oid_eq(&ci.content_type, OID_SIGNED_DATA) {
+        return Err(err("token is not CMS SignedData"));
+    }
+    let sd: SignedData = rasn::der::decode(ci.content.as_bytes())
+        .map_err(|e| err(format!("token SignedData: {e}")))?;
+    if !oid_eq(&sd.encap_content_info.content_type, OID_TST_INFO) {
+        return Err(err("eContentType is not id-ct-TSTInfo"));
+    }
+    let econtent = sd
+        .encap_content_info
+        .content
+        .as_ref()
+        .ok_or_else(|| err("no TSTInfo in the token"))?;
+    let tst: TstInfo = rasn::der::decode(econtent).map_err(|e| err(format!("TSTInfo: {e}")))?;
+    Ok((sd, tst))
+}
+
+/// What a token *claims*, read without any check of its signature or
+/// imprint: for showing a token's time marked as unverified where no TSA
+/// certificate is trusted. Never a substitute for [`verify_token`].
+pub fn read_token_unverified(token: &[u8]) -> Result<TokenInfo, TsaError> {
+    parse_token(token).map(|(_, tst)| token_info(&tst))
+}
+
+fn token_info(tst: &TstInfo) -> TokenInfo {
     let t = tst.gen_time;
-    Ok(TokenInfo {
+    TokenInfo {
         gen_time_unix: t.timestamp(),
         gen_time_nanos: t.timestamp_subsec_nanos(),
         nonce: tst
@@ -225,7 +248,7 @@ pub fn verify_token(
             .as_ref()
             .and_then(|n| i128::try_from(n.clone()).ok()),
         serial_number: tst.serial_number.to_string(),
-    })
+    }
 }
 
 /// Read a certificate file, PEM or DER, as DER.
@@ -250,4 +273,84 @@ pub fn load_cert_der(path: &Path) -> Result<Vec<u8>, TsaError> {
     base64::engine::general_purpose::STANDARD
         .decode(b64)
         .map_err(|e| cert_err(e.to_string()))
+}
+
+/// The subject of a certificate (DER) as one line, `CN=…, O=…, C=…` in the
+/// certificate's order: the name a certificate of the pinned TSA prints.
+/// String values of the usual types (UTF8, Printable, IA5, Teletex, BMP)
+/// are shown as text, anything else as `#` and its hex DER; attribute types
+/// other than the common ones by their dotted OID.
+pub fn certificate_subject(cert_der: &[u8]) -> Result<String, TsaError> {
+    let cert: Certificate =
+        rasn::der::decode(cert_der).map_err(|e| err(format!("certificate: {e}")))?;
+    let rasn_pkix::Name::RdnSequence(rdns) = &cert.tbs_certificate.subject;
+    let mut parts = Vec::new();
+    for rdn in rdns {
+        for atv in rdn.to_vec() {
+            let arcs: Vec<u32> = atv.r#type.iter().copied().collect();
+            let key = match arcs.as_slice() {
+                [2, 5, 4, 3] => "CN".to_owned(),
+                [2, 5, 4, 6] => "C".to_owned(),
+                [2, 5, 4, 7] => "L".to_owned(),
+                [2, 5, 4, 8] => "ST".to_owned(),
+                [2, 5, 4, 10] => "O".to_owned(),
+                [2, 5, 4, 11] => "OU".to_owned(),
+                [2, 5, 4, 5] => "serialNumber".to_owned(),
+                other => other
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join("."),
+            };
+            parts.push(format!("{key}={}", directory_string(atv.value.as_bytes())));
+        }
+    }
+    Ok(parts.join(", "))
+}
+
+/// A DER string value as text (see [`certificate_subject`]).
+fn directory_string(der: &[u8]) -> String {
+    let hex_form = || format!("#{}", hex::encode(der));
+    let (Some(&tag), Some(&len0)) = (der.first(), der.get(1)) else {
+        return hex_form();
+    };
+    let (start, len) = match len0 {
+        0..=0x7f => (2, usize::from(len0)),
+        0x81 => match der.get(2) {
+            Some(&l) => (3, usize::from(l)),
+            None => return hex_form(),
+        },
+        0x82 => match (der.get(2), der.get(3)) {
+            (Some(&a), Some(&b)) => (4, usize::from(a) << 8 | usize::from(b)),
+            _ => return hex_form(),
+        },
+        _ => return hex_form(),
+    };
+    let Some(body) = der
+        .get(start..start + len)
+        .filter(|_| der.len() == start + len)
+    else {
+        return hex_form();
+    };
+    let text = match tag {
+        // UTF8String, PrintableString, IA5String, TeletexString (as Latin-1
+        // is the common practice).
+        0x0c => String::from_utf8(body.to_vec()).ok(),
+        0x13 | 0x16 => body
+            .is_ascii()
+            .then(|| String::from_utf8_lossy(body).into_owned()),
+        0x14 => Some(body.iter().map(|&b| char::from(b)).collect()),
+        // BMPString: UTF-16BE.
+        0x1e if body.len() % 2 == 0 => char::decode_utf16(
+            body.chunks_exact(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]])),
+        )
+        .collect::<Result<String, _>>()
+        .ok(),
+        _ => None,
+    };
+    match text {
+        Some(t) if !t.chars().any(char::is_control) => t,
+        _ => hex_form(),
+    }
 }
