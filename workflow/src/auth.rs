@@ -553,8 +553,58 @@ pub(crate) fn role_fits(role: Role, kind: &str) -> bool {
     match role {
         Role::Reviewer | Role::User => kind == "bank" || kind == "enterprise",
         Role::Institution => kind == "notary" || kind == "court",
-        _ => false,
+        Role::OrgAdmin => crate::orgs::KINDS.contains(&kind),
+        Role::Admin | Role::Signer => false,
     }
+}
+
+/// Narrow a new user to what `caller` may create: administrators anything
+/// [`create_user`] accepts; an organisation administrator only users of
+/// their own organisation (named or implied by `organisation_id`, never by
+/// the v1 `tenant` or `institution_id`) and never a platform administrator
+/// (403): at most their own role.
+pub(crate) fn scope_new_user(caller: &Caller, u: &mut NewUser) -> Result<(), ApiError> {
+    match caller.role {
+        Role::Admin => Ok(()),
+        Role::OrgAdmin => {
+            if u.role == Role::Admin {
+                return Err(ApiError::forbidden(
+                    "an organisation administrator cannot create platform administrators",
+                ));
+            }
+            let own = caller.organisation_id.ok_or_else(|| {
+                ApiError::forbidden("this organisation administrator has no organisation")
+            })?;
+            if u.organisation_id.is_some_and(|o| o != own) {
+                return Err(ApiError::forbidden(
+                    "an organisation administrator creates users of their own organisation only",
+                ));
+            }
+            if u.tenant.is_some() || u.institution_id.is_some() {
+                return Err(ApiError::field(
+                    "organisation_id",
+                    "an organisation administrator names no tenant or institution_id: users are created in their own organisation",
+                ));
+            }
+            u.organisation_id = Some(own);
+            Ok(())
+        }
+        _ => Err(ApiError::forbidden(
+            "this action needs the role admin or org_admin",
+        )),
+    }
+}
+
+/// User `id`, if `caller` may manage them (404 for no such user, 403 for
+/// another organisation's: [`Caller::may_manage_users_of`]).
+async fn managed_user<C: tokio_postgres::GenericClient + Sync>(
+    c: &C,
+    caller: &Caller,
+    id: i64,
+) -> Result<users::User, ApiError> {
+    let u = users::get(c, id).await?;
+    caller.may_manage_users_of(u.organisation_id)?;
+    Ok(u)
 }
 
 /// Create a user (also used by `anchord workflow create-admin`).
@@ -577,7 +627,8 @@ pub async fn create_user(wf: &Workflow, u: &NewUser) -> Result<i64, ApiError> {
     }
     let by_org = u.organisation_id.is_some();
     match (u.role, &u.tenant, &u.institution_id) {
-        (Role::Reviewer | Role::User | Role::Institution, None, None) if by_org => {}
+        (Role::Reviewer | Role::User | Role::Institution | Role::OrgAdmin, None, None)
+            if by_org => {}
         _ if by_org => {
             errs.insert(
                 "organisation_id".into(),
@@ -598,6 +649,12 @@ pub async fn create_user(wf: &Workflow, u: &NewUser) -> Result<i64, ApiError> {
                 "institution_id".into(),
                 "institution users need an organisation_id or an institution_id, and no tenant"
                     .into(),
+            );
+        }
+        (Role::OrgAdmin, _, _) => {
+            errs.insert(
+                "organisation_id".into(),
+                "an organisation administrator needs an organisation_id (and no tenant or institution_id)".into(),
             );
         }
         (Role::Admin, None, None) => {}
@@ -657,7 +714,8 @@ pub async fn create_user(wf: &Workflow, u: &NewUser) -> Result<i64, ApiError> {
     .await?)
 }
 
-/// Create a user (administrators).
+/// Create a user (administrators; organisation administrators: a user of
+/// their own organisation, at most an organisation administrator).
 #[utoipa::path(post, path = "/v1/users", request_body = NewUser, responses(
     (status = 201, body = UserJson),
     (status = 403, body = crate::error::ErrorBody),
@@ -666,9 +724,10 @@ pub async fn create_user(wf: &Workflow, u: &NewUser) -> Result<i64, ApiError> {
 ))]
 pub async fn post_user(
     State(wf): State<Arc<Workflow>>,
-    _: Require<roles::Admin>,
-    Json(u): Json<NewUser>,
+    Require(caller, _): Require<roles::UserAdmins>,
+    Json(mut u): Json<NewUser>,
 ) -> Result<(StatusCode, axum::Json<UserJson>), ApiError> {
+    scope_new_user(&caller, &mut u)?;
     let id = create_user(&wf, &u).await?;
     let c = wf.db().await?;
     Ok((StatusCode::CREATED, axum::Json(get_user(&c, id).await?)))
@@ -711,14 +770,15 @@ pub struct UserQuery {
     pub after: Option<i64>,
 }
 
-/// List users (administrators: all; reviewers: their bank's), newest
-/// first, paged (`limit`, `after`; see "Paging").
+/// List users (administrators: all; organisation administrators: their
+/// organisation's; reviewers: their bank's), newest first, paged (`limit`,
+/// `after`; see "Paging").
 #[utoipa::path(get, path = "/v1/users", params(UserQuery), responses(
     (status = 200, body = [UserJson], headers(("Anchord-Next-After" = i64, description = "`after` for the next page, on a full page"))),
 ))]
 pub async fn list_users(
     State(wf): State<Arc<Workflow>>,
-    Require(caller, _): Require<roles::AdminOrReviewer>,
+    Require(caller, _): Require<roles::UserReaders>,
     crate::error::Query(q): crate::error::Query<UserQuery>,
 ) -> Result<crate::paging::Paged<UserJson>, ApiError> {
     let page = crate::paging::Page {
@@ -726,16 +786,26 @@ pub async fn list_users(
         after: q.after,
     }
     .checked()?;
-    let tenant = if caller.role == Role::Admin {
-        None
-    } else {
-        Some(caller.tenant()?.to_owned())
+    let (tenant, organisation) = match caller.role {
+        Role::Admin => (None, q.organisation_id),
+        Role::OrgAdmin => {
+            if q.organisation_id.is_some() && q.organisation_id != caller.organisation_id {
+                return Err(ApiError::forbidden(
+                    "an organisation administrator lists their own organisation's users only",
+                ));
+            }
+            let own = caller.organisation_id.ok_or_else(|| {
+                ApiError::forbidden("this organisation administrator has no organisation")
+            })?;
+            (None, Some(own))
+        }
+        _ => (Some(caller.tenant()?.to_owned()), q.organisation_id),
     };
     let c = wf.db().await?;
     let list = users::list(
         c.client(),
         tenant.as_deref(),
-        q.organisation_id,
+        organisation,
         page.after,
         page.limit,
     )
@@ -758,8 +828,10 @@ pub struct UserPatch {
     #[serde(default, deserialize_with = "crate::auth::nullable")]
     #[schema(value_type = Option<String>)]
     pub display_name: Option<Option<String>>,
-    /// `reviewer` or `user` (within a bank or enterprise): the user's
-    /// sessions are revoked, so the new role applies at once.
+    /// A role the user's organisation has: `reviewer`, `user` or
+    /// `org_admin` in a bank or enterprise, `institution` or `org_admin` in
+    /// a notary office or court. The user's sessions are revoked, so the
+    /// new role applies at once.
     pub role: Option<Role>,
 }
 
@@ -772,19 +844,20 @@ where
     Ok(Some(Option::<T>::deserialize(d)?))
 }
 
-/// Edit a user's e-mail address, display name or role (administrators).
+/// Edit a user's e-mail address, display name or role (administrators;
+/// organisation administrators: their own organisation's users).
 #[utoipa::path(patch, path = "/v1/users/{id}", params(("id" = i64, Path)), request_body = UserPatch, responses(
     (status = 200, body = UserJson),
     (status = 422, description = "`validation_failed`: an invalid address or name, or a role the organisation has not", body = crate::error::ErrorBody),
 ))]
 pub async fn patch_user(
     State(wf): State<Arc<Workflow>>,
-    _: Require<roles::Admin>,
+    Require(caller, _): Require<roles::UserAdmins>,
     Path(id): Path<i64>,
     body: Result<Json<UserPatch>, ApiError>,
 ) -> Result<axum::Json<UserJson>, ApiError> {
     let mut c = wf.db().await?;
-    let u = users::get(c.client(), id).await?;
+    let u = managed_user(c.client(), &caller, id).await?;
     let Json(p) = body?;
     let mut errs = std::collections::BTreeMap::new();
     if let Some(Some(why)) = p
@@ -803,17 +876,20 @@ pub async fn patch_user(
     }
     let role_changes = p.role.is_some_and(|r| r.as_str() != u.role);
     if let Some(r) = p.role.filter(|_| role_changes) {
+        // Within the organisation's roles only: never to or from a
+        // platform administrator or an outside signer, so nobody is raised
+        // above an organisation administrator.
         let from = Role::parse(&u.role);
-        if !matches!(
-            (from, r),
-            (
-                Some(Role::Reviewer | Role::User),
-                Role::Reviewer | Role::User
-            )
-        ) {
+        let in_org = |r: Role| match r {
+            Role::Reviewer | Role::User => u.tenant.is_some(),
+            Role::Institution => u.institution_id.is_some(),
+            Role::OrgAdmin => u.organisation_id.is_some(),
+            Role::Admin | Role::Signer => false,
+        };
+        if !(from.is_some_and(in_org) && in_org(r)) {
             errs.insert(
                 "role".into(),
-                "only a bank's users and reviewers change role, between user and reviewer".into(),
+                "a role changes within the user's organisation only: user, reviewer or org_admin in a bank or enterprise, institution or org_admin in a notary office or court".into(),
             );
         }
     }
@@ -842,21 +918,23 @@ pub async fn patch_user(
 // Accounts: disable, enable, passwords, sessions
 // ---------------------------------------------------------------------------
 
-/// Disable an account (administrators): it cannot log in and every one of
-/// its sessions is revoked. Administrators do not disable themselves.
+/// Disable an account (administrators; organisation administrators: their
+/// own organisation's): it cannot log in and every one of its sessions is
+/// revoked. Nobody disables their own account.
 #[utoipa::path(post, path = "/v1/users/{id}/disable", params(("id" = i64, Path)), responses(
     (status = 200, body = UserJson),
     (status = 409, description = "`conflict`: your own account", body = crate::error::ErrorBody),
 ))]
 pub async fn disable_user(
     State(wf): State<Arc<Workflow>>,
-    Require(caller, _): Require<roles::Admin>,
+    Require(caller, _): Require<roles::UserAdmins>,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<UserJson>, ApiError> {
     if id == caller.id {
         return Err(ApiError::conflict("you cannot disable your own account"));
     }
     let mut c = wf.db().await?;
+    managed_user(c.client(), &caller, id).await?;
     let tx = c.transaction().await?;
     users::set_disabled(&*tx, id, true).await?;
     users::revoke_sessions(&*tx, id, None).await?;
@@ -864,16 +942,18 @@ pub async fn disable_user(
     Ok(axum::Json(get_user(&c, id).await?))
 }
 
-/// Enable a disabled account again (administrators); clears a lockout.
+/// Enable a disabled account again (administrators; organisation
+/// administrators: their own organisation's); clears a lockout.
 #[utoipa::path(post, path = "/v1/users/{id}/enable", params(("id" = i64, Path)), responses(
     (status = 200, body = UserJson),
 ))]
 pub async fn enable_user(
     State(wf): State<Arc<Workflow>>,
-    _: Require<roles::Admin>,
+    Require(caller, _): Require<roles::UserAdmins>,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<UserJson>, ApiError> {
     let c = wf.db().await?;
+    managed_user(c.client(), &caller, id).await?;
     users::set_disabled(c.client(), id, false).await?;
     Ok(axum::Json(get_user(&c, id).await?))
 }
@@ -884,18 +964,19 @@ pub struct Revoked {
     pub revoked: u64,
 }
 
-/// Revoke every session of a user (administrators).
+/// Revoke every session of a user (administrators; organisation
+/// administrators: their own organisation's).
 #[utoipa::path(delete, path = "/v1/users/{id}/sessions", params(("id" = i64, Path)), responses(
     (status = 200, body = Revoked),
 ))]
 pub async fn revoke_user_sessions(
     State(wf): State<Arc<Workflow>>,
-    _: Require<roles::Admin>,
+    Require(caller, _): Require<roles::UserAdmins>,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<Revoked>, ApiError> {
     let mut c = wf.db().await?;
     let tx = c.transaction().await?;
-    users::username(&*tx, id).await?;
+    managed_user(&*tx, &caller, id).await?;
     let revoked = users::revoke_sessions(&*tx, id, None).await?;
     tx.commit().await?;
     Ok(axum::Json(Revoked { revoked }))
@@ -971,7 +1052,8 @@ fn yes() -> bool {
     true
 }
 
-/// Reset a user's password (administrators): every session of the user is
+/// Reset a user's password (administrators; organisation administrators:
+/// their own organisation's users): every session of the user is
 /// revoked, a lockout cleared, and (unless `must_change` is false) the user
 /// must change the password at their next login.
 #[utoipa::path(put, path = "/v1/users/{id}/password", params(("id" = i64, Path)), request_body = PasswordReset, responses(
@@ -980,13 +1062,13 @@ fn yes() -> bool {
 ))]
 pub async fn reset_password(
     State(wf): State<Arc<Workflow>>,
-    _: Require<roles::Admin>,
+    Require(caller, _): Require<roles::UserAdmins>,
     Path(id): Path<i64>,
     body: Result<Json<PasswordReset>, ApiError>,
 ) -> Result<axum::Json<UserJson>, ApiError> {
     let username: String = {
         let c = wf.db().await?;
-        users::username(c.client(), id).await?
+        managed_user(c.client(), &caller, id).await?.username
     };
     let Json(p) = body?;
     if let Err(why) = wf.passwords.check(&p.new_password, &username) {

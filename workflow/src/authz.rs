@@ -22,13 +22,16 @@ use utoipa::ToSchema;
 use crate::Workflow;
 use crate::error::ApiError;
 
-/// The four roles.
+/// The roles (docs/workflow-api.md, "Roles").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Platform administrator: products, contract types, users,
     /// institutions, audit, monitoring.
     Admin,
+    /// An organisation's administrator: manages the users of their own
+    /// organisation (any kind) and nothing else; never above this role.
+    OrgAdmin,
     /// A bank's (enterprise's) reviewer: approves its own bank's records.
     Reviewer,
     /// A preservation user (a customer or business department of a bank).
@@ -45,6 +48,7 @@ impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
+            Role::OrgAdmin => "org_admin",
             Role::Reviewer => "reviewer",
             Role::User => "user",
             Role::Institution => "institution",
@@ -54,6 +58,7 @@ impl Role {
     pub(crate) fn parse(s: &str) -> Option<Role> {
         match s {
             "admin" => Some(Role::Admin),
+            "org_admin" => Some(Role::OrgAdmin),
             "reviewer" => Some(Role::Reviewer),
             "user" => Some(Role::User),
             "institution" => Some(Role::Institution),
@@ -103,7 +108,21 @@ impl Caller {
         match self.role {
             Role::Admin => true,
             Role::Reviewer | Role::User => self.tenant.as_deref() == Some(tenant),
-            Role::Institution | Role::Signer => false,
+            Role::OrgAdmin | Role::Institution | Role::Signer => false,
+        }
+    }
+
+    /// May this caller manage the users of organisation `org` (create,
+    /// edit, disable, reset passwords, revoke sessions)? Administrators:
+    /// every user; organisation administrators: their own organisation's
+    /// only (403 otherwise, and for users of no organisation).
+    pub fn may_manage_users_of(&self, org: Option<i64>) -> Result<(), ApiError> {
+        match self.role {
+            Role::Admin => Ok(()),
+            Role::OrgAdmin if org.is_some() && org == self.organisation_id => Ok(()),
+            _ => Err(ApiError::forbidden(
+                "this user belongs to another organisation",
+            )),
         }
     }
 
@@ -137,6 +156,12 @@ pub mod roles {
     role_sets! {
         /// Administrators.
         Admin = [Admin];
+        /// Whoever manages users: administrators (all), organisation
+        /// administrators (their organisation's).
+        UserAdmins = [Admin, OrgAdmin];
+        /// Whoever lists users: administrators (all), organisation
+        /// administrators (their organisation's), reviewers (their bank's).
+        UserReaders = [Admin, OrgAdmin, Reviewer];
         /// Administrators (all banks) and reviewers (their bank).
         AdminOrReviewer = [Admin, Reviewer];
         /// A bank's users and reviewers: creators, signers.

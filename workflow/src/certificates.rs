@@ -143,16 +143,199 @@ pub struct CertCheckpoint {
     pub quorum: usize,
 }
 
+/// What this platform found of a checkpoint's RFC 3161 token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TimestampStatus {
+    /// The token verified under a TSA certificate this platform trusts
+    /// (`workflow.tsa_certs`), over the checkpoint, and its time is not
+    /// before the block was sealed: `gen_time` is the TSA's time.
+    Verified,
+    /// No TSA certificate is configured here: `gen_time` is what the token
+    /// claims, unverified by this platform (the court checks it with
+    /// `checked_by`).
+    Unverified,
+    /// The token does not verify under any trusted TSA certificate (or
+    /// cannot be read): no time is shown; `note` says why.
+    Failed,
+}
+
 /// The checkpoint's RFC 3161 token, when the TSA gave one.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CertTimestamp {
     /// SHA-256 of the DER token (it is in the proof bundle).
     pub token_sha256: String,
     pub token_bytes: usize,
-    /// Its time is checked, with the TSA certificate, by `anchord verify`
-    /// against the court's trust file; this server does not print an
-    /// unchecked time.
+    pub status: TimestampStatus,
+    /// The token's genTime: verified (`verified`) or claimed and unverified
+    /// by this platform (`unverified`); never shown for `failed`.
+    pub gen_time: Option<CertTime>,
+    /// The TSA: the subject of the trusted certificate the token verified
+    /// under (`verified` only).
+    pub tsa: Option<String>,
+    /// What the status means here, and for `failed` why.
+    pub note: String,
+    /// The command that checks the token, with the TSA certificate in the
+    /// court's trust file.
     pub checked_by: String,
+}
+
+/// A TSA certificate this platform trusts, with its subject.
+#[derive(Debug)]
+struct TrustedTsa {
+    der: Vec<u8>,
+    name: String,
+}
+
+/// The TSA certificates of `workflow.tsa_certs`, loaded at start (a file
+/// that cannot be read or is no certificate stops the start).
+#[derive(Debug, Default)]
+pub(crate) struct TrustedTsas(Vec<TrustedTsa>);
+
+impl TrustedTsas {
+    pub(crate) fn load(paths: &[std::path::PathBuf]) -> Result<Self, crate::WorkflowError> {
+        let bad = |e: String| crate::WorkflowError::Config(format!("workflow.tsa_certs: {e}"));
+        paths
+            .iter()
+            .map(|p| {
+                let der = anchord_tsa::load_cert_der(p).map_err(|e| bad(e.to_string()))?;
+                let name = anchord_tsa::certificate_subject(&der)
+                    .map_err(|e| bad(format!("{}: {e}", p.display())))?;
+                Ok(TrustedTsa { der, name })
+            })
+            .collect::<Result<_, _>>()
+            .map(TrustedTsas)
+    }
+
+    /// The verdict on `bundle`'s checkpoint token, if it has one.
+    fn check(&self, bundle: &Bundle) -> Option<Stamp> {
+        let token = bundle.checkpoint.timestamp_token.as_ref()?;
+        let failed = |why: String| Stamp {
+            token_sha256: hex::encode(crate::sha256(token)),
+            token_bytes: token.len(),
+            status: TimestampStatus::Failed,
+            gen_time_us: None,
+            tsa: None,
+            note: format!("does not verify: {why}"),
+        };
+        let info_us = |i: &anchord_tsa::TokenInfo| {
+            i.gen_time_unix
+                .saturating_mul(1_000_000)
+                .saturating_add(i64::from(i.gen_time_nanos / 1000))
+        };
+        if self.0.is_empty() {
+            return Some(match anchord_tsa::read_token_unverified(token) {
+                Ok(info) => Stamp {
+                    gen_time_us: Some(info_us(&info)),
+                    status: TimestampStatus::Unverified,
+                    note: "unverified by this platform (no TSA certificate is configured: workflow.tsa_certs); the court verifies it with the command".into(),
+                    ..failed(String::new())
+                },
+                Err(e) => failed(e.to_string()),
+            });
+        }
+        let note = match anchord_core::checkpoint::SignedNote::parse(&bundle.checkpoint.signed_note)
+        {
+            Ok(n) => n,
+            Err(e) => return Some(failed(format!("the checkpoint note: {e}"))),
+        };
+        let digest = anchord_core::HashSuite::Sha256.digest(note.text.as_bytes());
+        let mut why = String::new();
+        for t in &self.0 {
+            match anchord_tsa::verify_token(token, &digest, &t.der) {
+                Ok(info) => {
+                    let not_before = bundle
+                        .block
+                        .sealed_at_us
+                        .saturating_sub(anchord_core::bundle::CLOCK_TOLERANCE_US);
+                    if info.gen_time_unix.saturating_mul(1_000_000) < not_before {
+                        return Some(failed(format!(
+                            "its time ({} Unix seconds) is before block {} was sealed",
+                            info.gen_time_unix, bundle.block.height
+                        )));
+                    }
+                    return Some(Stamp {
+                        gen_time_us: Some(info_us(&info)),
+                        status: TimestampStatus::Verified,
+                        tsa: Some(t.name.clone()),
+                        note: "verified by this platform under the TSA certificate of workflow.tsa_certs".into(),
+                        ..failed(String::new())
+                    });
+                }
+                Err(e) => why = e.to_string(),
+            }
+        }
+        Some(failed(format!(
+            "under none of the {} trusted TSA certificates ({why})",
+            self.0.len()
+        )))
+    }
+}
+
+/// [`TrustedTsas::check`]'s verdict.
+#[derive(Debug)]
+struct Stamp {
+    token_sha256: String,
+    token_bytes: usize,
+    status: TimestampStatus,
+    gen_time_us: Option<i64>,
+    tsa: Option<String>,
+    note: String,
+}
+
+/// The command a court runs on a preservation's bundle and file.
+fn verify_command(number: &str, file_name: &str) -> String {
+    let safe: String = file_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!(
+        "anchord verify --trust trust.toml --bundle {number}-bundle.json --file {} --online",
+        if safe.is_empty() { "<file>" } else { &safe }
+    )
+}
+
+/// The certificate's timestamp lines (PDF): a time only when there is one
+/// to show, marked verified or unverified; a failing token as failing.
+fn timestamp_lines(s: &Stamp, zone: time::UtcOffset, command: &str) -> Vec<(f32, String)> {
+    let when = |us: i64| {
+        let t = cert_time(us, zone);
+        format!("{} / {}", t.local, t.utc)
+    };
+    let mut l = vec![(11.0, "可信时间戳 Trusted timestamp (RFC 3161):".to_owned())];
+    match (s.status, s.gen_time_us) {
+        (TimestampStatus::Verified, Some(us)) => {
+            l.push((9.0, format!("    时间 Time: {}", when(us))));
+            l.push((9.0, "    本平台已验证 verified by this platform".to_owned()));
+            if let Some(n) = &s.tsa {
+                l.push((9.0, format!("    TSA: {}", printable(n))));
+            }
+        }
+        (TimestampStatus::Unverified, Some(us)) => {
+            l.push((9.0, format!("    时间 Time: {}", when(us))));
+            l.push((
+                9.0,
+                "    本平台未验证 unverified by this platform (no TSA certificate configured)"
+                    .to_owned(),
+            ));
+        }
+        _ => {
+            l.push((
+                9.0,
+                "    验证失败 FAILS verification: no time is shown".to_owned(),
+            ));
+            l.push((9.0, format!("    {}", printable(&s.note))));
+        }
+    }
+    l.push((9.0, format!("    令牌 Token SHA-256: {}", s.token_sha256)));
+    l.push((8.0, format!("    {command}")));
+    l
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -300,6 +483,15 @@ pub(crate) async fn preservation_pdf(
             extra.push((9.0, format!("    文件 SM3: {sm3}")));
         }
     }
+    if let Some(stamp) = wf.tsa_certs.check(&bundle) {
+        let name = p.file.as_ref().map(|f| f.name.as_str()).unwrap_or_default();
+        extra.push((9.0, String::new()));
+        extra.extend(timestamp_lines(
+            &stamp,
+            wf.config.zone(),
+            &verify_command(&p.number, name),
+        ));
+    }
     pdf_with(
         wf,
         bundle,
@@ -350,17 +542,8 @@ pub async fn preservation_json(
         wf.config.proof_url.trim_end_matches('/'),
         evidence_hash
     );
-    let safe_name: String = file
-        .name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let command = verify_command(&p.number, &file.name);
+    let stamp = wf.tsa_certs.check(&bundle);
     let cert = PreservationCertificate {
         format: "anchord-preservation-certificate/v1".into(),
         title: "电子数据保全证书 Electronic Data Preservation Certificate".into(),
@@ -397,16 +580,15 @@ pub async fn preservation_json(
             cosigned_by: report.cosigned_by.clone(),
             quorum: report.quorum,
         },
-        trusted_timestamp: bundle
-            .checkpoint
-            .timestamp_token
-            .as_ref()
-            .map(|t| CertTimestamp {
-                token_sha256: hex::encode(crate::sha256(t)),
-                token_bytes: t.len(),
-                checked_by: "anchord verify --trust <trust file> (the TSA certificate is in it)"
-                    .into(),
-            }),
+        trusted_timestamp: stamp.map(|s| CertTimestamp {
+            token_sha256: s.token_sha256,
+            token_bytes: s.token_bytes,
+            status: s.status,
+            gen_time: s.gen_time_us.map(|us| cert_time(us, zone)),
+            tsa: s.tsa,
+            note: s.note,
+            checked_by: command.clone(),
+        }),
         anchor_status: match bundle.anchor.status {
             AnchorState::Anchored => "anchored",
             AnchorState::Pending => "pending",
@@ -427,15 +609,7 @@ pub async fn preservation_json(
             })
             .collect(),
         verification: CertVerification {
-            command: format!(
-                "anchord verify --trust trust.toml --bundle {}-bundle.json --file {} --online",
-                p.number,
-                if safe_name.is_empty() {
-                    "<file>".to_owned()
-                } else {
-                    safe_name
-                }
-            ),
+            command,
             trust_file: "trust.toml".into(),
             bundle_path: format!("/v1/preservations/{id}/proof"),
             proof_url,

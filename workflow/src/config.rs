@@ -20,6 +20,12 @@ pub struct WorkflowConfig {
     pub proof_url: String,
     /// CJK font (TTF/OTF/TTC) embedded in preservation certificates.
     pub certificate_font: PathBuf,
+    /// TSA certificates (PEM or DER, one per file: the first certificate
+    /// of a PEM file) this platform trusts, as the batcher's `tsa_cert`
+    /// names its TSA's. A preservation certificate shows a checkpoint's
+    /// RFC 3161 time as verified only when the token verifies under one of
+    /// them; with none, the time is marked unverified by this platform.
+    pub tsa_certs: Vec<PathBuf>,
     /// Directory uploaded files are stored in, content-addressed by SHA-256.
     pub storage_dir: PathBuf,
     /// Largest file accepted by an upload, bytes (413 beyond).
@@ -161,6 +167,7 @@ impl Default for WorkflowConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8090)),
             proof_url: String::new(),
             certificate_font: PathBuf::from(anchord_verifier::certificate::DEFAULT_FONT),
+            tsa_certs: Vec::new(),
             storage_dir: PathBuf::from(".anchord/workflow-files"),
             max_upload_bytes: 100 << 20,
             max_json_bytes: 1 << 20,

@@ -27,7 +27,7 @@ fn kinds_of(role: Role) -> &'static [&'static str] {
         ],
         Role::User | Role::Signer => &[inbox::CONTRACT_SIGNATURES],
         Role::Institution => &[inbox::JUDICIAL_REQUESTS],
-        Role::Admin => &[],
+        Role::Admin | Role::OrgAdmin => &[],
     }
 }
 

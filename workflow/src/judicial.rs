@@ -272,7 +272,8 @@ pub fn check_new_request(
     kinds
 }
 
-/// Apply for a notarization or a ruling (a user of the subject's bank).
+/// Apply for a notarization or a ruling (a user of the subject's bank, or a
+/// signer of the subject contract).
 #[utoipa::path(post, path = "/v1/judicial-requests", request_body = NewRequest,
     responses((status = 201, body = RequestJson), (status = 409, body = crate::error::ErrorBody),
               (status = 422, body = crate::error::ErrorBody)))]
@@ -325,7 +326,15 @@ pub async fn create(
         );
         return Err(ApiError::validation(errs));
     };
-    if subject.tenant != tenant {
+    // The subjects the on-chain list offers (search.rs): the bank's own
+    // records, and the contracts of other organisations the caller signs.
+    if subject.tenant != tenant
+        && !(n.subject_kind == "contract"
+            && crate::store::contracts::get(c.client(), n.subject_id)
+                .await?
+                .signer(caller.id)
+                .is_some())
+    {
         return Err(ApiError::forbidden("the subject belongs to another bank"));
     }
     let on_chain = if n.subject_kind == "contract" {

@@ -149,6 +149,9 @@ pub struct Workflow {
     pub(crate) kek: Option<keyseal::Kek>,
     /// Preservation certificates (`workflow.certificate_font`).
     pub(crate) certificates: anchord_verifier::certificate::Issuer,
+    /// The TSA certificates certificates verify timestamps with
+    /// (`workflow.tsa_certs`).
+    pub(crate) tsa_certs: certificates::TrustedTsas,
     /// Password hashing and verification: bounded concurrency off the
     /// async threads, the dummy hash of unknown users, the blocklist.
     pub(crate) passwords: auth::Passwords,
@@ -269,6 +272,7 @@ pub async fn prepare(
         )
         .map_err(|e| WorkflowError::Config(format!("webhook HTTP client: {e}")))?;
     let certificates = anchord_verifier::certificate::Issuer::new(config.certificate_font.clone());
+    let tsa_certs = certificates::TrustedTsas::load(&config.tsa_certs)?;
     let passwords = auth::Passwords::new(&config).await?;
     let limits = limits::Limits::new(&config);
     let config_instances = config.monitor.instances.clone();
@@ -288,6 +292,7 @@ pub async fn prepare(
         egress,
         kek,
         certificates,
+        tsa_certs,
         passwords,
         limits,
         instances: monitor::Instances::new(&config_instances),

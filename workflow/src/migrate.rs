@@ -55,6 +55,11 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0009_search_keys_disclosure.sql"),
     },
     Migration {
+        version: 10,
+        name: "organisation_admins",
+        sql: include_str!("../migrations/0010_organisation_admins.sql"),
+    },
+    Migration {
         version: 11,
         name: "outbox_sms_retention_invitation_claims",
         sql: include_str!("../migrations/0011_outbox_sms_retention_invitation_claims.sql"),

@@ -317,14 +317,14 @@ pub async fn enable(
     set_disabled(&wf, id, false).await
 }
 
-/// An organisation's users (administrators; a bank's reviewers: their
-/// own bank's), newest first, paged.
+/// An organisation's users (administrators; organisation administrators
+/// and a bank's reviewers: their own organisation's), newest first, paged.
 #[utoipa::path(get, path = "/v1/organisations/{id}/users", params(("id" = i64, Path), Page), responses(
     (status = 200, body = [UserJson], headers(("Anchord-Next-After" = i64, description = "`after` for the next page, on a full page"))),
 ))]
 pub async fn list_users(
     State(wf): State<Arc<Workflow>>,
-    Require(caller, _): Require<roles::AdminOrReviewer>,
+    Require(caller, _): Require<roles::UserReaders>,
     Path(id): Path<i64>,
     query: Result<Query<Page>, ApiError>,
 ) -> Result<Paged<UserJson>, ApiError> {
@@ -341,19 +341,23 @@ pub async fn list_users(
     ))
 }
 
-/// Create a user of this organisation (administrators): the body of `POST
-/// /v1/users` without `organisation_id`, `tenant` or `institution_id`.
+/// Create a user of this organisation (administrators; organisation
+/// administrators: of their own, at most an organisation administrator):
+/// the body of `POST /v1/users` without `organisation_id`, `tenant` or
+/// `institution_id`.
 #[utoipa::path(post, path = "/v1/organisations/{id}/users", params(("id" = i64, Path)), request_body = NewUser, responses(
     (status = 201, body = UserJson),
+    (status = 403, body = crate::error::ErrorBody),
     (status = 409, body = crate::error::ErrorBody),
     (status = 422, body = crate::error::ErrorBody),
 ))]
 pub async fn create_user(
     State(wf): State<Arc<Workflow>>,
-    _: Require<roles::Admin>,
+    Require(caller, _): Require<roles::UserAdmins>,
     Path(id): Path<i64>,
     body: Result<Json<NewUser>, ApiError>,
 ) -> Result<(StatusCode, axum::Json<UserJson>), ApiError> {
+    caller.may_manage_users_of(Some(id))?;
     {
         let c = wf.db().await?;
         orgs::get(c.client(), id).await?;
@@ -366,6 +370,7 @@ pub async fn create_user(
         ));
     }
     u.organisation_id = Some(id);
+    crate::auth::scope_new_user(&caller, &mut u)?;
     let uid = crate::auth::create_user(&wf, &u).await?;
     let c = wf.db().await?;
     Ok((StatusCode::CREATED, axum::Json(get_user(&c, uid).await?)))

@@ -167,21 +167,24 @@ pub struct ContractHit {
     pub updated_at: String,
 }
 
-/// Search contracts of the caller's bank (administrators: every bank) by
-/// number, type, status, hash, initiator and date range, newest first, in
-/// pages.
+/// Search the contracts the caller may read (docs/workflow-api.md,
+/// "Search"): those its bank initiated and those where the caller has a
+/// signer's slot (of another organisation, or as an invited outside party
+/// who registered); administrators: every contract. By number, type,
+/// status, hash, initiator and date range, newest first, in pages.
 #[utoipa::path(get, path = "/v1/search/contracts", params(ContractQuery),
     responses((status = 200, body = [ContractHit],
         headers(("Anchord-Next-After" = i64, description = "`after` for the next page, on a full page")))))]
 pub async fn contracts(
     State(wf): State<Arc<Workflow>>,
-    Require(caller, _): Require<roles::AdminOrBank>,
+    Require(caller, _): Require<roles::AdminOrSigner>,
     Query(q): Query<ContractQuery>,
 ) -> Result<crate::paging::Paged<ContractHit>, ApiError> {
-    let tenant = if caller.role == Role::Admin {
-        None
-    } else {
-        Some(caller.tenant()?.to_owned())
+    // The same scope as GET /v1/contracts and the contract's own page.
+    let (tenant, party) = match caller.role {
+        Role::Admin => (None, None),
+        Role::Signer => (None, Some(caller.id)),
+        _ => (Some(caller.tenant()?.to_owned()), Some(caller.id)),
     };
     crate::error::one_of(
         "status",
@@ -201,6 +204,7 @@ pub async fn contracts(
     .checked()?;
     let filter = store::Contracts {
         tenant,
+        party,
         contract_type_id: q.contract_type_id,
         status,
         number: number(&q.number)?,
@@ -287,10 +291,12 @@ pub struct OnChainHit {
     pub created_at: String,
 }
 
-/// The caller's bank's preservations and contracts that are on chain, in
-/// one list (the subjects a 司法出证 application can name), newest
-/// submission first, in pages. Bank users and reviewers only: an applicant
-/// sees only its own bank's records.
+/// The preservations and contracts on chain the caller may read, in one
+/// list (the subjects a 司法出证 application can name), newest submission
+/// first, in pages: its bank's preservations and contracts, and the
+/// contracts of other organisations where the caller has a signer's slot.
+/// Bank users and reviewers only; never another organisation's record the
+/// caller is no party to.
 #[utoipa::path(get, path = "/v1/search/on-chain", params(OnChainQuery),
     responses((status = 200, body = [OnChainHit],
         headers(("Anchord-Next-After" = i64, description = "`after` (a submission id) for the next page, on a full page")))))]
@@ -314,6 +320,7 @@ pub async fn on_chain(
     .checked()?;
     let filter = store::OnChain {
         tenant,
+        party: Some(caller.id),
         kind,
         number: number(&q.number)?,
         hash: hash(&q.hash)?,

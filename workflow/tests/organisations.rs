@@ -12,67 +12,21 @@ use anchord_testkit::process::{Proc, free_port};
 use common::{Env, start};
 use serde_json::{Value, json};
 
-async fn org(env: &Env, admin: &str, body: Value) -> i64 {
-    env.ok(201, "POST", "/v1/organisations", Some(admin), Some(body))
-        .await["id"]
-        .as_i64()
-        .unwrap()
-}
-
-/// Create a user of organisation `org` (as `admin`) and log them in;
-/// returns (id, token).
-async fn member(
-    env: &Env,
-    admin: &str,
-    org: i64,
-    name: &str,
-    role: &str,
-    extra: Value,
-) -> (i64, String) {
-    let mut body = json!({"username": name, "password": common::password_of(name), "role": role});
-    for (k, v) in extra.as_object().unwrap() {
-        body[k] = v.clone();
-    }
-    let v = env
-        .ok(
-            201,
-            "POST",
-            &format!("/v1/organisations/{org}/users"),
-            Some(admin),
-            Some(body),
-        )
-        .await;
-    assert_eq!(v["organisation_id"], org, "{v}");
-    let token = env.login(name, &common::password_of(name)).await;
-    (v["id"].as_i64().unwrap(), token)
-}
-
 /// A submitted preservation of `token`'s bank; returns (id, number).
 async fn submitted(env: &Env, token: &str, product: i64) -> (i64, String) {
     let v = env
-        .ok(
-            201,
-            "POST",
-            "/v1/preservations",
-            Some(token),
-            Some(json!({"product_id": product, "fields": {"borrower": "张三", "amount": 100}})),
-        )
-        .await;
-    let id = v["id"].as_i64().unwrap();
-    let pp = format!("/v1/preservations/{id}");
-    let (s, v2) = env
-        .upload(
-            "PUT",
-            &format!("{pp}/file"),
+        .submitted_preservation(
             token,
+            product,
+            json!({"borrower": "张三", "amount": 100}),
             "call.pdf",
-            format!("%PDF-1.4 evidence {id}").into_bytes(),
+            format!("%PDF-1.4 evidence {}", hex::encode(common::rand_bytes())).into_bytes(),
         )
         .await;
-    assert_eq!(s, 200, "{v2}");
-    env.ok(200, "POST", &format!("{pp}/submit"), Some(token), None)
-        .await;
-    (id, v["number"].as_str().unwrap().to_owned())
+    (
+        v["id"].as_i64().unwrap(),
+        v["number"].as_str().unwrap().to_owned(),
+    )
 }
 
 /// The administrator manages organisations and their users; a reviewer of
@@ -104,21 +58,19 @@ async fn organisations_and_their_users_are_managed_by_the_administrator_only() {
         assert_eq!(s, 422, "{v}");
         assert!(v["error"]["fields"][field].is_string(), "{field}: {v}");
     }
-    let a = org(
-        &env,
-        &admin,
-        json!({"kind": "bank", "name": "Bank A 甲银行", "tenant": "bank-a"}),
-    )
-    .await;
-    let b = org(
-        &env,
-        &admin,
-        json!({"kind": "enterprise", "name": "Enterprise B", "tenant": "bank-b"}),
-    )
-    .await;
-    let notary = org(
-        &env,
-        &admin,
+    let a = env
+        .organisation(
+            &admin,
+            json!({"kind": "bank", "name": "Bank A 甲银行", "tenant": "bank-a"}),
+        )
+        .await;
+    let b = env
+        .organisation(
+            &admin,
+            json!({"kind": "enterprise", "name": "Enterprise B", "tenant": "bank-b"}),
+        )
+        .await;
+    let notary = env.organisation(&admin,
         json!({"kind": "notary", "name": "Notary N", "institution_id": "notary-n", "fee_cents": 5000}),
     )
     .await;
@@ -160,17 +112,17 @@ async fn organisations_and_their_users_are_managed_by_the_administrator_only() {
         .await;
     assert_eq!(s, 422);
 
-    let (_ra_id, ra) = member(&env, &admin, a, "rita", "reviewer", json!({})).await;
-    let (ua_id, ua) = member(
-        &env,
-        &admin,
-        a,
-        "alice",
-        "user",
-        json!({"email": "alice@bank-a.test"}),
-    )
-    .await;
-    let (ub_id, ub) = member(&env, &admin, b, "bob", "user", json!({})).await;
+    let (_ra_id, ra) = env.member(&admin, a, "rita", "reviewer", json!({})).await;
+    let (ua_id, ua) = env
+        .member(
+            &admin,
+            a,
+            "alice",
+            "user",
+            json!({"email": "alice@bank-a.test"}),
+        )
+        .await;
+    let (ub_id, ub) = env.member(&admin, b, "bob", "user", json!({})).await;
     // A role the organisation has not; an organisation in both forms.
     let (s, v) = env
         .call(
@@ -425,13 +377,13 @@ async fn organisations_and_their_users_are_managed_by_the_administrator_only() {
 async fn a_password_reset_forces_a_change_at_the_next_login() {
     let env = start(false, |_| {}).await;
     let admin = env.admin().await;
-    let a = org(
-        &env,
-        &admin,
-        json!({"kind": "bank", "name": "A", "tenant": "bank-a"}),
-    )
-    .await;
-    let (id, old) = member(&env, &admin, a, "alice", "user", json!({})).await;
+    let a = env
+        .organisation(
+            &admin,
+            json!({"kind": "bank", "name": "A", "tenant": "bank-a"}),
+        )
+        .await;
+    let (id, old) = env.member(&admin, a, "alice", "user", json!({})).await;
     let temporary = "Temporary-violet-Kettle-9";
     let v = env
         .ok(
@@ -493,29 +445,31 @@ async fn inboxes_count_what_waits_and_never_show_another_bank_s_items() {
     let env = start(false, |_| {}).await;
     let admin = env.admin().await;
     let product = env.product(&admin).await;
-    let a = org(
-        &env,
-        &admin,
-        json!({"kind": "bank", "name": "A", "tenant": "bank-a"}),
-    )
-    .await;
-    let b = org(
-        &env,
-        &admin,
-        json!({"kind": "bank", "name": "B", "tenant": "bank-b"}),
-    )
-    .await;
-    let n = org(
-        &env,
-        &admin,
-        json!({"kind": "court", "name": "Court", "institution_id": "court-1"}),
-    )
-    .await;
-    let (_, ra) = member(&env, &admin, a, "rita", "reviewer", json!({})).await;
-    let (_, ua) = member(&env, &admin, a, "alice", "user", json!({})).await;
-    let (_, rb) = member(&env, &admin, b, "rob", "reviewer", json!({})).await;
-    let (_, ub) = member(&env, &admin, b, "bob", "user", json!({})).await;
-    let (_, judge) = member(&env, &admin, n, "judge", "institution", json!({})).await;
+    let a = env
+        .organisation(
+            &admin,
+            json!({"kind": "bank", "name": "A", "tenant": "bank-a"}),
+        )
+        .await;
+    let b = env
+        .organisation(
+            &admin,
+            json!({"kind": "bank", "name": "B", "tenant": "bank-b"}),
+        )
+        .await;
+    let n = env
+        .organisation(
+            &admin,
+            json!({"kind": "court", "name": "Court", "institution_id": "court-1"}),
+        )
+        .await;
+    let (_, ra) = env.member(&admin, a, "rita", "reviewer", json!({})).await;
+    let (_, ua) = env.member(&admin, a, "alice", "user", json!({})).await;
+    let (_, rb) = env.member(&admin, b, "rob", "reviewer", json!({})).await;
+    let (_, ub) = env.member(&admin, b, "bob", "user", json!({})).await;
+    let (_, judge) = env
+        .member(&admin, n, "judge", "institution", json!({}))
+        .await;
 
     let (a1, _) = submitted(&env, &ua, product).await;
     let (a2, _) = submitted(&env, &ua, product).await;
@@ -682,46 +636,46 @@ async fn notification_mails_reach_the_right_people_and_survive_a_down_relay() {
     .await;
     let admin = env.admin().await;
     let product = env.product(&admin).await;
-    let a = org(
-        &env,
-        &admin,
-        json!({"kind": "bank", "name": "A", "tenant": "bank-a"}),
-    )
-    .await;
-    let b = org(
-        &env,
-        &admin,
-        json!({"kind": "bank", "name": "B", "tenant": "bank-b"}),
-    )
-    .await;
-    let (_, _ra) = member(
-        &env,
-        &admin,
-        a,
-        "rita",
-        "reviewer",
-        json!({"email": "rita@bank-a.test", "display_name": "Rita"}),
-    )
-    .await;
-    let (_, quiet) = member(
-        &env,
-        &admin,
-        a,
-        "quinn",
-        "reviewer",
-        json!({"email": "quinn@bank-a.test"}),
-    )
-    .await;
-    let (_, _rb) = member(
-        &env,
-        &admin,
-        b,
-        "rob",
-        "reviewer",
-        json!({"email": "rob@bank-b.test"}),
-    )
-    .await;
-    let (_, ua) = member(&env, &admin, a, "alice", "user", json!({})).await;
+    let a = env
+        .organisation(
+            &admin,
+            json!({"kind": "bank", "name": "A", "tenant": "bank-a"}),
+        )
+        .await;
+    let b = env
+        .organisation(
+            &admin,
+            json!({"kind": "bank", "name": "B", "tenant": "bank-b"}),
+        )
+        .await;
+    let (_, _ra) = env
+        .member(
+            &admin,
+            a,
+            "rita",
+            "reviewer",
+            json!({"email": "rita@bank-a.test", "display_name": "Rita"}),
+        )
+        .await;
+    let (_, quiet) = env
+        .member(
+            &admin,
+            a,
+            "quinn",
+            "reviewer",
+            json!({"email": "quinn@bank-a.test"}),
+        )
+        .await;
+    let (_, _rb) = env
+        .member(
+            &admin,
+            b,
+            "rob",
+            "reviewer",
+            json!({"email": "rob@bank-b.test"}),
+        )
+        .await;
+    let (_, ua) = env.member(&admin, a, "alice", "user", json!({})).await;
 
     // Preferences: every kind listed, on by default; quinn turns one off;
     // unknown kinds and injected addresses are refused.
@@ -880,54 +834,52 @@ async fn contract_and_judicial_events_mail_signers_invitees_and_institutions() {
     .await;
     let admin = env.admin().await;
     let product = env.product(&admin).await;
-    let a = org(
-        &env,
-        &admin,
-        json!({"kind": "bank", "name": "A", "tenant": "bank-a"}),
-    )
-    .await;
-    let n = org(
-        &env,
-        &admin,
+    let a = env
+        .organisation(
+            &admin,
+            json!({"kind": "bank", "name": "A", "tenant": "bank-a"}),
+        )
+        .await;
+    let n = env.organisation(&admin,
         json!({"kind": "notary", "name": "Notary", "institution_id": "notary-n", "fee_cents": 100}),
     )
     .await;
-    let (_, alice) = member(
-        &env,
-        &admin,
-        a,
-        "alice",
-        "user",
-        json!({"email": "alice@bank-a.test"}),
-    )
-    .await;
-    let (_, sam) = member(
-        &env,
-        &admin,
-        a,
-        "sam",
-        "user",
-        json!({"email": "sam@bank-a.test"}),
-    )
-    .await;
-    let (_, rita) = member(
-        &env,
-        &admin,
-        a,
-        "rita",
-        "reviewer",
-        json!({"email": "rita@bank-a.test"}),
-    )
-    .await;
-    let (_, judge) = member(
-        &env,
-        &admin,
-        n,
-        "judge",
-        "institution",
-        json!({"email": "judge@notary.test"}),
-    )
-    .await;
+    let (_, alice) = env
+        .member(
+            &admin,
+            a,
+            "alice",
+            "user",
+            json!({"email": "alice@bank-a.test"}),
+        )
+        .await;
+    let (_, sam) = env
+        .member(
+            &admin,
+            a,
+            "sam",
+            "user",
+            json!({"email": "sam@bank-a.test"}),
+        )
+        .await;
+    let (_, rita) = env
+        .member(
+            &admin,
+            a,
+            "rita",
+            "reviewer",
+            json!({"email": "rita@bank-a.test"}),
+        )
+        .await;
+    let (_, judge) = env
+        .member(
+            &admin,
+            n,
+            "judge",
+            "institution",
+            json!({"email": "judge@notary.test"}),
+        )
+        .await;
 
     // A contract: sam signs, guest is invited by e-mail.
     let tid = env
@@ -941,9 +893,15 @@ async fn contract_and_judicial_events_mail_signers_invitees_and_institutions() {
         .await["id"]
         .as_i64()
         .unwrap();
+    // A title with a line break is refused at the door (422, H19); one that
+    // only looks like a header stays on the subject's one line.
+    env.ok(422, "POST", "/v1/contracts", Some(&alice),
+        Some(json!({"contract_type_id": tid, "title": "Loan\r\nBcc: evil@attacker.test",
+                    "variables": {"a": "张三"}, "signers": ["sam", {"email": "guest@outside.test"}]})))
+        .await;
     let k = env
         .ok(201, "POST", "/v1/contracts", Some(&alice),
-            Some(json!({"contract_type_id": tid, "title": "Loan\r\nBcc: evil@attacker.test",
+            Some(json!({"contract_type_id": tid, "title": "Loan Bcc: evil@attacker.test",
                         "variables": {"a": "张三"}, "signers": ["sam", {"email": "guest@outside.test"}]})))
         .await;
     let number = k["number"].as_str().unwrap().to_owned();
@@ -1054,4 +1012,380 @@ async fn contract_and_judicial_events_mail_signers_invitees_and_institutions() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(mails(&smtp.out).len(), 6, "{kinds:?}");
     let _ = (rita, std::fs::remove_dir_all(dir));
+}
+
+/// Issue 15, second pass: an organisation administrator (`org_admin`)
+/// manages the users of their own organisation (create, edit, disable,
+/// enable, reset a password, revoke sessions) and nothing else: every such
+/// route refuses another organisation's users (and the platform
+/// administrator) with 403 and changes nothing; nobody is created as or
+/// raised to a platform administrator; an organisation administrator is a
+/// role of every kind of organisation and reads no bank records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn organisation_admins_manage_their_own_organisation_only() {
+    let env = start(false, |_| {}).await;
+    let admin = env.admin().await;
+    let admin_id = env.ok(200, "GET", "/v1/me", Some(&admin), None).await["id"].clone();
+    let a = env
+        .organisation(
+            &admin,
+            json!({"kind": "bank", "name": "A", "tenant": "bank-a"}),
+        )
+        .await;
+    let b = env
+        .organisation(
+            &admin,
+            json!({"kind": "bank", "name": "B", "tenant": "bank-b"}),
+        )
+        .await;
+    let court = env
+        .organisation(
+            &admin,
+            json!({"kind": "court", "name": "法院", "institution_id": "court-1"}),
+        )
+        .await;
+    // The platform administrator appoints one per organisation.
+    let (oa_id, oa) = env
+        .member(&admin, a, "olivia", "org_admin", json!({}))
+        .await;
+    let (_, ob) = env.member(&admin, b, "oscar", "org_admin", json!({})).await;
+    let (_, oc) = env
+        .member(&admin, court, "otto", "org_admin", json!({}))
+        .await;
+    let me = env.ok(200, "GET", "/v1/me", Some(&oa), None).await;
+    assert_eq!(
+        (&me["role"], &me["organisation_id"], &me["tenant"]),
+        (&json!("org_admin"), &json!(a), &json!("bank-a")),
+        "{me}"
+    );
+    // An organisation administrator needs an organisation.
+    let (s, v) = env
+        .call(
+            "POST",
+            "/v1/users",
+            Some(&admin),
+            Some(json!({"username": "nobody", "password": common::password_of("nobody"), "role": "org_admin"})),
+        )
+        .await;
+    assert_eq!(s, 422, "{v}");
+
+    // Olivia creates users of bank A: by either route, at most her role.
+    let new = |name: &str, role: &str| json!({"username": name, "password": common::password_of(name), "role": role});
+    let u = env
+        .ok(
+            201,
+            "POST",
+            "/v1/users",
+            Some(&oa),
+            Some(new("ann", "user")),
+        )
+        .await;
+    assert_eq!(
+        (u["organisation_id"].as_i64(), u["tenant"].as_str()),
+        (Some(a), Some("bank-a")),
+        "{u}"
+    );
+    let ann_id = u["id"].as_i64().unwrap();
+    let (rex_id, _) = env.member(&oa, a, "rex", "reviewer", json!({})).await;
+    let (_, deputy) = env.member(&oa, a, "dora", "org_admin", json!({})).await;
+    // The court's administrator creates institution users of the court.
+    let (_, judge) = env
+        .member(&oc, court, "judy", "institution", json!({}))
+        .await;
+    assert_eq!(
+        env.ok(200, "GET", "/v1/me", Some(&judge), None).await["institution_id"],
+        "court-1"
+    );
+    // Bank B's user, and the users olivia must not touch.
+    let (bo_id, bo) = env.member(&ob, b, "bert", "user", json!({})).await;
+
+    // Never a platform administrator, never another organisation's user.
+    for (path, body, want) in [
+        ("/v1/users".to_owned(), new("root2", "admin"), 403),
+        (
+            format!("/v1/organisations/{a}/users"),
+            new("root3", "admin"),
+            403,
+        ),
+        (
+            "/v1/users".to_owned(),
+            json!({"username": "x2", "password": common::password_of("x2"), "role": "user", "organisation_id": b}),
+            403,
+        ),
+        (
+            format!("/v1/organisations/{b}/users"),
+            new("x3", "user"),
+            403,
+        ),
+        (
+            format!("/v1/organisations/{court}/users"),
+            new("x4", "institution"),
+            403,
+        ),
+        (
+            "/v1/users".to_owned(),
+            json!({"username": "x5", "password": common::password_of("x5"), "role": "user", "tenant": "bank-b"}),
+            422,
+        ),
+        (
+            "/v1/users".to_owned(),
+            json!({"username": "x6", "password": common::password_of("x6"), "role": "institution", "institution_id": "court-1"}),
+            422,
+        ),
+        ("/v1/users".to_owned(), new("x7", "institution"), 422),
+        ("/v1/users".to_owned(), new("x8", "signer"), 422),
+    ] {
+        let (s, v) = env.call("POST", &path, Some(&oa), Some(body.clone())).await;
+        assert_eq!(s, want, "POST {path} {body}: {v}");
+    }
+
+    // Every management route, on bank B's user and on the platform
+    // administrator: 403, and nothing changed.
+    let reset = json!({"new_password": "violet-Kettle-orbit-42"});
+    for target in [json!(bo_id), admin_id.clone()] {
+        for (method, path, body) in [
+            (
+                "PATCH",
+                format!("/v1/users/{target}"),
+                Some(json!({"display_name": "taken over"})),
+            ),
+            (
+                "PATCH",
+                format!("/v1/users/{target}"),
+                Some(json!({"role": "org_admin"})),
+            ),
+            ("POST", format!("/v1/users/{target}/disable"), None),
+            ("POST", format!("/v1/users/{target}/enable"), None),
+            (
+                "PUT",
+                format!("/v1/users/{target}/password"),
+                Some(reset.clone()),
+            ),
+            ("DELETE", format!("/v1/users/{target}/sessions"), None),
+        ] {
+            let (s, v) = env.call(method, &path, Some(&oa), body).await;
+            assert_eq!(s, 403, "{method} {path}: {v}");
+        }
+    }
+    env.ok(200, "GET", "/v1/me", Some(&bo), None).await;
+    env.ok(200, "GET", "/v1/me", Some(&admin), None).await;
+    let bert = env
+        .ok(
+            200,
+            "GET",
+            &format!("/v1/users?organisation_id={b}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert!(bert.to_string().contains("\"bert\""), "{bert}");
+    assert!(!bert.to_string().contains("taken over"), "{bert}");
+    // Lists: her organisation's users only.
+    let listed = env.ok(200, "GET", "/v1/users", Some(&oa), None).await;
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["dora", "rex", "ann", "olivia"], "{listed}");
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["organisation_id"] == a)
+    );
+    for path in [
+        format!("/v1/users?organisation_id={b}"),
+        format!("/v1/organisations/{b}/users"),
+        format!("/v1/organisations/{b}"),
+    ] {
+        let (s, v) = env.call("GET", &path, Some(&oa), None).await;
+        assert_eq!(s, 403, "GET {path}: {v}");
+    }
+    let own = env
+        .ok(
+            200,
+            "GET",
+            &format!("/v1/organisations/{a}/users"),
+            Some(&oa),
+            None,
+        )
+        .await;
+    assert_eq!(own.as_array().unwrap().len(), 4, "{own}");
+    // Nothing of the platform's or of the bank's records.
+    for (method, path, body) in [
+        (
+            "POST",
+            "/v1/organisations",
+            Some(json!({"kind": "bank", "name": "Z", "tenant": "bank-z"})),
+        ),
+        (
+            "POST",
+            &format!("/v1/organisations/{a}/disable") as &str,
+            None,
+        ),
+        (
+            "PATCH",
+            &format!("/v1/organisations/{a}") as &str,
+            Some(json!({"name": "renamed"})),
+        ),
+        ("GET", "/v1/organisations", None),
+        ("GET", "/v1/preservations", None),
+        ("GET", "/v1/search/contracts", None),
+        ("GET", "/v1/audit", None),
+    ] {
+        let (s, v) = env.call(method, path, Some(&oa), body).await;
+        assert_eq!(s, 403, "{method} {path}: {v}");
+    }
+
+    // Roles move within the organisation's roles only: never to admin or
+    // signer, never a role of another kind of organisation.
+    for role in ["admin", "signer", "institution"] {
+        let (s, v) = env
+            .call(
+                "PATCH",
+                &format!("/v1/users/{ann_id}"),
+                Some(&oa),
+                Some(json!({"role": role})),
+            )
+            .await;
+        assert_eq!(s, 422, "{role}: {v}");
+        assert!(v["error"]["fields"]["role"].is_string(), "{v}");
+    }
+    let v = env
+        .ok(
+            200,
+            "PATCH",
+            &format!("/v1/users/{rex_id}"),
+            Some(&oa),
+            Some(json!({"role": "org_admin", "display_name": "Rex"})),
+        )
+        .await;
+    assert_eq!(
+        (v["role"].as_str(), v["display_name"].as_str()),
+        (Some("org_admin"), Some("Rex"))
+    );
+    let v = env
+        .ok(
+            200,
+            "PATCH",
+            &format!("/v1/users/{rex_id}"),
+            Some(&oa),
+            Some(json!({"role": "reviewer"})),
+        )
+        .await;
+    assert_eq!(v["role"], "reviewer");
+
+    // Her own users: reset (sessions end, a change is due), revoke,
+    // disable (login refused), enable.
+    let ann = env.login("ann", &common::password_of("ann")).await;
+    let v = env
+        .ok(
+            200,
+            "PUT",
+            &format!("/v1/users/{ann_id}/password"),
+            Some(&oa),
+            Some(reset.clone()),
+        )
+        .await;
+    assert_eq!(v["must_change_password"], true, "{v}");
+    let (s, _) = env.call("GET", "/v1/me", Some(&ann), None).await;
+    assert_eq!(s, 401, "the reset ended ann's session");
+    let ann = env.login("ann", "violet-Kettle-orbit-42").await;
+    let v = env
+        .ok(
+            200,
+            "DELETE",
+            &format!("/v1/users/{ann_id}/sessions"),
+            Some(&oa),
+            None,
+        )
+        .await;
+    assert_eq!(v["revoked"], 1, "{v}");
+    let (s, _) = env.call("GET", "/v1/me", Some(&ann), None).await;
+    assert_eq!(s, 401);
+    env.ok(
+        200,
+        "POST",
+        &format!("/v1/users/{ann_id}/disable"),
+        Some(&oa),
+        None,
+    )
+    .await;
+    let (s, _) = env
+        .call(
+            "POST",
+            "/v1/auth/login",
+            None,
+            Some(json!({"username": "ann", "password": "violet-Kettle-orbit-42"})),
+        )
+        .await;
+    assert_eq!(s, 401, "disabled");
+    env.ok(
+        200,
+        "POST",
+        &format!("/v1/users/{ann_id}/enable"),
+        Some(&oa),
+        None,
+    )
+    .await;
+    env.login("ann", "violet-Kettle-orbit-42").await;
+    // Not herself; and her deputy (an org_admin of bank A) manages her.
+    let (s, _) = env
+        .call(
+            "POST",
+            &format!("/v1/users/{oa_id}/disable"),
+            Some(&oa),
+            None,
+        )
+        .await;
+    assert_eq!(s, 409);
+    env.ok(
+        200,
+        "PATCH",
+        &format!("/v1/users/{oa_id}"),
+        Some(&deputy),
+        Some(json!({"display_name": "Olivia"})),
+    )
+    .await;
+    // Bank B's administrator cannot touch bank A's.
+    let (s, _) = env
+        .call(
+            "POST",
+            &format!("/v1/users/{oa_id}/disable"),
+            Some(&ob),
+            None,
+        )
+        .await;
+    assert_eq!(s, 403);
+
+    // The database holds the same line whoever writes: an organisation
+    // administrator has its organisation's tenant; a platform
+    // administrator has no organisation.
+    let db = env.db.client().await;
+    let r = db
+        .query_one(
+            "SELECT tenant, institution_id FROM workflow.users WHERE username = 'otto'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.get::<_, Option<String>>(0), r.get::<_, Option<String>>(1)),
+        (None, Some("court-1".into()))
+    );
+    let e = db
+        .execute(
+            "UPDATE workflow.users SET role = 'org_admin' WHERE username = 'root'",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.as_db_error().and_then(|d| d.constraint()),
+        Some("users_organisation"),
+        "{e}"
+    );
 }

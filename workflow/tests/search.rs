@@ -481,19 +481,10 @@ async fn every_search_shape_is_served_by_an_index() {
     }
 }
 
-/// A contract through the API, as its initiator.
-async fn contract(env: &Env, token: &str, tid: i64, signers: &[&str]) -> Value {
-    env.ok(
-        201,
-        "POST",
-        "/v1/contracts",
-        Some(token),
-        Some(
-            json!({"contract_type_id": tid, "title": "借款合同", "variables": {"who": "张三"},
-                    "signers": signers}),
-        ),
-    )
-    .await
+/// A contract of `tid` through the API, as its initiator.
+async fn contract(env: &Env, token: &str, tid: i64, signers: Value) -> Value {
+    env.contract(token, tid, json!({"who": "张三"}), signers)
+        .await
 }
 
 /// The on-chain list of 司法出证: the applicant's own bank's preservations
@@ -518,22 +509,19 @@ async fn on_chain_list_certificate_and_contract_search() {
     let _ = signer;
 
     // A preservation from upload to on chain.
-    let id = preserve(&env, &alice, product, "滨江一号").await;
-    let pp = format!("/v1/preservations/{id}");
-    let (s, v) = env
-        .upload(
-            "PUT",
-            &format!("{pp}/file"),
+    let v = env
+        .submitted_preservation(
             &alice,
+            product,
+            json!({"projName": "滨江一号", "ID_no": "11010519491231002X"}),
             "借款合同 2026.pdf",
             b"on-chain evidence".to_vec(),
         )
         .await;
-    assert_eq!(s, 200, "{v}");
+    let id = v["id"].as_i64().unwrap();
+    let pp = format!("/v1/preservations/{id}");
     let sha = v["file"]["sha256"].as_str().unwrap().to_owned();
     let number = v["number"].as_str().unwrap().to_owned();
-    env.ok(200, "POST", &format!("{pp}/submit"), Some(&alice), None)
-        .await;
     // Not sealed yet: 409 for the certificate.
     let (s, _) = env
         .call("GET", &format!("{pp}/certificate.json"), Some(&alice), None)
@@ -549,19 +537,10 @@ async fn on_chain_list_certificate_and_contract_search() {
     preserve(&env, &alice, product, "not on chain").await;
 
     // Contracts: the search.
-    let t = env
-        .ok(
-            201,
-            "POST",
-            "/v1/contract-types",
-            Some(&admin),
-            Some(json!({"name": "借款合同", "template_text": "借款人 {{who}}。"})),
-        )
-        .await;
-    let tid = t["id"].as_i64().unwrap();
-    let k1 = contract(&env, &alice, tid, &["sam"]).await;
-    let k2 = contract(&env, &alice, tid, &["sam"]).await;
-    let bobs = contract(&env, &bob, tid, &["bert"]).await;
+    let tid = env.contract_type(&admin, "借款人 {{who}}。").await;
+    let k1 = contract(&env, &alice, tid, json!(["sam"])).await;
+    let k2 = contract(&env, &alice, tid, json!(["sam"])).await;
+    let bobs = contract(&env, &bob, tid, json!(["bert"])).await;
     let (k1id, k2id) = (k1["id"].as_i64().unwrap(), k2["id"].as_i64().unwrap());
     let today = time::OffsetDateTime::now_utc().date();
     for (query, want) in [
@@ -620,24 +599,7 @@ async fn on_chain_list_certificate_and_contract_search() {
 
     // A contract on chain, recorded the way the linker records one (its
     // signing flow is the contracts feature's, tested there).
-    let db = env.db.client().await;
-    let sub: i64 = db
-        .query_one(
-            "INSERT INTO workflow.submissions (kind, object_id, tenant, external_id, hash_alg, hash, metadata, state)
-             VALUES ('contract', $1, 'bank-a', 'wf-search-test', 'sha256', $2, '{}', 'sealed') RETURNING id",
-            &[&k2id, &k2["contract_hash"].as_str().unwrap()],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    for to in ["awaiting_review", "approved", "on_chain"] {
-        db.execute(
-            "UPDATE workflow.contracts SET status = $2, submission_id = $3 WHERE id = $1",
-            &[&k2id, &to, &sub],
-        )
-        .await
-        .unwrap();
-    }
+    let sub = env.contract_on_chain(&k2).await;
 
     // The on-chain list: both kinds, newest submission first, the own bank
     // only; paged by submission id.
@@ -774,17 +736,7 @@ async fn on_chain_list_certificate_and_contract_search() {
     let evidence = c["entry"]["evidence_hash"].as_str().unwrap().to_owned();
     env.certificate_names(&format!("{pp}/certificate"), &alice, &evidence)
         .await;
-    let (status, _, pdf) = env.get_bytes(&format!("{pp}/certificate"), &alice).await;
-    assert_eq!(status, 200);
-    let dir = anchord_testkit::process::temp_dir("wf_cert_fields");
-    let file = dir.join("certificate.pdf");
-    std::fs::write(&file, &pdf).unwrap();
-    let out = std::process::Command::new(anchord_testkit::process::peer("pdftotext"))
-        .arg(&file)
-        .arg("-")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = env.pdf_at(&format!("{pp}/certificate"), &alice).await;
     for want in [
         number.as_str(),
         "项目保全",
@@ -796,7 +748,6 @@ async fn on_chain_list_certificate_and_contract_search() {
         assert!(text.contains(want), "the PDF names {want}:\n{text}");
     }
     assert!(!text.contains("11010519491231002X"), "undisclosed: {text}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A real `/metrics` and `/readyz` listener (this process's registry:
@@ -910,4 +861,314 @@ async fn monitoring_shows_each_instance_with_cpu_memory_and_a_dead_one_down() {
     for i in v.as_array().unwrap() {
         assert!(i["age_s"].as_f64().unwrap() < 10.0, "{i}");
     }
+}
+
+/// Issue 15, second pass: the contract search and the on-chain list cover
+/// every contract the user may read, as the contract's own page does:
+/// those their bank initiated, and those where they have a signer's slot
+/// (a user of another bank, an invited outside party who registered);
+/// never another bank's contract they are no party to, in either direction.
+/// A signer may name such a contract in a 司法出证 application; a bank user
+/// who is no party to it may not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contract_search_and_on_chain_list_cover_contracts_the_user_is_party_to() {
+    let env = start(false, |_| {}).await;
+    let admin = env.admin().await;
+    env.ok(
+        201,
+        "POST",
+        "/v1/institutions",
+        Some(&admin),
+        Some(json!({"id": "notary-1", "name": "第一公证处", "kind": "notary", "fee_cents": 100})),
+    )
+    .await;
+    let user = |name: &'static str, tenant: &'static str| {
+        let admin = admin.clone();
+        let env = &env;
+        async move {
+            env.user(&admin, name, "user", json!({ "tenant": tenant }))
+                .await
+        }
+    };
+    let alice = user("alice", "bank-a").await;
+    user("amy", "bank-a").await;
+    let sam = user("sam", "bank-b").await;
+    let bob = user("bob", "bank-b").await;
+    let carol = user("carol", "bank-c").await;
+    let tid = env.contract_type(&admin, "借款人 {{who}}。").await;
+    // Alice's: sam of bank-b signs k1; k2 is bank-a's alone; k3 invites an
+    // outside party by e-mail.
+    let k1 = contract(
+        &env,
+        &alice,
+        tid,
+        json!(["amy", {"username": "sam", "organisation": "bank-b"}]),
+    )
+    .await;
+    let k2 = contract(&env, &alice, tid, json!(["amy"])).await;
+    let k3 = contract(&env, &alice, tid, json!([{"email": "olga@example.com"}])).await;
+    // Bob's (bank-b): sam's bank's, not alice's.
+    let kb = contract(&env, &bob, tid, json!(["sam"])).await;
+    let id = |k: &Value| k["id"].as_i64().unwrap();
+    let (k1id, k2id, k3id, kbid) = (id(&k1), id(&k2), id(&k3), id(&kb));
+    // The invited party registers (role signer).
+    let token = k3["invitation_links"][0]["token"].as_str().unwrap();
+    env.ok(
+        201,
+        "POST",
+        "/v1/invitations/register",
+        None,
+        Some(json!({"token": token, "username": "olga", "password": common::password_of("olga")})),
+    )
+    .await;
+    let olga = env.login("olga", &common::password_of("olga")).await;
+
+    let search = |token: &str, query: &str| {
+        let (env, path) = (&env, format!("/v1/search/contracts{query}"));
+        let token = token.to_owned();
+        async move { ids(&env.ok(200, "GET", &path, Some(&token), None).await) }
+    };
+    // Each sees what GET /v1/contracts shows them: the same scope.
+    for (who, token, want) in [
+        ("alice", &alice, vec![k3id, k2id, k1id]),
+        ("sam", &sam, vec![kbid, k1id]),
+        ("bob", &bob, vec![kbid]),
+        ("carol", &carol, vec![]),
+        ("olga", &olga, vec![k3id]),
+    ] {
+        assert_eq!(search(token, "").await, want, "{who}'s search");
+        let listed = ids(&env.ok(200, "GET", "/v1/contracts", Some(token), None).await);
+        assert_eq!(listed, want, "{who}'s contract list");
+    }
+    // Filters narrow within the scope, never widen it.
+    assert_eq!(
+        search(&sam, "?initiator=alice").await,
+        vec![k1id],
+        "sam: alice's contracts he signs, not k2"
+    );
+    // One template and the same variables: one contract hash for all four.
+    let hash = k2["contract_hash"].as_str().unwrap();
+    assert!([&k1, &k3, &kb].iter().all(|k| k["contract_hash"] == hash));
+    let by_hash = format!("?hash={hash}");
+    for (who, token, want) in [
+        ("alice", &alice, vec![k3id, k2id, k1id]),
+        ("sam", &sam, vec![kbid, k1id]),
+        ("bob", &bob, vec![kbid]),
+        ("carol", &carol, vec![]),
+        ("olga", &olga, vec![k3id]),
+    ] {
+        assert_eq!(search(token, &by_hash).await, want, "{who} by hash");
+    }
+    let k1_number = format!("?number={}", k1["number"].as_str().unwrap());
+    assert_eq!(search(&carol, &k1_number).await, Vec::<i64>::new());
+    assert_eq!(search(&bob, &k1_number).await, Vec::<i64>::new());
+    assert_eq!(search(&sam, &k1_number).await, vec![k1id]);
+
+    // On chain: k1 (alice's, sam signs), k2 (alice's alone), kb (bank-b's).
+    for k in [&k1, &k2, &kb] {
+        env.contract_on_chain(k).await;
+    }
+    for (who, token, want) in [
+        ("alice", &alice, vec![k2id, k1id]),
+        (
+            "sam, his bank's and the one he signs",
+            &sam,
+            vec![kbid, k1id],
+        ),
+        ("bob, who signs none of alice's", &bob, vec![kbid]),
+        ("carol", &carol, vec![]),
+    ] {
+        let v = env
+            .ok(200, "GET", "/v1/search/on-chain", Some(token), None)
+            .await;
+        assert_eq!(ids(&v), want, "{who}: {v}");
+    }
+    let v = env
+        .ok(
+            200,
+            "GET",
+            "/v1/search/on-chain?kind=contract&limit=1",
+            Some(&sam),
+            None,
+        )
+        .await;
+    assert_eq!(ids(&v), vec![kbid], "paged within the scope");
+
+    // What the list offers can be applied for; what it hides cannot.
+    let apply = |kid: i64| {
+        json!({"kind": "notarization", "subject_kind": "contract", "subject_id": kid,
+               "institution_id": "notary-1"})
+    };
+    env.ok(
+        201,
+        "POST",
+        "/v1/judicial-requests",
+        Some(&sam),
+        Some(apply(k1id)),
+    )
+    .await;
+    for (who, token, kid) in [
+        ("bob", &bob, k1id),
+        ("sam", &sam, k2id),
+        ("carol", &carol, k1id),
+    ] {
+        let (s, v) = env
+            .call(
+                "POST",
+                "/v1/judicial-requests",
+                Some(token),
+                Some(apply(kid)),
+            )
+            .await;
+        assert_eq!(s, 403, "{who} applies for contract {kid}: {v}");
+    }
+}
+
+/// Issue 15, second pass: the preservation certificate shows the trusted
+/// timestamp's time. The batcher timestamps checkpoints at a real RFC 3161
+/// TSA (`openssl ts`); the workflow verifies the token with `anchord_tsa`
+/// against the TSA certificates it trusts (`workflow.tsa_certs`) and shows
+/// genTime and the TSA's name as verified; with no trusted certificate it
+/// shows the token's time marked unverified by this platform; trusting
+/// another TSA, the token fails and no time is shown. JSON and PDF alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_certificate_shows_the_trusted_timestamp_verified_unverified_or_failing() {
+    let (dir, rsa, ec) = anchord_testkit::tsa::setup();
+    let tsa = anchord_testkit::tsa::local_tsa(&dir, "fractional", rsa.clone()).await;
+    let env = common::start_full(
+        true,
+        common::SUITE,
+        common::pool_size(),
+        |b| {
+            b.tsa_url = Some(tsa.url.clone());
+            b.tsa_cert = Some(rsa.clone());
+        },
+        |c| {
+            c.utc_offset = "+08:00".into();
+            c.tsa_certs = vec![rsa.clone()];
+        },
+    )
+    .await;
+    let admin = env.admin().await;
+    let product = env.product(&admin).await;
+    let a = json!({"tenant": "bank-a"});
+    let alice = env.user(&admin, "alice", "user", a.clone()).await;
+    let rita = env.user(&admin, "rita", "reviewer", a).await;
+    let v = env
+        .on_chain_preservation(
+            &alice,
+            &rita,
+            product,
+            json!({"borrower": "张三", "amount": "100"}),
+            "call.wav",
+            b"timestamped evidence".to_vec(),
+        )
+        .await;
+    let pp = format!("/v1/preservations/{}", v["id"]);
+    let json_path = format!("{pp}/certificate.json");
+    let pdf_path = format!("{pp}/certificate");
+    // The certificate of a timestamped checkpoint (the TSA answers after
+    // the block is sealed), from the server at `base`.
+    let stamped = |base: String| {
+        let (env, json_path, alice) = (&env, json_path.clone(), alice.clone());
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                let (s, c) = env.get_at(&base, &json_path, &alice).await;
+                if s == 200 && !c["trusted_timestamp"].is_null() {
+                    return c;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no timestamp: {s} {c}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+
+    // Trusted: verified, with the time and the TSA's name.
+    let c = stamped(env.base.clone()).await;
+    let t = &c["trusted_timestamp"];
+    assert_eq!(t["status"], "verified", "{c}");
+    assert_eq!(t["tsa"], "CN=Anchord test TSA rsa", "{c}");
+    let utc = t["gen_time"]["utc"].as_str().unwrap().to_owned();
+    let local = t["gen_time"]["local"].as_str().unwrap().to_owned();
+    assert!(utc.ends_with('Z') && local.ends_with("+08:00"), "{t}");
+    let parse = |s: &str| {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
+    };
+    let gen_time = parse(&utc);
+    let sealed = parse(c["block"]["sealed_at"]["utc"].as_str().unwrap());
+    assert!(
+        gen_time >= sealed - time::Duration::seconds(1)
+            && gen_time - time::OffsetDateTime::now_utc() < time::Duration::seconds(5),
+        "genTime {utc} after the block sealed at {sealed}, not in the future"
+    );
+    assert!(
+        t["checked_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("anchord verify --trust trust.toml"),
+        "{t}"
+    );
+    assert_eq!(t["token_sha256"].as_str().unwrap().len(), 64);
+    let token_sha = t["token_sha256"].clone();
+    // pdftotext keeps the seconds' digits together: the time to the second.
+    let local_second = &local[..19];
+    let text = env.pdf_at(&pdf_path, &alice).await;
+    for want in [
+        "可信时间戳",
+        "verified by this platform",
+        "Anchord test TSA rsa",
+        local_second,
+    ] {
+        assert!(text.contains(want), "the PDF says {want}:\n{text}");
+    }
+    assert!(!text.contains("unverified"), "{text}");
+
+    // No TSA certificate configured: the token's time, marked unverified
+    // by this platform, with the command that checks it.
+    let unconfigured = env.another_server(|c| c.tsa_certs = vec![]).await;
+    let c = stamped(unconfigured.clone()).await;
+    let t = &c["trusted_timestamp"];
+    assert_eq!(t["status"], "unverified", "{c}");
+    assert!(t["tsa"].is_null(), "{t}");
+    assert!(
+        t["note"]
+            .as_str()
+            .unwrap()
+            .contains("unverified by this platform"),
+        "{t}"
+    );
+    if t["token_sha256"] == token_sha {
+        assert_eq!(
+            t["gen_time"]["utc"],
+            utc.as_str(),
+            "the same token, the same time"
+        );
+    }
+    let text = env.pdf_on(&unconfigured, &pdf_path, &alice).await;
+    for want in ["unverified by this platform", local_second] {
+        assert!(text.contains(want), "the PDF says {want}:\n{text}");
+    }
+
+    // Trusting only another TSA: the token fails; no time is shown.
+    let other = env.another_server(|c| c.tsa_certs = vec![ec.clone()]).await;
+    let c = stamped(other.clone()).await;
+    let t = &c["trusted_timestamp"];
+    assert_eq!(t["status"], "failed", "{c}");
+    assert!(t["gen_time"].is_null() && t["tsa"].is_null(), "{t}");
+    assert!(
+        t["note"].as_str().unwrap().starts_with("does not verify"),
+        "{t}"
+    );
+    let text = env.pdf_on(&other, &pdf_path, &alice).await;
+    assert!(text.contains("FAILS verification"), "{text}");
+    assert!(
+        !text.contains(local_second),
+        "a failing token shows no time:\n{text}"
+    );
+    drop(tsa);
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -168,7 +168,12 @@ pub async fn preservations<C: GenericClient + Sync>(
 /// What a contract search selects (every filter optional).
 #[derive(Debug, Default, Clone)]
 pub struct Contracts {
+    /// Contracts this bank initiated ...
     pub tenant: Option<String>,
+    /// ... or (either) where this user has a signer's slot: a signer of any
+    /// organisation, or an invited outside party who registered. Neither:
+    /// every contract (administrators).
+    pub party: Option<i64>,
     pub contract_type_id: Option<i64>,
     pub status: Option<&'static str>,
     pub number: Option<String>,
@@ -196,11 +201,30 @@ pub struct Contract {
     pub updated_at: time::OffsetDateTime,
 }
 
+/// The contracts of `alias` a caller sees: those of the bank bound as
+/// `tenant`, or where the user bound as `party` has a signer's slot (one
+/// definition for the contract search and the on-chain list).
+fn visible(alias: &str, tenant: Option<String>, party: Option<String>) -> Option<String> {
+    let slot = |u: &str| {
+        format!(
+            "EXISTS (SELECT 1 FROM workflow.contract_signers cs
+                      WHERE cs.contract_id = {alias}.id AND cs.user_id = {u})"
+        )
+    };
+    match (tenant, party) {
+        (Some(t), Some(u)) => Some(format!("({alias}.tenant = {t} OR {})", slot(&u))),
+        (Some(t), None) => Some(format!("{alias}.tenant = {t}")),
+        (None, Some(u)) => Some(slot(&u)),
+        (None, None) => None,
+    }
+}
+
 fn contracts_sql(f: &Contracts, page: Page) -> (String, Sql) {
     let mut q = Sql::default();
-    if let Some(t) = &f.tenant {
-        let p = q.bind(t.clone());
-        q.cond(format!("k.tenant = {p}"));
+    let tenant = f.tenant.as_ref().map(|t| q.bind(t.clone()));
+    let party = f.party.map(|u| q.bind(u));
+    if let Some(c) = visible("k", tenant, party) {
+        q.cond(c);
     }
     if let Some(id) = f.contract_type_id {
         let p = q.bind(id);
@@ -283,8 +307,11 @@ pub async fn contracts<C: GenericClient + Sync>(
 /// What the on-chain list selects.
 #[derive(Debug, Default, Clone)]
 pub struct OnChain {
-    /// The applicant's bank (always set).
+    /// The applicant's bank (always set): its preservations and contracts.
     pub tenant: String,
+    /// And the contracts of other organisations where this user has a
+    /// signer's slot.
+    pub party: Option<i64>,
     /// `preservation` or `contract`; both when absent.
     pub kind: Option<&'static str>,
     pub number: Option<String>,
@@ -313,6 +340,14 @@ pub struct OnChainItem {
 fn on_chain_sql(f: &OnChain, limit: i64, after: Option<i64>) -> (String, Sql) {
     let mut q = Sql::default();
     let tenant = q.bind(f.tenant.clone());
+    // Bound only when the contracts are queried: every parameter must be
+    // used by the statement.
+    let contracts_visible = if f.kind == Some("preservation") {
+        String::new()
+    } else {
+        visible("x", Some(tenant.clone()), f.party.map(|u| q.bind(u)))
+            .unwrap_or_else(|| format!("x.tenant = {tenant}"))
+    };
     let mut extra = Vec::new();
     if let Some(n) = &f.number {
         let p = q.bind(like_prefix(n));
@@ -355,7 +390,7 @@ fn on_chain_sql(f: &OnChain, limit: i64, after: Option<i64>) -> (String, Sql) {
                 x.submission_id, s.ledger_seq, s.block_height, x.created_at
            FROM workflow.contracts x
            JOIN workflow.submissions s ON s.id = x.submission_id
-          WHERE x.tenant = {tenant} AND x.status = 'on_chain'{}
+          WHERE {contracts_visible} AND x.status = 'on_chain'{}
           ORDER BY x.submission_id DESC LIMIT {limit}",
         cond(hash.as_ref().map(|h| format!("x.contract_hash = {h}")))
     );
@@ -432,6 +467,56 @@ mod tests {
         assert_eq!(like_prefix("BQ00"), "BQ00%");
         assert_eq!(like_prefix("a%b_c\\d"), "a\\%b\\_c\\\\d%");
         assert_eq!(like_prefix(""), "%");
+    }
+
+    /// Every bound parameter is used by its statement (PostgreSQL refuses
+    /// a parameter it cannot type: a 500), for each kind and scope of the
+    /// on-chain list and of the contract search.
+    #[test]
+    fn every_bound_parameter_is_used() {
+        let used = |sql: &str, n: usize| {
+            (1..=n).all(|i| {
+                let p = format!("${i}");
+                sql.match_indices(&p)
+                    .any(|(at, _)| !sql[at + p.len()..].starts_with(|c: char| c.is_ascii_digit()))
+            })
+        };
+        for kind in [None, Some("preservation"), Some("contract")] {
+            for party in [None, Some(7)] {
+                let (sql, q) = on_chain_sql(
+                    &OnChain {
+                        tenant: "bank-a".into(),
+                        party,
+                        kind,
+                        hash: Some("ab".into()),
+                        ..OnChain::default()
+                    },
+                    10,
+                    Some(3),
+                );
+                assert!(used(&sql, q.params.len()), "{kind:?} {party:?}: {sql}");
+            }
+        }
+        for (tenant, party) in [
+            (None, None),
+            (Some("bank-a"), None),
+            (None, Some(7)),
+            (Some("bank-a"), Some(7)),
+        ] {
+            let (sql, q) = contracts_sql(
+                &Contracts {
+                    tenant: tenant.map(str::to_owned),
+                    party,
+                    ..Contracts::default()
+                },
+                Page {
+                    limit: 10,
+                    after: None,
+                    offset: 0,
+                },
+            );
+            assert!(used(&sql, q.params.len()), "{tenant:?} {party:?}: {sql}");
+        }
     }
 
     #[test]

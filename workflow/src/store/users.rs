@@ -120,16 +120,6 @@ pub async fn insert<C: GenericClient + Sync>(c: &C, u: &NewUserRow<'_>) -> Resul
         .ok_or_else(|| StoreError::Conflict("a user with this username exists".into()))
 }
 
-/// The username of user `id`.
-pub async fn username<C: GenericClient + Sync>(c: &C, id: i64) -> Result<String, StoreError> {
-    Ok(
-        c.query_opt("SELECT username FROM workflow.users WHERE id = $1", &[&id])
-            .await?
-            .ok_or(StoreError::NotFound("user"))?
-            .get(0),
-    )
-}
-
 /// The stored password hash (PHC string) of user `id`.
 pub async fn password_hash<C: GenericClient + Sync>(c: &C, id: i64) -> Result<String, StoreError> {
     Ok(c.query_opt(

@@ -105,6 +105,18 @@ pub async fn start_pool(
     pool: usize,
     tweak: impl FnOnce(&mut WorkflowConfig),
 ) -> Env {
+    start_full(pipeline, suite, pool, |_| {}, tweak).await
+}
+
+/// [`start_pool`] with the pipeline's batcher configured by `batcher` too
+/// (a TSA, say).
+pub async fn start_full(
+    pipeline: bool,
+    suite: HashSuite,
+    pool: usize,
+    batcher: impl FnOnce(&mut BatcherConfig),
+    tweak: impl FnOnce(&mut WorkflowConfig),
+) -> Env {
     let (db, ledger) = TestDb::migrated().await;
     ledger.ensure_suite(suite).await.unwrap();
     let stop = CancellationToken::new();
@@ -126,12 +138,13 @@ pub async fn start_pool(
         };
         let key_file = dir.join("sealer.key");
         std::fs::write(&key_file, sealer.private_key_text()).unwrap();
-        let batcher = BatcherConfig {
+        let mut batcher_config = BatcherConfig {
             origin: ORIGIN.into(),
             signing_key: Some(key_file),
             block_interval_ms: 200,
             ..BatcherConfig::default()
         };
+        batcher(&mut batcher_config);
         tokio::spawn({
             let (l, s) = (ledger.clone(), stop.clone());
             async move {
@@ -143,7 +156,7 @@ pub async fn start_pool(
         tokio::spawn({
             let (l, s) = (ledger.clone(), stop.clone());
             async move {
-                if let Err(e) = anchord_batcher::run(batcher, suite, l, s).await {
+                if let Err(e) = anchord_batcher::run(batcher_config, suite, l, s).await {
                     panic!("batcher stopped: {e}");
                 }
             }
@@ -184,16 +197,7 @@ pub async fn start_pool(
     anchord_workflow::auth::create_admin(&wf_ledger, &config, ADMIN, ADMIN_PASSWORD)
         .await
         .unwrap();
-    let deps = Deps {
-        ledger: wf_ledger,
-        suite,
-        keys: DeclaredKeys {
-            sealer: sealer.verifier().vkey(),
-            witnesses: vec![],
-            quorum: 0,
-        },
-        health: anchord_workflow::Health::new(),
-    };
+    let deps = deps(wf_ledger, suite);
     let health = deps.health.clone();
     let (addr, handle) = anchord_workflow::start(config.clone(), deps, stop.clone())
         .await
@@ -217,7 +221,41 @@ pub async fn start_pool(
     }
 }
 
+/// The workflow API's dependencies on `ledger` (the test sealer's keys).
+fn deps(ledger: Ledger, suite: HashSuite) -> Deps {
+    let sealer = NoteSigner::from_seed(ORIGIN, ALG_ED25519, &[9; 32]).unwrap();
+    Deps {
+        ledger,
+        suite,
+        keys: DeclaredKeys {
+            sealer: sealer.verifier().vkey(),
+            witnesses: vec![],
+            quorum: 0,
+        },
+        health: anchord_workflow::Health::new(),
+    }
+}
+
 impl Env {
+    /// A second workflow API on the same database and pipeline, configured
+    /// as this one and then by `tweak`; stopped with this one. Returns its
+    /// base URL (sessions are in the database: tokens work on both).
+    pub async fn another_server(&self, tweak: impl FnOnce(&mut WorkflowConfig)) -> String {
+        let mut config = self.config.clone();
+        tweak(&mut config);
+        let ledger = Ledger::connect(&anchord_ledger::DatabaseConfig {
+            max_connections: self.pool,
+            acquire_timeout: Duration::from_secs(10),
+            ..self.db.config()
+        })
+        .unwrap();
+        let (addr, _handle) =
+            anchord_workflow::start(config, deps(ledger, self.suite), self.stop.clone())
+                .await
+                .unwrap();
+        format!("http://{addr}")
+    }
+
     pub async fn call(
         &self,
         method: &str,
@@ -248,9 +286,19 @@ impl Env {
 
     /// GET raw bytes: status, content type, body.
     pub async fn get_bytes(&self, path: &str, token: &str) -> (u16, String, Vec<u8>) {
+        self.get_bytes_at(&self.base, path, token).await
+    }
+
+    /// [`Env::get_bytes`] from the server at `base`.
+    pub async fn get_bytes_at(
+        &self,
+        base: &str,
+        path: &str,
+        token: &str,
+    ) -> (u16, String, Vec<u8>) {
         let resp = self
             .http
-            .get(format!("{}{}", self.base, path))
+            .get(format!("{base}{path}"))
             .bearer_auth(token)
             .send()
             .await
@@ -268,25 +316,12 @@ impl Env {
     /// The preservation certificate at `path`: a PDF whose text (read back
     /// with poppler's pdftotext, a test peer) names `evidence_hash`.
     pub async fn certificate_names(&self, path: &str, token: &str, evidence_hash: &str) {
-        let (status, ctype, pdf) = self.get_bytes(path, token).await;
-        assert_eq!(status, 200, "GET {path}: {}", String::from_utf8_lossy(&pdf));
-        assert_eq!(ctype, "application/pdf");
-        assert!(pdf.starts_with(b"%PDF-"), "not a PDF");
-        let dir = anchord_testkit::process::temp_dir("wf_cert");
-        let file = dir.join("certificate.pdf");
-        std::fs::write(&file, &pdf).unwrap();
-        let out = std::process::Command::new(anchord_testkit::process::peer("pdftotext"))
-            .arg(&file)
-            .arg("-")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
+        let text = self.pdf_at(path, token).await;
         assert!(text.contains("电子数据保全证书"), "{text}");
         assert!(
             text.contains(evidence_hash),
             "the certificate names {evidence_hash}:\n{text}"
         );
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     /// Call and insist on `want`; returns the body.
@@ -452,4 +487,210 @@ pub fn contract_statement(k: &Value, index: usize, public_key_hex: &str) -> Stri
         s["username"].as_str().unwrap(),
         public_key_hex,
     )
+}
+
+// --- set-up shared by the feature tests (organisations, search, contracts) --
+
+/// The text of a PDF, read back with poppler's pdftotext (a test peer).
+pub fn pdf_text(pdf: &[u8]) -> String {
+    assert!(pdf.starts_with(b"%PDF-"), "not a PDF");
+    let dir = anchord_testkit::process::temp_dir("wf_pdf");
+    let file = dir.join("doc.pdf");
+    std::fs::write(&file, pdf).unwrap();
+    let out = std::process::Command::new(anchord_testkit::process::peer("pdftotext"))
+        .arg(&file)
+        .arg("-")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pdftotext: {out:?}");
+    let _ = std::fs::remove_dir_all(dir);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Env {
+    /// GET `path` on the server at `base` (this one's or
+    /// [`Env::another_server`]'s) as `token`: status and JSON body.
+    pub async fn get_at(&self, base: &str, path: &str, token: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .get(format!("{base}{path}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The text of the PDF at `path` (200, `application/pdf`).
+    pub async fn pdf_at(&self, path: &str, token: &str) -> String {
+        self.pdf_on(&self.base, path, token).await
+    }
+
+    /// [`Env::pdf_at`] from the server at `base`.
+    pub async fn pdf_on(&self, base: &str, path: &str, token: &str) -> String {
+        let (status, ctype, pdf) = self.get_bytes_at(base, path, token).await;
+        assert_eq!(status, 200, "GET {path}: {}", String::from_utf8_lossy(&pdf));
+        assert_eq!(ctype, "application/pdf");
+        pdf_text(&pdf)
+    }
+
+    /// An organisation (as `admin`): returns its id.
+    pub async fn organisation(&self, admin: &str, body: Value) -> i64 {
+        self.ok(201, "POST", "/v1/organisations", Some(admin), Some(body))
+            .await["id"]
+            .as_i64()
+            .unwrap()
+    }
+
+    /// Create a user of organisation `org` as `creator` (an administrator,
+    /// or the organisation's administrator) and log them in; returns (id,
+    /// token).
+    pub async fn member(
+        &self,
+        creator: &str,
+        org: i64,
+        name: &str,
+        role: &str,
+        extra: Value,
+    ) -> (i64, String) {
+        let mut body = json!({"username": name, "password": password_of(name), "role": role});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let v = self
+            .ok(
+                201,
+                "POST",
+                &format!("/v1/organisations/{org}/users"),
+                Some(creator),
+                Some(body),
+            )
+            .await;
+        assert_eq!(v["organisation_id"], org, "{v}");
+        let token = self.login(name, &password_of(name)).await;
+        (v["id"].as_i64().unwrap(), token)
+    }
+
+    /// A contract type with `template` (as `admin`): returns its id.
+    pub async fn contract_type(&self, admin: &str, template: &str) -> i64 {
+        self.ok(
+            201,
+            "POST",
+            "/v1/contract-types",
+            Some(admin),
+            Some(json!({"name": "借款合同 loan", "template_text": template})),
+        )
+        .await["id"]
+            .as_i64()
+            .unwrap()
+    }
+
+    /// A contract of type `tid` created by `creator` with `signers` (the
+    /// `signers` of `POST /v1/contracts`): its JSON.
+    pub async fn contract(
+        &self,
+        creator: &str,
+        tid: i64,
+        variables: Value,
+        signers: Value,
+    ) -> Value {
+        self.ok(
+            201,
+            "POST",
+            "/v1/contracts",
+            Some(creator),
+            Some(
+                json!({"contract_type_id": tid, "title": "借款合同", "variables": variables,
+                        "signers": signers}),
+            ),
+        )
+        .await
+    }
+
+    /// Put contract `k` on chain the way the linker records one (a sealed
+    /// submission, then the status moves through review to on chain),
+    /// without its signing flow (the contracts feature's tests walk that).
+    /// Returns the submission id.
+    pub async fn contract_on_chain(&self, k: &Value) -> i64 {
+        let db = self.db.client().await;
+        let id = k["id"].as_i64().unwrap();
+        let sub: i64 = db
+            .query_one(
+                "INSERT INTO workflow.submissions (kind, object_id, tenant, external_id, hash_alg, hash, metadata, state)
+                 VALUES ('contract', $1, $2, $3, 'sha256', $4, '{}', 'sealed') RETURNING id",
+                &[
+                    &id,
+                    &k["tenant"].as_str().unwrap(),
+                    &format!("wf-test-contract-{id}"),
+                    &k["contract_hash"].as_str().unwrap(),
+                ],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        for to in ["awaiting_review", "approved", "on_chain"] {
+            db.execute(
+                "UPDATE workflow.contracts SET status = $2, submission_id = $3 WHERE id = $1",
+                &[&id, &to, &sub],
+            )
+            .await
+            .unwrap();
+        }
+        sub
+    }
+
+    /// A preservation of `product` by `token` with `fields`, its file
+    /// `name` (`data`) uploaded, submitted: the upload's answer (`id`,
+    /// `number`, `file`).
+    pub async fn submitted_preservation(
+        &self,
+        token: &str,
+        product: i64,
+        fields: Value,
+        name: &str,
+        data: Vec<u8>,
+    ) -> Value {
+        let p = self
+            .ok(
+                201,
+                "POST",
+                "/v1/preservations",
+                Some(token),
+                Some(json!({"product_id": product, "fields": fields})),
+            )
+            .await;
+        let pp = format!("/v1/preservations/{}", p["id"]);
+        let (s, v) = self
+            .upload("PUT", &format!("{pp}/file"), token, name, data)
+            .await;
+        assert_eq!(s, 200, "{v}");
+        self.ok(200, "POST", &format!("{pp}/submit"), Some(token), None)
+            .await;
+        v
+    }
+
+    /// [`Env::submitted_preservation`], approved by `reviewer` and waited
+    /// for until on chain (the pipeline runs): the upload's answer.
+    pub async fn on_chain_preservation(
+        &self,
+        token: &str,
+        reviewer: &str,
+        product: i64,
+        fields: Value,
+        name: &str,
+        data: Vec<u8>,
+    ) -> Value {
+        let v = self
+            .submitted_preservation(token, product, fields, name, data)
+            .await;
+        let pp = format!("/v1/preservations/{}", v["id"]);
+        self.ok(200, "POST", &format!("{pp}/approve"), Some(reviewer), None)
+            .await;
+        self.wait_until("the preservation on chain", &pp, token, 90, |v| {
+            v["status"] == "on_chain"
+        })
+        .await;
+        v
+    }
 }
