@@ -5,7 +5,7 @@ import { useI18n } from '../i18n';
 import { useSession } from '../session';
 import { registerKey } from '../sign/flow';
 import { fingerprint, forgetKey, generateKey, heldKey, type HeldKey, importKeyFile } from '../sign/keys';
-import { fail, failText, Mono } from './common';
+import { fail, failText, Mono, NewPasswordFields } from './common';
 
 /** Change one's own password (PUT /v1/me/password): the current one, the new one twice. */
 export function PasswordForm({ onDone }: { onDone?: () => Promise<void> | void }) {
@@ -31,22 +31,7 @@ export function PasswordForm({ onDone }: { onDone?: () => Promise<void> | void }
       <Form.Item name="current_password" label={t('currentPassword')} rules={[{ required: true }]}>
         <Input.Password autoComplete="current-password" />
       </Form.Item>
-      <Form.Item name="new_password" label={t('newPassword')} rules={[{ required: true, min: 8, max: 256 }]} extra={t('passwordRule')}>
-        <Input.Password autoComplete="new-password" />
-      </Form.Item>
-      <Form.Item
-        name="confirm"
-        label={t('passwordConfirm')}
-        dependencies={['new_password']}
-        rules={[
-          { required: true },
-          ({ getFieldValue }) => ({
-            validator: (_, v) => (v === getFieldValue('new_password') ? Promise.resolve() : Promise.reject(new Error(t('passwordMismatch')))),
-          }),
-        ]}
-      >
-        <Input.Password autoComplete="new-password" />
-      </Form.Item>
+      <NewPasswordFields name="new_password" label={t('newPassword')} />
       {error && <Alert type="error" showIcon title={error} style={{ marginBottom: 16 }} />}
       <Button type="primary" htmlType="submit" loading={busy}>
         {t('changePassword')}

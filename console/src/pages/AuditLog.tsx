@@ -1,30 +1,27 @@
-import { useCallback, useEffect, useState } from 'react';
-import { Alert, Button, Card, Form, Input, Select, Space, Table } from 'antd';
-import { api, errorText, nextAfter, type Schemas } from '../api/client';
+import { useEffect, useState } from 'react';
+import { Alert, Card, Form, Input, Select, Table } from 'antd';
+import type { Dayjs } from 'dayjs';
+import { api, type Schemas } from '../api/client';
 import { localTime, useI18n } from '../i18n';
+import { clean, dateRange } from '../util';
+import { DatesAndSearch, usePaged } from './common';
+
+interface Filters {
+  user?: string;
+  action?: string;
+  result?: string;
+  from?: string;
+  to?: string;
+}
+const fetchAudit = (q: Filters, after: number | undefined) => api.GET('/v1/audit', { params: { query: clean({ ...q, after, limit: 50 }) } });
 
 type Row = Schemas['AuditRow'];
 
 /** The application (audit) log with filters and the chain's verification state. */
 export function AuditLog() {
   const { t, lang } = useI18n();
-  const [rows, setRows] = useState<Row[]>([]);
   const [chain, setChain] = useState<Schemas['ChainReport']>();
-  const [filters, setFilters] = useState<{ user?: string; action?: string; result?: string }>({});
-  const [after, setAfter] = useState<number>();
-  const [next, setNext] = useState<number>();
-  const [error, setError] = useState<string>();
-  const load = useCallback(async () => {
-    const q = Object.fromEntries(Object.entries({ ...filters, after, limit: 50 }).filter(([, v]) => v !== undefined && v !== ''));
-    const r = await api.GET('/v1/audit', { params: { query: q } });
-    if (r.data) {
-      setRows(r.data);
-      setNext(nextAfter(r.response));
-    } else setError(errorText(r.error));
-  }, [filters, after]);
-  useEffect(() => {
-    void load();
-  }, [load]);
+  const list = usePaged(fetchAudit, {});
   useEffect(() => {
     void api.GET('/v1/audit/verify').then((r) => r.data && setChain(r.data));
   }, []);
@@ -32,13 +29,13 @@ export function AuditLog() {
   return (
     <Card title={t('menu_audit')}>
       {chain && <Alert style={{ marginBottom: 16 }} type={ok ? 'success' : 'error'} showIcon title={`${t('auditChain')}: ${ok ? t('auditOk') : t('auditBroken')}`} description={<span className="anchord-mono">{JSON.stringify(chain)}</span>} />}
-      {error && <Alert type="error" title={error} />}
+      {list.alert}
       <Form
         layout="inline"
         style={{ marginBottom: 16 }}
-        onFinish={(v: { user?: string; action?: string; result?: string }) => {
-          setAfter(undefined);
-          setFilters(v);
+        onFinish={(v: Filters & { dates?: [Dayjs | null, Dayjs | null] | null }) => {
+          const { dates, ...rest } = v;
+          list.search({ ...rest, ...dateRange(dates) });
         }}
       >
         <Form.Item name="user" label={t('user')}>
@@ -50,15 +47,14 @@ export function AuditLog() {
         <Form.Item name="result" label={t('result')}>
           <Select allowClear style={{ width: 120 }} options={['ok', 'denied', 'failed'].map((v) => ({ value: v, label: v }))} />
         </Form.Item>
-        <Button type="primary" htmlType="submit">
-          {t('search')}
-        </Button>
+        <DatesAndSearch label={t('period')} />
       </Form>
       <Table<Row>
         rowKey="id"
         size="small"
         pagination={false}
-        dataSource={rows}
+        loading={list.loading}
+        dataSource={list.rows}
         columns={[
           { title: 'ID', dataIndex: 'id', width: 70 },
           { title: t('time'), dataIndex: 'at_us', render: (v: number) => localTime(lang, new Date(v / 1000).toISOString()) },
@@ -68,14 +64,7 @@ export function AuditLog() {
           { title: t('result'), dataIndex: 'result' },
         ]}
       />
-      <Space style={{ marginTop: 16 }}>
-        <Button disabled={after === undefined} onClick={() => setAfter(undefined)}>
-          {t('firstPage')}
-        </Button>
-        <Button disabled={next === undefined} onClick={() => setAfter(next)}>
-          {t('nextPage')}
-        </Button>
-      </Space>
+      {list.pager}
     </Card>
   );
 }

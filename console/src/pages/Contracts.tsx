@@ -1,40 +1,28 @@
-import { useCallback, useEffect, useState } from 'react';
-import { Alert, Button, Card, Form, Input, Modal, Select, Space, Table, Typography, message } from 'antd';
+import { useEffect, useState } from 'react';
+import { Alert, Button, Card, Form, Input, Modal, Select, Space, Table, Typography } from 'antd';
 import { Link, useNavigate } from 'react-router';
-import { api, errorText, must, nextAfter, type Schemas } from '../api/client';
+import { api, must, type Schemas } from '../api/client';
 import { localTime, statusLabel, useI18n } from '../i18n';
 import { useSession } from '../session';
 import { signerSpec, type SignerKind, type SignerRow } from '../util';
-import { FormModal, StatusTag } from './common';
+import { FormModal, StatusTag, usePaged } from './common';
 
 type C = Schemas['ContractSummaryJson'];
 type Status = 'signing' | 'awaiting_review' | 'approved' | 'on_chain' | 'refused' | 'rejected';
 const STATUSES: Status[] = ['signing', 'awaiting_review', 'approved', 'on_chain', 'refused', 'rejected'];
+
+const fetchContracts = (q: { status?: Status }, after: number | undefined) => api.GET('/v1/contracts', { params: { query: { ...q, limit: 20, ...(after ? { after } : {}) } } });
 
 /** Contracts: list with signer status; 发起邀约 (start a contract and invite its signers). */
 export function Contracts() {
   const { t, lang } = useI18n();
   const { me } = useSession();
   const nav = useNavigate();
-  const [rows, setRows] = useState<C[]>([]);
-  const [status, setStatus] = useState<Status>();
-  const [after, setAfter] = useState<number>();
-  const [next, setNext] = useState<number>();
+  const list = usePaged<C, { status?: Status }>(fetchContracts, {});
   const [types, setTypes] = useState<Schemas['ContractTypeSummaryJson'][]>([]);
   const [creating, setCreating] = useState(false);
   const [typeId, setTypeId] = useState<number>();
   const [links, setLinks] = useState<Schemas['ContractJson']>();
-  const load = useCallback(async () => {
-    const query = { ...(status ? { status } : {}), ...(after ? { after } : {}), limit: 20 };
-    const r = await api.GET('/v1/contracts', { params: { query } });
-    if (r.data) {
-      setRows(r.data);
-      setNext(nextAfter(r.response));
-    } else void message.error(errorText(r.error));
-  }, [status, after]);
-  useEffect(() => {
-    void load();
-  }, [load]);
   useEffect(() => {
     void api.GET('/v1/contract-types').then((r) => r.data && setTypes(r.data));
   }, []);
@@ -64,17 +52,16 @@ export function Contracts() {
           placeholder={t('status')}
           aria-label={t('status')}
           style={{ width: 180 }}
-          value={status}
-          onChange={(v) => {
-            setAfter(undefined);
-            setStatus(v);
-          }}
+          value={list.query.status}
+          onChange={(v?: Status) => list.search(v ? { status: v } : {})}
           options={STATUSES.map((s) => ({ value: s, label: statusLabel(lang, s) }))}
         />
       </Space>
+      {list.alert}
       <Table<C>
         rowKey="id"
-        dataSource={rows}
+        dataSource={list.rows}
+        loading={list.loading}
         pagination={false}
         columns={[
           { title: t('number'), dataIndex: 'number', render: (v: string, r) => <Link to={`/contracts/${r.id}`}>{v}</Link> },
@@ -84,14 +71,7 @@ export function Contracts() {
           { title: t('createdAt'), dataIndex: 'created_at', render: (v: string) => localTime(lang, v) },
         ]}
       />
-      <Space style={{ marginTop: 16 }}>
-        <Button disabled={after === undefined} onClick={() => setAfter(undefined)}>
-          {t('firstPage')}
-        </Button>
-        <Button disabled={next === undefined} onClick={() => setAfter(next)}>
-          {t('nextPage')}
-        </Button>
-      </Space>
+      {list.pager}
       <FormModal<{ title: string; signers: SignerRow[]; variables?: Record<string, string> }>
         open={creating}
         title={t('newContract')}

@@ -27,7 +27,7 @@ function Items({ kind }: { kind: string }) {
   const list = usePaged(fetchPage, {});
   return (
     <>
-      {list.error && <Alert type="error" showIcon title={list.error} style={{ marginBottom: 16 }} />}
+      {list.alert}
       <Table<Item>
         rowKey="id"
         loading={list.loading}

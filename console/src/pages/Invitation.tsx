@@ -5,7 +5,7 @@ import { api, errorText, must, type Schemas } from '../api/client';
 import { useI18n } from '../i18n';
 import { useSession } from '../session';
 import { invitationToken } from '../util';
-import { failText } from './common';
+import { failText, NewPasswordFields } from './common';
 
 type Preview = Schemas['InvitationPreviewJson'];
 
@@ -112,22 +112,7 @@ export function Invitation() {
                           <Form.Item name="username" label={t('username')} rules={[{ required: true, pattern: /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/, message: t('usernameRule') }]}>
                             <Input autoComplete="username" />
                           </Form.Item>
-                          <Form.Item name="password" label={t('password')} rules={[{ required: true, min: 8, max: 256 }]} extra={t('passwordRule')}>
-                            <Input.Password autoComplete="new-password" />
-                          </Form.Item>
-                          <Form.Item
-                            name="confirm"
-                            label={t('passwordConfirm')}
-                            dependencies={['password']}
-                            rules={[
-                              { required: true },
-                              ({ getFieldValue }) => ({
-                                validator: (_, v) => (v === getFieldValue('password') ? Promise.resolve() : Promise.reject(new Error(t('passwordMismatch')))),
-                              }),
-                            ]}
-                          >
-                            <Input.Password autoComplete="new-password" />
-                          </Form.Item>
+                          <NewPasswordFields name="password" label={t('password')} />
                           <Button type="primary" htmlType="submit" loading={busy}>
                             {t('invitationRegisterSubmit')}
                           </Button>

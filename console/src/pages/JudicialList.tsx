@@ -1,41 +1,30 @@
-import { useCallback, useEffect, useState } from 'react';
-import { Button, Card, Form, Input, InputNumber, Select, Space, Table, Tabs, message } from 'antd';
+import { useEffect, useState } from 'react';
+import { Button, Card, Form, Input, InputNumber, Select, Table, Tabs } from 'antd';
 import { Link, useNavigate, useSearchParams } from 'react-router';
-import { api, errorText, must, nextAfter, type Schemas } from '../api/client';
+import { api, must, type Schemas } from '../api/client';
 import { localTime, statusLabel, useI18n } from '../i18n';
 import { useSession } from '../session';
-import { FormModal, StatusTag } from './common';
+import { FormModal, StatusTag, usePaged } from './common';
 
 type R = Schemas['RequestJson'];
 type Status = 'pending' | 'in_review' | 'certified' | 'refused';
 const STATUSES: Status[] = ['pending', 'in_review', 'certified', 'refused'];
+
+const fetchRequests = (q: { status?: Status }, after: number | undefined) =>
+  api.GET('/v1/judicial-requests', { params: { query: { ...q, limit: 20, ...(after ? { after } : {}) } } });
 
 /** 司法出证: the institution's queue by status; the applicant's requests and the application form. */
 export function JudicialList() {
   const { t, lang } = useI18n();
   const { me } = useSession();
   const nav = useNavigate();
-  const [status, setStatus] = useState<Status | 'all'>(me?.role === 'institution' ? 'pending' : 'all');
-  const [rows, setRows] = useState<R[]>([]);
-  const [after, setAfter] = useState<number>();
-  const [next, setNext] = useState<number>();
+  const list = usePaged<R, { status?: Status }>(fetchRequests, me?.role === 'institution' ? { status: 'pending' } : {});
   // `?apply=preservation:17` (from the on-chain list of the search): the form opens
   // with that subject.
   const [params] = useSearchParams();
   const preset = /^(preservation|contract):(\d+)$/.exec(params.get('apply') ?? '');
   const [applying, setApplying] = useState(!!preset);
   const [institutions, setInstitutions] = useState<Schemas['Institution'][]>([]);
-  const load = useCallback(async () => {
-    const query = { ...(status === 'all' ? {} : { status }), ...(after ? { after } : {}), limit: 20 };
-    const r = await api.GET('/v1/judicial-requests', { params: { query } });
-    if (r.data) {
-      setRows(r.data);
-      setNext(nextAfter(r.response));
-    } else void message.error(errorText(r.error));
-  }, [status, after]);
-  useEffect(() => {
-    void load();
-  }, [load]);
   const canApply = me?.role === 'user' || me?.role === 'reviewer';
   useEffect(() => {
     if (canApply) void api.GET('/v1/institutions').then((r) => r.data && setInstitutions(r.data));
@@ -56,16 +45,15 @@ export function JudicialList() {
       }
     >
       <Tabs
-        activeKey={status}
-        onChange={(k) => {
-          setAfter(undefined);
-          setStatus(k as Status | 'all');
-        }}
+        activeKey={list.query.status ?? 'all'}
+        onChange={(k) => list.search(k === 'all' ? {} : { status: k as Status })}
         items={[{ key: 'all', label: t('all') }, ...STATUSES.map((s) => ({ key: s, label: statusLabel(lang, s) }))]}
       />
+      {list.alert}
       <Table<R>
         rowKey="id"
-        dataSource={rows}
+        dataSource={list.rows}
+        loading={list.loading}
         pagination={false}
         columns={[
           { title: t('number'), dataIndex: 'number', render: (v: string, r) => <Link to={`/judicial/${r.id}`}>{v}</Link> },
@@ -76,14 +64,7 @@ export function JudicialList() {
           { title: t('createdAt'), dataIndex: 'created_at', render: (v: string) => localTime(lang, v) },
         ]}
       />
-      <Space style={{ marginTop: 16 }}>
-        <Button disabled={after === undefined} onClick={() => setAfter(undefined)}>
-          {t('firstPage')}
-        </Button>
-        <Button disabled={next === undefined} onClick={() => setAfter(next)}>
-          {t('nextPage')}
-        </Button>
-      </Space>
+      {list.pager}
       <FormModal
         open={applying}
         title={t('applyJudicial')}

@@ -1,11 +1,11 @@
 import { useEffect, useState } from 'react';
-import { Alert, Button, Card, DatePicker, Form, Input, Select, Table } from 'antd';
+import { Card, Form, Input, Select, Table } from 'antd';
 import { Link, useNavigate } from 'react-router';
 import type { Dayjs } from 'dayjs';
 import { api, type Schemas } from '../api/client';
 import { localTime, statusLabel, useI18n } from '../i18n';
 import { clean, dateRange } from '../util';
-import { Mono, StatusTag, usePaged } from './common';
+import { DatesAndSearch, HashFilter, Mono, StatusTag, usePaged } from './common';
 
 type P = Schemas['PreservationJson'];
 type Status = 'saved' | 'submitted' | 'approved' | 'on_chain' | 'rejected';
@@ -59,9 +59,7 @@ export function PreservationList({ fixedStatus, title }: { fixedStatus?: Status;
         <Form.Item name="product_id" label={t('product')}>
           <Select allowClear style={{ width: 180 }} options={products.map((p) => ({ value: p.id, label: p.name }))} />
         </Form.Item>
-        <Form.Item name="hash" label={t('hash')} rules={[{ pattern: /^[0-9a-fA-F]{64}$/, message: t('hashRule') }]}>
-          <Input allowClear style={{ width: 220 }} />
-        </Form.Item>
+        <HashFilter />
         <Form.Item name="initiator" label={t('initiator')}>
           <Input allowClear style={{ width: 120 }} />
         </Form.Item>
@@ -71,14 +69,9 @@ export function PreservationList({ fixedStatus, title }: { fixedStatus?: Status;
         <Form.Item name="field_value" label={t('fieldValue')} dependencies={['field_key']} rules={[({ getFieldValue }) => ({ required: !!getFieldValue('field_key'), message: t('fieldPairRule') })]}>
           <Input allowClear style={{ width: 140 }} />
         </Form.Item>
-        <Form.Item name="dates" label={t('dateRange')}>
-          <DatePicker.RangePicker allowEmpty={[true, true]} />
-        </Form.Item>
-        <Button type="primary" htmlType="submit">
-          {t('search')}
-        </Button>
+        <DatesAndSearch />
       </Form>
-      {list.error && <Alert type="error" showIcon title={list.error} style={{ marginBottom: 16 }} />}
+      {list.alert}
       <Table<P>
         rowKey="id"
         loading={list.loading}

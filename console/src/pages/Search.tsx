@@ -1,12 +1,12 @@
 import { useEffect, useState } from 'react';
-import { Alert, Button, Card, DatePicker, Form, Input, Select, Table, Tabs } from 'antd';
+import { Card, Form, Input, Select, Table, Tabs } from 'antd';
 import { Link } from 'react-router';
 import type { Dayjs } from 'dayjs';
 import { api, type Schemas } from '../api/client';
 import { localTime, statusLabel, useI18n } from '../i18n';
 import { useSession } from '../session';
 import { clean, dateRange } from '../util';
-import { Mono, StatusTag, usePaged } from './common';
+import { DatesAndSearch, HashFilter, Mono, StatusTag, usePaged } from './common';
 import { PreservationList } from './PreservationList';
 
 type ContractHit = Schemas['ContractHit'];
@@ -61,20 +61,13 @@ function ContractSearch() {
         <Form.Item name="status" label={t('status')}>
           <Select allowClear style={{ width: 150 }} options={CONTRACT_STATUSES.map((s) => ({ value: s, label: statusLabel(lang, s) }))} />
         </Form.Item>
-        <Form.Item name="hash" label={t('hash')} rules={[{ pattern: /^[0-9a-fA-F]{64}$/, message: t('hashRule') }]}>
-          <Input allowClear style={{ width: 220 }} />
-        </Form.Item>
+        <HashFilter />
         <Form.Item name="initiator" label={t('initiator')}>
           <Input allowClear style={{ width: 120 }} />
         </Form.Item>
-        <Form.Item name="dates" label={t('dateRange')}>
-          <DatePicker.RangePicker allowEmpty={[true, true]} />
-        </Form.Item>
-        <Button type="primary" htmlType="submit">
-          {t('search')}
-        </Button>
+        <DatesAndSearch />
       </Form>
-      {list.error && <Alert type="error" showIcon title={list.error} style={{ marginBottom: 16 }} />}
+      {list.alert}
       <Table<ContractHit>
         rowKey="id"
         loading={list.loading}
@@ -123,17 +116,10 @@ function OnChainSearch() {
         <Form.Item name="number" label={t('number')}>
           <Input allowClear maxLength={32} />
         </Form.Item>
-        <Form.Item name="hash" label={t('hash')} rules={[{ pattern: /^[0-9a-fA-F]{64}$/, message: t('hashRule') }]}>
-          <Input allowClear style={{ width: 220 }} />
-        </Form.Item>
-        <Form.Item name="dates" label={t('dateRange')}>
-          <DatePicker.RangePicker allowEmpty={[true, true]} />
-        </Form.Item>
-        <Button type="primary" htmlType="submit">
-          {t('search')}
-        </Button>
+        <HashFilter />
+        <DatesAndSearch />
       </Form>
-      {list.error && <Alert type="error" showIcon title={list.error} style={{ marginBottom: 16 }} />}
+      {list.alert}
       <Table<OnChainHit>
         rowKey={(r) => `${r.kind}-${r.id}`}
         loading={list.loading}

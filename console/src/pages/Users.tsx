@@ -3,7 +3,7 @@ import { Button, Checkbox, Form, Input, InputNumber, Popconfirm, Select, Space, 
 import { api, must, type Schemas } from '../api/client';
 import { localTime, type Key, useI18n } from '../i18n';
 import { useSession } from '../session';
-import { fail, FormModal, ListCard, usePaged } from './common';
+import { ContactFields, fail, FormModal, ListCard, usePaged } from './common';
 
 type U = Schemas['UserJson'];
 type I = Schemas['Institution'];
@@ -269,12 +269,7 @@ export function UsersPage() {
         <Form.Item name="institution_id" label={t('institution')}>
           <Select allowClear options={insts.map((i) => ({ value: i.id, label: i.name }))} />
         </Form.Item>
-        <Form.Item name="display_name" label={t('displayName')} rules={[{ max: 100 }]}>
-          <Input />
-        </Form.Item>
-        <Form.Item name="email" label={t('email')} rules={[{ type: 'email', max: 254 }]}>
-          <Input type="email" />
-        </Form.Item>
+        <ContactFields />
       </FormModal>
       <FormModal<UserEdit>
         key={`edit-${editing?.id}`}
@@ -289,12 +284,7 @@ export function UsersPage() {
             <Select options={(['user', 'reviewer'] as const).map((r) => ({ value: r, label: t(`role_${r}`) }))} />
           </Form.Item>
         )}
-        <Form.Item name="display_name" label={t('displayName')} rules={[{ max: 100 }]}>
-          <Input />
-        </Form.Item>
-        <Form.Item name="email" label={t('email')} rules={[{ type: 'email', max: 254 }]}>
-          <Input type="email" />
-        </Form.Item>
+        <ContactFields />
       </FormModal>
       <FormModal<Reset>
         key={`reset-${resetting?.id}`}

@@ -68,7 +68,7 @@ export function Webhooks() {
   return (
     <>
       <ListCard title={t('menu_webhooks')} createText={t('newWebhook')} onCreate={() => setCreating(true)}>
-        {list.error && <Alert type="error" showIcon title={list.error} style={{ marginBottom: 16 }} />}
+        {list.alert}
         <Table<W>
           rowKey="id"
           size="small"

@@ -1,5 +1,5 @@
 import { type ReactNode, useCallback, useEffect, useState } from 'react';
-import { Button, Card, Form, Modal, Space, Tag, message } from 'antd';
+import { Alert, Button, Card, DatePicker, Form, Input, Modal, Space, Tag, message } from 'antd';
 import { errorText, nextAfter } from '../api/client';
 import { statusLabel, useI18n } from '../i18n';
 
@@ -173,5 +173,71 @@ export function usePaged<R, Q>(fetchPage: (q: Q, after: number | undefined) => P
       </Button>
     </Space>
   );
-  return { rows, loading, error, reload, search, query, pager };
+  const alert = error ? <Alert type="error" showIcon title={error} style={{ marginBottom: 16 }} /> : null;
+  return { rows, loading, error, alert, reload, search, query, pager };
+}
+
+/** The filters every search form has: the full hash (64 hex digits, any case) and a
+ * date range, then the search button. */
+export function HashFilter() {
+  const { t } = useI18n();
+  return (
+    <Form.Item name="hash" label={t('hash')} rules={[{ pattern: /^[0-9a-fA-F]{64}$/, message: t('hashRule') }]}>
+      <Input allowClear style={{ width: 220 }} />
+    </Form.Item>
+  );
+}
+
+export function DatesAndSearch({ label }: { label?: string }) {
+  const { t } = useI18n();
+  return (
+    <>
+      <Form.Item name="dates" label={label ?? t('dateRange')}>
+        <DatePicker.RangePicker allowEmpty={[true, true]} />
+      </Form.Item>
+      <Button type="primary" htmlType="submit">
+        {t('search')}
+      </Button>
+    </>
+  );
+}
+
+/** A user's name and e-mail address (new user, edit user). */
+export function ContactFields() {
+  const { t } = useI18n();
+  return (
+    <>
+      <Form.Item name="display_name" label={t('displayName')} rules={[{ max: 100 }]}>
+        <Input />
+      </Form.Item>
+      <Form.Item name="email" label={t('email')} rules={[{ type: 'email', max: 254 }]}>
+        <Input type="email" />
+      </Form.Item>
+    </>
+  );
+}
+
+/** A new password and its confirmation (registration, password change). */
+export function NewPasswordFields({ name, label }: { name: string; label: string }) {
+  const { t } = useI18n();
+  return (
+    <>
+      <Form.Item name={name} label={label} rules={[{ required: true, min: 8, max: 256 }]} extra={t('passwordRule')}>
+        <Input.Password autoComplete="new-password" />
+      </Form.Item>
+      <Form.Item
+        name="confirm"
+        label={t('passwordConfirm')}
+        dependencies={[name]}
+        rules={[
+          { required: true },
+          ({ getFieldValue }) => ({
+            validator: (_, v) => (v === getFieldValue(name) ? Promise.resolve() : Promise.reject(new Error(t('passwordMismatch')))),
+          }),
+        ]}
+      >
+        <Input.Password autoComplete="new-password" />
+      </Form.Item>
+    </>
+  );
 }
