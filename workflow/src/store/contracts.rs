@@ -853,6 +853,8 @@ pub async fn claim_invitation<C: GenericClient + Sync>(
                 SET claimed_until = now() + make_interval(secs => $2)
               WHERE token_hash = $1 AND redeemed_at IS NULL AND expires_at > now()
                 AND (claimed_until IS NULL OR claimed_until <= now())
+                AND EXISTS (SELECT 1 FROM workflow.contracts k
+                             WHERE k.id = contract_id AND k.status::text = 'signing')
               RETURNING contract_id, idx, email, phone",
             &[&token_hash, &lease_s],
         )
@@ -867,15 +869,20 @@ pub async fn claim_invitation<C: GenericClient + Sync>(
     }
     let why = c
         .query_opt(
-            "SELECT redeemed_at IS NOT NULL, expires_at <= now()
+            "SELECT redeemed_at IS NOT NULL, expires_at <= now(), contract_id
                FROM workflow.contract_invitations WHERE token_hash = $1",
             &[&token_hash],
         )
         .await?;
     match why {
-        Some(r) if !r.try_get::<_, bool>(0)? && !r.try_get::<_, bool>(1)? => Err(
-            StoreError::Changed("this invitation is being redeemed by another registration"),
-        ),
+        Some(r) if !r.try_get::<_, bool>(0)? && !r.try_get::<_, bool>(1)? => {
+            // Live: its contract is no longer being signed, or another
+            // registration holds it.
+            contract_signing(c, r.try_get(2)?).await?;
+            Err(StoreError::Changed(
+                "this invitation is being redeemed by another registration",
+            ))
+        }
         r => Err(invitation_error(r.as_ref())),
     }
 }
