@@ -40,6 +40,12 @@ export const FLOWS = [
   'contract-cross-org', // a three-party contract across two banks, signed by all, approved
   'demo-seed', // scripts/demo-console's seeding against this server, used through the UI
   'court-page', // /verify/: valid, tampered, untrusted bundles; the bundle fetched by typed hash
+  // H20's screens:
+  'apply-on-chain', // 申请上链 on a saved preservation
+  'invitation', // 发起邀约 with an outside party by e-mail; the public invitation page; signing with a browser-held key
+  'account', // user edit, reset with a forced change, e-mail preferences, the browser's key, sessions revoked
+  'admin-screens', // contract types, webhooks and their deliveries, an organisation renamed, the system log
+  'search', // the combined search (needs preservation-anchored's record on chain)
 ];
 
 const here = dirname(fileURLToPath(import.meta.url));
