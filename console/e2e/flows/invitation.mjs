@@ -16,6 +16,7 @@ export async function run(ctx) {
   const type = await call('POST', '/v1/contract-types', admin, { name: '保密协议（邀请）', template_text: '甲方与{{party}}约定对本合作内容保密。' });
   const title = `保密协议 ${Date.now()}`;
   const email = `wang.${Date.now()}@example.com`;
+  const invitee = `wang.${Date.now().toString(36)}`; // unique: other flows register invitees too
 
   // 1. alice starts it in the UI: herself, then an outside party by e-mail.
   let page = await newPage();
@@ -62,11 +63,11 @@ export async function run(ctx) {
   await screen(page, 'invitation-page');
   // By keyboard only: the labelled fields in order, Enter sends the form.
   await page.locator('#invite-register_username').focus();
-  await page.keyboard.type('wang.wu');
+  await page.keyboard.type(invitee);
   for (const id of ['invite-register_password', 'invite-register_confirm']) {
     for (let i = 0; i < 4 && (await page.evaluate(() => document.activeElement?.id)) !== id; i++) await page.keyboard.press('Tab');
     assert((await page.evaluate(() => document.activeElement?.id)) === id, `Tab reaches #${id}`);
-    await page.keyboard.type(pw('wang.wu'));
+    await page.keyboard.type(pw(invitee));
   }
   await page.keyboard.press('Enter');
   await page.waitForURL(new RegExp(`/contracts/${cid}$`));
@@ -100,11 +101,11 @@ export async function run(ctx) {
   const key = sent.find((s) => s.startsWith('PUT /v1/me/signing-key '));
   assert(key && JSON.parse(key.slice(key.indexOf('{'))).custody === 'client', `a client-held key was registered: ${sent.join('\n')}`);
   for (const s of sent) assert(!/private|pkcs8|"d"\s*:/i.test(s), `nothing like a private key was sent: ${s}`);
-  const c = await call('GET', `/v1/contracts/${cid}`, await login('wang.wu', pw('wang.wu')));
+  const c = await call('GET', `/v1/contracts/${cid}`, await login(invitee, pw(invitee)));
   const me = c.signers[1];
-  assert(me.username === 'wang.wu' && me.status === 'signed' && me.custody === 'client' && me.public_key === held.publicKey, `the invitee signed with the browser's key: ${JSON.stringify(me)}`);
+  assert(me.username === invitee && me.status === 'signed' && me.custody === 'client' && me.public_key === held.publicKey, `the invitee signed with the browser's key: ${JSON.stringify(me)}`);
   assert(verify(null, Buffer.from(me.statement, 'utf8'), ed25519(me.public_key), Buffer.from(me.signature, 'hex')), 'the signature verifies offline over the statement');
-  assert(me.statement.includes(`contract-id ${cid}\n`) && me.statement.includes('signer-index 1\n') && me.statement.includes('signer-username wang.wu\n'), me.statement);
+  assert(me.statement.includes(`contract-id ${cid}\n`) && me.statement.includes('signer-index 1\n') && me.statement.includes(`signer-username ${invitee}\n`), me.statement);
   const first = c.signers[0];
   assert(first.custody === 'client' && verify(null, Buffer.from(first.statement), ed25519(first.public_key), Buffer.from(first.signature, 'hex')), `alice signed in her browser too: ${JSON.stringify(first)}`);
   await uiLogout(page);
