@@ -381,12 +381,19 @@ pub fn render_lines(
     let mut remapper = subsetter::GlyphRemapper::new();
     let mut to_unicode: BTreeMap<u16, char> = BTreeMap::new();
     let mut encoded: Vec<Vec<u8>> = Vec::new();
+    // A character the font lacks (an emoji, a rare ideograph, a control or
+    // formatting character in a file name or field someone typed) is drawn
+    // as U+FFFD, or `?`: text from users must never make a document fail.
+    let fallback = ['\u{FFFD}', '?']
+        .into_iter()
+        .find_map(|f| face.glyph_index(f).map(|g| (f, g)));
     for (_, text) in lines {
         let mut bytes = Vec::with_capacity(text.len() * 2);
         for c in text.chars() {
-            let gid = face
-                .glyph_index(c)
-                .ok_or(CertificateError::MissingGlyph(c))?;
+            let (c, gid) = match face.glyph_index(c) {
+                Some(g) => (c, g),
+                None => fallback.ok_or(CertificateError::MissingGlyph(c))?,
+            };
             let cid = remapper.remap(gid.0);
             to_unicode.insert(cid, c);
             bytes.extend_from_slice(&cid.to_be_bytes());

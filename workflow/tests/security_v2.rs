@@ -1001,8 +1001,9 @@ async fn handover_documents_survive_hostile_names_and_disabled_institutions_take
         )
         .await;
     // A preservation whose file is named with an emoji (no glyph in the
-    // certificate font: drawn as .notdef, the document still renders) and
-    // a right-to-left override (dropped from the name).
+    // certificate font: the report was a 500 on this session's tree; now
+    // drawn as U+FFFD or `?`) and a right-to-left override (dropped from
+    // the name).
     let product = e.product(&admin).await;
     let p = e
         .ok(
