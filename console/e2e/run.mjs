@@ -164,10 +164,11 @@ async function stop(c) {
   });
 }
 
-let cleaned = false;
-const cleanup = async () => {
-  if (cleaned) return;
-  cleaned = true;
+// One cleanup, however many ask for it (a signal during a flow, then the flow's
+// own failure): every caller waits for the same one to finish before exiting.
+let cleaning;
+const cleanup = () => (cleaning ??= cleanupOnce());
+const cleanupOnce = async () => {
   try {
     await browser?.close();
   } catch {}
@@ -192,10 +193,11 @@ const cleanup = async () => {
   if (!failed) rmSync(dir, { recursive: true, force: true });
   else console.error(`e2e: kept ${dir} (anchord.log, relay.log, judicial-sim.log)`);
 };
+let interrupted = false;
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'])
   process.on(sig, async () => {
     console.error(`e2e: ${sig}: cleaning up`);
-    failed = true;
+    failed = interrupted = true;
     await cleanup();
     process.exit(130);
   });
@@ -437,6 +439,11 @@ link_poll_ms = 200
   });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
+    // Our signal handlers clean up (browser included) and exit: Playwright's own
+    // would close the browser and exit(130) at once, leaving the services running.
+    handleSIGINT: false,
+    handleSIGTERM: false,
+    handleSIGHUP: false,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
 
@@ -528,4 +535,4 @@ link_poll_ms = 200
 } finally {
   await cleanup();
 }
-process.exit(failed ? 1 : 0);
+process.exit(interrupted ? 130 : failed ? 1 : 0);
