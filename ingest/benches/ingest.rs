@@ -14,7 +14,10 @@
 //!    message consumed to the last row committed (metrics polled every ms);
 //!    then the ledger's bytes per entry (heap, TOAST and indexes of the
 //!    evidence partitions and the identity table) beside the average message
-//!    payload.
+//!    payload; where the writer's time went per batch (`ingest::profile`);
+//!    and CPU time per entry, of PostgreSQL's backends in the raw COPY and
+//!    in ingest and of this process during ingest (from `/proc`: on a shared
+//!    machine rates move with the other load, CPU per entry much less).
 //!
 //! Environment: BENCH_N (1000000), BENCH_PARTITIONS (16), BENCH_BATCH (10000).
 #![allow(clippy::unwrap_used)] // test and bench code: a failed unwrap is a failed run
@@ -102,7 +105,7 @@ async fn bench() {
 
     // 3. Raw COPY.
     let (copy_db, _) = TestDb::migrated().await;
-    let (copy_time, payload_bytes) =
+    let (copy_time, payload_bytes, copy_pg_cpu) =
         raw_copy(&copy_db, &run_id, &tenants, &topic, parts, n, batch).await;
     let copy_rate = n as f64 / copy_time.as_secs_f64();
     println!(
@@ -128,6 +131,8 @@ async fn bench() {
     let accepted0 = metrics::ACCEPTED.get();
     let profile0 = anchord_ingest::profile::snapshot();
     let token = tokio_util::sync::CancellationToken::new();
+    let pg_before = backend_cpu(&ingest_db).await;
+    let own_before = proc_cpu(std::process::id());
     let handle = tokio::spawn(anchord_ingest::run(
         config,
         HashSuite::Sha256,
@@ -158,6 +163,10 @@ async fn bench() {
         tokio::time::sleep(Duration::from_millis(1)).await;
     };
     let first = first.expect("something was consumed");
+    let ingest_pg_cpu = cpu_delta(&pg_before, &backend_cpu(&ingest_db).await);
+    let own_cpu = proc_cpu(std::process::id())
+        .zip(own_before)
+        .map(|(a, b)| a - b);
     token.cancel();
     handle.await.unwrap().expect("ingest stops cleanly");
     assert_eq!(ledger.next_seq().await.unwrap(), n as u64);
@@ -171,6 +180,15 @@ async fn bench() {
             / metrics::WRITE_SECONDS.get_sample_count().max(1) as f64,
     );
     print_profile(&profile0);
+    // CPU time per entry: unlike rates, barely moved by other processes on
+    // the machine (contention adds waiting, not work).
+    let us = |cpu: Option<f64>| cpu.map_or(f64::NAN, |c| c * 1e6 / n as f64);
+    let (pg_copy_us, pg_ingest_us, client_us) = (us(copy_pg_cpu), us(ingest_pg_cpu), us(own_cpu));
+    println!(
+        "CPU per entry: PostgreSQL {pg_copy_us:.1} µs in raw COPY, {pg_ingest_us:.1} µs in ingest ({:.2}x); \
+         the ingest process (consumer, decoding, writer) {client_us:.1} µs",
+        pg_ingest_us / pg_copy_us
+    );
     println!(
         "ratio ingest / raw COPY       {:.2}",
         ingest_rate / copy_rate
@@ -193,7 +211,8 @@ async fn bench() {
     println!(
         "RESULT n={n} partitions={parts} batch={batch} ingest_per_s={ingest_rate:.0} copy_per_s={copy_rate:.0} \
          consumer_per_s={consumer_rate:.0} ratio_copy={:.3} ratio_consumer={:.3} bytes_per_entry={per_entry:.1} \
-         payload_bytes={payload_bytes:.1}",
+         payload_bytes={payload_bytes:.1} pg_cpu_copy_us={pg_copy_us:.1} pg_cpu_ingest_us={pg_ingest_us:.1} \
+         client_cpu_us={client_us:.1}",
         ingest_rate / copy_rate,
         ingest_rate / consumer_rate,
     );
@@ -290,7 +309,7 @@ async fn raw_copy(
     parts: i32,
     n: usize,
     batch: usize,
-) -> (Duration, f64) {
+) -> (Duration, f64, Option<f64>) {
     // Untimed: the rows, exactly as ingest would write them.
     let rules = Rules {
         tenants: tenants.iter().cloned().collect(),
@@ -401,6 +420,7 @@ async fn raw_copy(
         })
         .collect();
     let mut client = db.client().await;
+    let pg_before = backend_cpu(db).await;
     let started = Instant::now();
     for (chunk, order) in rows.chunks(batch).zip(&by_identity) {
         let tx = client.transaction().await.unwrap();
@@ -434,7 +454,63 @@ async fn raw_copy(
         writer.finish().await.unwrap();
         tx.commit().await.unwrap();
     }
-    (started.elapsed(), payload_total as f64 / n as f64)
+    let elapsed = started.elapsed();
+    let pg_cpu = cpu_delta(&pg_before, &backend_cpu(db).await);
+    (elapsed, payload_total as f64 / n as f64, pg_cpu)
+}
+
+/// CPU time (user + system, seconds) of a local process, from
+/// `/proc/<pid>/stat`; None where that cannot be read.
+fn proc_cpu(pid: u32) -> Option<f64> {
+    static TICKS: std::sync::LazyLock<f64> = std::sync::LazyLock::new(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    });
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name's closing parenthesis start at field 3
+    // (state); utime and stime are fields 14 and 15.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / *TICKS)
+}
+
+/// CPU time of every server process connected to the database (PostgreSQL
+/// on this machine), by pid, except the asking connection's.
+async fn backend_cpu(db: &TestDb) -> Option<std::collections::HashMap<u32, f64>> {
+    let c = db.client().await;
+    let rows = c
+        .query(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+             AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .ok()?;
+    rows.iter()
+        .map(|r| {
+            let pid = r.get::<_, i32>(0) as u32;
+            proc_cpu(pid).map(|cpu| (pid, cpu))
+        })
+        .collect()
+}
+
+fn cpu_delta(
+    before: &Option<std::collections::HashMap<u32, f64>>,
+    after: &Option<std::collections::HashMap<u32, f64>>,
+) -> Option<f64> {
+    let (before, after) = (before.as_ref()?, after.as_ref()?);
+    Some(
+        after
+            .iter()
+            .map(|(pid, cpu)| cpu - before.get(pid).copied().unwrap_or(0.0))
+            .sum(),
+    )
 }
 
 /// On-disk size of the ledger's evidence (heap, TOAST and every index of
