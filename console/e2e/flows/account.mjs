@@ -5,7 +5,7 @@
 // account page; the administrator revokes their sessions and the user's open page
 // falls back to the login page.
 export async function run(ctx) {
-  const { base, adminPassword, pw, login, call, newPage, uiLogin, uiLogout, screen, assert } = ctx;
+  const { base, adminPassword, pw, login, call, newPage, uiLogin, uiLogout, screen, download, waitFor, assert } = ctx;
   const admin = await login('admin', adminPassword);
   const name = `dave${Date.now().toString(36)}`;
   const u = await call('POST', '/v1/users', admin, { username: name, password: pw(name), role: 'user', tenant: 'bank-a' });
@@ -72,6 +72,29 @@ export async function run(ctx) {
   await page.getByText('已登记').waitFor();
   await page.getByText(/^SHA256:[0-9a-f]{64}$/).waitFor();
   await screen(page, 'user-account');
+  // A key with a backup file: the file holds the seed and names the public key;
+  // removed from the browser, then imported from the file, it is the same key,
+  // registered again (proof of possession).
+  const keyCard = page.locator('.ant-card').filter({ hasText: '本浏览器的签名密钥' });
+  const pubOf = async () => (await keyCard.locator('.ant-descriptions-item-content .anchord-mono').first().textContent()).trim();
+  const first = await pubOf();
+  const backup = await download(page, keyCard.getByRole('button', { name: '生成新密钥并下载备份' }));
+  const text = backup.bytes.toString('utf8');
+  await waitFor('the new key shown', async () => (await pubOf()) !== first, 15000);
+  await keyCard.getByText('已登记').waitFor();
+  const second = await pubOf();
+  assert(second !== first && text.includes(`# public key ${second}\n`) && /^[0-9a-f]{64}$/m.test(text), `the backup file names the new key: ${backup.name}`);
+  await keyCard.getByRole('button', { name: '从本浏览器删除' }).click();
+  await keyCard.getByText('本浏览器中还没有签名密钥').waitFor();
+  await keyCard.locator('input[type=file]').setInputFiles(backup.path);
+  await keyCard.getByText(second).waitFor();
+  await keyCard.getByText('已登记').waitFor();
+  // A file that is no key is refused with a message, and the key stays.
+  const bad = backup.path.replace(/[^/]+$/, 'not-a-key.txt');
+  (await import('node:fs')).writeFileSync(bad, 'hello\n');
+  await keyCard.locator('input[type=file]').setInputFiles(bad);
+  await keyCard.getByText('不是有效的密钥文件').waitFor();
+  assert((await pubOf()) === second, 'the key stays after a bad file');
 
   // 4. The administrator revokes the user's sessions: their page falls back to login.
   await ap.goto(`${base}/admin/users`);

@@ -4,7 +4,7 @@ import { api, errorText, must, type Schemas } from '../api/client';
 import { useI18n } from '../i18n';
 import { useSession } from '../session';
 import { registerKey } from '../sign/flow';
-import { fingerprint, forgetKey, generateKey, heldKey, type HeldKey, importKeyFile } from '../sign/keys';
+import { fingerprint, forgetKey, generateKey, heldKey, type HeldKey, importKeyFile, KeyFileError } from '../sign/keys';
 import { fail, failText, Mono, NewPasswordFields } from './common';
 
 /** Change one's own password (PUT /v1/me/password): the current one, the new one twice. */
@@ -160,7 +160,7 @@ function BrowserKey() {
       await f();
       await load();
     } catch (e) {
-      setError(failText(e));
+      setError(e instanceof KeyFileError ? t('keyFileInvalid') : failText(e));
     }
   };
   const make = (backup: boolean) =>

@@ -79,12 +79,15 @@ export async function importSeed(seed: Uint8Array<ArrayBuffer>): Promise<{ publi
   return { publicKey: toHex(pub), privateKey };
 }
 
+/** A file that is not a key file. */
+export class KeyFileError extends Error {}
+
 /** Parse a key file: 64 hex digits (the seed) or the hex of its PKCS#8 form. */
 export function seedOfFile(text: string): Uint8Array<ArrayBuffer> {
   const h = text.replace(/^#.*$/gm, '').replace(/\s+/g, '').toLowerCase();
   if (/^[0-9a-f]{64}$/.test(h)) return fromHex(h);
   if (h.length === 96 && h.startsWith(PKCS8_PREFIX)) return fromHex(h.slice(PKCS8_PREFIX.length));
-  throw new Error('not an Ed25519 key file (64 hex digits of the seed, or its PKCS#8 form in hex)');
+  throw new KeyFileError('not an Ed25519 key file (64 hex digits of the seed, or its PKCS#8 form in hex)');
 }
 
 /** A new key for this user, kept in this browser. With `backup`, the seed is also
