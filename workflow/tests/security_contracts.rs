@@ -66,39 +66,6 @@ async fn register(e: &common::Env, token: &str, sk: &SigningKey) -> (u16, Value)
     (s.as_u16(), v)
 }
 
-async fn contract_type(e: &common::Env, admin: &str, template: &str) -> i64 {
-    e.ok(
-        201,
-        "POST",
-        "/v1/contract-types",
-        Some(admin),
-        Some(json!({"name": "loan", "template_text": template})),
-    )
-    .await["id"]
-        .as_i64()
-        .unwrap()
-}
-
-async fn contract(
-    e: &common::Env,
-    creator: &str,
-    tid: i64,
-    variables: Value,
-    signers: &[&str],
-) -> Value {
-    e.ok(
-        201,
-        "POST",
-        "/v1/contracts",
-        Some(creator),
-        Some(
-            json!({"contract_type_id": tid, "title": "借款合同", "variables": variables,
-                    "signers": signers}),
-        ),
-    )
-    .await
-}
-
 fn rand_key() -> SigningKey {
     SigningKey::from_bytes(&common::rand_bytes())
 }
@@ -112,7 +79,7 @@ async fn contract_template_expansion_is_single_pass_strict_and_bounded() {
     let a = json!({"tenant": "bank-a"});
     let alice = e.user(&admin, "alice", "user", a.clone()).await;
     e.user(&admin, "signer1", "user", a.clone()).await;
-    let tid = contract_type(&e, &admin, "借款人 {{a}} 金额 {{b}}。").await;
+    let tid = e.contract_type(&admin, "借款人 {{a}} 金额 {{b}}。").await;
 
     // The attack: values naming further placeholders, and variables the
     // template never names, that the old code substituted repeatedly.
@@ -149,21 +116,21 @@ async fn contract_template_expansion_is_single_pass_strict_and_bounded() {
 
     // Values are literal text: a value holding `{{b}}` stays `{{b}}`.
     let value = "{{b}}{{a}}{{ b }}".repeat(10);
-    let k = contract(
-        &e,
-        &alice,
-        tid,
-        json!({"a": value, "b": "100"}),
-        &["signer1"],
-    )
-    .await;
+    let k = e
+        .contract(
+            &alice,
+            tid,
+            json!({"a": value, "b": "100"}),
+            json!(["signer1"]),
+        )
+        .await;
     let body = k["body"].as_str().unwrap();
     assert_eq!(body, format!("借款人 {value} 金额 100。"));
     assert!(body.len() <= "借款人 {{a}} 金额 {{b}}。".len() + value.len() + 3);
 
     // The rendered body is bounded: a template repeating one placeholder
     // 200 times with a 2000-character value would be 400,000 bytes.
-    let big = contract_type(&e, &admin, &"{{x}}\n".repeat(200)).await;
+    let big = e.contract_type(&admin, &"{{x}}\n".repeat(200)).await;
     let (s, v) = e
         .call(
             "POST",
@@ -179,14 +146,14 @@ async fn contract_template_expansion_is_single_pass_strict_and_bounded() {
     let msg = v["error"]["fields"]["variables"].as_str().unwrap();
     assert!(msg.contains("262144"), "names the limit: {msg}");
     // Just under the limit is fine.
-    let k = contract(
-        &e,
-        &alice,
-        big,
-        json!({"x": "y".repeat(1300)}),
-        &["signer1"],
-    )
-    .await;
+    let k = e
+        .contract(
+            &alice,
+            big,
+            json!({"x": "y".repeat(1300)}),
+            json!(["signer1"]),
+        )
+        .await;
     assert_eq!(k["body"].as_str().unwrap().len(), 200 * 1301);
 
     // Lists carry no bodies (nor templates): the details do.
@@ -319,15 +286,15 @@ async fn copying_another_signers_signature_into_your_slot_fails() {
     let alice = e.user(&admin, "alice", "user", a.clone()).await;
     let s1 = e.user(&admin, "signer1", "user", a.clone()).await;
     let s2 = e.user(&admin, "signer2", "user", a.clone()).await;
-    let tid = contract_type(&e, &admin, "I, {{name}}, agree.").await;
-    let k = contract(
-        &e,
-        &alice,
-        tid,
-        json!({"name": "x"}),
-        &["signer1", "signer2"],
-    )
-    .await;
+    let tid = e.contract_type(&admin, "I, {{name}}, agree.").await;
+    let k = e
+        .contract(
+            &alice,
+            tid,
+            json!({"name": "x"}),
+            json!(["signer1", "signer2"]),
+        )
+        .await;
     let kp = format!("/v1/contracts/{}", k["id"]);
     let (k1, k2) = (rand_key(), rand_key());
     assert_eq!(register(&e, &s1, &k1).await.0, 200);
@@ -453,8 +420,10 @@ async fn registering_someone_elses_public_key_fails() {
     assert_eq!(s, 409, "{v}");
     assert_eq!(v["error"]["code"], "conflict");
     // ... nor one that has signed for another user and was replaced since.
-    let tid = contract_type(&e, &admin, "I, {{name}}, agree.").await;
-    let k = contract(&e, &alice, tid, json!({"name": "x"}), &["signer1"]).await;
+    let tid = e.contract_type(&admin, "I, {{name}}, agree.").await;
+    let k = e
+        .contract(&alice, tid, json!({"name": "x"}), json!(["signer1"]))
+        .await;
     e.ok(
         200,
         "POST",
@@ -663,8 +632,10 @@ async fn platform_held_keys_sign_the_same_statement() {
         )
         .await;
     let pk = v["public_key"].as_str().unwrap().to_owned();
-    let tid = contract_type(&e, &admin, "I, {{name}}, agree.").await;
-    let k = contract(&e, &alice, tid, json!({"name": "carol"}), &["carol"]).await;
+    let tid = e.contract_type(&admin, "I, {{name}}, agree.").await;
+    let k = e
+        .contract(&alice, tid, json!({"name": "carol"}), json!(["carol"]))
+        .await;
     // A platform-held key takes no client signature.
     let (s, _) = e
         .call(
@@ -823,18 +794,18 @@ async fn contract_transitions_are_guarded_in_sql() {
     let s1 = e.user(&admin, "signer1", "user", a.clone()).await;
     let s2 = e.user(&admin, "signer2", "user", a.clone()).await;
     let rita = e.user(&admin, "rita", "reviewer", a.clone()).await;
-    let tid = contract_type(&e, &admin, "I, {{name}}, agree.").await;
+    let tid = e.contract_type(&admin, "I, {{name}}, agree.").await;
     let (k1, k2) = (rand_key(), rand_key());
     assert_eq!(register(&e, &s1, &k1).await.0, 200);
     assert_eq!(register(&e, &s2, &k2).await.0, 200);
-    let k = contract(
-        &e,
-        &alice,
-        tid,
-        json!({"name": "x"}),
-        &["signer1", "signer2"],
-    )
-    .await;
+    let k = e
+        .contract(
+            &alice,
+            tid,
+            json!({"name": "x"}),
+            json!(["signer1", "signer2"]),
+        )
+        .await;
     let kp = format!("/v1/contracts/{}", k["id"]);
     let sig1 = json!({"signature": sign_hex(&k1, &statement(&k, 0, &pk_hex(&k1)))});
     let sig2 = json!({"signature": sign_hex(&k2, &statement(&k, 1, &pk_hex(&k2)))});
@@ -926,14 +897,14 @@ async fn contract_transitions_are_guarded_in_sql() {
         conflict(s, &v, "approved");
     }
     // A refused contract takes no signature.
-    let k = contract(
-        &e,
-        &alice,
-        tid,
-        json!({"name": "y"}),
-        &["signer1", "signer2"],
-    )
-    .await;
+    let k = e
+        .contract(
+            &alice,
+            tid,
+            json!({"name": "y"}),
+            json!(["signer1", "signer2"]),
+        )
+        .await;
     let kp = format!("/v1/contracts/{}", k["id"]);
     e.ok(
         200,
@@ -968,35 +939,17 @@ async fn contract_transitions_are_guarded_in_sql() {
 /// An on-chain preservation of bank-a (alice's), for judicial requests.
 async fn on_chain_preservation(e: &common::Env, admin: &str, alice: &str, rita: &str) -> i64 {
     let product = e.product(admin).await;
-    let p = e
-        .ok(
-            201,
-            "POST",
-            "/v1/preservations",
-            Some(alice),
-            Some(json!({"product_id": product, "fields": {"borrower": "张三", "amount": "100"}})),
-        )
-        .await;
-    let pp = format!("/v1/preservations/{}", p["id"]);
-    let (s, _) = e
-        .upload(
-            "PUT",
-            &format!("{pp}/file"),
-            alice,
-            "call.wav",
-            b"evidence".to_vec(),
-        )
-        .await;
-    assert_eq!(s, 200);
-    e.ok(200, "POST", &format!("{pp}/submit"), Some(alice), None)
-        .await;
-    e.ok(200, "POST", &format!("{pp}/approve"), Some(rita), None)
-        .await;
-    e.wait_until("the preservation on chain", &pp, alice, 90, |v| {
-        v["status"] == "on_chain"
-    })
-    .await;
-    p["id"].as_i64().unwrap()
+    e.on_chain_preservation(
+        alice,
+        rita,
+        product,
+        json!({"borrower": "张三", "amount": "100"}),
+        "call.wav",
+        b"evidence".to_vec(),
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1247,21 +1200,6 @@ async fn a_malformed_id_number_is_a_field_error_not_a_dropped_connection() {
 // --- issue 15: contracts across organisations, outside signers ------------
 
 /// The text of a PDF (poppler's pdftotext, a test peer).
-fn pdf_text(pdf: &[u8]) -> String {
-    assert!(pdf.starts_with(b"%PDF-"), "not a PDF");
-    let dir = anchord_testkit::process::temp_dir("wf_h8_pdf");
-    let file = dir.join("doc.pdf");
-    std::fs::write(&file, pdf).unwrap();
-    let out = std::process::Command::new(anchord_testkit::process::peer("pdftotext"))
-        .arg(&file)
-        .arg("-")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "pdftotext: {out:?}");
-    let _ = std::fs::remove_dir_all(dir);
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Sign contract `k` in slot `index` as `token` with `sk` (registered).
 async fn sign_slot(
     e: &common::Env,
@@ -1301,7 +1239,7 @@ async fn contracts_span_organisations_and_invited_outside_signers() {
     let rita = e.user(&admin, "rita", "reviewer", a.clone()).await;
     let bob = e.user(&admin, "bob", "user", b.clone()).await;
     let ben = e.user(&admin, "ben", "reviewer", b.clone()).await;
-    let tid = contract_type(&e, &admin, "甲方 {{a}} 乙方 {{b}}").await;
+    let tid = e.contract_type(&admin, "甲方 {{a}} 乙方 {{b}}").await;
     let vars = json!({"a": "bank-a", "b": "bob"});
     let new = |signers: Value| json!({"contract_type_id": tid, "title": "跨机构合同", "variables": vars.clone(), "signers": signers});
 
@@ -1696,7 +1634,7 @@ async fn contracts_span_organisations_and_invited_outside_signers() {
     let (s, ctype, pdf) = e.get_bytes(&format!("{kp}/certificate"), &carol).await;
     assert_eq!(s, 200, "{}", String::from_utf8_lossy(&pdf));
     assert_eq!(ctype, "application/pdf");
-    let text = pdf_text(&pdf);
+    let text = common::pdf_text(&pdf);
     assert!(text.contains("电子数据保全证书"), "{text}");
     assert!(text.contains("签署方"), "{text}");
     for s in signers {
@@ -1884,7 +1822,7 @@ async fn judicial_evidence_handover_comparison_report_and_denials() {
         let (s, ctype, pdf) = e.get_bytes(&format!("{rp}/comparison-report"), token).await;
         assert_eq!(s, 200, "{}", String::from_utf8_lossy(&pdf));
         assert_eq!(ctype, "application/pdf");
-        let text = pdf_text(&pdf);
+        let text = common::pdf_text(&pdf);
         assert!(text.contains("电子数据比对报告"), "{text}");
         assert!(text.contains("结果一致，数据未篡改"), "{text}");
         assert!(text.contains(&sha), "{text}");
@@ -1929,7 +1867,7 @@ async fn judicial_evidence_handover_comparison_report_and_denials() {
         .get_bytes(&format!("{rp2}/comparison-report"), &alice)
         .await;
     assert_eq!(s, 200);
-    let text = pdf_text(&pdf);
+    let text = common::pdf_text(&pdf);
     assert!(text.contains("结果不一致"), "{text}");
     assert!(text.contains(&sha) && text.contains(&tampered), "{text}");
 
