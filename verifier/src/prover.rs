@@ -88,6 +88,8 @@ pub struct Prover {
     headers: RwLock<BTreeMap<u64, BlockHeader>>,
     /// Per block: its tree's tiles above level 0 (immutable), as stored.
     block_tiles: RwLock<HashMap<u64, Arc<TileSet>>>,
+    /// Per block with tiles: its tree over its chunk roots (immutable).
+    upper_trees: RwLock<HashMap<u64, Arc<merkle::MerkleTree>>>,
     /// Per block sealed before tiles: its chunk roots, computed once from
     /// all its leaves (single flight).
     chunk_roots: RwLock<HashMap<u64, ChunkCell>>,
@@ -153,6 +155,7 @@ impl Prover {
             block_tails: RwLock::new(HashMap::new()),
             headers: RwLock::new(BTreeMap::new()),
             block_tiles: RwLock::new(HashMap::new()),
+            upper_trees: RwLock::new(HashMap::new()),
             chunk_roots: RwLock::new(HashMap::new()),
             anchor_views: RwLock::new(HashMap::new()),
             bundles: RwLock::new(HashMap::new()),
@@ -408,54 +411,37 @@ impl Prover {
         level0: Option<&[Digest32]>,
     ) -> Result<Vec<Digest32>, ProveError> {
         let n = h.leaf_count;
+        let level0 = level0.map(|l| (index / tiles::TILE_WIDTH, l));
         let stored = self.block_tiles_of(h.height).await?;
         if n > tiles::TILE_WIDTH && stored.is_empty() {
             return self.audit_path_from_chunks(h, index).await;
         }
+        if n > tiles::TILE_WIDTH {
+            // The path inside the entry's 256-leaf chunk (its level-0 tile),
+            // then the chunk's path in the block's tree over its chunk
+            // roots, from that tree kept per block (no hashing per proof
+            // above the chunk; see `core::tiles`' module comment for why
+            // the two paths concatenate).
+            let c = index / tiles::TILE_WIDTH;
+            let width = tiles::tile_width(n, 0, c).ok_or_else(|| {
+                ProveError::Corrupt(format!("block {}: no leaf {index}", h.height))
+            })?;
+            let chunk = self.level0_tile(h, c, width, level0).await?;
+            let upper = self.upper_tree(h, &stored).await?;
+            let mut path = merkle::inclusion_proof(self.suite, &chunk, index % tiles::TILE_WIDTH)
+                .and_then(|mut p| {
+                    p.extend(upper.inclusion_proof(c)?);
+                    Ok(p)
+                })
+                .map_err(|e| ProveError::Corrupt(format!("block {} audit path: {e}", h.height)))?;
+            path.shrink_to_fit();
+            return Ok(path);
+        }
         let mut set = TileSet::new();
         for t in tiles::inclusion_tiles(n, index).map_err(tile_err)? {
             if t.level == 0 {
-                // The entry's own level-0 tile, read with the entry.
-                if let Some(l) = level0
-                    && t.index == index / tiles::TILE_WIDTH
-                    && l.len() == usize::from(t.width)
-                {
-                    metrics::TILE_READS
-                        .with_label_values(&["block", "level0"])
-                        .inc();
-                    set.insert(0, t.index, l.to_vec());
-                    continue;
-                }
-                let tail = !t.is_full();
-                if tail
-                    && let Some(l) = self
-                        .block_tails
-                        .read()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .get(&h.height)
-                {
-                    metrics::TILE_READS
-                        .with_label_values(&["block", "cache"])
-                        .inc();
-                    set.insert(0, t.index, (**l).clone());
-                    continue;
-                }
-                let from = h.first_seq + t.index * tiles::TILE_WIDTH;
-                let leaves = self
-                    .ledger
-                    .leaf_hashes(from, from + u64::from(t.width))
-                    .await?;
-                metrics::TILE_READS
-                    .with_label_values(&["block", "level0"])
-                    .inc();
-                if tail {
-                    let mut w = self.block_tails.write().unwrap_or_else(|p| p.into_inner());
-                    if w.len() >= BLOCK_TILE_CACHE {
-                        w.clear();
-                    }
-                    w.insert(h.height, Arc::new(leaves.clone()));
-                }
-                set.insert(0, t.index, leaves);
+                let l = self.level0_tile(h, t.index, t.width, level0).await?;
+                set.insert(0, t.index, l);
             }
         }
         let reader = Layered {
@@ -464,6 +450,113 @@ impl Prover {
         };
         tiles::inclusion_proof_from(self.suite, &reader, n, index)
             .map_err(|e| ProveError::Corrupt(format!("block {} audit path: {e}", h.height)))
+    }
+
+    /// Level-0 tile `c` (`width` leaves) of block `h`: `level0` (a tile's
+    /// index and leaves, read with the entry) when it is this one, the block's partial last tile from its
+    /// cache, else a 256-row range of leaf hashes.
+    async fn level0_tile(
+        &self,
+        h: &BlockHeader,
+        c: u64,
+        width: u16,
+        level0: Option<(u64, &[Digest32])>,
+    ) -> Result<Vec<Digest32>, ProveError> {
+        let tail = u64::from(width) < tiles::TILE_WIDTH;
+        if let Some((own, l)) = level0
+            && own == c
+            && l.len() == usize::from(width)
+        {
+            metrics::TILE_READS
+                .with_label_values(&["block", "level0"])
+                .inc();
+            return Ok(l.to_vec());
+        }
+        if tail
+            && let Some(l) = self
+                .block_tails
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&h.height)
+        {
+            metrics::TILE_READS
+                .with_label_values(&["block", "cache"])
+                .inc();
+            return Ok((**l).clone());
+        }
+        let from = h.first_seq + c * tiles::TILE_WIDTH;
+        let leaves = self
+            .ledger
+            .leaf_hashes(from, from + u64::from(width))
+            .await?;
+        metrics::TILE_READS
+            .with_label_values(&["block", "level0"])
+            .inc();
+        if tail {
+            let mut w = self.block_tails.write().unwrap_or_else(|p| p.into_inner());
+            if w.len() >= BLOCK_TILE_CACHE {
+                w.clear();
+            }
+            w.insert(h.height, Arc::new(leaves.clone()));
+        }
+        Ok(leaves)
+    }
+
+    /// Block `h`'s tree over its 256-leaf chunk roots (the level-1 hashes of
+    /// its stored tiles, then the root of its partial last chunk), built
+    /// once per block and checked against the block's Merkle root.
+    async fn upper_tree(
+        &self,
+        h: &BlockHeader,
+        stored: &TileSet,
+    ) -> Result<Arc<merkle::MerkleTree>, ProveError> {
+        if let Some(t) = self
+            .upper_trees
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&h.height)
+        {
+            return Ok(t.clone());
+        }
+        let n = h.leaf_count;
+        let full = n / tiles::TILE_WIDTH;
+        let mut roots = Vec::with_capacity(full as usize + 1);
+        let mut k = 0;
+        while (roots.len() as u64) < full {
+            let t = stored.get(1, k).ok_or_else(|| {
+                ProveError::Corrupt(format!("block {}: level-1 tile {k} is missing", h.height))
+            })?;
+            let want = (full - roots.len() as u64).min(tiles::TILE_WIDTH) as usize;
+            if t.len() < want {
+                return Err(ProveError::Corrupt(format!(
+                    "block {}: level-1 tile {k} has {} hashes, not {want}",
+                    h.height,
+                    t.len()
+                )));
+            }
+            roots.extend_from_slice(&t[..want]);
+            k += 1;
+        }
+        let rest = (n % tiles::TILE_WIDTH) as u16;
+        if rest > 0 {
+            let tail = self.level0_tile(h, full, rest, None).await?;
+            roots.push(merkle::root(self.suite, &tail));
+        }
+        let tree = Arc::new(merkle::MerkleTree::new(self.suite, roots));
+        if tree.root() != h.merkle_root {
+            return Err(ProveError::Corrupt(format!(
+                "block {}: its tiles give root {} but the header says {}",
+                h.height,
+                hex::encode(tree.root()),
+                hex::encode(h.merkle_root)
+            )));
+        }
+        let mut w = self.upper_trees.write().unwrap_or_else(|p| p.into_inner());
+        if w.len() >= BLOCK_TILE_CACHE {
+            w.clear();
+        }
+        w.insert(h.height, tree.clone());
+        Ok(tree)
     }
 
     /// Block `height`'s stored tiles (levels 1 and up), cached.

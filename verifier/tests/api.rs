@@ -740,8 +740,9 @@ async fn the_tlog_tiles_api_serves_the_block_log_to_a_client_written_from_the_sp
 
     // Bundles from tiles: an entry deep in the 600-entry block and one in a
     // late block verify offline, and their paths are the in-memory ones.
+    // Chunk edges (255/256, 511/512) and the partial last chunk (512..600).
     let all = e.ledger.leaf_hashes(0, 600).await.unwrap();
-    for i in [0usize, 299, 513, 599, 898] {
+    for i in [0usize, 255, 256, 299, 511, 512, 513, 599, 898] {
         let b = get_bundle(&e, i).await;
         verify_bundle(&b, &trusted(), Some(&EvidenceAlg::Sha256.hash(&file(i)))).unwrap();
         if i < 600 {
