@@ -37,7 +37,7 @@ export const FLOWS = [
   'denials', // another bank's user cannot open the record by URL
   'notarization', // application → comparison → report → certificate issued → applicant downloads it
   'ruling-refused', // a ruling request refused with a reason, seen by the applicant
-  'contract-cross-org', // a three-party contract across two banks, signed by all, approved
+  'contract-cross-org', // a three-party contract: another bank's user and an invited outside party; signed by all, approved, on chain
   'demo-seed', // scripts/demo-console's seeding against this server, used through the UI
   'court-page', // /verify/: valid, tampered, untrusted bundles; the bundle fetched by typed hash
   // H20's screens:
