@@ -39,6 +39,8 @@ export async function run(ctx) {
   await links.waitFor();
   const link = (await links.locator('.anchord-invitation-link .anchord-mono').first().textContent()).trim();
   assert(new RegExp(`^${base}/invitation#token=[0-9a-f]{64}$`).test(link), `the invitation link is the console's, the token in the fragment: ${link}`);
+  // No mail relay in this run: the link was not sent, and the dialog says so.
+  await links.locator('[data-delivery="none"]').getByText('未发送，请自行转交').waitFor();
   await screen(page, 'user-invitation-links');
   await links.getByRole('button', { name: /确\s*定|OK/ }).click();
   await page.waitForURL(/\/contracts\/\d+$/);

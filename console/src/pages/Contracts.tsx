@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'react';
-import { Alert, Button, Card, Form, Input, Modal, Select, Space, Table, Typography } from 'antd';
+import { Alert, Button, Card, Form, Input, Modal, Select, Space, Table, Tag, Typography } from 'antd';
 import { Link, useNavigate } from 'react-router';
 import { api, must, type Schemas } from '../api/client';
 import { localTime, statusLabel, useI18n } from '../i18n';
@@ -156,9 +156,15 @@ export function Contracts() {
         <Alert type="warning" showIcon title={t('invitationLinksOnce')} style={{ marginBottom: 16 }} />
         {links?.invitation_links.map((l) => (
           <div key={l.index} className="anchord-invitation-link">
-            <strong>
-              {l.index + 1}. {l.email ?? l.phone}
-            </strong>
+            <Space wrap>
+              <strong>
+                {l.index + 1}. {l.email ?? l.phone}
+              </strong>
+              {/* How the link reaches the invitee: mailed, texted, or not at all (pass it on). */}
+              <Tag className={`anchord-status anchord-status-${l.delivery === 'none' ? 'warn' : 'ok'}`} data-delivery={l.delivery} title={l.delivery_note}>
+                {t(l.delivery === 'email' ? 'deliveryEmail' : l.delivery === 'sms' ? 'deliverySms' : 'deliveryNone')}
+              </Tag>
+            </Space>
             <Typography.Paragraph copyable={{ text: `${window.location.origin}${l.link}` }}>
               <span className="anchord-mono">{`${window.location.origin}${l.link}`}</span>
             </Typography.Paragraph>
