@@ -1904,7 +1904,7 @@ pub const INVITATION_CLAIM_S: f64 = 120.0;
 
 /// How long a public invitation request waits for one of the pool
 /// connections those routes may use before it is answered 429.
-const INVITATION_SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+const INVITATION_SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A slot of the public invitation routes' share of the pool
 /// (`Workflow::invitation_slots`, one connection fewer than the pool): held

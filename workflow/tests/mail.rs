@@ -353,9 +353,13 @@ async fn smtp_login_and_starttls_deliver_and_refuse_wrong_passwords_untrusted_re
     );
 }
 
-/// Implicit TLS (SMTPS, as on port 465) with a login: delivered over TLS.
+/// Implicit TLS (SMTPS, as on port 465) with a login whose password comes
+/// from an environment variable: delivered over TLS, logged in. (The
+/// variable is one cargo sets for every test process, `CARGO_PKG_NAME`:
+/// the workspace forbids the `unsafe` `set_var`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn smtp_implicit_tls_with_a_login_delivers() {
+async fn smtp_implicit_tls_with_a_login_from_the_environment_delivers() {
+    let password = std::env::var("CARGO_PKG_NAME").expect("cargo sets CARGO_PKG_NAME");
     let dir = common::temp_dir("wf_smtps");
     let port = free_port();
     let ca = Ca::new("Bank internal CA");
@@ -375,11 +379,10 @@ async fn smtp_implicit_tls_with_a_login_delivers() {
             "--user",
             RELAY_USER,
             "--password",
-            RELAY_PASSWORD,
+            &password,
         ],
     )
     .await;
-    let pw = password_file(&dir);
     let env = start(false, |c| {
         c.smtp.host = "127.0.0.1".into();
         c.smtp.port = port;
@@ -387,7 +390,7 @@ async fn smtp_implicit_tls_with_a_login_delivers() {
         c.smtp.tls = SmtpTls::Implicit;
         c.smtp.ca_file = Some(ca_file.clone());
         c.smtp.username = RELAY_USER.into();
-        c.smtp.password_file = Some(pw.clone());
+        c.smtp.password_env = "CARGO_PKG_NAME".into();
         c.smtp.link_base = "https://console.anchord.test".into();
         c.smtp.poll_ms = 100;
         c.smtp.backoff_initial_ms = 100;
@@ -402,6 +405,61 @@ async fn smtp_implicit_tls_with_a_login_delivers() {
     assert_eq!(m.len(), 1, "{m:?}");
     assert_eq!(m[0]["tls"], true);
     assert_eq!(m[0]["login"], RELAY_USER);
+}
+
+/// `tls = "opportunistic"` (no login): STARTTLS, with the certificate
+/// checked, when the relay offers it; plaintext when it does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_opportunistic_tls_upgrades_when_offered_and_sends_in_clear_otherwise() {
+    let dir = common::temp_dir("wf_smtp_opp");
+    let port = free_port();
+    let ca = Ca::new("Bank internal CA");
+    let ca_file = ca.write(&dir, "ca");
+    let (crt, key) = ca.server(&dir, "relay");
+    let env = start(false, |c| {
+        c.smtp.host = "127.0.0.1".into();
+        c.smtp.port = port;
+        c.smtp.from = "noreply@anchord.test".into();
+        c.smtp.tls = SmtpTls::Opportunistic;
+        c.smtp.ca_file = Some(ca_file.clone());
+        c.smtp.link_base = "https://console.anchord.test".into();
+        c.smtp.poll_ms = 100;
+        c.smtp.backoff_initial_ms = 100;
+        c.smtp.backoff_max_ms = 300;
+    })
+    .await;
+    let (_, alice, tid) = bank(&env).await;
+    let out = dir.join("tls.jsonl");
+    let relay = smtp_up(
+        port,
+        &out,
+        &[
+            "--mode",
+            "starttls",
+            "--cert",
+            crt.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    )
+    .await;
+    contract(&env, &alice, tid, json!([{"email": "one@outside.test"}])).await;
+    wait_outbox(&env, "the first mail sent", 60, |r| r[0].3 == "sent").await;
+    let m = mails(&relay.out);
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(m[0]["tls"], true, "STARTTLS when offered: {}", m[0]);
+    drop(relay);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let out = dir.join("plain.jsonl");
+    let relay = smtp_up(port, &out, &["--mode", "plain"]).await;
+    contract(&env, &alice, tid, json!([{"email": "two@outside.test"}])).await;
+    wait_outbox(&env, "the second mail sent", 60, |r| {
+        r.len() == 2 && r[1].3 == "sent"
+    })
+    .await;
+    let m = mails(&relay.out);
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(m[0]["tls"], false, "in clear when not offered: {}", m[0]);
 }
 
 /// A login is configured only over TLS, with a password source; a CA file
