@@ -560,9 +560,9 @@ pub(crate) fn role_fits(role: Role, kind: &str) -> bool {
 
 /// Narrow a new user to what `caller` may create: administrators anything
 /// [`create_user`] accepts; an organisation administrator only users of
-/// their own organisation (named or implied by `organisation_id`, never by
-/// the v1 `tenant` or `institution_id`) and never a platform administrator
-/// (403): at most their own role.
+/// their own organisation (implied, or named by `organisation_id` or the v1
+/// `tenant` / `institution_id`) and never a platform administrator (403
+/// otherwise): at most their own role.
 pub(crate) fn scope_new_user(caller: &Caller, u: &mut NewUser) -> Result<(), ApiError> {
     match caller.role {
         Role::Admin => Ok(()),
@@ -580,12 +580,20 @@ pub(crate) fn scope_new_user(caller: &Caller, u: &mut NewUser) -> Result<(), Api
                     "an organisation administrator creates users of their own organisation only",
                 ));
             }
-            if u.tenant.is_some() || u.institution_id.is_some() {
-                return Err(ApiError::field(
-                    "organisation_id",
-                    "an organisation administrator names no tenant or institution_id: users are created in their own organisation",
+            // The v1 forms name an organisation too: their own only.
+            if u.tenant
+                .as_ref()
+                .is_some_and(|t| caller.tenant.as_ref() != Some(t))
+                || u.institution_id
+                    .as_ref()
+                    .is_some_and(|i| caller.institution_id.as_ref() != Some(i))
+            {
+                return Err(ApiError::forbidden(
+                    "an organisation administrator creates users of their own organisation only",
                 ));
             }
+            u.tenant = None;
+            u.institution_id = None;
             u.organisation_id = Some(own);
             Ok(())
         }

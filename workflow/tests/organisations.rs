@@ -1125,12 +1125,18 @@ async fn organisation_admins_manage_their_own_organisation_only() {
         (
             "/v1/users".to_owned(),
             json!({"username": "x5", "password": common::password_of("x5"), "role": "user", "tenant": "bank-b"}),
-            422,
+            403,
         ),
         (
             "/v1/users".to_owned(),
             json!({"username": "x6", "password": common::password_of("x6"), "role": "institution", "institution_id": "court-1"}),
-            422,
+            403,
+        ),
+        // Her own tenant in the v1 form is her organisation.
+        (
+            "/v1/users".to_owned(),
+            json!({"username": "x9", "password": common::password_of("x9"), "role": "user", "tenant": "bank-a"}),
+            201,
         ),
         ("/v1/users".to_owned(), new("x7", "institution"), 422),
         ("/v1/users".to_owned(), new("x8", "signer"), 422),
@@ -1188,7 +1194,7 @@ async fn organisation_admins_manage_their_own_organisation_only() {
         .iter()
         .map(|u| u["username"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["dora", "rex", "ann", "olivia"], "{listed}");
+    assert_eq!(names, ["x9", "dora", "rex", "ann", "olivia"], "{listed}");
     assert!(
         listed
             .as_array()
@@ -1213,7 +1219,7 @@ async fn organisation_admins_manage_their_own_organisation_only() {
             None,
         )
         .await;
-    assert_eq!(own.as_array().unwrap().len(), 4, "{own}");
+    assert_eq!(own.as_array().unwrap().len(), 5, "{own}");
     // Nothing of the platform's or of the bank's records.
     for (method, path, body) in [
         (
