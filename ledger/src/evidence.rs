@@ -153,7 +153,8 @@ pub struct AppendHint {
     predicted: Option<LedgerState>,
     /// Identities accepted by the last prepared batches, which may not be
     /// committed yet (so a lookup in the ledger would not see them).
-    recent: Vec<HashMap<Digest32, StoredIdentity>>,
+    /// Shared, not copied: each hint keeps the last batches' maps.
+    recent: Vec<Arc<HashMap<Digest32, StoredIdentity>>>,
     /// Source topic ids (topics are never renamed or removed).
     topics: HashMap<String, i16>,
     /// Skip the lookup of the batch's identities among committed entries
@@ -275,7 +276,8 @@ impl PreparedAppend {
     /// The hint for the batch after this one: as if this one committed as
     /// planned.
     pub fn hint_after(&self, previous: &AppendHint) -> AppendHint {
-        let mut recent: HashMap<Digest32, StoredIdentity> = HashMap::new();
+        let mut recent: HashMap<Digest32, StoredIdentity> =
+            HashMap::with_capacity(self.planned.rows.len());
         for r in &self.planned.rows {
             recent.insert(
                 r.identity,
@@ -289,7 +291,7 @@ impl PreparedAppend {
         let mut predicted = plan::predict_after(&self.predicted, &self.batch, &self.planned.rows);
         // The next batch looks its identities up afresh.
         predicted.existing = HashMap::new();
-        let mut all = vec![recent];
+        let mut all = vec![Arc::new(recent)];
         all.extend(previous.recent.iter().take(RECENT_BATCHES - 1).cloned());
         AppendHint {
             predicted: Some(predicted),
