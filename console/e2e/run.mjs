@@ -1,3 +1,4 @@
+/* global document, location, axe -- page.evaluate callbacks run in the browser */
 // Browser tests of the web console: Debian's headless Chromium (playwright-core,
 // executablePath /usr/bin/chromium) against a REAL `anchord run` (ingest, batcher,
 // verifier and the workflow API serving console/dist and console/verify/dist) on
@@ -91,7 +92,6 @@ const run = `e2e${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toSt
 const dbName = `anchord_${run}`;
 const topics = [`anchord.${run}.evidence.v1`, `anchord.${run}.evidence.dlq.v1`];
 const dir = mkdtempSync(join(tmpdir(), 'anchord-console-e2e-'));
-const logFile = join(dir, 'anchord.log');
 const children = []; // [{ name, proc, exited }]
 let browser;
 let failed = false;
@@ -171,7 +171,9 @@ const cleanup = () => (cleaning ??= cleanupOnce());
 const cleanupOnce = async () => {
   try {
     await browser?.close();
-  } catch {}
+  } catch {
+    // best effort
+  }
   // The relay and the server first (they hold the database), the simulator last.
   for (const c of [...children].reverse()) await stop(c);
   if (createdDb) {
@@ -217,7 +219,9 @@ async function waitFor(what, f, ms = 60000) {
     try {
       const v = await f();
       if (v) return v;
-    } catch {}
+    } catch {
+      // best effort
+    }
     const dead = children.find((c) => c.exited);
     if (dead) throw new Error(`${dead.name} exited while waiting for ${what}:\n${readFileSync(join(dir, `${dead.name}.log`), 'utf8').slice(-3000)}`);
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
@@ -263,7 +267,6 @@ async function screen(page, name) {
   // axe-core, evaluated through the DevTools protocol (not an inline script: the CSP stays strict).
   await page.evaluate(axeSource);
   const result = await page.evaluate(async () => {
-    // eslint-disable-next-line no-undef
     const r = await axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
     return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')) }));
   });
@@ -295,7 +298,9 @@ async function newPage() {
       let body = '';
       try {
         body = (await r.text()).slice(0, 300);
-      } catch {}
+      } catch {
+        // best effort
+      }
       console.log(`  (answer ${r.status()} to ${r.request().method()} ${new URL(r.url()).pathname}: ${body})`);
     }
   });
@@ -529,7 +534,9 @@ link_poll_ms = 200
         await p.screenshot({ path: join(artifacts, `failure-${Date.now()}.png`), fullPage: true });
         console.error('inputs on the page:', await p.evaluate(() => [...document.querySelectorAll('input,textarea')].map((i) => `${i.id}(${i.type})`).join(' ')));
       }
-  } catch {}
+  } catch {
+    // best effort
+  }
   for (const name of ['anchord', 'relay'])
     if (existsSync(join(dir, `${name}.log`))) console.error(`--- ${name}.log (tail)\n${readFileSync(join(dir, `${name}.log`), 'utf8').slice(-2000)}`);
 } finally {

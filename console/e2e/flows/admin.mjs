@@ -1,3 +1,4 @@
+/* global document -- page.evaluate callbacks run in the browser */
 // The login page, the session cookie, and the administrator's screens: the
 // product's field-template editor (a field added, the preview shows it), users,
 // monitoring, the audit log.

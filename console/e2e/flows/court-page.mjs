@@ -1,3 +1,4 @@
+/* global document -- page.evaluate callbacks run in the browser */
 // The court's verification page (console/verify) as `anchord run` serves it at
 // /verify/, reached from the login page's link, under its own policy: the
 // deployment's exported trust file loaded; the anchored preservation's bundle
@@ -51,7 +52,7 @@ export async function run(ctx) {
   assert(r.verdict === 'INVALID' && r.check === 'evidence_mismatch', `tampered evidence: ${JSON.stringify(r)}`);
   await screen(page, 'court-page-tampered-evidence');
 
-  // Tampered bundle: the checkpoint's tree size changed (its signature no longer covers it).
+  // Tampered bundle: the entry moved to another leaf index (its audit path no longer fits).
   const b = JSON.parse(readFileSync(p.bundlePath, 'utf8'));
   const doctored = JSON.stringify(b).replace(/"leaf_index":(\d+)/, (_, n) => `"leaf_index":${Number(n) + 1}`);
   assert(doctored !== JSON.stringify(b), 'the bundle has a leaf_index to change');

@@ -1,3 +1,4 @@
+/* global document, window, MutationObserver -- page.evaluate callbacks run in the browser */
 // A preservation from upload to anchored, through the UI: the bank's user fills
 // the product's form and uploads the file; the reviewer approves it from the to-do
 // inbox; on the user's detail page, left open and never reloaded, the status
