@@ -1128,3 +1128,158 @@ async fn handover_documents_survive_hostile_names_and_disabled_institutions_take
     let (status, _, pdf) = e.get_bytes(&format!("{pp}/certificate"), &alice).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&pdf));
 }
+
+// ---------------------------------------------------------------------------
+// Across organisations
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_organisations_records_users_and_inbox_are_out_of_reach() {
+    let e = common::start(false, |_| {}).await;
+    let admin = e.admin().await;
+    let a = json!({"tenant": "bank-a"});
+    let b = json!({"tenant": "bank-b"});
+    let alice = e.user(&admin, "alice", "user", a.clone()).await;
+    e.user(&admin, "rita", "reviewer", a).await;
+    let bob = e.user(&admin, "bob", "user", b.clone()).await;
+    let ben = e.user(&admin, "ben", "reviewer", b).await;
+    let orgs = e
+        .ok(200, "GET", "/v1/organisations", Some(&admin), None)
+        .await;
+    let org_a = orgs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["tenant"] == "bank-a")
+        .unwrap()["id"]
+        .clone();
+    let users = e.ok(200, "GET", "/v1/users", Some(&admin), None).await;
+    let id_of = |name: &str| {
+        users
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["username"] == name)
+            .unwrap()["id"]
+            .clone()
+    };
+    let (alice_id, rita_id) = (id_of("alice"), id_of("rita"));
+    let pw = json!({"password": common::password_of("reset-by-bank-b")});
+    for (who, token) in [("bob", &bob), ("ben", &ben)] {
+        for (method, path, body) in [
+            ("GET", format!("/v1/organisations/{org_a}"), None),
+            ("GET", format!("/v1/organisations/{org_a}/users"), None),
+            (
+                "POST",
+                format!("/v1/organisations/{org_a}/users"),
+                Some(
+                    json!({"username": "mole", "password": common::password_of("mole"), "role": "user"}),
+                ),
+            ),
+            (
+                "PATCH",
+                format!("/v1/organisations/{org_a}"),
+                Some(json!({"name": "x"})),
+            ),
+            ("POST", format!("/v1/organisations/{org_a}/disable"), None),
+            (
+                "PATCH",
+                format!("/v1/users/{alice_id}"),
+                Some(json!({"display_name": "x"})),
+            ),
+            (
+                "PATCH",
+                format!("/v1/users/{rita_id}"),
+                Some(json!({"role": "user"})),
+            ),
+            ("POST", format!("/v1/users/{alice_id}/disable"), None),
+            ("POST", format!("/v1/users/{alice_id}/enable"), None),
+            (
+                "PUT",
+                format!("/v1/users/{alice_id}/password"),
+                Some(pw.clone()),
+            ),
+            ("DELETE", format!("/v1/users/{alice_id}/sessions"), None),
+        ] {
+            let (s, v) = e.call(method, &path, Some(token), body).await;
+            assert_eq!(s.as_u16(), 403, "{who} {method} {path}: {v}");
+        }
+    }
+    // Nothing changed: alice still logs in and works.
+    e.ok(200, "GET", "/v1/me", Some(&alice), None).await;
+    // Inboxes: only the kinds of the caller's role, bounded to its own.
+    let (s, _) = e
+        .call("GET", "/v1/inbox/judicial_requests", Some(&bob), None)
+        .await;
+    assert_eq!(s.as_u16(), 403);
+    let (s, _) = e
+        .call("GET", "/v1/inbox/..%2f..%2fusers", Some(&bob), None)
+        .await;
+    assert!(s.as_u16() == 404 || s.as_u16() == 400, "{s}");
+    // Another bank's contracts are not found by search.
+    let tid = e
+        .ok(
+            201,
+            "POST",
+            "/v1/contract-types",
+            Some(&admin),
+            Some(json!({"name": "loan", "template_text": "甲方 {{a}}"})),
+        )
+        .await["id"]
+        .clone();
+    let k = e
+        .ok(
+            201,
+            "POST",
+            "/v1/contracts",
+            Some(&alice),
+            Some(
+                json!({"contract_type_id": tid, "title": "合同", "variables": {"a": "x"},
+                        "signers": ["rita", {"email": "carol@example.com"}]}),
+            ),
+        )
+        .await;
+    let token = k["invitation_links"][0]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for t in [&bob, &ben] {
+        let v = e
+            .ok(200, "GET", "/v1/search/contracts?number=HT", Some(t), None)
+            .await;
+        assert_eq!(v.as_array().unwrap().len(), 0, "{v}");
+        let (s, _) = e
+            .call("GET", &format!("/v1/contracts/{}", k["id"]), Some(t), None)
+            .await;
+        assert_eq!(s.as_u16(), 403);
+    }
+    // The invitation token is stored nowhere but as its hash: not in the
+    // audit chain, a webhook delivery or a status transition. (With mail
+    // or SMS on, the invitee's own message in the outbox carries the link.)
+    e.ok(
+        201,
+        "POST",
+        "/v1/invitations/register",
+        None,
+        Some(
+            json!({"token": token, "username": "carol", "password": common::password_of("carol")}),
+        ),
+    )
+    .await;
+    let c = e.db.client().await;
+    for table in [
+        "workflow.audit_log",
+        "workflow.webhook_deliveries",
+        "workflow.status_transitions",
+        "workflow.contract_invitations",
+    ] {
+        let n: i64 = c
+            .query_one(
+                &format!("SELECT count(*) FROM {table} t WHERE t::text LIKE '%' || $1 || '%'"),
+                &[&token],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 0, "the token is stored in {table}");
+    }
+}
