@@ -1283,3 +1283,82 @@ async fn another_organisations_records_users_and_inbox_are_out_of_reach() {
         assert_eq!(n, 0, "the token is stored in {table}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Documents from hostile text
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_of_many_long_right_to_left_fields_renders_in_bounded_time() {
+    let e = common::start(true, |_| {}).await;
+    let admin = e.admin().await;
+    let a = json!({"tenant": "bank-a"});
+    let alice = e.user(&admin, "alice", "user", a.clone()).await;
+    let rita = e.user(&admin, "rita", "reviewer", a).await;
+    const FIELDS: usize = 60;
+    const CHARS: usize = 4000;
+    let fields: Vec<Value> = (0..FIELDS)
+        .map(|i| {
+            json!({"key": format!("f{i}"), "display_name": format!("字段 {i}"), "type": "text",
+                   "max_length": 4096, "required": true, "disclose_on_certificate": true})
+        })
+        .collect();
+    let product = e
+        .ok(
+            201,
+            "POST",
+            "/v1/products",
+            Some(&admin),
+            Some(json!({"name": "长字段 long fields", "channels": ["notarization"], "fields": fields})),
+        )
+        .await["id"]
+        .clone();
+    // Arabic (right to left), combining marks, CJK, an emoji, Latin.
+    let unit = "مرحبا\u{0301}\u{0301}张三😀W";
+    let value: String = unit.chars().cycle().take(CHARS).collect();
+    let values: serde_json::Map<String, Value> = (0..FIELDS)
+        .map(|i| (format!("f{i}"), Value::String(value.clone())))
+        .collect();
+    let (s, v) = e
+        .call(
+            "POST",
+            "/v1/preservations",
+            Some(&alice),
+            Some(json!({"product_id": product, "fields": values})),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 201, "{v}");
+    let pp = format!("/v1/preservations/{}", v["id"]);
+    let (s, _) = e
+        .upload(
+            "PUT",
+            &format!("{pp}/file"),
+            &alice,
+            "long.bin",
+            b"long".to_vec(),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 200);
+    e.ok(200, "POST", &format!("{pp}/submit"), Some(&alice), None)
+        .await;
+    e.ok(200, "POST", &format!("{pp}/approve"), Some(&rita), None)
+        .await;
+    e.wait_until("the preservation on chain", &pp, &alice, 90, |v| {
+        v["status"] == "on_chain"
+    })
+    .await;
+    let started = Instant::now();
+    let (status, ctype, pdf) = e.get_bytes(&format!("{pp}/certificate"), &alice).await;
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&pdf));
+    assert_eq!(ctype, "application/pdf");
+    eprintln!(
+        "certificate of {FIELDS} fields x {CHARS} characters: {} bytes in {took:?} (shared cores)",
+        pdf.len()
+    );
+    assert!(took < Duration::from_secs(60), "{took:?}");
+    assert!(pdf.len() < 64 << 20, "{} bytes", pdf.len());
+    let (s, _) = e
+        .call("GET", &format!("{pp}/certificate.json"), Some(&alice), None)
+        .await;
+    assert_eq!(s.as_u16(), 200);
+}
