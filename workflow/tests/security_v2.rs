@@ -1282,6 +1282,38 @@ async fn another_organisations_records_users_and_inbox_are_out_of_reach() {
             .get(0);
         assert_eq!(n, 0, "the token is stored in {table}");
     }
+    // A disabled organisation's users are no signers (they cannot log in:
+    // the contract could never be signed).
+    let new = json!({"contract_type_id": tid, "title": "跨机构", "variables": {"a": "x"},
+                     "signers": [{"username": "bob", "organisation": "bank-b"}]});
+    e.ok(
+        201,
+        "POST",
+        "/v1/contracts",
+        Some(&alice),
+        Some(new.clone()),
+    )
+    .await;
+    let org_b = orgs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["tenant"] == "bank-b")
+        .unwrap()["id"]
+        .clone();
+    e.ok(
+        200,
+        "POST",
+        &format!("/v1/organisations/{org_b}/disable"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    let (s, v) = e
+        .call("POST", "/v1/contracts", Some(&alice), Some(new))
+        .await;
+    assert_eq!(s.as_u16(), 422, "{v}");
+    assert!(v["error"]["fields"]["signers[0]"].is_string(), "{v}");
 }
 
 // ---------------------------------------------------------------------------

@@ -388,7 +388,9 @@ pub async fn template_of<C: GenericClient + Sync>(
 }
 
 /// The id of the user `username` who may sign for `organisation` (a user or
-/// reviewer of that bank or enterprise, not disabled).
+/// reviewer of that bank or enterprise, neither they nor their organisation
+/// disabled: a disabled organisation's users cannot log in, so a contract
+/// naming one could never be signed; security review H19).
 pub async fn organisation_signer<C: GenericClient + Sync>(
     c: &C,
     username: &str,
@@ -396,8 +398,10 @@ pub async fn organisation_signer<C: GenericClient + Sync>(
 ) -> Result<Option<i64>, StoreError> {
     Ok(c
         .query_opt(
-            "SELECT id FROM workflow.users
-              WHERE username = $1 AND tenant = $2 AND role IN ('user', 'reviewer') AND disabled_at IS NULL",
+            "SELECT u.id FROM workflow.users u
+               LEFT JOIN workflow.organisations o ON o.id = u.organisation_id
+              WHERE u.username = $1 AND u.tenant = $2 AND u.role IN ('user', 'reviewer')
+                AND u.disabled_at IS NULL AND o.disabled_at IS NULL",
             &[&username, &organisation],
         )
         .await?
