@@ -396,16 +396,15 @@ pub async fn organisation_signer<C: GenericClient + Sync>(
     username: &str,
     organisation: &str,
 ) -> Result<Option<i64>, StoreError> {
-    Ok(c
-        .query_opt(
-            "SELECT u.id FROM workflow.users u
+    Ok(c.query_opt(
+        "SELECT u.id FROM workflow.users u
                LEFT JOIN workflow.organisations o ON o.id = u.organisation_id
               WHERE u.username = $1 AND u.tenant = $2 AND u.role IN ('user', 'reviewer')
                 AND u.disabled_at IS NULL AND o.disabled_at IS NULL",
-            &[&username, &organisation],
-        )
-        .await?
-        .map(|r| r.get(0)))
+        &[&username, &organisation],
+    )
+    .await?
+    .map(|r| r.get(0)))
 }
 
 /// A new contract's stored parts.

@@ -194,7 +194,13 @@ pub async fn institution<C: GenericClient + Sync>(
         &[&id],
     )
     .await?
-    .map(|r| (r.get(0), r.get(1), r.get::<_, Option<bool>>(2).unwrap_or(false))))
+    .map(|r| {
+        (
+            r.get(0),
+            r.get(1),
+            r.get::<_, Option<bool>>(2).unwrap_or(false),
+        )
+    }))
 }
 
 /// A request's subject (a preservation or a contract) as this feature
