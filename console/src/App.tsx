@@ -65,6 +65,8 @@ export function homeOf(role: string): string {
       return '/judicial';
     case 'signer':
       return '/contracts';
+    case 'org_admin':
+      return '/org/users';
     default:
       return '/preservations';
   }
@@ -144,6 +146,7 @@ export function App() {
                           <Route path="/admin/products" element={<Products />} />
                           <Route path="/admin/contract-types" element={<ContractTypes />} />
                           <Route path="/admin/users" element={<UsersPage />} />
+                          <Route path="/org/users" element={<UsersPage />} />
                           <Route path="/admin/monitoring" element={<Monitoring />} />
                           <Route path="/admin/audit" element={<AuditLog />} />
                           <Route path="/admin/system-log" element={<SystemLog />} />

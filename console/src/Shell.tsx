@@ -33,6 +33,9 @@ export function menuOf(role: string): { path: string; key: Key }[] {
       ];
     case 'institution':
       return [{ path: '/judicial', key: 'menu_queue' }];
+    case 'org_admin':
+      // An organisation's administrator: its users, nothing else.
+      return [{ path: '/org/users', key: 'menu_org_users' }];
     case 'signer':
       // An invited outside party: the contracts they sign, nothing else.
       return [{ path: '/contracts', key: 'menu_contracts' }];

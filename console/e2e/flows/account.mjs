@@ -96,7 +96,31 @@ export async function run(ctx) {
   await keyCard.getByText('不是有效的密钥文件').waitFor();
   assert((await pubOf()) === second, 'the key stays after a bad file');
 
-  // 4. The administrator revokes the user's sessions: their page falls back to login.
+  // 4. An organisation's administrator (org_admin) manages its users only.
+  const bankA = (await call('GET', '/v1/organisations', admin)).find((o) => o.tenant === 'bank-a');
+  const oa = `oa${Date.now().toString(36)}`;
+  await call('POST', '/v1/users', admin, { username: oa, password: pw(oa), role: 'org_admin', organisation_id: bankA.id });
+  const op = await newPage();
+  await uiLogin(op, oa, pw(oa));
+  await op.waitForURL(/\/org\/users$/);
+  await op.getByText('本机构').first().waitFor();
+  await op.getByRole('cell', { name: 'alice', exact: true }).waitFor();
+  assert(!(await op.getByRole('cell', { name: 'bob', exact: true }).count()), 'another bank\'s users are not listed');
+  assert(!(await op.getByText('组织机构').count()), 'no organisations card for an org_admin');
+  const hired = `eve${Date.now().toString(36)}`;
+  await op.getByRole('button', { name: '新建用户' }).click();
+  const od = op.getByRole('dialog');
+  await od.locator('#username').fill(hired);
+  await od.locator('#password').fill(pw(hired));
+  await od.getByRole('button', { name: /保\s*存/ }).click();
+  await od.waitFor({ state: 'detached' });
+  await op.getByRole('cell', { name: hired, exact: true }).waitFor();
+  await screen(op, 'org-admin-users');
+  const made = (await call('GET', '/v1/users?limit=1000', admin)).find((x) => x.username === hired);
+  assert(made && made.tenant === 'bank-a' && made.role === 'user', `created in the org_admin's bank: ${JSON.stringify(made)}`);
+  await uiLogout(op);
+
+  // 5. The administrator revokes the user's sessions: their page falls back to login.
   await ap.goto(`${base}/admin/users`);
   await ap.getByRole('button', { name: `注销会话 ${name}` }).click();
   await ap.locator('.ant-popconfirm').getByRole('button', { name: /注销会话/ }).click();

@@ -153,7 +153,8 @@ function BrowserKey() {
   useEffect(() => {
     void load();
   }, [load]);
-  if (!me || me.role === 'admin' || me.role === 'institution') return null;
+  // Only bank users, reviewers and outside signers sign contracts.
+  if (!me || !['user', 'reviewer', 'signer'].includes(me.role)) return null;
   const act = async (f: () => Promise<unknown>) => {
     setError(undefined);
     try {

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState } from 'react';
-import { Button, Checkbox, Form, Input, InputNumber, Popconfirm, Select, Space, Table, Tag, message } from 'antd';
+import { Button, Card, Checkbox, Descriptions, Form, Input, InputNumber, Popconfirm, Select, Space, Table, Tag, message } from 'antd';
 import { api, must, type Schemas } from '../api/client';
 import { localTime, type Key, useI18n } from '../i18n';
 import { useSession } from '../session';
@@ -9,7 +9,21 @@ type U = Schemas['UserJson'];
 type I = Schemas['Institution'];
 type O = Schemas['OrganisationJson'];
 type OrgKind = 'bank' | 'enterprise' | 'notary' | 'court';
-type Role = 'admin' | 'reviewer' | 'user' | 'institution';
+// `org_admin` (H17, docs/workflow-api.md "Organisation administrators") is spelled
+// out so the console builds against an OpenAPI document with or without it.
+type Role = Schemas['Role'] | 'org_admin';
+type ApiRole = Schemas['Role'];
+/** A role as the generated client types it (the same once the document has org_admin). */
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion
+const apiRole = (r: Role) => r as ApiRole;
+
+/** The roles a user of an organisation may hold (docs/workflow-api.md "Roles"): a
+ * bank's or enterprise's, or a notary office's or court's. */
+export function rolesOf(u: { tenant?: string | null; institution_id?: string | null }): Role[] {
+  if (u.tenant) return ['user', 'reviewer', 'org_admin'];
+  if (u.institution_id) return ['institution', 'org_admin'];
+  return [];
+}
 const ORG_KINDS: OrgKind[] = ['bank', 'enterprise', 'notary', 'court'];
 
 interface NewUser {
@@ -37,10 +51,13 @@ const fetchUsers = (q: { organisation_id?: number }, after: number | undefined) 
 const orNull = (v: string | undefined) => (v?.trim() ? v.trim() : null);
 
 /** Organisations, users and institutions: create; users edited (role, e-mail, name),
- * disabled or enabled, their password reset, their sessions revoked. */
+ * disabled or enabled, their password reset, their sessions revoked. An
+ * organisation's administrator (org_admin) sees its users only. */
 export function UsersPage() {
   const { t, lang } = useI18n();
   const { me } = useSession();
+  const platform = me?.role === 'admin';
+  const [own, setOwn] = useState<O>();
   const users = usePaged(fetchUsers, {});
   const [insts, setInsts] = useState<I[]>([]);
   const [orgs, setOrgs] = useState<O[]>([]);
@@ -49,11 +66,19 @@ export function UsersPage() {
   const [resetting, setResetting] = useState<U>();
   const [renaming, setRenaming] = useState<O>();
   const [orgFilter, setOrgFilter] = useState<number>();
+  const orgId = me?.organisation_id;
   const load = useCallback(async () => {
+    if (!platform) {
+      if (orgId) {
+        const r = await api.GET('/v1/organisations/{id}', { params: { path: { id: orgId } } });
+        if (r.data) setOwn(r.data);
+      }
+      return;
+    }
     const [i, o] = await Promise.all([api.GET('/v1/institutions'), api.GET('/v1/organisations')]);
     if (o.data) setOrgs(o.data);
     if (i.data) setInsts(i.data);
-  }, []);
+  }, [platform, orgId]);
   useEffect(() => {
     void load();
   }, [load]);
@@ -70,7 +95,7 @@ export function UsersPage() {
     }
   };
   const createUser = async (v: NewUser) => {
-    await must(api.POST('/v1/users', { body: { ...v, email: orNull(v.email), display_name: orNull(v.display_name) } }));
+    await must(api.POST('/v1/users', { body: { ...v, role: apiRole(v.role), email: orNull(v.email), display_name: orNull(v.display_name) } }));
     await reloadAll();
   };
   const createInst = async (v: { id: string; name: string; kind: 'notary' | 'court'; fee_cents?: number }) => {
@@ -83,11 +108,11 @@ export function UsersPage() {
   };
   const editUser = async (v: UserEdit) => {
     if (!editing) return;
-    const bank = editing.role === 'user' || editing.role === 'reviewer';
+    const movable = rolesOf(editing).includes(editing.role);
     await must(
       api.PATCH('/v1/users/{id}', {
         params: { path: { id: editing.id } },
-        body: { email: orNull(v.email), display_name: orNull(v.display_name), ...(bank && v.role && v.role !== editing.role ? { role: v.role } : {}) },
+        body: { email: orNull(v.email), display_name: orNull(v.display_name), ...(movable && v.role && v.role !== editing.role ? { role: apiRole(v.role) } : {}) },
       }),
     );
     await users.reload();
@@ -100,6 +125,16 @@ export function UsersPage() {
   };
   return (
     <Space direction="vertical" style={{ width: '100%' }} size="large">
+      {!platform && own && (
+        <Card title={t('myOrganisation')}>
+          <Descriptions column={1} size="small">
+            <Descriptions.Item label={t('name')}>{own.name}</Descriptions.Item>
+            <Descriptions.Item label={t('kind')}>{t(`org_${own.kind}` as Key)}</Descriptions.Item>
+            <Descriptions.Item label={t('tenant')}>{own.tenant ?? own.institution_id ?? ''}</Descriptions.Item>
+          </Descriptions>
+        </Card>
+      )}
+      {platform && (
       <ListCard title={t('organisations')} createText={t('newOrganisation')} onCreate={() => setDialog('org')}>
         <Table<O>
           rowKey="id"
@@ -148,6 +183,7 @@ export function UsersPage() {
           ]}
         />
       </ListCard>
+      )}
       <ListCard
         title={
           <Space>
@@ -239,6 +275,7 @@ export function UsersPage() {
         />
         {users.pager}
       </ListCard>
+      {platform && (
       <ListCard title={t('institutions')} createText={t('newInstitution')} onCreate={() => setDialog('inst')}>
         <Table<I>
           rowKey="id"
@@ -253,7 +290,8 @@ export function UsersPage() {
           ]}
         />
       </ListCard>
-      <FormModal<NewUser> open={dialog === 'user'} title={t('newUser')} onClose={() => setDialog(undefined)} onSubmit={createUser} initialValues={{ role: 'user' }}>
+      )}
+      <FormModal<NewUser> open={dialog === 'user'} title={t('newUser')} onClose={() => setDialog(undefined)} onSubmit={createUser} initialValues={{ role: own?.institution_id ? 'institution' : 'user' }}>
         <Form.Item name="username" label={t('username')} rules={[{ required: true, max: 64 }]}>
           <Input autoComplete="off" />
         </Form.Item>
@@ -261,14 +299,18 @@ export function UsersPage() {
           <Input.Password autoComplete="new-password" />
         </Form.Item>
         <Form.Item name="role" label={t('role')} rules={[{ required: true }]}>
-          <Select options={(['admin', 'reviewer', 'user', 'institution'] as const).map((r) => ({ value: r, label: t(`role_${r}`) }))} />
+          <Select options={(platform ? (['admin', 'reviewer', 'user', 'institution'] as const) : own ? rolesOf(own) : []).map((r) => ({ value: r, label: t(`role_${r}`) }))} />
         </Form.Item>
-        <Form.Item name="tenant" label={t('tenant')}>
-          <Input placeholder="bank-a" />
-        </Form.Item>
-        <Form.Item name="institution_id" label={t('institution')}>
-          <Select allowClear options={insts.map((i) => ({ value: i.id, label: i.name }))} />
-        </Form.Item>
+        {platform && (
+          <>
+            <Form.Item name="tenant" label={t('tenant')}>
+              <Input placeholder="bank-a" />
+            </Form.Item>
+            <Form.Item name="institution_id" label={t('institution')}>
+              <Select allowClear options={insts.map((i) => ({ value: i.id, label: i.name }))} />
+            </Form.Item>
+          </>
+        )}
         <ContactFields />
       </FormModal>
       <FormModal<UserEdit>
@@ -279,9 +321,9 @@ export function UsersPage() {
         onSubmit={editUser}
         initialValues={{ role: editing?.role as Role, email: editing?.email ?? '', display_name: editing?.display_name ?? '' }}
       >
-        {(editing?.role === 'user' || editing?.role === 'reviewer') && (
+        {editing && rolesOf(editing).includes(editing.role) && (
           <Form.Item name="role" label={t('role')} extra={t('roleChangeHint')}>
-            <Select options={(['user', 'reviewer'] as const).map((r) => ({ value: r, label: t(`role_${r}`) }))} />
+            <Select options={rolesOf(editing).map((r) => ({ value: r, label: t(`role_${r}`) }))} />
           </Form.Item>
         )}
         <ContactFields />
