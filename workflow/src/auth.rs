@@ -553,7 +553,7 @@ pub(crate) fn role_fits(role: Role, kind: &str) -> bool {
     match role {
         Role::Reviewer | Role::User => kind == "bank" || kind == "enterprise",
         Role::Institution => kind == "notary" || kind == "court",
-        Role::OrgAdmin => crate::orgs::KINDS.contains(&kind),
+        Role::OrgAdmin => orgs::KINDS.contains(&kind),
         Role::Admin | Role::Signer => false,
     }
 }

@@ -17,8 +17,7 @@ use crate::paging::{Page, Paged};
 use crate::store::{orgs, users};
 use crate::{Workflow, ts, ts_opt};
 
-/// The kinds of organisation.
-pub const KINDS: &[&str] = &["bank", "enterprise", "notary", "court"];
+pub use crate::store::orgs::KINDS;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrganisationJson {

@@ -7,6 +7,9 @@ use tokio_postgres::Transaction;
 
 use super::StoreError;
 
+/// The kinds of organisation (the `organisations.kind` check).
+pub const KINDS: &[&str] = &["bank", "enterprise", "notary", "court"];
+
 /// An organisation as stored.
 #[derive(Debug, Clone)]
 pub struct Organisation {
