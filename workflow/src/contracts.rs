@@ -1329,7 +1329,8 @@ pub struct ListQuery {
     /// `signing`, `awaiting_review`, `approved`, `on_chain`, `refused`, `rejected`.
     #[param(pattern = "^(signing|awaiting_review|approved|on_chain|refused|rejected)$")]
     pub status: Option<String>,
-    /// Exact number.
+    /// Exact number (1-64 characters, no control characters).
+    #[param(min_length = 1, max_length = 64, pattern = "^[^\\x00-\\x1f\\x7f]+$")]
     pub number: Option<String>,
     /// The contract hash, hex.
     #[param(pattern = "^[0-9a-fA-F]{64}$")]
@@ -1365,6 +1366,14 @@ pub async fn list(
     };
     crate::error::one_of("status", &q.status, &status::strs(ContractStatus::ALL))?;
     crate::error::hex64("hash", &q.hash)?;
+    if let Some(n) = &q.number
+        && (n.is_empty() || n.chars().count() > 64 || n.chars().any(char::is_control))
+    {
+        return Err(ApiError::field(
+            "number",
+            "1-64 characters, no control characters (a contract number)",
+        ));
+    }
     let page = crate::paging::Page {
         limit: q.limit,
         after: q.after,

@@ -1394,3 +1394,37 @@ async fn a_certificate_of_many_long_right_to_left_fields_renders_in_bounded_time
         .await;
     assert_eq!(s.as_u16(), 200);
 }
+
+/// The contract list's exact `number` filter reached PostgreSQL unchecked:
+/// a NUL (`?number=%00`, found by schemathesis) was a 500. Control
+/// characters and over-long values are now a 422 naming the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_contract_number_filter_refuses_control_characters() {
+    let e = common::start(false, |_| {}).await;
+    let admin = e.admin().await;
+    let alice = e
+        .user(&admin, "alice", "user", json!({"tenant": "bank-a"}))
+        .await;
+    let long = "A".repeat(65);
+    for bad in ["%00", "a%0Ab", "%7F", "", long.as_str()] {
+        let (s, v) = e
+            .call(
+                "GET",
+                &format!("/v1/contracts?number={bad}"),
+                Some(&alice),
+                None,
+            )
+            .await;
+        assert_eq!(s.as_u16(), 422, "number={bad}: {v}");
+        assert!(v["error"]["fields"]["number"].is_string(), "{v}");
+    }
+    let (s, v) = e
+        .call(
+            "GET",
+            "/v1/contracts?number=HT0000000001",
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(s.as_u16(), 200, "{v}");
+}
