@@ -1619,6 +1619,9 @@ fn unparseable_input_is_named_as_not_a_bundle() {
     let o = run_verify(&p, &[]);
     assert_eq!(code(&o), 1, "{}", describe(&o));
     let out = stdout(&o);
-    assert!(out.starts_with("INVALID (format): not a proof bundle:"), "{out}");
+    assert!(
+        out.starts_with("INVALID (format): not a proof bundle:"),
+        "{out}"
+    );
     assert!(!out.contains("unsupported bundle format"), "{out}");
 }
