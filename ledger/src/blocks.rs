@@ -578,6 +578,78 @@ impl LeaderSession {
     }
 }
 
+/// Block headers read for the block log (its tiles' entries).
+impl Ledger {
+    /// Block headers' canonical encodings for heights `from..to` (the block
+    /// log's entries), in order.
+    pub async fn block_headers_between(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<anchord_core::checkpoint::BlockHeader>, LedgerError> {
+        let c = self.pool().get().await?;
+        let q = format!(
+            "{} WHERE height >= $1 AND height < $2 ORDER BY height",
+            SELECT_BLOCK
+        );
+        let rows = c.query(&q, &[&(from as i64), &(to as i64)]).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (i, r) in rows.iter().enumerate() {
+            let b = stored_block(r)?;
+            if b.header.height != from + i as u64 {
+                return Err(LedgerError::Corrupt(format!(
+                    "block log gap at height {}",
+                    from + i as u64
+                )));
+            }
+            out.push(b.header);
+        }
+        Ok(out)
+    }
+}
+
+/// The block log's tiles, on the sealer lock's connection.
+impl LeaderSession {
+    /// Block-log tiles `ts`, on the lock's connection.
+    pub async fn log_tiles(
+        &self,
+        ts: &[anchord_core::tiles::Tile],
+    ) -> Result<anchord_core::tiles::TileSet, LedgerError> {
+        crate::tiles::read_log_tiles(self.client(), ts).await
+    }
+
+    /// The tree size the stored block-log tiles cover.
+    pub async fn log_tiles_size(&self) -> Result<u64, LedgerError> {
+        crate::tiles::log_tiles_size_on(self.client()).await
+    }
+
+    /// Block hashes of heights `from..to`.
+    pub async fn block_hashes_between(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<Digest32>, LedgerError> {
+        crate::tiles::block_hashes_between_on(self.client(), from, to).await
+    }
+
+    /// Write block-log tiles computed for blocks sealed before tiles
+    /// existed (the batcher's catch-up), in one transaction.
+    pub async fn write_log_tiles(
+        &mut self,
+        ts: &[crate::tiles::TileData],
+    ) -> Result<(), LedgerError> {
+        if !self.is_held() {
+            return Err(LedgerError::Config(
+                "writing tiles without holding the sealer lock".into(),
+            ));
+        }
+        let tx = self.client_mut().transaction().await?;
+        crate::tiles::write_log_tiles(&*tx, ts).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 //! invariants it enforces are listed at the top of `0001_init.sql`.
 
 mod anchors;
+mod batch;
 mod blocks;
 mod config;
 mod evidence;
@@ -22,15 +23,15 @@ pub use anchors::{
     AnchorHealth, AnchorJobState, AnchorReceipt, AnchorTimelineRow, ChainIdentity, ClaimedJob,
     Confirmed, CoverageRow, LossOutcome, NewReceipt,
 };
+pub use batch::{AppendBatch, ItemOutcome, NewEntry, Position, Rejection, Source};
 pub use blocks::{
     BATCHER_LOCK_KEY, LeaderSession, NewSeal, SignatureRole, SignatureRow, StoredBlock,
     StoredCheckpoint, Tip,
 };
 pub use config::DatabaseConfig;
 pub use evidence::{
-    AppendBatch, AppendHint, AppendOutcome, CommitTimings, Committed, DeadLetter, ItemOutcome,
-    NewEntry, Position, PredictionMiss, PrepareTimings, PreparedAppend, Rejection, Source,
-    StoredEntry,
+    AppendHint, AppendOutcome, CommitTimings, Committed, DeadLetter, PredictionMiss,
+    PrepareTimings, PreparedAppend, StoredEntry,
 };
 pub use migrate::{MIGRATIONS, Migration, SchemaState};
 pub use proofs::{ProofRow, ReceiptRow};

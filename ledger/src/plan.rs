@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use anchord_core::entry::identity_key;
 use anchord_core::{Digest32, Entry};
 
-use crate::evidence::{AppendBatch, ItemOutcome, Source};
+use crate::batch::{AppendBatch, ItemOutcome, Source};
 
 /// An entry already in the ledger, as far as classifying matters.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -269,7 +269,7 @@ pub fn predict_after(state: &LedgerState, batch: &AppendBatch, rows: &[NewRow]) 
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::evidence::{NewEntry, Position, Rejection};
+    use crate::batch::{NewEntry, Position, Rejection};
     use anchord_core::{EvidenceAlg, HashSuite};
     use bytes::Bytes;
     use proptest::prelude::*;

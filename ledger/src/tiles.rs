@@ -8,7 +8,6 @@ use anchord_core::Digest32;
 use anchord_core::tiles::{self, Tile, TileSet};
 use tokio_postgres::GenericClient;
 
-use crate::blocks::LeaderSession;
 use crate::{Ledger, LedgerError};
 
 /// A tile with its hashes, as written.
@@ -107,7 +106,7 @@ pub(crate) async fn write_block_tiles(
 }
 
 /// The tree size the stored level-0 block-log tiles cover (0 if none).
-async fn log_tiles_size_on(c: &impl GenericClient) -> Result<u64, LedgerError> {
+pub(crate) async fn log_tiles_size_on(c: &impl GenericClient) -> Result<u64, LedgerError> {
     let row = c
         .query_opt(
             "SELECT idx, octet_length(hashes) FROM log_tiles WHERE level = 0 \
@@ -125,7 +124,7 @@ async fn log_tiles_size_on(c: &impl GenericClient) -> Result<u64, LedgerError> {
 }
 
 /// Block hashes of heights `from..to`, in order; fails on a gap.
-async fn block_hashes_between_on(
+pub(crate) async fn block_hashes_between_on(
     c: &impl GenericClient,
     from: u64,
     to: u64,
@@ -241,67 +240,5 @@ impl Ledger {
     ) -> Result<Vec<Digest32>, LedgerError> {
         let c = self.pool().get().await?;
         block_hashes_between_on(&**c, from, to).await
-    }
-
-    /// Block headers' canonical encodings for heights `from..to` (the block
-    /// log's entries), in order.
-    pub async fn block_headers_between(
-        &self,
-        from: u64,
-        to: u64,
-    ) -> Result<Vec<anchord_core::checkpoint::BlockHeader>, LedgerError> {
-        let c = self.pool().get().await?;
-        let q = format!(
-            "{} WHERE height >= $1 AND height < $2 ORDER BY height",
-            crate::blocks::SELECT_BLOCK
-        );
-        let rows = c.query(&q, &[&(from as i64), &(to as i64)]).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (i, r) in rows.iter().enumerate() {
-            let b = crate::blocks::stored_block(r)?;
-            if b.header.height != from + i as u64 {
-                return Err(LedgerError::Corrupt(format!(
-                    "block log gap at height {}",
-                    from + i as u64
-                )));
-            }
-            out.push(b.header);
-        }
-        Ok(out)
-    }
-}
-
-impl LeaderSession {
-    /// Block-log tiles `ts`, on the lock's connection.
-    pub async fn log_tiles(&self, ts: &[Tile]) -> Result<TileSet, LedgerError> {
-        read_log_tiles(self.client(), ts).await
-    }
-
-    /// The tree size the stored block-log tiles cover.
-    pub async fn log_tiles_size(&self) -> Result<u64, LedgerError> {
-        log_tiles_size_on(self.client()).await
-    }
-
-    /// Block hashes of heights `from..to`.
-    pub async fn block_hashes_between(
-        &self,
-        from: u64,
-        to: u64,
-    ) -> Result<Vec<Digest32>, LedgerError> {
-        block_hashes_between_on(self.client(), from, to).await
-    }
-
-    /// Write block-log tiles computed for blocks sealed before tiles
-    /// existed (the batcher's catch-up), in one transaction.
-    pub async fn write_log_tiles(&mut self, ts: &[TileData]) -> Result<(), LedgerError> {
-        if !self.is_held() {
-            return Err(LedgerError::Config(
-                "writing tiles without holding the sealer lock".into(),
-            ));
-        }
-        let tx = self.client_mut().transaction().await?;
-        write_log_tiles(&*tx, ts).await?;
-        tx.commit().await?;
-        Ok(())
     }
 }
