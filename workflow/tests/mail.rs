@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anchord_testkit::process::{Proc, free_port};
+use anchord_testkit::process::free_port;
 use anchord_workflow::config::{SmsConfig, SmtpTls};
+use common::smtp::{mails, smtp_up};
 use common::{Env, start};
 use serde_json::{Value, json};
 
@@ -67,56 +68,6 @@ impl Ca {
         std::fs::write(&k, key.serialize_pem()).unwrap();
         (c, k)
     }
-}
-
-/// A real SMTP server (aiosmtpd, tests/smtp_sink.py) on `port`, recording
-/// messages into `out`; `args`: its mode, certificate and login options.
-struct Smtp {
-    _proc: Proc,
-    out: PathBuf,
-}
-
-fn python() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.anchord/peers/venv/bin/python");
-    assert!(
-        p.exists(),
-        "{}: run scripts/test-peers (installs aiosmtpd into the venv)",
-        p.display()
-    );
-    p
-}
-
-async fn smtp_up(port: u16, out: &Path, args: &[&str]) -> Smtp {
-    let child = std::process::Command::new(python())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_sink.py"))
-        .arg(port.to_string())
-        .arg(out)
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("starting aiosmtpd");
-    let proc = Proc(child);
-    for _ in 0..300 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Smtp {
-                _proc: proc,
-                out: out.to_owned(),
-            };
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("aiosmtpd did not listen on {port}");
-}
-
-fn mails(out: &Path) -> Vec<Value> {
-    std::fs::read_to_string(out)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// One outbox row: id, channel, recipient, state, attempts, last_error,

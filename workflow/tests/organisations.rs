@@ -5,10 +5,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use anchord_testkit::process::{Proc, free_port};
+use anchord_testkit::process::free_port;
+use common::smtp::{mails, smtp_up};
 use common::{Env, start};
 use serde_json::{Value, json};
 
@@ -540,54 +541,6 @@ async fn inboxes_count_what_waits_and_never_show_another_bank_s_items() {
     assert_eq!(v["total"], 0);
 }
 
-/// A real SMTP server (aiosmtpd) on `port`, recording messages into a file.
-struct Smtp {
-    _proc: Proc,
-    out: PathBuf,
-}
-
-fn python() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.anchord/peers/venv/bin/python");
-    assert!(
-        p.exists(),
-        "{}: run scripts/test-peers (installs aiosmtpd into the venv)",
-        p.display()
-    );
-    p
-}
-
-async fn smtp_up(port: u16, out: &Path) -> Smtp {
-    let child = std::process::Command::new(python())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_sink.py"))
-        .arg(port.to_string())
-        .arg(out)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("starting aiosmtpd");
-    let proc = Proc(child);
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Smtp {
-                _proc: proc,
-                out: out.to_owned(),
-            };
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("aiosmtpd did not listen on {port}");
-}
-
-fn mails(out: &Path) -> Vec<Value> {
-    std::fs::read_to_string(out)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 async fn wait_mails(out: &Path, n: usize, what: &str) -> Vec<Value> {
     for _ in 0..300 {
         let m = mails(out);
@@ -747,7 +700,7 @@ async fn notification_mails_reach_the_right_people_and_survive_a_down_relay() {
     assert!(mails(&out).is_empty());
 
     // 2. The relay comes back: the mail arrives, once, as specified.
-    let smtp = smtp_up(port, &out).await;
+    let smtp = smtp_up(port, &out, &[]).await;
     let m = wait_mails(&smtp.out, 1, "the review mail").await;
     let m = &m[0];
     assert_eq!(m["rcpt_tos"], json!(["rita@bank-a.test"]), "{m}");
@@ -822,7 +775,7 @@ async fn notification_mails_reach_the_right_people_and_survive_a_down_relay() {
 async fn contract_and_judicial_events_mail_signers_invitees_and_institutions() {
     let port = free_port();
     let dir = common::temp_dir("wf_smtp2");
-    let smtp = smtp_up(port, &dir.join("mails.jsonl")).await;
+    let smtp = smtp_up(port, &dir.join("mails.jsonl"), &[]).await;
     let env = start(true, |c| {
         c.smtp.host = "127.0.0.1".into();
         c.smtp.port = port;

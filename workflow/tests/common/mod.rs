@@ -3,6 +3,8 @@
 //! running in this process, as in `tests/tests/pipeline.rs`.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod smtp;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
