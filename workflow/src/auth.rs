@@ -1181,17 +1181,8 @@ pub(crate) async fn bootstrap_admin(wf: &Workflow) -> Result<(), WorkflowError> 
         return Ok(());
     }
     let password = match &wf.config.bootstrap_admin_password_file {
-        Some(p) => std::fs::read_to_string(p)
-            .map_err(|e| {
-                WorkflowError::Config(format!(
-                    "workflow.bootstrap_admin_password_file {}: {e}",
-                    p.display()
-                ))
-            })?
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_owned(),
+        Some(p) => crate::config::secret_file_line(p, "workflow.bootstrap_admin_password_file")
+            .map_err(WorkflowError::Config)?,
         None => std::env::var(&wf.config.bootstrap_admin_password_env).map_err(|_| {
             WorkflowError::Config(format!(
                 "workflow.bootstrap_admin is set but {} is not",

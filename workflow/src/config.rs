@@ -697,3 +697,11 @@ pub fn default_console_dir() -> std::path::PathBuf {
 pub fn default_verify_dir() -> std::path::PathBuf {
     std::path::PathBuf::from("console/verify/dist")
 }
+
+/// The first line of a secret file (a password, a token), for the settings
+/// that name one; `key` names the setting in the error.
+pub(crate) fn secret_file_line(path: &std::path::Path, key: &str) -> Result<String, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("{key} {}: {e}", path.display()))?;
+    Ok(text.lines().next().unwrap_or_default().to_owned())
+}

@@ -102,11 +102,7 @@ impl Senders {
 /// The first line of a secret file, or the value of a variable.
 fn read_secret(file: Option<&std::path::Path>, env: &str, key: &str) -> Result<String, String> {
     let value = match file {
-        Some(p) => std::fs::read_to_string(p)
-            .map_err(|e| format!("workflow.smtp.{key}_file {}: {e}", p.display()))?
-            .lines()
-            .next()
-            .unwrap_or_default()
+        Some(p) => crate::config::secret_file_line(p, &format!("workflow.smtp.{key}_file"))?
             .trim_end_matches('\r')
             .to_owned(),
         None => std::env::var(env)

@@ -110,13 +110,8 @@ impl Gateway {
                 "workflow.sms.token_file is required with workflow.sms.url".into(),
             )
         })?;
-        let token = std::fs::read_to_string(file)
-            .map_err(|e| {
-                WorkflowError::Config(format!("workflow.sms.token_file {}: {e}", file.display()))
-            })?
-            .lines()
-            .next()
-            .unwrap_or_default()
+        let token = crate::config::secret_file_line(file, "workflow.sms.token_file")
+            .map_err(WorkflowError::Config)?
             .trim()
             .to_owned();
         if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) || token.len() > 4096 {
