@@ -145,6 +145,12 @@ pub async fn audit(config: Config, args: AuditArgs) -> anyhow::Result<()> {
         report.final_checkpoints,
         report.timestamped_checkpoints
     );
+    if report.blocks_without_leaf_tiles > 0 {
+        println!(
+            "blocks without stored level-0 tiles (sealed before ledger schema 9; the batcher back-fills them): {}",
+            report.blocks_without_leaf_tiles
+        );
+    }
     for p in &report.problems {
         println!("INCONSISTENT: {p}");
     }

@@ -132,7 +132,7 @@ async fn run() {
         admin
             .batch_execute(
                 "DELETE FROM checkpoint_signatures; DELETE FROM checkpoints; \
-                 TRUNCATE log_tiles, block_tiles; DELETE FROM blocks;",
+                 TRUNCATE log_tiles, block_tiles, block_leaf_tiles; DELETE FROM blocks;",
             )
             .await
             .expect("reset");

@@ -149,6 +149,12 @@ pub static TILES_WRITTEN: LazyLock<IntCounter> = LazyLock::new(|| {
         "Tiles written (block-log tiles and block-tree tiles), in sealing transactions and when catching up on blocks sealed before tiles.",
     )
 });
+pub static LEAF_TILE_BACKLOG: LazyLock<IntGauge> = LazyLock::new(|| {
+    gauge(
+        "anchord_batcher_leaf_tile_backfill_blocks",
+        "Blocks sealed before ledger schema version 9 whose level-0 tiles the leader has still to back-fill (0 when done).",
+    )
+});
 pub static TILES_READ: LazyLock<IntCounter> = LazyLock::new(|| {
     counter(
         "anchord_batcher_tiles_read_total",
@@ -182,6 +188,7 @@ pub fn collectors() -> Vec<&'static dyn Collector> {
         &*TSA_REQUESTS,
         &*TILES_WRITTEN,
         &*TILES_READ,
+        &*LEAF_TILE_BACKLOG,
     ]
 }
 

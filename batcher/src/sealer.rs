@@ -306,8 +306,17 @@ pub(crate) async fn seal_loop(
     let poll = (s.interval / 10).clamp(Duration::from_millis(5), Duration::from_millis(100));
     let mut pending_since: Option<Instant> = None;
     let mut backlog = false;
+    let mut backfill = LeafBackfill::start(session).await?;
     loop {
-        if !backlog {
+        // Between seals, one bounded step of the level-0 tile back-fill
+        // (blocks sealed before schema version 9); sealing waits at most
+        // one step.
+        if backfill.remaining() && !backlog {
+            backfill.step(s.suite, session).await?;
+            if shutdown.is_cancelled() {
+                return Ok(());
+            }
+        } else if !backlog {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = tokio::time::sleep(poll) => {}
@@ -337,6 +346,97 @@ pub(crate) async fn seal_loop(
     }
 }
 
+/// Entries whose level-0 tiles one back-fill step writes (whole blocks, at
+/// least one; one transaction).
+const BACKFILL_ENTRIES: u64 = 65_536;
+
+/// The back-fill of level-0 tiles for blocks sealed before schema version
+/// 9: a cursor over heights, one bounded step at a time between seals.
+/// Each block's stored leaf hashes are checked against its Merkle root
+/// before its tiles are written (a tile is immutable once written).
+pub(crate) struct LeafBackfill {
+    from: u64,
+    blocks_left: u64,
+    entries_left: u64,
+    done: bool,
+}
+
+impl LeafBackfill {
+    pub(crate) async fn start(session: &LeaderSession) -> Result<Self, BatcherError> {
+        let (blocks_left, entries_left) = session.leaf_tile_backlog().await?;
+        metrics::LEAF_TILE_BACKLOG.set(blocks_left as i64);
+        if blocks_left > 0 {
+            tracing::info!(
+                blocks = blocks_left,
+                entries = entries_left,
+                "back-filling the level-0 tiles of blocks sealed before schema version 9"
+            );
+        }
+        Ok(LeafBackfill {
+            from: 0,
+            blocks_left,
+            entries_left,
+            done: blocks_left == 0,
+        })
+    }
+
+    pub(crate) fn remaining(&self) -> bool {
+        !self.done
+    }
+
+    /// Write the level-0 tiles of the next blocks without them, up to
+    /// [`BACKFILL_ENTRIES`] entries (at least one block).
+    pub(crate) async fn step(
+        &mut self,
+        suite: HashSuite,
+        session: &mut LeaderSession,
+    ) -> Result<(), BatcherError> {
+        let started = Instant::now();
+        let blocks = session.blocks_without_leaf_tiles(self.from, 256).await?;
+        let mut rows = Vec::new();
+        let (mut entries, mut tiles_n) = (0u64, 0u64);
+        for b in &blocks {
+            let h = &b.header;
+            if !rows.is_empty() && entries + h.leaf_count > BACKFILL_ENTRIES {
+                break;
+            }
+            let leaves = session.leaf_hashes(h.first_seq, h.last_seq + 1).await?;
+            h.check_leaf_count(leaves.len())
+                .map_err(|e| BatcherError::Integrity(format!("level-0 back-fill: {e}")))?;
+            h.check_root(merkle::root(suite, &leaves)).map_err(|e| {
+                BatcherError::Integrity(format!(
+                    "level-0 back-fill: {e} (from its stored leaf hashes)"
+                ))
+            })?;
+            entries += h.leaf_count;
+            tiles_n += h.leaf_count.div_ceil(tiles::TILE_WIDTH);
+            rows.push((h.height, anchord_ledger::leaf_tiles_of(suite, &leaves)));
+        }
+        let Some(last) = rows.last().map(|(h, _)| *h) else {
+            self.done = true;
+            metrics::LEAF_TILE_BACKLOG.set(0);
+            tracing::info!("level-0 tiles: back-fill done");
+            return Ok(());
+        };
+        session.write_leaf_tiles(&rows).await?;
+        self.from = last + 1;
+        self.blocks_left = self.blocks_left.saturating_sub(rows.len() as u64);
+        self.entries_left = self.entries_left.saturating_sub(entries);
+        metrics::TILES_WRITTEN.inc_by(tiles_n);
+        metrics::LEAF_TILE_BACKLOG.set(self.blocks_left as i64);
+        tracing::info!(
+            through_height = last,
+            blocks = rows.len(),
+            entries,
+            blocks_left = self.blocks_left,
+            entries_left = self.entries_left,
+            seconds = started.elapsed().as_secs_f64(),
+            "level-0 tiles back-filled"
+        );
+        Ok(())
+    }
+}
+
 /// Seal entries `tip.next_seq .. tip.next_seq + n` as block `tip.next_height`.
 pub(crate) async fn seal_one(
     s: &Sealer,
@@ -357,6 +457,9 @@ pub(crate) async fn seal_one(
     }
     let merkle_root = tiles::root_from(s.suite, &set, n)
         .map_err(|e| BatcherError::Integrity(format!("block tiles: {e}")))?;
+    // Level 0 is stored too (schema version 9), as halves: a proof reads
+    // its tile with one index probe instead of up to 256 evidence rows.
+    let leaf_tiles = anchord_ledger::leaf_tiles_of(s.suite, &leaves);
     drop((leaves, set));
     let block_tiles: Vec<_> = all.into_iter().filter(|(t, _)| t.level > 0).collect();
     let sealed_at_us = now_us();
@@ -373,7 +476,8 @@ pub(crate) async fn seal_one(
     let block_hash = header.hash();
     let (next_log, log_tiles) = log.with(block_hash);
     let (size, log_root) = (next_log.size(), next_log.root());
-    let tiles_written = (block_tiles.len() + log_tiles.len()) as u64;
+    let tiles_written =
+        (block_tiles.len() + log_tiles.len()) as u64 + n.div_ceil(tiles::TILE_WIDTH);
     let body = Checkpoint::new(s.origin.clone(), size, log_root).body();
     let sig = s.signer.sign(&body)?;
     let mut note = SignedNote::new(body);
@@ -399,6 +503,7 @@ pub(crate) async fn seal_one(
         },
         log_tiles,
         block_tiles,
+        leaf_tiles,
     };
     session.seal(&seal).await?;
     let committed_at_us = now_us();

@@ -340,6 +340,65 @@ pub fn build_tiles(suite: HashSuite, leaves: &[Digest32]) -> Vec<(Tile, Vec<Dige
     out
 }
 
+/// Hashes per stored half of a block tree's level-0 tile (ledger schema
+/// version 9, `block_leaf_tiles`): a full 8,192-byte tile does not fit a
+/// PostgreSQL heap page inline (TOAST would add an index and two chunk
+/// pages to every read), a 4,096-byte half does.
+pub const HALF_WIDTH: usize = 128;
+
+/// One stored half of a level-0 tile: hashes `128 * half ..` of the tile
+/// (at most 128), and the root of the tile's other half when the tile has
+/// one (`MTH` of hashes 128.. for half 0, of hashes ..128 for half 1), so
+/// that one half alone gives the whole path of its leaves inside the tile.
+/// The halves' hashes concatenated are exactly the C2SP tile's contents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TileHalf {
+    pub half: u8,
+    pub hashes: Vec<Digest32>,
+    pub sibling: Option<Digest32>,
+}
+
+/// A level-0 tile's hashes (1 to 256) split into its stored halves.
+pub fn tile_halves(suite: HashSuite, hashes: &[Digest32]) -> Vec<TileHalf> {
+    let (left, right) = hashes.split_at(hashes.len().min(HALF_WIDTH));
+    if right.is_empty() {
+        return vec![TileHalf {
+            half: 0,
+            hashes: left.to_vec(),
+            sibling: None,
+        }];
+    }
+    vec![
+        TileHalf {
+            half: 0,
+            hashes: left.to_vec(),
+            sibling: Some(merkle::root(suite, right)),
+        },
+        TileHalf {
+            half: 1,
+            hashes: right.to_vec(),
+            sibling: Some(merkle::root(suite, left)),
+        },
+    ]
+}
+
+/// The RFC 9162 path of hash `pos` (0..256) of a level-0 tile inside that
+/// tile, from the one stored half holding it: the path inside the half,
+/// then the other half's root. (A tile of more than 128 leaves splits at
+/// 128: its left subtree is half 0, its right subtree half 1.)
+pub fn path_in_tile(suite: HashSuite, h: &TileHalf, pos: u64) -> Result<Vec<Digest32>, ProofError> {
+    let first = u64::from(h.half) * HALF_WIDTH as u64;
+    if pos < first || pos - first >= h.hashes.len() as u64 {
+        return Err(ProofError::IndexOutOfRange {
+            index: pos,
+            size: first + h.hashes.len() as u64,
+        });
+    }
+    let mut path = merkle::inclusion_proof(suite, &h.hashes, pos - first)?;
+    path.extend(h.sibling);
+    Ok(path)
+}
+
 /// Tiles as stored: 32-byte hashes concatenated.
 pub fn tile_bytes(hashes: &[Digest32]) -> Vec<u8> {
     hashes.concat()
@@ -785,6 +844,39 @@ impl TileEdge {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tile_halves_concatenate_to_the_tile_and_give_its_paths() {
+        for suite in HashSuite::ALL {
+            let leaves: Vec<Digest32> = (0..256u32)
+                .map(|i| suite.leaf_hash(&i.to_be_bytes()))
+                .collect();
+            for w in 1..=256usize {
+                let tile = &leaves[..w];
+                let halves = tile_halves(suite, tile);
+                assert_eq!(halves.len(), if w > 128 { 2 } else { 1 }, "width {w}");
+                let joined: Vec<Digest32> = halves.iter().flat_map(|h| h.hashes.clone()).collect();
+                assert_eq!(joined, tile, "width {w}");
+                for (i, h) in halves.iter().enumerate() {
+                    assert_eq!(usize::from(h.half), i);
+                    assert!(h.hashes.len() <= HALF_WIDTH);
+                }
+                for pos in 0..w as u64 {
+                    let h = &halves[pos as usize / HALF_WIDTH];
+                    assert_eq!(
+                        path_in_tile(suite, h, pos).unwrap(),
+                        merkle::inclusion_proof(suite, tile, pos).unwrap(),
+                        "width {w} pos {pos}"
+                    );
+                }
+                let other = &halves[halves.len() - 1];
+                if w > 128 {
+                    assert!(path_in_tile(suite, other, 0).is_err());
+                }
+                assert!(path_in_tile(suite, other, w as u64).is_err());
+            }
+        }
+    }
 
     #[test]
     fn tiled_paths_equal_whole_tree_paths() {

@@ -88,6 +88,9 @@ pub struct NewSeal {
     pub log_tiles: Vec<crate::tiles::TileData>,
     /// The block's own tree above level 0 (`core::tiles`, levels >= 1).
     pub block_tiles: Vec<crate::tiles::TileData>,
+    /// The block's level-0 tiles as stored halves
+    /// ([`crate::tiles::leaf_tiles_of`] of its leaves).
+    pub leaf_tiles: Vec<crate::tiles::LeafTile>,
 }
 
 /// The chain tip as the sealer needs it.
@@ -572,6 +575,7 @@ impl LeaderSession {
         )
         .await?;
         crate::tiles::write_block_tiles(&*tx, h.height, &s.block_tiles).await?;
+        crate::tiles::write_leaf_tiles(&*tx, &[(h.height, &s.leaf_tiles)]).await?;
         crate::tiles::write_log_tiles(&*tx, &s.log_tiles).await?;
         tx.commit().await?;
         Ok(())
@@ -630,6 +634,40 @@ impl LeaderSession {
         to: u64,
     ) -> Result<Vec<Digest32>, LedgerError> {
         crate::tiles::block_hashes_between_on(self.client(), from, to).await
+    }
+
+    /// Up to `limit` blocks of heights `from..` without stored level-0
+    /// tiles (sealed before schema version 9), by height.
+    pub async fn blocks_without_leaf_tiles(
+        &self,
+        from: u64,
+        limit: u64,
+    ) -> Result<Vec<StoredBlock>, LedgerError> {
+        crate::tiles::blocks_without_leaf_tiles_on(self.client(), from, limit).await
+    }
+
+    /// Blocks without stored level-0 tiles: (count, entries).
+    pub async fn leaf_tile_backlog(&self) -> Result<(u64, u64), LedgerError> {
+        crate::tiles::leaf_tile_backlog_on(self.client()).await
+    }
+
+    /// Write the level-0 tiles of blocks sealed before schema version 9
+    /// (the batcher's back-fill), in one transaction.
+    pub async fn write_leaf_tiles(
+        &mut self,
+        blocks: &[(u64, Vec<crate::tiles::LeafTile>)],
+    ) -> Result<(), LedgerError> {
+        if !self.is_held() {
+            return Err(LedgerError::Config(
+                "writing tiles without holding the sealer lock".into(),
+            ));
+        }
+        let rows: Vec<(u64, &[crate::tiles::LeafTile])> =
+            blocks.iter().map(|(h, r)| (*h, r.as_slice())).collect();
+        let tx = self.client_mut().transaction().await?;
+        crate::tiles::write_leaf_tiles(&*tx, &rows).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Write block-log tiles computed for blocks sealed before tiles

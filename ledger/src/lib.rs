@@ -36,7 +36,7 @@ pub use evidence::{
 pub use migrate::{MIGRATIONS, Migration, SchemaState};
 pub use proofs::{ProofRow, ReceiptRow};
 pub use summary::{Summary, TargetHead};
-pub use tiles::{StoredTile, TileData};
+pub use tiles::{LeafTile, StoredTile, TileData, leaf_tiles_of};
 pub use witness::WitnessStore;
 pub use workflow_queries::ChainEvent;
 

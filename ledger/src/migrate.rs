@@ -58,6 +58,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "evidence_topic_unchecked",
         sql: include_str!("../migrations/0008_evidence_topic_unchecked.sql"),
     },
+    Migration {
+        version: 9,
+        name: "leaf_tiles",
+        sql: include_str!("../migrations/0009_leaf_tiles.sql"),
+    },
 ];
 
 /// A schema's migrations and where their bookkeeping lives. The ledger has

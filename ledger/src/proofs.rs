@@ -21,8 +21,10 @@ use crate::{Ledger, LedgerError, StoredEntry};
 /// ([`Ledger::proof_by_hash`], [`Ledger::proof_by_identity`]): the entry,
 /// where its sealed block is, and the entry's level-0 tile of that block's
 /// tree (the 256-aligned run of the block's leaf hashes holding it, as wide
-/// as the block allows). Levels 1 and up of the block's tree, the header
-/// and the block log come from the verifier's caches of immutable tiles.
+/// as the block allows: the stored tile, or the evidence rows' leaf hashes
+/// for a block without one; checked to be that wide). Levels 1 and up of
+/// the block's tree, the header and the block log come from the verifier's
+/// caches of immutable tiles.
 #[derive(Clone, Debug)]
 pub struct ProofRow {
     pub entry: StoredEntry,
@@ -34,18 +36,26 @@ pub struct ProofRow {
 }
 
 /// The entry (chosen by `$WHERE`), its block (index on `first_seq`) and its
-/// level-0 tile (a primary-key range of at most 256 rows in the entry's own
-/// partition, adjacent to the entry's heap page: the append writes in `seq`
-/// order), in one statement.
+/// level-0 tile, in one statement. The tile is the block's stored one
+/// (`block_leaf_tiles`, schema version 9: two halves of at most 4 KiB, each
+/// inline in its own heap page, found by one primary-key probe), else, for
+/// a block sealed before version 9 and not yet back-filled by the batcher,
+/// the primary-key range of at most 256 evidence rows holding it (in the
+/// entry's own partition, adjacent to the entry's heap page: the append
+/// writes in `seq` order). `COALESCE` evaluates the range only when no tile
+/// is stored.
 fn proof_query(filter: &str) -> String {
     let w = TILE_WIDTH;
     format!(
         "WITH e AS ({SELECT_ENTRY} {filter}) \
          SELECT e.*, b.height, b.first_seq, b.last_seq, \
-           (SELECT string_agg(x.leaf_hash, ''::bytea ORDER BY x.seq) FROM evidence x \
-             WHERE x.seq >= b.first_seq + (e.seq - b.first_seq) / {w} * {w} \
-               AND x.seq < LEAST(b.first_seq + (e.seq - b.first_seq) / {w} * {w} + {w}, \
-                                 b.last_seq + 1)) \
+           COALESCE( \
+             (SELECT string_agg(t.hashes, ''::bytea ORDER BY t.half) FROM block_leaf_tiles t \
+               WHERE t.height = b.height AND t.idx = (e.seq - b.first_seq) / {w}), \
+             (SELECT string_agg(x.leaf_hash, ''::bytea ORDER BY x.seq) FROM evidence x \
+               WHERE x.seq >= b.first_seq + (e.seq - b.first_seq) / {w} * {w} \
+                 AND x.seq < LEAST(b.first_seq + (e.seq - b.first_seq) / {w} * {w} + {w}, \
+                                   b.last_seq + 1))) \
          FROM e LEFT JOIN LATERAL (SELECT height, first_seq, last_seq FROM blocks \
              WHERE first_seq <= e.seq ORDER BY first_seq DESC LIMIT 1) b ON b.last_seq >= e.seq"
     )
@@ -69,8 +79,23 @@ fn proof_row(r: &tokio_postgres::Row) -> Result<ProofRow, LedgerError> {
                 "evidence {seq}: its block's leaves are missing"
             )));
         }
-        (Some(_), Some(b)) => anchord_core::tiles::tile_hashes(b)
-            .map_err(|e| LedgerError::Corrupt(format!("evidence {seq}: its level-0 tile: {e}")))?,
+        (Some((height, first, last)), Some(b)) => {
+            let tile = anchord_core::tiles::tile_hashes(b).map_err(|e| {
+                LedgerError::Corrupt(format!("evidence {seq}: its level-0 tile: {e}"))
+            })?;
+            // The tile's width in the block: 256, or what the block's end
+            // leaves of the last one.
+            let start = first + (seq - first) / TILE_WIDTH * TILE_WIDTH;
+            let width = (last + 1 - start).min(TILE_WIDTH);
+            if tile.len() as u64 != width {
+                return Err(LedgerError::Corrupt(format!(
+                    "evidence {seq}: block {height}'s level-0 tile {} has {} hashes, not {width}",
+                    (seq - first) / TILE_WIDTH,
+                    tile.len()
+                )));
+            }
+            tile
+        }
     };
     Ok(ProofRow { entry, block, tile })
 }

@@ -1,6 +1,7 @@
-//! Persistent tiles (migration 0006, `core::tiles`): the block log's tiles
-//! (`log_tiles`) and each block's tree above level 0 (`block_tiles`; level 0
-//! is the evidence table's `leaf_hash` column). One definition of the SQL;
+//! Persistent tiles (migrations 0006 and 0009, `core::tiles`): the block
+//! log's tiles (`log_tiles`), each block's tree above level 0
+//! (`block_tiles`) and its level-0 tiles, stored as halves
+//! (`block_leaf_tiles`, [`LeafTile`]). One definition of the SQL;
 //! the sealer writes tiles inside its sealing transaction
 //! ([`crate::LeaderSession::seal`]).
 
@@ -105,6 +106,56 @@ pub(crate) async fn write_block_tiles(
     Ok(())
 }
 
+/// One stored half of a block's level-0 tile (`block_leaf_tiles`, schema
+/// version 9): the tile's index in the block's tree and the half.
+pub type LeafTile = (u64, tiles::TileHalf);
+
+/// The stored halves of every level-0 tile of a block over `leaves`.
+pub fn leaf_tiles_of(suite: anchord_core::HashSuite, leaves: &[Digest32]) -> Vec<LeafTile> {
+    leaves
+        .chunks(tiles::TILE_WIDTH as usize)
+        .enumerate()
+        .flat_map(|(i, t)| {
+            tiles::tile_halves(suite, t)
+                .into_iter()
+                .map(move |h| (i as u64, h))
+        })
+        .collect()
+}
+
+/// Insert blocks' level-0 tile halves, one statement.
+pub(crate) async fn write_leaf_tiles(
+    c: &impl GenericClient,
+    blocks: &[(u64, &[LeafTile])],
+) -> Result<(), LedgerError> {
+    let n: usize = blocks.iter().map(|(_, r)| r.len()).sum();
+    if n == 0 {
+        return Ok(());
+    }
+    let (mut heights, mut idxs, mut halves) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut bytes, mut siblings) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for (height, rows) in blocks {
+        for (idx, h) in rows.iter() {
+            heights.push(*height as i64);
+            idxs.push(*idx as i64);
+            halves.push(i16::from(h.half));
+            bytes.push(tiles::tile_bytes(&h.hashes));
+            siblings.push(h.sibling.map(|s| s.to_vec()));
+        }
+    }
+    c.execute(
+        "INSERT INTO block_leaf_tiles (height, idx, half, hashes, sibling) \
+         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::smallint[], $4::bytea[], $5::bytea[])",
+        &[&heights, &idxs, &halves, &bytes, &siblings],
+    )
+    .await?;
+    Ok(())
+}
+
 /// The tree size the stored level-0 block-log tiles cover (0 if none).
 pub(crate) async fn log_tiles_size_on(c: &impl GenericClient) -> Result<u64, LedgerError> {
     let row = c
@@ -121,6 +172,39 @@ pub(crate) async fn log_tiles_size_on(c: &impl GenericClient) -> Result<u64, Led
             idx as u64 * tiles::TILE_WIDTH + (len as u64) / 32
         }
     })
+}
+
+/// Blocks without level-0 tile rows: (count, entries).
+pub(crate) async fn leaf_tile_backlog_on(
+    c: &impl GenericClient,
+) -> Result<(u64, u64), LedgerError> {
+    let r = c
+        .query_one(
+            "SELECT count(*), coalesce(sum(leaf_count), 0)::bigint FROM blocks b \
+             WHERE NOT EXISTS (SELECT 1 FROM block_leaf_tiles t WHERE t.height = b.height)",
+            &[],
+        )
+        .await?;
+    Ok((r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64))
+}
+
+/// Up to `limit` blocks of heights `from..` that have no level-0 tile rows,
+/// by height.
+pub(crate) async fn blocks_without_leaf_tiles_on(
+    c: &impl GenericClient,
+    from: u64,
+    limit: u64,
+) -> Result<Vec<crate::StoredBlock>, LedgerError> {
+    let q = format!(
+        "{} b WHERE b.height >= $1 AND NOT EXISTS \
+         (SELECT 1 FROM block_leaf_tiles t WHERE t.height = b.height) ORDER BY b.height LIMIT $2",
+        crate::blocks::SELECT_BLOCK
+    );
+    c.query(&q, &[&(from as i64), &(limit as i64)])
+        .await?
+        .iter()
+        .map(crate::blocks::stored_block)
+        .collect()
 }
 
 /// Block hashes of heights `from..to`, in order; fails on a gap.
@@ -208,6 +292,52 @@ impl Ledger {
         )
         .await?
         .get(0))
+    }
+
+    /// Block `height`'s stored level-0 tile halves, by tile then half
+    /// (empty for a block sealed before schema version 9 and not yet
+    /// back-filled).
+    pub async fn block_leaf_tiles(&self, height: u64) -> Result<Vec<LeafTile>, LedgerError> {
+        let c = self.pool().get().await?;
+        let rows = c
+            .query(
+                "SELECT idx, half, hashes, sibling FROM block_leaf_tiles WHERE height = $1 \
+                 ORDER BY idx, half",
+                &[&(height as i64)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let (idx, half): (i64, i16) = (r.get(0), r.get(1));
+                let bad = |e: String| {
+                    LedgerError::Corrupt(format!(
+                        "block {height}: level-0 tile {idx} half {half}: {e}"
+                    ))
+                };
+                let hashes = tiles::tile_hashes(r.get(2)).map_err(|e| bad(e.to_string()))?;
+                let sibling = r
+                    .get::<_, Option<&[u8]>>(3)
+                    .map(|s| {
+                        Digest32::try_from(s).map_err(|_| bad("sibling is not 32 bytes".into()))
+                    })
+                    .transpose()?;
+                Ok((
+                    idx as u64,
+                    tiles::TileHalf {
+                        half: half as u8,
+                        hashes,
+                        sibling,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// Blocks without stored level-0 tiles (sealed before schema version 9
+    /// and not yet back-filled): how many, and their entries.
+    pub async fn leaf_tile_backlog(&self) -> Result<(u64, u64), LedgerError> {
+        let c = self.pool().get().await?;
+        leaf_tile_backlog_on(&**c).await
     }
 
     /// Every stored tile row, block log first (for `anchord audit`).
