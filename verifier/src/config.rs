@@ -25,15 +25,23 @@ pub struct VerifierConfig {
     /// Leaves per cached chunk root (a power of two): a proof reads one
     /// chunk of leaf hashes.
     pub chunk_leaves: u64,
-    /// Serialized bundles kept in memory.
+    /// Serialized bundles expected in memory (sizes the cache's table;
+    /// 0 turns the bundle cache off).
     pub bundle_cache_entries: usize,
-    /// How long a cached anchored bundle is served before being rebuilt
-    /// (other targets' receipts may be added), seconds.
+    /// The bundle cache's bound, bytes (each bundle weighs its JSON twice,
+    /// for the parsed form kept beside it, plus its key): least recently
+    /// and least often used bundles are evicted beyond it.
+    pub bundle_cache_bytes: u64,
+    /// The longest a cached anchored bundle is served, seconds: a backstop
+    /// (a new checkpoint, anchor or lost anchor invalidates cached bundles
+    /// within `anchor_view_ttl_ms` anyway).
     pub anchored_cache_ttl_s: u64,
     /// The same for a bundle still waiting for its anchor.
     pub pending_cache_ttl_s: u64,
-    /// How long the choice of checkpoint and receipts for a block is
-    /// reused, milliseconds (saves three queries per proof).
+    /// How often the latest checkpoint and the anchors are looked up,
+    /// milliseconds: a new checkpoint, cosignature, timestamp, anchor or
+    /// lost anchor shows up in served bundles within this time (0: looked
+    /// up on every request).
     pub anchor_view_ttl_ms: u64,
     /// CJK font (TTF/OTF/TTC) for certificates, subsetted into each PDF.
     pub cjk_font: std::path::PathBuf,
@@ -50,6 +58,7 @@ impl Default for VerifierConfig {
             anchor_interval_s: 600,
             chunk_leaves: 256,
             bundle_cache_entries: 100_000,
+            bundle_cache_bytes: 256 << 20,
             anchored_cache_ttl_s: 60,
             pending_cache_ttl_s: 2,
             anchor_view_ttl_ms: 1000,

@@ -66,12 +66,25 @@ pub async fn run(
     let addr = listener.local_addr().map_err(VerifierError::Serve)?;
     tracing::info!(%addr, "verifier API listening");
     let prover = Arc::new(prover::Prover::new(ledger, suite, keys, &config));
+    // The latest checkpoint, the anchors and the block log's right edge
+    // before the first request (a failure is logged: requests retry).
+    if let Err(e) = prover.preload().await {
+        tracing::warn!(error = %e, "preloading the latest checkpoint and block-log tiles");
+    }
+    let stop = shutdown.child_token();
+    let refresher = tokio::spawn(prover.clone().refresh_loop(stop.clone()));
     let app = api::router(prover, &config);
-    axum::serve(
+    let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(async move { shutdown.cancelled().await })
     .await
-    .map_err(VerifierError::Serve)
+    .map_err(VerifierError::Serve);
+    // The refresher stops with the token, or here after a serve error.
+    stop.cancel();
+    if let Err(e) = refresher.await {
+        tracing::warn!(error = %e, "the verifier's refresh task failed");
+    }
+    served
 }

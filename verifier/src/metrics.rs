@@ -9,8 +9,8 @@ use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus::{
-    HistogramVec, IntCounterVec, exponential_buckets, histogram_opts, opts, register_histogram_vec,
-    register_int_counter_vec,
+    HistogramVec, IntCounterVec, IntGauge, exponential_buckets, histogram_opts, opts,
+    register_histogram_vec, register_int_counter_vec, register_int_gauge,
 };
 
 pub static REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
@@ -47,6 +47,72 @@ pub static TILE_READS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+pub static LEDGER_QUERIES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        opts!(
+            "anchord_verifier_ledger_queries_total",
+            "Statements the prover sent to PostgreSQL, by what they read."
+        ),
+        &["query"]
+    )
+    .expect("metric registers once")
+});
+
+/// Values of `anchord_verifier_ledger_queries_total{query}`.
+pub const LEDGER_QUERY_LABELS: &[&str] = &[
+    "proof",
+    "block",
+    "block_tiles",
+    "leaves",
+    "log_tiles",
+    "anchors",
+    "checkpoint",
+    "refresh",
+];
+
+pub static BUNDLE_CACHE: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        opts!(
+            "anchord_verifier_bundle_cache_lookups_total",
+            "Bundle cache lookups: hit, miss, or stale (cached before a new checkpoint or anchor)."
+        ),
+        &["result"]
+    )
+    .expect("metric registers once")
+});
+
+/// `BUNDLE_CACHE`'s three series, resolved once (the warm path counts
+/// without hashing labels).
+pub static BUNDLE_CACHE_RESULTS: LazyLock<[prometheus::IntCounter; 3]> =
+    LazyLock::new(|| ["hit", "miss", "stale"].map(|r| BUNDLE_CACHE.with_label_values(&[r])));
+
+pub static BUNDLE_CACHE_BYTES: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(opts!(
+        "anchord_verifier_bundle_cache_bytes",
+        "Weight of the bundle cache (bytes, as bounded by verifier.bundle_cache_bytes)."
+    ))
+    .expect("metric registers once")
+});
+
+pub static BUNDLE_CACHE_ENTRIES: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(opts!(
+        "anchord_verifier_bundle_cache_entries",
+        "Bundles in the bundle cache."
+    ))
+    .expect("metric registers once")
+});
+
+pub static INVALIDATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        opts!(
+            "anchord_verifier_cache_invalidations_total",
+            "Times cached bundles and views were invalidated, by cause: a new or changed latest checkpoint, changed anchors."
+        ),
+        &["cause"]
+    )
+    .expect("metric registers once")
+});
+
 /// Values of `anchord_verifier_tile_reads_total{tree, source}`.
 pub const TILE_READ_LABELS: &[(&str, &str)] = &[
     ("log", "cache"),
@@ -58,7 +124,16 @@ pub const TILE_READ_LABELS: &[(&str, &str)] = &[
 
 /// Every verifier metric, registering each on first use.
 pub fn collectors() -> Vec<&'static dyn prometheus::core::Collector> {
-    vec![&*REQUESTS, &*REQUEST_SECONDS, &*TILE_READS]
+    vec![
+        &*REQUESTS,
+        &*REQUEST_SECONDS,
+        &*TILE_READS,
+        &*LEDGER_QUERIES,
+        &*BUNDLE_CACHE,
+        &*BUNDLE_CACHE_BYTES,
+        &*BUNDLE_CACHE_ENTRIES,
+        &*INVALIDATIONS,
+    ]
 }
 
 /// Register every verifier metric (so they are exported before traffic;
@@ -68,18 +143,22 @@ pub fn init() {
     for (tree, source) in TILE_READ_LABELS {
         TILE_READS.with_label_values(&[tree, source]);
     }
-}
-
-/// The label for a request's route: its template, or `unmatched`.
-fn route_label(req: &Request) -> String {
-    req.extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned())
+    for q in LEDGER_QUERY_LABELS {
+        LEDGER_QUERIES.with_label_values(&[q]);
+    }
+    for r in ["hit", "miss", "stale"] {
+        BUNDLE_CACHE.with_label_values(&[r]);
+    }
+    for c in ["checkpoint", "anchors"] {
+        INVALIDATIONS.with_label_values(&[c]);
+    }
 }
 
 /// Middleware: count and time every request.
 pub async fn track(req: Request, next: Next) -> Response {
-    let route = route_label(&req);
+    // The matched template (a shared string: no copy per request).
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let start = Instant::now();
     let resp = next.run(req).await;
     let class = match resp.status().as_u16() {
@@ -89,9 +168,9 @@ pub async fn track(req: Request, next: Next) -> Response {
         400..=499 => "4xx",
         _ => "5xx",
     };
-    REQUESTS.with_label_values(&[route.as_str(), class]).inc();
+    REQUESTS.with_label_values(&[route, class]).inc();
     REQUEST_SECONDS
-        .with_label_values(&[route.as_str()])
+        .with_label_values(&[route])
         .observe(start.elapsed().as_secs_f64());
     resp
 }

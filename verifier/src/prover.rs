@@ -1,17 +1,28 @@
 //! Bundle assembly from the ledger, with the caches that keep a proof
 //! lookup to a few indexed queries.
 //!
-//! Per request: the entry (index on the evidence hash or the identity), the
-//! block holding its seq (index on `first_seq`), one chunk of leaf hashes
-//! (primary-key range), the checkpoint and receipts. Cached: every block's
-//! chunk roots (computed once per block from its leaf hashes, after checking
-//! them against the block's stored Merkle root), the block log's leaves
-//! (block hashes, extended as blocks are sealed) and serialized bundles
-//! (short TTLs, so that an anchor or a new target's receipt shows up).
+//! Per cold request: one prepared statement (the entry, its block, its
+//! level-0 tile). Cached, because it never changes: block headers, each
+//! block's tiles above level 0 and its tree over its chunk roots, full
+//! block-log tiles. Cached until the ledger moves: the latest checkpoint
+//! and the anchors (looked up at most once per `anchor_view_ttl_ms`, by a
+//! background task when [`Prover::refresh_loop`] runs, else by the first
+//! request after that time), each block's anchor view, and serialized
+//! bundles in a bounded cache ([`quick_cache`], S3-FIFO, weighed in
+//! bytes). Every cached view and bundle records the *epochs* it was built
+//! at: the checkpoint epoch moves when the latest checkpoint changes (a
+//! new one, a cosignature, a timestamp token), the anchor epoch when the
+//! anchors do (a new receipt, a lost one). A pending bundle (it ends at
+//! the latest checkpoint) is served only while both epochs are unchanged,
+//! an anchored one while the anchor epoch is; a warm request is a cache
+//! lookup and two integer comparisons, no database round trip.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
 
 use anchord_core::bundle::{
     AnchorReceipt, AnchorState, AnchorStatus, BUNDLE_FORMAT_V1, Bundle, BundleBlock,
@@ -61,9 +72,119 @@ type FullTile = Arc<Vec<Digest32>>;
 /// A block's chunk roots, filled once by the first request that needs them.
 type ChunkCell = Arc<tokio::sync::OnceCell<Arc<Vec<Digest32>>>>;
 
+/// What cached views and bundles were built from: they stay valid while
+/// these do (see the module comment).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Epochs {
+    /// Moves when the latest checkpoint changes (size, note, token).
+    checkpoint: u64,
+    /// Moves when the live anchors change (count or head of any target).
+    anchors: u64,
+}
+
+impl Epochs {
+    /// Is something built at `self` still valid now (`now`)? Anchored
+    /// bundles and views do not depend on the latest checkpoint.
+    fn still(&self, now: Epochs, anchored: bool) -> bool {
+        self.anchors == now.anchors && (anchored || self.checkpoint == now.checkpoint)
+    }
+}
+
+/// The anchors as far as bundles can see: per target, live receipts and
+/// the largest anchored size (a new receipt or a lost one changes it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct AnchorHeads {
+    total: u64,
+    targets: Vec<(String, u64, u64)>,
+}
+
+impl AnchorHeads {
+    /// The largest anchored checkpoint size over every target (0: none):
+    /// no anchor covers a block at this height or above.
+    fn max_size(&self) -> u64 {
+        self.targets.iter().map(|t| t.2).max().unwrap_or(0)
+    }
+}
+
+/// The ledger's moving parts as last looked up.
+#[derive(Debug, Default)]
+struct Fresh {
+    epochs: Epochs,
+    latest: Option<StoredCheckpoint>,
+    anchors: AnchorHeads,
+    checked: Option<Instant>,
+}
+
+/// A snapshot of [`Fresh`] for one request.
+#[derive(Clone, Debug)]
+struct Now {
+    epochs: Epochs,
+    latest: Option<StoredCheckpoint>,
+    anchored_max: u64,
+}
+
+/// What a bundle cache lookup found.
+#[derive(Clone, Copy, Debug)]
+enum Cached {
+    Hit,
+    Miss,
+    Stale,
+}
+
+/// This prover's own counts (the metrics add up every prover of the
+/// process): bundle cache lookups and statements sent to PostgreSQL.
+#[derive(Debug, Default)]
+pub struct Counts {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub stale: AtomicU64,
+    /// Statements sent to PostgreSQL, every kind.
+    pub queries: AtomicU64,
+    /// Of which proof statements (`Ledger::proof_by_hash`, `…_identity`).
+    pub proof_queries: AtomicU64,
+}
+
+/// A cached bundle with the epochs it was built at.
 struct CacheSlot {
     served: Arc<Served>,
+    epochs: Epochs,
+    anchored: bool,
     expires: Instant,
+}
+
+/// Weighs a cached bundle: its JSON twice (the parsed [`Bundle`] is kept
+/// beside it) plus its key and bookkeeping.
+#[derive(Clone)]
+struct SlotWeight;
+
+impl quick_cache::Weighter<Box<[u8]>, Arc<CacheSlot>> for SlotWeight {
+    fn weight(&self, key: &Box<[u8]>, slot: &Arc<CacheSlot>) -> u64 {
+        (key.len() + 2 * slot.served.json.len() + 256) as u64
+    }
+}
+
+type BundleCache = quick_cache::sync::Cache<Box<[u8]>, Arc<CacheSlot>, SlotWeight>;
+
+/// The bundle cache's key for a lookup by evidence hash (and tenant).
+fn hash_key(hash: &[u8], tenant: Option<&str>) -> Vec<u8> {
+    let t = tenant.map_or(&[][..], str::as_bytes);
+    let mut k = Vec::with_capacity(3 + hash.len() + t.len());
+    k.push(b'h');
+    k.push(hash.len().min(255) as u8);
+    k.extend_from_slice(hash);
+    k.push(u8::from(tenant.is_some()));
+    k.extend_from_slice(t);
+    k
+}
+
+/// The bundle cache's key for a lookup by (tenant, external id).
+fn identity_key(tenant: &str, external_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(5 + tenant.len() + external_id.len());
+    k.push(b'i');
+    k.extend_from_slice(&(tenant.len() as u32).to_le_bytes());
+    k.extend_from_slice(tenant.as_bytes());
+    k.extend_from_slice(external_id.as_bytes());
+    k
 }
 
 /// Assembles bundles; shared by every request.
@@ -76,7 +197,6 @@ pub struct Prover {
     anchored_ttl: Duration,
     pending_ttl: Duration,
     anchor_view_ttl: Duration,
-    cache_cap: usize,
     /// Block-log tiles by (level, index), as wide as last read (a tile
     /// only grows by appending, so a prefix of it never changes).
     log_tiles: RwLock<HashMap<(u8, u64), FullTile>>,
@@ -93,18 +213,23 @@ pub struct Prover {
     /// Per block sealed before tiles: its chunk roots, computed once from
     /// all its leaves (single flight).
     chunk_roots: RwLock<HashMap<u64, ChunkCell>>,
-    /// Per block: the checkpoint its bundles end at and the receipts, for
-    /// `anchor_view_ttl` (anchors arrive; headers do not change).
-    anchor_views: RwLock<HashMap<u64, (Instant, Arc<AnchorView>)>>,
-    bundles: RwLock<HashMap<String, CacheSlot>>,
-    /// The latest checkpoint, for `anchor_view_ttl` (the tile API, the
-    /// consistency proofs and pending bundles read it; a new one appears
-    /// at most once per block).
-    latest: RwLock<Option<(Instant, Option<StoredCheckpoint>)>>,
+    /// Per block: the checkpoint its bundles end at and the receipts,
+    /// while the epochs they were built at hold.
+    anchor_views: RwLock<HashMap<u64, Arc<AnchorView>>>,
+    /// Serialized bundles (`None`: caching off).
+    bundles: Option<BundleCache>,
+    /// The latest checkpoint and the anchors' heads, looked up at most once
+    /// per `anchor_view_ttl` (the tile API, consistency proofs, views and
+    /// cached bundles read them).
+    fresh: RwLock<Fresh>,
+    /// One lookup of [`Fresh`] at a time.
+    refreshing: tokio::sync::Mutex<()>,
+    counts: Counts,
 }
 
 #[derive(Debug)]
 struct AnchorView {
+    epochs: Epochs,
     checkpoint: StoredCheckpoint,
     anchored: bool,
     receipts: Vec<AnchorReceipt>,
@@ -150,7 +275,6 @@ impl Prover {
             anchored_ttl: Duration::from_secs(c.anchored_cache_ttl_s),
             pending_ttl: Duration::from_secs(c.pending_cache_ttl_s),
             anchor_view_ttl: Duration::from_millis(c.anchor_view_ttl_ms),
-            cache_cap: c.bundle_cache_entries,
             log_tiles: RwLock::new(HashMap::new()),
             block_tails: RwLock::new(HashMap::new()),
             headers: RwLock::new(BTreeMap::new()),
@@ -158,9 +282,36 @@ impl Prover {
             upper_trees: RwLock::new(HashMap::new()),
             chunk_roots: RwLock::new(HashMap::new()),
             anchor_views: RwLock::new(HashMap::new()),
-            bundles: RwLock::new(HashMap::new()),
-            latest: RwLock::new(None),
+            bundles: (c.bundle_cache_entries > 0 && c.bundle_cache_bytes > 0).then(|| {
+                BundleCache::with_weighter(c.bundle_cache_entries, c.bundle_cache_bytes, SlotWeight)
+            }),
+            fresh: RwLock::new(Fresh::default()),
+            refreshing: tokio::sync::Mutex::new(()),
+            counts: Counts::default(),
         }
+    }
+
+    /// This prover's bundle cache lookups and statements so far.
+    pub fn counts(&self) -> &Counts {
+        &self.counts
+    }
+
+    fn queried(&self, what: &str, n: u64) {
+        metrics::LEDGER_QUERIES.with_label_values(&[what]).inc_by(n);
+        self.counts.queries.fetch_add(n, Ordering::Relaxed);
+        if what == "proof" {
+            self.counts.proof_queries.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    fn looked_up(&self, c: Cached) {
+        let (i, n) = match c {
+            Cached::Hit => (0, &self.counts.hits),
+            Cached::Miss => (1, &self.counts.misses),
+            Cached::Stale => (2, &self.counts.stale),
+        };
+        metrics::BUNDLE_CACHE_RESULTS[i].inc();
+        n.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn ledger(&self) -> &Ledger {
@@ -174,48 +325,213 @@ impl Prover {
     /// The latest checkpoint, at most `anchor_view_ttl_ms` old (one query
     /// per period, not one per request; 0 reads it every time).
     pub async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, ProveError> {
-        if let Some((at, cp)) = &*self.latest.read().unwrap_or_else(|p| p.into_inner())
-            && at.elapsed() < self.anchor_view_ttl
+        Ok(self.now().await?.latest)
+    }
+
+    /// The epochs as last looked up, if that was less than
+    /// `anchor_view_ttl` ago (the warm path: no allocation).
+    fn current_epochs(&self) -> Option<Epochs> {
+        let f = self.fresh.read().unwrap_or_else(|p| p.into_inner());
+        f.checked
+            .filter(|t| t.elapsed() < self.anchor_view_ttl)
+            .map(|_| f.epochs)
+    }
+
+    /// [`Prover::current_epochs`] with the latest checkpoint.
+    fn current(&self) -> Option<Now> {
+        let f = self.fresh.read().unwrap_or_else(|p| p.into_inner());
+        f.checked
+            .filter(|t| t.elapsed() < self.anchor_view_ttl)
+            .map(|_| Now {
+                epochs: f.epochs,
+                latest: f.latest.clone(),
+                anchored_max: f.anchors.max_size(),
+            })
+    }
+
+    /// The epochs now: as last looked up when that is recent enough, else
+    /// looked up (one caller at a time; the others wait for its answer).
+    async fn now(&self) -> Result<Now, ProveError> {
+        if let Some(n) = self.current() {
+            return Ok(n);
+        }
+        let _one = self.refreshing.lock().await;
+        if let Some(n) = self.current() {
+            return Ok(n);
+        }
+        self.refresh_now().await?;
+        let f = self.fresh.read().unwrap_or_else(|p| p.into_inner());
+        Ok(Now {
+            epochs: f.epochs,
+            latest: f.latest.clone(),
+            anchored_max: f.anchors.max_size(),
+        })
+    }
+
+    /// Look the latest checkpoint and the anchors' heads up and move the
+    /// epochs of whatever changed (callers hold `refreshing`).
+    async fn refresh_now(&self) -> Result<(), ProveError> {
+        self.queried("refresh", 2);
+        let latest = self.ledger.latest_checkpoint().await?;
+        let s = self.ledger.summary().await?;
+        let anchors = AnchorHeads {
+            total: s.anchors,
+            targets: s
+                .targets
+                .into_iter()
+                .map(|t| (t.target, t.anchors, t.checkpoint_size))
+                .collect(),
+        };
+        let changed_cp;
+        let changed_anchors;
         {
-            return Ok(cp.clone());
+            let mut f = self.fresh.write().unwrap_or_else(|p| p.into_inner());
+            let same_cp = match (&f.latest, &latest) {
+                (None, None) => true,
+                (Some(a), Some(b)) => {
+                    a.size == b.size
+                        && a.root == b.root
+                        && a.signed_note == b.signed_note
+                        && a.timestamp_token == b.timestamp_token
+                }
+                _ => false,
+            };
+            changed_cp = !same_cp;
+            changed_anchors = f.anchors != anchors;
+            if changed_cp {
+                f.epochs.checkpoint += 1;
+            }
+            if changed_anchors {
+                f.epochs.anchors += 1;
+            }
+            f.latest = latest;
+            f.anchors = anchors;
+            f.checked = Some(Instant::now());
         }
-        let cp = self.ledger.latest_checkpoint().await?;
-        if !self.anchor_view_ttl.is_zero() {
-            *self.latest.write().unwrap_or_else(|p| p.into_inner()) =
-                Some((Instant::now(), cp.clone()));
+        if changed_cp {
+            metrics::INVALIDATIONS
+                .with_label_values(&["checkpoint"])
+                .inc();
         }
-        Ok(cp)
+        if changed_anchors {
+            metrics::INVALIDATIONS.with_label_values(&["anchors"]).inc();
+        }
+        if changed_cp || changed_anchors {
+            // Views built at older epochs are never served again: drop them.
+            let now = self.fresh.read().unwrap_or_else(|p| p.into_inner()).epochs;
+            self.anchor_views
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|_, v| v.epochs.still(now, v.anchored));
+        }
+        Ok(())
+    }
+
+    /// Look the latest checkpoint and the anchors up now, and read the
+    /// block-log tiles of the latest checkpoint's right edge (every
+    /// pending block's path ends there), so that the first proofs after a
+    /// start go to PostgreSQL for nothing but their own statement.
+    pub async fn preload(&self) -> Result<(), ProveError> {
+        {
+            let _one = self.refreshing.lock().await;
+            self.refresh_now().await?;
+        }
+        let Some(cp) = self.latest_checkpoint().await? else {
+            return Ok(());
+        };
+        let need = tiles::inclusion_tiles(cp.size, cp.size - 1).map_err(tile_err)?;
+        self.log_tiles_for(&need, cp.size).await?;
+        Ok(())
+    }
+
+    /// Keep the epochs fresh until `shutdown`: look the latest checkpoint
+    /// and the anchors up twice per `anchor_view_ttl_ms`, so that requests
+    /// never wait for that lookup (without this task, the first request
+    /// after the period does it). Owned by [`crate::run`], which awaits it.
+    pub async fn refresh_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        if self.anchor_view_ttl.is_zero() {
+            return;
+        }
+        let mut tick = tokio::time::interval(self.anchor_view_ttl / 2);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let _one = self.refreshing.lock().await;
+            if let Err(e) = self.refresh_now().await {
+                tracing::warn!(error = %e, "looking up the latest checkpoint and anchors");
+            }
+        }
+    }
+
+    /// Bytes and entries in the bundle cache.
+    pub fn bundle_cache_size(&self) -> (u64, usize) {
+        self.bundles
+            .as_ref()
+            .map_or((0, 0), |c| (c.weight(), c.len()))
     }
 
     /// The bundle of the oldest entry with this evidence hash (of `tenant`
     /// when given).
     pub async fn by_hash(&self, hash: &[u8], tenant: Option<&str>) -> Result<Lookup, ProveError> {
-        let key = format!("h{}/{}", hex::encode(hash), tenant.unwrap_or(""));
-        if let Some(s) = self.cached(&key) {
+        let key = hash_key(hash, tenant);
+        if let Some(s) = self.cached(&key).await {
             return Ok(Lookup::Found(s));
         }
+        let now = self.now().await?;
+        self.queried("proof", 1);
         let found = self.ledger.proof_by_hash(hash, tenant).await?;
-        self.lookup(key, found).await
+        self.lookup(key, now, found).await
     }
 
     /// The bundle of the entry (tenant, external id).
     pub async fn by_identity(&self, tenant: &str, external_id: &str) -> Result<Lookup, ProveError> {
-        let key = format!("i{tenant}\n{external_id}");
-        if let Some(s) = self.cached(&key) {
+        let key = identity_key(tenant, external_id);
+        if let Some(s) = self.cached(&key).await {
             return Ok(Lookup::Found(s));
         }
+        let now = self.now().await?;
+        self.queried("proof", 1);
         let found = self.ledger.proof_by_identity(tenant, external_id).await?;
-        self.lookup(key, found).await
+        self.lookup(key, now, found).await
     }
 
-    fn cached(&self, key: &str) -> Option<Arc<Served>> {
-        let map = self.bundles.read().unwrap_or_else(|p| p.into_inner());
-        map.get(key)
-            .filter(|s| s.expires > Instant::now())
-            .map(|s| s.served.clone())
+    /// A cached bundle still valid at the current epochs.
+    async fn cached(&self, key: &[u8]) -> Option<Arc<Served>> {
+        let cache = self.bundles.as_ref()?;
+        let Some(slot) = cache.get(key) else {
+            self.looked_up(Cached::Miss);
+            return None;
+        };
+        let epochs = match self.current_epochs() {
+            Some(e) => e,
+            None => match self.now().await {
+                Ok(n) => n.epochs,
+                Err(e) => {
+                    // The ledger is unreachable: what was valid at the last
+                    // lookup is served until its backstop expires.
+                    tracing::warn!(error = %e, "looking up the latest checkpoint and anchors");
+                    self.fresh.read().unwrap_or_else(|p| p.into_inner()).epochs
+                }
+            },
+        };
+        if slot.expires > Instant::now() && slot.epochs.still(epochs, slot.anchored) {
+            self.looked_up(Cached::Hit);
+            Some(slot.served.clone())
+        } else {
+            self.looked_up(Cached::Stale);
+            None
+        }
     }
 
-    async fn lookup(&self, key: String, found: Option<ProofRow>) -> Result<Lookup, ProveError> {
+    async fn lookup(
+        &self,
+        key: Vec<u8>,
+        now: Now,
+        found: Option<ProofRow>,
+    ) -> Result<Lookup, ProveError> {
         let Some(row) = found else {
             return Ok(Lookup::NotFound);
         };
@@ -224,37 +540,41 @@ impl Prover {
                 seq: row.entry.entry.seq,
             });
         }
-        let Some(bundle) = self.bundle_with(&row.entry, Some(&row.tile)).await? else {
+        let Some((bundle, epochs)) = self
+            .bundle_at(&row.entry, Some(&row.tile), row.block, Some(now))
+            .await?
+        else {
             return Ok(Lookup::NotSealed {
                 seq: row.entry.entry.seq,
             });
         };
         let json = serde_json::to_vec_pretty(&bundle)
             .map_err(|e| ProveError::Corrupt(format!("serializing a bundle: {e}")))?;
-        let ttl = match bundle.anchor.status {
-            AnchorState::Anchored => self.anchored_ttl,
-            AnchorState::Pending => self.pending_ttl,
+        let anchored = bundle.anchor.status == AnchorState::Anchored;
+        let ttl = if anchored {
+            self.anchored_ttl
+        } else {
+            self.pending_ttl
         };
         let served = Arc::new(Served {
             bundle,
             json: json.into(),
         });
-        if self.cache_cap > 0 && !ttl.is_zero() {
-            let mut map = self.bundles.write().unwrap_or_else(|p| p.into_inner());
-            if map.len() >= self.cache_cap {
-                let now = Instant::now();
-                map.retain(|_, s| s.expires > now);
-                if map.len() >= self.cache_cap {
-                    map.clear();
-                }
-            }
-            map.insert(
-                key,
-                CacheSlot {
+        if let Some(cache) = &self.bundles
+            && !ttl.is_zero()
+            && !self.anchor_view_ttl.is_zero()
+        {
+            cache.insert(
+                key.into_boxed_slice(),
+                Arc::new(CacheSlot {
                     served: served.clone(),
+                    epochs,
+                    anchored,
                     expires: Instant::now() + ttl,
-                },
+                }),
             );
+            metrics::BUNDLE_CACHE_BYTES.set(cache.weight() as i64);
+            metrics::BUNDLE_CACHE_ENTRIES.set(cache.len() as i64);
         }
         Ok(Lookup::Found(served))
     }
@@ -262,19 +582,32 @@ impl Prover {
     /// Assemble the bundle of a stored entry; `None` while its block is not
     /// sealed.
     pub async fn bundle_for(&self, se: &StoredEntry) -> Result<Option<Bundle>, ProveError> {
-        self.bundle_with(se, None).await
+        Ok(self.bundle_at(se, None, None, None).await?.map(|(b, _)| b))
     }
 
-    /// [`Prover::bundle_for`], with the entry's level-0 tile when the
-    /// caller read it already (the one-query path).
-    async fn bundle_with(
+    /// [`Prover::bundle_for`], with the entry's level-0 tile and block
+    /// when the caller read them already (the one-query path), and the
+    /// epochs the bundle was built at (looked up before anything else).
+    async fn bundle_at(
         &self,
         se: &StoredEntry,
         level0: Option<&[Digest32]>,
-    ) -> Result<Option<Bundle>, ProveError> {
+        block: Option<(u64, u64, u64)>,
+        now: Option<Now>,
+    ) -> Result<Option<(Bundle, Epochs)>, ProveError> {
         let suite = self.suite;
         let seq = se.entry.seq;
-        let Some(header) = self.header_containing(seq).await? else {
+        let now = match now {
+            Some(n) => n,
+            None => self.now().await?,
+        };
+        let header = match block {
+            Some((height, first, last)) if first <= seq && seq <= last => {
+                self.header_of(height, seq).await?
+            }
+            _ => self.header_containing(seq).await?,
+        };
+        let Some(header) = header else {
             return Ok(None);
         };
         let h = &header;
@@ -306,7 +639,7 @@ impl Prover {
         // The anchored checkpoint covering the block, else the latest, with
         // the block's path in the block log (the same for every entry of
         // the block: computed once per view).
-        let view = self.anchor_view(h).await?;
+        let view = self.anchor_view(h, &now).await?;
         let cp = &view.checkpoint;
         let receipts = view.receipts.clone();
         let block_log_path = view.block_log_path.clone();
@@ -323,24 +656,29 @@ impl Prover {
                 receipts,
             }
         };
-        Ok(Some(Bundle {
-            format: BUNDLE_FORMAT_V1.into(),
-            hash_suite: suite,
-            entry: se.entry.clone(),
-            leaf_hash: se.leaf_hash,
-            leaf_index,
-            audit_path,
-            block: BundleBlock::from_header(h),
-            block_log_path,
-            checkpoint: bundle_checkpoint(cp),
-            keys: self.keys.clone(),
-            anchor,
-        }))
+        let epochs = view.epochs;
+        Ok(Some((
+            Bundle {
+                format: BUNDLE_FORMAT_V1.into(),
+                hash_suite: suite,
+                entry: se.entry.clone(),
+                leaf_hash: se.leaf_hash,
+                leaf_index,
+                audit_path,
+                block: BundleBlock::from_header(h),
+                block_log_path,
+                checkpoint: bundle_checkpoint(cp),
+                keys: self.keys.clone(),
+                anchor,
+            },
+            epochs,
+        )))
     }
 
     /// Each target's receipt of the smallest anchored checkpoint >= `size`,
     /// with a consistency proof from `size`.
     async fn receipts(&self, size: u64) -> Result<Vec<AnchorReceipt>, ProveError> {
+        self.queried("anchors", 1);
         let rows = self.ledger.anchor_receipts_from(size).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
@@ -383,9 +721,39 @@ impl Prover {
                 return Ok(Some(h.clone()));
             }
         }
+        self.queried("block", 1);
         let Some(b) = self.ledger.block_containing(seq).await? else {
             return Ok(None);
         };
+        self.keep_header(b).map(Some)
+    }
+
+    /// The header of sealed block `height`, which holds `seq`: from the
+    /// cache, else one query by its height.
+    async fn header_of(&self, height: u64, seq: u64) -> Result<Option<BlockHeader>, ProveError> {
+        {
+            let hs = self.headers.read().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, h)) = hs.range(..=seq).next_back()
+                && h.last_seq >= seq
+                && h.height == height
+            {
+                return Ok(Some(h.clone()));
+            }
+        }
+        self.queried("block", 1);
+        let Some(b) = self.ledger.block(height).await? else {
+            return Ok(None);
+        };
+        if !(b.header.first_seq <= seq && seq <= b.header.last_seq) {
+            return Err(ProveError::Corrupt(format!(
+                "block {height} does not hold entry {seq}"
+            )));
+        }
+        self.keep_header(b).map(Some)
+    }
+
+    /// Check a block read from the ledger and cache its header.
+    fn keep_header(&self, b: anchord_ledger::StoredBlock) -> Result<BlockHeader, ProveError> {
         if b.header.hash() != b.block_hash {
             return Err(ProveError::Corrupt(format!(
                 "block {}: stored hash does not match its header",
@@ -397,7 +765,7 @@ impl Prover {
             w.clear();
         }
         w.insert(b.header.first_seq, b.header.clone());
-        Ok(Some(b.header))
+        Ok(b.header)
     }
 
     /// The audit path of leaf `index` of block `h`: from the block's tiles
@@ -485,6 +853,7 @@ impl Prover {
             return Ok((**l).clone());
         }
         let from = h.first_seq + c * tiles::TILE_WIDTH;
+        self.queried("leaves", 1);
         let leaves = self
             .ledger
             .leaf_hashes(from, from + u64::from(width))
@@ -572,6 +941,7 @@ impl Prover {
                 .inc();
             return Ok(s.clone());
         }
+        self.queried("block_tiles", 1);
         let s = Arc::new(self.ledger.block_tiles(height).await?);
         metrics::TILE_READS
             .with_label_values(&["block", "db"])
@@ -630,6 +1000,7 @@ impl Prover {
         if missing.is_empty() {
             return Ok(set);
         }
+        self.queried("log_tiles", 1);
         let got = self.ledger.log_tiles(&missing).await?;
         metrics::TILE_READS
             .with_label_values(&["log", "db"])
@@ -668,6 +1039,7 @@ impl Prover {
                 .inc();
             return Ok(Some(tiles::tile_bytes(h)));
         }
+        self.queried("log_tiles", 1);
         let Some(bytes) = self.ledger.log_tile_bytes(t.level, t.index).await? else {
             return Ok(None);
         };
@@ -681,21 +1053,30 @@ impl Prover {
 
     /// Which checkpoint a block's bundles end at, its receipts and the
     /// block's path in the block log.
-    async fn anchor_view(&self, h: &BlockHeader) -> Result<Arc<AnchorView>, ProveError> {
+    async fn anchor_view(&self, h: &BlockHeader, now: &Now) -> Result<Arc<AnchorView>, ProveError> {
         let height = h.height;
-        if let Some((at, v)) = self
+        if let Some(v) = self
             .anchor_views
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&height)
-            && at.elapsed() < self.anchor_view_ttl
+            && v.epochs.still(now.epochs, v.anchored)
         {
             return Ok(v.clone());
         }
-        let anchored = self.ledger.first_anchored_size_covering(height).await?;
+        // No anchor at or above the block: pending, without asking.
+        let anchored = if height >= now.anchored_max {
+            None
+        } else {
+            self.queried("anchors", 1);
+            self.ledger.first_anchored_size_covering(height).await?
+        };
         let cp = match anchored {
-            Some(size) => self.ledger.checkpoint(size).await?,
-            None => self.latest_checkpoint().await?,
+            Some(size) => {
+                self.queried("checkpoint", 1);
+                self.ledger.checkpoint(size).await?
+            }
+            None => now.latest.clone(),
         }
         .ok_or_else(|| ProveError::Corrupt(format!("no checkpoint covers block {height}")))?;
         if cp.size <= height {
@@ -729,16 +1110,19 @@ impl Prover {
             )));
         }
         let v = Arc::new(AnchorView {
+            epochs: now.epochs,
             checkpoint: cp,
             anchored: anchored.is_some(),
             receipts,
             block_log_path,
         });
-        let mut w = self.anchor_views.write().unwrap_or_else(|p| p.into_inner());
-        if w.len() > 100_000 {
-            w.clear();
+        if !self.anchor_view_ttl.is_zero() {
+            let mut w = self.anchor_views.write().unwrap_or_else(|p| p.into_inner());
+            if w.len() > 100_000 {
+                w.clear();
+            }
+            w.insert(height, v.clone());
         }
-        w.insert(height, (Instant::now(), v.clone()));
         Ok(v)
     }
 
@@ -753,6 +1137,7 @@ impl Prover {
         let c = leaf_index / self.chunk;
         let from = h.first_seq + c * self.chunk;
         let to = (from + self.chunk).min(h.last_seq + 1);
+        self.queried("leaves", 1);
         let chunk_leaves = self.ledger.leaf_hashes(from, to).await?;
         tiles::inclusion_proof(
             self.suite,
@@ -788,6 +1173,7 @@ impl Prover {
     }
 
     async fn compute_chunk_roots(&self, h: &BlockHeader) -> Result<Arc<Vec<Digest32>>, ProveError> {
+        self.queried("leaves", 1);
         let leaves = self.ledger.leaf_hashes(h.first_seq, h.last_seq + 1).await?;
         let suite = self.suite;
         let chunk = self.chunk as usize;

@@ -785,3 +785,257 @@ async fn a_ledger_sealed_before_tiles_still_serves_proofs() {
     let (status, code) = error_code(r).await;
     assert_eq!((status, code.as_str()), (503, "tiles_unavailable"));
 }
+
+// ---------------------------------------------------------------------------
+// The bundle cache: invalidated by a new checkpoint or a change of anchors,
+// bounded in bytes, warm requests without a statement.
+// ---------------------------------------------------------------------------
+
+/// Caching on, with long backstops: only the refresh (every 100 ms) can
+/// make a cached bundle change.
+fn caching() -> VerifierConfig {
+    VerifierConfig {
+        anchored_cache_ttl_s: 3600,
+        pending_cache_ttl_s: 3600,
+        anchor_view_ttl_ms: 100,
+        ..VerifierConfig::default()
+    }
+}
+
+async fn serve_prover(ledger: &Ledger, config: VerifierConfig) -> (String, Arc<Prover>) {
+    let prover = Arc::new(Prover::new(ledger.clone(), SUITE, declared(), &config));
+    let app = anchord_verifier::api::router(prover.clone(), &config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    (format!("http://{addr}"), prover)
+}
+
+async fn fetch(http: &reqwest::Client, base: &str, i: usize) -> (Bundle, usize) {
+    let h = hex::encode(EvidenceAlg::Sha256.hash(&file(i)));
+    let r = http
+        .get(format!("{base}/v1/proofs/{h}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.bytes().await.unwrap();
+    (serde_json::from_slice(&body).unwrap(), body.len())
+}
+
+/// Entry `i`'s bundle once `done` holds, fetched every 20 ms for at most
+/// 5 s (the refresh runs every 100 ms).
+async fn fetch_until(
+    http: &reqwest::Client,
+    base: &str,
+    i: usize,
+    what: &str,
+    done: impl Fn(&Bundle) -> bool,
+) -> Bundle {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (b, _) = fetch(http, base, i).await;
+        if done(&b) {
+            return b;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "entry {i}: still not {what} after 5 s: checkpoint {}, status {:?}, receipts {:?}",
+            b.checkpoint.size,
+            b.anchor.status,
+            b.anchor
+                .receipts
+                .iter()
+                .map(|r| (&r.target, r.checkpoint_size))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+fn receipt(target: &str, size: u64) -> ReceiptRow {
+    ReceiptRow {
+        target: target.into(),
+        checkpoint_size: size,
+        chain_kind: "evm".into(),
+        chain_id: "31337".into(),
+        tx_id: format!("0x{}", hex::encode(SUITE.digest(target.as_bytes()))),
+        block_number: 7,
+        block_hash: format!("0x{}", "ab".repeat(32)),
+        block_time_us: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as i64,
+        receipt: "{}".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_pending_bundle_ends_at_a_newly_sealed_checkpoint() {
+    let e = env(no_cache()).await;
+    let (base, prover) = serve_prover(&e.ledger, caching()).await;
+    let (b, _) = fetch(&e.http, &base, 9).await;
+    assert_eq!(b.checkpoint.size, 3);
+    assert_eq!(b.anchor.status, AnchorState::Pending);
+    // Served again from the cache: no statement.
+    let q = prover
+        .counts()
+        .queries
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let (again, _) = fetch(&e.http, &base, 9).await;
+    assert_eq!(again.checkpoint.size, 3);
+    assert_eq!(
+        prover
+            .counts()
+            .queries
+            .load(std::sync::atomic::Ordering::Relaxed),
+        q,
+        "a warm request sent a statement"
+    );
+    assert!(
+        prover
+            .counts()
+            .hits
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+
+    // A new block and checkpoint: the cached bundle (pending, so it ends
+    // at the latest checkpoint) is rebuilt within the refresh period,
+    // although its backstop is an hour.
+    let more = (10..12)
+        .map(|i| {
+            evidence::entry(
+                "bank-a",
+                format!("LOAN-{i:04}"),
+                EvidenceAlg::Sha256.hash(&file(i)),
+            )
+        })
+        .collect();
+    evidence::append(&e.ledger, SUITE, 1_764_000_000_100_000, more).await;
+    seal_all(&e.ledger, 4, 1).await;
+    let b = fetch_until(&e.http, &base, 9, "at checkpoint 4", |b| {
+        b.checkpoint.size == 4
+    })
+    .await;
+    verify_bundle(&b, &trusted(), Some(&EvidenceAlg::Sha256.hash(&file(9)))).unwrap();
+    assert!(
+        prover
+            .counts()
+            .stale
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+    let cp = e
+        .http
+        .get(format!("{base}/checkpoint"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(cp.lines().nth(1), Some("4"), "{cp}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_anchored_bundle_shows_a_new_target_and_drops_a_lost_anchor() {
+    let e = env(no_cache()).await;
+    e.ledger
+        .record_anchor_receipt(&receipt("court-a", 2))
+        .await
+        .unwrap();
+    let (base, prover) = serve_prover(&e.ledger, caching()).await;
+    let (b, _) = fetch(&e.http, &base, 1).await;
+    assert_eq!(b.anchor.status, AnchorState::Anchored);
+    assert_eq!(b.checkpoint.size, 2);
+    assert_eq!(b.anchor.receipts.len(), 1);
+    let (_, _) = fetch(&e.http, &base, 1).await;
+    assert!(
+        prover
+            .counts()
+            .hits
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+
+    // Another target anchors checkpoint 3: its receipt joins the cached
+    // anchored bundle (backstop: an hour).
+    e.ledger
+        .record_anchor_receipt(&receipt("chain-b", 3))
+        .await
+        .unwrap();
+    let b = fetch_until(&e.http, &base, 1, "showing chain-b", |b| {
+        b.anchor.receipts.len() == 2
+    })
+    .await;
+    verify_bundle(&b, &trusted(), None).unwrap();
+
+    // court-a's anchor is lost (its block was reorganised away): no
+    // bundle may still show it.
+    let lost = e
+        .ledger
+        .anchor_receipts(Some("court-a"))
+        .await
+        .unwrap()
+        .into_iter()
+        .next()
+        .unwrap();
+    e.ledger.record_anchor_lost(lost.id, "reorg").await.unwrap();
+    let b = fetch_until(&e.http, &base, 1, "without court-a", |b| {
+        b.anchor.receipts.iter().all(|r| r.target != "court-a")
+    })
+    .await;
+    assert_eq!(b.checkpoint.size, 3, "now anchored by chain-b's checkpoint");
+    assert_eq!(b.anchor.receipts.len(), 1);
+    verify_bundle(&b, &trusted(), None).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bundle_cache_is_bounded_in_bytes_and_keeps_what_is_asked_often() {
+    let e = env(no_cache()).await;
+    let (_, len) = fetch(&e.http, &e.base, 0).await;
+    // Room for about four bundles (each weighs its JSON twice and its key).
+    let bound = 4 * (2 * len as u64 + 300);
+    let (base, prover) = serve_prover(
+        &e.ledger,
+        VerifierConfig {
+            bundle_cache_entries: 8,
+            bundle_cache_bytes: bound,
+            ..caching()
+        },
+    )
+    .await;
+    for _ in 0..3 {
+        for i in 1..10 {
+            fetch(&e.http, &base, 0).await;
+            fetch(&e.http, &base, i).await;
+            let (bytes, entries) = prover.bundle_cache_size();
+            assert!(bytes <= bound, "{bytes} bytes cached, bound {bound}");
+            assert!(entries <= 4, "{entries} bundles cached");
+        }
+    }
+    // Entry 0, asked for every other request, stayed: no statement.
+    let q = prover
+        .counts()
+        .proof_queries
+        .load(std::sync::atomic::Ordering::Relaxed);
+    fetch(&e.http, &base, 0).await;
+    assert_eq!(
+        prover
+            .counts()
+            .proof_queries
+            .load(std::sync::atomic::Ordering::Relaxed),
+        q,
+        "the often-asked bundle was evicted"
+    );
+    // Every other entry was evicted at least once (10 bundles, room for 4).
+    assert!(q > 10, "{q} proof statements for 54 requests");
+}
