@@ -895,6 +895,32 @@ async fn a_tampered_tile_is_caught_by_audit_naming_the_tile() {
             .any(|p| p == "block 0: tile tile/1/000.p/1 does not match its entries"),
         "{p:?}"
     );
+    // Block 0's level-0 tiles: immutable, and a flipped byte (in hash 3 of
+    // its partial tile 1, 44 hashes) is named by the audit.
+    let err = c
+        .execute(
+            "UPDATE block_leaf_tiles SET hashes = hashes WHERE height = 0",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("immutable"), "{err:?}");
+    c.batch_execute(
+        "SET session_replication_role = replica; \
+         UPDATE block_leaf_tiles SET hashes = set_byte(hashes, 3 * 32, get_byte(hashes, 3 * 32) # 1) \
+         WHERE height = 0 AND idx = 1 AND half = 0; \
+         SET session_replication_role = origin;",
+    )
+    .await
+    .unwrap();
+    let report = audit(&ledger, SUITE, &keys(), false).await.unwrap();
+    assert!(
+        report.problems.iter().any(|p| p
+            == "block 0: level-0 tile tile/0/001.p/44 (half 0) does not match its entries' \
+                leaf hashes (44 hashes stored, 44 expected; first difference at hash 3)"),
+        "{:?}",
+        report.problems
+    );
     // The last block-log hash is what the start-up check compares.
     c.batch_execute(
         "SET session_replication_role = replica; \
@@ -1064,4 +1090,218 @@ async fn the_start_up_check_recomputes_the_latest_root_from_the_stored_tile_edge
         err.contains("checkpoint 3: stored block-log root") && err.contains("recompute"),
         "{err}"
     );
+}
+
+/// The level-0 tile halves of each block against the in-memory reference
+/// (`core::tiles`): the halves concatenate to the C2SP tile, each carries
+/// its sibling's root, for every block of the ledger.
+async fn assert_leaf_tiles_are_the_reference(ledger: &Ledger) {
+    for b in ledger.blocks().await.unwrap() {
+        let h = &b.header;
+        let leaves = ledger
+            .leaf_hashes(h.first_seq, h.last_seq + 1)
+            .await
+            .unwrap();
+        let stored = ledger.block_leaf_tiles(h.height).await.unwrap();
+        assert_eq!(
+            stored,
+            anchord_ledger::leaf_tiles_of(SUITE, &leaves),
+            "block {}",
+            h.height
+        );
+        for (t, want) in anchord_core::tiles::build_tiles(SUITE, &leaves)
+            .into_iter()
+            .filter(|(t, _)| t.level == 0)
+        {
+            let got: Vec<_> = stored
+                .iter()
+                .filter(|(i, _)| *i == t.index)
+                .flat_map(|(_, half)| half.hashes.clone())
+                .collect();
+            assert_eq!(got, want, "block {} tile {t}", h.height);
+        }
+    }
+}
+
+/// Proof rows of entries at and around the tile and half boundaries of
+/// every block: (seq, block, tile).
+async fn boundary_proof_rows(
+    ledger: &Ledger,
+) -> Vec<(u64, Option<(u64, u64, u64)>, Vec<[u8; 32]>)> {
+    let mut out = Vec::new();
+    for b in ledger.blocks().await.unwrap() {
+        let h = &b.header;
+        for pos in [
+            0u64,
+            1,
+            127,
+            128,
+            129,
+            255,
+            256,
+            257,
+            511,
+            512,
+            h.leaf_count - 1,
+        ] {
+            if pos >= h.leaf_count {
+                continue;
+            }
+            let e = ledger
+                .entry_by_seq(h.first_seq + pos)
+                .await
+                .unwrap()
+                .unwrap();
+            let row = ledger
+                .proof_by_identity(&e.entry.tenant, &e.entry.external_id)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(row.entry.entry.seq, h.first_seq + pos);
+            out.push((row.entry.entry.seq, row.block, row.tile));
+        }
+    }
+    out
+}
+
+/// Issue 17 (cold proofs): the batcher stores each block's level-0 tiles in
+/// the sealing transaction, equal to the RFC 6962 reference for block
+/// sizes at the 128/256 boundaries and random ones; a proof reads the
+/// stored tile (a flipped stored byte shows in the proof row), and gives
+/// exactly what the fallback (the evidence rows) gives; a ledger whose
+/// blocks have no level-0 rows (as sealed before schema version 9) gets
+/// them back-filled by the batcher while it keeps sealing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn level0_tiles_are_stored_read_by_proofs_and_back_filled() {
+    let (db, ledger) = TestDb::migrated().await;
+    let mut sizes = vec![1u64, 127, 128, 129, 255, 256, 257, 513];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ std::process::id() as u64;
+    for _ in 0..3 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        sizes.push(1 + x % 1200);
+    }
+    for (i, &n) in sizes.iter().enumerate() {
+        append(&ledger, &format!("l{i}"), n as usize).await;
+        let r = anchord_batcher::seal_once(&config(n, 600_000), SUITE, &ledger)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.entries, n, "block sizes {sizes:?}");
+    }
+    assert_leaf_tiles_are_the_reference(&ledger).await;
+    let stored = boundary_proof_rows(&ledger).await;
+    // Each row's tile is the reference tile holding the entry, and the path
+    // inside it is the start of the entry's path in the whole block.
+    for (seq, block, tile) in &stored {
+        let (_, first, last) = block.unwrap();
+        let leaves = ledger.leaf_hashes(first, last + 1).await.unwrap();
+        let pos = seq - first;
+        let t0 = (pos / 256 * 256) as usize;
+        assert_eq!(tile, &leaves[t0..(t0 + 256).min(leaves.len())], "seq {seq}");
+        let inner = merkle::inclusion_proof(SUITE, tile, pos % 256).unwrap();
+        let whole = merkle::inclusion_proof(SUITE, &leaves, pos).unwrap();
+        assert_eq!(inner[..], whole[..inner.len()], "seq {seq}");
+    }
+    let c = db.client().await;
+    // The proof reads the stored tile, not the evidence rows: flip a byte
+    // of block 7's (513 entries) tile 2 and its proof row shows it.
+    let flip = "SET session_replication_role = replica; \
+         UPDATE block_leaf_tiles SET hashes = set_byte(hashes, 0, get_byte(hashes, 0) # 1) \
+         WHERE height = 7 AND idx = 2; SET session_replication_role = origin;";
+    c.batch_execute(flip).await.unwrap();
+    let b7 = ledger.block(7).await.unwrap().unwrap().header;
+    let e = ledger
+        .entry_by_seq(b7.first_seq + 512)
+        .await
+        .unwrap()
+        .unwrap();
+    let row = ledger
+        .proof_by_identity(&e.entry.tenant, &e.entry.external_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.tile[0][0],
+        e.leaf_hash[0] ^ 1,
+        "the stored tile is read"
+    );
+    c.batch_execute(flip).await.unwrap();
+
+    // As a ledger sealed before version 9: no level-0 rows. Proofs fall
+    // back to the evidence rows and give the same tiles.
+    let err = c
+        .execute("DELETE FROM block_leaf_tiles", &[])
+        .await
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("immutable"), "{err:?}");
+    c.batch_execute(
+        "SET session_replication_role = replica; DELETE FROM block_leaf_tiles; \
+         SET session_replication_role = origin;",
+    )
+    .await
+    .unwrap();
+    assert_eq!(boundary_proof_rows(&ledger).await, stored);
+    let blocks = sizes.len() as u64;
+    assert_eq!(
+        ledger.leaf_tile_backlog().await.unwrap(),
+        (blocks, sizes.iter().sum())
+    );
+    let before = audit(&ledger, SUITE, &keys(), false).await.unwrap();
+    assert!(before.ok(), "{:?}", before.problems);
+    assert_eq!(before.blocks_without_leaf_tiles, blocks);
+
+    // The batcher back-fills them, and seals what arrives meanwhile.
+    let running = spawn(config(1000, 50), &ledger);
+    append(&ledger, "after", 300).await;
+    wait_for("the back-fill and the new entries sealed", || async {
+        ledger.leaf_tile_backlog().await.unwrap() == (0, 0)
+            && ledger
+                .latest_checkpoint()
+                .await
+                .unwrap()
+                .is_some_and(|cp| cp.size > blocks)
+            && ledger
+                .blocks()
+                .await
+                .unwrap()
+                .last()
+                .unwrap()
+                .header
+                .last_seq
+                + 1
+                == sizes.iter().sum::<u64>() + 300
+    })
+    .await;
+    running.stop().await.unwrap();
+    assert_leaf_tiles_are_the_reference(&ledger).await;
+    let after = boundary_proof_rows(&ledger).await;
+    assert_eq!(after[..stored.len()], stored[..]);
+    let report = audit(&ledger, SUITE, &keys(), false).await.unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.blocks_without_leaf_tiles, 0);
+}
+
+/// The back-fill walks a long chain of old blocks in bounded steps (256
+/// blocks a step here) and leaves every block with its level-0 tile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_back_fill_covers_a_long_chain_of_old_blocks_in_steps() {
+    const N: u64 = 700;
+    let (_db, ledger) = large_ledger(N).await;
+    assert_eq!(ledger.leaf_tile_backlog().await.unwrap(), (N, N));
+    let running = spawn(config(1000, 50), &ledger);
+    wait_for("the back-fill", || async {
+        ledger.leaf_tile_backlog().await.unwrap() == (0, 0)
+    })
+    .await;
+    running.stop().await.unwrap();
+    for h in [0, 255, 256, 511, 512, N - 1] {
+        let leaf = ledger.leaf_hashes(h, h + 1).await.unwrap();
+        assert_eq!(
+            ledger.block_leaf_tiles(h).await.unwrap(),
+            anchord_ledger::leaf_tiles_of(SUITE, &leaf),
+            "block {h}"
+        );
+    }
 }

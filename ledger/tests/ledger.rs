@@ -750,6 +750,24 @@ async fn a_ledger_from_before_0007_keeps_its_entries_and_blocks() {
         )
         .await;
     assert!(dangling.is_err(), "blocks keep their foreign keys");
+    // Version 9 on a ledger with a sealed block: the block has no level-0
+    // tile rows yet (the batcher back-fills them), and its proofs read the
+    // tile from the evidence rows meanwhile.
+    assert!(ledger.block_leaf_tiles(0).await.unwrap().is_empty());
+    assert_eq!(ledger.leaf_tile_backlog().await.unwrap(), (1, 20));
+    let row = ledger
+        .proof_by_identity("bank", "old13")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.block, Some((0, 0, 19)));
+    assert_eq!(row.tile, ledger.leaf_hashes(0, 20).await.unwrap());
+    let unsealed = ledger
+        .proof_by_identity("bank", "old23")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(unsealed.block.is_none() && unsealed.tile.is_empty());
     let out = ledger
         .append(&batch(vec![
             entry("bank", "old3", 3, None),
