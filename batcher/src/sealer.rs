@@ -106,6 +106,15 @@ pub(crate) async fn startup_check(
             .map_err(|e| BatcherError::Integrity(e.to_string()))?;
         h.check_root(merkle::root(suite, &leaves))
             .map_err(|e| latest(&e))?;
+        // Its stored level-0 tiles (none if sealed before schema version 9
+        // and not back-filled yet) are what its entries give.
+        let stored = ledger.block_leaf_tiles(h.height).await?;
+        if !stored.is_empty() && stored != anchord_ledger::leaf_tiles_of(suite, &leaves) {
+            return Err(BatcherError::Integrity(format!(
+                "latest block {}: its stored level-0 tiles do not match its entries",
+                h.height
+            )));
+        }
         latest_hash = Some(last.block_hash);
     }
     let log = tiled_log(session, suite, n).await?;

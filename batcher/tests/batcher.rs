@@ -921,6 +921,30 @@ async fn a_tampered_tile_is_caught_by_audit_naming_the_tile() {
         "{:?}",
         report.problems
     );
+    // The latest block's level-0 tile is one the start-up check compares
+    // with its entries.
+    c.batch_execute(
+        "SET session_replication_role = replica; \
+         UPDATE block_leaf_tiles SET hashes = sha256(hashes) WHERE height = 5; \
+         SET session_replication_role = origin;",
+    )
+    .await
+    .unwrap();
+    append(&ledger, "w", 1).await;
+    let err = start_error(&ledger).await;
+    assert!(
+        err.contains("latest block 5: its stored level-0 tiles do not match its entries"),
+        "{err}"
+    );
+    c.batch_execute(
+        "SET session_replication_role = replica; \
+         DELETE FROM block_leaf_tiles WHERE height = 5; \
+         INSERT INTO block_leaf_tiles (height, idx, half, hashes) \
+         SELECT 5, 0, 0, leaf_hash FROM evidence WHERE seq = 304; \
+         SET session_replication_role = origin;",
+    )
+    .await
+    .unwrap();
     // The last block-log hash is what the start-up check compares.
     c.batch_execute(
         "SET session_replication_role = replica; \
