@@ -403,25 +403,40 @@ impl LeafBackfill {
         let started = Instant::now();
         let blocks = session.blocks_without_leaf_tiles(self.from, 256).await?;
         let mut rows = Vec::new();
-        let (mut entries, mut tiles_n) = (0u64, 0u64);
+        let (mut entries, mut tiles_n, mut examined) = (0u64, 0u64, 0u64);
+        let mut last = None;
         for b in &blocks {
             let h = &b.header;
-            if !rows.is_empty() && entries + h.leaf_count > BACKFILL_ENTRIES {
+            if last.is_some() && entries + h.leaf_count > BACKFILL_ENTRIES {
                 break;
             }
-            let leaves = session.leaf_hashes(h.first_seq, h.last_seq + 1).await?;
-            h.check_leaf_count(leaves.len())
-                .map_err(|e| BatcherError::Integrity(format!("level-0 back-fill: {e}")))?;
-            h.check_root(merkle::root(suite, &leaves)).map_err(|e| {
-                BatcherError::Integrity(format!(
-                    "level-0 back-fill: {e} (from its stored leaf hashes)"
-                ))
-            })?;
+            last = Some(h.height);
+            examined += 1;
             entries += h.leaf_count;
+            // Tiles are immutable once written: only leaves that give the
+            // block's Merkle root become tiles. A block whose stored leaves
+            // do not is left without tiles (its proofs fail the verifier's
+            // root check as before, `anchord audit` names it) and sealing
+            // goes on: an old inconsistency must not stop new seals.
+            let leaves = match session.leaf_hashes(h.first_seq, h.last_seq + 1).await {
+                Ok(l) => l,
+                Err(LedgerError::Corrupt(e)) => {
+                    tracing::error!(height = h.height, error = %e, "level-0 back-fill: the block's leaves are not readable; its tiles are not written (run anchord audit)");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let checked = h
+                .check_leaf_count(leaves.len())
+                .and_then(|()| h.check_root(merkle::root(suite, &leaves)));
+            if let Err(e) = checked {
+                tracing::error!(height = h.height, error = %e, "level-0 back-fill: the block's stored leaf hashes do not give its header; its tiles are not written (run anchord audit)");
+                continue;
+            }
             tiles_n += h.leaf_count.div_ceil(tiles::TILE_WIDTH);
             rows.push((h.height, anchord_ledger::leaf_tiles_of(suite, &leaves)));
         }
-        let Some(last) = rows.last().map(|(h, _)| *h) else {
+        let Some(last) = last else {
             self.done = true;
             metrics::LEAF_TILE_BACKLOG.set(0);
             tracing::info!("level-0 tiles: back-fill done");
@@ -429,7 +444,7 @@ impl LeafBackfill {
         };
         session.write_leaf_tiles(&rows).await?;
         self.from = last + 1;
-        self.blocks_left = self.blocks_left.saturating_sub(rows.len() as u64);
+        self.blocks_left = self.blocks_left.saturating_sub(examined);
         self.entries_left = self.entries_left.saturating_sub(entries);
         metrics::TILES_WRITTEN.inc_by(tiles_n);
         metrics::LEAF_TILE_BACKLOG.set(self.blocks_left as i64);
