@@ -1,21 +1,27 @@
 //! `bench/proofs`: proof lookups over HTTP on loopback against a ledger of
 //! ANCHORD_BENCH_ENTRIES (default 10,000,000) entries in 100,000-entry
-//! blocks, from a separate load generator (Debian's `wrk`), cold (bundle
-//! cache off: every request assembles its bundle from PostgreSQL) and warm
-//! (bundle cache on, working set fetched once); then the same response bytes
-//! served by nginx from files, same wrk settings, and the ratio.
+//! blocks, from a separate load generator (Debian's `wrk`), and the same
+//! response bytes served by nginx from files, in one run:
 //!
-//! Needs PostgreSQL (`scripts/services up`), `wrk` and `nginx`
-//! (`scripts/test-peers`). Loading 10M entries takes minutes: with
-//! ANCHORD_BENCH_DB the loaded ledger is kept and reused.
-//! The size is the first numeric argument (`bench/proofs 1000000`).
-//! Proofs come from tiles (`core::tiles`, migration 0006), one statement
-//! per proof (`Ledger::proof_by_hash`). Cold means: the verifier just
-//! started and, when `bench/proofs` runs its own cluster
-//! (ANCHORD_BENCH_RESTART), PostgreSQL restarted with its files evicted from
-//! the OS page cache; the first 500 proofs after that, timed one by one,
-//! and the plan of one cold proof (pages read) are printed, then a wrk run
-//! over distinct entries never asked before.
+//! - the disk's random-read limit where the cluster keeps its files (8 KiB
+//!   O_DIRECT reads at random offsets of its largest files, as many threads
+//!   as wrk has connections): the raw limit of a disk-cold proof;
+//! - cold, "restart": PostgreSQL and the verifier restarted, the OS page
+//!   cache kept (the wording), bundle cache off, entries never
+//!   asked before; ANCHORD_BENCH_RUNS (3) runs, each after its own restart;
+//! - cold, "disk-cold": the same with the cluster's files evicted from the
+//!   page cache before each run, with the pages one proof's statement reads
+//!   (`EXPLAIN (ANALYZE, BUFFERS)`) and what that makes of the disk's limit;
+//!   one more run with a pool of 16 connections (the pool's share);
+//! - warm (bundle cache on, working set fetched once) and nginx, run by run
+//!   interleaved, with the ratio of the medians.
+//!
+//! Each wrk run lasts ANCHORD_BENCH_SECONDS (5); figures are medians of the
+//! runs. Needs PostgreSQL (`scripts/services up`), `wrk` and `nginx`
+//! (`scripts/test-peers`); `bench/proofs` runs its own cluster so that it
+//! can restart it. Loading 10M entries takes minutes: with ANCHORD_BENCH_DB
+//! the loaded ledger is kept and reused. The size is the first numeric
+//! argument (`bench/proofs 1000000`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -30,8 +36,14 @@ use anchord_core::{EvidenceAlg, HashSuite};
 use anchord_ledger::{AppendBatch, Ledger, NewEntry};
 use anchord_verifier::VerifierConfig;
 use anchord_verifier::prover::Prover;
+use tokio_util::sync::CancellationToken;
 
 const SUITE: HashSuite = HashSuite::Sha256;
+
+/// The anchord binary's allocator (`anchord/src/main.rs`), so that the
+/// verifier here allocates as it does in the service.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -245,23 +257,55 @@ async fn disk_use(url: &str, n: u64) {
     );
 }
 
-/// What one cold proof reads: the plan of its one statement, with buffers.
-async fn explain(ledger: &Ledger, hash: &[u8]) {
+/// The evidence hashes of entries `seqs` of the ledger at `url`.
+async fn ledger_hashes(url: &str, mut seqs: Vec<u64>) -> std::collections::HashMap<u64, Vec<u8>> {
+    seqs.sort_unstable();
+    seqs.dedup();
+    let ids: Vec<i64> = seqs.iter().map(|&s| s as i64).collect();
+    let rows = pg_client(url)
+        .await
+        .query(
+            "SELECT seq, evidence_hash FROM evidence WHERE seq = ANY($1)",
+            &[&ids],
+        )
+        .await
+        .expect("evidence hashes");
+    assert_eq!(
+        rows.len(),
+        ids.len(),
+        "ANCHORD_BENCH_HASHES=ledger: entries missing"
+    );
+    println!(
+        "hashes: {} read from the ledger by sequence number (ANCHORD_BENCH_HASHES=ledger)",
+        rows.len()
+    );
+    rows.iter()
+        .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, Vec<u8>>(1)))
+        .collect()
+}
+
+/// What one cold proof reads: the plan of its one statement, with
+/// buffers; returns the pages it touched (hit, read: read = from the OS
+/// page cache or the disk).
+async fn explain(ledger: &Ledger, hash: &[u8]) -> (u64, u64) {
     let plan = ledger.explain_proof_by_hash(hash).await.expect("explain");
     let buffers: Vec<&str> = plan
         .lines()
         .filter(|l| l.contains("Buffers:") || l.contains("Execution Time"))
         .map(str::trim)
         .collect();
-    println!(
-        "one cold proof, one statement (EXPLAIN ANALYZE, BUFFERS; read = from the OS or disk): {}",
-        buffers.first().copied().unwrap_or("?")
-    );
+    let first = buffers.first().copied().unwrap_or("?");
+    let count = |what: &str| {
+        first
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(what))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     if std::env::var_os("ANCHORD_BENCH_PLAN").is_some() {
         println!("{plan}");
-    } else if let Some(t) = buffers.last() {
-        println!("  {t} (ANCHORD_BENCH_PLAN=1 prints the whole plan)");
     }
+    (count("hit="), count("read="))
 }
 
 async fn serve(ledger: &Ledger, cache: bool) -> (String, Arc<Prover>) {
@@ -280,6 +324,11 @@ async fn serve(ledger: &Ledger, cache: bool) -> (String, Arc<Prover>) {
         quorum: 0,
     };
     let prover = Arc::new(Prover::new(ledger.clone(), SUITE, keys, &config));
+    // As `anchord_verifier::run` starts it: the latest checkpoint, the
+    // anchors and the block log's right edge read before the first
+    // request, then refreshed in the background (until the bench exits).
+    prover.preload().await.expect("preload");
+    tokio::spawn(prover.clone().refresh_loop(CancellationToken::new()));
     let app = anchord_verifier::api::router(prover.clone(), &config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -352,9 +401,8 @@ fn picks(n: u64, k: u64, seed: u64) -> Vec<u64> {
         .collect()
 }
 
-async fn run_wrk(wrk: &Path, base: &str, script: &Path, what: &str) -> (f64, f64) {
-    let secs = env_or("ANCHORD_BENCH_SECONDS", 10);
-    let conns = env_or("ANCHORD_BENCH_CONNECTIONS", 64);
+async fn run_wrk(wrk: &Path, base: &str, script: &Path, what: &str, secs: u64) -> (f64, f64) {
+    let conns = connections();
     let out = tokio::process::Command::new(wrk)
         .args([
             "-t2",
@@ -376,8 +424,121 @@ async fn run_wrk(wrk: &Path, base: &str, script: &Path, what: &str) -> (f64, f64
         .map(str::trim)
         .collect();
     let non2xx = non2xx.join("; ");
-    println!("{what:<28} {rps:>10.0} proofs/s   p99 {p99:>7.2} ms  {non2xx}");
+    println!("  {what:<44} {rps:>8.0} proofs/s   p99 {p99:>8.2} ms  {non2xx}");
     (rps, p99)
+}
+
+/// wrk's connections (and the verifier's pool: one statement per cold
+/// proof, so as many connections as concurrent requests).
+fn connections() -> u64 {
+    env_or("ANCHORD_BENCH_CONNECTIONS", 64)
+}
+
+/// The median of a few runs' (proofs/s, p99 ms), each taken separately.
+fn median(runs: &[(f64, f64)]) -> (f64, f64) {
+    let mid = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    (
+        mid(runs.iter().map(|r| r.0).collect()),
+        mid(runs.iter().map(|r| r.1).collect()),
+    )
+}
+
+/// The disk's random-read limit where the cluster keeps its files: 8 KiB
+/// reads at random 8 KiB-aligned offsets of the cluster's largest data
+/// files, O_DIRECT (no page cache), from `threads` threads at once (wrk's
+/// connections) for `secs` seconds. Returns (reads/s, p50 ms, p99 ms).
+fn disk_limit(dir: &Path, threads: u64, secs: u64) -> Option<(f64, f64, f64)> {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let mut files: Vec<(u64, PathBuf)> = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).ok()?.flatten() {
+            let p = e.path();
+            let Ok(m) = e.metadata() else { continue };
+            if m.is_dir() {
+                stack.push(p);
+            } else if m.len() >= 64 << 20 {
+                files.push((m.len(), p));
+            }
+        }
+    }
+    files.sort_unstable_by(|a, b| b.cmp(a));
+    files.truncate(8);
+    if files.is_empty() {
+        return None;
+    }
+    const O_DIRECT: i32 = 0o40000; // Linux x86_64 and aarch64: libc::O_DIRECT
+    let opened: Vec<(u64, std::fs::File)> = files
+        .iter()
+        .filter_map(|(len, p)| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(O_DIRECT)
+                .open(p)
+                .ok()
+                .map(|f| (len / 8192, f))
+        })
+        .collect();
+    let opened = Arc::new(opened);
+    let stop = Instant::now() + std::time::Duration::from_secs(secs);
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let opened = opened.clone();
+            std::thread::spawn(move || {
+                // An 8 KiB buffer aligned to 4 KiB (O_DIRECT needs it).
+                let mut raw = vec![0u8; 8192 + 4096];
+                let off = raw.as_ptr().align_offset(4096);
+                let buf = &mut raw[off..off + 8192];
+                let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (t + 1).wrapping_mul(0xff51_afd7_ed55_8ccd);
+                let mut lat = Vec::new();
+                while Instant::now() < stop {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let (pages, f) = &opened[(x % opened.len() as u64) as usize];
+                    let page = (x >> 8) % pages;
+                    let s = Instant::now();
+                    if f.read_at(buf, page * 8192).is_err() {
+                        return Vec::new();
+                    }
+                    lat.push(s.elapsed().as_secs_f64() * 1000.0);
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all: Vec<f64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap_or_default())
+        .collect();
+    if all.is_empty() {
+        return None;
+    }
+    all.sort_by(f64::total_cmp);
+    let q = |f: f64| all[((all.len() as f64 * f) as usize).min(all.len() - 1)];
+    Some((all.len() as f64 / secs as f64, q(0.5), q(0.99)))
+}
+
+/// Restart the bench's own PostgreSQL: with its files evicted from the OS
+/// page cache (`evict`), or keeping it. False without a private cluster.
+fn restart_postgres(evict: bool) -> bool {
+    let Ok(cmd) = std::env::var("ANCHORD_BENCH_RESTART") else {
+        return false;
+    };
+    let cmd = if evict {
+        cmd
+    } else {
+        format!("{cmd} keep-cache")
+    };
+    let st = Command::new("bash")
+        .args(["-c", &cmd])
+        .status()
+        .expect("restart command");
+    assert!(st.success(), "{cmd}: {st}");
+    true
 }
 
 /// The ledger size: the first numeric command-line argument
@@ -387,17 +548,6 @@ fn size_arg() -> u64 {
         .skip(1)
         .find_map(|a| a.replace(['_', ','], "").parse().ok())
         .unwrap_or_else(|| env_or("ANCHORD_BENCH_ENTRIES", 10_000_000))
-}
-
-/// Tiles the verifier read so far: (from PostgreSQL, from its caches).
-fn tile_reads() -> (u64, u64) {
-    let m = &anchord_verifier::metrics::TILE_READS;
-    let db = m.with_label_values(&["log", "db"]).get()
-        + m.with_label_values(&["block", "db"]).get()
-        + m.with_label_values(&["block", "level0"]).get();
-    let cache = m.with_label_values(&["log", "cache"]).get()
-        + m.with_label_values(&["block", "cache"]).get();
-    (db, cache)
 }
 
 /// Right after a verifier (re)start: the first `k` distinct proofs, one at
@@ -430,14 +580,16 @@ async fn run(wrk: &Path, nginx: &Path) {
     let sample = env_or("ANCHORD_BENCH_SAMPLE", 20_000);
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/out/proofs");
     std::fs::create_dir_all(&out).expect("bench/out");
-    let cold_sample = env_or("ANCHORD_BENCH_COLD_SAMPLE", 300_000);
+    let cold_sample = env_or("ANCHORD_BENCH_COLD_SAMPLE", 200_000);
     println!(
-        "bench/proofs: {n} entries; cold: {cold_sample} distinct entries, warm: {sample}; 2 wrk threads"
+        "bench/proofs: {n} entries; cold: {cold_sample} distinct entries per run, warm: {sample}; wrk: 2 threads, {} connections; verifier pool: {} connections",
+        connections(),
+        connections()
     );
     let (_db, url) = database().await;
     let connect = || {
         let mut dbc = anchord_ledger::DatabaseConfig::from_url(&url);
-        dbc.max_connections = 16;
+        dbc.max_connections = connections() as usize;
         Ledger::connect(&dbc).expect("ledger")
     };
     let ledger = connect();
@@ -447,78 +599,170 @@ async fn run(wrk: &Path, nginx: &Path) {
 
     // The requests: fixed random samples of evidence hashes (the cold one
     // from another seed: entries no earlier request touched).
+    // ANCHORD_BENCH_HASHES=ledger: any kept ledger (bench/scale's), the
+    // hashes read from it by sequence number instead of `evidence(i)`.
+    let from_ledger = std::env::var("ANCHORD_BENCH_HASHES").is_ok_and(|v| v == "ledger");
+    let hashes = if from_ledger {
+        let mut seqs = picks(n, sample, 0x9e37_79b9_7f4a_7c15);
+        for seed in cold_seeds() {
+            seqs.extend(picks(n, cold_sample, seed));
+        }
+        seqs.extend(picks(n, 500, 0x0bad_cafe_f00d_d00d));
+        seqs.extend(picks(n, 5, 0x1234_5678_9abc_def1));
+        ledger_hashes(&url, seqs).await
+    } else {
+        Default::default()
+    };
+    let evidence = |i: u64| match hashes.get(&i) {
+        Some(h) => h.clone(),
+        None => evidence(i),
+    };
     let path = |i: u64| format!("/v1/proofs/{}", hex::encode(evidence(i)));
     let paths: Vec<String> = picks(n, sample, 0x9e37_79b9_7f4a_7c15)
         .into_iter()
         .map(path)
         .collect();
-    let cold_paths: Vec<String> = picks(n, cold_sample, 0x2545_f491_4f6c_dd1d)
-        .into_iter()
-        .map(path)
-        .collect();
     let script = wrk_script(&out, "paths", &paths);
-    let cold_script = wrk_script(&out, "cold-paths", &cold_paths);
-
-    // Cold: PostgreSQL restarted with its files out of the page cache (when
-    // the bench runs its own cluster), a verifier just started (every cache
-    // empty), the bundle cache off: every request assembles its bundle from
-    // what PostgreSQL reads.
-    drop(ledger);
-    let ledger = match std::env::var("ANCHORD_BENCH_RESTART") {
-        Ok(cmd) => {
-            let st = Command::new("bash")
-                .args(["-c", &cmd])
-                .status()
-                .expect("restart command");
-            assert!(st.success(), "{cmd}: {st}");
-            println!(
-                "cold:   PostgreSQL restarted, its files evicted from the OS page cache (fsync + POSIX_FADV_DONTNEED), verifier started"
-            );
-            connect()
-        }
-        Err(_) => {
-            println!(
-                "cold:   verifier started; PostgreSQL NOT restarted (shared cluster: its buffer cache and the OS page cache are warm from the load)"
-            );
-            connect()
-        }
-    };
-    let probe = picks(n, 1, 0x1234_5678_9abc_def1)[0];
-    explain(&ledger, &evidence(probe)).await;
-    let first: Vec<String> = picks(n, 500, 0x0bad_cafe_f00d_d00d)
-        .into_iter()
-        .map(path)
+    // One set of distinct entries per cold run, none asked before.
+    let cold_scripts: Vec<PathBuf> = cold_seeds()
+        .iter()
+        .enumerate()
+        .map(|(k, &seed)| {
+            let p: Vec<String> = picks(n, cold_sample, seed).into_iter().map(path).collect();
+            wrk_script(&out, &format!("cold-paths-{k}"), &p)
+        })
         .collect();
-    let (first_base, _) = serve(&ledger, false).await;
-    first_proofs(&first_base, &first, 500).await;
-    let (cold_base, _) = serve(&ledger, false).await;
-    let before = tile_reads();
-    let cold = run_wrk(
-        wrk,
-        &cold_base,
-        &cold_script,
-        "verifier, cold (distinct entries)",
-    )
-    .await;
-    let after = tile_reads();
+    let probes: Vec<Vec<u8>> = picks(n, 5, 0x1234_5678_9abc_def1)
+        .into_iter()
+        .map(evidence)
+        .collect();
+    let runs = env_or("ANCHORD_BENCH_RUNS", 3).clamp(1, 4) as usize;
+    let secs = env_or("ANCHORD_BENCH_SECONDS", 5);
+    let conns = connections();
+
+    // (a) The disk's random-read limit, where the cluster keeps its files.
+    let disk = std::env::var("ANCHORD_PG_DIR")
+        .ok()
+        .and_then(|d| disk_limit(Path::new(&d), conns, 5));
+    match disk {
+        Some((iops, p50, p99)) => println!(
+            "disk:   {iops:.0} random 8 KiB reads/s (O_DIRECT, {conns} threads, 5 s, the cluster's largest files), p50 {p50:.2} ms, p99 {p99:.2} ms: the raw limit of a disk-cold proof"
+        ),
+        None => println!("disk:   random-read limit not measured (no private cluster directory)"),
+    }
+
+    // (b) Cold, twice over: "restart" = PostgreSQL and the verifier
+    // restarted, the OS page cache kept (the wording); "disk-cold"
+    // = the same with the cluster's files evicted from the page cache.
+    // Every run: a fresh restart, a fresh verifier (bundle cache off:
+    // every request assembles its bundle), entries never asked before.
+    drop(ledger);
+    let private = std::env::var("ANCHORD_BENCH_RESTART").is_ok();
+    if !private {
+        println!(
+            "cold:   PostgreSQL NOT restarted (shared cluster: its buffer cache and the OS page cache are warm from the load)"
+        );
+    }
+    let mut restart_runs = Vec::new();
+    let mut disk_runs = Vec::new();
+    let mut per_proof = Vec::new();
+    let mut pages = Vec::new();
+    for (k, cold_script) in cold_scripts.iter().enumerate().take(2 * runs) {
+        let evict = k >= runs;
+        let what = if evict { "disk-cold" } else { "restart" };
+        restart_postgres(evict);
+        let ledger = connect();
+        if evict {
+            // What one proof reads with nothing cached (before wrk: the
+            // plan's pages come from the disk).
+            let (hit, read) = explain(&ledger, &probes[k % probes.len()]).await;
+            pages.push((hit, read));
+        }
+        if evict && k == runs {
+            let first: Vec<String> = picks(n, 500, 0x0bad_cafe_f00d_d00d)
+                .into_iter()
+                .map(path)
+                .collect();
+            let (first_base, _) = serve(&ledger, false).await;
+            first_proofs(&first_base, &first, 500).await;
+        }
+        let (base, prover) = serve(&ledger, false).await;
+        let r = run_wrk(
+            wrk,
+            &base,
+            cold_script,
+            &format!("verifier, cold ({what}) run {}", k % runs + 1),
+            secs,
+        )
+        .await;
+        let c = prover.counts();
+        let proofs = c.proof_queries.load(std::sync::atomic::Ordering::Relaxed);
+        let all = c.queries.load(std::sync::atomic::Ordering::Relaxed);
+        per_proof.push((proofs, all));
+        if evict {
+            disk_runs.push(r);
+        } else {
+            restart_runs.push(r);
+        }
+    }
+    let (proofs, all): (u64, u64) = per_proof.iter().fold((0, 0), |a, p| (a.0 + p.0, a.1 + p.1));
     println!(
-        "cold run tile reads: {} from PostgreSQL, {} from the verifier's caches",
-        after.0 - before.0,
-        after.1 - before.1
+        "cold statements: {all} for {proofs} proofs ({:.4} per proof; beyond the proof's one statement: {} in all, first proofs of a block and the periodic refresh)",
+        all as f64 / proofs.max(1) as f64,
+        all - proofs
     );
-    // The same requests again on a fresh verifier: PostgreSQL now holds
-    // what the cold run read (up to its buffers), the verifier nothing. The
-    // difference to the cold run is what reading from disk costs; the rest
-    // is assembling bundles (CPU, shared with wrk and PostgreSQL).
+    let restart = median(&restart_runs);
+    let disk_cold = median(&disk_runs);
+    if !pages.is_empty() {
+        let mut reads: Vec<u64> = pages.iter().map(|p| p.1).collect();
+        reads.sort_unstable();
+        let read = reads[reads.len() / 2];
+        let hit = pages.iter().map(|p| p.0).sum::<u64>() / pages.len() as u64;
+        println!(
+            "pages:  one disk-cold proof's statement (EXPLAIN (ANALYZE, BUFFERS), median of {}): {read} pages read from the OS/disk, about {hit} hit in PostgreSQL's buffers",
+            pages.len()
+        );
+        if let Some((iops, _, _)) = disk {
+            println!(
+                "        disk-cold {:.0} proofs/s x {read} pages = {:.0} reads/s = {:.2} of the disk's random-read limit ({iops:.0}/s; bound: {:.0} proofs/s)",
+                disk_cold.0,
+                disk_cold.0 * read as f64,
+                disk_cold.0 * read as f64 / iops,
+                iops / read.max(1) as f64
+            );
+        }
+    }
+    // The pool's share: one more disk-cold run with a pool of 16.
+    if private && env_or("ANCHORD_BENCH_POOL_COMPARE", 1) == 1 && cold_scripts.len() > 2 * runs {
+        restart_postgres(true);
+        let mut dbc = anchord_ledger::DatabaseConfig::from_url(&url);
+        dbc.max_connections = 16;
+        let small = Ledger::connect(&dbc).expect("ledger");
+        let (base, _) = serve(&small, false).await;
+        run_wrk(
+            wrk,
+            &base,
+            &cold_scripts[2 * runs],
+            "verifier, cold (disk-cold), pool of 16",
+            secs,
+        )
+        .await;
+    }
+    // The last cold entries again on a fresh verifier: PostgreSQL now
+    // holds what that run read; the difference is the disk's share.
+    let ledger = connect();
     let (again_base, _) = serve(&ledger, false).await;
     run_wrk(
         wrk,
         &again_base,
-        &cold_script,
+        &cold_scripts[2 * runs - 1],
         "verifier, no bundle cache, PostgreSQL warm",
+        secs,
     )
     .await;
-    // Warm: bundle cache on, the working set fetched once.
+
+    // (c) Warm (bundle cache on, the working set fetched once) and nginx
+    // serving the same bytes from files, interleaved run by run.
     let (warm_base, _) = serve(&ledger, true).await;
     let http = reqwest::Client::new();
     let www = out.join("www");
@@ -541,9 +785,6 @@ async fn run(wrk: &Path, nginx: &Path) {
         paths.len(),
         t.elapsed().as_secs_f64()
     );
-    let warm = run_wrk(wrk, &warm_base, &script, "verifier, warm (bundle cache)").await;
-
-    // nginx serving the same bytes from files.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("port")
         .local_addr()
@@ -582,7 +823,30 @@ async fn run(wrk: &Path, nginx: &Path) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let ngx = run_wrk(wrk, &nginx_base, &script, "nginx, same bytes from files").await;
+    let mut warm_runs = Vec::new();
+    let mut nginx_runs = Vec::new();
+    for k in 1..=runs {
+        warm_runs.push(
+            run_wrk(
+                wrk,
+                &warm_base,
+                &script,
+                &format!("verifier, warm (bundle cache) run {k}"),
+                secs,
+            )
+            .await,
+        );
+        nginx_runs.push(
+            run_wrk(
+                wrk,
+                &nginx_base,
+                &script,
+                &format!("nginx, same bytes from files run {k}"),
+                secs,
+            )
+            .await,
+        );
+    }
     // Stop the master with its own signal handling so its workers exit too
     // (SIGKILL on the master would orphan them).
     let _ = Command::new(nginx)
@@ -593,9 +857,46 @@ async fn run(wrk: &Path, nginx: &Path) {
         .args(["-s", "stop"])
         .status();
     let _ = ng.wait();
+    let warm = median(&warm_runs);
+    let ngx = median(&nginx_runs);
+    let pairs: Vec<String> = warm_runs
+        .iter()
+        .zip(&nginx_runs)
+        .map(|(w, x)| format!("{:.2}", w.0 / x.0))
+        .collect();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "ratio verifier/nginx: warm {:.2}, cold {:.2} (throughput); targets >= 20,000 proofs/s, p99 < 10 ms",
-        warm.0 / ngx.0,
-        cold.0 / ngx.0
+        "summary (medians of {runs} runs of {secs} s, wrk -t2 -c{conns}; load average {}):",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
+    println!(
+        "  cold, restart (PostgreSQL + verifier restarted, page cache kept): {:.0} proofs/s, p99 {:.2} ms",
+        restart.0, restart.1
+    );
+    println!(
+        "  cold, disk-cold (the same, the cluster's files evicted):          {:.0} proofs/s, p99 {:.2} ms",
+        disk_cold.0, disk_cold.1
+    );
+    println!(
+        "  warm: {:.0} proofs/s, p99 {:.2} ms; nginx: {:.0}/s, p99 {:.2} ms; warm/nginx {:.2} (run by run: {})",
+        warm.0,
+        warm.1,
+        ngx.0,
+        ngx.1,
+        warm.0 / ngx.0,
+        pairs.join(", ")
+    );
+    println!("  targets: cold >= 20,000 proofs/s with p99 < 10 ms; warm >= 0.8 of nginx");
+}
+
+/// Seeds of the cold runs' entry sets: `runs` restart runs, `runs`
+/// disk-cold runs, one with a small pool (up to 4 runs each).
+fn cold_seeds() -> Vec<u64> {
+    let runs = env_or("ANCHORD_BENCH_RUNS", 3).clamp(1, 4);
+    (0..2 * runs + 1)
+        .map(|k| 0x2545_f491_4f6c_dd1d_u64.wrapping_add(k.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1)
+        .collect()
 }

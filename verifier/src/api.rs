@@ -38,12 +38,23 @@ pub const MISMATCH_MESSAGE: &str = "结果不一致，数据与保全记录不�
 /// The message when nothing was preserved with this hash.
 pub const NOT_FOUND_MESSAGE: &str = "未找到保全记录";
 
+/// The handlers' state: one shared allocation, so that the clone axum
+/// makes per request and per middleware is one reference count.
 #[derive(Clone)]
-struct AppState {
+struct AppState(Arc<Shared>);
+
+struct Shared {
     prover: Arc<Prover>,
     limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
-    certificates: Arc<Issuer>,
-    public_url: Arc<str>,
+    certificates: Issuer,
+    public_url: Box<str>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 /// The API router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`
@@ -54,12 +65,12 @@ pub fn router(prover: Arc<Prover>, config: &VerifierConfig) -> Router {
             .allow_burst(NonZeroU32::new(config.rate_burst).unwrap_or(NonZeroU32::MIN));
     let limiter = Arc::new(RateLimiter::keyed(quota));
     crate::metrics::init();
-    let state = AppState {
+    let state = AppState(Arc::new(Shared {
         prover,
         limiter: limiter.clone(),
-        certificates: Arc::new(Issuer::new(config.cjk_font.clone())),
+        certificates: Issuer::new(config.cjk_font.clone()),
         public_url: config.public_url.trim_end_matches('/').into(),
-    };
+    }));
     // Forget idle clients now and then.
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         let weak = Arc::downgrade(&limiter);
