@@ -11,8 +11,18 @@
 //! writes the previous one). The broker's throughput does not depend on the
 //! ledger's size and is measured by `bench/ingest`; this measures what does.
 //!
+//! Per segment it prints, besides the wall-clock rate, the CPU time per entry
+//! of PostgreSQL (the whole cluster: every server process, from `/proc`,
+//! when ANCHORD_PG_DIR names the cluster's directory, as `bench/scale` sets
+//! it; else the processes in `pg_stat_activity`) and of this process, and
+//! the load average: on shared cores the wall-clock rate follows the
+//! contention, CPU per entry follows the ledger. "No cliff" is judged on
+//! both ratios, last segment / first.
+//!
 //! Environment: ANCHORD_SCALE_ENTRIES (50000000), ANCHORD_SCALE_BATCH (10000),
-//! ANCHORD_SCALE_BLOCK (100000 entries per block).
+//! ANCHORD_SCALE_BLOCK (100000 entries per block), ANCHORD_BENCH_DB (keep the
+//! ledger in this database, created when missing and required empty, for
+//! `bench/proofs` to reuse: it seals with the proof bench's key and origin).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // bench code: a failed unwrap is a failed run
 
 use std::sync::Arc;
@@ -33,6 +43,10 @@ const SUITE: HashSuite = HashSuite::Sha256;
 const TOPIC: &str = "bench.scale";
 const PARTITIONS: u64 = 16;
 const TENANTS: [&str; 5] = ["icbc-sh", "ccb-bj", "boc-gd", "abc-zj", "cmb-sz"];
+/// The sealing key and origin of `verifier/benches/proofs.rs`, so that a kept
+/// ledger serves its proofs (the verifier there declares this sealer key).
+const ORIGIN: &str = "anchord.bench/ledger";
+const SEAL_SEED: [u8; 32] = [9; 32];
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -63,21 +77,36 @@ async fn run() {
         "bench/scale: {n} entries from empty, batches of {batch}, blocks of {block}, \
          rate per {segment}-entry segment"
     );
-    let (db, _) = TestDb::migrated().await;
-    let mut dbc = anchord_ledger::DatabaseConfig::from_url(db.url());
+    let (db, url) = database().await;
+    let mut dbc = anchord_ledger::DatabaseConfig::from_url(&url);
     dbc.max_connections = 8;
     let ledger = Ledger::connect(&dbc).expect("ledger");
     ledger.ensure_suite(SUITE).await.expect("suite");
+    let have = ledger.next_seq().await.expect("next_seq");
+    assert_eq!(
+        have, 0,
+        "the ledger holds {have} entries: bench/scale starts from empty (drop ANCHORD_BENCH_DB)"
+    );
+    let admin = pg_client(&url).await;
+    let postmaster = postmaster_pid();
+    println!(
+        "PostgreSQL CPU: {}",
+        match postmaster {
+            Some(pid) =>
+                format!("the whole cluster (postmaster {pid}, its children and reaped children)"),
+            None => "the processes in pg_stat_activity (ANCHORD_PG_DIR not set)".into(),
+        }
+    );
 
     // The batcher, sealing along.
     let dir = std::env::temp_dir().join(anchord_testkit::unique("scale"));
     std::fs::create_dir_all(&dir).unwrap();
     let key = dir.join("sealer.key");
-    let signer = NoteSigner::from_seed("anchord.bench/scale", ALG_ED25519, &[7; 32]).unwrap();
+    let signer = NoteSigner::from_seed(ORIGIN, ALG_ED25519, &SEAL_SEED).unwrap();
     std::fs::write(&key, signer.private_key_text()).unwrap();
     let bc = BatcherConfig {
         block_max_entries: block,
-        origin: "anchord.bench/scale".into(),
+        origin: ORIGIN.into(),
         signing_key: Some(key),
         ..BatcherConfig::default()
     };
@@ -178,9 +207,15 @@ async fn run() {
 
     let started = Instant::now();
     let mut seg_start = Instant::now();
+    let mut seg_cpu = (
+        pg_cpu(&admin, postmaster).await,
+        proc_cpu(std::process::id()),
+    );
+    let mut load = LoadSampler::default();
+    let mut max_lag = 0u64;
     let mut done = 0u64;
     let mut next_mark = segment;
-    let mut rates = Vec::new();
+    let mut segs: Vec<Segment> = Vec::new();
     let mut missed = 0u64;
     while let Some(p) = prep_rx.recv().await {
         let c = ledger.commit_prepared(&p).await.expect("commit");
@@ -188,19 +223,46 @@ async fn run() {
             missed += 1;
         }
         done += c.outcome.accepted() as u64;
+        max_lag = max_lag.max(done.saturating_sub(sealed.load(Ordering::SeqCst)));
+        load.sample();
         if done >= next_mark || done == n {
             let secs = seg_start.elapsed().as_secs_f64();
             let seg_n = done - (next_mark - segment);
-            let rate = seg_n as f64 / secs;
-            rates.push(rate);
-            let s = sealed.load(Ordering::SeqCst);
-            println!(
-                "segment {:>2}: up to {done:>11} entries  {rate:>9.0} evidence/s  ({secs:>6.1} s)  \
-                 sealed {s:>11}  batcher lag {:>9}",
-                rates.len(),
-                done - s.min(done)
+            let now_cpu = (
+                pg_cpu(&admin, postmaster).await,
+                proc_cpu(std::process::id()),
             );
+            let per = |a: Option<f64>, b: Option<f64>| {
+                a.zip(b)
+                    .map(|(a, b)| 1e6 * (b - a) / seg_n as f64)
+                    .unwrap_or(f64::NAN)
+            };
+            let seg = Segment {
+                rate: seg_n as f64 / secs,
+                pg_us: per(seg_cpu.0, now_cpu.0),
+                own_us: per(seg_cpu.1, now_cpu.1),
+                load: load.take(),
+            };
+            let s = sealed.load(Ordering::SeqCst);
+            let (db_bytes, wal_bytes) = sizes(&admin).await;
+            println!(
+                "segment {:>2}: up to {done:>11} entries  {:>8.0} evidence/s ({secs:>6.1} s)  CPU/entry: \
+                 PostgreSQL {:>5.1} us, bench {:>5.1} us  load avg {:>5.1} (max {:>5.1})  \
+                 batcher lag {:>7} now, {max_lag:>7} max  database {:>6.2} GB, WAL {:>5.2} GB",
+                segs.len() + 1,
+                seg.rate,
+                seg.pg_us,
+                seg.own_us,
+                seg.load.0,
+                seg.load.1,
+                done - s.min(done),
+                db_bytes as f64 / 1e9,
+                wal_bytes as f64 / 1e9,
+            );
+            segs.push(seg);
             seg_start = Instant::now();
+            seg_cpu = now_cpu;
+            max_lag = 0;
             next_mark += segment;
         }
     }
@@ -214,10 +276,15 @@ async fn run() {
          under the lock",
         n as f64 / total
     );
-    if let (Some(first), Some(last)) = (rates.first(), rates.last()) {
+    if let (Some(first), Some(last)) = (segs.first(), segs.last()) {
         println!(
-            "last segment / first segment: {:.2} (goal >= 0.8)",
-            last / first
+            "last segment / first segment: wall-clock rate {:.2} (goal >= 0.8; load avg {:.1} -> {:.1}); \
+             CPU per entry (first / last, >= 0.8 = no cliff): PostgreSQL {:.2}, bench {:.2}",
+            last.rate / first.rate,
+            first.load.0,
+            last.load.0,
+            first.pg_us / last.pg_us,
+            first.own_us / last.own_us
         );
     }
 
@@ -240,7 +307,7 @@ async fn run() {
     );
 
     // Disk.
-    let c = db.client().await;
+    let c = &admin;
     c.batch_execute("CHECKPOINT").await.unwrap();
     let rows = c
         .query(
@@ -255,7 +322,8 @@ async fn run() {
                  WHERE s.nspname = 'public' AND c.relkind = 'r'
                    AND (c.relname IN ('blocks', 'checkpoints', 'checkpoint_signatures')
                         OR c.relname LIKE '%tile%'))::int8
-             UNION ALL SELECT 'database total', pg_database_size(current_database())::int8",
+             UNION ALL SELECT 'database total', pg_database_size(current_database())::int8
+             UNION ALL SELECT 'WAL (pg_wal)', (SELECT coalesce(sum(size), 0) FROM pg_ls_waldir())::int8",
             &[],
         )
         .await
@@ -278,13 +346,203 @@ async fn run() {
         "ledger bytes/entry {per_entry:.1} for {payload:.1} bytes of message payload: {:.2}x (goal <= 2x)",
         per_entry / payload
     );
+    let (first, last) = (segs.first().unwrap(), segs.last().unwrap());
     println!(
         "RESULT n={n} seconds={total:.1} rate={:.0} first_segment={:.0} last_segment={:.0} \
+         pg_cpu_us_first={:.1} pg_cpu_us_last={:.1} bench_cpu_us_first={:.1} bench_cpu_us_last={:.1} \
          bytes_per_entry={per_entry:.1} payload_bytes={payload:.1}",
         n as f64 / total,
-        rates.first().copied().unwrap_or(0.0),
-        rates.last().copied().unwrap_or(0.0)
+        first.rate,
+        last.rate,
+        first.pg_us,
+        last.pg_us,
+        first.own_us,
+        last.own_us
     );
     let _ = std::fs::remove_dir_all(&dir);
-    drop(db);
+    match db {
+        Some(db) => drop(db),
+        None => println!("kept: the ledger stays in {url} (ANCHORD_BENCH_DB) for bench/proofs"),
+    }
+}
+
+/// One segment's figures: wall-clock entries/s, CPU microseconds per entry
+/// of PostgreSQL and of this process, load average (mean, max).
+struct Segment {
+    rate: f64,
+    pg_us: f64,
+    own_us: f64,
+    load: (f64, f64),
+}
+
+/// The 1-minute load average, sampled at most once a second.
+#[derive(Default)]
+struct LoadSampler {
+    last: Option<Instant>,
+    sum: f64,
+    max: f64,
+    count: u32,
+}
+
+impl LoadSampler {
+    fn sample(&mut self) {
+        if self
+            .last
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.last = Some(Instant::now());
+        if let Some(l) = std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        {
+            self.sum += l;
+            self.max = self.max.max(l);
+            self.count += 1;
+        }
+    }
+
+    /// (mean, max) since the last take.
+    fn take(&mut self) -> (f64, f64) {
+        let r = (self.sum / self.count.max(1) as f64, self.max);
+        *self = LoadSampler::default();
+        r
+    }
+}
+
+/// The bench's database: a fresh one dropped at the end, or the kept
+/// database ANCHORD_BENCH_DB (created when missing), as in bench/proofs.
+async fn database() -> (Option<TestDb>, String) {
+    let Ok(name) = std::env::var("ANCHORD_BENCH_DB") else {
+        let (db, _) = TestDb::migrated().await;
+        let url = db.url().to_owned();
+        return (Some(db), url);
+    };
+    assert!(
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+        "ANCHORD_BENCH_DB: letters, digits and _ only"
+    );
+    let admin = std::env::var(anchord_testkit::PG_URL_VAR)
+        .unwrap_or_else(|_| anchord_testkit::DEFAULT_PG_URL.to_owned());
+    let c = pg_client(&admin).await;
+    let exists = c
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await
+        .expect("pg_database")
+        .is_some();
+    if !exists {
+        c.batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create the kept database");
+    }
+    let url = match admin.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => panic!("{admin}: not a postgres:// URL"),
+    };
+    let ledger = Ledger::connect(&anchord_ledger::DatabaseConfig::from_url(&url)).expect("ledger");
+    ledger.migrate().await.expect("migrate the kept database");
+    (None, url)
+}
+
+async fn pg_client(url: &str) -> tokio_postgres::Client {
+    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    tokio::spawn(conn);
+    c
+}
+
+/// The database's size and the WAL directory's, in bytes.
+async fn sizes(c: &tokio_postgres::Client) -> (i64, i64) {
+    let r = c
+        .query_one(
+            "SELECT pg_database_size(current_database())::int8, \
+             (SELECT coalesce(sum(size), 0) FROM pg_ls_waldir())::int8",
+            &[],
+        )
+        .await
+        .expect("sizes");
+    (r.get(0), r.get(1))
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`).
+fn ticks() -> f64 {
+    static TICKS: std::sync::LazyLock<f64> = std::sync::LazyLock::new(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    });
+    *TICKS
+}
+
+/// The fields of `/proc/<pid>/stat` after the command name (field 3 on).
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(
+        stat[stat.rfind(')')? + 1..]
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+/// CPU seconds (user + system) of a process; with `children`, plus those
+/// of its reaped children (cutime, cstime).
+fn proc_cpu_of(pid: u32, children: bool) -> Option<f64> {
+    let f = stat_fields(pid)?;
+    let field = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok());
+    // utime, stime, cutime, cstime are fields 14-17: indexes 11-14 here.
+    let mut t = field(11)? + field(12)?;
+    if children {
+        t += field(13)? + field(14)?;
+    }
+    Some(t / ticks())
+}
+
+fn proc_cpu(pid: u32) -> Option<f64> {
+    proc_cpu_of(pid, false)
+}
+
+/// The private cluster's postmaster, from `$ANCHORD_PG_DIR/data/postmaster.pid`.
+fn postmaster_pid() -> Option<u32> {
+    let dir = std::env::var_os("ANCHORD_PG_DIR")?;
+    let text =
+        std::fs::read_to_string(std::path::Path::new(&dir).join("data/postmaster.pid")).ok()?;
+    let pid: u32 = text.lines().next()?.trim().parse().ok()?;
+    stat_fields(pid).map(|_| pid)
+}
+
+/// CPU seconds used so far by PostgreSQL: with the postmaster known, the
+/// postmaster, its live children and its reaped ones (backends, checkpointer,
+/// WAL writer, autovacuum workers that came and went); else the processes
+/// `pg_stat_activity` lists now (exited ones are then missed).
+async fn pg_cpu(c: &tokio_postgres::Client, postmaster: Option<u32>) -> Option<f64> {
+    if let Some(pm) = postmaster {
+        let mut t = proc_cpu_of(pm, true)?;
+        for e in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if let Some(f) = stat_fields(pid)
+                && f.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pm)
+            {
+                t += proc_cpu(pid).unwrap_or(0.0);
+            }
+        }
+        return Some(t);
+    }
+    let rows = c
+        .query("SELECT pid FROM pg_stat_activity", &[])
+        .await
+        .ok()?;
+    Some(
+        rows.iter()
+            .filter_map(|r| proc_cpu(r.get::<_, i32>(0) as u32))
+            .sum(),
+    )
 }
