@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::suite::{Digest32, HashSuite};
 
+mod metadata;
+pub use metadata::MetadataJson;
+
 /// The ASCII domain tag every encoded entry starts with.
 pub const ENTRY_MAGIC: &[u8; 13] = b"anchord.entry";
 /// The current (and only) entry encoding version.
