@@ -83,7 +83,7 @@ pub struct AppendHint {
     /// Identities accepted by the last prepared batches, which may not be
     /// committed yet (so a lookup in the ledger would not see them).
     /// Shared, not copied: each hint keeps the last batches' maps.
-    recent: Vec<Arc<HashMap<Digest32, StoredIdentity>>>,
+    recent: Vec<Arc<Recent>>,
     /// Source topic ids (topics are never renamed or removed).
     topics: HashMap<String, i16>,
     /// Skip the lookup of the batch's identities among committed entries
@@ -96,6 +96,28 @@ pub struct AppendHint {
 
 /// How many prepared batches can be ahead of the last committed one.
 const RECENT_BATCHES: usize = 3;
+
+/// The identities one prepared batch accepts: each one's sequence number and
+/// its place in the batch (the batch is kept, so that no evidence hash is
+/// copied per entry for the rare lookup that finds one).
+#[derive(Debug)]
+struct Recent {
+    batch: Arc<AppendBatch>,
+    ids: HashMap<Digest32, (u64, usize)>,
+}
+
+impl Recent {
+    fn get(&self, id: &Digest32) -> Option<StoredIdentity> {
+        self.ids.get(id).map(|&(seq, index)| {
+            let e = &self.batch.entries[index];
+            StoredIdentity {
+                seq,
+                hash_alg: e.hash_alg.id() as i16,
+                evidence_hash: e.evidence_hash.clone(),
+            }
+        })
+    }
+}
 
 /// A batch planned against a predicted state, ready to commit.
 #[derive(Debug)]
@@ -182,8 +204,8 @@ struct Planned {
     items: Vec<ItemOutcome>,
     rows: Vec<plan::NewRow>,
     next_seq: u64,
-    evidence: Option<Bytes>,
-    identities: Option<Bytes>,
+    evidence: Option<Vec<Bytes>>,
+    identities: Option<Vec<Bytes>>,
 }
 
 impl PreparedAppend {
@@ -205,21 +227,18 @@ impl PreparedAppend {
     /// The hint for the batch after this one: as if this one committed as
     /// planned.
     pub fn hint_after(&self, previous: &AppendHint) -> AppendHint {
-        let mut recent: HashMap<Digest32, StoredIdentity> =
-            HashMap::with_capacity(self.planned.rows.len());
-        for r in &self.planned.rows {
-            recent.insert(
-                r.identity,
-                StoredIdentity {
-                    seq: r.entry.seq,
-                    hash_alg: r.entry.hash_alg.id() as i16,
-                    evidence_hash: r.entry.evidence_hash.clone(),
-                },
-            );
-        }
-        let mut predicted = plan::predict_after(&self.predicted, &self.batch, &self.planned.rows);
-        // The next batch looks its identities up afresh.
-        predicted.existing = HashMap::new();
+        let recent = Recent {
+            batch: self.batch.clone(),
+            ids: self
+                .planned
+                .rows
+                .iter()
+                .map(|r| (r.identity, (r.entry.seq, r.index)))
+                .collect(),
+        };
+        // The next batch looks its identities up afresh (this batch's are
+        // in `recent`).
+        let predicted = plan::predict_head_after(&self.predicted, &self.batch, &self.planned.rows);
         let mut all = vec![Arc::new(recent)];
         all.extend(previous.recent.iter().take(RECENT_BATCHES - 1).cloned());
         AppendHint {
@@ -310,7 +329,7 @@ impl Ledger {
                 continue;
             }
             if let Some(s) = hint.recent.iter().find_map(|m| m.get(id)) {
-                predicted.existing.insert(*id, s.clone());
+                predicted.existing.insert(*id, s);
                 unverified.push(*id);
             }
         }
@@ -470,9 +489,9 @@ impl Ledger {
             }
             // Identities first: a stored one (the lookup skipped) aborts the
             // COPY before any evidence row is written.
-            copy_in(&tx, &st.copy_identity, identities.clone()).await?;
+            copy_in(&tx, &st.copy_identity, identities).await?;
             lap(&mut timings.copy_identity);
-            copy_in(&tx, &st.copy_evidence, evidence.clone()).await?;
+            copy_in(&tx, &st.copy_evidence, evidence).await?;
             lap(&mut timings.copy_evidence);
         }
 
@@ -682,8 +701,8 @@ fn planned(
     let (evidence, identities) = if plan.rows.is_empty() {
         (None, None)
     } else {
-        let mut ev = CopyBuffer::with_capacity(plan.rows.len() * 300);
-        let mut id = CopyBuffer::with_capacity(plan.rows.len() * 52);
+        let mut ev = CopyBuffer::new();
+        let mut id = CopyBuffer::new();
         for row in &plan.rows {
             let entry = &row.entry;
             let src = batch.entries[row.index].source.as_ref();
@@ -787,11 +806,13 @@ impl Statements {
 async fn copy_in(
     tx: &tokio_postgres::Transaction<'_>,
     statement: &Statement,
-    data: Bytes,
+    chunks: &[Bytes],
 ) -> Result<(), LedgerError> {
     let sink = tx.copy_in(statement).await?;
     pin_mut!(sink);
-    sink.send(data).await?;
+    for chunk in chunks {
+        sink.feed(chunk.clone()).await?;
+    }
     sink.finish().await?;
     Ok(())
 }
@@ -940,26 +961,49 @@ pub(crate) fn stored_entry(r: &tokio_postgres::Row) -> Result<StoredEntry, Ledge
     })
 }
 
-/// Rows in PostgreSQL's binary COPY format, written straight into one buffer:
-/// no per-value dynamic dispatch, one send per batch. Layout: the 11-byte
-/// signature, flags and header-extension length, then per row a field count
-/// and per field a length (-1 for NULL) and its bytes, then -1.
-struct CopyBuffer(bytes::BytesMut);
+/// Rows in PostgreSQL's binary COPY format, written straight into buffers:
+/// no per-value dynamic dispatch. Layout: the 11-byte signature, flags and
+/// header-extension length, then per row a field count and per field a
+/// length (-1 for NULL) and its bytes, then -1.
+///
+/// The stream is cut into chunks of about [`COPY_CHUNK`] bytes (a row may
+/// straddle two: COPY data is a byte stream). A batch's COPY data in one
+/// buffer (2.5 MB for 10,000 rows) was memory fresh from the operating
+/// system every batch, paid in page faults (perf, issue 17); chunks this
+/// size are reused by the allocator.
+struct CopyBuffer {
+    buf: bytes::BytesMut,
+    chunks: Vec<Bytes>,
+}
+
+/// See [`CopyBuffer`]: with the slack for a row, below the sizes from which
+/// allocators map memory afresh (mimalloc: 512 KiB; glibc: 128 KiB at first).
+const COPY_CHUNK: usize = 112 * 1024;
 
 impl CopyBuffer {
-    fn with_capacity(bytes: usize) -> Self {
-        let mut b = bytes::BytesMut::with_capacity(19 + bytes + 2);
-        b.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
-        b.extend_from_slice(&0i32.to_be_bytes()); // flags
-        b.extend_from_slice(&0i32.to_be_bytes()); // header extension length
-        CopyBuffer(b)
+    fn new() -> Self {
+        let mut b = CopyBuffer {
+            buf: bytes::BytesMut::with_capacity(COPY_CHUNK + 8192),
+            chunks: Vec::new(),
+        };
+        b.buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+        b.buf.extend_from_slice(&0i32.to_be_bytes()); // flags
+        b.buf.extend_from_slice(&0i32.to_be_bytes()); // header extension length
+        b
     }
     fn row(&mut self, fields: i16) {
-        self.0.extend_from_slice(&fields.to_be_bytes());
+        if self.buf.len() >= COPY_CHUNK {
+            let full = std::mem::replace(
+                &mut self.buf,
+                bytes::BytesMut::with_capacity(COPY_CHUNK + 8192),
+            );
+            self.chunks.push(full.freeze());
+        }
+        self.buf.extend_from_slice(&fields.to_be_bytes());
     }
     fn field(&mut self, v: &[u8]) {
-        self.0.extend_from_slice(&(v.len() as i32).to_be_bytes());
-        self.0.extend_from_slice(v);
+        self.buf.extend_from_slice(&(v.len() as i32).to_be_bytes());
+        self.buf.extend_from_slice(v);
     }
     fn bytes(&mut self, v: &[u8]) {
         self.field(v);
@@ -971,7 +1015,7 @@ impl CopyBuffer {
         }
     }
     fn null(&mut self) {
-        self.0.extend_from_slice(&(-1i32).to_be_bytes());
+        self.buf.extend_from_slice(&(-1i32).to_be_bytes());
     }
     fn i16(&mut self, v: i16) {
         self.field(&v.to_be_bytes());
@@ -982,8 +1026,9 @@ impl CopyBuffer {
     fn i64(&mut self, v: i64) {
         self.field(&v.to_be_bytes());
     }
-    fn finish(mut self) -> bytes::Bytes {
-        self.0.extend_from_slice(&(-1i16).to_be_bytes());
-        self.0.freeze()
+    fn finish(mut self) -> Vec<Bytes> {
+        self.buf.extend_from_slice(&(-1i16).to_be_bytes());
+        self.chunks.push(self.buf.freeze());
+        self.chunks
     }
 }

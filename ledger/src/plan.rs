@@ -49,9 +49,30 @@ pub struct LedgerState {
 impl LedgerState {
     /// Was this source covered by an earlier transaction?
     pub fn covers(&self, s: Option<&Source>) -> bool {
+        Cover::new(self).covers(s)
+    }
+}
+
+/// A state's stored positions keyed by borrowed (topic, partition), so that
+/// checking a batch's sources allocates nothing per source (the owned key
+/// of [`LedgerState::positions`] would need a `String` per lookup).
+struct Cover<'s>(HashMap<(&'s str, i32), i64>);
+
+impl<'s> Cover<'s> {
+    fn new(state: &'s LedgerState) -> Self {
+        Cover(
+            state
+                .positions
+                .iter()
+                .map(|((topic, partition), next)| ((topic.as_str(), *partition), *next))
+                .collect(),
+        )
+    }
+
+    fn covers(&self, s: Option<&Source>) -> bool {
         s.is_some_and(|s| {
-            self.positions
-                .get(&(s.topic.clone(), s.partition))
+            self.0
+                .get(&(s.topic.as_str(), s.partition))
                 .is_some_and(|next| s.offset < *next)
         })
     }
@@ -114,12 +135,13 @@ pub fn plan_with_ids<'a>(
     ids: &[Digest32],
 ) -> Plan<'a> {
     let mut next = state.next_seq;
+    let cover = Cover::new(state);
     let mut items = Vec::with_capacity(batch.entries.len());
-    let mut rows: Vec<NewRow> = Vec::new();
+    let mut rows: Vec<NewRow> = Vec::with_capacity(batch.entries.len());
     // Identity → (seq, index) of the entry accepted earlier in this batch.
-    let mut in_batch: HashMap<Digest32, (u64, usize)> = HashMap::new();
+    let mut in_batch: HashMap<Digest32, (u64, usize)> = HashMap::with_capacity(batch.entries.len());
     for (i, e) in batch.entries.iter().enumerate() {
-        if state.covers(e.source.as_ref()) {
+        if cover.covers(e.source.as_ref()) {
             items.push(ItemOutcome::AlreadyCommitted);
             continue;
         }
@@ -181,8 +203,9 @@ pub fn dead_letters<'a>(
 ) -> (Vec<PlannedDeadLetter<'a>>, usize) {
     let mut dead_letters = Vec::new();
     let mut rejections_skipped = 0;
+    let cover = Cover::new(state);
     for r in &batch.rejections {
-        if state.covers(r.source.as_ref()) {
+        if cover.covers(r.source.as_ref()) {
             rejections_skipped += 1;
             continue;
         }
@@ -226,7 +249,8 @@ pub fn prediction_holds(
     predicted: &LedgerState,
     actual: &LedgerState,
 ) -> bool {
-    let same_cover = |s: Option<&Source>| predicted.covers(s) == actual.covers(s);
+    let (p, a) = (Cover::new(predicted), Cover::new(actual));
+    let same_cover = |s: Option<&Source>| p.covers(s) == a.covers(s);
     predicted.next_seq == actual.next_seq
         && batch.entries.iter().all(|e| same_cover(e.source.as_ref()))
         && batch
@@ -240,11 +264,10 @@ pub fn prediction_holds(
 
 /// The state the ledger will hold once `batch`, planned against `state` into
 /// `rows`, has committed: the head after its rows, the group's positions
-/// advanced by the batch's, and its new identities stored. The pipelined
-/// writer prepares the next batch against this while the batch commits.
+/// advanced by the batch's, and its new identities stored.
 pub fn predict_after(state: &LedgerState, batch: &AppendBatch, rows: &[NewRow]) -> LedgerState {
-    let mut s = state.clone();
-    s.next_seq = rows.last().map_or(state.next_seq, |r| r.entry.seq + 1);
+    let mut s = predict_head_after(state, batch, rows);
+    s.existing = state.existing.clone();
     for r in rows {
         s.existing.insert(
             r.identity,
@@ -255,14 +278,32 @@ pub fn predict_after(state: &LedgerState, batch: &AppendBatch, rows: &[NewRow]) 
             },
         );
     }
+    s
+}
+
+/// [`predict_after`] without the stored identities (`existing` left empty):
+/// the head after the batch's rows and the group's positions advanced by
+/// the batch's. The pipelined writer prepares the next batch against this
+/// while the batch commits, and looks the next batch's identities up
+/// afresh (the batch's own are in its hint's recent identities), so copying
+/// the state's identities and adding the batch's would be wasted.
+pub fn predict_head_after(
+    state: &LedgerState,
+    batch: &AppendBatch,
+    rows: &[NewRow],
+) -> LedgerState {
+    let mut positions = state.positions.clone();
     for pos in &batch.positions {
-        let n = s
-            .positions
+        let n = positions
             .entry((pos.topic.clone(), pos.partition))
             .or_insert(pos.next_offset);
         *n = (*n).max(pos.next_offset);
     }
-    s
+    LedgerState {
+        next_seq: rows.last().map_or(state.next_seq, |r| r.entry.seq + 1),
+        positions,
+        existing: HashMap::new(),
+    }
 }
 
 #[cfg(test)]
@@ -613,6 +654,19 @@ mod tests {
             let ids = identities(&b2);
             prop_assert!(prediction_holds(&b2, &ids, &predicted, &actual));
             prop_assert_eq!(plan(&b2, &predicted), plan(&b2, &actual));
+            // The writer's hint: the same head and positions, no identities.
+            let head = predict_head_after(&state, &b1, &p1.rows);
+            prop_assert_eq!(head.next_seq, predicted.next_seq);
+            prop_assert_eq!(&head.positions, &predicted.positions);
+            prop_assert!(head.existing.is_empty());
+            // Sources are covered alike through the borrowed index.
+            for e in &b2.entries {
+                let s = e.source.as_ref();
+                let owned = s.is_some_and(|s| {
+                    actual.positions.get(&(s.topic.clone(), s.partition)).is_some_and(|n| s.offset < *n)
+                });
+                prop_assert_eq!(actual.covers(s), owned);
+            }
         }
     }
 }
