@@ -36,6 +36,11 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
+/// The allocator the `anchord` binary uses (`anchord/src/main.rs`), so that
+/// the client CPU measured here is the deployed one's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -240,6 +245,11 @@ fn print_profile(before: &[(&'static str, u64)]) {
         metrics::PREDICTION_MISSES
             .with_label_values(&["identity_taken"])
             .get(),
+    );
+    let (full, partial) = (delta("FULL_HANDOVERS"), delta("PARTIAL_HANDOVERS"));
+    println!(
+        "  batches handed over by the consumer: {full} full, {partial} before full (the writer had room: it waited for the consumer), mean {:.0} messages",
+        delta("HANDED_OVER_MESSAGES") as f64 / (full + partial).max(1) as f64,
     );
     let ms = |name: &str, n: u64| delta(name) as f64 / n as f64 / 1e6;
     println!(

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use anchord_ledger::{Ledger, NewEntry, Position, Rejection, Source};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::base_consumer::PartitionQueue;
@@ -71,7 +71,15 @@ pub(crate) struct Builder {
     next: BTreeMap<i32, i64>,
     first_at: Option<Instant>,
     limit: DeadLetterLimit,
+    /// The messages' bytes, copied one after the other into shared chunks
+    /// (each entry's `raw` is a slice of one): one allocation per chunk
+    /// instead of one per message.
+    arena: BytesMut,
 }
+
+/// Size of the chunks the messages' bytes are copied into (a message larger
+/// than this gets a chunk of its own size).
+const ARENA_CHUNK: usize = 256 * 1024;
 
 impl Builder {
     fn new(config: &IngestConfig) -> Self {
@@ -87,7 +95,17 @@ impl Builder {
                 config.dead_letter_window,
                 config.dead_letter_max_consecutive,
             ),
+            arena: BytesMut::new(),
         }
+    }
+
+    /// A copy of a message's bytes, sharing a chunk with its neighbours.
+    fn copy(&mut self, payload: &[u8]) -> Bytes {
+        if self.arena.capacity() < payload.len() {
+            self.arena = BytesMut::with_capacity(ARENA_CHUNK.max(payload.len()));
+        }
+        self.arena.extend_from_slice(payload);
+        self.arena.split().freeze()
     }
 
     fn len(&self) -> usize {
@@ -107,7 +125,7 @@ impl Builder {
             partition,
             offset,
         };
-        let raw = Bytes::copy_from_slice(payload.unwrap_or_default());
+        let raw = self.copy(payload.unwrap_or_default());
         let rejected = match message::decode_record(payload, rules) {
             Ok(d) => {
                 self.produced_at_ms.push(d.produced_at_ms);
@@ -272,10 +290,11 @@ impl Shared {
             return false;
         }
         let batch = self.builder().take();
-        if let Some(b) = batch
-            && !self.send_until(Work::Batch(b), deadline)
-        {
-            return false;
+        if let Some(b) = batch {
+            crate::profile::handed_over(b.len(), self.config.batch_max);
+            if !self.send_until(Work::Batch(b), deadline) {
+                return false;
+            }
         }
         let (ack_tx, ack_rx) = std::sync::mpsc::sync_channel(1);
         if !self.send_until(Work::Barrier(ack_tx), deadline) {
@@ -595,6 +614,7 @@ pub(crate) fn poll_loop(
                 match shared.tx.try_reserve() {
                     Ok(permit) => {
                         if let Some(p) = b.take() {
+                            crate::profile::handed_over(p.len(), batch_max);
                             permit.send(Work::Batch(p));
                         }
                         false

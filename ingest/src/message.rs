@@ -10,7 +10,9 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 
 use anchord_core::EvidenceAlg;
-use anchord_core::entry::{canonical_metadata, validate_external_id, validate_tenant};
+use anchord_core::entry::{
+    MetadataJson, canonical_metadata, validate_external_id, validate_tenant,
+};
 use anchord_ledger::{NewEntry, Source};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -94,43 +96,65 @@ fn reject(reason: &'static str, detail: impl Into<String>) -> Reject {
     }
 }
 
-/// The fast path: every field borrowed where the JSON has no escapes.
+/// The typed parse: every field borrowed where the JSON has no escapes.
 /// Unknown fields are ignored (forward compatibility within v1), but every
 /// member name, at every depth, must be unique (I-JSON): a repeated one fails
 /// this parse and the slow path reports it.
-struct Fast<'a> {
+///
+/// `M` is how the metadata is read: [`MetadataJson`] on the fast path
+/// (borrowed, canonicalised without a `serde_json::Value`), [`StrictValue`]
+/// on the careful path, which is the decoder as it was before the fast path
+/// and still decides every message the fast path does not accept.
+struct Fast<'a, M> {
     v: u64,
     tenant: Cow<'a, str>,
     external_id: Cow<'a, str>,
     hash_alg: Cow<'a, str>,
     hash: Cow<'a, str>,
-    metadata: Option<serde_json::Value>,
+    metadata: Option<M>,
     produced_at: i64,
 }
 
-impl<'de> Deserialize<'de> for Fast<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(FastVisitor)
+/// A metadata reader: JSON `null` is the same as no metadata.
+trait MetadataField {
+    fn is_null(&self) -> bool;
+}
+
+impl MetadataField for MetadataJson<'_> {
+    fn is_null(&self) -> bool {
+        MetadataJson::is_null(self)
     }
 }
 
-struct FastVisitor;
+impl MetadataField for StrictValue {
+    fn is_null(&self) -> bool {
+        self.0.is_null()
+    }
+}
 
-impl<'de> serde::de::Visitor<'de> for FastVisitor {
-    type Value = Fast<'de>;
+impl<'de, M: Deserialize<'de> + MetadataField> Deserialize<'de> for Fast<'de, M> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(FastVisitor(std::marker::PhantomData))
+    }
+}
+
+struct FastVisitor<M>(std::marker::PhantomData<M>);
+
+impl<'de, M: Deserialize<'de> + MetadataField> serde::de::Visitor<'de> for FastVisitor<M> {
+    type Value = Fast<'de, M>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a v1 evidence message (a JSON object)")
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Fast<'de>, A::Error> {
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Fast<'de, M>, A::Error> {
         use serde::de::Error as _;
         let mut v = None;
         let mut tenant = None;
         let mut external_id = None;
         let mut hash_alg = None;
         let mut hash = None;
-        let mut metadata: Option<Option<serde_json::Value>> = None;
+        let mut metadata: Option<Option<M>> = None;
         let mut produced_at = None;
         let mut unknown: Vec<Cow<'de, str>> = Vec::new();
         fn put<T, E: serde::de::Error>(slot: &mut Option<T>, name: &str, v: T) -> Result<(), E> {
@@ -156,7 +180,7 @@ impl<'de> serde::de::Visitor<'de> for FastVisitor {
                 )?,
                 "hash" => put(&mut hash, "hash", map.next_value::<KeyStr<'de>>()?.0)?,
                 "metadata" => {
-                    let StrictValue(m) = map.next_value()?;
+                    let m: M = map.next_value()?;
                     put(&mut metadata, "metadata", (!m.is_null()).then_some(m))?
                 }
                 "produced_at" => put(&mut produced_at, "produced_at", map.next_value::<i64>()?)?,
@@ -190,8 +214,16 @@ struct Fields<'a> {
     external_id: Cow<'a, str>,
     hash_alg: Cow<'a, str>,
     hash: Cow<'a, str>,
-    metadata: Option<serde_json::Value>,
+    metadata: Option<Metadata<'a>>,
     produced_at: i64,
+}
+
+/// The metadata as the parse read it.
+enum Metadata<'a> {
+    /// The fast path's borrowed reading.
+    Borrowed(MetadataJson<'a>),
+    /// The careful path's `serde_json::Value`.
+    Value(serde_json::Value),
 }
 
 /// Latest accepted `produced_at`: 9999-12-31T23:59:59.999Z in Unix
@@ -213,18 +245,56 @@ pub fn decode_record(payload: Option<&[u8]>, rules: &Rules) -> Result<Decoded, R
 }
 
 /// Decode and validate one message value.
+///
+/// The fast path reads the metadata borrowed from the payload and
+/// canonicalises it without building a `serde_json::Value`
+/// ([`MetadataJson`]); any message it does not parse goes to the careful
+/// path ([`decode_careful`]), so every rejection, and its detail, is the
+/// careful path's. The two agree on every message (a property test below).
 pub fn decode(payload: &[u8], rules: &Rules) -> Result<Decoded, Reject> {
     if payload.len() > rules.max_message_bytes {
-        return Err(reject(
-            reason::OVERSIZED,
-            format!(
-                "message is {} bytes, more than the {} allowed",
-                payload.len(),
-                rules.max_message_bytes
-            ),
-        ));
+        return Err(oversized(payload, rules));
     }
-    let fields = match serde_json::from_slice::<Fast<'_>>(payload) {
+    match serde_json::from_slice::<Fast<'_, MetadataJson<'_>>>(payload) {
+        Ok(f) => {
+            if f.v != FORMAT_VERSION {
+                return Err(unsupported(&f.v.to_string()));
+            }
+            check(
+                Fields {
+                    tenant: f.tenant,
+                    external_id: f.external_id,
+                    hash_alg: f.hash_alg,
+                    hash: f.hash,
+                    metadata: f.metadata.map(Metadata::Borrowed),
+                    produced_at: f.produced_at,
+                },
+                rules,
+            )
+        }
+        Err(_) => decode_careful(payload, rules),
+    }
+}
+
+fn oversized(payload: &[u8], rules: &Rules) -> Reject {
+    reject(
+        reason::OVERSIZED,
+        format!(
+            "message is {} bytes, more than the {} allowed",
+            payload.len(),
+            rules.max_message_bytes
+        ),
+    )
+}
+
+/// The decoder without the fast path: metadata read into a
+/// `serde_json::Value` (repeated names refused as they are read) and, when
+/// the typed parse fails, the slow parse that says exactly why.
+pub fn decode_careful(payload: &[u8], rules: &Rules) -> Result<Decoded, Reject> {
+    if payload.len() > rules.max_message_bytes {
+        return Err(oversized(payload, rules));
+    }
+    let fields = match serde_json::from_slice::<Fast<'_, StrictValue>>(payload) {
         Ok(f) => {
             if f.v != FORMAT_VERSION {
                 return Err(unsupported(&f.v.to_string()));
@@ -234,7 +304,7 @@ pub fn decode(payload: &[u8], rules: &Rules) -> Result<Decoded, Reject> {
                 external_id: f.external_id,
                 hash_alg: f.hash_alg,
                 hash: f.hash,
-                metadata: f.metadata,
+                metadata: f.metadata.map(|StrictValue(v)| Metadata::Value(v)),
                 produced_at: f.produced_at,
             }
         }
@@ -360,7 +430,7 @@ fn slow_shape(payload: &[u8]) -> Result<Fields<'static>, Reject> {
     };
     let metadata = match obj.remove("metadata") {
         None | Some(serde_json::Value::Null) => None,
-        Some(v) => Some(v),
+        Some(v) => Some(Metadata::Value(v)),
     };
     Ok(Fields {
         tenant: Cow::Owned(tenant),
@@ -413,7 +483,13 @@ fn check(f: Fields<'_>, rules: &Rules) -> Result<Decoded, Reject> {
         }
     };
     let hex = f.hash.as_bytes();
-    if let Some(i) = hex.iter().position(|b| !b.is_ascii_hexdigit()) {
+    // const-hex checks every character at once; the byte-at-a-time scan
+    // only runs to name the first bad one.
+    if !const_hex::check_raw(hex) {
+        let i = hex
+            .iter()
+            .position(|b| !b.is_ascii_hexdigit())
+            .unwrap_or_default();
         return Err(reject(
             reason::BAD_HASH_HEX,
             format!("hash: character {i} is not a hex digit"),
@@ -429,27 +505,22 @@ fn check(f: Fields<'_>, rules: &Rules) -> Result<Decoded, Reject> {
             ),
         ));
     }
-    let hash = hex::decode(hex).map_err(|e| reject(reason::BAD_HASH_HEX, format!("hash: {e}")))?;
+    // Into a stack buffer: `hex::decode`'s per-character, collecting
+    // decoder was a visible share of ingest's CPU (perf, issue 17).
+    let mut digest = [0u8; 64];
+    let digest = &mut digest[..hex.len() / 2];
+    const_hex::decode_to_slice(hex, digest)
+        .map_err(|e| reject(reason::BAD_HASH_HEX, format!("hash: {e}")))?;
+    let hash = digest.to_vec();
     let metadata = match f.metadata {
         None => None,
-        Some(value) => {
-            if value.is_object()
-                && let Some(n) = ijson::inexact_integer(&value)
-            {
-                return Err(reject(
-                    reason::BAD_FIELD,
-                    format!(
-                        "metadata: the integer {n} is beyond ±(2^53-1) and would be sealed as \
-                         another number (RFC 8785 writes numbers as IEEE 754 doubles); send it as \
-                         a string"
-                    ),
-                ));
-            }
-            Some(
-                canonical_metadata(&value)
-                    .map_err(|e| reject(reason::BAD_FIELD, format!("metadata: {e}")))?,
-            )
-        }
+        Some(Metadata::Borrowed(m)) => match m.canonical() {
+            Some(canonical) => Some(canonical),
+            // Not an object, an integer beyond ±(2^53-1), too long: the
+            // same value down the careful path says which.
+            None => Some(canonical_value(m.to_value())?),
+        },
+        Some(Metadata::Value(value)) => Some(canonical_value(value)?),
     };
     if !(0..=MAX_PRODUCED_AT_MS).contains(&f.produced_at) {
         return Err(reject(
@@ -469,6 +540,23 @@ fn check(f: Fields<'_>, rules: &Rules) -> Result<Decoded, Reject> {
         metadata,
         produced_at_ms: f.produced_at,
     })
+}
+
+/// The metadata's RFC 8785 form, from a `serde_json::Value`.
+fn canonical_value(value: serde_json::Value) -> Result<String, Reject> {
+    if value.is_object()
+        && let Some(n) = ijson::inexact_integer(&value)
+    {
+        return Err(reject(
+            reason::BAD_FIELD,
+            format!(
+                "metadata: the integer {n} is beyond ±(2^53-1) and would be sealed as \
+                 another number (RFC 8785 writes numbers as IEEE 754 doubles); send it as \
+                 a string"
+            ),
+        ));
+    }
+    canonical_metadata(&value).map_err(|e| reject(reason::BAD_FIELD, format!("metadata: {e}")))
 }
 
 #[cfg(test)]
@@ -873,6 +961,141 @@ mod tests {
                 detail.contains(detail_has),
                 "{want}: {detail:?} lacks {detail_has:?}"
             );
+        }
+    }
+
+    mod fast_and_careful {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn text() -> impl Strategy<Value = String> {
+            prop::collection::vec(
+                prop_oneof![
+                    prop::char::range('a', 'd'),
+                    prop::char::range('\u{0}', '\u{1f}'),
+                    Just('"'),
+                    Just('\\'),
+                    Just('\u{e9}'),
+                    Just('\u{fb01}'),
+                    Just('\u{1f600}'),
+                ],
+                0..5,
+            )
+            .prop_map(|cs| cs.into_iter().collect())
+        }
+
+        /// Metadata text: JSON values of every kind, with repeated names,
+        /// escaped names, integers around ±2^53 and beyond 64 bits, floats,
+        /// whitespace and non-objects.
+        fn metadata() -> impl Strategy<Value = String> {
+            let number = prop_oneof![
+                any::<i64>().prop_map(|n| n.to_string()),
+                (9_007_199_254_740_990u64..9_007_199_254_740_994).prop_map(|n| n.to_string()),
+                (9_007_199_254_740_990u64..9_007_199_254_740_994).prop_map(|n| format!("-{n}")),
+                Just("18446744073709551616".to_string()),
+                Just("-0".to_string()),
+                any::<f64>()
+                    .prop_filter("finite", |f| f.is_finite())
+                    .prop_map(|f| f.to_string()),
+                Just("1e400".to_string()),
+                Just("2.5E-3".to_string()),
+            ];
+            let leaf = prop_oneof![
+                Just("null".to_string()),
+                Just("true".to_string()),
+                number,
+                text().prop_map(|t| serde_json::to_string(&t).unwrap()),
+                Just(r#""\ud800""#.to_string()),
+            ];
+            let value = leaf.prop_recursive(3, 24, 5, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4)
+                        .prop_map(|v| format!("[{}]", v.join(","))),
+                    prop::collection::vec((text(), inner, any::<bool>()), 0..5).prop_map(
+                        |members| {
+                            let body: Vec<String> = members
+                                .iter()
+                                .map(|(k, v, escaped)| {
+                                    let k = if *escaped {
+                                        k.chars()
+                                            .map(|c| format!("\\u{:04x}", c as u32))
+                                            .collect::<String>()
+                                    } else {
+                                        serde_json::to_string(k)
+                                            .unwrap()
+                                            .trim_matches('"')
+                                            .to_string()
+                                    };
+                                    format!("\"{k}\" : {v}")
+                                })
+                                .collect();
+                            format!("{{{}}}", body.join(","))
+                        }
+                    ),
+                ]
+            });
+            prop_oneof![
+                4 => value,
+                1 => Just(format!(r#"{{"pad":"{}"}}"#, "x".repeat(8185))),
+                1 => Just(format!(r#"{{"pad":"{}"}}"#, "x".repeat(8182))),
+            ]
+        }
+
+        /// A message around a metadata text, with some fields changed,
+        /// repeated or dropped, and sometimes cut or with a byte changed.
+        fn payload() -> impl Strategy<Value = Vec<u8>> {
+            (
+                metadata(),
+                prop::sample::select(vec!["", ",\"v\":1", ",\"metadata\":null", ",\"x\":{\"a\":1,\"a\":2}", ",\"x\":[1,{\"b\":2}]", ",\"tenant\":\"icbc-sh\""]),
+                prop::sample::select(vec!["1", "2", "\"1\"", "1.0"]),
+                prop::sample::select(vec!["\"icbc-sh\"", "\"ccb-bj\"", "5", "\"-x\""]),
+                prop::sample::select(vec![H, "zz", "ab"]),
+                prop::sample::select(vec!["1", "-1", "\"x\"", "253402300800000"]),
+                prop::option::weighted(0.1, (any::<prop::sample::Index>(), any::<u8>(), any::<bool>())),
+            )
+                .prop_map(|(meta, extra, v, tenant, hash, produced, damage)| {
+                    let mut p = format!(
+                        r#"{{"v":{v},"tenant":{tenant},"external_id":"x\u00e9","hash_alg":"sha256","hash":"{hash}","metadata":{meta},"produced_at":{produced}{extra}}}"#
+                    )
+                    .into_bytes();
+                    if let Some((at, byte, cut)) = damage {
+                        let i = at.index(p.len());
+                        if cut {
+                            p.truncate(i);
+                        } else {
+                            p[i] = byte;
+                        }
+                    }
+                    p
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+            /// The fast path decides every message exactly as the careful
+            /// path (the decoder before it) does: the same entry, or the
+            /// same reason and detail.
+            #[test]
+            fn the_fast_path_decides_every_message_as_the_careful_path(p in payload()) {
+                prop_assert_eq!(decode(&p, &rules()), decode_careful(&p, &rules()), "{}", String::from_utf8_lossy(&p));
+            }
+        }
+
+        #[test]
+        fn known_messages_decide_alike() {
+            for body in [
+                r#","metadata":{"b":1,"a":{"d":[1,2.5,-0,1e2],"c":"\u0000\n"}}"#,
+                r#","metadata":{"n":9007199254740993}"#,
+                r#","metadata":{"a":1,"\u0061":2}"#,
+                r#","metadata":[1]"#,
+                r#","metadata":"x""#,
+                r#","metadata":{"\ud83d\ude00":1,"\uffff":2}"#,
+                r#","metadata":{"s":"\ud800"}"#,
+                r#","metadata":{"n":1e400}"#,
+            ] {
+                let p = raw(body);
+                assert_eq!(decode(&p, &rules()), decode_careful(&p, &rules()), "{body}");
+            }
         }
     }
 

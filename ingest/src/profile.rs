@@ -13,7 +13,8 @@ use anchord_ledger::{Committed, PreparedAppend};
 macro_rules! counters {
     ($($(#[$m:meta])* $name:ident),* $(,)?) => {
         $($(#[$m])* pub static $name: AtomicU64 = AtomicU64::new(0);)*
-        /// Every counter, by name, in nanoseconds (counts for `*_BATCHES`).
+        /// Every counter, by name, in nanoseconds (counts for `*_BATCHES`,
+        /// `*_HANDOVERS` and `*_MESSAGES`).
         pub fn snapshot() -> Vec<(&'static str, u64)> {
             vec![$((stringify!($name), $name.load(Ordering::Relaxed))),*]
         }
@@ -21,6 +22,14 @@ macro_rules! counters {
 }
 
 counters! {
+    /// Batches the consumer handed over full (`batch_max` messages).
+    FULL_HANDOVERS,
+    /// Batches the consumer handed over before they were full: the writer
+    /// had room and the batch's first message was `batch_linger_ms` old
+    /// (the writer was waiting for the consumer), or a drain.
+    PARTIAL_HANDOVERS,
+    /// Messages in the batches handed over.
+    HANDED_OVER_MESSAGES,
     /// Batches prepared.
     PREPARED_BATCHES,
     /// Batches prepared with their identities looked up among committed
@@ -60,6 +69,16 @@ counters! {
 
 pub fn add(c: &AtomicU64, d: Duration) {
     c.fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+}
+
+/// A batch of `len` messages handed from the consumer to the writer.
+pub(crate) fn handed_over(len: usize, batch_max: usize) {
+    if len >= batch_max {
+        FULL_HANDOVERS.fetch_add(1, Ordering::Relaxed);
+    } else {
+        PARTIAL_HANDOVERS.fetch_add(1, Ordering::Relaxed);
+    }
+    HANDED_OVER_MESSAGES.fetch_add(len as u64, Ordering::Relaxed);
 }
 
 pub(crate) fn prepared(total: Duration, p: &PreparedAppend) {
