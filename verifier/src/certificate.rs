@@ -358,6 +358,62 @@ pub fn lines(input: &CertificateInput<'_>) -> Vec<(f32, String)> {
     l
 }
 
+/// Where a line's text starts on the page (points from the left edge).
+pub const TEXT_LEFT: f32 = 56.0;
+/// How wide a line's text may be (points): from [`TEXT_LEFT`] to 20 pt
+/// inside the frame's right edge (x = 559 on the 595 pt A4 page).
+pub const TEXT_WIDTH: f32 = 483.0;
+
+/// Whether a line may break after `c`: after a space, after a CJK
+/// character (ideographs, kana, hangul, fullwidth forms and their
+/// punctuation), and after the separators of paths, URLs and names.
+fn breaks_after(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '/' | '\\' | '-' | '_' | '.' | ',' | ';' | ':' | '&' | '?' | '=' | ')' | ']'
+        )
+        || matches!(u32::from(c), 0x2E80..=0x9FFF | 0xA960..=0xA97F | 0xAC00..=0xD7FF | 0xF900..=0xFAFF | 0xFE30..=0xFE4F | 0xFF00..=0xFFEF | 0x20000..=0x3FFFF)
+}
+
+/// `(size, text)` lines wrapped to [`TEXT_WIDTH`] by measured width:
+/// `advance(c)` is a character's advance in ems. A line breaks at its last
+/// break opportunity ([`breaks_after`]) that fits, else at any character
+/// (a hash, a long token); every character is kept, in order, and every
+/// line holds at least one.
+pub fn wrap_lines(lines: &[(f32, String)], advance: impl Fn(char) -> f32) -> Vec<(f32, String)> {
+    let mut out = Vec::with_capacity(lines.len());
+    for (size, text) in lines {
+        let max = TEXT_WIDTH / size.max(1.0);
+        // The line being filled, its width (ems) and its last break: the
+        // byte offset after it and the width up to it.
+        let (mut line, mut width, mut last_break) = (String::new(), 0.0f32, None);
+        for c in text.chars() {
+            let w = advance(c);
+            if width + w > max && !line.is_empty() {
+                if let Some((at, upto)) = last_break.take() {
+                    // At the last break; the rest begins the next line.
+                    let rest = line.split_off(at);
+                    out.push((*size, std::mem::replace(&mut line, rest)));
+                    width -= upto;
+                }
+                if width + w > max && !line.is_empty() {
+                    // No break that fits: at this character.
+                    out.push((*size, std::mem::take(&mut line)));
+                    width = 0.0;
+                }
+            }
+            line.push(c);
+            width += w;
+            if breaks_after(c) {
+                last_break = Some((line.len(), width));
+            }
+        }
+        out.push((*size, line));
+    }
+    out
+}
+
 /// Render the certificate as a PDF.
 pub fn render(input: &CertificateInput<'_>, font: &CjkFont) -> Result<Vec<u8>, CertificateError> {
     render_lines(&lines(input), font, Some(input.verify_url))
@@ -387,6 +443,16 @@ pub fn render_lines(
     let fallback = ['\u{FFFD}', '?']
         .into_iter()
         .find_map(|f| face.glyph_index(f).map(|g| (f, g)));
+    // Text wider than the frame (a long file name, hash, URL or Chinese
+    // name) goes on as many lines as it needs, measured in this font.
+    let advance = |c: char| {
+        face.glyph_index(c)
+            .or(fallback.map(|f| f.1))
+            .and_then(|g| face.glyph_hor_advance(g))
+            .map_or(1.0, |a| f32::from(a) / upem)
+    };
+    let wrapped = wrap_lines(lines, advance);
+    let lines = wrapped.as_slice();
     for (_, text) in lines {
         let mut bytes = Vec::with_capacity(text.len() * 2);
         for c in text.chars() {
@@ -537,10 +603,10 @@ pub fn render_lines(
             }
             let x = if *size > 20.0 {
                 // Centre the title.
-                let w: f32 = text.chars().count() as f32 * size;
-                (595.0 - w) / 2.0
+                let w: f32 = text.chars().map(advance).sum::<f32>() * size;
+                ((595.0 - w) / 2.0).max(TEXT_LEFT)
             } else {
-                56.0
+                TEXT_LEFT
             };
             content.begin_text();
             content.set_font(font_name, *size);

@@ -47,7 +47,10 @@ pub fn router(wf: Arc<Workflow>) -> Router {
         .route("/v1/auth/login", post(auth::login))
         .route("/v1/auth/logout", post(auth::logout))
         .route("/v1/me", get(auth::me))
-        .route("/v1/me/signing-key", put(contracts::register_key))
+        .route(
+            "/v1/me/signing-key",
+            get(contracts::get_key).put(contracts::register_key),
+        )
         .route(
             "/v1/me/signing-key/challenge",
             post(contracts::key_challenge),
@@ -328,7 +331,9 @@ async fn audit_layer(State(wf): State<Arc<Workflow>>, mut req: Request, next: Ne
     let mut resp = next.run(req).await;
     let status = resp.status();
     if status == axum::http::StatusCode::TOO_MANY_REQUESTS {
-        // The per-username login limit (inside the handler).
+        // The per-username login limit, the invitation routes' slots
+        // (inside the handler); every 429 carries `Retry-After`.
+        crate::error::ensure_retry_after(&mut resp, 1);
         wf.limits.note_noise("anonymous", &action, 429, ip);
         return resp;
     }
@@ -426,7 +431,7 @@ async fn created_object(path: &str, resp: Response) -> (String, Response) {
         preservations::create, preservations::edit, preservations::upload, preservations::submit,
         preservations::approve, preservations::reject, preservations::get, preservations::proof, preservations::certificate,
         preservations::download, preservations::list,
-        contracts::create_type, contracts::list_types, contracts::register_key, contracts::create,
+        contracts::create_type, contracts::list_types, contracts::register_key, contracts::get_key, contracts::create,
         contracts::key_challenge, contracts::get_type,
         contracts::get, contracts::list, contracts::sign, contracts::refuse, contracts::approve,
         contracts::reject, contracts::proof, contracts::certificate,

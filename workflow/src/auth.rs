@@ -1152,23 +1152,41 @@ pub async fn post_institution(
     Ok((StatusCode::CREATED, axum::Json(i)))
 }
 
-/// Notary offices and courts (with their fees), for any signed-in user;
-/// those of disabled organisations are left out.
-#[utoipa::path(get, path = "/v1/institutions", responses((status = 200, body = [Institution])))]
+/// An institution as listed: [`Institution`] and whether its organisation
+/// is enabled (takes requests).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InstitutionListed {
+    pub id: String,
+    pub name: String,
+    /// `notary` or `court`.
+    pub kind: String,
+    /// Notarization fee, fen (CNY cents).
+    pub fee_cents: i64,
+    /// `false`: its organisation is disabled and takes no requests (listed
+    /// to administrators only).
+    pub enabled: bool,
+}
+
+/// Notary offices and courts (with their fees). Callers who pick one (any
+/// signed-in user but an administrator) see only the enabled ones;
+/// administrators see every institution with its `enabled` state.
+#[utoipa::path(get, path = "/v1/institutions", responses((status = 200, body = [InstitutionListed])))]
 pub async fn list_institutions(
     State(wf): State<Arc<Workflow>>,
-    _caller: Caller,
-) -> Result<axum::Json<Vec<Institution>>, ApiError> {
+    caller: Caller,
+) -> Result<axum::Json<Vec<InstitutionListed>>, ApiError> {
+    let admin = caller.role == Role::Admin;
     let c = wf.db().await?;
     Ok(axum::Json(
-        users::institutions(c.client())
+        users::institutions(c.client(), admin)
             .await?
             .into_iter()
-            .map(|r| Institution {
+            .map(|(r, enabled)| InstitutionListed {
                 id: r.id,
                 name: r.name,
                 kind: r.kind,
                 fee_cents: r.fee_cents,
+                enabled,
             })
             .collect(),
     ))

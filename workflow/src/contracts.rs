@@ -592,6 +592,47 @@ type KeyParts = (
     Option<(String, Vec<u8>)>,
 );
 
+/// The caller's registered signing key, as `GET /v1/me/signing-key`
+/// answers it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegisteredKeyJson {
+    /// `client` (held by the user) or `platform`.
+    pub custody: String,
+    /// The Ed25519 public key, 64 hex digits.
+    pub public_key: String,
+    /// `SHA256:` + hex SHA-256 of the 32 key bytes (as certificates show it).
+    pub key_fingerprint: String,
+    /// When it was registered (RFC 3339, UTC).
+    pub registered_at: String,
+}
+
+/// The caller's registered signing key (custody, public key, fingerprint,
+/// registration time), so a client can compare it with the key it holds
+/// before registering again; 404 `no_signing_key` when none is registered.
+#[utoipa::path(get, path = "/v1/me/signing-key",
+    responses((status = 200, body = RegisteredKeyJson),
+              (status = 404, description = "`no_signing_key`: none registered", body = crate::error::ErrorBody)))]
+pub async fn get_key(
+    State(wf): State<Arc<Workflow>>,
+    Require(caller, _): Require<roles::Signers>,
+) -> Result<axum::Json<RegisteredKeyJson>, ApiError> {
+    let c = wf.db().await?;
+    let Some((custody, public_key, at)) = store::registered_key(c.client(), caller.id).await?
+    else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_signing_key",
+            "no signing key is registered: register one (PUT /v1/me/signing-key)",
+        ));
+    };
+    Ok(axum::Json(RegisteredKeyJson {
+        custody,
+        key_fingerprint: key_fingerprint(&public_key),
+        public_key: hex::encode(&public_key),
+        registered_at: crate::ts(at),
+    }))
+}
+
 /// Register (or replace) the caller's signing key: a client-held key with
 /// a proof of possession, or a platform-held one. A key registered to (or
 /// used by) another user answers 409.
@@ -1915,6 +1956,9 @@ pub const INVITATION_CLAIM_S: f64 = 120.0;
 /// connections those routes may use before it is answered 429.
 const INVITATION_SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The `Retry-After` of an invitation request that found no slot, seconds.
+const INVITATION_RETRY_AFTER_S: u64 = 2;
+
 /// A slot of the public invitation routes' share of the pool
 /// (`Workflow::invitation_slots`, one connection fewer than the pool): held
 /// while such a request uses a connection, so a flood of them never takes
@@ -1923,10 +1967,9 @@ const INVITATION_SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs
 async fn invitation_slot(wf: &Workflow) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
     match tokio::time::timeout(INVITATION_SLOT_WAIT, wf.invitation_slots.acquire()).await {
         Ok(Ok(p)) => Ok(p),
-        _ => Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+        _ => Err(ApiError::rate_limited(
             "too many invitation requests at once; retry in a few seconds",
+            INVITATION_RETRY_AFTER_S,
         )),
     }
 }

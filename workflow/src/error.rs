@@ -34,6 +34,9 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub fields: BTreeMap<String, String>,
+    /// `Retry-After` in whole seconds (at least 1), for a 429; a 429
+    /// without one is answered with `Retry-After: 1`.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -43,6 +46,14 @@ impl ApiError {
             code,
             message: message.into(),
             fields: BTreeMap::new(),
+            retry_after: None,
+        }
+    }
+    /// 429 `rate_limited`, retry after `secs` seconds (at least 1).
+    pub fn rate_limited(message: impl Into<String>, secs: u64) -> Self {
+        ApiError {
+            retry_after: Some(secs.max(1)),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
         }
     }
     pub fn bad(message: impl Into<String>) -> Self {
@@ -73,6 +84,7 @@ impl ApiError {
             code: "validation_failed",
             message: "some fields are invalid; see `fields`".into(),
             fields,
+            retry_after: None,
         }
     }
     pub fn field(key: &str, message: impl Into<String>) -> Self {
@@ -135,8 +147,26 @@ impl IntoResponse for ApiError {
                 fields: self.fields,
             },
         };
-        (self.status, axum::Json(body)).into_response()
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            ensure_retry_after(&mut resp, self.retry_after.unwrap_or(1));
+        }
+        resp
     }
+}
+
+/// Every 429 the workflow sends carries `Retry-After` (whole seconds, at
+/// least 1): `secs` unless the answer already has one.
+pub fn ensure_retry_after(resp: &mut Response, secs: u64) {
+    if resp.status() != StatusCode::TOO_MANY_REQUESTS
+        || resp.headers().contains_key(axum::http::header::RETRY_AFTER)
+    {
+        return;
+    }
+    resp.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(secs.max(1)),
+    );
 }
 
 /// JSON body extractor whose rejections use the error body above.

@@ -1428,3 +1428,458 @@ async fn the_contract_number_filter_refuses_control_characters() {
         .await;
     assert_eq!(s.as_u16(), 200, "{v}");
 }
+
+// ---------------------------------------------------------------------------
+// H26: polish left open by the last closing note.
+
+/// Every word's right edge (`xMax`, points) in the PDF, read with poppler's
+/// `pdftotext -bbox`, and the page width.
+fn pdf_word_right_edges(pdf: &[u8]) -> (Vec<(f64, String)>, f64) {
+    let dir = anchord_testkit::process::temp_dir("wf_bbox");
+    let file = dir.join("doc.pdf");
+    std::fs::write(&file, pdf).unwrap();
+    let out = std::process::Command::new(anchord_testkit::process::peer("pdftotext"))
+        .arg("-bbox")
+        .arg(&file)
+        .arg("-")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pdftotext -bbox: {out:?}");
+    let _ = std::fs::remove_dir_all(dir);
+    let html = String::from_utf8_lossy(&out.stdout).into_owned();
+    let attr = |tag: &str, name: &str| -> f64 {
+        let at = tag.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+        tag[at..].split('"').next().unwrap().parse().unwrap()
+    };
+    let page = html.split("<page ").nth(1).unwrap();
+    let page_width = attr(page, "width");
+    let words = html
+        .split("<word ")
+        .skip(1)
+        .map(|w| {
+            let text = w.split('>').nth(1).unwrap().split('<').next().unwrap();
+            (attr(w, "xMax"), text.to_owned())
+        })
+        .collect();
+    (words, page_width)
+}
+
+/// Certificate lines longer than the A4 text width (a 300-character file
+/// name, hashes, a long Chinese organisation name) ran off the page: they
+/// are wrapped by measured glyph width, every character kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_lines_wrap_inside_the_page_and_keep_every_character() {
+    let e = common::start(true, |_| {}).await;
+    let admin = e.admin().await;
+    let a = json!({"tenant": "bank-a"});
+    let alice = e.user(&admin, "alice", "user", a.clone()).await;
+    let rita = e.user(&admin, "rita", "reviewer", a).await;
+    let org: String =
+        "中华人民共和国广东省深圳市南山区科技园数字经济产业促进会电子数据保全服务中心"
+            .chars()
+            .cycle()
+            .take(150)
+            .collect();
+    let product = e
+        .ok(
+            201,
+            "POST",
+            "/v1/products",
+            Some(&admin),
+            Some(
+                json!({"name": "长名称 long names", "channels": ["notarization"], "fields": [
+                {"key": "org", "display_name": "委托机构 Organisation", "type": "text",
+                 "max_length": 400, "required": true, "disclose_on_certificate": true}]}),
+            ),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    // Words, then a long run without any break opportunity.
+    let name: String = format!(
+        "催收录音 call recording of the borrower {}",
+        "0123456789abcdef".repeat(20)
+    )
+    .chars()
+    .take(300)
+    .collect();
+    assert_eq!(name.chars().count(), 300);
+    let v = e
+        .on_chain_preservation(
+            &alice,
+            &rita,
+            product,
+            json!({"org": org}),
+            &name,
+            b"long names".to_vec(),
+        )
+        .await;
+    // The name as stored (uploads keep at most 200 characters of it).
+    let stored = v["file"]["name"].as_str().unwrap().to_owned();
+    assert!(
+        name.starts_with(&stored) && stored.chars().count() >= 200,
+        "{v}"
+    );
+    let pp = format!("/v1/preservations/{}", v["id"]);
+    let (status, _, pdf) = e.get_bytes(&format!("{pp}/certificate"), &alice).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&pdf));
+
+    // Every character is there, in order (line breaks aside).
+    let squeeze = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+    let text = squeeze(&common::pdf_text(&pdf));
+    for (what, want) in [
+        ("file name", stored.as_str()),
+        ("organisation", org.as_str()),
+        ("file hash", v["file"]["sha256"].as_str().unwrap()),
+    ] {
+        assert!(
+            text.contains(&squeeze(want)),
+            "the certificate lost part of the {what} {want:?}:\n{text}"
+        );
+    }
+    // No word runs past the frame's right edge (x = 559 on a 595 pt page).
+    let (words, page_width) = pdf_word_right_edges(&pdf);
+    assert!((page_width - 595.0).abs() < 1.0, "{page_width}");
+    assert!(words.len() > 20, "{words:?}");
+    let over: Vec<_> = words.iter().filter(|(x, _)| *x > 559.5).collect();
+    assert!(over.is_empty(), "words past the frame: {over:?}");
+}
+
+/// `GET /v1/institutions` answers each institution's `enabled` state:
+/// callers who pick one see only the enabled ones; administrators see
+/// every one, a disabled organisation's with `enabled: false`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn institutions_are_listed_to_applicants_only_while_enabled() {
+    let e = common::start(false, |_| {}).await;
+    let admin = e.admin().await;
+    for id in ["notary-1", "notary-2"] {
+        e.ok(
+            201,
+            "POST",
+            "/v1/institutions",
+            Some(&admin),
+            Some(json!({"id": id, "name": format!("公证处 {id}"), "kind": "notary", "fee_cents": 100})),
+        )
+        .await;
+    }
+    let alice = e
+        .user(&admin, "alice", "user", json!({"tenant": "bank-a"}))
+        .await;
+    let orgs = e
+        .ok(200, "GET", "/v1/organisations", Some(&admin), None)
+        .await;
+    let n2 = orgs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["institution_id"] == "notary-2")
+        .unwrap()["id"]
+        .clone();
+    e.ok(
+        200,
+        "POST",
+        &format!("/v1/organisations/{n2}/disable"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    let listed = |v: Value| -> Vec<(String, Value)> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|i| (i["id"].as_str().unwrap().to_owned(), i["enabled"].clone()))
+            .collect()
+    };
+    let for_alice = e
+        .ok(200, "GET", "/v1/institutions", Some(&alice), None)
+        .await;
+    assert_eq!(
+        listed(for_alice),
+        vec![("notary-1".to_owned(), json!(true))]
+    );
+    let for_admin = e
+        .ok(200, "GET", "/v1/institutions", Some(&admin), None)
+        .await;
+    assert_eq!(
+        listed(for_admin),
+        vec![
+            ("notary-1".to_owned(), json!(true)),
+            ("notary-2".to_owned(), json!(false))
+        ]
+    );
+    // Enabled again, it is offered again.
+    e.ok(
+        200,
+        "POST",
+        &format!("/v1/organisations/{n2}/enable"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    let for_alice = e
+        .ok(200, "GET", "/v1/institutions", Some(&alice), None)
+        .await;
+    assert_eq!(listed(for_alice).len(), 2);
+}
+
+/// `GET /v1/me/signing-key`: 404 `no_signing_key` before a key is
+/// registered; then the caller's own key, its fingerprint and when it was
+/// registered (never another user's, never the sealed seed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callers_registered_signing_key_can_be_read_back() {
+    let e = common::start(false, |_| {}).await;
+    let admin = e.admin().await;
+    let a = json!({"tenant": "bank-a"});
+    let alice = e.user(&admin, "alice", "user", a.clone()).await;
+    let bob = e.user(&admin, "bob", "user", a).await;
+    for who in [&alice, &bob] {
+        let (s, v) = e.call("GET", "/v1/me/signing-key", Some(who), None).await;
+        assert_eq!(s.as_u16(), 404, "{v}");
+        assert_eq!(v["error"]["code"], "no_signing_key", "{v}");
+    }
+    let put = e
+        .ok(
+            200,
+            "PUT",
+            "/v1/me/signing-key",
+            Some(&alice),
+            Some(json!({"custody": "platform"})),
+        )
+        .await;
+    let got = e
+        .ok(200, "GET", "/v1/me/signing-key", Some(&alice), None)
+        .await;
+    let pk = put["public_key"].as_str().unwrap();
+    assert_eq!(got["public_key"], pk, "{got}");
+    assert_eq!(got["custody"], "platform");
+    let fp = format!(
+        "SHA256:{}",
+        hex::encode(anchord_core::HashSuite::Sha256.digest(&hex::decode(pk).unwrap()))
+    );
+    assert_eq!(got["key_fingerprint"], fp.as_str(), "{got}");
+    let at = got["registered_at"].as_str().unwrap();
+    assert!(at.ends_with('Z') && at.len() >= 20, "{got}");
+    assert_eq!(
+        got.as_object().unwrap().len(),
+        4,
+        "custody, public_key, key_fingerprint, registered_at only: {got}"
+    );
+    // Bob still has none.
+    let (s, _) = e.call("GET", "/v1/me/signing-key", Some(&bob), None).await;
+    assert_eq!(s.as_u16(), 404);
+    // Administrators sign nothing: 403, as for registering.
+    let (s, _) = e
+        .call("GET", "/v1/me/signing-key", Some(&admin), None)
+        .await;
+    assert_eq!(s.as_u16(), 403);
+}
+
+/// A 429's `Retry-After`: whole seconds, at least 1.
+fn retry_after(r: &reqwest::Response) -> Option<u64> {
+    r.headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .filter(|s| *s >= 1)
+}
+
+/// The invitation routes answered 429 without `Retry-After` when every
+/// slot of their share of the pool was taken: held here by a request
+/// stuck behind a lock on the invitations table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitation_routes_answer_429_with_retry_after_when_their_slots_are_taken() {
+    // A pool of 2: one invitation slot.
+    let e = common::start_pool(false, common::SUITE, 2, |_| {}).await;
+    let db = e.db.client().await;
+    db.batch_execute("BEGIN; LOCK TABLE workflow.contract_invitations IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let token = hex::encode(common::rand_bytes());
+    let post = |path: &'static str, body: Value| {
+        let (http, base) = (e.http.clone(), e.base.clone());
+        async move {
+            http.post(format!("{base}{path}"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // This one takes the slot and waits on the lock.
+    let holder = tokio::spawn(post("/v1/invitations/preview", json!({"token": token})));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let others = [
+        ("/v1/invitations/preview", json!({"token": token})),
+        (
+            "/v1/invitations/register",
+            json!({"token": token, "username": "outsider", "password": common::password_of("outsider")}),
+        ),
+    ];
+    for (path, body) in others {
+        let r = post(path, body).await;
+        assert_eq!(r.status().as_u16(), 429, "{path}");
+        let after = retry_after(&r);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "rate_limited", "{path}: {v}");
+        assert!(after.is_some(), "{path}: 429 without Retry-After: {v}");
+    }
+    db.batch_execute("ROLLBACK").await.unwrap();
+    // The held request finishes (an unknown token).
+    assert_eq!(holder.await.unwrap().status().as_u16(), 404);
+}
+
+/// Every route of the OpenAPI document, from an address over its limits
+/// (logins, changes, requests without a session), answers 429 with
+/// `Retry-After` (whole seconds, at least 1); only the document itself is
+/// not limited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rate_limited_route_answers_429_with_retry_after() {
+    let e = common::start(false, |c| {
+        c.client_ip_header = "x-forwarded-for".into();
+        c.login_per_ip_per_min = 1;
+        c.writes_per_ip_per_min = 1;
+        c.anonymous_per_ip_per_min = 1;
+    })
+    .await;
+    let doc = e.ok(200, "GET", "/v1/openapi.json", None, None).await;
+    let send = |m: &str, path: &str, body: Option<Value>| {
+        let mut r = e
+            .http
+            .request(m.parse().unwrap(), format!("{}{path}", e.base))
+            .header("x-forwarded-for", "10.9.9.9");
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        r.send()
+    };
+    // Use up each limit of 10.9.9.9 once.
+    send("GET", "/v1/me", None).await.unwrap();
+    send(
+        "POST",
+        "/v1/auth/login",
+        Some(json!({"username": "x", "password": "y"})),
+    )
+    .await
+    .unwrap();
+    send("POST", "/v1/auth/logout", Some(json!({})))
+        .await
+        .unwrap();
+    let mut walked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let concrete = path
+            .replace("{id}", "1")
+            .replace("{key}", "borrower")
+            .replace("{hash}", &"ab".repeat(32));
+        let concrete = concrete
+            .split('/')
+            .map(|s| if s.starts_with('{') { "1" } else { s })
+            .collect::<Vec<_>>()
+            .join("/");
+        for method in item.as_object().unwrap().keys() {
+            let m = method.to_ascii_uppercase();
+            if path == "/v1/openapi.json"
+                || !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&m.as_str())
+            {
+                continue;
+            }
+            let body = (m != "GET" && m != "HEAD").then(|| json!({}));
+            let r = send(&m, &concrete, body).await.unwrap();
+            assert_eq!(r.status().as_u16(), 429, "{m} {path}");
+            assert!(
+                retry_after(&r).is_some(),
+                "{m} {path}: 429 without a Retry-After of at least 1 s"
+            );
+            walked += 1;
+        }
+    }
+    assert!(walked >= 50, "only {walked} operations walked");
+}
+
+/// Whether `s` begins with a CJK ideograph (Simplified Chinese first).
+fn starts_in_chinese(s: &str) -> bool {
+    s.chars()
+        .next()
+        .is_some_and(|c| matches!(u32::from(c), 0x4E00..=0x9FFF))
+}
+
+/// Notification texts were English first: the mail of a kind (a
+/// preservation awaiting review) and every kind's description now read
+/// Simplified Chinese first, English after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notification_texts_are_chinese_first_with_english_after() {
+    let e = common::start(false, |c| {
+        // Mail on; the relay is never reached (the mail stays queued).
+        c.smtp.host = "127.0.0.1".into();
+        c.smtp.port = 9;
+        c.smtp.from = "noreply@anchord.test".into();
+        c.smtp.tls = anchord_workflow::config::SmtpTls::None;
+        c.smtp.link_base = "https://console.anchord.test/".into();
+    })
+    .await;
+    let admin = e.admin().await;
+    let alice = e
+        .user(&admin, "alice", "user", json!({"tenant": "bank-a"}))
+        .await;
+    e.user(
+        &admin,
+        "rita",
+        "reviewer",
+        json!({"tenant": "bank-a", "email": "rita@bank-a.test"}),
+    )
+    .await;
+    let product = e.product(&admin).await;
+    let p = e
+        .submitted_preservation(
+            &alice,
+            product,
+            json!({"borrower": "张三", "amount": "100"}),
+            "call.wav",
+            b"call".to_vec(),
+        )
+        .await;
+    let number = p["number"].as_str().unwrap().to_owned();
+    let db = e.db.client().await;
+    let row = db
+        .query_one(
+            "SELECT subject, body FROM workflow.mail_outbox
+              WHERE kind = 'preservation.awaiting_review' AND recipient = 'rita@bank-a.test'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (subject, body): (String, String) = (row.get(0), row.get(1));
+    assert!(
+        subject.contains("保全待审核") && subject.contains(&number),
+        "{subject}"
+    );
+    let lines: Vec<&str> = body.lines().collect();
+    assert!(
+        starts_in_chinese(lines[0])
+            && lines[0].contains(&number)
+            && lines[0].contains("等待您审核"),
+        "the first line is Chinese: {body}"
+    );
+    assert!(
+        lines[1].contains("awaits your review"),
+        "English after: {body}"
+    );
+    let footer = body.split("\n--\n").nth(1).unwrap();
+    assert!(
+        starts_in_chinese(footer.trim_start_matches("Anchord。")),
+        "{body}"
+    );
+
+    // Every kind's description, as the settings screen shows them.
+    let n = e
+        .ok(200, "GET", "/v1/me/notifications", Some(&alice), None)
+        .await;
+    let d = n["descriptions"].as_object().unwrap();
+    assert_eq!(d.len(), 7, "{n}");
+    for (kind, text) in d {
+        let text = text.as_str().unwrap();
+        assert!(
+            starts_in_chinese(text) && text.contains(" (") && text.ends_with(')'),
+            "{kind}: {text:?} is not Chinese first with English after"
+        );
+    }
+}

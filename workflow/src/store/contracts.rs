@@ -199,6 +199,20 @@ pub async fn key_of<C: GenericClient + Sync>(
         }))
 }
 
+/// `user_id`'s registered key as its owner reads it: custody, public key
+/// and when it was registered (never the sealed seed).
+pub async fn registered_key<C: GenericClient + Sync>(
+    c: &C,
+    user_id: i64,
+) -> Result<Option<(String, Vec<u8>, Time)>, StoreError> {
+    Ok(c.query_opt(
+        "SELECT custody, public_key, created_at FROM workflow.signing_keys WHERE user_id = $1",
+        &[&user_id],
+    )
+    .await?
+    .map(|r| (r.get(0), r.get(1), r.get(2))))
+}
+
 // ---------------------------------------------------------------------------
 // Contracts
 

@@ -44,25 +44,31 @@ pub const JUDICIAL_REQUEST_DECIDED: &str = "judicial_request.decided";
 pub const KINDS: &[(&str, &str)] = &[
     (
         PRESERVATION_AWAITING_REVIEW,
-        "a preservation of your bank awaits your review",
+        "本行有保全等待您审核 (a preservation of your bank awaits your review)",
     ),
-    (PRESERVATION_APPROVED, "your preservation was approved"),
-    (PRESERVATION_REJECTED, "your preservation was rejected"),
+    (
+        PRESERVATION_APPROVED,
+        "您的保全已审核通过 (your preservation was approved)",
+    ),
+    (
+        PRESERVATION_REJECTED,
+        "您的保全被驳回 (your preservation was rejected)",
+    ),
     (
         CONTRACT_AWAITING_SIGNATURE,
-        "a contract awaits your signature",
+        "有合同等待您签署 (a contract awaits your signature)",
     ),
     (
         CONTRACT_AWAITING_REVIEW,
-        "a contract of your bank awaits your review",
+        "本行有合同等待您审核 (a contract of your bank awaits your review)",
     ),
     (
         JUDICIAL_REQUEST_RECEIVED,
-        "your institution received a judicial request",
+        "贵机构收到司法出证申请 (your institution received a judicial request)",
     ),
     (
         JUDICIAL_REQUEST_DECIDED,
-        "your judicial request was decided",
+        "您的司法出证申请已处理 (your judicial request was decided)",
     ),
 ];
 
@@ -160,7 +166,7 @@ struct Mail<'a> {
 impl Mail<'_> {
     fn body(&self) -> String {
         format!(
-            "{}\n\n{}{}\n\n--\nAnchord. Change which e-mails you receive in your notification settings (GET/PUT /v1/me/notifications).\n",
+            "{}\n\n{}{}\n\n--\nAnchord。在通知设置中选择您接收哪些邮件（GET/PUT /v1/me/notifications）。\nChange which e-mails you receive in your notification settings.\n",
             self.text, self.link_base, self.path
         )
     }
@@ -298,7 +304,7 @@ pub async fn queue(tx: &Transaction<'_>, event: &str, object: &Value) -> Result<
                             "[Anchord] 保全待审核 Preservation {number} awaits your review"
                         ),
                         text: format!(
-                            "Preservation {number} of {tenant} was submitted and awaits your review.\n保全 {number} 已提交，等待您审核。"
+                            "保全 {number}（{tenant}）已提交，等待您审核。\nPreservation {number} of {tenant} was submitted and awaits your review."
                         ),
                         path,
                         link_base: base,
@@ -312,7 +318,7 @@ pub async fn queue(tx: &Transaction<'_>, event: &str, object: &Value) -> Result<
                         object,
                         subject: format!("[Anchord] 保全已通过 Preservation {number} approved"),
                         text: format!(
-                            "Your preservation {number} was approved; its evidence is on its way to the ledger.\n您的保全 {number} 已审核通过。"
+                            "您的保全 {number} 已审核通过，证据正在上链。\nYour preservation {number} was approved; its evidence is on its way to the ledger."
                         ),
                         path,
                         link_base: base,
@@ -325,8 +331,8 @@ pub async fn queue(tx: &Transaction<'_>, event: &str, object: &Value) -> Result<
                         object,
                         subject: format!("[Anchord] 保全被驳回 Preservation {number} rejected"),
                         text: format!(
-                            "Your preservation {number} was rejected: {}\n您的保全 {number} 被驳回。",
-                            one_line(&reason, 500)
+                            "您的保全 {number} 被驳回：{reason}\nYour preservation {number} was rejected: {reason}",
+                            reason = one_line(&reason, 500)
                         ),
                         path,
                         link_base: base,
@@ -358,7 +364,7 @@ pub async fn queue(tx: &Transaction<'_>, event: &str, object: &Value) -> Result<
                         "[Anchord] 合同待签署 Contract {number} awaits your signature: {title}"
                     ),
                     text: format!(
-                        "Contract {number} \"{title}\" of {tenant} awaits your signature.\n合同 {number} 等待您签署。"
+                        "合同 {number}「{title}」（{tenant}）等待您签署。\nContract {number} \"{title}\" of {tenant} awaits your signature."
                     ),
                     path,
                     link_base: base,
@@ -379,7 +385,7 @@ pub async fn queue(tx: &Transaction<'_>, event: &str, object: &Value) -> Result<
                         "[Anchord] 合同待审核 Contract {number} awaits your review: {title}"
                     ),
                     text: format!(
-                        "Every signer signed contract {number} \"{title}\" of {tenant}; it awaits your review.\n合同 {number} 已全部签署，等待您审核。"
+                        "合同 {number}「{title}」（{tenant}）已全部签署，等待您审核。\nEvery signer signed contract {number} \"{title}\" of {tenant}; it awaits your review."
                     ),
                     path,
                     link_base: base,
@@ -424,7 +430,7 @@ pub async fn queue(tx: &Transaction<'_>, event: &str, object: &Value) -> Result<
                         "[Anchord] 收到司法申请 Judicial request {number} received ({kind})"
                     ),
                     text: format!(
-                        "Your institution received the {kind} request {number}.\n贵机构收到司法出证申请 {number}。"
+                        "贵机构收到司法出证申请 {number}（{kind}）。\nYour institution received the {kind} request {number}."
                     ),
                     path,
                     link_base: base,
@@ -447,7 +453,7 @@ pub async fn queue(tx: &Transaction<'_>, event: &str, object: &Value) -> Result<
                     object,
                     subject: format!("[Anchord] 司法申请已处理 Judicial request {number} {status}"),
                     text: format!(
-                        "Your {kind} request {number} was decided ({outcome}).\n您的司法出证申请 {number} 已处理。"
+                        "您的司法出证申请 {number} 已处理（{outcome}）。\nYour {kind} request {number} was decided ({outcome})."
                     ),
                     path,
                     link_base: base,
@@ -500,7 +506,7 @@ pub async fn invitation(
             "[Anchord] 合同签署邀请 You are invited to sign contract {number}: {title}"
         ),
         text: format!(
-            "{tenant} invites you to sign contract {number} \"{title}\". The link below works once.\n{tenant} 邀请您签署合同 {number}。"
+            "诚邀您签署 {tenant} 的合同 {number}「{title}」。下面的链接只能使用一次。\n{tenant} invites you to sign contract {number} \"{title}\". The link below works once."
         ),
         path: link_path.to_owned(),
         link_base: base.trim_end_matches('/'),

@@ -449,24 +449,32 @@ pub async fn insert_institution<C: GenericClient + Sync>(
         == 1)
 }
 
-/// Every institution, by id (those of disabled organisations left out).
-pub async fn institutions<C: GenericClient + Sync>(c: &C) -> Result<Vec<Institution>, StoreError> {
+/// Every institution, by id, with whether its organisation is enabled;
+/// `include_disabled` false leaves the disabled ones out.
+pub async fn institutions<C: GenericClient + Sync>(
+    c: &C,
+    include_disabled: bool,
+) -> Result<Vec<(Institution, bool)>, StoreError> {
     let rows = c
         .query(
-            "SELECT i.id, i.name, i.kind, i.fee_cents FROM workflow.institutions i
+            "SELECT i.id, i.name, i.kind, i.fee_cents, o.disabled_at IS NULL
+               FROM workflow.institutions i
                LEFT JOIN workflow.organisations o ON o.institution_id = i.id
-              WHERE o.disabled_at IS NULL ORDER BY i.id",
-            &[],
+              WHERE $1 OR o.disabled_at IS NULL ORDER BY i.id",
+            &[&include_disabled],
         )
         .await?;
     rows.iter()
         .map(|r| {
-            Ok(Institution {
-                id: r.try_get(0)?,
-                name: r.try_get(1)?,
-                kind: r.try_get(2)?,
-                fee_cents: r.try_get(3)?,
-            })
+            Ok((
+                Institution {
+                    id: r.try_get(0)?,
+                    name: r.try_get(1)?,
+                    kind: r.try_get(2)?,
+                    fee_cents: r.try_get(3)?,
+                },
+                r.try_get(4)?,
+            ))
         })
         .collect()
 }
