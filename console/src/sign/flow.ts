@@ -16,11 +16,26 @@ export async function registerKey(me: Me, key: HeldKey): Promise<HeldKey> {
   return markRegistered(key);
 }
 
-/** This browser's key for the user: made and registered on first use. */
+/** The key the server holds for the user (GET /v1/me/signing-key), or null when
+ * none is registered (404 `no_signing_key`). */
+export async function serverKey(): Promise<Schemas['RegisteredKeyJson'] | null> {
+  try {
+    return await must(api.GET('/v1/me/signing-key'));
+  } catch (e) {
+    if (e instanceof ApiFailure && e.status === 404) return null;
+    throw e;
+  }
+}
+
+/** This browser's key for the user: made on first use, and registered unless the
+ * server already holds exactly this key. */
 export async function ensureKey(me: Me): Promise<HeldKey> {
   let key = await heldKey(me.id);
   if (!key) key = (await generateKey(me.id, false)).key;
-  if (!key.registered) key = await registerKey(me, key);
+  if (!key.registered) {
+    const held = await serverKey();
+    key = held?.public_key === key.publicKey ? await markRegistered(key) : await registerKey(me, key);
+  }
   return key;
 }
 
@@ -47,8 +62,9 @@ function signatureRefused(e: unknown): boolean {
 
 /** Sign the user's slot of `c` with the browser-held key. The private key never
  * leaves the browser: only the signature is sent. When the server holds another
- * key for the user (registered elsewhere, or the platform's), this browser's key is
- * registered again and the signature made once more. */
+ * key for the user (registered elsewhere, or the platform's; GET
+ * /v1/me/signing-key tells), this browser's key is registered again and the
+ * signature made once more. */
 export async function signContract(c: Contract, signerIndex: number, me: Me): Promise<void> {
   let key = await ensureKey(me);
   const send = async (k: HeldKey) =>
@@ -62,6 +78,9 @@ export async function signContract(c: Contract, signerIndex: number, me: Me): Pr
     await send(key);
   } catch (e) {
     if (!signatureRefused(e)) throw e;
+    // Only another key on the server is mended by registering this one again: when
+    // the server holds this very key, the signature was refused for another reason.
+    if ((await serverKey())?.public_key === key.publicKey) throw e;
     key = await registerKey(me, key);
     await send(key);
   }
