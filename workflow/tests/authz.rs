@@ -344,6 +344,12 @@ async fn every_route_denies_every_role_the_table_does_not_allow() {
             vec!["admin", "notary", "court"],
         ),
         (
+            "GET",
+            "/v1/me/signing-key".into(),
+            Body::None,
+            vec!["admin", "notary", "court"],
+        ),
+        (
             "POST",
             "/v1/contracts".into(),
             Body::Json(
