@@ -643,7 +643,7 @@ impl LeaderSession {
         from: u64,
         limit: u64,
     ) -> Result<Vec<StoredBlock>, LedgerError> {
-        crate::tiles::blocks_without_leaf_tiles_on(self.client(), from, limit).await
+        blocks_without_leaf_tiles_on(self.client(), from, limit).await
     }
 
     /// Blocks without stored level-0 tiles: (count, entries).
@@ -686,6 +686,25 @@ impl LeaderSession {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Up to `limit` blocks of heights `from..` that have no level-0 tile rows,
+/// by height.
+async fn blocks_without_leaf_tiles_on(
+    c: &impl tokio_postgres::GenericClient,
+    from: u64,
+    limit: u64,
+) -> Result<Vec<StoredBlock>, LedgerError> {
+    let q = format!(
+        "{} b WHERE b.height >= $1 AND NOT EXISTS \
+         (SELECT 1 FROM block_leaf_tiles t WHERE t.height = b.height) ORDER BY b.height LIMIT $2",
+        SELECT_BLOCK
+    );
+    c.query(&q, &[&(from as i64), &(limit as i64)])
+        .await?
+        .iter()
+        .map(stored_block)
+        .collect()
 }
 
 #[cfg(test)]

@@ -188,25 +188,6 @@ pub(crate) async fn leaf_tile_backlog_on(
     Ok((r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64))
 }
 
-/// Up to `limit` blocks of heights `from..` that have no level-0 tile rows,
-/// by height.
-pub(crate) async fn blocks_without_leaf_tiles_on(
-    c: &impl GenericClient,
-    from: u64,
-    limit: u64,
-) -> Result<Vec<crate::StoredBlock>, LedgerError> {
-    let q = format!(
-        "{} b WHERE b.height >= $1 AND NOT EXISTS \
-         (SELECT 1 FROM block_leaf_tiles t WHERE t.height = b.height) ORDER BY b.height LIMIT $2",
-        crate::blocks::SELECT_BLOCK
-    );
-    c.query(&q, &[&(from as i64), &(limit as i64)])
-        .await?
-        .iter()
-        .map(crate::blocks::stored_block)
-        .collect()
-}
-
 /// Block hashes of heights `from..to`, in order; fails on a gap.
 pub(crate) async fn block_hashes_between_on(
     c: &impl GenericClient,
