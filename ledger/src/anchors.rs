@@ -1004,6 +1004,23 @@ impl Ledger {
         Ok(())
     }
 
+    /// A mark of the anchor receipt log that moves whenever a receipt is
+    /// recorded or lost: (the largest receipt id, how many are lost).
+    /// Receipts are never deleted and a lost one stays lost, so neither
+    /// number ever goes back, and a reader comparing marks sees every change,
+    /// also a loss followed by a new receipt for the same target and
+    /// checkpoint, which leaves every count of live receipts as it was.
+    pub async fn anchor_log_mark(&self) -> Result<(i64, i64), LedgerError> {
+        let c = self.pool().get().await?;
+        let r = c
+            .query_one(
+                "SELECT coalesce(max(id), 0)::bigint, count(lost_at) FROM anchor_receipt_log",
+                &[],
+            )
+            .await?;
+        Ok((r.get(0), r.get(1)))
+    }
+
     /// Receipt `id` is no longer on its chain (its block was reorganised
     /// away, or the transaction is not in it). In one transaction: the
     /// receipt is marked lost with its coverage rows, its job `lost`, and a

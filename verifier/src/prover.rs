@@ -96,6 +96,9 @@ impl Epochs {
 struct AnchorHeads {
     total: u64,
     targets: Vec<(String, u64, u64)>,
+    /// [`Ledger::anchor_log_mark`]: moves on every receipt recorded or
+    /// lost, also where the counts above come back to what they were.
+    mark: (i64, i64),
 }
 
 impl AnchorHeads {
@@ -371,10 +374,12 @@ impl Prover {
     /// Look the latest checkpoint and the anchors' heads up and move the
     /// epochs of whatever changed (callers hold `refreshing`).
     async fn refresh_now(&self) -> Result<(), ProveError> {
-        self.queried("refresh", 2);
+        self.queried("refresh", 3);
         let latest = self.ledger.latest_checkpoint().await?;
         let s = self.ledger.summary().await?;
+        let mark = self.ledger.anchor_log_mark().await?;
         let anchors = AnchorHeads {
+            mark,
             total: s.anchors,
             targets: s
                 .targets

@@ -998,6 +998,69 @@ async fn a_cached_anchored_bundle_shows_a_new_target_and_drops_a_lost_anchor() {
     verify_bundle(&b, &trusted(), None).unwrap();
 }
 
+/// A reorganisation: the anchor is lost and its transaction mined again in
+/// another block, both between two looks at the anchors (no request came
+/// in between, so no look). Every count of live receipts is then what it
+/// was; the cached bundle must still move to the new block, or a court
+/// checking it online is sent to a block the chain no longer has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_bundle_follows_an_anchor_lost_and_mined_again_between_two_looks() {
+    let e = env(no_cache()).await;
+    let first = receipt("court-a", 2);
+    e.ledger.record_anchor_receipt(&first).await.unwrap();
+    let (base, _prover) = serve_prover(&e.ledger, caching()).await;
+    let (b, _) = fetch(&e.http, &base, 1).await;
+    assert_eq!(b.anchor.receipts.len(), 1);
+    assert_eq!(b.anchor.receipts[0].block_number, first.block_number);
+
+    let lost = e
+        .ledger
+        .anchor_receipts(Some("court-a"))
+        .await
+        .unwrap()
+        .into_iter()
+        .next()
+        .unwrap();
+    e.ledger.record_anchor_lost(lost.id, "reorg").await.unwrap();
+    let job = e
+        .ledger
+        .claim_anchor_job("court-a", 60_000)
+        .await
+        .unwrap()
+        .expect("the loss re-pends the checkpoint's job");
+    let again = anchord_ledger::NewReceipt {
+        chain_kind: first.chain_kind.clone(),
+        chain_id: first.chain_id.clone(),
+        tx_id: first.tx_id.clone(),
+        block_number: first.block_number + 2,
+        block_hash: format!("0x{}", "cd".repeat(32)),
+        block_time_us: first.block_time_us + 2_000_000,
+        genesis_hash: None,
+        receipt_json: "{}".into(),
+    };
+    e.ledger
+        .record_anchor_confirmed(&job, &again)
+        .await
+        .unwrap()
+        .expect("confirmed again");
+
+    let b = fetch_until(
+        &e.http,
+        &base,
+        1,
+        "showing the block it was mined in again",
+        |b| {
+            b.anchor
+                .receipts
+                .iter()
+                .any(|r| r.block_number == again.block_number && r.block_hash == again.block_hash)
+        },
+    )
+    .await;
+    assert_eq!(b.anchor.receipts.len(), 1, "the lost receipt is gone");
+    verify_bundle(&b, &trusted(), None).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bundle_cache_is_bounded_in_bytes_and_keeps_what_is_asked_often() {
     let e = env(no_cache()).await;
