@@ -522,17 +522,42 @@ impl Ledger {
     }
 
     /// The target does not have this job's transaction and a newer anchor
-    /// already covers its checkpoint: stop without sending.
+    /// already covers its checkpoint: stop without sending. In one
+    /// transaction the checkpoint is also recorded as covered by the nearest
+    /// live anchor above it, unless it has a live receipt or live coverage
+    /// already. (A loss and a newer confirmation committed concurrently can
+    /// each miss the other: the confirmation then covers nothing below it,
+    /// the loss re-covers nothing, and without this row the checkpoint would
+    /// stay uncovered with no job left to anchor it.)
     pub async fn record_anchor_superseded(&self, job: &ClaimedJob) -> Result<bool, LedgerError> {
-        let c = self.pool().get().await?;
-        let n = c
+        let mut c = self.pool().get().await?;
+        let tx = c.transaction().await?;
+        let size = job.checkpoint.size as i64;
+        let n = tx
             .execute(
                 "UPDATE anchor_jobs SET state = 'covered', updated_at = now() \
                  WHERE id = $1 AND attempts = $2",
                 &[&job.id, &job.attempts],
             )
             .await?;
-        Ok(n == 1)
+        if n != 1 {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO anchor_coverage (target, checkpoint_size, covered_by_size, covering_receipt_id) \
+             SELECT $1, $2, r.checkpoint_size, r.id FROM anchor_receipt_log r \
+             WHERE r.target = $1 AND r.checkpoint_size > $2 AND r.lost_at IS NULL \
+               AND NOT EXISTS (SELECT 1 FROM anchor_coverage v WHERE v.target = $1 \
+                               AND v.checkpoint_size = $2 AND v.lost_at IS NULL) \
+               AND NOT EXISTS (SELECT 1 FROM anchor_receipt_log x WHERE x.target = $1 \
+                               AND x.checkpoint_size = $2 AND x.lost_at IS NULL) \
+             ORDER BY r.checkpoint_size LIMIT 1 \
+             ON CONFLICT DO NOTHING",
+            &[&job.target, &size],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// True when `target` has a live anchor of a checkpoint newer than
