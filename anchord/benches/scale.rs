@@ -35,7 +35,6 @@ use anchord_core::checkpoint::{ALG_ED25519, NoteSigner};
 use anchord_ingest::loadgen::Generator;
 use anchord_ingest::message::{self, Rules};
 use anchord_ledger::{AppendBatch, AppendHint, Ledger, Source};
-use anchord_testkit::TestDb;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -77,7 +76,7 @@ async fn run() {
         "bench/scale: {n} entries from empty, batches of {batch}, blocks of {block}, \
          rate per {segment}-entry segment"
     );
-    let (db, url) = database().await;
+    let (db, url) = anchord_testkit::bench_database().await;
     let mut dbc = anchord_ledger::DatabaseConfig::from_url(&url);
     dbc.max_connections = 8;
     let ledger = Ledger::connect(&dbc).expect("ledger");
@@ -409,40 +408,6 @@ impl LoadSampler {
         *self = LoadSampler::default();
         r
     }
-}
-
-/// The bench's database: a fresh one dropped at the end, or the kept
-/// database ANCHORD_BENCH_DB (created when missing), as in bench/proofs.
-async fn database() -> (Option<TestDb>, String) {
-    let Ok(name) = std::env::var("ANCHORD_BENCH_DB") else {
-        let (db, _) = TestDb::migrated().await;
-        let url = db.url().to_owned();
-        return (Some(db), url);
-    };
-    assert!(
-        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-        "ANCHORD_BENCH_DB: letters, digits and _ only"
-    );
-    let admin = std::env::var(anchord_testkit::PG_URL_VAR)
-        .unwrap_or_else(|_| anchord_testkit::DEFAULT_PG_URL.to_owned());
-    let c = pg_client(&admin).await;
-    let exists = c
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-        .await
-        .expect("pg_database")
-        .is_some();
-    if !exists {
-        c.batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create the kept database");
-    }
-    let url = match admin.rsplit_once('/') {
-        Some((base, _)) => format!("{base}/{name}"),
-        None => panic!("{admin}: not a postgres:// URL"),
-    };
-    let ledger = Ledger::connect(&anchord_ledger::DatabaseConfig::from_url(&url)).expect("ledger");
-    ledger.migrate().await.expect("migrate the kept database");
-    (None, url)
 }
 
 async fn pg_client(url: &str) -> tokio_postgres::Client {

@@ -203,6 +203,44 @@ pub fn rsa_keypair(dir: &std::path::Path) -> (std::path::PathBuf, std::path::Pat
     (key, public)
 }
 
+/// A benchmark's database: a fresh migrated one (dropped with the returned
+/// [`TestDb`]), or the database named by ANCHORD_BENCH_DB, created when
+/// missing, migrated and kept (None). Used by `bench/proofs` and
+/// `bench/scale`, which hand a loaded ledger from one to the other.
+pub async fn bench_database() -> (Option<TestDb>, String) {
+    let Ok(name) = std::env::var("ANCHORD_BENCH_DB") else {
+        let (db, _) = TestDb::migrated().await;
+        let url = db.url().to_owned();
+        return (Some(db), url);
+    };
+    assert!(
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+        "ANCHORD_BENCH_DB: letters, digits and _ only"
+    );
+    let admin = std::env::var(PG_URL_VAR).unwrap_or_else(|_| DEFAULT_PG_URL.to_owned());
+    let (c, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("{admin}: {e}"));
+    tokio::spawn(conn);
+    let exists = c
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await
+        .expect("pg_database")
+        .is_some();
+    if !exists {
+        c.batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create the kept database");
+    }
+    let url = match admin.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => panic!("{admin}: not a postgres:// URL"),
+    };
+    let ledger = Ledger::connect(&DatabaseConfig::from_url(&url)).expect("ledger");
+    ledger.migrate().await.expect("migrate the kept database");
+    (None, url)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -201,40 +201,6 @@ fn write_key(out: &Path) {
     std::fs::write(out.join("sealer.key"), signer.private_key_text()).expect("key file");
 }
 
-/// The bench's database: a fresh one dropped at the end, or the kept
-/// database ANCHORD_BENCH_DB (created when missing).
-async fn database() -> (Option<anchord_testkit::TestDb>, String) {
-    let Ok(name) = std::env::var("ANCHORD_BENCH_DB") else {
-        let (db, _) = anchord_testkit::TestDb::migrated().await;
-        let url = db.url().to_owned();
-        return (Some(db), url);
-    };
-    assert!(
-        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-        "ANCHORD_BENCH_DB: letters, digits and _ only"
-    );
-    let admin = std::env::var(anchord_testkit::PG_URL_VAR)
-        .unwrap_or_else(|_| anchord_testkit::DEFAULT_PG_URL.to_owned());
-    let c = pg_client(&admin).await;
-    let exists = c
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-        .await
-        .expect("pg_database")
-        .is_some();
-    if !exists {
-        c.batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create the kept database");
-    }
-    let url = match admin.rsplit_once('/') {
-        Some((base, _)) => format!("{base}/{name}"),
-        None => panic!("{admin}: not a postgres:// URL"),
-    };
-    let ledger = Ledger::connect(&anchord_ledger::DatabaseConfig::from_url(&url)).expect("ledger");
-    ledger.migrate().await.expect("migrate the kept database");
-    (None, url)
-}
-
 async fn pg_client(url: &str) -> tokio_postgres::Client {
     let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
@@ -605,7 +571,7 @@ async fn run(wrk: &Path, nginx: &Path) {
         connections(),
         connections()
     );
-    let (_db, url) = database().await;
+    let (_db, url) = anchord_testkit::bench_database().await;
     let connect = || {
         let mut dbc = anchord_ledger::DatabaseConfig::from_url(&url);
         dbc.max_connections = connections() as usize;
