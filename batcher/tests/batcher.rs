@@ -16,6 +16,7 @@ use anchord_batcher::witness::{Witness, start};
 use anchord_core::checkpoint::{
     ALG_COSIGNATURE_V1, ALG_ED25519, Checkpoint, NoteSigner, NoteVerifier, SignedNote,
 };
+use anchord_core::tiles::{self, Level0};
 use anchord_core::{HashSuite, merkle};
 use anchord_ledger::Ledger;
 use anchord_testkit::TestDb;
@@ -1148,10 +1149,11 @@ async fn assert_leaf_tiles_are_the_reference(ledger: &Ledger) {
 }
 
 /// Proof rows of entries at and around the tile and half boundaries of
-/// every block: (seq, block, tile).
-async fn boundary_proof_rows(
-    ledger: &Ledger,
-) -> Vec<(u64, Option<(u64, u64, u64)>, Vec<[u8; 32]>)> {
+/// every block: (seq, block, level-0 data, the entry's path in its tile
+/// from that data).
+type BoundaryRow = (u64, Option<(u64, u64, u64)>, Option<Level0>, Vec<[u8; 32]>);
+
+async fn boundary_proof_rows(ledger: &Ledger) -> Vec<BoundaryRow> {
     let mut out = Vec::new();
     for b in ledger.blocks().await.unwrap() {
         let h = &b.header;
@@ -1182,7 +1184,9 @@ async fn boundary_proof_rows(
                 .unwrap()
                 .unwrap();
             assert_eq!(row.entry.entry.seq, h.first_seq + pos);
-            out.push((row.entry.entry.seq, row.block, row.tile));
+            let level0 = row.level0.clone().expect("a sealed entry's level-0 data");
+            let path = level0.path(SUITE, pos % 256).unwrap();
+            out.push((row.entry.entry.seq, row.block, row.level0, path));
         }
     }
     out
@@ -1216,15 +1220,25 @@ async fn level0_tiles_are_stored_read_by_proofs_and_back_filled() {
     }
     assert_leaf_tiles_are_the_reference(&ledger).await;
     let stored = boundary_proof_rows(&ledger).await;
-    // Each row's tile is the reference tile holding the entry, and the path
-    // inside it is the start of the entry's path in the whole block.
-    for (seq, block, tile) in &stored {
+    // Each row holds the stored half of the reference tile holding the
+    // entry (the other half's root beside it), and the path inside the
+    // tile is the start of the entry's path in the whole block.
+    for (seq, block, level0, inner) in &stored {
         let (_, first, last) = block.unwrap();
         let leaves = ledger.leaf_hashes(first, last + 1).await.unwrap();
         let pos = seq - first;
         let t0 = (pos / 256 * 256) as usize;
-        assert_eq!(tile, &leaves[t0..(t0 + 256).min(leaves.len())], "seq {seq}");
-        let inner = merkle::inclusion_proof(SUITE, tile, pos % 256).unwrap();
+        let tile = &leaves[t0..(t0 + 256).min(leaves.len())];
+        let halves = tiles::tile_halves(SUITE, tile);
+        assert_eq!(
+            level0.as_ref(),
+            Some(&Level0::Half(halves[(pos % 256) as usize / 128].clone())),
+            "seq {seq}"
+        );
+        assert_eq!(
+            inner,
+            &merkle::inclusion_proof(SUITE, tile, pos % 256).unwrap()
+        );
         let whole = merkle::inclusion_proof(SUITE, &leaves, pos).unwrap();
         assert_eq!(inner[..], whole[..inner.len()], "seq {seq}");
     }
@@ -1246,8 +1260,11 @@ async fn level0_tiles_are_stored_read_by_proofs_and_back_filled() {
         .await
         .unwrap()
         .unwrap();
+    let Some(Level0::Half(half)) = &row.level0 else {
+        panic!("block 7's stored half is read: {:?}", row.level0)
+    };
     assert_eq!(
-        row.tile[0][0],
+        half.hashes[0][0],
         e.leaf_hash[0] ^ 1,
         "the stored tile is read"
     );
@@ -1266,7 +1283,18 @@ async fn level0_tiles_are_stored_read_by_proofs_and_back_filled() {
     )
     .await
     .unwrap();
-    assert_eq!(boundary_proof_rows(&ledger).await, stored);
+    // The same paths, from whole tiles read from the evidence rows.
+    let fallback = boundary_proof_rows(&ledger).await;
+    assert_eq!(fallback.len(), stored.len());
+    for (f, s) in fallback.iter().zip(&stored) {
+        assert!(
+            matches!(f.2, Some(Level0::Tile(_))),
+            "seq {}: {:?}",
+            f.0,
+            f.2
+        );
+        assert_eq!((f.0, f.1, &f.3), (s.0, s.1, &s.3));
+    }
     let blocks = sizes.len() as u64;
     assert_eq!(
         ledger.leaf_tile_backlog().await.unwrap(),

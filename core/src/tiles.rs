@@ -399,6 +399,45 @@ pub fn path_in_tile(suite: HashSuite, h: &TileHalf, pos: u64) -> Result<Vec<Dige
     Ok(path)
 }
 
+/// What a proof reads of its entry's level-0 tile: the one stored half
+/// holding the entry (with the other half's root), or, for a block whose
+/// tiles are not stored yet, the whole tile from the evidence rows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Level0 {
+    Half(TileHalf),
+    Tile(Vec<Digest32>),
+}
+
+impl Level0 {
+    /// Whether this is the data of position `pos` (0..256) of a level-0
+    /// tile `width` hashes wide: the whole tile, or the half holding `pos`
+    /// with as many hashes as that half has and the other half's root
+    /// exactly when the tile has another half.
+    pub fn fits(&self, width: u64, pos: u64) -> bool {
+        let half = HALF_WIDTH as u64;
+        match self {
+            Level0::Tile(t) => t.len() as u64 == width && pos < width,
+            Level0::Half(h) => {
+                let first = u64::from(h.half) * half;
+                let len = width.saturating_sub(first).min(half);
+                h.half <= 1
+                    && pos < width
+                    && pos / half == u64::from(h.half)
+                    && h.hashes.len() as u64 == len
+                    && h.sibling.is_some() == (width > half)
+            }
+        }
+    }
+
+    /// The RFC 9162 path of position `pos` inside the tile.
+    pub fn path(&self, suite: HashSuite, pos: u64) -> Result<Vec<Digest32>, ProofError> {
+        match self {
+            Level0::Tile(t) => merkle::inclusion_proof(suite, t, pos),
+            Level0::Half(h) => path_in_tile(suite, h, pos),
+        }
+    }
+}
+
 /// Tiles as stored: 32-byte hashes concatenated.
 pub fn tile_bytes(hashes: &[Digest32]) -> Vec<u8> {
     hashes.concat()
@@ -874,6 +913,53 @@ mod tests {
                     assert!(path_in_tile(suite, other, 0).is_err());
                 }
                 assert!(path_in_tile(suite, other, w as u64).is_err());
+            }
+        }
+    }
+
+    /// A proof's level-0 data fits only its own position and width: a half
+    /// read for another position, a half one hash short or long, a sibling
+    /// root missing or extra, or a whole tile of another width is refused
+    /// (the prover then reads the leaves); what fits gives the tile's path.
+    #[test]
+    fn level0_data_fits_only_its_own_position_and_width() {
+        let suite = HashSuite::Sha256;
+        let leaves: Vec<Digest32> = (0..256u32)
+            .map(|i| suite.leaf_hash(&i.to_be_bytes()))
+            .collect();
+        for w in [1usize, 2, 127, 128, 129, 200, 255, 256] {
+            let tile = &leaves[..w];
+            let halves = tile_halves(suite, tile);
+            for pos in 0..w as u64 {
+                let want = merkle::inclusion_proof(suite, tile, pos).unwrap();
+                let mine = Level0::Half(halves[pos as usize / HALF_WIDTH].clone());
+                assert!(mine.fits(w as u64, pos), "width {w} pos {pos}");
+                assert_eq!(mine.path(suite, pos).unwrap(), want);
+                let whole = Level0::Tile(tile.to_vec());
+                assert!(whole.fits(w as u64, pos));
+                assert_eq!(whole.path(suite, pos).unwrap(), want);
+                assert!(!whole.fits(w as u64 + 1, pos));
+                assert!(!mine.fits(w as u64, w as u64));
+                if w > 128 {
+                    let other = Level0::Half(halves[1 - pos as usize / HALF_WIDTH].clone());
+                    assert!(!other.fits(w as u64, pos), "width {w} pos {pos}");
+                }
+            }
+            for h in &halves {
+                let mut short = h.clone();
+                short.hashes.pop();
+                let mut long = h.clone();
+                long.hashes.push([7; 32]);
+                let mut flipped = h.clone();
+                flipped.sibling = if h.sibling.is_some() {
+                    None
+                } else {
+                    Some([7; 32])
+                };
+                let pos = u64::from(h.half) * HALF_WIDTH as u64;
+                for bad in [short, long, flipped] {
+                    assert!(!Level0::Half(bad).fits(w as u64, pos), "width {w}");
+                }
             }
         }
     }

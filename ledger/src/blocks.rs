@@ -153,7 +153,11 @@ fn stored_checkpoint(r: &tokio_postgres::Row) -> Result<StoredCheckpoint, Ledger
 /// Leaf hashes of `from..to` in sequence order, through `COPY … BINARY`
 /// (one 38-byte tuple per row, no per-row allocation on the client); fails
 /// unless exactly the rows `from..to` exist.
-async fn leaf_hashes_on(c: &Client, from: u64, to: u64) -> Result<Vec<Digest32>, LedgerError> {
+pub(crate) async fn leaf_hashes_on(
+    c: &Client,
+    from: u64,
+    to: u64,
+) -> Result<Vec<Digest32>, LedgerError> {
     if to <= from {
         return Ok(Vec::new());
     }

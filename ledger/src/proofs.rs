@@ -11,60 +11,66 @@
 //! tools until the relay lands.
 
 use anchord_core::Digest32;
-use anchord_core::tiles::TILE_WIDTH;
+use anchord_core::tiles::{Level0, TILE_WIDTH, TileHalf};
+use tokio_postgres::Client;
 
-use crate::blocks::StoredBlock;
+use crate::blocks::{StoredBlock, leaf_hashes_on};
 use crate::evidence::{SELECT_ENTRY, stored_entry};
 use crate::{Ledger, LedgerError, StoredEntry};
 
 /// What one proof needs from the ledger, read in one query
 /// ([`Ledger::proof_by_hash`], [`Ledger::proof_by_identity`]): the entry,
-/// where its sealed block is, and the entry's level-0 tile of that block's
-/// tree (the 256-aligned run of the block's leaf hashes holding it, as wide
-/// as the block allows: the stored tile, or the evidence rows' leaf hashes
-/// for a block without one; checked to be that wide). Levels 1 and up of
-/// the block's tree, the header and the block log come from the verifier's
-/// caches of immutable tiles.
+/// where its sealed block is, and the entry's part of its level-0 tile in
+/// that block's tree: the stored half holding it (schema version 9), or,
+/// for a block sealed before version 9 and not yet back-filled, the whole
+/// tile from the evidence rows (a second statement on the same
+/// connection). Levels 1 and up of the block's tree, the header and the
+/// block log come from the verifier's caches of immutable tiles.
 #[derive(Clone, Debug)]
 pub struct ProofRow {
     pub entry: StoredEntry,
     /// `(height, first_seq, last_seq)` of the sealed block holding the
     /// entry; `None` while it is not sealed.
     pub block: Option<(u64, u64, u64)>,
-    /// The entry's level-0 tile in its block (empty when not sealed).
-    pub tile: Vec<Digest32>,
+    /// The entry's level-0 data in its block (`None` when not sealed);
+    /// checked to fit the entry's position and its tile's width.
+    pub level0: Option<Level0>,
 }
 
-/// The entry (chosen by `$WHERE`), its block (index on `first_seq`) and its
-/// level-0 tile, in one statement. The tile is the block's stored one
-/// (`block_leaf_tiles`, schema version 9: two halves of at most 4 KiB, each
-/// inline in its own heap page, found by one primary-key probe), else, for
-/// a block sealed before version 9 and not yet back-filled by the batcher,
-/// the primary-key range of at most 256 evidence rows holding it (in the
-/// entry's own partition, adjacent to the entry's heap page: the append
-/// writes in `seq` order). `COALESCE` evaluates the range only when no tile
-/// is stored.
+/// The entry (chosen by `$WHERE`), its block (index on `first_seq`) and the
+/// stored half of its level-0 tile that holds it (`block_leaf_tiles`: at
+/// most 4 KiB inline in its own heap page, one primary-key probe), in one
+/// statement of plain joins. Measured with pgbench on a 1M-entry ledger,
+/// this form ran 1.6x the rate of the earlier one (a CTE, both halves
+/// aggregated with `string_agg`, and the evidence-row fallback as a
+/// subplan that the generic plan initialised over every partition on every
+/// execution). A block without stored tiles gives NULLs here and its tile
+/// is read by [`with_leaves`].
 fn proof_query(filter: &str) -> String {
     let w = TILE_WIDTH;
+    let h = anchord_core::tiles::HALF_WIDTH;
     format!(
-        "WITH e AS ({SELECT_ENTRY} {filter}) \
-         SELECT e.*, b.height, b.first_seq, b.last_seq, \
-           COALESCE( \
-             (SELECT string_agg(t.hashes, ''::bytea ORDER BY t.half) FROM block_leaf_tiles t \
-               WHERE t.height = b.height AND t.idx = (e.seq - b.first_seq) / {w}), \
-             (SELECT string_agg(x.leaf_hash, ''::bytea ORDER BY x.seq) FROM evidence x \
-               WHERE x.seq >= b.first_seq + (e.seq - b.first_seq) / {w} * {w} \
-                 AND x.seq < LEAST(b.first_seq + (e.seq - b.first_seq) / {w} * {w} + {w}, \
-                                   b.last_seq + 1))) \
-         FROM e LEFT JOIN LATERAL (SELECT height, first_seq, last_seq FROM blocks \
-             WHERE first_seq <= e.seq ORDER BY first_seq DESC LIMIT 1) b ON b.last_seq >= e.seq"
+        "SELECT e.*, b.height, b.first_seq, b.last_seq, lt.half, lt.hashes, lt.sibling \
+         FROM ({SELECT_ENTRY} {filter}) e \
+         LEFT JOIN LATERAL (SELECT height, first_seq, last_seq FROM blocks \
+             WHERE first_seq <= e.seq ORDER BY first_seq DESC LIMIT 1) b ON b.last_seq >= e.seq \
+         LEFT JOIN block_leaf_tiles lt ON lt.height = b.height \
+             AND lt.idx = (e.seq - b.first_seq) / {w} \
+             AND lt.half = ((e.seq - b.first_seq) % {w}) / {h}"
     )
+}
+
+/// Where the level-0 tile of `seq` starts in its block `(first, last)`,
+/// and its width (256, or what the block's end leaves of the last one).
+fn tile_span(seq: u64, (first, last): (u64, u64)) -> (u64, u64) {
+    let start = first + (seq - first) / TILE_WIDTH * TILE_WIDTH;
+    (start, (last + 1 - start).min(TILE_WIDTH))
 }
 
 fn proof_row(r: &tokio_postgres::Row) -> Result<ProofRow, LedgerError> {
     let entry = stored_entry(r)?;
     let seq = entry.entry.seq;
-    // SELECT_ENTRY's 11 columns, then the block and its tile.
+    // SELECT_ENTRY's 11 columns, then the block and its tile's half.
     let block = r.get::<_, Option<i64>>(11).map(|h| {
         (
             h as u64,
@@ -72,32 +78,74 @@ fn proof_row(r: &tokio_postgres::Row) -> Result<ProofRow, LedgerError> {
             r.get::<_, i64>(13) as u64,
         )
     });
-    let tile = match (block, r.get::<_, Option<&[u8]>>(14)) {
-        (None, _) => Vec::new(),
-        (Some(_), None) => {
-            return Err(LedgerError::Corrupt(format!(
-                "evidence {seq}: its block's leaves are missing"
-            )));
-        }
-        (Some((height, first, last)), Some(b)) => {
-            let tile = anchord_core::tiles::tile_hashes(b).map_err(|e| {
-                LedgerError::Corrupt(format!("evidence {seq}: its level-0 tile: {e}"))
-            })?;
-            // The tile's width in the block: 256, or what the block's end
-            // leaves of the last one.
-            let start = first + (seq - first) / TILE_WIDTH * TILE_WIDTH;
-            let width = (last + 1 - start).min(TILE_WIDTH);
-            if tile.len() as u64 != width {
-                return Err(LedgerError::Corrupt(format!(
-                    "evidence {seq}: block {height}'s level-0 tile {} has {} hashes, not {width}",
-                    (seq - first) / TILE_WIDTH,
-                    tile.len()
-                )));
-            }
-            tile
-        }
+    let Some((height, first, last)) = block else {
+        return Ok(ProofRow {
+            entry,
+            block,
+            level0: None,
+        });
     };
-    Ok(ProofRow { entry, block, tile })
+    let Some(half) = r.get::<_, Option<i16>>(14) else {
+        return Ok(ProofRow {
+            entry,
+            block,
+            level0: None,
+        });
+    };
+    let corrupt = |what: String| {
+        LedgerError::Corrupt(format!(
+            "evidence {seq}: block {height}'s level-0 tile {}: {what}",
+            (seq - first) / TILE_WIDTH
+        ))
+    };
+    let hashes = anchord_core::tiles::tile_hashes(r.get(15))
+        .map_err(|e| corrupt(format!("its stored half: {e}")))?;
+    let sibling = r
+        .get::<_, Option<&[u8]>>(16)
+        .map(|s| {
+            Digest32::try_from(s).map_err(|_| corrupt("its sibling root is not 32 bytes".into()))
+        })
+        .transpose()?;
+    let level0 = Level0::Half(TileHalf {
+        half: u8::try_from(half).unwrap_or(u8::MAX),
+        hashes,
+        sibling,
+    });
+    let (start, width) = tile_span(seq, (first, last));
+    if !level0.fits(width, seq - start) {
+        return Err(corrupt(format!(
+            "its stored half does not fit a tile {width} wide"
+        )));
+    }
+    Ok(ProofRow {
+        entry,
+        block,
+        level0: Some(level0),
+    })
+}
+
+/// A sealed entry's row without a stored half (its block awaits the
+/// batcher's back-fill): its whole level-0 tile from the evidence rows,
+/// on the same connection.
+async fn with_leaves(c: &Client, mut row: ProofRow) -> Result<ProofRow, LedgerError> {
+    let Some((height, first, last)) = row.block else {
+        return Ok(row);
+    };
+    if row.level0.is_some() {
+        return Ok(row);
+    }
+    let seq = row.entry.entry.seq;
+    let (start, width) = tile_span(seq, (first, last));
+    let tile = leaf_hashes_on(c, start, start + width).await?;
+    if tile.len() as u64 != width {
+        return Err(LedgerError::Corrupt(format!(
+            "evidence {seq}: block {height}'s level-0 tile {} has {} leaves, not {width}",
+            (seq - first) / TILE_WIDTH,
+            tile.len()
+        )));
+    }
+    row.level0 = Some(Level0::Tile(tile));
+    Ok(row)
 }
 
 const PROOF_BY_HASH: &str = "WHERE e.evidence_hash = $1 AND ($2::text IS NULL OR e.tenant = $2) \
@@ -130,10 +178,10 @@ impl Ledger {
     ) -> Result<Option<ProofRow>, LedgerError> {
         let c = self.pool().get().await?;
         let st = c.prepare_cached(&proof_query(PROOF_BY_HASH)).await?;
-        c.query_opt(&st, &[&hash, &tenant])
-            .await?
-            .map(|r| proof_row(&r))
-            .transpose()
+        match c.query_opt(&st, &[&hash, &tenant]).await? {
+            Some(r) => Ok(Some(with_leaves(&c, proof_row(&r)?).await?)),
+            None => Ok(None),
+        }
     }
 
     /// What the proof of the entry (tenant, external id) needs, in one
@@ -146,10 +194,10 @@ impl Ledger {
         let c = self.pool().get().await?;
         let st = c.prepare_cached(&proof_query(PROOF_BY_IDENTITY)).await?;
         let id = anchord_core::entry::identity_key(tenant, external_id);
-        c.query_opt(&st, &[&id.as_slice()])
-            .await?
-            .map(|r| proof_row(&r))
-            .transpose()
+        match c.query_opt(&st, &[&id.as_slice()]).await? {
+            Some(r) => Ok(Some(with_leaves(&c, proof_row(&r)?).await?)),
+            None => Ok(None),
+        }
     }
 
     /// `EXPLAIN (ANALYZE, BUFFERS)` of [`Ledger::proof_by_hash`]'s statement

@@ -1,5 +1,6 @@
 //! The ledger against a real PostgreSQL: one fresh database per test.
 
+use anchord_core::tiles::Level0;
 use anchord_core::{EvidenceAlg, HashSuite};
 use anchord_ledger::{
     AppendBatch, ItemOutcome, LedgerError, MIGRATIONS, NewEntry, Position, Rejection, Source,
@@ -761,13 +762,16 @@ async fn a_ledger_from_before_0007_keeps_its_entries_and_blocks() {
         .unwrap()
         .unwrap();
     assert_eq!(row.block, Some((0, 0, 19)));
-    assert_eq!(row.tile, ledger.leaf_hashes(0, 20).await.unwrap());
+    assert_eq!(
+        row.level0,
+        Some(Level0::Tile(ledger.leaf_hashes(0, 20).await.unwrap()))
+    );
     let unsealed = ledger
         .proof_by_identity("bank", "old23")
         .await
         .unwrap()
         .unwrap();
-    assert!(unsealed.block.is_none() && unsealed.tile.is_empty());
+    assert!(unsealed.block.is_none() && unsealed.level0.is_none());
     let out = ledger
         .append(&batch(vec![
             entry("bank", "old3", 3, None),

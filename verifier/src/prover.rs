@@ -29,7 +29,7 @@ use anchord_core::bundle::{
     BundleCheckpoint, DeclaredKeys,
 };
 use anchord_core::checkpoint::BlockHeader;
-use anchord_core::tiles::{self, Tile, TileSet};
+use anchord_core::tiles::{self, Level0, Tile, TileSet};
 use anchord_core::{Digest32, HashSuite, merkle};
 use anchord_ledger::{Ledger, LedgerError, ProofRow, StoredCheckpoint, StoredEntry};
 
@@ -546,7 +546,7 @@ impl Prover {
             });
         }
         let Some((bundle, epochs)) = self
-            .bundle_at(&row.entry, Some(&row.tile), row.block, Some(now))
+            .bundle_at(&row.entry, row.level0.as_ref(), row.block, Some(now))
             .await?
         else {
             return Ok(Lookup::NotSealed {
@@ -590,13 +590,13 @@ impl Prover {
         Ok(self.bundle_at(se, None, None, None).await?.map(|(b, _)| b))
     }
 
-    /// [`Prover::bundle_for`], with the entry's level-0 tile and block
+    /// [`Prover::bundle_for`], with the entry's level-0 data and block
     /// when the caller read them already (the one-query path), and the
     /// epochs the bundle was built at (looked up before anything else).
     async fn bundle_at(
         &self,
         se: &StoredEntry,
-        level0: Option<&[Digest32]>,
+        level0: Option<&Level0>,
         block: Option<(u64, u64, u64)>,
         now: Option<Now>,
     ) -> Result<Option<(Bundle, Epochs)>, ProveError> {
@@ -781,39 +781,66 @@ impl Prover {
         &self,
         h: &BlockHeader,
         index: u64,
-        level0: Option<&[Digest32]>,
+        level0: Option<&Level0>,
     ) -> Result<Vec<Digest32>, ProveError> {
         let n = h.leaf_count;
-        let level0 = level0.map(|l| (index / tiles::TILE_WIDTH, l));
+        let corrupt = |e: merkle::ProofError| {
+            ProveError::Corrupt(format!("block {} audit path: {e}", h.height))
+        };
+        // The entry's level-0 data read with it (one stored half, or the
+        // whole tile for a block not yet back-filled), when it fits: the
+        // path inside the tile, then, in a block of more than one tile, the
+        // tile's path in the block's tree over its tile roots (kept per
+        // block; see `core::tiles`' module comment for why the two paths
+        // concatenate).
+        let (c, pos) = (index / tiles::TILE_WIDTH, index % tiles::TILE_WIDTH);
+        if let (Some(l0), Some(width)) = (level0, tiles::tile_width(n, 0, c))
+            && l0.fits(u64::from(width), pos)
+        {
+            let upper = if n > tiles::TILE_WIDTH {
+                let stored = self.block_tiles_of(h.height).await?;
+                if stored.is_empty() {
+                    None
+                } else {
+                    Some(Some(self.upper_tree(h, &stored).await?))
+                }
+            } else {
+                Some(None)
+            };
+            if let Some(upper) = upper {
+                metrics::TILE_READS
+                    .with_label_values(&["block", "level0"])
+                    .inc();
+                let mut path = l0.path(self.suite, pos).map_err(corrupt)?;
+                if let Some(upper) = upper {
+                    path.extend(upper.inclusion_proof(c).map_err(corrupt)?);
+                }
+                return Ok(path);
+            }
+        }
         let stored = self.block_tiles_of(h.height).await?;
         if n > tiles::TILE_WIDTH && stored.is_empty() {
             return self.audit_path_from_chunks(h, index).await;
         }
         if n > tiles::TILE_WIDTH {
-            // The path inside the entry's 256-leaf chunk (its level-0 tile),
-            // then the chunk's path in the block's tree over its chunk
-            // roots, from that tree kept per block (no hashing per proof
-            // above the chunk; see `core::tiles`' module comment for why
-            // the two paths concatenate).
-            let c = index / tiles::TILE_WIDTH;
             let width = tiles::tile_width(n, 0, c).ok_or_else(|| {
                 ProveError::Corrupt(format!("block {}: no leaf {index}", h.height))
             })?;
-            let chunk = self.level0_tile(h, c, width, level0).await?;
+            let chunk = self.level0_tile(h, c, width).await?;
             let upper = self.upper_tree(h, &stored).await?;
-            let mut path = merkle::inclusion_proof(self.suite, &chunk, index % tiles::TILE_WIDTH)
+            let mut path = merkle::inclusion_proof(self.suite, &chunk, pos)
                 .and_then(|mut p| {
                     p.extend(upper.inclusion_proof(c)?);
                     Ok(p)
                 })
-                .map_err(|e| ProveError::Corrupt(format!("block {} audit path: {e}", h.height)))?;
+                .map_err(corrupt)?;
             path.shrink_to_fit();
             return Ok(path);
         }
         let mut set = TileSet::new();
         for t in tiles::inclusion_tiles(n, index).map_err(tile_err)? {
             if t.level == 0 {
-                let l = self.level0_tile(h, t.index, t.width, level0).await?;
+                let l = self.level0_tile(h, t.index, t.width).await?;
                 set.insert(0, t.index, l);
             }
         }
@@ -825,26 +852,15 @@ impl Prover {
             .map_err(|e| ProveError::Corrupt(format!("block {} audit path: {e}", h.height)))
     }
 
-    /// Level-0 tile `c` (`width` leaves) of block `h`: `level0` (a tile's
-    /// index and leaves, read with the entry) when it is this one, the block's partial last tile from its
-    /// cache, else a 256-row range of leaf hashes.
+    /// Level-0 tile `c` (`width` leaves) of block `h`: the block's partial
+    /// last tile from its cache, else a 256-row range of leaf hashes.
     async fn level0_tile(
         &self,
         h: &BlockHeader,
         c: u64,
         width: u16,
-        level0: Option<(u64, &[Digest32])>,
     ) -> Result<Vec<Digest32>, ProveError> {
         let tail = u64::from(width) < tiles::TILE_WIDTH;
-        if let Some((own, l)) = level0
-            && own == c
-            && l.len() == usize::from(width)
-        {
-            metrics::TILE_READS
-                .with_label_values(&["block", "level0"])
-                .inc();
-            return Ok(l.to_vec());
-        }
         if tail
             && let Some(l) = self
                 .block_tails
@@ -913,7 +929,7 @@ impl Prover {
         }
         let rest = (n % tiles::TILE_WIDTH) as u16;
         if rest > 0 {
-            let tail = self.level0_tile(h, full, rest, None).await?;
+            let tail = self.level0_tile(h, full, rest).await?;
             roots.push(merkle::root(self.suite, &tail));
         }
         let tree = Arc::new(merkle::MerkleTree::new(self.suite, roots));

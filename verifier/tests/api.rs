@@ -740,17 +740,33 @@ async fn the_tlog_tiles_api_serves_the_block_log_to_a_client_written_from_the_sp
 
     // Bundles from tiles: an entry deep in the 600-entry block and one in a
     // late block verify offline, and their paths are the in-memory ones.
-    // Chunk edges (255/256, 511/512) and the partial last chunk (512..600).
+    // Chunk edges (255/256, 511/512), the stored halves' edges (127/128,
+    // 383/384) and the partial last chunk (512..600, one half). Then the
+    // same with the level-0 rows gone (a block awaiting the back-fill):
+    // each proof reads its whole tile from the evidence rows instead.
     let all = e.ledger.leaf_hashes(0, 600).await.unwrap();
-    for i in [0usize, 255, 256, 299, 511, 512, 513, 599, 898] {
-        let b = get_bundle(&e, i).await;
-        verify_bundle(&b, &trusted(), Some(&EvidenceAlg::Sha256.hash(&file(i)))).unwrap();
-        if i < 600 {
-            assert_eq!(
-                b.audit_path,
-                anchord_core::merkle::inclusion_proof(SUITE, &all, i as u64).unwrap()
-            );
+    let picks = [
+        0usize, 127, 128, 129, 255, 256, 299, 383, 384, 511, 512, 513, 555, 599, 600, 898,
+    ];
+    for pass in ["stored halves", "evidence rows"] {
+        for i in picks {
+            let b = get_bundle(&e, i).await;
+            verify_bundle(&b, &trusted(), Some(&EvidenceAlg::Sha256.hash(&file(i))))
+                .unwrap_or_else(|err| panic!("{pass}, entry {i}: {err}"));
+            if i < 600 {
+                assert_eq!(
+                    b.audit_path,
+                    anchord_core::merkle::inclusion_proof(SUITE, &all, i as u64).unwrap(),
+                    "{pass}, entry {i}"
+                );
+            }
         }
+        e._db
+            .client()
+            .await
+            .batch_execute("TRUNCATE block_leaf_tiles")
+            .await
+            .unwrap();
     }
 }
 
