@@ -45,7 +45,12 @@ export async function run(ctx) {
   await links.getByRole('button', { name: /确\s*定|OK/ }).click();
   await page.waitForURL(/\/contracts\/\d+$/);
   const cid = Number(page.url().split('/').pop());
-  const number = (await page.locator('.ant-card-head-title').first().textContent()).split(' ')[0];
+  // The contract's own card, not the list page's card still on screen
+  // while the detail page loads (a CI run read "电子合同" from it).
+  const head = page.locator('.ant-card-head-title').filter({ has: page.locator('[data-status]') }).first();
+  await head.waitFor();
+  const number = (await head.textContent()).split(' ')[0];
+  assert(/^HT\d+$/.test(number), `a contract number: ${number}`);
   // Her to-do inbox lists it under 待我签署, with its count.
   await page.goto(`${base}/inbox`);
   await page.getByRole('link', { name: number, exact: true }).click();
