@@ -60,6 +60,14 @@ async fn preserve(env: &Env, token: &str, product: i64, proj: &str) -> i64 {
 
 /// Field keys in the seed's styles are accepted; keys that differ only by
 /// case or `_` collide (409 with a message), in the API and in SQL.
+/// Today in the deployment's zone (`utc_offset`, +08:00 here), where the
+/// date filters are read: from 16:00 UTC on, China's date is tomorrow's
+/// UTC date (this test failed in a CI run at 16:10 UTC with UTC's date).
+fn deployment_today() -> time::Date {
+    let zone = time::UtcOffset::from_hms(8, 0, 0).unwrap();
+    time::OffsetDateTime::now_utc().to_offset(zone).date()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn product_field_keys_take_the_seed_styles_and_collide_up_to_case_and_underscores() {
     let env = start(false, |_| {}).await;
@@ -224,7 +232,7 @@ async fn preservation_search_filters_stay_within_the_bank_and_refuse_bad_input()
     let sha = v["file"]["sha256"].as_str().unwrap().to_owned();
     let number = v["number"].as_str().unwrap().to_owned();
 
-    let today = time::OffsetDateTime::now_utc().date();
+    let today = deployment_today();
     let yesterday = today.previous_day().unwrap();
     let enc = |s: &str| {
         s.bytes()
@@ -542,7 +550,7 @@ async fn on_chain_list_certificate_and_contract_search() {
     let k2 = contract(&env, &alice, tid, json!(["sam"])).await;
     let bobs = contract(&env, &bob, tid, json!(["bert"])).await;
     let (k1id, k2id) = (k1["id"].as_i64().unwrap(), k2["id"].as_i64().unwrap());
-    let today = time::OffsetDateTime::now_utc().date();
+    let today = deployment_today();
     for (query, want) in [
         ("status=signing".to_string(), vec![k2id, k1id]),
         (format!("contract_type_id={tid}"), vec![k2id, k1id]),
