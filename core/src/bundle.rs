@@ -885,7 +885,10 @@ mod hex32 {
     use crate::suite::Digest32;
 
     pub fn serialize<S: Serializer>(v: &Digest32, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(v))
+        // `const-hex` into a stack buffer: `hex::encode` builds its String
+        // a char at a time, which cold-proof profiles showed among the
+        // verifier's top costs.
+        s.serialize_str(const_hex::Buffer::<32>::new().format(v))
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Digest32, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
@@ -906,8 +909,9 @@ mod hex32_vec {
 
     pub fn serialize<S: Serializer>(v: &[Digest32], s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(v.len()))?;
+        let mut buf = const_hex::Buffer::<32>::new();
         for h in v {
-            seq.serialize_element(&hex::encode(h))?;
+            seq.serialize_element(&*buf.format(h))?;
         }
         seq.end()
     }
@@ -924,7 +928,7 @@ mod opt_hex {
 
     pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
         match v {
-            Some(b) => s.serialize_str(&hex::encode(b)),
+            Some(b) => s.serialize_str(&const_hex::encode(b)),
             None => s.serialize_none(),
         }
     }

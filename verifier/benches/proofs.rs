@@ -301,6 +301,8 @@ async fn serve(ledger: &Ledger, cache: bool) -> (String, Arc<Prover>) {
         bundle_cache_entries: if cache { 1_000_000 } else { 0 },
         anchored_cache_ttl_s: 3600,
         pending_cache_ttl_s: if cache { 3600 } else { 0 },
+        proof_batch_max: env_or("ANCHORD_BENCH_BATCH_MAX", 64) as usize,
+        proof_batches_in_flight: env_or("ANCHORD_BENCH_IN_FLIGHT", 4) as usize,
         ..VerifierConfig::default()
     };
     let keys = DeclaredKeys {
@@ -314,6 +316,7 @@ async fn serve(ledger: &Ledger, cache: bool) -> (String, Arc<Prover>) {
     // request, then refreshed in the background (until the bench exits).
     prover.preload().await.expect("preload");
     tokio::spawn(prover.clone().refresh_loop(CancellationToken::new()));
+    tokio::spawn(prover.clone().gather_loop(CancellationToken::new()));
     let app = anchord_verifier::api::router(prover.clone(), &config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -688,20 +691,25 @@ async fn run(wrk: &Path, nginx: &Path) {
         )
         .await;
         let c = prover.counts();
-        let proofs = c.proof_queries.load(std::sync::atomic::Ordering::Relaxed);
+        let proofs = c.proofs.load(std::sync::atomic::Ordering::Relaxed);
         let all = c.queries.load(std::sync::atomic::Ordering::Relaxed);
-        per_proof.push((proofs, all));
+        let gathered = c.proof_queries.load(std::sync::atomic::Ordering::Relaxed);
+        per_proof.push((proofs, all, gathered));
         if evict {
             disk_runs.push(r);
         } else {
             restart_runs.push(r);
         }
     }
-    let (proofs, all): (u64, u64) = per_proof.iter().fold((0, 0), |a, p| (a.0 + p.0, a.1 + p.1));
+    let (proofs, all, gathered) = per_proof
+        .iter()
+        .fold((0, 0, 0), |a, p| (a.0 + p.0, a.1 + p.1, a.2 + p.2));
     println!(
-        "cold statements: {all} for {proofs} proofs ({:.4} per proof; beyond the proof's one statement: {} in all, first proofs of a block and the periodic refresh)",
+        "cold statements: {all} for {proofs} proofs ({:.4} per proof), of which {gathered} proof statements ({:.1} proofs gathered per statement; at most {} per statement, {} statements at once); the others: first proofs of a block and the periodic refresh",
         all as f64 / proofs.max(1) as f64,
-        all - proofs
+        proofs as f64 / gathered.max(1) as f64,
+        env_or("ANCHORD_BENCH_BATCH_MAX", 64),
+        env_or("ANCHORD_BENCH_IN_FLIGHT", 4),
     );
     let restart = median(&restart_runs);
     let disk_cold = median(&disk_runs);

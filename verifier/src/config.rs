@@ -43,6 +43,13 @@ pub struct VerifierConfig {
     /// lost anchor shows up in served bundles within this time (0: looked
     /// up on every request).
     pub anchor_view_ttl_ms: u64,
+    /// Most proof lookups gathered into one statement: cold requests that
+    /// arrive while earlier statements run wait for the next one, which
+    /// answers them together (a lone request is sent at once).
+    pub proof_batch_max: usize,
+    /// Proof statements running at once (each on its own connection);
+    /// requests beyond them gather into the next statement.
+    pub proof_batches_in_flight: usize,
     /// CJK font (TTF/OTF/TTC) for certificates, subsetted into each PDF.
     pub cjk_font: std::path::PathBuf,
 }
@@ -62,6 +69,8 @@ impl Default for VerifierConfig {
             anchored_cache_ttl_s: 60,
             pending_cache_ttl_s: 2,
             anchor_view_ttl_ms: 1000,
+            proof_batch_max: 64,
+            proof_batches_in_flight: 4,
             cjk_font: crate::certificate::DEFAULT_FONT.into(),
         }
     }
@@ -75,6 +84,12 @@ impl VerifierConfig {
         }
         if self.rate_per_second == 0 || self.rate_burst == 0 {
             return bad("verifier.rate_per_second and verifier.rate_burst must be positive");
+        }
+        if !(1..=1024).contains(&self.proof_batch_max) {
+            return bad("verifier.proof_batch_max must be 1 to 1024");
+        }
+        if !(1..=256).contains(&self.proof_batches_in_flight) {
+            return bad("verifier.proof_batches_in_flight must be 1 to 256");
         }
         if self.max_body_bytes < 1024 {
             return bad("verifier.max_body_bytes must be at least 1024");

@@ -18,6 +18,7 @@
 pub mod api;
 pub mod certificate;
 pub mod config;
+pub mod gather;
 pub mod metrics;
 pub mod online;
 pub mod ots;
@@ -73,6 +74,10 @@ pub async fn run(
     }
     let stop = shutdown.child_token();
     let refresher = tokio::spawn(prover.clone().refresh_loop(stop.clone()));
+    // Not a child of `shutdown`: requests still being answered during the
+    // graceful shutdown keep their gathered statements.
+    let gather_stop = CancellationToken::new();
+    let gatherer = tokio::spawn(prover.clone().gather_loop(gather_stop.clone()));
     let app = api::router(prover, &config);
     let served = axum::serve(
         listener,
@@ -81,10 +86,16 @@ pub async fn run(
     .with_graceful_shutdown(async move { shutdown.cancelled().await })
     .await
     .map_err(VerifierError::Serve);
-    // The refresher stops with the token, or here after a serve error.
+    // The refresher stops with the token, or here after a serve error; the
+    // gatherer here, after the server answered its last request (or
+    // failed): it answers what is queued, then returns.
     stop.cancel();
+    gather_stop.cancel();
     if let Err(e) = refresher.await {
         tracing::warn!(error = %e, "the verifier's refresh task failed");
+    }
+    if let Err(e) = gatherer.await {
+        tracing::warn!(error = %e, "the verifier's proof-gathering task failed");
     }
     served
 }

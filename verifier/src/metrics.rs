@@ -174,3 +174,20 @@ pub async fn track(req: Request, next: Next) -> Response {
         .observe(start.elapsed().as_secs_f64());
     resp
 }
+
+pub static PROOF_BATCH_SIZE: LazyLock<prometheus::Histogram> = LazyLock::new(|| {
+    prometheus::register_histogram!(histogram_opts!(
+        "anchord_verifier_proof_batch_size",
+        "Cold proof lookups answered by one gathered statement.",
+        exponential_buckets(1.0, 2.0, 11).expect("valid buckets")
+    ))
+    .expect("metric registers once")
+});
+
+pub static PROOF_BATCHES_RUNNING: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "anchord_verifier_proof_batches_running",
+        "Gathered proof statements running now (at most verifier.proof_batches_in_flight)."
+    )
+    .expect("metric registers once")
+});

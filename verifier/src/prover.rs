@@ -2,7 +2,8 @@
 //! lookup to a few indexed queries.
 //!
 //! Per cold request: one prepared statement (the entry, its block, its
-//! level-0 tile). Cached, because it never changes: block headers, each
+//! level-0 tile), shared with the cold requests of the same moment when
+//! [`Prover::gather_loop`] runs ([`crate::gather`]). Cached, because it never changes: block headers, each
 //! block's tiles above level 0 and its tree over its chunk roots, full
 //! block-log tiles. Cached until the ledger moves: the latest checkpoint
 //! and the anchors (looked up at most once per `anchor_view_ttl_ms`, by a
@@ -31,8 +32,9 @@ use anchord_core::bundle::{
 use anchord_core::checkpoint::BlockHeader;
 use anchord_core::tiles::{self, Level0, Tile, TileSet};
 use anchord_core::{Digest32, HashSuite, merkle};
-use anchord_ledger::{Ledger, LedgerError, ProofRow, StoredCheckpoint, StoredEntry};
+use anchord_ledger::{Ledger, LedgerError, ProofKey, ProofRow, StoredCheckpoint, StoredEntry};
 
+use crate::gather::Gather;
 use crate::{VerifierConfig, metrics};
 
 /// Why a bundle could not be assembled (never shown to clients).
@@ -40,6 +42,9 @@ use crate::{VerifierConfig, metrics};
 pub enum ProveError {
     #[error("ledger: {0}")]
     Ledger(#[from] LedgerError),
+    /// A gathered statement's failure, the same for every lookup in it.
+    #[error("ledger: {0}")]
+    Shared(Arc<LedgerError>),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
     /// A block's stored leaves do not reproduce its header.
@@ -143,8 +148,11 @@ pub struct Counts {
     pub stale: AtomicU64,
     /// Statements sent to PostgreSQL, every kind.
     pub queries: AtomicU64,
-    /// Of which proof statements (`Ledger::proof_by_hash`, `…_identity`).
+    /// Of which proof statements (`Ledger::proof_by_hash`, `…_identity`,
+    /// and gathered ones, `Ledger::proofs`).
     pub proof_queries: AtomicU64,
+    /// Proof lookups sent to the ledger (alone or gathered).
+    pub proofs: AtomicU64,
 }
 
 /// A cached bundle with the epochs it was built at.
@@ -227,6 +235,8 @@ pub struct Prover {
     fresh: RwLock<Fresh>,
     /// One lookup of [`Fresh`] at a time.
     refreshing: tokio::sync::Mutex<()>,
+    /// Cold lookups gathered into shared statements ([`crate::gather`]).
+    gather: Gather,
     counts: Counts,
 }
 
@@ -290,6 +300,7 @@ impl Prover {
             }),
             fresh: RwLock::new(Fresh::default()),
             refreshing: tokio::sync::Mutex::new(()),
+            gather: Gather::new(c.proof_batch_max, c.proof_batches_in_flight),
             counts: Counts::default(),
         }
     }
@@ -486,8 +497,12 @@ impl Prover {
             return Ok(Lookup::Found(s));
         }
         let now = self.now().await?;
-        self.queried("proof", 1);
-        let found = self.ledger.proof_by_hash(hash, tenant).await?;
+        let found = self
+            .fetch(ProofKey::Hash {
+                hash: hash.to_vec(),
+                tenant: tenant.map(str::to_owned),
+            })
+            .await?;
         self.lookup(key, now, found).await
     }
 
@@ -498,9 +513,46 @@ impl Prover {
             return Ok(Lookup::Found(s));
         }
         let now = self.now().await?;
-        self.queried("proof", 1);
-        let found = self.ledger.proof_by_identity(tenant, external_id).await?;
+        let found = self
+            .fetch(ProofKey::Identity {
+                tenant: tenant.to_owned(),
+                external_id: external_id.to_owned(),
+            })
+            .await?;
         self.lookup(key, now, found).await
+    }
+
+    /// What `key`'s proof needs from the ledger: through the gathering
+    /// loop when it runs ([`Prover::gather_loop`]), else alone.
+    async fn fetch(&self, key: ProofKey) -> Result<Option<ProofRow>, ProveError> {
+        self.counts.proofs.fetch_add(1, Ordering::Relaxed);
+        if let Some(answer) = self.gather.ask(&key).await {
+            return answer;
+        }
+        self.queried("proof", 1);
+        Ok(match &key {
+            ProofKey::Hash { hash, tenant } => {
+                self.ledger.proof_by_hash(hash, tenant.as_deref()).await?
+            }
+            ProofKey::Identity {
+                tenant,
+                external_id,
+            } => self.ledger.proof_by_identity(tenant, external_id).await?,
+        })
+    }
+
+    /// Gather cold lookups into shared statements until `shutdown`
+    /// ([`crate::gather`]), then drain. Owned by [`crate::run`], which
+    /// awaits it after the server has answered its last request.
+    pub async fn gather_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        let counter = self.clone();
+        self.gather
+            .run(
+                self.ledger.clone(),
+                move |_keys| counter.queried("proof", 1),
+                shutdown,
+            )
+            .await;
     }
 
     /// A cached bundle still valid at the current epochs.

@@ -1118,3 +1118,168 @@ async fn the_bundle_cache_is_bounded_in_bytes_and_keeps_what_is_asked_often() {
     // Every other entry was evicted at least once (10 bundles, room for 4).
     assert!(q > 10, "{q} proof statements for 54 requests");
 }
+
+// ---------------------------------------------------------------------------
+// Cold lookups gathered into shared statements (`Ledger::proofs`, the
+// prover's gathering loop).
+// ---------------------------------------------------------------------------
+
+/// Each key's answer from one batch, as text (ProofRow has no PartialEq):
+/// the same as the key asked alone.
+async fn alone(ledger: &Ledger, k: &anchord_ledger::ProofKey) -> String {
+    use anchord_ledger::ProofKey;
+    let r = match k {
+        ProofKey::Hash { hash, tenant } => ledger.proof_by_hash(hash, tenant.as_deref()).await,
+        ProofKey::Identity {
+            tenant,
+            external_id,
+        } => ledger.proof_by_identity(tenant, external_id).await,
+    };
+    format!("{:?}", r.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_proof_lookups_answers_each_key_as_it_would_be_answered_alone() {
+    use anchord_ledger::ProofKey;
+    let e = tiled_env().await;
+    // Not sealed: bank-b's copy of file 5's hash, and a new bank-a entry.
+    let more = vec![
+        evidence::entry(
+            "bank-b",
+            "B-0005".to_string(),
+            EvidenceAlg::Sha256.hash(&file(5)),
+        ),
+        evidence::entry(
+            "bank-a",
+            "LOAN-9999".to_string(),
+            EvidenceAlg::Sha256.hash(&file(9999)),
+        ),
+    ];
+    let out = evidence::append(&e.ledger, SUITE, 1_764_000_100_000_000, more).await;
+    assert_eq!(out.accepted(), 2);
+    let hash = |i: usize, tenant: Option<&str>| ProofKey::Hash {
+        hash: EvidenceAlg::Sha256.hash(&file(i)),
+        tenant: tenant.map(str::to_owned),
+    };
+    let id = |t: &str, x: &str| ProofKey::Identity {
+        tenant: t.into(),
+        external_id: x.into(),
+    };
+    let mut keys: Vec<ProofKey> = [0, 127, 128, 129, 255, 256, 383, 384, 513, 599, 600, 898]
+        .into_iter()
+        .map(|i| hash(i, None))
+        .collect();
+    keys.extend([
+        hash(5, Some("bank-a")),
+        hash(5, Some("bank-b")),
+        hash(5, Some("nobody")),
+        hash(9999, None),
+        hash(123_456, None),
+        ProofKey::Hash {
+            hash: vec![7; 64],
+            tenant: None,
+        },
+        id("bank-a", "LOAN-0007"),
+        id("bank-a", "LOAN-0599"),
+        id("bank-b", "B-0005"),
+        id("bank-a", "LOAN-9999"),
+        id("bank-a", "no such loan"),
+        hash(0, None),
+        id("bank-a", "LOAN-0007"),
+    ]);
+    // Mixed, then each kind alone, then from the evidence rows (the
+    // stored halves truncated, as on a ledger awaiting the back-fill).
+    for round in 0..2 {
+        if round == 1 {
+            e._db
+                .client()
+                .await
+                .batch_execute("TRUNCATE block_leaf_tiles")
+                .await
+                .unwrap();
+        }
+        let batch = e.ledger.proofs(&keys).await.unwrap();
+        assert_eq!(batch.len(), keys.len());
+        let mut sealed = 0;
+        for (k, got) in keys.iter().zip(&batch) {
+            let got = got.as_ref().unwrap();
+            sealed += usize::from(got.as_ref().is_some_and(|r| r.level0.is_some()));
+            assert_eq!(format!("{got:?}"), alone(&e.ledger, k).await, "{k:?}");
+        }
+        assert_eq!(sealed, 12 + 1 + 2 + 1 + 1, "round {round}");
+        for kind in [&keys[..12], &keys[18..23]] {
+            let batch = e.ledger.proofs(kind).await.unwrap();
+            for (k, got) in kind.iter().zip(batch) {
+                assert_eq!(format!("{:?}", got.unwrap()), alone(&e.ledger, k).await);
+            }
+        }
+    }
+    assert!(e.ledger.proofs(&[]).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_cold_lookups_share_statements_and_get_the_bundles_they_would_alone() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let e = tiled_env().await;
+    // No bundle cache; the latest checkpoint looked up once a second (with
+    // 0, every request would look it up first, one at a time).
+    let config = VerifierConfig {
+        proof_batches_in_flight: 1,
+        bundle_cache_entries: 0,
+        ..VerifierConfig::default()
+    };
+    let prover = Arc::new(Prover::new(e.ledger.clone(), SUITE, declared(), &config));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let gatherer = tokio::spawn(prover.clone().gather_loop(stop.clone()));
+    // Let the loop start (it installs its queue first thing).
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let alone = Arc::new(Prover::new(e.ledger.clone(), SUITE, declared(), &config));
+    let n = 60;
+    let asks: Vec<_> = (0..n)
+        .map(|i| {
+            let p = prover.clone();
+            tokio::spawn(async move {
+                let h = EvidenceAlg::Sha256.hash(&file(i * 15));
+                if i % 3 == 0 {
+                    p.by_identity("bank-a", &format!("LOAN-{:04}", i * 15))
+                        .await
+                } else {
+                    p.by_hash(&h, None).await
+                }
+            })
+        })
+        .collect();
+    for (i, a) in asks.into_iter().enumerate() {
+        let got = a.await.unwrap().unwrap();
+        let want = alone
+            .by_hash(&EvidenceAlg::Sha256.hash(&file(i * 15)), None)
+            .await
+            .unwrap();
+        match (got, want) {
+            (
+                anchord_verifier::prover::Lookup::Found(g),
+                anchord_verifier::prover::Lookup::Found(w),
+            ) => assert_eq!(g.json, w.json, "entry {}", i * 15),
+            other => panic!("entry {}: {other:?}", i * 15),
+        }
+    }
+    let c = prover.counts();
+    assert_eq!(c.proofs.load(Relaxed), n as u64);
+    let statements = c.proof_queries.load(Relaxed);
+    assert!(
+        statements <= n as u64 / 3,
+        "{statements} proof statements for {n} concurrent lookups"
+    );
+    // Stopped: it drains and returns; lookups then go alone.
+    stop.cancel();
+    tokio::time::timeout(std::time::Duration::from_secs(10), gatherer)
+        .await
+        .expect("the gathering loop stops")
+        .unwrap();
+    let found = prover
+        .by_hash(&EvidenceAlg::Sha256.hash(&file(7)), None)
+        .await
+        .unwrap();
+    assert!(matches!(found, anchord_verifier::prover::Lookup::Found(_)));
+    assert_eq!(c.proof_queries.load(Relaxed), statements + 1);
+}
