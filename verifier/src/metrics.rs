@@ -133,6 +133,8 @@ pub fn collectors() -> Vec<&'static dyn prometheus::core::Collector> {
         &*BUNDLE_CACHE_BYTES,
         &*BUNDLE_CACHE_ENTRIES,
         &*INVALIDATIONS,
+        &*PROOF_BATCH_SIZE,
+        &*PROOF_BATCHES_RUNNING,
     ]
 }
 
