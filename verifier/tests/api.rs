@@ -1283,3 +1283,60 @@ async fn concurrent_cold_lookups_share_statements_and_get_the_bundles_they_would
     assert!(matches!(found, anchord_verifier::prover::Lookup::Found(_)));
     assert_eq!(c.proof_queries.load(Relaxed), statements + 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_gathered_statement_fails_each_of_its_lookups_and_the_next_one_runs() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let e = tiled_env().await;
+    // The prover's connections give up on a statement after 300 ms.
+    let sep = if e._db.url().contains('?') { '&' } else { '?' };
+    let url = format!("{}{sep}options=-c%20statement_timeout%3D300", e._db.url());
+    let ledger = Ledger::connect(&anchord_ledger::DatabaseConfig::from_url(&url)).unwrap();
+    let config = VerifierConfig {
+        proof_batches_in_flight: 1,
+        bundle_cache_entries: 0,
+        anchor_view_ttl_ms: 60_000,
+        ..VerifierConfig::default()
+    };
+    let prover = Arc::new(Prover::new(ledger, SUITE, declared(), &config));
+    prover.preload().await.unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let gatherer = tokio::spawn(prover.clone().gather_loop(stop.clone()));
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    // Every proof statement now waits for this lock, and times out.
+    let locker = e._db.client().await;
+    locker
+        .batch_execute("BEGIN; LOCK TABLE block_leaf_tiles IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let n = 12;
+    let asks: Vec<_> = (0..n)
+        .map(|i| {
+            let p = prover.clone();
+            tokio::spawn(async move {
+                p.by_hash(&EvidenceAlg::Sha256.hash(&file(i * 50)), None)
+                    .await
+            })
+        })
+        .collect();
+    for a in asks {
+        let r = tokio::time::timeout(std::time::Duration::from_secs(10), a)
+            .await
+            .expect("every lookup is answered")
+            .unwrap();
+        assert!(r.is_err(), "a lookup succeeded under the lock: {r:?}");
+    }
+    let statements = prover.counts().proof_queries.load(Relaxed);
+    assert!(statements < n as u64, "{statements} statements for {n}");
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    // The loop goes on: the next lookups are answered.
+    for i in [3, 600, 898] {
+        let found = prover
+            .by_hash(&EvidenceAlg::Sha256.hash(&file(i)), None)
+            .await
+            .unwrap();
+        assert!(matches!(found, anchord_verifier::prover::Lookup::Found(_)));
+    }
+    stop.cancel();
+    gatherer.await.unwrap();
+}
