@@ -112,6 +112,20 @@ fn d32(v: Vec<u8>, what: &str) -> Result<Digest32, LedgerError> {
 pub(crate) const SELECT_BLOCK: &str = "SELECT height, hash_suite, first_seq, last_seq, leaf_count, merkle_root, \
      prev_hash, block_hash, sealed_at_us FROM blocks";
 
+/// Blocks `heights` (those that exist), on `c`.
+pub(crate) async fn blocks_on(
+    c: &Client,
+    heights: &[u64],
+) -> Result<Vec<StoredBlock>, LedgerError> {
+    let hs: Vec<i64> = heights.iter().map(|&h| h as i64).collect();
+    let q = format!("{SELECT_BLOCK} WHERE height = ANY($1)");
+    c.query(&q, &[&hs])
+        .await?
+        .iter()
+        .map(stored_block)
+        .collect()
+}
+
 pub(crate) fn stored_block(r: &tokio_postgres::Row) -> Result<StoredBlock, LedgerError> {
     let height: i64 = r.get(0);
     let suite_id: i16 = r.get(1);

@@ -34,7 +34,7 @@ pub use evidence::{
     PrepareTimings, PreparedAppend, StoredEntry,
 };
 pub use migrate::{MIGRATIONS, Migration, SchemaState};
-pub use proofs::{ProofAnswer, ProofKey, ProofRow, ReceiptRow};
+pub use proofs::{ProofAnswer, ProofBatch, ProofKey, ProofRow, ReceiptRow};
 pub use summary::{Summary, TargetHead};
 pub use tiles::{LeafTile, StoredTile, TileData, leaf_tiles_of};
 pub use witness::WitnessStore;

@@ -38,6 +38,34 @@ fn to_set(rows: &[tokio_postgres::Row], what: &str) -> Result<TileSet, LedgerErr
     Ok(set)
 }
 
+/// The stored tiles above level 0 of blocks `heights`, on `c`, by height:
+/// every height asked for, with an empty set for a block without any (as
+/// [`Ledger::block_tiles`] gives it).
+pub(crate) async fn block_tiles_on(
+    c: &impl GenericClient,
+    heights: &[u64],
+) -> Result<Vec<(u64, TileSet)>, LedgerError> {
+    let hs: Vec<i64> = heights.iter().map(|&h| h as i64).collect();
+    let rows = c
+        .query(
+            "SELECT level, idx, hashes, height FROM block_tiles WHERE height = ANY($1) \
+             ORDER BY height",
+            &[&hs],
+        )
+        .await?;
+    let mut sets: std::collections::HashMap<u64, TileSet> = rows
+        .chunk_by(|a, b| a.get::<_, i64>(3) == b.get::<_, i64>(3))
+        .map(|run| {
+            let h = run[0].get::<_, i64>(3) as u64;
+            to_set(run, &format!("block {h}")).map(|s| (h, s))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(heights
+        .iter()
+        .map(|&h| (h, sets.remove(&h).unwrap_or_default()))
+        .collect())
+}
+
 fn keys(ts: &[Tile]) -> (Vec<i16>, Vec<i64>) {
     ts.iter()
         .map(|t| (i16::from(t.level), t.index as i64))

@@ -19,7 +19,9 @@
 
 use std::sync::{Arc, OnceLock};
 
-use anchord_ledger::{Ledger, ProofKey, ProofRow};
+use std::future::Future;
+
+use anchord_ledger::{LedgerError, ProofAnswer, ProofKey, ProofRow};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -76,22 +78,23 @@ impl Gather {
         answer.await.ok()
     }
 
-    /// Gather asks into statements until `shutdown`, then answer what is
-    /// queued and wait for every statement started (owned, drained).
-    /// `statement` is called once per statement sent, with its key count.
-    pub async fn run(
-        &self,
-        ledger: Ledger,
-        statement: impl Fn(usize) + Send + Sync + 'static,
-        shutdown: CancellationToken,
-    ) {
+    /// Gather asks into batches until `shutdown`, then answer what is
+    /// queued and wait for every batch started (owned, drained). `batch`
+    /// answers one batch's keys, in order ([`Ledger::proofs`]).
+    ///
+    /// [`Ledger::proofs`]: anchord_ledger::Ledger::proofs
+    pub async fn run<F, Fut>(&self, batch: F, shutdown: CancellationToken)
+    where
+        F: Fn(Vec<ProofKey>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<ProofAnswer>, LedgerError>> + Send + 'static,
+    {
         let (tx, mut rx) = mpsc::channel(QUEUE);
         if self.tx.set(tx).is_err() {
             tracing::warn!("a proof-gathering loop already runs for this prover");
             return;
         }
         let slots = Arc::new(Semaphore::new(self.in_flight));
-        let statement = Arc::new(statement);
+        let batch_fn = Arc::new(batch);
         let mut running = JoinSet::new();
         let mut stopping = false;
         loop {
@@ -131,13 +134,11 @@ impl Gather {
             while let Some(done) = running.try_join_next() {
                 log_failed(done);
             }
-            let ledger = ledger.clone();
-            let statement = statement.clone();
+            let batch_fn = batch_fn.clone();
             running.spawn(async move {
                 metrics::PROOF_BATCHES_RUNNING.inc();
                 metrics::PROOF_BATCH_SIZE.observe(batch.len() as f64);
-                statement(batch.len());
-                answer(&ledger, batch).await;
+                answer(&*batch_fn, batch).await;
                 metrics::PROOF_BATCHES_RUNNING.dec();
                 drop(slot);
             });
@@ -156,10 +157,14 @@ fn log_failed(done: Result<(), tokio::task::JoinError>) {
 
 /// One statement for `batch`, each ask answered (an error of the whole
 /// statement goes to every ask).
-async fn answer(ledger: &Ledger, batch: Vec<Ask>) {
+async fn answer<F, Fut>(batch_fn: &F, batch: Vec<Ask>)
+where
+    F: Fn(Vec<ProofKey>) -> Fut,
+    Fut: Future<Output = Result<Vec<ProofAnswer>, LedgerError>>,
+{
     let (keys, replies): (Vec<ProofKey>, Vec<_>) =
         batch.into_iter().map(|a| (a.key, a.reply)).unzip();
-    match ledger.proofs(&keys).await {
+    match batch_fn(keys).await {
         Ok(answers) => {
             for (reply, a) in replies.into_iter().zip(answers) {
                 // A requester that went away does not take its answer.

@@ -153,6 +153,8 @@ pub struct Counts {
     pub proof_queries: AtomicU64,
     /// Proof lookups sent to the ledger (alone or gathered).
     pub proofs: AtomicU64,
+    /// Of the statements, those reading block headers and block tiles.
+    pub block_queries: AtomicU64,
 }
 
 /// A cached bundle with the epochs it was built at.
@@ -315,6 +317,9 @@ impl Prover {
         self.counts.queries.fetch_add(n, Ordering::Relaxed);
         if what == "proof" {
             self.counts.proof_queries.fetch_add(n, Ordering::Relaxed);
+        }
+        if what == "block" || what == "block_tiles" {
+            self.counts.block_queries.fetch_add(n, Ordering::Relaxed);
         }
     }
 
@@ -545,14 +550,62 @@ impl Prover {
     /// ([`crate::gather`]), then drain. Owned by [`crate::run`], which
     /// awaits it after the server has answered its last request.
     pub async fn gather_loop(self: Arc<Self>, shutdown: CancellationToken) {
-        let counter = self.clone();
+        let p = self.clone();
         self.gather
             .run(
-                self.ledger.clone(),
-                move |_keys| counter.queried("proof", 1),
+                move |keys| {
+                    let p = p.clone();
+                    async move { p.answer_batch(keys).await }
+                },
                 shutdown,
             )
             .await;
+    }
+
+    /// One gathered statement's answers; the headers and upper tiles of
+    /// the blocks they fall in that the caches lack come with them (on a
+    /// ledger of many blocks, most cold proofs are their block's first).
+    async fn answer_batch(
+        &self,
+        keys: Vec<ProofKey>,
+    ) -> Result<Vec<anchord_ledger::ProofAnswer>, LedgerError> {
+        self.queried("proof", 1);
+        let b = self
+            .ledger
+            .proofs_with_blocks(&keys, |h| !self.knows_block(h))
+            .await?;
+        if !b.block_tiles.is_empty() {
+            self.queried("block", 1);
+            self.queried("block_tiles", 1);
+        }
+        for blk in b.blocks {
+            // A header that does not check is left out: the request that
+            // needs it reads it again and reports it.
+            if let Err(e) = self.keep_header(blk) {
+                tracing::error!(error = %e, "a block read with gathered proofs");
+            }
+        }
+        for (h, set) in b.block_tiles {
+            self.keep_block_tiles(h, Arc::new(set));
+        }
+        Ok(b.answers)
+    }
+
+    /// Whether block `height`'s upper tiles (read with its header) are
+    /// cached.
+    fn knows_block(&self, height: u64) -> bool {
+        self.block_tiles
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&height)
+    }
+
+    fn keep_block_tiles(&self, height: u64, s: Arc<TileSet>) {
+        let mut w = self.block_tiles.write().unwrap_or_else(|p| p.into_inner());
+        if w.len() >= BLOCK_TILE_CACHE {
+            w.clear();
+        }
+        w.insert(height, s);
     }
 
     /// A cached bundle still valid at the current epochs.
@@ -1019,11 +1072,7 @@ impl Prover {
         metrics::TILE_READS
             .with_label_values(&["block", "db"])
             .inc();
-        let mut w = self.block_tiles.write().unwrap_or_else(|p| p.into_inner());
-        if w.len() >= BLOCK_TILE_CACHE {
-            w.clear();
-        }
-        w.insert(height, s.clone());
+        self.keep_block_tiles(height, s.clone());
         Ok(s)
     }
 

@@ -1229,6 +1229,10 @@ async fn concurrent_cold_lookups_share_statements_and_get_the_bundles_they_would
         ..VerifierConfig::default()
     };
     let prover = Arc::new(Prover::new(e.ledger.clone(), SUITE, declared(), &config));
+    // As `run` starts it: the latest checkpoint and the block log's right
+    // edge first, then the loop.
+    prover.preload().await.unwrap();
+    let before = prover.counts().block_queries.load(Relaxed);
     let stop = tokio_util::sync::CancellationToken::new();
     let gatherer = tokio::spawn(prover.clone().gather_loop(stop.clone()));
     // Let the loop start (it installs its queue first thing).
@@ -1249,8 +1253,13 @@ async fn concurrent_cold_lookups_share_statements_and_get_the_bundles_they_would
             })
         })
         .collect();
-    for (i, a) in asks.into_iter().enumerate() {
-        let got = a.await.unwrap().unwrap();
+    let mut got_all = Vec::new();
+    for a in asks {
+        got_all.push(a.await.unwrap().unwrap());
+    }
+    // Block statements so far (before the comparisons below ask more).
+    let blocks = prover.counts().block_queries.load(Relaxed) - before;
+    for (i, got) in got_all.into_iter().enumerate() {
         let want = alone
             .by_hash(&EvidenceAlg::Sha256.hash(&file(i * 15)), None)
             .await
@@ -1269,6 +1278,14 @@ async fn concurrent_cold_lookups_share_statements_and_get_the_bundles_they_would
     assert!(
         statements <= n as u64 / 3,
         "{statements} proof statements for {n} concurrent lookups"
+    );
+    // The lookups fall in 21 blocks (0, and 20 of one entry each): their
+    // headers and upper tiles came with the gathered statements, two
+    // statements per batch, not one or two per block or per lookup (100 when
+    // each request read its block alone).
+    assert!(
+        blocks <= 2 * statements,
+        "{blocks} statements read blocks for {statements} gathered ones"
     );
     // Stopped: it drains and returns; lookups then go alone.
     stop.cancel();
