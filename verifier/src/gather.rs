@@ -14,7 +14,7 @@
 //!
 //! Every answer is the one the key would get alone (`Ledger::proofs`
 //! says so and its test checks it). When the loop is not running (a
-//! [`crate::prover::Prover`] used without [`crate::run`]) or has stopped,
+//! prover used without [`crate::run`]) or has stopped,
 //! callers look their key up alone.
 
 use std::sync::{Arc, OnceLock};
@@ -27,10 +27,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics;
-use crate::prover::ProveError;
 
-/// One key's answer.
-pub type Answer = Result<Option<ProofRow>, ProveError>;
+/// One key's answer: a failure of its own row, or of its whole batch
+/// (shared by every key of the batch).
+pub type Answer = Result<Option<ProofRow>, Arc<LedgerError>>;
 
 struct Ask {
     key: ProofKey,
@@ -168,13 +168,13 @@ where
         Ok(answers) => {
             for (reply, a) in replies.into_iter().zip(answers) {
                 // A requester that went away does not take its answer.
-                let _ = reply.send(a.map_err(ProveError::from));
+                let _ = reply.send(a.map_err(Arc::new));
             }
         }
         Err(e) => {
             let e = Arc::new(e);
             for reply in replies {
-                let _ = reply.send(Err(ProveError::Shared(e.clone())));
+                let _ = reply.send(Err(e.clone()));
             }
         }
     }

@@ -42,7 +42,8 @@ use crate::{VerifierConfig, metrics};
 pub enum ProveError {
     #[error("ledger: {0}")]
     Ledger(#[from] LedgerError),
-    /// A gathered statement's failure, the same for every lookup in it.
+    /// A gathered statement's failure (of the lookup's own row, or of the
+    /// whole statement, the same for every lookup in it).
     #[error("ledger: {0}")]
     Shared(Arc<LedgerError>),
     #[error("stored data is inconsistent: {0}")]
@@ -532,7 +533,7 @@ impl Prover {
     async fn fetch(&self, key: ProofKey) -> Result<Option<ProofRow>, ProveError> {
         self.counts.proofs.fetch_add(1, Ordering::Relaxed);
         if let Some(answer) = self.gather.ask(&key).await {
-            return answer;
+            return answer.map_err(ProveError::Shared);
         }
         self.queried("proof", 1);
         Ok(match &key {
