@@ -65,7 +65,8 @@ pub struct Served {
 #[derive(Debug)]
 pub enum Lookup {
     Found(Arc<Served>),
-    /// The entry exists but its block is not sealed yet.
+    /// The entry exists but its block is not sealed yet, or not yet in the
+    /// latest checkpoint this prover has looked up.
     NotSealed {
         seq: u64,
     },
@@ -750,7 +751,12 @@ impl Prover {
         // The anchored checkpoint covering the block, else the latest, with
         // the block's path in the block log (the same for every entry of
         // the block: computed once per view).
-        let view = self.anchor_view(h, &now).await?;
+        let Some(view) = self.anchor_view(h, &now).await? else {
+            // Sealed, but not yet in the checkpoint this verifier last
+            // looked up (it looks again within anchor_view_ttl_ms): the
+            // client is told to retry, as for an unsealed entry.
+            return Ok(None);
+        };
         let cp = &view.checkpoint;
         let receipts = view.receipts.clone();
         let block_log_path = view.block_log_path.clone();
@@ -1176,7 +1182,13 @@ impl Prover {
 
     /// Which checkpoint a block's bundles end at, its receipts and the
     /// block's path in the block log.
-    async fn anchor_view(&self, h: &BlockHeader, now: &Now) -> Result<Arc<AnchorView>, ProveError> {
+    /// The anchor view of block `h`; `None` while no checkpoint this
+    /// verifier has seen covers it (a block sealed after the last look).
+    async fn anchor_view(
+        &self,
+        h: &BlockHeader,
+        now: &Now,
+    ) -> Result<Option<Arc<AnchorView>>, ProveError> {
         let height = h.height;
         if let Some(v) = self
             .anchor_views
@@ -1185,7 +1197,7 @@ impl Prover {
             .get(&height)
             && v.epochs.still(now.epochs, v.anchored)
         {
-            return Ok(v.clone());
+            return Ok(Some(v.clone()));
         }
         // No anchor at or above the block: pending, without asking.
         let anchored = if height >= now.anchored_max {
@@ -1197,11 +1209,16 @@ impl Prover {
         let cp = match anchored {
             Some(size) => {
                 self.queried("checkpoint", 1);
-                self.ledger.checkpoint(size).await?
+                self.ledger.checkpoint(size).await?.ok_or_else(|| {
+                    ProveError::Corrupt(format!("anchored checkpoint {size} is missing"))
+                })?
             }
-            None => now.latest.clone(),
-        }
-        .ok_or_else(|| ProveError::Corrupt(format!("no checkpoint covers block {height}")))?;
+            None => match &now.latest {
+                Some(cp) if cp.size > height => cp.clone(),
+                // Sealed after the latest checkpoint seen: not yet provable.
+                _ => return Ok(None),
+            },
+        };
         if cp.size <= height {
             return Err(ProveError::Corrupt(format!(
                 "latest checkpoint {} does not cover block {height}",
@@ -1246,7 +1263,7 @@ impl Prover {
             }
             w.insert(height, v.clone());
         }
-        Ok(v)
+        Ok(Some(v))
     }
 
     /// The audit path of a block sealed before tiles (migration 0006):

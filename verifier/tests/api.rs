@@ -1357,3 +1357,42 @@ async fn a_failed_gathered_statement_fails_each_of_its_lookups_and_the_next_one_
     stop.cancel();
     gatherer.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_sealed_after_the_last_checkpoint_seen_is_retry_later_not_an_error() {
+    let e = env(no_cache()).await;
+    // The latest checkpoint looked up once a minute: this verifier keeps
+    // seeing the checkpoint of the 3 blocks sealed so far.
+    let (base, _) = serve_prover(
+        &e.ledger,
+        VerifierConfig {
+            anchor_view_ttl_ms: 60_000,
+            bundle_cache_entries: 0,
+            ..VerifierConfig::default()
+        },
+    )
+    .await;
+    fetch(&e.http, &base, 0).await;
+    let more = vec![evidence::entry(
+        "bank-a",
+        "LOAN-0100".to_string(),
+        EvidenceAlg::Sha256.hash(&file(100)),
+    )];
+    let out = evidence::append(&e.ledger, SUITE, 1_764_000_200_000_000, more).await;
+    assert_eq!(out.accepted(), 1);
+    seal_all(&e.ledger, 4, 1).await;
+    // Sealed into block 3, checkpoint 4 written; the verifier has not looked
+    // yet: 202 with Retry-After, not a 500.
+    let h = hex::encode(EvidenceAlg::Sha256.hash(&file(100)));
+    let r = e
+        .http
+        .get(format!("{base}/v1/proofs/{h}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert!(r.headers().contains_key("retry-after"));
+    // A verifier that looks every time proves it.
+    let (b, _) = fetch(&e.http, &e.base, 100).await;
+    assert_eq!(b.block.height, 3);
+}
