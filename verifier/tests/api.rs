@@ -599,6 +599,17 @@ async fn seal_all(ledger: &Ledger, max: u64, blocks: usize) {
     assert_eq!(sealed, blocks);
 }
 
+/// Remove every stored level-0 half, as on a ledger awaiting the batcher's
+/// back-fill (TRUNCATE: the triggers refuse row deletes).
+async fn drop_leaf_tiles(e: &Env) {
+    e._db
+        .client()
+        .await
+        .batch_execute("TRUNCATE block_leaf_tiles")
+        .await
+        .unwrap();
+}
+
 /// 600 entries in block 0 (its tree has tiles at levels 1 and 2), then 299
 /// blocks of one entry: a block log of 300 (one full level-0 tile, a
 /// partial one of 44, a level-1 tile of 1).
@@ -761,12 +772,7 @@ async fn the_tlog_tiles_api_serves_the_block_log_to_a_client_written_from_the_sp
                 );
             }
         }
-        e._db
-            .client()
-            .await
-            .batch_execute("TRUNCATE block_leaf_tiles")
-            .await
-            .unwrap();
+        drop_leaf_tiles(&e).await;
     }
 }
 
@@ -1191,12 +1197,7 @@ async fn a_batch_of_proof_lookups_answers_each_key_as_it_would_be_answered_alone
     // stored halves truncated, as on a ledger awaiting the back-fill).
     for round in 0..2 {
         if round == 1 {
-            e._db
-                .client()
-                .await
-                .batch_execute("TRUNCATE block_leaf_tiles")
-                .await
-                .unwrap();
+            drop_leaf_tiles(&e).await;
         }
         let batch = e.ledger.proofs(&keys).await.unwrap();
         assert_eq!(batch.len(), keys.len());
