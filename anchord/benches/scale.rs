@@ -311,11 +311,14 @@ async fn run() {
     let rows = c
         .query(
             "WITH parts AS (
-                 SELECT inhrelid AS oid FROM pg_inherits WHERE inhparent = 'evidence'::regclass)
+                 SELECT inhrelid AS oid FROM pg_inherits WHERE inhparent = 'evidence'::regclass),
+                  id_parts AS (
+                 SELECT inhrelid AS oid FROM pg_inherits WHERE inhparent = 'evidence_identity'::regclass)
              SELECT 'evidence heap + TOAST', coalesce(sum(pg_table_size(oid)), 0)::int8 FROM parts
              UNION ALL SELECT 'evidence indexes', coalesce(sum(pg_indexes_size(oid)), 0)::int8 FROM parts
-             UNION ALL SELECT 'identity heap', pg_table_size('evidence_identity')::int8
-             UNION ALL SELECT 'identity index', pg_indexes_size('evidence_identity')::int8
+             UNION ALL SELECT 'identity heap', coalesce(sum(pg_table_size(oid)), 0)::int8 FROM id_parts
+             UNION ALL SELECT 'identity index', coalesce(sum(pg_indexes_size(oid)), 0)::int8 FROM id_parts
+             UNION ALL SELECT 'identity filters', pg_total_relation_size('identity_filters')::int8
              UNION ALL SELECT 'blocks and tiles', (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)
                  FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
                  WHERE s.nspname = 'public' AND c.relkind = 'r'

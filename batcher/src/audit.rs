@@ -92,7 +92,7 @@ pub async fn audit(
         indicatif::ProgressBar::hidden()
     };
 
-    let mut ids = Identities::default();
+    let mut ids = Identities::start(ledger, &mut r).await?;
     let mut log = LogTiles::new(suite);
     let mut cps = Checkpoints::new(ledger);
     let mut prev = anchord_core::checkpoint::GENESIS_PREV_HASH;
@@ -409,14 +409,48 @@ impl LogTiles {
 }
 
 /// Every entry's identity row: it exists and points at the entry; and no
-/// other row exists.
+/// other row exists. Each stored identity filter checks (its digest) and
+/// holds the identity of every entry of its partition, and no other count.
 #[derive(Default)]
 struct Identities {
     entries: u64,
     bad: u64,
+    /// The filters that checked, by `lo`, with the entries seen in range.
+    filters: Vec<(anchord_ledger::ClosedFilter, u64)>,
+    filter_misses: u64,
 }
 
 impl Identities {
+    async fn start(ledger: &Ledger, r: &mut AuditReport) -> Result<Self, BatcherError> {
+        let mut me = Identities::default();
+        for (lo, hi, f) in ledger.stored_identity_filters().await? {
+            match f {
+                Ok(f) => me.filters.push((f, 0)),
+                Err(why) => r.problems.push(format!(
+                    "identity filter of seqs [{lo}, {hi}): {why} (the writer does not use it)"
+                )),
+            }
+        }
+        Ok(me)
+    }
+
+    fn check_filters(&mut self, seq: u64, id: &Digest32, r: &mut AuditReport) {
+        let at = self.filters.partition_point(|(f, _)| f.hi <= seq);
+        let Some((f, seen)) = self.filters.get_mut(at).filter(|(f, _)| f.lo <= seq) else {
+            return;
+        };
+        *seen += 1;
+        if !f.filter.may_contain(id) {
+            self.filter_misses += 1;
+            if self.filter_misses <= LISTED {
+                r.problems.push(format!(
+                    "identity filter of seqs [{}, {}) lacks the identity of seq {seq}: the writer would accept a second entry with that (tenant, external id)",
+                    f.lo, f.hi
+                ));
+            }
+        }
+    }
+
     async fn check(
         &mut self,
         ledger: &Ledger,
@@ -428,6 +462,7 @@ impl Identities {
             let found = ledger.identity_seqs(&ids).await?;
             for (e, id) in chunk.iter().zip(&ids) {
                 let seq = e.entry.seq;
+                self.check_filters(seq, id, r);
                 let msg = match found.get(id) {
                     Some(&s) if s == seq => continue,
                     Some(&s) => format!(
@@ -450,6 +485,20 @@ impl Identities {
     /// Every entry has its row (checked above), so the rows are the
     /// entries' exactly when there are as many rows as entries.
     async fn finish(&self, ledger: &Ledger, r: &mut AuditReport) -> Result<(), BatcherError> {
+        if self.filter_misses > LISTED {
+            r.problems.push(format!(
+                "{} more entries missing from their partition's identity filter",
+                self.filter_misses - LISTED
+            ));
+        }
+        for (f, seen) in &self.filters {
+            if f.keys != *seen {
+                r.problems.push(format!(
+                    "identity filter of seqs [{}, {}) was built over {} identities, the partition holds {seen} entries",
+                    f.lo, f.hi, f.keys
+                ));
+            }
+        }
         if self.bad > LISTED {
             r.problems.push(format!(
                 "{} more entries with a missing or misdirected identity row",

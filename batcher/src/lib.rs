@@ -23,6 +23,7 @@ pub mod audit;
 pub mod blocklog;
 pub mod config;
 pub mod cosign;
+mod filters;
 pub mod keys;
 pub mod metrics;
 mod sealer;
@@ -142,6 +143,8 @@ pub async fn run(
             tsa: tsa.clone(),
         };
         let cosign_task = tokio::spawn(cosigner.run(rx, cosign_stop.clone()));
+        // Owned by this term like the cosigner: cancelled and awaited below.
+        let filter_task = tokio::spawn(filters::run(ledger.clone(), cosign_stop.clone()));
         if let Some(cp) = ledger.latest_unfinal_checkpoint().await? {
             tx.send_replace(cp.size);
         } else if tsa.is_some()
@@ -153,6 +156,7 @@ pub async fn run(
         let result = sealer::seal_loop(&s, &mut session, log, &tx, &shutdown).await;
         cosign_stop.cancel();
         let _ = cosign_task.await;
+        let _ = filter_task.await;
         metrics::IS_LEADER.set(0);
         drop(session);
         match result {

@@ -155,6 +155,25 @@ pub static LEAF_TILE_BACKLOG: LazyLock<IntGauge> = LazyLock::new(|| {
         "Blocks sealed before ledger schema version 9 whose level-0 tiles the leader has still to back-fill (0 when done).",
     )
 });
+pub static IDENTITY_FILTERS_BUILT: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "anchord_batcher_identity_filters_built_total",
+        "Identity filters of closed ledger partitions built and stored by this process.",
+    )
+});
+pub static IDENTITY_FILTER_BACKLOG: LazyLock<IntGauge> = LazyLock::new(|| {
+    gauge(
+        "anchord_batcher_identity_filter_backlog",
+        "1 while a closed ledger partition has no identity filter yet (the writer then probes its index for every identity), else 0.",
+    )
+});
+pub static IDENTITY_FILTER_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
+    histogram(
+        "anchord_batcher_identity_filter_build_seconds",
+        "Time to build and store one partition's identity filter.",
+        prometheus::exponential_buckets(0.01, 2.0, 14).expect("valid buckets"),
+    )
+});
 pub static TILES_READ: LazyLock<IntCounter> = LazyLock::new(|| {
     counter(
         "anchord_batcher_tiles_read_total",
@@ -189,6 +208,9 @@ pub fn collectors() -> Vec<&'static dyn Collector> {
         &*TILES_WRITTEN,
         &*TILES_READ,
         &*LEAF_TILE_BACKLOG,
+        &*IDENTITY_FILTERS_BUILT,
+        &*IDENTITY_FILTER_BACKLOG,
+        &*IDENTITY_FILTER_SECONDS,
     ]
 }
 

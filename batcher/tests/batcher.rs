@@ -1371,3 +1371,77 @@ async fn the_back_fill_covers_a_long_chain_of_old_blocks_in_steps() {
         );
     }
 }
+
+/// Ledger schema version 10: the leader builds the identity filter of each
+/// closed partition (the writer's idempotency check across partitions
+/// rests on them), and `anchord audit` checks every stored filter: its
+/// digest, and that it holds the identity of each entry of its partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_filters_closed_partitions_and_audit_checks_each_filter() {
+    let (db, ledger) = TestDb::migrated().await;
+    let c = db.client().await;
+    c.execute(
+        "UPDATE ledger_meta SET value = '10' WHERE key = 'evidence_partition_size'",
+        &[],
+    )
+    .await
+    .unwrap();
+    append(&ledger, "a", 25).await;
+    let filters = || async {
+        c.query("SELECT lo, hi, keys FROM identity_filters ORDER BY lo", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1), r.get::<_, i64>(2)))
+            .collect::<Vec<_>>()
+    };
+    let b = spawn(config(8, 50), &ledger);
+    wait_for("the two closed partitions' filters", || async {
+        filters().await.len() == 2
+    })
+    .await;
+    assert_eq!(filters().await, [(0, 10, 10), (10, 20, 10)]);
+    let r = audit(&ledger, SUITE, &keys(), false).await.unwrap();
+    assert!(r.ok(), "{:?}", r.problems);
+    b.stop().await.unwrap();
+
+    // A damaged filter: refused (the writer probes its partition instead)
+    // and reported.
+    c.execute(
+        "UPDATE identity_filters SET bits = overlay(bits placing '\\x01'::bytea from 3) \
+         WHERE lo = 0",
+        &[],
+    )
+    .await
+    .unwrap();
+    // A filter rewritten consistently (its digest recomputed) but empty:
+    // the writer would trust it and accept a second entry for any identity
+    // of its partition. Only its content can show that.
+    let empty = vec![0u8; 64];
+    let digest = anchord_core::filter::filter_digest(10, 20, 10, &empty);
+    c.execute(
+        "UPDATE identity_filters SET bits = $1, digest = $2 WHERE lo = 10",
+        &[&empty, &digest.as_slice()],
+    )
+    .await
+    .unwrap();
+    let p = audit(&ledger, SUITE, &keys(), false)
+        .await
+        .unwrap()
+        .problems;
+    assert!(
+        p.iter().any(|p| p
+            == "identity filter of seqs [0, 10): its digest does not match its content (the writer does not use it)"),
+        "{p:?}"
+    );
+    assert!(
+        p.iter().any(|p| p
+            == "identity filter of seqs [10, 20) lacks the identity of seq 10: the writer would accept a second entry with that (tenant, external id)"),
+        "{p:?}"
+    );
+    assert_eq!(
+        db.ledger().identity_filters().await.unwrap().len(),
+        1,
+        "a writer that starts now loads only the filter that checks"
+    );
+}

@@ -39,6 +39,7 @@ pub mod bundle;
 pub mod checkpoint;
 pub mod entry;
 pub mod filehash;
+pub mod filter;
 pub mod merkle;
 pub mod ots;
 pub mod suite;

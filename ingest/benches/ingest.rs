@@ -388,9 +388,14 @@ async fn raw_copy(
         .get(0);
     let mut lo = 0i64;
     while lo < n as i64 + size {
+        // The same partitions and indexes as the writer creates
+        // (ledger/src/evidence.rs).
         c.batch_execute(&format!(
-            "CREATE TABLE evidence_p{lo:012} PARTITION OF evidence FOR VALUES FROM ({lo}) TO ({})",
-            lo + size
+            "CREATE TABLE evidence_p{lo:012} PARTITION OF evidence FOR VALUES FROM ({lo}) TO ({hi}); \
+             CREATE TABLE evidence_identity_p{lo:012} PARTITION OF evidence_identity \
+             FOR VALUES FROM ({lo}) TO ({hi}); \
+             CREATE UNIQUE INDEX evidence_identity_p{lo:012}_key ON evidence_identity_p{lo:012} (identity)",
+            hi = lo + size
         ))
         .await
         .unwrap();
@@ -531,11 +536,14 @@ async fn evidence_bytes(db: &TestDb) -> Vec<(String, i64)> {
     let rows = c
         .query(
             "WITH parts AS (
-                 SELECT inhrelid AS oid FROM pg_inherits WHERE inhparent = 'evidence'::regclass)
+                 SELECT inhrelid AS oid FROM pg_inherits WHERE inhparent = 'evidence'::regclass),
+                  id_parts AS (
+                 SELECT inhrelid AS oid FROM pg_inherits WHERE inhparent = 'evidence_identity'::regclass)
              SELECT 'evidence heap', coalesce(sum(pg_table_size(oid)), 0)::int8 FROM parts
              UNION ALL SELECT 'evidence indexes', coalesce(sum(pg_indexes_size(oid)), 0)::int8 FROM parts
-             UNION ALL SELECT 'identity heap', pg_table_size('evidence_identity')::int8
-             UNION ALL SELECT 'identity index', pg_indexes_size('evidence_identity')::int8
+             UNION ALL SELECT 'identity heap', coalesce(sum(pg_table_size(oid)), 0)::int8 FROM id_parts
+             UNION ALL SELECT 'identity index', coalesce(sum(pg_indexes_size(oid)), 0)::int8 FROM id_parts
+             UNION ALL SELECT 'identity filters', pg_total_relation_size('identity_filters')::int8
              UNION ALL SELECT 'topics', pg_total_relation_size('kafka_topics')::int8",
             &[],
         )

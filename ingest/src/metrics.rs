@@ -116,6 +116,31 @@ pub static LEDGER_RETRIES: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+pub static IDENTITY_FILTERS: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "anchord_ingest_identity_filters",
+        "Identity filters of closed ledger partitions the writer uses (one per closed partition once the batcher has built it)."
+    )
+    .expect("metric registers once")
+});
+
+pub static IDENTITY_FILTER_MAYBE: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "anchord_ingest_identity_filter_maybe_total",
+        "Identities a closed partition's filter may hold, each probed in that partition's index \
+         (false positives, about 0.1% of identities per filter, plus resubmissions)."
+    )
+    .expect("metric registers once")
+});
+
+pub static IDENTITY_UNFILTERED_PROBES: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "anchord_ingest_identity_unfiltered_probes_total",
+        "Ranges of closed partitions without an identity filter yet, probed for every identity of a batch under the head lock."
+    )
+    .expect("metric registers once")
+});
+
 /// Batches not written as prepared, by why (`anchord_ledger::PredictionMiss`).
 pub static PREDICTION_MISSES: LazyLock<IntCounterVec> = LazyLock::new(|| {
     let c = register_int_counter_vec!(
@@ -196,6 +221,9 @@ pub fn collectors() -> Vec<&'static dyn Collector> {
         &*PAUSED,
         &*LEDGER_RETRIES,
         &*PREDICTION_MISSES,
+        &*IDENTITY_FILTERS,
+        &*IDENTITY_FILTER_MAYBE,
+        &*IDENTITY_UNFILTERED_PROBES,
         &*DEAD_LETTERS_PUBLISHED,
         &*ASSIGNED_PARTITIONS,
         &*GROUP_REJOINS,

@@ -91,6 +91,9 @@ pub(crate) fn prepared(total: Duration, p: &PreparedAppend) {
     add(&PREPARE_STATE, t.state);
     add(&PREPARE_LOOKUP, t.lookup);
     add(&PREPARE_PLAN, t.plan);
+    let (check, filters) = p.identity_check();
+    crate::metrics::IDENTITY_FILTERS.set(filters as i64);
+    crate::metrics::IDENTITY_FILTER_MAYBE.inc_by(check.maybe);
 }
 
 pub(crate) fn committed(total: Duration, c: &Committed) {
@@ -104,4 +107,5 @@ pub(crate) fn committed(total: Duration, c: &Committed) {
     add(&COMMIT_BOOKKEEPING, t.bookkeeping);
     add(&COMMIT_COMMIT, t.commit);
     add(&COMMIT_WASTED, t.wasted);
+    crate::metrics::IDENTITY_UNFILTERED_PROBES.inc_by(c.unfiltered_ranges as u64);
 }

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anchord_core::{Digest32, Entry, EvidenceAlg, entry::identity_key};
+
+use crate::identities::{self, FilterSet, IdentityCheck};
 use bytes::Bytes;
 use deadpool_postgres::GenericClient;
 use futures::{SinkExt, pin_mut};
@@ -133,6 +135,10 @@ pub struct PreparedAppend {
     /// Whether committed identities were looked up (false: left to the
     /// identity's unique index, see [`AppendHint`]).
     looked_up: bool,
+    /// The identity filters the preparation used: the commit probes, under
+    /// the head lock, every range of older partitions they do not cover.
+    filters: FilterSet,
+    check: IdentityCheck,
     timings: PrepareTimings,
 }
 
@@ -224,6 +230,12 @@ impl PreparedAppend {
         self.looked_up
     }
 
+    /// How the batch's identities were checked against closed partitions
+    /// while preparing, and how many identity filters were in use.
+    pub fn identity_check(&self) -> (IdentityCheck, usize) {
+        (self.check, self.filters.len())
+    }
+
     /// The hint for the batch after this one: as if this one committed as
     /// planned.
     pub fn hint_after(&self, previous: &AppendHint) -> AppendHint {
@@ -263,6 +275,10 @@ pub struct Committed {
     pub as_predicted: bool,
     /// Why it did not (None when it held).
     pub miss: Option<PredictionMiss>,
+    /// Ranges of older partitions without an identity filter that were
+    /// probed for every identity under the head lock (0 once the batcher
+    /// has filtered every closed partition).
+    pub unfiltered_ranges: u32,
     pub timings: CommitTimings,
 }
 
@@ -313,14 +329,26 @@ impl Ledger {
         };
         let state_done = Instant::now();
         let ids = plan::identities(&batch);
+        let filters = self.filters.current(&c).await?;
         // Without a prediction (the first batch, or after a miss) the lookup
-        // is never skipped.
+        // is never skipped. Skipped, it still covers the closed partitions
+        // that have a filter (they never change, so the answer holds at
+        // commit; their filters make it cheap): the unique index of the
+        // partitions the rows land in only sees those partitions.
         let looked_up = !(hint.skip_lookup && hint.predicted.is_some());
-        predicted.existing = if looked_up {
-            lookup_identities(&c, &ids).await?
-        } else {
-            HashMap::new()
-        };
+        let (existing, check) = lookup_identities(
+            &c,
+            &filters,
+            &ids,
+            u64::MAX,
+            if looked_up {
+                Probe::All
+            } else {
+                Probe::FilteredOnly
+            },
+        )
+        .await?;
+        predicted.existing = existing;
         drop(c);
         let lookup_done = Instant::now();
         let mut unverified = Vec::new();
@@ -351,6 +379,8 @@ impl Ledger {
             topics,
             planned,
             looked_up,
+            filters,
+            check,
             timings,
         })
     }
@@ -425,8 +455,12 @@ impl Ledger {
             actual.positions.insert((r.get(0), r.get(1)), r.get(2));
         }
         lap(&mut timings.lock);
+        let size = partition_size_of(partition_size.as_deref())?;
+        let mut unfiltered_ranges = 0;
         if careful {
-            actual.existing = lookup_identities(&tx, &p.ids).await?;
+            actual.existing = lookup_identities(&tx, &p.filters, &p.ids, u64::MAX, Probe::All)
+                .await?
+                .0;
         } else {
             // Rows read from the ledger stay true (it is append-only); rows
             // predicted from batches in flight are checked.
@@ -435,9 +469,25 @@ impl Ledger {
                 actual.existing.remove(id);
             }
             if !p.unverified.is_empty() {
-                actual
-                    .existing
-                    .extend(lookup_identities(&tx, &p.unverified).await?);
+                actual.existing.extend(
+                    lookup_identities(&tx, &p.filters, &p.unverified, u64::MAX, Probe::All)
+                        .await?
+                        .0,
+                );
+            }
+            // The partitions below the one the batch's last row could land
+            // in: another partition's unique index does not see them. The
+            // filtered ones were checked while preparing (closed, they have
+            // not changed); the others are probed now, under the lock
+            // (usually none: the batcher filters a partition soon after it
+            // closes, and the current one is the rows' own).
+            if !batch.entries.is_empty() {
+                let last = actual.next_seq + batch.entries.len() as u64 - 1;
+                let below = last - last % size;
+                let (found, check) =
+                    lookup_identities(&tx, &p.filters, &p.ids, below, Probe::GapsOnly).await?;
+                actual.existing.extend(found);
+                unfiltered_ranges = check.unfiltered_ranges;
             }
         }
         let as_predicted = !careful && plan::prediction_holds(batch, &p.ids, &p.predicted, &actual);
@@ -457,26 +507,22 @@ impl Ledger {
         lap(&mut timings.verify);
 
         if let (Some(evidence), Some(identities)) = (&planned.evidence, &planned.identities) {
-            let size: i64 = partition_size
-                .as_deref()
-                .and_then(|v| v.parse().ok())
-                .filter(|v| *v > 0)
-                .ok_or_else(|| {
-                    LedgerError::Corrupt(format!(
-                        "ledger_meta.evidence_partition_size is {partition_size:?}, not a positive integer"
-                    ))
-                })?;
+            let size = size as i64;
             // Partitions ahead of the head: one whole spare partition past
             // the batch, created in the appending transaction (rarely: once
-            // per partition).
+            // per partition), for the entries and their identities.
             let want = planned.next_seq as i64 + size;
             if partition_high < want {
                 let mut lo = partition_high;
                 while lo < want {
+                    let hi = lo + size;
                     tx.batch_execute(&format!(
                         "CREATE TABLE evidence_p{lo:012} PARTITION OF evidence \
-                         FOR VALUES FROM ({lo}) TO ({})",
-                        lo + size
+                         FOR VALUES FROM ({lo}) TO ({hi}); \
+                         CREATE TABLE evidence_identity_p{lo:012} PARTITION OF evidence_identity \
+                         FOR VALUES FROM ({lo}) TO ({hi}); \
+                         CREATE UNIQUE INDEX evidence_identity_p{lo:012}_key \
+                         ON evidence_identity_p{lo:012} (identity)"
                     ))
                     .await?;
                     lo += size;
@@ -558,6 +604,7 @@ impl Ledger {
                 rejections_skipped,
             },
             as_predicted,
+            unfiltered_ranges,
             miss: (!as_predicted).then_some(PredictionMiss::State),
             timings,
         })
@@ -852,34 +899,56 @@ async fn resolve_topics(
     Ok(topics)
 }
 
-/// The stored entries among these identities (committed ones only).
+/// Which partitions [`lookup_identities`] probes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Probe {
+    /// Every partition (the filtered ones only for what their filter may
+    /// hold).
+    All,
+    /// Only the filtered (closed) partitions.
+    FilteredOnly,
+    /// Only the ranges no filter covers.
+    GapsOnly,
+}
+
+/// `ledger_meta.evidence_partition_size`, checked.
+fn partition_size_of(v: Option<&str>) -> Result<u64, LedgerError> {
+    v.and_then(|v| v.parse().ok())
+        .filter(|v| *v > 0)
+        .ok_or_else(|| {
+            LedgerError::Corrupt(format!(
+                "ledger_meta.evidence_partition_size is {v:?}, not a positive integer"
+            ))
+        })
+}
+
+/// The stored entries among these identities (committed ones only), with
+/// `seq` below `hi`, in the partitions `probe` names.
 async fn lookup_identities(
     c: &impl GenericClient,
+    filters: &FilterSet,
     ids: &[Digest32],
-) -> Result<HashMap<Digest32, StoredIdentity>, LedgerError> {
+    hi: u64,
+    probe: Probe,
+) -> Result<(HashMap<Digest32, StoredIdentity>, IdentityCheck), LedgerError> {
     let mut found = HashMap::new();
     if ids.is_empty() {
-        return Ok(found);
+        return Ok((found, IdentityCheck::default()));
     }
-    let keys: Vec<&[u8]> = ids.iter().map(|i| i.as_slice()).collect();
-    // Two queries, not a join: the identity index answers the batch (usually
-    // no hit at all), then only the hits are read from the evidence
-    // partitions (a join could be planned as a scan of every partition).
-    let by_identity = c
-        .prepare_cached("SELECT identity, seq FROM evidence_identity WHERE identity = ANY($1)")
-        .await?;
-    let hits = c.query(&by_identity, &[&keys]).await?;
+    // Two steps, not a join: the identity partitions answer the batch
+    // (usually no hit at all), then only the hits are read from the
+    // evidence partitions (a join could be planned as a scan of every
+    // partition).
+    let (gaps, filtered) = match probe {
+        Probe::All => (true, true),
+        Probe::FilteredOnly => (false, true),
+        Probe::GapsOnly => (true, false),
+    };
+    let (hits, check) = identities::find(c, filters, ids, 0, hi, gaps, filtered).await?;
     if hits.is_empty() {
-        return Ok(found);
+        return Ok((found, check));
     }
-    let mut by_seq: HashMap<i64, Digest32> = HashMap::with_capacity(hits.len());
-    for r in &hits {
-        let id: Vec<u8> = r.get(0);
-        let id: Digest32 = id
-            .try_into()
-            .map_err(|_| LedgerError::Corrupt("identity is not 32 bytes".into()))?;
-        by_seq.insert(r.get(1), id);
-    }
+    let mut by_seq: HashMap<i64, Digest32> = hits.into_iter().map(|(id, seq)| (seq, id)).collect();
     let seqs: Vec<i64> = by_seq.keys().copied().collect();
     let by_seq_stmt = c
         .prepare_cached("SELECT seq, hash_alg, evidence_hash FROM evidence WHERE seq = ANY($1)")
@@ -903,7 +972,7 @@ async fn lookup_identities(
             "evidence_identity names seq {seq}, which has no evidence row"
         )));
     }
-    Ok(found)
+    Ok((found, check))
 }
 
 async fn read_positions(

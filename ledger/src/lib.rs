@@ -9,6 +9,7 @@ mod batch;
 mod blocks;
 mod config;
 mod evidence;
+mod identities;
 pub mod migrate;
 pub mod plan;
 mod proofs;
@@ -33,6 +34,7 @@ pub use evidence::{
     AppendHint, AppendOutcome, CommitTimings, Committed, DeadLetter, PredictionMiss,
     PrepareTimings, PreparedAppend, StoredEntry,
 };
+pub use identities::{ClosedFilter, FilterSet, FilterWork, IdentityCheck};
 pub use migrate::{MIGRATIONS, Migration, SchemaState};
 pub use proofs::{ProofAnswer, ProofBatch, ProofKey, ProofRow, ReceiptRow};
 pub use summary::{Summary, TargetHead};
@@ -96,6 +98,9 @@ impl LedgerError {
 #[derive(Clone)]
 pub struct Ledger {
     pool: Pool,
+    /// Identity filters of closed partitions, loaded once and shared by
+    /// clones (identities.rs).
+    filters: std::sync::Arc<identities::FilterCache>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -140,6 +145,7 @@ impl Ledger {
     pub fn connect(config: &DatabaseConfig) -> Result<Self, LedgerError> {
         Ok(Ledger {
             pool: build_pool(config, false)?,
+            filters: Default::default(),
         })
     }
 
@@ -149,6 +155,7 @@ impl Ledger {
     pub fn connect_read_only(config: &DatabaseConfig) -> Result<Self, LedgerError> {
         Ok(Ledger {
             pool: build_pool(config, true)?,
+            filters: Default::default(),
         })
     }
 

@@ -63,6 +63,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "leaf_tiles",
         sql: include_str!("../migrations/0009_leaf_tiles.sql"),
     },
+    Migration {
+        version: 10,
+        name: "identity_partitions",
+        sql: include_str!("../migrations/0010_identity_partitions.sql"),
+    },
 ];
 
 /// A schema's migrations and where their bookkeeping lives. The ledger has

@@ -811,7 +811,7 @@ async fn evidence_tuples(c: &tokio_postgres::Client) -> ((i64, i64), (i64, i64))
     };
     (
         count("c.relname LIKE 'evidence_p%'").await,
-        count("c.relname = 'evidence_identity'").await,
+        count("c.relname LIKE 'evidence\\_identity\\_p%'").await,
     )
 }
 
@@ -1005,4 +1005,151 @@ async fn a_run_of_resubmissions_looks_up_instead_of_rolling_back() {
     assert_eq!(looked_up, 8);
     let ((_, dead), (_, id_dead)) = evidence_tuples(&db.client().await).await;
     assert_eq!((dead, id_dead), (0, 0));
+}
+
+/// How the closed partitions' identities are known to the writer in
+/// [`identities_in_closed_partitions_are_never_written_again`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Filters {
+    /// None built yet: the writer probes every older partition.
+    None,
+    /// Built for both closed partitions.
+    Built,
+    /// Built, then the first one damaged: it is refused and its partition
+    /// probed as if it had none.
+    Damaged,
+}
+
+/// Issue 17, schema version 10: identities are partitioned like the
+/// entries, each partition's unique index only sees its own rows, and the
+/// pipelined writer skips the lookup of fresh-looking batches. An identity
+/// stored in an older partition (closed and filtered, closed and not, or
+/// the open one below a batch that crosses into the next) must still come
+/// back as the duplicate or conflict a plain append reports, and no
+/// identity may be stored twice.
+#[tokio::test]
+async fn identities_in_closed_partitions_are_never_written_again() {
+    for mode in [Filters::None, Filters::Built, Filters::Damaged] {
+        closed_partition_scenario(mode).await;
+    }
+}
+
+async fn closed_partition_scenario(mode: Filters) {
+    use anchord_ledger::AppendHint;
+    use std::sync::Arc;
+    let small = "UPDATE ledger_meta SET value = '100' WHERE key = 'evidence_partition_size'";
+    // 250 entries: partitions [0, 100) and [100, 200) closed, [200, 300)
+    // open.
+    let old = grouped(
+        (0..250)
+            .map(|i| entry("bank", &format!("o{i}"), 1, Some(i)))
+            .collect(),
+        250,
+    );
+    let b1 = grouped(
+        (250..280)
+            .map(|i| entry("bank", &format!("n{i}"), 2, Some(i)))
+            .collect(),
+        280,
+    );
+    // 30 fresh rows from seq 280 cross into [300, 400); among them a
+    // duplicate from each closed partition and the open one, and a
+    // conflict.
+    let mut mixed: Vec<NewEntry> = (280..300)
+        .map(|i| entry("bank", &format!("f{i}"), 3, Some(i)))
+        .collect();
+    mixed.push(entry("bank", "o5", 1, Some(300)));
+    mixed.push(entry("bank", "o150", 9, Some(301)));
+    mixed.push(entry("bank", "o220", 1, Some(302)));
+    mixed.extend((303..313).map(|i| entry("bank", &format!("f{i}"), 3, Some(i))));
+    let b2 = grouped(mixed, 313);
+
+    let (_twin_db, twin) = TestDb::migrated().await;
+    _twin_db.client().await.execute(small, &[]).await.unwrap();
+    let mut want = Vec::new();
+    for b in [&old, &b1, &b2] {
+        want.push(twin.append(b).await.unwrap().items);
+    }
+    assert_eq!(
+        want[2][20..23],
+        [
+            ItemOutcome::Duplicate { seq: 5 },
+            ItemOutcome::Conflict { existing_seq: 150 },
+            ItemOutcome::Duplicate { seq: 220 },
+        ],
+        "{mode:?}"
+    );
+
+    let (db, setup) = TestDb::migrated().await;
+    let c = db.client().await;
+    c.execute(small, &[]).await.unwrap();
+    assert_eq!(setup.append(&old).await.unwrap().items, want[0]);
+    if mode != Filters::None {
+        let mut built = Vec::new();
+        while let Some(w) = setup.identity_filter_work().await.unwrap() {
+            assert_eq!(setup.build_identity_filter(w).await.unwrap(), 100);
+            built.push((w.lo, w.hi));
+        }
+        assert_eq!(built, [(0, 100), (100, 200)], "only closed partitions");
+    }
+    if mode == Filters::Damaged {
+        c.execute(
+            "UPDATE identity_filters SET bits = overlay(bits placing '\\x00'::bytea from 1) \
+             WHERE lo = 0",
+            &[],
+        )
+        .await
+        .unwrap();
+        let stored = setup.stored_identity_filters().await.unwrap();
+        assert!(stored[0].2.is_err() && stored[1].2.is_ok(), "{mode:?}");
+    }
+    // A writer that starts now (and loads the filters stored so far).
+    let ledger = db.ledger();
+    let p1 = ledger
+        .prepare_append(Arc::new(b1), &AppendHint::default())
+        .await
+        .unwrap();
+    let h1 = p1.hint_after(&AppendHint::default());
+    assert_eq!(
+        ledger.commit_prepared(&p1).await.unwrap().outcome.items,
+        want[1]
+    );
+    let p2 = ledger.prepare_append(Arc::new(b2), &h1).await.unwrap();
+    assert!(!p2.looked_up(), "{mode:?}: a fresh batch before it");
+    let (check, filters) = p2.identity_check();
+    let c2 = ledger.commit_prepared(&p2).await.unwrap();
+    assert_eq!(c2.outcome.items, want[2], "{mode:?}");
+    match mode {
+        Filters::None => {
+            assert_eq!((filters, check.maybe), (0, 0));
+            assert_eq!(c2.unfiltered_ranges, 1, "[0, 300) under the lock");
+        }
+        Filters::Built => {
+            assert_eq!(filters, 2);
+            assert!(check.maybe >= 2, "o5 and o150 are in their filters");
+            assert_eq!(c2.unfiltered_ranges, 1, "[200, 300) under the lock");
+        }
+        Filters::Damaged => {
+            assert_eq!(filters, 1, "the damaged filter is refused");
+            assert_eq!(c2.unfiltered_ranges, 2, "[0, 100) and [200, 300)");
+        }
+    }
+    assert_eq!(
+        ledger.next_seq().await.unwrap(),
+        twin.next_seq().await.unwrap()
+    );
+    let doubled: i64 = c
+        .query_one(
+            "SELECT count(*) FROM (SELECT identity FROM evidence_identity \
+             GROUP BY identity HAVING count(*) > 1) d",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(doubled, 0, "{mode:?}: an identity stored twice");
+    assert_eq!(
+        ledger.dead_letter_counts().await.unwrap(),
+        vec![("conflict".to_string(), 1)]
+    );
 }
