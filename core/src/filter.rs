@@ -113,7 +113,7 @@ impl IdentityFilter {
         if format != FORMAT_VERSION {
             return Err(FilterError::Format(format));
         }
-        if bytes.is_empty() || bytes.len() % BLOCK_BYTES != 0 {
+        if bytes.is_empty() || !bytes.len().is_multiple_of(BLOCK_BYTES) {
             return Err(FilterError::Length(bytes.len()));
         }
         let blocks = bytes
