@@ -1034,6 +1034,7 @@ async fn identities_in_closed_partitions_are_never_written_again() {
     }
 }
 
+#[allow(clippy::unwrap_used)] // a test's helper: a failed unwrap fails the test
 async fn closed_partition_scenario(mode: Filters) {
     use anchord_ledger::AppendHint;
     use std::sync::Arc;
