@@ -20,7 +20,8 @@
 //! both ratios, last segment / first.
 //!
 //! Environment: ANCHORD_SCALE_ENTRIES (50000000), ANCHORD_SCALE_BATCH (10000),
-//! ANCHORD_SCALE_BLOCK (100000 entries per block), ANCHORD_BENCH_DB (keep the
+//! ANCHORD_SCALE_BLOCK (100000 entries per block), ANCHORD_SCALE_PARTITION
+//! (the ledger's partition size, default the ledger's 10000000), ANCHORD_BENCH_DB (keep the
 //! ledger in this database, created when missing and required empty, for
 //! `bench/proofs` to reuse: it seals with the proof bench's key and origin).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // bench code: a failed unwrap is a failed run
@@ -87,6 +88,27 @@ async fn run() {
         "the ledger holds {have} entries: bench/scale starts from empty (drop ANCHORD_BENCH_DB)"
     );
     let admin = pg_client(&url).await;
+    if let Ok(size) = std::env::var("ANCHORD_SCALE_PARTITION") {
+        let size: u64 = size.parse().expect("ANCHORD_SCALE_PARTITION: entries");
+        admin
+            .execute(
+                "UPDATE ledger_meta SET value = $1 WHERE key = 'evidence_partition_size'",
+                &[&size.to_string()],
+            )
+            .await
+            .unwrap();
+    }
+    println!(
+        "partitions of {} entries",
+        admin
+            .query_one(
+                "SELECT value FROM ledger_meta WHERE key = 'evidence_partition_size'",
+                &[]
+            )
+            .await
+            .unwrap()
+            .get::<_, String>(0)
+    );
     let postmaster = postmaster_pid();
     println!(
         "PostgreSQL CPU: {}",
@@ -130,6 +152,31 @@ async fn run() {
                 }
             }
             (blocks, seal_secs)
+        })
+    };
+
+    // The leader's identity filters (ledger schema 10), built as
+    // partitions close, as `anchord batcher` does beside its seal loop.
+    let filters_built = Arc::new(AtomicU64::new(0));
+    let filterer = {
+        let (ledger, built, stop) = (ledger.clone(), filters_built.clone(), stop_sealing.clone());
+        tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                let t = Instant::now();
+                if anchord_batcher::build_identity_filter_once(&ledger)
+                    .await
+                    .expect("identity filter")
+                {
+                    built.fetch_add(1, Ordering::SeqCst);
+                    println!(
+                        "identity filter {} built in {:.1} s",
+                        built.load(Ordering::SeqCst),
+                        t.elapsed().as_secs_f64()
+                    );
+                } else {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
         })
     };
 
@@ -189,13 +236,15 @@ async fn run() {
             }
         })
     };
+    let maybe = Arc::new(AtomicU64::new(0));
     let (prep_tx, mut prep_rx) = mpsc::channel(1);
     let preparer = {
-        let ledger = ledger.clone();
+        let (ledger, maybe) = (ledger.clone(), maybe.clone());
         tokio::spawn(async move {
             let mut hint = AppendHint::default();
             while let Some(b) = batch_rx.recv().await {
                 let p = ledger.prepare_append(b, &hint).await.expect("prepare");
+                maybe.fetch_add(p.identity_check().0.maybe, Ordering::Relaxed);
                 hint = p.hint_after(&hint);
                 if prep_tx.send(p).await.is_err() {
                     return;
@@ -216,11 +265,13 @@ async fn run() {
     let mut next_mark = segment;
     let mut segs: Vec<Segment> = Vec::new();
     let mut missed = 0u64;
+    let mut unfiltered = 0u64;
     while let Some(p) = prep_rx.recv().await {
         let c = ledger.commit_prepared(&p).await.expect("commit");
         if !c.as_predicted {
             missed += 1;
         }
+        unfiltered += c.unfiltered_ranges as u64;
         done += c.outcome.accepted() as u64;
         max_lag = max_lag.max(done.saturating_sub(sealed.load(Ordering::SeqCst)));
         load.sample();
@@ -247,7 +298,8 @@ async fn run() {
             println!(
                 "segment {:>2}: up to {done:>11} entries  {:>8.0} evidence/s ({secs:>6.1} s)  CPU/entry: \
                  PostgreSQL {:>5.1} us, bench {:>5.1} us  load avg {:>5.1} (max {:>5.1})  \
-                 batcher lag {:>7} now, {max_lag:>7} max  database {:>6.2} GB, WAL {:>5.2} GB",
+                 batcher lag {:>7} now, {max_lag:>7} max  database {:>6.2} GB, WAL {:>5.2} GB  \
+                 identity filters {}, filter maybes {}, unfiltered probes {unfiltered}",
                 segs.len() + 1,
                 seg.rate,
                 seg.pg_us,
@@ -257,7 +309,10 @@ async fn run() {
                 done - s.min(done),
                 db_bytes as f64 / 1e9,
                 wal_bytes as f64 / 1e9,
+                filters_built.load(Ordering::SeqCst),
+                maybe.swap(0, Ordering::Relaxed),
             );
+            unfiltered = 0;
             segs.push(seg);
             seg_start = Instant::now();
             seg_cpu = now_cpu;
@@ -298,6 +353,7 @@ async fn run() {
     }
     stop_sealing.cancel();
     let (blocks, seal_secs) = sealer.await.unwrap();
+    filterer.await.unwrap();
     println!(
         "batcher: caught up {:.1} s after the last commit; {blocks} blocks, {:.1} ms per block \
          of up to {block} entries",
