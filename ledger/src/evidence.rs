@@ -483,7 +483,10 @@ impl Ledger {
             // closes, and the current one is the rows' own).
             if !batch.entries.is_empty() {
                 let last = actual.next_seq + batch.entries.len() as u64 - 1;
-                let below = last - last % size;
+                let below = self
+                    .filters
+                    .partition_lo_of(&tx, partition_high, last)
+                    .await?;
                 let (found, check) =
                     lookup_identities(&tx, &p.filters, &p.ids, below, Probe::GapsOnly).await?;
                 actual.existing.extend(found);

@@ -82,10 +82,14 @@ impl FilterSet {
     }
 }
 
-/// The filters loaded by one [`Ledger`] (shared by its clones).
+/// The filters loaded by one [`Ledger`] (shared by its clones), and the
+/// identity partitions' bounds.
 #[derive(Default)]
 pub(crate) struct FilterCache {
     state: tokio::sync::Mutex<CacheState>,
+    /// `ledger_head.partition_high` when the bounds were read, and the
+    /// partitions' lower bounds, sorted.
+    bounds: tokio::sync::Mutex<(i64, Vec<u64>)>,
 }
 
 #[derive(Default)]
@@ -98,6 +102,29 @@ struct CacheState {
 }
 
 impl FilterCache {
+    /// The lower bound of the identity partition holding `seq`, read from
+    /// the catalog (cached while `partition_high`, read under the head
+    /// lock, does not change): the partitions' real bounds, so that a
+    /// partition size changed after partitions exist cannot make the
+    /// writer's check skip one.
+    pub(crate) async fn partition_lo_of(
+        &self,
+        c: &impl GenericClient,
+        partition_high: i64,
+        seq: u64,
+    ) -> Result<u64, LedgerError> {
+        let mut b = self.bounds.lock().await;
+        if b.0 != partition_high || b.1.is_empty() {
+            *b = (partition_high, partition_los(c).await?);
+        }
+        Ok(b.1
+            .iter()
+            .rev()
+            .find(|lo| **lo <= seq)
+            .copied()
+            .unwrap_or(0))
+    }
+
     /// The filters stored so far, read again at most every [`REFRESH`].
     pub(crate) async fn current(&self, c: &impl GenericClient) -> Result<FilterSet, LedgerError> {
         let mut st = self.state.lock().await;
@@ -178,6 +205,34 @@ pub(crate) fn check_stored(
         keys,
         filter,
     })
+}
+
+/// The lower bounds of the identity partitions, from their names
+/// (`evidence_identity_pNNNNNNNNNNNN`, `NNN…` = the lower bound, as the
+/// writer and migration 0010 create them), sorted.
+pub(crate) async fn partition_los(c: &impl GenericClient) -> Result<Vec<u64>, LedgerError> {
+    let rows = c
+        .query(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             WHERE i.inhparent = 'evidence_identity'::regclass",
+            &[],
+        )
+        .await?;
+    let mut los = rows
+        .iter()
+        .map(|r| {
+            let name: &str = r.get(0);
+            name.strip_prefix("evidence_identity_p")
+                .and_then(|n| n.parse::<u64>().ok())
+                .ok_or_else(|| {
+                    LedgerError::Corrupt(format!(
+                        "identity partition {name} is not named evidence_identity_p<lower bound>"
+                    ))
+                })
+        })
+        .collect::<Result<Vec<u64>, _>>()?;
+    los.sort_unstable();
+    Ok(los)
 }
 
 const PROBE: &str = "SELECT identity, seq FROM evidence_identity \
@@ -273,31 +328,22 @@ impl Ledger {
         let c = self.pool().get().await?;
         let row = c
             .query_one(
-                "SELECT h.next_seq, h.partition_high, \
-                 (SELECT value FROM ledger_meta WHERE key = 'evidence_partition_size'), \
-                 ARRAY(SELECT lo FROM identity_filters ORDER BY lo) \
+                "SELECT h.next_seq, h.partition_high, ARRAY(SELECT lo FROM identity_filters) \
                  FROM ledger_head h",
                 &[],
             )
             .await?;
         let (next, high): (i64, i64) = (row.get(0), row.get(1));
-        let size: Option<String> = row.get(2);
-        let size: u64 = size
-            .as_deref()
-            .and_then(|v| v.parse().ok())
-            .filter(|v| *v > 0)
-            .ok_or_else(|| {
-                LedgerError::Corrupt(format!(
-                    "ledger_meta.evidence_partition_size is {size:?}, not a positive integer"
-                ))
-            })?;
-        let done: HashSet<i64> = row.get::<_, Vec<i64>>(3).into_iter().collect();
-        let mut lo = 0u64;
-        while lo + size <= next as u64 && lo < high as u64 {
-            if !done.contains(&(lo as i64)) {
-                return Ok(Some(FilterWork { lo, hi: lo + size }));
+        let done: HashSet<i64> = row.get::<_, Vec<i64>>(2).into_iter().collect();
+        let los = partition_los(&c).await?;
+        let his = los.iter().skip(1).copied().chain([high as u64]);
+        for (lo, hi) in los.iter().copied().zip(his) {
+            if hi > next as u64 {
+                break;
             }
-            lo += size;
+            if !done.contains(&(lo as i64)) {
+                return Ok(Some(FilterWork { lo, hi }));
+            }
         }
         Ok(None)
     }

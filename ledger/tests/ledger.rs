@@ -1018,6 +1018,10 @@ enum Filters {
     /// Built, then the first one damaged: it is refused and its partition
     /// probed as if it had none.
     Damaged,
+    /// None built, and `evidence_partition_size` raised after the
+    /// partitions were created: the check follows the partitions' real
+    /// bounds, not the configured size.
+    Resized,
 }
 
 /// Issue 17, schema version 10: identities are partitioned like the
@@ -1029,7 +1033,12 @@ enum Filters {
 /// identity may be stored twice.
 #[tokio::test]
 async fn identities_in_closed_partitions_are_never_written_again() {
-    for mode in [Filters::None, Filters::Built, Filters::Damaged] {
+    for mode in [
+        Filters::None,
+        Filters::Built,
+        Filters::Damaged,
+        Filters::Resized,
+    ] {
         closed_partition_scenario(mode).await;
     }
 }
@@ -1085,7 +1094,15 @@ async fn closed_partition_scenario(mode: Filters) {
     let c = db.client().await;
     c.execute(small, &[]).await.unwrap();
     assert_eq!(setup.append(&old).await.unwrap().items, want[0]);
-    if mode != Filters::None {
+    if mode == Filters::Resized {
+        c.execute(
+            "UPDATE ledger_meta SET value = '1000' WHERE key = 'evidence_partition_size'",
+            &[],
+        )
+        .await
+        .unwrap();
+    }
+    if mode == Filters::Built || mode == Filters::Damaged {
         let mut built = Vec::new();
         while let Some(w) = setup.identity_filter_work().await.unwrap() {
             assert_eq!(setup.build_identity_filter(w).await.unwrap(), 100);
@@ -1121,7 +1138,7 @@ async fn closed_partition_scenario(mode: Filters) {
     let c2 = ledger.commit_prepared(&p2).await.unwrap();
     assert_eq!(c2.outcome.items, want[2], "{mode:?}");
     match mode {
-        Filters::None => {
+        Filters::None | Filters::Resized => {
             assert_eq!((filters, check.maybe), (0, 0));
             assert_eq!(c2.unfiltered_ranges, 1, "[0, 300) under the lock");
         }
