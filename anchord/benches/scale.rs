@@ -155,7 +155,7 @@ async fn run() {
         })
     };
 
-    // The leader's identity filters (ledger schema 10), built as
+    // The leader's partition filters (ledger schema 10, 11), built as
     // partitions close, as `anchord batcher` does beside its seal loop.
     let filters_built = Arc::new(AtomicU64::new(0));
     let filterer = {
@@ -163,13 +163,13 @@ async fn run() {
         tokio::spawn(async move {
             while !stop.is_cancelled() {
                 let t = Instant::now();
-                if anchord_batcher::build_identity_filter_once(&ledger)
+                if anchord_batcher::build_partition_filter_once(&ledger)
                     .await
                     .expect("identity filter")
                 {
                     built.fetch_add(1, Ordering::SeqCst);
                     println!(
-                        "identity filter {} built in {:.1} s",
+                        "partition filter {} built in {:.1} s",
                         built.load(Ordering::SeqCst),
                         t.elapsed().as_secs_f64()
                     );
@@ -299,7 +299,7 @@ async fn run() {
                 "segment {:>2}: up to {done:>11} entries  {:>8.0} evidence/s ({secs:>6.1} s)  CPU/entry: \
                  PostgreSQL {:>5.1} us, bench {:>5.1} us  load avg {:>5.1} (max {:>5.1})  \
                  batcher lag {:>7} now, {max_lag:>7} max  database {:>6.2} GB, WAL {:>5.2} GB  \
-                 identity filters {}, filter maybes {}, unfiltered probes {unfiltered}",
+                 partition filters {}, identity filter maybes {}, unfiltered probes {unfiltered}",
                 segs.len() + 1,
                 seg.rate,
                 seg.pg_us,
@@ -374,7 +374,8 @@ async fn run() {
              UNION ALL SELECT 'evidence indexes', coalesce(sum(pg_indexes_size(oid)), 0)::int8 FROM parts
              UNION ALL SELECT 'identity heap', coalesce(sum(pg_table_size(oid)), 0)::int8 FROM id_parts
              UNION ALL SELECT 'identity index', coalesce(sum(pg_indexes_size(oid)), 0)::int8 FROM id_parts
-             UNION ALL SELECT 'identity filters', pg_total_relation_size('identity_filters')::int8
+             UNION ALL SELECT 'partition filters', (pg_total_relation_size('identity_filters')
+                 + pg_total_relation_size('evidence_hash_filters'))::int8
              UNION ALL SELECT 'blocks and tiles', (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)
                  FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
                  WHERE s.nspname = 'public' AND c.relkind = 'r'

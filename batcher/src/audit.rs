@@ -14,6 +14,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use anchord_core::checkpoint::NoteVerifier;
+use anchord_core::filter::{FilterKind, evidence_hash_key};
 use anchord_core::tiles::{Tile, TileEdge};
 use anchord_core::{Digest32, HashSuite, merkle, tiles};
 use anchord_ledger::{Ledger, SignatureRole, SignatureRow, StoredCheckpoint, StoredEntry};
@@ -408,47 +409,104 @@ impl LogTiles {
     }
 }
 
-/// Every entry's identity row: it exists and points at the entry; and no
-/// other row exists. Each stored identity filter checks (its digest) and
-/// holds the identity of every entry of its partition, and no other count.
-#[derive(Default)]
-struct Identities {
-    entries: u64,
-    bad: u64,
+/// Every stored filter of one kind: it checks (digest, format), holds the
+/// key of every entry of its partition, and was built over as many keys
+/// as the partition holds.
+struct FilterAudit {
+    kind: FilterKind,
     /// The filters that checked, by `lo`, with the entries seen in range.
     filters: Vec<(anchord_ledger::ClosedFilter, u64)>,
-    filter_misses: u64,
+    misses: u64,
 }
 
-impl Identities {
-    async fn start(ledger: &Ledger, r: &mut AuditReport) -> Result<Self, BatcherError> {
-        let mut me = Identities::default();
-        for (lo, hi, f) in ledger.stored_identity_filters().await? {
+impl FilterAudit {
+    async fn start(
+        ledger: &Ledger,
+        kind: FilterKind,
+        r: &mut AuditReport,
+    ) -> Result<Self, BatcherError> {
+        let mut filters = Vec::new();
+        for (lo, hi, f) in ledger.stored_filters(kind).await? {
             match f {
-                Ok(f) => me.filters.push((f, 0)),
+                Ok(f) => filters.push((f, 0)),
                 Err(why) => r.problems.push(format!(
-                    "identity filter of seqs [{lo}, {hi}): {why} (the writer does not use it)"
+                    "{} filter of seqs [{lo}, {hi}): {why} (lookups do not use it)",
+                    kind.name()
                 )),
             }
         }
-        Ok(me)
+        Ok(FilterAudit {
+            kind,
+            filters,
+            misses: 0,
+        })
     }
 
-    fn check_filters(&mut self, seq: u64, id: &Digest32, r: &mut AuditReport) {
+    fn check(&mut self, seq: u64, key: &Digest32, r: &mut AuditReport) {
         let at = self.filters.partition_point(|(f, _)| f.hi <= seq);
         let Some((f, seen)) = self.filters.get_mut(at).filter(|(f, _)| f.lo <= seq) else {
             return;
         };
         *seen += 1;
-        if !f.filter.may_contain(id) {
-            self.filter_misses += 1;
-            if self.filter_misses <= LISTED {
+        if !f.filter.may_contain(key) {
+            self.misses += 1;
+            if self.misses <= LISTED {
+                let what = match self.kind {
+                    FilterKind::Identity => {
+                        "the writer would accept a second entry with that (tenant, external id)"
+                    }
+                    FilterKind::EvidenceHash => "a proof by that evidence hash would not find it",
+                };
                 r.problems.push(format!(
-                    "identity filter of seqs [{}, {}) lacks the identity of seq {seq}: the writer would accept a second entry with that (tenant, external id)",
-                    f.lo, f.hi
+                    "{} filter of seqs [{}, {}) lacks the key of seq {seq}: {what}",
+                    self.kind.name(),
+                    f.lo,
+                    f.hi
                 ));
             }
         }
+    }
+
+    fn finish(&self, r: &mut AuditReport) {
+        if self.misses > LISTED {
+            r.problems.push(format!(
+                "{} more entries missing from their partition's {} filter",
+                self.misses - LISTED,
+                self.kind.name()
+            ));
+        }
+        for (f, seen) in &self.filters {
+            if f.keys != *seen {
+                r.problems.push(format!(
+                    "{} filter of seqs [{}, {}) was built over {} keys, the partition holds {seen} entries",
+                    self.kind.name(),
+                    f.lo,
+                    f.hi,
+                    f.keys
+                ));
+            }
+        }
+    }
+}
+
+/// Every entry's identity row: it exists and points at the entry; and no
+/// other row exists. Each stored filter (identities, evidence hashes)
+/// checks and holds its partition's keys.
+struct Identities {
+    entries: u64,
+    bad: u64,
+    by_identity: FilterAudit,
+    by_hash: FilterAudit,
+}
+
+impl Identities {
+    async fn start(ledger: &Ledger, r: &mut AuditReport) -> Result<Self, BatcherError> {
+        Ok(Identities {
+            entries: 0,
+            bad: 0,
+            by_identity: FilterAudit::start(ledger, FilterKind::Identity, r).await?,
+            by_hash: FilterAudit::start(ledger, FilterKind::EvidenceHash, r).await?,
+        })
     }
 
     async fn check(
@@ -462,7 +520,9 @@ impl Identities {
             let found = ledger.identity_seqs(&ids).await?;
             for (e, id) in chunk.iter().zip(&ids) {
                 let seq = e.entry.seq;
-                self.check_filters(seq, id, r);
+                self.by_identity.check(seq, id, r);
+                self.by_hash
+                    .check(seq, &evidence_hash_key(&e.entry.evidence_hash), r);
                 let msg = match found.get(id) {
                     Some(&s) if s == seq => continue,
                     Some(&s) => format!(
@@ -485,20 +545,8 @@ impl Identities {
     /// Every entry has its row (checked above), so the rows are the
     /// entries' exactly when there are as many rows as entries.
     async fn finish(&self, ledger: &Ledger, r: &mut AuditReport) -> Result<(), BatcherError> {
-        if self.filter_misses > LISTED {
-            r.problems.push(format!(
-                "{} more entries missing from their partition's identity filter",
-                self.filter_misses - LISTED
-            ));
-        }
-        for (f, seen) in &self.filters {
-            if f.keys != *seen {
-                r.problems.push(format!(
-                    "identity filter of seqs [{}, {}) was built over {} identities, the partition holds {seen} entries",
-                    f.lo, f.hi, f.keys
-                ));
-            }
-        }
+        self.by_identity.finish(r);
+        self.by_hash.finish(r);
         if self.bad > LISTED {
             r.problems.push(format!(
                 "{} more entries with a missing or misdirected identity row",

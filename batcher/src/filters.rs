@@ -1,6 +1,6 @@
-//! The leader's identity-filter builder: for each closed ledger partition
-//! without one, a Bloom filter of its identities (ledger schema version 10,
-//! `anchord_ledger::Ledger::build_identity_filter`). Runs beside the seal
+//! The leader's filter builder: for each closed ledger partition, Bloom
+//! filters of its identities and of its evidence hashes (ledger schema
+//! versions 10 and 11, `anchord_ledger::Ledger::build_filter`). Runs beside the seal
 //! loop on its own pooled connection, owned by the leader's term: started
 //! with it, cancelled and awaited when it ends.
 
@@ -28,7 +28,7 @@ pub(crate) async fn run(ledger: Ledger, stop: CancellationToken) {
             Ok(true) => Duration::ZERO,
             Ok(false) => POLL,
             Err(e) => {
-                tracing::warn!(error = %e, "identity filter: build failed; trying again later");
+                tracing::warn!(error = %e, "partition filter: build failed; trying again later");
                 RETRY
             }
         };
@@ -41,22 +41,29 @@ pub(crate) async fn run(ledger: Ledger, stop: CancellationToken) {
 
 /// Build one missing filter; false when none is missing.
 pub(crate) async fn step(ledger: &Ledger) -> Result<bool, anchord_ledger::LedgerError> {
-    let Some(work) = ledger.identity_filter_work().await? else {
-        metrics::IDENTITY_FILTER_BACKLOG.set(0);
+    let Some(work) = ledger.filter_work().await? else {
+        metrics::PARTITION_FILTER_BACKLOG.set(0);
         return Ok(false);
     };
-    metrics::IDENTITY_FILTER_BACKLOG.set(1);
+    metrics::PARTITION_FILTER_BACKLOG.set(1);
     let started = Instant::now();
-    let keys = ledger.build_identity_filter(work).await?;
+    let keys = ledger.build_filter(work).await?;
     let took = started.elapsed();
-    metrics::IDENTITY_FILTERS_BUILT.inc();
-    metrics::IDENTITY_FILTER_SECONDS.observe(took.as_secs_f64());
+    let label = match work.kind {
+        anchord_core::filter::FilterKind::Identity => "identity",
+        anchord_core::filter::FilterKind::EvidenceHash => "evidence_hash",
+    };
+    metrics::PARTITION_FILTERS_BUILT
+        .with_label_values(&[label])
+        .inc();
+    metrics::PARTITION_FILTER_SECONDS.observe(took.as_secs_f64());
     tracing::info!(
+        kind = work.kind.name(),
         lo = work.lo,
         hi = work.hi,
-        identities = keys,
+        keys,
         seconds = took.as_secs_f64(),
-        "identity filter of a closed partition stored"
+        "filter of a closed partition stored"
     );
     Ok(true)
 }

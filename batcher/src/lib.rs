@@ -186,10 +186,10 @@ pub async fn consistency_proof(
     anchord_core::tiles::consistency_proof_from(suite, &set, size1, size2).map_err(bad)
 }
 
-/// Build and store the identity filter of one closed ledger partition
-/// that has none (what the leader does in the background); false when none
-/// is missing. For tools and benchmarks.
-pub async fn build_identity_filter_once(ledger: &Ledger) -> Result<bool, BatcherError> {
+/// Build and store one missing filter of a closed ledger partition (what
+/// the leader does in the background); false when none is missing. For
+/// tools and benchmarks.
+pub async fn build_partition_filter_once(ledger: &Ledger) -> Result<bool, BatcherError> {
     Ok(filters::step(ledger).await?)
 }
 

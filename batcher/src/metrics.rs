@@ -155,22 +155,27 @@ pub static LEAF_TILE_BACKLOG: LazyLock<IntGauge> = LazyLock::new(|| {
         "Blocks sealed before ledger schema version 9 whose level-0 tiles the leader has still to back-fill (0 when done).",
     )
 });
-pub static IDENTITY_FILTERS_BUILT: LazyLock<IntCounter> = LazyLock::new(|| {
-    counter(
-        "anchord_batcher_identity_filters_built_total",
-        "Identity filters of closed ledger partitions built and stored by this process.",
-    )
+pub static PARTITION_FILTERS_BUILT: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    let c = counter_vec(
+        "anchord_batcher_partition_filters_built_total",
+        "Filters of closed ledger partitions built and stored by this process, by kind (identity, evidence_hash).",
+        &["kind"],
+    );
+    for k in ["identity", "evidence_hash"] {
+        c.with_label_values(&[k]);
+    }
+    c
 });
-pub static IDENTITY_FILTER_BACKLOG: LazyLock<IntGauge> = LazyLock::new(|| {
+pub static PARTITION_FILTER_BACKLOG: LazyLock<IntGauge> = LazyLock::new(|| {
     gauge(
-        "anchord_batcher_identity_filter_backlog",
-        "1 while a closed ledger partition has no identity filter yet (the writer then probes its index for every identity), else 0.",
+        "anchord_batcher_partition_filter_backlog",
+        "1 while a closed ledger partition lacks a filter (its index is then probed for every key: the writer's identity check, proofs), else 0.",
     )
 });
-pub static IDENTITY_FILTER_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
+pub static PARTITION_FILTER_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     histogram(
-        "anchord_batcher_identity_filter_build_seconds",
-        "Time to build and store one partition's identity filter.",
+        "anchord_batcher_partition_filter_build_seconds",
+        "Time to build and store one filter of a closed partition.",
         prometheus::exponential_buckets(0.01, 2.0, 14).expect("valid buckets"),
     )
 });
@@ -208,9 +213,9 @@ pub fn collectors() -> Vec<&'static dyn Collector> {
         &*TILES_WRITTEN,
         &*TILES_READ,
         &*LEAF_TILE_BACKLOG,
-        &*IDENTITY_FILTERS_BUILT,
-        &*IDENTITY_FILTER_BACKLOG,
-        &*IDENTITY_FILTER_SECONDS,
+        &*PARTITION_FILTERS_BUILT,
+        &*PARTITION_FILTER_BACKLOG,
+        &*PARTITION_FILTER_SECONDS,
     ]
 }
 

@@ -1395,9 +1395,15 @@ async fn the_leader_filters_closed_partitions_and_audit_checks_each_filter() {
             .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1), r.get::<_, i64>(2)))
             .collect::<Vec<_>>()
     };
+    let hash_filters = || async {
+        c.query_one("SELECT count(*) FROM evidence_hash_filters", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
     let b = spawn(config(8, 50), &ledger);
     wait_for("the two closed partitions' filters", || async {
-        filters().await.len() == 2
+        filters().await.len() == 2 && hash_filters().await == 2
     })
     .await;
     assert_eq!(filters().await, [(0, 10, 10), (10, 20, 10)]);
@@ -1408,7 +1414,7 @@ async fn the_leader_filters_closed_partitions_and_audit_checks_each_filter() {
     // A damaged filter: refused (the writer probes its partition instead)
     // and reported.
     c.execute(
-        "UPDATE identity_filters SET bits = overlay(bits placing '\\x01'::bytea from 3) \
+        "UPDATE identity_filters SET bits = set_byte(bits, 2, get_byte(bits, 2) # 1) \
          WHERE lo = 0",
         &[],
     )
@@ -1418,9 +1424,30 @@ async fn the_leader_filters_closed_partitions_and_audit_checks_each_filter() {
     // the writer would trust it and accept a second entry for any identity
     // of its partition. Only its content can show that.
     let empty = vec![0u8; 64];
-    let digest = anchord_core::filter::filter_digest(10, 20, 10, &empty);
+    let digest = anchord_core::filter::filter_digest(
+        anchord_core::filter::FilterKind::Identity,
+        10,
+        20,
+        10,
+        &empty,
+    );
     c.execute(
         "UPDATE identity_filters SET bits = $1, digest = $2 WHERE lo = 10",
+        &[&empty, &digest.as_slice()],
+    )
+    .await
+    .unwrap();
+    // The same for an evidence-hash filter: a proof by hash would then
+    // miss the partition's entries.
+    let digest = anchord_core::filter::filter_digest(
+        anchord_core::filter::FilterKind::EvidenceHash,
+        0,
+        10,
+        10,
+        &empty,
+    );
+    c.execute(
+        "UPDATE evidence_hash_filters SET bits = $1, digest = $2 WHERE lo = 0",
         &[&empty, &digest.as_slice()],
     )
     .await
@@ -1431,16 +1458,25 @@ async fn the_leader_filters_closed_partitions_and_audit_checks_each_filter() {
         .problems;
     assert!(
         p.iter().any(|p| p
-            == "identity filter of seqs [0, 10): its digest does not match its content (the writer does not use it)"),
+            == "evidence-hash filter of seqs [0, 10) lacks the key of seq 0: a proof by that evidence hash would not find it"),
         "{p:?}"
     );
     assert!(
         p.iter().any(|p| p
-            == "identity filter of seqs [10, 20) lacks the identity of seq 10: the writer would accept a second entry with that (tenant, external id)"),
+            == "identity filter of seqs [0, 10): its digest does not match its content (lookups do not use it)"),
+        "{p:?}"
+    );
+    assert!(
+        p.iter().any(|p| p
+            == "identity filter of seqs [10, 20) lacks the key of seq 10: the writer would accept a second entry with that (tenant, external id)"),
         "{p:?}"
     );
     assert_eq!(
-        db.ledger().identity_filters().await.unwrap().len(),
+        db.ledger()
+            .filters(anchord_core::filter::FilterKind::Identity)
+            .await
+            .unwrap()
+            .len(),
         1,
         "a writer that starts now loads only the filter that checks"
     );

@@ -1,20 +1,25 @@
-//! The identity filter of a closed ledger partition: a blocked Bloom filter
-//! over the identities (`entry::identity_key`, SHA-256 values) of one
-//! `seq` range, so that the writer's idempotency check skips the index of
-//! every older partition that cannot hold an identity
-//! (docs/ledger-schema.md, "Identities by partition").
+//! The filters of a closed ledger partition: blocked Bloom filters over
+//! the 32-byte keys of one `seq` range, so that a lookup skips the index of
+//! every partition that cannot hold a key (docs/ledger-schema.md,
+//! "Filters of closed partitions"). Two kinds ([`FilterKind`]):
 //!
-//! A filter answers "maybe" for every identity inserted (no false
-//! negatives) and for a small share of the others (about 0.1% at
-//! [`BITS_PER_KEY`]). A "maybe" costs one index probe; a "no" is final.
+//! - identities (`entry::identity_key`, SHA-256 values), for the writer's
+//!   idempotency check and proofs by identity;
+//! - evidence hashes, for proofs by hash, keyed by [`evidence_hash_key`]
+//!   (a SHA-256 of the hash: a client chooses its hashes, so their bytes are
+//!   not trusted to be uniform).
 //!
-//! Format version 1, stored in `identity_filters.bits`: `n` blocks of 64
-//! bytes, each eight little-endian `u64` words (512 bits). An identity `k`
-//! (32 bytes) selects block `((u64_le(k[0..8]) as u128 * n) >> 64)` and, in
-//! it, the [`BITS_SET`] bits `(u128_le(k[8..24]) >> 9i) & 511` for `i` in
-//! `0..8`; bit `b` of a block is bit `b % 64` of word `b / 64`. The
-//! identities are uniform SHA-256 values, so their bytes are used as the
-//! hash directly.
+//! A filter answers "maybe" for every key inserted (no false negatives) and
+//! for a small share of the others (about 0.1% at [`BITS_PER_KEY`]). A
+//! "maybe" costs one index probe; a "no" is final.
+//!
+//! Format version 1, stored in `identity_filters.bits` and
+//! `evidence_hash_filters.bits`: `n` blocks of 64 bytes, each eight
+//! little-endian `u64` words (512 bits). A key `k` (32 bytes) selects block
+//! `((u64_le(k[0..8]) as u128 * n) >> 64)` and, in it, the [`BITS_SET`]
+//! bits `(u128_le(k[8..24]) >> 9i) & 511` for `i` in `0..8`; bit `b` of a
+//! block is bit `b % 64` of word `b / 64`. Keys are uniform SHA-256
+//! values, so their bytes are used as the hash directly.
 //!
 //! Written here rather than taken from a Bloom-filter crate: the filter is
 //! stored and read back by other versions of Anchord (and by `anchord
@@ -41,15 +46,53 @@ pub enum FilterError {
     Format(i16),
 }
 
-/// A blocked Bloom filter over 32-byte identities.
+/// What a filter's keys are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FilterKind {
+    /// `entry::identity_key` of each entry.
+    Identity,
+    /// [`evidence_hash_key`] of each entry's evidence hash.
+    EvidenceHash,
+}
+
+impl FilterKind {
+    pub const ALL: [FilterKind; 2] = [FilterKind::Identity, FilterKind::EvidenceHash];
+
+    /// The domain tag of [`filter_digest`].
+    fn digest_tag(self) -> &'static [u8] {
+        match self {
+            FilterKind::Identity => b"anchord identity filter v1\0",
+            FilterKind::EvidenceHash => b"anchord evidence-hash filter v1\0",
+        }
+    }
+
+    /// For logs and reports: "identity", "evidence-hash".
+    pub fn name(self) -> &'static str {
+        match self {
+            FilterKind::Identity => "identity",
+            FilterKind::EvidenceHash => "evidence-hash",
+        }
+    }
+}
+
+/// The key an evidence hash (32 or 64 bytes, any algorithm) has in an
+/// evidence-hash filter: SHA-256 of a domain tag and the hash.
+pub fn evidence_hash_key(hash: &[u8]) -> Digest32 {
+    let mut h = Sha256::new();
+    h.update(b"anchord evidence-hash filter key v1\0");
+    h.update(hash);
+    h.finalize().into()
+}
+
+/// A blocked Bloom filter over 32-byte keys.
 #[derive(Clone, PartialEq, Eq)]
-pub struct IdentityFilter {
+pub struct KeyFilter {
     blocks: Vec<[u64; 8]>,
 }
 
-impl std::fmt::Debug for IdentityFilter {
+impl std::fmt::Debug for KeyFilter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IdentityFilter")
+        f.debug_struct("KeyFilter")
             .field("blocks", &self.blocks.len())
             .finish()
     }
@@ -67,11 +110,11 @@ fn place(key: &Digest32, n: usize) -> (usize, [u16; BITS_SET as usize]) {
     (block, bits)
 }
 
-impl IdentityFilter {
+impl KeyFilter {
     /// An empty filter sized for `keys` identities.
     pub fn with_capacity(keys: u64) -> Self {
         let blocks = (keys.saturating_mul(BITS_PER_KEY)).div_ceil(512).max(1);
-        IdentityFilter {
+        KeyFilter {
             blocks: vec![[0u64; 8]; blocks as usize],
         }
     }
@@ -126,17 +169,17 @@ impl IdentityFilter {
                 words
             })
             .collect();
-        Ok(IdentityFilter { blocks })
+        Ok(KeyFilter { blocks })
     }
 }
 
-/// The digest stored beside a filter: SHA-256 over a domain tag, the
-/// partition's `[lo, hi)`, the number of identities and the stored bytes.
+/// The digest stored beside a filter: SHA-256 over its kind's domain tag,
+/// the partition's `[lo, hi)`, the number of keys and the stored bytes.
 /// Checked when a filter is loaded, so that a damaged one is set aside
 /// (the partition's index answers instead) rather than trusted.
-pub fn filter_digest(lo: u64, hi: u64, keys: u64, bytes: &[u8]) -> Digest32 {
+pub fn filter_digest(kind: FilterKind, lo: u64, hi: u64, keys: u64, bytes: &[u8]) -> Digest32 {
     let mut h = Sha256::new();
-    h.update(b"anchord identity filter v1\0");
+    h.update(kind.digest_tag());
     h.update(lo.to_be_bytes());
     h.update(hi.to_be_bytes());
     h.update(keys.to_be_bytes());
@@ -166,7 +209,7 @@ mod tests {
         let (block, bits) = place(&k, 1000);
         assert_eq!(block, KAT_BLOCK);
         assert_eq!(bits, KAT_BITS);
-        let mut f = IdentityFilter::with_capacity(100);
+        let mut f = KeyFilter::with_capacity(100);
         assert_eq!(f.len_bytes(), 256); // 1,600 bits -> 4 blocks
         f.insert(&k);
         assert_eq!(
@@ -174,11 +217,43 @@ mod tests {
             KAT_BYTES_SHA256
         );
         assert_eq!(
-            const_hex::encode(filter_digest(0, 100, 1, &f.to_bytes())),
+            const_hex::encode(filter_digest(
+                FilterKind::Identity,
+                0,
+                100,
+                1,
+                &f.to_bytes()
+            )),
             KAT_DIGEST
         );
     }
 
+    #[test]
+    fn known_answer_evidence_hash_key_and_digest() {
+        assert_eq!(
+            const_hex::encode(evidence_hash_key(&[0u8; 32])),
+            KAT_HASH_KEY
+        );
+        assert_eq!(
+            const_hex::encode(filter_digest(
+                FilterKind::EvidenceHash,
+                0,
+                100,
+                1,
+                &[0u8; 64]
+            )),
+            KAT_HASH_DIGEST
+        );
+        assert_ne!(
+            filter_digest(FilterKind::EvidenceHash, 0, 100, 1, &[0u8; 64]),
+            filter_digest(FilterKind::Identity, 0, 100, 1, &[0u8; 64]),
+            "the kinds' digests are apart"
+        );
+    }
+
+    const KAT_HASH_KEY: &str = "de61d7dcc9bdc2b96874ff1eb799e914b03db0a1a099c108fe08a224e7bef414";
+    const KAT_HASH_DIGEST: &str =
+        "21408a1b961f0c1ac266295d8c4185a45c1a1f10cc3f99579a82834080bd5ada";
     const KAT_BLOCK: usize = 476;
     const KAT_BITS: [u16; 8] = [247, 454, 235, 233, 172, 304, 61, 26];
     const KAT_BYTES_SHA256: &str =
@@ -187,16 +262,13 @@ mod tests {
 
     #[test]
     fn stored_form_is_checked() {
+        assert_eq!(KeyFilter::from_bytes(1, &[]), Err(FilterError::Length(0)));
         assert_eq!(
-            IdentityFilter::from_bytes(1, &[]),
-            Err(FilterError::Length(0))
-        );
-        assert_eq!(
-            IdentityFilter::from_bytes(1, &[0; 65]),
+            KeyFilter::from_bytes(1, &[0; 65]),
             Err(FilterError::Length(65))
         );
         assert_eq!(
-            IdentityFilter::from_bytes(2, &[0; 64]),
+            KeyFilter::from_bytes(2, &[0; 64]),
             Err(FilterError::Format(2))
         );
     }
@@ -204,7 +276,7 @@ mod tests {
     #[test]
     fn false_positive_rate_is_near_its_design() {
         let n = 100_000u64;
-        let mut f = IdentityFilter::with_capacity(n);
+        let mut f = KeyFilter::with_capacity(n);
         for i in 0..n {
             f.insert(&key(i));
         }
@@ -221,11 +293,11 @@ mod tests {
             keys in proptest::collection::vec(any::<[u8; 32]>(), 0..600),
             capacity in 1u64..700,
         ) {
-            let mut f = IdentityFilter::with_capacity(capacity);
+            let mut f = KeyFilter::with_capacity(capacity);
             for k in &keys {
                 f.insert(k);
             }
-            let back = IdentityFilter::from_bytes(FORMAT_VERSION, &f.to_bytes()).unwrap();
+            let back = KeyFilter::from_bytes(FORMAT_VERSION, &f.to_bytes()).unwrap();
             prop_assert_eq!(&back, &f);
             for k in &keys {
                 prop_assert!(back.may_contain(k));
@@ -234,7 +306,7 @@ mod tests {
 
         #[test]
         fn a_cleared_bit_of_an_identity_hides_it(k in any::<[u8; 32]>(), which in 0usize..8) {
-            let mut f = IdentityFilter::with_capacity(10);
+            let mut f = KeyFilter::with_capacity(10);
             f.insert(&k);
             let (block, bits) = place(&k, f.blocks.len());
             let b = bits[which];
@@ -244,11 +316,11 @@ mod tests {
             prop_assert!(!f.may_contain(&k));
             let stored = f.to_bytes();
             prop_assert_ne!(
-                filter_digest(0, 10, 1, &stored),
+                filter_digest(FilterKind::Identity, 0, 10, 1, &stored),
                 {
-                    let mut g = IdentityFilter::with_capacity(10);
+                    let mut g = KeyFilter::with_capacity(10);
                     g.insert(&k);
-                    filter_digest(0, 10, 1, &g.to_bytes())
+                    filter_digest(FilterKind::Identity, 0, 10, 1, &g.to_bytes())
                 }
             );
         }

@@ -543,7 +543,8 @@ async fn evidence_bytes(db: &TestDb) -> Vec<(String, i64)> {
              UNION ALL SELECT 'evidence indexes', coalesce(sum(pg_indexes_size(oid)), 0)::int8 FROM parts
              UNION ALL SELECT 'identity heap', coalesce(sum(pg_table_size(oid)), 0)::int8 FROM id_parts
              UNION ALL SELECT 'identity index', coalesce(sum(pg_indexes_size(oid)), 0)::int8 FROM id_parts
-             UNION ALL SELECT 'identity filters', pg_total_relation_size('identity_filters')::int8
+             UNION ALL SELECT 'partition filters', (pg_total_relation_size('identity_filters')
+                 + pg_total_relation_size('evidence_hash_filters'))::int8
              UNION ALL SELECT 'topics', pg_total_relation_size('kafka_topics')::int8",
             &[],
         )

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use anchord_core::{Digest32, Entry, EvidenceAlg, entry::identity_key};
 
-use crate::identities::{self, FilterSet, IdentityCheck};
+use crate::filters::FilterSet;
+use crate::identities::{self, IdentityCheck};
+use anchord_core::filter::FilterKind;
 use bytes::Bytes;
 use deadpool_postgres::GenericClient;
 use futures::{SinkExt, pin_mut};
@@ -329,7 +331,7 @@ impl Ledger {
         };
         let state_done = Instant::now();
         let ids = plan::identities(&batch);
-        let filters = self.filters.current(&c).await?;
+        let filters = self.filters.current(&c, FilterKind::Identity).await?;
         // Without a prediction (the first batch, or after a miss) the lookup
         // is never skipped. Skipped, it still covers the closed partitions
         // that have a filter (they never change, so the answer holds at

@@ -9,6 +9,7 @@ mod batch;
 mod blocks;
 mod config;
 mod evidence;
+mod filters;
 mod identities;
 pub mod migrate;
 pub mod plan;
@@ -34,7 +35,8 @@ pub use evidence::{
     AppendHint, AppendOutcome, CommitTimings, Committed, DeadLetter, PredictionMiss,
     PrepareTimings, PreparedAppend, StoredEntry,
 };
-pub use identities::{ClosedFilter, FilterSet, FilterWork, IdentityCheck};
+pub use filters::{ClosedFilter, FilterSet, FilterWork};
+pub use identities::IdentityCheck;
 pub use migrate::{MIGRATIONS, Migration, SchemaState};
 pub use proofs::{ProofAnswer, ProofBatch, ProofKey, ProofRow, ReceiptRow};
 pub use summary::{Summary, TargetHead};
@@ -100,7 +102,7 @@ pub struct Ledger {
     pool: Pool,
     /// Identity filters of closed partitions, loaded once and shared by
     /// clones (identities.rs).
-    filters: std::sync::Arc<identities::FilterCache>,
+    filters: std::sync::Arc<filters::FilterCache>,
 }
 
 impl std::fmt::Debug for Ledger {

@@ -68,6 +68,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "identity_partitions",
         sql: include_str!("../migrations/0010_identity_partitions.sql"),
     },
+    Migration {
+        version: 11,
+        name: "evidence_hash_filters",
+        sql: include_str!("../migrations/0011_evidence_hash_filters.sql"),
+    },
 ];
 
 /// A schema's migrations and where their bookkeeping lives. The ledger has

@@ -11,6 +11,7 @@
 //! tools until the relay lands.
 
 use anchord_core::Digest32;
+use anchord_core::filter::{FilterKind, evidence_hash_key};
 use anchord_core::tiles::{Level0, TILE_WIDTH, TileHalf};
 use std::sync::LazyLock;
 
@@ -65,11 +66,17 @@ fn proof_query(entry: &str, extra: &str) -> String {
 }
 
 /// The entry of one evidence hash (`$1`), the oldest, of tenant `$2` when
-/// not NULL.
+/// not NULL, at or above `seq` `$3`: the lowest `seq` the closed
+/// partitions' evidence-hash filters allow (filters.rs). PostgreSQL prunes
+/// the partitions below `$3`, and the ordered scan stops at the first
+/// partition with a row, so a lookup probes one partition's index, not
+/// every one's.
 const BY_HASH: &str = "WHERE e.evidence_hash = $1 AND ($2::text IS NULL OR e.tenant = $2) \
-     ORDER BY e.seq LIMIT 1";
-/// The entry of one identity key (`$1`).
-const BY_IDENTITY: &str = "WHERE e.seq = (SELECT seq FROM evidence_identity WHERE identity = $1)";
+     AND e.seq >= $3 ORDER BY e.seq LIMIT 1";
+/// The entry of one identity key (`$1`), looked for from `seq` `$2` up
+/// (the identity filters' lowest possible `seq`, as for [`BY_HASH`]).
+const BY_IDENTITY: &str = "WHERE e.seq = (SELECT seq FROM evidence_identity \
+     WHERE identity = $1 AND seq >= $2 ORDER BY seq LIMIT 1)";
 
 static PROOF_BY_HASH: LazyLock<String> =
     LazyLock::new(|| proof_query(&format!("({SELECT_ENTRY} {BY_HASH}) e"), ""));
@@ -85,10 +92,10 @@ static PROOF_BY_IDENTITY: LazyLock<String> =
 static PROOFS_BY_HASH: LazyLock<String> = LazyLock::new(|| {
     proof_query(
         &format!(
-            "unnest($1::bytea[], $2::text[]) WITH ORDINALITY q(h, tenant, k) \
+            "unnest($1::bytea[], $2::text[], $3::int8[]) WITH ORDINALITY q(h, tenant, lo, k) \
              CROSS JOIN LATERAL ({SELECT_ENTRY} \
                  WHERE e.evidence_hash = q.h AND (q.tenant IS NULL OR e.tenant = q.tenant) \
-                 ORDER BY e.seq LIMIT 1) e"
+                 AND e.seq >= q.lo ORDER BY e.seq LIMIT 1) e"
         ),
         ", q.k",
     )
@@ -97,8 +104,9 @@ static PROOFS_BY_HASH: LazyLock<String> = LazyLock::new(|| {
 static PROOFS_BY_IDENTITY: LazyLock<String> = LazyLock::new(|| {
     proof_query(
         &format!(
-            "unnest($1::bytea[]) WITH ORDINALITY q(id, k) \
-             JOIN evidence_identity i ON i.identity = q.id \
+            "unnest($1::bytea[], $2::int8[]) WITH ORDINALITY q(id, lo, k) \
+             CROSS JOIN LATERAL (SELECT seq FROM evidence_identity \
+                 WHERE identity = q.id AND seq >= q.lo ORDER BY seq LIMIT 1) i \
              CROSS JOIN LATERAL ({SELECT_ENTRY} WHERE e.seq = i.seq) e"
         ),
         ", q.k",
@@ -246,8 +254,11 @@ impl Ledger {
         tenant: Option<&str>,
     ) -> Result<Option<ProofRow>, LedgerError> {
         let c = self.pool().get().await?;
+        let lo = self
+            .lowest_possible(&c, FilterKind::EvidenceHash, &[evidence_hash_key(hash)])
+            .await?[0];
         let st = c.prepare_cached(&PROOF_BY_HASH).await?;
-        match c.query_opt(&st, &[&hash, &tenant]).await? {
+        match c.query_opt(&st, &[&hash, &tenant, &lo]).await? {
             Some(r) => Ok(Some(with_leaves(&c, proof_row(&r)?).await?)),
             None => Ok(None),
         }
@@ -263,7 +274,10 @@ impl Ledger {
         let c = self.pool().get().await?;
         let st = c.prepare_cached(&PROOF_BY_IDENTITY).await?;
         let id = anchord_core::entry::identity_key(tenant, external_id);
-        match c.query_opt(&st, &[&id.as_slice()]).await? {
+        let lo = self
+            .lowest_possible(&c, FilterKind::Identity, &[id])
+            .await?[0];
+        match c.query_opt(&st, &[&id.as_slice(), &lo]).await? {
             Some(r) => Ok(Some(with_leaves(&c, proof_row(&r)?).await?)),
             None => Ok(None),
         }
@@ -320,13 +334,18 @@ impl Ledger {
         }
         let mut rows = Vec::new();
         if !by_hash.is_empty() {
+            let keys: Vec<Digest32> = hashes.iter().map(|h| evidence_hash_key(h)).collect();
+            let los = self
+                .lowest_possible(&c, FilterKind::EvidenceHash, &keys)
+                .await?;
             let st = c.prepare_cached(&PROOFS_BY_HASH).await?;
-            rows.push((c.query(&st, &[&hashes, &tenants]).await?, &by_hash));
+            rows.push((c.query(&st, &[&hashes, &tenants, &los]).await?, &by_hash));
         }
         if !by_id.is_empty() {
+            let los = self.lowest_possible(&c, FilterKind::Identity, &ids).await?;
             let st = c.prepare_cached(&PROOFS_BY_IDENTITY).await?;
             let ids: Vec<&[u8]> = ids.iter().map(|i| i.as_slice()).collect();
-            rows.push((c.query(&st, &[&ids]).await?, &by_id));
+            rows.push((c.query(&st, &[&ids, &los]).await?, &by_id));
         }
         for (rows, index) in rows {
             for r in rows {
@@ -370,8 +389,11 @@ impl Ledger {
     /// for one hash: how many pages a proof reads (bench/proofs prints it).
     pub async fn explain_proof_by_hash(&self, hash: &[u8]) -> Result<String, LedgerError> {
         let c = self.pool().get().await?;
+        let lo = self
+            .lowest_possible(&c, FilterKind::EvidenceHash, &[evidence_hash_key(hash)])
+            .await?[0];
         let q = format!("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {}", *PROOF_BY_HASH);
-        let rows = c.query(&q, &[&hash, &None::<String>]).await?;
+        let rows = c.query(&q, &[&hash, &None::<String>, &lo]).await?;
         Ok(rows
             .iter()
             .map(|r| r.get::<_, String>(0))

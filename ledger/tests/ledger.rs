@@ -1104,21 +1104,34 @@ async fn closed_partition_scenario(mode: Filters) {
     }
     if mode == Filters::Built || mode == Filters::Damaged {
         let mut built = Vec::new();
-        while let Some(w) = setup.identity_filter_work().await.unwrap() {
-            assert_eq!(setup.build_identity_filter(w).await.unwrap(), 100);
-            built.push((w.lo, w.hi));
+        while let Some(w) = setup.filter_work().await.unwrap() {
+            assert_eq!(setup.build_filter(w).await.unwrap(), 100);
+            built.push((w.kind, w.lo, w.hi));
         }
-        assert_eq!(built, [(0, 100), (100, 200)], "only closed partitions");
+        use anchord_core::filter::FilterKind::{EvidenceHash, Identity};
+        assert_eq!(
+            built,
+            [
+                (Identity, 0, 100),
+                (Identity, 100, 200),
+                (EvidenceHash, 0, 100),
+                (EvidenceHash, 100, 200)
+            ],
+            "only closed partitions"
+        );
     }
     if mode == Filters::Damaged {
         c.execute(
-            "UPDATE identity_filters SET bits = overlay(bits placing '\\x00'::bytea from 1) \
+            "UPDATE identity_filters SET bits = set_byte(bits, 0, get_byte(bits, 0) # 1) \
              WHERE lo = 0",
             &[],
         )
         .await
         .unwrap();
-        let stored = setup.stored_identity_filters().await.unwrap();
+        let stored = setup
+            .stored_filters(anchord_core::filter::FilterKind::Identity)
+            .await
+            .unwrap();
         assert!(stored[0].2.is_err() && stored[1].2.is_ok(), "{mode:?}");
     }
     // A writer that starts now (and loads the filters stored so far).
@@ -1169,5 +1182,144 @@ async fn closed_partition_scenario(mode: Filters) {
     assert_eq!(
         ledger.dead_letter_counts().await.unwrap(),
         vec![("conflict".to_string(), 1)]
+    );
+}
+
+/// Issue 17, schema version 11: proofs by evidence hash and by identity
+/// start at the first partition whose filter may hold their key, so a
+/// lookup no longer probes every partition's index; the answers are the
+/// ones of a lookup over every partition (the oldest entry with a hash, of
+/// a tenant when asked), and a filter that fails its digest is not used.
+#[tokio::test]
+async fn proof_lookups_skip_the_closed_partitions_their_filters_rule_out() {
+    use anchord_core::filter::FilterKind;
+    use anchord_ledger::ProofKey;
+    let (db, setup) = TestDb::migrated().await;
+    let c = db.client().await;
+    c.execute(
+        "UPDATE ledger_meta SET value = '100' WHERE key = 'evidence_partition_size'",
+        &[],
+    )
+    .await
+    .expect("partition size");
+    // Hash 1 at seq 5 (tenant a) and 150 (tenant b); hash 2 only at 250
+    // (the open partition); identity b/x at 120.
+    let es: Vec<NewEntry> = (0..260u32)
+        .map(|i| match i {
+            5 => entry("bank-a", "first", 1, None),
+            120 => entry("bank-b", "x", 7, None),
+            150 => entry("bank-b", "second", 1, None),
+            250 => entry("bank-a", "late", 2, None),
+            _ => entry("bank-a", &format!("e{i}"), 9, None),
+        })
+        .collect();
+    assert_eq!(
+        setup.append(&batch(es)).await.expect("append").accepted(),
+        260
+    );
+    let want = |ledger: anchord_ledger::Ledger| async move {
+        let by_hash = |h: u8, t: Option<&'static str>| {
+            let ledger = ledger.clone();
+            async move {
+                ledger
+                    .proof_by_hash(&[h; 32], t)
+                    .await
+                    .expect("proof")
+                    .map(|r| r.entry.entry.seq)
+            }
+        };
+        assert_eq!(by_hash(1, None).await, Some(5), "the oldest");
+        assert_eq!(by_hash(1, Some("bank-b")).await, Some(150));
+        assert_eq!(by_hash(2, None).await, Some(250));
+        assert_eq!(by_hash(3, None).await, None);
+        let x = ledger
+            .proof_by_identity("bank-b", "x")
+            .await
+            .expect("proof")
+            .map(|r| r.entry.entry.seq);
+        assert_eq!(x, Some(120));
+        let keys = [
+            ProofKey::Hash {
+                hash: vec![1; 32],
+                tenant: None,
+            },
+            ProofKey::Hash {
+                hash: vec![1; 32],
+                tenant: Some("bank-b".into()),
+            },
+            ProofKey::Hash {
+                hash: vec![2; 32],
+                tenant: None,
+            },
+            ProofKey::Hash {
+                hash: vec![3; 32],
+                tenant: None,
+            },
+            ProofKey::Identity {
+                tenant: "bank-b".into(),
+                external_id: "x".into(),
+            },
+            ProofKey::Identity {
+                tenant: "bank-b".into(),
+                external_id: "nobody".into(),
+            },
+        ];
+        let got: Vec<Option<u64>> = ledger
+            .proofs(&keys)
+            .await
+            .expect("proofs")
+            .into_iter()
+            .map(|a| a.expect("answer").map(|r| r.entry.entry.seq))
+            .collect();
+        assert_eq!(got, [Some(5), Some(150), Some(250), None, Some(120), None]);
+        ledger
+    };
+    // Without filters, then with both partitions' filters (a handle that
+    // starts now loads them).
+    want(db.ledger()).await;
+    while let Some(w) = setup.filter_work().await.expect("work") {
+        setup.build_filter(w).await.expect("build");
+    }
+    let filtered = want(db.ledger()).await;
+    assert_eq!(
+        filtered
+            .filters(FilterKind::EvidenceHash)
+            .await
+            .expect("filters")
+            .len(),
+        2
+    );
+    // The statement of hash 2 no longer reaches the closed partitions;
+    // hash 1's starts at the first.
+    let plan = filtered
+        .explain_proof_by_hash(&[2; 32])
+        .await
+        .expect("explain");
+    assert!(
+        !plan.contains("evidence_p000000000000") && !plan.contains("evidence_p000000000100"),
+        "{plan}"
+    );
+    assert!(plan.contains("evidence_p000000000200"), "{plan}");
+    let plan = filtered
+        .explain_proof_by_hash(&[1; 32])
+        .await
+        .expect("explain");
+    assert!(plan.contains("evidence_p000000000000"), "{plan}");
+    // A damaged filter is not used: the lookups read the partition again.
+    c.execute(
+        "UPDATE evidence_hash_filters SET bits = set_byte(bits, 0, get_byte(bits, 0) # 1) \
+         WHERE lo = 0",
+        &[],
+    )
+    .await
+    .expect("damage");
+    let damaged = want(db.ledger()).await;
+    assert_eq!(
+        damaged
+            .filters(FilterKind::EvidenceHash)
+            .await
+            .expect("filters")
+            .len(),
+        1
     );
 }
