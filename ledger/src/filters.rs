@@ -93,21 +93,23 @@ impl FilterSet {
             .filter(move |f| f.lo < hi && f.hi > lo)
     }
 
-    /// The lowest `seq` at which `key` may be stored: the start of the
-    /// first range that no filter covers or whose filter may hold `key`.
-    /// Every entry with that key has a `seq` at or above it.
-    pub fn lowest_possible(&self, key: &Digest32) -> u64 {
+    /// The first range of `seq` that may hold `key`: a filtered partition
+    /// whose filter may hold it, or a range no filter covers (the last one
+    /// open-ended: `u64::MAX`). Every entry with that key has a `seq` at or
+    /// above its start; the oldest is in it unless the filter's answer was
+    /// a false positive (then it is above its end).
+    pub fn first_candidate(&self, key: &Digest32) -> (u64, u64) {
         let mut at = 0;
         for f in self.filters.iter() {
             if f.lo > at {
-                return at;
+                return (at, f.lo);
             }
             if f.filter.may_contain(key) {
-                return f.lo;
+                return (f.lo, f.hi);
             }
             at = f.hi;
         }
-        at
+        (at, u64::MAX)
     }
 }
 
@@ -115,6 +117,11 @@ impl FilterSet {
 /// identity partitions' bounds.
 #[derive(Default)]
 pub(crate) struct FilterCache {
+    /// Per kind, what lookups use now and when it was read.
+    published: [std::sync::RwLock<(FilterSet, Option<Instant>)>; 2],
+    /// Per kind, held by the one task reading the table again; the others
+    /// go on with the published set (fewer filters: more probes, the same
+    /// answers) instead of waiting for a load of many megabytes.
     states: [tokio::sync::Mutex<CacheState>; 2],
     /// `ledger_head.partition_high` when the bounds were read, and the
     /// partitions' lower bounds, sorted.
@@ -155,13 +162,29 @@ impl FilterCache {
     }
 
     /// The `kind` filters stored so far, read again at most every
-    /// [`REFRESH`].
+    /// [`REFRESH`]. Only the first callers (at start) wait for the load;
+    /// while one task reads the table again, the others get the set
+    /// published before.
     pub(crate) async fn current(
         &self,
         c: &impl GenericClient,
         kind: FilterKind,
     ) -> Result<FilterSet, LedgerError> {
-        let mut st = self.states[kind as usize].lock().await;
+        let published = {
+            let p = self.published[kind as usize]
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            if p.1.is_some_and(|t| t.elapsed() < REFRESH) {
+                return Ok(p.0.clone());
+            }
+            p.1.map(|_| p.0.clone())
+        };
+        let mut st = match (self.states[kind as usize].try_lock(), published) {
+            (Ok(st), _) => st,
+            (Err(_), Some(set)) => return Ok(set),
+            // Nothing loaded yet: wait for the first load.
+            (Err(_), None) => self.states[kind as usize].lock().await,
+        };
         if st.checked.is_some_and(|t| t.elapsed() < REFRESH) {
             return Ok(st.set.clone());
         }
@@ -215,6 +238,9 @@ impl FilterCache {
             };
         }
         st.checked = Some(Instant::now());
+        *self.published[kind as usize]
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = (st.set.clone(), st.checked);
         Ok(st.set.clone())
     }
 }
@@ -418,16 +444,23 @@ impl Ledger {
             .collect())
     }
 
-    /// For each key, the lowest `seq` it may be stored at by the `kind`
-    /// filters (see [`FilterSet::lowest_possible`]).
-    pub(crate) async fn lowest_possible(
+    /// For each key, the first range of `seq` that may hold it by the
+    /// `kind` filters ([`FilterSet::first_candidate`]), as SQL bounds
+    /// (`i64::MAX` for open-ended).
+    pub(crate) async fn first_candidates(
         &self,
         c: &impl GenericClient,
         kind: FilterKind,
         keys: &[Digest32],
-    ) -> Result<Vec<i64>, LedgerError> {
+    ) -> Result<(Vec<i64>, Vec<i64>), LedgerError> {
         let set = self.filters.current(c, kind).await?;
-        Ok(keys.iter().map(|k| set.lowest_possible(k) as i64).collect())
+        Ok(keys
+            .iter()
+            .map(|k| {
+                let (lo, hi) = set.first_candidate(k);
+                (lo as i64, hi.min(i64::MAX as u64) as i64)
+            })
+            .unzip())
     }
 }
 
@@ -473,23 +506,23 @@ mod tests {
     }
 
     #[test]
-    fn the_lowest_possible_seq_is_the_first_range_that_may_hold_the_key() {
+    fn the_first_candidate_is_the_first_range_that_may_hold_the_key() {
         // Keys as the filters get them: uniform (SHA-256 values).
         let k = |i: u8| evidence_hash_key(&[i]);
         let (a, b, c) = (k(1), k(2), k(3));
         let s = set(&[(0, 10, &[a]), (10, 20, &[b]), (30, 40, &[c, a])]);
-        assert_eq!(s.lowest_possible(&a), 0);
-        assert_eq!(s.lowest_possible(&b), 10);
+        assert_eq!(s.first_candidate(&a), (0, 10));
+        assert_eq!(s.first_candidate(&b), (10, 20));
         // Not in [0, 20): the unfiltered [20, 30) comes first.
-        assert_eq!(s.lowest_possible(&c), 20);
+        assert_eq!(s.first_candidate(&c), (20, 30));
         let d = k(4);
-        assert_eq!(s.lowest_possible(&d), 20);
+        assert_eq!(s.first_candidate(&d), (20, 30));
         let s = set(&[(0, 10, &[a]), (10, 20, &[b])]);
-        assert_eq!(s.lowest_possible(&d), 20, "past every filter");
-        assert_eq!(set(&[]).lowest_possible(&d), 0);
+        assert_eq!(s.first_candidate(&d), (20, u64::MAX), "past every filter");
+        assert_eq!(set(&[]).first_candidate(&d), (0, u64::MAX));
         assert_eq!(
-            set(&[(5, 10, &[])]).lowest_possible(&d),
-            0,
+            set(&[(5, 10, &[])]).first_candidate(&d),
+            (0, 5),
             "[0, 5) unfiltered"
         );
     }

@@ -66,17 +66,18 @@ fn proof_query(entry: &str, extra: &str) -> String {
 }
 
 /// The entry of one evidence hash (`$1`), the oldest, of tenant `$2` when
-/// not NULL, at or above `seq` `$3`: the lowest `seq` the closed
-/// partitions' evidence-hash filters allow (filters.rs). PostgreSQL prunes
-/// the partitions below `$3`, and the ordered scan stops at the first
-/// partition with a row, so a lookup probes one partition's index, not
-/// every one's.
+/// not NULL, with `seq` in `[$3, $4)`: the first range the closed
+/// partitions' evidence-hash filters allow (filters.rs,
+/// `FilterSet::first_candidate`). PostgreSQL prunes the partitions outside
+/// it, so a lookup probes one partition's index, not every one's. When the
+/// range holds no row (a filter's false positive, or the hash stored there
+/// for another tenant only), the caller asks again from `$4` up.
 const BY_HASH: &str = "WHERE e.evidence_hash = $1 AND ($2::text IS NULL OR e.tenant = $2) \
-     AND e.seq >= $3 ORDER BY e.seq LIMIT 1";
-/// The entry of one identity key (`$1`), looked for from `seq` `$2` up
-/// (the identity filters' lowest possible `seq`, as for [`BY_HASH`]).
+     AND e.seq >= $3 AND e.seq < $4 ORDER BY e.seq LIMIT 1";
+/// The entry of one identity key (`$1`), looked for in `[$2, $3)` (the
+/// identity filters' first candidate, as for [`BY_HASH`]).
 const BY_IDENTITY: &str = "WHERE e.seq = (SELECT seq FROM evidence_identity \
-     WHERE identity = $1 AND seq >= $2 ORDER BY seq LIMIT 1)";
+     WHERE identity = $1 AND seq >= $2 AND seq < $3 ORDER BY seq LIMIT 1)";
 
 static PROOF_BY_HASH: LazyLock<String> =
     LazyLock::new(|| proof_query(&format!("({SELECT_ENTRY} {BY_HASH}) e"), ""));
@@ -92,10 +93,11 @@ static PROOF_BY_IDENTITY: LazyLock<String> =
 static PROOFS_BY_HASH: LazyLock<String> = LazyLock::new(|| {
     proof_query(
         &format!(
-            "unnest($1::bytea[], $2::text[], $3::int8[]) WITH ORDINALITY q(h, tenant, lo, k) \
+            "unnest($1::bytea[], $2::text[], $3::int8[], $4::int8[]) \
+                 WITH ORDINALITY q(h, tenant, lo, hi, k) \
              CROSS JOIN LATERAL ({SELECT_ENTRY} \
                  WHERE e.evidence_hash = q.h AND (q.tenant IS NULL OR e.tenant = q.tenant) \
-                 AND e.seq >= q.lo ORDER BY e.seq LIMIT 1) e"
+                 AND e.seq >= q.lo AND e.seq < q.hi ORDER BY e.seq LIMIT 1) e"
         ),
         ", q.k",
     )
@@ -104,9 +106,9 @@ static PROOFS_BY_HASH: LazyLock<String> = LazyLock::new(|| {
 static PROOFS_BY_IDENTITY: LazyLock<String> = LazyLock::new(|| {
     proof_query(
         &format!(
-            "unnest($1::bytea[], $2::int8[]) WITH ORDINALITY q(id, lo, k) \
+            "unnest($1::bytea[], $2::int8[], $3::int8[]) WITH ORDINALITY q(id, lo, hi, k) \
              CROSS JOIN LATERAL (SELECT seq FROM evidence_identity \
-                 WHERE identity = q.id AND seq >= q.lo ORDER BY seq LIMIT 1) i \
+                 WHERE identity = q.id AND seq >= q.lo AND seq < q.hi ORDER BY seq LIMIT 1) i \
              CROSS JOIN LATERAL ({SELECT_ENTRY} WHERE e.seq = i.seq) e"
         ),
         ", q.k",
@@ -254,11 +256,17 @@ impl Ledger {
         tenant: Option<&str>,
     ) -> Result<Option<ProofRow>, LedgerError> {
         let c = self.pool().get().await?;
-        let lo = self
-            .lowest_possible(&c, FilterKind::EvidenceHash, &[evidence_hash_key(hash)])
-            .await?[0];
+        let (lo, hi) = self
+            .first_candidates(&c, FilterKind::EvidenceHash, &[evidence_hash_key(hash)])
+            .await?;
         let st = c.prepare_cached(&PROOF_BY_HASH).await?;
-        match c.query_opt(&st, &[&hash, &tenant, &lo]).await? {
+        let mut row = c.query_opt(&st, &[&hash, &tenant, &lo[0], &hi[0]]).await?;
+        if row.is_none() && hi[0] != i64::MAX {
+            row = c
+                .query_opt(&st, &[&hash, &tenant, &hi[0], &i64::MAX])
+                .await?;
+        }
+        match row {
             Some(r) => Ok(Some(with_leaves(&c, proof_row(&r)?).await?)),
             None => Ok(None),
         }
@@ -274,10 +282,16 @@ impl Ledger {
         let c = self.pool().get().await?;
         let st = c.prepare_cached(&PROOF_BY_IDENTITY).await?;
         let id = anchord_core::entry::identity_key(tenant, external_id);
-        let lo = self
-            .lowest_possible(&c, FilterKind::Identity, &[id])
-            .await?[0];
-        match c.query_opt(&st, &[&id.as_slice(), &lo]).await? {
+        let (lo, hi) = self
+            .first_candidates(&c, FilterKind::Identity, &[id])
+            .await?;
+        let mut row = c.query_opt(&st, &[&id.as_slice(), &lo[0], &hi[0]]).await?;
+        if row.is_none() && hi[0] != i64::MAX {
+            row = c
+                .query_opt(&st, &[&id.as_slice(), &hi[0], &i64::MAX])
+                .await?;
+        }
+        match row {
             Some(r) => Ok(Some(with_leaves(&c, proof_row(&r)?).await?)),
             None => Ok(None),
         }
@@ -332,20 +346,53 @@ impl Ledger {
                 }
             }
         }
-        let mut rows = Vec::new();
+        // Each key is looked for in the first range its kind's filters
+        // allow; the keys that found nothing there and whose range was not
+        // the open-ended last one are looked for again above it (a
+        // filter's false positive, about 0.1%; a hash stored there for
+        // another tenant only).
+        let again = |first: &[tokio_postgres::Row], his: &[i64]| -> Vec<usize> {
+            let answered: std::collections::HashSet<i64> =
+                first.iter().map(|r| r.get::<_, i64>(17)).collect();
+            (0..his.len())
+                .filter(|&j| his[j] != i64::MAX && !answered.contains(&(j as i64 + 1)))
+                .collect()
+        };
+        let mut rows: Vec<(Vec<tokio_postgres::Row>, Vec<usize>)> = Vec::new();
         if !by_hash.is_empty() {
             let keys: Vec<Digest32> = hashes.iter().map(|h| evidence_hash_key(h)).collect();
-            let los = self
-                .lowest_possible(&c, FilterKind::EvidenceHash, &keys)
+            let (los, his) = self
+                .first_candidates(&c, FilterKind::EvidenceHash, &keys)
                 .await?;
             let st = c.prepare_cached(&PROOFS_BY_HASH).await?;
-            rows.push((c.query(&st, &[&hashes, &tenants, &los]).await?, &by_hash));
+            let first = c.query(&st, &[&hashes, &tenants, &los, &his]).await?;
+            let more = again(&first, &his);
+            rows.push((first, by_hash.clone()));
+            if !more.is_empty() {
+                let h: Vec<&[u8]> = more.iter().map(|&j| hashes[j]).collect();
+                let t: Vec<Option<&str>> = more.iter().map(|&j| tenants[j]).collect();
+                let lo: Vec<i64> = more.iter().map(|&j| his[j]).collect();
+                let hi = vec![i64::MAX; more.len()];
+                let index = more.iter().map(|&j| by_hash[j]).collect();
+                rows.push((c.query(&st, &[&h, &t, &lo, &hi]).await?, index));
+            }
         }
         if !by_id.is_empty() {
-            let los = self.lowest_possible(&c, FilterKind::Identity, &ids).await?;
+            let (los, his) = self
+                .first_candidates(&c, FilterKind::Identity, &ids)
+                .await?;
             let st = c.prepare_cached(&PROOFS_BY_IDENTITY).await?;
-            let ids: Vec<&[u8]> = ids.iter().map(|i| i.as_slice()).collect();
-            rows.push((c.query(&st, &[&ids, &los]).await?, &by_id));
+            let keys: Vec<&[u8]> = ids.iter().map(|i| i.as_slice()).collect();
+            let first = c.query(&st, &[&keys, &los, &his]).await?;
+            let more = again(&first, &his);
+            rows.push((first, by_id.clone()));
+            if !more.is_empty() {
+                let k: Vec<&[u8]> = more.iter().map(|&j| keys[j]).collect();
+                let lo: Vec<i64> = more.iter().map(|&j| his[j]).collect();
+                let hi = vec![i64::MAX; more.len()];
+                let index = more.iter().map(|&j| by_id[j]).collect();
+                rows.push((c.query(&st, &[&k, &lo, &hi]).await?, index));
+            }
         }
         for (rows, index) in rows {
             for r in rows {
@@ -389,11 +436,13 @@ impl Ledger {
     /// for one hash: how many pages a proof reads (bench/proofs prints it).
     pub async fn explain_proof_by_hash(&self, hash: &[u8]) -> Result<String, LedgerError> {
         let c = self.pool().get().await?;
-        let lo = self
-            .lowest_possible(&c, FilterKind::EvidenceHash, &[evidence_hash_key(hash)])
-            .await?[0];
+        let (lo, hi) = self
+            .first_candidates(&c, FilterKind::EvidenceHash, &[evidence_hash_key(hash)])
+            .await?;
         let q = format!("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {}", *PROOF_BY_HASH);
-        let rows = c.query(&q, &[&hash, &None::<String>, &lo]).await?;
+        let rows = c
+            .query(&q, &[&hash, &None::<String>, &lo[0], &hi[0]])
+            .await?;
         Ok(rows
             .iter()
             .map(|r| r.get::<_, String>(0))

@@ -459,6 +459,18 @@ impl Prover {
             let _one = self.refreshing.lock().await;
             self.refresh_now().await?;
         }
+        // The closed partitions' filters (about 20 MB per kind and
+        // 10,000,000 entries): loaded before the first request, not by it.
+        let started = std::time::Instant::now();
+        for kind in anchord_core::filter::FilterKind::ALL {
+            let n = self.ledger.filters(kind).await?.len();
+            tracing::info!(
+                kind = kind.name(),
+                filters = n,
+                seconds = started.elapsed().as_secs_f64(),
+                "filters of closed partitions loaded"
+            );
+        }
         let Some(cp) = self.latest_checkpoint().await? else {
             return Ok(());
         };
