@@ -1422,36 +1422,22 @@ async fn the_leader_filters_closed_partitions_and_audit_checks_each_filter() {
     .unwrap();
     // A filter rewritten consistently (its digest recomputed) but empty:
     // the writer would trust it and accept a second entry for any identity
-    // of its partition. Only its content can show that.
+    // of its partition (an evidence-hash filter: a proof by hash would miss
+    // the partition's entries). Only its content can show that.
+    use anchord_core::filter::{FilterKind, filter_digest};
     let empty = vec![0u8; 64];
-    let digest = anchord_core::filter::filter_digest(
-        anchord_core::filter::FilterKind::Identity,
-        10,
-        20,
-        10,
-        &empty,
-    );
-    c.execute(
-        "UPDATE identity_filters SET bits = $1, digest = $2 WHERE lo = 10",
-        &[&empty, &digest.as_slice()],
-    )
-    .await
-    .unwrap();
-    // The same for an evidence-hash filter: a proof by hash would then
-    // miss the partition's entries.
-    let digest = anchord_core::filter::filter_digest(
-        anchord_core::filter::FilterKind::EvidenceHash,
-        0,
-        10,
-        10,
-        &empty,
-    );
-    c.execute(
-        "UPDATE evidence_hash_filters SET bits = $1, digest = $2 WHERE lo = 0",
-        &[&empty, &digest.as_slice()],
-    )
-    .await
-    .unwrap();
+    for (kind, table, lo) in [
+        (FilterKind::Identity, "identity_filters", 10i64),
+        (FilterKind::EvidenceHash, "evidence_hash_filters", 0),
+    ] {
+        let digest = filter_digest(kind, lo as u64, lo as u64 + 10, 10, &empty);
+        c.execute(
+            &format!("UPDATE {table} SET bits = $1, digest = $2 WHERE lo = $3"),
+            &[&empty, &digest.as_slice(), &lo],
+        )
+        .await
+        .unwrap();
+    }
     let p = audit(&ledger, SUITE, &keys(), false)
         .await
         .unwrap()

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anchord_core::{Digest32, Entry, EvidenceAlg, entry::identity_key};
 
 use crate::filters::FilterSet;
-use crate::identities::{self, IdentityCheck};
+use crate::identities::{self, IdentityCheck, Probe};
 use anchord_core::filter::FilterKind;
 use bytes::Bytes;
 use deadpool_postgres::GenericClient;
@@ -904,18 +904,6 @@ async fn resolve_topics(
     Ok(topics)
 }
 
-/// Which partitions [`lookup_identities`] probes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Probe {
-    /// Every partition (the filtered ones only for what their filter may
-    /// hold).
-    All,
-    /// Only the filtered (closed) partitions.
-    FilteredOnly,
-    /// Only the ranges no filter covers.
-    GapsOnly,
-}
-
 /// `ledger_meta.evidence_partition_size`, checked.
 fn partition_size_of(v: Option<&str>) -> Result<u64, LedgerError> {
     v.and_then(|v| v.parse().ok())
@@ -944,12 +932,7 @@ async fn lookup_identities(
     // (usually no hit at all), then only the hits are read from the
     // evidence partitions (a join could be planned as a scan of every
     // partition).
-    let (gaps, filtered) = match probe {
-        Probe::All => (true, true),
-        Probe::FilteredOnly => (false, true),
-        Probe::GapsOnly => (true, false),
-    };
-    let (hits, check) = identities::find(c, filters, ids, 0, hi, gaps, filtered).await?;
+    let (hits, check) = identities::find(c, filters, ids, 0, hi, probe).await?;
     if hits.is_empty() {
         return Ok((found, check));
     }

@@ -119,22 +119,14 @@ impl FilterSet {
 pub(crate) struct FilterCache {
     /// Per kind, what lookups use now and when it was read.
     published: [std::sync::RwLock<(FilterSet, Option<Instant>)>; 2],
-    /// Per kind, held by the one task reading the table again; the others
-    /// go on with the published set (fewer filters: more probes, the same
-    /// answers) instead of waiting for a load of many megabytes.
-    states: [tokio::sync::Mutex<CacheState>; 2],
+    /// Per kind, held by the one task reading the table again (with the
+    /// filters it refused); the others go on with the published set (fewer
+    /// filters: more probes, the same answers) instead of waiting for a
+    /// load of many megabytes.
+    refreshing: [tokio::sync::Mutex<HashSet<u64>>; 2],
     /// `ledger_head.partition_high` when the bounds were read, and the
     /// partitions' lower bounds, sorted.
     bounds: tokio::sync::Mutex<(i64, Vec<u64>)>,
-}
-
-#[derive(Default)]
-struct CacheState {
-    set: FilterSet,
-    /// `lo` of filters whose digest or format did not check: not used, not
-    /// read again by this process.
-    refused: HashSet<u64>,
-    checked: Option<Instant>,
 }
 
 impl FilterCache {
@@ -170,23 +162,29 @@ impl FilterCache {
         c: &impl GenericClient,
         kind: FilterKind,
     ) -> Result<FilterSet, LedgerError> {
-        let published = {
-            let p = self.published[kind as usize]
+        let fresh = |checked: Option<Instant>| checked.is_some_and(|t| t.elapsed() < REFRESH);
+        let published = |this: &Self| {
+            this.published[kind as usize]
                 .read()
-                .unwrap_or_else(|e| e.into_inner());
-            if p.1.is_some_and(|t| t.elapsed() < REFRESH) {
-                return Ok(p.0.clone());
-            }
-            p.1.map(|_| p.0.clone())
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
         };
-        let mut st = match (self.states[kind as usize].try_lock(), published) {
-            (Ok(st), _) => st,
-            (Err(_), Some(set)) => return Ok(set),
+        let before = published(self);
+        if fresh(before.1) {
+            return Ok(before.0);
+        }
+        // `refused`: the `lo` of filters whose digest or format did not
+        // check (not used, not read again by this process).
+        let mut refused = match self.refreshing[kind as usize].try_lock() {
+            Ok(r) => r,
+            Err(_) if before.1.is_some() => return Ok(before.0),
             // Nothing loaded yet: wait for the first load.
-            (Err(_), None) => self.states[kind as usize].lock().await,
+            Err(_) => self.refreshing[kind as usize].lock().await,
         };
-        if st.checked.is_some_and(|t| t.elapsed() < REFRESH) {
-            return Ok(st.set.clone());
+        // Another task may have refreshed while this one waited.
+        let (mut set, checked) = published(self);
+        if fresh(checked) {
+            return Ok(set);
         }
         let stored: Vec<i64> = c
             .query(&format!("SELECT lo FROM {}", table(kind)), &[])
@@ -194,12 +192,11 @@ impl FilterCache {
             .iter()
             .map(|r| r.get(0))
             .collect();
-        let known: HashSet<u64> = st
-            .set
+        let known: HashSet<u64> = set
             .filters
             .iter()
             .map(|f| f.lo)
-            .chain(st.refused.iter().copied())
+            .chain(refused.iter().copied())
             .collect();
         let new: Vec<i64> = stored
             .into_iter()
@@ -215,7 +212,7 @@ impl FilterCache {
                     &[&new],
                 )
                 .await?;
-            let mut all: Vec<Arc<ClosedFilter>> = st.set.filters.to_vec();
+            let mut all: Vec<Arc<ClosedFilter>> = set.filters.to_vec();
             for r in rows {
                 let (lo, hi, keys): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
                 match check_stored(kind, lo, hi, keys, r.get(3), r.get(4), r.get(5)) {
@@ -228,20 +225,19 @@ impl FilterCache {
                             %why,
                             "filter of a closed partition refused; the partition's index answers instead (run `anchord audit`)"
                         );
-                        st.refused.insert(lo as u64);
+                        refused.insert(lo as u64);
                     }
                 }
             }
             all.sort_by_key(|f| f.lo);
-            st.set = FilterSet {
+            set = FilterSet {
                 filters: all.into(),
             };
         }
-        st.checked = Some(Instant::now());
         *self.published[kind as usize]
             .write()
-            .unwrap_or_else(|e| e.into_inner()) = (st.set.clone(), st.checked);
-        Ok(st.set.clone())
+            .unwrap_or_else(|e| e.into_inner()) = (set.clone(), Some(Instant::now()));
+        Ok(set)
     }
 }
 

@@ -28,18 +28,29 @@ pub struct IdentityCheck {
     pub unfiltered_ranges: u32,
 }
 
-/// The sequence numbers of those of `ids` stored with `seq` in `[lo, hi)`:
-/// with `gaps`, every identity probed in the ranges no filter of `filters`
-/// covers; with `filtered`, in each filtered partition only those its
-/// filter may hold. One statement per range probed, pipelined on `c`.
+/// Which partitions [`find`] probes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Probe {
+    /// Every partition (the filtered ones only for what their filter may
+    /// hold).
+    All,
+    /// Only the filtered (closed) partitions.
+    FilteredOnly,
+    /// Only the ranges no filter covers.
+    GapsOnly,
+}
+
+/// The sequence numbers of those of `ids` stored with `seq` in `[lo, hi)`,
+/// in the partitions `probe` names: in a range no filter of `filters`
+/// covers, every identity is probed; in a filtered partition, only those
+/// its filter may hold. One statement per range probed, pipelined on `c`.
 pub(crate) async fn find(
     c: &impl GenericClient,
     filters: &FilterSet,
     ids: &[Digest32],
     lo: u64,
     hi: u64,
-    gaps: bool,
-    filtered: bool,
+    probe: Probe,
 ) -> Result<(HashMap<Digest32, i64>, IdentityCheck), LedgerError> {
     let mut found = HashMap::new();
     let mut check = IdentityCheck::default();
@@ -48,7 +59,7 @@ pub(crate) async fn find(
     }
     let all: Vec<&[u8]> = ids.iter().map(|i| i.as_slice()).collect();
     let mut probes: Vec<(Vec<&[u8]>, i64, i64)> = Vec::new();
-    if gaps {
+    if probe != Probe::FilteredOnly {
         probes.extend(
             filters
                 .gaps(lo, hi)
@@ -57,7 +68,10 @@ pub(crate) async fn find(
         );
     }
     check.unfiltered_ranges = probes.len() as u32;
-    for f in filters.overlapping(lo, hi).filter(|_| filtered) {
+    for f in filters
+        .overlapping(lo, hi)
+        .filter(|_| probe != Probe::GapsOnly)
+    {
         let hits: Vec<&[u8]> = ids
             .iter()
             .filter(|id| f.filter.may_contain(id))
