@@ -151,6 +151,12 @@ pub async fn audit(config: Config, args: AuditArgs) -> anyhow::Result<()> {
             report.blocks_without_leaf_tiles
         );
     }
+    if report.blocks_added_meanwhile > 0 {
+        println!(
+            "blocks sealed while the audit ran (not checked; the next audit checks them): {}",
+            report.blocks_added_meanwhile
+        );
+    }
     for p in &report.problems {
         println!("INCONSISTENT: {p}");
     }

@@ -10,12 +10,23 @@
 //! hashes per level), each stored block-log tile being compared when the
 //! recomputation completes it. Only the problems found are kept (those
 //! about entries' identity rows listed up to [`LISTED`], then counted).
+//!
+//! The ledger may grow while it is audited (ingest appends, the batcher
+//! seals, rewrites the partial block-log tiles and builds filters). The
+//! audit checks the ledger as it stood when it began: the blocks sealed
+//! then, the entries below the head then, the filters of partitions closed
+//! then. What was added meanwhile is told apart from damage by what the
+//! writers commit together: an entry with its identity row and the head
+//! that covers it; a block with its checkpoint and the block-log tiles it
+//! completes. So a row beyond the head, a checkpoint beyond the blocks, or
+//! a tile wider than the block log is damage whenever it is read, and the
+//! rest of what was added is checked by the next audit.
 
 use std::collections::{HashMap, VecDeque};
 
 use anchord_core::checkpoint::NoteVerifier;
 use anchord_core::filter::{FilterKind, evidence_hash_key};
-use anchord_core::tiles::{Tile, TileEdge};
+use anchord_core::tiles::{Tile, TileEdge, TileSet};
 use anchord_core::{Digest32, HashSuite, merkle, tiles};
 use anchord_ledger::{Ledger, SignatureRole, SignatureRow, StoredCheckpoint, StoredEntry};
 
@@ -45,6 +56,9 @@ pub struct AuditReport {
     pub blocks_without_leaf_tiles: u64,
     /// Each inconsistency, saying where (block height, seq, checkpoint size).
     pub problems: Vec<String>,
+    /// Blocks sealed while the audit ran (not checked: the next audit
+    /// does).
+    pub blocks_added_meanwhile: u64,
 }
 
 impl AuditReport {
@@ -78,6 +92,9 @@ pub async fn audit(
     progress: bool,
 ) -> Result<AuditReport, BatcherError> {
     let mut r = AuditReport::default();
+    // What this audit checks: the blocks sealed now (read first: their
+    // entries lie below the head read next).
+    let block_count = ledger.block_count().await?;
     let head = ledger.next_seq().await?;
     let bar = if progress {
         let b = indicatif::ProgressBar::new(head);
@@ -93,17 +110,17 @@ pub async fn audit(
         indicatif::ProgressBar::hidden()
     };
 
-    let mut ids = Identities::start(ledger, &mut r).await?;
+    let mut ids = Identities::start(ledger, head, &mut r).await?;
     let mut log = LogTiles::new(suite);
     let mut cps = Checkpoints::new(ledger);
     let mut prev = anchord_core::checkpoint::GENESIS_PREV_HASH;
     let mut expected_first = 0u64;
     let mut from = 0u64;
-    loop {
+    while from < block_count {
         let page = ledger.blocks_page(from, PAGE).await?;
         let Some(last) = page.last() else { break };
         from = last.header.height + 1;
-        for b in &page {
+        for b in page.iter().take_while(|b| b.header.height < block_count) {
             let h = &b.header;
             bar.set_message(format!("block {}", h.height));
             if let Err(e) = check_block_header(b, suite, r.blocks, &prev) {
@@ -168,15 +185,18 @@ pub async fn audit(
         bar.inc(to - at);
         at = to;
     }
-    ids.finish(ledger, &mut r).await?;
+    ids.finish(ledger, head, &mut r).await?;
 
     bar.set_message("block-log tiles");
-    log.finish(ledger, &mut r).await?;
+    let now = log.finish(ledger, &mut r).await?;
+    r.blocks_added_meanwhile = now.saturating_sub(r.blocks);
 
     bar.set_message("checkpoints");
-    // Checkpoints beyond the blocks.
-    while let Some(cp) = cps.next_up_to(u64::MAX).await? {
-        check_one_checkpoint(&cp, None, r.blocks, keys, &mut cps, &mut r);
+    let beyond = ledger.checkpoints_beyond_blocks(LISTED).await?;
+    for size in beyond {
+        r.problems.push(format!(
+            "checkpoint {size}: no block has it (the block log is shorter)"
+        ));
     }
     if r.checkpoints != r.blocks {
         r.problems.push(format!(
@@ -348,12 +368,31 @@ impl LogTiles {
         }
         let keys: Vec<Tile> = want.iter().map(|(t, _)| *t).collect();
         let stored = ledger.log_tiles(&keys).await?;
-        for (t, want) in &want {
+        self.judge(&want, &stored, None, r);
+        Ok(())
+    }
+
+    /// Each wanted tile against the stored one. With `grown_to` (the block
+    /// log's size read after `stored`), a partial tile stored wider than
+    /// wanted is the same tile grown by blocks sealed meanwhile: its
+    /// prefix must match, and the log must be that long.
+    fn judge(
+        &mut self,
+        want: &[(Tile, Vec<Digest32>)],
+        stored: &TileSet,
+        grown_to: Option<u64>,
+        r: &mut AuditReport,
+    ) {
+        for (t, want) in want {
             self.compared += 1;
             let Some(got) = stored.get(t.level, t.index) else {
                 r.problems.push(format!("block-log tile {t}: missing"));
                 continue;
             };
+            let grown = grown_to
+                .and_then(|n| tiles::tile_width(n, t.level, t.index))
+                .is_some_and(|w| got.len() > want.len() && got.len() <= usize::from(w));
+            let got = if grown { &got[..want.len()] } else { got };
             let path = Tile {
                 width: got.len().clamp(1, 256) as u16,
                 ..*t
@@ -373,12 +412,12 @@ impl LogTiles {
                 ));
             }
         }
-        Ok(())
     }
 
     /// The last full tiles, then the partial tile of each level, then no
-    /// stored tile beyond those.
-    async fn finish(&mut self, ledger: &Ledger, r: &mut AuditReport) -> Result<(), BatcherError> {
+    /// stored tile beyond the block log. Returns the block log's size at
+    /// the end (blocks sealed meanwhile included).
+    async fn finish(&mut self, ledger: &Ledger, r: &mut AuditReport) -> Result<u64, BatcherError> {
         let size = self.edge.size();
         let partial = self.edge.tile_set();
         for level in 0..=tiles::MAX_LEVEL {
@@ -397,16 +436,29 @@ impl LogTiles {
                 self.pending.push((t, h));
             }
         }
-        self.compare(ledger, r).await?;
+        let want = std::mem::take(&mut self.pending);
+        let keys: Vec<Tile> = want.iter().map(|(t, _)| *t).collect();
+        let tiles = ledger.log_tiles(&keys).await?;
         let stored = ledger.log_tile_count().await?;
-        if stored != self.compared {
+        // Read last: each tile read above came with its block.
+        let now = ledger.block_count().await?;
+        self.judge(&want, &tiles, Some(now), r);
+        let give = tile_count(now.max(size));
+        if stored > give {
             r.problems.push(format!(
-                "{stored} block-log tiles stored but the {size} blocks give {}: a stored tile lies beyond the block log",
-                self.compared
+                "{stored} block-log tiles stored but the {} blocks give {give}: a stored tile lies beyond the block log",
+                now.max(size)
             ));
         }
-        Ok(())
+        Ok(now)
     }
+}
+
+/// The number of tiles (full and partial, every level) of a log of `size`.
+fn tile_count(size: u64) -> u64 {
+    (0..=tiles::MAX_LEVEL)
+        .map(|level| tiles::level_len(size, level).div_ceil(tiles::TILE_WIDTH))
+        .sum()
 }
 
 /// Every stored filter of one kind: it checks (digest, format), holds the
@@ -416,6 +468,10 @@ struct FilterAudit {
     kind: FilterKind,
     /// The filters that checked, by `lo`, with the entries seen in range.
     filters: Vec<(anchord_ledger::ClosedFilter, u64)>,
+    /// Filters that checked but reach past the head the audit began at:
+    /// built meanwhile (checked by the next audit), unless they reach past
+    /// the head at the end too.
+    later: Vec<(u64, u64)>,
     misses: u64,
 }
 
@@ -423,11 +479,13 @@ impl FilterAudit {
     async fn start(
         ledger: &Ledger,
         kind: FilterKind,
+        head: u64,
         r: &mut AuditReport,
     ) -> Result<Self, BatcherError> {
-        let mut filters = Vec::new();
+        let (mut filters, mut later) = (Vec::new(), Vec::new());
         for (lo, hi, f) in ledger.stored_filters(kind).await? {
             match f {
+                Ok(_) if hi > head => later.push((lo, hi)),
                 Ok(f) => filters.push((f, 0)),
                 Err(why) => r.problems.push(format!(
                     "{} filter of seqs [{lo}, {hi}): {why} (lookups do not use it)",
@@ -438,6 +496,7 @@ impl FilterAudit {
         Ok(FilterAudit {
             kind,
             filters,
+            later,
             misses: 0,
         })
     }
@@ -467,7 +526,14 @@ impl FilterAudit {
         }
     }
 
-    fn finish(&self, r: &mut AuditReport) {
+    /// `head_now`: the head read after the filters.
+    fn finish(&self, head_now: u64, r: &mut AuditReport) {
+        for &(lo, hi) in self.later.iter().filter(|(_, hi)| *hi > head_now) {
+            r.problems.push(format!(
+                "{} filter of seqs [{lo}, {hi}): reaches past the ledger head {head_now}, so no closed partition holds it",
+                self.kind.name()
+            ));
+        }
         if self.misses > LISTED {
             r.problems.push(format!(
                 "{} more entries missing from their partition's {} filter",
@@ -500,12 +566,12 @@ struct Identities {
 }
 
 impl Identities {
-    async fn start(ledger: &Ledger, r: &mut AuditReport) -> Result<Self, BatcherError> {
+    async fn start(ledger: &Ledger, head: u64, r: &mut AuditReport) -> Result<Self, BatcherError> {
         Ok(Identities {
             entries: 0,
             bad: 0,
-            by_identity: FilterAudit::start(ledger, FilterKind::Identity, r).await?,
-            by_hash: FilterAudit::start(ledger, FilterKind::EvidenceHash, r).await?,
+            by_identity: FilterAudit::start(ledger, FilterKind::Identity, head, r).await?,
+            by_hash: FilterAudit::start(ledger, FilterKind::EvidenceHash, head, r).await?,
         })
     }
 
@@ -542,20 +608,27 @@ impl Identities {
         Ok(())
     }
 
-    /// Every entry has its row (checked above), so the rows are the
-    /// entries' exactly when there are as many rows as entries.
-    async fn finish(&self, ledger: &Ledger, r: &mut AuditReport) -> Result<(), BatcherError> {
-        self.by_identity.finish(r);
-        self.by_hash.finish(r);
+    /// Every entry below `head` has its row (checked above), so the rows
+    /// are the entries' exactly when there are as many, counting the rows
+    /// below `head` and those beyond the head now (which no entry has).
+    async fn finish(
+        &self,
+        ledger: &Ledger,
+        head: u64,
+        r: &mut AuditReport,
+    ) -> Result<(), BatcherError> {
+        let head_now = ledger.next_seq().await?;
+        self.by_identity.finish(head_now, r);
+        self.by_hash.finish(head_now, r);
         if self.bad > LISTED {
             r.problems.push(format!(
                 "{} more entries with a missing or misdirected identity row",
                 self.bad - LISTED
             ));
         }
-        let rows = ledger.identity_count().await?;
+        let rows = ledger.identity_count(head).await?;
         if rows != self.entries {
-            let (orphans, doubles) = ledger.identity_strays(LISTED).await?;
+            let (orphans, doubles) = ledger.identity_strays(LISTED, head).await?;
             let list = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
             let mut msg = format!(
                 "evidence_identity has {rows} rows for {} entries",

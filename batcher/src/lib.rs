@@ -233,11 +233,13 @@ pub async fn seal_once(
     let tip = session.tip().await?;
     let pending = session.next_seq().await?.saturating_sub(tip.next_seq);
     if pending == 0 {
+        session.release().await?;
         return Ok(None);
     }
     let n = pending.min(s.max_entries);
     let started = std::time::Instant::now();
     sealer::seal_one(&s, &mut session, &log, tip, n).await?;
+    session.release().await?;
     Ok(Some(SealReport {
         height: tip.next_height,
         entries: n,

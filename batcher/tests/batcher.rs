@@ -1467,3 +1467,157 @@ async fn the_leader_filters_closed_partitions_and_audit_checks_each_filter() {
         "a writer that starts now loads only the filter that checks"
     );
 }
+
+/// `anchord audit` on a ledger that ingest and the batcher keep writing:
+/// it checks the ledger as it stood when it began (the blocks, entries and
+/// filters up to that point) and reads what was added meanwhile as growth,
+/// not as damage. Each audit here overlaps appends, seals, block-log tile
+/// rewrites and filter builds; every one must come back clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_of_a_ledger_that_grows_meanwhile_reports_no_problem() {
+    let (db, ledger) = TestDb::migrated().await;
+    db.client()
+        .await
+        .execute(
+            "UPDATE ledger_meta SET value = '40' WHERE key = 'evidence_partition_size'",
+            &[],
+        )
+        .await
+        .unwrap();
+    append(&ledger, "before", 30).await;
+    let b = spawn(config(25, 5), &ledger);
+    let stop = CancellationToken::new();
+    let writer = {
+        let (ledger, stop) = (ledger.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.is_cancelled() {
+                append(&ledger, &format!("live{i}"), 1 + i % 5).await;
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            i
+        })
+    };
+    let mut audits = 0;
+    let mut grew = 0;
+    while audits < 12 {
+        let before = ledger.next_seq().await.unwrap();
+        let r = audit(&ledger, SUITE, &keys(), false).await.unwrap();
+        assert!(r.ok(), "audit {audits}: {:?}", r.problems);
+        if ledger.next_seq().await.unwrap() > before {
+            grew += 1;
+        }
+        audits += 1;
+    }
+    stop.cancel();
+    let batches = writer.await.unwrap();
+    assert!(
+        batches > 20,
+        "the writer kept appending ({batches} batches)"
+    );
+    assert!(
+        grew * 2 >= audits,
+        "most audits overlapped appends ({grew} of {audits})"
+    );
+    let n = ledger.next_seq().await.unwrap();
+    wait_for("every entry sealed", || async {
+        ledger
+            .blocks()
+            .await
+            .unwrap()
+            .last()
+            .map(|b| b.header.last_seq + 1)
+            == Some(n)
+    })
+    .await;
+    wait_for("the closed partitions' filters", || async {
+        ledger
+            .stored_filters(anchord_core::filter::FilterKind::Identity)
+            .await
+            .unwrap()
+            .len() as u64
+            == n / 40
+    })
+    .await;
+    b.stop().await.unwrap();
+    // Still and complete, the same ledger audits clean and whole.
+    let r = audit(&ledger, SUITE, &keys(), false).await.unwrap();
+    assert!(r.ok(), "{:?}", r.problems);
+    assert_eq!((r.entries_sealed, r.entries_unsealed), (n, 0));
+    assert_eq!(r.checkpoints, r.blocks);
+    assert_eq!(r.blocks_added_meanwhile, 0);
+
+    // What growth cannot explain is still damage: a filter past the head,
+    // and, with the last block deleted, a checkpoint and a block-log tile
+    // that reach past the block log.
+    use anchord_core::filter::{FilterKind, filter_digest};
+    let c = db.client().await;
+    let lo = n.next_multiple_of(40) as i64 + 40;
+    let bits = vec![0u8; 64];
+    let digest = filter_digest(FilterKind::Identity, lo as u64, lo as u64 + 40, 0, &bits);
+    c.execute(
+        "INSERT INTO identity_filters (lo, hi, keys, format, bits, digest) \
+         SELECT $1::bigint, $1::bigint + 40, 0, format, $2, $3 FROM identity_filters LIMIT 1",
+        &[&lo, &bits, &digest.as_slice()],
+    )
+    .await
+    .unwrap();
+    let last = r.blocks - 1;
+    c.batch_execute(&format!(
+        "SET session_replication_role = replica; \
+         DELETE FROM blocks WHERE height = {last}; \
+         SET session_replication_role = origin;"
+    ))
+    .await
+    .unwrap();
+    let p = audit(&ledger, SUITE, &keys(), false)
+        .await
+        .unwrap()
+        .problems;
+    let has = |prefix: String| p.iter().any(|p| p.starts_with(&prefix));
+    assert!(
+        has(format!(
+            "identity filter of seqs [{lo}, {}): reaches past the ledger head {n}",
+            lo + 40
+        )),
+        "{p:?}"
+    );
+    assert!(
+        has(format!("checkpoint {}: no block has it", r.blocks)),
+        "{p:?}"
+    );
+    assert!(has("block-log tile tile/0/".into()), "{p:?}");
+}
+
+/// A one-shot leader (`seal_once`) gives the leader lock back before it
+/// returns, so the next leader takes it at once; a dropped session's lock
+/// would stay held until the server noticed the closed connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seal_once_gives_the_leader_lock_back_before_it_returns() {
+    let (_db, ledger) = TestDb::migrated().await;
+    for i in 0..40 {
+        append(&ledger, &format!("s{i}"), 1).await;
+        let sealed = anchord_batcher::seal_once(&config(10, 600_000), SUITE, &ledger)
+            .await
+            .unwrap();
+        assert!(sealed.is_some(), "seal {i}");
+        let mut next = ledger.leader_session().await.unwrap();
+        assert!(
+            next.try_acquire().await.unwrap(),
+            "the lock is free after seal {i}"
+        );
+        next.release().await.unwrap();
+        // Nothing to seal: it gives the lock back as well.
+        let none = anchord_batcher::seal_once(&config(10, 600_000), SUITE, &ledger)
+            .await
+            .unwrap();
+        assert!(none.is_none());
+        let mut next = ledger.leader_session().await.unwrap();
+        assert!(
+            next.try_acquire().await.unwrap(),
+            "the lock is free after an empty seal {i}"
+        );
+        next.release().await.unwrap();
+    }
+}

@@ -254,6 +254,34 @@ impl Ledger {
         c.query(&q, &[]).await?.iter().map(stored_block).collect()
     }
 
+    /// The number of blocks (the block log's size): one past the highest
+    /// height, 0 when none is sealed.
+    pub async fn block_count(&self) -> Result<u64, LedgerError> {
+        let c = self.pool().get().await?;
+        let n: i64 = c
+            .query_one("SELECT coalesce(max(height) + 1, 0) FROM blocks", &[])
+            .await?
+            .get(0);
+        Ok(n as u64)
+    }
+
+    /// Up to `limit` sizes of checkpoints larger than the block log, read
+    /// in the same statement: checkpoints no block has (the sealer commits
+    /// each block with its checkpoint).
+    pub async fn checkpoints_beyond_blocks(&self, limit: u64) -> Result<Vec<u64>, LedgerError> {
+        let c = self.pool().get().await?;
+        Ok(c.query(
+            "SELECT size FROM checkpoints \
+             WHERE size > (SELECT coalesce(max(height) + 1, 0) FROM blocks) \
+             ORDER BY size LIMIT $1",
+            &[&(limit as i64)],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get::<_, i64>(0) as u64)
+        .collect())
+    }
+
     /// The block at `height`.
     pub async fn block(&self, height: u64) -> Result<Option<StoredBlock>, LedgerError> {
         let c = self.pool().get().await?;
@@ -477,6 +505,19 @@ impl LeaderSession {
                 .get(0);
         }
         Ok(self.held)
+    }
+
+    /// Give the lock up now. Dropping the session also releases it, but
+    /// only once the server has noticed the closed connection: a one-shot
+    /// leader (`seal_once`) releases it here, so the next one (another
+    /// command, or the next call) can take it at once.
+    pub async fn release(mut self) -> Result<(), LedgerError> {
+        if std::mem::take(&mut self.held) {
+            self.client
+                .query_one("SELECT pg_advisory_unlock($1)", &[&BATCHER_LOCK_KEY])
+                .await?;
+        }
+        Ok(())
     }
 
     /// Whether this session holds the lock (as far as it knows).

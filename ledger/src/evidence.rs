@@ -518,6 +518,13 @@ impl Ledger {
             // per partition), for the entries and their identities.
             let want = planned.next_seq as i64 + size;
             if partition_high < want {
+                // `blocks` references `evidence`: creating a partition
+                // locks `blocks` too, after `evidence`. A seal locks
+                // `blocks`, then `evidence` (its foreign-key checks), so
+                // take `blocks` first, in the seal's order: otherwise each
+                // waits for the other and PostgreSQL fails one of them.
+                tx.batch_execute("LOCK TABLE blocks IN SHARE ROW EXCLUSIVE MODE")
+                    .await?;
                 let mut lo = partition_high;
                 while lo < want {
                     let hi = lo + size;

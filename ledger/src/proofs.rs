@@ -247,6 +247,10 @@ pub struct ReceiptRow {
     pub receipt: String,
 }
 
+/// `evidence_identity` rows other than those of seqs from `$1` (the head an
+/// audit began at) up to the head now.
+const OUTSIDE_GROWTH: &str = "(seq < $1 OR seq >= (SELECT next_seq FROM ledger_head))";
+
 impl Ledger {
     /// What the proof of the oldest entry with this evidence hash (of
     /// `tenant` when given) needs, in one prepared statement.
@@ -477,39 +481,52 @@ impl Ledger {
         Ok(out)
     }
 
-    /// Rows in `evidence_identity`.
-    pub async fn identity_count(&self) -> Result<u64, LedgerError> {
+    /// Rows in `evidence_identity` outside the seqs `head..` the ledger
+    /// head has reached since (read in the same statement): `anchord
+    /// audit` counts the rows of the entries below `head` it has read,
+    /// and the rows beyond the head no entry can have (the writer commits
+    /// an entry's row with the head that covers it); the rows of entries
+    /// appended meanwhile are left to the next audit.
+    pub async fn identity_count(&self, head: u64) -> Result<u64, LedgerError> {
         let c = self.pool().get().await?;
-        let n: i64 = c
-            .query_one("SELECT count(*) FROM evidence_identity", &[])
-            .await?
-            .get(0);
+        let q = format!("SELECT count(*) FROM evidence_identity WHERE {OUTSIDE_GROWTH}");
+        let n: i64 = c.query_one(&q, &[&(head as i64)]).await?.get(0);
         Ok(n as u64)
     }
 
-    /// Up to `limit` sequence numbers of `evidence_identity` rows that point
-    /// at no entry, then up to `limit` that two rows point at (`anchord
-    /// audit`, when the identity rows outnumber the entries).
-    pub async fn identity_strays(&self, limit: u64) -> Result<(Vec<u64>, Vec<u64>), LedgerError> {
+    /// Of the rows [`Ledger::identity_count`] counts, up to `limit`
+    /// sequence numbers of rows that point at no entry, then up to `limit`
+    /// that two rows point at (`anchord audit`, when the identity rows
+    /// outnumber the entries).
+    pub async fn identity_strays(
+        &self,
+        limit: u64,
+        head: u64,
+    ) -> Result<(Vec<u64>, Vec<u64>), LedgerError> {
         let c = self.pool().get().await?;
         let seqs = |rows: Vec<tokio_postgres::Row>| {
             rows.iter()
                 .map(|r| r.get::<_, i64>(0) as u64)
                 .collect::<Vec<_>>()
         };
+        let (limit, head) = (limit as i64, head as i64);
         let orphans = c
             .query(
-                "SELECT i.seq FROM evidence_identity i \
-                 WHERE NOT EXISTS (SELECT 1 FROM evidence e WHERE e.seq = i.seq) \
-                 ORDER BY i.seq LIMIT $1",
-                &[&(limit as i64)],
+                &format!(
+                    "SELECT i.seq FROM evidence_identity i WHERE {OUTSIDE_GROWTH} \
+                     AND NOT EXISTS (SELECT 1 FROM evidence e WHERE e.seq = i.seq) \
+                     ORDER BY i.seq LIMIT $2"
+                ),
+                &[&head, &limit],
             )
             .await?;
         let doubles = c
             .query(
-                "SELECT seq FROM evidence_identity GROUP BY seq HAVING count(*) > 1 \
-                 ORDER BY seq LIMIT $1",
-                &[&(limit as i64)],
+                &format!(
+                    "SELECT seq FROM evidence_identity WHERE {OUTSIDE_GROWTH} \
+                     GROUP BY seq HAVING count(*) > 1 ORDER BY seq LIMIT $2"
+                ),
+                &[&head, &limit],
             )
             .await?;
         Ok((seqs(orphans), seqs(doubles)))

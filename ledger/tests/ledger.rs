@@ -1323,3 +1323,64 @@ async fn proof_lookups_skip_the_closed_partitions_their_filters_rule_out() {
         1
     );
 }
+
+/// A new partition of `evidence` is created in an appending transaction;
+/// `blocks` references `evidence`, so creating one also locks `blocks`.
+/// A seal in progress holds `blocks` and then checks its foreign keys
+/// against `evidence`. The writer takes `blocks` before `evidence`, the
+/// sealer's order, so the two wait for each other in turn instead of
+/// deadlocking (which PostgreSQL resolves by failing one of them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creating_a_partition_while_a_block_is_sealed_does_not_deadlock() {
+    let (db, ledger) = TestDb::migrated().await;
+    let c = db.client().await;
+    c.execute(
+        "UPDATE ledger_meta SET value = '100' WHERE key = 'evidence_partition_size'",
+        &[],
+    )
+    .await
+    .unwrap();
+    let first: Vec<NewEntry> = (0..150u32)
+        .map(|i| entry("bank", &format!("a{i}"), (i % 251) as u8, None))
+        .collect();
+    ledger.append(&batch(first)).await.unwrap();
+    // The sealer's transaction, as far as its insert into `blocks`.
+    let mut sealer = db.client().await;
+    let tx = sealer.transaction().await.unwrap();
+    tx.batch_execute("LOCK TABLE blocks IN ROW EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    // An append that needs a new partition (the head passes 100 + 100).
+    let appending = {
+        let ledger = ledger.clone();
+        let next: Vec<NewEntry> = (0..60u32)
+            .map(|i| entry("bank", &format!("b{i}"), (i % 251) as u8, None))
+            .collect();
+        tokio::spawn(async move { ledger.append(&batch(next)).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // The seal's foreign-key check reads `evidence`.
+    let checked = tx
+        .query_one("SELECT count(*) FROM evidence WHERE seq = 0", &[])
+        .await;
+    tx.commit().await.unwrap();
+    let appended = appending.await.unwrap();
+    assert_eq!(
+        checked
+            .map(|r| r.get::<_, i64>(0))
+            .map_err(|e| e.to_string()),
+        Ok(1),
+        "the seal went on"
+    );
+    let out = appended.expect("the append went on");
+    assert_eq!(out.accepted(), 60);
+    let partitions: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'evidence'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(partitions, 4, "the append created the partition ahead");
+}
