@@ -7,6 +7,9 @@
 // in their browser. Then bank-a's reviewer approves it and it goes on chain.
 // (H20's invitation flow covers the invitation page itself: used and malformed
 // links, the key's custody in IndexedDB.)
+
+import { choose } from '../select.mjs';
+
 const SIGN = /^签\s*署$/;
 
 export async function run(ctx) {
@@ -23,23 +26,18 @@ export async function run(ctx) {
   await page.goto(`${base}/contracts`);
   await page.getByRole('button', { name: '发起邀约' }).click();
   const dlg = page.getByRole('dialog');
-  await dlg.locator('#contract-type').click();
-  await page.locator('.ant-select-dropdown:visible').getByTitle('三方借款担保合同', { exact: true }).click();
+  await choose(page, dlg, 'contract-type', '三方借款担保合同');
   await dlg.locator('#title').fill(title);
   await dlg.locator('#variables_borrower').fill('张三');
   await dlg.locator('#variables_amount').fill('300000');
   await dlg.locator('#variables_guarantor').fill('王五');
   await dlg.locator('#signers_0_username').fill('alice');
-  const pick = async (id, title) => {
-    await dlg.locator(id).click();
-    await page.locator('.ant-select-dropdown:visible').getByTitle(title, { exact: true }).click();
-  };
   await dlg.getByRole('button', { name: '添加签署方' }).click();
-  await pick('#signers_1_kind', '其他机构用户');
+  await choose(page, dlg, 'signers_1_kind', '其他机构用户');
   await dlg.locator('#signers_1_organisation').fill('bank-b');
   await dlg.locator('#signers_1_username').fill('bob');
   await dlg.getByRole('button', { name: '添加签署方' }).click();
-  await pick('#signers_2_kind', '邮箱邀请');
+  await choose(page, dlg, 'signers_2_kind', '邮箱邀请');
   await dlg.locator('#signers_2_contact').fill(email);
   await screen(page, 'user-contract-new-cross-org');
   await dlg.getByRole('button', { name: /新\s*建/ }).click();

@@ -6,6 +6,7 @@
 // the server, and the signature verifies offline over the statement the server
 // shows. A used, an unknown and a malformed link each say so.
 import { createPublicKey, verify } from 'node:crypto';
+import { choose } from '../select.mjs';
 
 /** An Ed25519 public key (64 hex) as a KeyObject (SPKI DER: the RFC 8410 prefix). */
 const ed25519 = (hex) => createPublicKey({ key: Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), Buffer.from(hex, 'hex')]), format: 'der', type: 'spki' });
@@ -24,14 +25,12 @@ export async function run(ctx) {
   await page.goto(`${base}/contracts`);
   await page.getByRole('button', { name: '发起邀约' }).click();
   const dlg = page.getByRole('dialog');
-  await dlg.locator('#contract-type').click();
-  await page.locator('.ant-select-dropdown:visible').getByTitle(type.name, { exact: true }).click();
+  await choose(page, dlg, 'contract-type', type.name);
   await dlg.locator('#title').fill(title);
   await dlg.locator('#variables_party').fill('王五');
   await dlg.locator('#signers_0_username').fill('alice');
   await dlg.getByRole('button', { name: '添加签署方' }).click();
-  await dlg.locator('#signers_1_kind').click();
-  await page.locator('.ant-select-dropdown:visible').getByTitle('邮箱邀请', { exact: true }).click();
+  await choose(page, dlg, 'signers_1_kind', '邮箱邀请');
   await dlg.locator('#signers_1_contact').fill(email);
   await screen(page, 'user-contract-invite');
   await dlg.getByRole('button', { name: /新\s*建/ }).click();

@@ -1,19 +1,18 @@
 // Shared by the judicial flows (not a flow itself): the applicant's 申请司法出证 form.
 
+import { choose } from '../select.mjs';
+
 /** Fills and sends the application form on /judicial; returns the new request's id. */
 export async function apply(page, { base, kind, subjectId, institution, caseDescription, purpose }) {
   await page.goto(`${base}/judicial`);
   await page.getByRole('button', { name: '申请司法出证' }).click();
   const dlg = page.getByRole('dialog');
-  await dlg.locator('#kind').click();
-  await page.locator('.ant-select-dropdown:visible').getByTitle(kind === 'ruling' ? '裁决' : '公证', { exact: true }).click();
+  await choose(page, dlg, 'kind', kind === 'ruling' ? '裁决' : '公证');
   await dlg.locator('#subject_id').fill(String(subjectId));
-  await dlg.locator('#institution_id').click();
-  await page.locator('.ant-select-dropdown:visible').getByTitle(institution, { exact: true }).click();
+  await choose(page, dlg, 'institution_id', institution);
   if (caseDescription) await dlg.locator('#case_description').fill(caseDescription);
   if (purpose) {
-    await dlg.locator('#purpose').click();
-    await page.locator('.ant-select-dropdown:visible').getByTitle(purpose, { exact: true }).click();
+    await choose(page, dlg, 'purpose', purpose);
   }
   return dlg;
 }
