@@ -55,6 +55,11 @@ impl std::fmt::Debug for Ask {
 }
 
 impl Gather {
+    /// How many gathered statements run at once.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
     pub fn new(max: usize, in_flight: usize) -> Self {
         Gather {
             tx: OnceLock::new(),

@@ -471,6 +471,22 @@ impl Prover {
                 "filters of closed partitions loaded"
             );
         }
+        // The connections the gathered statements will run on, each with
+        // both statements planned once (a fresh PostgreSQL session first
+        // loads the catalog entries of every partition and index they
+        // touch): done here, not by the first requests after a restart.
+        let none = [
+            ProofKey::Hash {
+                hash: vec![0; 32],
+                tenant: None,
+            },
+            ProofKey::Identity {
+                tenant: String::new(),
+                external_id: String::new(),
+            },
+        ];
+        let warm = (0..self.gather.in_flight()).map(|_| self.ledger.proofs(&none));
+        futures::future::try_join_all(warm).await?;
         let Some(cp) = self.latest_checkpoint().await? else {
             return Ok(());
         };
