@@ -362,14 +362,23 @@ impl LogTiles {
     }
 
     async fn compare(&mut self, ledger: &Ledger, r: &mut AuditReport) -> Result<(), BatcherError> {
+        let (want, stored) = self.take_pending(ledger).await?;
+        self.judge(&want, &stored, None, r);
+        Ok(())
+    }
+
+    /// The pending tiles, with the stored ones of the same keys.
+    async fn take_pending(
+        &mut self,
+        ledger: &Ledger,
+    ) -> Result<(Vec<(Tile, Vec<Digest32>)>, TileSet), BatcherError> {
         let want = std::mem::take(&mut self.pending);
         if want.is_empty() {
-            return Ok(());
+            return Ok((want, TileSet::new()));
         }
         let keys: Vec<Tile> = want.iter().map(|(t, _)| *t).collect();
         let stored = ledger.log_tiles(&keys).await?;
-        self.judge(&want, &stored, None, r);
-        Ok(())
+        Ok((want, stored))
     }
 
     /// Each wanted tile against the stored one. With `grown_to` (the block
@@ -436,9 +445,7 @@ impl LogTiles {
                 self.pending.push((t, h));
             }
         }
-        let want = std::mem::take(&mut self.pending);
-        let keys: Vec<Tile> = want.iter().map(|(t, _)| *t).collect();
-        let tiles = ledger.log_tiles(&keys).await?;
+        let (want, tiles) = self.take_pending(ledger).await?;
         let stored = ledger.log_tile_count().await?;
         // Read last: each tile read above came with its block.
         let now = ledger.block_count().await?;

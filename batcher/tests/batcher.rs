@@ -1380,12 +1380,7 @@ async fn the_back_fill_covers_a_long_chain_of_old_blocks_in_steps() {
 async fn the_leader_filters_closed_partitions_and_audit_checks_each_filter() {
     let (db, ledger) = TestDb::migrated().await;
     let c = db.client().await;
-    c.execute(
-        "UPDATE ledger_meta SET value = '10' WHERE key = 'evidence_partition_size'",
-        &[],
-    )
-    .await
-    .unwrap();
+    db.set_partition_size(10).await;
     append(&ledger, "a", 25).await;
     let filters = || async {
         c.query("SELECT lo, hi, keys FROM identity_filters ORDER BY lo", &[])
@@ -1476,14 +1471,7 @@ async fn the_leader_filters_closed_partitions_and_audit_checks_each_filter() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_audit_of_a_ledger_that_grows_meanwhile_reports_no_problem() {
     let (db, ledger) = TestDb::migrated().await;
-    db.client()
-        .await
-        .execute(
-            "UPDATE ledger_meta SET value = '40' WHERE key = 'evidence_partition_size'",
-            &[],
-        )
-        .await
-        .unwrap();
+    db.set_partition_size(40).await;
     append(&ledger, "before", 30).await;
     let b = spawn(config(25, 5), &ledger);
     let stop = CancellationToken::new();

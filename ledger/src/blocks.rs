@@ -16,6 +16,10 @@ use tokio_postgres::Client;
 
 use crate::{Ledger, LedgerError};
 
+/// The block log's size: one past the highest height, 0 when none is
+/// sealed.
+const BLOCK_COUNT: &str = "SELECT coalesce(max(height) + 1, 0) FROM blocks";
+
 /// Advisory lock key of the sealer role: "anchord batcher" folded into an i64.
 pub const BATCHER_LOCK_KEY: i64 = 0x616e_6368_6261_7463;
 
@@ -258,10 +262,7 @@ impl Ledger {
     /// height, 0 when none is sealed.
     pub async fn block_count(&self) -> Result<u64, LedgerError> {
         let c = self.pool().get().await?;
-        let n: i64 = c
-            .query_one("SELECT coalesce(max(height) + 1, 0) FROM blocks", &[])
-            .await?
-            .get(0);
+        let n: i64 = c.query_one(BLOCK_COUNT, &[]).await?.get(0);
         Ok(n as u64)
     }
 
@@ -270,16 +271,14 @@ impl Ledger {
     /// each block with its checkpoint).
     pub async fn checkpoints_beyond_blocks(&self, limit: u64) -> Result<Vec<u64>, LedgerError> {
         let c = self.pool().get().await?;
-        Ok(c.query(
-            "SELECT size FROM checkpoints \
-             WHERE size > (SELECT coalesce(max(height) + 1, 0) FROM blocks) \
-             ORDER BY size LIMIT $1",
-            &[&(limit as i64)],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get::<_, i64>(0) as u64)
-        .collect())
+        let q = format!(
+            "SELECT size FROM checkpoints WHERE size > ({BLOCK_COUNT}) ORDER BY size LIMIT $1"
+        );
+        Ok(c.query(&q, &[&(limit as i64)])
+            .await?
+            .iter()
+            .map(|r| r.get::<_, i64>(0) as u64)
+            .collect())
     }
 
     /// The block at `height`.

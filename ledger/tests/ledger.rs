@@ -448,12 +448,7 @@ async fn batches_with_resubmissions_write_every_row_once() {
 async fn partitions_are_created_ahead_and_every_lookup_spans_them() {
     let (db, ledger) = TestDb::migrated().await;
     let c = db.client().await;
-    c.execute(
-        "UPDATE ledger_meta SET value = '100' WHERE key = 'evidence_partition_size'",
-        &[],
-    )
-    .await
-    .unwrap();
+    db.set_partition_size(100).await;
     let partitions = || async {
         let r = c
             .query(
@@ -1047,7 +1042,6 @@ async fn identities_in_closed_partitions_are_never_written_again() {
 async fn closed_partition_scenario(mode: Filters) {
     use anchord_ledger::AppendHint;
     use std::sync::Arc;
-    let small = "UPDATE ledger_meta SET value = '100' WHERE key = 'evidence_partition_size'";
     // 250 entries: partitions [0, 100) and [100, 200) closed, [200, 300)
     // open.
     let old = grouped(
@@ -1075,7 +1069,7 @@ async fn closed_partition_scenario(mode: Filters) {
     let b2 = grouped(mixed, 313);
 
     let (_twin_db, twin) = TestDb::migrated().await;
-    _twin_db.client().await.execute(small, &[]).await.unwrap();
+    _twin_db.set_partition_size(100).await;
     let mut want = Vec::new();
     for b in [&old, &b1, &b2] {
         want.push(twin.append(b).await.unwrap().items);
@@ -1091,16 +1085,11 @@ async fn closed_partition_scenario(mode: Filters) {
     );
 
     let (db, setup) = TestDb::migrated().await;
+    db.set_partition_size(100).await;
     let c = db.client().await;
-    c.execute(small, &[]).await.unwrap();
     assert_eq!(setup.append(&old).await.unwrap().items, want[0]);
     if mode == Filters::Resized {
-        c.execute(
-            "UPDATE ledger_meta SET value = '1000' WHERE key = 'evidence_partition_size'",
-            &[],
-        )
-        .await
-        .unwrap();
+        db.set_partition_size(1000).await;
     }
     if mode == Filters::Built || mode == Filters::Damaged {
         let mut built = Vec::new();
@@ -1195,13 +1184,8 @@ async fn proof_lookups_skip_the_closed_partitions_their_filters_rule_out() {
     use anchord_core::filter::FilterKind;
     use anchord_ledger::ProofKey;
     let (db, setup) = TestDb::migrated().await;
+    db.set_partition_size(100).await;
     let c = db.client().await;
-    c.execute(
-        "UPDATE ledger_meta SET value = '100' WHERE key = 'evidence_partition_size'",
-        &[],
-    )
-    .await
-    .expect("partition size");
     // Hash 1 at seq 5 (tenant a) and 150 (tenant b); hash 2 only at 250
     // (the open partition); identity b/x at 120.
     let es: Vec<NewEntry> = (0..260u32)
@@ -1334,12 +1318,7 @@ async fn proof_lookups_skip_the_closed_partitions_their_filters_rule_out() {
 async fn creating_a_partition_while_a_block_is_sealed_does_not_deadlock() {
     let (db, ledger) = TestDb::migrated().await;
     let c = db.client().await;
-    c.execute(
-        "UPDATE ledger_meta SET value = '100' WHERE key = 'evidence_partition_size'",
-        &[],
-    )
-    .await
-    .unwrap();
+    db.set_partition_size(100).await;
     let first: Vec<NewEntry> = (0..150u32)
         .map(|i| entry("bank", &format!("a{i}"), (i % 251) as u8, None))
         .collect();

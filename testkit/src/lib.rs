@@ -90,6 +90,19 @@ impl TestDb {
     pub async fn client(&self) -> tokio_postgres::Client {
         admin_client(&self.url).await
     }
+
+    /// Set `ledger_meta.evidence_partition_size` (tests use small
+    /// partitions to cross their boundaries with few entries).
+    pub async fn set_partition_size(&self, size: u64) {
+        self.client()
+            .await
+            .execute(
+                "UPDATE ledger_meta SET value = $1 WHERE key = 'evidence_partition_size'",
+                &[&size.to_string()],
+            )
+            .await
+            .expect("setting evidence_partition_size");
+    }
 }
 
 impl Drop for TestDb {
