@@ -281,6 +281,20 @@ impl Ledger {
             .collect())
     }
 
+    /// The headers and stored upper tiles (levels 1 and up; an empty set
+    /// for a block without) of blocks `heights`: two statements on one
+    /// connection. The verifier's warm-up reads the newest blocks' so.
+    pub async fn blocks_with_tiles(
+        &self,
+        heights: &[u64],
+    ) -> Result<(Vec<StoredBlock>, Vec<(u64, anchord_core::tiles::TileSet)>), LedgerError> {
+        let c = self.pool().get().await?;
+        Ok((
+            blocks_on(&c, heights).await?,
+            crate::tiles::block_tiles_on(&**c, heights).await?,
+        ))
+    }
+
     /// The block at `height`.
     pub async fn block(&self, height: u64) -> Result<Option<StoredBlock>, LedgerError> {
         let c = self.pool().get().await?;

@@ -309,7 +309,59 @@ async fn explain(ledger: &Ledger, hash: &[u8]) -> (u64, u64) {
     (count("hit="), count("read="))
 }
 
+/// Server-side latencies of one verifier's requests: (when it began, how
+/// long it took), to tell a start-up transient from the steady state.
+#[derive(Default)]
+struct Latencies(std::sync::Mutex<Vec<(Instant, std::time::Duration)>>);
+
+impl Latencies {
+    /// The p99 over time windows of `window` ms, and after the first second.
+    fn report(&self, window_ms: u64) -> String {
+        let samples = self.0.lock().expect("latencies").clone();
+        let Some(t0) = samples.iter().map(|s| s.0).min() else {
+            return "no requests".into();
+        };
+        let p99 = |mut v: Vec<f64>| {
+            if v.is_empty() {
+                return f64::NAN;
+            }
+            v.sort_by(f64::total_cmp);
+            v[(v.len() * 99 / 100).min(v.len() - 1)]
+        };
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        let mut windows: Vec<Vec<f64>> = Vec::new();
+        for (at, took) in &samples {
+            let w = (ms(*at - t0) as u64 / window_ms) as usize;
+            if windows.len() <= w {
+                windows.resize(w + 1, Vec::new());
+            }
+            windows[w].push(ms(*took));
+        }
+        let later: Vec<f64> = samples
+            .iter()
+            .filter(|s| s.0 - t0 >= std::time::Duration::from_secs(1))
+            .map(|s| ms(s.1))
+            .collect();
+        let all: Vec<f64> = samples.iter().map(|s| ms(s.1)).collect();
+        let by_window: Vec<String> = windows
+            .into_iter()
+            .map(|w| format!("{}:{:.1}", w.len(), p99(w)))
+            .collect();
+        format!(
+            "server-side p99 {:.2} ms, after the first second {:.2} ms; per {window_ms} ms (requests:p99 ms): {}",
+            p99(all),
+            p99(later),
+            by_window.join(" ")
+        )
+    }
+}
+
 async fn serve(ledger: &Ledger, cache: bool) -> (String, Arc<Prover>) {
+    let (base, prover, _) = serve_timed(ledger, cache).await;
+    (base, prover)
+}
+
+async fn serve_timed(ledger: &Ledger, cache: bool) -> (String, Arc<Prover>, Arc<Latencies>) {
     let signer = NoteSigner::from_seed("anchord.bench/ledger", ALG_ED25519, &[9; 32]).expect("key");
     let config = VerifierConfig {
         rate_per_second: 10_000_000,
@@ -333,7 +385,24 @@ async fn serve(ledger: &Ledger, cache: bool) -> (String, Arc<Prover>) {
     prover.preload().await.expect("preload");
     tokio::spawn(prover.clone().refresh_loop(CancellationToken::new()));
     tokio::spawn(prover.clone().gather_loop(CancellationToken::new()));
-    let app = anchord_verifier::api::router(prover.clone(), &config);
+    let latencies = Arc::new(Latencies::default());
+    let recorder = latencies.clone();
+    let app =
+        anchord_verifier::api::router(prover.clone(), &config).layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let recorder = recorder.clone();
+                async move {
+                    let at = Instant::now();
+                    let response = next.run(req).await;
+                    recorder
+                        .0
+                        .lock()
+                        .expect("latencies")
+                        .push((at, at.elapsed()));
+                    response
+                }
+            },
+        ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -346,7 +415,7 @@ async fn serve(ledger: &Ledger, cache: bool) -> (String, Arc<Prover>) {
         .await
         .expect("serve");
     });
-    (format!("http://{addr}"), prover)
+    (format!("http://{addr}"), prover, latencies)
 }
 
 /// Requests/s and p99 latency (ms) from `wrk --latency` output.
@@ -697,7 +766,7 @@ async fn run(wrk: &Path, nginx: &Path) {
             let (first_base, _) = serve(&ledger, false).await;
             first_proofs(&first_base, &first, 500).await;
         }
-        let (base, prover) = serve(&ledger, false).await;
+        let (base, prover, latencies) = serve_timed(&ledger, false).await;
         let r = run_wrk(
             wrk,
             &base,
@@ -706,6 +775,7 @@ async fn run(wrk: &Path, nginx: &Path) {
             secs,
         )
         .await;
+        println!("    {}", latencies.report(500));
         let c = prover.counts();
         let proofs = c.proofs.load(std::sync::atomic::Ordering::Relaxed);
         let all = c.queries.load(std::sync::atomic::Ordering::Relaxed);

@@ -1397,3 +1397,58 @@ async fn a_block_sealed_after_the_last_checkpoint_seen_is_retry_later_not_an_err
     let (b, _) = fetch(&e.http, &e.base, 100).await;
     assert_eq!(b.block.height, 3);
 }
+
+/// Issue 17: after a start, the first proof of each block read the block's
+/// header, its upper tiles and (for a block of more than one tile) its
+/// partial last tile: two or three statements per block, all in the
+/// first second, which made that second's proofs the slowest of a cold
+/// run. The warm-up reads the newest blocks' beforehand: the first proofs
+/// of every block then cost their own statement and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_warm_up_the_first_proof_of_each_block_reads_only_its_entry() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let e = tiled_env().await;
+    // No bundle cache; the latest checkpoint looked up at most once a
+    // second (with 0, every request would look it up first).
+    let config = VerifierConfig {
+        bundle_cache_entries: 0,
+        ..VerifierConfig::default()
+    };
+    let prover = Prover::new(e.ledger.clone(), SUITE, declared(), &config);
+    prover.preload().await.unwrap();
+    let c = prover.counts();
+    let (queries, proofs) = (c.queries.load(Relaxed), c.proof_queries.load(Relaxed));
+    // Block 0 (600 entries: two full tiles and a partial one, upper
+    // tiles), then blocks of one entry each.
+    let seqs = [0, 255, 256, 599, 600, 601, 750, 898];
+    for &i in &seqs {
+        match prover
+            .by_hash(&EvidenceAlg::Sha256.hash(&file(i)), None)
+            .await
+            .unwrap()
+        {
+            anchord_verifier::prover::Lookup::Found(s) => {
+                assert_eq!(s.bundle.entry.seq, i as u64);
+                verify_bundle(
+                    &s.bundle,
+                    &trusted(),
+                    Some(&EvidenceAlg::Sha256.hash(&file(i))),
+                )
+                .expect("a bundle that verifies");
+            }
+            other => panic!("entry {i}: {other:?}"),
+        }
+    }
+    let c = prover.counts();
+    assert_eq!(
+        c.proof_queries.load(Relaxed) - proofs,
+        seqs.len() as u64,
+        "one proof statement per lookup"
+    );
+    assert_eq!(
+        c.queries.load(Relaxed) - queries,
+        seqs.len() as u64,
+        "no statement but the proofs' own (blocks: {})",
+        c.block_queries.load(Relaxed)
+    );
+}
