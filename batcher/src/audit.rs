@@ -4,8 +4,11 @@
 //! Reports every problem with its location instead of stopping at the first.
 //!
 //! Constant memory whatever the ledger's size: blocks, checkpoints and
-//! their signatures are read a page at a time, entries one block (or one
-//! page of the unsealed tail) at a time, and the block log is recomputed as
+//! their signatures are read a page at a time, entries and the blocks'
+//! stored tiles a group of consecutive blocks at a time (up to
+//! [`GROUP_ENTRIES`] entries: a few statements per group, so that a ledger
+//! of a block a second is not a few statements per second of its life; or
+//! one page of the unsealed tail), and the block log is recomputed as
 //! the right edge of its tiles (`core::tiles::TileEdge`, at most 255
 //! hashes per level), each stored block-log tile being compared when the
 //! recomputation completes it. Only the problems found are kept (those
@@ -28,7 +31,9 @@ use anchord_core::checkpoint::NoteVerifier;
 use anchord_core::filter::{FilterKind, evidence_hash_key};
 use anchord_core::tiles::{Tile, TileEdge, TileSet};
 use anchord_core::{Digest32, HashSuite, merkle, tiles};
-use anchord_ledger::{Ledger, SignatureRole, SignatureRow, StoredCheckpoint, StoredEntry};
+use anchord_ledger::{
+    LeafTile, Ledger, SignatureRole, SignatureRow, StoredBlock, StoredCheckpoint, StoredEntry,
+};
 
 use crate::BatcherError;
 use crate::sealer::{check_block_header, check_checkpoint};
@@ -36,6 +41,9 @@ use crate::sealer::{check_block_header, check_checkpoint};
 /// Blocks and checkpoints read per query (the unsealed tail: 16 times as
 /// many entries).
 const PAGE: u64 = 256;
+/// Entries read per statement while checking blocks: consecutive blocks
+/// are read together up to this many (a larger block alone).
+const GROUP_ENTRIES: u64 = 50_000;
 /// Completed block-log tiles compared per query.
 const TILE_BATCH: usize = 64;
 /// Identity problems listed one by one; the rest are counted.
@@ -120,58 +128,73 @@ pub async fn audit(
         let page = ledger.blocks_page(from, PAGE).await?;
         let Some(last) = page.last() else { break };
         from = last.header.height + 1;
-        for b in page.iter().take_while(|b| b.header.height < block_count) {
-            let h = &b.header;
-            bar.set_message(format!("block {}", h.height));
-            if let Err(e) = check_block_header(b, suite, r.blocks, &prev) {
-                r.problems.push(problem(e));
-            }
-            if h.first_seq != expected_first {
-                r.problems.push(format!(
-                    "block {}: starts at seq {} but should start at {expected_first}",
-                    h.height, h.first_seq
-                ));
-            }
-            let entries = ledger
-                .entries_range(h.first_seq, h.last_seq.saturating_add(1))
-                .await?;
-            if let Err(e) = h.check_leaf_count(entries.len()) {
-                r.problems.push(e.to_string());
-            }
-            ids.check(ledger, &entries, &mut r).await?;
-            let mut leaves = Vec::with_capacity(entries.len());
-            for e in &entries {
-                match e.entry.check_leaf_hash(suite, &e.leaf_hash) {
-                    Ok(leaf) => leaves.push(leaf),
-                    Err(m) => {
-                        r.problems.push(m.clone().in_block(h.height).to_string());
-                        leaves.push(m.recomputed);
+        let page: Vec<&StoredBlock> = page
+            .iter()
+            .take_while(|b| b.header.height < block_count)
+            .collect();
+        for group in groups(&page) {
+            let g = Group::read(ledger, group).await?;
+            ids.check(ledger, &g.entries, &mut r).await?;
+            for b in group {
+                let h = &b.header;
+                bar.set_message(format!("block {}", h.height));
+                if let Err(e) = check_block_header(b, suite, r.blocks, &prev) {
+                    r.problems.push(problem(e));
+                }
+                if h.first_seq != expected_first {
+                    r.problems.push(format!(
+                        "block {}: starts at seq {} but should start at {expected_first}",
+                        h.height, h.first_seq
+                    ));
+                }
+                let entries = g.entries_of(h.first_seq, h.last_seq);
+                if let Err(e) = h.check_leaf_count(entries.len()) {
+                    r.problems.push(e.to_string());
+                }
+                let mut leaves = Vec::with_capacity(entries.len());
+                for e in entries {
+                    match e.entry.check_leaf_hash(suite, &e.leaf_hash) {
+                        Ok(leaf) => leaves.push(leaf),
+                        Err(m) => {
+                            r.problems.push(m.clone().in_block(h.height).to_string());
+                            leaves.push(m.recomputed);
+                        }
                     }
                 }
+                if let Err(e) = h.check_root(merkle::root(suite, &leaves)) {
+                    r.problems.push(e.to_string());
+                }
+                match g.block_tiles(ledger, h.height).await {
+                    Ok(stored) => {
+                        if let Err(e) = check_block_tiles(&stored, suite, h.height, &leaves) {
+                            r.problems.push(e);
+                        }
+                    }
+                    Err(e) => r.problems.push(e),
+                }
+                let stored_leaves: Vec<Digest32> = entries.iter().map(|e| e.leaf_hash).collect();
+                match g.leaf_tiles(ledger, h.height).await {
+                    Ok(stored) => {
+                        match check_leaf_tiles(&stored, suite, h.height, &stored_leaves) {
+                            Ok(true) => {}
+                            Ok(false) => r.blocks_without_leaf_tiles += 1,
+                            Err(e) => r.problems.push(e),
+                        }
+                    }
+                    Err(e) => r.problems.push(e),
+                }
+                prev = b.block_hash;
+                expected_first = h.last_seq.saturating_add(1);
+                r.blocks += 1;
+                r.entries_sealed = expected_first;
+                log.push(ledger, h.hash(), &mut r).await?;
+                // The checkpoint of this size, against the recomputed root.
+                while let Some(cp) = cps.next_up_to(log.edge.size()).await? {
+                    let root = (cp.size == log.edge.size()).then(|| log.edge.root());
+                    check_one_checkpoint(&cp, root, r.blocks, keys, &mut cps, &mut r);
+                }
+                bar.inc(h.leaf_count);
             }
-            if let Err(e) = h.check_root(merkle::root(suite, &leaves)) {
-                r.problems.push(e.to_string());
-            }
-            if let Err(e) = check_block_tiles(ledger, suite, h.height, &leaves).await {
-                r.problems.push(e);
-            }
-            let stored_leaves: Vec<Digest32> = entries.iter().map(|e| e.leaf_hash).collect();
-            match check_leaf_tiles(ledger, suite, h.height, &stored_leaves).await {
-                Ok(true) => {}
-                Ok(false) => r.blocks_without_leaf_tiles += 1,
-                Err(e) => r.problems.push(e),
-            }
-            prev = b.block_hash;
-            expected_first = h.last_seq.saturating_add(1);
-            r.blocks += 1;
-            r.entries_sealed = expected_first;
-            log.push(ledger, h.hash(), &mut r).await?;
-            // The checkpoint of this size, against the recomputed root.
-            while let Some(cp) = cps.next_up_to(log.edge.size()).await? {
-                let root = (cp.size == log.edge.size()).then(|| log.edge.root());
-                check_one_checkpoint(&cp, root, r.blocks, keys, &mut cps, &mut r);
-            }
-            bar.inc(h.leaf_count);
         }
     }
     r.entries_unsealed = head.saturating_sub(r.entries_sealed);
@@ -206,6 +229,93 @@ pub async fn audit(
     }
     bar.finish_and_clear();
     Ok(r)
+}
+
+/// Consecutive blocks of a page read together: at most [`GROUP_ENTRIES`]
+/// entries (a larger block alone), so that a ledger of many small blocks
+/// (one a second by default) costs a few statements per group, not per
+/// block, in constant memory.
+fn groups<'a, 'b>(page: &'b [&'a StoredBlock]) -> Vec<&'b [&'a StoredBlock]> {
+    let mut out = Vec::new();
+    let (mut start, mut entries) = (0, 0u64);
+    for (i, b) in page.iter().enumerate() {
+        let n = b.header.leaf_count;
+        if i > start && entries.saturating_add(n) > GROUP_ENTRIES {
+            out.push(&page[start..i]);
+            (start, entries) = (i, 0);
+        }
+        entries = entries.saturating_add(n);
+    }
+    if start < page.len() {
+        out.push(&page[start..]);
+    }
+    out
+}
+
+/// What a group of blocks is checked against: its entries (one range, in
+/// sequence order) and its blocks' stored tiles, each read in one
+/// statement. A group's tiles that do not read (a damaged row) are read
+/// again block by block, so that the problem names its block.
+struct Group {
+    entries: Vec<StoredEntry>,
+    block_tiles: Option<HashMap<u64, TileSet>>,
+    leaf_tiles: Option<HashMap<u64, Vec<LeafTile>>>,
+}
+
+impl Group {
+    async fn read(ledger: &Ledger, blocks: &[&StoredBlock]) -> Result<Self, BatcherError> {
+        let (Some(first), Some(last)) = (blocks.first(), blocks.last()) else {
+            return Ok(Group {
+                entries: Vec::new(),
+                block_tiles: Some(HashMap::new()),
+                leaf_tiles: Some(HashMap::new()),
+            });
+        };
+        // The group's range; a block whose header lies outside it (damage,
+        // reported with the header) is checked against what the range has.
+        let from = first.header.first_seq;
+        let to = last.header.last_seq.saturating_add(1).max(from);
+        let heights: Vec<u64> = blocks.iter().map(|b| b.header.height).collect();
+        let entries = ledger.entries_range(from, to).await?;
+        let block_tiles = ledger
+            .block_tiles_at(&heights)
+            .await
+            .ok()
+            .map(|v| v.into_iter().collect());
+        let leaf_tiles = ledger.block_leaf_tiles_at(&heights).await.ok();
+        Ok(Group {
+            entries,
+            block_tiles,
+            leaf_tiles,
+        })
+    }
+
+    /// The group's entries `first..=last`.
+    fn entries_of(&self, first: u64, last: u64) -> &[StoredEntry] {
+        let lo = self.entries.partition_point(|e| e.entry.seq < first);
+        let hi = self.entries.partition_point(|e| e.entry.seq <= last);
+        &self.entries[lo..hi.max(lo)]
+    }
+
+    async fn block_tiles(&self, ledger: &Ledger, height: u64) -> Result<TileSet, String> {
+        match &self.block_tiles {
+            Some(m) => Ok(m.get(&height).cloned().unwrap_or_default()),
+            None => ledger
+                .block_tiles(height)
+                .await
+                .map_err(|e| format!("block {height}: tiles: {e}")),
+        }
+    }
+
+    async fn leaf_tiles(&self, ledger: &Ledger, height: u64) -> Result<Vec<LeafTile>, String> {
+        match &self.leaf_tiles {
+            Some(m) => Ok(m.get(&height).cloned().unwrap_or_default()),
+            None => ledger
+                .block_leaf_tiles(height)
+                .await
+                .map_err(|e| format!("block {height}: level-0 tiles: {e}")),
+        }
+    }
 }
 
 /// One checkpoint: its size in sequence, its root, note and signatures,
@@ -656,16 +766,12 @@ impl Identities {
 /// A block's stored tiles (levels 1 and up) against those its leaves give.
 /// A block sealed before tiles has none (the verifier recomputes its tree),
 /// but a block that has some must have all, each exactly.
-async fn check_block_tiles(
-    ledger: &Ledger,
+fn check_block_tiles(
+    stored: &TileSet,
     suite: HashSuite,
     height: u64,
     leaves: &[Digest32],
 ) -> Result<(), String> {
-    let stored = ledger
-        .block_tiles(height)
-        .await
-        .map_err(|e| format!("block {height}: tiles: {e}"))?;
     if stored.is_empty() {
         return Ok(());
     }
@@ -699,16 +805,12 @@ async fn check_block_tiles(
 /// rows' stored leaf hashes: every tile, as halves, with each half's
 /// sibling root. `Ok(false)`: the block has none yet (sealed before schema
 /// version 9, not back-filled). A block that has some must have all.
-async fn check_leaf_tiles(
-    ledger: &Ledger,
+fn check_leaf_tiles(
+    stored: &[LeafTile],
     suite: HashSuite,
     height: u64,
     leaves: &[Digest32],
 ) -> Result<bool, String> {
-    let stored = ledger
-        .block_leaf_tiles(height)
-        .await
-        .map_err(|e| format!("block {height}: level-0 tiles: {e}"))?;
     if stored.is_empty() {
         return Ok(false);
     }

@@ -1093,6 +1093,74 @@ async fn audit_memory_does_not_grow_with_the_chain() {
     );
 }
 
+/// A ledger of many small blocks (the batcher seals one a second by
+/// default: 86,400 a day) is audited a group of blocks at a time: a few
+/// statements per group, not four per block (each block's entries, its
+/// identity rows, its upper tiles and its level-0 tiles read alone, as
+/// before: 1,005 blocks/s in `bench/audit`, 8.7 hours for a year of
+/// blocks). Counted as PostgreSQL counts them: each statement outside a
+/// transaction is one committed transaction of the audit's sessions.
+#[tokio::test]
+async fn an_audit_reads_groups_of_small_blocks_not_each_block_alone() {
+    const N: u64 = 2_000;
+    let (db, ledger) = large_ledger(N).await;
+    // The batcher's first start writes the block-log tiles.
+    anchord_batcher::seal_once(&config(10, 600_000), SUITE, &ledger)
+        .await
+        .unwrap();
+    drop(ledger);
+    let admin = db.client().await;
+    let sessions = || async {
+        admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    // Every session of the database but this one gone: a session's
+    // counters reach pg_stat_database when it ends.
+    let quiet = || async {
+        for _ in 0..500 {
+            if sessions().await == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(sessions().await, 0, "sessions left on the test database");
+        admin
+            .query_one(
+                "SELECT pg_stat_clear_snapshot()::text, xact_commit FROM pg_stat_database \
+                 WHERE datname = current_database()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(1)
+    };
+    let before = quiet().await;
+    let ledger = Ledger::connect(&anchord_ledger::DatabaseConfig::from_url(db.url())).unwrap();
+    let report = audit(&ledger, SUITE, &keys(), false).await.unwrap();
+    drop(ledger);
+    let statements = quiet().await - before;
+    assert_eq!(report.blocks, N);
+    assert!(
+        report.problems.iter().all(|p| p.contains("checkpoint")),
+        "{:?}",
+        report.problems
+    );
+    eprintln!("audit of {N} one-entry blocks: {statements} statements");
+    // 4 per block before (8,000 and more); about 4 per group of 256
+    // blocks, plus the pages of blocks, checkpoints and block-log tiles.
+    assert!(
+        statements < (N / 10) as i64,
+        "{statements} statements to audit {N} blocks"
+    );
+}
+
 #[tokio::test]
 async fn the_start_up_check_recomputes_the_latest_root_from_the_stored_tile_edge() {
     // Not only the last leaf: every hash of the block log's right edge

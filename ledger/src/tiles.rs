@@ -7,6 +7,7 @@
 
 use anchord_core::Digest32;
 use anchord_core::tiles::{self, Tile, TileSet};
+use std::collections::HashMap;
 use tokio_postgres::GenericClient;
 
 use crate::{Ledger, LedgerError};
@@ -307,39 +308,61 @@ impl Ledger {
     /// (empty for a block sealed before schema version 9 and not yet
     /// back-filled).
     pub async fn block_leaf_tiles(&self, height: u64) -> Result<Vec<LeafTile>, LedgerError> {
+        Ok(self
+            .block_leaf_tiles_at(&[height])
+            .await?
+            .remove(&height)
+            .unwrap_or_default())
+    }
+
+    /// [`Ledger::block_leaf_tiles`] of each of `heights`, in one statement
+    /// (a height without any is left out).
+    pub async fn block_leaf_tiles_at(
+        &self,
+        heights: &[u64],
+    ) -> Result<HashMap<u64, Vec<LeafTile>>, LedgerError> {
         let c = self.pool().get().await?;
+        let hs: Vec<i64> = heights.iter().map(|&h| h as i64).collect();
         let rows = c
             .query(
-                "SELECT idx, half, hashes, sibling FROM block_leaf_tiles WHERE height = $1 \
-                 ORDER BY idx, half",
-                &[&(height as i64)],
+                "SELECT idx, half, hashes, sibling, height FROM block_leaf_tiles \
+                 WHERE height = ANY($1) ORDER BY height, idx, half",
+                &[&hs],
             )
             .await?;
-        rows.iter()
-            .map(|r| {
-                let (idx, half): (i64, i16) = (r.get(0), r.get(1));
-                let bad = |e: String| {
-                    LedgerError::Corrupt(format!(
-                        "block {height}: level-0 tile {idx} half {half}: {e}"
-                    ))
-                };
-                let hashes = tiles::tile_hashes(r.get(2)).map_err(|e| bad(e.to_string()))?;
-                let sibling = r
-                    .get::<_, Option<&[u8]>>(3)
-                    .map(|s| {
-                        Digest32::try_from(s).map_err(|_| bad("sibling is not 32 bytes".into()))
-                    })
-                    .transpose()?;
-                Ok((
-                    idx as u64,
-                    tiles::TileHalf {
-                        half: half as u8,
-                        hashes,
-                        sibling,
-                    },
+        let mut out: HashMap<u64, Vec<LeafTile>> = HashMap::new();
+        for r in &rows {
+            let (idx, half, height): (i64, i16, i64) = (r.get(0), r.get(1), r.get(4));
+            let bad = |e: String| {
+                LedgerError::Corrupt(format!(
+                    "block {height}: level-0 tile {idx} half {half}: {e}"
                 ))
-            })
-            .collect()
+            };
+            let hashes = tiles::tile_hashes(r.get(2)).map_err(|e| bad(e.to_string()))?;
+            let sibling = r
+                .get::<_, Option<&[u8]>>(3)
+                .map(|s| Digest32::try_from(s).map_err(|_| bad("sibling is not 32 bytes".into())))
+                .transpose()?;
+            out.entry(height as u64).or_default().push((
+                idx as u64,
+                tiles::TileHalf {
+                    half: half as u8,
+                    hashes,
+                    sibling,
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The stored upper tiles (levels 1 and up) of each of `heights`, in
+    /// one statement (an empty set for a block without).
+    pub async fn block_tiles_at(
+        &self,
+        heights: &[u64],
+    ) -> Result<Vec<(u64, TileSet)>, LedgerError> {
+        let c = self.pool().get().await?;
+        block_tiles_on(&**c, heights).await
     }
 
     /// Blocks without stored level-0 tiles (sealed before schema version 9

@@ -502,7 +502,6 @@ impl Prover {
     /// or three statements each, all in the first second after a start,
     /// which made that second's slowest proofs the slowest of a run).
     async fn preload_blocks(&self, size: u64) -> Result<(), ProveError> {
-        use futures::{StreamExt, TryStreamExt};
         let started = std::time::Instant::now();
         let heights: Vec<u64> = (size.saturating_sub(PRELOAD_BLOCKS)..size).collect();
         // Their paths in the block log: a few tiles (about one per 256
@@ -529,23 +528,28 @@ impl Prover {
                 }
             }
             loaded += headers.len();
-            futures::stream::iter(headers.iter().filter(|h| h.leaf_count > tiles::TILE_WIDTH))
-                .map(|h| async move {
-                    let stored = self.block_tiles_of(h.height).await?;
-                    if !stored.is_empty() {
-                        self.upper_tree(h, &stored).await?;
-                    }
-                    Ok::<_, ProveError>(())
-                })
-                .buffer_unordered(self.gather.in_flight())
-                .try_collect::<()>()
-                .await?;
+            let big: Vec<&BlockHeader> = headers
+                .iter()
+                .filter(|h| h.leaf_count > tiles::TILE_WIDTH)
+                .collect();
+            for some in big.chunks(self.gather.in_flight()) {
+                futures::future::try_join_all(some.iter().map(|h| self.preload_tree(h))).await?;
+            }
         }
         tracing::info!(
             blocks = loaded,
             seconds = started.elapsed().as_secs_f64(),
             "the newest blocks' headers and tiles loaded"
         );
+        Ok(())
+    }
+
+    /// Block `h`'s tree over its tile roots, built from its stored tiles.
+    async fn preload_tree(&self, h: &BlockHeader) -> Result<(), ProveError> {
+        let stored = self.block_tiles_of(h.height).await?;
+        if !stored.is_empty() {
+            self.upper_tree(h, &stored).await?;
+        }
         Ok(())
     }
 
