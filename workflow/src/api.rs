@@ -490,7 +490,7 @@ impl utoipa::Modify for BearerAuth {
             SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Cookie(
                 utoipa::openapi::security::ApiKeyValue::with_description(
                     crate::console::SESSION_COOKIE,
-                    "the HttpOnly cookie set by POST /v1/auth/login sent with X-Anchord-CSRF; changes need that header too",
+                    "the HttpOnly cookie set by POST /v1/auth/login sent with X-Anchord-CSRF (named anchord_session, without the __Host- prefix, when workflow.session_cookie_secure = false); changes need that header too",
                 ),
             )),
         );

@@ -23,8 +23,9 @@
 //!
 //! **Sessions no script can read.** `POST /v1/auth/login` sent with the
 //! header `X-Anchord-CSRF` (the console always sends it) answers the session
-//! in an `HttpOnly; SameSite=Strict; Path=/` cookie (`Secure` unless
-//! `workflow.session_cookie_secure = false`), and the answer's `token` is
+//! in an `HttpOnly; SameSite=Strict; Path=/; Secure` cookie named
+//! `__Host-anchord_session` ([`SESSION_COOKIE`]; `anchord_session`, not
+//! `Secure`, when `workflow.session_cookie_secure = false`), and the answer's `token` is
 //! empty. A request without an `Authorization` header but with that cookie
 //! is authenticated by it; when its method is not GET/HEAD/OPTIONS it must
 //! carry `X-Anchord-CSRF` (which a cross-site form cannot send, and a
@@ -47,8 +48,25 @@ use base64::Engine as _;
 use crate::Workflow;
 use crate::error::ApiError;
 
-/// The session cookie's name.
-pub const SESSION_COOKIE: &str = "anchord_session";
+/// The session cookie's name. The `__Host-` prefix makes the browser keep
+/// it only when it is `Secure`, has `Path=/` and no `Domain`, and was set
+/// by this very host: a sibling site under the same parent domain cannot
+/// plant one, e.g. its own valid session, which the victim's console would
+/// then use (login CSRF by "cookie tossing").
+pub const SESSION_COOKIE: &str = "__Host-anchord_session";
+/// Its name when `workflow.session_cookie_secure = false` (plain http on a
+/// host other than localhost): a `__Host-` cookie must be `Secure`.
+pub const SESSION_COOKIE_PLAIN: &str = "anchord_session";
+
+/// The session cookie's name for this configuration; a cookie of the other
+/// name is never read.
+pub fn session_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        SESSION_COOKIE
+    } else {
+        SESSION_COOKIE_PLAIN
+    }
+}
 /// The header the console sends with every request; required on changes
 /// authenticated by the cookie.
 pub const CSRF_HEADER: &str = "x-anchord-csrf";
@@ -372,7 +390,7 @@ fn html_escape(s: &str) -> String {
 /// path first: a cookie planted for a parent domain or for `/v1/` by a
 /// sibling site ("cookie tossing") would otherwise decide whose session a
 /// request runs in. Two sessions are refused, never chosen between.
-fn session_cookie(headers: &HeaderMap) -> Result<Option<String>, ()> {
+fn session_cookie(headers: &HeaderMap, name: &str) -> Result<Option<String>, ()> {
     let mut found: Option<String> = None;
     for c in headers
         .get_all(header::COOKIE)
@@ -380,7 +398,7 @@ fn session_cookie(headers: &HeaderMap) -> Result<Option<String>, ()> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(cookie::Cookie::split_parse)
         .filter_map(Result::ok)
-        .filter(|c| c.name() == SESSION_COOKIE && !c.value().is_empty())
+        .filter(|c| c.name() == name && !c.value().is_empty())
     {
         match &found {
             Some(v) if v != c.value() => return Err(()),
@@ -452,7 +470,10 @@ pub async fn cookie_sessions(
         }
     } else if is_api
         && !has_bearer
-        && let Some(token) = match session_cookie(req.headers()) {
+        && let Some(token) = match session_cookie(
+            req.headers(),
+            session_cookie_name(wf.config.session_cookie_secure),
+        ) {
             Ok(token) => token,
             Err(()) => {
                 return ApiError::unauthenticated(
@@ -488,7 +509,7 @@ pub async fn cookie_sessions(
 }
 
 fn session_cookie_builder(wf: &Workflow, value: String) -> cookie::CookieBuilder<'static> {
-    cookie::Cookie::build((SESSION_COOKIE, value))
+    cookie::Cookie::build((session_cookie_name(wf.config.session_cookie_secure), value))
         .path("/")
         .http_only(true)
         .same_site(cookie::SameSite::Strict)

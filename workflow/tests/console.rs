@@ -244,7 +244,7 @@ fn session_pair(h: &HeaderMap) -> (String, String) {
         .get_all("set-cookie")
         .iter()
         .map(|v| v.to_str().unwrap().to_owned())
-        .find(|v| v.starts_with("anchord_session="))
+        .find(|v| v.starts_with("__Host-anchord_session=") || v.starts_with("anchord_session="))
         .expect("a session cookie is set");
     let pair = c.split(';').next().unwrap().to_owned();
     (pair, c)
@@ -271,6 +271,25 @@ async fn console_session_cookie_is_httponly_strict_and_changes_need_the_csrf_gua
     ] {
         assert!(full.contains(attr), "{full} lacks {attr}");
     }
+    // `__Host-`: the browser keeps it only as set by this host (Secure,
+    // Path=/, no Domain), so no sibling site can plant one.
+    assert!(pair.starts_with("__Host-anchord_session="), "{full}");
+    assert!(!full.to_ascii_lowercase().contains("domain="), "{full}");
+    // The same token under the unprefixed name, which any site under the
+    // parent domain could set, is not a session.
+    let token = pair.split_once('=').unwrap().1;
+    let r = e
+        .http
+        .get(format!("{}/v1/me", e.base))
+        .headers(cookie_headers(&format!("anchord_session={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        401,
+        "an unprefixed session cookie was honoured"
+    );
     // No script can read the session: the answer carries no token.
     assert_eq!(v["token"], "", "{v}");
     assert_eq!(v["user"]["username"], common::ADMIN);
@@ -402,8 +421,18 @@ async fn session_cookie_secure_is_configurable_for_plain_http_hosts() {
     let e = common::start(false, |c| c.session_cookie_secure = false).await;
     let (s, h, _) = cookie_login(&e, common::ADMIN, common::ADMIN_PASSWORD).await;
     assert_eq!(s, 200);
-    let (_, full) = session_pair(&h);
+    let (pair, full) = session_pair(&h);
     assert!(!full.contains("Secure"), "{full}");
+    // A `__Host-` cookie must be Secure: without it, the plain name.
+    assert!(pair.starts_with("anchord_session="), "{full}");
+    let r = e
+        .http
+        .get(format!("{}/v1/me", e.base))
+        .headers(cookie_headers(&pair))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
     assert!(
         full.contains("HttpOnly") && full.contains("SameSite=Strict"),
         "{full}"

@@ -258,7 +258,7 @@ async fn cookie_session(
         .get_all("set-cookie")
         .iter()
         .map(|v| v.to_str().unwrap().to_owned())
-        .find(|v| v.starts_with("anchord_session="))
+        .find(|v| v.starts_with("__Host-anchord_session="))
         .expect("a session cookie")
         .split(';')
         .next()
@@ -397,7 +397,7 @@ async fn session_cookies_resist_fixation_tossing_and_die_with_the_account() {
     e.user(&admin, "mallory", "user", a).await;
 
     // Fixation: a cookie planted before login is neither kept nor honoured.
-    let planted = "anchord_session=planted-by-the-attacker";
+    let planted = "__Host-anchord_session=planted-by-the-attacker";
     let dora = cookie_session(&e, "dora", &common::password_of("dora"), Some(planted)).await;
     assert_ne!(dora, planted);
     assert_eq!(me_with_cookie(&e, planted).await.0, 401);

@@ -10,8 +10,8 @@ export async function run({ base, adminPassword, newPage, uiLogin, uiLogout, scr
   await screen(page, 'login');
   await uiLogin(page, 'admin', adminPassword);
   const cookies = await page.context().cookies();
-  const session = cookies.find((c) => c.name === 'anchord_session');
-  assert(session && session.httpOnly && session.sameSite === 'Strict', `the session cookie is HttpOnly and SameSite=Strict: ${JSON.stringify(cookies)}`);
+  const session = cookies.find((c) => c.name === '__Host-anchord_session');
+  assert(session && session.httpOnly && session.sameSite === 'Strict' && session.secure && session.path === '/', `the session cookie is __Host-, HttpOnly, Secure and SameSite=Strict: ${JSON.stringify(cookies)}`);
   assert((await page.evaluate(() => document.cookie)) === cookieJs, 'no script can read the session cookie');
   await page.getByText('借款合同保全').first().waitFor();
   await page.getByText('借款合同保全').first().click();
