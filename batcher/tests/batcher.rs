@@ -961,6 +961,28 @@ async fn a_tampered_tile_is_caught_by_audit_naming_the_tile() {
         err.contains("block-log tile tile/0/000.p/6: last leaf"),
         "{err}"
     );
+    // Damage below the schema's checks (a tile row that does not read as
+    // hashes) fails the read of its whole group of blocks: the audit reads
+    // that group's tiles again block by block, names the block, and goes
+    // on with the rest of the group.
+    c.batch_execute(
+        "ALTER TABLE block_tiles DROP CONSTRAINT block_tiles_hashes_check; \
+         SET session_replication_role = replica; \
+         UPDATE block_tiles SET hashes = hashes || '\\x00'::bytea WHERE height = 0 AND level = 1; \
+         SET session_replication_role = origin;",
+    )
+    .await
+    .unwrap();
+    let report = audit(&ledger, SUITE, &keys(), false).await.unwrap();
+    let p = &report.problems;
+    assert!(p.iter().any(|p| p.starts_with("block 0: tiles: ")), "{p:?}");
+    assert!(
+        p.iter().any(|p| p.starts_with(
+            "block 0: level-0 tile tile/0/001.p/44 (half 0) does not match its entries'"
+        )),
+        "{p:?}"
+    );
+    assert_eq!(report.blocks, 6, "{p:?}");
 }
 
 #[tokio::test]
