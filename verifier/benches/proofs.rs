@@ -418,6 +418,20 @@ async fn serve_timed(ledger: &Ledger, cache: bool) -> (String, Arc<Prover>, Arc<
     (format!("http://{addr}"), prover, latencies)
 }
 
+/// The machine's CPU times from /proc/stat (user, nice, system, idle,
+/// iowait, irq, softirq, steal), in ticks.
+fn cpu_times() -> Option<Vec<u64>> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    (v.len() == 8).then_some(v)
+}
+
 /// Requests/s and p99 latency (ms) from `wrk --latency` output.
 fn parse_wrk(out: &str) -> (f64, f64) {
     let rps = out
@@ -767,6 +781,7 @@ async fn run(wrk: &Path, nginx: &Path) {
             first_proofs(&first_base, &first, 500).await;
         }
         let (base, prover, latencies) = serve_timed(&ledger, false).await;
+        let cpu_before = cpu_times();
         let r = run_wrk(
             wrk,
             &base,
@@ -776,6 +791,18 @@ async fn run(wrk: &Path, nginx: &Path) {
         )
         .await;
         println!("    {}", latencies.report(500));
+        if let (Some(a), Some(b)) = (cpu_before, cpu_times()) {
+            let total: u64 = b.iter().zip(&a).map(|(b, a)| b - a).sum();
+            let share = |i: usize| 100.0 * (b[i] - a[i]) as f64 / total.max(1) as f64;
+            println!(
+                "    machine during the run: user {:.0}%, system {:.0}%, idle {:.0}%, iowait {:.0}%, steal {:.0}% (the hypervisor's)",
+                share(0) + share(1),
+                share(2) + share(5) + share(6),
+                share(3),
+                share(4),
+                share(7)
+            );
+        }
         let c = prover.counts();
         let proofs = c.proofs.load(std::sync::atomic::Ordering::Relaxed);
         let all = c.queries.load(std::sync::atomic::Ordering::Relaxed);
