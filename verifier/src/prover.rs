@@ -545,12 +545,23 @@ impl Prover {
     }
 
     /// Block `h`'s tree over its tile roots, built from its stored tiles.
+    /// A block whose stored data do not check is left to the request that
+    /// needs it, which reports it; the warm-up goes on.
     async fn preload_tree(&self, h: &BlockHeader) -> Result<(), ProveError> {
-        let stored = self.block_tiles_of(h.height).await?;
-        if !stored.is_empty() {
-            self.upper_tree(h, &stored).await?;
+        let built = async {
+            let stored = self.block_tiles_of(h.height).await?;
+            if !stored.is_empty() {
+                self.upper_tree(h, &stored).await?;
+            }
+            Ok(())
+        };
+        match built.await {
+            Err(ProveError::Corrupt(e)) => {
+                tracing::error!(height = h.height, error = %e, "a block read at start");
+                Ok(())
+            }
+            other => other,
         }
-        Ok(())
     }
 
     /// Keep the epochs fresh until `shutdown`: look the latest checkpoint

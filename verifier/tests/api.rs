@@ -1451,4 +1451,46 @@ async fn after_the_warm_up_the_first_proof_of_each_block_reads_only_its_entry() 
         "no statement but the proofs' own (blocks: {})",
         c.block_queries.load(Relaxed)
     );
+
+    // A block whose stored tiles do not check stops neither the warm-up
+    // nor the others' proofs; its own proofs report it.
+    e._db
+        .client()
+        .await
+        .batch_execute(
+            "SET session_replication_role = replica; \
+             UPDATE block_tiles SET hashes = set_byte(hashes, 0, get_byte(hashes, 0) # 1) \
+             WHERE height = 0; \
+             SET session_replication_role = origin;",
+        )
+        .await
+        .unwrap();
+    let prover = Prover::new(e.ledger.clone(), SUITE, declared(), &config);
+    prover
+        .preload()
+        .await
+        .expect("the warm-up goes on past a damaged block");
+    let c = prover.counts();
+    let queries = c.queries.load(Relaxed);
+    assert!(matches!(
+        prover
+            .by_hash(&EvidenceAlg::Sha256.hash(&file(750)), None)
+            .await,
+        Ok(anchord_verifier::prover::Lookup::Found(_))
+    ));
+    assert_eq!(
+        c.queries.load(Relaxed) - queries,
+        1,
+        "block 151 was warmed up"
+    );
+    let damaged = prover
+        .by_hash(&EvidenceAlg::Sha256.hash(&file(3)), None)
+        .await;
+    assert!(
+        matches!(
+            damaged,
+            Err(anchord_verifier::prover::ProveError::Corrupt(_))
+        ),
+        "{damaged:?}"
+    );
 }
