@@ -248,6 +248,31 @@ fn receipt_row(r: &Row) -> AnchorReceipt {
 /// Inside a transaction: every checkpoint of `target` without a live receipt
 /// or live coverage, below some live receipt, is recorded as covered by the
 /// smallest live receipt above it (its block log includes theirs).
+/// The first key of the transaction-level advisory lock that orders the
+/// transactions changing one target's anchors ("anch" as an int4; the
+/// second key is the target's `hashtext`). Two-key advisory locks do not
+/// share the one-key space of the sealer's and the migrations' locks.
+const ANCHOR_LOCK_CLASS: i32 = 0x616e_6368;
+
+/// Inside a transaction: wait for the other transactions changing
+/// `target`'s receipts or coverage to commit, and hold them off until this
+/// one does. Each of them computes coverage from the receipts it sees: a
+/// confirmation that still sees an anchor as live while a reset marks it
+/// lost (and the reset not yet seeing the new receipt) would otherwise
+/// leave the lost anchor's checkpoint covered by neither, with no job to
+/// anchor it again (found in CI: a relay test waiting 30 s for it).
+async fn lock_target(
+    tx: &deadpool_postgres::Transaction<'_>,
+    target: &str,
+) -> Result<(), LedgerError> {
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+        &[&ANCHOR_LOCK_CLASS, &target],
+    )
+    .await?;
+    Ok(())
+}
+
 async fn recover_coverage(
     tx: &deadpool_postgres::Transaction<'_>,
     target: &str,
@@ -532,6 +557,7 @@ impl Ledger {
     pub async fn record_anchor_superseded(&self, job: &ClaimedJob) -> Result<bool, LedgerError> {
         let mut c = self.pool().get().await?;
         let tx = c.transaction().await?;
+        lock_target(&tx, &job.target).await?;
         let size = job.checkpoint.size as i64;
         let n = tx
             .execute(
@@ -585,6 +611,7 @@ impl Ledger {
     ) -> Result<Option<Confirmed>, LedgerError> {
         let mut c = self.pool().get().await?;
         let tx = c.transaction().await?;
+        lock_target(&tx, &job.target).await?;
         let size = job.checkpoint.size as i64;
         let n = tx
             .execute(
@@ -914,6 +941,7 @@ impl Ledger {
     ) -> Result<Option<LossOutcome>, LedgerError> {
         let mut c = self.pool().get().await?;
         let tx = c.transaction().await?;
+        lock_target(&tx, target).await?;
         let n = tx
             .execute(
                 "UPDATE anchor_chains SET chain_id = $4, genesis_hash = $5, seen_at = now(), \
@@ -1063,7 +1091,7 @@ impl Ledger {
         let tx = c.transaction().await?;
         let Some(target) = tx
             .query_opt(
-                "SELECT target FROM anchor_receipt_log WHERE id = $1 AND lost_at IS NULL FOR UPDATE",
+                "SELECT target FROM anchor_receipt_log WHERE id = $1 AND lost_at IS NULL",
                 &[&id],
             )
             .await?
@@ -1071,6 +1099,19 @@ impl Ledger {
         else {
             return Ok(None);
         };
+        // The target's lock before the receipt's row lock, in the order of
+        // every other transaction taking both.
+        lock_target(&tx, &target).await?;
+        if tx
+            .query_opt(
+                "SELECT 1 FROM anchor_receipt_log WHERE id = $1 AND lost_at IS NULL FOR UPDATE",
+                &[&id],
+            )
+            .await?
+            .is_none()
+        {
+            return Ok(None);
+        }
         let (receipts_lost, coverage_lost, jobs) =
             mark_lost(&tx, &target, reason, "id = $3", Some(&id)).await?;
         let jobs_created = tx

@@ -740,3 +740,64 @@ async fn a_submission_sent_to_the_new_chain_before_the_reset_is_noticed_is_looke
     check_against_chain(&c.ledger, "court", &sim).await;
     sim.handle.stop().await;
 }
+
+/// Found in CI: the relay's job loop confirms checkpoint 2's anchor (looked
+/// up on the new chain) while its re-verification loop records the chain
+/// reset that loses checkpoint 1's. Each transaction computed coverage from
+/// what it saw: the confirmation still saw 1's anchor live (so it covered
+/// nothing below it), the reset did not yet see 2's (so it re-covered
+/// nothing), and checkpoint 1 was left with neither an anchor nor a job
+/// until a newer checkpoint came. The transactions changing a target's
+/// anchors now take the target's lock first; committed at the same moment,
+/// in either order, checkpoint 1 ends covered by 2's anchor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmation_racing_a_chain_reset_leaves_no_checkpoint_uncovered() {
+    use anchord_ledger::{ChainIdentity, NewReceipt};
+    let mut c = Chainlet::new().await;
+    let s1 = c.seal().await;
+    let s2 = c.seal().await;
+    let old = ChainIdentity {
+        chain_id: "sim-court".into(),
+        genesis_hash: "aa".repeat(32),
+    };
+    let new = ChainIdentity {
+        chain_id: "sim-court".into(),
+        genesis_hash: "bb".repeat(32),
+    };
+    let receipt = |tx: String, chain: &ChainIdentity| NewReceipt {
+        chain_kind: "judicial".into(),
+        chain_id: chain.chain_id.clone(),
+        tx_id: tx,
+        block_number: 1,
+        block_hash: "cc".repeat(32),
+        block_time_us: 1_764_000_000_000_000,
+        genesis_hash: Some(chain.genesis_hash.clone()),
+        receipt_json: "{}".into(),
+    };
+    for k in 0..40 {
+        let t = format!("race-{k}");
+        let l = &c.ledger;
+        l.record_anchor_chain(&t, &old).await.unwrap();
+        assert!(l.enqueue_anchor(&t, s1, &format!("{t}/1")).await.unwrap());
+        let j1 = l.claim_anchor_job(&t, 60_000).await.unwrap().unwrap();
+        l.record_anchor_confirmed(&j1, &receipt(format!("{t}/tx1"), &old))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(l.enqueue_anchor(&t, s2, &format!("{t}/2")).await.unwrap());
+        let j2 = l.claim_anchor_job(&t, 60_000).await.unwrap().unwrap();
+        assert_eq!(j2.checkpoint.size, s2);
+        let r2 = receipt(format!("{t}/tx2"), &new);
+        let (reset, confirmed) = tokio::join!(
+            l.record_chain_reset(&t, &old, &new),
+            l.record_anchor_confirmed(&j2, &r2)
+        );
+        assert!(reset.unwrap().is_some(), "{t}: the reset is recorded");
+        assert!(confirmed.unwrap().is_some(), "{t}: 2's anchor is recorded");
+        assert_eq!(
+            l.anchor_uncovered(&t, 0).await.unwrap(),
+            Vec::<u64>::new(),
+            "{t}: a checkpoint left without an anchor or a job"
+        );
+    }
+}
