@@ -12,9 +12,10 @@ use std::time::Instant;
 
 use anchord_batcher::BatcherConfig;
 use anchord_batcher::audit::{AuditKeys, audit};
+use anchord_core::HashSuite;
 use anchord_core::checkpoint::{ALG_ED25519, NoteSigner};
-use anchord_core::{EvidenceAlg, HashSuite};
-use anchord_ledger::{AppendBatch, DatabaseConfig, Ledger, NewEntry};
+use anchord_ledger::{DatabaseConfig, Ledger};
+use anchord_testkit::evidence;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -58,27 +59,12 @@ async fn run() {
         while done < n {
             let k = (n - done).min(50_000);
             let entries = (done..done + k)
-                .map(|i| NewEntry {
-                    tenant: "bench-bank".into(),
-                    external_id: format!("LOAN-{i:09}"),
-                    hash_alg: EvidenceAlg::Sha256,
-                    evidence_hash: suite.digest(&i.to_be_bytes()).to_vec(),
-                    metadata: None,
-                    source: None,
-                    raw: Default::default(),
+                .map(|i| {
+                    let hash = suite.digest(&i.to_be_bytes()).to_vec();
+                    evidence::entry("bench-bank", format!("LOAN-{i:09}"), hash)
                 })
                 .collect();
-            ledger
-                .append(&AppendBatch {
-                    suite,
-                    consumer_group: None,
-                    received_at_us: 1_764_000_000_000_000,
-                    entries,
-                    rejections: vec![],
-                    positions: vec![],
-                })
-                .await
-                .expect("append");
+            evidence::append(&ledger, suite, evidence::RECEIVED_AT_US, entries).await;
             done += k;
         }
         println!(

@@ -250,6 +250,18 @@ fn session_pair(h: &HeaderMap) -> (String, String) {
     (pair, c)
 }
 
+/// The status of `GET /v1/me` sent with only this `Cookie` header.
+async fn me_status(e: &common::Env, cookie: &str) -> u16 {
+    e.http
+        .get(format!("{}/v1/me", e.base))
+        .headers(cookie_headers(cookie))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 fn cookie_headers(pair: &str) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert("cookie", HeaderValue::from_str(pair).unwrap());
@@ -278,15 +290,8 @@ async fn console_session_cookie_is_httponly_strict_and_changes_need_the_csrf_gua
     // The same token under the unprefixed name, which any site under the
     // parent domain could set, is not a session.
     let token = pair.split_once('=').unwrap().1;
-    let r = e
-        .http
-        .get(format!("{}/v1/me", e.base))
-        .headers(cookie_headers(&format!("anchord_session={token}")))
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        r.status().as_u16(),
+        me_status(&e, &format!("anchord_session={token}")).await,
         401,
         "an unprefixed session cookie was honoured"
     );
@@ -406,14 +411,7 @@ async fn console_session_cookie_is_httponly_strict_and_changes_need_the_csrf_gua
     assert_eq!(r.status().as_u16(), 204);
     let (_, cleared) = session_pair(r.headers());
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
-    let r = e
-        .http
-        .get(format!("{}/v1/me", e.base))
-        .headers(cookie_headers(&pair))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(me_status(&e, &pair).await, 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,14 +423,7 @@ async fn session_cookie_secure_is_configurable_for_plain_http_hosts() {
     assert!(!full.contains("Secure"), "{full}");
     // A `__Host-` cookie must be Secure: without it, the plain name.
     assert!(pair.starts_with("anchord_session="), "{full}");
-    let r = e
-        .http
-        .get(format!("{}/v1/me", e.base))
-        .headers(cookie_headers(&pair))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(me_status(&e, &pair).await, 200);
     assert!(
         full.contains("HttpOnly") && full.contains("SameSite=Strict"),
         "{full}"
