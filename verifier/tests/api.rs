@@ -638,6 +638,44 @@ async fn tiled_env() -> Env {
     }
 }
 
+/// The Go tlog-tiles reader (tests/tlog_go), built once per test process
+/// with Debian's Go and golang.org/x/mod (scripts/test-peers installs
+/// both), in GOPATH mode: nothing is fetched.
+fn go_tlog_client() -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let gopath = std::path::Path::new("/usr/share/gocode");
+            assert!(
+                gopath.join("src/golang.org/x/mod/sumdb/tlog").is_dir(),
+                "{} has no golang.org/x/mod: run scripts/test-peers (Debian's golang-go and golang-golang-x-mod-dev)",
+                gopath.display()
+            );
+            let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+            let bin = tmp.join("tlog_go");
+            let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tlog_go/main.go");
+            let out = std::process::Command::new("go")
+                .arg("build")
+                .arg("-o")
+                .arg(&bin)
+                .arg(&src)
+                .env("GO111MODULE", "off")
+                .env("GOPATH", gopath)
+                .env("GOCACHE", tmp.join("go-cache"))
+                .env("GOPROXY", "off")
+                .env("GOFLAGS", "")
+                .output()
+                .unwrap_or_else(|e| panic!("go: {e}: run scripts/test-peers (Debian's golang-go)"));
+            assert!(
+                out.status.success(),
+                "go build: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            bin
+        })
+        .clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tlog_tiles_api_serves_the_block_log_to_a_client_written_from_the_spec() {
     let e = tiled_env().await;
@@ -747,6 +785,46 @@ async fn the_tlog_tiles_api_serves_the_block_log_to_a_client_written_from_the_sp
         !out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stdout)
+    );
+
+    // The Go project's own tlog code (golang.org/x/mod/sumdb/note and
+    // tlog, tests/tlog_go): the note opened with the sealer's vkey, every
+    // tile it loads checked against the signed root, the root recomputed,
+    // consistency with older sizes (inside the full tile, at its edge, in
+    // the partial one), and inclusion of entries in the full bundle and the
+    // partial one.
+    let go = go_tlog_client();
+    for (old, entries) in [
+        ("1", &["0", "1"][..]),
+        ("255", &["255", "256"][..]),
+        ("256", &["0", "299"][..]),
+        ("257", &["128", "298"][..]),
+        ("300", &["257"][..]),
+    ] {
+        let out = std::process::Command::new(&go)
+            .arg(&e.base)
+            .arg(sealer().verifier().vkey())
+            .arg(old)
+            .args(entries)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.starts_with("OK size=300 "),
+            "Go client, old size {old}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = std::process::Command::new(&go)
+        .arg(&e.base)
+        .arg(other.verifier().vkey())
+        .arg("0")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && stdout.starts_with("FAIL checkpoint note"),
+        "{stdout}"
     );
 
     // Bundles from tiles: an entry deep in the 600-entry block and one in a
