@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anchord_batcher::config::BatcherConfig;
 use anchord_core::bundle::{AnchorState, Bundle, DeclaredKeys, TrustedKeys, verify_bundle};
-use anchord_core::checkpoint::{ALG_ED25519, NoteSigner};
+use anchord_core::checkpoint::{ALG_COSIGNATURE_V1, ALG_ED25519, NoteSigner, SignedNote};
 use anchord_core::{EvidenceAlg, HashSuite};
 use anchord_ledger::{Ledger, ReceiptRow};
 use anchord_testkit::TestDb;
@@ -852,6 +852,51 @@ async fn the_tlog_tiles_api_serves_the_block_log_to_a_client_written_from_the_sp
         }
         drop_leaf_tiles(&e).await;
     }
+
+    // A witness's cosignature (c2sp.org/tlog-cosignature, a key neither
+    // reader is given) on the checkpoint: both still open the note with the
+    // sealer's key alone, the Go one through note.Open's unverified
+    // signatures.
+    let cp = e.ledger.latest_checkpoint().await.unwrap().unwrap();
+    let mut note = SignedNote::parse(&cp.signed_note).unwrap();
+    let witness =
+        NoteSigner::from_seed("witness.example/w1", ALG_COSIGNATURE_V1, &[9; 32]).unwrap();
+    note.signatures
+        .push(witness.cosign(&note.text, 1_764_000_100).unwrap());
+    e.ledger
+        .add_cosignatures(cp.size, &[], &note.format(), None)
+        .await
+        .unwrap();
+    let (s, _, _, body) = get("/checkpoint").await;
+    assert_eq!(s, 200);
+    assert!(
+        String::from_utf8_lossy(&body).contains("\n\u{2014} witness.example/w1 "),
+        "the served note carries the cosignature"
+    );
+    let out = std::process::Command::new(&go)
+        .arg(&e.base)
+        .arg(sealer().verifier().vkey())
+        .arg("299")
+        .arg("298")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("OK size=300 "),
+        "Go client, cosigned note: {stdout}"
+    );
+    let out = std::process::Command::new(&py)
+        .arg(&script)
+        .arg(&e.base)
+        .arg(sealer().verifier().vkey())
+        .arg("299")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("OK size=300 "),
+        "client, cosigned note: {stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
