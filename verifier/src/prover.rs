@@ -157,6 +157,9 @@ pub struct Counts {
     pub proofs: AtomicU64,
     /// Of the statements, those reading block headers and block tiles.
     pub block_queries: AtomicU64,
+    /// Anchor views built (each: the anchor covering a block, its
+    /// checkpoint and receipts, the block's path in the block log).
+    pub anchor_views_built: AtomicU64,
 }
 
 /// A cached bundle with the epochs it was built at.
@@ -231,6 +234,9 @@ pub struct Prover {
     /// Per block: the checkpoint its bundles end at and the receipts,
     /// while the epochs they were built at hold.
     anchor_views: RwLock<HashMap<u64, Arc<AnchorView>>>,
+    /// One anchor view built at a time per stripe of blocks (height modulo
+    /// [`VIEW_BUILD_STRIPES`]).
+    view_builds: Box<[tokio::sync::Mutex<()>]>,
     /// Serialized bundles (`None`: caching off).
     bundles: Option<BundleCache>,
     /// The latest checkpoint and the anchors' heads, looked up at most once
@@ -299,6 +305,9 @@ impl Prover {
             upper_trees: RwLock::new(HashMap::new()),
             chunk_roots: RwLock::new(HashMap::new()),
             anchor_views: RwLock::new(HashMap::new()),
+            view_builds: (0..VIEW_BUILD_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
             bundles: (c.bundle_cache_entries > 0 && c.bundle_cache_bytes > 0).then(|| {
                 BundleCache::with_weighter(c.bundle_cache_entries, c.bundle_cache_bytes, SlotWeight)
             }),
@@ -1287,15 +1296,34 @@ impl Prover {
         now: &Now,
     ) -> Result<Option<Arc<AnchorView>>, ProveError> {
         let height = h.height;
-        if let Some(v) = self
-            .anchor_views
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&height)
-            && v.epochs.still(now.epochs, v.anchored)
-        {
-            return Ok(Some(v.clone()));
+        let kept = || {
+            self.anchor_views
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&height)
+                .filter(|v| v.epochs.still(now.epochs, v.anchored))
+                .cloned()
+        };
+        if let Some(v) = kept() {
+            return Ok(Some(v));
         }
+        // One build per block at a time: the concurrent first proofs of a
+        // block (a court checking a whole contract) wait for the first
+        // one's view instead of each asking for the anchor, checkpoint and
+        // receipts again. Striped by height; views are kept only with a
+        // TTL, so without one there is nothing to wait for.
+        let _one = if self.anchor_view_ttl.is_zero() {
+            None
+        } else {
+            let stripe = (height % VIEW_BUILD_STRIPES as u64) as usize;
+            Some(self.view_builds[stripe].lock().await)
+        };
+        if let Some(v) = kept() {
+            return Ok(Some(v));
+        }
+        self.counts
+            .anchor_views_built
+            .fetch_add(1, Ordering::Relaxed);
         // No anchor at or above the block: pending, without asking.
         let anchored = if height >= now.anchored_max {
             None
@@ -1458,6 +1486,10 @@ fn tile_err(e: tiles::TileError) -> ProveError {
 const HEADER_CACHE: usize = 1 << 20;
 /// How many of the newest blocks [`Prover::preload`] reads.
 const PRELOAD_BLOCKS: u64 = 1024;
+/// See `Prover::view_builds`: builds of different blocks in one stripe wait
+/// for each other, so enough that a burst over many blocks is not
+/// serialised (the pool has fewer connections than this).
+const VIEW_BUILD_STRIPES: usize = 64;
 const BLOCK_TILE_CACHE: usize = 1 << 16;
 const LOG_TILE_CACHE: usize = 1 << 14;
 

@@ -1091,6 +1091,29 @@ async fn a_cached_pending_bundle_ends_at_a_newly_sealed_checkpoint() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_proofs_of_an_anchored_block_build_its_anchor_view_once() {
+    let e = env(no_cache()).await;
+    e.ledger
+        .record_anchor_receipt(&receipt("court-a", 2))
+        .await
+        .unwrap();
+    let (base, prover) = serve_prover(&e.ledger, caching()).await;
+    // Every entry of blocks 0 and 1 (anchored by checkpoint 2), each asked
+    // three times, all at once: a court checking a whole old contract.
+    let asked = (0..8).flat_map(|i| [i, i, i]);
+    let bundles = futures::future::join_all(asked.map(|i| fetch(&e.http, &base, i))).await;
+    for (b, _) in &bundles {
+        assert_eq!(b.anchor.status, AnchorState::Anchored);
+        assert_eq!(b.checkpoint.size, 2);
+    }
+    let built = prover
+        .counts()
+        .anchor_views_built
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(built, 2, "one anchor view per block, not one per request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cached_anchored_bundle_shows_a_new_target_and_drops_a_lost_anchor() {
     let e = env(no_cache()).await;
     e.ledger
