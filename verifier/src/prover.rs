@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -234,9 +234,8 @@ pub struct Prover {
     /// Per block: the checkpoint its bundles end at and the receipts,
     /// while the epochs they were built at hold.
     anchor_views: RwLock<HashMap<u64, Arc<AnchorView>>>,
-    /// One anchor view built at a time per stripe of blocks (height modulo
-    /// [`VIEW_BUILD_STRIPES`]).
-    view_builds: Box<[tokio::sync::Mutex<()>]>,
+    /// The blocks whose anchor view a request is building ([`ViewBuild`]).
+    view_builds: ViewBuilds,
     /// Serialized bundles (`None`: caching off).
     bundles: Option<BundleCache>,
     /// The latest checkpoint and the anchors' heads, looked up at most once
@@ -305,9 +304,7 @@ impl Prover {
             upper_trees: RwLock::new(HashMap::new()),
             chunk_roots: RwLock::new(HashMap::new()),
             anchor_views: RwLock::new(HashMap::new()),
-            view_builds: (0..VIEW_BUILD_STRIPES)
-                .map(|_| tokio::sync::Mutex::new(()))
-                .collect(),
+            view_builds: ViewBuilds::default(),
             bundles: (c.bundle_cache_entries > 0 && c.bundle_cache_bytes > 0).then(|| {
                 BundleCache::with_weighter(c.bundle_cache_entries, c.bundle_cache_bytes, SlotWeight)
             }),
@@ -1310,17 +1307,17 @@ impl Prover {
         // One build per block at a time: the concurrent first proofs of a
         // block (a court checking a whole contract) wait for the first
         // one's view instead of each asking for the anchor, checkpoint and
-        // receipts again. Striped by height; views are kept only with a
-        // TTL, so without one there is nothing to wait for.
+        // receipts again. Views are kept only with a TTL, so without one
+        // there is nothing to wait for.
         let _one = if self.anchor_view_ttl.is_zero() {
             None
         } else {
-            let stripe = (height % VIEW_BUILD_STRIPES as u64) as usize;
-            Some(self.view_builds[stripe].lock().await)
+            let one = ViewBuild::enter(&self.view_builds, height).await;
+            if let Some(v) = kept() {
+                return Ok(Some(v));
+            }
+            Some(one)
         };
-        if let Some(v) = kept() {
-            return Ok(Some(v));
-        }
         self.counts
             .anchor_views_built
             .fetch_add(1, Ordering::Relaxed);
@@ -1486,10 +1483,49 @@ fn tile_err(e: tiles::TileError) -> ProveError {
 const HEADER_CACHE: usize = 1 << 20;
 /// How many of the newest blocks [`Prover::preload`] reads.
 const PRELOAD_BLOCKS: u64 = 1024;
-/// See `Prover::view_builds`: builds of different blocks in one stripe wait
-/// for each other, so enough that a burst over many blocks is not
-/// serialised (the pool has fewer connections than this).
-const VIEW_BUILD_STRIPES: usize = 64;
+
+/// Per block, the lock of the request building its anchor view (entries
+/// exist only while some request holds or waits for one).
+type ViewBuilds = Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>;
+
+/// A request's turn to build block `height`'s anchor view: requests for
+/// the same block take turns, other blocks' do not wait. Dropped, it
+/// removes the block's entry unless another request holds a turn.
+struct ViewBuild<'a> {
+    builds: &'a ViewBuilds,
+    height: u64,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl<'a> ViewBuild<'a> {
+    async fn enter(builds: &'a ViewBuilds, height: u64) -> ViewBuild<'a> {
+        let lock = builds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(height)
+            .or_default()
+            .clone();
+        let _turn = lock.clone().lock_owned().await;
+        ViewBuild {
+            builds,
+            height,
+            lock,
+            _turn,
+        }
+    }
+}
+
+impl Drop for ViewBuild<'_> {
+    fn drop(&mut self) {
+        let mut m = self.builds.lock().unwrap_or_else(|p| p.into_inner());
+        // The map's reference, this one and the guard's: nobody else has
+        // the lock, and nobody can take it without the map's mutex.
+        if Arc::strong_count(&self.lock) == 3 {
+            m.remove(&self.height);
+        }
+    }
+}
 const BLOCK_TILE_CACHE: usize = 1 << 16;
 const LOG_TILE_CACHE: usize = 1 << 14;
 
@@ -1501,5 +1537,41 @@ pub fn bundle_checkpoint(cp: &StoredCheckpoint) -> BundleCheckpoint {
         origin: cp.origin.clone(),
         signed_note: cp.signed_note.clone(),
         timestamp_token: cp.timestamp_token.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn view_builds_take_turns_per_block_and_leave_no_entry() {
+        let builds = ViewBuilds::default();
+        let first = ViewBuild::enter(&builds, 7).await;
+        // Another block's build does not wait.
+        let other = tokio::time::timeout(Duration::from_secs(1), ViewBuild::enter(&builds, 8))
+            .await
+            .expect("another block's turn is free");
+        // The same block's waits for the first to end.
+        let second = ViewBuild::enter(&builds, 7);
+        tokio::pin!(second);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), &mut second)
+                .await
+                .is_err(),
+            "a second build of block 7 started while the first ran"
+        );
+        drop(first);
+        let second = tokio::time::timeout(Duration::from_secs(1), second)
+            .await
+            .expect("the second build of block 7 starts once the first ends");
+        // Block 7's entry stays while its second build runs; block 8's goes.
+        drop(other);
+        assert_eq!(
+            builds.lock().unwrap().keys().copied().collect::<Vec<_>>(),
+            [7]
+        );
+        drop(second);
+        assert!(builds.lock().unwrap().is_empty());
     }
 }
