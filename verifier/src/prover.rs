@@ -160,6 +160,8 @@ pub struct Counts {
     /// Anchor views built (each: the anchor covering a block, its
     /// checkpoint and receipts, the block's path in the block log).
     pub anchor_views_built: AtomicU64,
+    /// Bundles built (cache misses that went on to assemble one).
+    pub bundles_built: AtomicU64,
 }
 
 /// A cached bundle with the epochs it was built at.
@@ -234,8 +236,10 @@ pub struct Prover {
     /// Per block: the checkpoint its bundles end at and the receipts,
     /// while the epochs they were built at hold.
     anchor_views: RwLock<HashMap<u64, Arc<AnchorView>>>,
-    /// The blocks whose anchor view a request is building ([`ViewBuild`]).
-    view_builds: ViewBuilds,
+    /// The blocks whose anchor view a request is building ([`Turn`]).
+    view_builds: Turns<u64>,
+    /// The lookup keys whose bundle a request is building ([`Turn`]).
+    bundle_builds: Turns<Box<[u8]>>,
     /// Serialized bundles (`None`: caching off).
     bundles: Option<BundleCache>,
     /// The latest checkpoint and the anchors' heads, looked up at most once
@@ -304,7 +308,8 @@ impl Prover {
             upper_trees: RwLock::new(HashMap::new()),
             chunk_roots: RwLock::new(HashMap::new()),
             anchor_views: RwLock::new(HashMap::new()),
-            view_builds: ViewBuilds::default(),
+            view_builds: Turns::default(),
+            bundle_builds: Turns::default(),
             bundles: (c.bundle_cache_entries > 0 && c.bundle_cache_bytes > 0).then(|| {
                 BundleCache::with_weighter(c.bundle_cache_entries, c.bundle_cache_bytes, SlotWeight)
             }),
@@ -741,6 +746,14 @@ impl Prover {
         }
     }
 
+    /// The cached bundle of `key` if it still holds at `epochs`, without
+    /// counting a lookup (a request that waited for another's build).
+    fn kept_bundle(&self, key: &[u8], epochs: Epochs) -> Option<Arc<Served>> {
+        let slot = self.bundles.as_ref()?.get(key)?;
+        (slot.expires > Instant::now() && slot.epochs.still(epochs, slot.anchored))
+            .then(|| slot.served.clone())
+    }
+
     async fn lookup(
         &self,
         key: Vec<u8>,
@@ -755,6 +768,24 @@ impl Prover {
                 seq: row.entry.entry.seq,
             });
         }
+        // One build per key at a time when bundles are kept: concurrent
+        // requests for one entry (a link many open at once) wait for the
+        // first one's bundle. Requests for absent or unsealed entries
+        // never wait here.
+        let keeps = self.bundles.is_some()
+            && !self.anchor_view_ttl.is_zero()
+            && !self.anchored_ttl.is_zero()
+            && !self.pending_ttl.is_zero();
+        let _one = if keeps {
+            let one = Turn::take(&self.bundle_builds, key.clone().into_boxed_slice()).await;
+            if let Some(s) = self.kept_bundle(&key, now.epochs) {
+                return Ok(Lookup::Found(s));
+            }
+            Some(one)
+        } else {
+            None
+        };
+        self.counts.bundles_built.fetch_add(1, Ordering::Relaxed);
         let Some((bundle, epochs)) = self
             .bundle_at(&row.entry, row.level0.as_ref(), row.block, Some(now))
             .await?
@@ -1312,7 +1343,7 @@ impl Prover {
         let _one = if self.anchor_view_ttl.is_zero() {
             None
         } else {
-            let one = ViewBuild::enter(&self.view_builds, height).await;
+            let one = Turn::take(&self.view_builds, height).await;
             if let Some(v) = kept() {
                 return Ok(Some(v));
             }
@@ -1484,48 +1515,50 @@ const HEADER_CACHE: usize = 1 << 20;
 /// How many of the newest blocks [`Prover::preload`] reads.
 const PRELOAD_BLOCKS: u64 = 1024;
 
-/// Per block, the lock of the request building its anchor view (entries
-/// exist only while some request holds or waits for one).
-type ViewBuilds = Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>;
+/// Per key, the lock of the request doing some one-off work for it (entries
+/// exist only while some request holds or waits for one): the single
+/// flight of anchor views (per block) and bundles (per lookup key).
+type Turns<K> = Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>;
 
-/// A request's turn to build block `height`'s anchor view: requests for
-/// the same block take turns, other blocks' do not wait. Dropped, it
-/// removes the block's entry unless another request holds a turn.
-struct ViewBuild<'a> {
-    builds: &'a ViewBuilds,
-    height: u64,
+/// A request's turn at `key`'s work: requests for the same key take turns,
+/// other keys' do not wait. Dropped, it removes the key's entry unless
+/// another request holds or waits for a turn.
+struct Turn<'a, K: std::hash::Hash + Eq + Clone> {
+    turns: &'a Turns<K>,
+    key: K,
     lock: Arc<tokio::sync::Mutex<()>>,
-    _turn: tokio::sync::OwnedMutexGuard<()>,
+    _held: tokio::sync::OwnedMutexGuard<()>,
 }
 
-impl<'a> ViewBuild<'a> {
-    async fn enter(builds: &'a ViewBuilds, height: u64) -> ViewBuild<'a> {
-        let lock = builds
+impl<'a, K: std::hash::Hash + Eq + Clone> Turn<'a, K> {
+    async fn take(turns: &'a Turns<K>, key: K) -> Turn<'a, K> {
+        let lock = turns
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .entry(height)
+            .entry(key.clone())
             .or_default()
             .clone();
-        let _turn = lock.clone().lock_owned().await;
-        ViewBuild {
-            builds,
-            height,
+        let _held = lock.clone().lock_owned().await;
+        Turn {
+            turns,
+            key,
             lock,
-            _turn,
+            _held,
         }
     }
 }
 
-impl Drop for ViewBuild<'_> {
+impl<K: std::hash::Hash + Eq + Clone> Drop for Turn<'_, K> {
     fn drop(&mut self) {
-        let mut m = self.builds.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = self.turns.lock().unwrap_or_else(|p| p.into_inner());
         // The map's reference, this one and the guard's: nobody else has
         // the lock, and nobody can take it without the map's mutex.
         if Arc::strong_count(&self.lock) == 3 {
-            m.remove(&self.height);
+            m.remove(&self.key);
         }
     }
 }
+
 const BLOCK_TILE_CACHE: usize = 1 << 16;
 const LOG_TILE_CACHE: usize = 1 << 14;
 
@@ -1545,15 +1578,15 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn view_builds_take_turns_per_block_and_leave_no_entry() {
-        let builds = ViewBuilds::default();
-        let first = ViewBuild::enter(&builds, 7).await;
+    async fn turns_are_taken_per_key_and_leave_no_entry() {
+        let builds = Turns::<u64>::default();
+        let first = Turn::take(&builds, 7).await;
         // Another block's build does not wait.
-        let other = tokio::time::timeout(Duration::from_secs(1), ViewBuild::enter(&builds, 8))
+        let other = tokio::time::timeout(Duration::from_secs(1), Turn::take(&builds, 8))
             .await
             .expect("another block's turn is free");
         // The same block's waits for the first to end.
-        let second = ViewBuild::enter(&builds, 7);
+        let second = Turn::take(&builds, 7);
         tokio::pin!(second);
         assert!(
             tokio::time::timeout(Duration::from_millis(50), &mut second)

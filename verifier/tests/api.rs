@@ -1091,7 +1091,7 @@ async fn a_cached_pending_bundle_ends_at_a_newly_sealed_checkpoint() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_first_proofs_of_an_anchored_block_build_its_anchor_view_once() {
+async fn concurrent_first_proofs_of_an_anchored_block_build_its_anchor_view_and_bundles_once() {
     let e = env(no_cache()).await;
     e.ledger
         .record_anchor_receipt(&receipt("court-a", 2))
@@ -1111,6 +1111,11 @@ async fn concurrent_first_proofs_of_an_anchored_block_build_its_anchor_view_once
         .anchor_views_built
         .load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(built, 2, "one anchor view per block, not one per request");
+    let built = prover
+        .counts()
+        .bundles_built
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(built, 8, "one bundle per entry, not one per request");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
