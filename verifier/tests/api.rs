@@ -638,6 +638,29 @@ async fn tiled_env() -> Env {
     }
 }
 
+/// Run an independent tlog-tiles reader (`program [script] <prefix> <vkey>
+/// <args>…`): whether it succeeded, its stdout and its stderr.
+fn run_reader(
+    program: &std::path::Path,
+    script: Option<&std::path::Path>,
+    base: &str,
+    vkey: &str,
+    args: &[&str],
+) -> (bool, String, String) {
+    let out = std::process::Command::new(program)
+        .args(script)
+        .arg(base)
+        .arg(vkey)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// The Go tlog-tiles reader (tests/tlog_go), built once per test process
 /// with Debian's Go and golang.org/x/mod (scripts/test-peers installs
 /// both), in GOPATH mode: nothing is fetched.
@@ -758,34 +781,28 @@ async fn the_tlog_tiles_api_serves_the_block_log_to_a_client_written_from_the_sp
     );
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tlog_client.py");
     for entry in ["0", "255", "257", "299"] {
-        let out = std::process::Command::new(&py)
-            .arg(&script)
-            .arg(&e.base)
-            .arg(sealer().verifier().vkey())
-            .arg(entry)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        let (ok, stdout, stderr) = run_reader(
+            &py,
+            Some(&script),
+            &e.base,
+            &sealer().verifier().vkey(),
+            &[entry],
+        );
         assert!(
-            out.status.success() && stdout.starts_with("OK size=300 "),
-            "client: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
+            ok && stdout.starts_with("OK size=300 "),
+            "client: {stdout}{stderr}"
         );
     }
     // Another key's checkpoint is refused by the client.
     let other = NoteSigner::from_seed(ORIGIN, ALG_ED25519, &[7; 32]).unwrap();
-    let out = std::process::Command::new(&py)
-        .arg(&script)
-        .arg(&e.base)
-        .arg(other.verifier().vkey())
-        .arg("0")
-        .output()
-        .unwrap();
-    assert!(
-        !out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
+    let (ok, stdout, _) = run_reader(
+        &py,
+        Some(&script),
+        &e.base,
+        &other.verifier().vkey(),
+        &["0"],
     );
+    assert!(!ok, "{stdout}");
 
     // The Go project's own tlog code (golang.org/x/mod/sumdb/note and
     // tlog, tests/tlog_go): the note opened with the sealer's vkey, every
@@ -801,29 +818,19 @@ async fn the_tlog_tiles_api_serves_the_block_log_to_a_client_written_from_the_sp
         ("257", &["128", "298"][..]),
         ("300", &["257"][..]),
     ] {
-        let out = std::process::Command::new(&go)
-            .arg(&e.base)
-            .arg(sealer().verifier().vkey())
-            .arg(old)
-            .args(entries)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        let args: Vec<&str> = std::iter::once(old)
+            .chain(entries.iter().copied())
+            .collect();
+        let (ok, stdout, stderr) =
+            run_reader(&go, None, &e.base, &sealer().verifier().vkey(), &args);
         assert!(
-            out.status.success() && stdout.starts_with("OK size=300 "),
-            "Go client, old size {old}: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
+            ok && stdout.starts_with("OK size=300 "),
+            "Go client, old size {old}: {stdout}{stderr}"
         );
     }
-    let out = std::process::Command::new(&go)
-        .arg(&e.base)
-        .arg(other.verifier().vkey())
-        .arg("0")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (ok, stdout, _) = run_reader(&go, None, &e.base, &other.verifier().vkey(), &["0"]);
     assert!(
-        !out.status.success() && stdout.starts_with("FAIL checkpoint note"),
+        !ok && stdout.starts_with("FAIL checkpoint note"),
         "{stdout}"
     );
 
@@ -873,28 +880,26 @@ async fn the_tlog_tiles_api_serves_the_block_log_to_a_client_written_from_the_sp
         String::from_utf8_lossy(&body).contains("\n\u{2014} witness.example/w1 "),
         "the served note carries the cosignature"
     );
-    let out = std::process::Command::new(&go)
-        .arg(&e.base)
-        .arg(sealer().verifier().vkey())
-        .arg("299")
-        .arg("298")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (ok, stdout, _) = run_reader(
+        &go,
+        None,
+        &e.base,
+        &sealer().verifier().vkey(),
+        &["299", "298"],
+    );
     assert!(
-        out.status.success() && stdout.starts_with("OK size=300 "),
+        ok && stdout.starts_with("OK size=300 "),
         "Go client, cosigned note: {stdout}"
     );
-    let out = std::process::Command::new(&py)
-        .arg(&script)
-        .arg(&e.base)
-        .arg(sealer().verifier().vkey())
-        .arg("299")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (ok, stdout, _) = run_reader(
+        &py,
+        Some(&script),
+        &e.base,
+        &sealer().verifier().vkey(),
+        &["299"],
+    );
     assert!(
-        out.status.success() && stdout.starts_with("OK size=300 "),
+        ok && stdout.starts_with("OK size=300 "),
         "client, cosigned note: {stdout}"
     );
 }
