@@ -214,10 +214,19 @@ mod tests {
             }
             uncommented.push('\n');
         }
-        let err = toml::from_str::<Config>(&uncommented).err();
+        let uncommented = toml::from_str::<Config>(&uncommented);
         assert!(
-            err.is_none(),
-            "uncommented reference fails: {err:?}\n{uncommented}"
+            uncommented.is_ok(),
+            "uncommented reference fails: {:?}",
+            uncommented.err()
+        );
+        // The verifier's section documents its defaults: a default changed
+        // in the code is changed in the reference too (a tuning default an
+        // operator reads there and copies is the one they get).
+        assert_eq!(
+            format!("{:?}", uncommented.expect("parsed").verifier),
+            format!("{:?}", anchord_verifier::VerifierConfig::default()),
+            "anchord.example.toml's [verifier] values differ from VerifierConfig::default()"
         );
     }
 

@@ -370,7 +370,10 @@ async fn serve_timed(ledger: &Ledger, cache: bool) -> (String, Arc<Prover>, Arc<
         anchored_cache_ttl_s: 3600,
         pending_cache_ttl_s: if cache { 3600 } else { 0 },
         proof_batch_max: env_or("ANCHORD_BENCH_BATCH_MAX", 64) as usize,
-        proof_batches_in_flight: env_or("ANCHORD_BENCH_IN_FLIGHT", 4) as usize,
+        proof_batches_in_flight: env_or(
+            "ANCHORD_BENCH_IN_FLIGHT",
+            VerifierConfig::default().proof_batches_in_flight as u64,
+        ) as usize,
         ..VerifierConfig::default()
     };
     let keys = DeclaredKeys {
@@ -822,7 +825,10 @@ async fn run(wrk: &Path, nginx: &Path) {
         all as f64 / proofs.max(1) as f64,
         proofs as f64 / gathered.max(1) as f64,
         env_or("ANCHORD_BENCH_BATCH_MAX", 64),
-        env_or("ANCHORD_BENCH_IN_FLIGHT", 4),
+        env_or(
+            "ANCHORD_BENCH_IN_FLIGHT",
+            VerifierConfig::default().proof_batches_in_flight as u64
+        ),
     );
     let restart = median(&restart_runs);
     let disk_cold = median(&disk_runs);

@@ -48,7 +48,11 @@ pub struct VerifierConfig {
     /// answers them together (a lone request is sent at once).
     pub proof_batch_max: usize,
     /// Proof statements running at once (each on its own connection);
-    /// requests beyond them gather into the next statement.
+    /// requests beyond them gather into the next statement. Each running
+    /// statement keeps one PostgreSQL core busy: about the cores the
+    /// database can give cold proofs, not more (more statements make
+    /// smaller batches that contend for the same cores; docs/http-api.md,
+    /// "Cold lookups share statements", has the measurements).
     pub proof_batches_in_flight: usize,
     /// CJK font (TTF/OTF/TTC) for certificates, subsetted into each PDF.
     pub cjk_font: std::path::PathBuf,
@@ -70,7 +74,7 @@ impl Default for VerifierConfig {
             pending_cache_ttl_s: 2,
             anchor_view_ttl_ms: 1000,
             proof_batch_max: 64,
-            proof_batches_in_flight: 4,
+            proof_batches_in_flight: 2,
             cjk_font: crate::certificate::DEFAULT_FONT.into(),
         }
     }
