@@ -126,6 +126,14 @@ async fn services_sqlite_broker_runs_from_any_directory_keeps_messages_and_stops
                 .is_ok_and(|st| st.split_whitespace().nth(2) == Some("Z")),
         "the broker (pid {pid}) still runs after down"
     );
+    // Its port is free too: the process shows as a zombie while its last
+    // threads still hold the listening socket, and an `up` started then
+    // found the port taken (or the new broker died with AddrInUse).
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", s.kafka_port)).is_err(),
+        "the broker's port {} still accepts connections after down",
+        s.kafka_port
+    );
 
     s.run(&["up", "kafka"]).unwrap();
     let got = read_all(&brokers, "fault6").await;
