@@ -17,7 +17,10 @@
 //!    payload; where the writer's time went per batch (`ingest::profile`);
 //!    and CPU time per entry, of PostgreSQL's backends in the raw COPY and
 //!    in ingest and of this process during ingest (from `/proc`: on a shared
-//!    machine rates move with the other load, CPU per entry much less).
+//!    machine rates move with the other load, CPU per entry much less), and
+//!    the share of each phase PostgreSQL's backends spent waiting for a
+//!    core (`/proc/<pid>/schedstat`: what the broker and this process took
+//!    from PostgreSQL; raw COPY has the machine to itself).
 //!
 //! Environment: BENCH_N (1000000), BENCH_PARTITIONS (16), BENCH_BATCH (10000).
 #![allow(clippy::unwrap_used)] // test and bench code: a failed unwrap is a failed run
@@ -110,7 +113,7 @@ async fn bench() {
 
     // 3. Raw COPY.
     let (copy_db, _) = TestDb::migrated().await;
-    let (copy_time, payload_bytes, copy_pg_cpu) =
+    let (copy_time, payload_bytes, copy_pg) =
         raw_copy(&copy_db, &run_id, &tenants, &topic, parts, n, batch).await;
     let copy_rate = n as f64 / copy_time.as_secs_f64();
     println!(
@@ -136,7 +139,8 @@ async fn bench() {
     let accepted0 = metrics::ACCEPTED.get();
     let profile0 = anchord_ingest::profile::snapshot();
     let token = tokio_util::sync::CancellationToken::new();
-    let pg_before = backend_cpu(&ingest_db).await;
+    let pg_before = backend_usage(&ingest_db).await;
+    let pg_window = Instant::now();
     let own_before = proc_cpu(std::process::id());
     let handle = tokio::spawn(anchord_ingest::run(
         config,
@@ -168,7 +172,8 @@ async fn bench() {
         tokio::time::sleep(Duration::from_millis(1)).await;
     };
     let first = first.expect("something was consumed");
-    let ingest_pg_cpu = cpu_delta(&pg_before, &backend_cpu(&ingest_db).await);
+    let ingest_pg = usage_delta(&pg_before, &backend_usage(&ingest_db).await);
+    let pg_window = pg_window.elapsed();
     let own_cpu = proc_cpu(std::process::id())
         .zip(own_before)
         .map(|(a, b)| a - b);
@@ -188,11 +193,27 @@ async fn bench() {
     // CPU time per entry: unlike rates, barely moved by other processes on
     // the machine (contention adds waiting, not work).
     let us = |cpu: Option<f64>| cpu.map_or(f64::NAN, |c| c * 1e6 / n as f64);
-    let (pg_copy_us, pg_ingest_us, client_us) = (us(copy_pg_cpu), us(ingest_pg_cpu), us(own_cpu));
+    let (pg_copy_us, pg_ingest_us, client_us) = (
+        us(copy_pg.map(|u| u.cpu)),
+        us(ingest_pg.map(|u| u.cpu)),
+        us(own_cpu),
+    );
     println!(
         "CPU per entry: PostgreSQL {pg_copy_us:.1} µs in raw COPY, {pg_ingest_us:.1} µs in ingest ({:.2}x); \
          the ingest process (consumer, decoding, writer) {client_us:.1} µs",
         pg_ingest_us / pg_copy_us
+    );
+    // Time PostgreSQL's backends were ready to run but waited for a core
+    // (the run queue), as a share of each phase: what the other processes
+    // on the machine (the broker, the consumer, the writer's client side)
+    // took from it. Raw COPY has the machine to itself.
+    let pct = |u: Option<Usage>, over: Duration| {
+        u.map_or(f64::NAN, |u| 100.0 * u.wait / over.as_secs_f64())
+    };
+    let (wait_copy_pct, wait_ingest_pct) = (pct(copy_pg, copy_time), pct(ingest_pg, pg_window));
+    println!(
+        "PostgreSQL's backends waited for a core {wait_copy_pct:.1}% of raw COPY's time, \
+         {wait_ingest_pct:.1}% of ingest's (the run queue, /proc/<pid>/schedstat)"
     );
     println!(
         "ratio ingest / raw COPY       {:.2}",
@@ -217,7 +238,8 @@ async fn bench() {
         "RESULT n={n} partitions={parts} batch={batch} ingest_per_s={ingest_rate:.0} copy_per_s={copy_rate:.0} \
          consumer_per_s={consumer_rate:.0} ratio_copy={:.3} ratio_consumer={:.3} bytes_per_entry={per_entry:.1} \
          payload_bytes={payload_bytes:.1} pg_cpu_copy_us={pg_copy_us:.1} pg_cpu_ingest_us={pg_ingest_us:.1} \
-         client_cpu_us={client_us:.1}",
+         client_cpu_us={client_us:.1} pg_wait_copy_pct={wait_copy_pct:.1} \
+         pg_wait_ingest_pct={wait_ingest_pct:.1}",
         ingest_rate / copy_rate,
         ingest_rate / consumer_rate,
     );
@@ -319,7 +341,7 @@ async fn raw_copy(
     parts: i32,
     n: usize,
     batch: usize,
-) -> (Duration, f64, Option<f64>) {
+) -> (Duration, f64, Option<Usage>) {
     // Untimed: the rows, exactly as ingest would write them.
     let rules = Rules {
         tenants: tenants.iter().cloned().collect(),
@@ -435,7 +457,7 @@ async fn raw_copy(
         })
         .collect();
     let mut client = db.client().await;
-    let pg_before = backend_cpu(db).await;
+    let pg_before = backend_usage(db).await;
     let started = Instant::now();
     for (chunk, order) in rows.chunks(batch).zip(&by_identity) {
         let tx = client.transaction().await.unwrap();
@@ -470,8 +492,8 @@ async fn raw_copy(
         tx.commit().await.unwrap();
     }
     let elapsed = started.elapsed();
-    let pg_cpu = cpu_delta(&pg_before, &backend_cpu(db).await);
-    (elapsed, payload_total as f64 / n as f64, pg_cpu)
+    let pg = usage_delta(&pg_before, &backend_usage(db).await);
+    (elapsed, payload_total as f64 / n as f64, pg)
 }
 
 /// CPU time (user + system, seconds) of a local process, from
@@ -495,9 +517,26 @@ fn proc_cpu(pid: u32) -> Option<f64> {
     Some((utime + stime) / *TICKS)
 }
 
-/// CPU time of every server process connected to the database (PostgreSQL
-/// on this machine), by pid, except the asking connection's.
-async fn backend_cpu(db: &TestDb) -> Option<std::collections::HashMap<u32, f64>> {
+/// What a process spent, seconds: CPU time, and time it was ready to run
+/// but waited for a core.
+#[derive(Clone, Copy, Default)]
+struct Usage {
+    cpu: f64,
+    wait: f64,
+}
+
+/// Time a local process waited on a run queue, seconds (the second field of
+/// `/proc/<pid>/schedstat`); None where that cannot be read.
+fn proc_wait(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
+    let ns: f64 = s.split_whitespace().nth(1)?.parse().ok()?;
+    Some(ns / 1e9)
+}
+
+/// CPU and run-queue time of every server process connected to the
+/// database (PostgreSQL on this machine), by pid, except the asking
+/// connection's.
+async fn backend_usage(db: &TestDb) -> Option<std::collections::HashMap<u32, Usage>> {
     let c = db.client().await;
     let rows = c
         .query(
@@ -510,22 +549,31 @@ async fn backend_cpu(db: &TestDb) -> Option<std::collections::HashMap<u32, f64>>
     rows.iter()
         .map(|r| {
             let pid = r.get::<_, i32>(0) as u32;
-            proc_cpu(pid).map(|cpu| (pid, cpu))
+            Some((
+                pid,
+                Usage {
+                    cpu: proc_cpu(pid)?,
+                    wait: proc_wait(pid)?,
+                },
+            ))
         })
         .collect()
 }
 
-fn cpu_delta(
-    before: &Option<std::collections::HashMap<u32, f64>>,
-    after: &Option<std::collections::HashMap<u32, f64>>,
-) -> Option<f64> {
+/// What the processes in `after` spent since `before` (a process absent
+/// from `before` started since: all of its time counts).
+fn usage_delta(
+    before: &Option<std::collections::HashMap<u32, Usage>>,
+    after: &Option<std::collections::HashMap<u32, Usage>>,
+) -> Option<Usage> {
     let (before, after) = (before.as_ref()?, after.as_ref()?);
-    Some(
-        after
-            .iter()
-            .map(|(pid, cpu)| cpu - before.get(pid).copied().unwrap_or(0.0))
-            .sum(),
-    )
+    Some(after.iter().fold(Usage::default(), |sum, (pid, u)| {
+        let b = before.get(pid).copied().unwrap_or_default();
+        Usage {
+            cpu: sum.cpu + u.cpu - b.cpu,
+            wait: sum.wait + u.wait - b.wait,
+        }
+    }))
 }
 
 /// On-disk size of the ledger's evidence (heap, TOAST and every index of
