@@ -172,6 +172,14 @@ struct CacheSlot {
     expires: Instant,
 }
 
+impl CacheSlot {
+    /// Whether the bundle may still be served at `epochs`: before its
+    /// backstop, with nothing it shows changed since it was built.
+    fn holds_at(&self, epochs: Epochs) -> bool {
+        self.expires > Instant::now() && self.epochs.still(epochs, self.anchored)
+    }
+}
+
 /// Weighs a cached bundle: its JSON twice (the parsed [`Bundle`] is kept
 /// beside it) plus its key and bookkeeping.
 #[derive(Clone)]
@@ -737,7 +745,7 @@ impl Prover {
                 }
             },
         };
-        if slot.expires > Instant::now() && slot.epochs.still(epochs, slot.anchored) {
+        if slot.holds_at(epochs) {
             self.looked_up(Cached::Hit);
             Some(slot.served.clone())
         } else {
@@ -750,8 +758,7 @@ impl Prover {
     /// counting a lookup (a request that waited for another's build).
     fn kept_bundle(&self, key: &[u8], epochs: Epochs) -> Option<Arc<Served>> {
         let slot = self.bundles.as_ref()?.get(key)?;
-        (slot.expires > Instant::now() && slot.epochs.still(epochs, slot.anchored))
-            .then(|| slot.served.clone())
+        slot.holds_at(epochs).then(|| slot.served.clone())
     }
 
     async fn lookup(

@@ -1095,14 +1095,21 @@ async fn a_cached_pending_bundle_ends_at_a_newly_sealed_checkpoint() {
     assert_eq!(cp.lines().nth(1), Some("4"), "{cp}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_first_proofs_of_an_anchored_block_build_its_anchor_view_and_bundles_once() {
+/// A ledger whose checkpoint 2 (blocks 0 and 1) is anchored at
+/// `court-a`, served by a prover that caches bundles and anchor views.
+async fn anchored_caching_prover() -> (Env, String, Arc<Prover>) {
     let e = env(no_cache()).await;
     e.ledger
         .record_anchor_receipt(&receipt("court-a", 2))
         .await
         .unwrap();
     let (base, prover) = serve_prover(&e.ledger, caching()).await;
+    (e, base, prover)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_proofs_of_an_anchored_block_build_its_anchor_view_and_bundles_once() {
+    let (e, base, prover) = anchored_caching_prover().await;
     // Every entry of blocks 0 and 1 (anchored by checkpoint 2), each asked
     // three times, all at once: a court checking a whole old contract.
     let asked = (0..8).flat_map(|i| [i, i, i]);
@@ -1125,12 +1132,7 @@ async fn concurrent_first_proofs_of_an_anchored_block_build_its_anchor_view_and_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cached_anchored_bundle_shows_a_new_target_and_drops_a_lost_anchor() {
-    let e = env(no_cache()).await;
-    e.ledger
-        .record_anchor_receipt(&receipt("court-a", 2))
-        .await
-        .unwrap();
-    let (base, prover) = serve_prover(&e.ledger, caching()).await;
+    let (e, base, prover) = anchored_caching_prover().await;
     let (b, _) = fetch(&e.http, &base, 1).await;
     assert_eq!(b.anchor.status, AnchorState::Anchored);
     assert_eq!(b.checkpoint.size, 2);
