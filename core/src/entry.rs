@@ -185,35 +185,23 @@ impl Entry {
 
     /// The canonical encoding (version 1). The entry must be valid.
     pub fn encode(&self) -> Vec<u8> {
-        let meta = self.metadata.as_deref().unwrap_or("");
-        let mut out = Vec::with_capacity(
-            ENTRY_MAGIC.len()
-                + 1
-                + 8
-                + 8
-                + 2
-                + self.evidence_hash.len()
-                + 2
-                + 2
-                + 4
-                + self.tenant.len()
-                + self.external_id.len()
-                + meta.len(),
-        );
-        out.extend_from_slice(ENTRY_MAGIC);
-        out.push(ENTRY_VERSION);
-        out.extend_from_slice(&self.seq.to_be_bytes());
-        out.extend_from_slice(&self.received_at_us.to_be_bytes());
-        out.push(self.hash_alg.id());
-        out.push(self.evidence_hash.len() as u8);
-        out.extend_from_slice(&self.evidence_hash);
-        out.extend_from_slice(&(self.tenant.len() as u16).to_be_bytes());
-        out.extend_from_slice(self.tenant.as_bytes());
-        out.extend_from_slice(&(self.external_id.len() as u16).to_be_bytes());
-        out.extend_from_slice(self.external_id.as_bytes());
-        out.extend_from_slice(&(meta.len() as u32).to_be_bytes());
-        out.extend_from_slice(meta.as_bytes());
+        let entry = self.borrowed();
+        let mut out = Vec::with_capacity(entry.encoded_len());
+        entry.encode_into(&mut out);
         out
+    }
+
+    /// The entry's fields borrowed (see [`EntryRef`]).
+    pub fn borrowed(&self) -> EntryRef<'_> {
+        EntryRef {
+            seq: self.seq,
+            received_at_us: self.received_at_us,
+            tenant: &self.tenant,
+            external_id: &self.external_id,
+            hash_alg: self.hash_alg,
+            evidence_hash: &self.evidence_hash,
+            metadata: self.metadata.as_deref(),
+        }
     }
 
     /// Parse a canonical encoding; rejects any other byte string.
@@ -284,6 +272,80 @@ impl Entry {
             });
         }
         Ok(recomputed)
+    }
+}
+
+/// An [`Entry`]'s fields borrowed from wherever they are kept: the ledger's
+/// writer encodes and hashes the rows it plans straight from the batch's
+/// messages, without copying four strings per row into an `Entry` first.
+/// The one definition of the encoding: [`Entry::encode`] calls this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    pub seq: u64,
+    pub received_at_us: i64,
+    pub tenant: &'a str,
+    pub external_id: &'a str,
+    pub hash_alg: EvidenceAlg,
+    pub evidence_hash: &'a [u8],
+    pub metadata: Option<&'a str>,
+}
+
+impl EntryRef<'_> {
+    /// The length of the canonical encoding.
+    pub fn encoded_len(&self) -> usize {
+        ENTRY_MAGIC.len()
+            + 1
+            + 8
+            + 8
+            + 2
+            + self.evidence_hash.len()
+            + 2
+            + 2
+            + 4
+            + self.tenant.len()
+            + self.external_id.len()
+            + self.metadata.map_or(0, str::len)
+    }
+
+    /// Append the canonical encoding (version 1) to `out`. The entry must be
+    /// valid.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let meta = self.metadata.unwrap_or("");
+        out.reserve(self.encoded_len());
+        out.extend_from_slice(ENTRY_MAGIC);
+        out.push(ENTRY_VERSION);
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        out.extend_from_slice(&self.received_at_us.to_be_bytes());
+        out.push(self.hash_alg.id());
+        out.push(self.evidence_hash.len() as u8);
+        out.extend_from_slice(self.evidence_hash);
+        out.extend_from_slice(&(self.tenant.len() as u16).to_be_bytes());
+        out.extend_from_slice(self.tenant.as_bytes());
+        out.extend_from_slice(&(self.external_id.len() as u16).to_be_bytes());
+        out.extend_from_slice(self.external_id.as_bytes());
+        out.extend_from_slice(&(meta.len() as u32).to_be_bytes());
+        out.extend_from_slice(meta.as_bytes());
+    }
+
+    /// The RFC 6962 leaf hash, the encoding written into `scratch` (cleared
+    /// first; kept by the caller so that a batch of rows allocates once).
+    pub fn leaf_hash_with(&self, suite: HashSuite, scratch: &mut Vec<u8>) -> Digest32 {
+        scratch.clear();
+        self.encode_into(scratch);
+        suite.leaf_hash(scratch)
+    }
+
+    /// An owned copy.
+    pub fn to_entry(&self) -> Entry {
+        Entry {
+            seq: self.seq,
+            received_at_us: self.received_at_us,
+            tenant: self.tenant.to_owned(),
+            external_id: self.external_id.to_owned(),
+            hash_alg: self.hash_alg,
+            evidence_hash: self.evidence_hash.to_vec(),
+            metadata: self.metadata.map(str::to_owned),
+        }
     }
 }
 

@@ -48,5 +48,5 @@ pub mod time;
 pub mod vectors;
 pub mod witness;
 
-pub use entry::{Entry, EntryError, EvidenceAlg};
+pub use entry::{Entry, EntryError, EntryRef, EvidenceAlg};
 pub use suite::{Digest32, HashSuite};

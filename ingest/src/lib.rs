@@ -445,6 +445,9 @@ async fn commit_batch(
     let mut duplicate = 0u64;
     let mut conflicts = 0u64;
     let mut seqs: Option<(u64, u64)> = None;
+    // Observed into a local copy and added to the shared histogram once:
+    // this runs between two transactions, with PostgreSQL waiting.
+    let time_to_sequenced = metrics::TIME_TO_SEQUENCED.local();
     for (k, i) in out.items.iter().enumerate() {
         match i {
             ItemOutcome::Accepted { seq } => {
@@ -452,8 +455,7 @@ async fn commit_batch(
                 seqs = Some(seqs.map_or((*seq, *seq), |(a, b)| (a.min(*seq), b.max(*seq))));
                 // `items` follows `entries`; `produced_at` is the producer's clock.
                 if let Some(produced) = produced_at_ms.get(k) {
-                    metrics::TIME_TO_SEQUENCED
-                        .observe((committed_ms - produced).max(0) as f64 / 1e3);
+                    time_to_sequenced.observe((committed_ms - produced).max(0) as f64 / 1e3);
                 }
             }
             ItemOutcome::Duplicate { .. } => duplicate += 1,
@@ -467,6 +469,7 @@ async fn commit_batch(
             ItemOutcome::AlreadyCommitted => {}
         }
     }
+    time_to_sequenced.flush();
     let (first_seq, last_seq) = seqs.unzip();
     tracing::debug!(
         first_seq,

@@ -2,7 +2,8 @@
 //! (tenant, external id), consumer positions and dead letters in the same
 //! transaction as the rows they cover.
 
-use std::collections::HashMap;
+// foldhash, not SipHash: see the workspace manifest.
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -247,7 +248,7 @@ impl PreparedAppend {
                 .planned
                 .rows
                 .iter()
-                .map(|r| (r.identity, (r.entry.seq, r.index)))
+                .map(|r| (r.identity, (r.seq, r.index)))
                 .collect(),
         };
         // The next batch looks its identities up afresh (this batch's are
@@ -763,7 +764,7 @@ fn planned(
         let mut ev = CopyBuffer::new();
         let mut id = CopyBuffer::new();
         for row in &plan.rows {
-            let entry = &row.entry;
+            let entry = row.entry(batch);
             let src = batch.entries[row.index].source.as_ref();
             ev.row(12);
             ev.i64(entry.seq as i64);
@@ -787,9 +788,9 @@ fn planned(
             ev.i16(1);
             ev.bytes(entry.tenant.as_bytes());
             ev.bytes(entry.external_id.as_bytes());
-            ev.bytes(&entry.evidence_hash);
+            ev.bytes(entry.evidence_hash);
             ev.bytes(&row.leaf);
-            ev.opt_bytes(entry.metadata.as_deref().map(str::as_bytes));
+            ev.opt_bytes(entry.metadata.map(str::as_bytes));
         }
         // Identities in key order: the primary key's inserts then walk its
         // leaf pages in order instead of at random (measured: about a quarter
@@ -798,7 +799,7 @@ fn planned(
         order.sort_unstable_by_key(|r| r.identity);
         for row in order {
             id.row(2);
-            id.i64(row.entry.seq as i64);
+            id.i64(row.seq as i64);
             id.bytes(&row.identity);
         }
         (Some(ev.finish()), Some(id.finish()))

@@ -8,7 +8,8 @@
 //! identities its filter (filters.rs) may hold, every other partition for
 //! all of them.
 
-use std::collections::HashMap;
+// foldhash, not SipHash: see the workspace manifest.
+use foldhash::{HashMap, HashMapExt};
 
 use anchord_core::Digest32;
 use deadpool_postgres::GenericClient;

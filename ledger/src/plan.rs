@@ -16,12 +16,13 @@
 //! - everything else is `Accepted` with the next sequence number, in batch
 //!   order, gap-free from the head.
 
-use std::collections::HashMap;
+// foldhash, not SipHash: see the workspace manifest.
+use foldhash::{HashMap, HashMapExt};
 
 use anchord_core::entry::identity_key;
-use anchord_core::{Digest32, Entry};
+use anchord_core::{Digest32, EntryRef};
 
-use crate::batch::{AppendBatch, ItemOutcome, Source};
+use crate::batch::{AppendBatch, ItemOutcome, NewEntry, Source};
 
 /// An entry already in the ledger, as far as classifying matters.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,14 +79,36 @@ impl<'s> Cover<'s> {
     }
 }
 
-/// A row to write to `evidence`.
+/// A row to write to `evidence`: the batch's entry `index` with its
+/// sequence number (the entry's fields stay in the batch; [`NewRow::entry`]
+/// borrows them).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewRow {
     /// Index of the input in `batch.entries`.
     pub index: usize,
     pub identity: Digest32,
-    pub entry: Entry,
+    pub seq: u64,
     pub leaf: Digest32,
+}
+
+impl NewRow {
+    /// The ledger entry this row writes, borrowed from `batch` (the batch
+    /// it was planned from).
+    pub fn entry<'a>(&self, batch: &'a AppendBatch) -> EntryRef<'a> {
+        entry_ref(batch, &batch.entries[self.index], self.seq)
+    }
+}
+
+fn entry_ref<'a>(batch: &AppendBatch, e: &'a NewEntry, seq: u64) -> EntryRef<'a> {
+    EntryRef {
+        seq,
+        received_at_us: batch.received_at_us,
+        tenant: &e.tenant,
+        external_id: &e.external_id,
+        hash_alg: e.hash_alg,
+        evidence_hash: &e.evidence_hash,
+        metadata: e.metadata.as_deref(),
+    }
 }
 
 /// A row to write to `dead_letters`.
@@ -102,7 +125,7 @@ pub struct PlannedDeadLetter<'a> {
 pub struct Plan<'a> {
     /// One outcome per entry, in the batch's order.
     pub items: Vec<ItemOutcome>,
-    /// New entries, in sequence order (`rows[k].entry.seq == head + k`).
+    /// New entries, in sequence order (`rows[k].seq == head + k`).
     pub rows: Vec<NewRow>,
     /// The head after the batch.
     pub next_seq: u64,
@@ -140,6 +163,8 @@ pub fn plan_with_ids<'a>(
     let mut rows: Vec<NewRow> = Vec::with_capacity(batch.entries.len());
     // Identity → (seq, index) of the entry accepted earlier in this batch.
     let mut in_batch: HashMap<Digest32, (u64, usize)> = HashMap::with_capacity(batch.entries.len());
+    // Each row's encoding, for its leaf hash (one buffer for the batch).
+    let mut scratch = Vec::new();
     for (i, e) in batch.entries.iter().enumerate() {
         if cover.covers(e.source.as_ref()) {
             items.push(ItemOutcome::AlreadyCommitted);
@@ -160,22 +185,13 @@ pub fn plan_with_ids<'a>(
                 items.push(ItemOutcome::Conflict { existing_seq: seq });
             }
             None => {
-                let entry = Entry {
-                    seq: next,
-                    received_at_us: batch.received_at_us,
-                    tenant: e.tenant.clone(),
-                    external_id: e.external_id.clone(),
-                    hash_alg: e.hash_alg,
-                    evidence_hash: e.evidence_hash.clone(),
-                    metadata: e.metadata.clone(),
-                };
-                let leaf = entry.leaf_hash(batch.suite);
+                let leaf = entry_ref(batch, e, next).leaf_hash_with(batch.suite, &mut scratch);
                 items.push(ItemOutcome::Accepted { seq: next });
                 in_batch.insert(id, (next, i));
                 rows.push(NewRow {
                     index: i,
                     identity: id,
-                    entry,
+                    seq: next,
                     leaf,
                 });
                 next += 1;
@@ -249,17 +265,23 @@ pub fn prediction_holds(
     predicted: &LedgerState,
     actual: &LedgerState,
 ) -> bool {
-    let (p, a) = (Cover::new(predicted), Cover::new(actual));
-    let same_cover = |s: Option<&Source>| p.covers(s) == a.covers(s);
-    predicted.next_seq == actual.next_seq
-        && batch.entries.iter().all(|e| same_cover(e.source.as_ref()))
-        && batch
-            .rejections
+    // This runs under the head lock, with PostgreSQL waiting: equal maps
+    // (the rule when the prediction holds) answer for every source and
+    // identity at once, without a lookup per entry.
+    let same_sources = predicted.positions == actual.positions || {
+        let (p, a) = (Cover::new(predicted), Cover::new(actual));
+        let same_cover = |s: Option<&Source>| p.covers(s) == a.covers(s);
+        batch.entries.iter().all(|e| same_cover(e.source.as_ref()))
+            && batch
+                .rejections
+                .iter()
+                .all(|r| same_cover(r.source.as_ref()))
+    };
+    let same_identities = predicted.existing == actual.existing
+        || ids
             .iter()
-            .all(|r| same_cover(r.source.as_ref()))
-        && ids
-            .iter()
-            .all(|id| predicted.existing.get(id) == actual.existing.get(id))
+            .all(|id| predicted.existing.get(id) == actual.existing.get(id));
+    predicted.next_seq == actual.next_seq && same_sources && same_identities
 }
 
 /// The state the ledger will hold once `batch`, planned against `state` into
@@ -269,12 +291,13 @@ pub fn predict_after(state: &LedgerState, batch: &AppendBatch, rows: &[NewRow]) 
     let mut s = predict_head_after(state, batch, rows);
     s.existing = state.existing.clone();
     for r in rows {
+        let e = &batch.entries[r.index];
         s.existing.insert(
             r.identity,
             StoredIdentity {
-                seq: r.entry.seq,
-                hash_alg: r.entry.hash_alg.id() as i16,
-                evidence_hash: r.entry.evidence_hash.clone(),
+                seq: r.seq,
+                hash_alg: e.hash_alg.id() as i16,
+                evidence_hash: e.evidence_hash.clone(),
             },
         );
     }
@@ -300,7 +323,7 @@ pub fn predict_head_after(
         *n = (*n).max(pos.next_offset);
     }
     LedgerState {
-        next_seq: rows.last().map_or(state.next_seq, |r| r.entry.seq + 1),
+        next_seq: rows.last().map_or(state.next_seq, |r| r.seq + 1),
         positions,
         existing: HashMap::new(),
     }
@@ -367,12 +390,13 @@ mod tests {
         let mut s = state.clone();
         s.next_seq = p.next_seq;
         for r in &p.rows {
+            let e = &batch.entries[r.index];
             s.existing.insert(
                 r.identity,
                 StoredIdentity {
-                    seq: r.entry.seq,
-                    hash_alg: r.entry.hash_alg.id() as i16,
-                    evidence_hash: r.entry.evidence_hash.clone(),
+                    seq: r.seq,
+                    hash_alg: e.hash_alg.id() as i16,
+                    evidence_hash: e.evidence_hash.clone(),
                 },
             );
         }
@@ -437,9 +461,20 @@ mod tests {
         );
         assert_eq!(p.next_seq, 12);
         assert_eq!(p.rows.len(), 2);
-        assert_eq!(p.rows[0].entry.seq, 10);
+        assert_eq!(p.rows[0].seq, 10);
         assert_eq!(p.rows[0].index, 1);
-        assert_eq!(p.rows[0].leaf, p.rows[0].entry.leaf_hash(HashSuite::Sha256));
+        // The borrowed encoding's leaf is the owned entry's.
+        let owned = anchord_core::Entry {
+            seq: 10,
+            received_at_us: b.received_at_us,
+            tenant: "t".into(),
+            external_id: "a".into(),
+            hash_alg: EvidenceAlg::Sha256,
+            evidence_hash: vec![1; 32],
+            metadata: None,
+        };
+        assert_eq!(p.rows[0].entry(&b).to_entry(), owned);
+        assert_eq!(p.rows[0].leaf, owned.leaf_hash(HashSuite::Sha256));
         assert_eq!(p.rejections_skipped, 1);
         let reasons: Vec<&str> = p.dead_letters.iter().map(|d| d.reason).collect();
         assert_eq!(reasons, ["conflict", "conflict"]);
@@ -530,12 +565,19 @@ mod tests {
             prop_assert_eq!(&accepted, &want);
             prop_assert_eq!(p.rows.len(), accepted.len());
             for (k, r) in p.rows.iter().enumerate() {
-                prop_assert_eq!(r.entry.seq, state.next_seq + k as u64);
-                prop_assert_eq!(p.items[r.index], ItemOutcome::Accepted { seq: r.entry.seq });
-                prop_assert_eq!(r.leaf, r.entry.leaf_hash(b.suite));
-                prop_assert_eq!(r.identity, identity_key(&r.entry.tenant, &r.entry.external_id));
-                prop_assert_eq!(r.entry.received_at_us, b.received_at_us);
-                prop_assert_eq!(&r.entry.evidence_hash, &b.entries[r.index].evidence_hash);
+                prop_assert_eq!(r.seq, state.next_seq + k as u64);
+                prop_assert_eq!(p.items[r.index], ItemOutcome::Accepted { seq: r.seq });
+                // The row's entry, copied out of the batch: its owned
+                // encoding's leaf is the one planned.
+                let entry = r.entry(&b).to_entry();
+                let input = &b.entries[r.index];
+                prop_assert_eq!(r.leaf, entry.leaf_hash(b.suite));
+                prop_assert_eq!(r.identity, identity_key(&entry.tenant, &entry.external_id));
+                prop_assert_eq!(entry.received_at_us, b.received_at_us);
+                prop_assert_eq!((&entry.tenant, &entry.external_id), (&input.tenant, &input.external_id));
+                prop_assert_eq!(&entry.evidence_hash, &input.evidence_hash);
+                prop_assert_eq!(&entry.metadata, &input.metadata);
+                prop_assert_eq!(entry.hash_alg, input.hash_alg);
             }
             // No stored identity is written again, and none twice.
             let mut seen = std::collections::HashSet::new();
