@@ -258,9 +258,10 @@ fn print_profile(before: &[(&'static str, u64)]) {
     let prepared = delta("PREPARED_BATCHES").max(1);
     let committed = delta("COMMITTED_BATCHES").max(1);
     println!(
-        "writer, mean per batch ({} prepared, {} with the identity lookup; {committed} committed; misses: state {}, identity_taken {}):",
+        "writer, mean per batch ({} prepared, {} with the identity lookup; {committed} committed, {} begun with the previous commit; misses: state {}, identity_taken {}):",
         delta("PREPARED_BATCHES"),
         delta("LOOKED_UP_BATCHES"),
+        delta("CHAINED_BATCHES"),
         metrics::PREDICTION_MISSES
             .with_label_values(&["state"])
             .get(),

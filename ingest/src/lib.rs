@@ -36,7 +36,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anchord_core::HashSuite;
 use anchord_core::time::unix_micros;
-use anchord_ledger::{AppendBatch, AppendHint, ItemOutcome, Ledger, LedgerError, PreparedAppend};
+use anchord_ledger::{
+    AppendBatch, AppendHint, HeldHead, ItemOutcome, Ledger, LedgerError, PreparedAppend,
+};
 use backoff::backoff::Backoff as _;
 use rdkafka::ClientConfig;
 use rdkafka::config::FromClientConfigAndContext;
@@ -391,32 +393,56 @@ async fn prepare_loop(
     }
 }
 
+/// Commits the staged batches in order. When the next batch is already
+/// staged as one is about to commit, its transaction begins (and takes the
+/// head lock) in the same round trip as that `COMMIT`
+/// ([`anchord_ledger::Ledger::commit_prepared_chained`]): PostgreSQL then
+/// goes from one batch's commit to the next one's rows without waiting for
+/// the writer to wake up twice. If what was staged is a barrier, or the
+/// stage closes, the held transaction is released before anything else, so
+/// the head lock is never held while the writer waits.
 async fn commit_loop(
     mut stage_rx: mpsc::Receiver<Stage>,
     deps: &WriterDeps,
     missed: &AtomicBool,
 ) -> Result<(), IngestError> {
+    let mut held: Option<HeldHead> = None;
     loop {
         let waiting = Instant::now();
-        let Some(stage) = stage_rx.recv().await else {
-            break;
-        };
+        let stage = stage_rx.recv().await;
         profile::add(&profile::COMMIT_IDLE, waiting.elapsed());
         match stage {
-            Stage::Barrier(ack) => {
-                let _ = ack.send(());
+            Some(Stage::Batch(s)) => {
+                let ready = || !stage_rx.is_empty();
+                held = commit_batch(deps, *s, missed, held.take(), &ready).await?;
             }
-            Stage::Batch(s) => commit_batch(deps, *s, missed).await?,
+            other => {
+                if let Some(h) = held.take() {
+                    h.release().await;
+                }
+                match other {
+                    Some(Stage::Barrier(ack)) => {
+                        let _ = ack.send(());
+                    }
+                    _ => break,
+                }
+            }
         }
     }
     Ok(())
 }
 
+/// Commit one staged batch (in `held`, the transaction begun with the
+/// previous commit, if any) and report it; when `chain()` says the next
+/// batch is ready, the next transaction is begun with this commit and
+/// returned.
 async fn commit_batch(
     deps: &WriterDeps,
     s: Staged,
     missed: &AtomicBool,
-) -> Result<(), IngestError> {
+    held: Option<HeldHead>,
+    chain: &(dyn Fn() -> bool + Sync),
+) -> Result<Option<HeldHead>, IngestError> {
     let Staged {
         prepared,
         rows,
@@ -426,7 +452,17 @@ async fn commit_batch(
     let batch = prepared.batch();
     let size = batch.entries.len() + batch.rejections.len();
     let started = Instant::now();
-    let committed = with_retry(deps, size, || deps.ledger.commit_prepared(&prepared)).await?;
+    if held.is_some() {
+        profile::CHAINED_BATCHES.fetch_add(1, Ordering::Relaxed);
+    }
+    // The held transaction serves the first attempt only; a retry begins
+    // its own.
+    let mut held = held;
+    let (committed, next) = with_retry(deps, size, || {
+        deps.ledger
+            .commit_prepared_chained(&prepared, held.take(), chain)
+    })
+    .await?;
     metrics::WRITE_SECONDS.observe(started.elapsed().as_secs_f64());
     profile::committed(started.elapsed(), &committed);
     if let Some(miss) = committed.miss {
@@ -516,7 +552,7 @@ async fn commit_batch(
             tracing::debug!(error = %e, "advisory Kafka offset commit not sent");
         }
     }
-    Ok(())
+    Ok(next)
 }
 
 /// Run a ledger call until it succeeds, retrying transient errors (the

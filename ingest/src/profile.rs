@@ -47,6 +47,9 @@ counters! {
     PREPARE_BLOCKED,
     /// Batches committed.
     COMMITTED_BATCHES,
+    /// Batches whose transaction began with the previous batch's `COMMIT`
+    /// (`Ledger::commit_prepared_chained`).
+    CHAINED_BATCHES,
     /// Committing stage: whole `commit_prepared` calls.
     COMMIT_BUSY,
     /// Committing stage waiting for a prepared batch.

@@ -161,7 +161,8 @@ pub struct PrepareTimings {
 /// last attempt when it was rolled back and written again).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CommitTimings {
-    /// A pooled connection, `BEGIN`, the head lock and the group's positions.
+    /// A pooled connection, `BEGIN`, the head lock and the group's positions
+    /// (about nothing for a transaction begun with the previous `COMMIT`).
     pub lock: Duration,
     /// Checking the prediction (identities of batches in flight; every
     /// identity on the careful path) and planning again when it failed.
@@ -172,7 +173,8 @@ pub struct CommitTimings {
     pub copy_evidence: Duration,
     /// The head update, dead letters and the consumer positions.
     pub bookkeeping: Duration,
-    /// `COMMIT` (the WAL flush).
+    /// `COMMIT` (the WAL flush), and, when chained, the next transaction's
+    /// `BEGIN` and locks sent with it.
     pub commit: Duration,
     /// Time spent in an attempt that was rolled back
     /// ([`PredictionMiss::IdentityTaken`]).
@@ -393,8 +395,29 @@ impl Ledger {
     /// holds, plan again from what the ledger holds when it does not. Safe to
     /// retry after an error (nothing is written unless it commits).
     pub async fn commit_prepared(&self, p: &PreparedAppend) -> Result<Committed, LedgerError> {
+        Ok(self.commit_prepared_chained(p, None, &|| false).await?.0)
+    }
+
+    /// [`Ledger::commit_prepared`] for a writer with batches queued. When
+    /// `chain()`, asked right before this transaction's `COMMIT`, says the
+    /// next batch is ready, the next append transaction is begun, and the
+    /// head and the group's positions locked for it, in the same round trip
+    /// as the `COMMIT` (sent behind it, so it runs the moment this one has
+    /// committed); pass the [`HeldHead`] it returns to the next call. Its
+    /// two opening round trips then overlap the commit's WAL flush, and
+    /// PostgreSQL does not wait for the writer between two transactions.
+    /// Only chain when the next batch is ready: the head lock is held until
+    /// it commits, and other writers wait for it. A `HeldHead` not used is
+    /// given back with [`HeldHead::release`], or dropped with its
+    /// connection (PostgreSQL rolls its transaction back either way).
+    pub async fn commit_prepared_chained(
+        &self,
+        p: &PreparedAppend,
+        held: Option<HeldHead>,
+        chain: &(dyn Fn() -> bool + Sync),
+    ) -> Result<(Committed, Option<HeldHead>), LedgerError> {
         let started = Instant::now();
-        match self.commit_once(p, false).await {
+        match self.commit_once(p, false, held, chain).await {
             // An identity already stored that the prediction took for fresh
             // (the lookup skipped, or written meanwhile by another writer):
             // the careful path reads every identity under the lock.
@@ -406,10 +429,10 @@ impl Ledger {
                     "append: an identity of the batch is already stored; writing it again with every identity looked up"
                 );
                 let wasted = started.elapsed();
-                let mut c = self.commit_once(p, true).await?;
+                let (mut c, next) = self.commit_once(p, true, None, chain).await?;
                 c.miss = Some(PredictionMiss::IdentityTaken);
                 c.timings.wasted = wasted;
-                Ok(c)
+                Ok((c, next))
             }
             other => other,
         }
@@ -419,49 +442,130 @@ impl Ledger {
         &self,
         p: &PreparedAppend,
         careful: bool,
+        held: Option<HeldHead>,
+        chain: &(dyn Fn() -> bool + Sync),
+    ) -> Result<(Committed, Option<HeldHead>), LedgerError> {
+        let mut timings = CommitTimings::default();
+        let t = Instant::now();
+        let group = p.batch.consumer_group.as_deref();
+        let (conn, locked) = match held {
+            Some(h) if h.group.as_deref() == group => (h.conn, h.locked),
+            other => {
+                drop(other);
+                let conn = InTransaction(Some(self.pool().get().await?));
+                // Every statement prepared once per pooled connection, and the
+                // independent ones sent together (tokio-postgres pipelines
+                // concurrent queries on one connection): a round trip costs the
+                // most when the cores are busy, and the transaction is
+                // PostgreSQL's critical path.
+                let begun = match Statements::prepare(conn.client()).await {
+                    Ok(st) => begin_locked(conn.client(), &st, group).await,
+                    Err(e) => Err(e),
+                };
+                match begun {
+                    Ok(locked) => (conn, locked),
+                    Err(e) => {
+                        conn.abandon().await;
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        let st = match Statements::prepare(conn.client()).await {
+            Ok(st) => st,
+            Err(e) => {
+                conn.abandon().await;
+                return Err(e);
+            }
+        };
+        timings.lock = t.elapsed();
+        let written = self
+            .write_locked(conn.client(), &st, p, careful, locked, &mut timings)
+            .await;
+        let committed = match written {
+            Ok(c) => c,
+            Err(e) => {
+                conn.abandon().await;
+                return Err(e);
+            }
+        };
+        let t = Instant::now();
+        let next = if chain() {
+            let c = conn.client();
+            let (commit, begun) =
+                futures::join!(c.batch_execute("COMMIT"), begin_locked(c, &st, group));
+            match (commit, begun) {
+                (Err(e), _) => {
+                    conn.abandon().await;
+                    return Err(e.into());
+                }
+                (Ok(()), Ok(locked)) => Some(HeldHead {
+                    conn,
+                    locked,
+                    group: group.map(str::to_owned),
+                }),
+                // This batch is committed; the next one begins on its own.
+                (Ok(()), Err(e)) => {
+                    tracing::debug!(error = %e, "append: beginning the next transaction with this commit failed");
+                    conn.abandon().await;
+                    None
+                }
+            }
+        } else {
+            if let Err(e) = conn.client().batch_execute("COMMIT").await {
+                conn.abandon().await;
+                return Err(e.into());
+            }
+            drop(conn.ended());
+            None
+        };
+        timings.commit = t.elapsed();
+        Ok((
+            Committed {
+                timings,
+                ..committed
+            },
+            next,
+        ))
+    }
+
+    /// The transaction's work between the locks and `COMMIT`, on `c` with
+    /// the transaction open and `locked` read under its locks.
+    async fn write_locked(
+        &self,
+        c: &deadpool_postgres::Client,
+        st: &Statements,
+        p: &PreparedAppend,
+        careful: bool,
+        locked: Locked,
+        timings: &mut CommitTimings,
     ) -> Result<Committed, LedgerError> {
         let batch = &p.batch;
-        let mut timings = CommitTimings::default();
         let mut t = Instant::now();
         let mut lap = |d: &mut Duration| {
             let now = Instant::now();
             *d = now - t;
             t = now;
         };
-        let mut client = self.pool().get().await?;
-        // Every statement prepared once per pooled connection, and the
-        // independent ones sent together (tokio-postgres pipelines
-        // concurrent queries on one connection): a round trip costs the most
-        // when the cores are busy, and the transaction is PostgreSQL's
-        // critical path.
-        let st = Statements::prepare(&client).await?;
-        let tx = client.transaction().await?;
-        // The head, then the group's stored positions, both locked for the
-        // transaction (one round trip).
         let group = batch.consumer_group.as_deref().unwrap_or_default();
-        let (head, rows) = futures::try_join!(tx.query_one(&st.head_lock, &[]), async {
-            if batch.consumer_group.is_some() {
-                tx.query(&st.positions_lock, &[&group]).await
-            } else {
-                Ok(Vec::new())
-            }
-        })?;
-        let next_seq: i64 = head.get(0);
-        let partition_high: i64 = head.get(1);
-        let partition_size: Option<String> = head.get(2);
+        let Locked {
+            next_seq,
+            partition_high,
+            partition_size,
+            positions,
+        } = locked;
         let mut actual = LedgerState {
             next_seq: next_seq as u64,
-            positions: HashMap::new(),
+            positions: positions
+                .into_iter()
+                .map(|(topic, partition, next)| ((topic, partition), next))
+                .collect(),
             existing: HashMap::new(),
         };
-        for r in rows {
-            actual.positions.insert((r.get(0), r.get(1)), r.get(2));
-        }
-        lap(&mut timings.lock);
         let size = partition_size_of(partition_size.as_deref())?;
         let mut unfiltered_ranges = 0;
         if careful {
-            actual.existing = lookup_identities(&tx, &p.filters, &p.ids, u64::MAX, Probe::All)
+            actual.existing = lookup_identities(c, &p.filters, &p.ids, u64::MAX, Probe::All)
                 .await?
                 .0;
         } else {
@@ -473,7 +577,7 @@ impl Ledger {
             }
             if !p.unverified.is_empty() {
                 actual.existing.extend(
-                    lookup_identities(&tx, &p.filters, &p.unverified, u64::MAX, Probe::All)
+                    lookup_identities(c, &p.filters, &p.unverified, u64::MAX, Probe::All)
                         .await?
                         .0,
                 );
@@ -488,10 +592,10 @@ impl Ledger {
                 let last = actual.next_seq + batch.entries.len() as u64 - 1;
                 let below = self
                     .filters
-                    .partition_lo_of(&tx, partition_high, last)
+                    .partition_lo_of(c, partition_high, last)
                     .await?;
                 let (found, check) =
-                    lookup_identities(&tx, &p.filters, &p.ids, below, Probe::GapsOnly).await?;
+                    lookup_identities(c, &p.filters, &p.ids, below, Probe::GapsOnly).await?;
                 actual.existing.extend(found);
                 unfiltered_ranges = check.unfiltered_ranges;
             }
@@ -524,12 +628,12 @@ impl Ledger {
                 // `blocks`, then `evidence` (its foreign-key checks), so
                 // take `blocks` first, in the seal's order: otherwise each
                 // waits for the other and PostgreSQL fails one of them.
-                tx.batch_execute("LOCK TABLE blocks IN SHARE ROW EXCLUSIVE MODE")
+                c.batch_execute("LOCK TABLE blocks IN SHARE ROW EXCLUSIVE MODE")
                     .await?;
                 let mut lo = partition_high;
                 while lo < want {
                     let hi = lo + size;
-                    tx.batch_execute(&format!(
+                    c.batch_execute(&format!(
                         "CREATE TABLE evidence_p{lo:012} PARTITION OF evidence \
                          FOR VALUES FROM ({lo}) TO ({hi}); \
                          CREATE TABLE evidence_identity_p{lo:012} PARTITION OF evidence_identity \
@@ -540,7 +644,7 @@ impl Ledger {
                     .await?;
                     lo += size;
                 }
-                tx.execute(
+                c.execute(
                     "UPDATE ledger_head SET partition_high = $1 WHERE singleton",
                     &[&lo],
                 )
@@ -548,9 +652,9 @@ impl Ledger {
             }
             // Identities first: a stored one (the lookup skipped) aborts the
             // COPY before any evidence row is written.
-            copy_in(&tx, &st.copy_identity, identities).await?;
+            copy_in(c, &st.copy_identity, identities).await?;
             lap(&mut timings.copy_identity);
-            copy_in(&tx, &st.copy_evidence, evidence).await?;
+            copy_in(c, &st.copy_evidence, evidence).await?;
             lap(&mut timings.copy_evidence);
         }
 
@@ -577,7 +681,7 @@ impl Ledger {
         let (_, rejections_recorded, _) = futures::try_join!(
             async {
                 if planned.evidence.is_some() {
-                    tx.execute(&st.head_update, &[&head_seq]).await?;
+                    c.execute(&st.head_update, &[&head_seq]).await?;
                 }
                 Ok::<_, tokio_postgres::Error>(())
             },
@@ -585,7 +689,7 @@ impl Ledger {
                 if dl_reason.is_empty() {
                     return Ok(0);
                 }
-                tx.execute(
+                c.execute(
                     &st.dead_letters,
                     &[
                         &dl_topic,
@@ -601,15 +705,13 @@ impl Ledger {
             },
             async {
                 if batch.consumer_group.is_some() && !batch.positions.is_empty() {
-                    tx.execute(&st.positions_store, &[&group, &topics, &parts, &offs])
+                    c.execute(&st.positions_store, &[&group, &topics, &parts, &offs])
                         .await?;
                 }
                 Ok(())
             },
         )?;
         lap(&mut timings.bookkeeping);
-        tx.commit().await?;
-        lap(&mut timings.commit);
         Ok(Committed {
             outcome: AppendOutcome {
                 items: planned.items.clone(),
@@ -619,7 +721,7 @@ impl Ledger {
             as_predicted,
             unfiltered_ranges,
             miss: (!as_predicted).then_some(PredictionMiss::State),
-            timings,
+            timings: *timings,
         })
     }
 
@@ -813,6 +915,107 @@ fn planned(
     })
 }
 
+/// What an append transaction reads under its locks: the head row and the
+/// group's stored positions.
+#[derive(Debug)]
+struct Locked {
+    next_seq: i64,
+    partition_high: i64,
+    partition_size: Option<String>,
+    positions: Vec<(String, i32, i64)>,
+}
+
+/// An append transaction begun by [`Ledger::commit_prepared_chained`]
+/// together with the previous one's `COMMIT`, holding the head lock (and
+/// the group's positions) on its pooled connection. Dropped unused, its
+/// connection is closed and PostgreSQL rolls the transaction back.
+#[derive(Debug)]
+pub struct HeldHead {
+    conn: InTransaction,
+    locked: Locked,
+    group: Option<String>,
+}
+
+/// A pooled connection with a transaction open (or about to be): it never
+/// goes back to the pool that way. Dropped before the transaction ended
+/// (an error, a cancelled future), the connection is taken out of the pool
+/// and closed, and PostgreSQL rolls back.
+#[derive(Debug)]
+struct InTransaction(Option<deadpool_postgres::Client>);
+
+impl InTransaction {
+    fn client(&self) -> &deadpool_postgres::Client {
+        self.0
+            .as_ref()
+            .expect("the connection is kept until the transaction ends")
+    }
+
+    /// The transaction has ended (committed): the connection may return to
+    /// the pool.
+    fn ended(mut self) -> deadpool_postgres::Client {
+        self.0
+            .take()
+            .expect("the connection is kept until the transaction ends")
+    }
+
+    /// The transaction failed: rolled back and the connection returned to
+    /// the pool; closed instead (by `Drop`) when even that fails or this
+    /// future is dropped first.
+    async fn abandon(mut self) {
+        let rolled_back = match &self.0 {
+            Some(c) => !c.is_closed() && c.batch_execute("ROLLBACK").await.is_ok(),
+            None => false,
+        };
+        if rolled_back {
+            drop(self.0.take());
+        }
+    }
+}
+
+impl HeldHead {
+    /// Not needed after all (the writer has nothing more to commit): rolled
+    /// back, and the connection returned to the pool.
+    pub async fn release(self) {
+        self.conn.abandon().await;
+    }
+}
+
+impl Drop for InTransaction {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            drop(deadpool_postgres::Object::take(c));
+        }
+    }
+}
+
+/// `BEGIN`, then the head and the group's stored positions locked for the
+/// transaction: sent together (one round trip).
+async fn begin_locked(
+    c: &deadpool_postgres::Client,
+    st: &Statements,
+    group: Option<&str>,
+) -> Result<Locked, LedgerError> {
+    let (_, head, rows) = futures::try_join!(
+        c.batch_execute("BEGIN"),
+        c.query_one(&st.head_lock, &[]),
+        async {
+            match group {
+                Some(group) => c.query(&st.positions_lock, &[&group]).await,
+                None => Ok(Vec::new()),
+            }
+        }
+    )?;
+    Ok(Locked {
+        next_seq: head.get(0),
+        partition_high: head.get(1),
+        partition_size: head.get(2),
+        positions: rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect(),
+    })
+}
+
 /// The append transaction's statements, prepared once per pooled connection
 /// (deadpool's statement cache).
 struct Statements {
@@ -864,11 +1067,11 @@ impl Statements {
 }
 
 async fn copy_in(
-    tx: &tokio_postgres::Transaction<'_>,
+    c: &tokio_postgres::Client,
     statement: &Statement,
     chunks: &[Bytes],
 ) -> Result<(), LedgerError> {
-    let sink = tx.copy_in(statement).await?;
+    let sink = c.copy_in(statement).await?;
     pin_mut!(sink);
     for chunk in chunks {
         sink.feed(chunk.clone()).await?;

@@ -32,7 +32,7 @@ pub use blocks::{
 };
 pub use config::DatabaseConfig;
 pub use evidence::{
-    AppendHint, AppendOutcome, CommitTimings, Committed, DeadLetter, PredictionMiss,
+    AppendHint, AppendOutcome, CommitTimings, Committed, DeadLetter, HeldHead, PredictionMiss,
     PrepareTimings, PreparedAppend, StoredEntry,
 };
 pub use filters::{ClosedFilter, FilterSet, FilterWork};

@@ -1363,3 +1363,160 @@ async fn creating_a_partition_while_a_block_is_sealed_does_not_deadlock() {
         .get(0);
     assert_eq!(partitions, 4, "the append created the partition ahead");
 }
+
+/// Sessions of the test's database idle inside a transaction, once none is
+/// left (or after 5 s, the count then).
+async fn sessions_in_transaction(admin: &tokio_postgres::Client) -> i64 {
+    let mut n = i64::MAX;
+    for _ in 0..50 {
+        n = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND state LIKE 'idle in transaction%'",
+                &[],
+            )
+            .await
+            .expect("reading pg_stat_activity")
+            .get(0);
+        if n == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    n
+}
+
+/// The chained commit: the next transaction begins, and takes the head lock,
+/// with the previous one's `COMMIT`. Both batches commit as planned; a held
+/// transaction that is never used, dropped or released, is rolled back (the
+/// head lock freed, no connection left idle in a transaction, nothing of it
+/// written); a held transaction for another consumer group is not used.
+#[tokio::test]
+async fn a_chained_commit_begins_the_next_transaction_and_an_unused_one_is_rolled_back() {
+    use anchord_ledger::{AppendHint, PreparedAppend};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let (db, ledger) = TestDb::migrated().await;
+    let admin = db.client().await;
+    let ledger = &ledger;
+    let prepare = |b: AppendBatch, hint: AppendHint| async move {
+        ledger.prepare_append(Arc::new(b), &hint).await.unwrap()
+    };
+    // A plain append by another writer, which must not wait for the head
+    // lock (`why` says who would be holding it).
+    let append_soon = |ext: &'static str, hash: u8, why: &'static str| async move {
+        let other = batch(vec![entry("o", ext, hash, None)]);
+        tokio::time::timeout(Duration::from_secs(10), ledger.append(&other))
+            .await
+            .expect(why)
+            .unwrap()
+            .items
+    };
+    // A batch committed with a chain asked for; the transaction it began.
+    let commit_chaining = |p: PreparedAppend| async move {
+        let (c, held) = ledger
+            .commit_prepared_chained(&p, None, &|| true)
+            .await
+            .unwrap();
+        (c, held.expect("the next transaction begun with the commit"))
+    };
+
+    let p1 = prepare(
+        grouped(vec![entry("b", "c1", 1, Some(0))], 1),
+        AppendHint::default(),
+    )
+    .await;
+    let h1 = p1.hint_after(&AppendHint::default());
+    let p2 = prepare(
+        grouped(
+            vec![entry("b", "c1", 1, Some(1)), entry("b", "c2", 2, Some(2))],
+            3,
+        ),
+        h1.clone(),
+    )
+    .await;
+    let h2 = p2.hint_after(&h1);
+    let p3 = prepare(grouped(vec![entry("b", "c3", 3, Some(3))], 4), h2).await;
+
+    // 1. p1 commits and begins p2's transaction; p2 commits in it.
+    let (c1, held) = commit_chaining(p1).await;
+    assert!(c1.as_predicted);
+    assert_eq!(c1.outcome.items, vec![ItemOutcome::Accepted { seq: 0 }]);
+    let (c2, held) = ledger
+        .commit_prepared_chained(&p2, Some(held), &|| true)
+        .await
+        .unwrap();
+    assert!(
+        c2.as_predicted,
+        "planned against the head read with p1's commit"
+    );
+    assert_eq!(
+        c2.outcome.items,
+        vec![
+            ItemOutcome::Duplicate { seq: 0 },
+            ItemOutcome::Accepted { seq: 1 }
+        ]
+    );
+    let held = held.expect("p3's transaction begun with p2's commit");
+
+    // 2. Dropped unused, the held transaction is rolled back with its
+    // connection: another writer gets the head lock, and no session is left
+    // idle in a transaction.
+    drop(held);
+    let items = append_soon(
+        "x",
+        9,
+        "the head lock of a dropped held transaction is released",
+    )
+    .await;
+    assert_eq!(items, vec![ItemOutcome::Accepted { seq: 2 }]);
+    assert_eq!(sessions_in_transaction(&admin).await, 0);
+
+    // 3. p3, prepared before the other writer's row, is checked under the
+    // lock and written after it.
+    let (c3, none) = ledger
+        .commit_prepared_chained(&p3, None, &|| false)
+        .await
+        .unwrap();
+    assert!(none.is_none(), "no chain asked for");
+    assert!(!c3.as_predicted);
+    assert_eq!(c3.outcome.items, vec![ItemOutcome::Accepted { seq: 3 }]);
+    let positions = ledger.positions("g", "t").await.unwrap();
+    assert_eq!(positions.len(), 1);
+    assert_eq!(positions[0].next_offset, 4);
+
+    // 4. A transaction held for group "g" is not used for another group's
+    // batch (whose positions it did not lock): that batch begins its own.
+    let p4 = prepare(
+        grouped(vec![entry("b", "c4", 4, Some(4))], 5),
+        AppendHint::default(),
+    )
+    .await;
+    let (_, held) = commit_chaining(p4).await;
+    let mut b5 = grouped(vec![entry("b", "c5", 5, Some(0))], 1);
+    b5.consumer_group = Some("h".into());
+    let p5 = prepare(b5, AppendHint::default()).await;
+    let (c5, _) = tokio::time::timeout(
+        Duration::from_secs(10),
+        ledger.commit_prepared_chained(&p5, Some(held), &|| false),
+    )
+    .await
+    .expect("the other group's held transaction is dropped, not waited for")
+    .unwrap();
+    assert_eq!(c5.outcome.items, vec![ItemOutcome::Accepted { seq: 5 }]);
+    assert_eq!(ledger.positions("h", "t").await.unwrap()[0].next_offset, 1);
+
+    // 5. Released, a held transaction is rolled back and its connection
+    // reused: the next append neither waits nor finds itself inside it.
+    let p6 = prepare(
+        grouped(vec![entry("b", "c6", 6, Some(5))], 6),
+        AppendHint::default(),
+    )
+    .await;
+    let (_, held) = commit_chaining(p6).await;
+    held.release().await;
+    let items = append_soon("y", 8, "a released transaction frees the head lock").await;
+    assert_eq!(items, vec![ItemOutcome::Accepted { seq: 7 }]);
+    assert_eq!(sessions_in_transaction(&admin).await, 0);
+}
