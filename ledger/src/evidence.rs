@@ -448,84 +448,75 @@ impl Ledger {
         let mut timings = CommitTimings::default();
         let t = Instant::now();
         let group = p.batch.consumer_group.as_deref();
-        let (conn, locked) = match held {
-            Some(h) if h.group.as_deref() == group => (h.conn, h.locked),
+        let (conn, held_locks) = match held {
+            Some(h) if h.group.as_deref() == group => (h.conn, Some(h.locked)),
             other => {
                 drop(other);
-                let conn = InTransaction(Some(self.pool().get().await?));
-                // Every statement prepared once per pooled connection, and the
-                // independent ones sent together (tokio-postgres pipelines
-                // concurrent queries on one connection): a round trip costs the
-                // most when the cores are busy, and the transaction is
-                // PostgreSQL's critical path.
-                let begun = match Statements::prepare(conn.client()).await {
-                    Ok(st) => begin_locked(conn.client(), &st, group).await,
-                    Err(e) => Err(e),
-                };
-                match begun {
-                    Ok(locked) => (conn, locked),
-                    Err(e) => {
-                        conn.abandon().await;
-                        return Err(e);
-                    }
-                }
+                (InTransaction(Some(self.pool().get().await?)), None)
             }
         };
-        let st = match Statements::prepare(conn.client()).await {
-            Ok(st) => st,
-            Err(e) => {
-                conn.abandon().await;
-                return Err(e);
-            }
-        };
-        timings.lock = t.elapsed();
-        let written = self
-            .write_locked(conn.client(), &st, p, careful, locked, &mut timings)
-            .await;
-        let committed = match written {
-            Ok(c) => c,
-            Err(e) => {
-                conn.abandon().await;
-                return Err(e);
-            }
-        };
-        let t = Instant::now();
-        let next = if chain() {
+        // Everything up to `COMMIT` (and the next transaction's locks when
+        // chained); on an error the transaction is abandoned below, once.
+        let done = async {
             let c = conn.client();
-            let (commit, begun) =
-                futures::join!(c.batch_execute("COMMIT"), begin_locked(c, &st, group));
-            match (commit, begun) {
-                (Err(e), _) => {
-                    conn.abandon().await;
-                    return Err(e.into());
-                }
-                (Ok(()), Ok(locked)) => Some(HeldHead {
-                    conn,
-                    locked,
-                    group: group.map(str::to_owned),
-                }),
-                // This batch is committed; the next one begins on its own.
-                (Ok(()), Err(e)) => {
-                    tracing::debug!(error = %e, "append: beginning the next transaction with this commit failed");
-                    conn.abandon().await;
-                    None
-                }
-            }
-        } else {
-            if let Err(e) = conn.client().batch_execute("COMMIT").await {
+            // Every statement prepared once per pooled connection, and the
+            // independent ones sent together (tokio-postgres pipelines
+            // concurrent queries on one connection): a round trip costs the
+            // most when the cores are busy, and the transaction is
+            // PostgreSQL's critical path.
+            let st = Statements::prepare(c).await?;
+            let locked = match held_locks {
+                Some(locked) => locked,
+                None => begin_locked(c, &st, group).await?,
+            };
+            timings.lock = t.elapsed();
+            let committed = self
+                .write_locked(c, &st, p, careful, locked, &mut timings)
+                .await?;
+            let t = Instant::now();
+            let next = if chain() {
+                let (commit, begun) =
+                    futures::join!(c.batch_execute("COMMIT"), begin_locked(c, &st, group));
+                commit?;
+                Some(begun)
+            } else {
+                c.batch_execute("COMMIT").await?;
+                None
+            };
+            timings.commit = t.elapsed();
+            Ok::<_, LedgerError>((committed, next))
+        }
+        .await;
+        let (committed, next) = match done {
+            Ok(done) => done,
+            Err(e) => {
                 conn.abandon().await;
-                return Err(e.into());
+                return Err(e);
             }
-            drop(conn.ended());
-            None
         };
-        timings.commit = t.elapsed();
+        let held = match next {
+            Some(Ok(locked)) => Some(HeldHead {
+                conn,
+                locked,
+                group: group.map(str::to_owned),
+            }),
+            // This batch is committed; the next one begins on its own.
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "append: beginning the next transaction with this commit failed");
+                conn.abandon().await;
+                None
+            }
+            None => {
+                drop(conn.ended());
+                None
+            }
+        };
         Ok((
             Committed {
                 timings,
                 ..committed
             },
-            next,
+            held,
         ))
     }
 
